@@ -1,0 +1,1 @@
+//! The Aviary gateway library.

@@ -1,0 +1,93 @@
+//! Incremental decoding from a receive buffer, and the [`Codec`] a
+//! connection keeps.
+//!
+//! Bytes arrive in arbitrary pieces (a TCP read, a WebSocket frame). The
+//! decoder takes whole packets off the front of the buffer and leaves a
+//! partial one in place, so calling it again after the next read resumes
+//! where it stopped; this is what makes a read loop cancel-safe inside
+//! `select!`. The fixed header is checked against the maximum packet size
+//! before the body is waited for, so a peer cannot make us buffer a packet
+//! we are going to refuse.
+
+use bytes::{Buf, BytesMut};
+
+use crate::wire::{read_varint, Reader};
+use crate::{DecodeError, EncodeError, Packet, PacketType, ProtocolVersion};
+
+/// The largest packet MQTT can express: 1 + 4 + 268,435,455 bytes.
+pub const MAX_PACKET_SIZE: u32 = 268_435_460;
+
+/// Takes one packet off the front of `buf`.
+///
+/// Returns `Ok(None)` when `buf` does not yet hold a whole packet (and has
+/// reserved room for the rest), `Ok(Some(packet))` after consuming exactly
+/// that packet's bytes, or an error, after which the connection must close.
+/// `version` is the connection's protocol version (a CONNECT sets its own);
+/// `max_packet_size` counts the whole packet, fixed header included.
+pub fn decode(
+    buf: &mut BytesMut,
+    version: ProtocolVersion,
+    max_packet_size: u32,
+) -> Result<Option<Packet>, DecodeError> {
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    // Refuse a bad packet type or flags at once rather than after its body.
+    let packet = PacketType::from_nibble(first >> 4)?;
+    let flags = first & 0x0F;
+    if packet != PacketType::Publish && flags != packet.required_flags() {
+        return Err(DecodeError::InvalidFlags { packet, flags });
+    }
+    let Some((remaining, len_bytes)) = read_varint(&buf[1..])? else {
+        return Ok(None);
+    };
+    let header = 1 + len_bytes;
+    let size = header + remaining as usize;
+    if size > max_packet_size as usize {
+        return Err(DecodeError::PacketTooLarge {
+            size,
+            max: max_packet_size,
+        });
+    }
+    if buf.len() < size {
+        buf.reserve(size - buf.len());
+        return Ok(None);
+    }
+    let mut frame = buf.split_to(size).freeze();
+    frame.advance(header);
+    Packet::read(packet, flags, Reader::new(frame, packet), version).map(Some)
+}
+
+/// The codec state of one connection: its protocol version and the largest
+/// packet it accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct Codec {
+    /// Version used for packets other than CONNECT.
+    pub version: ProtocolVersion,
+    /// Largest packet accepted, fixed header included.
+    pub max_packet_size: u32,
+}
+
+impl Codec {
+    /// A codec for a connection of this version.
+    pub fn new(version: ProtocolVersion, max_packet_size: u32) -> Self {
+        Self {
+            version,
+            max_packet_size,
+        }
+    }
+
+    /// Decodes the next packet; a CONNECT switches the codec to its version.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
+        let packet = decode(buf, self.version, self.max_packet_size)?;
+        if let Some(Packet::Connect(c)) = &packet {
+            self.version = c.protocol;
+        }
+        Ok(packet)
+    }
+
+    /// Appends `packet` to `dst` in this connection's version.
+    pub fn encode(&self, packet: &Packet, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        packet.encode(self.version, dst)
+    }
+}

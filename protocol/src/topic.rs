@@ -1,0 +1,683 @@
+//! Topic names, topic filters, and matching one against the other.
+//!
+//! A *topic name* is what a PUBLISH is sent to; a *topic filter* is what a SUBSCRIBE asks for and
+//! may hold the wildcards `+` (exactly one level) and `#` (the parent level and everything below
+//! it). Both are UTF-8 strings whose levels are separated by `/`; empty levels are allowed.
+//! A filter may also name an MQTT 5 shared subscription, `$share/{ShareName}/{filter}`.
+//!
+//! [`TopicName`] and [`TopicFilter`] are validated once, when built, and are cheap to clone
+//! (they are `Bytes`-backed, so a topic decoded from a packet is a slice of the received buffer).
+//! [`validate_topic_name`] and [`validate_topic_filter`] check a `&str` in place for the codec,
+//! and [`matches()`] is the allocation-free matcher on the broker's publish path.
+//!
+//! Spec: MQTT 5.0 sections 4.7 (Topic Names and Topic Filters), 4.8.2 (Shared Subscriptions)
+//! and 1.5.4 (UTF-8 Encoded Strings); MQTT 3.1.1 section 4.7 (which numbers its rules the same
+//! way, except that the null-character rule is `[MQTT-1.5.3-2]` there).
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::ops::Deref;
+
+use bytestring::ByteString;
+
+/// The longest topic name or filter, in bytes of UTF-8 [MQTT-4.7.3-3].
+const MAX_LEN: usize = 65_535;
+
+/// The first level of a shared subscription's filter [MQTT-4.8.2-1].
+const SHARE_PREFIX: &str = "$share";
+
+/// Why a topic name or filter was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopicError {
+    /// The topic name or filter is the empty string.
+    #[error("topic names and filters must be at least one character long [MQTT-4.7.3-1]")]
+    Empty,
+    /// The topic name or filter is longer than 65,535 bytes; holds its length in bytes.
+    #[error("topic is {0} bytes long, more than the 65535 allowed [MQTT-4.7.3-3]")]
+    TooLong(usize),
+    /// The topic name or filter contains U+0000.
+    #[error("topic contains the null character U+0000 [MQTT-4.7.3-2] [MQTT-1.5.4-2]")]
+    NullCharacter,
+    /// A topic name contains `+` or `#`.
+    #[error("topic names must not contain the wildcards '+' or '#' [MQTT-4.7.1-1]")]
+    WildcardInTopicName,
+    /// `#` is not a whole level, or not the last level, of a filter.
+    #[error(
+        "the multi-level wildcard '#' must be a whole level and the last level of a filter \
+         [MQTT-4.7.1-2]"
+    )]
+    MisplacedMultiLevelWildcard,
+    /// `+` shares a level of a filter with other characters.
+    #[error(
+        "the single-level wildcard '+' must occupy an entire level of a filter [MQTT-4.7.1-3]"
+    )]
+    MisplacedSingleLevelWildcard,
+    /// The ShareName of a `$share/...` filter is empty or contains `+` or `#`.
+    #[error(
+        "a shared subscription needs a ShareName of at least one character, without '/', '+' \
+         or '#' [MQTT-4.8.2-1] [MQTT-4.8.2-2]"
+    )]
+    InvalidShareName,
+    /// A `$share/{ShareName}` filter has no topic filter after the ShareName.
+    #[error("a shared subscription's ShareName must be followed by '/' and a topic filter [MQTT-4.8.2-2]")]
+    EmptySharedFilter,
+}
+
+/// Checks the rules shared by names and filters that do not depend on the content.
+fn check_length(s: &str) -> Result<(), TopicError> {
+    if s.is_empty() {
+        Err(TopicError::Empty)
+    } else if s.len() > MAX_LEN {
+        Err(TopicError::TooLong(s.len()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks that `s` is a valid topic name: non-empty, at most 65,535 bytes, no U+0000, and no
+/// `+` or `#`.
+pub fn validate_topic_name(s: &str) -> Result<(), TopicError> {
+    check_length(s)?;
+    // `+`, `#` and NUL are ASCII, so they never occur inside a multi-byte UTF-8 sequence and a
+    // byte scan is exact.
+    for &b in s.as_bytes() {
+        match b {
+            0 => return Err(TopicError::NullCharacter),
+            b'+' | b'#' => return Err(TopicError::WildcardInTopicName),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `s` is a valid topic filter, including the syntax of a shared subscription
+/// `$share/{ShareName}/{filter}`.
+///
+/// A filter whose first level is exactly `$share` must be a complete shared subscription, so
+/// `$share`, `$share/` and `$share/name` are rejected; `$shareX/y` is an ordinary filter.
+pub fn validate_topic_filter(s: &str) -> Result<(), TopicError> {
+    check_length(s)?;
+    let filter = if s == SHARE_PREFIX {
+        return Err(TopicError::InvalidShareName);
+    } else if let Some(rest) = s.strip_prefix("$share/") {
+        let (name, filter) = rest.split_once('/').unwrap_or((rest, ""));
+        validate_share_name(name)?;
+        if filter.is_empty() {
+            return Err(TopicError::EmptySharedFilter);
+        }
+        filter
+    } else {
+        s
+    };
+    validate_filter_levels(filter)
+}
+
+/// A ShareName is at least one character and has no `/`, `+` or `#` [MQTT-4.8.2-1]
+/// [MQTT-4.8.2-2]. (`/` cannot occur: the caller splits at the first one.)
+fn validate_share_name(name: &str) -> Result<(), TopicError> {
+    if name.is_empty() || name.contains(['+', '#']) {
+        return Err(TopicError::InvalidShareName);
+    }
+    if name.contains('\0') {
+        return Err(TopicError::NullCharacter);
+    }
+    Ok(())
+}
+
+/// Checks the wildcard placement of a (non-shared) filter and that it has no U+0000.
+fn validate_filter_levels(s: &str) -> Result<(), TopicError> {
+    let bytes = s.as_bytes();
+    let starts_level = |i: usize| i == 0 || bytes[i - 1] == b'/';
+    let ends_level = |i: usize| i + 1 == bytes.len() || bytes[i + 1] == b'/';
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            0 => return Err(TopicError::NullCharacter),
+            b'+' if !(starts_level(i) && ends_level(i)) => {
+                return Err(TopicError::MisplacedSingleLevelWildcard)
+            }
+            b'#' if !(starts_level(i) && i + 1 == bytes.len()) => {
+                return Err(TopicError::MisplacedMultiLevelWildcard)
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Does `filter` match `topic`? Both are assumed valid; `filter` is matched as written, so pass
+/// [`TopicFilter::matching_filter`] for a shared subscription.
+///
+/// `+` matches exactly one level (possibly empty), `#` matches the parent level and any number
+/// of child levels (`sport/#` matches `sport`), and a topic starting with `$` is not matched by
+/// a filter whose first level is `+` or `#` [MQTT-4.7.2-1]. Levels are compared byte for byte,
+/// with no normalization [MQTT-4.7.3-4]. Allocates nothing.
+pub fn matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut filter_levels = filter.split('/');
+    let mut topic_levels = topic.split('/');
+    loop {
+        match (filter_levels.next(), topic_levels.next()) {
+            // `#` is always the last level of a valid filter, and also matches the parent.
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(f), Some(t)) if f == t => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// The conversions and trait impls that [`TopicName`] and [`TopicFilter`] share.
+macro_rules! impl_topic_string {
+    ($ty:ident, $validate:path) => {
+        impl $ty {
+            /// Validates `s` and wraps it without copying (when given a `ByteString`).
+            pub fn new(s: impl Into<ByteString>) -> Result<Self, TopicError> {
+                let s = s.into();
+                $validate(&s)?;
+                Ok(Self(s))
+            }
+
+            /// Wraps a constant, for topics known at compile time.
+            ///
+            /// # Panics
+            ///
+            /// If `s` is not valid.
+            pub fn from_static(s: &'static str) -> Self {
+                match $validate(s) {
+                    Ok(()) => Self(ByteString::from_static(s)),
+                    Err(e) => panic!("invalid {}: {s:?}: {e}", stringify!($ty)),
+                }
+            }
+
+            /// The topic as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The underlying `ByteString`.
+            pub fn into_inner(self) -> ByteString {
+                self.0
+            }
+
+            /// A reference to the underlying `ByteString`, to clone it cheaply.
+            pub fn as_bytestring(&self) -> &ByteString {
+                &self.0
+            }
+        }
+
+        impl Deref for $ty {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Borrow<str> for $ty {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(self.as_str(), f)
+            }
+        }
+
+        impl TryFrom<&str> for $ty {
+            type Error = TopicError;
+
+            fn try_from(s: &str) -> Result<Self, TopicError> {
+                Self::new(s)
+            }
+        }
+
+        impl TryFrom<String> for $ty {
+            type Error = TopicError;
+
+            fn try_from(s: String) -> Result<Self, TopicError> {
+                Self::new(s)
+            }
+        }
+
+        impl TryFrom<ByteString> for $ty {
+            type Error = TopicError;
+
+            fn try_from(s: ByteString) -> Result<Self, TopicError> {
+                Self::new(s)
+            }
+        }
+
+        impl PartialEq<str> for $ty {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+
+/// A topic name: what a PUBLISH is sent to. Non-empty, at most 65,535 bytes of UTF-8, no U+0000,
+/// no `+` or `#`.
+///
+/// Hashes, compares and orders like the `str` it holds, so it can key a map looked up by `&str`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicName(ByteString);
+
+impl_topic_string!(TopicName, validate_topic_name);
+
+impl TopicName {
+    /// Does the name start with `$` (such as `$SYS/...`)? Filters starting with a wildcard do not
+    /// match these [MQTT-4.7.2-1].
+    pub fn is_system(&self) -> bool {
+        self.0.starts_with('$')
+    }
+}
+
+/// A topic filter: what a SUBSCRIBE asks for. Like a name, but `+` may fill a whole level and
+/// `#` may be the whole last level. Includes shared subscriptions `$share/{ShareName}/{filter}`.
+///
+/// Hashes, compares and orders like the `str` it holds, so it can key a map looked up by `&str`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicFilter(ByteString);
+
+impl_topic_string!(TopicFilter, validate_topic_filter);
+
+impl TopicFilter {
+    /// Does the filter contain `+` or `#`?
+    pub fn has_wildcards(&self) -> bool {
+        // A ShareName cannot hold wildcards, so scanning the whole string is exact.
+        self.0.contains(['+', '#'])
+    }
+
+    /// `Some((share_name, filter))` for `$share/{name}/{filter}` (MQTT 5 shared subscription),
+    /// where filter is the inner filter as a &str.
+    pub fn shared(&self) -> Option<(&str, &str)> {
+        // Validation guarantees a second `/` and non-empty parts after the prefix.
+        self.0.strip_prefix("$share/")?.split_once('/')
+    }
+
+    /// The filter used for matching: the inner filter for a shared subscription, the whole
+    /// filter otherwise.
+    pub fn matching_filter(&self) -> &str {
+        match self.shared() {
+            Some((_, filter)) => filter,
+            None => &self.0,
+        }
+    }
+
+    /// Does this filter match `topic`? (uses [`matching_filter`](Self::matching_filter))
+    pub fn matches(&self, topic: &str) -> bool {
+        matches(self.matching_filter(), topic)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::sample::select;
+
+    fn filter(s: &str) -> TopicFilter {
+        TopicFilter::new(s).unwrap()
+    }
+
+    #[test]
+    fn spec_multi_level_examples() {
+        // MQTT 5.0 section 4.7.1.2.
+        let f = "sport/tennis/player1/#";
+        assert!(matches(f, "sport/tennis/player1"));
+        assert!(matches(f, "sport/tennis/player1/ranking"));
+        assert!(matches(f, "sport/tennis/player1/score/wimbledon"));
+        assert!(!matches(f, "sport/tennis/player2"));
+        assert!(!matches(f, "sport/tennis"));
+        assert!(matches("sport/#", "sport"));
+        assert!(matches("sport/#", "sport/"));
+        assert!(matches("#", "sport/tennis"));
+        assert!(matches("#", "/"));
+    }
+
+    #[test]
+    fn spec_single_level_examples() {
+        // MQTT 5.0 section 4.7.1.3.
+        assert!(matches("sport/tennis/+", "sport/tennis/player1"));
+        assert!(matches("sport/tennis/+", "sport/tennis/player2"));
+        assert!(!matches("sport/tennis/+", "sport/tennis/player1/ranking"));
+        assert!(!matches("sport/+", "sport"));
+        assert!(matches("sport/+", "sport/"));
+        assert!(matches("+/+", "/finance"));
+        assert!(matches("/+", "/finance"));
+        assert!(!matches("+", "/finance"));
+        assert!(matches("+", "finance"));
+        assert!(matches("+/tennis/#", "sport/tennis/player1"));
+    }
+
+    #[test]
+    fn spec_dollar_topics() {
+        // MQTT 5.0 section 4.7.2.
+        let sys = "$SYS/monitor/Clients";
+        assert!(!matches("#", sys));
+        assert!(matches("$SYS/#", sys));
+        assert!(!matches("+/monitor/Clients", sys));
+        assert!(matches("$SYS/monitor/+", sys));
+        assert!(!matches("+", "$SYS"));
+        assert!(!matches("#", "$"));
+        // Only the first level is special.
+        assert!(matches("a/+", "a/$b"));
+        assert!(matches("a/#", "a/$b/c"));
+    }
+
+    #[test]
+    fn exact_and_empty_levels() {
+        assert!(matches("a//b", "a//b"));
+        assert!(!matches("a//b", "a/b"));
+        assert!(matches("a/+/b", "a//b"));
+        assert!(matches("/a", "/a"));
+        assert!(!matches("/a", "a"));
+        assert!(matches("a/", "a/"));
+        assert!(!matches("a/", "a"));
+        assert!(!matches("a", "a/"));
+        assert!(!matches("a/b", "a/b/c"));
+        assert!(!matches("a/b/c", "a/b"));
+        assert!(!matches("Sport", "sport"));
+        assert!(matches("+/+/+", "//"));
+    }
+
+    #[test]
+    fn valid_topic_names() {
+        for s in [
+            "a",
+            "/",
+            "//",
+            "a//b",
+            "/a",
+            "a/",
+            "$SYS/x",
+            "sport/tennis",
+            "é/ü",
+            " ",
+        ] {
+            assert_eq!(validate_topic_name(s), Ok(()), "{s:?}");
+            assert!(TopicName::new(s).is_ok(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_topic_names() {
+        let cases = [
+            ("", TopicError::Empty),
+            ("a/+", TopicError::WildcardInTopicName),
+            ("#", TopicError::WildcardInTopicName),
+            ("sport+", TopicError::WildcardInTopicName),
+            ("a/b#", TopicError::WildcardInTopicName),
+            ("a\0b", TopicError::NullCharacter),
+        ];
+        for (s, e) in cases {
+            assert_eq!(validate_topic_name(s), Err(e.clone()), "{s:?}");
+            assert_eq!(TopicName::new(s), Err(e), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn length_is_counted_in_bytes() {
+        let max = "a".repeat(MAX_LEN);
+        assert_eq!(validate_topic_name(&max), Ok(()));
+        assert_eq!(validate_topic_filter(&max), Ok(()));
+        let over = "a".repeat(MAX_LEN + 1);
+        assert_eq!(
+            validate_topic_name(&over),
+            Err(TopicError::TooLong(MAX_LEN + 1))
+        );
+        assert_eq!(
+            validate_topic_filter(&over),
+            Err(TopicError::TooLong(MAX_LEN + 1))
+        );
+        // 32,768 two-byte characters: fewer characters than the limit, but too many bytes.
+        let wide = "é".repeat(32_768);
+        assert_eq!(validate_topic_name(&wide), Err(TopicError::TooLong(65_536)));
+    }
+
+    #[test]
+    fn valid_topic_filters() {
+        let cases = [
+            "a",
+            "/",
+            "a//b",
+            "/a",
+            "a/",
+            "#",
+            "+",
+            "+/+",
+            "/+",
+            "sport/#",
+            "sport/+/player1",
+            "+/tennis/#",
+            "$SYS/#",
+            "a/+/+/#",
+            "+//+",
+            "$shareX/y",
+            "$sharefoo",
+            "a/$share",
+        ];
+        for s in cases {
+            assert_eq!(validate_topic_filter(s), Ok(()), "{s:?}");
+            assert!(TopicFilter::new(s).is_ok(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_topic_filters() {
+        use TopicError::*;
+        let cases = [
+            ("", Empty),
+            ("sport+", MisplacedSingleLevelWildcard),
+            ("+sport", MisplacedSingleLevelWildcard),
+            ("a/b+/c", MisplacedSingleLevelWildcard),
+            ("++", MisplacedSingleLevelWildcard),
+            ("sport/#/x", MisplacedMultiLevelWildcard),
+            ("sport#", MisplacedMultiLevelWildcard),
+            ("#/", MisplacedMultiLevelWildcard),
+            ("##", MisplacedMultiLevelWildcard),
+            ("#a", MisplacedMultiLevelWildcard),
+            ("a\0", NullCharacter),
+            ("$share", InvalidShareName),
+            ("$share/", InvalidShareName),
+            ("$share//x", InvalidShareName),
+            ("$share/na+me/x", InvalidShareName),
+            ("$share/#/x", InvalidShareName),
+            ("$share/+", InvalidShareName),
+            ("$share/name", EmptySharedFilter),
+            ("$share/name/", EmptySharedFilter),
+            ("$share/n\0/x", NullCharacter),
+            ("$share/g/a+", MisplacedSingleLevelWildcard),
+            ("$share/g/#/a", MisplacedMultiLevelWildcard),
+        ];
+        for (s, e) in cases {
+            assert_eq!(validate_topic_filter(s), Err(e.clone()), "{s:?}");
+            assert_eq!(TopicFilter::new(s), Err(e), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn shared_subscriptions() {
+        let f = filter("$share/group/sport/+/score");
+        assert_eq!(f.shared(), Some(("group", "sport/+/score")));
+        assert_eq!(f.matching_filter(), "sport/+/score");
+        assert!(f.matches("sport/tennis/score"));
+        assert!(!f.matches("$share/group/sport/tennis/score"));
+        assert!(f.has_wildcards());
+
+        // The inner filter may be anything valid, including a `/`-led one or `$share` itself.
+        assert_eq!(filter("$share/g//a").shared(), Some(("g", "/a")));
+        assert_eq!(filter("$share/g/#").shared(), Some(("g", "#")));
+        assert_eq!(filter("$share/g/$share").shared(), Some(("g", "$share")));
+        assert!(filter("$share/g/#").matches("a/b"));
+        assert!(!filter("$share/g/a").has_wildcards());
+
+        for s in ["$shareX/y", "a/b", "#", "a/$share/b"] {
+            let f = filter(s);
+            assert_eq!(f.shared(), None, "{s:?}");
+            assert_eq!(f.matching_filter(), s);
+        }
+    }
+
+    #[test]
+    fn conversions_and_traits() {
+        let n = TopicName::from_static("pets/1/location");
+        assert_eq!(n, "pets/1/location");
+        assert_eq!(&n, "pets/1/location");
+        assert_eq!(n.as_str(), "pets/1/location");
+        assert_eq!(n.len(), 15); // through Deref<Target = str>
+        assert_eq!(n.to_string(), "pets/1/location");
+        assert_eq!(format!("{n:?}"), "\"pets/1/location\"");
+        assert_eq!(n.as_bytestring(), "pets/1/location");
+        assert_eq!(TopicName::try_from("pets/1/location").unwrap(), n);
+        assert_eq!(
+            TopicName::try_from(String::from("pets/1/location")).unwrap(),
+            n
+        );
+        let bs = ByteString::from_static("pets/1/location");
+        assert_eq!(TopicName::try_from(bs.clone()).unwrap(), n);
+        assert_eq!(n.clone().into_inner(), bs);
+        assert!(!n.is_system());
+        assert!(TopicName::from_static("$SYS/uptime").is_system());
+
+        let mut set = std::collections::HashSet::new();
+        set.insert(filter("pets/+/status"));
+        assert!(set.contains("pets/+/status"));
+        assert!(TopicFilter::try_from("a+").is_err());
+        assert!(filter("pets/+/location").matches(&n));
+    }
+
+    #[test]
+    #[should_panic(expected = "invalid TopicName")]
+    fn from_static_panics_on_invalid() {
+        let _ = TopicName::from_static("a/+");
+    }
+
+    #[test]
+    fn error_messages_cite_rules() {
+        use TopicError::*;
+        let all = [
+            Empty,
+            TooLong(70_000),
+            NullCharacter,
+            WildcardInTopicName,
+            MisplacedMultiLevelWildcard,
+            MisplacedSingleLevelWildcard,
+            InvalidShareName,
+            EmptySharedFilter,
+        ];
+        for e in all {
+            assert!(e.to_string().contains("[MQTT-"), "{e:?}");
+        }
+    }
+
+    /// The matching rules restated over collected levels, independently of [`matches()`]: a
+    /// filter ending in `#` matches any topic whose leading levels match the rest of the filter
+    /// (the parent level included); otherwise the level counts must be equal.
+    fn reference_matches(filter: &str, topic: &str) -> bool {
+        let f: Vec<&str> = filter.split('/').collect();
+        let t: Vec<&str> = topic.split('/').collect();
+        if topic.starts_with('$') && (f[0] == "+" || f[0] == "#") {
+            return false;
+        }
+        let level_ok = |(f, t): (&&str, &&str)| *f == "+" || f == t;
+        if f.last() == Some(&"#") {
+            let prefix = &f[..f.len() - 1];
+            t.len() >= prefix.len() && prefix.iter().zip(&t).all(level_ok)
+        } else {
+            t.len() == f.len() && f.iter().zip(&t).all(level_ok)
+        }
+    }
+
+    /// Valid topic names: 1 to 6 levels of any characters but `/`, `+`, `#` and NUL.
+    fn topic_name() -> impl Strategy<Value = String> {
+        prop::collection::vec("[^/+#\\x00]{0,5}", 1..7)
+            .prop_map(|levels| levels.join("/"))
+            .prop_filter("non-empty", |s| !s.is_empty())
+    }
+
+    /// Levels from a small alphabet, so that filters and topics collide often.
+    fn small_levels(with_wildcards: bool) -> impl Strategy<Value = String> {
+        let mut alphabet = vec!["a", "b", "ab", "", "$", "$a"];
+        if with_wildcards {
+            alphabet.extend(["+", "#", "+", "#"]);
+        }
+        prop::collection::vec(select(alphabet), 1..5).prop_map(|levels| levels.join("/"))
+    }
+
+    proptest! {
+        // Cheap cases, and the raw-string generators yield mostly invalid filters: run more.
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn topic_matches_hash_and_itself(topic in topic_name()) {
+            prop_assert_eq!(validate_topic_name(&topic), Ok(()));
+            prop_assert_eq!(matches("#", &topic), !topic.starts_with('$'));
+            prop_assert!(matches(&topic, &topic));
+        }
+
+        #[test]
+        fn any_level_replaced_by_plus_matches(topic in topic_name(), index in any::<prop::sample::Index>()) {
+            let mut levels: Vec<&str> = topic.split('/').collect();
+            let i = index.index(levels.len());
+            levels[i] = "+";
+            let filter = levels.join("/");
+            prop_assert_eq!(validate_topic_filter(&filter), Ok(()));
+            let expected = !(i == 0 && topic.starts_with('$'));
+            prop_assert_eq!(matches(&filter, &topic), expected, "{} vs {}", filter, topic);
+        }
+
+        #[test]
+        fn validation_never_panics(s in any::<String>(), t in "(\\$share/)?[ab$+#/\\x00]{0,12}") {
+            for s in [&s, &t] {
+                let name = validate_topic_name(s);
+                let filter = validate_topic_filter(s);
+                prop_assert_eq!(TopicFilter::new(s.as_str()).is_ok(), filter.is_ok());
+                // Every valid name is a valid filter, unless it collides with `$share`.
+                if name.is_ok() && !s.starts_with(SHARE_PREFIX) {
+                    prop_assert_eq!(filter, Ok(()));
+                }
+            }
+        }
+
+        #[test]
+        fn matches_agrees_with_reference(f in small_levels(true), t in small_levels(false)) {
+            if validate_topic_filter(&f).is_ok() && validate_topic_name(&t).is_ok() {
+                prop_assert_eq!(matches(&f, &t), reference_matches(&f, &t), "{} vs {}", f, t);
+            }
+        }
+
+        #[test]
+        fn matches_agrees_with_reference_on_raw_strings(
+            f in "[ab$+#/]{1,10}",
+            t in "[ab$/]{1,10}",
+        ) {
+            if validate_topic_filter(&f).is_ok() {
+                prop_assert_eq!(matches(&f, &t), reference_matches(&f, &t), "{} vs {}", f, t);
+            }
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The data representations of MQTT section 1.5: integers, variable byte
+//! integers, UTF-8 strings and binary data, read from a received packet and
+//! written to an output.
+//!
+//! Reading slices the packet's `Bytes`, so strings and payloads share the
+//! receive buffer instead of being copied. Writing goes through [`Sink`],
+//! which has two implementations: the output buffer and a byte counter, so
+//! `encoded_len` and `encode` run the very same code and cannot disagree.
+
+use std::num::NonZeroU16;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytestring::ByteString;
+
+use crate::{DecodeError, EncodeError, PacketType};
+
+/// Largest value of a variable byte integer (four bytes).
+pub const MAX_VARINT: u32 = 268_435_455;
+
+/// Reads the fields of one packet whose bytes have all arrived.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    buf: Bytes,
+    packet: PacketType,
+}
+
+impl Reader {
+    pub(crate) fn new(buf: Bytes, packet: PacketType) -> Self {
+        Self { buf, packet }
+    }
+
+    pub(crate) fn packet(&self) -> PacketType {
+        self.packet
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    fn need(&self, n: usize, field: &'static str) -> Result<(), DecodeError> {
+        if self.buf.len() < n {
+            return Err(DecodeError::Truncated {
+                packet: self.packet,
+                field,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        self.need(1, field)?;
+        Ok(self.buf.get_u8())
+    }
+
+    pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        self.need(2, field)?;
+        Ok(self.buf.get_u16())
+    }
+
+    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        self.need(4, field)?;
+        Ok(self.buf.get_u32())
+    }
+
+    pub(crate) fn varint(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        match read_varint(&self.buf)? {
+            Some((value, len)) => {
+                self.buf.advance(len);
+                Ok(value)
+            }
+            None => Err(DecodeError::Truncated {
+                packet: self.packet,
+                field,
+            }),
+        }
+    }
+
+    /// A packet identifier, which must not be zero [MQTT-2.2.1-3].
+    pub(crate) fn packet_id(&mut self) -> Result<NonZeroU16, DecodeError> {
+        NonZeroU16::new(self.u16("packet identifier")?).ok_or(DecodeError::ZeroPacketId)
+    }
+
+    pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<Bytes, DecodeError> {
+        self.need(n, field)?;
+        Ok(self.buf.split_to(n))
+    }
+
+    /// Binary data: a two-byte length and that many bytes.
+    pub(crate) fn binary(&mut self, field: &'static str) -> Result<Bytes, DecodeError> {
+        let len = self.u16(field)?;
+        self.take(usize::from(len), field)
+    }
+
+    /// A UTF-8 encoded string (section 1.5.4): well-formed, no U+0000.
+    pub(crate) fn string(&mut self, field: &'static str) -> Result<ByteString, DecodeError> {
+        let raw = self.binary(field)?;
+        if raw.contains(&0) {
+            return Err(DecodeError::NullCharacter);
+        }
+        ByteString::try_from(raw).map_err(|_| DecodeError::InvalidUtf8)
+    }
+
+    /// Everything left: the payload of a PUBLISH.
+    pub(crate) fn rest(&mut self) -> Bytes {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Fails if any byte is left: every packet has an exact length.
+    pub(crate) fn finish(self) -> Result<(), DecodeError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes(self.packet, self.buf.len()))
+        }
+    }
+
+    /// A sub-reader over the next `n` bytes (a property block).
+    pub(crate) fn sub(&mut self, n: usize, field: &'static str) -> Result<Reader, DecodeError> {
+        Ok(Reader::new(self.take(n, field)?, self.packet))
+    }
+}
+
+/// Decodes a variable byte integer at the start of `buf`: `Ok(None)` if it
+/// is incomplete, its value and length otherwise.
+pub(crate) fn read_varint(buf: &[u8]) -> Result<Option<(u32, usize)>, DecodeError> {
+    let mut value = 0u32;
+    for (i, &byte) in buf.iter().enumerate().take(4) {
+        value |= u32::from(byte & 0x7F) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok(Some((value, i + 1)));
+        }
+    }
+    if buf.len() >= 4 {
+        Err(DecodeError::MalformedVarInt)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Bytes a variable byte integer of this value takes.
+pub(crate) const fn varint_len(v: usize) -> usize {
+    match v {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    }
+}
+
+/// Where encoded bytes go: the output buffer, or a counter of their length.
+pub(crate) trait Sink {
+    fn put_u8(&mut self, v: u8);
+    fn put_u16(&mut self, v: u16);
+    fn put_u32(&mut self, v: u32);
+    fn put_slice(&mut self, s: &[u8]);
+
+    fn put_varint(&mut self, v: usize) -> Result<(), EncodeError> {
+        if v > MAX_VARINT as usize {
+            return Err(EncodeError::VarIntTooLarge(v));
+        }
+        let mut v = v;
+        loop {
+            let mut byte = (v & 0x7F) as u8;
+            v >>= 7;
+            if v > 0 {
+                byte |= 0x80;
+            }
+            self.put_u8(byte);
+            if v == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Binary data or a string's bytes: two-byte length prefix.
+    fn put_binary(&mut self, b: &[u8]) -> Result<(), EncodeError> {
+        let len = u16::try_from(b.len()).map_err(|_| EncodeError::FieldTooLong(b.len()))?;
+        self.put_u16(len);
+        self.put_slice(b);
+        Ok(())
+    }
+
+    fn put_string(&mut self, s: &str) -> Result<(), EncodeError> {
+        self.put_binary(s.as_bytes())
+    }
+}
+
+impl Sink for BytesMut {
+    fn put_u8(&mut self, v: u8) {
+        BufMut::put_u8(self, v);
+    }
+    fn put_u16(&mut self, v: u16) {
+        BufMut::put_u16(self, v);
+    }
+    fn put_u32(&mut self, v: u32) {
+        BufMut::put_u32(self, v);
+    }
+    fn put_slice(&mut self, s: &[u8]) {
+        self.extend_from_slice(s);
+    }
+}
+
+/// Counts the bytes that would be written.
+#[derive(Debug, Default)]
+pub(crate) struct Counter(pub(crate) usize);
+
+impl Sink for Counter {
+    fn put_u8(&mut self, _: u8) {
+        self.0 += 1;
+    }
+    fn put_u16(&mut self, _: u16) {
+        self.0 += 2;
+    }
+    fn put_u32(&mut self, _: u32) {
+        self.0 += 4;
+    }
+    fn put_slice(&mut self, s: &[u8]) {
+        self.0 += s.len();
+    }
+    fn put_varint(&mut self, v: usize) -> Result<(), EncodeError> {
+        if v > MAX_VARINT as usize {
+            return Err(EncodeError::VarIntTooLarge(v));
+        }
+        self.0 += varint_len(v);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varint_boundaries_from_the_spec() {
+        // Section 1.5.5, table 1-1.
+        for (value, bytes) in [
+            (0usize, &[0x00][..]),
+            (127, &[0x7F]),
+            (128, &[0x80, 0x01]),
+            (16_383, &[0xFF, 0x7F]),
+            (16_384, &[0x80, 0x80, 0x01]),
+            (2_097_151, &[0xFF, 0xFF, 0x7F]),
+            (2_097_152, &[0x80, 0x80, 0x80, 0x01]),
+            (268_435_455, &[0xFF, 0xFF, 0xFF, 0x7F]),
+        ] {
+            let mut out = BytesMut::new();
+            out.put_varint(value).unwrap();
+            assert_eq!(&out[..], bytes, "encode {value}");
+            assert_eq!(varint_len(value), bytes.len());
+            assert_eq!(
+                read_varint(bytes).unwrap(),
+                Some((value as u32, bytes.len()))
+            );
+        }
+    }
+
+    #[test]
+    fn varint_rejects_fifth_byte_and_waits_for_more() {
+        assert_eq!(
+            read_varint(&[0xFF, 0xFF, 0xFF, 0xFF, 0x01]),
+            Err(DecodeError::MalformedVarInt)
+        );
+        assert_eq!(read_varint(&[0xFF, 0xFF]), Ok(None));
+        assert_eq!(read_varint(&[]), Ok(None));
+        assert!(BytesMut::new().put_varint(268_435_456).is_err());
+    }
+
+    #[test]
+    fn strings_reject_null_and_bad_utf8() {
+        let mut r = Reader::new(Bytes::from_static(b"\x00\x03a\x00b"), PacketType::Publish);
+        assert_eq!(r.string("topic"), Err(DecodeError::NullCharacter));
+        let mut r = Reader::new(Bytes::from_static(b"\x00\x02\xC3\x28"), PacketType::Publish);
+        assert_eq!(r.string("topic"), Err(DecodeError::InvalidUtf8));
+        let mut r = Reader::new(Bytes::from_static(b"\x00\x05ab"), PacketType::Publish);
+        assert!(matches!(
+            r.string("topic"),
+            Err(DecodeError::Truncated { .. })
+        ));
+    }
+}
