@@ -1,0 +1,228 @@
+//! One client connection, over any byte stream: TCP, TLS or a WebSocket
+//! unframed into bytes. The transport is invisible from here on.
+//!
+//! After the CONNECT handshake ([`handshake`]) two halves run side by side:
+//! the reader decodes packets and hands them to the broker; the writer
+//! drains the session's queue, encoding many packets per write. Both keep
+//! their partial state in their own struct, so either can be stopped
+//! mid-way (takeover, shutdown, an error on the other half) and the writer
+//! can still finish a half-written packet before the final DISCONNECT.
+
+mod handshake;
+mod reader;
+mod writer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aviary_protocol::{Disconnect, Packet, ProtocolVersion, ReasonCode};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+use super::{Broker, Metrics, Session, Will};
+use reader::{Close, Reader};
+use writer::Writer;
+
+/// Which front door a connection came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// MQTT over TCP.
+    Tcp,
+    /// MQTT over TLS.
+    Tls,
+    /// MQTT over WebSocket.
+    WebSocket,
+    /// MQTT over WebSocket over TLS.
+    WebSocketTls,
+}
+
+impl Transport {
+    /// A short name for logs and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+            Self::WebSocket => "ws",
+            Self::WebSocketTls => "wss",
+        }
+    }
+}
+
+/// Where a connection comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The front door.
+    pub transport: Transport,
+    /// The client's address (after trusted proxies, for WebSockets).
+    pub remote: SocketAddr,
+}
+
+/// How long the final DISCONNECT may take to write before we give up.
+const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Serves one connection until it ends. Never returns an error: whatever
+/// goes wrong is logged and ends only this connection.
+pub async fn serve<S>(broker: Broker, stream: S, info: ConnInfo, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let span = tracing::info_span!(
+        "conn",
+        remote = %info.remote,
+        transport = info.transport.as_str(),
+        client_id = tracing::field::Empty
+    );
+    serve_inner(broker, stream, shutdown).instrument(span).await;
+}
+
+async fn serve_inner<S>(broker: Broker, stream: S, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (rd, mut wr) = tokio::io::split(stream);
+    let mut buf = BytesMut::with_capacity(4 * 1024);
+    Metrics::add(&broker.metrics().connections_total, 1);
+    let accepted = tokio::select! {
+        r = handshake::run(&broker, rd, &mut wr, &mut buf) => r,
+        _ = shutdown.cancelled() => return,
+    };
+    let Some(mut accepted) = accepted else { return };
+    let session = accepted.opened.session.clone();
+    let params = accepted.params;
+    tracing::Span::current().record("client_id", tracing::field::display(&session.client_id));
+    info!(client_id = %session.client_id, version = %params.version, keep_alive = params.keep_alive, present = accepted.opened.present, "client connected");
+    Metrics::add(&broker.metrics().clients_connected, 1);
+
+    let mut reader = Reader::new(
+        &broker,
+        accepted.rd,
+        buf,
+        &session,
+        &params,
+        accepted.will.take(),
+    );
+    let mut writer = Writer::new(&broker, wr, &session, &params);
+    let end = tokio::select! {
+        r = reader.run() => End::Reader(r),
+        r = writer.run() => End::Writer(r),
+        r = &mut accepted.opened.kick => End::Kicked(r.unwrap_or(ReasonCode::SESSION_TAKEN_OVER)),
+        _ = shutdown.cancelled() => End::Shutdown,
+    };
+    finish(
+        &broker,
+        &session,
+        params.version,
+        params.link_id,
+        end,
+        reader,
+        writer,
+    )
+    .await;
+    broker
+        .metrics()
+        .clients_connected
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Why the connection's main loop ended.
+enum End {
+    Reader(Result<Close, reader::ConnError>),
+    Writer(std::io::Result<()>),
+    Kicked(ReasonCode),
+    Shutdown,
+}
+
+async fn finish<R, W>(
+    broker: &Broker,
+    session: &Arc<Session>,
+    version: ProtocolVersion,
+    link_id: u64,
+    end: End,
+    reader: Reader<'_, R>,
+    mut writer: Writer<'_, W>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut expiry = reader.session_expiry();
+    let mut will = reader.into_will();
+    // The reason for a server-sent DISCONNECT (MQTT 5 only), if any.
+    let disconnect = match &end {
+        End::Reader(Ok(Close::Normal { expiry: e })) => {
+            debug!("client disconnected");
+            will = None;
+            expiry = e.unwrap_or(expiry);
+            None
+        }
+        End::Reader(Ok(Close::WithWill { expiry: e })) => {
+            debug!("client disconnected asking for its will");
+            expiry = e.unwrap_or(expiry);
+            None
+        }
+        End::Reader(Err(e)) => {
+            let code = e.reason_code();
+            if code.is_some() {
+                Metrics::add(&broker.metrics().protocol_errors, 1);
+                warn!(error = %e, "closing connection");
+            } else {
+                info!(error = %e, "connection lost");
+            }
+            code
+        }
+        End::Writer(r) => {
+            info!(error = ?r.as_ref().err(), "connection lost while writing");
+            None
+        }
+        End::Kicked(code) => {
+            info!("session taken over by a new connection");
+            Some(*code)
+        }
+        End::Shutdown => {
+            will = None;
+            Some(ReasonCode::SERVER_SHUTTING_DOWN)
+        }
+    };
+    if let (Some(code), true) = (disconnect, version.is_v5()) {
+        let packet = Packet::Disconnect(Disconnect::new(code));
+        let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, writer.finish(Some(packet))).await;
+    } else if !matches!(end, End::Writer(_)) {
+        let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, writer.finish(None)).await;
+    }
+    let will: Option<Will> = will;
+    broker.connection_closed(session, link_id, will, expiry);
+}
+
+/// What the handshake settled for the rest of the connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Params {
+    pub(crate) version: ProtocolVersion,
+    pub(crate) link_id: u64,
+    /// Keep alive in force, seconds; 0 for none.
+    pub(crate) keep_alive: u16,
+    /// Session expiry in force when the connection ends.
+    pub(crate) session_expiry: u32,
+    /// Largest packet the client accepts.
+    pub(crate) client_max_packet_size: u32,
+    /// Topic aliases the client accepts from us.
+    pub(crate) client_topic_alias_max: u16,
+    /// Whether the client accepts reason strings and user properties on
+    /// acknowledgements (MQTT 5 Request Problem Information).
+    pub(crate) problem_information: bool,
+}
+
+/// Writes `packet` in full; used before the two halves start.
+pub(crate) async fn write_packet<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    packet: &Packet,
+    version: ProtocolVersion,
+) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
+    packet
+        .encode(version, &mut out)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    wr.write_all(&out).await?;
+    wr.flush().await
+}

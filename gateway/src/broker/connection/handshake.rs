@@ -1,0 +1,246 @@
+//! The CONNECT / CONNACK exchange: read the CONNECT within the timeout,
+//! validate it, settle the connection's parameters, open or resume the
+//! session and answer with a CONNACK in the client's protocol version.
+
+use std::hash::{BuildHasher, Hasher};
+use std::num::{NonZeroU16, NonZeroU32};
+use std::sync::Arc;
+
+use aviary_protocol::{
+    ByteString, Codec, ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode,
+};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::{write_packet, Params};
+use crate::broker::{Broker, Message, Opened, Will};
+
+/// A connection that completed its handshake.
+pub(super) struct Accepted<R> {
+    pub(super) rd: R,
+    pub(super) opened: Opened,
+    pub(super) params: Params,
+    pub(super) will: Option<Will>,
+}
+
+/// Runs the handshake. `None` means the connection was refused or lost,
+/// and has been logged.
+pub(super) async fn run<R, W>(
+    broker: &Broker,
+    mut rd: R,
+    wr: &mut W,
+    buf: &mut BytesMut,
+) -> Option<Accepted<R>>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let config = broker.config();
+    let mut codec = Codec::new(ProtocolVersion::V3_1_1, config.max_packet_size);
+    let first = tokio::time::timeout(
+        config.connect_timeout(),
+        read_first(&mut rd, &mut codec, buf),
+    )
+    .await;
+    let connect = match first {
+        Err(_) => {
+            info!(
+                timeout_secs = config.connect_timeout_secs,
+                "no CONNECT in time, closing"
+            );
+            return None;
+        }
+        Ok(Err(Some(DecodeError::UnsupportedProtocolLevel(level)))) => {
+            // Answer in 3.1.1 form, which every version's client can read [MQTT-3.1.2-2].
+            warn!(level, "unsupported protocol level, refusing");
+            let nack = Packet::ConnAck(Box::new(ConnAck::new(
+                ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
+                false,
+            )));
+            let _ = write_packet(wr, &nack, ProtocolVersion::V3_1_1).await;
+            return None;
+        }
+        Ok(Err(Some(e))) => {
+            warn!(error = %e, "invalid CONNECT, closing");
+            return None;
+        }
+        Ok(Err(None)) => {
+            debug!("connection closed before CONNECT");
+            return None;
+        }
+        Ok(Ok(Packet::Connect(c))) => *c,
+        Ok(Ok(other)) => {
+            warn!(packet = %other.packet_type(), "first packet is not CONNECT, closing [MQTT-3.1.0-1]");
+            return None;
+        }
+    };
+    let version = connect.protocol;
+    match accept(broker, connect) {
+        Ok((ack, opened, params, will)) => {
+            if let Err(e) = write_packet(wr, &Packet::ConnAck(Box::new(ack)), version).await {
+                debug!(error = %e, "connection lost sending CONNACK");
+                broker.connection_closed(
+                    &opened.session,
+                    params.link_id,
+                    will,
+                    params.session_expiry,
+                );
+                return None;
+            }
+            Some(Accepted {
+                rd,
+                opened,
+                params,
+                will,
+            })
+        }
+        Err(code) => {
+            warn!(reason = %code, version = %version, "connection refused");
+            let nack = ConnAck::new(code, false);
+            let _ = write_packet(wr, &Packet::ConnAck(Box::new(nack)), version).await;
+            None
+        }
+    }
+}
+
+/// Reads bytes until the first packet is complete. `Err(None)`: end of stream.
+async fn read_first<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    codec: &mut Codec,
+    buf: &mut BytesMut,
+) -> Result<Packet, Option<DecodeError>> {
+    loop {
+        if let Some(p) = codec.decode(buf).map_err(Some)? {
+            return Ok(p);
+        }
+        match rd.read_buf(buf).await {
+            Ok(0) | Err(_) => return Err(None),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Validates a CONNECT and opens the session. On refusal, the reason
+/// to send in the CONNACK.
+fn accept(
+    broker: &Broker,
+    connect: Connect,
+) -> Result<(ConnAck, Opened, Params, Option<Will>), ReasonCode> {
+    let config = broker.config();
+    let version = connect.protocol;
+    let v5 = version.is_v5();
+
+    if connect.properties.authentication_method.is_some() {
+        // No enhanced authentication method is configured.
+        return Err(ReasonCode::BAD_AUTHENTICATION_METHOD);
+    }
+    let mut assigned = None;
+    let client_id = if connect.client_id.is_empty() {
+        // 3.1.1 allows an empty id only with a clean session [MQTT-3.1.3-8];
+        // 3.1 not at all; MQTT 5 gets an Assigned Client Identifier.
+        if version == ProtocolVersion::V3_1 || (!v5 && !connect.clean_start) {
+            return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+        }
+        let id = ByteString::from(generate_client_id(broker));
+        if v5 {
+            assigned = Some(id.clone());
+        }
+        id
+    } else {
+        connect.client_id.clone()
+    };
+
+    // Keep alive: enforce the server's maximum, telling MQTT 5 clients.
+    let max_ka = config.max_keep_alive;
+    let keep_alive = if max_ka > 0 && (connect.keep_alive == 0 || connect.keep_alive > max_ka) {
+        max_ka
+    } else {
+        connect.keep_alive
+    };
+    let session_expiry = if v5 {
+        connect.properties.session_expiry_interval.unwrap_or(0)
+    } else if connect.clean_start {
+        0
+    } else {
+        u32::MAX
+    }
+    .min(config.max_session_expiry_secs);
+
+    let client_receive_max = connect
+        .properties
+        .receive_maximum
+        .map_or(u16::MAX, NonZeroU16::get);
+    let window = usize::from(client_receive_max.min(config.max_inflight));
+    let link_id = broker.next_id();
+    let opened = broker.open_session(client_id, connect.clean_start, link_id, window);
+    let will = connect.will.map(|w| {
+        let delay_secs = w.properties.will_delay_interval.unwrap_or(0);
+        let msg = Message {
+            expires_at: w
+                .properties
+                .message
+                .message_expiry_interval
+                .map(|s| Instant::now() + std::time::Duration::from_secs(u64::from(s))),
+            topic: w.topic.into_inner(),
+            payload: w.payload,
+            qos: w.qos,
+            retain: w.retain,
+            properties: w.properties.message,
+        };
+        Will {
+            message: Arc::new(msg),
+            delay_secs,
+        }
+    });
+
+    let mut ack = ConnAck::new(ReasonCode::SUCCESS, opened.present);
+    if v5 {
+        let p = &mut ack.properties;
+        p.receive_maximum = NonZeroU16::new(config.receive_maximum);
+        p.maximum_packet_size = NonZeroU32::new(config.max_packet_size);
+        p.topic_alias_maximum = Some(config.topic_alias_maximum);
+        p.assigned_client_identifier = assigned;
+        p.retain_available = Some(true);
+        p.wildcard_subscription_available = Some(true);
+        p.subscription_identifiers_available = Some(true);
+        p.shared_subscription_available = Some(true);
+        if keep_alive != connect.keep_alive {
+            p.server_keep_alive = Some(keep_alive);
+        }
+        if connect.properties.session_expiry_interval.unwrap_or(0) != session_expiry {
+            p.session_expiry_interval = Some(session_expiry);
+        }
+        if connect.properties.request_response_information == Some(true) {
+            p.response_information = Some(ByteString::from(format!(
+                "response/{}",
+                opened.session.client_id
+            )));
+        }
+    }
+    let params = Params {
+        version,
+        link_id,
+        keep_alive,
+        session_expiry,
+        client_max_packet_size: connect
+            .properties
+            .maximum_packet_size
+            .map_or(u32::MAX, NonZeroU32::get),
+        client_topic_alias_max: connect.properties.topic_alias_maximum.unwrap_or(0),
+        problem_information: connect
+            .properties
+            .request_problem_information
+            .unwrap_or(true),
+    };
+    Ok((ack, opened, params, will))
+}
+
+/// A client identifier no client chose: random, so that it does not collide
+/// with those of earlier runs either.
+fn generate_client_id(broker: &Broker) -> String {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(broker.next_id());
+    format!("aviary-{:016x}", h.finish())
+}

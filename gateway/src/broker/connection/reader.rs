@@ -1,0 +1,322 @@
+//! The reading half of a connection: decodes packets as bytes arrive,
+//! enforces keep alive, and acts on each packet.
+
+use std::collections::HashMap;
+use std::num::NonZeroU16;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aviary_protocol::{
+    Ack, ByteString, Codec, DecodeError, Packet, ProtocolVersion, Publish, QoS, ReasonCode,
+};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::Instant;
+
+use super::Params;
+use crate::broker::{Broker, Message, Metrics, Session, Will};
+
+/// How the client ended the connection with a DISCONNECT.
+#[derive(Debug)]
+pub(super) enum Close {
+    /// Normal disconnection: the will is discarded.
+    Normal { expiry: Option<u32> },
+    /// MQTT 5 reason 0x04: publish the will anyway.
+    WithWill { expiry: Option<u32> },
+}
+
+/// Why the connection ended without a DISCONNECT from the client.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ConnError {
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("connection closed by the client without DISCONNECT")]
+    Eof,
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+    #[error("protocol error: {1}")]
+    Protocol(ReasonCode, &'static str),
+    #[error("keep alive timeout: nothing received for {0:?}")]
+    KeepAlive(Duration),
+}
+
+impl ConnError {
+    /// The reason to send in a DISCONNECT (MQTT 5), for errors that are
+    /// the client's fault.
+    pub(super) fn reason_code(&self) -> Option<ReasonCode> {
+        match self {
+            Self::Io(_) | Self::Eof => None,
+            Self::Decode(e) => Some(e.reason_code()),
+            Self::Protocol(code, _) => Some(*code),
+            Self::KeepAlive(_) => Some(ReasonCode::KEEP_ALIVE_TIMEOUT),
+        }
+    }
+}
+
+fn protocol(code: ReasonCode, why: &'static str) -> ConnError {
+    ConnError::Protocol(code, why)
+}
+
+pub(super) struct Reader<'a, R> {
+    broker: &'a Broker,
+    rd: R,
+    buf: BytesMut,
+    codec: Codec,
+    session: &'a Arc<Session>,
+    link_id: u64,
+    version: ProtocolVersion,
+    keep_alive: Option<Duration>,
+    session_expiry: u32,
+    will: Option<Will>,
+    /// Topic aliases the client has set up (MQTT 5).
+    aliases: HashMap<u16, ByteString>,
+}
+
+impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
+    pub(super) fn new(
+        broker: &'a Broker,
+        rd: R,
+        buf: BytesMut,
+        session: &'a Arc<Session>,
+        params: &Params,
+        will: Option<Will>,
+    ) -> Self {
+        let max = broker.config().max_packet_size;
+        Self {
+            broker,
+            rd,
+            buf,
+            codec: Codec::new(params.version, max),
+            session,
+            link_id: params.link_id,
+            version: params.version,
+            // The server allows one and a half times the keep alive [MQTT-3.1.2-22].
+            keep_alive: (params.keep_alive > 0)
+                .then(|| Duration::from_millis(u64::from(params.keep_alive) * 1500)),
+            session_expiry: params.session_expiry,
+            will,
+            aliases: HashMap::new(),
+        }
+    }
+
+    pub(super) fn session_expiry(&self) -> u32 {
+        self.session_expiry
+    }
+
+    pub(super) fn into_will(self) -> Option<Will> {
+        self.will
+    }
+
+    /// Reads and handles packets until the client disconnects or fails.
+    /// Cancel-safe: partial packets stay in `self.buf`.
+    pub(super) async fn run(&mut self) -> Result<Close, ConnError> {
+        let mut deadline = self.keep_alive.map(|ka| Instant::now() + ka);
+        loop {
+            while let Some(packet) = self.codec.decode(&mut self.buf)? {
+                Metrics::add(&self.broker.metrics().packets_received, 1);
+                if let Some(close) = self.handle(packet)? {
+                    return Ok(close);
+                }
+                deadline = self.keep_alive.map(|ka| Instant::now() + ka);
+            }
+            let read = self.rd.read_buf(&mut self.buf);
+            let n = match deadline {
+                Some(at) => tokio::time::timeout_at(at, read)
+                    .await
+                    .map_err(|_| ConnError::KeepAlive(self.keep_alive.unwrap_or_default()))??,
+                None => read.await?,
+            };
+            if n == 0 {
+                return Err(ConnError::Eof);
+            }
+            Metrics::add(&self.broker.metrics().bytes_received, n as u64);
+        }
+    }
+
+    fn reply(&self, packet: Packet) {
+        self.session.send_control(self.link_id, packet);
+    }
+
+    fn handle(&mut self, packet: Packet) -> Result<Option<Close>, ConnError> {
+        match packet {
+            Packet::Publish(p) => self.publish(p)?,
+            Packet::PubAck(a) => {
+                if self.session.state.lock().puback(a.packet_id) {
+                    self.session.wake.notify_one();
+                }
+            }
+            Packet::PubRec(a) => {
+                let known = self
+                    .session
+                    .state
+                    .lock()
+                    .pubrec(a.packet_id, a.reason_code.is_error());
+                if known {
+                    self.reply(Packet::PubRel(Ack::new(a.packet_id)));
+                } else if !a.reason_code.is_error() {
+                    self.reply(Packet::PubRel(Ack::with_reason(
+                        a.packet_id,
+                        ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
+                    )));
+                } else {
+                    self.session.wake.notify_one();
+                }
+            }
+            Packet::PubRel(a) => {
+                let known = self.session.state.lock().incoming_qos2.remove(&a.packet_id);
+                let reason = if known {
+                    ReasonCode::SUCCESS
+                } else {
+                    ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+                };
+                self.reply(Packet::PubComp(Ack::with_reason(a.packet_id, reason)));
+            }
+            Packet::PubComp(a) => {
+                if self.session.state.lock().pubcomp(a.packet_id) {
+                    self.session.wake.notify_one();
+                }
+            }
+            Packet::Subscribe(s) => {
+                if s.properties.subscription_identifier.is_some() && !self.version.is_v5() {
+                    return Err(protocol(
+                        ReasonCode::PROTOCOL_ERROR,
+                        "subscription identifier before MQTT 5",
+                    ));
+                }
+                let (ack, retained) = self.broker.subscribe(self.session, s);
+                self.reply(Packet::SubAck(ack));
+                let limits = self.broker.queue_limits();
+                for out in retained {
+                    self.broker.enqueue(self.session, out, &limits);
+                }
+            }
+            Packet::Unsubscribe(u) => {
+                let ack = self.broker.unsubscribe(self.session, u);
+                self.reply(Packet::UnsubAck(ack));
+            }
+            Packet::PingReq => self.reply(Packet::PingResp),
+            Packet::Disconnect(d) => {
+                return self
+                    .disconnect(d.reason_code, d.properties.session_expiry_interval)
+                    .map(Some)
+            }
+            Packet::Auth(_) => {
+                return Err(protocol(
+                    ReasonCode::BAD_AUTHENTICATION_METHOD,
+                    "AUTH without an authentication method",
+                ));
+            }
+            Packet::Connect(_) => {
+                return Err(protocol(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "second CONNECT [MQTT-3.1.0-2]",
+                ))
+            }
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                return Err(protocol(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "a packet only a server may send",
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    fn disconnect(&mut self, reason: ReasonCode, expiry: Option<u32>) -> Result<Close, ConnError> {
+        if let Some(e) = expiry {
+            // A session that ends with the connection cannot be extended
+            // at DISCONNECT [MQTT-3.14.2-2].
+            if self.session_expiry == 0 && e != 0 {
+                return Err(protocol(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "session expiry set at DISCONNECT after 0 [MQTT-3.14.2-2]",
+                ));
+            }
+        }
+        let expiry = expiry.map(|e| e.min(self.broker.config().max_session_expiry_secs));
+        Ok(if reason == ReasonCode::DISCONNECT_WITH_WILL {
+            Close::WithWill { expiry }
+        } else {
+            Close::Normal { expiry }
+        })
+    }
+
+    /// Resolves the topic of an incoming PUBLISH through its topic alias.
+    fn resolve_topic(&mut self, p: &Publish) -> Result<ByteString, ConnError> {
+        let Some(alias) = p.properties.topic_alias else {
+            return Ok(p.topic.clone());
+        };
+        if alias.get() > self.broker.config().topic_alias_maximum {
+            return Err(protocol(
+                ReasonCode::TOPIC_ALIAS_INVALID,
+                "topic alias above the maximum [MQTT-3.3.2-9]",
+            ));
+        }
+        if p.topic.is_empty() {
+            self.aliases.get(&alias.get()).cloned().ok_or(protocol(
+                ReasonCode::PROTOCOL_ERROR,
+                "unknown topic alias [MQTT-3.3.4-7]",
+            ))
+        } else {
+            self.aliases.insert(alias.get(), p.topic.clone());
+            Ok(p.topic.clone())
+        }
+    }
+
+    fn publish(&mut self, p: Publish) -> Result<(), ConnError> {
+        let m = self.broker.metrics();
+        Metrics::add(&m.messages_received, 1);
+        if !p.properties.subscription_identifiers.is_empty() {
+            return Err(protocol(
+                ReasonCode::PROTOCOL_ERROR,
+                "subscription identifier from a client [MQTT-3.3.4-6]",
+            ));
+        }
+        let topic = self.resolve_topic(&p)?;
+        let (qos, packet_id) = (p.qos, p.packet_id);
+        if qos == QoS::ExactlyOnce {
+            let id = packet_id.expect("QoS 2 has a packet id");
+            let mut st = self.session.state.lock();
+            if st.incoming_qos2.contains(&id) {
+                // A resend of a message already routed: acknowledge only,
+                // so it is delivered exactly once.
+                drop(st);
+                self.reply(Packet::PubRec(Ack::new(id)));
+                return Ok(());
+            }
+            if st.incoming_qos2.len() >= usize::from(self.broker.config().receive_maximum) {
+                return Err(protocol(
+                    ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                    "more QoS 2 in flight than Receive Maximum [MQTT-3.3.4-9]",
+                ));
+            }
+            st.incoming_qos2.insert(id);
+        }
+        let reserved = topic.starts_with("$SYS");
+        let delivered = if reserved {
+            // `$SYS` belongs to the broker; clients cannot forge it.
+            0
+        } else {
+            let msg = Message::from_publish(p, topic, Instant::now());
+            self.broker.publish(Arc::new(msg), Some(self.session.key))
+        };
+        let reason = match (reserved, delivered, self.version.is_v5()) {
+            (true, _, true) => ReasonCode::NOT_AUTHORIZED,
+            (false, 0, true) => ReasonCode::NO_MATCHING_SUBSCRIBERS,
+            _ => ReasonCode::SUCCESS,
+        };
+        if reason.is_error() {
+            if let (QoS::ExactlyOnce, Some(id)) = (qos, packet_id) {
+                // An error PUBREC ends the exchange: no PUBREL will come.
+                self.session.state.lock().incoming_qos2.remove(&id);
+            }
+        }
+        let ack = |id: NonZeroU16| Ack::with_reason(id, reason);
+        match (qos, packet_id) {
+            (QoS::AtLeastOnce, Some(id)) => self.reply(Packet::PubAck(ack(id))),
+            (QoS::ExactlyOnce, Some(id)) => self.reply(Packet::PubRec(ack(id))),
+            _ => {}
+        }
+        Ok(())
+    }
+}

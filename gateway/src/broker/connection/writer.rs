@@ -1,0 +1,198 @@
+//! The writing half of a connection: takes batches out of the session
+//! (acknowledgements first, then messages within the in-flight window),
+//! encodes them into one buffer and writes it with as few syscalls as the
+//! socket allows.
+
+use std::collections::HashMap;
+use std::num::NonZeroU16;
+use std::sync::Arc;
+
+use aviary_protocol::{ByteString, Packet, ProtocolVersion};
+use bytes::BytesMut;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::Params;
+use crate::broker::{Broker, Metrics, Outgoing, Session};
+
+/// Messages taken from the session per batch; bounds the time its lock is
+/// held and the size of one write.
+const BATCH: usize = 256;
+
+pub(super) struct Writer<'a, W> {
+    broker: &'a Broker,
+    wr: W,
+    /// Encoded bytes not yet written; kept across cancellation.
+    out: BytesMut,
+    session: &'a Arc<Session>,
+    link_id: u64,
+    version: ProtocolVersion,
+    client_max_packet_size: u32,
+    problem_information: bool,
+    /// Topic aliases we assigned for this client (MQTT 5).
+    aliases: HashMap<ByteString, NonZeroU16>,
+    alias_max: u16,
+}
+
+impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
+    pub(super) fn new(
+        broker: &'a Broker,
+        wr: W,
+        session: &'a Arc<Session>,
+        params: &Params,
+    ) -> Self {
+        Self {
+            broker,
+            wr,
+            out: BytesMut::with_capacity(8 * 1024),
+            session,
+            link_id: params.link_id,
+            version: params.version,
+            client_max_packet_size: params.client_max_packet_size,
+            problem_information: params.problem_information,
+            aliases: HashMap::new(),
+            alias_max: if params.version.is_v5() {
+                params.client_topic_alias_max
+            } else {
+                0
+            },
+        }
+    }
+
+    /// Sends whatever the session has for this connection, forever.
+    /// Cancel-safe: unwritten bytes stay in `self.out`.
+    pub(super) async fn run(&mut self) -> std::io::Result<()> {
+        loop {
+            if self.out.is_empty() {
+                // Register interest before looking, so a wake-up between
+                // the look and the wait is not lost.
+                let session = self.session;
+                let notified = session.wake.notified();
+                if !self.fill() {
+                    notified.await;
+                    continue;
+                }
+            }
+            self.flush_out().await?;
+        }
+    }
+
+    /// Writes out what is pending plus a final packet, then shuts the stream.
+    pub(super) async fn finish(&mut self, last: Option<Packet>) -> std::io::Result<()> {
+        if let Some(p) = last {
+            self.encode(&p);
+        }
+        self.flush_out().await?;
+        self.wr.shutdown().await
+    }
+
+    async fn flush_out(&mut self) -> std::io::Result<()> {
+        let n = self.out.len();
+        while !self.out.is_empty() {
+            if self.wr.write_buf(&mut self.out).await? == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+        }
+        self.wr.flush().await?;
+        Metrics::add(&self.broker.metrics().bytes_sent, n as u64);
+        Ok(())
+    }
+
+    /// Encodes the session's next batch into `self.out`. False if there
+    /// was nothing to send.
+    fn fill(&mut self) -> bool {
+        let now = Instant::now();
+        let batch = self
+            .session
+            .state
+            .lock()
+            .take_batch(self.link_id, BATCH, now);
+        let m = self.broker.metrics();
+        if batch.expired > 0 {
+            Metrics::add(&m.dropped_expired, batch.expired as u64);
+        }
+        if batch.control.is_empty() && batch.messages.is_empty() {
+            return false;
+        }
+        for mut p in batch.control {
+            if !self.problem_information {
+                strip_problem_information(&mut p);
+            }
+            self.encode(&p);
+        }
+        let sent = batch.messages.len();
+        for (out, packet_id, dup) in batch.messages {
+            self.encode_message(&out, packet_id, dup, now);
+        }
+        Metrics::add(&m.messages_sent, sent as u64);
+        if batch.more {
+            // Let the loop come back for the rest after this write.
+            self.session.wake.notify_one();
+        }
+        true
+    }
+
+    fn encode_message(
+        &mut self,
+        out: &Outgoing,
+        packet_id: Option<NonZeroU16>,
+        dup: bool,
+        now: Instant,
+    ) {
+        let mut publish = out.to_publish(packet_id, dup, now);
+        let mut new_alias = None;
+        if self.alias_max > 0 {
+            if let Some(&alias) = self.aliases.get(&publish.topic) {
+                publish.properties.topic_alias = Some(alias);
+                publish.topic = ByteString::new();
+            } else if self.aliases.len() < usize::from(self.alias_max) {
+                let alias = NonZeroU16::new(self.aliases.len() as u16 + 1).expect("non-zero");
+                publish.properties.topic_alias = Some(alias);
+                new_alias = Some(alias);
+            }
+        }
+        let packet = Packet::Publish(publish);
+        match packet.encoded_len(self.version) {
+            Ok(len) if len <= self.client_max_packet_size as usize => {
+                if let (Some(alias), Packet::Publish(p)) = (new_alias, &packet) {
+                    self.aliases.insert(p.topic.clone(), alias);
+                }
+                self.encode(&packet);
+            }
+            _ => {
+                // Too large for this client: drop it as if delivered [MQTT-3.1.2-25].
+                debug!(topic = %out.msg.topic, "message exceeds the client's maximum packet size, dropped");
+                Metrics::add(&self.broker.metrics().dropped_too_large, 1);
+                if let Some(id) = packet_id {
+                    self.session.state.lock().abandon(id);
+                }
+            }
+        }
+    }
+
+    fn encode(&mut self, packet: &Packet) {
+        if let Err(e) = packet.encode(self.version, &mut self.out) {
+            // Only possible for values we built wrongly; never take the
+            // connection down for it.
+            tracing::error!(error = %e, packet = %packet.packet_type(), "cannot encode packet");
+            return;
+        }
+        Metrics::add(&self.broker.metrics().packets_sent, 1);
+    }
+}
+
+/// Request Problem Information = 0: no reason string or user properties on
+/// acknowledgements [MQTT-3.1.2-29].
+fn strip_problem_information(p: &mut Packet) {
+    let props = match p {
+        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
+            &mut a.properties
+        }
+        Packet::SubAck(a) => &mut a.properties,
+        Packet::UnsubAck(a) => &mut a.properties,
+        _ => return,
+    };
+    props.reason_string = None;
+    props.user_properties.clear();
+}

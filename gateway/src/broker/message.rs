@@ -1,0 +1,94 @@
+//! The application message as the broker routes it: decoded once from the
+//! publisher's PUBLISH and shared (`Arc`) by every subscriber's queue, with
+//! its payload still a slice of the publisher's receive buffer.
+
+use std::num::{NonZeroU16, NonZeroU32};
+use std::sync::Arc;
+
+use aviary_protocol::{ByteString, MessageProperties, Publish, PublishProperties, QoS};
+use bytes::Bytes;
+use tokio::time::Instant;
+
+/// A routed application message.
+#[derive(Debug)]
+pub(crate) struct Message {
+    pub(crate) topic: ByteString,
+    pub(crate) payload: Bytes,
+    pub(crate) qos: QoS,
+    pub(crate) retain: bool,
+    pub(crate) properties: MessageProperties,
+    /// When the MQTT 5 Message Expiry Interval runs out.
+    pub(crate) expires_at: Option<Instant>,
+}
+
+impl Message {
+    /// The message of a PUBLISH whose topic alias has been resolved.
+    pub(crate) fn from_publish(p: Publish, topic: ByteString, now: Instant) -> Self {
+        let properties = p.properties.message;
+        let expires_at = properties
+            .message_expiry_interval
+            .map(|secs| now + std::time::Duration::from_secs(u64::from(secs)));
+        Self {
+            topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            properties,
+            expires_at,
+        }
+    }
+
+    /// True once the message's expiry interval has passed.
+    pub(crate) fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+
+    /// Bytes this message holds, for queue limits.
+    pub(crate) fn size(&self) -> usize {
+        self.topic.len() + self.payload.len()
+    }
+}
+
+/// One message on its way to one subscriber.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    pub(crate) msg: Arc<Message>,
+    /// Publish QoS downgraded to the subscription's.
+    pub(crate) qos: QoS,
+    /// The RETAIN flag as this subscriber sees it.
+    pub(crate) retain: bool,
+    /// Identifiers of the matching subscriptions (MQTT 5).
+    pub(crate) subscription_ids: Vec<NonZeroU32>,
+}
+
+impl Outgoing {
+    /// The PUBLISH to send, with the remaining expiry forwarded
+    /// [MQTT-3.3.2-6] and the given packet id and DUP flag.
+    pub(crate) fn to_publish(
+        &self,
+        packet_id: Option<NonZeroU16>,
+        dup: bool,
+        now: Instant,
+    ) -> Publish {
+        let mut message = self.msg.properties.clone();
+        if let Some(at) = self.msg.expires_at {
+            let left = at.saturating_duration_since(now);
+            // Round up, so a message never arrives "expired now".
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            message.message_expiry_interval = Some(u32::try_from(secs).unwrap_or(u32::MAX));
+        }
+        Publish {
+            dup,
+            qos: self.qos,
+            retain: self.retain,
+            topic: self.msg.topic.clone(),
+            packet_id,
+            properties: PublishProperties {
+                message,
+                topic_alias: None,
+                subscription_identifiers: self.subscription_ids.clone(),
+            },
+            payload: self.msg.payload.clone(),
+        }
+    }
+}

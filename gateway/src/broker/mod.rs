@@ -1,0 +1,479 @@
+//! The transport-agnostic broker core: the session registry, routing of
+//! messages to subscribers, retained messages, wills and session expiry.
+//! Connections (see [`connection`]) drive it; it never touches a socket.
+//!
+//! Locking: one read-mostly lock guards the subscription tree and the map
+//! from session keys to sessions, taken for reading on every PUBLISH only
+//! to collect the targets; each session has its own small lock for its
+//! queue. Lock order, where two are held: client-id map, then a session,
+//! then routing. No lock is held while writing to a socket.
+
+pub mod connection;
+mod message;
+pub mod metrics;
+pub(crate) mod retained;
+pub(crate) mod router;
+mod session;
+mod sys;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aviary_protocol::{
+    ByteString, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, TopicFilter, UnsubAck,
+    Unsubscribe,
+};
+use parking_lot::{Mutex, RwLock};
+use tokio::time::Instant;
+
+use crate::config::BrokerConfig;
+pub(crate) use message::{Message, Outgoing};
+pub use metrics::Metrics;
+use retained::RetainedStore;
+use router::{ClientKey, Delivery, Subscription, SubscriptionTree};
+pub(crate) use session::{Enqueued, QueueLimits, Session};
+
+/// A handle to the broker; cheap to clone, shared by every connection.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: BrokerConfig,
+    routing: RwLock<Routing>,
+    retained: RwLock<RetainedStore<Arc<Message>>>,
+    sessions: Mutex<HashMap<ByteString, Arc<Session>>>,
+    next_id: AtomicU64,
+    metrics: Metrics,
+    started: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Routing {
+    tree: SubscriptionTree,
+    by_key: HashMap<ClientKey, Arc<Session>>,
+}
+
+/// A session opened for a new connection.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) session: Arc<Session>,
+    pub(crate) present: bool,
+    pub(crate) kick: tokio::sync::oneshot::Receiver<ReasonCode>,
+}
+
+/// A retained message as the REST API shows it.
+#[derive(Debug, Clone)]
+pub struct RetainedView {
+    /// Its topic.
+    pub topic: ByteString,
+    /// Its payload.
+    pub payload: bytes::Bytes,
+    /// Its QoS.
+    pub qos: QoS,
+    /// Its MQTT 5 properties.
+    pub properties: aviary_protocol::MessageProperties,
+}
+
+/// A will, as the connection keeps it until the connection ends.
+#[derive(Debug)]
+pub(crate) struct Will {
+    pub(crate) message: Arc<Message>,
+    pub(crate) delay_secs: u32,
+}
+
+impl Broker {
+    /// A broker with no sessions and no retained messages.
+    pub fn new(config: BrokerConfig) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                routing: RwLock::new(Routing::default()),
+                retained: RwLock::new(RetainedStore::new()),
+                sessions: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                metrics: Metrics::default(),
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.shared.config
+    }
+
+    /// The broker's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Time since the broker started.
+    pub fn uptime(&self) -> Duration {
+        self.shared.started.elapsed()
+    }
+
+    /// Number of sessions, online or not.
+    pub fn session_count(&self) -> usize {
+        self.shared.sessions.lock().len()
+    }
+
+    /// Number of subscriptions.
+    pub fn subscription_count(&self) -> usize {
+        self.shared.routing.read().tree.len()
+    }
+
+    /// Number of retained messages.
+    pub fn retained_count(&self) -> usize {
+        self.shared.retained.read().len()
+    }
+
+    /// A process-unique id for a connection or session key.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.shared.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn queue_limits(&self) -> QueueLimits {
+        let c = &self.shared.config;
+        QueueLimits {
+            max_messages: c.max_queued_messages,
+            max_bytes: c.max_queued_bytes,
+            qos0_offline: c.queue_qos0_offline,
+        }
+    }
+
+    /// Opens (or resumes) the session for `client_id` and attaches the
+    /// connection `link_id` to it, taking over any connection it had.
+    pub(crate) fn open_session(
+        &self,
+        client_id: ByteString,
+        clean_start: bool,
+        link_id: u64,
+        window: usize,
+    ) -> Opened {
+        let mut sessions = self.shared.sessions.lock();
+        let existing = sessions.get(&client_id).cloned();
+        let (session, present) = match existing {
+            Some(s) if !clean_start => (s, true),
+            existing => {
+                if let Some(old) = existing {
+                    self.end_session(&old);
+                }
+                let s = Arc::new(Session::new(self.next_id(), client_id.clone()));
+                sessions.insert(client_id, s.clone());
+                self.shared.routing.write().by_key.insert(s.key, s.clone());
+                (s, false)
+            }
+        };
+        drop(sessions);
+        let kick = session.attach(link_id, window);
+        // Back in time: a delayed will must not be sent [MQTT-3.1.3-9].
+        session.state.lock().pending_will = None;
+        Opened {
+            session,
+            present,
+            kick,
+        }
+    }
+
+    /// Ends a session: forgets its subscriptions, closes its connection if
+    /// any, and publishes a will still waiting for its delay.
+    fn end_session(&self, session: &Arc<Session>) {
+        let (filters, will) = session.discard();
+        {
+            let mut routing = self.shared.routing.write();
+            routing.tree.remove_client(session.key, filters.iter());
+            routing.by_key.remove(&session.key);
+        }
+        if let Some(will) = will {
+            self.publish(will, None);
+        }
+    }
+
+    /// Removes the session from the registry, if it is still registered.
+    fn expire_session(&self, session: &Arc<Session>) {
+        let mut sessions = self.shared.sessions.lock();
+        if sessions
+            .get(&session.client_id)
+            .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
+            sessions.remove(&session.client_id);
+            self.end_session(session);
+        }
+    }
+
+    /// Called when connection `link_id` ends. `will` is `None` after a
+    /// normal DISCONNECT; `graceful` is a server shutdown, which keeps the
+    /// session and sends no will.
+    pub(crate) fn connection_closed(
+        &self,
+        session: &Arc<Session>,
+        link_id: u64,
+        will: Option<Will>,
+        expiry_secs: u32,
+    ) {
+        if !session.detach(link_id) {
+            // Taken over. The new connection cancels a delayed will, unless
+            // it started a clean session, which ended this one [MQTT-3.1.3-9].
+            if let Some(will) = will {
+                if will.delay_secs == 0 || session.state.lock().discarded {
+                    self.publish(will.message, None);
+                }
+            }
+            return;
+        }
+        let generation = {
+            let mut st = session.state.lock();
+            st.expiry_secs = expiry_secs;
+            st.generation
+        };
+        if let Some(will) = will {
+            if will.delay_secs == 0 || expiry_secs == 0 {
+                self.publish(will.message, None);
+            } else {
+                session.state.lock().pending_will = Some(will.message);
+                let delay = Duration::from_secs(u64::from(will.delay_secs.min(expiry_secs)));
+                let (broker, session) = (self.clone(), session.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let will = {
+                        let mut st = session.state.lock();
+                        if st.generation != generation {
+                            return;
+                        }
+                        st.pending_will.take()
+                    };
+                    if let Some(will) = will {
+                        broker.publish(will, None);
+                    }
+                });
+            }
+        }
+        match expiry_secs {
+            0 => self.expire_session(session),
+            u32::MAX => {}
+            secs => {
+                let (broker, session) = (self.clone(), session.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(u64::from(secs))).await;
+                    if session.state.lock().generation == generation && !session.is_online() {
+                        broker.expire_session(&session);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Routes a message to every matching subscription and stores it if it
+    /// is retained. Returns the number of subscribers it was queued for.
+    pub(crate) fn publish(&self, msg: Arc<Message>, publisher: Option<ClientKey>) -> usize {
+        if msg.retain {
+            let mut retained = self.shared.retained.write();
+            if msg.payload.is_empty() {
+                retained.remove(&msg.topic);
+            } else {
+                retained.set(&msg.topic, msg.clone());
+            }
+        }
+        let mut deliveries: Vec<Delivery> = Vec::new();
+        let mut targets: Vec<(Arc<Session>, Delivery)> = Vec::new();
+        {
+            let routing = self.shared.routing.read();
+            let is_online = |k: ClientKey| routing.by_key.get(&k).is_some_and(|s| s.is_online());
+            routing
+                .tree
+                .matches(&msg.topic, publisher, is_online, &mut deliveries);
+            targets.extend(
+                deliveries
+                    .into_iter()
+                    .filter_map(|d| Some((routing.by_key.get(&d.client)?.clone(), d))),
+            );
+        }
+        let limits = self.queue_limits();
+        let count = targets.len();
+        for (session, d) in targets {
+            let out = Outgoing {
+                qos: msg.qos.min(d.qos),
+                // The RETAIN flag is cleared on established subscriptions
+                // unless Retain As Published [MQTT-3.3.1-12, MQTT-3.3.1-13].
+                retain: msg.retain && d.retain_as_published,
+                subscription_ids: d.identifiers,
+                msg: msg.clone(),
+            };
+            self.enqueue(&session, out, &limits);
+        }
+        count
+    }
+
+    /// Queues one message for one session and counts what was dropped.
+    pub(crate) fn enqueue(&self, session: &Session, out: Outgoing, limits: &QueueLimits) {
+        let m = &self.shared.metrics;
+        match session.enqueue(out, limits) {
+            Enqueued::Queued { evicted: 0 } => {}
+            Enqueued::Queued { evicted } => {
+                Metrics::add(&m.dropped_queue_full, evicted as u64);
+                let dropped = session.state.lock().dropped;
+                // Log the first drop and then every 1000th, not every one.
+                if dropped == evicted as u64 || dropped % 1000 < evicted as u64 {
+                    tracing::warn!(client_id = %session.client_id, dropped, "session queue full: dropping oldest messages");
+                }
+            }
+            Enqueued::DroppedOffline => Metrics::add(&m.dropped_offline_qos0, 1),
+            Enqueued::DroppedTooLarge => Metrics::add(&m.dropped_too_large, 1),
+        }
+    }
+
+    /// Adds the subscriptions of a SUBSCRIBE. Returns the SUBACK and the
+    /// retained messages to send after it.
+    pub(crate) fn subscribe(&self, session: &Session, sub: Subscribe) -> (SubAck, Vec<Outgoing>) {
+        let identifier = sub.properties.subscription_identifier;
+        let mut reason_codes = Vec::with_capacity(sub.filters.len());
+        let mut retained = Vec::new();
+        for (filter, options) in sub.filters {
+            let subscription = Subscription {
+                options,
+                identifier,
+            };
+            let existed = self.shared.routing.write().tree.subscribe(
+                session.key,
+                &filter,
+                subscription,
+            );
+            session
+                .state
+                .lock()
+                .subscriptions
+                .insert(filter.clone(), subscription);
+            reason_codes.push(
+                ReasonCode::from_u8(options.qos as u8).expect("granted QoS is a reason code"),
+            );
+            let send_retained = filter.shared().is_none()
+                && match options.retain_handling {
+                    RetainHandling::SendAtSubscribe => true,
+                    RetainHandling::SendIfNew => !existed,
+                    RetainHandling::DoNotSend => false,
+                };
+            if send_retained {
+                self.collect_retained(&filter, options.qos, identifier, &mut retained);
+            }
+        }
+        let ack = SubAck {
+            packet_id: sub.packet_id,
+            properties: Default::default(),
+            reason_codes,
+        };
+        (ack, retained)
+    }
+
+    fn collect_retained(
+        &self,
+        filter: &TopicFilter,
+        granted: QoS,
+        id: Option<std::num::NonZeroU32>,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let mut found = Vec::new();
+        self.shared
+            .retained
+            .read()
+            .matching(filter.as_str(), &mut found);
+        let now = Instant::now();
+        out.extend(
+            found
+                .into_iter()
+                .filter(|(_, m)| !m.is_expired(now))
+                .map(|(_, msg)| Outgoing {
+                    qos: msg.qos.min(granted),
+                    // Sent because of a new subscription: RETAIN stays set [MQTT-3.3.1-9].
+                    retain: true,
+                    subscription_ids: id.into_iter().collect(),
+                    msg,
+                }),
+        );
+    }
+
+    /// Removes the subscriptions of an UNSUBSCRIBE.
+    pub(crate) fn unsubscribe(&self, session: &Session, unsub: Unsubscribe) -> UnsubAck {
+        let reason_codes = unsub
+            .filters
+            .iter()
+            .map(|filter| {
+                let existed = self
+                    .shared
+                    .routing
+                    .write()
+                    .tree
+                    .unsubscribe(session.key, filter);
+                session.state.lock().subscriptions.remove(filter);
+                if existed {
+                    ReasonCode::SUCCESS
+                } else {
+                    ReasonCode::NO_SUBSCRIPTION_EXISTED
+                }
+            })
+            .collect();
+        UnsubAck {
+            packet_id: unsub.packet_id,
+            properties: Default::default(),
+            reason_codes,
+        }
+    }
+
+    /// Publishes a message on behalf of the server (`$SYS`, the REST API).
+    pub fn publish_server(
+        &self,
+        topic: ByteString,
+        payload: bytes::Bytes,
+        qos: QoS,
+        retain: bool,
+    ) -> usize {
+        let msg = Message {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties: Default::default(),
+            expires_at: None,
+        };
+        self.publish(Arc::new(msg), None)
+    }
+
+    /// Drops retained messages whose expiry interval has run out
+    /// [MQTT-3.3.2-5]. Returns how many went.
+    pub(crate) fn purge_expired_retained(&self) -> usize {
+        let now = Instant::now();
+        self.shared.retained.write().retain(|_, m| !m.is_expired(now))
+    }
+
+    /// The retained messages matching `filter`, for the REST API.
+    pub fn retained_messages(&self, filter: &str) -> Vec<RetainedView> {
+        let mut found = Vec::new();
+        let retained = self.shared.retained.read();
+        if filter == "#" {
+            found.extend(retained.iter().map(|(t, m)| (ByteString::from(t), m.clone())));
+        } else {
+            retained.matching(filter, &mut found);
+        }
+        drop(retained);
+        let now = Instant::now();
+        found
+            .into_iter()
+            .filter(|(_, m)| !m.is_expired(now))
+            .map(|(topic, m)| RetainedView {
+                topic,
+                payload: m.payload.clone(),
+                qos: m.qos,
+                properties: m.properties.clone(),
+            })
+            .collect()
+    }
+
+    /// Starts the broker's background work (`$SYS` updates) until `shutdown`.
+    pub fn spawn_background(&self, shutdown: tokio_util::sync::CancellationToken) {
+        sys::spawn(self.clone(), shutdown);
+    }
+}

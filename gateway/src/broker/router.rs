@@ -1,0 +1,1056 @@
+//! The subscription tree: which sessions a PUBLISH goes to.
+//!
+//! Subscriptions live in a trie over topic levels (split on `/`). A node keeps its literal
+//! children in a map and its `+` child apart, and two subscriber sets: filters that end at the
+//! node (`a/b` at node `a/b`) and filters that end in `#` right below it (`a/#` at node `a`).
+//! Matching walks the topic's levels once, following the literal and the `+` child and picking up
+//! `#` sets on the way: its cost depends on the topic's depth and the number of matches, not on
+//! how many subscriptions there are.
+//!
+//! Nodes sit in an arena (`Vec<Node>` indexed by position, with a free list), and every walk is a
+//! loop: topics and filters may have 32,768 levels, and one deep filter must neither overflow a
+//! worker's stack nor make dropping the tree recurse. Matching runs under the routing read lock
+//! on every PUBLISH, so it takes `&self`; the one thing it changes, a shared group's round-robin
+//! cursor, is atomic.
+//!
+//! Spec: MQTT 5.0 sections 4.7 (topic filters), 3.3.4 (overlapping subscriptions), 3.8.3.1
+//! (No Local) and 4.8.2 (shared subscriptions).
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aviary_protocol::{QoS, SubscriptionOptions, TopicFilter};
+
+/// Who subscribed: an opaque, cheap session key chosen by the broker.
+pub(crate) type ClientKey = u64;
+
+/// One subscription as stored in the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Subscription {
+    /// The options of the SUBSCRIBE that made it.
+    pub(crate) options: SubscriptionOptions,
+    /// The MQTT 5 Subscription Identifier of that SUBSCRIBE, if any.
+    pub(crate) identifier: Option<NonZeroU32>,
+}
+
+/// One client to send a PUBLISH to, and how.
+///
+/// A client's overlapping non-shared subscriptions make one `Delivery` [MQTT-3.3.4-2]
+/// [MQTT-3.3.4-3]; each matching shared subscription adds one of its own (`shared`), so a client
+/// may appear more than once in a result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Delivery {
+    /// The subscriber.
+    pub(crate) client: ClientKey,
+    /// The highest QoS of the matching subscriptions: the message goes out at the lower of this
+    /// and its own.
+    pub(crate) qos: QoS,
+    /// Set if any of the matching subscriptions asked for Retain As Published.
+    pub(crate) retain_as_published: bool,
+    /// The matching subscriptions' identifiers, in no particular order. Empty (unallocated) when
+    /// none has one, and ready to move into the outgoing PUBLISH's properties.
+    pub(crate) identifiers: Vec<NonZeroU32>,
+    /// Comes from a shared subscription: the member picked for its group.
+    pub(crate) shared: bool,
+}
+
+impl Delivery {
+    /// The delivery for one matching subscription.
+    fn new(client: ClientKey, sub: &Subscription, shared: bool) -> Self {
+        Self {
+            client,
+            qos: sub.options.qos,
+            retain_as_published: sub.options.retain_as_published,
+            identifiers: sub.identifier.map_or_else(Vec::new, |id| vec![id]),
+            shared,
+        }
+    }
+
+    /// Folds in another matching subscription of the same client.
+    fn absorb(&mut self, other: &mut Self) {
+        self.qos = self.qos.max(other.qos);
+        // The spec leaves mixed options open; keeping the published flag loses nothing.
+        self.retain_as_published |= other.retain_as_published;
+        self.identifiers.append(&mut other.identifiers);
+    }
+}
+
+/// Index of a node in the arena.
+type NodeId = usize;
+
+/// The root node, before the first level.
+const ROOT: NodeId = 0;
+
+/// One level of the trie.
+#[derive(Debug, Default)]
+struct Node {
+    /// Children by literal level. SipHash (std's default) on purpose: levels come from clients.
+    children: HashMap<Box<str>, NodeId>,
+    /// The `+` child.
+    single: Option<NodeId>,
+    /// Subscriptions whose filter ends here. Boxed: most nodes are only a step on the way.
+    exact: Option<Box<Subscribers>>,
+    /// Subscriptions whose filter is this node's followed by `#`.
+    multi: Option<Box<Subscribers>>,
+}
+
+impl Node {
+    /// The child for a filter level (`+` is the wildcard child).
+    fn child(&self, level: &str) -> Option<NodeId> {
+        match level {
+            "+" => self.single,
+            _ => self.children.get(level).copied(),
+        }
+    }
+
+    /// Links a new child for a filter level.
+    fn link(&mut self, level: &str, child: NodeId) {
+        match level {
+            "+" => self.single = Some(child),
+            _ => {
+                self.children.insert(level.into(), child);
+            }
+        }
+    }
+
+    /// Forgets the child for a filter level.
+    fn unlink(&mut self, level: &str) {
+        match level {
+            "+" => self.single = None,
+            _ => {
+                self.children.remove(level);
+            }
+        }
+    }
+
+    /// The subscriber set of filters ending here (`multi`: in `#`).
+    fn slot(&mut self, multi: bool) -> &mut Option<Box<Subscribers>> {
+        if multi {
+            &mut self.multi
+        } else {
+            &mut self.exact
+        }
+    }
+
+    /// A node with no children and no subscribers serves nothing and can go.
+    fn is_empty(&self) -> bool {
+        let no_subscribers = self.exact.is_none() && self.multi.is_none();
+        no_subscribers && self.children.is_empty() && self.single.is_none()
+    }
+}
+
+/// The subscriptions of one filter at one node: ordinary, and per shared group.
+#[derive(Debug, Default)]
+struct Subscribers {
+    /// Ordinary subscriptions, one per client.
+    direct: HashMap<ClientKey, Subscription>,
+    /// Shared subscriptions `$share/{group}/{filter}`. A filter rarely has more than a few
+    /// groups, so a scan by name beats a map.
+    shared: Vec<SharedGroup>,
+}
+
+impl Subscribers {
+    /// Adds or replaces a subscription; true if it replaced one.
+    fn insert(&mut self, client: ClientKey, group: Option<&str>, sub: Subscription) -> bool {
+        let Some(name) = group else {
+            return self.direct.insert(client, sub).is_some();
+        };
+        let index = self.shared.iter().position(|g| *g.name == *name);
+        let index = index.unwrap_or_else(|| {
+            self.shared.push(SharedGroup::new(name));
+            self.shared.len() - 1
+        });
+        self.shared[index].upsert(client, sub)
+    }
+
+    /// Removes a subscription; true if it existed.
+    fn remove(&mut self, client: ClientKey, group: Option<&str>) -> bool {
+        let Some(name) = group else {
+            return self.direct.remove(&client).is_some();
+        };
+        let Some(index) = self.shared.iter().position(|g| *g.name == *name) else {
+            return false;
+        };
+        let removed = self.shared[index].remove(client);
+        if self.shared[index].members.is_empty() {
+            self.shared.swap_remove(index);
+        }
+        removed
+    }
+
+    /// No subscriptions left.
+    fn is_empty(&self) -> bool {
+        self.direct.is_empty() && self.shared.is_empty()
+    }
+}
+
+/// The members of one shared subscription group for one filter.
+#[derive(Debug)]
+struct SharedGroup {
+    /// The ShareName.
+    name: Box<str>,
+    /// Members in subscription order, which is the round-robin order. Never empty in the tree.
+    members: Vec<(ClientKey, Subscription)>,
+    /// Where the next round-robin pick starts; atomic so that matching can take `&self`.
+    cursor: AtomicUsize,
+}
+
+impl SharedGroup {
+    /// A group without members yet.
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            members: Vec::new(),
+            cursor: AtomicUsize::new(0),
+        }
+    }
+
+    /// Adds or replaces a member's subscription; true if it replaced one. A member that
+    /// subscribes again keeps its place in the rotation.
+    fn upsert(&mut self, client: ClientKey, sub: Subscription) -> bool {
+        if let Some(member) = self.members.iter_mut().find(|(c, _)| *c == client) {
+            member.1 = sub;
+            return true;
+        }
+        self.members.push((client, sub));
+        false
+    }
+
+    /// Removes a member; true if it was one. The others keep their order, so turns stay fair.
+    fn remove(&mut self, client: ClientKey) -> bool {
+        let index = self.members.iter().position(|(c, _)| *c == client);
+        index.map(|index| self.members.remove(index)).is_some()
+    }
+
+    /// The member to receive the next message: round robin over the online members, or over all
+    /// of them when none is online (the broker queues for the one picked).
+    ///
+    /// Concurrent publishers may race on the cursor and now and then pick the same member: that
+    /// costs a little evenness, never a message.
+    fn pick(&self, is_online: impl Fn(ClientKey) -> bool) -> (ClientKey, &Subscription) {
+        let count = self.members.len();
+        let first = self.cursor.fetch_add(1, Ordering::Relaxed) % count;
+        let mut turns = (0..count).map(|step| (first + step) % count);
+        let chosen = match turns.find(|&i| is_online(self.members[i].0)) {
+            Some(index) if index != first => {
+                // Offline members were skipped: go on after the one chosen, so that the online
+                // members still take even turns.
+                self.cursor.store(index + 1, Ordering::Relaxed);
+                index
+            }
+            _ => first,
+        };
+        let (client, sub) = &self.members[chosen];
+        (*client, sub)
+    }
+}
+
+/// A topic filter taken apart: where its subscriptions live in the tree.
+#[derive(Debug, Clone, Copy)]
+struct FilterPath<'f> {
+    /// The levels to walk from the root; `None` for `#`, which lives at the root.
+    levels: Option<&'f str>,
+    /// The filter ends in `#`.
+    multi: bool,
+    /// The ShareName of a shared subscription.
+    group: Option<&'f str>,
+}
+
+impl<'f> FilterPath<'f> {
+    /// Takes a filter apart: `$share/{group}/` and a final `#` level come off.
+    fn of(filter: &'f TopicFilter) -> Self {
+        let group = filter.shared().map(|(group, _)| group);
+        let inner = filter.matching_filter();
+        let (levels, multi) = match inner.strip_suffix('#') {
+            // `#` is a whole level [MQTT-4.7.1-2]: drop the `/` before it, if any.
+            Some(parent) => (parent.strip_suffix('/'), true),
+            None => (Some(inner), false),
+        };
+        Self {
+            levels,
+            multi,
+            group,
+        }
+    }
+
+    /// The levels from the root to the filter's node.
+    fn levels(self) -> impl Iterator<Item = &'f str> {
+        self.levels.into_iter().flat_map(|levels| levels.split('/'))
+    }
+}
+
+/// Splits the first level off a topic: `a/b/c` gives `("a", Some("b/c"))`, `a` `("a", None)`.
+fn split_level(rest: &str) -> (&str, Option<&str>) {
+    match rest.split_once('/') {
+        Some((level, tail)) => (level, Some(tail)),
+        None => (rest, None),
+    }
+}
+
+/// A node reached while matching, and the topic levels left to match (`None`: all matched).
+type Step<'a> = (NodeId, Option<&'a str>);
+
+/// The subscription trie; see the module documentation.
+#[derive(Debug)]
+pub(crate) struct SubscriptionTree {
+    /// The arena; `nodes[ROOT]` always exists.
+    nodes: Vec<Node>,
+    /// Slots of pruned nodes, reused before the arena grows.
+    free: Vec<NodeId>,
+    /// Number of subscriptions.
+    len: usize,
+}
+
+impl Default for SubscriptionTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SubscriptionTree {
+    /// An empty tree.
+    pub(crate) fn new() -> Self {
+        Self {
+            nodes: vec![Node::default()],
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Number of subscriptions, each member of a shared group counted.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Adds or replaces `client`'s subscription to `filter` (possibly `$share/{group}/{filter}`).
+    /// Returns true if it replaced one, for Retain Handling 1 ("send retained messages only if
+    /// the subscription is new"). Costs a map lookup per level.
+    pub(crate) fn subscribe(
+        &mut self,
+        client: ClientKey,
+        filter: &TopicFilter,
+        sub: Subscription,
+    ) -> bool {
+        let path = FilterPath::of(filter);
+        let mut id = ROOT;
+        for level in path.levels() {
+            id = match self.nodes[id].child(level) {
+                Some(child) => child,
+                None => self.add_child(id, level),
+            };
+        }
+        let subscribers = self.nodes[id]
+            .slot(path.multi)
+            .get_or_insert_with(Box::default);
+        let replaced = subscribers.insert(client, path.group, sub);
+        self.len += usize::from(!replaced);
+        replaced
+    }
+
+    /// Removes `client`'s subscription to `filter`; returns whether it existed (UNSUBACK 0x11,
+    /// "No subscription existed", when not). Frees the nodes it leaves empty.
+    pub(crate) fn unsubscribe(&mut self, client: ClientKey, filter: &TopicFilter) -> bool {
+        let path = FilterPath::of(filter);
+        // The edges walked, to prune bottom-up afterwards.
+        let mut trail = Vec::new();
+        let mut id = ROOT;
+        for level in path.levels() {
+            let Some(child) = self.nodes[id].child(level) else {
+                return false;
+            };
+            trail.push((id, level));
+            id = child;
+        }
+        let slot = self.nodes[id].slot(path.multi);
+        if !slot.as_mut().is_some_and(|s| s.remove(client, path.group)) {
+            return false;
+        }
+        if slot.as_ref().is_some_and(|s| s.is_empty()) {
+            *slot = None;
+        }
+        self.len -= 1;
+        self.prune(id, &trail);
+        true
+    }
+
+    /// Removes every subscription of `client`, given the filters of its session (which keeps
+    /// them anyway), so the cost is that of unsubscribing each, not a walk of the whole tree.
+    /// Returns how many existed.
+    pub(crate) fn remove_client<'f>(
+        &mut self,
+        client: ClientKey,
+        filters: impl IntoIterator<Item = &'f TopicFilter>,
+    ) -> usize {
+        let mut removed = 0;
+        for filter in filters {
+            removed += usize::from(self.unsubscribe(client, filter));
+        }
+        removed
+    }
+
+    /// Appends to `out` whom to send a PUBLISH on `topic` to. `+` matches one level, `#` its
+    /// parent and everything below, and neither matches a `$` topic in the first level
+    /// [MQTT-4.7.2-1].
+    ///
+    /// - A client's non-shared subscriptions make one [`Delivery`] with the highest QoS and all
+    ///   identifiers [MQTT-3.3.4-2] [MQTT-3.3.4-3]. The `publisher`'s No Local subscriptions are
+    ///   dropped first [MQTT-3.8.3-3], so an overlapping one without No Local still delivers.
+    /// - Each matching shared group delivers once, to a member picked round robin among those
+    ///   `is_online` (among all when none is). No Local on a shared subscription is a Protocol
+    ///   Error [MQTT-3.8.3-4] the broker refuses at SUBSCRIBE, so it is not looked at here.
+    ///
+    /// Cost: one map lookup per level (two where a `+` child branches off too) plus O(matches).
+    /// Allocates only for a branching walk, identifiers, or a growing `out`. Merging sorts the
+    /// new deliveries, and only runs when two or more filters with ordinary subscribers matched.
+    pub(crate) fn matches(
+        &self,
+        topic: &str,
+        publisher: Option<ClientKey>,
+        is_online: impl Fn(ClientKey) -> bool,
+        out: &mut Vec<Delivery>,
+    ) {
+        let start = out.len();
+        let mut collector = Collector {
+            publisher,
+            is_online,
+            out,
+            direct_sets: 0,
+        };
+        // `+` branches still to walk; unallocated while the topic follows a single path.
+        let mut branches = Vec::new();
+        let wildcards = !topic.starts_with('$');
+        let mut next = self.step(ROOT, Some(topic), wildcards, &mut collector, &mut branches);
+        while let Some((id, rest)) = next.or_else(|| branches.pop()) {
+            next = self.step(id, rest, true, &mut collector, &mut branches);
+        }
+        if collector.direct_sets > 1 {
+            merge_overlapping(out, start);
+        }
+    }
+
+    /// Visits a node: collects its `#` subscribers (if `wildcards`), and its exact ones at the
+    /// end of the topic; otherwise returns the child to visit next and queues a second one.
+    fn step<'a>(
+        &self,
+        id: NodeId,
+        rest: Option<&'a str>,
+        wildcards: bool,
+        collector: &mut Collector<'_, impl Fn(ClientKey) -> bool>,
+        branches: &mut Vec<Step<'a>>,
+    ) -> Option<Step<'a>> {
+        let node = &self.nodes[id];
+        if let Some(multi) = node.multi.as_deref().filter(|_| wildcards) {
+            collector.collect(multi);
+        }
+        let Some(rest) = rest else {
+            if let Some(exact) = &node.exact {
+                collector.collect(exact);
+            }
+            return None;
+        };
+        let (level, tail) = split_level(rest);
+        let literal = node.children.get(level).map(|&child| (child, tail));
+        let single = node.single.filter(|_| wildcards).map(|child| (child, tail));
+        if let (Some(_), Some(single)) = (literal, single) {
+            branches.push(single);
+            return literal;
+        }
+        literal.or(single)
+    }
+
+    /// Adds an empty child for a filter level, reusing a freed slot if there is one.
+    fn add_child(&mut self, parent: NodeId, level: &str) -> NodeId {
+        let child = self.free.pop().unwrap_or_else(|| {
+            self.nodes.push(Node::default());
+            self.nodes.len() - 1
+        });
+        self.nodes[parent].link(level, child);
+        child
+    }
+
+    /// Frees `id` and its ancestors along `trail` for as long as they are left empty.
+    fn prune(&mut self, mut id: NodeId, trail: &[(NodeId, &str)]) {
+        for &(parent, level) in trail.iter().rev() {
+            if !self.nodes[id].is_empty() {
+                break;
+            }
+            self.nodes[parent].unlink(level);
+            // Reset rather than keep: an emptied map still holds its capacity.
+            self.nodes[id] = Node::default();
+            self.free.push(id);
+            id = parent;
+        }
+    }
+
+    /// Nodes in use, the root excepted.
+    #[cfg(test)]
+    fn node_count(&self) -> usize {
+        self.nodes.len() - self.free.len() - 1
+    }
+}
+
+/// Gathers the deliveries of one [`SubscriptionTree::matches`] call.
+struct Collector<'o, F> {
+    /// The client that published, for No Local.
+    publisher: Option<ClientKey>,
+    /// Whether a shared group member is online.
+    is_online: F,
+    /// Where the deliveries go.
+    out: &'o mut Vec<Delivery>,
+    /// How many subscriber sets gave non-shared deliveries: from two on, a client may have been
+    /// reported twice, and the deliveries need merging.
+    direct_sets: usize,
+}
+
+impl<F: Fn(ClientKey) -> bool> Collector<'_, F> {
+    /// Adds the deliveries of one matching filter's subscribers.
+    fn collect(&mut self, subscribers: &Subscribers) {
+        let before = self.out.len();
+        self.out
+            .reserve(subscribers.direct.len() + subscribers.shared.len());
+        for (&client, sub) in &subscribers.direct {
+            // [MQTT-3.8.3-3]: not back to the publisher, if it asked for No Local.
+            if !(sub.options.no_local && self.publisher == Some(client)) {
+                self.out.push(Delivery::new(client, sub, false));
+            }
+        }
+        self.direct_sets += usize::from(self.out.len() > before);
+        for group in &subscribers.shared {
+            let (client, sub) = group.pick(&self.is_online);
+            self.out.push(Delivery::new(client, sub, true));
+        }
+    }
+}
+
+/// Merges the non-shared deliveries in `out[start..]` that go to the same client, in place.
+fn merge_overlapping(out: &mut Vec<Delivery>, start: usize) {
+    // Sorting puts each client's non-shared deliveries side by side, and the shared ones (never
+    // merged) after them.
+    out[start..].sort_unstable_by_key(|delivery| (delivery.shared, delivery.client));
+    // Like `Vec::dedup_by`, but on a tail: `kept` is the last delivery of the merged prefix.
+    let mut kept = start;
+    for next in start + 1..out.len() {
+        let (merged, rest) = out.split_at_mut(next);
+        let (last, candidate) = (&mut merged[kept], &mut rest[0]);
+        if !last.shared && !candidate.shared && last.client == candidate.client {
+            last.absorb(candidate);
+        } else {
+            kept += 1;
+            out.swap(kept, next);
+        }
+    }
+    out.truncate(kept + 1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aviary_protocol::matches as filter_matches;
+    use proptest::prelude::*;
+    use proptest::sample::select;
+    use std::collections::BTreeMap;
+
+    fn filter(s: &str) -> TopicFilter {
+        TopicFilter::new(s).unwrap()
+    }
+
+    fn id(n: u32) -> Option<NonZeroU32> {
+        NonZeroU32::new(n)
+    }
+
+    fn sub(qos: QoS) -> Subscription {
+        Subscription {
+            options: SubscriptionOptions::qos(qos),
+            identifier: None,
+        }
+    }
+
+    fn sub_with(qos: QoS, identifier: Option<NonZeroU32>, no_local: bool) -> Subscription {
+        let mut s = sub(qos);
+        s.options.no_local = no_local;
+        s.identifier = identifier;
+        s
+    }
+
+    fn tree_of(subscriptions: &[(ClientKey, &str)]) -> SubscriptionTree {
+        let mut tree = SubscriptionTree::new();
+        for &(client, f) in subscriptions {
+            tree.subscribe(client, &filter(f), sub(QoS::AtMostOnce));
+        }
+        tree
+    }
+
+    fn deliveries(
+        tree: &SubscriptionTree,
+        topic: &str,
+        publisher: Option<ClientKey>,
+    ) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        tree.matches(topic, publisher, |_| true, &mut out);
+        out.sort_by_key(|d| (d.shared, d.client));
+        out
+    }
+
+    /// The clients a PUBLISH on `topic` reaches, sorted.
+    fn clients(tree: &SubscriptionTree, topic: &str) -> Vec<ClientKey> {
+        deliveries(tree, topic, None)
+            .iter()
+            .map(|d| d.client)
+            .collect()
+    }
+
+    /// Does a tree with the single subscription `f` deliver a PUBLISH on `topic`?
+    fn hits(f: &str, topic: &str) -> bool {
+        !clients(&tree_of(&[(1, f)]), topic).is_empty()
+    }
+
+    #[test]
+    fn spec_multi_level_wildcard() {
+        // MQTT 5.0 section 4.7.1.2.
+        let f = "sport/tennis/player1/#";
+        assert!(hits(f, "sport/tennis/player1"));
+        assert!(hits(f, "sport/tennis/player1/ranking"));
+        assert!(hits(f, "sport/tennis/player1/score/wimbledon"));
+        assert!(!hits(f, "sport/tennis/player2"));
+        assert!(!hits(f, "sport/tennis"));
+        assert!(hits("sport/#", "sport"));
+        assert!(hits("sport/#", "sport/"));
+        assert!(hits("#", "sport/tennis"));
+        assert!(hits("#", "/"));
+        assert!(hits("/#", "/"));
+        assert!(!hits("/#", "a"));
+    }
+
+    #[test]
+    fn spec_single_level_wildcard() {
+        // MQTT 5.0 section 4.7.1.3.
+        assert!(hits("sport/tennis/+", "sport/tennis/player1"));
+        assert!(!hits("sport/tennis/+", "sport/tennis/player1/ranking"));
+        assert!(!hits("sport/+", "sport"));
+        assert!(hits("sport/+", "sport/"));
+        assert!(hits("+/+", "/finance"));
+        assert!(hits("/+", "/finance"));
+        assert!(!hits("+", "/finance"));
+        assert!(hits("+", "finance"));
+        assert!(hits("+/tennis/#", "sport/tennis/player1"));
+        assert!(hits("a//b", "a//b"));
+        assert!(!hits("a//b", "a/b"));
+    }
+
+    #[test]
+    fn spec_dollar_topics() {
+        // MQTT 5.0 section 4.7.2: wildcards in the first level do not match `$` topics.
+        let sys = "$SYS/monitor/Clients";
+        assert!(!hits("#", sys));
+        assert!(!hits("+/monitor/Clients", sys));
+        assert!(!hits("+/#", sys));
+        assert!(!hits("+", "$SYS"));
+        assert!(hits("$SYS/#", sys));
+        assert!(hits("$SYS/monitor/+", sys));
+        assert!(hits("$SYS/monitor/Clients", sys));
+        // Only the first level is special.
+        assert!(hits("a/+", "a/$b"));
+        assert!(hits("a/#", "a/$b/c"));
+    }
+
+    #[test]
+    fn every_matching_client_once() {
+        let tree = tree_of(&[
+            (1, "pets/+/location"),
+            (2, "pets/7/location"),
+            (3, "pets/#"),
+            (4, "#"),
+            (5, "pets/+/status"),
+            (6, "pets/7/location/x"),
+        ]);
+        assert_eq!(clients(&tree, "pets/7/location"), [1, 2, 3, 4]);
+        assert_eq!(clients(&tree, "pets/8/status"), [3, 4, 5]);
+        assert_eq!(clients(&tree, "other"), [4]);
+    }
+
+    #[test]
+    fn overlapping_subscriptions_merge_to_max_qos_and_all_identifiers() {
+        let mut tree = SubscriptionTree::new();
+        tree.subscribe(1, &filter("a/+"), sub_with(QoS::AtMostOnce, id(1), false));
+        tree.subscribe(1, &filter("a/#"), sub_with(QoS::ExactlyOnce, id(2), false));
+        tree.subscribe(1, &filter("a/b"), sub_with(QoS::AtLeastOnce, None, false));
+        let mut rap = sub(QoS::AtMostOnce);
+        rap.options.retain_as_published = true;
+        tree.subscribe(1, &filter("+/b"), rap);
+        tree.subscribe(2, &filter("a/b"), sub(QoS::AtLeastOnce));
+
+        let mut out = deliveries(&tree, "a/b", None);
+        out[0].identifiers.sort();
+        let expected = Delivery {
+            client: 1,
+            qos: QoS::ExactlyOnce,
+            retain_as_published: true,
+            identifiers: vec![id(1).unwrap(), id(2).unwrap()],
+            shared: false,
+        };
+        assert_eq!(out[0], expected);
+        assert_eq!(out[1], Delivery::new(2, &sub(QoS::AtLeastOnce), false));
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn matches_appends_to_out() {
+        let tree = tree_of(&[(1, "a"), (1, "#"), (2, "a")]);
+        let mut out = vec![Delivery::new(1, &sub(QoS::AtMostOnce), false)];
+        tree.matches("a", None, |_| true, &mut out);
+        // The entry already there is left alone: only the appended ones are merged.
+        let mut clients: Vec<_> = out.iter().map(|d| d.client).collect();
+        clients[1..].sort();
+        assert_eq!(clients, [1, 1, 2]);
+    }
+
+    #[test]
+    fn no_local_skips_only_the_publishers_no_local_subscriptions() {
+        let mut tree = SubscriptionTree::new();
+        tree.subscribe(1, &filter("a/b"), sub_with(QoS::ExactlyOnce, id(1), true));
+        tree.subscribe(1, &filter("a/#"), sub_with(QoS::AtMostOnce, id(2), false));
+        tree.subscribe(2, &filter("a/b"), sub_with(QoS::AtLeastOnce, None, true));
+        tree.subscribe(3, &filter("a/+"), sub_with(QoS::AtLeastOnce, None, true));
+
+        let out = deliveries(&tree, "a/b", Some(1));
+        // Client 1 still gets it through `a/#`, with that subscription's QoS and identifier only.
+        assert_eq!(
+            out[0],
+            Delivery::new(1, &sub_with(QoS::AtMostOnce, id(2), false), false)
+        );
+        assert_eq!(out.iter().map(|d| d.client).collect::<Vec<_>>(), [1, 2, 3]);
+
+        assert_eq!(clients(&tree, "a/b").len(), 3);
+        assert_eq!(
+            deliveries(&tree, "a/b", Some(3))
+                .iter()
+                .map(|d| d.client)
+                .collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(deliveries(&tree, "a/b", Some(1))[0].qos, QoS::AtMostOnce);
+    }
+
+    #[test]
+    fn subscribe_again_replaces() {
+        let mut tree = SubscriptionTree::new();
+        assert!(!tree.subscribe(1, &filter("a/+"), sub(QoS::AtMostOnce)));
+        assert!(tree.subscribe(1, &filter("a/+"), sub(QoS::ExactlyOnce)));
+        assert!(!tree.subscribe(2, &filter("a/+"), sub(QoS::AtMostOnce)));
+        assert!(!tree.subscribe(1, &filter("$share/g/a/+"), sub(QoS::AtMostOnce)));
+        assert!(tree.subscribe(1, &filter("$share/g/a/+"), sub(QoS::AtLeastOnce)));
+        assert_eq!(tree.len(), 3);
+        let out = deliveries(&tree, "a/x", None);
+        assert_eq!(out[0].qos, QoS::ExactlyOnce);
+        assert_eq!(
+            (out[2].client, out[2].qos, out[2].shared),
+            (1, QoS::AtLeastOnce, true)
+        );
+    }
+
+    #[test]
+    fn unsubscribe_reports_whether_it_existed() {
+        let mut tree = tree_of(&[(1, "a/+"), (1, "$share/g/a/+")]);
+        assert!(!tree.unsubscribe(2, &filter("a/+")));
+        assert!(!tree.unsubscribe(1, &filter("a/b")));
+        assert!(!tree.unsubscribe(1, &filter("a/#")));
+        assert!(!tree.unsubscribe(1, &filter("$share/h/a/+")));
+        assert!(tree.unsubscribe(1, &filter("a/+")));
+        assert!(!tree.unsubscribe(1, &filter("a/+")));
+        assert_eq!(clients(&tree, "a/b"), [1]); // the shared subscription is still there
+        assert!(tree.unsubscribe(1, &filter("$share/g/a/+")));
+        assert_eq!(tree.len(), 0);
+        assert!(clients(&tree, "a/b").is_empty());
+    }
+
+    #[test]
+    fn unsubscribing_prunes_empty_nodes() {
+        let filters = [
+            "a/b/c",
+            "a/b",
+            "a/+/c/#",
+            "#",
+            "+",
+            "/",
+            "$SYS/#",
+            "$share/g/a/b/c",
+            "x/y/z",
+        ];
+        let mut tree = SubscriptionTree::new();
+        for (client, f) in (0..3).flat_map(|c| filters.iter().map(move |f| (c, f))) {
+            tree.subscribe(client, &filter(f), sub(QoS::AtMostOnce));
+        }
+        assert_eq!(tree.len(), 27);
+        let peak = tree.node_count();
+
+        tree.unsubscribe(0, &filter("x/y/z"));
+        assert_eq!(tree.node_count(), peak, "clients 1 and 2 still use x/y/z");
+        tree.remove_client(
+            1,
+            filters.iter().map(|f| filter(f)).collect::<Vec<_>>().iter(),
+        );
+        tree.remove_client(2, &[filter("x/y/z")]);
+        assert_eq!(tree.node_count(), peak - 3, "x/y/z is gone");
+
+        // `a/b/c` goes but its parent `a/b` still has a subscriber.
+        let before = tree.node_count();
+        tree.unsubscribe(0, &filter("a/b/c"));
+        tree.unsubscribe(2, &filter("a/b/c"));
+        assert_eq!(
+            tree.node_count(),
+            before,
+            "$share/g/a/b/c still holds a/b/c"
+        );
+        tree.unsubscribe(0, &filter("$share/g/a/b/c"));
+        tree.unsubscribe(2, &filter("$share/g/a/b/c"));
+        assert_eq!(tree.node_count(), before - 1);
+
+        for client in 0..3 {
+            tree.remove_client(client, &filters.map(filter));
+        }
+        assert_eq!((tree.len(), tree.node_count()), (0, 0));
+        // Freed slots are reused rather than growing the arena.
+        let arena = tree.nodes.len();
+        tree.subscribe(1, &filter("p/q/r"), sub(QoS::AtMostOnce));
+        assert_eq!(tree.nodes.len(), arena);
+    }
+
+    #[test]
+    fn shared_round_robin_is_even() {
+        let mut tree = tree_of(&[
+            (1, "$share/g/t/+"),
+            (2, "$share/g/t/+"),
+            (3, "$share/g/t/+"),
+        ]);
+        tree.subscribe(1, &filter("t/#"), sub(QoS::AtMostOnce));
+        let mut counts = BTreeMap::new();
+        let mut out = Vec::new();
+        for _ in 0..300 {
+            out.clear();
+            tree.matches("t/x", None, |_| true, &mut out);
+            // One member of the group, plus client 1's own non-shared subscription.
+            assert_eq!(out.iter().filter(|d| d.shared).count(), 1);
+            assert_eq!(
+                out.iter()
+                    .filter(|d| !d.shared)
+                    .map(|d| d.client)
+                    .collect::<Vec<_>>(),
+                [1]
+            );
+            for d in out.iter().filter(|d| d.shared) {
+                *counts.entry(d.client).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(counts, BTreeMap::from([(1, 100), (2, 100), (3, 100)]));
+    }
+
+    #[test]
+    fn shared_round_robin_skips_offline_members() {
+        let tree = tree_of(&[(1, "$share/g/t"), (2, "$share/g/t"), (3, "$share/g/t")]);
+        let mut counts = BTreeMap::new();
+        let mut out = Vec::new();
+        for _ in 0..300 {
+            out.clear();
+            tree.matches("t", None, |client| client != 2, &mut out);
+            assert_eq!(out.len(), 1);
+            *counts.entry(out[0].client).or_insert(0) += 1;
+        }
+        assert_eq!(counts, BTreeMap::from([(1, 150), (3, 150)]));
+
+        // Nobody online: still exactly one member per message, in turn, for the broker to queue.
+        counts.clear();
+        for _ in 0..300 {
+            out.clear();
+            tree.matches("t", None, |_| false, &mut out);
+            assert_eq!(out.len(), 1);
+            *counts.entry(out[0].client).or_insert(0) += 1;
+        }
+        assert_eq!(counts, BTreeMap::from([(1, 100), (2, 100), (3, 100)]));
+    }
+
+    #[test]
+    fn shared_groups_deliver_independently() {
+        let tree = tree_of(&[
+            (1, "$share/g/t/#"),
+            (1, "$share/h/t/#"),
+            (1, "$share/g/t/+"),
+            (2, "t/x"),
+        ]);
+        let out = deliveries(&tree, "t/x", None);
+        let summary: Vec<_> = out.iter().map(|d| (d.client, d.shared)).collect();
+        assert_eq!(summary, [(2, false), (1, true), (1, true), (1, true)]);
+        // The group is not matched against its own `$share/...` name.
+        assert!(clients(&tree, "$share/g/t/x").is_empty());
+    }
+
+    #[test]
+    fn deep_filters_and_topics_do_not_recurse() {
+        // 30,000 levels: far deeper than a recursive walk could go on a 2 MiB test thread.
+        let depth = 30_000;
+        let deep_filter = vec!["+"; depth].join("/");
+        let deep_topic = vec!["a"; depth].join("/");
+        let mut tree = SubscriptionTree::new();
+        tree.subscribe(1, &filter(&deep_filter), sub(QoS::AtMostOnce));
+        tree.subscribe(2, &filter(&deep_topic), sub(QoS::AtMostOnce));
+        tree.subscribe(3, &filter(&format!("{deep_topic}/#")), sub(QoS::AtMostOnce));
+        assert_eq!(clients(&tree, &deep_topic), [1, 2, 3]);
+        assert!(tree.unsubscribe(2, &filter(&deep_topic)));
+        assert!(tree.unsubscribe(3, &filter(&format!("{deep_topic}/#"))));
+        assert_eq!(tree.node_count(), depth);
+        drop(tree);
+    }
+
+    #[test]
+    fn tree_can_be_shared_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<SubscriptionTree>();
+    }
+
+    /// The specification, the slow way: every subscription in a list, scanned for every PUBLISH.
+    #[derive(Debug, Default)]
+    struct Model {
+        subscriptions: Vec<(ClientKey, TopicFilter, Subscription)>,
+        /// Round-robin position per shared group (its full filter), as the tree keeps it.
+        cursors: BTreeMap<String, usize>,
+    }
+
+    impl Model {
+        fn subscribe(&mut self, client: ClientKey, f: TopicFilter, s: Subscription) -> bool {
+            match self
+                .subscriptions
+                .iter_mut()
+                .find(|(c, g, _)| *c == client && *g == f)
+            {
+                Some(existing) => {
+                    existing.2 = s;
+                    true
+                }
+                None => {
+                    self.subscriptions.push((client, f, s));
+                    false
+                }
+            }
+        }
+
+        fn unsubscribe(&mut self, client: ClientKey, f: &TopicFilter) -> bool {
+            let Some(i) = self
+                .subscriptions
+                .iter()
+                .position(|(c, g, _)| *c == client && g == f)
+            else {
+                return false;
+            };
+            self.subscriptions.remove(i);
+            if !self.subscriptions.iter().any(|(_, g, _)| g == f) {
+                self.cursors.remove(f.as_str()); // a group that empties starts over
+            }
+            true
+        }
+
+        fn matches(&mut self, topic: &str, publisher: Option<ClientKey>) -> Vec<Delivery> {
+            let mut direct: BTreeMap<ClientKey, Delivery> = BTreeMap::new();
+            let mut groups: BTreeMap<&str, Vec<(ClientKey, &Subscription)>> = BTreeMap::new();
+            for (client, f, s) in &self.subscriptions {
+                if !filter_matches(f.matching_filter(), topic) {
+                    continue;
+                }
+                if f.shared().is_some() {
+                    groups.entry(f.as_str()).or_default().push((*client, s));
+                } else if !(s.options.no_local && publisher == Some(*client)) {
+                    let mut new = Delivery::new(*client, s, false);
+                    match direct.get_mut(client) {
+                        Some(existing) => existing.absorb(&mut new),
+                        None => _ = direct.insert(*client, new),
+                    }
+                }
+            }
+            let mut out: Vec<Delivery> = direct.into_values().collect();
+            for (group, members) in groups {
+                let cursor = self.cursors.entry(group.to_owned()).or_default();
+                let (client, s) = members[*cursor % members.len()];
+                *cursor += 1;
+                out.push(Delivery::new(client, s, true));
+            }
+            out
+        }
+    }
+
+    /// Deliveries in a canonical order, for comparing results.
+    fn normalized(mut out: Vec<Delivery>) -> Vec<Delivery> {
+        for d in &mut out {
+            d.identifiers.sort();
+        }
+        out.sort_by(|a, b| {
+            (
+                a.shared,
+                a.client,
+                a.qos,
+                a.retain_as_published,
+                &a.identifiers,
+            )
+                .cmp(&(
+                    b.shared,
+                    b.client,
+                    b.qos,
+                    b.retain_as_published,
+                    &b.identifiers,
+                ))
+        });
+        out
+    }
+
+    /// Filters over a small alphabet, so that they overlap a lot; some shared.
+    fn filters() -> impl Strategy<Value = TopicFilter> {
+        let levels = prop::collection::vec(select(vec!["a", "b", "$a", "", "+", "#"]), 1..4);
+        let prefix = select(vec!["", "", "", "$share/g/", "$share/h/"]);
+        (prefix, levels).prop_filter_map("valid filter", |(prefix, levels)| {
+            TopicFilter::new(format!("{prefix}{}", levels.join("/"))).ok()
+        })
+    }
+
+    fn topics() -> impl Strategy<Value = String> {
+        prop::collection::vec(select(vec!["a", "b", "$a", ""]), 1..5)
+            .prop_map(|levels| levels.join("/"))
+            .prop_filter("non-empty", |t| !t.is_empty())
+    }
+
+    fn subscriptions() -> impl Strategy<Value = Subscription> {
+        (0u8..3, any::<bool>(), any::<bool>(), 0u32..4).prop_map(|(qos, no_local, rap, ident)| {
+            let mut s = sub_with(
+                QoS::try_from(qos).unwrap(),
+                NonZeroU32::new(ident),
+                no_local,
+            );
+            s.options.retain_as_published = rap;
+            s
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn tree_agrees_with_a_linear_scan(
+            ops in prop::collection::vec((0u64..4, filters(), prop::option::weighted(0.75, subscriptions())), 1..40),
+            publishes in prop::collection::vec((topics(), prop::option::of(0u64..4)), 1..10),
+        ) {
+            let mut tree = SubscriptionTree::new();
+            let mut model = Model::default();
+            for (client, f, op) in ops {
+                match op {
+                    Some(s) => prop_assert_eq!(tree.subscribe(client, &f, s), model.subscribe(client, f, s)),
+                    None => prop_assert_eq!(tree.unsubscribe(client, &f), model.unsubscribe(client, &f)),
+                }
+            }
+            prop_assert_eq!(tree.len(), model.subscriptions.len());
+            for (topic, publisher) in publishes {
+                let mut out = Vec::new();
+                tree.matches(&topic, publisher, |_| true, &mut out);
+                prop_assert_eq!(normalized(out), normalized(model.matches(&topic, publisher)), "{}", topic);
+            }
+            for (client, f, _) in std::mem::take(&mut model.subscriptions) {
+                prop_assert!(tree.unsubscribe(client, &f));
+            }
+            prop_assert_eq!((tree.len(), tree.node_count()), (0, 0));
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Gateway configuration: a TOML file, then command-line overrides. Every
+//! option has a default, and an unknown or ill-typed key is an error that
+//! names the key and the line, never a panic.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or has an unknown key or a bad value.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the key and line.
+        message: String,
+    },
+    /// A value out of its allowed range.
+    #[error("invalid config value for `{key}`: {reason}")]
+    Value {
+        /// The offending key.
+        key: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Listener addresses.
+    pub listen: ListenConfig,
+    /// Directory of the embedded store.
+    pub data_dir: PathBuf,
+    /// MQTT behaviour and limits.
+    pub mqtt: BrokerConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: ListenConfig::default(),
+            data_dir: PathBuf::from("./aviary-data"),
+            mqtt: BrokerConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; missing keys keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses TOML text and validates it.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<inline>"),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges the types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.mqtt.validate()
+    }
+}
+
+/// Where the gateway listens. Loopback by default, like Mosquitto 2:
+/// listening on other interfaces is an explicit choice.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    /// MQTT over TCP.
+    pub mqtt: SocketAddr,
+    /// HTTP: web app, WebSocket, REST API, metrics.
+    pub http: SocketAddr,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            mqtt: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            http: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// MQTT behaviour and limits of the broker core.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Largest packet accepted from a client, fixed header included.
+    pub max_packet_size: u32,
+    /// Receive Maximum announced to MQTT 5 clients: unacknowledged QoS 2
+    /// publications a client may have outstanding towards us.
+    pub receive_maximum: u16,
+    /// In-flight window towards MQTT 3.x clients (MQTT 5 clients set theirs).
+    pub max_inflight: u16,
+    /// Topic Alias Maximum announced to MQTT 5 clients.
+    pub topic_alias_maximum: u16,
+    /// Messages a session may queue (offline, or behind a slow reader).
+    pub max_queued_messages: usize,
+    /// Bytes (topic + payload) a session may queue.
+    pub max_queued_bytes: usize,
+    /// Also queue QoS 0 messages for offline persistent sessions.
+    pub queue_qos0_offline: bool,
+    /// Seconds a new connection has to send its CONNECT.
+    pub connect_timeout_secs: u64,
+    /// Largest keep alive allowed; larger (or 0) is replaced by this and,
+    /// for MQTT 5, announced as Server Keep Alive. 0 means no limit.
+    pub max_keep_alive: u16,
+    /// Longest session expiry granted, in seconds. MQTT 3.x persistent
+    /// sessions get this expiry; `4294967295` means never.
+    pub max_session_expiry_secs: u32,
+    /// Seconds between `$SYS` updates; 0 turns them off.
+    pub sys_interval_secs: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            max_packet_size: 1024 * 1024,
+            receive_maximum: 128,
+            max_inflight: 64,
+            topic_alias_maximum: 64,
+            max_queued_messages: 10_000,
+            max_queued_bytes: 64 * 1024 * 1024,
+            queue_qos0_offline: false,
+            connect_timeout_secs: 10,
+            max_keep_alive: 0,
+            max_session_expiry_secs: u32::MAX,
+            sys_interval_secs: 10,
+        }
+    }
+}
+
+impl BrokerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let checks: [(bool, &'static str, &'static str); 5] = [
+            (
+                self.max_packet_size >= 64,
+                "mqtt.max_packet_size",
+                "must be at least 64 bytes",
+            ),
+            (
+                self.max_packet_size <= aviary_protocol::MAX_PACKET_SIZE,
+                "mqtt.max_packet_size",
+                "must be at most 268435460 bytes",
+            ),
+            (
+                self.receive_maximum > 0,
+                "mqtt.receive_maximum",
+                "must be at least 1",
+            ),
+            (
+                self.max_inflight > 0,
+                "mqtt.max_inflight",
+                "must be at least 1",
+            ),
+            (
+                self.connect_timeout_secs > 0,
+                "mqtt.connect_timeout_secs",
+                "must be at least 1",
+            ),
+        ];
+        for (ok, key, reason) in checks {
+            if !ok {
+                return Err(ConfigError::Value { key, reason });
+            }
+        }
+        if self.max_queued_messages == 0 {
+            return Err(ConfigError::Value {
+                key: "mqtt.max_queued_messages",
+                reason: "must be at least 1",
+            });
+        }
+        Ok(())
+    }
+
+    /// The CONNECT timeout as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_loopback() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.listen.mqtt.to_string(), "127.0.0.1:1883");
+        assert_eq!(c.listen.http.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::from_toml("[mqtt]\nmax_pakcet_size = 10\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("max_pakcet_size"), "{msg}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let e = Config::from_toml("[mqtt]\nreceive_maximum = 0\n").unwrap_err();
+        assert!(e.to_string().contains("mqtt.receive_maximum"), "{e}");
+        let e = Config::from_toml("[listen]\nmqtt = \"nope\"\n").unwrap_err();
+        assert!(e.to_string().contains("mqtt"), "{e}");
+    }
+}

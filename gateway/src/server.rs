@@ -1,0 +1,107 @@
+//! The gateway's lifecycle: bind the listeners (port 0 picks a free port),
+//! log the bound addresses in one parseable line, serve until the shutdown
+//! future completes, then stop accepting and close every connection
+//! (MQTT 5 clients get DISCONNECT 0x8B) while keeping the sessions.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::broker::Broker;
+use crate::config::Config;
+use crate::transport;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A listener address could not be bound.
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// How long shutdown waits for connections to say goodbye.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A gateway whose listeners are bound, ready to [`run`](Gateway::run).
+#[derive(Debug)]
+pub struct Gateway {
+    broker: Broker,
+    mqtt: TcpListener,
+    mqtt_addr: SocketAddr,
+}
+
+impl Gateway {
+    /// Binds the listeners of `config`.
+    pub async fn bind(config: Config) -> Result<Self, Error> {
+        let addr = config.listen.mqtt;
+        let mqtt = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind {
+                what: "mqtt",
+                addr,
+                source,
+            })?;
+        let mqtt_addr = mqtt.local_addr().map_err(|source| Error::Bind {
+            what: "mqtt",
+            addr,
+            source,
+        })?;
+        Ok(Self {
+            broker: Broker::new(config.mqtt),
+            mqtt,
+            mqtt_addr,
+        })
+    }
+
+    /// The address MQTT over TCP is served on.
+    pub fn mqtt_addr(&self) -> SocketAddr {
+        self.mqtt_addr
+    }
+
+    /// The broker, for in-process use (tests, the REST API).
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// Serves until `shutdown` completes, then closes every connection.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let token = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        info!("listening mqtt={}", self.mqtt_addr);
+        self.broker.spawn_background(token.clone());
+        tasks.spawn(transport::tcp::accept_loop(
+            self.mqtt,
+            self.broker.clone(),
+            token.clone(),
+            tasks.clone(),
+        ));
+        shutdown.await;
+        info!("shutting down: closing connections, sessions are kept");
+        token.cancel();
+        tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!("some connections did not close within {SHUTDOWN_GRACE:?}");
+        }
+    }
+}
+
+/// Binds and runs a gateway until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    Gateway::bind(config).await?.run(shutdown).await;
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! Front doors: each turns a byte stream from the network into a call to
+//! the one connection handler, [`crate::broker::connection::serve`].
+
+pub mod tcp;
