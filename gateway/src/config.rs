@@ -47,6 +47,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// MQTT behaviour and limits.
     pub mqtt: BrokerConfig,
+    /// MQTT over WebSocket.
+    pub websocket: WebSocketConfig,
+    /// The HTTP side: web app files.
+    pub http: HttpConfig,
 }
 
 impl Default for Config {
@@ -55,6 +59,8 @@ impl Default for Config {
             listen: ListenConfig::default(),
             data_dir: PathBuf::from("./aviary-data"),
             mqtt: BrokerConfig::default(),
+            websocket: WebSocketConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -87,7 +93,8 @@ impl Config {
 
     /// Checks ranges the types cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.mqtt.validate()
+        self.mqtt.validate()?;
+        self.websocket.validate()
     }
 }
 
@@ -209,6 +216,88 @@ impl BrokerConfig {
     }
 }
 
+/// MQTT over WebSocket (MQTT 5.0 section 6).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSocketConfig {
+    /// HTTP paths that accept WebSocket upgrades.
+    pub paths: Vec<String>,
+    /// Subprotocols accepted, in order of preference; the one chosen is
+    /// echoed to the client.
+    pub subprotocols: Vec<String>,
+    /// Accept clients that offer no subprotocol at all (some do).
+    pub allow_no_subprotocol: bool,
+    /// Send many queued packets in one binary frame. Turn off only for
+    /// clients that wrongly assume one packet per frame.
+    pub coalesce_frames: bool,
+    /// Largest outgoing frame when coalescing, in bytes.
+    pub max_frame_bytes: usize,
+    /// Origins allowed to open a WebSocket, like `https://example.com`.
+    /// Empty: the gateway's own origin and loopback origins. Requests
+    /// without an Origin header (non-browser clients) are always allowed.
+    pub allowed_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` header is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        Self {
+            paths: vec!["/mqtt".to_owned()],
+            subprotocols: vec!["mqtt".to_owned(), "mqttv3.1".to_owned()],
+            allow_no_subprotocol: true,
+            coalesce_frames: true,
+            max_frame_bytes: 64 * 1024,
+            allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl WebSocketConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.paths.iter().any(|p| !p.starts_with('/')) {
+            return Err(ConfigError::Value {
+                key: "websocket.paths",
+                reason: "every path must start with '/'",
+            });
+        }
+        if self
+            .paths
+            .iter()
+            .any(|p| p == "/" || p.starts_with("/api/") || p == "/healthz" || p == "/metrics")
+        {
+            return Err(ConfigError::Value {
+                key: "websocket.paths",
+                reason: "a path must not shadow `/`, `/api/`, `/healthz` or `/metrics`",
+            });
+        }
+        if self.max_frame_bytes < 1024 {
+            return Err(ConfigError::Value {
+                key: "websocket.max_frame_bytes",
+                reason: "must be at least 1024",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The HTTP side.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Directory of the web app's files, served at `/`.
+    pub static_dir: PathBuf,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            static_dir: PathBuf::from("static"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +314,14 @@ mod tests {
         let e = Config::from_toml("[mqtt]\nmax_pakcet_size = 10\n").unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("max_pakcet_size"), "{msg}");
+    }
+
+    #[test]
+    fn websocket_paths_are_checked() {
+        let e = Config::from_toml("[websocket]\npaths = [\"mqtt\"]\n").unwrap_err();
+        assert!(e.to_string().contains("websocket.paths"), "{e}");
+        let c = Config::from_toml("[websocket]\npaths = [\"/mqtt\", \"/ws\"]\n").unwrap();
+        assert_eq!(c.websocket.paths.len(), 2);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod http;
 mod server;
 pub mod transport;
 

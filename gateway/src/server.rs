@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -14,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::broker::Broker;
 use crate::config::Config;
+use crate::http::{self, AppState, HandshakeFailures};
 use crate::transport;
 
 /// Why the gateway could not start.
@@ -37,37 +39,45 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// A gateway whose listeners are bound, ready to [`run`](Gateway::run).
 #[derive(Debug)]
 pub struct Gateway {
+    config: Config,
     broker: Broker,
     mqtt: TcpListener,
     mqtt_addr: SocketAddr,
+    http: TcpListener,
+    http_addr: SocketAddr,
+}
+
+/// Binds one listener and learns its address (port 0 picks one).
+async fn listen(what: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
+    let bind_error = |source| Error::Bind { what, addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local))
 }
 
 impl Gateway {
     /// Binds the listeners of `config`.
     pub async fn bind(config: Config) -> Result<Self, Error> {
-        let addr = config.listen.mqtt;
-        let mqtt = TcpListener::bind(addr)
-            .await
-            .map_err(|source| Error::Bind {
-                what: "mqtt",
-                addr,
-                source,
-            })?;
-        let mqtt_addr = mqtt.local_addr().map_err(|source| Error::Bind {
-            what: "mqtt",
-            addr,
-            source,
-        })?;
+        let (mqtt, mqtt_addr) = listen("mqtt", config.listen.mqtt).await?;
+        let (http, http_addr) = listen("http", config.listen.http).await?;
         Ok(Self {
-            broker: Broker::new(config.mqtt),
+            broker: Broker::new(config.mqtt.clone()),
+            config,
             mqtt,
             mqtt_addr,
+            http,
+            http_addr,
         })
     }
 
     /// The address MQTT over TCP is served on.
     pub fn mqtt_addr(&self) -> SocketAddr {
         self.mqtt_addr
+    }
+
+    /// The address HTTP (web app, WebSocket, API) is served on.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
     }
 
     /// The broker, for in-process use (tests, the REST API).
@@ -79,7 +89,7 @@ impl Gateway {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let token = CancellationToken::new();
         let tasks = TaskTracker::new();
-        info!("listening mqtt={}", self.mqtt_addr);
+        info!("listening mqtt={} http={}", self.mqtt_addr, self.http_addr);
         self.broker.spawn_background(token.clone());
         tasks.spawn(transport::tcp::accept_loop(
             self.mqtt,
@@ -87,6 +97,22 @@ impl Gateway {
             token.clone(),
             tasks.clone(),
         ));
+        let app = http::router(AppState {
+            broker: self.broker.clone(),
+            websocket: Arc::new(self.config.websocket.clone()),
+            handshake_failures: Arc::new(HandshakeFailures::default()),
+            static_dir: self.config.http.static_dir.clone(),
+            tasks: tasks.clone(),
+            shutdown: token.clone(),
+        });
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let stop_http = token.clone().cancelled_owned();
+        tasks.spawn(async move {
+            let serve = axum::serve(self.http, service).with_graceful_shutdown(stop_http);
+            if let Err(e) = serve.await {
+                warn!(error = %e, "HTTP server failed");
+            }
+        });
         shutdown.await;
         info!("shutting down: closing connections, sessions are kept");
         token.cancel();

@@ -75,10 +75,12 @@ where
         transport = info.transport.as_str(),
         client_id = tracing::field::Empty
     );
-    serve_inner(broker, stream, shutdown).instrument(span).await;
+    serve_inner(broker, stream, info, shutdown)
+        .instrument(span)
+        .await;
 }
 
-async fn serve_inner<S>(broker: Broker, stream: S, shutdown: CancellationToken)
+async fn serve_inner<S>(broker: Broker, stream: S, info: ConnInfo, shutdown: CancellationToken)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -94,7 +96,7 @@ where
     let params = accepted.params;
     tracing::Span::current().record("client_id", tracing::field::display(&session.client_id));
     info!(client_id = %session.client_id, version = %params.version, keep_alive = params.keep_alive, present = accepted.opened.present, "client connected");
-    Metrics::add(&broker.metrics().clients_connected, 1);
+    broker.client_connected(params.link_id, info, params.version, &session);
 
     let mut reader = Reader::new(
         &broker,
@@ -121,10 +123,7 @@ where
         writer,
     )
     .await;
-    broker
-        .metrics()
-        .clients_connected
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    broker.client_disconnected(params.link_id);
 }
 
 /// Why the connection's main loop ended.

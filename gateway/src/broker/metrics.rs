@@ -4,6 +4,24 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use aviary_protocol::ProtocolVersion;
+
+use super::connection::Transport;
+
+/// Every transport, in the order of [`Metrics::connections`]' rows.
+pub const TRANSPORTS: [Transport; 4] = [
+    Transport::Tcp,
+    Transport::Tls,
+    Transport::WebSocket,
+    Transport::WebSocketTls,
+];
+/// Every protocol version, in the order of [`Metrics::connections`]' columns.
+pub const VERSIONS: [ProtocolVersion; 3] = [
+    ProtocolVersion::V3_1,
+    ProtocolVersion::V3_1_1,
+    ProtocolVersion::V5,
+];
+
 /// Counters of the broker's activity since it started.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -33,12 +51,21 @@ pub struct Metrics {
     pub dropped_too_large: AtomicU64,
     /// Connections closed for a protocol violation.
     pub protocol_errors: AtomicU64,
+    /// Open connections by transport (row) and protocol version (column).
+    pub connections: [[AtomicU64; 3]; 4],
 }
 
 impl Metrics {
     /// Adds `n` to a counter.
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The gauge of open connections for this transport and version.
+    pub fn connections(&self, transport: Transport, version: ProtocolVersion) -> &AtomicU64 {
+        let row = TRANSPORTS.iter().position(|t| *t == transport).unwrap_or(0);
+        let col = VERSIONS.iter().position(|v| *v == version).unwrap_or(0);
+        &self.connections[row][col]
     }
 
     /// Reads a counter.

@@ -47,6 +47,8 @@ struct Shared {
     routing: RwLock<Routing>,
     retained: RwLock<RetainedStore<Arc<Message>>>,
     sessions: Mutex<HashMap<ByteString, Arc<Session>>>,
+    /// Live connections by link id, for the REST API's client list.
+    clients: Mutex<HashMap<u64, ClientEntry>>,
     next_id: AtomicU64,
     metrics: Metrics,
     started: Instant,
@@ -79,6 +81,31 @@ pub struct RetainedView {
     pub properties: aviary_protocol::MessageProperties,
 }
 
+/// A connected client, as the REST API lists it.
+#[derive(Debug, Clone)]
+pub struct ClientSummary {
+    /// Its client identifier.
+    pub client_id: ByteString,
+    /// The front door it came through.
+    pub transport: connection::Transport,
+    /// Its address (after trusted proxies).
+    pub remote: std::net::SocketAddr,
+    /// Its protocol version.
+    pub version: aviary_protocol::ProtocolVersion,
+    /// When it connected.
+    pub connected_since: std::time::SystemTime,
+    /// How many subscriptions its session has.
+    pub subscriptions: usize,
+}
+
+#[derive(Debug)]
+struct ClientEntry {
+    info: connection::ConnInfo,
+    version: aviary_protocol::ProtocolVersion,
+    since: std::time::SystemTime,
+    session: Arc<Session>,
+}
+
 /// A will, as the connection keeps it until the connection ends.
 #[derive(Debug)]
 pub(crate) struct Will {
@@ -95,6 +122,7 @@ impl Broker {
                 routing: RwLock::new(Routing::default()),
                 retained: RwLock::new(RetainedStore::new()),
                 sessions: Mutex::new(HashMap::new()),
+                clients: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 metrics: Metrics::default(),
                 started: Instant::now(),
@@ -338,11 +366,12 @@ impl Broker {
                 options,
                 identifier,
             };
-            let existed = self.shared.routing.write().tree.subscribe(
-                session.key,
-                &filter,
-                subscription,
-            );
+            let existed =
+                self.shared
+                    .routing
+                    .write()
+                    .tree
+                    .subscribe(session.key, &filter, subscription);
             session
                 .state
                 .lock()
@@ -446,7 +475,10 @@ impl Broker {
     /// [MQTT-3.3.2-5]. Returns how many went.
     pub(crate) fn purge_expired_retained(&self) -> usize {
         let now = Instant::now();
-        self.shared.retained.write().retain(|_, m| !m.is_expired(now))
+        self.shared
+            .retained
+            .write()
+            .retain(|_, m| !m.is_expired(now))
     }
 
     /// The retained messages matching `filter`, for the REST API.
@@ -454,7 +486,11 @@ impl Broker {
         let mut found = Vec::new();
         let retained = self.shared.retained.read();
         if filter == "#" {
-            found.extend(retained.iter().map(|(t, m)| (ByteString::from(t), m.clone())));
+            found.extend(
+                retained
+                    .iter()
+                    .map(|(t, m)| (ByteString::from(t), m.clone())),
+            );
         } else {
             retained.matching(filter, &mut found);
         }
@@ -470,6 +506,66 @@ impl Broker {
                 properties: m.properties.clone(),
             })
             .collect()
+    }
+
+    /// Records a connection that completed its handshake.
+    pub(crate) fn client_connected(
+        &self,
+        link_id: u64,
+        info: connection::ConnInfo,
+        version: aviary_protocol::ProtocolVersion,
+        session: &Arc<Session>,
+    ) {
+        let m = &self.shared.metrics;
+        Metrics::add(&m.clients_connected, 1);
+        Metrics::add(m.connections(info.transport, version), 1);
+        let entry = ClientEntry {
+            info,
+            version,
+            since: std::time::SystemTime::now(),
+            session: session.clone(),
+        };
+        self.shared.clients.lock().insert(link_id, entry);
+    }
+
+    /// Forgets a connection recorded by [`Broker::client_connected`].
+    pub(crate) fn client_disconnected(&self, link_id: u64) {
+        if let Some(e) = self.shared.clients.lock().remove(&link_id) {
+            let m = &self.shared.metrics;
+            m.clients_connected.fetch_sub(1, Ordering::Relaxed);
+            m.connections(e.info.transport, e.version)
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The connected clients.
+    pub fn clients(&self) -> Vec<ClientSummary> {
+        let clients = self.shared.clients.lock();
+        let mut list: Vec<ClientSummary> = clients
+            .values()
+            .map(|e| ClientSummary {
+                client_id: e.session.client_id.clone(),
+                transport: e.info.transport,
+                remote: e.info.remote,
+                version: e.version,
+                connected_since: e.since,
+                subscriptions: e.session.state.lock().subscriptions.len(),
+            })
+            .collect();
+        drop(clients);
+        list.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        list
+    }
+
+    /// Messages queued for each session, deepest first, for `/metrics`.
+    pub fn queue_depths(&self) -> Vec<(ByteString, usize)> {
+        let sessions: Vec<Arc<Session>> = self.shared.sessions.lock().values().cloned().collect();
+        let mut depths: Vec<_> = sessions
+            .iter()
+            .map(|s| (s.client_id.clone(), s.state.lock().queued()))
+            .collect();
+        depths.sort_by_key(|d| std::cmp::Reverse(d.1));
+        depths
     }
 
     /// Starts the broker's background work (`$SYS` updates) until `shutdown`.

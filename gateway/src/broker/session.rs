@@ -248,6 +248,11 @@ impl SessionState {
         }
     }
 
+    /// Messages waiting to be sent, plus those in flight.
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.len() + self.inflight.len()
+    }
+
     fn alloc_packet_id(&mut self) -> NonZeroU16 {
         loop {
             self.next_packet_id = self.next_packet_id.wrapping_add(1);

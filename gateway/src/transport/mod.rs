@@ -2,3 +2,4 @@
 //! the one connection handler, [`crate::broker::connection::serve`].
 
 pub mod tcp;
+pub mod ws;

@@ -210,7 +210,9 @@ impl ConnAck {
                 packet: PacketType::ConnAck,
             })?
         };
-        let session_present = flags & 0x01 != 0;
+        // MQTT 3.1 has no session present flag: the byte is reserved and
+        // "not used" (3.1 section 3.2), so bit 0 means nothing there.
+        let session_present = flags & 0x01 != 0 && version != ProtocolVersion::V3_1;
         if session_present && reason_code.is_error() {
             return Err(DecodeError::Protocol(
                 "session present with an error code [MQTT-3.2.2-6]",

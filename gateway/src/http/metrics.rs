@@ -1,0 +1,164 @@
+//! `GET /metrics` in the Prometheus text exposition format.
+
+use std::fmt::Write;
+use std::sync::atomic::AtomicU64;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use super::AppState;
+use crate::broker::metrics::{TRANSPORTS, VERSIONS};
+use crate::broker::Metrics;
+
+/// Writes one metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
+fn get(c: &AtomicU64) -> u64 {
+    Metrics::get(c)
+}
+
+pub(super) async fn render(State(app): State<AppState>) -> impl IntoResponse {
+    let b = &app.broker;
+    let m = b.metrics();
+    let mut out = String::with_capacity(4096);
+
+    let mut connections = Vec::new();
+    for (t, transport) in TRANSPORTS.iter().enumerate() {
+        for (v, version) in VERSIONS.iter().enumerate() {
+            let labels = format!(
+                "{{transport=\"{}\",protocol=\"{version}\"}}",
+                transport.as_str()
+            );
+            connections.push((labels, get(&m.connections[t][v])));
+        }
+    }
+    let conn: Vec<(&str, u64)> = connections.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    family(
+        &mut out,
+        "aviary_connections",
+        "gauge",
+        "Open MQTT connections by transport and protocol version.",
+        &conn,
+    );
+    let depths = b.queue_depths();
+    let queued: u64 = depths.iter().map(|d| d.1 as u64).sum();
+    let deepest = depths.first().map_or(0, |d| d.1 as u64);
+    let gauges: [(&str, &str, u64); 6] = [
+        (
+            "aviary_sessions",
+            "Sessions, online or not.",
+            b.session_count() as u64,
+        ),
+        (
+            "aviary_subscriptions",
+            "Subscriptions.",
+            b.subscription_count() as u64,
+        ),
+        (
+            "aviary_retained_messages",
+            "Retained messages.",
+            b.retained_count() as u64,
+        ),
+        (
+            "aviary_queued_messages",
+            "Messages queued or in flight, all sessions.",
+            queued,
+        ),
+        (
+            "aviary_session_queue_depth_max",
+            "Messages queued or in flight in the fullest session.",
+            deepest,
+        ),
+        (
+            "aviary_uptime_seconds",
+            "Seconds since the broker started.",
+            b.uptime().as_secs(),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(&mut out, name, "gauge", help, &[("", value)]);
+    }
+    let counters: [(&str, &str, &AtomicU64); 8] = [
+        (
+            "aviary_connections_total",
+            "Connections accepted.",
+            &m.connections_total,
+        ),
+        (
+            "aviary_messages_received_total",
+            "PUBLISH packets received.",
+            &m.messages_received,
+        ),
+        (
+            "aviary_messages_sent_total",
+            "PUBLISH packets sent.",
+            &m.messages_sent,
+        ),
+        (
+            "aviary_packets_received_total",
+            "Packets received.",
+            &m.packets_received,
+        ),
+        (
+            "aviary_packets_sent_total",
+            "Packets sent.",
+            &m.packets_sent,
+        ),
+        (
+            "aviary_bytes_received_total",
+            "Bytes received from clients.",
+            &m.bytes_received,
+        ),
+        (
+            "aviary_bytes_sent_total",
+            "Bytes sent to clients.",
+            &m.bytes_sent,
+        ),
+        (
+            "aviary_protocol_errors_total",
+            "Connections closed for a protocol violation.",
+            &m.protocol_errors,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(&mut out, name, "counter", help, &[("", get(value))]);
+    }
+    family(
+        &mut out,
+        "aviary_messages_dropped_total",
+        "counter",
+        "Messages dropped, by reason.",
+        &[
+            ("{reason=\"queue_full\"}", get(&m.dropped_queue_full)),
+            ("{reason=\"offline_qos0\"}", get(&m.dropped_offline_qos0)),
+            ("{reason=\"expired\"}", get(&m.dropped_expired)),
+            ("{reason=\"too_large\"}", get(&m.dropped_too_large)),
+        ],
+    );
+    let f = &app.handshake_failures;
+    family(
+        &mut out,
+        "aviary_websocket_handshake_failures_total",
+        "counter",
+        "Refused WebSocket handshakes, by reason.",
+        &[
+            ("{reason=\"not_websocket\"}", get(&f.not_websocket)),
+            ("{reason=\"origin\"}", get(&f.origin)),
+            ("{reason=\"subprotocol\"}", get(&f.subprotocol)),
+            ("{reason=\"upgrade\"}", get(&f.upgrade)),
+        ],
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}

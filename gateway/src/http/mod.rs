@@ -1,0 +1,55 @@
+//! The HTTP side of the gateway, one axum router: the web app at `/`,
+//! MQTT over WebSocket at the configured paths, `/healthz`, `/metrics`
+//! and the REST API under `/api/v1`.
+
+mod api;
+mod files;
+mod metrics;
+mod ws;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::routing::{any, get, post};
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::Broker;
+use crate::config::WebSocketConfig;
+pub use ws::HandshakeFailures;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The broker.
+    pub broker: Broker,
+    /// WebSocket settings.
+    pub websocket: Arc<WebSocketConfig>,
+    /// Counters of refused WebSocket handshakes.
+    pub handshake_failures: Arc<HandshakeFailures>,
+    /// Where the web app's files are.
+    pub static_dir: PathBuf,
+    /// WebSocket connections are tracked here so shutdown can wait for them.
+    pub tasks: TaskTracker,
+    /// Fires at shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// The gateway's HTTP router.
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .route("/metrics", get(metrics::render))
+        .route("/api/v1/clients", get(api::clients))
+        .route("/api/v1/retained", get(api::retained))
+        .route("/api/v1/publish", post(api::publish))
+        .route("/api/v1/{*rest}", any(api::not_found));
+    for path in &state.websocket.paths {
+        router = router.route(path, any(ws::upgrade));
+    }
+    files::serve(router, &state.static_dir).with_state(state)
+}

@@ -1,0 +1,78 @@
+//! `cargo xtask`: Aviary's project automation, in Rust so it runs wherever cargo does.
+//!
+//! In the style of <https://github.com/matklad/cargo-xtask>: `.cargo/config.toml` aliases
+//! `cargo xtask` to `cargo run --package xtask --`, arguments are parsed by hand (no clap, so the
+//! first run compiles in seconds), and each subcommand lives in its own module.
+
+mod bench;
+mod cmd;
+mod fuzz;
+mod prereq;
+mod run;
+mod steps;
+mod test_suite;
+mod workspace;
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+
+/// The help text, also printed by `cargo xtask SUBCOMMAND --help`.
+pub(crate) const USAGE: &str = "\
+cargo xtask: Aviary's project automation
+
+Usage: cargo xtask <COMMAND> [ARGS...]
+
+Commands:
+  demo [ARGS...]    Build and run the gateway with simulated pet trackers
+                    (same as `run --demo`).
+  run [ARGS...]     Build and run the gateway `aviary` in release mode:
+                    `cargo run --release -p aviary -- ARGS`. By default the web
+                    app is at http://127.0.0.1:8080/ and MQTT/TCP on port 1883.
+  test              Run every check and test, first installing what is missing
+                    (the wasm32 target, Debian packages such as mosquitto-clients):
+                    cargo fmt --check, clippy -D warnings, cargo test, and a
+                    wasm32 build of the codec. Stops at the first failure.
+  fuzz [--seconds N] [TARGET]
+                    Run the cargo-fuzz target TARGET (default: every target) in
+                    protocol/fuzz/ on nightly for N seconds each (default 600).
+                    Installs the nightly toolchain and cargo-fuzz if missing.
+  bench [ARGS...]   Run the benchmarks: `cargo bench --workspace ARGS`.
+                    Performance is measured here, never in tests.
+  help              Show this text.
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match dispatch(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the whole chain on one line: "step `x` failed: `cmd` failed (...)".
+            eprintln!("\nerror: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the subcommand named by the first argument.
+fn dispatch(args: &[String]) -> Result<()> {
+    let Some((command, rest)) = args.split_first() else {
+        print!("{USAGE}");
+        return Ok(());
+    };
+    match command.as_str() {
+        "test" => test_suite::run(rest),
+        "fuzz" => fuzz::run(rest),
+        "bench" => bench::run(rest),
+        "run" => run::run(rest, false),
+        "demo" => run::run(rest, true),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprint!("{USAGE}");
+            bail!("unknown command `{other}`; see the list above")
+        }
+    }
+}
