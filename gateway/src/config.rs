@@ -51,6 +51,10 @@ pub struct Config {
     pub websocket: WebSocketConfig,
     /// The HTTP side: web app files.
     pub http: HttpConfig,
+    /// Recent message history kept for the web app's trails.
+    pub history: HistoryConfig,
+    /// What the web app is told about its map.
+    pub web: WebConfig,
 }
 
 impl Default for Config {
@@ -61,6 +65,8 @@ impl Default for Config {
             mqtt: BrokerConfig::default(),
             websocket: WebSocketConfig::default(),
             http: HttpConfig::default(),
+            history: HistoryConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -94,7 +100,19 @@ impl Config {
     /// Checks ranges the types cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.mqtt.validate()?;
-        self.websocket.validate()
+        self.websocket.validate()?;
+        if self
+            .history
+            .filters
+            .iter()
+            .any(|f| aviary_protocol::topic::validate_topic_filter(f).is_err())
+        {
+            return Err(ConfigError::Value {
+                key: "history.filters",
+                reason: "every entry must be a valid MQTT topic filter",
+            });
+        }
+        Ok(())
     }
 }
 
@@ -294,6 +312,47 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             static_dir: PathBuf::from("static"),
+        }
+    }
+}
+
+/// Recent history per topic (`GET /api/v1/history`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Topic filters whose topics get a history.
+    pub filters: Vec<String>,
+    /// Messages kept per topic; 0 turns history off.
+    pub per_topic: usize,
+    /// Topics kept at most; messages of further topics are not recorded.
+    pub max_topics: usize,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            filters: vec!["pets/+/location".to_owned()],
+            per_topic: 100,
+            max_topics: 10_000,
+        }
+    }
+}
+
+/// Settings the web app reads from `/config.json`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Slippy map tile URL template.
+    pub tile_url: String,
+    /// Attribution shown for the tiles.
+    pub tile_attribution: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            tile_url: "https://tile.openstreetmap.org/{z}/{x}/{y}.png".to_owned(),
+            tile_attribution: "&copy; OpenStreetMap contributors".to_owned(),
         }
     }
 }

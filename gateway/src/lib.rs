@@ -9,6 +9,7 @@ pub mod broker;
 pub mod config;
 pub mod http;
 mod server;
+pub mod simulator;
 pub mod transport;
 
 pub use broker::Broker;

@@ -1,16 +1,34 @@
-//! The `aviary` command: run the gateway.
+//! The `aviary` command: run the gateway (optionally with simulated pet
+//! trackers: `--demo`), or only the simulator (`aviary simulate`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use aviary::simulator::{self, SimConfig};
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 /// Aviary: an MQTT 3.1.1 + 5.0 gateway for devices (TCP) and browsers (WebSocket).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulate pet trackers: each pet is its own TCP MQTT connection.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
     /// TOML configuration file; command-line flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -23,6 +41,44 @@ struct Cli {
     /// Directory of the embedded store (default ./aviary-data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Also run 25 simulated pet trackers against this gateway.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    /// The broker, as mqtt://HOST:PORT.
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    url: String,
+    /// Number of pets.
+    #[arg(long, default_value_t = 25)]
+    pets: u32,
+    /// Time between location fixes, like 1s, 500ms or 30s.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Seed of the simulated walks.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("invalid duration unit in {s:?}: use ms, s or m")),
+    };
+    if !(secs > 0.0 && secs < 86_400.0) {
+        return Err(format!("duration {s:?} out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,22 +87,63 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        // Plain text when piped, so scripts can read the `listening` line.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
-    let mut config = match &cli.config {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    match cli.command {
+        Some(Command::Simulate(args)) => runtime.block_on(simulate(args)),
+        None => runtime.block_on(serve(cli.run)),
+    }
+}
+
+async fn serve(args: RunArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
         Some(path) => aviary::Config::from_file(path)?,
         None => aviary::Config::default(),
     };
-    if let Some(a) = cli.mqtt {
+    if let Some(a) = args.mqtt {
         config.listen.mqtt = a;
     }
-    if let Some(a) = cli.http {
+    if let Some(a) = args.http {
         config.listen.http = a;
     }
-    if let Some(d) = cli.data_dir {
+    if let Some(d) = args.data_dir {
         config.data_dir = d;
     }
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(aviary::run(config, shutdown_signal()))?;
+    let app_built = config.http.static_dir.join("index.html").is_file();
+    let gateway = aviary::Gateway::bind(config).await?;
+    let (mqtt, http) = (gateway.mqtt_addr(), gateway.http_addr());
+    let stop = CancellationToken::new();
+    if args.demo {
+        let sim = SimConfig::new(mqtt.ip().to_string(), mqtt.port(), 25);
+        tokio::spawn(simulator::run(sim, stop.clone()));
+    }
+    if app_built {
+        tracing::info!("open http://{http}/ to see the map");
+    } else {
+        tracing::warn!(
+            "the web app is not built; `cargo xtask demo` builds it. http://{http}/ says the same"
+        );
+    }
+    let shutdown = async move {
+        shutdown_signal().await;
+        stop.cancel();
+    };
+    gateway.run(shutdown).await;
+    Ok(())
+}
+
+async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let (host, port) = simulator::parse_url(&args.url)?;
+    let mut config = SimConfig::new(host, port, args.pets);
+    config.interval = args.interval;
+    config.seed = args.seed;
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(simulator::run(config, stop.clone()));
+    shutdown_signal().await;
+    stop.cancel();
+    run.await.context("simulator task failed")?;
     Ok(())
 }
 
@@ -75,5 +172,21 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("1h").is_err());
+        assert!(parse_duration("x").is_err());
     }
 }

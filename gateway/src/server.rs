@@ -61,7 +61,7 @@ impl Gateway {
         let (mqtt, mqtt_addr) = listen("mqtt", config.listen.mqtt).await?;
         let (http, http_addr) = listen("http", config.listen.http).await?;
         Ok(Self {
-            broker: Broker::new(config.mqtt.clone()),
+            broker: Broker::with_history(config.mqtt.clone(), &config.history),
             config,
             mqtt,
             mqtt_addr,
@@ -102,6 +102,8 @@ impl Gateway {
             websocket: Arc::new(self.config.websocket.clone()),
             handshake_failures: Arc::new(HandshakeFailures::default()),
             static_dir: self.config.http.static_dir.clone(),
+            web: Arc::new(self.config.web.clone()),
+            history_filters: Arc::new(self.config.history.filters.clone()),
             tasks: tasks.clone(),
             shutdown: token.clone(),
         });

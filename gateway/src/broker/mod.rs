@@ -9,6 +9,7 @@
 //! then routing. No lock is held while writing to a socket.
 
 pub mod connection;
+mod history;
 mod message;
 pub mod metrics;
 pub(crate) mod retained;
@@ -28,7 +29,9 @@ use aviary_protocol::{
 use parking_lot::{Mutex, RwLock};
 use tokio::time::Instant;
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, HistoryConfig};
+use history::History;
+pub use history::HistoryEntry;
 pub(crate) use message::{Message, Outgoing};
 pub use metrics::Metrics;
 use retained::RetainedStore;
@@ -49,6 +52,7 @@ struct Shared {
     sessions: Mutex<HashMap<ByteString, Arc<Session>>>,
     /// Live connections by link id, for the REST API's client list.
     clients: Mutex<HashMap<u64, ClientEntry>>,
+    history: History,
     next_id: AtomicU64,
     metrics: Metrics,
     started: Instant,
@@ -114,8 +118,24 @@ pub(crate) struct Will {
 }
 
 impl Broker {
-    /// A broker with no sessions and no retained messages.
+    /// A broker with no sessions, no retained messages and no history.
     pub fn new(config: BrokerConfig) -> Self {
+        Self::with_history(
+            config,
+            &HistoryConfig {
+                per_topic: 0,
+                ..HistoryConfig::default()
+            },
+        )
+    }
+
+    /// A broker that also keeps a recent history of some topics.
+    pub fn with_history(config: BrokerConfig, history: &HistoryConfig) -> Self {
+        let history = History::new(
+            history.filters.clone(),
+            history.per_topic,
+            history.max_topics,
+        );
         Self {
             shared: Arc::new(Shared {
                 config,
@@ -123,6 +143,7 @@ impl Broker {
                 retained: RwLock::new(RetainedStore::new()),
                 sessions: Mutex::new(HashMap::new()),
                 clients: Mutex::new(HashMap::new()),
+                history,
                 next_id: AtomicU64::new(1),
                 metrics: Metrics::default(),
                 started: Instant::now(),
@@ -299,6 +320,7 @@ impl Broker {
     /// Routes a message to every matching subscription and stores it if it
     /// is retained. Returns the number of subscribers it was queued for.
     pub(crate) fn publish(&self, msg: Arc<Message>, publisher: Option<ClientKey>) -> usize {
+        self.shared.history.record(&msg.topic, &msg.payload);
         if msg.retain {
             let mut retained = self.shared.retained.write();
             if msg.payload.is_empty() {
@@ -566,6 +588,12 @@ impl Broker {
             .collect();
         depths.sort_by_key(|d| std::cmp::Reverse(d.1));
         depths
+    }
+
+    /// Recent messages of topics matching `filter` (see [`HistoryEntry`]):
+    /// at most `limit` per topic, received after `since_ms`.
+    pub fn history(&self, filter: &str, limit: usize, since_ms: u64) -> Vec<HistoryEntry> {
+        self.shared.history.query(filter, limit, since_ms)
     }
 
     /// Starts the broker's background work (`$SYS` updates) until `shutdown`.

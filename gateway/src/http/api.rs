@@ -105,6 +105,55 @@ pub(super) async fn retained(
     Ok(Json(Value::Array(list)))
 }
 
+/// `GET /api/v1/history?filter=pets/+/location&limit=N&since=T`: the
+/// recent messages of matching topics (T in milliseconds since the epoch).
+pub(super) async fn history(
+    State(app): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = query
+        .get("filter")
+        .ok_or_else(|| bad_request("missing `filter` query parameter"))?;
+    let filter = TopicFilter::new(filter.as_str())
+        .map_err(|e| bad_request(format!("invalid filter: {e}")))?;
+    let number = |key: &str, default: u64| -> Result<u64, ApiError> {
+        query.get(key).map_or(Ok(default), |v| {
+            v.parse().map_err(|_| {
+                bad_request(format!(
+                    "invalid `{key}` {v:?}: expected a non-negative integer"
+                ))
+            })
+        })
+    };
+    let limit = number("limit", 100)? as usize;
+    let since = number("since", 0)?;
+    let list: Vec<Value> = app
+        .broker
+        .history(filter.as_str(), limit, since)
+        .into_iter()
+        .map(|e| {
+            let (payload, encoding) = payload_json(&e.payload);
+            json!({
+                "topic": &*e.topic,
+                "payload": payload,
+                "payload_encoding": encoding,
+                "timestamp_ms": e.timestamp_ms,
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
+/// `GET /config.json`: what the web app needs to know about its gateway.
+pub(super) async fn web_config(State(app): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "tile_url": app.web.tile_url,
+        "tile_attribution": app.web.tile_attribution,
+        "ws_path": app.websocket.paths.first().map_or("/mqtt", String::as_str),
+        "history_filters": app.history_filters.as_slice(),
+    }))
+}
+
 /// The JSON body of `POST /api/v1/publish`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
-use crate::config::WebSocketConfig;
+use crate::config::{WebConfig, WebSocketConfig};
 pub use ws::HandshakeFailures;
 
 /// What every handler can reach.
@@ -30,6 +30,10 @@ pub struct AppState {
     pub handshake_failures: Arc<HandshakeFailures>,
     /// Where the web app's files are.
     pub static_dir: PathBuf,
+    /// What the web app is told in `/config.json`.
+    pub web: Arc<WebConfig>,
+    /// Filters the gateway keeps history for.
+    pub history_filters: Arc<Vec<String>>,
     /// WebSocket connections are tracked here so shutdown can wait for them.
     pub tasks: TaskTracker,
     /// Fires at shutdown.
@@ -47,6 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/clients", get(api::clients))
         .route("/api/v1/retained", get(api::retained))
         .route("/api/v1/publish", post(api::publish))
+        .route("/api/v1/history", get(api::history))
+        .route("/config.json", get(api::web_config))
         .route("/api/v1/{*rest}", any(api::not_found));
     for path in &state.websocket.paths {
         router = router.route(path, any(ws::upgrade));
