@@ -17,6 +17,10 @@ use crate::{DecodeError, EncodeError, Packet, PacketType, ProtocolVersion};
 /// The largest packet MQTT can express: 1 + 4 + 268,435,455 bytes.
 pub const MAX_PACKET_SIZE: u32 = 268_435_460;
 
+/// How far ahead of the bytes received the decoder reserves buffer space
+/// for an incomplete packet.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// Takes one packet off the front of `buf`.
 ///
 /// Returns `Ok(None)` when `buf` does not yet hold a whole packet (and has
@@ -38,6 +42,9 @@ pub fn decode(
     if packet != PacketType::Publish && flags != packet.required_flags() {
         return Err(DecodeError::InvalidFlags { packet, flags });
     }
+    if packet == PacketType::Publish && flags & 0b0110 == 0b0110 {
+        return Err(DecodeError::InvalidQoS("in PUBLISH [MQTT-3.3.1-4]"));
+    }
     let Some((remaining, len_bytes)) = read_varint(&buf[1..])? else {
         return Ok(None);
     };
@@ -50,7 +57,9 @@ pub fn decode(
         });
     }
     if buf.len() < size {
-        buf.reserve(size - buf.len());
+        // Room for the rest, but not all at once for a huge packet: a few
+        // header bytes must not make us allocate the maximum packet size.
+        buf.reserve((size - buf.len()).min(RESERVE_AHEAD));
         return Ok(None);
     }
     let mut frame = buf.split_to(size).freeze();

@@ -162,8 +162,18 @@ fn message_property(
 pub(crate) trait PropertyBlock {
     fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError>;
 
+    /// True when no property is set: the block is a single zero byte.
+    fn is_empty_block(&self) -> bool {
+        false
+    }
+
     /// Writes the block: its length, then the properties.
     fn write_block<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+        // The common case, and on the publish path: skip the counting pass.
+        if self.is_empty_block() {
+            s.put_u8(0);
+            return Ok(());
+        }
         let mut c = Counter::default();
         self.write_properties(&mut c)?;
         s.put_varint(c.0)?;
@@ -298,6 +308,10 @@ impl PublishProperties {
 }
 
 impl PropertyBlock for PublishProperties {
+    fn is_empty_block(&self) -> bool {
+        self.is_empty()
+    }
+
     fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
         self.message.write(s)?;
         put_u16(s, id::TOPIC_ALIAS, self.topic_alias.map(NonZeroU16::get));
@@ -726,6 +740,10 @@ impl AckProperties {
 }
 
 impl PropertyBlock for AckProperties {
+    fn is_empty_block(&self) -> bool {
+        self.is_empty()
+    }
+
     fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_str(s, id::REASON_STRING, self.reason_string.as_ref())?;
         put_user(s, &self.user_properties)

@@ -121,9 +121,16 @@ fn list_targets(crate_dir: &Path) -> Result<Vec<String>> {
 
 /// Runs one target, streaming its output; returns the outcome and the summary lines.
 fn run_target(crate_dir: &Path, target: &str, seconds: u64) -> (Result<()>, Vec<String>) {
+    if let Err(err) = std::fs::create_dir_all(crate_dir.join("fuzz/corpus").join(target)) {
+        return (Err(err).context("cannot create the fuzz corpus directory"), Vec::new());
+    }
+    // The working corpus (git-ignored) grows as the fuzzer learns; the
+    // committed seeds (vectors and past regressions) are read too.
     let cmd = fuzz_cmd(crate_dir).args([
         "run".to_owned(),
         target.to_owned(),
+        format!("fuzz/corpus/{target}"),
+        "fuzz/seeds".to_owned(),
         "--".to_owned(),
         format!("-max_total_time={seconds}"),
         "-print_final_stats=1".to_owned(),

@@ -1,0 +1,170 @@
+//! Incremental decoding: one read may hold several packets, and a packet
+//! may arrive in any number of pieces; the decoder yields exactly the same
+//! packets either way and never consumes a partial one.
+
+use std::collections::BTreeMap;
+
+use aviary_protocol::ProtocolVersion::{V3_1, V3_1_1, V5};
+use aviary_protocol::{decode, Codec, Packet, ProtocolVersion, MAX_PACKET_SIZE};
+use bytes::BytesMut;
+
+use super::{all_exact, unhex};
+
+#[test]
+fn three_packets_in_one_read_then_none() {
+    // captured: mosquitto 2.0.11 answering mosquitto_sub -V mqttv5 -q 2: CONNACK, SUBACK, PUBLISH.
+    let read = unhex(concat!(
+        "200900000622000a210014",
+        "90050001000202",
+        "3321000d706574732f312f7374617475730001007b226f6e6c696e65223a747275657d",
+    ));
+    let mut buf = BytesMut::from(&read[..]);
+    let mut types = Vec::new();
+    for _ in 0..3 {
+        let packet = decode(&mut buf, V5, MAX_PACKET_SIZE).unwrap().unwrap();
+        types.push(packet.packet_type().name());
+    }
+    assert_eq!(types, ["CONNACK", "SUBACK", "PUBLISH"]);
+    assert_eq!(decode(&mut buf, V5, MAX_PACKET_SIZE), Ok(None));
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn every_vector_fed_byte_by_byte() {
+    for v in all_exact() {
+        let bytes = unhex(v.hex);
+        let mut buf = BytesMut::new();
+        let (last, init) = bytes.split_last().unwrap();
+        for (i, &byte) in init.iter().enumerate() {
+            buf.extend_from_slice(&[byte]);
+            assert_eq!(
+                decode(&mut buf, v.version, MAX_PACKET_SIZE),
+                Ok(None),
+                "{} after {} bytes",
+                v.from,
+                i + 1
+            );
+            assert_eq!(buf.len(), i + 1, "{}: consumed a partial packet", v.from);
+        }
+        buf.extend_from_slice(&[*last]);
+        assert_eq!(
+            decode(&mut buf, v.version, MAX_PACKET_SIZE),
+            Ok(Some(v.packet)),
+            "{}",
+            v.from
+        );
+        assert!(buf.is_empty());
+    }
+}
+
+/// One direction of one captured connection.
+struct Stream {
+    name: String,
+    /// The level byte of the connection's CONNECT.
+    version: ProtocolVersion,
+    packets: Vec<Vec<u8>>,
+}
+
+/// The streams of `tests/captures/mosquitto-2.0.11.log`, except the client
+/// side of the `raw:` sessions, whose bytes were hand-written and are in
+/// part deliberately invalid.
+fn captured_streams() -> Vec<Stream> {
+    let log = include_str!("../captures/mosquitto-2.0.11.log");
+    let mut streams: BTreeMap<(u32, &str), Stream> = BTreeMap::new();
+    let mut raw = false;
+    let mut versions: BTreeMap<u32, ProtocolVersion> = BTreeMap::new();
+    for line in log.lines() {
+        if let Some(label) = line.strip_prefix("### ") {
+            raw = label.starts_with("raw:");
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let mut fields = line.split(' ');
+        let (conn, dir, hex) = (
+            fields.next().unwrap().parse::<u32>().unwrap(),
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+        );
+        let bytes = unhex(hex);
+        if bytes[0] == 0x10 {
+            // CONNECT: the level follows the protocol name.
+            let level = bytes[4 + usize::from(bytes[3])];
+            versions.insert(conn, ProtocolVersion::from_level(level).unwrap());
+        }
+        if raw && dir == "C>S" {
+            continue;
+        }
+        let version = versions[&conn];
+        streams
+            .entry((conn, dir))
+            .or_insert_with(|| Stream {
+                name: format!("connection {conn} {dir}"),
+                version,
+                packets: Vec::new(),
+            })
+            .packets
+            .push(bytes);
+    }
+    streams.into_values().collect()
+}
+
+/// Decodes `bytes` delivered in reads of `chunk` bytes.
+fn decode_in_chunks(bytes: &[u8], version: ProtocolVersion, chunk: usize) -> Vec<Packet> {
+    let mut codec = Codec::new(version, MAX_PACKET_SIZE);
+    let mut buf = BytesMut::new();
+    let mut packets = Vec::new();
+    for read in bytes.chunks(chunk) {
+        buf.extend_from_slice(read);
+        while let Some(p) = codec.decode(&mut buf).unwrap() {
+            packets.push(p);
+        }
+    }
+    assert!(buf.is_empty(), "{} bytes left", buf.len());
+    packets
+}
+
+#[test]
+fn captured_sessions_decode_the_same_in_any_chunking() {
+    let streams = captured_streams();
+    assert!(streams.len() > 80, "only {} streams", streams.len());
+    let mut total = 0;
+    for s in streams {
+        let bytes = s.packets.concat();
+        let whole = decode_in_chunks(&bytes, s.version, bytes.len());
+        assert_eq!(whole.len(), s.packets.len(), "{}", s.name);
+        for chunk in [1, 2, 3, 5, 7, 64] {
+            assert_eq!(
+                decode_in_chunks(&bytes, s.version, chunk),
+                whole,
+                "{}",
+                s.name
+            );
+        }
+        total += whole.len();
+    }
+    assert!(total > 250, "only {total} packets");
+}
+
+#[test]
+fn a_connect_sets_the_codec_version() {
+    // A v5 CONNECT, then a v5 PUBLISH (with its property length byte), in one read.
+    let read = unhex(concat!(
+        "101a00044d5154540502003c03210014000a7075622d6d7174747635",
+        "301b000f706574732f312f6c6f636174696f6e007b226c6174223a317d",
+    ));
+    for start in [V3_1, V3_1_1, V5] {
+        let mut codec = Codec::new(start, MAX_PACKET_SIZE);
+        let mut buf = BytesMut::from(&read[..]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Ok(Some(Packet::Connect(_)))
+        ));
+        assert_eq!(codec.version, V5);
+        match codec.decode(&mut buf) {
+            Ok(Some(Packet::Publish(p))) => assert_eq!(&p.payload[..], br#"{"lat":1}"#),
+            other => panic!("{other:?}"),
+        }
+    }
+}
