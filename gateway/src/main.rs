@@ -111,7 +111,8 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     if let Some(d) = args.data_dir {
         config.data_dir = d;
     }
-    let app_built = config.http.static_dir.join("index.html").is_file();
+    // index.html is committed; the built app is what `cargo xtask web` makes.
+    let app_built = config.http.static_dir.join("pkg/aviary-web.js").is_file();
     let gateway = aviary::Gateway::bind(config).await?;
     let (mqtt, http) = (gateway.mqtt_addr(), gateway.http_addr());
     let stop = CancellationToken::new();

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aviary_protocol::{Disconnect, Packet, ProtocolVersion, ReasonCode};
+use aviary_protocol::{ByteString, Disconnect, Packet, ProtocolVersion, ReasonCode};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -106,7 +106,7 @@ where
         &params,
         accepted.will.take(),
     );
-    let mut writer = Writer::new(&broker, wr, &session, &params);
+    let mut writer = Writer::new(&broker, wr, &session, accepted.opened.wake.clone(), &params);
     let end = tokio::select! {
         r = reader.run() => End::Reader(r),
         r = writer.run() => End::Writer(r),
@@ -148,6 +148,9 @@ async fn finish<R, W>(
 {
     let mut expiry = reader.session_expiry();
     let mut will = reader.into_will();
+    // Why, in words, for an MQTT 5 client (allowed on DISCONNECT even
+    // without Request Problem Information [MQTT-3.1.2-29]).
+    let mut reason_string = None;
     // The reason for a server-sent DISCONNECT (MQTT 5 only), if any.
     let disconnect = match &end {
         End::Reader(Ok(Close::Normal { expiry: e })) => {
@@ -166,6 +169,7 @@ async fn finish<R, W>(
             if code.is_some() {
                 Metrics::add(&broker.metrics().protocol_errors, 1);
                 warn!(error = %e, "closing connection");
+                reason_string = Some(e.to_string());
             } else {
                 info!(error = %e, "connection lost");
             }
@@ -179,13 +183,15 @@ async fn finish<R, W>(
             info!("session taken over by a new connection");
             Some(*code)
         }
-        End::Shutdown => {
-            will = None;
-            Some(ReasonCode::SERVER_SHUTTING_DOWN)
-        }
+        // The server closes the connection without a DISCONNECT from the
+        // client: the will is published [MQTT-3.1.2-8] (a delayed one
+        // waits, as for any other close).
+        End::Shutdown => Some(ReasonCode::SERVER_SHUTTING_DOWN),
     };
     if let (Some(code), true) = (disconnect, version.is_v5()) {
-        let packet = Packet::Disconnect(Disconnect::new(code));
+        let mut disconnect = Disconnect::new(code);
+        disconnect.properties.reason_string = reason_string.map(ByteString::from);
+        let packet = Packet::Disconnect(disconnect);
         let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, writer.finish(Some(packet))).await;
     } else if !matches!(end, End::Writer(_)) {
         let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, writer.finish(None)).await;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 /// A routed application message.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Message {
     pub(crate) topic: ByteString,
     pub(crate) payload: Bytes,
@@ -35,6 +35,18 @@ impl Message {
             retain: p.retain,
             properties,
             expires_at,
+        }
+    }
+
+    /// The message with its Message Expiry Interval counting from `now`:
+    /// for a will, which is published long after the CONNECT carrying it.
+    pub(crate) fn published_at(self: Arc<Self>, now: Instant) -> Arc<Self> {
+        match self.properties.message_expiry_interval {
+            Some(secs) => Arc::new(Self {
+                expires_at: Some(now + std::time::Duration::from_secs(u64::from(secs))),
+                ..Self::clone(&self)
+            }),
+            None => self,
         }
     }
 

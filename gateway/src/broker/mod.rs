@@ -70,6 +70,8 @@ pub(crate) struct Opened {
     pub(crate) session: Arc<Session>,
     pub(crate) present: bool,
     pub(crate) kick: tokio::sync::oneshot::Receiver<ReasonCode>,
+    /// Wakes the new connection's writer.
+    pub(crate) wake: Arc<tokio::sync::Notify>,
 }
 
 /// A retained message as the REST API shows it.
@@ -219,13 +221,14 @@ impl Broker {
             }
         };
         drop(sessions);
-        let kick = session.attach(link_id, window);
+        let (kick, wake) = session.attach(link_id, window);
         // Back in time: a delayed will must not be sent [MQTT-3.1.3-9].
         session.state.lock().pending_will = None;
         Opened {
             session,
             present,
             kick,
+            wake,
         }
     }
 
@@ -239,8 +242,16 @@ impl Broker {
             routing.by_key.remove(&session.key);
         }
         if let Some(will) = will {
-            self.publish(will, None);
+            self.publish_will(will);
         }
+    }
+
+    /// Publishes a will. Its Message Expiry Interval counts from now, when
+    /// the will is published, not from the CONNECT that carried it (MQTT 5.0
+    /// section 3.1.3.2.4: the interval "is sent as the Publication Expiry
+    /// Interval when the Server publishes the Will Message").
+    fn publish_will(&self, will: Arc<Message>) {
+        self.publish(will.published_at(Instant::now()), None);
     }
 
     /// Removes the session from the registry, if it is still registered.
@@ -270,7 +281,7 @@ impl Broker {
             // it started a clean session, which ended this one [MQTT-3.1.3-9].
             if let Some(will) = will {
                 if will.delay_secs == 0 || session.state.lock().discarded {
-                    self.publish(will.message, None);
+                    self.publish_will(will.message);
                 }
             }
             return;
@@ -282,7 +293,7 @@ impl Broker {
         };
         if let Some(will) = will {
             if will.delay_secs == 0 || expiry_secs == 0 {
-                self.publish(will.message, None);
+                self.publish_will(will.message);
             } else {
                 session.state.lock().pending_will = Some(will.message);
                 let delay = Duration::from_secs(u64::from(will.delay_secs.min(expiry_secs)));
@@ -297,7 +308,7 @@ impl Broker {
                         st.pending_will.take()
                     };
                     if let Some(will) = will {
-                        broker.publish(will, None);
+                        broker.publish_will(will);
                     }
                 });
             }
@@ -503,18 +514,18 @@ impl Broker {
             .retain(|_, m| !m.is_expired(now))
     }
 
-    /// The retained messages matching `filter`, for the REST API.
-    pub fn retained_messages(&self, filter: &str) -> Vec<RetainedView> {
+    /// The retained messages matching `filter` (MQTT matching: `#` leaves
+    /// out `$` topics), or all of them when `filter` is `None`.
+    pub fn retained_messages(&self, filter: Option<&str>) -> Vec<RetainedView> {
         let mut found = Vec::new();
         let retained = self.shared.retained.read();
-        if filter == "#" {
-            found.extend(
+        match filter {
+            Some(filter) => retained.matching(filter, &mut found),
+            None => found.extend(
                 retained
                     .iter()
                     .map(|(t, m)| (ByteString::from(t), m.clone())),
-            );
-        } else {
-            retained.matching(filter, &mut found);
+            ),
         }
         drop(retained);
         let now = Instant::now();

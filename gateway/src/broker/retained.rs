@@ -133,7 +133,8 @@ impl<M> RetainedStore<M> {
     }
 
     /// Keeps only the messages for which `keep(topic, msg)` is true, for instance those whose
-    /// MQTT 5 Message Expiry Interval has not run out [MQTT-3.3.2-5]. Returns how many went.
+    /// MQTT 5 Message Expiry Interval has not run out (section 3.3.2.3.3: an expired retained
+    /// message is discarded). Returns how many went.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&str, &M) -> bool) -> usize {
         // Collected first (topic clones share their bytes), then removed, so that removal can
         // prune with the same code as `remove`.

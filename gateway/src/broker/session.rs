@@ -29,8 +29,6 @@ pub(crate) struct Session {
     pub(crate) client_id: ByteString,
     /// Mirrors `state.link.is_some()` so routing can read it without locking.
     online: AtomicBool,
-    /// Wakes the connection's writer when there is something to send.
-    pub(crate) wake: Notify,
     pub(crate) state: Mutex<SessionState>,
 }
 
@@ -40,7 +38,6 @@ impl Session {
             key,
             client_id,
             online: AtomicBool::new(false),
-            wake: Notify::new(),
             state: Mutex::new(SessionState::default()),
         }
     }
@@ -50,9 +47,16 @@ impl Session {
     }
 
     /// Attaches a new connection, kicking out the previous one (session
-    /// takeover) with `reason`. Returns the kick receiver for the new link.
-    pub(crate) fn attach(&self, link_id: u64, window: usize) -> oneshot::Receiver<ReasonCode> {
+    /// takeover). Returns what closes the new link (a takeover's reason)
+    /// and what wakes its writer. Each link has its own wake-up, so a
+    /// writer on its way out cannot swallow one meant for its successor.
+    pub(crate) fn attach(
+        &self,
+        link_id: u64,
+        window: usize,
+    ) -> (oneshot::Receiver<ReasonCode>, Arc<Notify>) {
         let (tx, rx) = oneshot::channel();
+        let wake = Arc::new(Notify::new());
         let mut st = self.state.lock();
         if let Some(mut old) = st.link.take() {
             if let Some(kick) = old.kick.take() {
@@ -65,12 +69,21 @@ impl Session {
             kick: Some(tx),
             resend: !st.inflight.is_empty(),
             window: window.max(1),
+            wake: wake.clone(),
         });
         st.generation += 1;
         self.online.store(true, Ordering::Release);
         drop(st);
-        self.wake.notify_one();
-        rx
+        wake.notify_one();
+        (rx, wake)
+    }
+
+    /// Wakes the current connection's writer, if there is one.
+    pub(crate) fn wake(&self) {
+        let wake = self.state.lock().link.as_ref().map(|l| l.wake.clone());
+        if let Some(wake) = wake {
+            wake.notify_one();
+        }
     }
 
     /// Detaches the connection `link_id` if it is still the current one.
@@ -106,8 +119,9 @@ impl Session {
         let mut st = self.state.lock();
         if let Some(link) = st.link.as_mut().filter(|l| l.id == link_id) {
             link.control.push(packet);
+            let wake = link.wake.clone();
             drop(st);
-            self.wake.notify_one();
+            wake.notify_one();
         }
     }
 
@@ -115,10 +129,10 @@ impl Session {
     pub(crate) fn enqueue(&self, out: Outgoing, limits: &QueueLimits) -> Enqueued {
         let mut st = self.state.lock();
         let result = st.enqueue(out, limits);
-        let online = st.link.is_some();
+        let wake = st.link.as_ref().map(|l| l.wake.clone());
         drop(st);
-        if online && result != Enqueued::DroppedOffline {
-            self.wake.notify_one();
+        if let Some(wake) = wake {
+            wake.notify_one();
         }
         result
     }
@@ -164,6 +178,8 @@ pub(crate) struct Link {
     resend: bool,
     /// How many QoS 1/2 messages may be in flight to this client.
     window: usize,
+    /// Wakes this connection's writer.
+    wake: Arc<Notify>,
 }
 
 /// The mutable part of a session.
@@ -482,7 +498,7 @@ mod tests {
     #[test]
     fn takeover_kicks_the_old_link() {
         let s = Session::new(1, ByteString::from_static("c"));
-        let mut old = s.attach(1, 1);
+        let (mut old, _) = s.attach(1, 1);
         let _new = s.attach(2, 1);
         assert_eq!(old.try_recv(), Ok(ReasonCode::SESSION_TAKEN_OVER));
         assert!(

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use aviary_protocol::{ByteString, QoS, TopicFilter, TopicName};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -31,9 +31,17 @@ fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, message.into())
 }
 
-/// Any other `/api/v1/...` path.
+/// Any other path under `/api`.
 pub(super) async fn not_found() -> ApiError {
     ApiError(StatusCode::NOT_FOUND, "no such API endpoint".to_owned())
+}
+
+/// A known path asked with a method it does not serve.
+pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }
 
 /// `GET /api/v1/clients`.
@@ -68,22 +76,28 @@ fn payload_json(payload: &[u8]) -> (Value, &'static str) {
     }
 }
 
-/// `GET /api/v1/retained?filter=...` (default `#`).
+/// `GET /api/v1/retained?filter=...`; without a filter, every retained
+/// message, `$SYS` included.
 pub(super) async fn retained(
     State(app): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let filter = query.get("filter").map_or("#", String::as_str);
-    let filter =
-        TopicFilter::new(filter).map_err(|e| bad_request(format!("invalid filter: {e}")))?;
-    if filter.shared().is_some() {
-        return Err(bad_request(
-            "a shared subscription filter cannot list retained messages",
-        ));
-    }
+    let filter = match query.get("filter") {
+        Some(f) => {
+            let filter = TopicFilter::new(f.as_str())
+                .map_err(|e| bad_request(format!("invalid filter: {e}")))?;
+            if filter.shared().is_some() {
+                return Err(bad_request(
+                    "a shared subscription filter cannot list retained messages",
+                ));
+            }
+            Some(filter)
+        }
+        None => None,
+    };
     let list: Vec<Value> = app
         .broker
-        .retained_messages(filter.as_str())
+        .retained_messages(filter.as_ref().map(TopicFilter::as_str))
         .into_iter()
         .map(|m| {
             let (payload, encoding) = payload_json(&m.payload);

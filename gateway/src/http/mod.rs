@@ -53,7 +53,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/publish", post(api::publish))
         .route("/api/v1/history", get(api::history))
         .route("/config.json", get(api::web_config))
-        .route("/api/v1/{*rest}", any(api::not_found));
+        // Everything under /api is the API: an unknown path or a wrong
+        // method there gets a JSON error, never a static file or an empty body.
+        .route("/api", any(api::not_found))
+        .route("/api/", any(api::not_found))
+        .route("/api/{*rest}", any(api::not_found))
+        .method_not_allowed_fallback(api::method_not_allowed);
     for path in &state.websocket.paths {
         router = router.route(path, any(ws::upgrade));
     }

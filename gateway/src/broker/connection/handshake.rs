@@ -11,7 +11,6 @@ use aviary_protocol::{
 };
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{write_packet, Params};
@@ -152,13 +151,15 @@ fn accept(
         connect.client_id.clone()
     };
 
-    // Keep alive: enforce the server's maximum, telling MQTT 5 clients.
+    // Keep alive: MQTT 5 clients are told the server's maximum (Server
+    // Keep Alive); MQTT 3.x has no way to say it, so a longer keep alive is
+    // refused rather than enforced behind the client's back (as Mosquitto).
     let max_ka = config.max_keep_alive;
-    let keep_alive = if max_ka > 0 && (connect.keep_alive == 0 || connect.keep_alive > max_ka) {
-        max_ka
-    } else {
-        connect.keep_alive
-    };
+    let too_long = max_ka > 0 && (connect.keep_alive == 0 || connect.keep_alive > max_ka);
+    if too_long && !v5 {
+        return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+    }
+    let keep_alive = if too_long { max_ka } else { connect.keep_alive };
     let session_expiry = if v5 {
         connect.properties.session_expiry_interval.unwrap_or(0)
     } else if connect.clean_start {
@@ -178,11 +179,8 @@ fn accept(
     let will = connect.will.map(|w| {
         let delay_secs = w.properties.will_delay_interval.unwrap_or(0);
         let msg = Message {
-            expires_at: w
-                .properties
-                .message
-                .message_expiry_interval
-                .map(|s| Instant::now() + std::time::Duration::from_secs(u64::from(s))),
+            // Set when the will is published: its expiry counts from then.
+            expires_at: None,
             topic: w.topic.into_inner(),
             payload: w.payload,
             qos: w.qos,

@@ -46,7 +46,13 @@ impl ConnError {
     pub(super) fn reason_code(&self) -> Option<ReasonCode> {
         match self {
             Self::Io(_) | Self::Eof => None,
-            Self::Decode(e) => Some(e.reason_code()),
+            Self::Decode(e) => Some(match e.reason_code() {
+                // Only a second CONNECT names a protocol version here, and
+                // a second CONNECT is a Protocol Error [MQTT-3.1.0-2]; 0x84
+                // is valid in CONNACK only (MQTT 5.0 table 3-10).
+                ReasonCode::UNSUPPORTED_PROTOCOL_VERSION => ReasonCode::PROTOCOL_ERROR,
+                code => code,
+            }),
             Self::Protocol(code, _) => Some(*code),
             Self::KeepAlive(_) => Some(ReasonCode::KEEP_ALIVE_TIMEOUT),
         }
@@ -142,7 +148,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             Packet::Publish(p) => self.publish(p)?,
             Packet::PubAck(a) => {
                 if self.session.state.lock().puback(a.packet_id) {
-                    self.session.wake.notify_one();
+                    self.session.wake();
                 }
             }
             Packet::PubRec(a) => {
@@ -159,7 +165,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                         ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
                     )));
                 } else {
-                    self.session.wake.notify_one();
+                    self.session.wake();
                 }
             }
             Packet::PubRel(a) => {
@@ -173,7 +179,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             }
             Packet::PubComp(a) => {
                 if self.session.state.lock().pubcomp(a.packet_id) {
-                    self.session.wake.notify_one();
+                    self.session.wake();
                 }
             }
             Packet::Subscribe(s) => {
@@ -201,9 +207,12 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                     .map(Some)
             }
             Packet::Auth(_) => {
+                // Every CONNECT with an Authentication Method is refused, so
+                // no connection has one. 0x8C is a CONNACK-only reason: it
+                // is not allowed in DISCONNECT (MQTT 5.0 table 3-10).
                 return Err(protocol(
-                    ReasonCode::BAD_AUTHENTICATION_METHOD,
-                    "AUTH without an authentication method",
+                    ReasonCode::PROTOCOL_ERROR,
+                    "AUTH without an authentication method in CONNECT [MQTT-4.12.0-7]",
                 ));
             }
             Packet::Connect(_) => {
@@ -284,7 +293,11 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                 self.reply(Packet::PubRec(Ack::new(id)));
                 return Ok(());
             }
-            if st.incoming_qos2.len() >= usize::from(self.broker.config().receive_maximum) {
+            // Only MQTT 5 clients were told a Receive Maximum; 3.x clients
+            // are bounded by their 65,535 packet identifiers alone.
+            if self.version.is_v5()
+                && st.incoming_qos2.len() >= usize::from(self.broker.config().receive_maximum)
+            {
                 return Err(protocol(
                     ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
                     "more QoS 2 in flight than Receive Maximum [MQTT-3.3.4-9]",

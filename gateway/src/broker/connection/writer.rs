@@ -10,6 +10,7 @@ use std::sync::Arc;
 use aviary_protocol::{ByteString, Packet, ProtocolVersion};
 use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -23,6 +24,8 @@ const BATCH: usize = 256;
 pub(super) struct Writer<'a, W> {
     broker: &'a Broker,
     wr: W,
+    /// Wakes this writer: set by the session when there is something to send.
+    wake: Arc<Notify>,
     /// Encoded bytes not yet written; kept across cancellation.
     out: BytesMut,
     session: &'a Arc<Session>,
@@ -40,11 +43,13 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         broker: &'a Broker,
         wr: W,
         session: &'a Arc<Session>,
+        wake: Arc<Notify>,
         params: &Params,
     ) -> Self {
         Self {
             broker,
             wr,
+            wake,
             out: BytesMut::with_capacity(8 * 1024),
             session,
             link_id: params.link_id,
@@ -67,8 +72,8 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             if self.out.is_empty() {
                 // Register interest before looking, so a wake-up between
                 // the look and the wait is not lost.
-                let session = self.session;
-                let notified = session.wake.notified();
+                let wake = self.wake.clone();
+                let notified = wake.notified();
                 if !self.fill() {
                     notified.await;
                     continue;
@@ -80,7 +85,16 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
 
     /// Writes out what is pending plus a final packet, then shuts the stream.
     pub(super) async fn finish(&mut self, last: Option<Packet>) -> std::io::Result<()> {
-        if let Some(p) = last {
+        if let Some(mut p) = last {
+            // A DISCONNECT's reason string and user properties go only if
+            // the packet still fits the client's maximum [MQTT-3.14.2-3]
+            // [MQTT-3.14.2-4].
+            let limit = self.client_max_packet_size as usize;
+            let too_large = p.encoded_len(self.version).map_or(true, |n| n > limit);
+            if let (true, Packet::Disconnect(d)) = (too_large, &mut p) {
+                d.properties.reason_string = None;
+                d.properties.user_properties.clear();
+            }
             self.encode(&p);
         }
         self.flush_out().await?;
@@ -128,7 +142,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         Metrics::add(&m.messages_sent, sent as u64);
         if batch.more {
             // Let the loop come back for the rest after this write.
-            self.session.wake.notify_one();
+            self.wake.notify_one();
         }
         true
     }
