@@ -122,7 +122,10 @@ fn list_targets(crate_dir: &Path) -> Result<Vec<String>> {
 /// Runs one target, streaming its output; returns the outcome and the summary lines.
 fn run_target(crate_dir: &Path, target: &str, seconds: u64) -> (Result<()>, Vec<String>) {
     if let Err(err) = std::fs::create_dir_all(crate_dir.join("fuzz/corpus").join(target)) {
-        return (Err(err).context("cannot create the fuzz corpus directory"), Vec::new());
+        return (
+            Err(err).context("cannot create the fuzz corpus directory"),
+            Vec::new(),
+        );
     }
     // The working corpus (git-ignored) grows as the fuzzer learns; the
     // committed seeds (vectors and past regressions) are read too.

@@ -5,12 +5,16 @@
 //! first run compiles in seconds), and each subcommand lives in its own module.
 
 mod bench;
+mod browser_bench;
+mod browser_tests;
 mod cmd;
 mod fuzz;
+mod npm;
 mod prereq;
 mod run;
 mod steps;
 mod test_suite;
+mod web;
 mod workspace;
 
 use std::process::ExitCode;
@@ -24,8 +28,8 @@ cargo xtask: Aviary's project automation
 Usage: cargo xtask <COMMAND> [ARGS...]
 
 Commands:
-  demo [ARGS...]    Build and run the gateway with simulated pet trackers
-                    (same as `run --demo`).
+  demo [ARGS...]    Build the web app (as `web` does), then build and run the
+                    gateway with simulated pet trackers (same as `run --demo`).
   run [ARGS...]     Build and run the gateway `aviary` in release mode:
                     `cargo run --release -p aviary -- ARGS`. By default the web
                     app is at http://127.0.0.1:8080/ and MQTT/TCP on port 1883.
@@ -39,6 +43,17 @@ Commands:
                     Installs the nightly toolchain and cargo-fuzz if missing.
   bench [ARGS...]   Run the benchmarks: `cargo bench --workspace ARGS`.
                     Performance is measured here, never in tests.
+  web               Build the web app into static/: a wasm-release build of
+                    web-app/, wasm-bindgen, wasm-opt, vendored Leaflet and map
+                    data, .gz siblings. Installs the pinned wasm-bindgen-cli and
+                    the npm packages (web-app/package-lock.json) if missing.
+  npm               Build the npm package `aviary-mqtt` (the browser client) into
+                    wasm-client/pkg/ and pack it (wasm-client/pkg/aviary-mqtt-*.tgz);
+                    prints its gzipped size. Installs the pinned wasm-bindgen-cli
+                    and binaryen's wasm-opt (wasm-client/tools) if missing.
+  browser-bench     Measure incoming QoS 0 messages/s delivered to a JavaScript
+                    callback in headless Chromium: aviary-mqtt vs MQTT.js on the
+                    same page and release gateway (MESSAGES, PAYLOAD, ROUNDS).
   help              Show this text.
 ";
 
@@ -66,6 +81,9 @@ fn dispatch(args: &[String]) -> Result<()> {
         "bench" => bench::run(rest),
         "run" => run::run(rest, false),
         "demo" => run::run(rest, true),
+        "web" => web::run(rest),
+        "npm" => npm::run(rest),
+        "browser-bench" => browser_bench::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

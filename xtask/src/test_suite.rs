@@ -5,8 +5,11 @@
 //! fails in seconds rather than after the whole test build. To add a check (npm tests, browser
 //! tests), add a row to the tables or a [`Step`] to [`steps`].
 
+use std::path::Path;
+
 use anyhow::{bail, Result};
 
+use crate::cmd::Cmd;
 use crate::prereq::{self, AptPackage};
 use crate::steps::{self, Step};
 use crate::workspace::Workspace;
@@ -14,8 +17,10 @@ use crate::workspace::Workspace;
 /// The browser target: the codec (and later the client and web app) must build for it.
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
-/// Debian packages the tests use, each recognised by a binary it ships. Next to come:
-/// `chromium` (`chromium`) and `chromium-driver` (`chromedriver`) for the browser tests.
+/// The MQTT.js interop tests: a Node project run with `node --test` against the real binary.
+const NODE_TESTS: &str = "gateway/tests/node";
+
+/// Debian packages the tests use, each recognised by a binary it ships.
 const APT_PACKAGES: &[AptPackage] = &[
     // The reference broker that interop tests and benchmarks compare against.
     AptPackage {
@@ -26,6 +31,15 @@ const APT_PACKAGES: &[AptPackage] = &[
     AptPackage {
         name: "mosquitto-clients",
         binary: "mosquitto_pub",
+    },
+    // Headless Chromium and its WebDriver for the browser client's tests.
+    AptPackage {
+        name: "chromium",
+        binary: "/usr/bin/chromium",
+    },
+    AptPackage {
+        name: "chromium-driver",
+        binary: "/usr/bin/chromedriver",
     },
 ];
 
@@ -69,10 +83,79 @@ fn steps(workspace: &Workspace) -> Vec<Step> {
             "cargo test",
             workspace.cargo_locked(["test", "--workspace"]),
         ),
+        // MQTT.js, the client most web developers know, against the real binary over WebSocket
+        // and TCP.
+        Step::new("MQTT.js interop tests (npm test in gateway/tests/node)", {
+            let workspace = workspace.clone();
+            move || node_tests(&workspace)
+        }),
+        // The browser client in headless Chromium against a supervised gateway, then its npm
+        // package (packed tarball) under Node and Playwright.
+        Step::new("browser client: wasm-bindgen-test in headless Chromium", {
+            let workspace = workspace.clone();
+            move || crate::browser_tests::wasm_tests(&workspace)
+        }),
+        Step::new("browser client: npm package tests (Node, Playwright)", {
+            let workspace = workspace.clone();
+            move || crate::browser_tests::npm_tests(&workspace)
+        }),
+        // The web app's UI only exists on wasm32, which the workspace clippy above does not build.
+        Step::command(
+            "web app: clippy for wasm32, warnings denied",
+            workspace
+                .cargo_locked(["clippy", "-p", "aviary-web", "--target", WASM_TARGET])
+                .args(["--all-targets", "--", "-D", "warnings"]),
+        ),
+        // The map app built as `cargo xtask web` does, against the real gateway, in Chromium.
+        Step::new(
+            "web app: end-to-end tests in headless Chromium (web-app/e2e)",
+            {
+                let workspace = workspace.clone();
+                move || crate::web::e2e_tests(&workspace)
+            },
+        ),
         // The codec is shared with the browser client, so it must keep building for wasm32.
         Step::command(
             "build aviary-protocol for wasm32",
             workspace.cargo_locked(["build", "-p", "aviary-protocol", "--target", WASM_TARGET]),
         ),
     ]
+}
+
+/// Builds the gateway binary, installs the Node test project's locked dependencies when they are
+/// missing or stale, and runs `npm test` with `AVIARY_BIN` naming the binary.
+fn node_tests(workspace: &Workspace) -> Result<()> {
+    workspace.cargo_locked(["build", "-p", "aviary"]).run()?;
+    let dir = workspace.path(NODE_TESTS);
+    if npm_install_needed(&dir) {
+        Cmd::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .dir(&dir)
+            .run()?;
+    } else {
+        eprintln!("==> {NODE_TESTS}/node_modules: up to date with package-lock.json");
+    }
+    let bin = workspace.path("target/debug/aviary");
+    Cmd::new("npm")
+        .arg("test")
+        .dir(&dir)
+        .env("AVIARY_BIN", bin.to_string_lossy())
+        .run()
+}
+
+/// Whether `npm ci` must run: npm records each install in `node_modules/.package-lock.json`, so
+/// no record, or a lockfile changed after it, means the installed packages may be stale.
+fn npm_install_needed(dir: &Path) -> bool {
+    let modified = |name: &str| {
+        std::fs::metadata(dir.join(name))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    match (
+        modified("node_modules/.package-lock.json"),
+        modified("package-lock.json"),
+    ) {
+        (Some(installed), Some(lock)) => installed < lock,
+        _ => true,
+    }
 }

@@ -1,0 +1,71 @@
+// Starts the real gateway (AVIARY_BIN) on port 0 and reads its `listening` line; can restart
+// it on the same ports. Every wait is bounded.
+import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+
+const BIN = process.env.AVIARY_BIN;
+
+function launch(dataDir, mqtt, http) {
+  if (!BIN) throw new Error("AVIARY_BIN is not set: run `cargo xtask test`");
+  const child = spawn(BIN, ["--mqtt", mqtt, "--http", http, "--data-dir", dataDir], {
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("gateway did not start in 30 s")), 30_000);
+    child.on("exit", (code) => reject(new Error(`gateway exited (${code})`)));
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const m = line.match(/listening mqtt=(\S+) http=(\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, mqtt: m[1], http: m[2] });
+      }
+    });
+  });
+}
+
+export async function startGateway() {
+  const dataDir = mkdtempSync(join(tmpdir(), "aviary-npm-test-"));
+  let gw = await launch(dataDir, "127.0.0.1:0", "127.0.0.1:0");
+  const stop = () =>
+    new Promise((resolve) => {
+      if (gw.child.exitCode !== null || gw.child.signalCode !== null) return resolve();
+      gw.child.removeAllListeners("exit");
+      gw.child.on("exit", () => resolve());
+      gw.child.kill("SIGKILL");
+    });
+  return {
+    get wsUrl() { return `ws://${gw.http}/mqtt`; },
+    get mqttUrl() { return `mqtt://${gw.mqtt}`; },
+    get httpOrigin() { return `http://${gw.http}`; },
+    stop,
+    async restart() {
+      await stop();
+      gw = await launch(dataDir, gw.mqtt, gw.http);
+    },
+  };
+}
+
+/** Resolves with the first `event` emitted by `emitter` (an aviary or MQTT.js client). */
+export function once(emitter, event, ms = 10_000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no '${event}' within ${ms} ms`)), ms);
+    const listener = (...args) => {
+      clearTimeout(timer);
+      emitter.off(event, listener);
+      resolve(args);
+    };
+    emitter.on(event, listener);
+  });
+}
+
+/** Awaits a promise, failing after `ms`. */
+export function within(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

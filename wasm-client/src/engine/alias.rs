@@ -1,0 +1,142 @@
+//! MQTT 5 topic aliases, both ways.
+//!
+//! Outgoing: once the broker allows aliases (CONNACK Topic Alias Maximum), the first PUBLISH to
+//! a topic carries the topic and a new alias, later ones only the alias, which saves the topic's
+//! bytes on every message of a busy feed. Incoming: the broker may do the same to us, up to the
+//! maximum we announced. Both maps live for one connection only [MQTT-3.3.2-7].
+
+use std::collections::HashMap;
+use std::num::NonZeroU16;
+
+use aviary_protocol::{ByteString, Publish};
+
+/// Aliases this client assigns to topics it publishes to.
+#[derive(Debug, Default)]
+pub(crate) struct OutgoingAliases {
+    max: u16,
+    map: HashMap<ByteString, NonZeroU16>,
+}
+
+impl OutgoingAliases {
+    /// Starts a connection on which the broker accepts up to `max` aliases.
+    pub(crate) fn reset(&mut self, max: u16) {
+        self.max = max;
+        self.map.clear();
+    }
+
+    /// Rewrites `publish` (a copy about to be encoded) to use an alias where one is allowed.
+    pub(crate) fn apply(&mut self, publish: &mut Publish) {
+        if self.max == 0 {
+            return;
+        }
+        if let Some(&alias) = self.map.get(&publish.topic) {
+            publish.properties.topic_alias = Some(alias);
+            publish.topic = ByteString::new();
+        } else if self.map.len() < usize::from(self.max) {
+            // The map never holds more than `max` (a u16) entries, so this cannot truncate.
+            let next = u16::try_from(self.map.len() + 1).unwrap_or(u16::MAX);
+            if let Some(alias) = NonZeroU16::new(next) {
+                self.map.insert(publish.topic.clone(), alias);
+                publish.properties.topic_alias = Some(alias);
+            }
+        }
+    }
+}
+
+/// Why an incoming alias could not be resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AliasError {
+    /// The alias is 0 or above the maximum this client announced [MQTT-3.3.2-9].
+    OutOfRange,
+    /// An empty topic with an alias the broker never defined [MQTT-3.3.4-9].
+    Unknown,
+}
+
+/// Aliases the broker assigns to topics it sends us.
+#[derive(Debug, Default)]
+pub(crate) struct IncomingAliases {
+    max: u16,
+    map: HashMap<u16, ByteString>,
+}
+
+impl IncomingAliases {
+    /// Starts a connection on which we accept up to `max` aliases.
+    pub(crate) fn reset(&mut self, max: u16) {
+        self.max = max;
+        self.map.clear();
+    }
+
+    /// Records or resolves the alias of an incoming PUBLISH, leaving its full topic in place.
+    pub(crate) fn resolve(&mut self, publish: &mut Publish) -> Result<(), AliasError> {
+        let Some(alias) = publish.properties.topic_alias else {
+            return Ok(());
+        };
+        if alias.get() > self.max {
+            return Err(AliasError::OutOfRange);
+        }
+        if publish.topic.is_empty() {
+            publish.topic = self
+                .map
+                .get(&alias.get())
+                .ok_or(AliasError::Unknown)?
+                .clone();
+        } else {
+            self.map.insert(alias.get(), publish.topic.clone());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outgoing_aliases_replace_repeated_topics_up_to_the_maximum() {
+        let mut out = OutgoingAliases::default();
+        out.reset(1);
+        let mut first = Publish::new("pets/1/location", &b""[..]);
+        out.apply(&mut first);
+        assert_eq!(
+            (
+                &*first.topic,
+                first.properties.topic_alias.map(NonZeroU16::get)
+            ),
+            ("pets/1/location", Some(1))
+        );
+        let mut again = Publish::new("pets/1/location", &b""[..]);
+        out.apply(&mut again);
+        assert_eq!(
+            (
+                &*again.topic,
+                again.properties.topic_alias.map(NonZeroU16::get)
+            ),
+            ("", Some(1))
+        );
+        let mut other = Publish::new("pets/2/location", &b""[..]);
+        out.apply(&mut other);
+        assert_eq!(other.properties.topic_alias, None, "no alias left");
+        out.reset(0);
+        let mut none = Publish::new("pets/1/location", &b""[..]);
+        out.apply(&mut none);
+        assert_eq!(none.properties.topic_alias, None);
+    }
+
+    #[test]
+    fn incoming_aliases_are_learned_then_resolved() {
+        let mut inc = IncomingAliases::default();
+        inc.reset(10);
+        let mut define = Publish::new("a/b", &b""[..]);
+        define.properties.topic_alias = NonZeroU16::new(3);
+        inc.resolve(&mut define).unwrap();
+        let mut used = Publish::new("", &b""[..]);
+        used.properties.topic_alias = NonZeroU16::new(3);
+        inc.resolve(&mut used).unwrap();
+        assert_eq!(&*used.topic, "a/b");
+        used.topic = ByteString::new();
+        used.properties.topic_alias = NonZeroU16::new(4);
+        assert_eq!(inc.resolve(&mut used), Err(AliasError::Unknown));
+        used.properties.topic_alias = NonZeroU16::new(11);
+        assert_eq!(inc.resolve(&mut used), Err(AliasError::OutOfRange));
+    }
+}

@@ -1,0 +1,532 @@
+//! The client state machine: connection lifecycle, the application's commands, and output.
+//!
+//! Incoming packets are handled in [`incoming`]; this file owns the phases of a connection
+//! (opening, handshake, connected, waiting to retry, offline, ended) and turns commands into
+//! packets or queued work. Times are milliseconds on the caller's monotonic clock.
+
+mod incoming;
+#[cfg(test)]
+mod tests;
+
+use aviary_protocol::topic::validate_topic_name;
+use aviary_protocol::{
+    Connect, Disconnect, Packet, Publish, QoS, Subscribe, SubscriptionOptions, TopicFilter,
+    Unsubscribe, MAX_PACKET_SIZE,
+};
+use bytes::{Bytes, BytesMut};
+
+use super::alias::{IncomingAliases, OutgoingAliases};
+use super::backoff::{Backoff, Rng};
+use super::keepalive::{KeepAlive, KeepAliveAction};
+use super::queue::{OfflineQueue, Queued};
+use super::session::{Pending, Session};
+use super::{Done, ErrorKind, Event, MqttError, Options, Token};
+
+/// Where the connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Created, [`Machine::start`] not called yet.
+    Idle,
+    /// A WebSocket is being opened.
+    Opening { deadline: u64 },
+    /// CONNECT sent, waiting for CONNACK.
+    Handshake { deadline: u64 },
+    /// CONNACK accepted the connection.
+    Connected,
+    /// No socket; the next attempt is due at `until`.
+    Waiting { until: u64 },
+    /// No socket, and the browser says it is offline: wait for it to come back.
+    Offline,
+    /// Stopped for good.
+    Ended,
+}
+
+/// Limits the broker announced in CONNACK (MQTT 5), or the protocol's maximums.
+#[derive(Debug, Clone, Copy)]
+struct ServerLimits {
+    receive_maximum: usize,
+    maximum_packet_size: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            receive_maximum: usize::from(u16::MAX),
+            maximum_packet_size: MAX_PACKET_SIZE as usize,
+        }
+    }
+}
+
+/// An MQTT client with no I/O. See the [module docs](super).
+#[derive(Debug)]
+pub struct Machine {
+    options: Options,
+    phase: Phase,
+    rng: Rng,
+    backoff: Backoff,
+    attempts: u32,
+    online: bool,
+    session: Session,
+    /// Acknowledged subscriptions, to restore when the broker kept no session.
+    subscriptions: Vec<(TopicFilter, SubscriptionOptions)>,
+    queue: OfflineQueue,
+    keep_alive: KeepAlive,
+    out_aliases: OutgoingAliases,
+    in_aliases: IncomingAliases,
+    server: ServerLimits,
+    recv: BytesMut,
+    out: BytesMut,
+    events: Vec<Event>,
+    next_token: u32,
+}
+
+impl Machine {
+    /// A client that will connect with `options`; `seed` drives reconnect jitter.
+    pub fn new(options: Options, seed: u64) -> Self {
+        let reconnect = options.reconnect;
+        Self {
+            queue: OfflineQueue::new(options.queue),
+            keep_alive: KeepAlive::new(options.keep_alive, 0),
+            options,
+            phase: Phase::Idle,
+            rng: Rng::new(seed),
+            backoff: Backoff::new(reconnect.initial_delay_ms, reconnect.max_delay_ms),
+            attempts: 0,
+            online: true,
+            session: Session::default(),
+            subscriptions: Vec::new(),
+            out_aliases: OutgoingAliases::default(),
+            in_aliases: IncomingAliases::default(),
+            server: ServerLimits::default(),
+            recv: BytesMut::new(),
+            out: BytesMut::new(),
+            events: Vec::new(),
+            next_token: 0,
+        }
+    }
+
+    /// The options in force (the client id is the broker-assigned one after a CONNACK that
+    /// assigned one).
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Whether the broker has accepted the current connection.
+    pub fn is_connected(&self) -> bool {
+        self.phase == Phase::Connected
+    }
+
+    /// Whether the client stopped for good.
+    pub fn is_ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    /// Whether the client is between connections, waiting to retry (MQTT.js's `reconnecting`).
+    pub fn is_reconnecting(&self) -> bool {
+        matches!(self.phase, Phase::Waiting { .. } | Phase::Offline)
+            || self.attempts > 1
+                && matches!(self.phase, Phase::Opening { .. } | Phase::Handshake { .. })
+    }
+
+    /// How many publishes wait in the offline queue.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Starts the first connection attempt.
+    pub fn start(&mut self, now: u64) {
+        if self.phase == Phase::Idle {
+            self.open(now);
+        }
+    }
+
+    /// Output to write to the socket, as one buffer (one WebSocket frame) for everything queued.
+    pub fn take_output(&mut self) -> Option<Bytes> {
+        (!self.out.is_empty()).then(|| self.out.split().freeze())
+    }
+
+    /// Events since the last call, in order.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has work, if ever.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        match self.phase {
+            Phase::Opening { deadline } | Phase::Handshake { deadline } => Some(deadline),
+            Phase::Waiting { until } => Some(until),
+            Phase::Connected => self.keep_alive.deadline(),
+            Phase::Idle | Phase::Offline | Phase::Ended => None,
+        }
+    }
+
+    /// Does whatever is due at `now`. Safe to call at any time, early, late or repeatedly.
+    pub fn handle_timeout(&mut self, now: u64) {
+        match self.phase {
+            Phase::Opening { deadline } | Phase::Handshake { deadline } if now >= deadline => {
+                let error = MqttError::new(ErrorKind::ConnectTimeout, "connect timed out");
+                self.lost(error, true, now);
+            }
+            Phase::Waiting { until } if now >= until => self.open(now),
+            Phase::Connected => self.check_keep_alive(now),
+            _ => {}
+        }
+    }
+
+    /// The WebSocket asked for by [`Event::Open`] is open: send CONNECT.
+    pub fn socket_opened(&mut self, now: u64) {
+        let Phase::Opening { deadline } = self.phase else {
+            return;
+        };
+        self.recv.clear();
+        self.out.clear();
+        let alias_max = if self.options.protocol.is_v5() {
+            self.options.properties.topic_alias_maximum.unwrap_or(0)
+        } else {
+            0
+        };
+        self.in_aliases.reset(alias_max);
+        self.out_aliases.reset(0);
+        self.server = ServerLimits::default();
+        self.keep_alive = KeepAlive::new(self.options.keep_alive, now);
+        self.phase = Phase::Handshake { deadline };
+        let connect = self.connect_packet();
+        if let Err(error) = self.send(&Packet::from(connect), now) {
+            // Only the application's options can make CONNECT unencodable: retrying won't help.
+            self.events.push(Event::Error(error.clone()));
+            self.events.push(Event::CloseSocket);
+            self.events.push(Event::Closed(Some(error)));
+            self.end();
+        }
+    }
+
+    /// The WebSocket closed or failed by itself (not after [`Event::CloseSocket`]).
+    pub fn socket_closed(&mut self, detail: &str, now: u64) {
+        if matches!(
+            self.phase,
+            Phase::Opening { .. } | Phase::Handshake { .. } | Phase::Connected
+        ) {
+            let error = MqttError::new(ErrorKind::ConnectionLost, detail);
+            self.lost(error, false, now);
+        }
+    }
+
+    /// The browser went online or offline. Online retries at once instead of waiting out the
+    /// backoff; offline suspends retries until the browser is back online.
+    pub fn set_online(&mut self, online: bool, now: u64) {
+        self.online = online;
+        match self.phase {
+            Phase::Waiting { .. } if !online => self.phase = Phase::Offline,
+            Phase::Waiting { .. } | Phase::Offline if online => self.open(now),
+            _ => {}
+        }
+    }
+
+    /// Publishes a message: sent now if connected and the in-flight window has room, queued
+    /// otherwise. The token completes on PUBACK/PUBCOMP (QoS 0: once written).
+    pub fn publish(&mut self, mut publish: Publish, now: u64) -> Result<Token, MqttError> {
+        self.check_not_ended()?;
+        validate_topic_name(&publish.topic)
+            .map_err(|e| MqttError::new(ErrorKind::InvalidArgument, e.to_string()))?;
+        publish.packet_id = None;
+        publish.dup = false;
+        let token = self.token();
+        if self.phase == Phase::Connected && self.queue.is_empty() && self.can_send(&publish) {
+            self.send_publish(publish, token, now)?;
+        } else {
+            let item = Queued { publish, token };
+            match self.queue.push(item) {
+                Some(dropped) => {
+                    for old in dropped {
+                        let error = MqttError::new(
+                            ErrorKind::QueueFull,
+                            "dropped from the full offline queue",
+                        );
+                        self.complete(old.token, Err(error));
+                    }
+                }
+                None => {
+                    let msg = "message is larger than the offline queue";
+                    return Err(MqttError::new(ErrorKind::QueueFull, msg));
+                }
+            }
+        }
+        Ok(token)
+    }
+
+    /// Subscribes to topic filters; sent now if connected, else when the connection is up.
+    pub fn subscribe(
+        &mut self,
+        filters: Vec<(TopicFilter, SubscriptionOptions)>,
+        now: u64,
+    ) -> Result<Token, MqttError> {
+        self.check_not_ended()?;
+        if filters.is_empty() {
+            let msg = "subscribe needs at least one topic filter";
+            return Err(MqttError::new(ErrorKind::InvalidArgument, msg));
+        }
+        let id = self.free_id()?;
+        if self.phase == Phase::Connected {
+            let packet = subscribe_packet(id, filters.clone());
+            self.send(&packet, now)?;
+        }
+        let token = self.token();
+        let token_opt = Some(token);
+        self.session.insert(
+            id,
+            Pending::Subscribe {
+                filters,
+                token: token_opt,
+            },
+        );
+        Ok(token)
+    }
+
+    /// Unsubscribes from topic filters; they are also dropped from the resubscription list.
+    pub fn unsubscribe(&mut self, filters: Vec<TopicFilter>, now: u64) -> Result<Token, MqttError> {
+        self.check_not_ended()?;
+        if filters.is_empty() {
+            let msg = "unsubscribe needs at least one topic filter";
+            return Err(MqttError::new(ErrorKind::InvalidArgument, msg));
+        }
+        let id = self.free_id()?;
+        let packet = Unsubscribe {
+            packet_id: id,
+            user_properties: Vec::new(),
+            filters,
+        };
+        if self.phase == Phase::Connected {
+            self.send(&Packet::Unsubscribe(packet.clone()), now)?;
+        }
+        self.subscriptions
+            .retain(|(f, _)| !packet.filters.iter().any(|u| u == f));
+        let token = self.token();
+        self.session
+            .insert(id, Pending::Unsubscribe { packet, token });
+        Ok(token)
+    }
+
+    /// Ends the client: DISCONNECT if connected, close the socket, fail what is pending.
+    pub fn disconnect(&mut self, now: u64) {
+        match self.phase {
+            Phase::Ended => return,
+            Phase::Connected => {
+                // A normal DISCONNECT tells the broker to discard the will [MQTT-3.14.4-3].
+                let _ = self.send(&Packet::Disconnect(Disconnect::default()), now);
+                self.events.push(Event::CloseSocket);
+                self.events.push(Event::Closed(None));
+            }
+            Phase::Opening { .. } | Phase::Handshake { .. } => {
+                self.events.push(Event::CloseSocket);
+                self.events.push(Event::Closed(None));
+            }
+            Phase::Idle | Phase::Waiting { .. } | Phase::Offline => {}
+        }
+        self.end();
+    }
+
+    fn open(&mut self, now: u64) {
+        self.attempts += 1;
+        self.events.push(Event::Open {
+            attempt: self.attempts,
+        });
+        let deadline = now + u64::from(self.options.connect_timeout_ms);
+        self.phase = Phase::Opening { deadline };
+    }
+
+    fn connect_packet(&self) -> Connect {
+        let o = &self.options;
+        let mut connect = Connect::new(o.protocol, o.client_id.clone());
+        connect.clean_start = o.clean_start;
+        connect.keep_alive = o.keep_alive;
+        connect.will.clone_from(&o.will);
+        connect.username = o.username.clone().map(Into::into);
+        connect.password.clone_from(&o.password);
+        if o.protocol.is_v5() {
+            connect.properties = o.properties.clone();
+        }
+        connect
+    }
+
+    /// The connection is gone: report it, then wait to retry or end.
+    fn lost(&mut self, error: MqttError, close_socket: bool, now: u64) {
+        let was_connected = self.phase == Phase::Connected;
+        if close_socket {
+            // Output already written (a DISCONNECT with a reason) goes out before the close.
+            self.events.push(Event::CloseSocket);
+        } else {
+            self.out.clear();
+        }
+        self.recv.clear();
+        self.events.push(Event::Closed(Some(error)));
+        if was_connected {
+            self.events.push(Event::Offline);
+        }
+        if !self.options.reconnect.enabled {
+            self.end();
+        } else if self.online {
+            let until = now + self.backoff.next_delay(&mut self.rng);
+            self.phase = Phase::Waiting { until };
+        } else {
+            self.phase = Phase::Offline;
+        }
+    }
+
+    fn end(&mut self) {
+        self.phase = Phase::Ended;
+        let ended = || MqttError::new(ErrorKind::ClientEnded, "the client was ended");
+        for pending in self.session.drain() {
+            let token = match pending {
+                Pending::Publish { token, .. } | Pending::Unsubscribe { token, .. } => Some(token),
+                Pending::Subscribe { token, .. } => token,
+            };
+            if let Some(token) = token {
+                self.complete(token, Err(ended()));
+            }
+        }
+        for item in self.queue.drain() {
+            self.complete(item.token, Err(ended()));
+        }
+        self.events.push(Event::Ended);
+    }
+
+    fn check_keep_alive(&mut self, now: u64) {
+        match self.keep_alive.poll(now) {
+            KeepAliveAction::Idle => {}
+            KeepAliveAction::Ping => {
+                let _ = self.send(&Packet::PingReq, now);
+            }
+            KeepAliveAction::TimedOut => {
+                let error = MqttError::new(ErrorKind::KeepAliveTimeout, "no PINGRESP in time");
+                self.lost(error, true, now);
+            }
+        }
+    }
+
+    fn check_not_ended(&self) -> Result<(), MqttError> {
+        if self.phase == Phase::Ended {
+            return Err(MqttError::new(
+                ErrorKind::ClientEnded,
+                "the client was ended",
+            ));
+        }
+        Ok(())
+    }
+
+    fn token(&mut self) -> Token {
+        self.next_token = self.next_token.wrapping_add(1);
+        Token(self.next_token)
+    }
+
+    fn free_id(&mut self) -> Result<std::num::NonZeroU16, MqttError> {
+        self.session.free_id().ok_or_else(|| {
+            MqttError::new(
+                ErrorKind::InvalidArgument,
+                "all packet identifiers are in use",
+            )
+        })
+    }
+
+    fn complete(&mut self, token: Token, result: Result<Done, MqttError>) {
+        self.events.push(Event::Completed { token, result });
+    }
+
+    /// Whether a publish may go out now: QoS 0 always, QoS 1/2 within the broker's Receive
+    /// Maximum.
+    fn can_send(&self, publish: &Publish) -> bool {
+        publish.qos == QoS::AtMostOnce
+            || self.session.publishes_in_flight() < self.server.receive_maximum
+    }
+
+    fn send_publish(
+        &mut self,
+        mut publish: Publish,
+        token: Token,
+        now: u64,
+    ) -> Result<(), MqttError> {
+        if publish.qos == QoS::AtMostOnce {
+            self.write_publish(&publish, now)?;
+            self.complete(token, Ok(Done::Published));
+        } else {
+            let id = self.free_id()?;
+            publish.packet_id = Some(id);
+            self.write_publish(&publish, now)?;
+            let pending = Pending::Publish {
+                publish,
+                token,
+                released: false,
+            };
+            self.session.insert(id, pending);
+        }
+        Ok(())
+    }
+
+    /// Encodes a PUBLISH, with a topic alias where the broker allows one. The size is checked
+    /// before an alias is assigned, so a rejected message never leaves an alias the broker
+    /// has not seen.
+    fn write_publish(&mut self, publish: &Publish, now: u64) -> Result<(), MqttError> {
+        let packet = Packet::Publish(publish.clone());
+        let len = packet.encoded_len(self.options.protocol).map_err(invalid)?;
+        if len > self.server.maximum_packet_size {
+            return Err(too_large());
+        }
+        let Packet::Publish(mut wire) = packet else {
+            return Ok(());
+        };
+        self.out_aliases.apply(&mut wire);
+        self.send(&Packet::Publish(wire), now)
+    }
+
+    /// Encodes a packet into the output, or leaves the output untouched on error.
+    fn send(&mut self, packet: &Packet, now: u64) -> Result<(), MqttError> {
+        let start = self.out.len();
+        if let Err(e) = packet.encode(self.options.protocol, &mut self.out) {
+            self.out.truncate(start);
+            return Err(invalid(e));
+        }
+        if self.out.len() - start > self.server.maximum_packet_size {
+            self.out.truncate(start);
+            return Err(too_large());
+        }
+        self.keep_alive.on_sent(now);
+        Ok(())
+    }
+
+    /// Sends queued publishes while connected and the window has room.
+    fn flush_queue(&mut self, now: u64) {
+        while self.phase == Phase::Connected {
+            match self.queue.front() {
+                Some(front) if self.can_send(&front.publish) => {}
+                _ => break,
+            }
+            let Some(item) = self.queue.pop() else { break };
+            if let Err(error) = self.send_publish(item.publish, item.token, now) {
+                self.complete(item.token, Err(error));
+            }
+        }
+    }
+}
+
+fn subscribe_packet(
+    packet_id: std::num::NonZeroU16,
+    filters: Vec<(TopicFilter, SubscriptionOptions)>,
+) -> Packet {
+    Packet::Subscribe(Subscribe {
+        packet_id,
+        properties: Default::default(),
+        filters,
+    })
+}
+
+fn invalid(error: impl std::fmt::Display) -> MqttError {
+    MqttError::new(ErrorKind::InvalidArgument, error.to_string())
+}
+
+fn too_large() -> MqttError {
+    let msg = "packet larger than the broker's Maximum Packet Size";
+    MqttError::from_reason(
+        ErrorKind::InvalidArgument,
+        aviary_protocol::ReasonCode::PACKET_TOO_LARGE,
+        Some(msg),
+    )
+}

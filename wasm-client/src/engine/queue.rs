@@ -1,0 +1,149 @@
+//! The offline queue: publishes made while disconnected (or beyond the in-flight window).
+//!
+//! MQTT.js keeps QoS 0 messages made offline in an unbounded queue; a tab left offline for a
+//! day grows without limit. This queue is bounded by count and bytes, and when a new message
+//! does not fit, the oldest ones are dropped (and reported, so their promises can reject with
+//! `QUEUE_FULL`): in a live feed fresh data is worth more than stale data.
+
+use std::collections::VecDeque;
+
+use aviary_protocol::Publish;
+
+use super::options::QueueLimits;
+use super::Token;
+
+/// A publish waiting for a connection (or for room in the in-flight window).
+#[derive(Debug, Clone)]
+pub struct Queued {
+    /// The message, without a packet id yet: ids are assigned when it is sent.
+    pub publish: Publish,
+    /// Whom to tell when it is acknowledged (or dropped).
+    pub token: Token,
+}
+
+impl Queued {
+    /// The bytes this message counts against the queue's byte limit.
+    fn size(&self) -> usize {
+        self.publish.topic.len() + self.publish.payload.len()
+    }
+}
+
+/// A bounded FIFO of [`Queued`] publishes.
+#[derive(Debug)]
+pub struct OfflineQueue {
+    items: VecDeque<Queued>,
+    bytes: usize,
+    limits: QueueLimits,
+}
+
+impl OfflineQueue {
+    /// An empty queue with these bounds.
+    pub fn new(limits: QueueLimits) -> Self {
+        Self {
+            items: VecDeque::new(),
+            bytes: 0,
+            limits,
+        }
+    }
+
+    /// Appends `item`, dropping the oldest messages until it fits. Returns what was dropped, or
+    /// `None` (queueing nothing) if `item` is bigger than the whole queue may be.
+    pub fn push(&mut self, item: Queued) -> Option<Vec<Queued>> {
+        let size = item.size();
+        if size > self.limits.max_bytes || self.limits.max_messages == 0 {
+            return None;
+        }
+        let mut dropped = Vec::new();
+        while self.items.len() >= self.limits.max_messages
+            || self.bytes + size > self.limits.max_bytes
+        {
+            match self.pop() {
+                Some(old) => dropped.push(old),
+                None => break,
+            }
+        }
+        self.bytes += size;
+        self.items.push_back(item);
+        Some(dropped)
+    }
+
+    /// The oldest message, if any.
+    pub fn front(&self) -> Option<&Queued> {
+        self.items.front()
+    }
+
+    /// Removes the oldest message.
+    pub fn pop(&mut self) -> Option<Queued> {
+        let item = self.items.pop_front()?;
+        self.bytes -= item.size();
+        Some(item)
+    }
+
+    /// Removes everything, oldest first.
+    pub fn drain(&mut self) -> Vec<Queued> {
+        self.bytes = 0;
+        self.items.drain(..).collect()
+    }
+
+    /// How many messages are queued.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(token: u32, payload: &'static [u8]) -> Queued {
+        Queued {
+            publish: Publish::new("t", payload),
+            token: Token(token),
+        }
+    }
+
+    fn tokens(items: &[Queued]) -> Vec<u32> {
+        items.iter().map(|q| q.token.0).collect()
+    }
+
+    #[test]
+    fn drops_oldest_when_count_is_reached() {
+        let mut q = OfflineQueue::new(QueueLimits {
+            max_messages: 2,
+            max_bytes: 1_000,
+        });
+        assert!(q.push(item(1, b"a")).unwrap().is_empty());
+        assert!(q.push(item(2, b"b")).unwrap().is_empty());
+        assert_eq!(tokens(&q.push(item(3, b"c")).unwrap()), [1]);
+        assert_eq!(tokens(&q.drain()), [2, 3]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn drops_oldest_until_the_bytes_fit() {
+        let mut q = OfflineQueue::new(QueueLimits {
+            max_messages: 100,
+            max_bytes: 10,
+        });
+        q.push(item(1, b"aaa")).unwrap(); // 4 bytes with the topic
+        q.push(item(2, b"bbb")).unwrap();
+        assert_eq!(tokens(&q.push(item(3, b"cccccc")).unwrap()), [1, 2]);
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn rejects_a_message_larger_than_the_queue() {
+        let mut q = OfflineQueue::new(QueueLimits {
+            max_messages: 100,
+            max_bytes: 4,
+        });
+        q.push(item(1, b"a")).unwrap();
+        assert!(q.push(item(2, b"toolong")).is_none());
+        assert_eq!(q.len(), 1, "the queue is untouched");
+    }
+}

@@ -1,0 +1,177 @@
+//! Session state that outlives one connection: packet ids and everything awaiting an answer.
+//!
+//! Outgoing QoS 1/2 publishes, subscribes and unsubscribes wait here, keyed by packet id, until
+//! the broker acknowledges them; after a reconnect they are sent again in their original order.
+//! Incoming QoS 2 packet ids are remembered between PUBLISH and PUBREL so a redelivered message
+//! is not handed to the application twice.
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU16;
+
+use aviary_protocol::{Publish, SubscriptionOptions, TopicFilter, Unsubscribe};
+
+use super::Token;
+
+/// Something sent that awaits the broker's answer.
+#[derive(Debug, Clone)]
+pub(crate) enum Pending {
+    /// A QoS 1/2 PUBLISH; `released` once PUBREC arrived and PUBREL went out (QoS 2).
+    Publish {
+        /// The message as the application gave it (without a topic alias).
+        publish: Publish,
+        /// Whom to tell.
+        token: Token,
+        /// QoS 2: PUBREC received, PUBREL sent, waiting for PUBCOMP.
+        released: bool,
+    },
+    /// A SUBSCRIBE; `token` is `None` for the client's own resubscription after a reconnect.
+    Subscribe {
+        /// The filters and options asked for.
+        filters: Vec<(TopicFilter, SubscriptionOptions)>,
+        /// Whom to tell.
+        token: Option<Token>,
+    },
+    /// An UNSUBSCRIBE.
+    Unsubscribe {
+        /// The packet, resent as is after a reconnect.
+        packet: Unsubscribe,
+        /// Whom to tell.
+        token: Token,
+    },
+}
+
+/// Packet ids in use and the operations awaiting acknowledgement.
+#[derive(Debug, Default)]
+pub(crate) struct Session {
+    last_id: u16,
+    /// Pending operations, with a sequence number recording the order they were first sent.
+    pending: HashMap<u16, (u64, Pending)>,
+    sequence: u64,
+    publishes: usize,
+    incoming_qos2: HashSet<u16>,
+}
+
+impl Session {
+    /// A free packet id, or `None` if all 65 535 are in use.
+    pub(crate) fn free_id(&mut self) -> Option<NonZeroU16> {
+        for _ in 0..u16::MAX {
+            self.last_id = self.last_id.checked_add(1).unwrap_or(1);
+            if !self.pending.contains_key(&self.last_id) {
+                return NonZeroU16::new(self.last_id);
+            }
+        }
+        None
+    }
+
+    /// Records `pending` under `id` (an id from [`free_id`](Self::free_id)).
+    pub(crate) fn insert(&mut self, id: NonZeroU16, pending: Pending) {
+        if matches!(pending, Pending::Publish { .. }) {
+            self.publishes += 1;
+        }
+        self.sequence += 1;
+        self.pending.insert(id.get(), (self.sequence, pending));
+    }
+
+    /// Looks an operation up by packet id.
+    pub(crate) fn get_mut(&mut self, id: NonZeroU16) -> Option<&mut Pending> {
+        self.pending.get_mut(&id.get()).map(|(_, p)| p)
+    }
+
+    /// Removes and returns the operation with this packet id.
+    pub(crate) fn remove(&mut self, id: NonZeroU16) -> Option<Pending> {
+        let (_, pending) = self.pending.remove(&id.get())?;
+        if matches!(pending, Pending::Publish { .. }) {
+            self.publishes -= 1;
+        }
+        Some(pending)
+    }
+
+    /// How many QoS 1/2 publishes are in flight (bounded by the broker's Receive Maximum).
+    pub(crate) fn publishes_in_flight(&self) -> usize {
+        self.publishes
+    }
+
+    /// The packet ids of all pending operations, in the order they were first sent.
+    pub(crate) fn ids_in_order(&self) -> Vec<NonZeroU16> {
+        let mut ids: Vec<(u64, u16)> = self.pending.iter().map(|(id, (s, _))| (*s, *id)).collect();
+        ids.sort_unstable();
+        ids.into_iter()
+            .filter_map(|(_, id)| NonZeroU16::new(id))
+            .collect()
+    }
+
+    /// Removes every pending operation (the client ended), in sending order.
+    pub(crate) fn drain(&mut self) -> Vec<Pending> {
+        let ids = self.ids_in_order();
+        ids.into_iter().filter_map(|id| self.remove(id)).collect()
+    }
+
+    /// Records an incoming QoS 2 PUBLISH; `false` if this id was already received (a
+    /// redelivery, not to be handed to the application again).
+    pub(crate) fn receive_qos2(&mut self, id: NonZeroU16) -> bool {
+        self.incoming_qos2.insert(id.get())
+    }
+
+    /// Forgets an incoming QoS 2 id once PUBREL arrived.
+    pub(crate) fn release_qos2(&mut self, id: NonZeroU16) {
+        self.incoming_qos2.remove(&id.get());
+    }
+
+    /// Forgets incoming QoS 2 state: the broker kept no session, so it will not send PUBREL.
+    pub(crate) fn clear_incoming(&mut self) {
+        self.incoming_qos2.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(token: u32) -> Pending {
+        Pending::Publish {
+            publish: Publish::new("t", &b""[..]),
+            token: Token(token),
+            released: false,
+        }
+    }
+
+    #[test]
+    fn ids_skip_those_in_use_and_wrap_past_zero() {
+        let mut s = Session {
+            last_id: u16::MAX - 1,
+            ..Session::default()
+        };
+        let a = s.free_id().unwrap();
+        assert_eq!(a.get(), u16::MAX);
+        s.insert(a, publish(1));
+        let b = s.free_id().unwrap();
+        assert_eq!(b.get(), 1, "0 is never a packet id");
+        s.insert(b, publish(2));
+        s.last_id = u16::MAX - 1;
+        assert_eq!(s.free_id().unwrap().get(), 2, "in-use ids are skipped");
+        assert_eq!(s.publishes_in_flight(), 2);
+    }
+
+    #[test]
+    fn pending_operations_come_back_in_sending_order() {
+        let mut s = Session::default();
+        for (id, token) in [(9, 1), (3, 2), (5, 3)] {
+            s.insert(NonZeroU16::new(id).unwrap(), publish(token));
+        }
+        let ids: Vec<u16> = s.ids_in_order().iter().map(|id| id.get()).collect();
+        assert_eq!(ids, [9, 3, 5]);
+        assert!(s.remove(NonZeroU16::new(3).unwrap()).is_some());
+        assert_eq!(s.drain().len(), 2);
+        assert_eq!(s.publishes_in_flight(), 0);
+    }
+
+    #[test]
+    fn a_redelivered_qos2_publish_is_recognised_until_released() {
+        let mut s = Session::default();
+        let id = NonZeroU16::new(7).unwrap();
+        assert!(s.receive_qos2(id));
+        assert!(!s.receive_qos2(id));
+        s.release_qos2(id);
+        assert!(s.receive_qos2(id));
+    }
+}

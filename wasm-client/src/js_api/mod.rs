@@ -1,0 +1,233 @@
+//! The JavaScript API (the `aviary-mqtt` npm package), shaped like MQTT.js:
+//!
+//! ```js
+//! const client = await connect("ws://localhost:8080/mqtt", { clientId, keepalive: 30 });
+//! client.on("message", (topic, payload, packet) => { ... });
+//! await client.subscribe("pets/+/location", { qos: 1 });
+//! await client.publish("pets/1/status", JSON.stringify({ online: true }), { qos: 1, retain: true });
+//! await client.end();
+//! ```
+//!
+//! Promises resolve on the broker's acknowledgement and reject with an `MqttError`
+//! (`code`, `reasonCode`, `message`). Types for every option, event and packet are written by
+//! hand in [`typescript`], because wasm-bindgen only sees `JsValue`.
+
+mod convert;
+mod hooks;
+mod options;
+mod typescript;
+
+use std::rc::Rc;
+
+use aviary_protocol::{Publish, RetainHandling, SubscriptionOptions, TopicFilter};
+use js_sys::{Array, Function, Promise};
+use wasm_bindgen::prelude::*;
+
+use self::hooks::{EventKind, JsHooks, ReplyKind};
+use self::options::{
+    get, get_qos, message_properties, parse_options, to_bytes, type_error, JsResult,
+};
+use crate::engine::{MqttError, Token};
+use crate::runtime::Driver;
+
+/// Connects to `url` (`ws://` or `wss://`, usually ending in `/mqtt`) and resolves with the
+/// client once the broker accepts; rejects with an `MqttError` if the first attempt fails
+/// (the client is then ended). Later losses reconnect automatically.
+#[wasm_bindgen(skip_typescript)]
+pub fn connect(url: String, options: JsValue) -> JsResult<Promise> {
+    let (options, url_hook) = parse_options(&options)?;
+    let hooks = Rc::new(JsHooks::new(url_hook));
+    let mut promise_parts = None;
+    let promise = Promise::new(&mut |resolve, reject| promise_parts = Some((resolve, reject)));
+    hooks.await_connect(promise_parts);
+    let driver = Driver::start(url, options, hooks.clone());
+    let client = MqttClient {
+        driver: driver.clone(),
+        hooks: hooks.clone(),
+    };
+    hooks.attach(&driver, client.into());
+    Ok(promise)
+}
+
+/// A connected client. See the TypeScript declarations for the full contract.
+#[wasm_bindgen(skip_typescript)]
+pub struct MqttClient {
+    driver: Rc<Driver>,
+    hooks: Rc<JsHooks>,
+}
+
+#[wasm_bindgen]
+impl MqttClient {
+    /// Adds a listener for `connect`, `reconnect`, `close`, `offline`, `error`, `end` or
+    /// `message`.
+    pub fn on(&self, event: &str, listener: Function) -> JsResult<()> {
+        self.hooks.add(EventKind::parse(event)?, listener, false);
+        Ok(())
+    }
+
+    /// Adds a listener called at most once.
+    pub fn once(&self, event: &str, listener: Function) -> JsResult<()> {
+        self.hooks.add(EventKind::parse(event)?, listener, true);
+        Ok(())
+    }
+
+    /// Removes a listener added with `on` or `once`.
+    pub fn off(&self, event: &str, listener: &Function) -> JsResult<()> {
+        self.hooks.remove(EventKind::parse(event)?, listener);
+        Ok(())
+    }
+
+    /// Subscribes to a topic filter, an array of them, or an object `{ filter: { qos } }`.
+    /// Resolves with `[{ topic, qos }]`; rejects if the broker refuses any filter.
+    pub fn subscribe(&self, topics: JsValue, options: JsValue) -> JsResult<Promise> {
+        let filters = subscriptions(&topics, &options)?;
+        let names = filters.iter().map(|(f, _)| f.to_string()).collect();
+        let token = self.driver.call(|m, now| m.subscribe(filters, now));
+        Ok(self.reply(token, ReplyKind::Subscribe(names)))
+    }
+
+    /// Unsubscribes from a topic filter or an array of them.
+    pub fn unsubscribe(&self, topics: JsValue) -> JsResult<Promise> {
+        let filters = topic_list(&topics)?
+            .into_iter()
+            .map(|t| TopicFilter::new(t).map_err(|e| type_error(&e.to_string())))
+            .collect::<JsResult<Vec<_>>>()?;
+        let token = self.driver.call(|m, now| m.unsubscribe(filters, now));
+        Ok(self.reply(token, ReplyKind::Done))
+    }
+
+    /// Publishes `payload` (string, `Uint8Array` or `ArrayBuffer`) with `{ qos, retain,
+    /// properties }`. Resolves once written (QoS 0), on PUBACK (1) or PUBCOMP (2); while
+    /// offline the message waits in the bounded offline queue.
+    pub fn publish(&self, topic: String, payload: JsValue, options: JsValue) -> JsResult<Promise> {
+        let mut message = Publish::new(topic, to_bytes(&payload, "payload")?);
+        message.qos = get_qos(&options)?;
+        message.retain = get(&options, "retain").is_some_and(|r| r.is_truthy());
+        if let Some(props) = get(&options, "properties") {
+            message.properties.message = message_properties(&props)?;
+        }
+        let token = self.driver.call(|m, now| m.publish(message, now));
+        Ok(self.reply(token, ReplyKind::Done))
+    }
+
+    /// Disconnects cleanly (the broker discards the will) and stops reconnecting. Pending
+    /// operations reject with `CLIENT_ENDED`.
+    pub fn end(&self) -> Promise {
+        self.driver.with(|m, now| m.disconnect(now));
+        Promise::resolve(&JsValue::UNDEFINED)
+    }
+
+    /// Whether the broker has accepted the current connection.
+    #[wasm_bindgen(getter)]
+    pub fn connected(&self) -> bool {
+        self.driver.read(|m| m.is_connected())
+    }
+
+    /// Whether the client is between connections, trying again.
+    #[wasm_bindgen(getter)]
+    pub fn reconnecting(&self) -> bool {
+        self.driver.read(|m| m.is_reconnecting())
+    }
+
+    /// Publishes waiting in the offline queue.
+    #[wasm_bindgen(getter, js_name = queuedCount)]
+    pub fn queued_count(&self) -> usize {
+        self.driver.read(|m| m.queued())
+    }
+
+    /// The client id in use (generated, given, or assigned by the broker).
+    #[wasm_bindgen(getter, js_name = clientId)]
+    pub fn client_id(&self) -> String {
+        self.driver.read(|m| m.options().client_id.clone())
+    }
+
+    /// Whether keep-alive runs on a Worker timer, immune to background-tab throttling.
+    #[wasm_bindgen(getter, js_name = timerInWorker)]
+    pub fn timer_in_worker(&self) -> bool {
+        self.driver.timer_in_worker()
+    }
+}
+
+impl std::fmt::Debug for MqttClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttClient").finish_non_exhaustive()
+    }
+}
+
+impl MqttClient {
+    /// A promise for `token`. The engine call was made without pumping, so the completion
+    /// (even an immediate one) is delivered after the promise is registered.
+    fn reply(&self, token: Result<Token, MqttError>, kind: ReplyKind) -> Promise {
+        let promise = match token {
+            Ok(token) => {
+                let mut parts = None;
+                let p = Promise::new(&mut |resolve, reject| parts = Some((resolve, reject)));
+                if let Some((resolve, reject)) = parts {
+                    self.hooks.await_reply(token, resolve, reject, kind);
+                }
+                p
+            }
+            Err(e) => Promise::reject(&convert::error(&e)),
+        };
+        self.driver.pump();
+        promise
+    }
+}
+
+/// Topic strings from a string or an array of strings.
+fn topic_list(topics: &JsValue) -> JsResult<Vec<String>> {
+    if let Some(t) = topics.as_string() {
+        return Ok(vec![t]);
+    }
+    if Array::is_array(topics) {
+        return Array::from(topics)
+            .iter()
+            .map(|t| {
+                t.as_string()
+                    .ok_or_else(|| type_error("topics must be strings"))
+            })
+            .collect();
+    }
+    Err(type_error("expected a topic string or an array of them"))
+}
+
+/// MQTT.js subscription options: `qos`, `nl` (no local), `rap` (retain as published), `rh`.
+fn subscription_options(o: &JsValue) -> JsResult<SubscriptionOptions> {
+    let mut s = SubscriptionOptions::qos(get_qos(o)?);
+    s.no_local = get(o, "nl").is_some_and(|v| v.is_truthy());
+    s.retain_as_published = get(o, "rap").is_some_and(|v| v.is_truthy());
+    s.retain_handling = match get(o, "rh").and_then(|v| v.as_f64()) {
+        Some(1.0) => RetainHandling::SendIfNew,
+        Some(2.0) => RetainHandling::DoNotSend,
+        _ => RetainHandling::SendAtSubscribe,
+    };
+    Ok(s)
+}
+
+fn subscriptions(
+    topics: &JsValue,
+    options: &JsValue,
+) -> JsResult<Vec<(TopicFilter, SubscriptionOptions)>> {
+    let filter = |t: String| TopicFilter::new(t).map_err(|e| type_error(&e.to_string()));
+    if topics.is_string() || Array::is_array(topics) {
+        let opts = subscription_options(options)?;
+        return topic_list(topics)?
+            .into_iter()
+            .map(|t| Ok((filter(t)?, opts)))
+            .collect();
+    }
+    if topics.is_object() {
+        let entries = js_sys::Object::entries(topics.unchecked_ref());
+        return entries
+            .iter()
+            .map(|e| {
+                let e: Array = e.unchecked_into();
+                let t = e.get(0).as_string().unwrap_or_default();
+                Ok((filter(t)?, subscription_options(&e.get(1))?))
+            })
+            .collect();
+    }
+    Err(type_error(
+        "expected a topic string, an array of them, or { topic: { qos } }",
+    ))
+}

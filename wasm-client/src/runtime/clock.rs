@@ -1,0 +1,21 @@
+//! Time and randomness from the JavaScript environment.
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `performance.now()`: monotonic, unaffected by wall-clock changes; present in browsers,
+    /// workers and Node.
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+}
+
+/// Milliseconds on a monotonic clock, the engine's notion of "now".
+pub(crate) fn now_ms() -> u64 {
+    performance_now() as u64
+}
+
+/// 53 random bits from `Math.random()`, to seed jitter and client ids.
+pub(crate) fn random_seed() -> u64 {
+    (js_sys::Math::random() * (1u64 << 53) as f64) as u64
+}

@@ -1,0 +1,34 @@
+//! `cargo xtask browser-bench`: incoming QoS 0 messages per second delivered to a JavaScript
+//! callback in headless Chromium, for the `aviary-mqtt` package and MQTT.js on the same page,
+//! through the release gateway. A measurement, never a test: it prints numbers and fails only
+//! if it cannot run. `MESSAGES`, `PAYLOAD` and `ROUNDS` in the environment tune the run.
+
+use anyhow::{bail, Result};
+
+use crate::browser_tests::prepare_npm_project;
+use crate::cmd::Cmd;
+use crate::workspace::Workspace;
+
+/// Runs `cargo xtask browser-bench`.
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    if let Some(arg) = args.first() {
+        if arg == "-h" || arg == "--help" {
+            print!("{}", crate::USAGE);
+            return Ok(());
+        }
+        bail!("`cargo xtask browser-bench` takes no arguments (got `{arg}`)");
+    }
+    let ws = Workspace::find()?;
+    ws.cargo_locked(["build", "--release", "-p", "aviary", "--bin", "aviary"])
+        .run()?;
+    let project = prepare_npm_project(&ws)?;
+    Cmd::new("node")
+        .arg("bench/throughput.mjs")
+        .env(
+            "AVIARY_BIN",
+            ws.path("target/release/aviary").display().to_string(),
+        )
+        .env("CHROMIUM", "/usr/bin/chromium")
+        .dir(project)
+        .run()
+}
