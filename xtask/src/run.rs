@@ -23,6 +23,10 @@ pub(crate) fn run(args: &[String], demo: bool) -> Result<()> {
     }
     // `aviary passwd ...` and `aviary simulate ...` are tools, not the server: no banner.
     let starts_server = gateway_args.first().is_none_or(|arg| arg.starts_with('-'));
+    // The demo is the README's first command: it brings up the map too, building it first.
+    if demo && starts_server {
+        crate::web::build(&workspace)?;
+    }
     eprintln!("==> building the gateway `aviary` (release) and starting it");
     if starts_server {
         let http = flag_value(&gateway_args, "--http").unwrap_or(DEFAULT_HTTP);

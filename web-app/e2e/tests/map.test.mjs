@@ -1,0 +1,178 @@
+// The map app end to end: a real gateway, MQTT.js trackers over TCP, the app in headless
+// Chromium. State is read from the DOM's data attributes (panel rows and marker elements), and
+// positions are checked in pixels against Leaflet's own projection (`window.aviaryMap`).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import {
+  artifact,
+  connectTracker,
+  launchBrowser,
+  offset,
+  startGateway,
+} from "../lib.mjs";
+
+const PET = "e2e1";
+const HOME = [52.3702, 4.8952];
+const row = `.pet-row[data-pet-id="${PET}"]`;
+const marker = `.pet-marker[data-pet-id="${PET}"]`;
+
+let gateway;
+let browser;
+let page;
+let tracker;
+const sent = [];
+
+before(async () => {
+  gateway = await startGateway();
+  browser = await launchBrowser();
+  page = await browser.context.newPage();
+  page.on("pageerror", (err) => console.error("page error:", err));
+  await page.goto(gateway.url);
+  await page.waitForSelector('.conn[data-state="connected"]', { timeout: 20_000 });
+});
+
+after(async () => {
+  tracker?.end().catch(() => {});
+  await browser?.close();
+  await gateway?.stop();
+});
+
+/** Publishes a fix and remembers it. */
+async function moveTo(lat, lng) {
+  sent.push([lat, lng]);
+  await tracker.moveTo(lat, lng);
+}
+
+/** Waits until the marker is drawn at (lat, lng), within 3 px, glide included. */
+async function markerAt(lat, lng) {
+  await page.waitForFunction(
+    ({ sel, lat, lng }) => {
+      const el = document.querySelector(sel);
+      const map = window.aviaryMap;
+      if (!el || !map) return false;
+      const box = el.getBoundingClientRect();
+      const origin = map.getContainer().getBoundingClientRect();
+      const want = map.latLngToContainerPoint([lat, lng]);
+      const x = box.left + box.width / 2 - origin.left;
+      const y = box.top + box.height / 2 - origin.top;
+      return Math.hypot(x - want.x, y - want.y) < 3;
+    },
+    { sel: marker, lat, lng },
+    { timeout: 10_000 },
+  );
+}
+
+/** The value of `data-NAME` on the element. */
+async function attr(selector, name) {
+  return page.getAttribute(selector, `data-${name}`, { timeout: 10_000 });
+}
+
+async function waitAttr(selector, name, value) {
+  await page.waitForSelector(`${selector}[data-${name}="${value}"]`, { timeout: 10_000 });
+}
+
+test("a tracker's first fix puts its marker on the map, online", async () => {
+  tracker = await connectTracker(gateway.mqtt, PET);
+  await tracker.online();
+  await moveTo(...HOME);
+  await page.waitForSelector(marker, { timeout: 10_000 });
+  await waitAttr(row, "online", "true");
+  await waitAttr(marker, "online", "true");
+  assert.equal(Number(await attr(marker, "lat")), HOME[0]);
+  assert.equal(Number(await attr(marker, "lng")), HOME[1]);
+  await markerAt(...HOME);
+});
+
+test("a new fix moves the marker and grows the trail", async () => {
+  const next = offset(...HOME, 120, 80);
+  await moveTo(...next);
+  await waitAttr(marker, "trail-len", "2");
+  assert.equal(Number(await attr(marker, "lat")), next[0]);
+  await markerAt(...next);
+  // The trail is an SVG path with two points.
+  const trails = await page.$$eval("path.pet-trail", (paths) => paths.length);
+  assert.ok(trails >= 1, "a trail is drawn");
+});
+
+test("when the tracker's socket dies, its will turns the pet offline", async () => {
+  tracker.crash();
+  await waitAttr(row, "online", "false");
+  await waitAttr(marker, "online", "false");
+  assert.match(await page.textContent(`${row} .pet-status`), /offline/);
+});
+
+test("a safe zone set in the panel is retained, and leaving it raises an alert", async () => {
+  tracker = await connectTracker(gateway.mqtt, PET);
+  await tracker.online();
+  await waitAttr(row, "online", "true");
+  await page.click(row);
+  const form = `.fence-editor[data-pet-id="${PET}"]`;
+  await page.waitForSelector(form);
+  const last = sent[sent.length - 1];
+  await page.fill(`${form} input[name="fence-lat"]`, String(last[0]));
+  await page.fill(`${form} input[name="fence-lng"]`, String(last[1]));
+  await page.fill(`${form} input[name="fence-radius"]`, "100");
+  await page.click(`${form} button[name="fence-save"]`);
+  await waitAttr(row, "has-fence", "true");
+  await waitAttr(row, "outside", "false");
+  // The zone is a retained message now: the gateway's REST API shows it.
+  const retained = await (
+    await fetch(`${gateway.url}api/v1/retained?filter=pets/${PET}/geofence`)
+  ).json();
+  assert.equal(retained.length, 1);
+  assert.equal(JSON.parse(retained[0].payload).radius, 100);
+
+  await moveTo(...offset(...last, 400, 0));
+  await page.waitForSelector(`.alert[data-alert-pet="${PET}"]`, { timeout: 10_000 });
+  await waitAttr(row, "outside", "true");
+  await waitAttr(marker, "outside", "true");
+  assert.match(await page.textContent(`.alert[data-alert-pet="${PET}"]`), /left its safe zone/);
+});
+
+test("after a reload the trail comes back from the gateway's history", async () => {
+  await page.reload();
+  await page.waitForSelector('.conn[data-state="connected"]', { timeout: 20_000 });
+  await waitAttr(marker, "trail-len", String(sent.length));
+  const latest = sent[sent.length - 1];
+  assert.equal(Number(await attr(marker, "lat")), latest[0]);
+  await markerAt(...latest);
+  // Status and zone come back as retained messages.
+  await waitAttr(row, "online", "true");
+  await waitAttr(row, "has-fence", "true");
+  await page.waitForSelector(`.alert[data-alert-pet="${PET}"]`, { timeout: 10_000 });
+});
+
+test("a screenshot of the map is not blank", async () => {
+  // Let the outlines load and any glide finish.
+  await page.waitForSelector('#map[data-basemap="loaded"]', { timeout: 10_000 });
+  await page.waitForTimeout(1_200);
+  const file = artifact("map.png");
+  await page.screenshot({ path: file });
+  const png = readFileSync(file);
+  assert.ok(png.length > 20_000, `screenshot is only ${png.length} bytes`);
+  // Count distinct colours over a grid of pixels, decoded by the browser itself.
+  const colours = await page.evaluate(async (b64) => {
+    const img = new Image();
+    img.src = `data:image/png;base64,${b64}`;
+    await img.decode();
+    const canvas = new OffscreenCanvas(img.width, img.height);
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(img, 0, 0);
+    const { data } = ctx.getImageData(0, 0, img.width, img.height);
+    const seen = new Set();
+    for (let i = 0; i < data.length; i += 4 * 97) seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+    return seen.size;
+  }, png.toString("base64"));
+  assert.ok(colours > 50, `only ${colours} distinct colours: the page looks blank`);
+});
+
+test("the connection state shows reconnecting, and offline without a network", async () => {
+  await gateway.stop();
+  await page.waitForSelector('.conn[data-state="reconnecting"]', { timeout: 15_000 });
+  assert.match(await page.textContent(".conn"), /Reconnecting/);
+  await browser.context.setOffline(true);
+  await page.waitForSelector('.conn[data-state="offline"]', { timeout: 10_000 });
+  await browser.context.setOffline(false);
+  await page.waitForSelector('.conn[data-state="reconnecting"]', { timeout: 10_000 });
+});

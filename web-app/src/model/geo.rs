@@ -1,0 +1,83 @@
+//! Points on the Earth and distances between them.
+
+use serde::{Deserialize, Serialize};
+
+/// Mean Earth radius in metres (the one Leaflet uses for `distance`).
+const EARTH_RADIUS_M: f64 = 6_371_000.0;
+
+/// A WGS 84 position in degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LatLng {
+    /// Latitude, degrees north.
+    pub(crate) lat: f64,
+    /// Longitude, degrees east.
+    pub(crate) lng: f64,
+}
+
+impl LatLng {
+    /// A position.
+    pub(crate) const fn new(lat: f64, lng: f64) -> Self {
+        Self { lat, lng }
+    }
+
+    /// Great-circle distance to `other` in metres (haversine).
+    pub(crate) fn distance_m(self, other: Self) -> f64 {
+        let (phi1, phi2) = (self.lat.to_radians(), other.lat.to_radians());
+        let dphi = phi2 - phi1;
+        let dlambda = (other.lng - self.lng).to_radians();
+        let (half_dphi, half_dlambda) = ((dphi / 2.0).sin(), (dlambda / 2.0).sin());
+        let a = (phi1.cos() * phi2.cos()).mul_add(half_dlambda.powi(2), half_dphi.powi(2));
+        2.0 * EARTH_RADIUS_M * a.sqrt().atan2((1.0 - a).sqrt())
+    }
+
+    /// The point a fraction `t` (0 to 1) of the way to `other`; linear, which is exact enough
+    /// for the metres between two fixes.
+    pub(crate) fn lerp(self, other: Self, t: f64) -> Self {
+        Self {
+            lat: (other.lat - self.lat).mul_add(t, self.lat),
+            lng: (other.lng - self.lng).mul_add(t, self.lng),
+        }
+    }
+
+    /// Whether both coordinates are finite and within their ranges.
+    pub(crate) fn is_valid(self) -> bool {
+        self.lat.is_finite()
+            && self.lng.is_finite()
+            && (-90.0..=90.0).contains(&self.lat)
+            && (-180.0..=180.0).contains(&self.lng)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distance_matches_known_values() {
+        let dam = LatLng::new(52.3731, 4.8926);
+        let centraal = LatLng::new(52.3791, 4.9003);
+        let d = dam.distance_m(centraal);
+        // 0.006° north (667 m) and 0.0077° east (523 m at this latitude).
+        assert!((d - 847.5).abs() < 1.0, "{d}");
+        // One degree of latitude is about 111.2 km.
+        let d = LatLng::new(0.0, 0.0).distance_m(LatLng::new(1.0, 0.0));
+        assert!((d - 111_195.0).abs() < 1.0, "{d}");
+        assert!(dam.distance_m(dam).abs() < 1e-9);
+    }
+
+    #[test]
+    fn lerp_goes_between() {
+        let a = LatLng::new(52.0, 4.0);
+        let b = LatLng::new(53.0, 5.0);
+        assert_eq!(a.lerp(b, 0.0), a);
+        assert_eq!(a.lerp(b, 1.0), b);
+        assert_eq!(a.lerp(b, 0.5), LatLng::new(52.5, 4.5));
+    }
+
+    #[test]
+    fn validity() {
+        assert!(LatLng::new(52.0, 4.0).is_valid());
+        assert!(!LatLng::new(91.0, 4.0).is_valid());
+        assert!(!LatLng::new(f64::NAN, 4.0).is_valid());
+    }
+}
