@@ -1,26 +1,94 @@
 //! `cargo xtask bench [ARGS...]`: where performance is measured.
 //!
 //! Tests never time anything (a loaded CI machine makes timing assertions flaky); numbers come
-//! from here: today the criterion codec benchmark in `protocol/`, later the load generator that
-//! compares the gateway with Mosquitto side by side.
+//! from here. Two kinds of benchmark:
+//!
+//! - `cargo xtask bench [ARGS...]`: the broker comparison. Builds the gateway and the load
+//!   generator (`bench/`, binary `aviary-bench`) in release mode, makes sure Mosquitto is
+//!   installed, and runs the same scenarios against both brokers, one after the other. ARGS go
+//!   to `aviary-bench` (see `cargo xtask bench -- --help`); the Markdown table is printed and
+//!   written to `target/bench/report.md`.
+//! - `cargo xtask bench codec [ARGS...]`: the criterion benchmark of the codec in `protocol/`
+//!   (`cargo bench --package aviary-protocol --bench codec ARGS`; `-p` or `--workspace` pick
+//!   other packages instead).
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
+use crate::prereq::{self, AptPackage};
 use crate::workspace::Workspace;
 
-/// Runs `cargo bench --workspace ARGS...`.
+/// Mosquitto, the reference broker the gateway is compared with.
+const MOSQUITTO: AptPackage = AptPackage {
+    name: "mosquitto",
+    binary: "mosquitto",
+};
+
+/// Runs `bench codec ARGS...` or the broker comparison.
 pub(crate) fn run(args: &[String]) -> Result<()> {
+    match args.split_first() {
+        Some((first, rest)) if first == "codec" => codec(rest),
+        // `--` is optional: `cargo xtask bench -- --help` and `cargo xtask bench --help` both
+        // reach the load generator.
+        Some((first, rest)) if first == "--" => compare(rest),
+        _ => compare(args),
+    }
+}
+
+/// Runs `cargo bench --package aviary-protocol --bench codec ARGS...`: the criterion benchmark.
+fn codec(args: &[String]) -> Result<()> {
     let workspace = Workspace::find()?;
-    eprintln!("==> running benchmarks (release build; this is where performance is measured)");
-    // `--workspace` would override a package the caller picked, so it is only the default.
+    eprintln!("==> running the criterion benchmarks (release build)");
+    // The codec's package is only the default: the caller may pick another or `--workspace`.
     // Only cargo's own flags count: what follows `--` belongs to the benchmark harness.
     let picks_package = args
         .iter()
         .take_while(|arg| *arg != "--")
-        .any(|arg| arg == "-p" || arg.starts_with("--package"));
+        .any(|arg| arg == "-p" || arg.starts_with("--package") || arg == "--workspace");
     let mut cmd = workspace.cargo(["bench"]);
     if !picks_package {
-        cmd = cmd.arg("--workspace");
+        // `--bench codec`: criterion's flags after `--` would upset the libtest harness of the
+        // crate's unit tests, which a bare `cargo bench` also runs.
+        cmd = cmd.args(["--package", "aviary-protocol", "--bench", "codec"]);
     }
     cmd.args(args.iter().cloned()).run()
+}
+
+/// Builds `aviary` and `aviary-bench` in release mode and runs the comparison.
+fn compare(args: &[String]) -> Result<()> {
+    let workspace = Workspace::find()?;
+    prereq::ensure_apt_packages(&[MOSQUITTO])?;
+    eprintln!("==> building the gateway and the load generator (release)");
+    workspace
+        .cargo_locked([
+            "build",
+            "--release",
+            "--package",
+            "aviary",
+            "--package",
+            "aviary-bench",
+        ])
+        .run()?;
+    let target = workspace.path("target/release");
+    let report = workspace.path("target/bench/report.md");
+    eprintln!("==> comparing Aviary with Mosquitto (takes a few minutes; keep the machine quiet)");
+    let bench = target.join("aviary-bench");
+    let mut cmd = crate::cmd::Cmd::new(bench.to_string_lossy())
+        .arg("--aviary")
+        .arg(target.join("aviary").to_string_lossy())
+        .arg("--out")
+        .arg(report.to_string_lossy());
+    // The load generator finds Mosquitto in /usr/sbin itself; passing the path found here
+    // keeps the two lookups from disagreeing.
+    if let Some(mosquitto) = prereq::find_program("mosquitto").or_else(|| {
+        ["/usr/local/sbin", "/usr/sbin", "/sbin"]
+            .iter()
+            .map(|dir| std::path::Path::new(dir).join("mosquitto"))
+            .find(|path| path.is_file())
+    }) {
+        cmd = cmd.arg("--mosquitto").arg(mosquitto.to_string_lossy());
+    }
+    cmd.args(args.iter().cloned())
+        .dir(workspace.path(""))
+        .run()
+        .context("the broker comparison failed")
 }

@@ -1,0 +1,341 @@
+//! Starting and stopping the brokers under test, and reading what they cost the machine.
+//!
+//! Each broker runs as a child process on free loopback ports with the same limits (in-flight
+//! window, queue length, TCP_NODELAY), so neither wins or loses by a default the other lacks.
+//! A fresh process serves every scenario: memory left behind by one scenario would otherwise
+//! hide in the next one's numbers (allocators keep freed memory).
+
+use std::fmt;
+use std::fs;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+
+/// Which broker a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum BrokerKind {
+    /// The Aviary gateway.
+    Aviary,
+    /// Eclipse Mosquitto, the reference.
+    Mosquitto,
+}
+
+impl fmt::Display for BrokerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Aviary => "Aviary",
+            Self::Mosquitto => "Mosquitto",
+        })
+    }
+}
+
+/// How to start one broker, and the limits both brokers share.
+#[derive(Debug, Clone)]
+pub(crate) struct BrokerSpec {
+    /// Which broker.
+    pub(crate) kind: BrokerKind,
+    /// Its executable.
+    pub(crate) binary: PathBuf,
+    /// Outgoing QoS 1/2 messages in flight per client (Aviary `max_inflight`, Mosquitto
+    /// `max_inflight_messages`).
+    pub(crate) inflight: u16,
+    /// Messages queued per client beyond those in flight.
+    pub(crate) max_queued: usize,
+    /// Mosquitto's `set_tcp_nodelay` (Aviary always sets TCP_NODELAY).
+    pub(crate) mosquitto_nodelay: bool,
+}
+
+/// A broker child process listening on loopback. Killed when dropped.
+#[derive(Debug)]
+pub(crate) struct RunningBroker {
+    /// Which broker.
+    pub(crate) kind: BrokerKind,
+    child: Child,
+    /// MQTT over TCP.
+    pub(crate) mqtt: SocketAddr,
+    /// MQTT over WebSocket, as a `ws://` URL.
+    pub(crate) ws_url: String,
+    /// Holds the config file, data directory and log; removed on drop.
+    dir: tempfile::TempDir,
+}
+
+impl RunningBroker {
+    /// Starts the broker and waits until both its listeners accept connections.
+    pub(crate) fn start(spec: &BrokerSpec) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("aviary-bench-")
+            .tempdir()
+            .context("cannot create a temporary directory for the broker")?;
+        let mqtt = free_port()?;
+        let ws = free_port()?;
+        let mut command = match spec.kind {
+            BrokerKind::Aviary => aviary_command(spec, dir.path(), mqtt, ws)?,
+            BrokerKind::Mosquitto => mosquitto_command(spec, dir.path(), mqtt, ws)?,
+        };
+        let log = fs::File::create(dir.path().join("broker.log"))?;
+        command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", spec.binary.display()))?;
+        let mut broker = Self {
+            kind: spec.kind,
+            child,
+            mqtt,
+            ws_url: format!("ws://{ws}/mqtt"),
+            dir,
+        };
+        broker.wait_ready(&[mqtt, ws])?;
+        Ok(broker)
+    }
+
+    /// The child's process id, for `/proc`.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory now, in KiB.
+    pub(crate) fn rss_kib(&self) -> Result<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        parse_status_kib(&status, "VmRSS:").context("no VmRSS in /proc/PID/status")
+    }
+
+    /// CPU time (user + system) the broker has used so far.
+    pub(crate) fn cpu_time(&self) -> Result<Duration> {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
+        parse_stat_cpu(&stat).context("cannot parse /proc/PID/stat")
+    }
+
+    /// Fails, with the end of the broker's log, if the process has exited.
+    pub(crate) fn check_alive(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "{} exited ({status}); end of its log:\n{}",
+                self.kind,
+                self.log_tail()
+            );
+        }
+        Ok(())
+    }
+
+    /// The last lines of the broker's log, for error messages.
+    pub(crate) fn log_tail(&self) -> String {
+        let log = fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// Polls the listeners until they accept a connection; a broker that exits or takes
+    /// longer than ten seconds is an error.
+    fn wait_ready(&mut self, addrs: &[SocketAddr]) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for addr in addrs {
+            loop {
+                self.check_alive()?;
+                if std::net::TcpStream::connect_timeout(addr, Duration::from_millis(200)).is_ok() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "{} did not listen on {addr} within 10 s; end of its log:\n{}",
+                        self.kind,
+                        self.log_tail()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RunningBroker {
+    fn drop(&mut self) {
+        // SIGKILL: nothing the broker would save matters to a benchmark, and a graceful stop
+        // could wait on clients.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The command line and config for Aviary.
+fn aviary_command(
+    spec: &BrokerSpec,
+    dir: &Path,
+    mqtt: SocketAddr,
+    ws: SocketAddr,
+) -> Result<Command> {
+    let config = dir.join("aviary.toml");
+    let data = dir.join("data");
+    // Queue limits as high as Mosquitto's below; byte limit out of the way (Mosquitto's
+    // default is none).
+    fs::write(
+        &config,
+        format!(
+            "data_dir = {data:?}\n\n[listen]\nmqtt = \"{mqtt}\"\nhttp = \"{ws}\"\n\n[mqtt]\n\
+             max_inflight = {}\nmax_queued_messages = {}\nmax_queued_bytes = {}\n",
+            spec.inflight,
+            spec.max_queued,
+            1u64 << 34,
+        ),
+    )?;
+    let mut command = Command::new(&spec.binary);
+    command
+        .arg("--config")
+        .arg(&config)
+        // Per-connection info logs would cost Aviary what Mosquitto's `log_type` below saves it.
+        .env("RUST_LOG", "warn");
+    Ok(command)
+}
+
+/// The command line and config for Mosquitto.
+fn mosquitto_command(
+    spec: &BrokerSpec,
+    dir: &Path,
+    mqtt: SocketAddr,
+    ws: SocketAddr,
+) -> Result<Command> {
+    let config = dir.join("mosquitto.conf");
+    // `set_tcp_nodelay` (on by default here): Aviary sets TCP_NODELAY on every client
+    // socket; Mosquitto only when asked, and Nagle's algorithm would distort its latency.
+    fs::write(
+        &config,
+        format!(
+            "persistence false\nallow_anonymous true\nset_tcp_nodelay {}\n\
+             max_inflight_messages {}\nmax_queued_messages {}\n\
+             log_dest stderr\nlog_type error\nlog_type warning\n\
+             listener {} {}\n\
+             listener {} {}\nprotocol websockets\n",
+            spec.mosquitto_nodelay,
+            spec.inflight,
+            spec.max_queued,
+            mqtt.port(),
+            mqtt.ip(),
+            ws.port(),
+            ws.ip(),
+        ),
+    )?;
+    let mut command = Command::new(&spec.binary);
+    command.arg("-c").arg(&config);
+    Ok(command)
+}
+
+/// Ports handed out so far, so consecutive brokers get fresh ports.
+static PORTS_TAKEN: AtomicU32 = AtomicU32::new(0);
+
+/// A loopback port nobody uses right now, below the kernel's ephemeral range.
+///
+/// Below, because the idle-connection scenarios leave thousands of client ports in TIME_WAIT,
+/// and Mosquitto's WebSocket listener (libwebsockets) binds every address whatever its
+/// config says, without SO_REUSEADDR: a port from the ephemeral range may be taken by such
+/// a leftover and fail its bind. The probe listener is closed before the broker binds the
+/// port; on a machine that only runs this benchmark the gap is harmless.
+fn free_port() -> Result<SocketAddr> {
+    let ephemeral_low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    const FIRST: u32 = 10_000;
+    if ephemeral_low > FIRST + 1_000 {
+        let count = ephemeral_low - FIRST;
+        // Start somewhere that depends on the process, so two runs rarely collide.
+        let start = std::process::id() * 7;
+        for _ in 0..count {
+            let k = PORTS_TAKEN.fetch_add(1, Ordering::Relaxed);
+            let port = FIRST + start.wrapping_add(k) % count;
+            let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
+            if TcpListener::bind(addr).is_ok() {
+                return Ok(addr);
+            }
+        }
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
+    Ok(listener.local_addr()?)
+}
+
+/// A `Key:   1234 kB` line of `/proc/PID/status`, in KiB.
+fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(key))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// User + system time from `/proc/PID/stat` (fields 14 and 15, in clock ticks of 1/100 s,
+/// Linux's USER_HZ on every architecture it runs on). The command name in field 2 may contain
+/// spaces and parentheses, so fields are counted after its closing parenthesis.
+fn parse_stat_cpu(stat: &str) -> Option<Duration> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state), so field N is at index N - 3.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// The first line a program prints for `ARGS`, for the report header.
+pub(crate) fn version_line(binary: &Path, args: &[&str]) -> String {
+    Command::new(binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+        .and_then(|out| {
+            let text = if out.stdout.is_empty() {
+                out.stderr
+            } else {
+                out.stdout
+            };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .map(|line| line.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown version".to_owned())
+}
+
+/// Finds the Mosquitto executable: on `PATH` or in the sbin directories Debian uses, which a
+/// normal user's `PATH` often lacks.
+pub(crate) fn find_mosquitto() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join("mosquitto"))
+        .find(|candidate| candidate.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_rss_from_proc_status() {
+        let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t    1234 kB\nThreads:\t3\n";
+        assert_eq!(parse_status_kib(status, "VmRSS:"), Some(1234));
+        assert_eq!(parse_status_kib(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn reads_cpu_time_even_with_odd_process_names() {
+        let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 130 0 0 20 0 3 0 1 2 3";
+        assert_eq!(parse_stat_cpu(stat), Some(Duration::from_millis(3800)));
+    }
+
+    #[test]
+    fn our_own_process_has_rss_and_cpu_in_proc() {
+        let pid = std::process::id();
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        assert!(parse_status_kib(&status, "VmRSS:").unwrap() > 0);
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        assert!(parse_stat_cpu(&stat).is_some());
+    }
+}
