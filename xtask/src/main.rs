@@ -34,9 +34,11 @@ Commands:
                     `cargo run --release -p aviary -- ARGS`. By default the web
                     app is at http://127.0.0.1:8080/ and MQTT/TCP on port 1883.
   test              Run every check and test, first installing what is missing
-                    (the wasm32 target, Debian packages such as mosquitto-clients):
-                    cargo fmt --check, clippy -D warnings, cargo test, and a
-                    wasm32 build of the codec. Stops at the first failure.
+                    (the wasm32 target, Debian packages: mosquitto, chromium,
+                    chromium-driver; the pinned wasm-bindgen-cli; npm packages):
+                    fmt, clippy, cargo test, MQTT.js interop, the browser
+                    client in headless Chromium and Node, the web app's
+                    end-to-end tests. Stops at the first failure.
   fuzz [--seconds N] [TARGET]
                     Run the cargo-fuzz target TARGET (default: every target) in
                     protocol/fuzz/ on nightly for N seconds each (default 600).
