@@ -87,16 +87,12 @@ where
     let (rd, mut wr) = tokio::io::split(stream);
     let mut buf = BytesMut::with_capacity(4 * 1024);
     Metrics::add(&broker.metrics().connections_total, 1);
-    let accepted = tokio::select! {
-        r = handshake::run(&broker, rd, &mut wr, &mut buf) => r,
-        _ = shutdown.cancelled() => return,
-    };
+    let accepted = handshake::run(&broker, rd, &mut wr, &mut buf, info, &shutdown).await;
     let Some(mut accepted) = accepted else { return };
     let session = accepted.opened.session.clone();
     let params = accepted.params;
     tracing::Span::current().record("client_id", tracing::field::display(&session.client_id));
     info!(client_id = %session.client_id, version = %params.version, keep_alive = params.keep_alive, present = accepted.opened.present, "client connected");
-    broker.client_connected(params.link_id, info, params.version, &session);
 
     let mut reader = Reader::new(
         &broker,

@@ -13,8 +13,9 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tracing::{debug, info, warn};
 
-use super::{write_packet, Params};
+use super::{write_packet, ConnInfo, Params};
 use crate::broker::{Broker, Message, Opened, Will};
+use tokio_util::sync::CancellationToken;
 
 /// A connection that completed its handshake.
 pub(super) struct Accepted<R> {
@@ -31,6 +32,8 @@ pub(super) async fn run<R, W>(
     mut rd: R,
     wr: &mut W,
     buf: &mut BytesMut,
+    info: ConnInfo,
+    shutdown: &CancellationToken,
 ) -> Option<Accepted<R>>
 where
     R: AsyncRead + Unpin,
@@ -38,11 +41,16 @@ where
 {
     let config = broker.config();
     let mut codec = Codec::new(ProtocolVersion::V3_1_1, config.max_packet_size);
-    let first = tokio::time::timeout(
+    // Shutdown may interrupt the wait for CONNECT, never what follows it:
+    // once a session is attached, the connection must be closed properly.
+    let read = tokio::time::timeout(
         config.connect_timeout(),
         read_first(&mut rd, &mut codec, buf),
-    )
-    .await;
+    );
+    let first = tokio::select! {
+        r = read => r,
+        _ = shutdown.cancelled() => return None,
+    };
     let connect = match first {
         Err(_) => {
             info!(
@@ -78,8 +86,12 @@ where
     let version = connect.protocol;
     match accept(broker, connect) {
         Ok((ack, opened, params, will)) => {
+            // Registered before the CONNACK goes out, so a client that has
+            // its CONNACK always finds itself in the client list.
+            broker.client_connected(params.link_id, info, version, &opened.session);
             if let Err(e) = write_packet(wr, &Packet::ConnAck(Box::new(ack)), version).await {
                 debug!(error = %e, "connection lost sending CONNACK");
+                broker.client_disconnected(params.link_id);
                 broker.connection_closed(
                     &opened.session,
                     params.link_id,
