@@ -85,7 +85,8 @@ where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (rd, mut wr) = tokio::io::split(stream);
-    let mut buf = BytesMut::with_capacity(4 * 1024);
+    // Small: a CONNECT rarely needs more, and the reader grows it on demand.
+    let mut buf = BytesMut::with_capacity(256);
     Metrics::add(&broker.metrics().connections_total, 1);
     let accepted = handshake::run(&broker, rd, &mut wr, &mut buf, info, &shutdown).await;
     let Some(mut accepted) = accepted else { return };

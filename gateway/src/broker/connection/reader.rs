@@ -76,7 +76,13 @@ pub(super) struct Reader<'a, R> {
     will: Option<Will>,
     /// Topic aliases the client has set up (MQTT 5).
     aliases: HashMap<u16, ByteString>,
+    /// How much to read at once; adapts to the traffic.
+    read_hint: usize,
 }
+
+/// Smallest and largest read sizes.
+const MIN_READ: usize = 256;
+const MAX_READ: usize = 64 * 1024;
 
 impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
     pub(super) fn new(
@@ -102,6 +108,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             session_expiry: params.session_expiry,
             will,
             aliases: HashMap::new(),
+            read_hint: MIN_READ,
         }
     }
 
@@ -125,6 +132,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                 }
                 deadline = self.keep_alive.map(|ka| Instant::now() + ka);
             }
+            let spare = self.prepare_read();
             let read = self.rd.read_buf(&mut self.buf);
             let n = match deadline {
                 Some(at) => tokio::time::timeout_at(at, read)
@@ -135,7 +143,32 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             if n == 0 {
                 return Err(ConnError::Eof);
             }
+            self.adapt_read(n, spare);
             Metrics::add(&self.broker.metrics().bytes_received, n as u64);
+        }
+    }
+
+    /// Makes room for the next read and returns how much there is. An idle
+    /// connection keeps a small buffer (most are idle); a busy one reads
+    /// up to [`MAX_READ`] at a time.
+    fn prepare_read(&mut self) -> usize {
+        if self.buf.is_empty() && self.buf.capacity() > 4 * self.read_hint {
+            // Give back what a burst made us allocate.
+            self.buf = BytesMut::new();
+        }
+        if self.buf.capacity() - self.buf.len() < self.read_hint / 2 {
+            self.buf.reserve(self.read_hint);
+        }
+        self.buf.capacity() - self.buf.len()
+    }
+
+    /// Grows the read size when a read filled the buffer, shrinks it when
+    /// reads come in small.
+    fn adapt_read(&mut self, n: usize, spare: usize) {
+        if n >= spare {
+            self.read_hint = (self.read_hint * 2).min(MAX_READ);
+        } else if n < self.read_hint / 4 {
+            self.read_hint = (self.read_hint / 2).max(MIN_READ);
         }
     }
 

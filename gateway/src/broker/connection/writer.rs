@@ -50,7 +50,9 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             broker,
             wr,
             wake,
-            out: BytesMut::with_capacity(8 * 1024),
+            // Allocated when there is something to send: most connections
+            // are idle most of the time.
+            out: BytesMut::new(),
             session,
             link_id: params.link_id,
             version: params.version,
@@ -109,6 +111,8 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             }
         }
         self.wr.flush().await?;
+        // Written out: hand the buffer back rather than keep it while idle.
+        self.out = BytesMut::new();
         Metrics::add(&self.broker.metrics().bytes_sent, n as u64);
         Ok(())
     }
