@@ -5,7 +5,8 @@
 //! - `runtime` (wasm32 only): the browser's WebSocket, a timer that background-tab throttling
 //!   does not stall, the `online`/`offline` events, driving the engine;
 //! - the APIs on top: [`Client`] for Rust (the Yew web app) and the JavaScript API exported
-//!   with wasm-bindgen, packaged for npm as `aviary-mqtt` by `cargo xtask npm`.
+//!   with wasm-bindgen (the default `js` feature), packaged for npm as `aviary-mqtt` by
+//!   `cargo xtask npm`.
 
 pub mod engine;
 
@@ -19,5 +20,6 @@ mod rust_api;
 
 #[cfg(target_arch = "wasm32")]
 pub use rust_api::{Client, ClientEvent, Completion, EventStream, Message};
-#[cfg(target_arch = "wasm32")]
+/// The JavaScript API; behind the default `js` feature, which Rust users can turn off.
+#[cfg(all(target_arch = "wasm32", feature = "js"))]
 pub mod js_api;

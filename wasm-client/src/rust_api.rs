@@ -39,6 +39,15 @@ pub enum ClientEvent {
     Closed(Option<MqttError>),
     /// A connection that was up was lost.
     Offline,
+    /// After a loss (or a failed attempt): the next attempt, number `attempt`, starts in
+    /// `delay_ms`, the reconnect backoff just chosen. For a countdown; the browser's `online`
+    /// event may start it sooner. [`Reconnecting`](Self::Reconnecting) follows when it starts.
+    ReconnectScheduled {
+        /// The number the next attempt will have (2 and up).
+        attempt: u32,
+        /// Milliseconds until it starts.
+        delay_ms: u32,
+    },
     /// A refused connection, protocol error or error DISCONNECT from the broker.
     Error(MqttError),
     /// The client stopped for good.
@@ -137,6 +146,10 @@ impl Hooks for RustHooks {
             Event::Message(m) => ClientEvent::Message(m),
             Event::Closed(e) => ClientEvent::Closed(e),
             Event::Offline => ClientEvent::Offline,
+            Event::ReconnectScheduled { attempt, delay_ms } => ClientEvent::ReconnectScheduled {
+                attempt,
+                delay_ms: u32::try_from(delay_ms).unwrap_or(u32::MAX),
+            },
             Event::Error(e) => ClientEvent::Error(e),
             Event::Ended => ClientEvent::Ended,
             Event::Open { .. } | Event::CloseSocket => return,
@@ -246,6 +259,14 @@ impl Client {
     /// Whether the broker has accepted the current connection.
     pub fn is_connected(&self) -> bool {
         self.driver.read(|m| m.is_connected())
+    }
+
+    /// Milliseconds until the next connection attempt while the client waits out its reconnect
+    /// backoff; `None` while connected, connecting, offline (no network) or ended.
+    pub fn next_attempt_in_ms(&self) -> Option<u32> {
+        self.driver
+            .call(|m, now| m.next_attempt_in(now))
+            .map(|ms| u32::try_from(ms).unwrap_or(u32::MAX))
     }
 
     /// Whether the keep-alive timer runs in a Worker, immune to background-tab throttling.

@@ -91,6 +91,9 @@ pub(crate) fn build(ws: &Workspace) -> Result<Built> {
         "-p",
         "aviary-wasm-client",
         "--lib",
+        // The JavaScript API (a default feature, named so that it is on whatever the default).
+        "--features",
+        "js",
         "--target",
         WASM_TARGET,
     ])

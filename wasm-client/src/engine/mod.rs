@@ -75,6 +75,14 @@ pub enum Event {
     Closed(Option<MqttError>),
     /// A connection that was up has been lost (MQTT.js's `offline` event).
     Offline,
+    /// The connection is gone and the next attempt, number `attempt`, starts in `delay_ms`
+    /// (the backoff just chosen), unless the browser's `online` event cuts the wait short.
+    ReconnectScheduled {
+        /// The number the next attempt will have (2 and up).
+        attempt: u32,
+        /// Milliseconds until it starts.
+        delay_ms: u64,
+    },
     /// Something went wrong that the application should hear about even if it awaits nothing:
     /// a refused CONNACK, a protocol violation, a DISCONNECT with an error from the broker.
     Error(MqttError),

@@ -256,7 +256,7 @@ impl Hooks for JsHooks {
                 self.emit(EventKind::Error, &[convert::error(&e)]);
             }
             Event::Ended => self.emit(EventKind::End, &[]),
-            Event::Open { .. } | Event::CloseSocket => {}
+            Event::Open { .. } | Event::CloseSocket | Event::ReconnectScheduled { .. } => {}
         }
     }
 }

@@ -129,6 +129,16 @@ impl MqttClient {
         self.driver.read(|m| m.is_reconnecting())
     }
 
+    /// Milliseconds until the next connection attempt while waiting out the reconnect backoff
+    /// (for a countdown, e.g. read it in the `offline` or `close` listener); `null` while
+    /// connected, connecting, offline or ended.
+    #[wasm_bindgen(getter, js_name = nextAttemptInMs)]
+    pub fn next_attempt_in_ms(&self) -> Option<f64> {
+        self.driver
+            .call(|m, now| m.next_attempt_in(now))
+            .map(|ms| ms as f64)
+    }
+
     /// Publishes waiting in the offline queue.
     #[wasm_bindgen(getter, js_name = queuedCount)]
     pub fn queued_count(&self) -> usize {

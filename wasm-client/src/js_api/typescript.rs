@@ -149,6 +149,12 @@ export class MqttClient {
   end(): Promise<void>;
   readonly connected: boolean;
   readonly reconnecting: boolean;
+  /**
+   * Milliseconds until the next connection attempt while the client waits out its reconnect
+   * backoff (read it in a `close` or `offline` listener for a countdown); `null` while
+   * connected, connecting, offline (no network) or ended.
+   */
+  readonly nextAttemptInMs: number | null;
   readonly queuedCount: number;
   readonly clientId: string;
   readonly timerInWorker: boolean;

@@ -9,7 +9,9 @@
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
+#[cfg(feature = "js")]
 use js_sys::Promise;
+#[cfg(feature = "js")]
 use wasm_bindgen::prelude::*;
 
 use super::network::{is_online, NetworkWatch};
@@ -24,7 +26,9 @@ pub(crate) enum UrlChoice {
     Same,
     /// Use this URL from now on.
     New(String),
-    /// Ask again when this promise resolves to a URL string (token refresh and the like).
+    /// Ask again when this promise resolves to a URL string (token refresh and the like);
+    /// only the JavaScript API's `transformWsUrl` returns one.
+    #[cfg(feature = "js")]
     Later(Promise),
 }
 
@@ -164,6 +168,7 @@ impl Driver {
                 *self.url.borrow_mut() = url;
                 self.open_socket();
             }
+            #[cfg(feature = "js")]
             UrlChoice::Later(promise) => {
                 let weak = Rc::downgrade(self);
                 let on_url = Closure::once(move |url: JsValue| {

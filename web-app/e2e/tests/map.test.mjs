@@ -171,6 +171,33 @@ test("the connection state shows reconnecting, and offline without a network", a
   await gateway.stop();
   await page.waitForSelector('.conn[data-state="reconnecting"]', { timeout: 15_000 });
   assert.match(await page.textContent(".conn"), /Reconnecting/);
+  // The backoff countdown: "Reconnecting in N s", then a smaller N a second or two later.
+  // With the gateway down every attempt fails at once and the window doubles (1, 2, 4, 8 s),
+  // so a countdown from 3 s or more shows within a few attempts.
+  const countdown = () =>
+    page.evaluate(() => {
+      const m = /Reconnecting in (\d+) s/.exec(document.querySelector(".conn")?.textContent ?? "");
+      return m ? Number(m[1]) : null;
+    });
+  await page.waitForFunction(
+    () => {
+      const m = /Reconnecting in (\d+) s/.exec(document.querySelector(".conn")?.textContent ?? "");
+      return m !== null && Number(m[1]) >= 3;
+    },
+    null,
+    { timeout: 20_000, polling: 100 },
+  );
+  const from = await countdown();
+  assert.ok(from !== null && from >= 2, `countdown read ${from}`);
+  assert.match(await page.textContent(".conn"), /Reconnecting in \d+ s/);
+  await page.waitForFunction(
+    (from) => {
+      const m = /Reconnecting in (\d+) s/.exec(document.querySelector(".conn")?.textContent ?? "");
+      return m !== null && Number(m[1]) >= 1 && Number(m[1]) < from;
+    },
+    from,
+    { timeout: 3_000, polling: 100 },
+  );
   await browser.context.setOffline(true);
   await page.waitForSelector('.conn[data-state="offline"]', { timeout: 10_000 });
   await browser.context.setOffline(false);

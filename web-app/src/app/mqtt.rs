@@ -15,7 +15,7 @@ use aviary_mqtt::{Client, ClientEvent, MqttError, Options};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::browser::window;
+use super::browser::{now_ms, window};
 
 /// Where the connection stands, for the status bar.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -75,9 +75,20 @@ impl Mqtt {
                     connected.set(true);
                     on_state(ConnState::Connected);
                 }
+                ClientEvent::ReconnectScheduled { delay_ms, .. } => {
+                    connected.set(false);
+                    on_state(if browser_online() {
+                        ConnState::Reconnecting {
+                            retry_at_ms: Some(now_ms() + f64::from(*delay_ms)),
+                        }
+                    } else {
+                        ConnState::Offline
+                    });
+                }
                 ClientEvent::Reconnecting | ClientEvent::Offline | ClientEvent::Closed(Some(_)) => {
                     connected.set(false);
-                    // The client has no way yet to say when its next attempt is due.
+                    // An attempt is under way, or `ReconnectScheduled` (which follows a loss)
+                    // will say when the next one is due.
                     on_state(if browser_online() {
                         ConnState::Reconnecting { retry_at_ms: None }
                     } else {

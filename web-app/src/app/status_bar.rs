@@ -3,6 +3,7 @@
 
 use yew::prelude::*;
 
+use super::browser::now_ms;
 use super::mqtt::ConnState;
 use crate::format;
 
@@ -23,6 +24,9 @@ pub(crate) struct StatusBarProps {
 /// The status line.
 #[function_component(StatusBar)]
 pub(crate) fn status_bar(props: &StatusBarProps) -> Html {
+    // `props.now` re-renders the bar every second, but when the state changes it may be up to a
+    // second old: read the clock afresh, so a new countdown starts from the delay chosen.
+    let now = props.now.max(now_ms());
     let (key, text) = match props.state {
         ConnState::Connecting => ("connecting", "Connecting…".to_owned()),
         ConnState::Connected => ("connected", "Connected".to_owned()),
@@ -30,7 +34,7 @@ pub(crate) fn status_bar(props: &StatusBarProps) -> Html {
             retry_at_ms: Some(at),
         } => (
             "reconnecting",
-            format!("Reconnecting in {} s", format::seconds_until(props.now, at)),
+            format!("Reconnecting in {} s", format::seconds_until(now, at)),
         ),
         ConnState::Reconnecting { retry_at_ms: None } => {
             ("reconnecting", "Reconnecting…".to_owned())

@@ -133,6 +133,16 @@ impl Machine {
         self.queue.len()
     }
 
+    /// Milliseconds from `now` until the next connection attempt, while waiting out a reconnect
+    /// backoff (`Some(0)` when it is overdue); `None` otherwise (connected, connecting, offline,
+    /// ended).
+    pub fn next_attempt_in(&self, now: u64) -> Option<u64> {
+        match self.phase {
+            Phase::Waiting { until } => Some(until.saturating_sub(now)),
+            _ => None,
+        }
+    }
+
     /// Starts the first connection attempt.
     pub fn start(&mut self, now: u64) {
         if self.phase == Phase::Idle {
@@ -365,8 +375,14 @@ impl Machine {
         if !self.options.reconnect.enabled {
             self.end();
         } else if self.online {
-            let until = now + self.backoff.next_delay(&mut self.rng);
-            self.phase = Phase::Waiting { until };
+            let delay_ms = self.backoff.next_delay(&mut self.rng);
+            self.phase = Phase::Waiting {
+                until: now + delay_ms,
+            };
+            self.events.push(Event::ReconnectScheduled {
+                attempt: self.attempts + 1,
+                delay_ms,
+            });
         } else {
             self.phase = Phase::Offline;
         }

@@ -204,6 +204,48 @@ fn connect_timeout_closes_and_backs_off_exponentially() {
 }
 
 #[test]
+fn the_reported_reconnect_delay_is_the_backoff_chosen() {
+    let mut h = Harness::new(Options {
+        connect_timeout_ms: 5_000,
+        ..Options::default()
+    });
+    // The same seed and reconnect options as the harness's machine: the same delays.
+    let mut rng = crate::engine::Rng::new(7);
+    let reconnect = Options::default().reconnect;
+    let mut backoff =
+        crate::engine::Backoff::new(reconnect.initial_delay_ms, reconnect.max_delay_ms);
+    h.m.start(h.now);
+    assert_eq!(h.m.next_attempt_in(h.now), None, "connecting, not waiting");
+    for attempt in 2..=6 {
+        h.m.take_events();
+        let lost_at = h.fire_timer(); // connect timeout
+        let expected = backoff.next_delay(&mut rng);
+        let events = h.m.take_events();
+        assert_eq!(
+            events.last(),
+            Some(&Event::ReconnectScheduled {
+                attempt,
+                delay_ms: expected
+            }),
+            "{events:?}"
+        );
+        assert_eq!(h.m.next_attempt_in(lost_at), Some(expected));
+        assert_eq!(h.m.next_attempt_in(lost_at + 100), Some(expected - 100));
+        assert_eq!(
+            h.m.poll_timeout(),
+            Some(lost_at + expected),
+            "the timer agrees"
+        );
+        let opened_at = h.fire_timer();
+        assert_eq!(opened_at - lost_at, expected);
+        assert_eq!(h.m.next_attempt_in(opened_at), None, "attempt under way");
+        assert_eq!(h.m.take_events().first(), Some(&Event::Open { attempt }));
+    }
+    h.m.disconnect(h.now);
+    assert_eq!(h.m.next_attempt_in(h.now), None);
+}
+
+#[test]
 fn qos0_completes_when_written_and_qos1_on_puback() {
     let mut h = Harness::v5();
     h.connect(false);
@@ -340,7 +382,7 @@ fn publishes_made_offline_are_queued_bounded_and_flushed_after_reconnect() {
     h.m.socket_closed("network down", h.now);
     let events = h.m.take_events();
     assert!(
-        matches!(&events[..], [Event::Closed(Some(e)), Event::Offline] if e.kind == ErrorKind::ConnectionLost)
+        matches!(&events[..], [Event::Closed(Some(e)), Event::Offline, Event::ReconnectScheduled { attempt: 2, .. }] if e.kind == ErrorKind::ConnectionLost)
     );
     let first = h.publish("q/1", QoS::AtMostOnce);
     h.publish("q/2", QoS::AtLeastOnce);
