@@ -88,7 +88,12 @@ where
     // Small: a CONNECT rarely needs more, and the reader grows it on demand.
     let mut buf = BytesMut::with_capacity(256);
     Metrics::add(&broker.metrics().connections_total, 1);
-    let accepted = handshake::run(&broker, rd, &mut wr, &mut buf, info, &shutdown).await;
+    // The handshake and the close are boxed: they live briefly, and inline
+    // they would make every connection's task (mostly idle) that much larger.
+    let accepted = Box::pin(handshake::run(
+        &broker, rd, &mut wr, &mut buf, info, &shutdown,
+    ))
+    .await;
     let Some(mut accepted) = accepted else { return };
     let session = accepted.opened.session.clone();
     let params = accepted.params;
@@ -110,7 +115,7 @@ where
         r = &mut accepted.opened.kick => End::Kicked(r.unwrap_or(ReasonCode::SESSION_TAKEN_OVER)),
         _ = shutdown.cancelled() => End::Shutdown,
     };
-    finish(
+    Box::pin(finish(
         &broker,
         &session,
         params.version,
@@ -118,7 +123,7 @@ where
         end,
         reader,
         writer,
-    )
+    ))
     .await;
     broker.client_disconnected(params.link_id);
 }
