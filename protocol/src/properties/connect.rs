@@ -1,0 +1,355 @@
+//! CONNECT and CONNACK properties: what a client asks for and what the
+//! server grants.
+
+use std::num::{NonZeroU16, NonZeroU32};
+
+use bytes::Bytes;
+use bytestring::ByteString;
+
+use super::*;
+use crate::wire::{Reader, Sink};
+use crate::{DecodeError, EncodeError, QoS};
+
+/// CONNECT properties (section 3.1.2.11).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectProperties {
+    /// Seconds the session outlives the connection; absent means 0.
+    pub session_expiry_interval: Option<u32>,
+    /// How many QoS 1/2 publications the client processes at once.
+    pub receive_maximum: Option<NonZeroU16>,
+    /// Largest packet the client accepts.
+    pub maximum_packet_size: Option<NonZeroU32>,
+    /// Highest topic alias the client accepts from the server.
+    pub topic_alias_maximum: Option<u16>,
+    /// Ask for Response Information in the CONNACK.
+    pub request_response_information: Option<bool>,
+    /// Whether reason strings and user properties may be sent on failures.
+    pub request_problem_information: Option<bool>,
+    /// Application-defined name/value pairs.
+    pub user_properties: Vec<UserProperty>,
+    /// Extended authentication method.
+    pub authentication_method: Option<ByteString>,
+    /// Extended authentication data.
+    pub authentication_data: Option<Bytes>,
+}
+
+impl ConnectProperties {
+    pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        let mut p = Self::default();
+        read_block(r, |id, r| {
+            let packet = r.packet();
+            match id {
+                id::SESSION_EXPIRY_INTERVAL => once(
+                    &mut p.session_expiry_interval,
+                    r.u32("session expiry")?,
+                    id,
+                    packet,
+                ),
+                id::RECEIVE_MAXIMUM => once(
+                    &mut p.receive_maximum,
+                    non_zero_u16(r, "receive maximum", "receive maximum 0 [MQTT-3.1.2-21]")?,
+                    id,
+                    packet,
+                ),
+                id::MAXIMUM_PACKET_SIZE => {
+                    let v = NonZeroU32::new(r.u32("maximum packet size")?).ok_or(
+                        DecodeError::Protocol("maximum packet size 0 [MQTT-3.1.2-24]"),
+                    )?;
+                    once(&mut p.maximum_packet_size, v, id, packet)
+                }
+                id::TOPIC_ALIAS_MAXIMUM => once(
+                    &mut p.topic_alias_maximum,
+                    r.u16("topic alias maximum")?,
+                    id,
+                    packet,
+                ),
+                id::REQUEST_RESPONSE_INFORMATION => once(
+                    &mut p.request_response_information,
+                    flag(r, "request response information")?,
+                    id,
+                    packet,
+                ),
+                id::REQUEST_PROBLEM_INFORMATION => once(
+                    &mut p.request_problem_information,
+                    flag(r, "request problem information")?,
+                    id,
+                    packet,
+                ),
+                id::USER_PROPERTY => {
+                    p.user_properties.push(user_property(r)?);
+                    Ok(())
+                }
+                id::AUTHENTICATION_METHOD => once(
+                    &mut p.authentication_method,
+                    r.string("authentication method")?,
+                    id,
+                    packet,
+                ),
+                id::AUTHENTICATION_DATA => once(
+                    &mut p.authentication_data,
+                    r.binary("authentication data")?,
+                    id,
+                    packet,
+                ),
+                _ => Err(misplaced(id, packet)),
+            }
+        })?;
+        if p.authentication_data.is_some() && p.authentication_method.is_none() {
+            return Err(DecodeError::Protocol(
+                "authentication data without authentication method [MQTT-3.1.2-28]",
+            ));
+        }
+        Ok(p)
+    }
+}
+
+impl PropertyBlock for ConnectProperties {
+    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+        put_u32(s, id::SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
+        put_u16(
+            s,
+            id::RECEIVE_MAXIMUM,
+            self.receive_maximum.map(NonZeroU16::get),
+        );
+        put_u32(
+            s,
+            id::MAXIMUM_PACKET_SIZE,
+            self.maximum_packet_size.map(NonZeroU32::get),
+        );
+        put_u16(s, id::TOPIC_ALIAS_MAXIMUM, self.topic_alias_maximum);
+        put_flag(
+            s,
+            id::REQUEST_RESPONSE_INFORMATION,
+            self.request_response_information,
+        );
+        put_flag(
+            s,
+            id::REQUEST_PROBLEM_INFORMATION,
+            self.request_problem_information,
+        );
+        put_user(s, &self.user_properties)?;
+        put_str(
+            s,
+            id::AUTHENTICATION_METHOD,
+            self.authentication_method.as_ref(),
+        )?;
+        put_bin(
+            s,
+            id::AUTHENTICATION_DATA,
+            self.authentication_data.as_ref(),
+        )
+    }
+}
+
+/// CONNACK properties (section 3.2.2.3): what the server grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnAckProperties {
+    /// Session expiry the server uses, if different from the client's.
+    pub session_expiry_interval: Option<u32>,
+    /// How many QoS 1/2 publications the server processes at once.
+    pub receive_maximum: Option<NonZeroU16>,
+    /// Highest QoS the server supports (absent means 2).
+    pub maximum_qos: Option<QoS>,
+    /// Whether the server supports retained messages.
+    pub retain_available: Option<bool>,
+    /// Largest packet the server accepts.
+    pub maximum_packet_size: Option<NonZeroU32>,
+    /// The client identifier the server assigned to an empty one.
+    pub assigned_client_identifier: Option<ByteString>,
+    /// Highest topic alias the server accepts from the client.
+    pub topic_alias_maximum: Option<u16>,
+    /// Human-readable diagnostics.
+    pub reason_string: Option<ByteString>,
+    /// Application-defined name/value pairs.
+    pub user_properties: Vec<UserProperty>,
+    /// Whether wildcard subscriptions are supported.
+    pub wildcard_subscription_available: Option<bool>,
+    /// Whether subscription identifiers are supported.
+    pub subscription_identifiers_available: Option<bool>,
+    /// Whether shared subscriptions are supported.
+    pub shared_subscription_available: Option<bool>,
+    /// Keep alive the client must use instead of its own.
+    pub server_keep_alive: Option<u16>,
+    /// Basis for response topics, when requested.
+    pub response_information: Option<ByteString>,
+    /// Another server the client may use.
+    pub server_reference: Option<ByteString>,
+    /// Extended authentication method.
+    pub authentication_method: Option<ByteString>,
+    /// Extended authentication data.
+    pub authentication_data: Option<Bytes>,
+}
+
+impl ConnAckProperties {
+    pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        let mut p = Self::default();
+        read_block(r, |id, r| {
+            let packet = r.packet();
+            match id {
+                id::SESSION_EXPIRY_INTERVAL => once(
+                    &mut p.session_expiry_interval,
+                    r.u32("session expiry")?,
+                    id,
+                    packet,
+                ),
+                id::RECEIVE_MAXIMUM => once(
+                    &mut p.receive_maximum,
+                    non_zero_u16(r, "receive maximum", "receive maximum 0 [MQTT-3.2.2-9]")?,
+                    id,
+                    packet,
+                ),
+                id::MAXIMUM_QOS => {
+                    let q = match r.u8("maximum qos")? {
+                        0 => QoS::AtMostOnce,
+                        1 => QoS::AtLeastOnce,
+                        _ => {
+                            return Err(DecodeError::Protocol(
+                                "maximum QoS must be 0 or 1 [MQTT-3.2.2-9]",
+                            ))
+                        }
+                    };
+                    once(&mut p.maximum_qos, q, id, packet)
+                }
+                id::RETAIN_AVAILABLE => once(
+                    &mut p.retain_available,
+                    flag(r, "retain available")?,
+                    id,
+                    packet,
+                ),
+                id::MAXIMUM_PACKET_SIZE => {
+                    let v = NonZeroU32::new(r.u32("maximum packet size")?).ok_or(
+                        DecodeError::Protocol("maximum packet size 0 [MQTT-3.2.2-9]"),
+                    )?;
+                    once(&mut p.maximum_packet_size, v, id, packet)
+                }
+                id::ASSIGNED_CLIENT_IDENTIFIER => once(
+                    &mut p.assigned_client_identifier,
+                    r.string("assigned client id")?,
+                    id,
+                    packet,
+                ),
+                id::TOPIC_ALIAS_MAXIMUM => once(
+                    &mut p.topic_alias_maximum,
+                    r.u16("topic alias maximum")?,
+                    id,
+                    packet,
+                ),
+                id::REASON_STRING => {
+                    once(&mut p.reason_string, r.string("reason string")?, id, packet)
+                }
+                id::USER_PROPERTY => {
+                    p.user_properties.push(user_property(r)?);
+                    Ok(())
+                }
+                id::WILDCARD_SUBSCRIPTION_AVAILABLE => once(
+                    &mut p.wildcard_subscription_available,
+                    flag(r, "wildcard available")?,
+                    id,
+                    packet,
+                ),
+                id::SUBSCRIPTION_IDENTIFIER_AVAILABLE => once(
+                    &mut p.subscription_identifiers_available,
+                    flag(r, "subscription ids available")?,
+                    id,
+                    packet,
+                ),
+                id::SHARED_SUBSCRIPTION_AVAILABLE => once(
+                    &mut p.shared_subscription_available,
+                    flag(r, "shared available")?,
+                    id,
+                    packet,
+                ),
+                id::SERVER_KEEP_ALIVE => once(
+                    &mut p.server_keep_alive,
+                    r.u16("server keep alive")?,
+                    id,
+                    packet,
+                ),
+                id::RESPONSE_INFORMATION => once(
+                    &mut p.response_information,
+                    r.string("response information")?,
+                    id,
+                    packet,
+                ),
+                id::SERVER_REFERENCE => once(
+                    &mut p.server_reference,
+                    r.string("server reference")?,
+                    id,
+                    packet,
+                ),
+                id::AUTHENTICATION_METHOD => once(
+                    &mut p.authentication_method,
+                    r.string("authentication method")?,
+                    id,
+                    packet,
+                ),
+                id::AUTHENTICATION_DATA => once(
+                    &mut p.authentication_data,
+                    r.binary("authentication data")?,
+                    id,
+                    packet,
+                ),
+                _ => Err(misplaced(id, packet)),
+            }
+        })?;
+        Ok(p)
+    }
+}
+
+impl PropertyBlock for ConnAckProperties {
+    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+        put_u32(s, id::SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
+        put_u16(
+            s,
+            id::RECEIVE_MAXIMUM,
+            self.receive_maximum.map(NonZeroU16::get),
+        );
+        put_u8(s, id::MAXIMUM_QOS, self.maximum_qos.map(|q| q as u8));
+        put_flag(s, id::RETAIN_AVAILABLE, self.retain_available);
+        put_u32(
+            s,
+            id::MAXIMUM_PACKET_SIZE,
+            self.maximum_packet_size.map(NonZeroU32::get),
+        );
+        put_str(
+            s,
+            id::ASSIGNED_CLIENT_IDENTIFIER,
+            self.assigned_client_identifier.as_ref(),
+        )?;
+        put_u16(s, id::TOPIC_ALIAS_MAXIMUM, self.topic_alias_maximum);
+        put_str(s, id::REASON_STRING, self.reason_string.as_ref())?;
+        put_user(s, &self.user_properties)?;
+        put_flag(
+            s,
+            id::WILDCARD_SUBSCRIPTION_AVAILABLE,
+            self.wildcard_subscription_available,
+        );
+        put_flag(
+            s,
+            id::SUBSCRIPTION_IDENTIFIER_AVAILABLE,
+            self.subscription_identifiers_available,
+        );
+        put_flag(
+            s,
+            id::SHARED_SUBSCRIPTION_AVAILABLE,
+            self.shared_subscription_available,
+        );
+        put_u16(s, id::SERVER_KEEP_ALIVE, self.server_keep_alive);
+        put_str(
+            s,
+            id::RESPONSE_INFORMATION,
+            self.response_information.as_ref(),
+        )?;
+        put_str(s, id::SERVER_REFERENCE, self.server_reference.as_ref())?;
+        put_str(
+            s,
+            id::AUTHENTICATION_METHOD,
+            self.authentication_method.as_ref(),
+        )?;
+        put_bin(
+            s,
+            id::AUTHENTICATION_DATA,
+            self.authentication_data.as_ref(),
+        )
+    }
+}

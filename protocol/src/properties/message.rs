@@ -1,0 +1,179 @@
+//! Properties of an application message: PUBLISH and the will carry the
+//! same message properties, read by one function.
+
+use std::num::{NonZeroU16, NonZeroU32};
+
+use bytes::Bytes;
+use bytestring::ByteString;
+
+use super::*;
+use crate::topic;
+use crate::wire::{Reader, Sink};
+use crate::{DecodeError, EncodeError};
+
+/// Reads the properties shared by PUBLISH and the will: both describe an
+/// application message.
+fn message_property(
+    p: &mut MessageProperties,
+    id: u8,
+    r: &mut Reader,
+) -> Result<bool, DecodeError> {
+    let packet = r.packet();
+    match id {
+        id::PAYLOAD_FORMAT_INDICATOR => once(
+            &mut p.payload_format_indicator,
+            flag(r, "payload format")?,
+            id,
+            packet,
+        )?,
+        id::MESSAGE_EXPIRY_INTERVAL => once(
+            &mut p.message_expiry_interval,
+            r.u32("message expiry")?,
+            id,
+            packet,
+        )?,
+        id::CONTENT_TYPE => once(&mut p.content_type, r.string("content type")?, id, packet)?,
+        id::RESPONSE_TOPIC => {
+            let t = r.string("response topic")?;
+            // A response topic is a topic name: no wildcards [MQTT-3.3.2-14].
+            topic::validate_topic_name(&t)?;
+            once(&mut p.response_topic, t, id, packet)?;
+        }
+        id::CORRELATION_DATA => once(
+            &mut p.correlation_data,
+            r.binary("correlation data")?,
+            id,
+            packet,
+        )?,
+        id::USER_PROPERTY => p.user_properties.push(user_property(r)?),
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Properties of an application message, carried by PUBLISH and by the will
+/// (section 3.3.2.3 and 3.1.3.2). The broker forwards them untouched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageProperties {
+    /// `Some(true)`: the payload is UTF-8 text; `Some(false)`: unspecified bytes.
+    pub payload_format_indicator: Option<bool>,
+    /// Lifetime of the message in seconds.
+    pub message_expiry_interval: Option<u32>,
+    /// MIME-like description of the payload.
+    pub content_type: Option<ByteString>,
+    /// Topic name for a response.
+    pub response_topic: Option<ByteString>,
+    /// Lets a requester match a response to its request.
+    pub correlation_data: Option<Bytes>,
+    /// Application-defined name/value pairs, in order.
+    pub user_properties: Vec<UserProperty>,
+}
+
+impl MessageProperties {
+    fn write<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+        put_flag(
+            s,
+            id::PAYLOAD_FORMAT_INDICATOR,
+            self.payload_format_indicator,
+        );
+        put_u32(s, id::MESSAGE_EXPIRY_INTERVAL, self.message_expiry_interval);
+        put_str(s, id::CONTENT_TYPE, self.content_type.as_ref())?;
+        put_str(s, id::RESPONSE_TOPIC, self.response_topic.as_ref())?;
+        put_bin(s, id::CORRELATION_DATA, self.correlation_data.as_ref())?;
+        put_user(s, &self.user_properties)
+    }
+}
+
+/// PUBLISH properties (section 3.3.2.3).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishProperties {
+    /// The application message's own properties, forwarded to subscribers.
+    pub message: MessageProperties,
+    /// Topic alias: stands for the topic name on this connection.
+    pub topic_alias: Option<NonZeroU16>,
+    /// Identifiers of the subscriptions that matched (server to client only).
+    pub subscription_identifiers: Vec<NonZeroU32>,
+}
+
+impl PublishProperties {
+    pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        let mut p = Self::default();
+        read_block(r, |id, r| {
+            if message_property(&mut p.message, id, r)? {
+                return Ok(());
+            }
+            match id {
+                id::TOPIC_ALIAS => once(
+                    &mut p.topic_alias,
+                    non_zero_u16(r, "topic alias", "topic alias 0 [MQTT-3.3.2-8]")?,
+                    id,
+                    r.packet(),
+                ),
+                id::SUBSCRIPTION_IDENTIFIER => {
+                    p.subscription_identifiers.push(subscription_identifier(r)?);
+                    Ok(())
+                }
+                _ => Err(misplaced(id, r.packet())),
+            }
+        })?;
+        Ok(p)
+    }
+
+    /// True when nothing is set, the common case: the block is one zero byte.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl PropertyBlock for PublishProperties {
+    fn is_empty_block(&self) -> bool {
+        self.is_empty()
+    }
+
+    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+        self.message.write(s)?;
+        put_u16(s, id::TOPIC_ALIAS, self.topic_alias.map(NonZeroU16::get));
+        for sid in &self.subscription_identifiers {
+            s.put_u8(id::SUBSCRIPTION_IDENTIFIER);
+            s.put_varint(sid.get() as usize)?;
+        }
+        Ok(())
+    }
+}
+
+/// Will properties (section 3.1.3.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WillProperties {
+    /// The will's application message properties.
+    pub message: MessageProperties,
+    /// Seconds to wait after the connection ends before publishing the will.
+    pub will_delay_interval: Option<u32>,
+}
+
+impl WillProperties {
+    pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        let mut p = Self::default();
+        read_block(r, |id, r| {
+            if message_property(&mut p.message, id, r)? {
+                return Ok(());
+            }
+            match id {
+                id::WILL_DELAY_INTERVAL => once(
+                    &mut p.will_delay_interval,
+                    r.u32("will delay")?,
+                    id,
+                    r.packet(),
+                ),
+                _ => Err(misplaced(id, r.packet())),
+            }
+        })?;
+        Ok(p)
+    }
+}
+
+impl PropertyBlock for WillProperties {
+    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+        put_u32(s, id::WILL_DELAY_INTERVAL, self.will_delay_interval);
+        self.message.write(s)
+    }
+}
