@@ -132,6 +132,16 @@ impl Supervisor {
     }
 }
 
+impl Drop for Supervisor {
+    /// The control thread holds the gateway too (it restarts it), and outlives us: stop the
+    /// process here, or it would run on after the tests.
+    fn drop(&mut self) {
+        if let Ok(mut gateway) = self.gateway.lock() {
+            gateway.stop();
+        }
+    }
+}
+
 fn restart(gateway: &Mutex<Gateway>, binary: &Path, data_dir: &Path) -> bool {
     let Ok(mut g) = gateway.lock() else {
         return false;
