@@ -6,7 +6,9 @@
 //! from session keys to sessions, taken for reading on every PUBLISH only
 //! to collect the targets; each session has its own small lock for its
 //! queue. Lock order, where two are held: client-id map, then a session,
-//! then routing. No lock is held while writing to a socket.
+//! then routing; a session, then the retained store (a writer pulling a
+//! new subscription's retained messages). No lock is held while writing to
+//! a socket.
 
 pub mod connection;
 mod history;
@@ -23,8 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aviary_protocol::{
-    ByteString, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, TopicFilter, UnsubAck,
-    Unsubscribe,
+    ByteString, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 use parking_lot::{Mutex, RwLock};
 use tokio::time::Instant;
@@ -36,7 +37,7 @@ pub(crate) use message::{Message, Outgoing};
 pub use metrics::Metrics;
 use retained::RetainedStore;
 use router::{ClientKey, Delivery, Subscription, SubscriptionTree};
-pub(crate) use session::{Enqueued, QueueLimits, Session};
+pub(crate) use session::{Enqueued, QueueLimits, RetainedCursor, Session, SharedRetained};
 
 /// A handle to the broker; cheap to clone, shared by every connection.
 #[derive(Debug, Clone)]
@@ -48,7 +49,7 @@ pub struct Broker {
 struct Shared {
     config: BrokerConfig,
     routing: RwLock<Routing>,
-    retained: RwLock<RetainedStore<Arc<Message>>>,
+    retained: SharedRetained,
     sessions: Mutex<HashMap<ByteString, Arc<Session>>>,
     /// Live connections by link id, for the REST API's client list.
     clients: Mutex<HashMap<u64, ClientEntry>>,
@@ -377,7 +378,7 @@ impl Broker {
             Enqueued::Queued { evicted: 0 } => {}
             Enqueued::Queued { evicted } => {
                 Metrics::add(&m.dropped_queue_full, evicted as u64);
-                let dropped = session.state.lock().dropped;
+                let dropped = session.dropped();
                 // Log the first drop and then every 1000th, not every one.
                 if dropped == evicted as u64 || dropped % 1000 < evicted as u64 {
                     tracing::warn!(client_id = %session.client_id, dropped, "session queue full: dropping oldest messages");
@@ -388,12 +389,18 @@ impl Broker {
         }
     }
 
-    /// Adds the subscriptions of a SUBSCRIBE. Returns the SUBACK and the
-    /// retained messages to send after it.
-    pub(crate) fn subscribe(&self, session: &Session, sub: Subscribe) -> (SubAck, Vec<Outgoing>) {
+    /// Adds the subscriptions of a SUBSCRIBE. Returns the SUBACK and, for
+    /// the subscriptions that get retained messages, cursors to pull them
+    /// with (see [`Session::subscribed`]): they are not copied out here,
+    /// as there may be more of them than a session's queue holds.
+    pub(crate) fn subscribe(
+        &self,
+        session: &Session,
+        sub: Subscribe,
+    ) -> (SubAck, Vec<RetainedCursor>) {
         let identifier = sub.properties.subscription_identifier;
         let mut reason_codes = Vec::with_capacity(sub.filters.len());
-        let mut retained = Vec::new();
+        let mut cursors = Vec::new();
         for (filter, options) in sub.filters {
             let subscription = Subscription {
                 options,
@@ -405,14 +412,11 @@ impl Broker {
                     .write()
                     .tree
                     .subscribe(session.key, &filter, subscription);
-            session
-                .state
-                .lock()
-                .subscriptions
-                .insert(filter.clone(), subscription);
+            session.add_subscription(filter.clone(), subscription);
             reason_codes.push(
                 ReasonCode::from_u8(options.qos as u8).expect("granted QoS is a reason code"),
             );
+            // Shared subscriptions get no retained messages (MQTT 5.0 section 4.8.2).
             let send_retained = filter.shared().is_none()
                 && match options.retain_handling {
                     RetainHandling::SendAtSubscribe => true,
@@ -420,7 +424,15 @@ impl Broker {
                     RetainHandling::DoNotSend => false,
                 };
             if send_retained {
-                self.collect_retained(&filter, options.qos, identifier, &mut retained);
+                // Read once the subscription is routed: a topic first
+                // retained later reaches it live, and the cursor leaves it out.
+                let version = self.shared.retained.read().version();
+                cursors.push(RetainedCursor::new(
+                    filter,
+                    options.qos,
+                    identifier,
+                    version,
+                ));
             }
         }
         let ack = SubAck {
@@ -428,34 +440,12 @@ impl Broker {
             properties: Default::default(),
             reason_codes,
         };
-        (ack, retained)
+        (ack, cursors)
     }
 
-    fn collect_retained(
-        &self,
-        filter: &TopicFilter,
-        granted: QoS,
-        id: Option<std::num::NonZeroU32>,
-        out: &mut Vec<Outgoing>,
-    ) {
-        let mut found = Vec::new();
-        self.shared
-            .retained
-            .read()
-            .matching(filter.as_str(), &mut found);
-        let now = Instant::now();
-        out.extend(
-            found
-                .into_iter()
-                .filter(|(_, m)| !m.is_expired(now))
-                .map(|(_, msg)| Outgoing {
-                    qos: msg.qos.min(granted),
-                    // Sent because of a new subscription: RETAIN stays set [MQTT-3.3.1-9].
-                    retain: true,
-                    subscription_ids: id.into_iter().collect(),
-                    msg,
-                }),
-        );
+    /// The retained messages, for the writers pulling them.
+    pub(crate) fn retained_store(&self) -> &SharedRetained {
+        &self.shared.retained
     }
 
     /// Removes the subscriptions of an UNSUBSCRIBE.
@@ -470,7 +460,7 @@ impl Broker {
                     .write()
                     .tree
                     .unsubscribe(session.key, filter);
-                session.state.lock().subscriptions.remove(filter);
+                session.remove_subscription(filter);
                 if existed {
                     ReasonCode::SUCCESS
                 } else {
@@ -595,7 +585,7 @@ impl Broker {
         let sessions: Vec<Arc<Session>> = self.shared.sessions.lock().values().cloned().collect();
         let mut depths: Vec<_> = sessions
             .iter()
-            .map(|s| (s.client_id.clone(), s.state.lock().queued()))
+            .map(|s| (s.client_id.clone(), s.queued()))
             .collect();
         depths.sort_by_key(|d| std::cmp::Reverse(d.1));
         depths

@@ -11,13 +11,24 @@
 //! an arena (`Vec<Node>` with a free list) and every walk is a loop, because a topic may have
 //! 32,768 levels and a client must not be able to overflow a stack with one.
 //!
+//! Children are kept in level order (a `BTreeMap`), so a matching walk ([`walk`]) visits topics
+//! in a fixed order and can stop anywhere and resume later after the last topic it gave out. A
+//! new subscriber's retained messages are pulled that way, a batch at a time, instead of being
+//! copied out all at once. Each entry carries the store's version at the time its topic was
+//! first retained, so such a walk can tell the topics that were there when it started from
+//! those that came later.
+//!
 //! Spec: MQTT 5.0 sections 3.3.1.3 (RETAIN), 4.7 (topic filters) and 3.3.2.3.3 (Message Expiry
 //! Interval, enforced by the caller through [`RetainedStore::retain`]).
 
-use std::collections::HashMap;
+mod walk;
+
+use std::collections::BTreeMap;
 use std::mem;
 
 use aviary_protocol::ByteString;
+
+pub(crate) use walk::Walk;
 
 /// Index of a node in the arena.
 type NodeId = usize;
@@ -28,28 +39,33 @@ const ROOT: NodeId = 0;
 /// One level of the trie.
 #[derive(Debug)]
 struct Node<M> {
-    /// Children by level. SipHash (std's default) on purpose: levels come from clients.
-    children: HashMap<Box<str>, NodeId>,
-    /// The message retained on the topic that ends here, with that topic.
-    entry: Option<(ByteString, M)>,
+    /// Children by level, in order. A B-tree rather than a hash map: ordered walks need it, and
+    /// it gives clients (who choose the levels) no hash to collide.
+    children: BTreeMap<Box<str>, NodeId>,
+    /// The message retained on the topic that ends here.
+    entry: Option<Entry<M>>,
 }
 
 impl<M> Default for Node<M> {
     fn default() -> Self {
         Self {
-            children: HashMap::new(),
+            children: BTreeMap::new(),
             entry: None,
         }
     }
 }
 
-impl<M: Clone> Node<M> {
-    /// Appends this node's message, if it has one, to `out`.
-    fn emit(&self, out: &mut Vec<(ByteString, M)>) {
-        if let Some((topic, msg)) = &self.entry {
-            out.push((topic.clone(), msg.clone()));
-        }
-    }
+/// A retained message with its topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry<M> {
+    /// The topic it is retained on.
+    pub(crate) topic: ByteString,
+    /// The message.
+    pub(crate) msg: M,
+    /// The store's [version](RetainedStore::version) right after a message was first retained on
+    /// this topic. Replacing the message keeps it; clearing the topic and retaining a message on
+    /// it again starts over.
+    pub(crate) created: u64,
 }
 
 /// The retained messages, by topic; see the module documentation.
@@ -61,6 +77,8 @@ pub(crate) struct RetainedStore<M> {
     free: Vec<NodeId>,
     /// Number of retained messages.
     len: usize,
+    /// Counts the messages ever set.
+    version: u64,
 }
 
 impl<M> Default for RetainedStore<M> {
@@ -76,12 +94,19 @@ impl<M> RetainedStore<M> {
             nodes: vec![Node::default()],
             free: Vec::new(),
             len: 0,
+            version: 0,
         }
     }
 
     /// Number of retained messages.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Grows by one with every [`set`](Self::set): a topic whose [`Entry::created`] is at most
+    /// a version read earlier had a retained message when it was read.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
     }
 
     /// Retains `msg` on `topic` (a valid topic name), replacing and returning the message
@@ -98,10 +123,15 @@ impl<M> RetainedStore<M> {
                 None => self.add_child(id, level),
             };
         }
+        self.version += 1;
         match &mut self.nodes[id].entry {
-            Some((_, old)) => Some(mem::replace(old, msg)),
-            entry @ None => {
-                *entry = Some((ByteString::from(topic), msg));
+            Some(entry) => Some(mem::replace(&mut entry.msg, msg)),
+            slot @ None => {
+                *slot = Some(Entry {
+                    topic: ByteString::from(topic),
+                    msg,
+                    created: self.version,
+                });
                 self.len += 1;
                 None
             }
@@ -119,17 +149,17 @@ impl<M> RetainedStore<M> {
             trail.push((id, level));
             id = child;
         }
-        let (_, msg) = self.nodes[id].entry.take()?;
+        let entry = self.nodes[id].entry.take()?;
         self.len -= 1;
         self.prune(id, &trail);
-        Some(msg)
+        Some(entry.msg)
     }
 
     /// Every retained message with its topic, in no particular order: for persistence and the
     /// REST API. Costs a pass over the arena, whose size is the peak number of nodes.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &M)> {
         let entries = self.nodes.iter().filter_map(|node| node.entry.as_ref());
-        entries.map(|(topic, msg)| (&**topic, msg))
+        entries.map(|e| (&*e.topic, &e.msg))
     }
 
     /// Keeps only the messages for which `keep(topic, msg)` is true, for instance those whose
@@ -142,13 +172,19 @@ impl<M> RetainedStore<M> {
             .nodes
             .iter()
             .filter_map(|node| node.entry.as_ref())
-            .filter(|(topic, msg)| !keep(topic, msg))
-            .map(|(topic, _)| topic.clone())
+            .filter(|e| !keep(&e.topic, &e.msg))
+            .map(|e| e.topic.clone())
             .collect();
         for topic in &doomed {
             self.remove(topic);
         }
         doomed.len()
+    }
+
+    /// The messages matching `filter`, in topic order (level by level), starting after the
+    /// topic `after` if given: see [`Walk`].
+    pub(crate) fn walk<'f>(&self, filter: &'f str, after: Option<&'f str>) -> Walk<'_, 'f, M> {
+        Walk::new(&self.nodes, filter, after)
     }
 
     /// The node for `topic`, if one exists.
@@ -178,7 +214,6 @@ impl<M> RetainedStore<M> {
                 break;
             }
             self.nodes[parent].children.remove(level);
-            // Reset rather than keep: an emptied map still holds its capacity.
             self.nodes[id] = Node::default();
             self.free.push(id);
             id = parent;
@@ -194,256 +229,25 @@ impl<M> RetainedStore<M> {
 
 impl<M: Clone> RetainedStore<M> {
     /// Appends to `out` every retained message whose topic matches `filter`, with its topic, in
-    /// no particular order. `filter` is a plain filter: for `$share/{group}/{filter}` pass the
-    /// inner one. Wildcards in the first level do not match `$` topics [MQTT-4.7.2-1].
+    /// topic order. `filter` is a plain filter: for `$share/{group}/{filter}` pass the inner one.
+    /// Wildcards in the first level do not match `$` topics [MQTT-4.7.2-1].
     ///
     /// A filter without wildcards is one map lookup per level and allocates nothing else; a
     /// wildcard filter visits only the subtrees its literal levels lead to.
     pub(crate) fn matching(&self, filter: &str, out: &mut Vec<(ByteString, M)>) {
         if !filter.contains(['+', '#']) {
-            if let Some(id) = self.find(filter) {
-                self.nodes[id].emit(out);
-            }
+            let entry = self
+                .find(filter)
+                .and_then(|id| self.nodes[id].entry.as_ref());
+            out.extend(entry.map(|e| (e.topic.clone(), e.msg.clone())));
             return;
         }
-        // Nodes reached, with the filter levels left to match (`None`: all matched).
-        let mut pending = vec![(ROOT, Some(filter))];
-        while let Some((id, rest)) = pending.pop() {
-            let node = &self.nodes[id];
-            let Some(rest) = rest else {
-                node.emit(out);
-                continue;
-            };
-            let (level, tail) = match rest.split_once('/') {
-                Some((level, tail)) => (level, Some(tail)),
-                None => (rest, None),
-            };
-            match level {
-                // `#` is the last level, and matches its parent too [MQTT-4.7.1-2].
-                "#" => self.emit_subtree(id, out),
-                "+" => pending.extend(self.visible_children(id).map(|child| (child, tail))),
-                _ => pending.extend(node.children.get(level).map(|&child| (child, tail))),
-            }
-        }
-    }
-
-    /// Appends the messages of `id` and every node below it.
-    fn emit_subtree(&self, id: NodeId, out: &mut Vec<(ByteString, M)>) {
-        let mut pending = vec![id];
-        while let Some(id) = pending.pop() {
-            self.nodes[id].emit(out);
-            pending.extend(self.visible_children(id));
-        }
-    }
-
-    /// The children a wildcard level can match: at the root, not the `$` topics.
-    fn visible_children(&self, id: NodeId) -> impl Iterator<Item = NodeId> + '_ {
-        let children = self.nodes[id].children.iter();
-        let hidden = move |level: &str| id == ROOT && level.starts_with('$');
-        children
-            .filter(move |(level, _)| !hidden(level))
-            .map(|(_, &child)| child)
+        out.extend(
+            self.walk(filter, None)
+                .map(|e| (e.topic.clone(), e.msg.clone())),
+        );
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use aviary_protocol::matches as filter_matches;
-    use proptest::prelude::*;
-    use proptest::sample::select;
-    use std::collections::BTreeMap;
-
-    /// A store with message `i` retained on the `i`-th topic.
-    fn store_of(topics: &[&str]) -> RetainedStore<usize> {
-        let mut store = RetainedStore::new();
-        for (i, topic) in topics.iter().enumerate() {
-            store.set(topic, i);
-        }
-        store
-    }
-
-    /// The topics of the messages matching `filter`, sorted.
-    fn matching(store: &RetainedStore<usize>, filter: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        store.matching(filter, &mut out);
-        let mut topics: Vec<String> = out.iter().map(|(topic, _)| topic.to_string()).collect();
-        topics.sort();
-        topics
-    }
-
-    const TOPICS: [&str; 9] = [
-        "a",
-        "a/b",
-        "a/b/c",
-        "a/c",
-        "a//c",
-        "x/b",
-        "/b",
-        "$SYS/uptime",
-        "$SYS/clients/count",
-    ];
-
-    #[test]
-    fn set_replace_and_remove() {
-        let mut store = RetainedStore::new();
-        assert_eq!(store.set("pets/1/status", "online"), None);
-        assert_eq!(store.set("pets/1/status", "offline"), Some("online"));
-        assert_eq!(store.set("pets/2/status", "online"), None);
-        assert_eq!(store.len(), 2);
-        assert_eq!(store.remove("pets/1/status"), Some("offline"));
-        assert_eq!(store.remove("pets/1/status"), None);
-        assert_eq!(
-            store.remove("pets/1"),
-            None,
-            "an inner node holds no message"
-        );
-        assert_eq!(store.remove("pets/1/status/x"), None);
-        assert_eq!(store.len(), 1);
-        let all: Vec<_> = store.iter().collect();
-        assert_eq!(all, [("pets/2/status", &"online")]);
-    }
-
-    #[test]
-    fn exact_filters_find_one_topic() {
-        let store = store_of(&TOPICS);
-        assert_eq!(matching(&store, "a/b"), ["a/b"]);
-        assert_eq!(matching(&store, "a//c"), ["a//c"]);
-        assert_eq!(matching(&store, "$SYS/uptime"), ["$SYS/uptime"]);
-        assert!(matching(&store, "a/b/c/d").is_empty());
-        assert!(matching(&store, "b").is_empty());
-        assert!(
-            matching(&store, "$SYS").is_empty(),
-            "an inner node holds no message"
-        );
-    }
-
-    #[test]
-    fn wildcard_filters() {
-        let store = store_of(&TOPICS);
-        let all_but_sys = ["/b", "a", "a//c", "a/b", "a/b/c", "a/c", "x/b"];
-        assert_eq!(matching(&store, "#"), all_but_sys);
-        assert_eq!(
-            matching(&store, "a/#"),
-            ["a", "a//c", "a/b", "a/b/c", "a/c"]
-        );
-        assert_eq!(matching(&store, "a/b/#"), ["a/b", "a/b/c"]);
-        assert_eq!(matching(&store, "a/+"), ["a/b", "a/c"]);
-        assert_eq!(matching(&store, "a/+/c"), ["a//c", "a/b/c"]);
-        assert_eq!(matching(&store, "+/b"), ["/b", "a/b", "x/b"]);
-        assert_eq!(matching(&store, "+"), ["a"]);
-        assert_eq!(
-            matching(&store, "+/+/#"),
-            ["/b", "a//c", "a/b", "a/b/c", "a/c", "x/b"]
-        );
-        assert!(matching(&store, "b/#").is_empty());
-    }
-
-    #[test]
-    fn dollar_topics_need_a_literal_first_level() {
-        // MQTT 5.0 section 4.7.2.
-        let store = store_of(&TOPICS);
-        assert!(!matching(&store, "#").iter().any(|t| t.starts_with('$')));
-        assert!(matching(&store, "+/uptime").is_empty());
-        assert!(matching(&store, "+/+/count").is_empty());
-        assert_eq!(
-            matching(&store, "$SYS/#"),
-            ["$SYS/clients/count", "$SYS/uptime"]
-        );
-        assert_eq!(matching(&store, "$SYS/+"), ["$SYS/uptime"]);
-        assert_eq!(matching(&store, "$SYS/+/count"), ["$SYS/clients/count"]);
-    }
-
-    #[test]
-    fn matching_appends_clones() {
-        let store = store_of(&["a"]);
-        let mut out = vec![(ByteString::from_static("before"), 7)];
-        store.matching("#", &mut out);
-        store.matching("a", &mut out);
-        let expected = [("before", 7), ("a", 0), ("a", 0)].map(|(t, m)| (ByteString::from(t), m));
-        assert_eq!(out, expected);
-    }
-
-    #[test]
-    fn removal_prunes_empty_nodes() {
-        let mut store = store_of(&TOPICS);
-        let peak = store.node_count();
-        store.remove("a/b/c");
-        assert_eq!(store.node_count(), peak - 1);
-        store.remove("a");
-        assert_eq!(store.node_count(), peak - 1, "a still leads to a/b");
-        store.remove("$SYS/clients/count");
-        assert_eq!(store.node_count(), peak - 3);
-        for topic in TOPICS {
-            store.remove(topic);
-        }
-        assert_eq!((store.len(), store.node_count()), (0, 0));
-        assert!(matching(&store, "#").is_empty());
-        // Freed slots are reused rather than growing the arena.
-        let arena = store.nodes.len();
-        store.set("p/q/r", 1);
-        assert_eq!(store.nodes.len(), arena);
-    }
-
-    #[test]
-    fn retain_drops_and_prunes() {
-        let mut store = store_of(&TOPICS);
-        // Keep the even messages.
-        assert_eq!(store.retain(|_, &i| i % 2 == 0), 4);
-        assert_eq!(store.len(), 5);
-        assert_eq!(matching(&store, "#"), ["/b", "a", "a//c", "a/b/c"]);
-        assert_eq!(store.retain(|_, _| true), 0);
-        assert_eq!(store.retain(|topic, _| topic.starts_with('$')), 4);
-        assert_eq!(matching(&store, "$SYS/#"), ["$SYS/clients/count"]);
-        assert_eq!(store.node_count(), 3);
-    }
-
-    #[test]
-    fn deep_topics_do_not_recurse() {
-        // 30,000 levels: far deeper than a recursive walk could go on a 2 MiB test thread.
-        let deep = vec!["a"; 30_000].join("/");
-        let mut store = store_of(&[&deep, "a"]);
-        assert_eq!(matching(&store, "#").len(), 2);
-        let pluses = vec!["+"; 30_000].join("/");
-        assert_eq!(matching(&store, &pluses), [deep.as_str()]);
-        assert_eq!(store.remove(&deep), Some(0));
-        assert_eq!(store.node_count(), 1);
-    }
-
-    fn levels(alphabet: Vec<&'static str>) -> impl Strategy<Value = String> {
-        prop::collection::vec(select(alphabet), 1..5).prop_map(|levels| levels.join("/"))
-    }
-
-    proptest! {
-        #[test]
-        fn store_agrees_with_a_map(
-            ops in prop::collection::vec((levels(vec!["a", "b", "$a", ""]), prop::option::of(0u32..100)), 1..40),
-            filters in prop::collection::vec(levels(vec!["a", "b", "$a", "", "+", "#"]), 1..10),
-        ) {
-            let mut store = RetainedStore::new();
-            let mut model = BTreeMap::new();
-            for (topic, op) in ops.into_iter().filter(|(topic, _)| !topic.is_empty()) {
-                match op {
-                    Some(msg) => prop_assert_eq!(store.set(&topic, msg), model.insert(topic, msg)),
-                    None => prop_assert_eq!(store.remove(&topic), model.remove(&topic)),
-                }
-            }
-            prop_assert_eq!(store.len(), model.len());
-            let mut all: Vec<_> = store.iter().map(|(t, &m)| (t.to_owned(), m)).collect();
-            all.sort();
-            prop_assert_eq!(all, model.clone().into_iter().collect::<Vec<_>>());
-            for filter in filters.iter().filter(|f| aviary_protocol::TopicFilter::new(f.as_str()).is_ok()) {
-                let mut out = Vec::new();
-                store.matching(filter, &mut out);
-                let mut found: Vec<_> = out.into_iter().map(|(t, m)| (t.to_string(), m)).collect();
-                found.sort();
-                let expected: Vec<_> = model.iter().filter(|(t, _)| filter_matches(filter, t)).map(|(t, &m)| (t.clone(), m)).collect();
-                prop_assert_eq!(found, expected, "{}", filter);
-            }
-            for topic in model.keys() {
-                prop_assert!(store.remove(topic).is_some());
-            }
-            prop_assert_eq!((store.len(), store.node_count()), (0, 0));
-        }
-    }
-}
+mod tests;

@@ -180,16 +180,12 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         match packet {
             Packet::Publish(p) => self.publish(p)?,
             Packet::PubAck(a) => {
-                if self.session.state.lock().puback(a.packet_id) {
+                if self.session.puback(a.packet_id) {
                     self.session.wake();
                 }
             }
             Packet::PubRec(a) => {
-                let known = self
-                    .session
-                    .state
-                    .lock()
-                    .pubrec(a.packet_id, a.reason_code.is_error());
+                let known = self.session.pubrec(a.packet_id, a.reason_code.is_error());
                 if known {
                     self.reply(Packet::PubRel(Ack::new(a.packet_id)));
                 } else if !a.reason_code.is_error() {
@@ -211,7 +207,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                 self.reply(Packet::PubComp(Ack::with_reason(a.packet_id, reason)));
             }
             Packet::PubComp(a) => {
-                if self.session.state.lock().pubcomp(a.packet_id) {
+                if self.session.pubcomp(a.packet_id) {
                     self.session.wake();
                 }
             }
@@ -222,12 +218,11 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                         "subscription identifier before MQTT 5",
                     ));
                 }
-                let (ack, retained) = self.broker.subscribe(self.session, s);
-                self.reply(Packet::SubAck(ack));
-                let limits = self.broker.queue_limits();
-                for out in retained {
-                    self.broker.enqueue(self.session, out, &limits);
-                }
+                // The SUBACK goes before the retained messages, which the
+                // writer pulls from the store as it has room for them.
+                let (ack, cursors) = self.broker.subscribe(self.session, s);
+                self.session
+                    .subscribed(self.link_id, Packet::SubAck(ack), cursors);
             }
             Packet::Unsubscribe(u) => {
                 let ack = self.broker.unsubscribe(self.session, u);

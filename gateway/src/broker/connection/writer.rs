@@ -21,6 +21,16 @@ use crate::broker::{Broker, Metrics, Outgoing, Session};
 /// held and the size of one write.
 const BATCH: usize = 256;
 
+/// What [`Writer::fill`] found.
+enum Filled {
+    /// Packets to write are in the buffer.
+    Some,
+    /// Nothing to send until the session wakes the writer.
+    Nothing,
+    /// Nothing yet, but more to look at: come back without waiting.
+    NotYet,
+}
+
 pub(super) struct Writer<'a, W> {
     broker: &'a Broker,
     wr: W,
@@ -76,9 +86,17 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
                 // the look and the wait is not lost.
                 let wake = self.wake.clone();
                 let notified = wake.notified();
-                if !self.fill() {
-                    notified.await;
-                    continue;
+                match self.fill() {
+                    Filled::Some => {}
+                    Filled::Nothing => {
+                        notified.await;
+                        continue;
+                    }
+                    Filled::NotYet => {
+                        // Let the other tasks run before looking again.
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
                 }
             }
             self.flush_out().await?;
@@ -117,21 +135,22 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         Ok(())
     }
 
-    /// Encodes the session's next batch into `self.out`. False if there
-    /// was nothing to send.
-    fn fill(&mut self) -> bool {
+    /// Encodes the session's next batch into `self.out`.
+    fn fill(&mut self) -> Filled {
         let now = Instant::now();
-        let batch = self
-            .session
-            .state
-            .lock()
-            .take_batch(self.link_id, BATCH, now);
+        let retained = self.broker.retained_store();
+        let batch = self.session.take_batch(self.link_id, BATCH, now, retained);
         let m = self.broker.metrics();
         if batch.expired > 0 {
             Metrics::add(&m.dropped_expired, batch.expired as u64);
         }
-        if batch.control.is_empty() && batch.messages.is_empty() {
-            return false;
+        if batch.is_empty() {
+            // Retained messages still to come, past a run of skipped ones.
+            return if batch.more {
+                Filled::NotYet
+            } else {
+                Filled::Nothing
+            };
         }
         for mut p in batch.control {
             if !self.problem_information {
@@ -148,7 +167,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             // Let the loop come back for the rest after this write.
             self.wake.notify_one();
         }
-        true
+        Filled::Some
     }
 
     fn encode_message(
@@ -183,7 +202,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
                 debug!(topic = %out.msg.topic, "message exceeds the client's maximum packet size, dropped");
                 Metrics::add(&self.broker.metrics().dropped_too_large, 1);
                 if let Some(id) = packet_id {
-                    self.session.state.lock().abandon(id);
+                    self.session.abandon(id);
                 }
             }
         }

@@ -1,0 +1,386 @@
+//! What a session has to send and has sent: the bounded queue of routed
+//! messages, the QoS 1/2 messages in flight, and the retained messages its
+//! new subscriptions have yet to pull ([`RetainedCursor`]).
+//!
+//! The queue is bounded (by messages and bytes) because live traffic has no
+//! end: a subscriber that cannot keep up loses its oldest messages rather
+//! than the broker's memory. Retained messages for a new subscription are a
+//! finite set that already sits in the retained store, so they are not
+//! copied into the queue at all: the writer pulls them a batch at a time,
+//! where the queue would have held them, and nothing of them is dropped.
+//!
+//! Order: a cursor remembers how many queued messages were waiting when its
+//! SUBSCRIBE came (`ahead`); those go first, then the cursor's messages,
+//! then what was queued after. That is the order a queue holding the
+//! retained messages would have given, without the queue's limits.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU16;
+
+use aviary_protocol::{Ack, Packet, QoS, TopicFilter};
+use tokio::time::Instant;
+
+use super::cursor::{Pulled, RetainedCursor, SharedRetained};
+use crate::broker::message::Outgoing;
+
+/// Most retained entries one pull may look at, sent or skipped: bounds how
+/// long a writer holds its session's lock and the retained store's read
+/// lock, even when most entries are skipped (replaced since, or expired).
+const PULL_BUDGET: usize = 4096;
+
+/// Bounds of a session's queue.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueLimits {
+    pub(crate) max_messages: usize,
+    pub(crate) max_bytes: usize,
+    pub(crate) qos0_offline: bool,
+}
+
+/// What became of an enqueued message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Enqueued {
+    /// Queued; `evicted` older messages were dropped to make room.
+    Queued { evicted: usize },
+    /// A QoS 0 message for an offline session, not queued by configuration.
+    DroppedOffline,
+    /// Larger than the whole queue's byte limit.
+    DroppedTooLarge,
+}
+
+/// A QoS 1/2 message sent and not yet fully acknowledged.
+#[derive(Debug, Clone)]
+pub(crate) struct Inflight {
+    pub(crate) packet_id: NonZeroU16,
+    pub(crate) out: Outgoing,
+    /// QoS 2: PUBREC received, PUBREL sent, waiting for PUBCOMP.
+    pub(crate) released: bool,
+}
+
+/// What the writer sends next, taken out of the session under its lock.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub(crate) control: Vec<Packet>,
+    /// Messages with their packet id (None for QoS 0) and DUP flag.
+    pub(crate) messages: Vec<(Outgoing, Option<NonZeroU16>, bool)>,
+    /// Messages dropped because they expired while queued.
+    pub(crate) expired: usize,
+    /// More is waiting: call again after writing this batch.
+    pub(crate) more: bool,
+}
+
+impl Batch {
+    /// Nothing to write (though `more` may ask to be called again).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.control.is_empty() && self.messages.is_empty()
+    }
+}
+
+/// The outgoing side of a session; see the module documentation.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    queue: VecDeque<Outgoing>,
+    queued_bytes: usize,
+    queued_qos0: usize,
+    inflight: VecDeque<Inflight>,
+    next_packet_id: u16,
+    /// Retained messages still to send, one cursor per new subscription, in
+    /// the order of the SUBSCRIBEs.
+    cursors: VecDeque<RetainedCursor>,
+    /// Messages dropped from this session's queue, for the log.
+    dropped: u64,
+}
+
+impl Outbox {
+    /// Queues a message within `limits`, evicting older ones if need be.
+    pub(crate) fn enqueue(
+        &mut self,
+        out: Outgoing,
+        limits: &QueueLimits,
+        online: bool,
+    ) -> Enqueued {
+        if !online && out.qos == QoS::AtMostOnce && !limits.qos0_offline {
+            return Enqueued::DroppedOffline;
+        }
+        let size = out.msg.size();
+        if size > limits.max_bytes {
+            return Enqueued::DroppedTooLarge;
+        }
+        let mut evicted = 0;
+        while self.queue.len() >= limits.max_messages || self.queued_bytes + size > limits.max_bytes
+        {
+            // Make room: the oldest QoS 0 message goes first, as it carries
+            // no delivery promise; otherwise the oldest message.
+            let idx = if self.queued_qos0 > 0 {
+                self.queue
+                    .iter()
+                    .position(|o| o.qos == QoS::AtMostOnce)
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            if self.remove_queued(idx).is_some() {
+                evicted += 1;
+            }
+        }
+        self.dropped += evicted as u64;
+        self.account(&out, true);
+        self.queue.push_back(out);
+        Enqueued::Queued { evicted }
+    }
+
+    /// Takes the queued message at `idx` out, keeping the byte counts and
+    /// the cursors' places in the queue right.
+    fn remove_queued(&mut self, idx: usize) -> Option<Outgoing> {
+        let out = self.queue.remove(idx)?;
+        self.account(&out, false);
+        for cursor in &mut self.cursors {
+            if idx < cursor.ahead {
+                cursor.ahead -= 1;
+            }
+        }
+        Some(out)
+    }
+
+    fn account(&mut self, out: &Outgoing, added: bool) {
+        let size = out.msg.size();
+        let qos0 = usize::from(out.qos == QoS::AtMostOnce);
+        if added {
+            self.queued_bytes += size;
+            self.queued_qos0 += qos0;
+        } else {
+            self.queued_bytes -= size;
+            self.queued_qos0 -= qos0;
+        }
+    }
+
+    /// Messages waiting to be sent, plus those in flight. Retained messages
+    /// not pulled yet are not counted: they are not held here.
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.len() + self.inflight.len()
+    }
+
+    /// Messages dropped from the queue so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Whether any QoS 1/2 message awaits its acknowledgement.
+    pub(crate) fn has_inflight(&self) -> bool {
+        !self.inflight.is_empty()
+    }
+
+    /// Starts sending the retained messages of a new subscription, after
+    /// what is queued now. A cursor for the same filter starts over: each
+    /// SUBSCRIBE with Retain Handling 0 sends them all again [MQTT-3.3.1-9].
+    pub(crate) fn start_retained(&mut self, mut cursor: RetainedCursor) {
+        self.stop_retained(cursor.filter());
+        cursor.ahead = self.queue.len();
+        self.cursors.push_back(cursor);
+    }
+
+    /// Stops sending the retained messages of `filter` (unsubscribed).
+    pub(crate) fn stop_retained(&mut self, filter: &TopicFilter) {
+        self.cursors.retain(|c| c.filter() != filter);
+    }
+
+    /// Stops sending every subscription's retained messages (session ended).
+    pub(crate) fn clear_retained(&mut self) {
+        self.cursors.clear();
+    }
+
+    pub(super) fn alloc_packet_id(&mut self) -> NonZeroU16 {
+        loop {
+            self.next_packet_id = self.next_packet_id.wrapping_add(1);
+            if let Some(id) = NonZeroU16::new(self.next_packet_id) {
+                if !self.inflight.iter().any(|i| i.packet_id == id) {
+                    return id;
+                }
+            }
+        }
+    }
+
+    /// Adds every in-flight message to `batch` again, in the original
+    /// order, with DUP [MQTT-4.4.0-1]: for a resumed session.
+    pub(crate) fn resend(&self, batch: &mut Batch) {
+        for i in &self.inflight {
+            if i.released {
+                batch.control.push(Packet::PubRel(Ack::new(i.packet_id)));
+            } else {
+                batch
+                    .messages
+                    .push((i.out.clone(), Some(i.packet_id), true));
+            }
+        }
+    }
+
+    /// Adds new messages to `batch`, up to `max` in all and `window` in
+    /// flight: queued ones and retained ones, in the order described in the
+    /// module documentation. Locks `retained` (for reading) only if a cursor
+    /// is due.
+    pub(crate) fn fill(
+        &mut self,
+        batch: &mut Batch,
+        window: usize,
+        max: usize,
+        now: Instant,
+        retained: &SharedRetained,
+    ) {
+        while batch.messages.len() < max {
+            let progressed = match self.cursors.front() {
+                Some(cursor) if cursor.ahead == 0 => {
+                    self.pull_retained(batch, window, max, now, retained)
+                }
+                _ => self.pop_queued(batch, window, now),
+            };
+            if !progressed {
+                break;
+            }
+        }
+        batch.more |= batch.messages.len() >= max;
+    }
+
+    /// Moves the front of the queue into `batch`. False if the queue is
+    /// empty or its front must wait for the window.
+    fn pop_queued(&mut self, batch: &mut Batch, window: usize, now: Instant) -> bool {
+        let Some(front) = self.queue.front() else {
+            return false;
+        };
+        if front.qos != QoS::AtMostOnce && self.inflight.len() >= window {
+            return false;
+        }
+        let out = self.remove_queued(0).expect("front exists");
+        if out.msg.is_expired(now) {
+            batch.expired += 1;
+        } else {
+            self.send(out, batch);
+        }
+        true
+    }
+
+    /// Pulls the front cursor's next messages into `batch`. True if the
+    /// cursor is finished and `fill` may go on with what follows it.
+    fn pull_retained(
+        &mut self,
+        batch: &mut Batch,
+        window: usize,
+        max: usize,
+        now: Instant,
+        retained: &SharedRetained,
+    ) -> bool {
+        // Out of the list while it pulls, so `send` can borrow the rest.
+        let Some(mut cursor) = self.cursors.pop_front() else {
+            return false;
+        };
+        let store = retained.read();
+        let pulled = cursor.pull(&store, now, PULL_BUDGET, |out| {
+            let room = batch.messages.len() < max;
+            // Wait for the window rather than send a later message first.
+            let fits = out.qos == QoS::AtMostOnce || self.inflight.len() < window;
+            if room && fits {
+                self.send(out, batch);
+            }
+            room && fits
+        });
+        drop(store);
+        match pulled {
+            Pulled::Finished => return true,
+            Pulled::Stopped => {}
+            // Only skipped entries so far: come back soon, lock released.
+            Pulled::Paused => batch.more = true,
+        }
+        self.cursors.push_front(cursor);
+        false
+    }
+
+    /// Adds a message to `batch`, with a packet id and a place in flight
+    /// unless it is QoS 0.
+    fn send(&mut self, out: Outgoing, batch: &mut Batch) {
+        if out.qos == QoS::AtMostOnce {
+            batch.messages.push((out, None, false));
+            return;
+        }
+        let packet_id = self.alloc_packet_id();
+        self.inflight.push_back(Inflight {
+            packet_id,
+            out: out.clone(),
+            released: false,
+        });
+        batch.messages.push((out, Some(packet_id), false));
+    }
+
+    fn inflight_position(&self, id: NonZeroU16, released: bool) -> Option<usize> {
+        self.inflight
+            .iter()
+            .position(|i| i.packet_id == id && i.released == released)
+    }
+
+    /// PUBACK: a QoS 1 delivery is complete.
+    pub(crate) fn puback(&mut self, id: NonZeroU16) -> bool {
+        match self.inflight_position(id, false) {
+            Some(pos) if self.inflight[pos].out.qos == QoS::AtLeastOnce => {
+                self.inflight.remove(pos);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// PUBREC: a QoS 2 message was received. Returns whether to answer
+    /// PUBREL; an error reason ends the exchange [MQTT-4.3.3-4].
+    pub(crate) fn pubrec(&mut self, id: NonZeroU16, failed: bool) -> bool {
+        let Some(pos) = self
+            .inflight
+            .iter()
+            .position(|i| i.packet_id == id && i.out.qos == QoS::ExactlyOnce)
+        else {
+            return false;
+        };
+        if failed {
+            self.inflight.remove(pos);
+            return false;
+        }
+        self.inflight[pos].released = true;
+        true
+    }
+
+    /// PUBCOMP: a QoS 2 delivery is complete.
+    pub(crate) fn pubcomp(&mut self, id: NonZeroU16) -> bool {
+        match self.inflight_position(id, true) {
+            Some(pos) => {
+                self.inflight.remove(pos);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets an in-flight message that could not be sent (too large for
+    /// the client), as if it had been acknowledged [MQTT-3.1.2-25].
+    pub(crate) fn abandon(&mut self, id: NonZeroU16) {
+        self.inflight.retain(|i| i.packet_id != id);
+    }
+
+    /// The queued messages, oldest first.
+    #[cfg(test)]
+    pub(super) fn queue(&self) -> &VecDeque<Outgoing> {
+        &self.queue
+    }
+
+    /// Bytes the queue holds.
+    #[cfg(test)]
+    pub(super) fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    /// Retained-message cursors still running.
+    #[cfg(test)]
+    pub(super) fn cursors(&self) -> usize {
+        self.cursors.len()
+    }
+
+    /// Sets the last packet id used, to test wrapping.
+    #[cfg(test)]
+    pub(super) fn set_last_packet_id(&mut self, id: u16) {
+        self.next_packet_id = id;
+    }
+}
