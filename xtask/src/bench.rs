@@ -14,14 +14,9 @@
 
 use anyhow::{Context as _, Result};
 
-use crate::prereq::{self, AptPackage};
+use crate::prereq;
+use crate::tools;
 use crate::workspace::Workspace;
-
-/// Mosquitto, the reference broker the gateway is compared with.
-const MOSQUITTO: AptPackage = AptPackage {
-    name: "mosquitto",
-    binary: "mosquitto",
-};
 
 /// Runs `bench codec ARGS...` or the broker comparison.
 pub(crate) fn run(args: &[String]) -> Result<()> {
@@ -56,7 +51,7 @@ fn codec(args: &[String]) -> Result<()> {
 /// Builds `aviary` and `aviary-bench` in release mode and runs the comparison.
 fn compare(args: &[String]) -> Result<()> {
     let workspace = Workspace::find()?;
-    prereq::ensure_apt_packages(&[MOSQUITTO])?;
+    tools::ensure(&workspace, &tools::BENCH)?;
     eprintln!("==> building the gateway and the load generator (release)");
     workspace
         .cargo_locked([

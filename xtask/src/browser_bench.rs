@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 
 use crate::browser_tests::prepare_npm_project;
 use crate::cmd::Cmd;
+use crate::tools::{self, CHROMIUM};
 use crate::workspace::Workspace;
 
 /// Runs `cargo xtask browser-bench`.
@@ -19,6 +20,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         bail!("`cargo xtask browser-bench` takes no arguments (got `{arg}`)");
     }
     let ws = Workspace::find()?;
+    tools::ensure(&ws, &tools::BROWSER_BENCH)?;
     ws.cargo_locked(["build", "--release", "-p", "aviary", "--bin", "aviary"])
         .run()?;
     let project = prepare_npm_project(&ws)?;
@@ -28,7 +30,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             "AVIARY_BIN",
             ws.path("target/release/aviary").display().to_string(),
         )
-        .env("CHROMIUM", "/usr/bin/chromium")
+        .env("CHROMIUM", CHROMIUM.binary)
         .dir(project)
         .run()
 }

@@ -19,9 +19,8 @@ use anyhow::{bail, Context as _, Result};
 
 use crate::cmd::Cmd;
 use crate::npm;
+use crate::tools::{npm_projects, CHROMEDRIVER, CHROMIUM, WASM_TARGET};
 use crate::workspace::Workspace;
-
-const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 /// A gateway process and the addresses it listens on.
 struct Gateway {
@@ -191,7 +190,7 @@ pub(crate) fn wasm_tests(ws: &Workspace) -> Result<()> {
         ])
         .env("AVIARY_WS_URL", supervisor.ws_url())
         .env("AVIARY_CONTROL_URL", supervisor.control.clone())
-        .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+        .env("CHROMEDRIVER", CHROMEDRIVER.binary)
         .run();
     drop(supervisor);
     result
@@ -205,21 +204,18 @@ pub(crate) fn npm_tests(ws: &Workspace) -> Result<()> {
     Cmd::new("node")
         .args(["--test", "--test-concurrency=1", "test/"])
         .env("AVIARY_BIN", binary.display().to_string())
-        .env("CHROMIUM", "/usr/bin/chromium")
+        .env("CHROMIUM", CHROMIUM.binary)
         .dir(&project)
         .run()
 }
 
 /// Packs the package and installs it, from the tarball, into `wasm-client/npm-tests` (whose
-/// own dependencies — ws, MQTT.js, playwright-core — are pinned there). Returns the project.
+/// own dependencies — ws, MQTT.js, playwright-core — are pinned there and installed by the
+/// caller's prerequisites). Returns the project.
 pub(crate) fn prepare_npm_project(ws: &Workspace) -> Result<PathBuf> {
     let built = npm::build(ws)?;
     npm::report(&built);
-    let project = ws.path("wasm-client/npm-tests");
-    Cmd::new("npm")
-        .args(["install", "--no-audit", "--no-fund"])
-        .dir(&project)
-        .run()?;
+    let project = ws.path(npm_projects::NPM_TESTS);
     // The package under test, exactly as a user would get it: from the packed tarball.
     Cmd::new("npm")
         .args(["install", "--no-save", "--no-audit", "--no-fund"])

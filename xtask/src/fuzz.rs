@@ -12,18 +12,12 @@ use std::process::Stdio;
 use anyhow::{bail, Context as _, Result};
 
 use crate::cmd::Cmd;
-use crate::prereq::{self, CargoTool};
+use crate::prereq;
+use crate::tools::CARGO_FUZZ;
 use crate::workspace::Workspace;
 
 /// Seconds per target when `--seconds` is not given.
 const DEFAULT_SECONDS: u64 = 600;
-
-/// cargo-fuzz, from crates.io; any version will do.
-const CARGO_FUZZ: CargoTool = CargoTool {
-    krate: "cargo-fuzz",
-    version: None,
-    probe: &["cargo", "fuzz", "--version"],
-};
 
 /// Parsed command line of `cargo xtask fuzz`.
 #[derive(Debug, PartialEq, Eq)]

@@ -14,6 +14,7 @@ mod prereq;
 mod run;
 mod steps;
 mod test_suite;
+mod tools;
 mod web;
 mod workspace;
 

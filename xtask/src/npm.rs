@@ -15,10 +15,9 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context as _, Result};
 
 use crate::cmd::Cmd;
-use crate::prereq::{self, CargoTool};
+use crate::tools::{self, npm_projects, WASM_TARGET};
 use crate::workspace::Workspace;
 
-const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The library's file stem (`[lib] name` of `wasm-client`).
 const LIB: &str = "aviary_mqtt";
 const PACKAGE: &str = "aviary-mqtt";
@@ -42,8 +41,6 @@ pub(crate) struct Built {
     /// gzip -9 sizes of the `web` build's `.wasm` and JS glue.
     pub(crate) wasm_gz: usize,
     pub(crate) js_gz: usize,
-    /// Whether wasm-opt ran.
-    pub(crate) optimized: bool,
 }
 
 /// Runs `cargo xtask npm`.
@@ -55,7 +52,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         }
         bail!("`cargo xtask npm` takes no arguments (got `{arg}`)");
     }
-    let built = build(&Workspace::find()?)?;
+    let workspace = Workspace::find()?;
+    tools::ensure(&workspace, &tools::NPM_PACKAGE)?;
+    let built = build(&workspace)?;
     report(&built);
     Ok(())
 }
@@ -66,15 +65,10 @@ pub(crate) fn report(built: &Built) {
     eprintln!("==> packed {}", built.tarball.display());
     eprintln!(
         "==> web build, gzip -9: .wasm {:.1} KiB + JS glue {:.1} KiB = {:.1} KiB (target: 35 KiB; \
-         mqtt.min.js 5.16: about 103 KiB){}",
+         mqtt.min.js 5.16: about 103 KiB)",
         kib(built.wasm_gz),
         kib(built.js_gz),
         kib(total),
-        if built.optimized {
-            ""
-        } else {
-            " — without wasm-opt"
-        }
     );
 }
 
@@ -82,10 +76,8 @@ fn kib(bytes: usize) -> f64 {
     bytes as f64 / 1024.0
 }
 
-/// Builds, optimises, assembles and packs the package.
+/// Builds, optimises, assembles and packs the package; [`tools::NPM_PACKAGE`] must be installed.
 pub(crate) fn build(ws: &Workspace) -> Result<Built> {
-    prereq::ensure_rust_target(WASM_TARGET)?;
-    ensure_wasm_bindgen(ws)?;
     ws.cargo_locked([
         "build",
         "-p",
@@ -112,7 +104,7 @@ pub(crate) fn build(ws: &Workspace) -> Result<Built> {
             .arg(wasm.display().to_string())
             .run()?;
     }
-    let optimized = optimize(ws, &dir);
+    optimize(ws, &dir)?;
     assemble(ws, &dir)?;
     let web = dir.join("web");
     let wasm_gz = gzip_len(&web.join(format!("{LIB}_bg.wasm")))?;
@@ -130,69 +122,26 @@ pub(crate) fn build(ws: &Workspace) -> Result<Built> {
         tarball,
         wasm_gz,
         js_gz,
-        optimized,
     })
-}
-
-/// Installs `wasm-bindgen-cli` at exactly the version of the `wasm-bindgen` crate in
-/// `Cargo.lock`: the CLI refuses modules built by another version.
-fn ensure_wasm_bindgen(ws: &Workspace) -> Result<()> {
-    let version = locked_version(&ws.path("Cargo.lock"), "wasm-bindgen")?;
-    // `CargoTool` wants 'static strings; xtask is a short-lived process.
-    let version: &'static str = Box::leak(version.into_boxed_str());
-    prereq::ensure_cargo_tool(&CargoTool {
-        krate: "wasm-bindgen-cli",
-        version: Some(version),
-        probe: &["wasm-bindgen", "--version"],
-    })
-}
-
-/// The version of package `name` in a Cargo.lock.
-fn locked_version(lockfile: &Path, name: &str) -> Result<String> {
-    let text =
-        fs::read_to_string(lockfile).with_context(|| format!("reading {}", lockfile.display()))?;
-    let wanted = format!("name = \"{name}\"");
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        if line.trim() == wanted {
-            if let Some(v) = lines
-                .next()
-                .and_then(|l| l.trim().strip_prefix("version = "))
-            {
-                return Ok(v.trim_matches('"').to_owned());
-            }
-        }
-    }
-    bail!("{name} is not in {}", lockfile.display())
 }
 
 /// Runs `wasm-opt -Oz` from the npm `binaryen` package (pinned in `wasm-client/tools/`) on
-/// each module. Returns whether it ran; without it the package still works, only larger.
-fn optimize(ws: &Workspace, dir: &Path) -> bool {
-    let tools = ws.path("wasm-client/tools");
-    let installed = Cmd::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .dir(&tools)
-        .run();
-    if let Err(err) = installed {
-        eprintln!("==> warning: no wasm-opt ({err:#}); the package is not size-optimised");
-        return false;
-    }
-    let wasm_opt = tools.join("node_modules/.bin/wasm-opt");
+/// each module. A failure is an error: a package that silently came out 2x larger would be a
+/// regression nobody sees.
+fn optimize(ws: &Workspace, dir: &Path) -> Result<()> {
+    let wasm_opt = ws
+        .path(npm_projects::WASM_TOOLS)
+        .join("node_modules/.bin/wasm-opt");
     for (_, folder) in BUILDS {
         let module = dir.join(folder).join(format!("{LIB}_bg.wasm"));
         let module = module.display().to_string();
-        let result = Cmd::new(wasm_opt.display().to_string())
+        Cmd::new(wasm_opt.display().to_string())
             .args(["-Oz", "--strip-debug", "--strip-producers"])
             .args(WASM_FEATURES.iter().copied())
             .args([module.as_str(), "-o", module.as_str()])
-            .run();
-        if let Err(err) = result {
-            eprintln!("==> warning: wasm-opt failed ({err:#}); keeping the unoptimised module");
-            return false;
-        }
+            .run()?;
     }
-    true
+    Ok(())
 }
 
 /// Adds package.json (with the workspace version), README and the entry wrappers.
@@ -228,25 +177,4 @@ fn gzip_len(path: &Path) -> Result<usize> {
         .join()
         .map_err(|_| anyhow::anyhow!("gzip writer panicked"))??;
     Ok(output.stdout.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_a_locked_version() {
-        let dir = std::env::temp_dir().join(format!("xtask-npm-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let lock = dir.join("Cargo.lock");
-        fs::write(
-            &lock,
-            "[[package]]\nname = \"wasm-bindgen-macro\"\nversion = \"9\"\n\n\
-             [[package]]\nname = \"wasm-bindgen\"\nversion = \"0.2.130\"\n",
-        )
-        .unwrap();
-        assert_eq!(locked_version(&lock, "wasm-bindgen").unwrap(), "0.2.130");
-        assert!(locked_version(&lock, "serde").is_err());
-        fs::remove_dir_all(&dir).unwrap();
-    }
 }

@@ -45,7 +45,9 @@ pub(crate) fn ensure_rust_target(target: &str) -> Result<()> {
         return Ok(());
     }
     eprintln!("==> installing {target} target");
-    Cmd::new("rustup").args(["target", "add", target]).run()
+    crate::tools::timed(&format!("the {target} target"), || {
+        Cmd::new("rustup").args(["target", "add", target]).run()
+    })
 }
 
 /// Installs a rustup toolchain (minimal profile) unless one by that name is installed.
@@ -64,41 +66,50 @@ pub(crate) fn ensure_toolchain(toolchain: &str) -> Result<()> {
         return Ok(());
     }
     eprintln!("==> installing {toolchain} toolchain");
-    Cmd::new("rustup")
-        .args(["toolchain", "install", toolchain, "--profile", "minimal"])
-        .run()
+    crate::tools::timed(&format!("the {toolchain} toolchain"), || {
+        Cmd::new("rustup")
+            .args(["toolchain", "install", toolchain, "--profile", "minimal"])
+            .run()
+    })
 }
 
 /// Installs the Debian packages whose binary is missing, with a single `apt-get update` first.
 pub(crate) fn ensure_apt_packages(packages: &[AptPackage]) -> Result<()> {
-    let names = |list: &[AptPackage]| {
-        list.iter()
-            .map(|package| package.name)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let missing: Vec<AptPackage> = packages
+    let (present, missing): (Vec<AptPackage>, Vec<AptPackage>) = packages
         .iter()
-        .copied()
-        .filter(|package| !binary_present(package.binary))
-        .collect();
-    if missing.is_empty() {
-        eprintln!("==> Debian packages: all present ({})", names(packages));
-        return Ok(());
-    }
-    eprintln!("==> installing Debian packages: {}", names(&missing));
-    let missing_names: Vec<&str> = missing.iter().map(|package| package.name).collect();
-    if find_program("apt-get").is_none() {
-        bail!(
-            "apt-get not found: this is not a Debian-like system; install these packages \
-             yourself: {}",
-            missing_names.join(" ")
+        .partition(|package| binary_present(package.binary));
+    for package in &present {
+        eprintln!(
+            "==> {}: already installed ({})",
+            package.name,
+            apt_version(package.name)
         );
     }
-    apt_get(&["update"])?;
-    let mut install = vec!["install", "-y", "--no-install-recommends"];
-    install.extend(&missing_names);
-    apt_get(&install)?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = missing.iter().map(|package| package.name).collect();
+    let names = names.join(" ");
+    // What a user without root or apt can run (or translate) themselves.
+    let by_hand = format!("apt-get update && apt-get install -y {names}");
+    eprintln!("==> installing Debian packages: {names}");
+    crate::tools::timed(&format!("Debian packages {names}"), || {
+        if find_program("apt-get").is_none() {
+            bail!(
+                "cannot install the Debian packages {names}: apt-get is not on PATH (not a \
+                 Debian-like system?). Install them with your package manager; on Debian: {by_hand}"
+            );
+        }
+        let install_args: Vec<&str> = ["install", "-y", "--no-install-recommends"]
+            .into_iter()
+            .chain(missing.iter().map(|package| package.name))
+            .collect();
+        apt_get(&["update"])
+            .and_then(|()| apt_get(&install_args))
+            .with_context(|| {
+                format!("could not install the Debian packages {names}; as root, run: {by_hand}")
+            })
+    })?;
     if let Some(package) = missing
         .iter()
         .find(|package| !binary_present(package.binary))
@@ -112,19 +123,26 @@ pub(crate) fn ensure_apt_packages(packages: &[AptPackage]) -> Result<()> {
     Ok(())
 }
 
+/// The installed version of a Debian package, for the "already installed" line.
+fn apt_version(package: &str) -> String {
+    Cmd::new("dpkg-query")
+        .args(["--show", "--showformat=${Version}", package])
+        .read()
+        .ok()
+        .filter(|version| !version.trim().is_empty())
+        .map_or_else(|| "found on PATH".to_owned(), |v| v.trim().to_owned())
+}
+
 /// Runs `apt-get ARGS` non-interactively, as root or through sudo.
 fn apt_get(args: &[&str]) -> Result<()> {
     let cmd = if is_root() {
         Cmd::new("apt-get").env("DEBIAN_FRONTEND", "noninteractive")
     } else if find_program("sudo").is_some() {
-        // sudo resets the environment, so the variable is set by `env` on the root side.
-        Cmd::new("sudo").args(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"])
+        // `-n`: fail at once rather than wait, unseen, for a password on a CI machine. sudo
+        // resets the environment, so the variable is set by `env` on the root side.
+        Cmd::new("sudo").args(["-n", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"])
     } else {
-        bail!(
-            "installing Debian packages needs root, and sudo is not installed; run as root: \
-             apt-get {}",
-            args.join(" ")
-        );
+        bail!("installing Debian packages needs root, and this user is not root and has no sudo");
     };
     cmd.args(args.iter().copied()).run()
 }
@@ -137,6 +155,38 @@ fn is_root() -> bool {
         .is_ok_and(|uid| uid.trim() == "0")
 }
 
+/// `npm ci` in `dir` unless its `node_modules` matches its `package-lock.json` (npm records each
+/// install in `node_modules/.package-lock.json`, so no record, or a lockfile changed after it,
+/// means the installed packages may be stale).
+pub(crate) fn ensure_npm_packages(dir: &Path) -> Result<()> {
+    let modified = |name: &str| {
+        std::fs::metadata(dir.join(name))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let up_to_date = matches!(
+        (modified("node_modules/.package-lock.json"), modified("package-lock.json")),
+        (Some(installed), Some(lock)) if installed >= lock
+    );
+    if up_to_date {
+        eprintln!(
+            "==> npm packages in {}: already installed (matches package-lock.json)",
+            dir.display()
+        );
+        return Ok(());
+    }
+    eprintln!(
+        "==> installing npm packages in {} with npm ci",
+        dir.display()
+    );
+    crate::tools::timed(&format!("npm packages in {}", dir.display()), || {
+        Cmd::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .dir(dir)
+            .run()
+    })
+}
+
 /// Installs a `cargo install` tool unless its probe succeeds (and prints the pinned version).
 ///
 /// `--locked` is tried first for a reproducible build; some crates' lockfiles name versions that
@@ -147,15 +197,21 @@ pub(crate) fn ensure_cargo_tool(tool: &CargoTool) -> Result<()> {
         eprintln!("==> {}: already installed ({found})", tool.krate);
         return Ok(());
     }
-    eprintln!("==> installing {}{wanted} with cargo install", tool.krate);
+    eprintln!(
+        "==> installing {}{wanted} with cargo install (a release build from source: minutes)",
+        tool.krate
+    );
     let mut install = Cmd::new("cargo").args(["install", tool.krate]);
     if let Some(version) = tool.version {
         install = install.args(["--version", &format!("={version}")]);
     }
-    if let Err(err) = install.clone().arg("--locked").run() {
-        eprintln!("==> {err:#}; retrying without --locked");
-        install.run()?;
-    }
+    crate::tools::timed(&format!("{}{wanted}", tool.krate), || {
+        if let Err(err) = install.clone().arg("--locked").run() {
+            eprintln!("==> {err:#}; retrying without --locked");
+            install.run()?;
+        }
+        Ok(())
+    })?;
     if installed_version(tool).is_none() {
         bail!(
             "installed {}{wanted} but `{}` still does not report it; is ~/.cargo/bin on PATH?",

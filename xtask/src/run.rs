@@ -25,6 +25,7 @@ pub(crate) fn run(args: &[String], demo: bool) -> Result<()> {
     let starts_server = gateway_args.first().is_none_or(|arg| arg.starts_with('-'));
     // The demo is the README's first command: it brings up the map too, building it first.
     if demo && starts_server {
+        crate::tools::ensure(&workspace, &crate::tools::WEB)?;
         crate::web::build(&workspace)?;
     }
     eprintln!("==> building the gateway `aviary` (release) and starting it");

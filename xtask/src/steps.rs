@@ -29,6 +29,12 @@ impl Step {
         }
     }
 
+    /// Runs the step on its own, outside a step list, saying what it is first.
+    pub(crate) fn run_now(self) -> Result<()> {
+        eprintln!("==> {}", self.name);
+        (self.action)().map_err(|err| err.context(format!("`{}` failed", self.name)))
+    }
+
     /// A step that runs one command.
     pub(crate) fn command(name: impl Into<String>, cmd: Cmd) -> Self {
         Self::new(name, move || cmd.run())

@@ -5,43 +5,15 @@
 //! fails in seconds rather than after the whole test build. To add a check (npm tests, browser
 //! tests), add a row to the tables or a [`Step`] to [`steps`].
 
-use std::path::Path;
-
 use anyhow::{bail, Result};
 
 use crate::cmd::Cmd;
-use crate::prereq::{self, AptPackage};
 use crate::steps::{self, Step};
+use crate::tools::{self, WASM_TARGET};
 use crate::workspace::Workspace;
 
-/// The browser target: the codec (and later the client and web app) must build for it.
-const WASM_TARGET: &str = "wasm32-unknown-unknown";
-
 /// The MQTT.js interop tests: a Node project run with `node --test` against the real binary.
-const NODE_TESTS: &str = "gateway/tests/node";
-
-/// Debian packages the tests use, each recognised by a binary it ships.
-const APT_PACKAGES: &[AptPackage] = &[
-    // The reference broker that interop tests and benchmarks compare against.
-    AptPackage {
-        name: "mosquitto",
-        binary: "/usr/sbin/mosquitto",
-    },
-    // Independent MQTT clients (mosquitto_pub / mosquitto_sub) for interop tests.
-    AptPackage {
-        name: "mosquitto-clients",
-        binary: "mosquitto_pub",
-    },
-    // Headless Chromium and its WebDriver for the browser client's tests.
-    AptPackage {
-        name: "chromium",
-        binary: "/usr/bin/chromium",
-    },
-    AptPackage {
-        name: "chromium-driver",
-        binary: "/usr/bin/chromedriver",
-    },
-];
+const NODE_TESTS: &str = tools::npm_projects::MQTTJS_INTEROP;
 
 /// Runs `cargo xtask test`.
 pub(crate) fn run(args: &[String]) -> Result<()> {
@@ -59,15 +31,17 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     steps::run_all("cargo xtask test", steps(&workspace))
 }
 
-/// The steps, in order: prerequisites, then checks from fastest to slowest.
+/// The steps, in order: every install first (so no later step finds a tool missing), then
+/// checks from fastest to slowest.
 fn steps(workspace: &Workspace) -> Vec<Step> {
+    let mut steps = tools::steps(workspace, &tools::TEST);
+    steps.extend(checks(workspace));
+    steps
+}
+
+/// The checks, from fastest to slowest; they assume [`tools::TEST`] is installed.
+fn checks(workspace: &Workspace) -> Vec<Step> {
     vec![
-        Step::new("install the wasm32 target if missing", || {
-            prereq::ensure_rust_target(WASM_TARGET)
-        }),
-        Step::new("install Debian packages if missing", || {
-            prereq::ensure_apt_packages(APT_PACKAGES)
-        }),
         Step::command(
             "check formatting",
             workspace.cargo(["fmt", "--all", "--", "--check"]),
@@ -122,40 +96,14 @@ fn steps(workspace: &Workspace) -> Vec<Step> {
     ]
 }
 
-/// Builds the gateway binary, installs the Node test project's locked dependencies when they are
-/// missing or stale, and runs `npm test` with `AVIARY_BIN` naming the binary.
+/// Builds the gateway binary and runs `npm test` in the MQTT.js interop project with
+/// `AVIARY_BIN` naming the binary.
 fn node_tests(workspace: &Workspace) -> Result<()> {
     workspace.cargo_locked(["build", "-p", "aviary"]).run()?;
-    let dir = workspace.path(NODE_TESTS);
-    if npm_install_needed(&dir) {
-        Cmd::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .dir(&dir)
-            .run()?;
-    } else {
-        eprintln!("==> {NODE_TESTS}/node_modules: up to date with package-lock.json");
-    }
     let bin = workspace.path("target/debug/aviary");
     Cmd::new("npm")
         .arg("test")
-        .dir(&dir)
+        .dir(workspace.path(NODE_TESTS))
         .env("AVIARY_BIN", bin.to_string_lossy())
         .run()
-}
-
-/// Whether `npm ci` must run: npm records each install in `node_modules/.package-lock.json`, so
-/// no record, or a lockfile changed after it, means the installed packages may be stale.
-fn npm_install_needed(dir: &Path) -> bool {
-    let modified = |name: &str| {
-        std::fs::metadata(dir.join(name))
-            .and_then(|m| m.modified())
-            .ok()
-    };
-    match (
-        modified("node_modules/.package-lock.json"),
-        modified("package-lock.json"),
-    ) {
-        (Some(installed), Some(lock)) => installed < lock,
-        _ => true,
-    }
 }

@@ -15,28 +15,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 
 use crate::cmd::Cmd;
-use crate::prereq::{self, AptPackage, CargoTool};
+use crate::tools::{self, npm_projects, CHROMIUM, WASM_TARGET};
 use crate::workspace::Workspace;
 
-/// The browser target.
-const WASM_TARGET: &str = "wasm32-unknown-unknown";
-/// The CLI must match the workspace's exact `wasm-bindgen` version (see the root Cargo.toml).
-pub(crate) const WASM_BINDGEN: CargoTool = CargoTool {
-    krate: "wasm-bindgen-cli",
-    version: Some("0.2.130"),
-    probe: &["wasm-bindgen", "--version"],
-};
-/// npm, for the vendored JavaScript and data and for binaryen's `wasm-opt`.
-const NPM: AptPackage = AptPackage {
-    name: "npm",
-    binary: "npm",
-};
-/// Debian's Chromium, which the end-to-end tests drive (Playwright's own browser download
-/// cannot work offline).
-const CHROMIUM: AptPackage = AptPackage {
-    name: "chromium",
-    binary: "/usr/bin/chromium",
-};
 /// The app's binary name; a binary's wasm file keeps the hyphen.
 const APP: &str = "aviary-web";
 
@@ -81,17 +62,15 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         }
         bail!("`cargo xtask web` takes no arguments (got `{arg}`)");
     }
-    build(&Workspace::find()?)
+    let workspace = Workspace::find()?;
+    tools::ensure(&workspace, &tools::WEB)?;
+    build(&workspace)
 }
 
-/// Installs what is missing and builds the app into `static/`.
+/// Builds the app into `static/`; [`tools::WEB`] must be installed.
 pub(crate) fn build(workspace: &Workspace) -> Result<()> {
     eprintln!("==> building the web app into static/");
-    prereq::ensure_rust_target(WASM_TARGET)?;
-    prereq::ensure_cargo_tool(&WASM_BINDGEN)?;
-    prereq::ensure_apt_packages(&[NPM])?;
-    let app_dir = workspace.path("web-app");
-    npm_ci(&app_dir)?;
+    let app_dir = workspace.path(npm_projects::WEB_APP);
     let static_dir = workspace.path("static");
     let pkg = static_dir.join("pkg");
     workspace
@@ -112,29 +91,6 @@ pub(crate) fn build(workspace: &Workspace) -> Result<()> {
     let outputs = compress_all(&[pkg, static_dir.join("vendor")])?;
     report_sizes(&static_dir, &outputs);
     Ok(())
-}
-
-/// `npm ci` in `dir` unless its `node_modules` matches its `package-lock.json`.
-pub(crate) fn npm_ci(dir: &Path) -> Result<()> {
-    let lock = dir.join("package-lock.json");
-    let installed = dir.join("node_modules/.package-lock.json");
-    if is_newer_or_same(&installed, &lock) {
-        eprintln!("==> npm packages in {}: up to date", dir.display());
-        return Ok(());
-    }
-    Cmd::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .dir(dir)
-        .run()
-}
-
-/// Whether `file` exists and was modified no earlier than `reference`.
-fn is_newer_or_same(file: &Path, reference: &Path) -> bool {
-    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
-    match (modified(file), modified(reference)) {
-        (Some(file), Some(reference)) => file >= reference,
-        _ => false,
-    }
 }
 
 /// Shrinks the module with binaryen's `wasm-opt -Oz` from npm. Debian's binaryen is too old
@@ -251,13 +207,11 @@ fn path_arg(path: &Path) -> String {
 
 /// The web app's end-to-end tests (`web-app/e2e`, Node's test runner with playwright-core and
 /// MQTT.js): builds the app and the gateway, then runs them in headless Chromium. Screenshots
-/// go to `target/e2e/`.
+/// go to `target/e2e/`. [`tools::TEST`] must be installed.
 pub(crate) fn e2e_tests(workspace: &Workspace) -> Result<()> {
-    prereq::ensure_apt_packages(&[CHROMIUM])?;
     build(workspace)?;
     workspace.cargo_locked(["build", "-p", "aviary"]).run()?;
-    let dir = workspace.path("web-app/e2e");
-    npm_ci(&dir)?;
+    let dir = workspace.path(npm_projects::WEB_E2E);
     Cmd::new("npm")
         .arg("test")
         .dir(&dir)

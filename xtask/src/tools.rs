@@ -1,0 +1,284 @@
+//! The project's tools, in one place: every external program an xtask command runs, pinned, and
+//! which command needs which.
+//!
+//! A command installs everything it needs *before its first step that uses any of it*, so a
+//! brand-new machine never fails half-way with "No such file or directory" (an earlier
+//! `cargo xtask test` did, at the browser step, because only a later step installed
+//! wasm-bindgen-cli). Each command entry point calls [`ensure`] with its [`Needs`] first; the
+//! build and test functions below them assume their tools are there.
+
+use std::fs;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+
+use crate::prereq::{self, AptPackage, CargoTool};
+use crate::steps::{format_duration, Step};
+use crate::workspace::Workspace;
+
+/// The browser target: the codec, the client and the web app build for it.
+pub(crate) const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// The reference broker that interop tests and benchmarks compare against.
+pub(crate) const MOSQUITTO: AptPackage = AptPackage {
+    name: "mosquitto",
+    binary: "/usr/sbin/mosquitto",
+};
+/// Independent MQTT clients (`mosquitto_pub`, `mosquitto_sub`) for interop tests.
+pub(crate) const MOSQUITTO_CLIENTS: AptPackage = AptPackage {
+    name: "mosquitto-clients",
+    binary: "mosquitto_pub",
+};
+/// Debian's Chromium, which every browser test drives (Playwright's own browser download
+/// cannot work offline).
+pub(crate) const CHROMIUM: AptPackage = AptPackage {
+    name: "chromium",
+    binary: "/usr/bin/chromium",
+};
+/// Chromium's WebDriver, which `wasm-bindgen-test-runner` uses.
+pub(crate) const CHROMEDRIVER: AptPackage = AptPackage {
+    name: "chromium-driver",
+    binary: "/usr/bin/chromedriver",
+};
+/// npm (and with it Node.js), for the JavaScript tests, the vendored web files and binaryen.
+pub(crate) const NPM: AptPackage = AptPackage {
+    name: "npm",
+    binary: "npm",
+};
+
+/// cargo-fuzz, for `cargo xtask fuzz` (pinned like every other cargo-installed tool).
+pub(crate) const CARGO_FUZZ: CargoTool = CargoTool {
+    krate: "cargo-fuzz",
+    version: Some("0.13.2"),
+    probe: &["cargo", "fuzz", "--version"],
+};
+
+/// Node projects with a committed `package-lock.json`, installed with `npm ci`.
+pub(crate) mod npm_projects {
+    /// The web app's build inputs: Leaflet, map data, topojson-client, binaryen's wasm-opt.
+    pub(crate) const WEB_APP: &str = "web-app";
+    /// The web app's end-to-end tests (playwright-core, MQTT.js).
+    pub(crate) const WEB_E2E: &str = "web-app/e2e";
+    /// binaryen's wasm-opt for the npm package (Debian's binaryen miscompiles current Rust).
+    pub(crate) const WASM_TOOLS: &str = "wasm-client/tools";
+    /// The npm package's own tests (ws, MQTT.js, playwright-core).
+    pub(crate) const NPM_TESTS: &str = "wasm-client/npm-tests";
+    /// The MQTT.js interop tests against the gateway.
+    pub(crate) const MQTTJS_INTEROP: &str = "gateway/tests/node";
+}
+
+/// What a command needs installed before it starts.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Needs {
+    /// The wasm32 standard library (rustup target).
+    pub(crate) wasm_target: bool,
+    /// Debian packages.
+    pub(crate) apt: &'static [AptPackage],
+    /// The pinned wasm-bindgen-cli (with wasm-bindgen-test-runner).
+    pub(crate) wasm_bindgen: bool,
+    /// Node projects to `npm ci`, relative to the workspace root.
+    pub(crate) npm: &'static [&'static str],
+}
+
+/// Everything `cargo xtask test` runs.
+pub(crate) const TEST: Needs = Needs {
+    wasm_target: true,
+    apt: &[MOSQUITTO, MOSQUITTO_CLIENTS, CHROMIUM, CHROMEDRIVER, NPM],
+    wasm_bindgen: true,
+    npm: &[
+        npm_projects::MQTTJS_INTEROP,
+        npm_projects::WASM_TOOLS,
+        npm_projects::NPM_TESTS,
+        npm_projects::WEB_APP,
+        npm_projects::WEB_E2E,
+    ],
+};
+
+/// `cargo xtask web` and `cargo xtask demo`: the web app's build.
+pub(crate) const WEB: Needs = Needs {
+    wasm_target: true,
+    apt: &[NPM],
+    wasm_bindgen: true,
+    npm: &[npm_projects::WEB_APP],
+};
+
+/// `cargo xtask npm`: the npm package's build.
+pub(crate) const NPM_PACKAGE: Needs = Needs {
+    wasm_target: true,
+    apt: &[NPM],
+    wasm_bindgen: true,
+    npm: &[npm_projects::WASM_TOOLS],
+};
+
+/// `cargo xtask browser-bench`: the npm package, its test project and Chromium.
+pub(crate) const BROWSER_BENCH: Needs = Needs {
+    wasm_target: true,
+    apt: &[NPM, CHROMIUM],
+    wasm_bindgen: true,
+    npm: &[npm_projects::WASM_TOOLS, npm_projects::NPM_TESTS],
+};
+
+/// `cargo xtask bench`: Mosquitto to compare with.
+pub(crate) const BENCH: Needs = Needs {
+    wasm_target: false,
+    apt: &[MOSQUITTO],
+    wasm_bindgen: false,
+    npm: &[],
+};
+
+/// Installs whatever of `needs` is missing, in the order the later ones depend on (npm needs
+/// its Debian package; everything else is independent).
+pub(crate) fn ensure(ws: &Workspace, needs: &Needs) -> Result<()> {
+    for step in steps(ws, needs) {
+        step.run_now()?;
+    }
+    Ok(())
+}
+
+/// The same installs as [`ensure`], as named steps for a step list with a timed summary.
+pub(crate) fn steps(ws: &Workspace, needs: &Needs) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if needs.wasm_target {
+        steps.push(Step::new("install the wasm32 target if missing", || {
+            prereq::ensure_rust_target(WASM_TARGET)
+        }));
+    }
+    if !needs.apt.is_empty() {
+        let apt = needs.apt;
+        let names: Vec<&str> = apt.iter().map(|p| p.name).collect();
+        steps.push(Step::new(
+            format!("install Debian packages if missing ({})", names.join(", ")),
+            move || prereq::ensure_apt_packages(apt),
+        ));
+    }
+    if needs.wasm_bindgen {
+        let ws = ws.clone();
+        steps.push(Step::new(
+            "install the pinned wasm-bindgen-cli if missing (with wasm-bindgen-test-runner)",
+            move || prereq::ensure_cargo_tool(&wasm_bindgen(&ws)?),
+        ));
+    }
+    if !needs.npm.is_empty() {
+        let (ws, projects) = (ws.clone(), needs.npm);
+        steps.push(Step::new(
+            format!(
+                "install npm packages from lockfiles if missing ({})",
+                projects.join(", ")
+            ),
+            move || {
+                for project in projects {
+                    prereq::ensure_npm_packages(&ws.path(project))?;
+                }
+                Ok(())
+            },
+        ));
+    }
+    steps
+}
+
+/// wasm-bindgen-cli at exactly the version of the `wasm-bindgen` crate in `Cargo.lock`: the CLI
+/// refuses modules built by another version, so the lockfile is the one place that pins both.
+pub(crate) fn wasm_bindgen(ws: &Workspace) -> Result<CargoTool> {
+    let version = locked_version(&ws.path("Cargo.lock"), "wasm-bindgen")?;
+    // `CargoTool` wants 'static strings; xtask is a short-lived process.
+    let version: &'static str = Box::leak(version.into_boxed_str());
+    Ok(CargoTool {
+        krate: "wasm-bindgen-cli",
+        version: Some(version),
+        probe: &["wasm-bindgen", "--version"],
+    })
+}
+
+/// The version of package `name` in a Cargo.lock.
+pub(crate) fn locked_version(lockfile: &Path, name: &str) -> Result<String> {
+    let text =
+        fs::read_to_string(lockfile).with_context(|| format!("reading {}", lockfile.display()))?;
+    let wanted = format!("name = \"{name}\"");
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == wanted {
+            if let Some(v) = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("version = "))
+            {
+                return Ok(v.trim_matches('"').to_owned());
+            }
+        }
+    }
+    anyhow::bail!("{} has no package `{name}`", lockfile.display())
+}
+
+/// Runs `install`, then says how long it took: a first run on a new machine spends minutes
+/// here, and the user should see where.
+pub(crate) fn timed(what: &str, install: impl FnOnce() -> Result<()>) -> Result<()> {
+    let started = Instant::now();
+    install()?;
+    eprintln!(
+        "==> installed {what} in {}",
+        format_duration(started.elapsed())
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_locked_version() {
+        let dir = std::env::temp_dir().join(format!("xtask-tools-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let lock = dir.join("Cargo.lock");
+        fs::write(
+            &lock,
+            "[[package]]\nname = \"wasm-bindgen-macro\"\nversion = \"9\"\n\n\
+             [[package]]\nname = \"wasm-bindgen\"\nversion = \"0.2.130\"\n",
+        )
+        .unwrap();
+        assert_eq!(locked_version(&lock, "wasm-bindgen").unwrap(), "0.2.130");
+        assert!(locked_version(&lock, "serde").is_err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Every Node project in the tree (a committed `package-lock.json`), so a new one cannot be
+    /// added without `cargo xtask test` installing it up front.
+    fn node_projects(dir: &Path, root: &Path, found: &mut Vec<String>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.map_while(Result::ok) {
+            let path = entry.path();
+            let name = entry.file_name();
+            if path.is_dir() && !matches!(name.to_str(), Some("node_modules" | "target" | ".git")) {
+                node_projects(&path, root, found);
+            } else if name == "package-lock.json" {
+                let project = dir.strip_prefix(root).unwrap().display().to_string();
+                found.push(project);
+            }
+        }
+    }
+
+    #[test]
+    fn the_test_command_installs_every_node_project_first() {
+        let ws = Workspace::find().unwrap();
+        let root = ws.path("");
+        let mut found = Vec::new();
+        node_projects(&root, &root, &mut found);
+        assert!(found.len() >= 5, "found only {found:?}");
+        for project in &found {
+            assert!(
+                TEST.npm.contains(&project.as_str()),
+                "{project} is not installed by `cargo xtask test`'s prerequisites"
+            );
+        }
+        const { assert!(TEST.wasm_target && TEST.wasm_bindgen) };
+    }
+
+    #[test]
+    fn the_pinned_wasm_bindgen_is_the_locked_one() {
+        let tool = wasm_bindgen(&Workspace::find().unwrap()).unwrap();
+        assert_eq!(tool.krate, "wasm-bindgen-cli");
+        assert!(tool.version.unwrap().starts_with("0.2."));
+    }
+}
