@@ -3,8 +3,9 @@
 //! The browser cannot start processes, so `cargo xtask test` starts the gateway, a small HTTP
 //! supervisor that restarts it on request, and passes their addresses at compile time:
 //! `AVIARY_WS_URL` (`ws://127.0.0.1:P/mqtt`) and `AVIARY_CONTROL_URL` (`http://127.0.0.1:Q`).
-//! Without them (a plain `cargo test --target wasm32-unknown-unknown`) each test says so and
-//! passes vacuously. Every wait is bounded; readiness is always an event, never a sleep.
+//! Without them (a plain `cargo test --target wasm32-unknown-unknown`) every test fails, saying
+//! what is missing: a test that cannot reach a gateway has tested nothing, so it must not pass.
+//! Every wait is bounded; readiness is always an event, never a sleep.
 #![cfg(target_arch = "wasm32")]
 
 use std::future::Future;
@@ -30,11 +31,18 @@ extern "C" {
 const WS_URL: Option<&str> = option_env!("AVIARY_WS_URL");
 const CONTROL_URL: Option<&str> = option_env!("AVIARY_CONTROL_URL");
 
-fn url() -> Option<&'static str> {
-    if WS_URL.is_none() {
-        console_log!("AVIARY_WS_URL not set: run `cargo xtask test`");
-    }
-    WS_URL
+/// What to do when the addresses were not compiled in.
+const HOW: &str = "run these tests with `cargo xtask test`, which starts a gateway and its \
+                   supervisor, or set both variables when compiling them";
+
+/// The gateway's WebSocket URL; fails the test when it was not given.
+fn url() -> &'static str {
+    WS_URL.unwrap_or_else(|| panic!("AVIARY_WS_URL (ws://HOST:PORT/mqtt) is not set: {HOW}"))
+}
+
+/// The supervisor's URL (restarts the gateway); fails the test when it was not given.
+fn control_url() -> &'static str {
+    CONTROL_URL.unwrap_or_else(|| panic!("AVIARY_CONTROL_URL (http://HOST:PORT) is not set: {HOW}"))
 }
 
 async fn sleep(ms: i32) {
@@ -102,7 +110,7 @@ async fn connect(url: &str, o: Options) -> Client {
 
 #[wasm_bindgen_test]
 async fn connects_with_mqtt_3_1_1_and_5() {
-    let Some(url) = url() else { return };
+    let url = url();
     for protocol in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
         let client = connect(url, options(protocol)).await;
         assert!(client.is_connected());
@@ -113,7 +121,7 @@ async fn connects_with_mqtt_3_1_1_and_5() {
 
 #[wasm_bindgen_test]
 async fn qos_0_1_2_both_ways() {
-    let Some(url) = url() else { return };
+    let url = url();
     let topic = unique("qos");
     for protocol in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
         let sub = connect(url, options(protocol)).await;
@@ -148,7 +156,7 @@ async fn qos_0_1_2_both_ways() {
 
 #[wasm_bindgen_test]
 async fn retained_messages_arrive_on_subscribe() {
-    let Some(url) = url() else { return };
+    let url = url();
     let topic = unique("retained");
     let publisher = connect(url, options(ProtocolVersion::V5)).await;
     within(
@@ -180,7 +188,7 @@ async fn retained_messages_arrive_on_subscribe() {
 
 #[wasm_bindgen_test]
 async fn the_will_is_published_when_the_socket_dies() {
-    let Some(url) = url() else { return };
+    let url = url();
     let topic = unique("will");
     let watcher = connect(url, options(ProtocolVersion::V3_1_1)).await;
     let mut events = watcher.events();
@@ -205,7 +213,7 @@ async fn the_will_is_published_when_the_socket_dies() {
 
 #[wasm_bindgen_test]
 async fn a_clean_disconnect_does_not_publish_the_will() {
-    let Some(url) = url() else { return };
+    let url = url();
     let topic = unique("no-will");
     let watcher = connect(url, options(ProtocolVersion::V5)).await;
     let mut events = watcher.events();
@@ -243,7 +251,7 @@ async fn a_clean_disconnect_does_not_publish_the_will() {
 
 #[wasm_bindgen_test]
 async fn the_offline_queue_is_flushed_after_a_reconnect() {
-    let Some(url) = url() else { return };
+    let url = url();
     let topic = unique("offline");
     let sub = connect(url, options(ProtocolVersion::V5)).await;
     let mut events = sub.events();
@@ -270,7 +278,7 @@ async fn the_offline_queue_is_flushed_after_a_reconnect() {
 
 #[wasm_bindgen_test]
 async fn invalid_topics_are_rejected_with_a_typed_error() {
-    let Some(url) = url() else { return };
+    let url = url();
     let client = connect(url, options(ProtocolVersion::V5)).await;
     let err = client
         .publish("a/+/b", "x", QoS::AtMostOnce, false)
@@ -287,9 +295,7 @@ async fn invalid_topics_are_rejected_with_a_typed_error() {
 
 #[wasm_bindgen_test]
 async fn a_bad_url_fails_the_first_connect() {
-    if url().is_none() {
-        return;
-    }
+    // Needs no gateway: nothing listens on port 9 (discard), so the first connect must fail.
     let err = within(
         10_000,
         "failure",
@@ -302,7 +308,7 @@ async fn a_bad_url_fails_the_first_connect() {
 
 #[wasm_bindgen_test]
 async fn large_messages_span_frames() {
-    let Some(url) = url() else { return };
+    let url = url();
     let topic = unique("large");
     let client = connect(url, options(ProtocolVersion::V3_1_1)).await;
     let mut events = client.events();
@@ -325,9 +331,7 @@ async fn large_messages_span_frames() {
 /// restores its subscription, and receives again.
 #[wasm_bindgen_test]
 async fn reconnects_after_the_gateway_restarts() {
-    let (Some(url), Some(control)) = (url(), CONTROL_URL) else {
-        return;
-    };
+    let (url, control) = (url(), control_url());
     let topic = unique("restart");
     let client = connect(url, options(ProtocolVersion::V5)).await;
     let mut events = client.events();
