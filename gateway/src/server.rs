@@ -22,15 +22,40 @@ use crate::transport;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A listener address could not be bound.
-    #[error("cannot listen on {addr} for {what}: {source}")]
+    #[error(
+        "cannot listen on {addr} for {what}: {error}{}",
+        bind_hint(error, what)
+    )]
     Bind {
-        /// Which listener.
+        /// Which listener: `mqtt` or `http`, as the flag and the config key are named.
         what: &'static str,
         /// The address asked for.
         addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error; shown in the message, which is the whole story on one line.
+        error: std::io::Error,
     },
+}
+
+/// What to do about a listener that could not be bound, naming the flag and config key that
+/// move it: on a machine with a Mosquitto service, 1883 is taken before Aviary ever starts.
+fn bind_hint(source: &std::io::Error, what: &str) -> String {
+    let fix = format!(
+        "pick another address with --{what} ADDR (or `{what}` in the config's [listen] \
+         section; port 0 picks a free one)"
+    );
+    match source.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "; another program is listening there (a Mosquitto service or another Aviary?): \
+             stop it, or {fix}"
+        ),
+        std::io::ErrorKind::PermissionDenied => {
+            format!("; ports below 1024 need privileges: {fix}")
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            format!("; this machine has no such address: {fix}")
+        }
+        _ => format!("; {fix}"),
+    }
 }
 
 /// How long shutdown waits for connections to say goodbye.
@@ -49,7 +74,7 @@ pub struct Gateway {
 
 /// Binds one listener and learns its address (port 0 picks one).
 async fn listen(what: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
-    let bind_error = |source| Error::Bind { what, addr, source };
+    let bind_error = |error| Error::Bind { what, addr, error };
     let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
     let local = listener.local_addr().map_err(bind_error)?;
     Ok((listener, local))
