@@ -11,12 +11,12 @@ use aviary_protocol::{Connect, Packet, ProtocolVersion, QoS, ReasonCode};
 use common::raw::{self, Raw};
 use common::TestGateway;
 
-/// Sends `connect` and returns the raw bytes of the answer (a CONNACK of
+/// Sends `connect` and returns the first `len` bytes of the answer (a CONNACK of
 /// MQTT 3.1.1 is four bytes), checking the connection is then closed.
-async fn refused_v3_bytes(gw: &TestGateway, connect: &[u8]) -> Vec<u8> {
+async fn refused_bytes(gw: &TestGateway, connect: &[u8], len: usize) -> Vec<u8> {
     let mut c = Raw::open(gw.addr).await;
     c.send_raw(connect).await;
-    let answer = c.recv_bytes(4).await;
+    let answer = c.recv_bytes(len).await;
     c.expect_closed().await;
     answer
 }
@@ -56,21 +56,37 @@ async fn empty_client_id() {
     let mut persistent = raw::v4("");
     persistent.clean_start = false;
     assert_eq!(
-        refused_v3_bytes(&gw, &encoded(persistent)).await,
+        refused_bytes(&gw, &encoded(persistent), 4).await,
         [0x20, 0x02, 0x00, 0x02]
     );
 }
 
 #[tokio::test]
-async fn unsupported_protocol_level_gets_return_code_1() {
+async fn an_older_protocol_level_gets_return_code_1() {
     let gw = TestGateway::start().await;
-    for level in [2u8, 6, 255] {
-        let mut bytes = encoded(raw::v4("future"));
+    for level in [0u8, 1, 2] {
+        let mut bytes = encoded(raw::v4("past"));
         assert_eq!(&bytes[2..8], b"\x00\x04MQTT");
         bytes[8] = level;
         assert_eq!(
-            refused_v3_bytes(&gw, &bytes).await,
+            refused_bytes(&gw, &bytes, 4).await,
             [0x20, 0x02, 0x00, 0x01],
+            "level {level} [MQTT-3.1.2-2]"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_newer_protocol_level_gets_an_mqtt_5_connack_0x84() {
+    let gw = TestGateway::start().await;
+    for level in [6u8, 99, 255] {
+        let mut bytes = encoded(raw::v4("future"));
+        bytes[8] = level;
+        // CONNACK, remaining length 3: no session present, 0x84 Unsupported Protocol
+        // Version, empty properties; then the connection is closed [MQTT-3.1.2-2].
+        assert_eq!(
+            refused_bytes(&gw, &bytes, 5).await,
+            [0x20, 0x03, 0x00, 0x84, 0x00],
             "level {level} [MQTT-3.1.2-2]"
         );
     }

@@ -60,13 +60,20 @@ where
             return None;
         }
         Ok(Err(Some(DecodeError::UnsupportedProtocolLevel(level)))) => {
-            // Answer in 3.1.1 form, which every version's client can read [MQTT-3.1.2-2].
+            // A level above 5 is a client newer than us: answer as MQTT 5 does, reason 0x84
+            // Unsupported Protocol Version, which such a client reads. An older level gets the
+            // 3.1.1 form (return code 1), which every 3.x client reads [MQTT-3.1.2-2].
             warn!(level, "unsupported protocol level, refusing");
+            let form = if level > 5 {
+                ProtocolVersion::V5
+            } else {
+                ProtocolVersion::V3_1_1
+            };
             let nack = Packet::ConnAck(Box::new(ConnAck::new(
                 ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
                 false,
             )));
-            let _ = write_packet(wr, &nack, ProtocolVersion::V3_1_1).await;
+            let _ = write_packet(wr, &nack, form).await;
             return None;
         }
         Ok(Err(Some(e))) => {
