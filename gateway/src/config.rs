@@ -55,6 +55,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// What the web app is told about its map.
     pub web: WebConfig,
+    /// Durability of sessions, queues and retained messages.
+    pub store: StoreConfig,
 }
 
 impl Default for Config {
@@ -67,6 +69,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             history: HistoryConfig::default(),
             web: WebConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -101,6 +104,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.mqtt.validate()?;
         self.websocket.validate()?;
+        self.store.validate()?;
         if self
             .history
             .filters
@@ -357,6 +361,66 @@ impl Default for WebConfig {
     }
 }
 
+/// How durable acknowledged state is (`[store]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Written to the OS before the acknowledgement: survives the
+    /// gateway's crash or `kill -9`, not a power loss.
+    Process,
+    /// Also fsynced per batch before the acknowledgement: survives a power
+    /// loss.
+    Fsync,
+    /// Nothing written: state lives in memory and a restart loses it.
+    Memory,
+}
+
+/// The embedded store (`[store]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// How durable acknowledged state is.
+    pub durability: Durability,
+    /// Most operations committed in one batch (group commit).
+    pub max_batch_ops: usize,
+    /// Longest a batch waits for more operations while others are still
+    /// arriving, in milliseconds; 0 commits as soon as the writer is free.
+    pub max_batch_delay_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Process,
+            max_batch_ops: 512,
+            max_batch_delay_ms: 1,
+        }
+    }
+}
+
+impl StoreConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=65_536).contains(&self.max_batch_ops) {
+            return Err(ConfigError::Value {
+                key: "store.max_batch_ops",
+                reason: "must be between 1 and 65536",
+            });
+        }
+        if self.max_batch_delay_ms > 1000 {
+            return Err(ConfigError::Value {
+                key: "store.max_batch_delay_ms",
+                reason: "must be at most 1000 (every acknowledgement waits for it)",
+            });
+        }
+        Ok(())
+    }
+
+    /// The longest a batch waits for more operations.
+    pub fn max_batch_delay(&self) -> Duration {
+        Duration::from_millis(self.max_batch_delay_ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,5 +453,38 @@ mod tests {
         assert!(e.to_string().contains("mqtt.receive_maximum"), "{e}");
         let e = Config::from_toml("[listen]\nmqtt = \"nope\"\n").unwrap_err();
         assert!(e.to_string().contains("mqtt"), "{e}");
+    }
+
+    #[test]
+    fn store_section_defaults_and_values() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.store.durability, Durability::Process);
+        assert_eq!(c.store.max_batch_ops, 512);
+        assert_eq!(c.store.max_batch_delay(), Duration::from_millis(1));
+        for (text, want) in [
+            ("process", Durability::Process),
+            ("fsync", Durability::Fsync),
+            ("memory", Durability::Memory),
+        ] {
+            let c = Config::from_toml(&format!("[store]\ndurability = \"{text}\"\n")).unwrap();
+            assert_eq!(c.store.durability, want);
+        }
+        let c = Config::from_toml("[store]\nmax_batch_ops = 64\nmax_batch_delay_ms = 0\n").unwrap();
+        assert_eq!((c.store.max_batch_ops, c.store.max_batch_delay_ms), (64, 0));
+    }
+
+    #[test]
+    fn store_section_errors_name_the_key() {
+        let e = Config::from_toml("[store]\ndurability = \"disk\"\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("durability") && msg.contains("fsync"), "{msg}");
+        let e = Config::from_toml("[store]\ndurabilty = \"fsync\"\n").unwrap_err();
+        assert!(e.to_string().contains("durabilty"), "{e}");
+        let e = Config::from_toml("[store]\nmax_batch_ops = 0\n").unwrap_err();
+        assert!(e.to_string().contains("store.max_batch_ops"), "{e}");
+        let e = Config::from_toml("[store]\nmax_batch_delay_ms = 5000\n").unwrap_err();
+        assert!(e.to_string().contains("store.max_batch_delay_ms"), "{e}");
+        let e = Config::from_toml("[store]\nmax_batch_ops = -1\n").unwrap_err();
+        assert!(e.to_string().contains("max_batch_ops"), "{e}");
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 mod server;
 pub mod simulator;
+pub mod store;
 pub mod transport;
 
 pub use broker::Broker;

@@ -1,0 +1,402 @@
+//! The disk store: fjall, an embedded LSM tree, in `<data dir>/store`.
+//!
+//! Why an LSM tree: the hot workload is a queue, each record written once
+//! and deleted soon after. An LSM tree appends both to its journal and lets
+//! compaction drop the pairs; a B-tree rewrites pages and fsyncs on every
+//! durable commit (see the measurement in the commit that added this file).
+//!
+//! Each commit is one fjall write batch, which the journal makes atomic:
+//! recovery after a crash drops a torn last batch whole. Durability per
+//! batch is [`SyncMode`]: the journal's buffer is written to the OS (kill -9
+//! safe), or also `fdatasync`ed (power-loss safe).
+//!
+//! Layout: one keyspace per record kind, plus `meta` holding the format
+//! version, checked before any other keyspace is opened.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use parking_lot::Mutex;
+
+use super::codec::{self, DecodeError};
+use super::lock::DirLock;
+use super::{validate, Op, Snapshot, Store, StoreError};
+
+/// The store's format version: bump it when a key or keyspace changes
+/// meaning (record layouts carry their own version byte).
+pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The subdirectory of the data directory that fjall owns.
+pub(crate) const STORE_DIR: &str = "store";
+/// The `meta` key holding [`FORMAT_VERSION`], big-endian.
+pub(crate) const VERSION_KEY: &[u8] = b"format_version";
+
+/// How far each committed batch goes before the commit returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Written to the OS: survives the gateway's crash or `kill -9`.
+    Process,
+    /// Also `fdatasync`ed: survives a power loss or an OS crash.
+    Fsync,
+}
+
+/// The record kinds, one fjall keyspace each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Messages,
+    Sessions,
+    Queue,
+    Qos2,
+    Retained,
+}
+
+impl Kind {
+    const ALL: [Self; 5] = [
+        Self::Messages,
+        Self::Sessions,
+        Self::Queue,
+        Self::Qos2,
+        Self::Retained,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Messages => "messages",
+            Self::Sessions => "sessions",
+            Self::Queue => "queue",
+            Self::Qos2 => "incoming_qos2",
+            Self::Retained => "retained",
+        }
+    }
+}
+
+/// The final write of each key in one commit: `None` deletes. Coalescing
+/// matters because all items of a fjall batch share one sequence number, so
+/// two writes of one key in a batch would be ambiguous.
+type Pending = BTreeMap<(Kind, Vec<u8>), Option<Vec<u8>>>;
+
+/// The fjall-backed store. Holds the data directory's lock while open.
+pub struct DiskStore {
+    db: Database,
+    keyspaces: [Keyspace; 5],
+    path: PathBuf,
+    persist: PersistMode,
+    /// One commit at a time: a DeleteSession reads the keys it deletes, and
+    /// nothing may slip in between the read and the write.
+    commit_lock: Mutex<()>,
+    /// Declared last: released only after the database is closed.
+    _lock: DirLock,
+}
+
+impl std::fmt::Debug for DiskStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskStore")
+            .field("path", &self.path)
+            .field("persist", &self.persist)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DiskStore {
+    /// Opens (or creates) the store in `data_dir`: takes the directory's
+    /// lock, recovers the journal and checks the format version.
+    pub fn open(data_dir: &Path, mode: SyncMode) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::data_dir(data_dir, e))?;
+        let lock = DirLock::acquire(data_dir)?;
+        tracing::debug!(lock = %lock.path().display(), "store lock taken");
+        let path = data_dir.join(STORE_DIR);
+        let existed = path
+            .try_exists()
+            .map_err(|e| StoreError::data_dir(&path, e))?;
+        let db = Database::builder(&path)
+            // Each batch says how durable it is; see `commit`.
+            .manual_journal_persist(true)
+            // The journal is replayed at start and kept until its memtables
+            // are flushed: 128 MiB (fjall's default is 512) bounds both the
+            // restart time and the disk a steady queue workload takes.
+            .max_journaling_size(128 * 1024 * 1024)
+            .open()
+            .map_err(|e| open_error(&path, e))?;
+        let meta = open_keyspace(&db, &path, "meta")?;
+        check_version(&db, &meta, &path, existed)?;
+        let [a, b, c, d, e] = Kind::ALL.map(|k| open_keyspace(&db, &path, k.name()));
+        let keyspaces = [a?, b?, c?, d?, e?];
+        Ok(Self {
+            db,
+            keyspaces,
+            path,
+            persist: match mode {
+                SyncMode::Process => PersistMode::Buffer,
+                SyncMode::Fsync => PersistMode::SyncData,
+            },
+            commit_lock: Mutex::new(()),
+            _lock: lock,
+        })
+    }
+
+    /// The directory fjall owns, `<data dir>/store`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn keyspace(&self, kind: Kind) -> &Keyspace {
+        &self.keyspaces[kind as usize]
+    }
+
+    /// Adds one op to the commit's final writes.
+    fn stage(&self, pending: &mut Pending, op: &Op) -> Result<(), StoreError> {
+        let (kind, key, value) = match op {
+            Op::PutMessage { id, message } => (
+                Kind::Messages,
+                codec::message_key(*id).to_vec(),
+                Some(codec::encode_message(message)),
+            ),
+            Op::DeleteMessage { id } => (Kind::Messages, codec::message_key(*id).to_vec(), None),
+            Op::PutSession(r) => (
+                Kind::Sessions,
+                r.client_id.as_bytes().to_vec(),
+                Some(codec::encode_session(r)),
+            ),
+            Op::DeleteSession { client_id } => {
+                self.stage_delete_session(pending, client_id)?;
+                (Kind::Sessions, client_id.as_bytes().to_vec(), None)
+            }
+            Op::PutQueued {
+                client_id,
+                seq,
+                entry,
+            } => (
+                Kind::Queue,
+                codec::queue_key(client_id, *seq),
+                Some(codec::encode_queue_entry(entry)),
+            ),
+            Op::DeleteQueued { client_id, seq } => {
+                (Kind::Queue, codec::queue_key(client_id, *seq), None)
+            }
+            Op::PutIncomingQos2 {
+                client_id,
+                packet_id,
+            } => (
+                Kind::Qos2,
+                codec::qos2_key(client_id, *packet_id),
+                Some(Vec::new()),
+            ),
+            Op::DeleteIncomingQos2 {
+                client_id,
+                packet_id,
+            } => (Kind::Qos2, codec::qos2_key(client_id, *packet_id), None),
+            Op::PutRetained { topic, message } => (
+                Kind::Retained,
+                topic.as_bytes().to_vec(),
+                Some(codec::encode_message(message)),
+            ),
+            Op::DeleteRetained { topic } => (Kind::Retained, topic.as_bytes().to_vec(), None),
+        };
+        pending.insert((kind, key), value);
+        Ok(())
+    }
+
+    /// Deletes a client's queue entries and QoS 2 ids: those on disk and
+    /// those staged earlier in this commit.
+    fn stage_delete_session(
+        &self,
+        pending: &mut Pending,
+        client_id: &str,
+    ) -> Result<(), StoreError> {
+        let prefix = codec::client_prefix(client_id);
+        for kind in [Kind::Queue, Kind::Qos2] {
+            for (_, value) in pending
+                .range_mut((kind, prefix.clone())..)
+                .take_while(|((k, key), _)| *k == kind && key.starts_with(&prefix))
+            {
+                *value = None;
+            }
+            for item in self.keyspace(kind).prefix(&prefix) {
+                let (key, _) = item.into_inner().map_err(|e| self.read_error(e))?;
+                pending.insert((kind, key.to_vec()), None);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one keyspace in key order, decoding each record with `f`.
+    fn scan(
+        &self,
+        kind: Kind,
+        mut f: impl FnMut(&[u8], Bytes) -> Result<(), DecodeError>,
+    ) -> Result<(), StoreError> {
+        for item in self.keyspace(kind).iter() {
+            let (key, value) = item.into_inner().map_err(|e| self.read_error(e))?;
+            f(&key, Bytes::copy_from_slice(&value)).map_err(|DecodeError(reason)| {
+                StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!(
+                        "a record in keyspace `{}` (key {}) does not decode: {reason}",
+                        kind.name(),
+                        show_key(&key)
+                    ),
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// An engine error while reading: damaged files, or I/O.
+    fn read_error(&self, e: fjall::Error) -> StoreError {
+        match e {
+            fjall::Error::Io(e) if !is_damage(&e) => StoreError::Io {
+                path: self.path.clone(),
+                detail: e.to_string(),
+            },
+            other => StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: format!("reading failed: {other:?}"),
+            },
+        }
+    }
+}
+
+impl Store for DiskStore {
+    fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
+        validate(ops)?;
+        let _one_at_a_time = self.commit_lock.lock();
+        let mut pending = Pending::new();
+        for op in ops {
+            self.stage(&mut pending, op)?;
+        }
+        let mut batch = self.db.batch().durability(Some(self.persist));
+        for ((kind, key), value) in pending {
+            let ks = self.keyspace(kind);
+            match value {
+                Some(v) => batch.insert(ks, key, v),
+                None => batch.remove(ks, key),
+            }
+        }
+        batch.commit().map_err(|e| StoreError::Io {
+            path: self.path.clone(),
+            detail: format!("commit failed: {e:?}"),
+        })
+    }
+
+    fn load(&self) -> Result<Snapshot, StoreError> {
+        let mut s = Snapshot::default();
+        self.scan(Kind::Messages, |k, v| {
+            s.messages
+                .insert(codec::decode_message_key(k)?, codec::decode_message(v)?);
+            Ok(())
+        })?;
+        self.scan(Kind::Sessions, |k, v| {
+            let record = codec::decode_session(v)?;
+            if record.client_id.as_bytes() != k {
+                return Err(DecodeError("session key and client id differ"));
+            }
+            s.sessions.insert(record.client_id.clone(), record);
+            Ok(())
+        })?;
+        self.scan(Kind::Queue, |k, v| {
+            let (client_id, seq) = codec::decode_queue_key(k)?;
+            let entry = codec::decode_queue_entry(v)?;
+            s.queues.entry(client_id).or_default().insert(seq, entry);
+            Ok(())
+        })?;
+        self.scan(Kind::Qos2, |k, _| {
+            let (client_id, packet_id) = codec::decode_qos2_key(k)?;
+            s.incoming_qos2
+                .entry(client_id)
+                .or_default()
+                .insert(packet_id);
+            Ok(())
+        })?;
+        self.scan(Kind::Retained, |k, v| {
+            s.retained
+                .insert(codec::decode_string_key(k)?, codec::decode_message(v)?);
+            Ok(())
+        })?;
+        Ok(s)
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+}
+
+fn open_keyspace(db: &Database, path: &Path, name: &str) -> Result<Keyspace, StoreError> {
+    db.keyspace(name, KeyspaceCreateOptions::default)
+        .map_err(|e| open_error(path, e))
+}
+
+/// Writes the format version into a new store; refuses a store from a newer
+/// Aviary, or an old one that lost its version record.
+fn check_version(
+    db: &Database,
+    meta: &Keyspace,
+    path: &Path,
+    existed: bool,
+) -> Result<(), StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        path: path.to_owned(),
+        detail,
+    };
+    match meta.get(VERSION_KEY).map_err(|e| open_error(path, e))? {
+        Some(v) => {
+            let found = <[u8; 4]>::try_from(&*v)
+                .map(u32::from_be_bytes)
+                .map_err(|_| corrupt(format!("the format version record is {} bytes", v.len())))?;
+            match found {
+                FORMAT_VERSION => Ok(()),
+                f if f > FORMAT_VERSION => Err(StoreError::NewerFormat {
+                    path: path.to_owned(),
+                    found: f,
+                    supported: FORMAT_VERSION,
+                }),
+                f => Err(corrupt(format!("unknown format version {f}"))),
+            }
+        }
+        // A store created but killed before its version was written has
+        // no keyspace besides `meta` yet: still new.
+        None if !existed || db.keyspace_count() <= 1 => {
+            let mut batch = db.batch().durability(Some(PersistMode::SyncAll));
+            batch.insert(meta, VERSION_KEY, FORMAT_VERSION.to_be_bytes().to_vec());
+            batch.commit().map_err(|e| open_error(path, e))
+        }
+        None => Err(corrupt("the format version record is missing".to_owned())),
+    }
+}
+
+/// Maps an error of opening fjall: lock, damage or I/O.
+fn open_error(path: &Path, e: fjall::Error) -> StoreError {
+    match e {
+        fjall::Error::Locked => StoreError::Locked {
+            path: path.to_owned(),
+            holder: format!(
+                "a process that opened {} without the gateway's lock",
+                path.display()
+            ),
+        },
+        fjall::Error::Io(e) if !is_damage(&e) => StoreError::data_dir(path, e),
+        fjall::Error::InvalidVersion(v) => StoreError::Corrupt {
+            path: path.to_owned(),
+            detail: format!("the storage engine does not know its on-disk version {v:?}"),
+        },
+        other => StoreError::Corrupt {
+            path: path.to_owned(),
+            detail: format!("recovery failed: {other:?}"),
+        },
+    }
+}
+
+/// I/O errors that mean damaged file contents rather than a failing disk or
+/// a permission problem.
+fn is_damage(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// A key for an error message: printable bytes as they are, others escaped,
+/// so a client id or topic in it stays readable.
+fn show_key(key: &[u8]) -> String {
+    format!("\"{}\"", key.escape_ascii())
+}

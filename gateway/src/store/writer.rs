@@ -1,0 +1,334 @@
+//! Group commit: one writer task commits the operations of many connections
+//! as one batch, and completes each submitter's [`Ticket`] only once the
+//! batch holding its operations is committed. The broker sends a PUBACK or
+//! PUBREC only after its ticket completes.
+//!
+//! The writer takes everything already waiting (up to `max_batch_ops`) and
+//! commits it on a blocking thread; what arrives meanwhile forms the next
+//! batch. When the last batch was shared by several submitters, the writer
+//! also lingers up to `max_batch_delay` for more, because under load a
+//! little waiting saves many syncs; a lone client is never made to wait.
+//!
+//! Requests keep their order: a submitter's operations are committed in the
+//! order its `enqueue` calls returned, and one request is never split
+//! across batches (its operations are atomic).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{Op, Snapshot, Store, StoreError};
+use crate::config::StoreConfig;
+
+type Done = oneshot::Sender<Result<(), StoreError>>;
+
+/// What the writer task is asked to do.
+enum Request {
+    /// Commit these operations, then report on `done` if someone waits.
+    Ops { ops: Vec<Op>, done: Option<Done> },
+    /// Commit everything sent before, then stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// Counters of the writer task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Batches committed.
+    pub commits: u64,
+    /// Operations committed.
+    pub ops: u64,
+    /// Batches whose commit failed.
+    pub failed_commits: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    commits: AtomicU64,
+    ops: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// The broker's handle on the store: submits operations to the writer task.
+/// Cheap to clone; every clone feeds the same writer.
+#[derive(Debug, Clone)]
+pub struct StoreHandle {
+    tx: mpsc::Sender<Request>,
+    store: Arc<dyn Store>,
+    counters: Arc<Counters>,
+}
+
+/// Completes when the batch holding a request is committed: `Ok` once it
+/// is as durable as the store's mode promises, or the commit's error.
+#[derive(Debug)]
+#[must_use = "a ticket does nothing unless awaited; drop it to not wait"]
+pub struct Ticket(oneshot::Receiver<Result<(), StoreError>>);
+
+impl Future for Ticket {
+    type Output = Result<(), StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A dropped sender means the writer stopped without committing.
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(StoreError::Closed)))
+    }
+}
+
+impl StoreHandle {
+    /// Starts the writer task for `store`. Must be called inside a Tokio
+    /// runtime.
+    pub fn start(store: Arc<dyn Store>, config: &StoreConfig) -> Self {
+        let max_ops = config.max_batch_ops.max(1);
+        // Room for a few batches' worth of requests: beyond that,
+        // submitters wait (backpressure) instead of memory growing.
+        let (tx, rx) = mpsc::channel(2 * max_ops.max(64));
+        let counters = Arc::new(Counters::default());
+        let writer = Writer {
+            rx,
+            store: store.clone(),
+            counters: counters.clone(),
+            max_ops,
+            delay: config.max_batch_delay(),
+        };
+        tokio::spawn(writer.run());
+        Self {
+            tx,
+            store,
+            counters,
+        }
+    }
+
+    /// Hands `ops` to the writer, waiting while its queue is full, and
+    /// returns the ticket of their commit. Requests are committed in the
+    /// order this returns.
+    pub async fn enqueue(&self, ops: Vec<Op>) -> Result<Ticket, StoreError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Ops {
+                ops,
+                done: Some(done),
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        Ok(Ticket(rx))
+    }
+
+    /// Like [`enqueue`](Self::enqueue) without waiting for room, for
+    /// callers that cannot await (inside a lock); gives `ops` back when the
+    /// queue is full or the writer has stopped.
+    pub fn try_enqueue(&self, ops: Vec<Op>) -> Result<Ticket, Vec<Op>> {
+        let (done, rx) = oneshot::channel();
+        match self.tx.try_send(Request::Ops {
+            ops,
+            done: Some(done),
+        }) {
+            Ok(()) => Ok(Ticket(rx)),
+            Err(mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r)) => {
+                match r {
+                    Request::Ops { ops, .. } => Err(ops),
+                    Request::Close(_) => unreachable!("only ops were sent"),
+                }
+            }
+        }
+    }
+
+    /// Commits `ops` and waits until they are committed.
+    pub async fn submit(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.enqueue(ops).await?.await
+    }
+
+    /// Hands `ops` to the writer without waiting for the commit: for writes
+    /// nobody acknowledges. A failure is logged by the writer.
+    pub async fn submit_detached(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.tx
+            .send(Request::Ops { ops, done: None })
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Commits everything submitted so far and stops the writer; later
+    /// submissions fail with [`StoreError::Closed`]. For graceful shutdown.
+    pub async fn close(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Request::Close(done)).await.is_ok() {
+            // An error here means the writer already stopped.
+            let _ = rx.await;
+        }
+    }
+
+    /// Reads the whole store, for recovery at start. Blocks: call it
+    /// before serving, or from `spawn_blocking`.
+    pub fn load(&self) -> Result<Snapshot, StoreError> {
+        self.store.load()
+    }
+
+    /// Bytes the store takes on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.store.disk_bytes()
+    }
+
+    /// The writer's counters so far.
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            ops: self.counters.ops.load(Ordering::Relaxed),
+            failed_commits: self.counters.failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One batch being gathered.
+#[derive(Default)]
+struct Batch {
+    ops: Vec<Op>,
+    tickets: Vec<Done>,
+    requests: usize,
+}
+
+impl Batch {
+    fn push(&mut self, ops: Vec<Op>, done: Option<Done>) {
+        if self.ops.is_empty() {
+            self.ops = ops;
+        } else {
+            self.ops.extend(ops);
+        }
+        self.tickets.extend(done);
+        self.requests += 1;
+    }
+}
+
+/// The writer task's state.
+struct Writer {
+    rx: mpsc::Receiver<Request>,
+    store: Arc<dyn Store>,
+    counters: Arc<Counters>,
+    max_ops: usize,
+    delay: Duration,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        let mut linger = false;
+        let mut carried = None;
+        loop {
+            let first = match carried.take() {
+                Some(r) => r,
+                None => match self.rx.recv().await {
+                    Some(r) => r,
+                    None => return,
+                },
+            };
+            let (batch, next, closing) = self.gather(first, linger).await;
+            carried = next;
+            linger = batch.requests > 1;
+            self.commit(batch).await;
+            if let Some(done) = closing {
+                self.refuse_the_rest();
+                // Let go of the store before saying so: once the last
+                // handle is dropped too, the store is closed.
+                drop(self);
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+
+    /// Gathers a batch starting with `first`: what is waiting, and if
+    /// `linger`, what arrives before the delay is up. Returns the batch, a
+    /// request that did not fit, and a close request if one came.
+    async fn gather(
+        &mut self,
+        first: Request,
+        linger: bool,
+    ) -> (Batch, Option<Request>, Option<oneshot::Sender<()>>) {
+        let mut batch = Batch::default();
+        let deadline = Instant::now() + self.delay;
+        let mut next = Some(first);
+        loop {
+            let request = match next.take() {
+                Some(r) => r,
+                None => match self.rx.try_recv() {
+                    Ok(r) => r,
+                    Err(mpsc::error::TryRecvError::Empty) if linger && !self.delay.is_zero() => {
+                        match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                            Ok(Some(r)) => r,
+                            Ok(None) | Err(_) => return (batch, None, None),
+                        }
+                    }
+                    Err(_) => return (batch, None, None),
+                },
+            };
+            match request {
+                Request::Close(done) => return (batch, None, Some(done)),
+                // One request is never split: it goes whole into the next
+                // batch, alone if it is bigger than a batch.
+                Request::Ops { ops, done } => {
+                    if batch.requests > 0 && batch.ops.len() + ops.len() > self.max_ops {
+                        return (batch, Some(Request::Ops { ops, done }), None);
+                    }
+                    batch.push(ops, done);
+                }
+            }
+            if batch.ops.len() >= self.max_ops {
+                return (batch, None, None);
+            }
+        }
+    }
+
+    /// Commits a batch on a blocking thread and completes its tickets.
+    async fn commit(&self, batch: Batch) {
+        let n = batch.ops.len();
+        let result = if n == 0 {
+            Ok(())
+        } else {
+            let store = self.store.clone();
+            let ops = batch.ops;
+            tokio::task::spawn_blocking(move || store.commit(&ops))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(StoreError::Invalid {
+                        reason: format!("the commit task failed: {e}"),
+                    })
+                })
+        };
+        match &result {
+            Ok(()) => {
+                self.counters.commits.fetch_add(1, Ordering::Relaxed);
+                self.counters.ops.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    error = %e,
+                    ops = n,
+                    requests = batch.requests,
+                    "store commit failed; its submitters are told and acknowledge nothing"
+                );
+            }
+        }
+        for done in batch.tickets {
+            // A dropped ticket means its submitter stopped waiting.
+            let _ = done.send(result.clone());
+        }
+    }
+
+    /// After a close: requests that came after it are refused, not lost
+    /// silently.
+    fn refuse_the_rest(&mut self) {
+        self.rx.close();
+        while let Ok(request) = self.rx.try_recv() {
+            if let Request::Ops {
+                done: Some(done), ..
+            } = request
+            {
+                let _ = done.send(Err(StoreError::Closed));
+            }
+        }
+    }
+}
