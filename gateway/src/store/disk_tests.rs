@@ -1,9 +1,8 @@
 //! What only the disk store has: reopening, the lock, the format version,
 //! corruption, a torn last batch and an unusable data directory.
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use super::disk::{FORMAT_VERSION, STORE_DIR, VERSION_KEY};
 use super::lock::LOCK_FILE;
@@ -102,55 +101,6 @@ fn a_stale_lock_file_does_not_block() {
     let _store = open_disk(dir.path()).unwrap();
     let pid = std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap();
     assert_eq!(pid.trim(), std::process::id().to_string());
-}
-
-/// Environment variable naming the data directory the helper locks.
-const HELPER_DIR: &str = "AVIARY_STORE_LOCK_HELPER_DIR";
-
-/// Not a test: the other process of `another_process_holding_the_lock_is_named`.
-/// It opens the store, says so, and holds it until its stdin closes (or it
-/// is killed, as here).
-#[test]
-#[ignore = "helper process, started by another_process_holding_the_lock_is_named"]
-fn lock_helper_process() {
-    let Some(dir) = std::env::var_os(HELPER_DIR) else {
-        return;
-    };
-    let _store = open_disk(Path::new(&dir)).unwrap();
-    println!("LOCKED");
-    std::io::stdout().flush().unwrap();
-    // Returns at EOF: the parent closing stdin or dying.
-    let _ = std::io::stdin().read(&mut [0u8; 1]);
-}
-
-#[test]
-fn another_process_holding_the_lock_is_named_and_its_kill_frees_the_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "store::disk_tests::lock_helper_process",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(HELPER_DIR, dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let locked = stdout.lines().map_while(Result::ok).any(|l| l == "LOCKED");
-    assert!(locked, "the helper did not take the lock");
-    let e = open_disk(dir.path()).unwrap_err();
-    assert!(
-        e.to_string().contains(&format!("pid {}", child.id())),
-        "{e}"
-    );
-    // kill -9: the OS drops the lock; the pid left in the file is stale.
-    child.kill().unwrap();
-    child.wait().unwrap();
-    open_disk(dir.path()).unwrap();
 }
 
 #[test]

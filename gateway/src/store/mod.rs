@@ -28,6 +28,8 @@ mod writer;
 #[cfg(test)]
 mod disk_tests;
 #[cfg(test)]
+mod process_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod writer_tests;
