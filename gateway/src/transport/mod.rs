@@ -3,3 +3,4 @@
 
 pub mod tcp;
 pub mod ws;
+mod ws_frame;

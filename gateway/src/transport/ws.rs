@@ -1,104 +1,232 @@
 //! MQTT over WebSocket as a byte stream (MQTT 5.0 section 6).
 //!
-//! [`WsStream`] turns an axum WebSocket into `AsyncRead + AsyncWrite`, so
-//! the one connection handler serves it exactly as it serves TCP. Frames
-//! are not packets: incoming binary frames are concatenated (a packet may
-//! span frames, a frame may hold several packets); outgoing bytes are sent
-//! on flush as binary frames holding whole packets, many per frame up to a
-//! bound, or exactly one per frame for clients that need it. A text frame
-//! is a protocol violation: the socket is closed with code 1003.
+//! [`WsStream`] turns an upgraded connection into `AsyncRead + AsyncWrite`
+//! carrying the payload of binary frames, so the one connection handler
+//! serves it exactly as it serves TCP. Frames are not packets: incoming
+//! binary frames are concatenated (a packet may span frames, a frame may
+//! hold several packets); outgoing bytes are sent on flush as binary
+//! frames holding whole packets, many per frame up to a bound, or exactly
+//! one per frame for clients that need it.
+//!
+//! Memory: most connections are idle, so the WebSocket layer holds no
+//! buffer while idle. Reads go straight into the caller's buffer and are
+//! unframed and unmasked there ([`ws_frame::Decoder`]); outgoing bytes are
+//! buffered only until they are sent. Pings are answered with pongs, the
+//! client's close with a close, a text frame with close 1003.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use aviary_protocol::MAX_VARINT;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use bytes::{Buf, Bytes, BytesMut};
-use futures_util::{Sink, Stream};
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Close code for a frame type we do not accept (RFC 6455 section 7.4.1).
-const UNSUPPORTED_DATA: u16 = 1003;
-/// Close code for a normal close.
-const NORMAL: u16 = 1000;
+use super::ws_frame::{self, code, Decoder};
+
+/// Most raw bytes one read takes: they are zeroed first (no `unsafe` here
+/// to read into uninitialised memory), so a bound keeps that cheap.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// A WebSocket carrying MQTT, seen as a byte stream.
 #[derive(Debug)]
-pub struct WsStream {
-    ws: WebSocket,
-    /// The rest of the binary frame being read.
-    rd: Bytes,
-    /// Bytes written and not yet sent as frames.
-    wr: BytesMut,
+pub struct WsStream<S> {
+    io: S,
+    decoder: Decoder,
+    /// What is waiting to be sent; allocated while there is some.
+    out: Option<Box<Outgoing>>,
+    /// Largest outgoing frame when coalescing.
+    max_frame: u32,
     /// Several packets per frame, up to `max_frame` bytes.
     coalesce: bool,
-    max_frame: usize,
-    close: CloseState,
+    state: State,
 }
 
-/// Progress of the close handshake we start.
-#[derive(Debug)]
-enum CloseState {
+/// Bytes on their way out.
+#[derive(Debug, Default)]
+struct Outgoing {
+    /// Written and not yet sent; the front `frame_left` of them are the
+    /// payload of the frame being sent.
+    wr: BytesMut,
+    frame_left: usize,
+    /// Header of the frame being sent, and how much of it is out.
+    header: [u8; 10],
+    header_len: u8,
+    header_sent: u8,
+    /// Whole control frames (pongs, close), sent before the next data frame.
+    control: Vec<u8>,
+}
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
     Open,
-    /// A close frame with this code is to be sent.
-    Pending(u16, &'static str),
-    /// Sent; flushing it.
-    Flushing,
-    Closed,
+    /// The client closed; our reply is queued or sent. Reads end.
+    PeerClosed,
+    /// We sent (or queued) our own close. Reads end.
+    Closing,
+    /// The client broke the protocol: after our close frame with this
+    /// code is out, reads fail.
+    Failed(u16),
 }
 
-impl WsStream {
-    /// Wraps an upgraded socket.
-    pub fn new(ws: WebSocket, coalesce: bool, max_frame: usize) -> Self {
+impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
+    /// Wraps an upgraded connection. Incoming frames and messages above
+    /// `max_message` bytes close the socket with 1009.
+    pub fn new(io: S, coalesce: bool, max_frame: usize, max_message: usize) -> Self {
         Self {
-            ws,
-            rd: Bytes::new(),
-            wr: BytesMut::new(),
+            io,
+            decoder: Decoder::new(max_message),
+            out: None,
+            max_frame: u32::try_from(max_frame).unwrap_or(u32::MAX),
             coalesce,
-            max_frame,
-            close: CloseState::Open,
+            state: State::Open,
         }
     }
 
-    /// Sends our close frame if one is pending, then flushes it.
-    fn poll_close_frame(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Sends what is pending: the rest of the current data frame, control
+    /// frames, then the buffered bytes as data frames. After a close
+    /// nothing but control frames goes out.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(out) = self.out.as_deref_mut() else {
+            return Poll::Ready(Ok(()));
+        };
         loop {
-            match self.close {
-                CloseState::Open | CloseState::Closed => return Poll::Ready(Ok(())),
-                CloseState::Pending(code, reason) => {
-                    ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(io::Error::other)?;
-                    let frame = CloseFrame {
-                        code,
-                        reason: reason.into(),
-                    };
-                    Pin::new(&mut self.ws)
-                        .start_send(Message::Close(Some(frame)))
-                        .map_err(io::Error::other)?;
-                    self.close = CloseState::Flushing;
+            if out.header_sent < out.header_len || out.frame_left > 0 {
+                ready!(out.poll_frame(&mut self.io, cx))?;
+            } else if !out.control.is_empty() {
+                let n = ready!(Pin::new(&mut self.io).poll_write(cx, &out.control))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
-                CloseState::Flushing => {
-                    let r = ready!(Pin::new(&mut self.ws).poll_flush(cx));
-                    self.close = CloseState::Closed;
-                    return Poll::Ready(r.map_err(io::Error::other));
-                }
+                out.control.drain(..n);
+            } else if !out.wr.is_empty() && self.state == State::Open {
+                let limit = if self.coalesce {
+                    self.max_frame as usize
+                } else {
+                    0
+                };
+                out.start_frame(limit);
+            } else {
+                // All out: give the buffers back rather than keep them idle.
+                self.out = None;
+                return Poll::Ready(Ok(()));
             }
         }
     }
 
-    /// Sends the buffered bytes as binary frames of whole packets.
-    fn poll_send_buffered(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.wr.is_empty() {
-            ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(io::Error::other)?;
-            let limit = if self.coalesce { self.max_frame } else { 0 };
-            let n = frame_len(&self.wr, limit);
-            let frame = self.wr.split_to(n).freeze();
-            Pin::new(&mut self.ws)
-                .start_send(Message::Binary(frame))
-                .map_err(io::Error::other)?;
+    /// Whether control frames are waiting.
+    fn control_pending(&self) -> bool {
+        self.out.as_ref().is_some_and(|o| !o.control.is_empty())
+    }
+
+    /// Queues our close frame, unless a close was already queued or sent.
+    fn queue_close(&mut self, code: u16, next: State) {
+        if self.state == State::Open {
+            let out = self.out.get_or_insert_with(Box::default);
+            ws_frame::push_close(&mut out.control, code, "");
+            self.state = next;
         }
+    }
+
+    /// Reads raw bytes into `buf` and unframes them there. True if data
+    /// was added; false if more is needed or the stream changed state.
+    fn poll_read_frames(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<bool>> {
+        let want = buf.remaining().min(READ_CHUNK);
+        let raw = buf.initialize_unfilled_to(want);
+        let mut read = ReadBuf::new(raw);
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
+        let n = read.filled().len();
+        if n == 0 {
+            // The client went away without a close frame.
+            self.state = State::PeerClosed;
+            return Poll::Ready(Ok(false));
+        }
+        // Replies to control frames; no allocation unless there are some.
+        let mut replies = Vec::new();
+        let decoded = self.decoder.decode(&mut raw[..n], &mut replies);
+        if !replies.is_empty() {
+            let out = self.out.get_or_insert_with(Box::default);
+            out.control.extend_from_slice(&replies);
+        }
+        match decoded {
+            Ok(decoded) => {
+                buf.advance(decoded.data);
+                if decoded.closed {
+                    self.state = State::PeerClosed;
+                }
+                // Answer now if the socket takes it; if not, the next read
+                // sends it first.
+                if self.control_pending() {
+                    if let Poll::Ready(Err(e)) = self.poll_send(cx) {
+                        return Poll::Ready(Err(e));
+                    }
+                }
+                Poll::Ready(Ok(decoded.data > 0))
+            }
+            Err(v) => {
+                tracing::warn!(
+                    code = v.code,
+                    reason = v.reason,
+                    "WebSocket protocol violation, closing"
+                );
+                self.queue_close(v.code, State::Failed(v.code));
+                Poll::Ready(Ok(false))
+            }
+        }
+    }
+}
+
+impl Outgoing {
+    /// Starts the next data frame: whole packets from the front of `wr`,
+    /// at most `limit` bytes of them unless one packet is larger.
+    fn start_frame(&mut self, limit: usize) {
+        let n = frame_len(&self.wr, limit);
+        let (header, len) = ws_frame::header(ws_frame::BINARY, n);
+        self.header = header;
+        self.header_len = len as u8;
+        self.header_sent = 0;
+        self.frame_left = n;
+    }
+
+    /// Writes more of the current data frame, header and payload in one
+    /// vectored write.
+    fn poll_frame<S: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        let header = &self.header[usize::from(self.header_sent)..usize::from(self.header_len)];
+        let bufs = [
+            IoSlice::new(header),
+            IoSlice::new(&self.wr[..self.frame_left]),
+        ];
+        let n = ready!(Pin::new(io).poll_write_vectored(cx, &bufs))?;
+        if n == 0 {
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+        }
+        let from_header = n.min(header.len());
+        self.header_sent += from_header as u8;
+        let from_payload = n - from_header;
+        self.wr.advance(from_payload);
+        self.frame_left -= from_payload;
         Poll::Ready(Ok(()))
     }
+}
+
+/// Why reads fail after the client broke the protocol.
+fn failure(code: u16) -> io::Error {
+    let why = match code {
+        code::UNSUPPORTED_DATA => "text frame received: MQTT needs binary frames [MQTT-6.0.0-1]",
+        code::TOO_BIG => "WebSocket message larger than the maximum packet size",
+        code::INVALID_PAYLOAD => "WebSocket close reason is not UTF-8",
+        _ => "WebSocket protocol violation",
+    };
+    io::Error::new(io::ErrorKind::InvalidData, why)
 }
 
 /// Length of the next frame to send from `buf`: whole packets totalling at
@@ -134,7 +262,7 @@ fn packet_len(buf: &[u8]) -> Option<usize> {
     None
 }
 
-impl AsyncRead for WsStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsStream<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -142,95 +270,69 @@ impl AsyncRead for WsStream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if !this.rd.is_empty() {
-                let n = this.rd.len().min(buf.remaining());
-                buf.put_slice(&this.rd[..n]);
-                this.rd.advance(n);
+            // Answers (pongs, close replies) go out before more is read,
+            // which also bounds how many can pile up.
+            if this.control_pending() {
+                ready!(this.poll_send(cx))?;
+            }
+            match this.state {
+                State::Open => {}
+                State::PeerClosed | State::Closing => return Poll::Ready(Ok(())),
+                State::Failed(code) => {
+                    ready!(Pin::new(&mut this.io).poll_flush(cx))?;
+                    return Poll::Ready(Err(failure(code)));
+                }
+            }
+            if buf.remaining() == 0 {
                 return Poll::Ready(Ok(()));
             }
-            if !matches!(this.close, CloseState::Open) {
-                ready!(this.poll_close_frame(cx))?;
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "text frame received: MQTT needs binary frames [MQTT-6.0.0-1]",
-                )));
-            }
-            match ready!(Pin::new(&mut this.ws).poll_next(cx)) {
-                // The peer's close frame is answered by the WebSocket layer.
-                None | Some(Ok(Message::Close(_))) => return Poll::Ready(Ok(())),
-                Some(Err(e)) => return Poll::Ready(Err(io::Error::other(e))),
-                Some(Ok(Message::Binary(data))) => this.rd = data,
-                Some(Ok(Message::Text(_))) => {
-                    tracing::warn!("text frame on an MQTT WebSocket, closing with 1003");
-                    this.close = CloseState::Pending(UNSUPPORTED_DATA, "MQTT needs binary frames");
-                }
-                // Pings are answered by the WebSocket layer.
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            if ready!(this.poll_read_frames(cx, buf))? {
+                return Poll::Ready(Ok(()));
             }
         }
     }
 }
 
-impl AsyncWrite for WsStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.state != State::Open {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
         // Push back once a frame's worth is waiting, so a slow browser
         // holds up only its own writer.
-        if this.wr.len() >= this.max_frame {
-            ready!(this.poll_send_buffered(cx))?;
+        if this
+            .out
+            .as_ref()
+            .is_some_and(|o| o.wr.len() >= this.max_frame as usize)
+        {
+            ready!(this.poll_send(cx))?;
         }
-        this.wr.extend_from_slice(buf);
+        let out = this.out.get_or_insert_with(Box::default);
+        out.wr.extend_from_slice(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_send_buffered(cx))?;
-        Pin::new(&mut this.ws)
-            .poll_flush(cx)
-            .map_err(io::Error::other)
+        ready!(this.poll_send(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_send_buffered(cx))?;
-        if matches!(this.close, CloseState::Open) {
-            this.close = CloseState::Pending(NORMAL, "");
-        }
-        ready!(this.poll_close_frame(cx))?;
-        Pin::new(&mut this.ws)
-            .poll_close(cx)
-            .map_err(io::Error::other)
+        // What was written goes out before the close frame.
+        ready!(this.poll_send(cx))?;
+        this.queue_close(code::NORMAL, State::Closing);
+        ready!(this.poll_send(cx))?;
+        ready!(Pin::new(&mut this.io).poll_flush(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_hold_whole_packets_up_to_the_limit() {
-        // Three PINGRESP-sized packets (2 bytes) and one of 5 bytes.
-        let buf = [0xD0, 0x00, 0xD0, 0x00, 0x30, 0x03, 1, 2, 3, 0xD0, 0x00];
-        assert_eq!(frame_len(&buf, 0), 2, "one packet per frame");
-        assert_eq!(frame_len(&buf, 4), 4, "two pings fit in 4 bytes");
-        assert_eq!(frame_len(&buf, 8), 4, "the publish would cross the limit");
-        assert_eq!(frame_len(&buf, 9), 9);
-        assert_eq!(frame_len(&buf, 64 * 1024), buf.len());
-        assert_eq!(
-            frame_len(&buf[4..], 2),
-            5,
-            "a packet larger than the limit goes alone"
-        );
-    }
-
-    #[test]
-    fn packet_len_reads_the_remaining_length() {
-        assert_eq!(packet_len(&[0x30, 0x80, 0x01]), Some(3 + 128));
-        assert_eq!(packet_len(&[0x30]), None);
-    }
-}
+mod tests;
