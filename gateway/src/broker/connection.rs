@@ -12,6 +12,7 @@ mod handshake;
 mod reader;
 mod writer;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +66,16 @@ const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Serves one connection until it ends. Never returns an error: whatever
 /// goes wrong is logged and ends only this connection.
-pub async fn serve<S>(broker: Broker, stream: S, info: ConnInfo, shutdown: CancellationToken)
+///
+/// Not an `async fn`: that would be one more future around the real one,
+/// holding its own copy of the arguments for the connection's whole life,
+/// and an idle connection costs mostly its task, which is this future.
+pub fn serve<S>(
+    broker: Broker,
+    stream: S,
+    info: ConnInfo,
+    shutdown: CancellationToken,
+) -> impl Future<Output = ()> + Send + 'static
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -75,9 +85,7 @@ where
         transport = info.transport.as_str(),
         client_id = tracing::field::Empty
     );
-    serve_inner(broker, stream, info, shutdown)
-        .instrument(span)
-        .await;
+    serve_inner(broker, stream, info, shutdown).instrument(span)
 }
 
 async fn serve_inner<S>(broker: Broker, stream: S, info: ConnInfo, shutdown: CancellationToken)
@@ -90,11 +98,15 @@ where
     Metrics::add(&broker.metrics().connections_total, 1);
     // The handshake and the close are boxed: they live briefly, and inline
     // they would make every connection's task (mostly idle) that much larger.
-    let accepted = Box::pin(handshake::run(
+    // Matched at once: a named local that is only moved from would keep
+    // its room in this future for the connection's whole life.
+    let Some(mut accepted) = Box::pin(handshake::run(
         &broker, rd, &mut wr, &mut buf, info, &shutdown,
     ))
-    .await;
-    let Some(mut accepted) = accepted else { return };
+    .await
+    else {
+        return;
+    };
     let session = accepted.opened.session.clone();
     let params = accepted.params;
     tracing::Span::current().record("client_id", tracing::field::display(&session.client_id));
