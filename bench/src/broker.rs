@@ -20,6 +20,8 @@ use anyhow::{bail, Context as _, Result};
 pub(crate) enum BrokerKind {
     /// The Aviary gateway.
     Aviary,
+    /// Another Aviary build (`--baseline`), say from before a change, measured alike.
+    AviaryBaseline,
     /// Eclipse Mosquitto, the reference.
     Mosquitto,
 }
@@ -28,6 +30,7 @@ impl fmt::Display for BrokerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Aviary => "Aviary",
+            Self::AviaryBaseline => "Aviary baseline",
             Self::Mosquitto => "Mosquitto",
         })
     }
@@ -73,7 +76,9 @@ impl RunningBroker {
         let mqtt = free_port()?;
         let ws = free_port()?;
         let mut command = match spec.kind {
-            BrokerKind::Aviary => aviary_command(spec, dir.path(), mqtt, ws)?,
+            BrokerKind::Aviary | BrokerKind::AviaryBaseline => {
+                aviary_command(spec, dir.path(), mqtt, ws)?
+            }
             BrokerKind::Mosquitto => mosquitto_command(spec, dir.path(), mqtt, ws)?,
         };
         let log = fs::File::create(dir.path().join("broker.log"))?;

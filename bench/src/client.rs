@@ -23,6 +23,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -71,6 +72,9 @@ pub(crate) struct ClientOptions {
     pub(crate) receive_maximum: u16,
     /// Source address to bind, to spread many connections over more ephemeral ports.
     pub(crate) bind: Option<IpAddr>,
+    /// Small buffers, for connections that stay idle: thousands of them live in this process
+    /// (a WebSocket client's default read buffer alone is 128 KiB).
+    pub(crate) small_buffers: bool,
 }
 
 type WsStream = WebSocketStream<TcpStream>;
@@ -242,21 +246,26 @@ async fn connect_inner(
             request
                 .headers_mut()
                 .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
-            let (ws, _response) = tokio_tungstenite::client_async(request, stream)
-                .await
-                .context("WebSocket upgrade failed")?;
+            let config = options
+                .small_buffers
+                .then(|| WebSocketConfig::default().read_buffer_size(4096));
+            let (ws, _response) =
+                tokio_tungstenite::client_async_with_config(request, stream, config)
+                    .await
+                    .context("WebSocket upgrade failed")?;
             let (sink, source) = ws.split();
             (ReadSource::Ws(source), WriteSink::Ws(sink))
         }
     };
+    let capacity = if options.small_buffers { 256 } else { 8 * 1024 };
     let mut reader = PacketReader {
         source,
-        buf: BytesMut::with_capacity(8 * 1024),
+        buf: BytesMut::with_capacity(capacity),
         version,
     };
     let mut writer = PacketWriter {
         sink,
-        buf: BytesMut::with_capacity(8 * 1024),
+        buf: BytesMut::with_capacity(capacity),
         version,
     };
     let mut connect = Connect::new(version, options.client_id.as_str());

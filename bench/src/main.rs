@@ -10,6 +10,7 @@ mod broker;
 mod client;
 mod report;
 mod scenarios;
+mod table;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,8 +21,9 @@ use clap::Parser;
 
 use crate::broker::{BrokerKind, BrokerSpec, RunningBroker};
 use crate::client::{Endpoint, Transport};
-use crate::report::{percentile, Better, Report, Row};
+use crate::report::Report;
 use crate::scenarios::{FlowResult, FlowSpec, IdleResult, Params, PAYLOAD_HEADER};
+use crate::table::{footnotes, load_average, preamble, rows, summary};
 
 /// Compare Aviary with Mosquitto on the same machine, in the same run.
 #[derive(Debug, Parser)]
@@ -33,6 +35,10 @@ struct Cli {
     /// The `mosquitto` executable (default: found on PATH or in /usr/sbin).
     #[arg(long)]
     mosquitto: Option<PathBuf>,
+    /// Another `aviary` executable, say one built before a change, measured in the same run
+    /// right after Aviary and shown next to it, with the ratio Aviary / baseline.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// Brokers to measure, in this order.
     #[arg(long, value_delimiter = ',', default_value = "aviary,mosquitto")]
     brokers: Vec<BrokerKind>,
@@ -122,11 +128,11 @@ enum Group {
     FanOut,
     /// Many publishers, one subscriber.
     FanIn,
-    /// WebSocket and cross-transport QoS 1.
+    /// Over WebSocket: point-to-point QoS 0 and 1, fan-out, and cross-transport QoS 1.
     Ws,
     /// Latency percentiles at a fixed rate.
     Latency,
-    /// Memory per idle connection.
+    /// Memory per idle connection, over TCP and over WebSocket.
     Memory,
     /// Connections held.
     Held,
@@ -139,8 +145,8 @@ enum Kind {
     Flow(FlowSpec),
     /// A fixed-rate flow whose latencies are reported.
     Latency(FlowSpec),
-    /// N idle connections, memory measured.
-    Memory(usize),
+    /// N idle connections over a transport, memory measured.
+    Memory(usize, Transport),
     /// Up to N idle connections, counted.
     Held(usize),
 }
@@ -251,8 +257,17 @@ fn raise_open_files_limit(connections: usize) {
 
 /// The brokers to run, with the limits they share.
 fn broker_specs(cli: &Cli) -> Result<Vec<BrokerSpec>> {
+    let mut kinds = cli.brokers.clone();
+    if cli.baseline.is_some() && !kinds.contains(&BrokerKind::AviaryBaseline) {
+        // Right after Aviary, so the two are measured as close together as they can be.
+        let at = kinds
+            .iter()
+            .position(|k| *k == BrokerKind::Aviary)
+            .map_or(0, |i| i + 1);
+        kinds.insert(at, BrokerKind::AviaryBaseline);
+    }
     let mut specs = Vec::new();
-    for &kind in &cli.brokers {
+    for kind in kinds {
         let binary = match kind {
             BrokerKind::Aviary => match &cli.aviary {
                 Some(path) => path.clone(),
@@ -261,6 +276,10 @@ fn broker_specs(cli: &Cli) -> Result<Vec<BrokerSpec>> {
                     .context("this executable has no directory")?
                     .join("aviary"),
             },
+            BrokerKind::AviaryBaseline => cli
+                .baseline
+                .clone()
+                .context("the aviary-baseline broker needs --baseline PATH")?,
             BrokerKind::Mosquitto => match &cli.mosquitto {
                 Some(path) => path.clone(),
                 None => broker::find_mosquitto().context(
@@ -356,6 +375,27 @@ fn scenarios(cli: &Cli) -> Vec<Scenario> {
             kind: Kind::Flow(spec),
         });
     }
+    list.push(Scenario {
+        group: Group::Ws,
+        title: format!("p2p WS→WS QoS 0, 1→1, {} msgs", n(cli.qos0_messages)),
+        kind: Kind::Flow(FlowSpec {
+            pub_transport: Transport::Ws,
+            sub_transport: Transport::Ws,
+            ..flow(1, 1, cli.qos0_messages, QoS::AtMostOnce)
+        }),
+    });
+    list.push(Scenario {
+        group: Group::Ws,
+        title: format!(
+            "fan-out WS→WS QoS 0, 1→{fan}, {} msgs",
+            n(cli.fan_out_messages)
+        ),
+        kind: Kind::Flow(FlowSpec {
+            pub_transport: Transport::Ws,
+            sub_transport: Transport::Ws,
+            ..flow(1, fan, cli.fan_out_messages, QoS::AtMostOnce)
+        }),
+    });
     for (from, to, messages) in [
         (Transport::Ws, Transport::Ws, cli.qos1_messages),
         (Transport::Tcp, Transport::Ws, cli.cross_messages),
@@ -385,11 +425,17 @@ fn scenarios(cli: &Cli) -> Vec<Scenario> {
         });
     }
     if cli.idle_connections > 0 {
-        list.push(Scenario {
-            group: Group::Memory,
-            title: format!("{} idle TCP connections", n(cli.idle_connections as u64)),
-            kind: Kind::Memory(cli.idle_connections),
-        });
+        for transport in [Transport::Tcp, Transport::Ws] {
+            list.push(Scenario {
+                group: Group::Memory,
+                title: format!(
+                    "{} idle {} connections",
+                    n(cli.idle_connections as u64),
+                    transport.name()
+                ),
+                kind: Kind::Memory(cli.idle_connections, transport),
+            });
+        }
     }
     if cli.held_cap > 0 {
         list.push(Scenario {
@@ -424,8 +470,13 @@ async fn run_one(spec: &BrokerSpec, scenario: &Scenario, params: &Params) -> Out
             Kind::Flow(flow) | Kind::Latency(flow) => scenarios::run_flow(&endpoint, flow, params)
                 .await
                 .map(Measured::Flow),
-            Kind::Memory(count) | Kind::Held(count) => {
-                scenarios::run_idle(&broker, &endpoint, *count, params)
+            Kind::Memory(count, transport) => {
+                scenarios::run_idle(&broker, &endpoint, *count, *transport, params)
+                    .await
+                    .map(Measured::Idle)
+            }
+            Kind::Held(count) => {
+                scenarios::run_idle(&broker, &endpoint, *count, Transport::Tcp, params)
                     .await
                     .map(Measured::Idle)
             }
@@ -445,248 +496,4 @@ async fn run_one(spec: &BrokerSpec, scenario: &Scenario, params: &Params) -> Out
         Err(e) => Err(format!("broker died: {e:#}")),
     };
     Outcome { measured, cpu }
-}
-
-/// One progress line for stderr.
-fn summary(outcome: &Outcome) -> String {
-    match &outcome.measured {
-        Err(e) => format!("error: {e}"),
-        Ok(Measured::Flow(flow)) => format!(
-            "{}/{} delivered, {} msg/s{}{}",
-            flow.delivered,
-            flow.expected,
-            report::format_value(flow.rate(), 0),
-            if flow.timed_out { ", TIMED OUT" } else { "" },
-            flow.errors
-                .first()
-                .map(|e| format!(", error: {e}"))
-                .unwrap_or_default(),
-        ),
-        Ok(Measured::Idle(idle)) => format!(
-            "{}/{} opened in {:.2} s, {} alive, RSS {} -> {} KiB{}",
-            idle.opened,
-            idle.attempted,
-            idle.connect_time.as_secs_f64(),
-            idle.alive,
-            idle.rss_before_kib,
-            idle.rss_after_kib,
-            idle.first_error
-                .as_ref()
-                .map(|e| format!(", first error: {e}"))
-                .unwrap_or_default(),
-        ),
-    }
-}
-
-/// The table rows of one scenario.
-fn rows(scenario: &Scenario, outcomes: &[(BrokerKind, Outcome)]) -> Vec<Row> {
-    let value = |kind: BrokerKind, f: &dyn Fn(&Outcome) -> Option<f64>| {
-        outcomes
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .and_then(|(_, outcome)| f(outcome))
-    };
-    let row =
-        |metric: &str, better: Better, decimals: usize, f: &dyn Fn(&Outcome) -> Option<f64>| Row {
-            scenario: scenario.title.clone(),
-            metric: metric.to_owned(),
-            better,
-            aviary: value(BrokerKind::Aviary, f),
-            mosquitto: value(BrokerKind::Mosquitto, f),
-            decimals,
-            notes: String::new(),
-        };
-    let flow = |o: &Outcome| match &o.measured {
-        Ok(Measured::Flow(flow)) => Some(flow.clone()),
-        _ => None,
-    };
-    let idle = |o: &Outcome| match &o.measured {
-        Ok(Measured::Idle(idle)) => Some((idle.clone(), idle.kib_per_connection())),
-        _ => None,
-    };
-    let mut rows = match &scenario.kind {
-        Kind::Flow(_) => vec![
-            row("throughput, msg/s", Better::Higher, 0, &|o| flow(o)?.rate()),
-            row("broker CPU, µs/msg", Better::Lower, 2, &|o| {
-                let flow = flow(o)?;
-                let cpu = o.cpu?;
-                (flow.delivered > 0).then(|| cpu.as_secs_f64() * 1e6 / flow.delivered as f64)
-            }),
-        ],
-        Kind::Latency(_) => {
-            let mut rows = Vec::new();
-            for (name, p) in [
-                ("latency p50, µs", 50.0),
-                ("latency p90, µs", 90.0),
-                ("latency p99, µs", 99.0),
-                ("latency p99.9, µs", 99.9),
-                ("latency max, µs", 100.0),
-            ] {
-                rows.push(row(name, Better::Lower, 0, &|o| {
-                    let mut samples = flow(o)?.latencies_ns;
-                    samples.sort_unstable();
-                    percentile(&samples, p).map(|ns| ns as f64 / 1e3)
-                }));
-            }
-            rows
-        }
-        Kind::Memory(_) => vec![
-            row("RSS per idle connection, KiB", Better::Lower, 2, &|o| {
-                idle(o)?.1
-            }),
-            row("RSS with all connected, MiB", Better::Lower, 1, &|o| {
-                Some(idle(o)?.0.rss_after_kib as f64 / 1024.0)
-            }),
-            row("RSS at start, MiB", Better::Lower, 1, &|o| {
-                Some(idle(o)?.0.rss_before_kib as f64 / 1024.0)
-            }),
-            row("connect rate, conn/s", Better::Higher, 0, &|o| {
-                let summary = idle(o)?.0;
-                let secs = summary.connect_time.as_secs_f64();
-                (secs > 0.0).then(|| summary.opened as f64 / secs)
-            }),
-        ],
-        Kind::Held(_) => vec![row("connections held", Better::Higher, 0, &|o| {
-            Some(idle(o)?.0.alive as f64)
-        })],
-    };
-    if let Some(first) = rows.first_mut() {
-        first.notes = notes(outcomes);
-    }
-    rows
-}
-
-/// Everything that qualifies a scenario's numbers: loss, reordering, timeouts, errors.
-fn notes(outcomes: &[(BrokerKind, Outcome)]) -> String {
-    let mut notes = Vec::new();
-    for (kind, outcome) in outcomes {
-        let mut mine = Vec::new();
-        match &outcome.measured {
-            Err(e) => mine.push(format!("error: {}", shorten(e))),
-            Ok(Measured::Flow(flow)) => {
-                if flow.lost() > 0 {
-                    mine.push(format!(
-                        "lost {} of {}",
-                        report::format_value(Some(flow.lost() as f64), 0),
-                        report::format_value(Some(flow.expected as f64), 0)
-                    ));
-                }
-                if flow.out_of_order > 0 {
-                    mine.push(format!("{} out of order or duplicated", flow.out_of_order));
-                }
-                if flow.timed_out {
-                    mine.push("timed out".to_owned());
-                }
-                mine.extend(flow.errors.first().map(|e| shorten(e)));
-            }
-            Ok(Measured::Idle(idle)) => {
-                if idle.opened < idle.attempted {
-                    mine.push(format!("opened {} of {}", idle.opened, idle.attempted));
-                }
-                if idle.alive < idle.opened {
-                    mine.push(format!(
-                        "{} did not answer PINGREQ",
-                        idle.opened - idle.alive
-                    ));
-                }
-                if idle.timed_out {
-                    mine.push("timed out".to_owned());
-                }
-                mine.extend(idle.first_error.as_deref().map(shorten));
-            }
-        }
-        if !mine.is_empty() {
-            notes.push(format!("{kind}: {}", mine.join(", ")));
-        }
-    }
-    notes.join("; ")
-}
-
-/// An error message cut to fit a table cell, on one line.
-fn shorten(text: &str) -> String {
-    let line = text.replace('\n', " ");
-    if line.chars().count() > 160 {
-        format!("{}…", line.chars().take(160).collect::<String>())
-    } else {
-        line
-    }
-}
-
-/// The lines before the table: when, where, what, with which settings.
-fn preamble(cli: &Cli, specs: &[BrokerSpec], params: &Params, load_before: &str) -> Vec<String> {
-    let date = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mut lines = vec![format!(
-        "- Run: {date} on {cores} cores; load average before {load_before}, after {}.",
-        load_average()
-    )];
-    for spec in specs {
-        let version = match spec.kind {
-            BrokerKind::Aviary => broker::version_line(&spec.binary, &["--version"]),
-            BrokerKind::Mosquitto => broker::version_line(&spec.binary, &["-h"]),
-        };
-        lines.push(format!(
-            "- {}: `{}` ({version}).",
-            spec.kind,
-            spec.binary.display()
-        ));
-    }
-    lines.push(format!(
-        "- Load: {} MQTT {}, {}-byte payloads, publisher window {} unacked QoS 1, brokers' \
-         in-flight window {} and queue {} messages per client, TCP_NODELAY {}, \
-         scenario timeout {} s.",
-        if cli.repeat > 1 {
-            format!("median of {} runs per broker and scenario;", cli.repeat)
-        } else {
-            "one run per broker and scenario;".to_owned()
-        },
-        params.version,
-        params.payload,
-        params.window,
-        cli.inflight,
-        report::format_value(Some(cli.max_queued as f64), 0),
-        if cli.mosquitto_nodelay {
-            "on both sides"
-        } else {
-            "on Aviary and the clients, off on Mosquitto (its default)"
-        },
-        params.timeout.as_secs(),
-    ));
-    lines
-}
-
-/// How to read the table.
-fn footnotes() -> Vec<String> {
-    [
-        "↑: higher is better, so a ratio above 1 favours Aviary; ↓: lower is better, a ratio \
-         below 1 favours Aviary.",
-        "Each scenario runs on a fresh broker process, Aviary then Mosquitto, never both at once. \
-         The load generator (this program: aviary-protocol over tokio) shares the machine's cores \
-         with the broker, the same for both; Mosquitto is single-threaded, Aviary runs a \
-         multi-threaded tokio runtime.",
-        "Throughput is counted at the subscribers, from the first delivery to the last; \
-         broker CPU is user + system time of the broker process over the whole scenario \
-         (connection setup included) divided by deliveries.",
-        "Latency: publish time to receive time, both from this process's monotonic clock, \
-         nearest-rank percentiles.",
-        "Memory: broker RSS (VmRSS) with the idle connections open minus RSS before, per \
-         connection. Connections held: connections that still answered PINGREQ after all \
-         were opened.",
-        "All traffic goes to 127.0.0.1. Mosquitto 2.0.11's WebSocket listener \
-         (libwebsockets) binds every interface whatever address its config names, so the \
-         brokers get ports below the kernel's ephemeral range.",
-    ]
-    .map(str::to_owned)
-    .to_vec()
-}
-
-/// The 1, 5 and 15 minute load averages, to judge how quiet the machine was.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".to_owned())
 }

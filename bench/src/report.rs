@@ -34,6 +34,8 @@ pub(crate) struct Row {
     pub(crate) better: Better,
     /// Aviary's value, if measured.
     pub(crate) aviary: Option<f64>,
+    /// The baseline Aviary build's value (`--baseline`), if measured.
+    pub(crate) baseline: Option<f64>,
     /// Mosquitto's value, if measured.
     pub(crate) mosquitto: Option<f64>,
     /// Decimals to show.
@@ -45,10 +47,19 @@ pub(crate) struct Row {
 impl Row {
     /// Aviary / Mosquitto, when both are measured and the divisor is not zero.
     pub(crate) fn ratio(&self) -> Option<f64> {
-        match (self.aviary, self.mosquitto) {
-            (Some(a), Some(m)) if m != 0.0 => Some(a / m),
-            _ => None,
-        }
+        ratio(self.aviary, self.mosquitto)
+    }
+
+    /// Aviary / baseline, when both are measured and the divisor is not zero.
+    pub(crate) fn baseline_ratio(&self) -> Option<f64> {
+        ratio(self.aviary, self.baseline)
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b != 0.0 => Some(a / b),
+        _ => None,
     }
 }
 
@@ -64,16 +75,26 @@ pub(crate) struct Report {
 }
 
 impl Report {
-    /// The report as Markdown.
+    /// The report as Markdown. A baseline build, when one was measured, gets its own column
+    /// and its own ratio.
     pub(crate) fn to_markdown(&self) -> String {
         let mut out = String::from("# Aviary vs Mosquitto\n\n");
         for line in &self.preamble {
             let _ = writeln!(out, "{line}");
         }
-        out.push_str(
-            "\n| Scenario | Metric | Aviary | Mosquitto | Aviary / Mosquitto | Notes |\n\
-             |---|---|---:|---:|---:|---|\n",
-        );
+        let with_baseline = self.rows.iter().any(|r| r.baseline.is_some());
+        if with_baseline {
+            out.push_str(
+                "\n| Scenario | Metric | Aviary | Aviary baseline | Mosquitto | \
+                 Aviary / Mosquitto | Aviary / baseline | Notes |\n\
+                 |---|---|---:|---:|---:|---:|---:|---|\n",
+            );
+        } else {
+            out.push_str(
+                "\n| Scenario | Metric | Aviary | Mosquitto | Aviary / Mosquitto | Notes |\n\
+                 |---|---|---:|---:|---:|---|\n",
+            );
+        }
         let mut previous = "";
         for row in &self.rows {
             let scenario = if row.scenario == previous {
@@ -82,18 +103,25 @@ impl Report {
                 row.scenario.as_str()
             };
             previous = &row.scenario;
-            let ratio = row
-                .ratio()
-                .map_or_else(|| "–".to_owned(), |r| format!("{r:.2}"));
-            let _ = writeln!(
-                out,
-                "| {scenario} | {} {} | {} | {} | {ratio} | {} |",
-                row.metric,
-                row.better.arrow(),
-                format_value(row.aviary, row.decimals),
-                format_value(row.mosquitto, row.decimals),
-                row.notes.replace('|', "\\|"),
-            );
+            let show_ratio =
+                |r: Option<f64>| r.map_or_else(|| "–".to_owned(), |r| format!("{r:.2}"));
+            let value = |v: Option<f64>| format_value(v, row.decimals);
+            let (aviary, mosquitto) = (value(row.aviary), value(row.mosquitto));
+            let (ratio, notes) = (show_ratio(row.ratio()), row.notes.replace('|', "\\|"));
+            let metric = format!("{} {}", row.metric, row.better.arrow());
+            let _ = if with_baseline {
+                let (baseline, vs) = (value(row.baseline), show_ratio(row.baseline_ratio()));
+                writeln!(
+                    out,
+                    "| {scenario} | {metric} | {aviary} | {baseline} | {mosquitto} | {ratio} | {vs} \
+                     | {notes} |"
+                )
+            } else {
+                writeln!(
+                    out,
+                    "| {scenario} | {metric} | {aviary} | {mosquitto} | {ratio} | {notes} |"
+                )
+            };
         }
         out.push('\n');
         for line in &self.footnotes {
@@ -145,6 +173,7 @@ pub(crate) fn median_rows(runs: Vec<Vec<Row>>) -> Vec<Row> {
     for (i, row) in merged.iter_mut().enumerate() {
         let others = rest.iter().filter_map(|run| run.get(i));
         let mut aviary: Vec<f64> = row.aviary.into_iter().collect();
+        let mut baseline: Vec<f64> = row.baseline.into_iter().collect();
         let mut mosquitto: Vec<f64> = row.mosquitto.into_iter().collect();
         let mut notes: Vec<String> = Some(row.notes.clone())
             .filter(|n| !n.is_empty())
@@ -152,12 +181,14 @@ pub(crate) fn median_rows(runs: Vec<Vec<Row>>) -> Vec<Row> {
             .collect();
         for other in others {
             aviary.extend(other.aviary);
+            baseline.extend(other.baseline);
             mosquitto.extend(other.mosquitto);
             if !other.notes.is_empty() && !notes.contains(&other.notes) {
                 notes.push(other.notes.clone());
             }
         }
         row.aviary = median(&mut aviary);
+        row.baseline = median(&mut baseline);
         row.mosquitto = median(&mut mosquitto);
         row.notes = notes.join(" / ");
     }
@@ -208,6 +239,7 @@ mod tests {
             metric: "m".to_owned(),
             better: Better::Higher,
             aviary,
+            baseline: None,
             mosquitto: Some(mosquitto),
             decimals: 0,
             notes: notes.to_owned(),
@@ -244,6 +276,7 @@ mod tests {
                     metric: "msg/s".to_owned(),
                     better: Better::Higher,
                     aviary: Some(200_000.0),
+                    baseline: None,
                     mosquitto: Some(100_000.0),
                     decimals: 0,
                     notes: String::new(),
@@ -253,6 +286,7 @@ mod tests {
                     metric: "CPU µs/msg".to_owned(),
                     better: Better::Lower,
                     aviary: Some(1.0),
+                    baseline: None,
                     mosquitto: None,
                     decimals: 2,
                     notes: "a | b".to_owned(),
@@ -267,6 +301,34 @@ mod tests {
         );
         assert!(
             markdown.contains("|  | CPU µs/msg ↓ | 1.00 | – | – | a \\| b |"),
+            "{markdown}"
+        );
+        assert!(!markdown.contains("baseline"), "{markdown}");
+    }
+
+    #[test]
+    fn a_baseline_gets_its_own_column_and_ratio() {
+        let report = Report {
+            preamble: Vec::new(),
+            rows: vec![Row {
+                scenario: "idle".to_owned(),
+                metric: "bytes".to_owned(),
+                better: Better::Lower,
+                aviary: Some(3_000.0),
+                baseline: Some(12_000.0),
+                mosquitto: Some(6_000.0),
+                decimals: 0,
+                notes: String::new(),
+            }],
+            footnotes: Vec::new(),
+        };
+        let markdown = report.to_markdown();
+        assert!(
+            markdown.contains("| Aviary | Aviary baseline | Mosquitto |"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("| idle | bytes ↓ | 3,000 | 12,000 | 6,000 | 0.50 | 0.25 |  |"),
             "{markdown}"
         );
     }

@@ -262,6 +262,7 @@ fn client_options(params: &Params, client_id: String, bind: Option<IpAddr>) -> C
         keep_alive: 0,
         receive_maximum: params.receive_maximum,
         bind,
+        small_buffers: false,
     }
 }
 
@@ -568,13 +569,14 @@ impl IdleResult {
     }
 }
 
-/// Opens up to `count` idle MQTT connections (CONNECT with keep alive 0, then nothing),
-/// measures the broker's RSS before and after, and checks with a PINGREQ that they are still
-/// open. Used for both memory per connection and connections held.
+/// Opens up to `count` idle MQTT connections over `transport` (CONNECT with keep alive 0,
+/// then nothing), measures the broker's RSS before and after, and checks with a PINGREQ that
+/// they are still open. Used for both memory per connection and connections held.
 pub(crate) async fn run_idle(
     broker: &RunningBroker,
     endpoint: &Endpoint,
     count: usize,
+    transport: Transport,
     params: &Params,
 ) -> Result<IdleResult> {
     // Let the broker finish starting up (threads, allocator arenas) before the baseline.
@@ -603,10 +605,11 @@ pub(crate) async fn run_idle(
         // address run short, so further connections come from 127.0.0.2, 127.0.0.3, ...
         let source =
             (i >= 20_000).then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i / 20_000) as u8)));
-        let options = client_options(params, format!("bench-idle-{i}"), source);
+        let mut options = client_options(params, format!("bench-idle-{i}"), source);
+        options.small_buffers = true;
         let endpoint = endpoint.clone();
         tasks.spawn(async move {
-            let connection = client::connect(&endpoint, Transport::Tcp, &options).await;
+            let connection = client::connect(&endpoint, transport, &options).await;
             drop(permit);
             connection
         });
