@@ -383,8 +383,10 @@ pub struct StoreConfig {
     pub durability: Durability,
     /// Most operations committed in one batch (group commit).
     pub max_batch_ops: usize,
-    /// Longest a batch waits for more operations while others are still
-    /// arriving, in milliseconds; 0 commits as soon as the writer is free.
+    /// Longest a batch waits for more operations after its first, in
+    /// milliseconds. 0 (the default) commits as soon as the writer is free:
+    /// batches still form while the previous commit runs, and publishers
+    /// waiting for their acknowledgements are not slowed by a timer.
     pub max_batch_delay_ms: u64,
 }
 
@@ -393,7 +395,7 @@ impl Default for StoreConfig {
         Self {
             durability: Durability::Process,
             max_batch_ops: 512,
-            max_batch_delay_ms: 1,
+            max_batch_delay_ms: 0,
         }
     }
 }
@@ -460,7 +462,7 @@ mod tests {
         let c = Config::from_toml("").unwrap();
         assert_eq!(c.store.durability, Durability::Process);
         assert_eq!(c.store.max_batch_ops, 512);
-        assert_eq!(c.store.max_batch_delay(), Duration::from_millis(1));
+        assert_eq!(c.store.max_batch_delay(), Duration::ZERO);
         for (text, want) in [
             ("process", Durability::Process),
             ("fsync", Durability::Fsync),
@@ -469,8 +471,8 @@ mod tests {
             let c = Config::from_toml(&format!("[store]\ndurability = \"{text}\"\n")).unwrap();
             assert_eq!(c.store.durability, want);
         }
-        let c = Config::from_toml("[store]\nmax_batch_ops = 64\nmax_batch_delay_ms = 0\n").unwrap();
-        assert_eq!((c.store.max_batch_ops, c.store.max_batch_delay_ms), (64, 0));
+        let c = Config::from_toml("[store]\nmax_batch_ops = 64\nmax_batch_delay_ms = 1\n").unwrap();
+        assert_eq!((c.store.max_batch_ops, c.store.max_batch_delay_ms), (64, 1));
     }
 
     #[test]

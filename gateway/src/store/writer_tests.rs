@@ -81,7 +81,7 @@ async fn submit_concurrently(handle: &StoreHandle, n: u64) -> Vec<Result<(), Sto
 
 #[tokio::test(start_paused = true)]
 async fn concurrent_submitters_share_batches() {
-    let (handle, store) = start(512, 1);
+    let (handle, store) = start(512, 0);
     let results = submit_concurrently(&handle, 200).await;
     assert!(results.iter().all(Result::is_ok));
     let stats = handle.stats();
@@ -131,16 +131,35 @@ async fn a_failed_commit_fails_every_ticket_in_it() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_lone_submitter_does_not_wait_and_a_busy_writer_waits_at_most_the_delay() {
-    let (handle, _store) = start(512, 1);
+async fn with_no_delay_nobody_waits_for_a_timer() {
+    let (handle, _store) = start(512, 0);
     let t0 = Instant::now();
     handle.submit(vec![put(1)]).await.unwrap();
+    submit_concurrently(&handle, 20).await;
     assert_eq!(t0.elapsed(), Duration::ZERO);
-    // A batch of several submitters: the next batch lingers for more.
-    submit_concurrently(&handle, 2).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_a_delay_a_batch_waits_for_it_unless_full() {
+    let (handle, store) = start(4, 5);
     let t0 = Instant::now();
-    handle.submit(vec![put(3)]).await.unwrap();
-    assert_eq!(t0.elapsed(), Duration::from_millis(1));
+    handle.submit(vec![put(1)]).await.unwrap();
+    assert_eq!(t0.elapsed(), Duration::from_millis(5));
+    // Arrivals within the delay join the batch.
+    let later = handle.clone();
+    let second = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        later.submit(vec![put(3)]).await
+    });
+    let t0 = Instant::now();
+    handle.submit(vec![put(2)]).await.unwrap();
+    second.await.unwrap().unwrap();
+    assert_eq!(t0.elapsed(), Duration::from_millis(5));
+    assert_eq!(store.batches.lock().clone(), [1, 2]);
+    // A full batch does not wait.
+    let t0 = Instant::now();
+    handle.submit((10..14).map(put).collect()).await.unwrap();
+    assert_eq!(t0.elapsed(), Duration::ZERO);
 }
 
 #[tokio::test(start_paused = true)]
