@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-use super::{Broker, Metrics, Session, Will};
+use super::{Broker, Ending, Metrics, Session};
 use reader::{Close, Reader};
 use writer::Writer;
 
@@ -112,14 +112,7 @@ where
     tracing::Span::current().record("client_id", tracing::field::display(&session.client_id));
     info!(client_id = %session.client_id, version = %params.version, keep_alive = params.keep_alive, present = accepted.opened.present, "client connected");
 
-    let mut reader = Reader::new(
-        &broker,
-        accepted.rd,
-        buf,
-        &session,
-        &params,
-        accepted.will.take(),
-    );
+    let mut reader = Reader::new(&broker, accepted.rd, buf, &session, &params);
     let mut writer = Writer::new(&broker, wr, &session, accepted.opened.wake.clone(), &params);
     let end = tokio::select! {
         r = reader.run() => End::Reader(r),
@@ -161,7 +154,8 @@ async fn finish<R, W>(
     W: AsyncWrite + Unpin,
 {
     let mut expiry = reader.session_expiry();
-    let mut will = reader.into_will();
+    // The will is the session's; whether it is due is settled here.
+    let mut publish_will = true;
     // Why, in words, for an MQTT 5 client (allowed on DISCONNECT even
     // without Request Problem Information [MQTT-3.1.2-29]).
     let mut reason_string = None;
@@ -169,7 +163,7 @@ async fn finish<R, W>(
     let disconnect = match &end {
         End::Reader(Ok(Close::Normal { expiry: e })) => {
             debug!("client disconnected");
-            will = None;
+            publish_will = false;
             expiry = e.unwrap_or(expiry);
             None
         }
@@ -210,8 +204,11 @@ async fn finish<R, W>(
     } else if !matches!(end, End::Writer(_)) {
         let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, writer.finish(None)).await;
     }
-    let will: Option<Will> = will;
-    broker.connection_closed(session, link_id, will, expiry);
+    let ending = Ending {
+        publish_will,
+        expiry_secs: expiry,
+    };
+    broker.connection_closed(session, link_id, ending);
 }
 
 /// What the handshake settled for the rest of the connection.

@@ -2,22 +2,30 @@
 //! messages to subscribers, retained messages, wills and session expiry.
 //! Connections (see [`connection`]) drive it; it never touches a socket.
 //!
+//! Sessions come and go in [`lifecycle`]; will delays and session expiry
+//! wait in the broker's [`timers`], fired by one task.
+//!
 //! Locking: one read-mostly lock guards the subscription tree and the map
 //! from session keys to sessions, taken for reading on every PUBLISH only
 //! to collect the targets; each session has its own small lock for its
-//! queue. Lock order, where two are held: client-id map, then a session,
-//! then routing; a session, then the retained store (a writer pulling a
-//! new subscription's retained messages). No lock is held while writing to
-//! a socket.
+//! state. Lock order, where two are held: the client-id map (`sessions`),
+//! then a session or the routing lock; the client list, then a session; a
+//! session, then the retained store (a writer pulling a new subscription's
+//! retained messages). The timers' lock is a leaf: taken under any of
+//! these, never the other way round. A publish (a will's too) holds none
+//! of the registry locks while it enqueues to its subscribers, and no lock
+//! is held while writing to a socket.
 
 pub mod connection;
 mod history;
+mod lifecycle;
 mod message;
 pub mod metrics;
 pub(crate) mod retained;
 pub(crate) mod router;
 mod session;
 mod sys;
+mod timers;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,7 +45,11 @@ pub(crate) use message::{Message, Outgoing};
 pub use metrics::Metrics;
 use retained::RetainedStore;
 use router::{ClientKey, Delivery, Subscription, SubscriptionTree};
-pub(crate) use session::{Enqueued, QueueLimits, RetainedCursor, Session, SharedRetained};
+pub(crate) use session::{
+    Connecting, Ending, Enqueued, Qos2Received, QueueLimits, RetainedCursor, Session,
+    SharedRetained, Will,
+};
+use timers::Timers;
 
 /// A handle to the broker; cheap to clone, shared by every connection.
 #[derive(Debug, Clone)]
@@ -51,12 +63,21 @@ struct Shared {
     routing: RwLock<Routing>,
     retained: SharedRetained,
     sessions: Mutex<HashMap<ByteString, Arc<Session>>>,
+    /// Will delays and session expiry, for every session.
+    timers: Arc<Timers>,
     /// Live connections by link id, for the REST API's client list.
     clients: Mutex<HashMap<u64, ClientEntry>>,
     history: History,
     next_id: AtomicU64,
     metrics: Metrics,
     started: Instant,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Stops the timers' driver, which holds the broker only weakly.
+        self.timers.close();
+    }
 }
 
 #[derive(Debug, Default)]
@@ -113,13 +134,6 @@ struct ClientEntry {
     session: Arc<Session>,
 }
 
-/// A will, as the connection keeps it until the connection ends.
-#[derive(Debug)]
-pub(crate) struct Will {
-    pub(crate) message: Arc<Message>,
-    pub(crate) delay_secs: u32,
-}
-
 impl Broker {
     /// A broker with no sessions, no retained messages and no history.
     pub fn new(config: BrokerConfig) -> Self {
@@ -145,6 +159,7 @@ impl Broker {
                 routing: RwLock::new(Routing::default()),
                 retained: RwLock::new(RetainedStore::new()),
                 sessions: Mutex::new(HashMap::new()),
+                timers: Arc::default(),
                 clients: Mutex::new(HashMap::new()),
                 history,
                 next_id: AtomicU64::new(1),
@@ -195,137 +210,6 @@ impl Broker {
             max_messages: c.max_queued_messages,
             max_bytes: c.max_queued_bytes,
             qos0_offline: c.queue_qos0_offline,
-        }
-    }
-
-    /// Opens (or resumes) the session for `client_id` and attaches the
-    /// connection `link_id` to it, taking over any connection it had.
-    pub(crate) fn open_session(
-        &self,
-        client_id: ByteString,
-        clean_start: bool,
-        link_id: u64,
-        window: usize,
-    ) -> Opened {
-        let mut sessions = self.shared.sessions.lock();
-        let existing = sessions.get(&client_id).cloned();
-        let (session, present) = match existing {
-            Some(s) if !clean_start => (s, true),
-            existing => {
-                if let Some(old) = existing {
-                    self.end_session(&old);
-                }
-                let s = Arc::new(Session::new(self.next_id(), client_id.clone()));
-                sessions.insert(client_id, s.clone());
-                self.shared.routing.write().by_key.insert(s.key, s.clone());
-                (s, false)
-            }
-        };
-        drop(sessions);
-        let (kick, wake) = session.attach(link_id, window);
-        // Back in time: a delayed will must not be sent [MQTT-3.1.3-9].
-        session.state.lock().pending_will = None;
-        Opened {
-            session,
-            present,
-            kick,
-            wake,
-        }
-    }
-
-    /// Ends a session: forgets its subscriptions, closes its connection if
-    /// any, and publishes a will still waiting for its delay.
-    fn end_session(&self, session: &Arc<Session>) {
-        let (filters, will) = session.discard();
-        {
-            let mut routing = self.shared.routing.write();
-            routing.tree.remove_client(session.key, filters.iter());
-            routing.by_key.remove(&session.key);
-        }
-        if let Some(will) = will {
-            self.publish_will(will);
-        }
-    }
-
-    /// Publishes a will. Its Message Expiry Interval counts from now, when
-    /// the will is published, not from the CONNECT that carried it (MQTT 5.0
-    /// section 3.1.3.2.4: the interval "is sent as the Publication Expiry
-    /// Interval when the Server publishes the Will Message").
-    fn publish_will(&self, will: Arc<Message>) {
-        self.publish(will.published_at(Instant::now()), None);
-    }
-
-    /// Removes the session from the registry, if it is still registered.
-    fn expire_session(&self, session: &Arc<Session>) {
-        let mut sessions = self.shared.sessions.lock();
-        if sessions
-            .get(&session.client_id)
-            .is_some_and(|s| Arc::ptr_eq(s, session))
-        {
-            sessions.remove(&session.client_id);
-            self.end_session(session);
-        }
-    }
-
-    /// Called when connection `link_id` ends. `will` is `None` after a
-    /// normal DISCONNECT; `graceful` is a server shutdown, which keeps the
-    /// session and sends no will.
-    pub(crate) fn connection_closed(
-        &self,
-        session: &Arc<Session>,
-        link_id: u64,
-        will: Option<Will>,
-        expiry_secs: u32,
-    ) {
-        if !session.detach(link_id) {
-            // Taken over. The new connection cancels a delayed will, unless
-            // it started a clean session, which ended this one [MQTT-3.1.3-9].
-            if let Some(will) = will {
-                if will.delay_secs == 0 || session.state.lock().discarded {
-                    self.publish_will(will.message);
-                }
-            }
-            return;
-        }
-        let generation = {
-            let mut st = session.state.lock();
-            st.expiry_secs = expiry_secs;
-            st.generation
-        };
-        if let Some(will) = will {
-            if will.delay_secs == 0 || expiry_secs == 0 {
-                self.publish_will(will.message);
-            } else {
-                session.state.lock().pending_will = Some(will.message);
-                let delay = Duration::from_secs(u64::from(will.delay_secs.min(expiry_secs)));
-                let (broker, session) = (self.clone(), session.clone());
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let will = {
-                        let mut st = session.state.lock();
-                        if st.generation != generation {
-                            return;
-                        }
-                        st.pending_will.take()
-                    };
-                    if let Some(will) = will {
-                        broker.publish_will(will);
-                    }
-                });
-            }
-        }
-        match expiry_secs {
-            0 => self.expire_session(session),
-            u32::MAX => {}
-            secs => {
-                let (broker, session) = (self.clone(), session.clone());
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(u64::from(secs))).await;
-                    if session.state.lock().generation == generation && !session.is_online() {
-                        broker.expire_session(&session);
-                    }
-                });
-            }
         }
     }
 
@@ -412,7 +296,7 @@ impl Broker {
                     .write()
                     .tree
                     .subscribe(session.key, &filter, subscription);
-            session.add_subscription(filter.clone(), subscription);
+            session.subscribe(filter.clone(), subscription);
             reason_codes.push(
                 ReasonCode::from_u8(options.qos as u8).expect("granted QoS is a reason code"),
             );
@@ -460,7 +344,7 @@ impl Broker {
                     .write()
                     .tree
                     .unsubscribe(session.key, filter);
-                session.remove_subscription(filter);
+                session.unsubscribe(filter);
                 if existed {
                     ReasonCode::SUCCESS
                 } else {
@@ -572,7 +456,7 @@ impl Broker {
                 remote: e.info.remote,
                 version: e.version,
                 connected_since: e.since,
-                subscriptions: e.session.state.lock().subscriptions.len(),
+                subscriptions: e.session.subscription_count(),
             })
             .collect();
         drop(clients);
@@ -602,3 +486,6 @@ impl Broker {
         sys::spawn(self.clone(), shutdown);
     }
 }
+
+#[cfg(test)]
+mod testing;

@@ -1,17 +1,32 @@
-//! Per-client session state (MQTT 5 section 4.1): subscriptions, what is
-//! to be sent (the [`outbox`]: queue, retained messages still to pull, QoS
-//! 1/2 messages in flight), QoS 2 publications received but not yet
-//! released, and the link to the live connection if there is one.
+//! Per-client session state (MQTT 5 section 4.1), with one owner: every
+//! change to a session goes through a [`Session`] method, under the
+//! session's own lock. The state has two parts:
 //!
-//! Each session has its own lock, held only for short bookkeeping: a
-//! publisher appends to a subscriber's queue and wakes its writer; the
-//! writer takes a batch out and encodes it after releasing the lock. So a
-//! slow subscriber only ever fills its own bounded queue.
+//! - the [`durable`] part: subscriptions, what is to be sent (the
+//!   [`outbox`]: queue, retained messages still to pull, QoS 1/2 messages
+//!   in flight), QoS 2 publications received but not yet released, the
+//!   expiry interval and the will. It outlives connections, and is what a
+//!   store keeps; its module lists where each change happens;
+//! - the [`link`] part: the live connection, if any (its writer's wake-up,
+//!   its kick, its control packets, its window) and the generation that
+//!   tells deadlines whether the client came back.
+//!
+//! Deadlines themselves (will delay, expiry) are not here: the broker's
+//! timers hold them (`super::timers`), and act through
+//! [`Session::take_pending_will`] and [`Session::discard_if_idle`].
+//!
+//! The lock is held only for short bookkeeping: a publisher appends to a
+//! subscriber's queue and wakes its writer; the writer takes a batch out
+//! and encodes it after releasing the lock. So a slow subscriber only ever
+//! fills its own bounded queue. No other lock is taken while it is held,
+//! except the retained store's, for reading (a writer pulling retained
+//! messages).
 
 mod cursor;
+mod durable;
+mod link;
 mod outbox;
 
-use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU16;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,21 +39,93 @@ use tokio::time::Instant;
 use super::message::{Message, Outgoing};
 use super::router::{ClientKey, Subscription};
 pub(crate) use cursor::{RetainedCursor, SharedRetained};
-use outbox::Outbox;
+use durable::Durable;
+pub(crate) use durable::{Qos2Received, RecoveredSession, Will};
+use link::Link;
+#[cfg(test)]
+pub(crate) use outbox::Inflight;
 pub(crate) use outbox::{Batch, Enqueued, QueueLimits};
 
-/// A session, shared by the registry, the router's deliveries and the
-/// connection serving it.
+/// A session, shared by the registry, the router's deliveries, the timers
+/// and the connection serving it.
 #[derive(Debug)]
 pub(crate) struct Session {
     pub(crate) key: ClientKey,
     pub(crate) client_id: ByteString,
-    /// Mirrors `state.link.is_some()` so routing can read it without locking.
+    /// Mirrors `state.link.is_attached()` so routing can read it without
+    /// locking.
     online: AtomicBool,
-    pub(crate) state: Mutex<SessionState>,
+    state: Mutex<SessionState>,
+}
+
+/// Everything a session's lock guards.
+#[derive(Debug, Default)]
+struct SessionState {
+    durable: Durable,
+    link: Link,
+    /// The session has ended (clean start, expiry): it is out of the
+    /// registry, and deadlines still naming it do nothing.
+    discarded: bool,
+}
+
+/// What a CONNECT settled for the connection attaching to a session.
+#[derive(Debug)]
+pub(crate) struct Connecting {
+    pub(crate) link_id: u64,
+    /// How many QoS 1/2 messages may be in flight to the client.
+    pub(crate) window: usize,
+    pub(crate) will: Option<Will>,
+    /// Session Expiry Interval in force when the connection ends.
+    pub(crate) expiry_secs: u32,
+}
+
+/// What attaching gives the new connection, and what it leaves over.
+#[derive(Debug)]
+pub(crate) struct Attached {
+    /// Fires when the connection must close (takeover, session ended).
+    pub(crate) kick: oneshot::Receiver<ReasonCode>,
+    /// Wakes the connection's writer.
+    pub(crate) wake: Arc<Notify>,
+    /// The will of a connection taken over, to publish now. A delayed will
+    /// is cancelled instead: a new connection came before its delay ran
+    /// out [MQTT-3.1.3-9].
+    pub(crate) will: Option<Arc<Message>>,
+}
+
+/// How a connection ended, as [`Session::detach`] needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ending {
+    /// The will is due (no normal DISCONNECT) [MQTT-3.1.2-8].
+    pub(crate) publish_will: bool,
+    /// The Session Expiry Interval in force now (DISCONNECT may change it).
+    pub(crate) expiry_secs: u32,
+}
+
+/// What a connection leaves when it detaches: what to do now and which
+/// deadlines to set.
+#[derive(Debug)]
+pub(crate) struct Detached {
+    /// The generation the deadlines belong to.
+    pub(crate) generation: u64,
+    /// A will to publish now: it has no delay, or the session ends now.
+    pub(crate) will_now: Option<Arc<Message>>,
+    /// The delay of a will left pending in the session.
+    pub(crate) will_delay_secs: Option<u32>,
+    pub(crate) expiry_secs: u32,
+}
+
+/// What is left of a session that ended.
+#[derive(Debug)]
+pub(crate) struct Discarded {
+    /// Its subscriptions, to take out of the routing tree.
+    pub(crate) filters: Vec<TopicFilter>,
+    /// Its will, armed or waiting for its delay: the session's end is the
+    /// will's time [MQTT-3.1.3-9].
+    pub(crate) will: Option<Arc<Message>>,
 }
 
 impl Session {
+    /// A new, empty session.
     pub(crate) fn new(key: ClientKey, client_id: ByteString) -> Self {
         Self {
             key,
@@ -48,86 +135,126 @@ impl Session {
         }
     }
 
+    /// A session rebuilt, offline, from what a store kept; the deadlines of
+    /// `recovered` are left for the broker's timers.
+    pub(crate) fn recover(key: ClientKey, recovered: &mut RecoveredSession) -> Self {
+        let state = SessionState {
+            durable: Durable::recover(recovered),
+            ..SessionState::default()
+        };
+        Self {
+            key,
+            client_id: recovered.client_id.clone(),
+            online: AtomicBool::new(false),
+            state: Mutex::new(state),
+        }
+    }
+
     pub(crate) fn is_online(&self) -> bool {
         self.online.load(Ordering::Acquire)
     }
 
-    /// Attaches a new connection, kicking out the previous one (session
-    /// takeover). Returns what closes the new link (a takeover's reason)
-    /// and what wakes its writer. Each link has its own wake-up, so a
-    /// writer on its way out cannot swallow one meant for its successor.
-    pub(crate) fn attach(
-        &self,
-        link_id: u64,
-        window: usize,
-    ) -> (oneshot::Receiver<ReasonCode>, Arc<Notify>) {
-        let (tx, rx) = oneshot::channel();
-        let wake = Arc::new(Notify::new());
+    /// The current generation, for deadlines set from outside a connection's
+    /// end (recovery).
+    pub(crate) fn generation(&self) -> u64 {
+        self.state.lock().link.generation()
+    }
+
+    /// Attaches a new connection with its will and expiry, kicking out the
+    /// previous connection (session takeover).
+    pub(crate) fn attach(&self, c: Connecting) -> Attached {
         let mut st = self.state.lock();
-        if let Some(mut old) = st.link.take() {
-            if let Some(kick) = old.kick.take() {
-                let _ = kick.send(ReasonCode::SESSION_TAKEN_OVER);
-            }
-        }
-        st.link = Some(Link {
-            id: link_id,
-            control: Vec::new(),
-            kick: Some(tx),
-            resend: st.outbox.has_inflight(),
-            window: window.max(1),
-            wake: wake.clone(),
-        });
-        st.generation += 1;
+        let resend = st.durable.outbox.has_inflight();
+        let (kick, wake, replaced) = st.link.attach(c.link_id, c.window, resend);
+        st.durable.set_expiry(c.expiry_secs);
+        let previous = st.durable.set_will(c.will);
         self.online.store(true, Ordering::Release);
         drop(st);
         wake.notify_one();
-        (rx, wake)
+        let will = previous
+            .filter(|w| replaced && w.delay_secs == 0)
+            .map(|w| w.message);
+        Attached { kick, wake, will }
+    }
+
+    /// Detaches the connection `link_id` if it is still the current one,
+    /// settling its will: dropped after a normal DISCONNECT, due now, or
+    /// left pending for its delay. `None` if another connection has taken
+    /// the session over (and with it, the will's fate).
+    pub(crate) fn detach(&self, link_id: u64, ending: Ending) -> Option<Detached> {
+        let mut st = self.state.lock();
+        if !st.link.detach(link_id) {
+            return None;
+        }
+        self.online.store(false, Ordering::Release);
+        st.durable.set_expiry(ending.expiry_secs);
+        let expiry_secs = st.durable.expiry_secs();
+        let (mut will_now, mut will_delay_secs) = (None, None);
+        match st.durable.will_delay() {
+            None => {}
+            Some(_) if !ending.publish_will => drop(st.durable.take_will()),
+            // No delay, or the session ends with the connection: a will
+            // waits no longer than the session lasts [MQTT-3.1.3-9].
+            Some(delay) if delay == 0 || expiry_secs == 0 => {
+                will_now = st.durable.take_will().map(|w| w.message);
+            }
+            Some(delay) => will_delay_secs = Some(delay),
+        }
+        Some(Detached {
+            generation: st.link.generation(),
+            will_now,
+            will_delay_secs,
+            expiry_secs,
+        })
+    }
+
+    /// Ends the session: closes its connection (if any), empties it and
+    /// returns what the broker must undo or publish.
+    pub(crate) fn discard(&self) -> Discarded {
+        Self::discard_locked(&mut self.state.lock(), &self.online)
+    }
+
+    /// Ends the session if it is still as it was at `generation` with no
+    /// connection: the expiry of that generation is due.
+    pub(crate) fn discard_if_idle(&self, generation: u64) -> Option<Discarded> {
+        let mut st = self.state.lock();
+        let idle = !st.discarded && !st.link.is_attached() && st.link.generation() == generation;
+        idle.then(|| Self::discard_locked(&mut st, &self.online))
+    }
+
+    fn discard_locked(st: &mut SessionState, online: &AtomicBool) -> Discarded {
+        st.discarded = true;
+        st.link.close(ReasonCode::SESSION_TAKEN_OVER);
+        online.store(false, Ordering::Release);
+        let (filters, will) = st.durable.clear();
+        Discarded {
+            filters,
+            will: will.map(|w| w.message),
+        }
+    }
+
+    /// Takes the will left pending at `generation`, its delay being over;
+    /// `None` if the client came back since, or the session ended.
+    pub(crate) fn take_pending_will(&self, generation: u64) -> Option<Arc<Message>> {
+        let mut st = self.state.lock();
+        if st.discarded || st.link.is_attached() || st.link.generation() != generation {
+            return None;
+        }
+        st.durable.take_will().map(|w| w.message)
     }
 
     /// Wakes the current connection's writer, if there is one.
     pub(crate) fn wake(&self) {
-        let wake = self.state.lock().link.as_ref().map(|l| l.wake.clone());
+        let wake = self.state.lock().link.waker();
         if let Some(wake) = wake {
             wake.notify_one();
         }
     }
 
-    /// Detaches the connection `link_id` if it is still the current one.
-    /// Returns false if another connection has taken the session over.
-    pub(crate) fn detach(&self, link_id: u64) -> bool {
-        let mut st = self.state.lock();
-        if st.link.as_ref().is_some_and(|l| l.id == link_id) {
-            st.link = None;
-            self.online.store(false, Ordering::Release);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Ends the session: closes its connection (if any) and returns its
-    /// subscriptions and any will still waiting for its delay.
-    pub(crate) fn discard(&self) -> (Vec<TopicFilter>, Option<Arc<Message>>) {
-        let mut st = self.state.lock();
-        st.discarded = true;
-        if let Some(mut link) = st.link.take() {
-            if let Some(kick) = link.kick.take() {
-                let _ = kick.send(ReasonCode::SESSION_TAKEN_OVER);
-            }
-        }
-        self.online.store(false, Ordering::Release);
-        st.outbox.clear_retained();
-        let filters = st.subscriptions.drain().map(|(f, _)| f).collect();
-        (filters, st.pending_will.take())
-    }
-
     /// Queues a control packet (an acknowledgement) for connection `link_id`.
     pub(crate) fn send_control(&self, link_id: u64, packet: Packet) {
-        let mut st = self.state.lock();
-        if let Some(link) = st.link.as_mut().filter(|l| l.id == link_id) {
-            link.control.push(packet);
-            let wake = link.wake.clone();
-            drop(st);
+        let wake = self.state.lock().link.push_control(link_id, packet);
+        if let Some(wake) = wake {
             wake.notify_one();
         }
     }
@@ -135,9 +262,9 @@ impl Session {
     /// Queues a message for delivery, within the queue limits.
     pub(crate) fn enqueue(&self, out: Outgoing, limits: &QueueLimits) -> Enqueued {
         let mut st = self.state.lock();
-        let online = st.link.is_some();
-        let result = st.outbox.enqueue(out, limits, online);
-        let wake = st.link.as_ref().map(|l| l.wake.clone());
+        let online = st.link.is_attached();
+        let result = st.durable.outbox.enqueue(out, limits, online);
+        let wake = st.link.waker();
         drop(st);
         if let Some(wake) = wake {
             wake.notify_one();
@@ -146,15 +273,20 @@ impl Session {
     }
 
     /// Records a subscription (replacing one with the same filter).
-    pub(crate) fn add_subscription(&self, filter: TopicFilter, subscription: Subscription) {
-        self.state.lock().subscriptions.insert(filter, subscription);
+    pub(crate) fn subscribe(&self, filter: TopicFilter, subscription: Subscription) {
+        self.state.lock().durable.subscribe(filter, subscription);
     }
 
     /// Forgets a subscription and stops sending its retained messages.
-    pub(crate) fn remove_subscription(&self, filter: &TopicFilter) {
+    pub(crate) fn unsubscribe(&self, filter: &TopicFilter) {
         let mut st = self.state.lock();
-        st.subscriptions.remove(filter);
-        st.outbox.stop_retained(filter);
+        st.durable.unsubscribe(filter);
+        st.durable.outbox.stop_retained(filter);
+    }
+
+    /// How many subscriptions the session has.
+    pub(crate) fn subscription_count(&self) -> usize {
+        self.state.lock().durable.subscription_count()
     }
 
     /// Queues the SUBACK for connection `link_id` and starts the retained
@@ -165,14 +297,31 @@ impl Session {
     pub(crate) fn subscribed(&self, link_id: u64, ack: Packet, cursors: Vec<RetainedCursor>) {
         let mut st = self.state.lock();
         for cursor in cursors {
-            st.outbox.start_retained(cursor);
+            st.durable.outbox.start_retained(cursor);
         }
-        if let Some(link) = st.link.as_mut().filter(|l| l.id == link_id) {
-            link.control.push(ack);
-            let wake = link.wake.clone();
-            drop(st);
+        let wake = st.link.push_control(link_id, ack);
+        drop(st);
+        if let Some(wake) = wake {
             wake.notify_one();
         }
+    }
+
+    /// An incoming QoS 2 PUBLISH with packet id `id`: opens its exchange
+    /// unless it is a resend, or `limit` exchanges are open already.
+    pub(crate) fn incoming_qos2_begin(&self, id: NonZeroU16, limit: Option<usize>) -> Qos2Received {
+        self.state.lock().durable.incoming_qos2_begin(id, limit)
+    }
+
+    /// PUBREL: the incoming QoS 2 exchange `id` is over. False if none was
+    /// open.
+    pub(crate) fn incoming_qos2_release(&self, id: NonZeroU16) -> bool {
+        self.state.lock().durable.incoming_qos2_end(id)
+    }
+
+    /// The incoming QoS 2 exchange `id` ends with an error PUBREC: no
+    /// PUBREL will come.
+    pub(crate) fn incoming_qos2_abort(&self, id: NonZeroU16) {
+        self.state.lock().durable.incoming_qos2_end(id);
     }
 
     /// Takes the next batch for connection `link_id`; see
@@ -191,71 +340,42 @@ impl Session {
 
     /// PUBACK: a QoS 1 delivery is complete. False if none was in flight.
     pub(crate) fn puback(&self, id: NonZeroU16) -> bool {
-        self.state.lock().outbox.puback(id)
+        self.state.lock().durable.outbox.puback(id)
     }
 
     /// PUBREC: a QoS 2 message was received. Returns whether to answer
     /// PUBREL; an error reason ends the exchange [MQTT-4.3.3-4].
     pub(crate) fn pubrec(&self, id: NonZeroU16, failed: bool) -> bool {
-        self.state.lock().outbox.pubrec(id, failed)
+        self.state.lock().durable.outbox.pubrec(id, failed)
     }
 
     /// PUBCOMP: a QoS 2 delivery is complete. False if none was released.
     pub(crate) fn pubcomp(&self, id: NonZeroU16) -> bool {
-        self.state.lock().outbox.pubcomp(id)
+        self.state.lock().durable.outbox.pubcomp(id)
     }
 
     /// Forgets an in-flight message that could not be sent (too large for
     /// the client), as if it had been acknowledged [MQTT-3.1.2-25].
     pub(crate) fn abandon(&self, id: NonZeroU16) {
-        self.state.lock().outbox.abandon(id);
+        self.state.lock().durable.outbox.abandon(id);
     }
 
     /// Messages waiting to be sent, plus those in flight.
     pub(crate) fn queued(&self) -> usize {
-        self.state.lock().outbox.queued()
+        self.state.lock().durable.outbox.queued()
     }
 
     /// Messages dropped from this session's queue so far.
     pub(crate) fn dropped(&self) -> u64 {
-        self.state.lock().outbox.dropped()
+        self.state.lock().durable.outbox.dropped()
     }
-}
 
-/// The live connection's side of the session.
-#[derive(Debug)]
-pub(crate) struct Link {
-    pub(crate) id: u64,
-    /// Acknowledgements and responses to send before any new message.
-    pub(crate) control: Vec<Packet>,
-    /// Fires to make the connection close (takeover).
-    kick: Option<oneshot::Sender<ReasonCode>>,
-    /// In-flight messages must be sent again (a resumed session).
-    resend: bool,
-    /// How many QoS 1/2 messages may be in flight to this client.
-    window: usize,
-    /// Wakes this connection's writer.
-    wake: Arc<Notify>,
-}
-
-/// The mutable part of a session.
-#[derive(Debug, Default)]
-pub(crate) struct SessionState {
-    pub(crate) subscriptions: HashMap<TopicFilter, Subscription>,
-    /// Messages to send and in flight.
-    outbox: Outbox,
-    /// QoS 2 packet ids received and answered with PUBREC, awaiting PUBREL.
-    pub(crate) incoming_qos2: HashSet<NonZeroU16>,
-    pub(crate) link: Option<Link>,
-    /// Session Expiry Interval in force once the connection ends.
-    pub(crate) expiry_secs: u32,
-    /// Counts connections; timers compare it to see if the client came back.
-    pub(crate) generation: u64,
-    /// A will waiting for its Will Delay Interval.
-    pub(crate) pending_will: Option<Arc<Message>>,
-    /// The session has ended; a connection still holding it must not
-    /// treat it as resumable.
-    pub(crate) discarded: bool,
+    /// Holds the session's lock until the guard drops: for tests that need
+    /// a publisher to block on this session.
+    #[cfg(test)]
+    pub(crate) fn hold_lock(&self) -> impl Sized + '_ {
+        self.state.lock()
+    }
 }
 
 impl SessionState {
@@ -271,16 +391,16 @@ impl SessionState {
         retained: &SharedRetained,
     ) -> Batch {
         let mut batch = Batch::default();
-        let Some(link) = self.link.as_mut().filter(|l| l.id == link_id) else {
+        let Some(conn) = self.link.current(link_id) else {
             return batch;
         };
-        batch.control = std::mem::take(&mut link.control);
-        if std::mem::take(&mut link.resend) {
-            self.outbox.resend(&mut batch);
+        batch.control = std::mem::take(&mut conn.control);
+        let outbox = &mut self.durable.outbox;
+        if std::mem::take(&mut conn.resend) {
+            outbox.resend(&mut batch);
         }
-        let window = link.window;
-        self.outbox
-            .fill(&mut batch, window, max_messages, now, retained);
+        let window = conn.window;
+        outbox.fill(&mut batch, window, max_messages, now, retained);
         batch
     }
 }

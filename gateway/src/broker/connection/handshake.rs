@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tracing::{debug, info, warn};
 
 use super::{write_packet, ConnInfo, Params};
-use crate::broker::{Broker, Message, Opened, Will};
+use crate::broker::{Broker, Connecting, Ending, Message, Opened, Will};
 use tokio_util::sync::CancellationToken;
 
 /// A connection that completed its handshake.
@@ -22,7 +22,6 @@ pub(super) struct Accepted<R> {
     pub(super) rd: R,
     pub(super) opened: Opened,
     pub(super) params: Params,
-    pub(super) will: Option<Will>,
 }
 
 /// Runs the handshake. `None` means the connection was refused or lost,
@@ -92,27 +91,21 @@ where
     };
     let version = connect.protocol;
     match accept(broker, connect) {
-        Ok((ack, opened, params, will)) => {
+        Ok((ack, opened, params)) => {
             // Registered before the CONNACK goes out, so a client that has
             // its CONNACK always finds itself in the client list.
             broker.client_connected(params.link_id, info, version, &opened.session);
             if let Err(e) = write_packet(wr, &Packet::ConnAck(Box::new(ack)), version).await {
                 debug!(error = %e, "connection lost sending CONNACK");
                 broker.client_disconnected(params.link_id);
-                broker.connection_closed(
-                    &opened.session,
-                    params.link_id,
-                    will,
-                    params.session_expiry,
-                );
+                let ending = Ending {
+                    publish_will: true,
+                    expiry_secs: params.session_expiry,
+                };
+                broker.connection_closed(&opened.session, params.link_id, ending);
                 return None;
             }
-            Some(Accepted {
-                rd,
-                opened,
-                params,
-                will,
-            })
+            Some(Accepted { rd, opened, params })
         }
         Err(code) => {
             warn!(reason = %code, version = %version, "connection refused");
@@ -142,10 +135,7 @@ async fn read_first<R: AsyncRead + Unpin>(
 
 /// Validates a CONNECT and opens the session. On refusal, the reason
 /// to send in the CONNACK.
-fn accept(
-    broker: &Broker,
-    connect: Connect,
-) -> Result<(ConnAck, Opened, Params, Option<Will>), ReasonCode> {
+fn accept(broker: &Broker, connect: Connect) -> Result<(ConnAck, Opened, Params), ReasonCode> {
     let config = broker.config();
     let version = connect.protocol;
     let v5 = version.is_v5();
@@ -193,8 +183,6 @@ fn accept(
         .receive_maximum
         .map_or(u16::MAX, NonZeroU16::get);
     let window = usize::from(client_receive_max.min(config.max_inflight));
-    let link_id = broker.next_id();
-    let opened = broker.open_session(client_id, connect.clean_start, link_id, window);
     let will = connect.will.map(|w| {
         let delay_secs = w.properties.will_delay_interval.unwrap_or(0);
         let msg = Message {
@@ -211,6 +199,14 @@ fn accept(
             delay_secs,
         }
     });
+    let link_id = broker.next_id();
+    let connecting = Connecting {
+        link_id,
+        window,
+        will,
+        expiry_secs: session_expiry,
+    };
+    let opened = broker.open_session(client_id, connect.clean_start, connecting);
 
     let mut ack = ConnAck::new(ReasonCode::SUCCESS, opened.present);
     if v5 {
@@ -251,7 +247,7 @@ fn accept(
             .request_problem_information
             .unwrap_or(true),
     };
-    Ok((ack, opened, params, will))
+    Ok((ack, opened, params))
 }
 
 /// A client identifier no client chose: random, so that it does not collide

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 
 use super::Params;
-use crate::broker::{Broker, Message, Metrics, Session, Will};
+use crate::broker::{Broker, Message, Metrics, Qos2Received, Session};
 
 /// How the client ended the connection with a DISCONNECT.
 #[derive(Debug)]
@@ -73,7 +73,6 @@ pub(super) struct Reader<'a, R> {
     version: ProtocolVersion,
     keep_alive: Option<Duration>,
     session_expiry: u32,
-    will: Option<Will>,
     /// Topic aliases the client has set up (MQTT 5).
     aliases: HashMap<u16, ByteString>,
     /// How much to read at once; adapts to the traffic.
@@ -91,7 +90,6 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         buf: BytesMut,
         session: &'a Arc<Session>,
         params: &Params,
-        will: Option<Will>,
     ) -> Self {
         let max = broker.config().max_packet_size;
         Self {
@@ -106,7 +104,6 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             keep_alive: (params.keep_alive > 0)
                 .then(|| Duration::from_millis(u64::from(params.keep_alive) * 1500)),
             session_expiry: params.session_expiry,
-            will,
             aliases: HashMap::new(),
             read_hint: MIN_READ,
         }
@@ -114,10 +111,6 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
 
     pub(super) fn session_expiry(&self) -> u32 {
         self.session_expiry
-    }
-
-    pub(super) fn into_will(self) -> Option<Will> {
-        self.will
     }
 
     /// Reads and handles packets until the client disconnects or fails.
@@ -198,7 +191,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                 }
             }
             Packet::PubRel(a) => {
-                let known = self.session.state.lock().incoming_qos2.remove(&a.packet_id);
+                let known = self.session.incoming_qos2_release(a.packet_id);
                 let reason = if known {
                     ReasonCode::SUCCESS
                 } else {
@@ -313,25 +306,27 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         let (qos, packet_id) = (p.qos, p.packet_id);
         if qos == QoS::ExactlyOnce {
             let id = packet_id.expect("QoS 2 has a packet id");
-            let mut st = self.session.state.lock();
-            if st.incoming_qos2.contains(&id) {
-                // A resend of a message already routed: acknowledge only,
-                // so it is delivered exactly once.
-                drop(st);
-                self.reply(Packet::PubRec(Ack::new(id)));
-                return Ok(());
-            }
             // Only MQTT 5 clients were told a Receive Maximum; 3.x clients
             // are bounded by their 65,535 packet identifiers alone.
-            if self.version.is_v5()
-                && st.incoming_qos2.len() >= usize::from(self.broker.config().receive_maximum)
-            {
-                return Err(protocol(
-                    ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
-                    "more QoS 2 in flight than Receive Maximum [MQTT-3.3.4-9]",
-                ));
+            let limit = self
+                .version
+                .is_v5()
+                .then(|| usize::from(self.broker.config().receive_maximum));
+            match self.session.incoming_qos2_begin(id, limit) {
+                Qos2Received::New => {}
+                Qos2Received::Duplicate => {
+                    // A resend of a message already routed: acknowledge
+                    // only, so it is delivered exactly once.
+                    self.reply(Packet::PubRec(Ack::new(id)));
+                    return Ok(());
+                }
+                Qos2Received::TooMany => {
+                    return Err(protocol(
+                        ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                        "more QoS 2 in flight than Receive Maximum [MQTT-3.3.4-9]",
+                    ))
+                }
             }
-            st.incoming_qos2.insert(id);
         }
         let reserved = topic.starts_with("$SYS");
         let delivered = if reserved {
@@ -349,7 +344,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         if reason.is_error() {
             if let (QoS::ExactlyOnce, Some(id)) = (qos, packet_id) {
                 // An error PUBREC ends the exchange: no PUBREL will come.
-                self.session.state.lock().incoming_qos2.remove(&id);
+                self.session.incoming_qos2_abort(id);
             }
         }
         let ack = |id: NonZeroU16| Ack::with_reason(id, reason);

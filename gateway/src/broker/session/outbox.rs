@@ -153,6 +153,19 @@ impl Outbox {
         }
     }
 
+    /// Puts back a message a store kept queued, after those put back before.
+    pub(crate) fn recover_queued(&mut self, out: Outgoing) {
+        self.account(&out, true);
+        self.queue.push_back(out);
+    }
+
+    /// Puts back a message a store kept in flight, after those put back
+    /// before: the order they are resent in.
+    pub(crate) fn recover_inflight(&mut self, inflight: Inflight) {
+        self.next_packet_id = inflight.packet_id.get();
+        self.inflight.push_back(inflight);
+    }
+
     /// Messages waiting to be sent, plus those in flight. Retained messages
     /// not pulled yet are not counted: they are not held here.
     pub(crate) fn queued(&self) -> usize {
@@ -181,11 +194,6 @@ impl Outbox {
     /// Stops sending the retained messages of `filter` (unsubscribed).
     pub(crate) fn stop_retained(&mut self, filter: &TopicFilter) {
         self.cursors.retain(|c| c.filter() != filter);
-    }
-
-    /// Stops sending every subscription's retained messages (session ended).
-    pub(crate) fn clear_retained(&mut self) {
-        self.cursors.clear();
     }
 
     pub(super) fn alloc_packet_id(&mut self) -> NonZeroU16 {

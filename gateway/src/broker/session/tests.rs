@@ -10,6 +10,7 @@ use super::*;
 use crate::broker::retained::RetainedStore;
 use aviary_protocol::{Ack, MessageProperties, QoS, SubAck};
 use bytes::Bytes;
+use outbox::Outbox;
 use parking_lot::RwLock;
 
 fn message(topic: &str, payload: &[u8], qos: QoS) -> Arc<Message> {
@@ -38,10 +39,26 @@ const LIMITS: QueueLimits = QueueLimits {
     qos0_offline: false,
 };
 
+/// Attaches link `id` with an in-flight `window`, no will and no expiry.
+fn attach(s: &Session, id: u64, window: usize) -> Attached {
+    s.attach(Connecting {
+        link_id: id,
+        window,
+        will: None,
+        expiry_secs: 0,
+    })
+}
+
+/// A connection's end that keeps the session and would publish a will.
+const LOST: Ending = Ending {
+    publish_will: true,
+    expiry_secs: 60,
+};
+
 /// A session attached to link 7 with an in-flight window of 2.
 fn online() -> Session {
     let s = Session::new(1, ByteString::from_static("c"));
-    let _kick = s.attach(7, 2);
+    let _kick = attach(&s, 7, 2);
     s
 }
 
@@ -123,7 +140,8 @@ fn full_queue_evicts_qos0_first_then_oldest() {
     );
     let queued = |s: &Session| -> Vec<Bytes> {
         let st = s.state.lock();
-        st.outbox
+        st.durable
+            .outbox
             .queue()
             .iter()
             .map(|o| o.msg.payload.clone())
@@ -133,7 +151,7 @@ fn full_queue_evicts_qos0_first_then_oldest() {
     s.enqueue(out(QoS::AtLeastOnce, b"5"), &LIMITS);
     assert_eq!(queued(&s), [&b"3"[..], b"4", b"5"]);
     assert_eq!(s.dropped(), 2);
-    let bytes = s.state.lock().outbox.queued_bytes();
+    let bytes = s.state.lock().durable.outbox.queued_bytes();
     assert_eq!(bytes, 6, "topic + payload of 3 messages");
 }
 
@@ -162,8 +180,8 @@ fn resumed_session_resends_inflight_with_dup_and_pubrel() {
     let b = s.take_batch(7, 100, Instant::now(), &store);
     let ids: Vec<_> = b.messages.iter().map(|m| m.1.unwrap()).collect();
     assert!(s.pubrec(ids[0], false));
-    assert!(s.detach(7));
-    let _kick = s.attach(8, 10);
+    assert!(s.detach(7, LOST).is_some());
+    let _kick = attach(&s, 8, 10);
     let b = s.take_batch(8, 100, Instant::now(), &store);
     assert_eq!(b.control, vec![Packet::PubRel(Ack::new(ids[0]))]);
     assert_eq!(b.messages.len(), 1);
@@ -175,11 +193,11 @@ fn resumed_session_resends_inflight_with_dup_and_pubrel() {
 #[test]
 fn takeover_kicks_the_old_link() {
     let s = Session::new(1, ByteString::from_static("c"));
-    let (mut old, _) = s.attach(1, 1);
-    let _new = s.attach(2, 1);
+    let mut old = attach(&s, 1, 1).kick;
+    let _new = attach(&s, 2, 1);
     assert_eq!(old.try_recv(), Ok(ReasonCode::SESSION_TAKEN_OVER));
     assert!(
-        !s.detach(1),
+        s.detach(1, LOST).is_none(),
         "the old connection no longer owns the session"
     );
     assert!(s.is_online());
@@ -210,7 +228,11 @@ fn retained_come_after_suback_and_earlier_queue_before_later_queue() {
     let (first, _, _) = &batch.messages[1];
     assert!(first.retain, "RETAIN set [MQTT-3.3.1-9]");
     assert_eq!(first.subscription_ids, [NonZeroU32::new(9).unwrap()]);
-    assert_eq!(s.state.lock().outbox.cursors(), 0, "finished cursors go");
+    assert_eq!(
+        s.state.lock().durable.outbox.cursors(),
+        0,
+        "finished cursors go"
+    );
 }
 
 #[test]
@@ -295,7 +317,7 @@ fn retained_changed_after_subscribe_is_sent_as_it_is_now() {
     let later = now + Duration::from_secs(61);
     let batch = s.take_batch(7, 100, later, &store);
     assert_eq!(payloads(&batch), ["new", "r/4"]);
-    assert_eq!(s.state.lock().outbox.cursors(), 0);
+    assert_eq!(s.state.lock().durable.outbox.cursors(), 0);
 }
 
 #[test]
@@ -308,8 +330,12 @@ fn unsubscribe_stops_retained_and_resubscribe_restarts() {
     subscribe(&s, &store, "r/#", QoS::AtMostOnce);
     let batch = s.take_batch(7, 2, now, &store);
     assert_eq!(payloads(&batch), ["r/0", "r/1"], "from the start again");
-    assert_eq!(s.state.lock().outbox.cursors(), 1, "one cursor per filter");
-    s.remove_subscription(&TopicFilter::new("r/#").unwrap());
+    assert_eq!(
+        s.state.lock().durable.outbox.cursors(),
+        1,
+        "one cursor per filter"
+    );
+    s.unsubscribe(&TopicFilter::new("r/#").unwrap());
     assert!(drain(&s, &store, 7, 100).is_empty());
 }
 
@@ -320,8 +346,8 @@ fn retained_resume_with_the_session() {
     subscribe(&s, &store, "r/#", QoS::AtLeastOnce);
     let batch = s.take_batch(7, 100, Instant::now(), &store);
     assert_eq!(payloads(&batch), ["r/0", "r/1"]);
-    assert!(s.detach(7));
-    let _kick = s.attach(8, 10);
+    assert!(s.detach(7, LOST).is_some());
+    let _kick = attach(&s, 8, 10);
     let batch = s.take_batch(8, 100, Instant::now(), &store);
     let dup: Vec<bool> = batch.messages.iter().map(|m| m.2).collect();
     assert_eq!(payloads(&batch), ["r/0", "r/1", "r/2", "r/3", "r/4", "r/5"]);
@@ -334,7 +360,7 @@ fn discarded_session_drops_its_cursors() {
     let store = retained(6, QoS::AtMostOnce);
     subscribe(&s, &store, "r/#", QoS::AtMostOnce);
     s.discard();
-    assert_eq!(s.state.lock().outbox.cursors(), 0);
+    assert_eq!(s.state.lock().durable.outbox.cursors(), 0);
 }
 
 #[test]
@@ -356,3 +382,5 @@ fn a_pull_that_only_skips_pauses_and_resumes() {
     assert!(batch.more, "nothing yet, but call again");
     assert_eq!(drain(&s, &store, 7, 100), ["r/z"]);
 }
+
+mod wills;

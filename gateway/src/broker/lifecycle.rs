@@ -1,0 +1,243 @@
+//! Sessions coming and going: a CONNECT opens or resumes one; the end of a
+//! connection leaves a will and an expiry to wait for; the broker's
+//! [`Timers`] fire them; recovery rebuilds the sessions a store kept.
+//!
+//! Locks: the registry (`sessions`) may be held while taking one session's
+//! lock, the routing lock or the timers' lock, never the other way round.
+//! A will is published only once the registry lock is released: its
+//! fan-out locks every subscriber's session in turn, and one will with many
+//! subscribers must not hold up every CONNECT meanwhile. Undoing a session's
+//! routes waits for the release too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aviary_protocol::ByteString;
+use tokio::time::Instant;
+
+use super::session::{Connecting, Discarded, Ending, RecoveredSession};
+use super::timers::{Due, Timer, Timers};
+use super::{Broker, Message, Opened, Session};
+
+impl Broker {
+    /// Opens (or resumes) the session for `client_id` and attaches the
+    /// connection to it, taking over any connection it had.
+    pub(crate) fn open_session(
+        &self,
+        client_id: ByteString,
+        clean_start: bool,
+        connecting: Connecting,
+    ) -> Opened {
+        let mut ended = None;
+        let (session, present, attached) = {
+            let mut sessions = self.shared.sessions.lock();
+            let existing = sessions.get(&client_id).cloned();
+            let (session, present) = match existing {
+                Some(s) if !clean_start => (s, true),
+                existing => {
+                    if let Some(old) = existing {
+                        let discarded = old.discard();
+                        ended = Some((old, discarded));
+                    }
+                    let s = Arc::new(Session::new(self.next_id(), client_id.clone()));
+                    sessions.insert(client_id, s.clone());
+                    self.shared.routing.write().by_key.insert(s.key, s.clone());
+                    (s, false)
+                }
+            };
+            // Under the registry lock, so that an expiry cannot end the
+            // session between the look-up and the attach.
+            let attached = session.attach(connecting);
+            // Back in time: the pending will and the expiry are off [MQTT-3.1.3-9].
+            self.shared.timers.cancel(session.key);
+            (session, present, attached)
+        };
+        if let Some((old, discarded)) = ended {
+            self.end_session(&old, discarded);
+        }
+        if let Some(will) = attached.will {
+            self.publish_will(&session, will);
+        }
+        Opened {
+            session,
+            present,
+            kick: attached.kick,
+            wake: attached.wake,
+        }
+    }
+
+    /// Called when connection `link_id` ends: publishes its will or sets
+    /// its delay, and ends the session or sets its expiry.
+    pub(crate) fn connection_closed(&self, session: &Arc<Session>, link_id: u64, ending: Ending) {
+        // Taken over: the new connection settled this one's will.
+        let Some(detached) = session.detach(link_id, ending) else {
+            return;
+        };
+        if let Some(will) = detached.will_now {
+            self.publish_will(session, will);
+        }
+        let (now, generation) = (Instant::now(), detached.generation);
+        if let Some(delay) = detached.will_delay_secs {
+            // The will goes when the session ends, if that comes first.
+            let delay = delay.min(detached.expiry_secs);
+            if let Some(at) = after(now, delay) {
+                self.set_deadline(session, Timer::Will, at, generation);
+            }
+        }
+        match detached.expiry_secs {
+            0 => self.expire_session(session, generation),
+            u32::MAX => {}
+            secs => {
+                if let Some(at) = after(now, secs) {
+                    self.set_deadline(session, Timer::Expiry, at, generation);
+                }
+            }
+        }
+    }
+
+    /// Ends the session if it is still registered and idle since
+    /// `generation`, then publishes its pending will.
+    fn expire_session(&self, session: &Arc<Session>, generation: u64) {
+        let discarded = {
+            let mut sessions = self.shared.sessions.lock();
+            let registered = sessions
+                .get(&session.client_id)
+                .is_some_and(|s| Arc::ptr_eq(s, session));
+            if !registered {
+                return;
+            }
+            let Some(discarded) = session.discard_if_idle(generation) else {
+                return;
+            };
+            sessions.remove(&session.client_id);
+            discarded
+        };
+        self.end_session(session, discarded);
+    }
+
+    /// Undoes what the broker holds of a session that has ended (its routes
+    /// and deadlines) and publishes its will. Call without the registry lock.
+    fn end_session(&self, session: &Arc<Session>, discarded: Discarded) {
+        self.shared.timers.cancel(session.key);
+        {
+            let mut routing = self.shared.routing.write();
+            routing
+                .tree
+                .remove_client(session.key, discarded.filters.iter());
+            routing.by_key.remove(&session.key);
+        }
+        if let Some(will) = discarded.will {
+            self.publish_will(session, will);
+        }
+    }
+
+    /// Publishes `session`'s will: every will goes out through here, so a
+    /// check that applies to wills has one place to go. Its Message Expiry
+    /// Interval counts from now, when the will is published, not from the
+    /// CONNECT that carried it (MQTT 5.0 section 3.1.3.2.4: the interval
+    /// "is sent as the Publication Expiry Interval when the Server
+    /// publishes the Will Message"). Call with no registry lock held.
+    fn publish_will(&self, session: &Session, will: Arc<Message>) {
+        tracing::debug!(client_id = %session.client_id, topic = %will.topic, "publishing will");
+        self.publish(will.published_at(Instant::now()), None);
+    }
+
+    /// Sets a deadline and makes sure the timers' driver runs.
+    fn set_deadline(&self, session: &Arc<Session>, timer: Timer, at: Instant, generation: u64) {
+        self.shared.timers.set(session, timer, at, generation);
+        self.start_timer_driver();
+    }
+
+    /// Starts the one task that fires deadlines, unless it runs already.
+    /// It holds the broker weakly, and stops once the broker is dropped.
+    fn start_timer_driver(&self) {
+        let timers: &Arc<Timers> = &self.shared.timers;
+        if !timers.claim_driver() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime yet: the next deadline set from one starts it.
+            timers.release_driver();
+            return;
+        };
+        let (timers, shared) = (timers.clone(), Arc::downgrade(&self.shared));
+        runtime.spawn(async move {
+            timers
+                .run(|due| match shared.upgrade() {
+                    Some(shared) => {
+                        Broker { shared }.fire(due);
+                        true
+                    }
+                    None => false,
+                })
+                .await;
+        });
+    }
+
+    /// Acts on deadlines that fell due, with no lock held.
+    fn fire(&self, due: Vec<Due>) {
+        for d in due {
+            match d.timer {
+                Timer::Will => {
+                    if let Some(will) = d.session.take_pending_will(d.generation) {
+                        self.publish_will(&d.session, will);
+                    }
+                }
+                Timer::Expiry => self.expire_session(&d.session, d.generation),
+            }
+        }
+    }
+
+    /// Registers a session a store kept, offline: its subscriptions routed,
+    /// its queue and in-flight messages waiting for the client, its pending
+    /// will and expiry set at their absolute times (those already past fire
+    /// at once). For recovery at start, before the listeners open.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the store's recovery calls it (issue 10)")
+    )]
+    pub(crate) fn restore_session(&self, mut recovered: RecoveredSession) -> Arc<Session> {
+        let session = Arc::new(Session::recover(self.next_id(), &mut recovered));
+        let replaced = self
+            .shared
+            .sessions
+            .lock()
+            .insert(session.client_id.clone(), session.clone());
+        if let Some(old) = replaced {
+            // A store holds one record per client id; should two come, the
+            // later one wins and the earlier one goes without its will.
+            let mut discarded = old.discard();
+            discarded.will = None;
+            self.end_session(&old, discarded);
+        }
+        {
+            let mut routing = self.shared.routing.write();
+            routing.by_key.insert(session.key, session.clone());
+            for (filter, subscription) in &recovered.subscriptions {
+                routing.tree.subscribe(session.key, filter, *subscription);
+            }
+        }
+        let generation = session.generation();
+        if let Some((_, at)) = recovered.pending_will {
+            self.set_deadline(&session, Timer::Will, at, generation);
+        }
+        if let Some(at) = recovered.expires_at {
+            self.set_deadline(&session, Timer::Expiry, at, generation);
+        }
+        session
+    }
+
+    /// The deadline of `session`'s `timer`, if set.
+    #[cfg(test)]
+    pub(crate) fn deadline(&self, session: &Session, timer: Timer) -> Option<Instant> {
+        self.shared.timers.deadline(session.key, timer)
+    }
+}
+
+/// `secs` seconds after `now`; `None` if that is beyond any clock.
+fn after(now: Instant, secs: u32) -> Option<Instant> {
+    now.checked_add(Duration::from_secs(u64::from(secs)))
+}
+
+#[cfg(test)]
+mod tests;

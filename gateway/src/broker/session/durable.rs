@@ -1,0 +1,176 @@
+//! The part of a session that must outlive its connection, and (once a
+//! store is attached) the process: subscriptions with their options and
+//! identifiers, the [`Outbox`] (queue and outgoing in-flight messages,
+//! released QoS 2 included), incoming QoS 2 packet ids awaiting PUBREL,
+//! the Session Expiry Interval and the will with its delay.
+//!
+//! Each method that changes this state is the one place where that change
+//! happens, so it is where a store operation is emitted:
+//!
+//! | change                                  | method                                   |
+//! |-----------------------------------------|------------------------------------------|
+//! | subscription added / removed            | [`Durable::subscribe`], [`Durable::unsubscribe`] |
+//! | incoming QoS 2 id added / removed       | [`Durable::incoming_qos2_begin`], [`Durable::incoming_qos2_end`] |
+//! | expiry interval changed                 | [`Durable::set_expiry`]                  |
+//! | will set (CONNECT) / taken (published or cancelled) | [`Durable::set_will`], [`Durable::take_will`] |
+//! | session discarded                       | [`Durable::clear`]                       |
+//! | message queued, evicted, expired        | [`Outbox::enqueue`], `Outbox::fill`      |
+//! | message sent (queued to in flight)      | `Outbox::fill` (`Outbox::send`)          |
+//! | acknowledged, released, abandoned       | [`Outbox::puback`], [`Outbox::pubcomp`], [`Outbox::pubrec`], [`Outbox::abandon`] |
+//!
+//! And [`Durable::recover`] builds the whole of it from what a store kept.
+//! Retained-message cursors live in the outbox but are not state to keep:
+//! they only say how far a new subscription's retained messages have gone.
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU16;
+use std::sync::Arc;
+
+use aviary_protocol::{ByteString, TopicFilter};
+use tokio::time::Instant;
+
+use super::outbox::{Inflight, Outbox};
+use crate::broker::message::{Message, Outgoing};
+use crate::broker::router::Subscription;
+
+/// A will: the message and its MQTT 5 Will Delay Interval (0 for 3.x).
+#[derive(Debug, Clone)]
+pub(crate) struct Will {
+    pub(crate) message: Arc<Message>,
+    pub(crate) delay_secs: u32,
+}
+
+/// What became of an incoming QoS 2 PUBLISH's packet id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Qos2Received {
+    /// A new exchange: route the message and answer PUBREC.
+    New,
+    /// A resend of a message already routed: answer PUBREC only, so it is
+    /// delivered exactly once.
+    Duplicate,
+    /// More exchanges open than the Receive Maximum allows.
+    TooMany,
+}
+
+/// A session as a store kept it, to rebuild at start (see
+/// [`crate::broker::Broker::restore_session`]). Deadlines are absolute: the
+/// store keeps wall-clock times, which recovery turns into instants.
+#[derive(Debug, Default)]
+pub(crate) struct RecoveredSession {
+    pub(crate) client_id: ByteString,
+    pub(crate) subscriptions: Vec<(TopicFilter, Subscription)>,
+    /// Messages not sent yet, oldest first.
+    pub(crate) queued: Vec<Outgoing>,
+    /// Messages sent and not fully acknowledged, in the order sent; they
+    /// are resent with DUP (or PUBREL, if released) when the client returns.
+    pub(crate) inflight: Vec<Inflight>,
+    pub(crate) incoming_qos2: Vec<NonZeroU16>,
+    pub(crate) expiry_secs: u32,
+    /// When the session expires; `None` for never.
+    pub(crate) expires_at: Option<Instant>,
+    /// A will waiting for its delay, and when it is due.
+    pub(crate) pending_will: Option<(Will, Instant)>,
+}
+
+/// The durable part of a session; see the module documentation.
+#[derive(Debug, Default)]
+pub(super) struct Durable {
+    subscriptions: HashMap<TopicFilter, Subscription>,
+    /// Messages to send and in flight.
+    pub(super) outbox: Outbox,
+    /// QoS 2 packet ids received and answered with PUBREC, awaiting PUBREL.
+    incoming_qos2: HashSet<NonZeroU16>,
+    /// Session Expiry Interval in force once the connection ends.
+    expiry_secs: u32,
+    /// The will of the current connection, or of the last one while it
+    /// waits for its delay.
+    will: Option<Will>,
+}
+
+impl Durable {
+    /// The durable state a store recovered (the deadlines aside, which the
+    /// broker's timers take).
+    pub(super) fn recover(r: &mut RecoveredSession) -> Self {
+        let mut outbox = Outbox::default();
+        for i in r.inflight.drain(..) {
+            outbox.recover_inflight(i);
+        }
+        for out in r.queued.drain(..) {
+            outbox.recover_queued(out);
+        }
+        Self {
+            subscriptions: r.subscriptions.iter().cloned().collect(),
+            outbox,
+            incoming_qos2: r.incoming_qos2.iter().copied().collect(),
+            expiry_secs: r.expiry_secs,
+            will: r.pending_will.as_ref().map(|(w, _)| w.clone()),
+        }
+    }
+
+    /// Records a subscription, replacing one with the same filter.
+    pub(super) fn subscribe(&mut self, filter: TopicFilter, subscription: Subscription) {
+        self.subscriptions.insert(filter, subscription);
+    }
+
+    /// Forgets a subscription. False if there was none.
+    pub(super) fn unsubscribe(&mut self, filter: &TopicFilter) -> bool {
+        self.subscriptions.remove(filter).is_some()
+    }
+
+    pub(super) fn subscription_count(&self) -> usize {
+        self.subscriptions.len()
+    }
+
+    /// Opens an incoming QoS 2 exchange for `id`, unless it is open already
+    /// or `limit` exchanges are.
+    pub(super) fn incoming_qos2_begin(
+        &mut self,
+        id: NonZeroU16,
+        limit: Option<usize>,
+    ) -> Qos2Received {
+        if self.incoming_qos2.contains(&id) {
+            Qos2Received::Duplicate
+        } else if limit.is_some_and(|max| self.incoming_qos2.len() >= max) {
+            Qos2Received::TooMany
+        } else {
+            self.incoming_qos2.insert(id);
+            Qos2Received::New
+        }
+    }
+
+    /// Closes the incoming QoS 2 exchange `id`. False if none was open.
+    pub(super) fn incoming_qos2_end(&mut self, id: NonZeroU16) -> bool {
+        self.incoming_qos2.remove(&id)
+    }
+
+    pub(super) fn set_expiry(&mut self, secs: u32) {
+        self.expiry_secs = secs;
+    }
+
+    pub(super) fn expiry_secs(&self) -> u32 {
+        self.expiry_secs
+    }
+
+    /// Sets the will of a new connection, returning the one it replaces.
+    pub(super) fn set_will(&mut self, will: Option<Will>) -> Option<Will> {
+        std::mem::replace(&mut self.will, will)
+    }
+
+    /// Takes the will out: it is being published, or will never be.
+    pub(super) fn take_will(&mut self) -> Option<Will> {
+        self.will.take()
+    }
+
+    pub(super) fn will_delay(&self) -> Option<u32> {
+        self.will.as_ref().map(|w| w.delay_secs)
+    }
+
+    /// Empties the session for good: returns its subscriptions' filters and
+    /// its will. Queued and in-flight messages go with it.
+    pub(super) fn clear(&mut self) -> (Vec<TopicFilter>, Option<Will>) {
+        let filters = self.subscriptions.drain().map(|(f, _)| f).collect();
+        self.outbox = Outbox::default();
+        self.incoming_qos2.clear();
+        (filters, self.will.take())
+    }
+}
