@@ -308,8 +308,16 @@ fn broker_specs(cli: &Cli) -> Result<Vec<BrokerSpec>> {
 
 /// Every scenario, in the order they run.
 fn scenarios(cli: &Cli) -> Vec<Scenario> {
-    let fan = cli.fan.max(1);
-    let flow = |publishers: usize, subscribers: usize, messages: u64, qos: QoS| FlowSpec {
+    let mut list = tcp_flows(cli);
+    list.extend(ws_flows(cli));
+    list.extend(latency_flows(cli));
+    list.extend(idle_scenarios(cli));
+    list
+}
+
+/// A flow over TCP on one topic, as fast as the window allows; scenarios change what differs.
+fn flow(publishers: usize, subscribers: usize, messages: u64, qos: QoS) -> FlowSpec {
+    FlowSpec {
         publishers,
         subscribers,
         messages_per_publisher: messages,
@@ -319,43 +327,33 @@ fn scenarios(cli: &Cli) -> Vec<Scenario> {
         per_publisher_topics: false,
         rate: None,
         record_latency: false,
-    };
-    let cross = |from: Transport, to: Transport, messages: u64| FlowSpec {
-        pub_transport: from,
-        sub_transport: to,
-        ..flow(1, 1, messages, QoS::AtLeastOnce)
-    };
-    let fan_in = |total: u64, qos: QoS| FlowSpec {
-        per_publisher_topics: true,
-        ..flow(fan, 1, (total / fan as u64).max(1), qos)
-    };
-    let latency = |qos: QoS| FlowSpec {
-        rate: Some(cli.rate.max(1)),
-        record_latency: true,
-        ..flow(
-            1,
-            1,
-            u64::from(cli.rate.max(1)) * cli.latency_secs.max(1),
-            qos,
-        )
-    };
-    let n = |v: u64| report::format_value(Some(v as f64), 0);
+    }
+}
+
+/// A number for a title, with thousands separators.
+fn count(v: u64) -> String {
+    report::format_value(Some(v as f64), 0)
+}
+
+/// Point-to-point, fan-out and fan-in over TCP.
+fn tcp_flows(cli: &Cli) -> Vec<Scenario> {
+    let fan = cli.fan.max(1);
     let mut list = vec![
         Scenario {
             group: Group::P2p,
-            title: format!("p2p TCP QoS 0, 1→1, {} msgs", n(cli.qos0_messages)),
+            title: format!("p2p TCP QoS 0, 1→1, {} msgs", count(cli.qos0_messages)),
             kind: Kind::Flow(flow(1, 1, cli.qos0_messages, QoS::AtMostOnce)),
         },
         Scenario {
             group: Group::P2p,
-            title: format!("p2p TCP QoS 1, 1→1, {} msgs", n(cli.qos1_messages)),
+            title: format!("p2p TCP QoS 1, 1→1, {} msgs", count(cli.qos1_messages)),
             kind: Kind::Flow(flow(1, 1, cli.qos1_messages, QoS::AtLeastOnce)),
         },
         Scenario {
             group: Group::FanOut,
             title: format!(
                 "fan-out TCP QoS 0, 1→{fan}, {} msgs",
-                n(cli.fan_out_messages)
+                count(cli.fan_out_messages)
             ),
             kind: Kind::Flow(flow(1, fan, cli.fan_out_messages, QoS::AtMostOnce)),
         },
@@ -364,42 +362,55 @@ fn scenarios(cli: &Cli) -> Vec<Scenario> {
         (QoS::AtMostOnce, cli.qos0_messages),
         (QoS::AtLeastOnce, cli.qos1_messages),
     ] {
-        let spec = fan_in(total, qos);
+        let spec = FlowSpec {
+            per_publisher_topics: true,
+            ..flow(fan, 1, (total / fan as u64).max(1), qos)
+        };
         list.push(Scenario {
             group: Group::FanIn,
             title: format!(
                 "fan-in TCP QoS {}, {fan}→1, {} msgs",
                 qos as u8,
-                n(spec.expected())
+                count(spec.expected())
             ),
             kind: Kind::Flow(spec),
         });
     }
-    list.push(Scenario {
-        group: Group::Ws,
-        title: format!("p2p WS→WS QoS 0, 1→1, {} msgs", n(cli.qos0_messages)),
-        kind: Kind::Flow(FlowSpec {
-            pub_transport: Transport::Ws,
-            sub_transport: Transport::Ws,
-            ..flow(1, 1, cli.qos0_messages, QoS::AtMostOnce)
-        }),
-    });
-    list.push(Scenario {
-        group: Group::Ws,
-        title: format!(
-            "fan-out WS→WS QoS 0, 1→{fan}, {} msgs",
-            n(cli.fan_out_messages)
-        ),
-        kind: Kind::Flow(FlowSpec {
-            pub_transport: Transport::Ws,
-            sub_transport: Transport::Ws,
-            ..flow(1, fan, cli.fan_out_messages, QoS::AtMostOnce)
-        }),
-    });
+    list
+}
+
+/// Over WebSocket: point-to-point QoS 0, fan-out, then QoS 1 within and across transports.
+fn ws_flows(cli: &Cli) -> Vec<Scenario> {
+    let fan = cli.fan.max(1);
+    let over = |from: Transport, to: Transport, spec: FlowSpec| FlowSpec {
+        pub_transport: from,
+        sub_transport: to,
+        ..spec
+    };
+    let ws = Transport::Ws;
+    let mut list = vec![
+        Scenario {
+            group: Group::Ws,
+            title: format!("p2p WS→WS QoS 0, 1→1, {} msgs", count(cli.qos0_messages)),
+            kind: Kind::Flow(over(ws, ws, flow(1, 1, cli.qos0_messages, QoS::AtMostOnce))),
+        },
+        Scenario {
+            group: Group::Ws,
+            title: format!(
+                "fan-out WS→WS QoS 0, 1→{fan}, {} msgs",
+                count(cli.fan_out_messages)
+            ),
+            kind: Kind::Flow(over(
+                ws,
+                ws,
+                flow(1, fan, cli.fan_out_messages, QoS::AtMostOnce),
+            )),
+        },
+    ];
     for (from, to, messages) in [
-        (Transport::Ws, Transport::Ws, cli.qos1_messages),
-        (Transport::Tcp, Transport::Ws, cli.cross_messages),
-        (Transport::Ws, Transport::Tcp, cli.cross_messages),
+        (ws, ws, cli.qos1_messages),
+        (Transport::Tcp, ws, cli.cross_messages),
+        (ws, Transport::Tcp, cli.cross_messages),
     ] {
         list.push(Scenario {
             group: Group::Ws,
@@ -407,30 +418,46 @@ fn scenarios(cli: &Cli) -> Vec<Scenario> {
                 "p2p {}→{} QoS 1, {} msgs",
                 from.name(),
                 to.name(),
-                n(messages)
+                count(messages)
             ),
-            kind: Kind::Flow(cross(from, to, messages)),
+            kind: Kind::Flow(over(from, to, flow(1, 1, messages, QoS::AtLeastOnce))),
         });
     }
-    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
-        list.push(Scenario {
+    list
+}
+
+/// Latency percentiles at a fixed rate, over TCP.
+fn latency_flows(cli: &Cli) -> Vec<Scenario> {
+    let rate = cli.rate.max(1);
+    [QoS::AtMostOnce, QoS::AtLeastOnce]
+        .into_iter()
+        .map(|qos| Scenario {
             group: Group::Latency,
             title: format!(
                 "latency TCP QoS {}, {} msg/s for {} s",
                 qos as u8,
-                n(u64::from(cli.rate)),
+                count(u64::from(cli.rate)),
                 cli.latency_secs
             ),
-            kind: Kind::Latency(latency(qos)),
-        });
-    }
+            kind: Kind::Latency(FlowSpec {
+                rate: Some(rate),
+                record_latency: true,
+                ..flow(1, 1, u64::from(rate) * cli.latency_secs.max(1), qos)
+            }),
+        })
+        .collect()
+}
+
+/// Memory per idle connection over TCP and over WebSocket, and connections held.
+fn idle_scenarios(cli: &Cli) -> Vec<Scenario> {
+    let mut list = Vec::new();
     if cli.idle_connections > 0 {
         for transport in [Transport::Tcp, Transport::Ws] {
             list.push(Scenario {
                 group: Group::Memory,
                 title: format!(
                     "{} idle {} connections",
-                    n(cli.idle_connections as u64),
+                    count(cli.idle_connections as u64),
                     transport.name()
                 ),
                 kind: Kind::Memory(cli.idle_connections, transport),
@@ -440,7 +467,7 @@ fn scenarios(cli: &Cli) -> Vec<Scenario> {
     if cli.held_cap > 0 {
         list.push(Scenario {
             group: Group::Held,
-            title: format!("connections held (cap {})", n(cli.held_cap as u64)),
+            title: format!("connections held (cap {})", count(cli.held_cap as u64)),
             kind: Kind::Held(cli.held_cap),
         });
     }
@@ -496,4 +523,35 @@ async fn run_one(spec: &BrokerSpec, scenario: &Scenario, params: &Params) -> Out
         Err(e) => Err(format!("broker died: {e:#}")),
     };
     Outcome { measured, cpu }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenarios_come_in_group_order_with_their_sizes() {
+        let cli = Cli::parse_from(["aviary-bench"]);
+        let titles: Vec<String> = scenarios(&cli).into_iter().map(|s| s.title).collect();
+        assert_eq!(
+            titles,
+            [
+                "p2p TCP QoS 0, 1→1, 100,000 msgs",
+                "p2p TCP QoS 1, 1→1, 50,000 msgs",
+                "fan-out TCP QoS 0, 1→50, 10,000 msgs",
+                "fan-in TCP QoS 0, 50→1, 100,000 msgs",
+                "fan-in TCP QoS 1, 50→1, 50,000 msgs",
+                "p2p WS→WS QoS 0, 1→1, 100,000 msgs",
+                "fan-out WS→WS QoS 0, 1→50, 10,000 msgs",
+                "p2p WS→WS QoS 1, 50,000 msgs",
+                "p2p TCP→WS QoS 1, 10,000 msgs",
+                "p2p WS→TCP QoS 1, 10,000 msgs",
+                "latency TCP QoS 0, 2,000 msg/s for 5 s",
+                "latency TCP QoS 1, 2,000 msg/s for 5 s",
+                "5,000 idle TCP connections",
+                "5,000 idle WS connections",
+                "connections held (cap 15,000)",
+            ]
+        );
+    }
 }
