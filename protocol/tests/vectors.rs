@@ -66,7 +66,7 @@ mod helpers {
     /// Hex to bytes; spaces are for readability.
     pub(crate) fn unhex(hex: &str) -> Vec<u8> {
         let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        assert!(digits.len() % 2 == 0, "odd hex length: {hex}");
+        assert!(digits.len().is_multiple_of(2), "odd hex length: {hex}");
         digits
             .chunks(2)
             .map(|pair| {
