@@ -24,9 +24,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::ws_frame::{self, code, Decoder};
 
-/// Most raw bytes one read takes: they are zeroed first (no `unsafe` here
-/// to read into uninitialised memory), so a bound keeps that cheap.
-const READ_CHUNK: usize = 16 * 1024;
+/// Smallest and largest raw reads. The bytes a read may fill are zeroed
+/// first (no `unsafe` here to read into uninitialised memory), so the size
+/// follows the traffic rather than the room the caller offers: zeroing
+/// 64 KiB for every 100-byte read would cost more than the read.
+const MIN_READ: u32 = 1024;
+const MAX_READ: u32 = 64 * 1024;
 
 /// A WebSocket carrying MQTT, seen as a byte stream.
 #[derive(Debug)]
@@ -37,6 +40,8 @@ pub struct WsStream<S> {
     out: Option<Box<Outgoing>>,
     /// Largest outgoing frame when coalescing.
     max_frame: u32,
+    /// How much the next raw read asks for; adapts to the traffic.
+    read_size: u32,
     /// Several packets per frame, up to `max_frame` bytes.
     coalesce: bool,
     state: State,
@@ -79,6 +84,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
             decoder: Decoder::new(max_message),
             out: None,
             max_frame: u32::try_from(max_frame).unwrap_or(u32::MAX),
+            read_size: MIN_READ,
             coalesce,
             state: State::Open,
         }
@@ -136,11 +142,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<bool>> {
-        let want = buf.remaining().min(READ_CHUNK);
+        let want = buf.remaining().min(self.read_size as usize);
         let raw = buf.initialize_unfilled_to(want);
         let mut read = ReadBuf::new(raw);
         ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
         let n = read.filled().len();
+        // Grow when a read filled what it asked for, shrink when reads
+        // come in small.
+        if n == want {
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        } else if n < self.read_size as usize / 4 {
+            self.read_size = (self.read_size / 2).max(MIN_READ);
+        }
         if n == 0 {
             // The client went away without a close frame.
             self.state = State::PeerClosed;
