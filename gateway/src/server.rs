@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::http::{self, AppState, HandshakeFailures};
+use crate::store::{self, StoreError, StoreHandle};
 use crate::transport;
 
 /// Why the gateway could not start.
@@ -34,6 +35,10 @@ pub enum Error {
         /// The OS error; shown in the message, which is the whole story on one line.
         error: std::io::Error,
     },
+    /// The store in the data dir cannot be used: locked by another gateway, corrupt, from a
+    /// newer version, or not writable. Its message names the path and what to do.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// What to do about a listener that could not be bound, naming the flag and config key that
@@ -81,12 +86,19 @@ async fn listen(what: &'static str, addr: SocketAddr) -> Result<(TcpListener, So
 }
 
 impl Gateway {
-    /// Binds the listeners of `config`.
+    /// Opens the store in the data dir and brings back what it kept, then binds the listeners
+    /// of `config`: a client that can connect finds the state of before the restart.
     pub async fn bind(config: Config) -> Result<Self, Error> {
+        let store = store::open(&config.store, &config.data_dir)?;
+        let snapshot = store.as_ref().map(StoreHandle::load).transpose()?;
+        let broker = Broker::with_store(config.mqtt.clone(), &config.history, store);
+        if let Some(snapshot) = snapshot {
+            broker.recover(snapshot)?;
+        }
         let (mqtt, mqtt_addr) = listen("mqtt", config.listen.mqtt).await?;
         let (http, http_addr) = listen("http", config.listen.http).await?;
         Ok(Self {
-            broker: Broker::with_history(config.mqtt.clone(), &config.history),
+            broker,
             config,
             mqtt,
             mqtt_addr,
@@ -150,6 +162,8 @@ impl Gateway {
         {
             warn!("some connections did not close within {SHUTDOWN_GRACE:?}");
         }
+        // Last: the connections' final writes (sessions left, wills set) are in.
+        self.broker.close_store().await;
     }
 }
 

@@ -10,11 +10,12 @@ use std::time::Duration;
 /// Runs `aviary ARGS` in a scratch data dir and returns its exit success and everything it
 /// printed; fails the test if it has not exited within 30 s.
 fn run_aviary(args: &[&str]) -> (bool, String) {
-    let dir = std::env::temp_dir().join(format!("aviary-startup-{}", std::process::id()));
+    // A data dir of its own: two gateways may not share one (the store's lock).
+    let dir = tempfile::tempdir().expect("temporary data dir");
     let child = Command::new(env!("CARGO_BIN_EXE_aviary"))
         .args(args)
         .arg("--data-dir")
-        .arg(&dir)
+        .arg(dir.path())
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

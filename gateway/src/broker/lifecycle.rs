@@ -37,6 +37,9 @@ impl Broker {
                 existing => {
                     if let Some(old) = existing {
                         let discarded = old.discard();
+                        if let Some(p) = self.persist() {
+                            old.forget_record(p);
+                        }
                         ended = Some((old, discarded));
                     }
                     let s = Arc::new(Session::new(self.next_id(), client_id.clone()));
@@ -50,6 +53,9 @@ impl Broker {
             let attached = session.attach(connecting);
             // Back in time: the pending will and the expiry are off [MQTT-3.1.3-9].
             self.shared.timers.cancel(session.key);
+            if let Some(p) = self.persist() {
+                session.write_record(p, None);
+            }
             (session, present, attached)
         };
         if let Some((old, discarded)) = ended {
@@ -77,12 +83,17 @@ impl Broker {
             self.publish_will(session, will);
         }
         let (now, generation) = (Instant::now(), detached.generation);
+        let mut will_due = None;
         if let Some(delay) = detached.will_delay_secs {
             // The will goes when the session ends, if that comes first.
             let delay = delay.min(detached.expiry_secs);
             if let Some(at) = after(now, delay) {
                 self.set_deadline(session, Timer::Will, at, generation);
+                will_due = Some(at);
             }
+        }
+        if let Some(p) = self.persist() {
+            session.write_record(p, will_due);
         }
         match detached.expiry_secs {
             0 => self.expire_session(session, generation),
@@ -119,6 +130,9 @@ impl Broker {
     /// and deadlines) and publishes its will. Call without the registry lock.
     fn end_session(&self, session: &Arc<Session>, discarded: Discarded) {
         self.shared.timers.cancel(session.key);
+        if let Some(p) = self.persist() {
+            session.forget_record(p);
+        }
         {
             let mut routing = self.shared.routing.write();
             routing
@@ -180,6 +194,11 @@ impl Broker {
             match d.timer {
                 Timer::Will => {
                     if let Some(will) = d.session.take_pending_will(d.generation) {
+                        // Recorded as gone before it goes out: after a crash
+                        // in between, a will lost beats a will sent twice.
+                        if let Some(p) = self.persist() {
+                            d.session.write_record(p, None);
+                        }
                         self.publish_will(&d.session, will);
                     }
                 }
@@ -192,10 +211,6 @@ impl Broker {
     /// its queue and in-flight messages waiting for the client, its pending
     /// will and expiry set at their absolute times (those already past fire
     /// at once). For recovery at start, before the listeners open.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the store's recovery calls it (issue 10)")
-    )]
     pub(crate) fn restore_session(&self, mut recovered: RecoveredSession) -> Arc<Session> {
         let session = Arc::new(Session::recover(self.next_id(), &mut recovered));
         let replaced = self

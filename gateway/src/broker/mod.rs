@@ -21,6 +21,7 @@ mod history;
 mod lifecycle;
 mod message;
 pub mod metrics;
+mod persist;
 pub(crate) mod retained;
 pub(crate) mod router;
 mod session;
@@ -43,6 +44,7 @@ use history::History;
 pub use history::HistoryEntry;
 pub(crate) use message::{Message, Outgoing};
 pub use metrics::Metrics;
+use persist::Persist;
 use retained::RetainedStore;
 use router::{ClientKey, Delivery, Subscription, SubscriptionTree};
 pub(crate) use session::{
@@ -65,6 +67,8 @@ struct Shared {
     sessions: Mutex<HashMap<ByteString, Arc<Session>>>,
     /// Will delays and session expiry, for every session.
     timers: Arc<Timers>,
+    /// The store, unless durability is `memory`.
+    persist: Option<Persist>,
     /// Live connections by link id, for the REST API's client list.
     clients: Mutex<HashMap<u64, ClientEntry>>,
     history: History,
@@ -148,6 +152,16 @@ impl Broker {
 
     /// A broker that also keeps a recent history of some topics.
     pub fn with_history(config: BrokerConfig, history: &HistoryConfig) -> Self {
+        Self::with_store(config, history, None)
+    }
+
+    /// A broker that writes what outlives a connection to `store`, when
+    /// given one; [`Broker::recover`] first brings back what it holds.
+    pub fn with_store(
+        config: BrokerConfig,
+        history: &HistoryConfig,
+        store: Option<crate::store::StoreHandle>,
+    ) -> Self {
         let history = History::new(
             history.filters.clone(),
             history.per_topic,
@@ -160,6 +174,7 @@ impl Broker {
                 retained: RwLock::new(RetainedStore::new()),
                 sessions: Mutex::new(HashMap::new()),
                 timers: Arc::default(),
+                persist: store.map(Persist::new),
                 clients: Mutex::new(HashMap::new()),
                 history,
                 next_id: AtomicU64::new(1),
@@ -219,10 +234,17 @@ impl Broker {
         self.shared.history.record(&msg.topic, &msg.payload);
         if msg.retain {
             let mut retained = self.shared.retained.write();
+            // Written under the lock, so the store sees the same order.
             if msg.payload.is_empty() {
                 retained.remove(&msg.topic);
+                if let Some(p) = self.persist() {
+                    p.retained_cleared(&msg.topic);
+                }
             } else {
                 retained.set(&msg.topic, msg.clone());
+                if let Some(p) = self.persist() {
+                    p.retained_set(&msg);
+                }
             }
         }
         let mut deliveries: Vec<Delivery> = Vec::new();
@@ -319,6 +341,9 @@ impl Broker {
                 ));
             }
         }
+        if let Some(p) = self.persist() {
+            session.write_record(p, None);
+        }
         let ack = SubAck {
             packet_id: sub.packet_id,
             properties: Default::default(),
@@ -352,6 +377,9 @@ impl Broker {
                 }
             })
             .collect();
+        if let Some(p) = self.persist() {
+            session.write_record(p, None);
+        }
         UnsubAck {
             packet_id: unsub.packet_id,
             properties: Default::default(),

@@ -37,6 +37,7 @@ use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
 use super::message::{Message, Outgoing};
+use super::persist::Persist;
 use super::router::{ClientKey, Subscription};
 pub(crate) use cursor::{RetainedCursor, SharedRetained};
 use durable::Durable;
@@ -55,6 +56,8 @@ pub(crate) struct Session {
     /// Mirrors `state.link.is_attached()` so routing can read it without
     /// locking.
     online: AtomicBool,
+    /// Whether the store holds a record of this session.
+    stored: AtomicBool,
     state: Mutex<SessionState>,
 }
 
@@ -131,6 +134,7 @@ impl Session {
             key,
             client_id,
             online: AtomicBool::new(false),
+            stored: AtomicBool::new(false),
             state: Mutex::new(SessionState::default()),
         }
     }
@@ -146,7 +150,43 @@ impl Session {
             key,
             client_id: recovered.client_id.clone(),
             online: AtomicBool::new(false),
+            stored: AtomicBool::new(false),
             state: Mutex::new(state),
+        }
+    }
+
+    /// Notes that the store holds this session's record (recovered from it).
+    pub(crate) fn mark_stored(&self) {
+        self.stored.store(true, Ordering::Release);
+    }
+
+    /// Writes the session's record if it persists (expiry above zero), or
+    /// removes one it no longer needs; `will_due` is when a will left
+    /// pending is due. Under the session's lock, so that records reach the
+    /// store in the order of the changes they record.
+    pub(crate) fn write_record(&self, persist: &Persist, will_due: Option<Instant>) {
+        let st = self.state.lock();
+        if st.discarded {
+            return;
+        }
+        if st.durable.expiry_secs() == 0 {
+            self.forget_record(persist);
+            return;
+        }
+        let disconnected = st.durable.disconnected_at();
+        persist.session(
+            &self.client_id,
+            st.durable.record_parts(),
+            disconnected,
+            will_due,
+        );
+        self.stored.store(true, Ordering::Release);
+    }
+
+    /// Removes the session's record from the store, if it has one.
+    pub(crate) fn forget_record(&self, persist: &Persist) {
+        if self.stored.swap(false, Ordering::AcqRel) {
+            persist.session_ended(&self.client_id);
         }
     }
 
@@ -167,6 +207,7 @@ impl Session {
         let resend = st.durable.outbox.has_inflight();
         let (kick, wake, replaced) = st.link.attach(c.link_id, c.window, resend);
         st.durable.set_expiry(c.expiry_secs);
+        st.durable.set_disconnected_at(None);
         let previous = st.durable.set_will(c.will);
         self.online.store(true, Ordering::Release);
         drop(st);
@@ -188,6 +229,7 @@ impl Session {
         }
         self.online.store(false, Ordering::Release);
         st.durable.set_expiry(ending.expiry_secs);
+        st.durable.set_disconnected_at(Some(Instant::now()));
         let expiry_secs = st.durable.expiry_secs();
         let (mut will_now, mut will_delay_secs) = (None, None);
         match st.durable.will_delay() {

@@ -64,7 +64,7 @@ struct Counters {
 /// Cheap to clone; every clone feeds the same writer.
 #[derive(Debug, Clone)]
 pub struct StoreHandle {
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::UnboundedSender<Request>,
     store: Arc<dyn Store>,
     counters: Arc<Counters>,
 }
@@ -91,9 +91,11 @@ impl StoreHandle {
     /// runtime.
     pub fn start(store: Arc<dyn Store>, config: &StoreConfig) -> Self {
         let max_ops = config.max_batch_ops.max(1);
-        // Room for a few batches' worth of requests: beyond that,
-        // submitters wait (backpressure) instead of memory growing.
-        let (tx, rx) = mpsc::channel(2 * max_ops.max(64));
+        // Unbounded, because the broker submits from inside its locks, where
+        // it can neither wait nor drop a write. What bounds it is upstream:
+        // a publisher's acknowledgements wait for these commits, so each
+        // connection has at most its Receive Maximum of messages pending.
+        let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
         let writer = Writer {
             rx,
@@ -110,38 +112,31 @@ impl StoreHandle {
         }
     }
 
-    /// Hands `ops` to the writer, waiting while its queue is full, and
-    /// returns the ticket of their commit. Requests are committed in the
-    /// order this returns.
-    pub async fn enqueue(&self, ops: Vec<Op>) -> Result<Ticket, StoreError> {
+    /// Hands `ops` to the writer and returns the ticket of their commit.
+    /// Never waits, so it may be called under a lock; requests are
+    /// committed in the order this is called.
+    pub fn send(&self, ops: Vec<Op>) -> Result<Ticket, StoreError> {
         let (done, rx) = oneshot::channel();
         self.tx
             .send(Request::Ops {
                 ops,
                 done: Some(done),
             })
-            .await
             .map_err(|_| StoreError::Closed)?;
         Ok(Ticket(rx))
     }
 
-    /// Like [`enqueue`](Self::enqueue) without waiting for room, for
-    /// callers that cannot await (inside a lock); gives `ops` back when the
-    /// queue is full or the writer has stopped.
-    pub fn try_enqueue(&self, ops: Vec<Op>) -> Result<Ticket, Vec<Op>> {
-        let (done, rx) = oneshot::channel();
-        match self.tx.try_send(Request::Ops {
-            ops,
-            done: Some(done),
-        }) {
-            Ok(()) => Ok(Ticket(rx)),
-            Err(mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r)) => {
-                match r {
-                    Request::Ops { ops, .. } => Err(ops),
-                    Request::Close(_) => unreachable!("only ops were sent"),
-                }
-            }
-        }
+    /// Like [`send`](Self::send) for writes nobody waits for; a failed
+    /// commit is logged by the writer.
+    pub fn send_detached(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.tx
+            .send(Request::Ops { ops, done: None })
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// [`send`](Self::send), for async callers.
+    pub async fn enqueue(&self, ops: Vec<Op>) -> Result<Ticket, StoreError> {
+        self.send(ops)
     }
 
     /// Commits `ops` and waits until they are committed.
@@ -152,17 +147,14 @@ impl StoreHandle {
     /// Hands `ops` to the writer without waiting for the commit: for writes
     /// nobody acknowledges. A failure is logged by the writer.
     pub async fn submit_detached(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        self.tx
-            .send(Request::Ops { ops, done: None })
-            .await
-            .map_err(|_| StoreError::Closed)
+        self.send_detached(ops)
     }
 
     /// Commits everything submitted so far and stops the writer; later
     /// submissions fail with [`StoreError::Closed`]. For graceful shutdown.
     pub async fn close(&self) {
         let (done, rx) = oneshot::channel();
-        if self.tx.send(Request::Close(done)).await.is_ok() {
+        if self.tx.send(Request::Close(done)).is_ok() {
             // An error here means the writer already stopped.
             let _ = rx.await;
         }
@@ -211,7 +203,7 @@ impl Batch {
 
 /// The writer task's state.
 struct Writer {
-    rx: mpsc::Receiver<Request>,
+    rx: mpsc::UnboundedReceiver<Request>,
     store: Arc<dyn Store>,
     counters: Arc<Counters>,
     max_ops: usize,

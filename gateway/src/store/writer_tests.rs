@@ -192,13 +192,13 @@ async fn close_commits_what_is_pending_then_refuses() {
     for i in 0..10 {
         handle.submit_detached(vec![put(i)]).await.unwrap();
     }
-    let ticket = handle.try_enqueue(vec![put(10)]).unwrap();
+    let ticket = handle.send(vec![put(10)]).unwrap();
     handle.close().await;
     ticket.await.unwrap();
     assert_eq!(store.load().unwrap().messages.len(), 11);
     let e = handle.submit(vec![put(11)]).await.unwrap_err();
     assert!(matches!(e, StoreError::Closed), "{e}");
-    assert!(handle.try_enqueue(vec![put(11)]).is_err());
+    assert!(handle.send(vec![put(11)]).is_err());
     handle.close().await;
 }
 

@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod mosquitto;
+pub(crate) mod process;
 pub(crate) mod raw;
 pub(crate) mod rumqtt;
 

@@ -31,6 +31,7 @@ use tokio::time::Instant;
 
 use super::outbox::{Inflight, Outbox};
 use crate::broker::message::{Message, Outgoing};
+use crate::broker::persist::RecordParts;
 use crate::broker::router::Subscription;
 
 /// A will: the message and its MQTT 5 Will Delay Interval (0 for 3.x).
@@ -70,6 +71,8 @@ pub(crate) struct RecoveredSession {
     pub(crate) expires_at: Option<Instant>,
     /// A will waiting for its delay, and when it is due.
     pub(crate) pending_will: Option<(Will, Instant)>,
+    /// When its client went away, which its expiry counts from.
+    pub(crate) disconnected_at: Option<Instant>,
 }
 
 /// The durable part of a session; see the module documentation.
@@ -85,6 +88,8 @@ pub(super) struct Durable {
     /// The will of the current connection, or of the last one while it
     /// waits for its delay.
     will: Option<Will>,
+    /// When the last connection ended; `None` while one is attached.
+    disconnected_at: Option<Instant>,
 }
 
 impl Durable {
@@ -104,7 +109,30 @@ impl Durable {
             incoming_qos2: r.incoming_qos2.iter().copied().collect(),
             expiry_secs: r.expiry_secs,
             will: r.pending_will.as_ref().map(|(w, _)| w.clone()),
+            disconnected_at: r.disconnected_at,
         }
+    }
+
+    /// What the session's store record holds.
+    pub(super) fn record_parts(&self) -> RecordParts {
+        RecordParts {
+            subscriptions: self
+                .subscriptions
+                .iter()
+                .map(|(f, s)| (f.clone(), *s))
+                .collect(),
+            expiry_secs: self.expiry_secs,
+            will: self.will.clone(),
+        }
+    }
+
+    /// Marks the connection's end (`Some`) or a new connection (`None`).
+    pub(super) fn set_disconnected_at(&mut self, at: Option<Instant>) {
+        self.disconnected_at = at;
+    }
+
+    pub(super) fn disconnected_at(&self) -> Option<Instant> {
+        self.disconnected_at
     }
 
     /// Records a subscription, replacing one with the same filter.

@@ -1,0 +1,136 @@
+//! The real `aviary` binary as a child process, for what an in-process gateway cannot show: a
+//! `kill -9` and a restart on the same data dir, and refusals at start (exit status and message).
+//!
+//! Readiness is the gateway's `listening mqtt=… http=…` line; every wait is bounded.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::within_for;
+
+/// How long a gateway may take to start, recovery included.
+const START: Duration = Duration::from_secs(30);
+
+/// A running gateway process; killed (SIGKILL) when dropped.
+pub(crate) struct GatewayProcess {
+    child: Child,
+    /// MQTT over TCP.
+    pub(crate) mqtt: SocketAddr,
+    /// HTTP (web app, WebSocket, API).
+    pub(crate) http: SocketAddr,
+}
+
+/// `aviary --mqtt 127.0.0.1:0 --http 127.0.0.1:0 --data-dir DIR ARGS...`.
+fn command(data_dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aviary"));
+    cmd.args([
+        "--mqtt",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(data_dir)
+    .args(args)
+    .env("NO_COLOR", "1")
+    .env("RUST_LOG", "info")
+    .stdin(Stdio::null())
+    .kill_on_drop(true);
+    cmd
+}
+
+impl GatewayProcess {
+    /// Starts the gateway on `data_dir` and waits for its `listening` line.
+    pub(crate) async fn start(data_dir: &Path, args: &[&str]) -> Self {
+        let mut child = command(data_dir, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the aviary binary");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let (mqtt, http) = within_for(START, "the gateway's `listening` line", async {
+            loop {
+                let line = lines
+                    .next_line()
+                    .await
+                    .expect("read gateway output")
+                    .expect("the gateway exited before listening");
+                if let Some(addrs) = listening(&line) {
+                    break addrs;
+                }
+            }
+        })
+        .await;
+        // Keep draining, or the gateway would block on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, mqtt, http }
+    }
+
+    /// The process id, which a refusal to share the data dir should name.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id().expect("the gateway is running")
+    }
+
+    /// Sends SIGTERM and waits for a graceful exit (connections closed, store flushed).
+    pub(crate) async fn stop(mut self) {
+        let pid = self.pid().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let status = within_for(START, "the gateway to stop on SIGTERM", self.child.wait())
+            .await
+            .expect("wait for the gateway");
+        assert!(status.success(), "the gateway stopped with {status}");
+    }
+
+    /// Sends SIGKILL and waits for the process to be gone: no shutdown code runs.
+    pub(crate) async fn kill9(mut self) {
+        self.child.start_kill().expect("SIGKILL the gateway");
+        within_for(START, "the killed gateway to exit", self.child.wait())
+            .await
+            .expect("wait for the gateway");
+    }
+}
+
+/// Runs the gateway on `data_dir` expecting it to refuse to start: returns everything it
+/// printed, after checking it exited with a failure status.
+pub(crate) async fn refused(data_dir: &Path, args: &[&str]) -> String {
+    let mut child = command(data_dir, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the aviary binary");
+    let (mut out, mut err) = (String::new(), String::new());
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let status = within_for(START, "the gateway to refuse and exit", async {
+        let _ = tokio::join!(
+            stdout.read_to_string(&mut out),
+            stderr.read_to_string(&mut err)
+        );
+        child.wait().await.expect("wait for the gateway")
+    })
+    .await;
+    let printed = out + &err;
+    assert!(!status.success(), "the gateway started: {printed}");
+    printed
+}
+
+/// `(mqtt, http)` from a line containing `listening mqtt=ADDR http=ADDR`.
+fn listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let rest = &line[line.find("listening ")?..];
+    let field = |key: &str| {
+        rest.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|a| a.parse().ok())
+    };
+    Some((field("mqtt=")?, field("http=")?))
+}
