@@ -5,10 +5,6 @@
 //! streams, so whatever was in the group-commit pipeline at that moment is cut off. The tests
 //! count: every message whose PUBACK (QoS 1) or PUBREC (QoS 2) reached the publisher must reach
 //! the persistent subscriber after the restart, and at QoS 2 none may arrive twice.
-//!
-//! Retained messages, persistent sessions with their subscriptions, and delayed wills are
-//! written today; queued messages (and acknowledgements that wait for their commit) are the
-//! next step of issue 10, so the two kill -9 counts are ignored, with that reason, until then.
 
 mod common;
 
@@ -129,7 +125,6 @@ async fn kill_mid_stream(data_dir: &Path, qos: QoS) -> (BTreeSet<usize>, BTreeMa
 }
 
 #[tokio::test]
-#[ignore = "issue 10, next step: queued messages are not written to the store yet"]
 async fn kill_9_loses_no_acknowledged_qos_1_message() {
     let dir = tempfile::tempdir().unwrap();
     let (acked, seen) = kill_mid_stream(dir.path(), QoS::AtLeastOnce).await;
@@ -144,7 +139,6 @@ async fn kill_9_loses_no_acknowledged_qos_1_message() {
 }
 
 #[tokio::test]
-#[ignore = "issue 10, next step: queued messages are not written to the store yet"]
 async fn kill_9_loses_no_acknowledged_qos_2_message_and_duplicates_none() {
     let dir = tempfile::tempdir().unwrap();
     let (acked, seen) = kill_mid_stream(dir.path(), QoS::ExactlyOnce).await;

@@ -8,6 +8,7 @@
 //! mid-way (takeover, shutdown, an error on the other half) and the writer
 //! can still finish a half-written packet before the final DISCONNECT.
 
+mod acks;
 mod handshake;
 mod reader;
 mod writer;

@@ -42,7 +42,9 @@ impl Broker {
                         }
                         ended = Some((old, discarded));
                     }
-                    let s = Arc::new(Session::new(self.next_id(), client_id.clone()));
+                    let s = Session::new(self.next_id(), client_id.clone())
+                        .with_store(self.session_store());
+                    let s = Arc::new(s);
                     sessions.insert(client_id, s.clone());
                     self.shared.routing.write().by_key.insert(s.key, s.clone());
                     (s, false)
@@ -212,7 +214,8 @@ impl Broker {
     /// will and expiry set at their absolute times (those already past fire
     /// at once). For recovery at start, before the listeners open.
     pub(crate) fn restore_session(&self, mut recovered: RecoveredSession) -> Arc<Session> {
-        let session = Arc::new(Session::recover(self.next_id(), &mut recovered));
+        let session = Session::recover(self.next_id(), &mut recovered);
+        let session = Arc::new(session.with_store(self.session_store()));
         let replaced = self
             .shared
             .sessions

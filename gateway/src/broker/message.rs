@@ -19,6 +19,16 @@ pub(crate) struct Message {
     pub(crate) properties: MessageProperties,
     /// When the MQTT 5 Message Expiry Interval runs out.
     pub(crate) expires_at: Option<Instant>,
+    /// Its record in the store, once a persistent session queued it: written
+    /// once however many sessions queue it, and removed with the last.
+    pub(crate) stored: std::sync::OnceLock<Arc<StoredRef>>,
+}
+
+/// A message's record in the store, and how many queue entries refer to it.
+#[derive(Debug)]
+pub(crate) struct StoredRef {
+    pub(crate) id: crate::store::MessageId,
+    pub(crate) refs: std::sync::atomic::AtomicUsize,
 }
 
 impl Message {
@@ -35,6 +45,7 @@ impl Message {
             retain: p.retain,
             properties,
             expires_at,
+            stored: Default::default(),
         }
     }
 
@@ -44,6 +55,7 @@ impl Message {
         match self.properties.message_expiry_interval {
             Some(secs) => Arc::new(Self {
                 expires_at: Some(now + std::time::Duration::from_secs(u64::from(secs))),
+                stored: Default::default(),
                 ..Self::clone(&self)
             }),
             None => self,
@@ -71,6 +83,8 @@ pub(crate) struct Outgoing {
     pub(crate) retain: bool,
     /// Identifiers of the matching subscriptions (MQTT 5).
     pub(crate) subscription_ids: Vec<NonZeroU32>,
+    /// Its key in the session's stored queue, if the store keeps it.
+    pub(crate) seq: Option<u64>,
 }
 
 impl Outgoing {

@@ -68,7 +68,7 @@ struct Shared {
     /// Will delays and session expiry, for every session.
     timers: Arc<Timers>,
     /// The store, unless durability is `memory`.
-    persist: Option<Persist>,
+    persist: Option<Arc<Persist>>,
     /// Live connections by link id, for the REST API's client list.
     clients: Mutex<HashMap<u64, ClientEntry>>,
     history: History,
@@ -174,7 +174,7 @@ impl Broker {
                 retained: RwLock::new(RetainedStore::new()),
                 sessions: Mutex::new(HashMap::new()),
                 timers: Arc::default(),
-                persist: store.map(Persist::new),
+                persist: store.map(|s| Arc::new(Persist::new(s))),
                 clients: Mutex::new(HashMap::new()),
                 history,
                 next_id: AtomicU64::new(1),
@@ -270,6 +270,7 @@ impl Broker {
                 // unless Retain As Published [MQTT-3.3.1-12, MQTT-3.3.1-13].
                 retain: msg.retain && d.retain_as_published,
                 subscription_ids: d.identifiers,
+                seq: None,
                 msg: msg.clone(),
             };
             self.enqueue(&session, out, &limits);
@@ -402,6 +403,7 @@ impl Broker {
             retain,
             properties: Default::default(),
             expires_at: None,
+            stored: Default::default(),
         };
         self.publish(Arc::new(msg), None)
     }

@@ -13,20 +13,30 @@
 
 mod convert;
 
+use std::num::NonZeroU16;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use aviary_protocol::{ByteString, ProtocolVersion, TopicFilter};
 use tracing::{error, info, warn};
 
-use super::session::RecoveredSession;
-use super::{Broker, Message};
-use crate::store::{Op, SessionRecord, Snapshot, StoreError, StoreHandle};
+use std::collections::{BTreeMap, HashMap};
+
+use super::message::StoredRef;
+use super::session::{Event, Inflight, RecoveredSession};
+use super::{Broker, Message, Outgoing};
+use crate::store::{
+    DeliveryState, MessageId, Op, QueueEntry, SessionRecord, Snapshot, StoreError, StoreHandle,
+    Ticket,
+};
 pub(crate) use convert::Clocks;
 
 /// The broker's store, when it has one (`durability` other than `memory`).
 #[derive(Debug)]
 pub(crate) struct Persist {
     store: StoreHandle,
+    /// The id of the next message written.
+    next_message_id: AtomicU64,
 }
 
 /// What a session's record says, gathered under its lock.
@@ -39,7 +49,111 @@ pub(crate) struct RecordParts {
 
 impl Persist {
     pub(crate) fn new(store: StoreHandle) -> Self {
-        Self { store }
+        Self {
+            store,
+            next_message_id: AtomicU64::new(1),
+        }
+    }
+
+    /// A ticket that completes once everything sent before it is committed: an
+    /// acknowledgement waits for it, so it goes out only for what is safe on disk.
+    pub(crate) fn barrier(&self) -> Result<Ticket, StoreError> {
+        self.store.send(Vec::new())
+    }
+
+    /// Writes a persistent session's outbox events (see [`Event`]); a message is written with
+    /// the first queue entry that refers to it and removed with the last. True if QoS 2
+    /// messages were recorded as sent.
+    pub(crate) fn journal(&self, client_id: &ByteString, events: Vec<Event>) -> bool {
+        let mut ops = Vec::with_capacity(events.len() + 1);
+        let mut qos2_sent = false;
+        let clocks = Clocks::now();
+        for event in events {
+            let (out, state) = match event {
+                Event::Queued(out) => (out, DeliveryState::Queued),
+                Event::Sent(out, packet_id) => {
+                    qos2_sent |= out.qos == aviary_protocol::QoS::ExactlyOnce;
+                    (out, DeliveryState::Sent { packet_id })
+                }
+                Event::Released(out, packet_id) => (out, DeliveryState::Released { packet_id }),
+                Event::Done(out) => {
+                    let Some(seq) = out.seq else { continue };
+                    ops.push(Op::DeleteQueued {
+                        client_id: client_id.clone(),
+                        seq,
+                    });
+                    if let Some(stored) = out.msg.stored.get() {
+                        if stored.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+                            ops.push(Op::DeleteMessage { id: stored.id });
+                        }
+                    }
+                    continue;
+                }
+            };
+            let Some(seq) = out.seq else { continue };
+            let id = if matches!(state, DeliveryState::Queued) {
+                self.reference(&out.msg, clocks, &mut ops)
+            } else {
+                match out.msg.stored.get() {
+                    Some(stored) => stored.id,
+                    None => continue,
+                }
+            };
+            ops.push(Op::PutQueued {
+                client_id: client_id.clone(),
+                seq,
+                entry: QueueEntry {
+                    message: id,
+                    qos: out.qos,
+                    retain: out.retain,
+                    subscription_ids: out.subscription_ids.clone(),
+                    state,
+                },
+            });
+        }
+        if !ops.is_empty() {
+            self.send(ops);
+        }
+        qos2_sent
+    }
+
+    /// The message's id in the store, writing the message first if no queue entry refers to
+    /// it yet.
+    fn reference(&self, msg: &Message, clocks: Clocks, ops: &mut Vec<Op>) -> MessageId {
+        let mut new = false;
+        let stored = msg.stored.get_or_init(|| {
+            new = true;
+            Arc::new(StoredRef {
+                id: MessageId(self.next_message_id.fetch_add(1, Ordering::Relaxed)),
+                refs: AtomicUsize::new(0),
+            })
+        });
+        if stored.refs.fetch_add(1, Ordering::AcqRel) == 0 {
+            new = true;
+        }
+        if new {
+            ops.push(Op::PutMessage {
+                id: stored.id,
+                message: convert::stored_message(msg, clocks),
+            });
+        }
+        stored.id
+    }
+
+    /// An incoming QoS 2 exchange of a persistent session opened or closed.
+    pub(crate) fn incoming_qos2(&self, client_id: &ByteString, packet_id: NonZeroU16, open: bool) {
+        let client_id = client_id.clone();
+        self.send(vec![if open {
+            Op::PutIncomingQos2 {
+                client_id,
+                packet_id,
+            }
+        } else {
+            Op::DeleteIncomingQos2 {
+                client_id,
+                packet_id,
+            }
+        }]);
     }
 
     /// Sends `ops` to the writer; a stopped writer (shutdown) is logged, not fatal.
@@ -121,6 +235,7 @@ impl Broker {
     /// subscriptions, deadlines and wills. Call once, before the listeners open.
     pub(crate) fn recover(&self, snapshot: Snapshot) -> Result<(), StoreError> {
         let clocks = Clocks::now();
+        let next_message_id = snapshot.next_message_id();
         let mut stale = Vec::new();
         let retained_count = {
             let mut retained = self.shared.retained.write();
@@ -134,10 +249,36 @@ impl Broker {
             }
             retained.len()
         };
-        let mut sessions = 0;
+        if let Some(persist) = &self.shared.persist {
+            persist
+                .next_message_id
+                .store(next_message_id.0, Ordering::Relaxed);
+        }
+        let messages: HashMap<MessageId, Arc<Message>> = snapshot
+            .messages
+            .into_iter()
+            .map(|(id, stored)| {
+                let msg = convert::message(stored, clocks);
+                let stored_ref = StoredRef {
+                    id,
+                    refs: AtomicUsize::new(0),
+                };
+                let _ = msg.stored.set(Arc::new(stored_ref));
+                (id, Arc::new(msg))
+            })
+            .collect();
+        let (mut queues, mut incoming) = (snapshot.queues, snapshot.incoming_qos2);
+        let (mut sessions, mut queued) = (0, 0);
         for (client_id, record) in snapshot.sessions {
             match recovered_session(record, clocks) {
-                Ok(recovered) => {
+                Ok(mut recovered) => {
+                    let entries = queues.remove(&client_id).unwrap_or_default();
+                    queued += entries.len();
+                    restore_queue(&mut recovered, entries, &messages, &mut stale);
+                    recovered.incoming_qos2 = incoming
+                        .remove(&client_id)
+                        .map(|ids| ids.into_iter().collect())
+                        .unwrap_or_default();
                     let session = self.restore_session(recovered);
                     session.mark_stored();
                     sessions += 1;
@@ -150,8 +291,14 @@ impl Broker {
                 }
             }
         }
-        // Messages of queues are not written yet; anything of them left behind goes.
-        stale.extend(snapshot.messages.keys().map(|&id| Op::DeleteMessage { id }));
+        // Queues and QoS 2 ids of sessions that are gone, and messages nobody refers to.
+        let orphans = queues.into_keys().chain(incoming.into_keys());
+        stale.extend(orphans.map(|client_id| Op::DeleteSession { client_id }));
+        stale.extend(messages.values().filter_map(|m| {
+            let stored = m.stored.get()?;
+            (stored.refs.load(Ordering::Relaxed) == 0)
+                .then_some(Op::DeleteMessage { id: stored.id })
+        }));
         if let Some(persist) = &self.shared.persist {
             if !stale.is_empty() {
                 persist.send(stale);
@@ -159,20 +306,67 @@ impl Broker {
         }
         info!(
             retained = retained_count,
-            sessions, "recovered the store's state"
+            sessions, queued, "recovered the store's state"
         );
         Ok(())
     }
 
     /// The store, if the broker has one.
     pub(crate) fn persist(&self) -> Option<&Persist> {
-        self.shared.persist.as_ref()
+        self.shared.persist.as_deref()
+    }
+
+    /// The store for a new session to write to.
+    pub(crate) fn session_store(&self) -> Option<Arc<Persist>> {
+        self.shared.persist.clone()
     }
 
     /// Commits everything written so far and stops the store's writer.
     pub async fn close_store(&self) {
         if let Some(persist) = &self.shared.persist {
             persist.close().await;
+        }
+    }
+}
+
+/// Puts a session's stored queue back, in order: messages not sent yet queue again; those
+/// sent and not acknowledged go back in flight, to be resent with DUP (or their PUBREL) when
+/// the client returns. An entry whose message is missing (cut off by a crash between the two
+/// writes, before anything was acknowledged) is dropped.
+fn restore_queue(
+    recovered: &mut RecoveredSession,
+    entries: BTreeMap<u64, QueueEntry>,
+    messages: &HashMap<MessageId, Arc<Message>>,
+    stale: &mut Vec<Op>,
+) {
+    for (seq, entry) in entries {
+        let Some(msg) = messages.get(&entry.message) else {
+            stale.push(Op::DeleteQueued {
+                client_id: recovered.client_id.clone(),
+                seq,
+            });
+            continue;
+        };
+        if let Some(stored) = msg.stored.get() {
+            stored.refs.fetch_add(1, Ordering::Relaxed);
+        }
+        let out = Outgoing {
+            msg: msg.clone(),
+            qos: entry.qos,
+            retain: entry.retain,
+            subscription_ids: entry.subscription_ids,
+            seq: Some(seq),
+        };
+        match entry.state {
+            DeliveryState::Queued => recovered.queued.push(out),
+            DeliveryState::Sent { packet_id } | DeliveryState::Released { packet_id } => {
+                let released = matches!(entry.state, DeliveryState::Released { .. });
+                recovered.inflight.push(Inflight {
+                    packet_id,
+                    out,
+                    released,
+                });
+            }
         }
     }
 }

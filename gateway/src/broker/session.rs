@@ -26,6 +26,7 @@ mod cursor;
 mod durable;
 mod link;
 mod outbox;
+mod stored;
 
 use std::num::NonZeroU16;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,9 +44,8 @@ pub(crate) use cursor::{RetainedCursor, SharedRetained};
 use durable::Durable;
 pub(crate) use durable::{Qos2Received, RecoveredSession, Will};
 use link::Link;
-#[cfg(test)]
 pub(crate) use outbox::Inflight;
-pub(crate) use outbox::{Batch, Enqueued, QueueLimits};
+pub(crate) use outbox::{Batch, Enqueued, Event, QueueLimits};
 
 /// A session, shared by the registry, the router's deliveries, the timers
 /// and the connection serving it.
@@ -58,6 +58,8 @@ pub(crate) struct Session {
     online: AtomicBool,
     /// Whether the store holds a record of this session.
     stored: AtomicBool,
+    /// The store, told of every change to a persistent session's messages.
+    persist: Option<Arc<Persist>>,
     state: Mutex<SessionState>,
 }
 
@@ -135,8 +137,18 @@ impl Session {
             client_id,
             online: AtomicBool::new(false),
             stored: AtomicBool::new(false),
+            persist: None,
             state: Mutex::new(SessionState::default()),
         }
+    }
+
+    /// The session, writing to `persist` while it persists.
+    pub(crate) fn with_store(mut self, persist: Option<Arc<Persist>>) -> Self {
+        self.persist = persist;
+        let mut st = self.state.lock();
+        self.set_journaled(&mut st);
+        drop(st);
+        self
     }
 
     /// A session rebuilt, offline, from what a store kept; the deadlines of
@@ -151,6 +163,7 @@ impl Session {
             client_id: recovered.client_id.clone(),
             online: AtomicBool::new(false),
             stored: AtomicBool::new(false),
+            persist: None,
             state: Mutex::new(state),
         }
     }
@@ -208,6 +221,7 @@ impl Session {
         let (kick, wake, replaced) = st.link.attach(c.link_id, c.window, resend);
         st.durable.set_expiry(c.expiry_secs);
         st.durable.set_disconnected_at(None);
+        self.set_journaled(&mut st);
         let previous = st.durable.set_will(c.will);
         self.online.store(true, Ordering::Release);
         drop(st);
@@ -230,6 +244,7 @@ impl Session {
         self.online.store(false, Ordering::Release);
         st.durable.set_expiry(ending.expiry_secs);
         st.durable.set_disconnected_at(Some(Instant::now()));
+        self.set_journaled(&mut st);
         let expiry_secs = st.durable.expiry_secs();
         let (mut will_now, mut will_delay_secs) = (None, None);
         match st.durable.will_delay() {
@@ -253,7 +268,7 @@ impl Session {
     /// Ends the session: closes its connection (if any), empties it and
     /// returns what the broker must undo or publish.
     pub(crate) fn discard(&self) -> Discarded {
-        Self::discard_locked(&mut self.state.lock(), &self.online)
+        self.discard_locked(&mut self.state.lock())
     }
 
     /// Ends the session if it is still as it was at `generation` with no
@@ -261,13 +276,14 @@ impl Session {
     pub(crate) fn discard_if_idle(&self, generation: u64) -> Option<Discarded> {
         let mut st = self.state.lock();
         let idle = !st.discarded && !st.link.is_attached() && st.link.generation() == generation;
-        idle.then(|| Self::discard_locked(&mut st, &self.online))
+        idle.then(|| self.discard_locked(&mut st))
     }
 
-    fn discard_locked(st: &mut SessionState, online: &AtomicBool) -> Discarded {
+    fn discard_locked(&self, st: &mut SessionState) -> Discarded {
         st.discarded = true;
         st.link.close(ReasonCode::SESSION_TAKEN_OVER);
-        online.store(false, Ordering::Release);
+        self.online.store(false, Ordering::Release);
+        self.release_stored(st);
         let (filters, will) = st.durable.clear();
         Discarded {
             filters,
@@ -306,6 +322,7 @@ impl Session {
         let mut st = self.state.lock();
         let online = st.link.is_attached();
         let result = st.durable.outbox.enqueue(out, limits, online);
+        self.flush_journal(&mut st);
         let wake = st.link.waker();
         drop(st);
         if let Some(wake) = wake {
@@ -351,19 +368,32 @@ impl Session {
     /// An incoming QoS 2 PUBLISH with packet id `id`: opens its exchange
     /// unless it is a resend, or `limit` exchanges are open already.
     pub(crate) fn incoming_qos2_begin(&self, id: NonZeroU16, limit: Option<usize>) -> Qos2Received {
-        self.state.lock().durable.incoming_qos2_begin(id, limit)
+        let mut st = self.state.lock();
+        let received = st.durable.incoming_qos2_begin(id, limit);
+        if received == Qos2Received::New {
+            self.record_incoming_qos2(&st, id, true);
+        }
+        received
     }
 
     /// PUBREL: the incoming QoS 2 exchange `id` is over. False if none was
     /// open.
     pub(crate) fn incoming_qos2_release(&self, id: NonZeroU16) -> bool {
-        self.state.lock().durable.incoming_qos2_end(id)
+        let mut st = self.state.lock();
+        let known = st.durable.incoming_qos2_end(id);
+        if known {
+            self.record_incoming_qos2(&st, id, false);
+        }
+        known
     }
 
     /// The incoming QoS 2 exchange `id` ends with an error PUBREC: no
     /// PUBREL will come.
     pub(crate) fn incoming_qos2_abort(&self, id: NonZeroU16) {
-        self.state.lock().durable.incoming_qos2_end(id);
+        let mut st = self.state.lock();
+        if st.durable.incoming_qos2_end(id) {
+            self.record_incoming_qos2(&st, id, false);
+        }
     }
 
     /// Takes the next batch for connection `link_id`; see
@@ -377,29 +407,42 @@ impl Session {
         retained: &SharedRetained,
     ) -> Batch {
         let mut st = self.state.lock();
-        st.take_batch(link_id, max_messages, now, retained)
+        let mut batch = st.take_batch(link_id, max_messages, now, retained);
+        batch.wait_for_store = self.flush_journal(&mut st);
+        batch
     }
 
     /// PUBACK: a QoS 1 delivery is complete. False if none was in flight.
     pub(crate) fn puback(&self, id: NonZeroU16) -> bool {
-        self.state.lock().durable.outbox.puback(id)
+        let mut st = self.state.lock();
+        let known = st.durable.outbox.puback(id);
+        self.flush_journal(&mut st);
+        known
     }
 
     /// PUBREC: a QoS 2 message was received. Returns whether to answer
     /// PUBREL; an error reason ends the exchange [MQTT-4.3.3-4].
     pub(crate) fn pubrec(&self, id: NonZeroU16, failed: bool) -> bool {
-        self.state.lock().durable.outbox.pubrec(id, failed)
+        let mut st = self.state.lock();
+        let release = st.durable.outbox.pubrec(id, failed);
+        self.flush_journal(&mut st);
+        release
     }
 
     /// PUBCOMP: a QoS 2 delivery is complete. False if none was released.
     pub(crate) fn pubcomp(&self, id: NonZeroU16) -> bool {
-        self.state.lock().durable.outbox.pubcomp(id)
+        let mut st = self.state.lock();
+        let known = st.durable.outbox.pubcomp(id);
+        self.flush_journal(&mut st);
+        known
     }
 
     /// Forgets an in-flight message that could not be sent (too large for
     /// the client), as if it had been acknowledged [MQTT-3.1.2-25].
     pub(crate) fn abandon(&self, id: NonZeroU16) {
-        self.state.lock().durable.outbox.abandon(id);
+        let mut st = self.state.lock();
+        st.durable.outbox.abandon(id);
+        self.flush_journal(&mut st);
     }
 
     /// Messages waiting to be sent, plus those in flight.

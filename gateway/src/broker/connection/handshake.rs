@@ -188,6 +188,7 @@ fn accept(broker: &Broker, connect: Connect) -> Result<(ConnAck, Opened, Params)
         let msg = Message {
             // Set when the will is published: its expiry counts from then.
             expires_at: None,
+            stored: Default::default(),
             topic: w.topic.into_inner(),
             payload: w.payload,
             qos: w.qos,

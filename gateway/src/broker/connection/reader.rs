@@ -13,8 +13,10 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 
+use super::acks::PendingAcks;
 use super::Params;
 use crate::broker::{Broker, Message, Metrics, Qos2Received, Session};
+use crate::store::StoreError;
 
 /// How the client ended the connection with a DISCONNECT.
 #[derive(Debug)]
@@ -38,6 +40,10 @@ pub(super) enum ConnError {
     Protocol(ReasonCode, &'static str),
     #[error("keep alive timeout: nothing received for {0:?}")]
     KeepAlive(Duration),
+    /// A commit failed: what it held is not acknowledged, and the client,
+    /// disconnected, sends it again.
+    #[error("{0}")]
+    Store(#[from] StoreError),
 }
 
 impl ConnError {
@@ -55,6 +61,7 @@ impl ConnError {
             }),
             Self::Protocol(code, _) => Some(*code),
             Self::KeepAlive(_) => Some(ReasonCode::KEEP_ALIVE_TIMEOUT),
+            Self::Store(_) => Some(ReasonCode::UNSPECIFIED_ERROR),
         }
     }
 }
@@ -77,6 +84,8 @@ pub(super) struct Reader<'a, R> {
     aliases: HashMap<u16, ByteString>,
     /// How much to read at once; adapts to the traffic.
     read_hint: usize,
+    /// PUBACKs and PUBRECs waiting for their messages' commit.
+    acks: PendingAcks,
 }
 
 /// Smallest and largest read sizes.
@@ -106,6 +115,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             session_expiry: params.session_expiry,
             aliases: HashMap::new(),
             read_hint: MIN_READ,
+            acks: PendingAcks::default(),
         }
     }
 
@@ -125,13 +135,28 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                 }
                 deadline = self.keep_alive.map(|ka| Instant::now() + ka);
             }
+            for ack in self.acks.ready()? {
+                self.reply(ack);
+            }
             let spare = self.prepare_read();
             let read = self.rd.read_buf(&mut self.buf);
-            let n = match deadline {
-                Some(at) => tokio::time::timeout_at(at, read)
-                    .await
-                    .map_err(|_| ConnError::KeepAlive(self.keep_alive.unwrap_or_default()))??,
-                None => read.await?,
+            let read = async {
+                match deadline {
+                    Some(at) => tokio::time::timeout_at(at, read)
+                        .await
+                        .map_err(|_| ConnError::KeepAlive(self.keep_alive.unwrap_or_default()))?,
+                    None => read.await,
+                }
+                .map_err(ConnError::from)
+            };
+            // Cancel-safe both ways: a read cut short keeps its bytes in
+            // `self.buf`, and a commit that completes is not lost.
+            let n = tokio::select! {
+                committed = self.acks.next_commit() => {
+                    committed?;
+                    continue;
+                }
+                n = read => n?,
             };
             if n == 0 {
                 return Err(ConnError::Eof);
@@ -329,12 +354,16 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             }
         }
         let reserved = topic.starts_with("$SYS");
+        let mut commit = false;
         let delivered = if reserved {
             // `$SYS` belongs to the broker; clients cannot forge it.
             0
         } else {
-            let msg = Message::from_publish(p, topic, Instant::now());
-            self.broker.publish(Arc::new(msg), Some(self.session.key))
+            let msg = Arc::new(Message::from_publish(p, topic, Instant::now()));
+            let delivered = self.broker.publish(msg.clone(), Some(self.session.key));
+            // Written to the store: queued for a persistent session, or retained.
+            commit = msg.stored.get().is_some() || msg.retain;
+            delivered
         };
         let reason = match (reserved, delivered, self.version.is_v5()) {
             (true, _, true) => ReasonCode::NOT_AUTHORIZED,
@@ -348,10 +377,19 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             }
         }
         let ack = |id: NonZeroU16| Ack::with_reason(id, reason);
-        match (qos, packet_id) {
-            (QoS::AtLeastOnce, Some(id)) => self.reply(Packet::PubAck(ack(id))),
-            (QoS::ExactlyOnce, Some(id)) => self.reply(Packet::PubRec(ack(id))),
-            _ => {}
+        let ack = match (qos, packet_id) {
+            (QoS::AtLeastOnce, Some(id)) => Packet::PubAck(ack(id)),
+            (QoS::ExactlyOnce, Some(id)) => Packet::PubRec(ack(id)),
+            _ => return Ok(()),
+        };
+        let ticket = match self.broker.persist() {
+            Some(persist) if commit => Some(persist.barrier()?),
+            _ => None,
+        };
+        if ticket.is_none() && self.acks.is_empty() {
+            self.reply(ack);
+        } else {
+            self.acks.push(ticket, ack);
         }
         Ok(())
     }

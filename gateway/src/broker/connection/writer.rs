@@ -16,6 +16,7 @@ use tracing::debug;
 
 use super::Params;
 use crate::broker::{Broker, Metrics, Outgoing, Session};
+use crate::store::Ticket;
 
 /// Messages taken from the session per batch; bounds the time its lock is
 /// held and the size of one write.
@@ -46,6 +47,8 @@ pub(super) struct Writer<'a, W> {
     /// Topic aliases we assigned for this client (MQTT 5).
     aliases: HashMap<ByteString, NonZeroU16>,
     alias_max: u16,
+    /// The commit `out` must wait for before it is written.
+    store_wait: Option<Ticket>,
 }
 
 impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
@@ -74,6 +77,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             } else {
                 0
             },
+            store_wait: None,
         }
     }
 
@@ -99,8 +103,21 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
                     }
                 }
             }
+            self.wait_for_store().await?;
             self.flush_out().await?;
         }
+    }
+
+    /// Waits until the store has committed what `self.out` needs committed
+    /// first (QoS 2 messages recorded as sent). Cancel-safe: the ticket
+    /// stays until it is done.
+    async fn wait_for_store(&mut self) -> std::io::Result<()> {
+        if let Some(ticket) = &mut self.store_wait {
+            let done = ticket.await;
+            self.store_wait = None;
+            done.map_err(std::io::Error::other)?;
+        }
+        Ok(())
     }
 
     /// Writes out what is pending plus a final packet, then shuts the stream.
@@ -117,6 +134,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             }
             self.encode(&p);
         }
+        self.wait_for_store().await?;
         self.flush_out().await?;
         self.wr.shutdown().await
     }
@@ -140,6 +158,12 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         let now = Instant::now();
         let retained = self.broker.retained_store();
         let batch = self.session.take_batch(self.link_id, BATCH, now, retained);
+        if batch.wait_for_store {
+            if let Some(persist) = self.broker.persist() {
+                // Only an error of a writer that stopped: then nothing waits.
+                self.store_wait = persist.barrier().ok();
+            }
+        }
         let m = self.broker.metrics();
         if batch.expired > 0 {
             Metrics::add(&m.dropped_expired, batch.expired as u64);

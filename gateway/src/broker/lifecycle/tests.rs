@@ -149,6 +149,7 @@ fn message(topic: &str) -> Arc<Message> {
         retain: false,
         properties: Default::default(),
         expires_at: None,
+        stored: Default::default(),
     })
 }
 
@@ -158,6 +159,7 @@ fn outgoing(topic: &str) -> Outgoing {
         qos: QoS::AtLeastOnce,
         retain: false,
         subscription_ids: Vec::new(),
+        seq: None,
     }
 }
 

@@ -75,6 +75,7 @@ pub(crate) fn message(stored: StoredMessage, clocks: Clocks) -> Message {
         retain: stored.retain,
         properties: stored.properties,
         expires_at: stored.expires_at_unix_ms.map(|ms| clocks.to_instant(ms)),
+        stored: Default::default(),
     }
 }
 

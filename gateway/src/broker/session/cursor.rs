@@ -125,6 +125,7 @@ impl RetainedCursor {
             // Sent because of a new subscription: RETAIN stays set [MQTT-3.3.1-9].
             retain: true,
             subscription_ids: self.identifier.into_iter().collect(),
+            seq: None,
         }
     }
 }

@@ -66,6 +66,10 @@ pub(crate) struct Batch {
     pub(crate) expired: usize,
     /// More is waiting: call again after writing this batch.
     pub(crate) more: bool,
+    /// QoS 2 messages of the batch were recorded as sent in the store: the
+    /// batch goes out only once that is committed, or a crash could make
+    /// them go out again under new packet ids, and be delivered twice.
+    pub(crate) wait_for_store: bool,
 }
 
 impl Batch {
@@ -88,6 +92,25 @@ pub(crate) struct Outbox {
     cursors: VecDeque<RetainedCursor>,
     /// Messages dropped from this session's queue, for the log.
     dropped: u64,
+    /// What the store must learn of this outbox's QoS 1/2 messages, when the
+    /// session persists (`None` otherwise): the session turns each event into
+    /// a store operation while it still holds its lock.
+    journal: Option<Vec<Event>>,
+    /// The key of the next message the store keeps for this session.
+    next_seq: u64,
+}
+
+/// A change to a stored message of the outbox; see [`Outbox::journal`].
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// Queued, to be written with its message.
+    Queued(Outgoing),
+    /// Sent with this packet id, not yet acknowledged.
+    Sent(Outgoing, NonZeroU16),
+    /// QoS 2: PUBREC came, PUBREL went.
+    Released(Outgoing, NonZeroU16),
+    /// Delivered, dropped or abandoned: the store forgets it.
+    Done(Outgoing),
 }
 
 impl Outbox {
@@ -118,11 +141,20 @@ impl Outbox {
             } else {
                 0
             };
-            if self.remove_queued(idx).is_some() {
+            if let Some(gone) = self.remove_queued(idx) {
+                self.record(|| Event::Done(gone.clone()), &gone);
                 evicted += 1;
             }
         }
         self.dropped += evicted as u64;
+        let mut out = out;
+        if let Some(journal) = &mut self.journal {
+            if out.qos != QoS::AtMostOnce {
+                out.seq = Some(self.next_seq);
+                self.next_seq += 1;
+                journal.push(Event::Queued(out.clone()));
+            }
+        }
         self.account(&out, true);
         self.queue.push_back(out);
         Enqueued::Queued { evicted }
@@ -153,8 +185,59 @@ impl Outbox {
         }
     }
 
+    /// Records `event` in the journal if the session persists and the store
+    /// keeps `out`.
+    fn record(&mut self, event: impl FnOnce() -> Event, out: &Outgoing) {
+        if let (Some(journal), Some(_)) = (&mut self.journal, out.seq) {
+            journal.push(event());
+        }
+    }
+
+    /// Starts (or stops) recording what the store must learn; the keys of
+    /// new messages continue after `next_seq`.
+    pub(crate) fn set_journaled(&mut self, on: bool) {
+        match (on, &self.journal) {
+            (true, None) => self.journal = Some(Vec::new()),
+            (false, Some(_)) => self.journal = None,
+            _ => {}
+        }
+    }
+
+    /// Keys of messages stored from now on follow `out`'s.
+    fn note_seq(&mut self, out: &Outgoing) {
+        if let Some(seq) = out.seq {
+            self.next_seq = self.next_seq.max(seq + 1);
+        }
+    }
+
+    /// Whether the store is told of this outbox's messages.
+    pub(crate) fn is_journaled(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// The events recorded since the last call.
+    pub(crate) fn take_journal(&mut self) -> Vec<Event> {
+        self.journal
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Every stored message, done with: the session ended.
+    pub(crate) fn release_all(&mut self) -> Vec<Event> {
+        let mut events: Vec<Event> = self.take_journal();
+        let stored = self
+            .queue
+            .drain(..)
+            .chain(self.inflight.drain(..).map(|i| i.out))
+            .filter(|o| o.seq.is_some());
+        events.extend(stored.map(Event::Done));
+        events
+    }
+
     /// Puts back a message a store kept queued, after those put back before.
     pub(crate) fn recover_queued(&mut self, out: Outgoing) {
+        self.note_seq(&out);
         self.account(&out, true);
         self.queue.push_back(out);
     }
@@ -162,6 +245,7 @@ impl Outbox {
     /// Puts back a message a store kept in flight, after those put back
     /// before: the order they are resent in.
     pub(crate) fn recover_inflight(&mut self, inflight: Inflight) {
+        self.note_seq(&inflight.out);
         self.next_packet_id = inflight.packet_id.get();
         self.inflight.push_back(inflight);
     }
@@ -258,6 +342,7 @@ impl Outbox {
         }
         let out = self.remove_queued(0).expect("front exists");
         if out.msg.is_expired(now) {
+            self.record(|| Event::Done(out.clone()), &out);
             batch.expired += 1;
         } else {
             self.send(out, batch);
@@ -308,6 +393,7 @@ impl Outbox {
             return;
         }
         let packet_id = self.alloc_packet_id();
+        self.record(|| Event::Sent(out.clone(), packet_id), &out);
         self.inflight.push_back(Inflight {
             packet_id,
             out: out.clone(),
@@ -326,7 +412,8 @@ impl Outbox {
     pub(crate) fn puback(&mut self, id: NonZeroU16) -> bool {
         match self.inflight_position(id, false) {
             Some(pos) if self.inflight[pos].out.qos == QoS::AtLeastOnce => {
-                self.inflight.remove(pos);
+                let done = self.inflight.remove(pos).expect("found").out;
+                self.record(|| Event::Done(done.clone()), &done);
                 true
             }
             _ => false,
@@ -344,10 +431,13 @@ impl Outbox {
             return false;
         };
         if failed {
-            self.inflight.remove(pos);
+            let done = self.inflight.remove(pos).expect("found").out;
+            self.record(|| Event::Done(done.clone()), &done);
             return false;
         }
         self.inflight[pos].released = true;
+        let out = self.inflight[pos].out.clone();
+        self.record(|| Event::Released(out.clone(), id), &out);
         true
     }
 
@@ -355,7 +445,8 @@ impl Outbox {
     pub(crate) fn pubcomp(&mut self, id: NonZeroU16) -> bool {
         match self.inflight_position(id, true) {
             Some(pos) => {
-                self.inflight.remove(pos);
+                let done = self.inflight.remove(pos).expect("found").out;
+                self.record(|| Event::Done(done.clone()), &done);
                 true
             }
             None => false,
@@ -365,7 +456,10 @@ impl Outbox {
     /// Forgets an in-flight message that could not be sent (too large for
     /// the client), as if it had been acknowledged [MQTT-3.1.2-25].
     pub(crate) fn abandon(&mut self, id: NonZeroU16) {
-        self.inflight.retain(|i| i.packet_id != id);
+        if let Some(pos) = self.inflight.iter().position(|i| i.packet_id == id) {
+            let done = self.inflight.remove(pos).expect("found").out;
+            self.record(|| Event::Done(done.clone()), &done);
+        }
     }
 
     /// The queued messages, oldest first.

@@ -21,6 +21,7 @@ fn message(topic: &str, payload: &[u8], qos: QoS) -> Arc<Message> {
         retain: false,
         properties: MessageProperties::default(),
         expires_at: None,
+        stored: Default::default(),
     })
 }
 
@@ -30,6 +31,7 @@ fn out(qos: QoS, payload: &'static [u8]) -> Outgoing {
         qos,
         retain: false,
         subscription_ids: Vec::new(),
+        seq: None,
     }
 }
 

@@ -1,0 +1,84 @@
+//! Acknowledgements that wait for the store: a PUBACK (QoS 1) or PUBREC (QoS 2) goes to the
+//! publisher only once the batch holding its message is committed, so an acknowledged message
+//! survives a `kill -9`. The reader keeps reading meanwhile (the store commits many
+//! connections' writes at once), and the acknowledgements leave in the order their PUBLISHes
+//! came: one that needs no commit waits behind those that do.
+
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::Poll;
+
+use aviary_protocol::Packet;
+
+use crate::store::{StoreError, Ticket};
+
+/// An acknowledgement and the commit it waits for (none: only its turn).
+type Waiting = (Option<Ticket>, Packet);
+
+/// Acknowledgements waiting for commits, oldest first. Boxed, and only
+/// once one waits: every connection carries this, and most never use it.
+#[derive(Debug, Default)]
+pub(super) struct PendingAcks {
+    // A pointer rather than the deque's four words inline: the connection
+    // future, allocated per connection, is what an idle connection costs.
+    #[expect(
+        clippy::box_collection,
+        reason = "an idle connection carries only a pointer"
+    )]
+    queue: Option<Box<VecDeque<Waiting>>>,
+}
+
+impl PendingAcks {
+    /// Whether an acknowledgement without a commit of its own must still wait (to keep order).
+    pub(super) fn is_empty(&self) -> bool {
+        self.queue.as_ref().is_none_or(|q| q.is_empty())
+    }
+
+    /// Queues `ack`, to go once `ticket` (if any) and everything queued before it are done.
+    pub(super) fn push(&mut self, ticket: Option<Ticket>, ack: Packet) {
+        self.queue.get_or_insert_default().push_back((ticket, ack));
+    }
+
+    /// The acknowledgements whose commits are done, in order, without waiting.
+    pub(super) fn ready(&mut self) -> Result<Vec<Packet>, StoreError> {
+        let mut ready = Vec::new();
+        let Some(queue) = self.queue.as_mut() else {
+            return Ok(ready);
+        };
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        while let Some((ticket, _)) = queue.front_mut() {
+            if let Some(t) = ticket {
+                match Pin::new(t).poll(&mut cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(result) => {
+                        *ticket = None;
+                        result?;
+                    }
+                }
+            }
+            ready.push(queue.pop_front().expect("front exists").1);
+        }
+        if queue.is_empty() {
+            // Back to nothing held while the connection is quiet.
+            self.queue = None;
+        }
+        Ok(ready)
+    }
+
+    /// Completes when the oldest acknowledgement's commit is done (never, if none waits).
+    /// A done ticket is dropped from its place, so it is not polled again.
+    pub(super) async fn next_commit(&mut self) -> Result<(), StoreError> {
+        poll_fn(|cx| match self.queue.as_mut().and_then(|q| q.front_mut()) {
+            Some((slot @ Some(_), _)) => {
+                let ticket = slot.as_mut().expect("matched Some");
+                let done = std::task::ready!(Pin::new(ticket).poll(cx));
+                *slot = None;
+                Poll::Ready(done)
+            }
+            Some((None, _)) => Poll::Ready(Ok(())),
+            None => Poll::Pending,
+        })
+        .await
+    }
+}
