@@ -309,3 +309,45 @@ async fn a_data_dir_that_is_not_a_directory_is_refused_at_start() {
     );
     assert!(printed.contains("--data-dir"), "{printed}");
 }
+
+#[tokio::test]
+async fn kill_9_resends_in_flight_qos_2_with_dup_and_the_same_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(dir.path(), &[]).await;
+    // Online, at most 10 in flight, and it never answers: 10 PUBLISHes in flight at the kill.
+    let mut connect = raw::v5("durable-sub");
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval = Some(3_600);
+    connect.properties.receive_maximum = NonZeroU16::new(10);
+    let (mut sub, _) = Raw::connect_ok(gw.mqtt, connect).await;
+    sub.subscribe("t/+", QoS::ExactlyOnce).await;
+
+    let (mut publisher, _) = Raw::connect_ok(gw.mqtt, raw::v5("durable-pub")).await;
+    for seq in 0..200 {
+        let p = raw::message(&format!("t/{seq}"), &seq_payload(seq), QoS::ExactlyOnce);
+        assert_eq!(publisher.publish(p).await, ReasonCode::SUCCESS);
+    }
+    let mut in_flight = BTreeMap::new();
+    for _ in 0..10 {
+        let p = sub.recv_publish().await;
+        assert!(!p.dup);
+        in_flight.insert(seq_of(&p.payload), p.packet_id.expect("QoS 2"));
+    }
+    gw.kill9().await;
+
+    let gw = GatewayProcess::start(dir.path(), &[]).await;
+    let (mut sub, present) = subscriber(&gw).await;
+    assert!(present);
+    // First the ten again, as they were, with DUP [MQTT-4.4.0-1].
+    for (seq, id) in &in_flight {
+        let p = sub.recv_publish().await;
+        assert_eq!((seq_of(&p.payload), p.packet_id), (*seq, Some(*id)));
+        assert!(p.dup, "a resend carries DUP");
+        sub.ack(&p).await;
+    }
+    // Then the rest, each once.
+    let seen = drain_to_marker(&gw, &mut sub).await;
+    let expected: BTreeSet<usize> = (0..200).filter(|s| !in_flight.contains_key(s)).collect();
+    assert_eq!(seen.keys().copied().collect::<BTreeSet<_>>(), expected);
+    assert!(seen.values().all(|n| *n == 1), "delivered twice: {seen:?}");
+}
