@@ -412,10 +412,16 @@ impl Broker {
     /// [MQTT-3.3.2-5]. Returns how many went.
     pub(crate) fn purge_expired_retained(&self) -> usize {
         let now = Instant::now();
-        self.shared
-            .retained
-            .write()
-            .retain(|_, m| !m.is_expired(now))
+        let mut retained = self.shared.retained.write();
+        let persist = self.persist();
+        // The store forgets them too, under the same lock as the change.
+        retained.retain(|topic, m| {
+            let keep = !m.is_expired(now);
+            if let (false, Some(p)) = (keep, persist) {
+                p.retained_cleared(&ByteString::from(topic));
+            }
+            keep
+        })
     }
 
     /// The retained messages matching `filter` (MQTT matching: `#` leaves
