@@ -412,8 +412,7 @@ impl Outbox {
     pub(crate) fn puback(&mut self, id: NonZeroU16) -> bool {
         match self.inflight_position(id, false) {
             Some(pos) if self.inflight[pos].out.qos == QoS::AtLeastOnce => {
-                let done = self.inflight.remove(pos).expect("found").out;
-                self.record(|| Event::Done(done.clone()), &done);
+                self.complete(pos);
                 true
             }
             _ => false,
@@ -431,8 +430,7 @@ impl Outbox {
             return false;
         };
         if failed {
-            let done = self.inflight.remove(pos).expect("found").out;
-            self.record(|| Event::Done(done.clone()), &done);
+            self.complete(pos);
             return false;
         }
         self.inflight[pos].released = true;
@@ -445,8 +443,7 @@ impl Outbox {
     pub(crate) fn pubcomp(&mut self, id: NonZeroU16) -> bool {
         match self.inflight_position(id, true) {
             Some(pos) => {
-                let done = self.inflight.remove(pos).expect("found").out;
-                self.record(|| Event::Done(done.clone()), &done);
+                self.complete(pos);
                 true
             }
             None => false,
@@ -457,8 +454,15 @@ impl Outbox {
     /// the client), as if it had been acknowledged [MQTT-3.1.2-25].
     pub(crate) fn abandon(&mut self, id: NonZeroU16) {
         if let Some(pos) = self.inflight.iter().position(|i| i.packet_id == id) {
-            let done = self.inflight.remove(pos).expect("found").out;
-            self.record(|| Event::Done(done.clone()), &done);
+            self.complete(pos);
+        }
+    }
+
+    /// Ends the delivery of the in-flight message at `pos`: acknowledged,
+    /// refused or abandoned, the store forgets it.
+    fn complete(&mut self, pos: usize) {
+        if let Some(done) = self.inflight.remove(pos) {
+            self.record(|| Event::Done(done.out.clone()), &done.out);
         }
     }
 
