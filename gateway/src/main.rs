@@ -85,7 +85,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            // The store engine narrates every table it opens at info; its warnings still show.
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,fjall=warn,lsm_tree=warn")),
         )
         // Plain text when piped, so scripts can read the `listening` line.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
