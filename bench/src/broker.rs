@@ -3,7 +3,8 @@
 //! Each broker runs as a child process on free loopback ports with the same limits (in-flight
 //! window, queue length, TCP_NODELAY), so neither wins or loses by a default the other lacks.
 //! A fresh process serves every scenario: memory left behind by one scenario would otherwise
-//! hide in the next one's numbers (allocators keep freed memory).
+//! hide in the next one's numbers (allocators keep freed memory). The durability scenarios
+//! also stop a broker (SIGTERM or SIGKILL) and start it again on the same data directory.
 
 use std::fmt;
 use std::fs;
@@ -14,6 +15,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
+
+use crate::disk::{DirUsage, IoCounters};
+
+mod restart;
+
+pub(crate) use restart::{Restart, Stop};
 
 /// Which broker a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,6 +43,29 @@ impl fmt::Display for BrokerKind {
     }
 }
 
+/// What a broker keeps on disk, when a scenario asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Durability {
+    /// Aviary `durability = "memory"`: nothing written.
+    Memory,
+    /// Aviary `durability = "process"`: each batch written to the OS before its
+    /// acknowledgements, so a kill -9 loses nothing acknowledged.
+    Process,
+    /// Aviary `durability = "fsync"`: each batch also fsynced, so a power loss neither.
+    Fsync,
+}
+
+impl Durability {
+    /// The value of Aviary's `[store] durability` key.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Process => "process",
+            Self::Fsync => "fsync",
+        }
+    }
+}
+
 /// How to start one broker, and the limits both brokers share.
 #[derive(Debug, Clone)]
 pub(crate) struct BrokerSpec {
@@ -50,6 +80,10 @@ pub(crate) struct BrokerSpec {
     pub(crate) max_queued: usize,
     /// Mosquitto's `set_tcp_nodelay` (Aviary always sets TCP_NODELAY).
     pub(crate) mosquitto_nodelay: bool,
+    /// `None`: Aviary with its default store and Mosquitto without persistence, as the
+    /// throughput comparison runs them. `Some(mode)`: Aviary with `[store] durability =
+    /// mode`; Mosquitto with `persistence true` (it has one mode: snapshots).
+    pub(crate) durability: Option<Durability>,
 }
 
 /// A broker child process listening on loopback. Killed when dropped.
@@ -57,13 +91,18 @@ pub(crate) struct BrokerSpec {
 pub(crate) struct RunningBroker {
     /// Which broker.
     pub(crate) kind: BrokerKind,
+    spec: BrokerSpec,
     child: Child,
     /// MQTT over TCP.
     pub(crate) mqtt: SocketAddr,
+    /// Aviary's HTTP listener (`/metrics`, the REST API); Mosquitto's WebSocket listener.
+    pub(crate) http: SocketAddr,
     /// MQTT over WebSocket, as a `ws://` URL.
     pub(crate) ws_url: String,
     /// Holds the config file, data directory and log; removed on drop.
     dir: tempfile::TempDir,
+    /// Where in the log this process's output starts (a restart appends to it).
+    log_start: u64,
 }
 
 impl RunningBroker {
@@ -73,31 +112,30 @@ impl RunningBroker {
             .prefix("aviary-bench-")
             .tempdir()
             .context("cannot create a temporary directory for the broker")?;
-        let mqtt = free_port()?;
-        let ws = free_port()?;
-        let mut command = match spec.kind {
-            BrokerKind::Aviary | BrokerKind::AviaryBaseline => {
-                aviary_command(spec, dir.path(), mqtt, ws)?
-            }
-            BrokerKind::Mosquitto => mosquitto_command(spec, dir.path(), mqtt, ws)?,
-        };
-        let log = fs::File::create(dir.path().join("broker.log"))?;
-        command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        let child = command
-            .spawn()
-            .with_context(|| format!("cannot start {}", spec.binary.display()))?;
+        let (mqtt, http) = (free_port()?, free_port()?);
+        let (child, log_start) = spawn(spec, dir.path(), mqtt, http)?;
         let mut broker = Self {
             kind: spec.kind,
+            spec: spec.clone(),
             child,
             mqtt,
-            ws_url: format!("ws://{ws}/mqtt"),
+            http,
+            ws_url: format!("ws://{http}/mqtt"),
             dir,
+            log_start,
         };
-        broker.wait_ready(&[mqtt, ws])?;
+        broker.wait_ready(&[mqtt, http], Duration::from_secs(10))?;
         Ok(broker)
+    }
+
+    /// The space the broker's data directory takes.
+    pub(crate) fn data_usage(&self) -> Result<DirUsage> {
+        DirUsage::of(&self.dir.path().join("data"))
+    }
+
+    /// The broker process's storage counters so far.
+    pub(crate) fn io(&self) -> Result<IoCounters> {
+        IoCounters::of(self.pid())
     }
 
     /// The child's process id, for `/proc`.
@@ -137,9 +175,9 @@ impl RunningBroker {
     }
 
     /// Polls the listeners until they accept a connection; a broker that exits or takes
-    /// longer than ten seconds is an error.
-    fn wait_ready(&mut self, addrs: &[SocketAddr]) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+    /// longer than `timeout` is an error.
+    fn wait_ready(&mut self, addrs: &[SocketAddr], timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
         for addr in addrs {
             loop {
                 self.check_alive()?;
@@ -148,7 +186,7 @@ impl RunningBroker {
                 }
                 if Instant::now() > deadline {
                     bail!(
-                        "{} did not listen on {addr} within 10 s; end of its log:\n{}",
+                        "{} did not listen on {addr} within {timeout:?}; end of its log:\n{}",
                         self.kind,
                         self.log_tail()
                     );
@@ -169,6 +207,33 @@ impl Drop for RunningBroker {
     }
 }
 
+/// Writes the broker's config into `dir` and starts it, its output appended to
+/// `dir/broker.log`; returns the child and where its output starts in the log.
+fn spawn(
+    spec: &BrokerSpec,
+    dir: &Path,
+    mqtt: SocketAddr,
+    http: SocketAddr,
+) -> Result<(Child, u64)> {
+    let mut command = match spec.kind {
+        BrokerKind::Aviary | BrokerKind::AviaryBaseline => aviary_command(spec, dir, mqtt, http)?,
+        BrokerKind::Mosquitto => mosquitto_command(spec, dir, mqtt, http)?,
+    };
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("broker.log"))?;
+    let log_start = log.metadata()?.len();
+    command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let child = command
+        .spawn()
+        .with_context(|| format!("cannot start {}", spec.binary.display()))?;
+    Ok((child, log_start))
+}
+
 /// The command line and config for Aviary.
 fn aviary_command(
     spec: &BrokerSpec,
@@ -178,13 +243,16 @@ fn aviary_command(
 ) -> Result<Command> {
     let config = dir.join("aviary.toml");
     let data = dir.join("data");
+    let store = spec.durability.map_or_else(String::new, |mode| {
+        format!("\n[store]\ndurability = \"{}\"\n", mode.name())
+    });
     // Queue limits as high as Mosquitto's below; byte limit out of the way (Mosquitto's
     // default is none).
     fs::write(
         &config,
         format!(
             "data_dir = {data:?}\n\n[listen]\nmqtt = \"{mqtt}\"\nhttp = \"{ws}\"\n\n[mqtt]\n\
-             max_inflight = {}\nmax_queued_messages = {}\nmax_queued_bytes = {}\n",
+             max_inflight = {}\nmax_queued_messages = {}\nmax_queued_bytes = {}\n{store}",
             spec.inflight,
             spec.max_queued,
             1u64 << 34,
@@ -195,7 +263,8 @@ fn aviary_command(
         .arg("--config")
         .arg(&config)
         // Per-connection info logs would cost Aviary what Mosquitto's `log_type` below saves it.
-        .env("RUST_LOG", "warn");
+        // The one `listening` line says when a restart is done.
+        .env("RUST_LOG", "warn,aviary::server=info");
     Ok(command)
 }
 
@@ -207,12 +276,26 @@ fn mosquitto_command(
     ws: SocketAddr,
 ) -> Result<Command> {
     let config = dir.join("mosquitto.conf");
+    // Mosquitto's persistence is a snapshot of everything, written every
+    // `autosave_interval` (default 1,800 s) and at a graceful shutdown.
+    let persistence = if spec.durability.is_some() {
+        let data = dir.join("data");
+        fs::create_dir_all(&data)?;
+        // Run as root, Mosquitto switches to the `mosquitto` user, which may not write in a
+        // root's temporary directory: `user root` keeps it as it was started (as Aviary is).
+        format!(
+            "persistence true\npersistence_location {}/\nuser root\n",
+            data.display()
+        )
+    } else {
+        "persistence false\n".to_owned()
+    };
     // `set_tcp_nodelay` (on by default here): Aviary sets TCP_NODELAY on every client
     // socket; Mosquitto only when asked, and Nagle's algorithm would distort its latency.
     fs::write(
         &config,
         format!(
-            "persistence false\nallow_anonymous true\nset_tcp_nodelay {}\n\
+            "{persistence}allow_anonymous true\nset_tcp_nodelay {}\n\
              max_inflight_messages {}\nmax_queued_messages {}\n\
              log_dest stderr\nlog_type error\nlog_type warning\n\
              listener {} {}\n\

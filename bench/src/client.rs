@@ -75,6 +75,10 @@ pub(crate) struct ClientOptions {
     /// Small buffers, for connections that stay idle: thousands of them live in this process
     /// (a WebSocket client's default read buffer alone is 128 KiB).
     pub(crate) small_buffers: bool,
+    /// Ask for a persistent session: Clean Session off (3.x), or Clean Start off with a
+    /// Session Expiry Interval that never runs out (5.0). The broker then keeps the session
+    /// and queues QoS 1/2 messages for it while the client is away.
+    pub(crate) persistent: bool,
 }
 
 type WsStream = WebSocketStream<TcpStream>;
@@ -210,6 +214,17 @@ pub(crate) async fn connect(
     transport: Transport,
     options: &ClientOptions,
 ) -> Result<(PacketReader, PacketWriter)> {
+    let (reader, writer, _session_present) = connect_session(endpoint, transport, options).await?;
+    Ok((reader, writer))
+}
+
+/// Like [`connect`], and also says whether the broker resumed a stored session (the
+/// CONNACK's Session Present flag).
+pub(crate) async fn connect_session(
+    endpoint: &Endpoint,
+    transport: Transport,
+    options: &ClientOptions,
+) -> Result<(PacketReader, PacketWriter, bool)> {
     tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
         connect_inner(endpoint, transport, options),
@@ -222,7 +237,7 @@ async fn connect_inner(
     endpoint: &Endpoint,
     transport: Transport,
     options: &ClientOptions,
-) -> Result<(PacketReader, PacketWriter)> {
+) -> Result<(PacketReader, PacketWriter, bool)> {
     let socket = TcpSocket::new_v4()?;
     if let Some(ip) = options.bind {
         // Lets the bind take a port whose old connection lingers in TIME_WAIT; the connect
@@ -270,12 +285,18 @@ async fn connect_inner(
     };
     let mut connect = Connect::new(version, options.client_id.as_str());
     connect.keep_alive = options.keep_alive;
+    connect.clean_start = !options.persistent;
     if version.is_v5() {
         connect.properties.receive_maximum = NonZeroU16::new(options.receive_maximum);
+        if options.persistent {
+            connect.properties.session_expiry_interval = Some(u32::MAX);
+        }
     }
     writer.send(&Packet::Connect(Box::new(connect))).await?;
     match reader.next().await? {
-        Packet::ConnAck(ack) if !ack.reason_code.is_error() => Ok((reader, writer)),
+        Packet::ConnAck(ack) if !ack.reason_code.is_error() => {
+            Ok((reader, writer, ack.session_present))
+        }
         Packet::ConnAck(ack) => bail!("broker refused CONNECT: {:?}", ack.reason_code),
         other => bail!("expected CONNACK, got {:?}", other.packet_type()),
     }

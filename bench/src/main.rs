@@ -5,9 +5,16 @@
 //! the same whichever broker it measures. Each scenario starts a fresh broker process on free
 //! loopback ports, Aviary first and then Mosquitto, never both at once: on two cores a second
 //! broker would steal the first one's CPU. The table goes to stdout and to `--out`.
+//!
+//! The durability scenarios (`--only durability`, in [`durability`]) run after the table's,
+//! with brokers of their own (Aviary in each store mode, Mosquitto with persistence), and add
+//! their own sections to the report.
 
 mod broker;
 mod client;
+mod disk;
+mod durability;
+mod jobs;
 mod report;
 mod scenarios;
 mod table;
@@ -21,8 +28,10 @@ use clap::Parser;
 
 use crate::broker::{BrokerKind, BrokerSpec, RunningBroker};
 use crate::client::{Endpoint, Transport};
+use crate::durability::{DurabilityArgs, Parts};
+use crate::jobs::PAYLOAD_HEADER;
 use crate::report::Report;
-use crate::scenarios::{FlowResult, FlowSpec, IdleResult, Params, PAYLOAD_HEADER};
+use crate::scenarios::{FlowResult, FlowSpec, IdleResult, Params};
 use crate::table::{footnotes, load_average, preamble, rows, summary};
 
 /// Compare Aviary with Mosquitto on the same machine, in the same run.
@@ -106,6 +115,8 @@ struct Cli {
     /// Where to write the Markdown report.
     #[arg(long, default_value = "target/bench/report.md")]
     out: PathBuf,
+    #[command(flatten)]
+    durability: DurabilityArgs,
 }
 
 /// The MQTT version of the load.
@@ -136,6 +147,14 @@ enum Group {
     Memory,
     /// Connections held.
     Held,
+    /// All three durability scenarios below.
+    Durability,
+    /// QoS 1 to a persistent subscriber, Aviary in each store mode, Mosquitto persisting.
+    DurabilityThroughput,
+    /// Restart time with retained and queued messages, after SIGTERM and after kill -9.
+    DurabilityRestart,
+    /// Store size sampled under a steady load.
+    DurabilitySteady,
 }
 
 /// What a scenario does.
@@ -229,6 +248,10 @@ async fn main() -> Result<()> {
         }
         report.rows.extend(report::median_rows(runs));
     }
+    let parts = Parts::chosen(&cli.only);
+    if parts.any() {
+        report.sections = durability::run(&cli.durability, parts, &specs, &params, repeat).await;
+    }
     report.preamble = preamble(&cli, &specs, &params, &load_before);
     report.footnotes = footnotes();
     let markdown = report.to_markdown();
@@ -301,6 +324,7 @@ fn broker_specs(cli: &Cli) -> Result<Vec<BrokerSpec>> {
             inflight: cli.inflight.max(1),
             max_queued: cli.max_queued.max(1),
             mosquitto_nodelay: cli.mosquitto_nodelay,
+            durability: None,
         });
     }
     Ok(specs)
@@ -327,6 +351,7 @@ fn flow(publishers: usize, subscribers: usize, messages: u64, qos: QoS) -> FlowS
         per_publisher_topics: false,
         rate: None,
         record_latency: false,
+        persistent_subscribers: false,
     }
 }
 

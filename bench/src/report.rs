@@ -15,7 +15,8 @@ pub(crate) enum Better {
 }
 
 impl Better {
-    fn arrow(self) -> &'static str {
+    /// ↑ or ↓.
+    pub(crate) fn arrow(self) -> &'static str {
         match self {
             Self::Higher => "↑",
             Self::Lower => "↓",
@@ -72,6 +73,8 @@ pub(crate) struct Report {
     pub(crate) rows: Vec<Row>,
     /// Lines after the table.
     pub(crate) footnotes: Vec<String>,
+    /// Sections of their own after the table (the durability scenarios), as Markdown.
+    pub(crate) sections: Vec<String>,
 }
 
 impl Report {
@@ -82,6 +85,22 @@ impl Report {
         for line in &self.preamble {
             let _ = writeln!(out, "{line}");
         }
+        // A run of the durability scenarios alone has no rows for the comparison table.
+        if !self.rows.is_empty() {
+            self.write_table(&mut out);
+            out.push('\n');
+            for line in &self.footnotes {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        for section in &self.sections {
+            let _ = write!(out, "\n{section}");
+        }
+        out
+    }
+
+    /// The comparison table, one line per row.
+    fn write_table(&self, out: &mut String) {
         let with_baseline = self.rows.iter().any(|r| r.baseline.is_some());
         if with_baseline {
             out.push_str(
@@ -123,11 +142,6 @@ impl Report {
                 )
             };
         }
-        out.push('\n');
-        for line in &self.footnotes {
-            let _ = writeln!(out, "{line}");
-        }
-        out
     }
 }
 
@@ -196,7 +210,7 @@ pub(crate) fn median_rows(runs: Vec<Vec<Row>>) -> Vec<Row> {
 }
 
 /// The median of some numbers, or the lower of the two middle ones.
-fn median(values: &mut [f64]) -> Option<f64> {
+pub(crate) fn median(values: &mut [f64]) -> Option<f64> {
     values.sort_by(f64::total_cmp);
     values.get(values.len().checked_sub(1)? / 2).copied()
 }
@@ -293,6 +307,7 @@ mod tests {
                 },
             ],
             footnotes: Vec::new(),
+            sections: Vec::new(),
         };
         let markdown = report.to_markdown();
         assert!(
@@ -321,6 +336,7 @@ mod tests {
                 notes: String::new(),
             }],
             footnotes: Vec::new(),
+            sections: Vec::new(),
         };
         let markdown = report.to_markdown();
         assert!(

@@ -7,7 +7,8 @@
 //!   generator (`bench/`, binary `aviary-bench`) in release mode, makes sure Mosquitto is
 //!   installed, and runs the same scenarios against both brokers, one after the other. ARGS go
 //!   to `aviary-bench` (see `cargo xtask bench -- --help`); the Markdown table is printed and
-//!   written to `target/bench/report.md`.
+//!   written to `target/bench/report.md`. `--only durability` runs the store's measurements
+//!   (throughput per durability mode, restart with a full store, store size under load).
 //! - `cargo xtask bench codec [ARGS...]`: the criterion benchmark of the codec in `protocol/`
 //!   (`cargo bench --package aviary-protocol --bench codec ARGS`; `-p` or `--workspace` pick
 //!   other packages instead).
@@ -48,6 +49,16 @@ fn codec(args: &[String]) -> Result<()> {
     cmd.args(args.iter().cloned()).run()
 }
 
+/// Where cargo puts the release build: under `$CARGO_TARGET_DIR` when it is set (a relative
+/// one counts from the workspace root, where the build runs), else under `target/`. Running
+/// `target/release` regardless would run stale binaries, or none, for whoever builds elsewhere.
+fn release_dir(workspace: &Workspace) -> std::path::PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => workspace.path("").join(dir).join("release"),
+        _ => workspace.path("target/release"),
+    }
+}
+
 /// Builds `aviary` and `aviary-bench` in release mode and runs the comparison.
 fn compare(args: &[String]) -> Result<()> {
     let workspace = Workspace::find()?;
@@ -63,7 +74,7 @@ fn compare(args: &[String]) -> Result<()> {
             "aviary-bench",
         ])
         .run()?;
-    let target = workspace.path("target/release");
+    let target = release_dir(&workspace);
     let report = workspace.path("target/bench/report.md");
     eprintln!("==> comparing Aviary with Mosquitto (takes a few minutes; keep the machine quiet)");
     let bench = target.join("aviary-bench");
