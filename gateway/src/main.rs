@@ -1,5 +1,6 @@
 //! The `aviary` command: run the gateway (optionally with simulated pet
-//! trackers: `--demo`), or only the simulator (`aviary simulate`).
+//! trackers: `--demo`), or only the simulator (`aviary simulate`), or edit a password file
+//! (`aviary passwd`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Simulate pet trackers: each pet is its own TCP MQTT connection.
     Simulate(SimulateArgs),
+    /// Add, update (-D: delete) a user in a mosquitto-compatible password file.
+    Passwd(aviary::auth::passwd_cmd::PasswdArgs),
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +86,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // A file edit: no logging, no runtime.
+    if let Some(Command::Passwd(args)) = &cli.command {
+        return Ok(aviary::auth::passwd_cmd::run(args)?);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             // The store engine narrates every table it opens at info; its warnings still show.
@@ -95,6 +102,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
         Some(Command::Simulate(args)) => runtime.block_on(simulate(args)),
+        Some(Command::Passwd(_)) => unreachable!("handled above"),
         None => runtime.block_on(serve(cli.run)),
     }
 }
