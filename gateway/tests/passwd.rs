@@ -1,6 +1,7 @@
 //! Password files against the real mosquitto tools (Debian `mosquitto` 2.0): a file made by
 //! `mosquitto_passwd` is read by our reader, and a file made by `aviary passwd` is accepted by
-//! the `mosquitto` broker itself. Skips (with a message) where mosquitto is not installed.
+//! the `mosquitto` broker itself. A missing mosquitto fails the test, saying what to install
+//! (`cargo xtask test` installs it): a test that cannot run its oracle has tested nothing.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -15,12 +16,14 @@ const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 const MOSQUITTO_PUB: &str = "/usr/bin/mosquitto_pub";
 const DEADLINE: Duration = Duration::from_secs(20);
 
-fn have(tools: &[&str]) -> bool {
+/// Fails the test unless `tools` are installed.
+fn require(tools: &[&str]) {
     let missing: Vec<_> = tools.iter().filter(|t| !Path::new(t).exists()).collect();
-    if !missing.is_empty() {
-        eprintln!("skipping: {missing:?} not installed (Debian package `mosquitto`)");
-    }
-    missing.is_empty()
+    assert!(
+        missing.is_empty(),
+        "{missing:?} not installed: these tests need the Debian package `mosquitto` \
+         (`apt-get install mosquitto`; `cargo xtask test` installs it)"
+    );
 }
 
 /// Waits for `child` at most [`DEADLINE`], killing it if it overruns.
@@ -49,9 +52,7 @@ fn run(cmd: &mut Command) -> ExitStatus {
 
 #[test]
 fn our_reader_accepts_mosquitto_passwd_files() {
-    if !have(&[MOSQUITTO_PASSWD]) {
-        return;
-    }
+    require(&[MOSQUITTO_PASSWD]);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pw");
     let pw = path.to_str().unwrap();
@@ -161,9 +162,7 @@ fn publish(port: u16, user: &str, password: &str) -> bool {
 
 #[test]
 fn mosquitto_accepts_aviary_passwd_files() {
-    if !have(&[MOSQUITTO, MOSQUITTO_PUB]) {
-        return;
-    }
+    require(&[MOSQUITTO, MOSQUITTO_PUB]);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pw");
     assert!(aviary_passwd(&[], &path, "alice", "secret\n").success());
