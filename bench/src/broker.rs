@@ -84,6 +84,9 @@ pub(crate) struct BrokerSpec {
     /// throughput comparison runs them. `Some(mode)`: Aviary with `[store] durability =
     /// mode`; Mosquitto with `persistence true` (it has one mode: snapshots).
     pub(crate) durability: Option<Durability>,
+    /// Aviary's `[store] max_batch_ops` (most operations per group commit), when set; only
+    /// with `durability`.
+    pub(crate) max_batch_ops: Option<usize>,
 }
 
 /// A broker child process listening on loopback. Killed when dropped.
@@ -244,7 +247,10 @@ fn aviary_command(
     let config = dir.join("aviary.toml");
     let data = dir.join("data");
     let store = spec.durability.map_or_else(String::new, |mode| {
-        format!("\n[store]\ndurability = \"{}\"\n", mode.name())
+        let batch = spec
+            .max_batch_ops
+            .map_or_else(String::new, |n| format!("max_batch_ops = {n}\n"));
+        format!("\n[store]\ndurability = \"{}\"\n{batch}", mode.name())
     });
     // Queue limits as high as Mosquitto's below; byte limit out of the way (Mosquitto's
     // default is none).

@@ -62,6 +62,9 @@ pub(crate) struct DirUsage {
     pub(crate) apparent: u64,
     /// Regular files.
     pub(crate) files: u64,
+    /// Of `allocated`, what journal files (`*.jnl`, fjall's write-ahead log) take; the rest
+    /// is the tables the journal is flushed into.
+    pub(crate) journal_allocated: u64,
 }
 
 impl DirUsage {
@@ -89,6 +92,9 @@ impl DirUsage {
             } else if meta.is_file() {
                 // st_blocks counts 512-byte units whatever the file system's block size.
                 self.allocated += meta.blocks() * 512;
+                if entry.path().extension().is_some_and(|ext| ext == "jnl") {
+                    self.journal_allocated += meta.blocks() * 512;
+                }
                 self.apparent += meta.len();
                 self.files += 1;
             }
@@ -127,16 +133,18 @@ mod tests {
         fs::create_dir(dir.path().join("sub")).unwrap();
         fs::write(dir.path().join("a"), vec![1u8; 10_000]).unwrap();
         fs::write(dir.path().join("sub/b"), vec![2u8; 100]).unwrap();
+        fs::write(dir.path().join("sub/0.jnl"), vec![3u8; 5_000]).unwrap();
         // A sparse file: large apparent size, nothing allocated.
         fs::File::create(dir.path().join("sparse"))
             .unwrap()
             .set_len(1 << 20)
             .unwrap();
         let usage = DirUsage::of(dir.path()).unwrap();
-        assert_eq!(usage.files, 3);
-        assert_eq!(usage.apparent, 10_100 + (1 << 20));
+        assert_eq!(usage.files, 4);
+        assert_eq!(usage.apparent, 15_100 + (1 << 20));
+        assert!(usage.journal_allocated >= 5_000 && usage.journal_allocated < 10_000);
         assert!(
-            usage.allocated >= 10_100 && usage.allocated < 1 << 20,
+            usage.allocated >= 15_100 && usage.allocated < 1 << 20,
             "{usage:?}"
         );
         assert_eq!(

@@ -52,6 +52,10 @@ pub(crate) struct DurabilityArgs {
     /// Restart: seconds the filling, and the counting after the restart, may each take.
     #[arg(long, default_value_t = 600)]
     pub(crate) fill_timeout_secs: u64,
+    /// Aviary's `[store] max_batch_ops` (most operations per group commit) in every
+    /// durability scenario; the gateway's default when not given.
+    #[arg(long)]
+    pub(crate) store_max_batch_ops: Option<usize>,
     /// Aviary's `[store] durability` in the restart and steady scenarios.
     #[arg(long, value_enum, default_value = "process")]
     pub(crate) store_durability: Durability,
@@ -105,29 +109,41 @@ struct Contestant {
     spec: BrokerSpec,
 }
 
-/// `spec` with durability `mode`, labelled for the tables.
-fn contestant(spec: &BrokerSpec, mode: Durability) -> Contestant {
+/// `spec` with durability `mode` (and the batch limit, if given), labelled for the tables.
+fn contestant(spec: &BrokerSpec, mode: Durability, max_batch_ops: Option<usize>) -> Contestant {
     let label = match spec.kind {
         BrokerKind::Mosquitto => "Mosquitto persistence".to_owned(),
-        kind => format!("{kind} {}", mode.name()),
+        kind => match max_batch_ops {
+            Some(n) => format!("{kind} {}, max_batch_ops {n}", mode.name()),
+            None => format!("{kind} {}", mode.name()),
+        },
     };
     Contestant {
         label,
         spec: BrokerSpec {
             durability: Some(mode),
+            max_batch_ops,
             ..spec.clone()
         },
     }
 }
 
 /// Aviary in `modes`, then Mosquitto with persistence, as far as `specs` has them.
-fn contestants(specs: &[BrokerSpec], modes: &[Durability]) -> Vec<Contestant> {
+fn contestants(
+    specs: &[BrokerSpec],
+    modes: &[Durability],
+    max_batch_ops: Option<usize>,
+) -> Vec<Contestant> {
     let mut list = Vec::new();
     if let Some(aviary) = specs.iter().find(|s| s.kind == BrokerKind::Aviary) {
-        list.extend(modes.iter().map(|&mode| contestant(aviary, mode)));
+        list.extend(
+            modes
+                .iter()
+                .map(|&mode| contestant(aviary, mode, max_batch_ops)),
+        );
     }
     if let Some(mosquitto) = specs.iter().find(|s| s.kind == BrokerKind::Mosquitto) {
-        list.push(contestant(mosquitto, Durability::Process));
+        list.push(contestant(mosquitto, Durability::Process, None));
     }
     list
 }
@@ -143,15 +159,15 @@ pub(crate) async fn run(
     let mut sections = vec![guarantees()];
     if parts.throughput {
         let modes = [Durability::Memory, Durability::Process, Durability::Fsync];
-        let list = contestants(specs, &modes);
+        let list = contestants(specs, &modes, args.store_max_batch_ops);
         sections.push(throughput::run(args, &list, params, repeat).await);
     }
     if parts.restart {
-        let list = contestants(specs, &[args.store_durability]);
+        let list = contestants(specs, &[args.store_durability], args.store_max_batch_ops);
         sections.push(restart::run(args, &list, params).await);
     }
     if parts.steady {
-        match contestants(specs, &[args.store_durability])
+        match contestants(specs, &[args.store_durability], args.store_max_batch_ops)
             .into_iter()
             .find(|c| c.spec.kind == BrokerKind::Aviary)
         {
@@ -264,10 +280,11 @@ mod tests {
             max_queued: 1000,
             mosquitto_nodelay: true,
             durability: None,
+            max_batch_ops: None,
         };
         let specs = [spec(BrokerKind::Aviary), spec(BrokerKind::Mosquitto)];
         let modes = [Durability::Memory, Durability::Process, Durability::Fsync];
-        let list = contestants(&specs, &modes);
+        let list = contestants(&specs, &modes, None);
         let labels: Vec<&str> = list.iter().map(|c| c.label.as_str()).collect();
         assert_eq!(
             labels,
@@ -279,6 +296,6 @@ mod tests {
             ]
         );
         assert!(list.iter().all(|c| c.spec.durability.is_some()));
-        assert_eq!(contestants(&specs[1..], &modes).len(), 1);
+        assert_eq!(contestants(&specs[1..], &modes, None).len(), 1);
     }
 }

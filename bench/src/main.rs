@@ -325,6 +325,7 @@ fn broker_specs(cli: &Cli) -> Result<Vec<BrokerSpec>> {
             max_queued: cli.max_queued.max(1),
             mosquitto_nodelay: cli.mosquitto_nodelay,
             durability: None,
+            max_batch_ops: None,
         });
     }
     Ok(specs)
