@@ -184,6 +184,8 @@ fn fill_rows(grid: &mut Grid, outcomes: &[Outcome]) {
     grid.numbers("fill: disk writes, bytes/msg", down, 0, per_message);
     let usage = col(outcomes, |o| Some(mib(o.usage_full?.allocated)));
     grid.numbers("data dir when full (du), MiB", down, 1, usage);
+    let journal = col(outcomes, |o| Some(mib(o.usage_full?.journal_allocated)));
+    grid.numbers("of which journal, MiB", down, 1, journal);
     let rss = col(outcomes, |o| Some(o.rss_full_kib? as f64 / 1024.0));
     grid.numbers("RSS when full, MiB", down, 0, rss);
 }
