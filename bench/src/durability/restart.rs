@@ -269,8 +269,16 @@ fn section(
         args.fill_publishers, params.window, params.payload,
     ));
     for (column, outcome) in columns.iter().zip(outcomes) {
-        if let Some(error) = &outcome.error {
-            out.push_str(&format!("\n- {column}: {}", error.replace('\n', " ")));
+        let errors = [
+            ("queued fill", &outcome.queued_fill.error),
+            ("retained fill", &outcome.retained_fill.error),
+            ("run", &outcome.error),
+        ];
+        for (what, error) in errors {
+            if let Some(error) = error {
+                let error = error.replace('\n', " ");
+                out.push_str(&format!("\n- {column}, {what}: {error}"));
+            }
         }
     }
     out.push('\n');

@@ -167,12 +167,16 @@ fn section(
     match (flow, error) {
         (_, Some(error)) => out.push_str(&format!("error: {}", error.replace('\n', " "))),
         (Some(flow), None) => out.push_str(&format!(
-            "{} of {} delivered ({} lost, {} out of order or duplicated){}.",
+            "{} of {} delivered ({} lost, {} out of order or duplicated){}{}.",
             format_value(Some(flow.delivered as f64), 0),
             format_value(Some(flow.expected as f64), 0),
             format_value(Some(flow.lost() as f64), 0),
             flow.out_of_order,
             if flow.timed_out { ", timed out" } else { "" },
+            flow.errors
+                .first()
+                .map(|e| format!("; first error: {}", e.replace('\n', " ")))
+                .unwrap_or_default(),
         )),
         (None, None) => {}
     }
