@@ -33,6 +33,10 @@ pub(crate) struct Restart {
     pub(crate) listening: Option<Duration>,
     /// From spawning the new process until its MQTT port accepted a TCP connection.
     pub(crate) accepting: Duration,
+    /// CPU time (user + system) the new process had used when it was ready (the `listening`
+    /// line, or for Mosquitto the first accepted connection): the restart's cost without
+    /// the waiting that other load on the machine adds to the wall-clock times.
+    pub(crate) ready_cpu: Option<Duration>,
 }
 
 impl RunningBroker {
@@ -68,25 +72,27 @@ impl RunningBroker {
         let (child, log_start) = spawn(&self.spec, self.dir.path(), mqtt, http)?;
         (self.child, self.log_start, self.mqtt, self.http) = (child, log_start, mqtt, http);
         self.ws_url = format!("ws://{http}/mqtt");
-        let (listening, accepting) = self.wait_started(spawned, timeout)?;
+        let (listening, accepting, ready_cpu) = self.wait_started(spawned, timeout)?;
         self.wait_ready(&[mqtt, http], timeout)?;
         Ok(Restart {
             stopped_in,
             stopped_usage,
             listening,
             accepting,
+            ready_cpu,
         })
     }
 
     /// Polls, every 2 ms, for the `listening` line in the log (Aviary only) and for the MQTT
-    /// port to accept a connection; returns both times since `spawned`.
+    /// port to accept a connection; returns both times since `spawned`, and the process's
+    /// CPU time when the first of them that counts as ready was seen.
     fn wait_started(
         &mut self,
         spawned: Instant,
         timeout: Duration,
-    ) -> Result<(Option<Duration>, Duration)> {
+    ) -> Result<(Option<Duration>, Duration, Option<Duration>)> {
         let wants_line = self.kind != BrokerKind::Mosquitto;
-        let (mut listening, mut accepting) = (None, None);
+        let (mut listening, mut accepting, mut ready_cpu) = (None, None, None);
         while (wants_line && listening.is_none()) || accepting.is_none() {
             self.check_alive()?;
             if spawned.elapsed() > timeout {
@@ -101,16 +107,20 @@ impl RunningBroker {
                 && self.log_since_start().contains("listening mqtt=")
             {
                 listening = Some(spawned.elapsed());
+                ready_cpu = self.cpu_time().ok();
             }
             if accepting.is_none()
                 && std::net::TcpStream::connect_timeout(&self.mqtt, Duration::from_millis(50))
                     .is_ok()
             {
                 accepting = Some(spawned.elapsed());
+                if !wants_line {
+                    ready_cpu = self.cpu_time().ok();
+                }
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        Ok((listening, accepting.unwrap_or_default()))
+        Ok((listening, accepting.unwrap_or_default(), ready_cpu))
     }
 
     /// What this process has logged so far.

@@ -201,6 +201,8 @@ fn restart_rows(grid: &mut Grid, outcomes: &[Outcome]) {
     grid.numbers("restart: spawn to `listening` line, s", down, 2, listening);
     let accepting = col(outcomes, |o| secs(o.restart?.accepting));
     grid.numbers("restart: spawn to accepting TCP, s", down, 2, accepting);
+    let cpu = col(outcomes, |o| secs(o.restart?.ready_cpu?));
+    grid.numbers("restart: CPU time until ready, s", down, 2, cpu);
     let rss = col(outcomes, |o| Some(o.rss_restarted_kib? as f64 / 1024.0));
     grid.numbers("RSS after restart, MiB", down, 0, rss);
     grid.numbers(
@@ -262,7 +264,10 @@ fn section(
          retained message has its own topic `retained/P/N`; {} publishers keep {} QoS 1 \
          messages each unacknowledged, {}-byte payloads. Then the broker is stopped (SIGTERM: \
          graceful; kill -9: a crash) and started on the same data directory. Target: under \
-         5 s to accepting connections. \"Got back\" counts deliveries after the restart: the \
+         5 s to accepting connections. \"CPU time until ready\": user + system time of the \
+         new process (`/proc/PID/stat`, 10 ms ticks) when Aviary printed its `listening` line \
+         or Mosquitto first accepted a connection; unlike the wall-clock times it does not \
+         grow with other load on the machine. \"Got back\" counts deliveries after the restart: the \
          subscriber resumes its session, then a new one subscribes to `retained/#` at QoS 1. \
          Disk writes: the broker's `write_bytes` in `/proc/PID/io` during the fill, divided \
          by the messages acknowledged.\n",
