@@ -41,6 +41,12 @@ struct RunArgs {
     /// HTTP listen address: web app, WebSocket, REST API, metrics (default 127.0.0.1:8080).
     #[arg(long)]
     http: Option<SocketAddr>,
+    /// MQTT over TLS listen address, like 127.0.0.1:8883 (needs [tls] in the config).
+    #[arg(long)]
+    mqtts: Option<SocketAddr>,
+    /// HTTPS listen address (web app, wss, REST, metrics), like 127.0.0.1:8443 (needs [tls]).
+    #[arg(long)]
+    https: Option<SocketAddr>,
     /// Directory of the embedded store (default ./aviary-data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -118,9 +124,17 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     if let Some(a) = args.http {
         config.listen.http = a;
     }
+    if args.mqtts.is_some() {
+        config.listen.mqtts = args.mqtts;
+    }
+    if args.https.is_some() {
+        config.listen.https = args.https;
+    }
     if let Some(d) = args.data_dir {
         config.data_dir = d;
     }
+    // Again: a flag may have moved a listener off loopback.
+    config.validate()?;
     // index.html is committed; the built app is what `cargo xtask web` makes.
     let app_built = config.http.static_dir.join("pkg/aviary-web.js").is_file();
     let gateway = aviary::Gateway::bind(config).await?;

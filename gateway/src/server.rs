@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::broker::Broker;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::http::{self, AppState, HandshakeFailures};
 use crate::store::{self, StoreError, StoreHandle};
 use crate::transport;
@@ -39,6 +39,10 @@ pub enum Error {
     /// newer version, or not writable. Its message names the path and what to do.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The configuration is invalid, or opens the gateway to the network
+    /// without authentication.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// What to do about a listener that could not be bound, naming the flag and config key that
@@ -89,6 +93,7 @@ impl Gateway {
     /// Opens the store in the data dir and brings back what it kept, then binds the listeners
     /// of `config`: a client that can connect finds the state of before the restart.
     pub async fn bind(config: Config) -> Result<Self, Error> {
+        config.validate()?;
         let store = store::open(&config.store, &config.data_dir)?;
         let snapshot = store.as_ref().map(StoreHandle::load).transpose()?;
         let broker = Broker::with_store(config.mqtt.clone(), &config.history, store);

@@ -54,12 +54,27 @@ impl Transport {
 }
 
 /// Where a connection comes from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     /// The front door.
     pub transport: Transport,
     /// The client's address (after trusted proxies, for WebSockets).
     pub remote: SocketAddr,
+    /// The subject common name of the client's TLS certificate, once
+    /// verified against `[tls] cafile`; the username when
+    /// `use_identity_as_username` is set.
+    pub peer_identity: Option<Arc<str>>,
+}
+
+impl ConnInfo {
+    /// A connection without a client certificate.
+    pub fn new(transport: Transport, remote: SocketAddr) -> Self {
+        Self {
+            transport,
+            remote,
+            peer_identity: None,
+        }
+    }
 }
 
 /// How long the final DISCONNECT may take to write before we give up.

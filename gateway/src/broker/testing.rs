@@ -58,10 +58,7 @@ impl Client {
     /// `connect` and returns the CONNACK.
     pub(crate) async fn connect(broker: &Broker, connect: Connect) -> (Self, ConnAck) {
         let (stream, server) = tokio::io::duplex(64 * 1024);
-        let info = ConnInfo {
-            transport: Transport::Tcp,
-            remote: SocketAddr::from(([127, 0, 0, 1], 1)),
-        };
+        let info = ConnInfo::new(Transport::Tcp, SocketAddr::from(([127, 0, 0, 1], 1)));
         let shutdown = CancellationToken::new();
         tokio::spawn(connection::serve(broker.clone(), server, info, shutdown));
         let mut client = Self {

@@ -100,10 +100,10 @@ pub(super) async fn upgrade(
             );
         }
     };
-    let info = ConnInfo {
-        transport: Transport::WebSocket,
-        remote: client_addr(peer, headers, &cfg.trusted_proxies),
-    };
+    let info = ConnInfo::new(
+        Transport::WebSocket,
+        client_addr(peer, headers, &cfg.trusted_proxies),
+    );
     let response = switching_protocols(key.as_bytes(), chosen.as_deref());
     app.tasks
         .spawn(serve_upgraded(app.clone(), on_upgrade, info));

@@ -30,10 +30,7 @@ pub async fn accept_loop(
                 if let Err(e) = stream.set_nodelay(true) {
                     warn!(%remote, error = %e, "cannot set TCP_NODELAY");
                 }
-                let info = ConnInfo {
-                    transport: Transport::Tcp,
-                    remote,
-                };
+                let info = ConnInfo::new(Transport::Tcp, remote);
                 tasks.spawn(connection::serve(
                     broker.clone(),
                     stream,
