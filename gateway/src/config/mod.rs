@@ -253,7 +253,10 @@ mod tests {
         let e = Config::from_toml("[mqtt]\nmax_client_id_length = 5\n").unwrap_err();
         assert!(e.to_string().contains("mqtt.max_client_id_length"), "{e}");
         let e = Config::from_toml("[http]\nheader_read_timeout_secs = 0\n").unwrap_err();
-        assert!(e.to_string().contains("http.header_read_timeout_secs"), "{e}");
+        assert!(
+            e.to_string().contains("http.header_read_timeout_secs"),
+            "{e}"
+        );
         let e = Config::from_toml("[auth]\napi_token = \"short\"\n").unwrap_err();
         assert!(e.to_string().contains("auth.api_token"), "{e}");
     }

@@ -155,9 +155,12 @@ impl TlsConfig {
                          to verify client certificates against",
             });
         }
-        let tls_listener = [("listen.mqtts", listen.mqtts), ("listen.https", listen.https)]
-            .into_iter()
-            .find(|(_, a)| a.is_some());
+        let tls_listener = [
+            ("listen.mqtts", listen.mqtts),
+            ("listen.https", listen.https),
+        ]
+        .into_iter()
+        .find(|(_, a)| a.is_some());
         match tls_listener {
             Some((key, _)) if !self.is_configured() => Err(ConfigError::Value {
                 key,
