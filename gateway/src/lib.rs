@@ -5,7 +5,6 @@
 //! future completes; [`Gateway`] does the same in two steps, so a test can
 //! bind to port 0 and learn the address before serving.
 
-pub(crate) mod acl;
 pub mod auth;
 pub mod broker;
 pub mod config;

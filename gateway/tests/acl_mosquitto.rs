@@ -1,6 +1,6 @@
 //! The oracle for the ACL file: the real Mosquitto broker (Debian
 //! `/usr/sbin/mosquitto`, 2.0) loads the same ACL as the unit tests of
-//! `src/acl.rs` and must answer every case of `src/acl/oracle.rs` the same
+//! `src/auth/acl.rs` and must answer every case of `src/auth/acl/oracle.rs` the same
 //! way. A read is probed by subscribing as the user and having `writer`
 //! publish the topic and then `sentinel`; a write by publishing as the user
 //! while `watcher` listens, then `sentinel`. The sentinel arriving first or
@@ -12,7 +12,7 @@
 
 mod common;
 
-#[path = "../src/acl/oracle.rs"]
+#[path = "../src/auth/acl/oracle.rs"]
 mod oracle;
 
 use std::path::PathBuf;

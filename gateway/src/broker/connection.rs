@@ -108,6 +108,10 @@ async fn serve_inner<S>(broker: Broker, stream: S, info: ConnInfo, shutdown: Can
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    // Held until the connection ends: its place in the connection limits.
+    let Some(_admitted) = broker.admit(info.remote.ip()) else {
+        return;
+    };
     let (rd, mut wr) = tokio::io::split(stream);
     // Small: a CONNECT rarely needs more, and the reader grows it on demand.
     let mut buf = BytesMut::with_capacity(256);

@@ -15,9 +15,10 @@ use std::time::Duration;
 use aviary_protocol::ByteString;
 use tokio::time::Instant;
 
-use super::session::{Connecting, Discarded, Ending, RecoveredSession};
+use super::metrics::Denied;
+use super::session::{Connecting, Discarded, Ending, RecoveredSession, Will};
 use super::timers::{Due, Timer, Timers};
-use super::{Broker, Message, Opened, Session};
+use super::{Broker, Opened, Session};
 
 impl Broker {
     /// Opens (or resumes) the session for `client_id` and attaches the
@@ -153,9 +154,18 @@ impl Broker {
     /// CONNECT that carried it (MQTT 5.0 section 3.1.3.2.4: the interval
     /// "is sent as the Publication Expiry Interval when the Server
     /// publishes the Will Message"). Call with no registry lock held.
-    fn publish_will(&self, session: &Session, will: Arc<Message>) {
-        tracing::debug!(client_id = %session.client_id, topic = %will.topic, "publishing will");
-        self.publish(will.published_at(Instant::now()), None);
+    fn publish_will(&self, session: &Session, will: Will) {
+        let (msg, owner) = (will.message, will.owner.as_deref());
+        if !self
+            .authorizer()
+            .can_publish(owner, &session.client_id, &msg.topic)
+        {
+            self.metrics().denied(Denied::Will);
+            tracing::info!(client_id = %session.client_id, topic = %msg.topic, "will not published: the ACL does not let its owner write the topic");
+            return;
+        }
+        tracing::debug!(client_id = %session.client_id, topic = %msg.topic, "publishing will");
+        self.publish(msg.published_at(Instant::now()), None);
     }
 
     /// Sets a deadline and makes sure the timers' driver runs.

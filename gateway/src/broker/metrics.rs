@@ -51,8 +51,112 @@ pub struct Metrics {
     pub dropped_too_large: AtomicU64,
     /// Connections closed for a protocol violation.
     pub protocol_errors: AtomicU64,
+    /// TLS handshakes that failed or timed out (mqtts and https).
+    pub tls_handshake_failures: AtomicU64,
+    /// HTTP connections closed at once: `http.max_connections` were open.
+    pub http_refused_max_connections: AtomicU64,
+    /// HTTP connections closed for not sending a whole request header in time.
+    pub http_header_timeouts: AtomicU64,
+    /// HTTP connections closed for making no progress for `http.idle_timeout_secs`.
+    pub http_idle_timeouts: AtomicU64,
     /// Open connections by transport (row) and protocol version (column).
     pub connections: [[AtomicU64; 3]; 4],
+    /// CONNECTs refused: bad username or password, or not authorized.
+    pub login_failures: AtomicU64,
+    /// Operations the ACL refused, by [`Denied`] kind.
+    pub acl_denied: [AtomicU64; Denied::ALL.len()],
+    /// Refusals by [`Limit`].
+    pub limit_refusals: [AtomicU64; Limit::ALL.len()],
+}
+
+/// What the ACL refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// A client's PUBLISH.
+    Publish,
+    /// A SUBSCRIBE's filter.
+    Subscribe,
+    /// A message routed to a subscriber who may not read its topic.
+    Delivery,
+    /// A retained message a new subscriber may not read.
+    Retained,
+    /// A will its owner may not publish.
+    Will,
+    /// A REST API request.
+    Api,
+}
+
+impl Denied {
+    /// Every kind, in the order of [`Metrics::acl_denied`].
+    pub const ALL: [Denied; 6] = [
+        Denied::Publish,
+        Denied::Subscribe,
+        Denied::Delivery,
+        Denied::Retained,
+        Denied::Will,
+        Denied::Api,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Denied::Publish => "publish",
+            Denied::Subscribe => "subscribe",
+            Denied::Delivery => "delivery",
+            Denied::Retained => "retained",
+            Denied::Will => "will",
+            Denied::Api => "api",
+        }
+    }
+}
+
+/// A limit that refused something (`[mqtt]` keys of the same names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `max_connections`.
+    Connections,
+    /// `max_connections_per_address`.
+    ConnectionsPerAddress,
+    /// `max_connection_rate_per_address`.
+    ConnectionRate,
+    /// `max_subscriptions_per_client`.
+    Subscriptions,
+    /// `max_topic_levels`.
+    TopicLevels,
+    /// `max_topic_length`.
+    TopicLength,
+    /// `max_client_id_length`.
+    ClientIdLength,
+    /// `receive_maximum`: QoS 2 publications in flight from a client.
+    Inflight,
+}
+
+impl Limit {
+    /// Every limit, in the order of [`Metrics::limit_refusals`].
+    pub const ALL: [Limit; 8] = [
+        Limit::Connections,
+        Limit::ConnectionsPerAddress,
+        Limit::ConnectionRate,
+        Limit::Subscriptions,
+        Limit::TopicLevels,
+        Limit::TopicLength,
+        Limit::ClientIdLength,
+        Limit::Inflight,
+    ];
+
+    /// The config key, which is also the metric label.
+    pub fn key(self) -> &'static str {
+        match self {
+            Limit::Connections => "max_connections",
+            Limit::ConnectionsPerAddress => "max_connections_per_address",
+            Limit::ConnectionRate => "max_connection_rate_per_address",
+            Limit::Subscriptions => "max_subscriptions_per_client",
+            Limit::TopicLevels => "max_topic_levels",
+            Limit::TopicLength => "max_topic_length",
+            Limit::ClientIdLength => "max_client_id_length",
+            Limit::Inflight => "receive_maximum",
+        }
+    }
 }
 
 impl Metrics {
@@ -66,6 +170,18 @@ impl Metrics {
         let row = TRANSPORTS.iter().position(|t| *t == transport).unwrap_or(0);
         let col = VERSIONS.iter().position(|v| *v == version).unwrap_or(0);
         &self.connections[row][col]
+    }
+
+    /// Counts an ACL refusal.
+    pub(crate) fn denied(&self, kind: Denied) {
+        let i = Denied::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        Self::add(&self.acl_denied[i], 1);
+    }
+
+    /// Counts a limit's refusal.
+    pub(crate) fn refused(&self, limit: Limit) {
+        let i = Limit::ALL.iter().position(|l| *l == limit).unwrap_or(0);
+        Self::add(&self.limit_refusals[i], 1);
     }
 
     /// Reads a counter.

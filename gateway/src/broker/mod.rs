@@ -19,6 +19,7 @@
 pub mod connection;
 mod history;
 mod lifecycle;
+pub(crate) mod limits;
 mod message;
 pub mod metrics;
 mod persist;
@@ -40,6 +41,7 @@ use aviary_protocol::{
 use parking_lot::{Mutex, RwLock};
 use tokio::time::Instant;
 
+use crate::auth::Authorizer;
 use crate::config::{BrokerConfig, HistoryConfig};
 use history::History;
 pub use history::HistoryEntry;
@@ -72,6 +74,12 @@ struct Shared {
     timers: Arc<Timers>,
     /// The store, unless durability is `memory`.
     persist: Option<Arc<Persist>>,
+    /// Who may connect, publish and read what.
+    auth: Arc<Authorizer>,
+    /// Connections held, in total and per address.
+    gate: Arc<limits::ConnectionGate>,
+    /// Refusals by a limit, counted and logged without flooding.
+    refusals: limits::RefusalLog,
     /// Live connections by link id, for the REST API's client list.
     clients: Mutex<HashMap<u64, ClientEntry>>,
     history: History,
@@ -127,6 +135,16 @@ impl Broker {
         history: &HistoryConfig,
         store: Option<crate::store::StoreHandle>,
     ) -> Self {
+        Self::with_auth(config, history, store, Arc::default())
+    }
+
+    /// A broker that also asks `auth` who may connect, publish and read.
+    pub fn with_auth(
+        config: BrokerConfig,
+        history: &HistoryConfig,
+        store: Option<crate::store::StoreHandle>,
+        auth: Arc<Authorizer>,
+    ) -> Self {
         let history = History::new(
             history.filters.clone(),
             history.per_topic,
@@ -140,6 +158,9 @@ impl Broker {
                 sessions: Mutex::new(HashMap::new()),
                 timers: Arc::default(),
                 persist: store.map(|s| Arc::new(Persist::new(s))),
+                auth,
+                gate: limits::ConnectionGate::new(),
+                refusals: limits::RefusalLog::default(),
                 clients: Mutex::new(HashMap::new()),
                 history,
                 next_id: AtomicU64::new(1),
@@ -152,6 +173,30 @@ impl Broker {
     /// The configuration in force.
     pub fn config(&self) -> &BrokerConfig {
         &self.shared.config
+    }
+
+    /// Who may connect, publish and read what.
+    pub fn authorizer(&self) -> &Arc<Authorizer> {
+        &self.shared.auth
+    }
+
+    /// Admits a new connection from `addr` unless a connection limit refuses it (counted
+    /// and logged); the connection keeps the returned guard while it is open.
+    pub(crate) fn admit(&self, addr: std::net::IpAddr) -> Option<limits::Admitted> {
+        match self.shared.gate.admit(addr, &self.shared.config) {
+            Ok(admitted) => Some(admitted),
+            Err(limit) => {
+                self.refused(limit, format_args!("connection from {addr}"));
+                None
+            }
+        }
+    }
+
+    /// Counts a refusal by `limit` and logs it, rate-limited.
+    pub(crate) fn refused(&self, limit: metrics::Limit, detail: std::fmt::Arguments<'_>) {
+        self.shared
+            .refusals
+            .refused(&self.shared.metrics, limit, detail);
     }
 
     /// The broker's counters.
@@ -227,8 +272,22 @@ impl Broker {
             );
         }
         let limits = self.queue_limits();
-        let count = targets.len();
+        let auth = &self.shared.auth;
+        // Without an ACL every subscriber reads everything: no per-delivery question.
+        let acl = auth.has_acl();
+        let mut count = 0;
         for (session, d) in targets {
+            if acl
+                && !auth.can_read(
+                    session.username().as_deref(),
+                    &session.client_id,
+                    &msg.topic,
+                )
+            {
+                self.shared.metrics.denied(metrics::Denied::Delivery);
+                continue;
+            }
+            count += 1;
             let out = Outgoing {
                 qos: msg.qos.min(d.qos),
                 // The RETAIN flag is cleared on established subscriptions
@@ -273,18 +332,31 @@ impl Broker {
         let identifier = sub.properties.subscription_identifier;
         let mut reason_codes = Vec::with_capacity(sub.filters.len());
         let mut cursors = Vec::new();
+        let username = session.username();
         for (filter, options) in sub.filters {
             let subscription = Subscription {
                 options,
                 identifier,
             };
+            if let Err(code) = self.may_subscribe(session, username.as_deref(), &filter) {
+                reason_codes.push(code);
+                continue;
+            }
+            let max = self.shared.config.max_subscriptions_per_client;
+            if !session.try_subscribe(&filter, subscription, max) {
+                self.refused(
+                    metrics::Limit::Subscriptions,
+                    format_args!("client {} holds {max}", session.client_id),
+                );
+                reason_codes.push(ReasonCode::QUOTA_EXCEEDED);
+                continue;
+            }
             let existed =
                 self.shared
                     .routing
                     .write()
                     .tree
                     .subscribe(session.key, &filter, subscription);
-            session.subscribe(filter.clone(), subscription);
             reason_codes.push(
                 ReasonCode::from_u8(options.qos as u8).expect("granted QoS is a reason code"),
             );
@@ -316,6 +388,33 @@ impl Broker {
             reason_codes,
         };
         (ack, cursors)
+    }
+
+    /// Whether `filter` passes the topic limits and the ACL; otherwise the
+    /// SUBACK's reason (MQTT 3.1.1 clients see 0x80 for either).
+    fn may_subscribe(
+        &self,
+        session: &Session,
+        username: Option<&str>,
+        filter: &aviary_protocol::TopicFilter,
+    ) -> Result<(), ReasonCode> {
+        if let Err(limit) = limits::check_topic(filter, &self.shared.config) {
+            self.refused(
+                limit,
+                format_args!("a topic filter from client {}", session.client_id),
+            );
+            return Err(ReasonCode::TOPIC_FILTER_INVALID);
+        }
+        if !self
+            .shared
+            .auth
+            .can_subscribe(username, &session.client_id, filter)
+        {
+            self.metrics().denied(metrics::Denied::Subscribe);
+            tracing::debug!(client_id = %session.client_id, %filter, "subscription refused by the ACL");
+            return Err(ReasonCode::NOT_AUTHORIZED);
+        }
+        Ok(())
     }
 
     /// The retained messages, for the writers pulling them.

@@ -45,6 +45,7 @@ pub(crate) struct RecordParts {
     pub(crate) subscriptions: Vec<(TopicFilter, super::router::Subscription)>,
     pub(crate) expiry_secs: u32,
     pub(crate) will: Option<super::Will>,
+    pub(crate) username: Option<Arc<str>>,
 }
 
 impl Persist {
@@ -213,6 +214,7 @@ impl Persist {
                 .collect(),
             will: parts.will.as_ref().map(|w| convert::stored_will(w, clocks)),
             will_due_at_unix_ms: will_due.map(|at| clocks.to_unix_ms(at)),
+            username: parts.username.as_deref().map(ByteString::from),
         };
         self.send(vec![Op::PutSession(record)]);
     }
@@ -399,7 +401,8 @@ fn recovered_session(record: SessionRecord, clocks: Clocks) -> Result<RecoveredS
                 gone_at + std::time::Duration::from_secs(u64::from(delay))
             }
         };
-        (convert::will(stored, clocks), due)
+        let owner = record.username.as_deref().map(Arc::from);
+        (convert::will(stored, clocks, owner), due)
     });
     Ok(RecoveredSession {
         client_id: record.client_id,
@@ -407,6 +410,7 @@ fn recovered_session(record: SessionRecord, clocks: Clocks) -> Result<RecoveredS
         expiry_secs: record.expiry_secs,
         expires_at,
         pending_will,
+        username: record.username.as_deref().map(Arc::from),
         ..RecoveredSession::default()
     })
 }

@@ -37,10 +37,10 @@ use parking_lot::Mutex;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
-use super::message::{Message, Outgoing};
+use super::message::Outgoing;
 use super::persist::Persist;
 use super::router::{ClientKey, Subscription};
-pub(crate) use cursor::{RetainedCursor, SharedRetained};
+pub(crate) use cursor::{Readable, RetainedCursor, SharedRetained};
 use durable::Durable;
 pub(crate) use durable::{Qos2Received, RecoveredSession, Will};
 use link::Link;
@@ -82,6 +82,8 @@ pub(crate) struct Connecting {
     pub(crate) will: Option<Will>,
     /// Session Expiry Interval in force when the connection ends.
     pub(crate) expiry_secs: u32,
+    /// Who the connection signed in as.
+    pub(crate) username: Option<Arc<str>>,
 }
 
 /// What attaching gives the new connection, and what it leaves over.
@@ -94,7 +96,7 @@ pub(crate) struct Attached {
     /// The will of a connection taken over, to publish now. A delayed will
     /// is cancelled instead: a new connection came before its delay ran
     /// out [MQTT-3.1.3-9].
-    pub(crate) will: Option<Arc<Message>>,
+    pub(crate) will: Option<Will>,
 }
 
 /// How a connection ended, as [`Session::detach`] needs it.
@@ -113,7 +115,7 @@ pub(crate) struct Detached {
     /// The generation the deadlines belong to.
     pub(crate) generation: u64,
     /// A will to publish now: it has no delay, or the session ends now.
-    pub(crate) will_now: Option<Arc<Message>>,
+    pub(crate) will_now: Option<Will>,
     /// The delay of a will left pending in the session.
     pub(crate) will_delay_secs: Option<u32>,
     pub(crate) expiry_secs: u32,
@@ -126,7 +128,7 @@ pub(crate) struct Discarded {
     pub(crate) filters: Vec<TopicFilter>,
     /// Its will, armed or waiting for its delay: the session's end is the
     /// will's time [MQTT-3.1.3-9].
-    pub(crate) will: Option<Arc<Message>>,
+    pub(crate) will: Option<Will>,
 }
 
 impl Session {
@@ -221,14 +223,13 @@ impl Session {
         let (kick, wake, replaced) = st.link.attach(c.link_id, c.window, resend);
         st.durable.set_expiry(c.expiry_secs);
         st.durable.set_disconnected_at(None);
+        st.durable.set_username(c.username);
         self.set_journaled(&mut st);
         let previous = st.durable.set_will(c.will);
         self.online.store(true, Ordering::Release);
         drop(st);
         wake.notify_one();
-        let will = previous
-            .filter(|w| replaced && w.delay_secs == 0)
-            .map(|w| w.message);
+        let will = previous.filter(|w| replaced && w.delay_secs == 0);
         Attached { kick, wake, will }
     }
 
@@ -253,7 +254,7 @@ impl Session {
             // No delay, or the session ends with the connection: a will
             // waits no longer than the session lasts [MQTT-3.1.3-9].
             Some(delay) if delay == 0 || expiry_secs == 0 => {
-                will_now = st.durable.take_will().map(|w| w.message);
+                will_now = st.durable.take_will();
             }
             Some(delay) => will_delay_secs = Some(delay),
         }
@@ -285,20 +286,23 @@ impl Session {
         self.online.store(false, Ordering::Release);
         self.release_stored(st);
         let (filters, will) = st.durable.clear();
-        Discarded {
-            filters,
-            will: will.map(|w| w.message),
-        }
+        Discarded { filters, will }
     }
 
     /// Takes the will left pending at `generation`, its delay being over;
     /// `None` if the client came back since, or the session ended.
-    pub(crate) fn take_pending_will(&self, generation: u64) -> Option<Arc<Message>> {
+    pub(crate) fn take_pending_will(&self, generation: u64) -> Option<Will> {
         let mut st = self.state.lock();
         if st.discarded || st.link.is_attached() || st.link.generation() != generation {
             return None;
         }
-        st.durable.take_will().map(|w| w.message)
+        st.durable.take_will()
+    }
+
+    /// The username the ACL decides this session's reads for: its current
+    /// or last connection's.
+    pub(crate) fn username(&self) -> Option<Arc<str>> {
+        self.state.lock().durable.username().cloned()
     }
 
     /// Wakes the current connection's writer, if there is one.
@@ -331,9 +335,22 @@ impl Session {
         result
     }
 
-    /// Records a subscription (replacing one with the same filter).
-    pub(crate) fn subscribe(&self, filter: TopicFilter, subscription: Subscription) {
-        self.state.lock().durable.subscribe(filter, subscription);
+    /// Records a subscription unless it would be a new one past `max`
+    /// (replacing one with the same filter is always allowed). False when
+    /// refused.
+    pub(crate) fn try_subscribe(
+        &self,
+        filter: &TopicFilter,
+        subscription: Subscription,
+        max: usize,
+    ) -> bool {
+        let mut st = self.state.lock();
+        let d = &mut st.durable;
+        if d.subscription_count() >= max && !d.has_subscription(filter) {
+            return false;
+        }
+        d.subscribe(filter.clone(), subscription);
+        true
     }
 
     /// Forgets a subscription and stops sending its retained messages.
@@ -399,12 +416,25 @@ impl Session {
     /// Takes the next batch for connection `link_id`; see
     /// [`SessionState::take_batch`]. Lock order: this session, then the
     /// retained store.
+    #[cfg(test)]
     pub(crate) fn take_batch(
         &self,
         link_id: u64,
         max_messages: usize,
         now: Instant,
         retained: &SharedRetained,
+    ) -> Batch {
+        self.take_batch_readable(link_id, max_messages, now, (retained, &|_| true))
+    }
+
+    /// [`Session::take_batch`], leaving out the retained messages whose
+    /// topics the subscriber may not read.
+    pub(crate) fn take_batch_readable(
+        &self,
+        link_id: u64,
+        max_messages: usize,
+        now: Instant,
+        retained: (&SharedRetained, Readable<'_>),
     ) -> Batch {
         let mut st = self.state.lock();
         let mut batch = st.take_batch(link_id, max_messages, now, retained);
@@ -473,7 +503,7 @@ impl SessionState {
         link_id: u64,
         max_messages: usize,
         now: Instant,
-        retained: &SharedRetained,
+        retained: (&SharedRetained, Readable<'_>),
     ) -> Batch {
         let mut batch = Batch::default();
         let Some(conn) = self.link.current(link_id) else {

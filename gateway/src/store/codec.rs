@@ -252,6 +252,7 @@ pub(crate) fn decode_message(buf: Bytes) -> Result<StoredMessage, DecodeError> {
 const S_DISCONNECTED: u8 = 1;
 const S_WILL: u8 = 1 << 1;
 const S_WILL_DUE: u8 = 1 << 2;
+const S_USERNAME: u8 = 1 << 3;
 
 /// The subscription options byte, laid out as in an MQTT 5 SUBSCRIBE.
 fn options_byte(o: SubscriptionOptions) -> u8 {
@@ -298,6 +299,7 @@ pub(crate) fn encode_session(s: &SessionRecord) -> Vec<u8> {
     } else {
         0
     };
+    flags |= if s.username.is_some() { S_USERNAME } else { 0 };
     out.push(flags);
     for at in [s.disconnected_at_unix_ms, s.will_due_at_unix_ms]
         .into_iter()
@@ -315,6 +317,9 @@ pub(crate) fn encode_session(s: &SessionRecord) -> Vec<u8> {
         put_varint(&mut out, u64::from(will.delay_secs));
         put_message_body(&mut out, &will.message);
     }
+    if let Some(user) = &s.username {
+        put_bytes(&mut out, user.as_bytes());
+    }
     out
 }
 
@@ -326,7 +331,7 @@ pub(crate) fn decode_session(buf: Bytes) -> Result<SessionRecord, DecodeError> {
         ProtocolVersion::from_level(r.u8()?).ok_or(DecodeError("unknown protocol level"))?;
     let expiry_secs = r.u32()?;
     let flags = r.u8()?;
-    if flags & !(S_DISCONNECTED | S_WILL | S_WILL_DUE) != 0 {
+    if flags & !(S_DISCONNECTED | S_WILL | S_WILL_DUE | S_USERNAME) != 0 {
         return Err(DecodeError("unknown session flag"));
     }
     let disconnected_at_unix_ms = (flags & S_DISCONNECTED != 0)
@@ -351,6 +356,7 @@ pub(crate) fn decode_session(buf: Bytes) -> Result<SessionRecord, DecodeError> {
     } else {
         None
     };
+    let username = (flags & S_USERNAME != 0).then(|| r.string()).transpose()?;
     r.finish()?;
     Ok(SessionRecord {
         client_id,
@@ -360,6 +366,7 @@ pub(crate) fn decode_session(buf: Bytes) -> Result<SessionRecord, DecodeError> {
         subscriptions,
         will,
         will_due_at_unix_ms,
+        username,
     })
 }
 

@@ -112,6 +112,9 @@ pub struct SessionRecord {
     pub will: Option<StoredWill>,
     /// When a delayed will is due (Unix ms), once the connection is lost.
     pub will_due_at_unix_ms: Option<u64>,
+    /// The username of the last connection: the ACL decides the session's
+    /// deliveries, and whether its will may be published, for it.
+    pub username: Option<ByteString>,
 }
 
 /// Where a queued message is in its delivery to the subscriber.

@@ -71,6 +71,7 @@ pub(crate) mod samples {
                 delay_secs: 30,
             }),
             will_due_at_unix_ms: Some(1_700_000_030_000),
+            username: Some("owner-1".into()),
         }
     }
 

@@ -1,6 +1,12 @@
 //! The CONNECT / CONNACK exchange: read the CONNECT within the timeout,
-//! validate it, settle the connection's parameters, open or resume the
-//! session and answer with a CONNACK in the client's protocol version.
+//! validate it, ask the Authorizer who the client is, settle the
+//! connection's parameters, open or resume the session and answer with a
+//! CONNACK in the client's protocol version.
+//!
+//! A failed login is answered after a delay that grows with each failure
+//! from the same address (see `auth::failures`), so a password file cannot
+//! be guessed at line rate; it is counted in `/metrics` and logged without
+//! flooding.
 
 use std::hash::{BuildHasher, Hasher};
 use std::num::{NonZeroU16, NonZeroU32};
@@ -14,7 +20,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tracing::{debug, info, warn};
 
 use super::{write_packet, ConnInfo, Params};
-use crate::broker::{Broker, Connecting, Ending, Message, Opened, Will};
+use crate::auth::Refusal;
+use crate::broker::metrics::Limit;
+use crate::broker::{Broker, Connecting, Ending, Message, Metrics, Opened, Will};
 use tokio_util::sync::CancellationToken;
 
 /// A connection that completed its handshake.
@@ -90,7 +98,7 @@ where
         }
     };
     let version = connect.protocol;
-    match accept(broker, connect) {
+    match accept(broker, connect, &info) {
         Ok((ack, opened, params)) => {
             // Registered before the CONNACK goes out, so a client that has
             // its CONNACK always finds itself in the client list.
@@ -107,8 +115,18 @@ where
             }
             Some(Accepted { rd, opened, params })
         }
-        Err(code) => {
-            warn!(reason = %code, version = %version, "connection refused");
+        Err(Refused { code, login }) => {
+            if login {
+                // Logged by the Authorizer, at most once in a while per address.
+                Metrics::add(&broker.metrics().login_failures, 1);
+                let delay = broker.authorizer().login_failed(info.remote.ip());
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shutdown.cancelled() => return None,
+                }
+            } else {
+                warn!(reason = %code, version = %version, "connection refused");
+            }
             let nack = ConnAck::new(code, false);
             let _ = write_packet(wr, &Packet::ConnAck(Box::new(nack)), version).await;
             None
@@ -133,23 +151,77 @@ async fn read_first<R: AsyncRead + Unpin>(
     }
 }
 
+/// Why a CONNECT is refused: the reason to send in the CONNACK, and
+/// whether it is a failed login (counted, slowed down).
+struct Refused {
+    code: ReasonCode,
+    login: bool,
+}
+
+impl From<ReasonCode> for Refused {
+    fn from(code: ReasonCode) -> Self {
+        Self { code, login: false }
+    }
+}
+
+/// Asks the Authorizer who the client is. MQTT 3.x has one code for both
+/// refusals, 5 Not Authorized, as Mosquitto sends; MQTT 5 tells a wrong
+/// password (0x86) from a client that may not connect at all (0x87).
+fn authenticate(
+    broker: &Broker,
+    connect: &Connect,
+    info: &ConnInfo,
+) -> Result<Option<Arc<str>>, Refused> {
+    let password = connect.password.as_deref();
+    broker
+        .authorizer()
+        .authenticate(
+            connect.username.as_deref(),
+            password,
+            info.peer_identity.as_deref(),
+        )
+        .map_err(|refusal| Refused {
+            code: match (refusal, connect.protocol.is_v5()) {
+                (Refusal::BadCredentials, true) => ReasonCode::BAD_USER_NAME_OR_PASSWORD,
+                _ => ReasonCode::NOT_AUTHORIZED,
+            },
+            login: true,
+        })
+}
+
 /// Validates a CONNECT and opens the session. On refusal, the reason
 /// to send in the CONNACK.
-fn accept(broker: &Broker, connect: Connect) -> Result<(ConnAck, Opened, Params), ReasonCode> {
+fn accept(
+    broker: &Broker,
+    connect: Connect,
+    info: &ConnInfo,
+) -> Result<(ConnAck, Opened, Params), Refused> {
     let config = broker.config();
     let version = connect.protocol;
     let v5 = version.is_v5();
 
     if connect.properties.authentication_method.is_some() {
         // No enhanced authentication method is configured.
-        return Err(ReasonCode::BAD_AUTHENTICATION_METHOD);
+        return Err(ReasonCode::BAD_AUTHENTICATION_METHOD.into());
     }
+    if connect.client_id.len() > config.max_client_id_length {
+        broker.refused(
+            Limit::ClientIdLength,
+            format_args!(
+                "a client id of {} bytes from {}",
+                connect.client_id.len(),
+                info.remote
+            ),
+        );
+        return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID.into());
+    }
+    let username = authenticate(broker, &connect, info)?;
     let mut assigned = None;
     let client_id = if connect.client_id.is_empty() {
         // 3.1.1 allows an empty id only with a clean session [MQTT-3.1.3-8];
         // 3.1 not at all; MQTT 5 gets an Assigned Client Identifier.
         if version == ProtocolVersion::V3_1 || (!v5 && !connect.clean_start) {
-            return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+            return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID.into());
         }
         let id = ByteString::from(generate_client_id(broker));
         if v5 {
@@ -166,7 +238,7 @@ fn accept(broker: &Broker, connect: Connect) -> Result<(ConnAck, Opened, Params)
     let max_ka = config.max_keep_alive;
     let too_long = max_ka > 0 && (connect.keep_alive == 0 || connect.keep_alive > max_ka);
     if too_long && !v5 {
-        return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+        return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID.into());
     }
     let keep_alive = if too_long { max_ka } else { connect.keep_alive };
     let session_expiry = if v5 {
@@ -198,6 +270,7 @@ fn accept(broker: &Broker, connect: Connect) -> Result<(ConnAck, Opened, Params)
         Will {
             message: Arc::new(msg),
             delay_secs,
+            owner: username.clone(),
         }
     });
     let link_id = broker.next_id();
@@ -206,6 +279,7 @@ fn accept(broker: &Broker, connect: Connect) -> Result<(ConnAck, Opened, Params)
         window,
         will,
         expiry_secs: session_expiry,
+        username,
     };
     let opened = broker.open_session(client_id, connect.clean_start, connecting);
 

@@ -15,6 +15,8 @@ use tokio::time::Instant;
 
 use super::acks::PendingAcks;
 use super::Params;
+use crate::broker::limits;
+use crate::broker::metrics::{Denied, Limit};
 use crate::broker::{Broker, Message, Metrics, Qos2Received, Session};
 use crate::store::StoreError;
 
@@ -296,6 +298,21 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         })
     }
 
+    /// Whether the ACL lets this client publish on `topic` (counted when not).
+    fn may_publish(&self, topic: &str) -> bool {
+        let auth = self.broker.authorizer();
+        if !auth.has_acl() {
+            return true;
+        }
+        let user = self.session.username();
+        let ok = auth.can_publish(user.as_deref(), &self.session.client_id, topic);
+        if !ok {
+            self.broker.metrics().denied(Denied::Publish);
+            tracing::debug!(client_id = %self.session.client_id, topic, "PUBLISH refused by the ACL");
+        }
+        ok
+    }
+
     /// Resolves the topic of an incoming PUBLISH through its topic alias.
     fn resolve_topic(&mut self, p: &Publish) -> Result<ByteString, ConnError> {
         let Some(alias) = p.properties.topic_alias else {
@@ -328,6 +345,16 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             ));
         }
         let topic = self.resolve_topic(&p)?;
+        if let Err(limit) = limits::check_topic(&topic, self.broker.config()) {
+            self.broker.refused(
+                limit,
+                format_args!("a PUBLISH topic from client {}", self.session.client_id),
+            );
+            return Err(protocol(
+                ReasonCode::TOPIC_NAME_INVALID,
+                "topic name longer or deeper than the configured limit",
+            ));
+        }
         let (qos, packet_id) = (p.qos, p.packet_id);
         if qos == QoS::ExactlyOnce {
             let id = packet_id.expect("QoS 2 has a packet id");
@@ -346,17 +373,21 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                     return Ok(());
                 }
                 Qos2Received::TooMany => {
+                    self.broker.refused(
+                        Limit::Inflight,
+                        format_args!("client {}", self.session.client_id),
+                    );
                     return Err(protocol(
                         ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
                         "more QoS 2 in flight than Receive Maximum [MQTT-3.3.4-9]",
-                    ))
+                    ));
                 }
             }
         }
-        let reserved = topic.starts_with("$SYS");
+        // `$SYS` belongs to the broker; clients cannot forge it.
+        let refused = topic.starts_with("$SYS") || !self.may_publish(&topic);
         let mut commit = false;
-        let delivered = if reserved {
-            // `$SYS` belongs to the broker; clients cannot forge it.
+        let delivered = if refused {
             0
         } else {
             let msg = Arc::new(Message::from_publish(p, topic, Instant::now()));
@@ -365,7 +396,9 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             commit = msg.stored.get().is_some() || msg.retain;
             delivered
         };
-        let reason = match (reserved, delivered, self.version.is_v5()) {
+        // MQTT 3.1.1 has no way to say no: the message is acknowledged and
+        // dropped, as Mosquitto does.
+        let reason = match (refused, delivered, self.version.is_v5()) {
             (true, _, true) => ReasonCode::NOT_AUTHORIZED,
             (false, 0, true) => ReasonCode::NO_MATCHING_SUBSCRIBERS,
             _ => ReasonCode::SUCCESS,

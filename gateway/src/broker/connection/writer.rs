@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::Params;
+use crate::broker::metrics::Denied;
 use crate::broker::{Broker, Metrics, Outgoing, Session};
 use crate::store::Ticket;
 
@@ -157,7 +158,26 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
     fn fill(&mut self) -> Filled {
         let now = Instant::now();
         let retained = self.broker.retained_store();
-        let batch = self.session.take_batch(self.link_id, BATCH, now, retained);
+        let auth = self.broker.authorizer();
+        // Asked only with an ACL in force; the answer for each retained
+        // message the subscriber may not read is counted.
+        let username = auth.has_acl().then(|| self.session.username()).flatten();
+        let denied = std::cell::Cell::new(0u64);
+        let readable = |topic: &str| {
+            let ok = auth.can_read(username.as_deref(), &self.session.client_id, topic);
+            denied.set(denied.get() + u64::from(!ok));
+            ok
+        };
+        let batch =
+            self.session
+                .take_batch_readable(self.link_id, BATCH, now, (retained, &readable));
+        if denied.get() > 0 {
+            let i = Denied::ALL.iter().position(|d| *d == Denied::Retained);
+            Metrics::add(
+                &self.broker.metrics().acl_denied[i.unwrap_or(0)],
+                denied.get(),
+            );
+        }
         if batch.wait_for_store {
             if let Some(persist) = self.broker.persist() {
                 // Only an error of a writer that stopped: then nothing waits.

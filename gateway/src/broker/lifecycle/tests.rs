@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::*;
 use crate::broker::session::{Inflight, Will};
 use crate::broker::testing::{v5, with_will, Client};
-use crate::broker::{Outgoing, Subscription};
+use crate::broker::{Message, Outgoing, Subscription};
 use crate::config::BrokerConfig;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -211,6 +211,7 @@ async fn recovered_deadlines_fire_at_their_absolute_times() {
     let will = Will {
         message: message("will/late"),
         delay_secs: 30,
+        owner: None,
     };
     broker.restore_session(RecoveredSession {
         client_id: "late".into(),
@@ -259,8 +260,10 @@ fn open(
         will: will_delay.map(|delay_secs| Will {
             message: message(&format!("will/{id}")),
             delay_secs,
+            owner: None,
         }),
         expiry_secs,
+        username: None,
     };
     let opened = broker.open_session(id.into(), clean_start, connecting);
     (opened.session, link_id)

@@ -100,10 +100,12 @@ pub(crate) fn stored_will(will: &Will, clocks: Clocks) -> StoredWill {
 }
 
 /// A stored will back in the broker.
-pub(crate) fn will(stored: StoredWill, clocks: Clocks) -> Will {
+/// A stored will, with the username of the session it belongs to.
+pub(crate) fn will(stored: StoredWill, clocks: Clocks, owner: Option<Arc<str>>) -> Will {
     Will {
         message: Arc::new(message(stored.message, clocks)),
         delay_secs: stored.delay_secs,
+        owner,
     }
 }
 

@@ -28,6 +28,9 @@ use tokio::time::Instant;
 use crate::broker::message::{Message, Outgoing};
 use crate::broker::retained::RetainedStore;
 
+/// Whether the subscriber may read a topic (the ACL's answer).
+pub(crate) type Readable<'a> = &'a dyn Fn(&str) -> bool;
+
 /// The broker's retained messages, as the writers pull from them.
 pub(crate) type SharedRetained = RwLock<RetainedStore<Arc<Message>>>;
 
@@ -88,12 +91,14 @@ impl RetainedCursor {
 
     /// Offers the next messages, in topic order, to `take` until it refuses
     /// one (returns false), the walk ends, or `budget` entries have been
-    /// looked at. Skipped and taken entries are not offered again.
+    /// looked at. Skipped and taken entries are not offered again; so are
+    /// those whose topic the subscriber may not read (`readable` says).
     pub(crate) fn pull(
         &mut self,
         store: &RetainedStore<Arc<Message>>,
         now: Instant,
         budget: usize,
+        readable: Readable<'_>,
         mut take: impl FnMut(Outgoing) -> bool,
     ) -> Pulled {
         let mut last = None;
@@ -104,7 +109,9 @@ impl RetainedCursor {
                 pulled = Pulled::Paused;
                 break;
             }
-            let owed = entry.created <= self.as_of && !entry.msg.is_expired(now);
+            let owed = entry.created <= self.as_of
+                && !entry.msg.is_expired(now)
+                && readable(&entry.msg.topic);
             if owed && !take(self.outgoing(&entry.msg)) {
                 pulled = Pulled::Stopped;
                 break;

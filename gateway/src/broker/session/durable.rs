@@ -39,6 +39,9 @@ use crate::broker::router::Subscription;
 pub(crate) struct Will {
     pub(crate) message: Arc<Message>,
     pub(crate) delay_secs: u32,
+    /// The username of the connection that set it: the ACL is asked
+    /// whether that user may publish it when it is published.
+    pub(crate) owner: Option<Arc<str>>,
 }
 
 /// What became of an incoming QoS 2 PUBLISH's packet id.
@@ -73,6 +76,8 @@ pub(crate) struct RecoveredSession {
     pub(crate) pending_will: Option<(Will, Instant)>,
     /// When its client went away, which its expiry counts from.
     pub(crate) disconnected_at: Option<Instant>,
+    /// The username of its last connection.
+    pub(crate) username: Option<Arc<str>>,
 }
 
 /// The durable part of a session; see the module documentation.
@@ -90,6 +95,9 @@ pub(super) struct Durable {
     will: Option<Will>,
     /// When the last connection ended; `None` while one is attached.
     disconnected_at: Option<Instant>,
+    /// The username of the current or last connection: the ACL's reads
+    /// (deliveries, retained messages) are decided for it.
+    username: Option<Arc<str>>,
 }
 
 impl Durable {
@@ -110,6 +118,7 @@ impl Durable {
             expiry_secs: r.expiry_secs,
             will: r.pending_will.as_ref().map(|(w, _)| w.clone()),
             disconnected_at: r.disconnected_at,
+            username: r.username.clone(),
         }
     }
 
@@ -123,7 +132,18 @@ impl Durable {
                 .collect(),
             expiry_secs: self.expiry_secs,
             will: self.will.clone(),
+            username: self.username.clone(),
         }
+    }
+
+    /// The username the ACL decides this session's reads for.
+    pub(super) fn username(&self) -> Option<&Arc<str>> {
+        self.username.as_ref()
+    }
+
+    /// Sets the username of a new connection.
+    pub(super) fn set_username(&mut self, username: Option<Arc<str>>) {
+        self.username = username;
     }
 
     /// Marks the connection's end (`Some`) or a new connection (`None`).
@@ -147,6 +167,10 @@ impl Durable {
 
     pub(super) fn subscription_count(&self) -> usize {
         self.subscriptions.len()
+    }
+
+    pub(super) fn has_subscription(&self, filter: &TopicFilter) -> bool {
+        self.subscriptions.contains_key(filter)
     }
 
     /// Opens an incoming QoS 2 exchange for `id`, unless it is open already

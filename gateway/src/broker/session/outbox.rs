@@ -20,7 +20,7 @@ use std::num::NonZeroU16;
 use aviary_protocol::{Ack, Packet, QoS, TopicFilter};
 use tokio::time::Instant;
 
-use super::cursor::{Pulled, RetainedCursor, SharedRetained};
+use super::cursor::{Pulled, Readable, RetainedCursor, SharedRetained};
 use crate::broker::message::Outgoing;
 
 /// Most retained entries one pull may look at, sent or skipped: bounds how
@@ -315,7 +315,7 @@ impl Outbox {
         window: usize,
         max: usize,
         now: Instant,
-        retained: &SharedRetained,
+        retained: (&SharedRetained, Readable<'_>),
     ) {
         while batch.messages.len() < max {
             let progressed = match self.cursors.front() {
@@ -358,14 +358,14 @@ impl Outbox {
         window: usize,
         max: usize,
         now: Instant,
-        retained: &SharedRetained,
+        (retained, readable): (&SharedRetained, Readable<'_>),
     ) -> bool {
         // Out of the list while it pulls, so `send` can borrow the rest.
         let Some(mut cursor) = self.cursors.pop_front() else {
             return false;
         };
         let store = retained.read();
-        let pulled = cursor.pull(&store, now, PULL_BUDGET, |out| {
+        let pulled = cursor.pull(&store, now, PULL_BUDGET, readable, |out| {
             let room = batch.messages.len() < max;
             // Wait for the window rather than send a later message first.
             let fits = out.qos == QoS::AtMostOnce || self.inflight.len() < window;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::broker::retained::RetainedStore;
+use crate::broker::Message;
 use aviary_protocol::{Ack, MessageProperties, QoS, SubAck};
 use bytes::Bytes;
 use outbox::Outbox;
@@ -48,6 +49,7 @@ fn attach(s: &Session, id: u64, window: usize) -> Attached {
         window,
         will: None,
         expiry_secs: 0,
+        username: None,
     })
 }
 

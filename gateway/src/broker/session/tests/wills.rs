@@ -9,6 +9,7 @@ fn will(delay_secs: u32) -> Will {
     Will {
         message: message("will/c", b"gone", QoS::AtLeastOnce),
         delay_secs,
+        owner: None,
     }
 }
 
@@ -18,6 +19,7 @@ fn connect(s: &Session, id: u64, will: Option<Will>, expiry_secs: u32) -> Attach
         window: 10,
         will,
         expiry_secs,
+        username: None,
     })
 }
 
@@ -115,7 +117,7 @@ fn discarding_returns_filters_and_the_will_and_kicks() {
         options: aviary_protocol::SubscriptionOptions::qos(QoS::AtLeastOnce),
         identifier: None,
     };
-    s.subscribe(filter.clone(), sub);
+    assert!(s.try_subscribe(&filter, sub, usize::MAX));
     s.enqueue(out(QoS::AtLeastOnce, b"1"), &LIMITS);
     let d = s.discard();
     assert_eq!(d.filters, [filter]);

@@ -175,7 +175,7 @@ fn bad_lines_name_the_file_and_line() {
     ] {
         let msg = parse_err(text);
         assert!(
-            msg.starts_with(&format!("/etc/aviary/acl:{line}: ")),
+            msg.starts_with(&format!("ACL file /etc/aviary/acl, line {line}: ")),
             "{msg}"
         );
         assert!(msg.contains(what), "{msg}");

@@ -4,9 +4,6 @@
 //! `mosquitto_topic_matches_sub_with_pattern`), so an operator can bring a file
 //! over unchanged.
 //!
-//! This module sits at the top level only until the Authorizer of issue 11 is
-//! wired; it then moves under `auth/` next to the password file.
-//!
 //! The file:
 //! - `topic [read|write|readwrite|deny] FILTER`: no access word means
 //!   readwrite. Before any `user` line the rule is for anonymous clients.
@@ -45,16 +42,23 @@ pub(crate) enum Access {
 
 /// A line of an ACL file that Mosquitto would refuse to start with.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum AclError {
-    #[error("cannot read ACL file {path}: {source}")]
+pub enum AclError {
+    /// The file cannot be read.
+    #[error("cannot read ACL file {}: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
-    #[error("{path}:{line}: {reason}")]
+    /// A line does not parse.
+    #[error("ACL file {}, line {line}: {reason}", path.display())]
     Line {
+        /// The file.
         path: PathBuf,
+        /// 1-based line number.
         line: usize,
+        /// What is wrong with it.
         reason: String,
     },
 }
@@ -115,13 +119,6 @@ pub(crate) struct AclFile {
     patterns: Rules,
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "wired into the broker in the next step of issue 11"
-    )
-)]
 impl AclFile {
     /// Reads and parses the file at `path`.
     pub(crate) fn load(path: &Path) -> Result<Self, AclError> {
