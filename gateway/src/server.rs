@@ -2,6 +2,8 @@
 //! log the bound addresses in one parseable line, serve until the shutdown
 //! future completes, then stop accepting and close every connection
 //! (MQTT 5 clients get DISCONNECT 0x8B) while keeping the sessions.
+//! On unix, SIGHUP re-reads the TLS certificates ([`Reloaders`]) without
+//! dropping a connection.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,13 +13,14 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::broker::Broker;
 use crate::config::{Config, ConfigError};
-use crate::http::{self, AppState, HandshakeFailures};
+use crate::http::{self, AppState, HandshakeFailures, HttpServer};
 use crate::store::{self, StoreError, StoreHandle};
 use crate::transport;
+use crate::transport::tls::{TlsAcceptor, TlsError};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,10 +42,17 @@ pub enum Error {
     /// newer version, or not writable. Its message names the path and what to do.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The password file or the ACL file cannot be used; the message names
+    /// the file (and the line).
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     /// The configuration is invalid, or opens the gateway to the network
     /// without authentication.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A `[tls]` file cannot be used; the message names it.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// What to do about a listener that could not be bound, naming the flag and config key that
@@ -79,6 +89,11 @@ pub struct Gateway {
     mqtt_addr: SocketAddr,
     http: TcpListener,
     http_addr: SocketAddr,
+    /// MQTT over TLS and HTTPS, when configured.
+    mqtts: Option<(TcpListener, SocketAddr)>,
+    https: Option<(TcpListener, SocketAddr)>,
+    /// The certificates, when `[tls]` has them.
+    tls: Option<Arc<TlsAcceptor>>,
 }
 
 /// Binds one listener and learns its address (port 0 picks one).
@@ -94,14 +109,29 @@ impl Gateway {
     /// of `config`: a client that can connect finds the state of before the restart.
     pub async fn bind(config: Config) -> Result<Self, Error> {
         config.validate()?;
+        // Before the store: a bad certificate should not wait for recovery.
+        let tls = match config.tls.is_configured() {
+            true => Some(Arc::new(TlsAcceptor::load(&config.tls)?)),
+            false => None,
+        };
+        // The files first: a typo in them is found before the store is locked.
+        let auth = crate::auth::Authorizer::load(&config.auth, &config.tls, &config.listen)?;
         let store = store::open(&config.store, &config.data_dir)?;
         let snapshot = store.as_ref().map(StoreHandle::load).transpose()?;
-        let broker = Broker::with_store(config.mqtt.clone(), &config.history, store);
+        let broker = Broker::with_auth(config.mqtt.clone(), &config.history, store, Arc::new(auth));
         if let Some(snapshot) = snapshot {
             broker.recover(snapshot)?;
         }
         let (mqtt, mqtt_addr) = listen("mqtt", config.listen.mqtt).await?;
         let (http, http_addr) = listen("http", config.listen.http).await?;
+        let mqtts = match config.listen.mqtts {
+            Some(addr) => Some(listen("mqtts", addr).await?),
+            None => None,
+        };
+        let https = match config.listen.https {
+            Some(addr) => Some(listen("https", addr).await?),
+            None => None,
+        };
         Ok(Self {
             broker,
             config,
@@ -109,7 +139,39 @@ impl Gateway {
             mqtt_addr,
             http,
             http_addr,
+            mqtts,
+            https,
+            tls,
         })
+    }
+
+    /// The address MQTT over TLS is served on, if it is.
+    pub fn mqtts_addr(&self) -> Option<SocketAddr> {
+        self.mqtts.as_ref().map(|(_, a)| *a)
+    }
+
+    /// The address HTTPS (and wss) is served on, if it is.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https.as_ref().map(|(_, a)| *a)
+    }
+
+    /// `mqtt=ADDR http=ADDR`, then `mqtts=` and `https=` when they listen:
+    /// the `listening` line scripts read.
+    fn addresses(&self) -> String {
+        let mut line = format!("mqtt={} http={}", self.mqtt_addr, self.http_addr);
+        for (key, addr) in [("mqtts", self.mqtts_addr()), ("https", self.https_addr())] {
+            if let Some(addr) = addr {
+                line += &format!(" {key}={addr}");
+            }
+        }
+        line
+    }
+
+    /// What SIGHUP re-reads.
+    fn reloaders(&self) -> Reloaders {
+        Reloaders {
+            tls: self.tls.clone(),
+        }
     }
 
     /// The address MQTT over TCP is served on.
@@ -131,32 +193,12 @@ impl Gateway {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let token = CancellationToken::new();
         let tasks = TaskTracker::new();
-        info!("listening mqtt={} http={}", self.mqtt_addr, self.http_addr);
+        info!("listening {}", self.addresses());
         self.broker.spawn_background(token.clone());
-        tasks.spawn(transport::tcp::accept_loop(
-            self.mqtt,
-            self.broker.clone(),
-            token.clone(),
-            tasks.clone(),
-        ));
-        let app = http::router(AppState {
-            broker: self.broker.clone(),
-            websocket: Arc::new(self.config.websocket.clone()),
-            handshake_failures: Arc::new(HandshakeFailures::default()),
-            static_dir: self.config.http.static_dir.clone(),
-            web: Arc::new(self.config.web.clone()),
-            history_filters: Arc::new(self.config.history.filters.clone()),
-            tasks: tasks.clone(),
-            shutdown: token.clone(),
-        });
-        let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        let stop_http = token.clone().cancelled_owned();
-        tasks.spawn(async move {
-            let serve = axum::serve(self.http, service).with_graceful_shutdown(stop_http);
-            if let Err(e) = serve.await {
-                warn!(error = %e, "HTTP server failed");
-            }
-        });
+        #[cfg(unix)]
+        tasks.spawn(reload_on_sighup(self.reloaders(), token.clone()));
+        let broker = self.broker.clone();
+        self.spawn_listeners(&token, &tasks);
         shutdown.await;
         info!("shutting down: closing connections, sessions are kept");
         token.cancel();
@@ -168,7 +210,95 @@ impl Gateway {
             warn!("some connections did not close within {SHUTDOWN_GRACE:?}");
         }
         // Last: the connections' final writes (sessions left, wills set) are in.
-        self.broker.close_store().await;
+        broker.close_store().await;
+    }
+
+    /// Starts serving every listener, each in a task of `tasks`.
+    fn spawn_listeners(self, token: &CancellationToken, tasks: &TaskTracker) {
+        tasks.spawn(transport::tcp::serve_mqtt(
+            self.mqtt,
+            self.broker.clone(),
+            token.clone(),
+            tasks.clone(),
+        ));
+        if let (Some((listener, _)), Some(tls)) = (self.mqtts, &self.tls) {
+            tasks.spawn(transport::tcp::serve_mqtts(
+                listener,
+                self.broker.clone(),
+                tls.clone(),
+                token.clone(),
+                tasks.clone(),
+            ));
+        }
+        let app = http::router(AppState {
+            broker: self.broker.clone(),
+            websocket: Arc::new(self.config.websocket.clone()),
+            handshake_failures: Arc::new(HandshakeFailures::default()),
+            static_dir: self.config.http.static_dir.clone(),
+            web: Arc::new(self.config.web.clone()),
+            history_filters: Arc::new(self.config.history.filters.clone()),
+            tasks: tasks.clone(),
+            shutdown: token.clone(),
+        });
+        let server = HttpServer::new(
+            app,
+            &self.config.http,
+            self.broker.clone(),
+            token.clone(),
+            tasks.clone(),
+        );
+        if let (Some((listener, _)), Some(tls)) = (self.https, &self.tls) {
+            tasks.spawn(server.clone().serve(listener, Some(tls.clone())));
+        }
+        tasks.spawn(server.serve(self.http, None));
+    }
+}
+
+/// What SIGHUP re-reads. Each part logs how its reload went; one that
+/// fails keeps what it had.
+#[derive(Debug, Clone)]
+struct Reloaders {
+    /// The TLS certificates and CA, when configured.
+    tls: Option<Arc<TlsAcceptor>>,
+}
+
+impl Reloaders {
+    /// Re-reads everything SIGHUP reloads. New TLS handshakes use the new
+    /// certificates; open connections keep theirs.
+    fn reload(&self) {
+        if let Some(tls) = &self.tls {
+            match tls.reload() {
+                Ok(()) => info!("TLS certificates reloaded"),
+                Err(e) => {
+                    error!(error = %e, "TLS certificates not reloaded, the old ones stay in use")
+                }
+            }
+        }
+    }
+}
+
+/// Calls [`Reloaders::reload`] on every SIGHUP until shutdown.
+#[cfg(unix)]
+async fn reload_on_sighup(reloaders: Reloaders, shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "cannot listen for SIGHUP: reloading needs a restart");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            got = hangups.recv() => match got {
+                Some(()) => {
+                    info!("SIGHUP: reloading");
+                    reloaders.reload();
+                }
+                None => return,
+            },
+        }
     }
 }
 

@@ -38,6 +38,8 @@ pub struct ClientSummary {
     pub connected_since: std::time::SystemTime,
     /// How many subscriptions its session has.
     pub subscriptions: usize,
+    /// The common name of its verified TLS client certificate, if any.
+    pub peer_identity: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -118,6 +120,7 @@ impl Broker {
                 version: e.version,
                 connected_since: e.since,
                 subscriptions: e.session.subscription_count(),
+                peer_identity: e.info.peer_identity.clone(),
             })
             .collect();
         drop(clients);

@@ -154,6 +154,27 @@ pub(super) async fn render(State(app): State<AppState>) -> impl IntoResponse {
             ("{reason=\"upgrade\"}", get(&f.upgrade)),
         ],
     );
+    family(
+        &mut out,
+        "aviary_http_connections_refused_total",
+        "counter",
+        "HTTP connections closed by a limit, by reason.",
+        &[
+            (
+                "{reason=\"max_connections\"}",
+                get(&m.http_refused_max_connections),
+            ),
+            ("{reason=\"header_timeout\"}", get(&m.http_header_timeouts)),
+            ("{reason=\"idle_timeout\"}", get(&m.http_idle_timeouts)),
+        ],
+    );
+    family(
+        &mut out,
+        "aviary_tls_handshake_failures_total",
+        "counter",
+        "TLS handshakes that failed or timed out (mqtts and https).",
+        &[("", get(&m.tls_handshake_failures))],
+    );
     (
         [(
             header::CONTENT_TYPE,

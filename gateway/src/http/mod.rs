@@ -5,6 +5,7 @@
 mod api;
 mod files;
 mod metrics;
+mod serve;
 mod ws;
 
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
 use crate::config::{WebConfig, WebSocketConfig};
+pub use serve::HttpServer;
 pub use ws::HandshakeFailures;
 
 /// What every handler can reach.

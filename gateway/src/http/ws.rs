@@ -25,6 +25,7 @@ use hyper_util::rt::TokioIo;
 use sha1::{Digest as _, Sha1};
 use tracing::{debug, warn};
 
+use super::serve::TlsPeer;
 use super::AppState;
 use crate::broker::connection::{self, ConnInfo, Transport};
 use crate::broker::Metrics;
@@ -100,10 +101,16 @@ pub(super) async fn upgrade(
             );
         }
     };
-    let info = ConnInfo::new(
-        Transport::WebSocket,
-        client_addr(peer, headers, &cfg.trusted_proxies),
-    );
+    let remote = client_addr(peer, headers, &cfg.trusted_proxies);
+    // Set by the serve loop on connections that came over https.
+    let info = match parts.extensions.get::<TlsPeer>() {
+        Some(tls) => ConnInfo {
+            transport: Transport::WebSocketTls,
+            remote,
+            peer_identity: tls.identity.clone(),
+        },
+        None => ConnInfo::new(Transport::WebSocket, remote),
+    };
     let response = switching_protocols(key.as_bytes(), chosen.as_deref());
     app.tasks
         .spawn(serve_upgraded(app.clone(), on_upgrade, info));

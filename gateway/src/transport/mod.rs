@@ -2,5 +2,7 @@
 //! the one connection handler, [`crate::broker::connection::serve`].
 
 pub mod tcp;
+pub(crate) mod throttle;
+pub mod tls;
 pub mod ws;
 mod ws_frame;

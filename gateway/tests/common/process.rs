@@ -23,6 +23,8 @@ pub(crate) struct GatewayProcess {
     pub(crate) mqtt: SocketAddr,
     /// HTTP (web app, WebSocket, API).
     pub(crate) http: SocketAddr,
+    /// MQTT over TLS, when asked for (`--mqtts`).
+    pub(crate) mqtts: Option<SocketAddr>,
 }
 
 /// `aviary --mqtt 127.0.0.1:0 --http 127.0.0.1:0 --data-dir DIR ARGS...`.
@@ -54,22 +56,27 @@ impl GatewayProcess {
             .expect("start the aviary binary");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let (mqtt, http) = within_for(START, "the gateway's `listening` line", async {
+        let (mqtt, http, mqtts) = within_for(START, "the gateway's `listening` line", async {
             loop {
                 let line = lines
                     .next_line()
                     .await
                     .expect("read gateway output")
                     .expect("the gateway exited before listening");
-                if let Some(addrs) = listening(&line) {
-                    break addrs;
+                if let Some((mqtt, http)) = listening(&line) {
+                    break (mqtt, http, address(&line, "mqtts="));
                 }
             }
         })
         .await;
         // Keep draining, or the gateway would block on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, mqtt, http }
+        Self {
+            child,
+            mqtt,
+            http,
+            mqtts,
+        }
     }
 
     /// The process id, which a refusal to share the data dir should name.
@@ -126,11 +133,26 @@ pub(crate) async fn refused(data_dir: &Path, args: &[&str]) -> String {
 
 /// `(mqtt, http)` from a line containing `listening mqtt=ADDR http=ADDR`.
 fn listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    line.find("listening ")?;
+    Some((address(line, "mqtt=")?, address(line, "http=")?))
+}
+
+/// The address after `key` (like `mqtts=`) in a `listening` line.
+fn address(line: &str, key: &str) -> Option<SocketAddr> {
     let rest = &line[line.find("listening ")?..];
-    let field = |key: &str| {
-        rest.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .and_then(|a| a.parse().ok())
-    };
-    Some((field("mqtt=")?, field("http=")?))
+    rest.split_whitespace()
+        .find_map(|w| w.strip_prefix(key))
+        .and_then(|a| a.parse().ok())
+}
+
+impl GatewayProcess {
+    /// Sends a signal (`HUP`, `TERM`…) with `kill`, as an operator would.
+    pub(crate) fn signal(&self, name: &str) {
+        let pid = self.pid().to_string();
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{name} {pid} failed");
+    }
 }

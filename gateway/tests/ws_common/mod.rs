@@ -40,6 +40,9 @@ pub(crate) struct Gw {
     pub(crate) mqtt: SocketAddr,
     /// HTTP: WebSocket, REST API, metrics, files.
     pub(crate) http: SocketAddr,
+    /// MQTT over TLS and HTTPS, when the config asks for them.
+    pub(crate) mqtts: Option<SocketAddr>,
+    pub(crate) https: Option<SocketAddr>,
     /// The broker, for looking at its state.
     pub(crate) broker: Broker,
     shutdown: Option<oneshot::Sender<()>>,
@@ -72,6 +75,7 @@ impl Gw {
         config.validate().expect("test config is valid");
         let gateway = Gateway::bind(config).await.expect("gateway binds port 0");
         let (mqtt, http) = (gateway.mqtt_addr(), gateway.http_addr());
+        let (mqtts, https) = (gateway.mqtts_addr(), gateway.https_addr());
         let broker = gateway.broker().clone();
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(gateway.run(async {
@@ -80,6 +84,8 @@ impl Gw {
         Self {
             mqtt,
             http,
+            mqtts,
+            https,
             broker,
             shutdown: Some(tx),
             _dirs: dirs,
