@@ -137,6 +137,12 @@ impl Authorizer {
         self.anonymous && !self.identity_as_username
     }
 
+    /// Whether the gateway has nobody to tell apart: anonymous clients are let in and there
+    /// are no passwords. Everyone is an admin of such a gateway (the REST API's client list).
+    pub fn is_open(&self) -> bool {
+        self.anonymous_allowed() && self.password_file.is_none()
+    }
+
     /// Decides a CONNECT. `identity` is the subject of a verified client certificate. Returns
     /// the username the connection acts as: the certificate's identity when
     /// `use_identity_as_username` is set (its password is not checked then, as in Mosquitto),

@@ -1,6 +1,9 @@
 //! The REST API, `/api/v1`: connected clients, retained messages and
 //! publishing over HTTP ("MQTT for devices, HTTP for everything else").
 //! Bad input gets a JSON error naming what was wrong, with a 4xx status.
+//! Every handler knows its [`Caller`]: the client list is for admins, a
+//! publish obeys the caller's write ACL, and listings hold only what the
+//! caller may read.
 
 use std::collections::HashMap;
 
@@ -15,6 +18,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::caller::{Caller, Refused};
 use super::AppState;
 
 /// An API error: a status and a message naming the problem.
@@ -44,8 +48,12 @@ pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     )
 }
 
-/// `GET /api/v1/clients`.
-pub(super) async fn clients(State(app): State<AppState>) -> Json<Value> {
+/// `GET /api/v1/clients`: for admins.
+pub(super) async fn clients(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, Refused> {
+    caller.require_admin()?;
     let list: Vec<Value> = app
         .broker
         .clients()
@@ -65,7 +73,7 @@ pub(super) async fn clients(State(app): State<AppState>) -> Json<Value> {
             })
         })
         .collect();
-    Json(Value::Array(list))
+    Ok(Json(Value::Array(list)))
 }
 
 /// A payload as JSON: text when it is UTF-8, base64 otherwise.
@@ -80,8 +88,10 @@ fn payload_json(payload: &[u8]) -> (Value, &'static str) {
 /// message, `$SYS` included.
 pub(super) async fn retained(
     State(app): State<AppState>,
+    caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    let auth = app.broker.authorizer();
     let filter = match query.get("filter") {
         Some(f) => {
             let filter = TopicFilter::new(f.as_str())
@@ -99,6 +109,7 @@ pub(super) async fn retained(
         .broker
         .retained_messages(filter.as_ref().map(TopicFilter::as_str))
         .into_iter()
+        .filter(|m| caller.can_read(auth, &m.topic))
         .map(|m| {
             let (payload, encoding) = payload_json(&m.payload);
             let p = &m.properties;
@@ -123,8 +134,10 @@ pub(super) async fn retained(
 /// recent messages of matching topics (T in milliseconds since the epoch).
 pub(super) async fn history(
     State(app): State<AppState>,
+    caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    let auth = app.broker.authorizer();
     let filter = query
         .get("filter")
         .ok_or_else(|| bad_request("missing `filter` query parameter"))?;
@@ -145,6 +158,7 @@ pub(super) async fn history(
         .broker
         .history(filter.as_str(), limit, since)
         .into_iter()
+        .filter(|e| caller.can_read(auth, &e.topic))
         .map(|e| {
             let (payload, encoding) = payload_json(&e.payload);
             json!({
@@ -165,6 +179,8 @@ pub(super) async fn web_config(State(app): State<AppState>) -> Json<Value> {
         "tile_attribution": app.web.tile_attribution,
         "ws_path": app.websocket.paths.first().map_or("/mqtt", String::as_str),
         "history_filters": app.history_filters.as_slice(),
+        // The map shows its sign-in form when anonymous clients are not let in.
+        "auth_required": !app.broker.authorizer().anonymous_allowed(),
     }))
 }
 
@@ -188,6 +204,7 @@ struct PublishRequest {
 /// any other body as the raw payload with `?topic=..&qos=..&retain=..`.
 pub(super) async fn publish(
     State(app): State<AppState>,
+    caller: Caller,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
@@ -241,6 +258,12 @@ pub(super) async fn publish(
         return Err(ApiError(
             StatusCode::FORBIDDEN,
             "`$SYS` topics belong to the broker".to_owned(),
+        ));
+    }
+    if !caller.can_publish(&app, &topic) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("the ACL does not let you publish on {:?}", &*topic),
         ));
     }
     let qos = match qos {

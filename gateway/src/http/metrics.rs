@@ -8,7 +8,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::AppState;
-use crate::broker::metrics::{TRANSPORTS, VERSIONS};
+use crate::broker::metrics::{Denied, Limit, TRANSPORTS, VERSIONS};
 use crate::broker::Metrics;
 
 /// Writes one metric family.
@@ -21,6 +21,55 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str
 
 fn get(c: &AtomicU64) -> u64 {
     Metrics::get(c)
+}
+
+/// One counter family with one label, a sample per `(value, counter)`.
+fn labelled(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    samples: Vec<(&str, &AtomicU64)>,
+) {
+    let samples: Vec<(String, u64)> = samples
+        .into_iter()
+        .map(|(value, c)| (format!("{{{label}=\"{value}\"}}"), get(c)))
+        .collect();
+    let samples: Vec<(&str, u64)> = samples.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+    family(out, name, "counter", help, &samples);
+}
+
+/// Failed logins, ACL refusals by action and limit refusals by key.
+fn security(out: &mut String, m: &Metrics) {
+    family(
+        out,
+        "aviary_login_failures_total",
+        "counter",
+        "Logins refused (MQTT CONNECT and REST API): bad username or password, or not authorized.",
+        &[("", get(&m.login_failures))],
+    );
+    labelled(
+        out,
+        "aviary_acl_denied_total",
+        "Operations the ACL refused, by action.",
+        "action",
+        Denied::ALL
+            .iter()
+            .map(|d| d.as_str())
+            .zip(&m.acl_denied)
+            .collect(),
+    );
+    labelled(
+        out,
+        "aviary_limit_refusals_total",
+        "Refusals by a configured limit, by its key.",
+        "limit",
+        Limit::ALL
+            .iter()
+            .map(|l| l.key())
+            .zip(&m.limit_refusals)
+            .collect(),
+    );
 }
 
 pub(super) async fn render(State(app): State<AppState>) -> impl IntoResponse {
@@ -141,6 +190,7 @@ pub(super) async fn render(State(app): State<AppState>) -> impl IntoResponse {
             ("{reason=\"too_large\"}", get(&m.dropped_too_large)),
         ],
     );
+    security(&mut out, m);
     let f = &app.handshake_failures;
     family(
         &mut out,

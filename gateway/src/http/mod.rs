@@ -3,6 +3,7 @@
 //! and the REST API under `/api/v1`.
 
 mod api;
+mod caller;
 mod files;
 mod metrics;
 mod serve;
@@ -49,7 +50,13 @@ pub fn router(state: AppState) -> Router {
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
         )
-        .route("/metrics", get(metrics::render))
+        .route(
+            "/metrics",
+            get(metrics::render).route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                caller::metrics_gate,
+            )),
+        )
         .route("/api/v1/clients", get(api::clients))
         .route("/api/v1/retained", get(api::retained))
         .route("/api/v1/publish", post(api::publish))
