@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use aviary::simulator::{self, SimConfig};
+use aviary::simulator::{self, demo_auth, SimConfig, SimCredentials};
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -50,7 +50,8 @@ struct RunArgs {
     /// Directory of the embedded store (default ./aviary-data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Also run 25 simulated pet trackers against this gateway.
+    /// Also run 25 simulated pet trackers against this gateway, with demo users (alice, bob)
+    /// and authentication on: see the log for how to sign in.
     #[arg(long)]
     demo: bool,
 }
@@ -69,6 +70,12 @@ struct SimulateArgs {
     /// Seed of the simulated walks.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Sign in as PREFIX followed by the pet's id (like `tracker-pet-`); needs --password.
+    #[arg(long, requires = "password")]
+    username_prefix: Option<String>,
+    /// The trackers' password (with --username-prefix).
+    #[arg(long, requires = "username_prefix")]
+    password: Option<String>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -133,6 +140,12 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     if let Some(d) = args.data_dir {
         config.data_dir = d;
     }
+    // The demo's users and ACL, in the data dir, before anything reads `[auth]`.
+    let demo = if args.demo {
+        Some(demo_auth::setup(&mut config)?)
+    } else {
+        None
+    };
     // Again: a flag may have moved a listener off loopback.
     config.validate()?;
     // index.html is committed; the built app is what `cargo xtask web` makes.
@@ -140,12 +153,17 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let gateway = aviary::Gateway::bind(config).await?;
     let (mqtt, http) = (gateway.mqtt_addr(), gateway.http_addr());
     let stop = CancellationToken::new();
-    if args.demo {
-        let sim = SimConfig::new(mqtt.ip().to_string(), mqtt.port(), 25);
+    if let Some(demo) = &demo {
+        let mut sim = SimConfig::new(mqtt.ip().to_string(), mqtt.port(), demo_auth::PETS);
+        sim.credentials = demo.tracker_credentials();
         tokio::spawn(simulator::run(sim, stop.clone()));
     }
     if app_built {
-        tracing::info!("open http://{http}/ to see the map");
+        let url = format!("http://{http}/");
+        match &demo {
+            Some(demo) => tracing::info!("{}", demo.open_hint(&url)),
+            None => tracing::info!("open {url} to see the map"),
+        }
     } else {
         tracing::warn!(
             "the web app is not built; `cargo xtask demo` builds it. http://{http}/ says the same"
@@ -164,6 +182,13 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let mut config = SimConfig::new(host, port, args.pets);
     config.interval = args.interval;
     config.seed = args.seed;
+    config.credentials =
+        args.username_prefix
+            .zip(args.password)
+            .map(|(username_prefix, password)| SimCredentials {
+                username_prefix,
+                password,
+            });
     let stop = CancellationToken::new();
     let run = tokio::spawn(simulator::run(config, stop.clone()));
     shutdown_signal().await;

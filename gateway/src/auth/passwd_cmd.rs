@@ -113,6 +113,21 @@ pub(crate) fn edit(path: &Path, user: &str, hash: Option<&Hash>) -> Result<(), P
     })
 }
 
+/// Writes a whole password file (replacing any file at `path`, atomically, mode 0600) with one
+/// `$7$` entry per `(user, password)`: for generated files such as the demo's.
+pub fn write_file(path: &Path, users: &[(&str, &str)]) -> Result<(), PasswordFileError> {
+    let mut text = String::new();
+    for (user, password) in users {
+        check_username(user)?;
+        let hash = Hash::new_pbkdf2(password.as_bytes())?;
+        text.push_str(&format!("{user}:{hash}\n"));
+    }
+    write_atomically(path, text.as_bytes(), None).map_err(|error| PasswordFileError::Write {
+        path: path.to_owned(),
+        error,
+    })
+}
+
 /// Whether `line` is the entry of `user`.
 fn is_user_line(line: &str, user: &str) -> bool {
     matches!(split_line(line), Some(Ok((u, _))) if u == user)
@@ -273,6 +288,19 @@ mod tests {
         assert_eq!(mode(&path), 0o640);
         let leftovers = fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file left behind");
+    }
+
+    #[test]
+    fn write_file_replaces_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd");
+        edit(&path, "old", Some(&hash("gone"))).unwrap();
+        write_file(&path, &[("alice", "one"), ("bob", "two")]).unwrap();
+        let file = PasswordFile::load(&path).unwrap();
+        assert_eq!(file.len(), 2);
+        assert!(file.verify("alice", b"one") && file.verify("bob", b"two"));
+        assert!(!file.verify("old", b"gone"));
+        assert!(write_file(&path, &[("a:b", "x")]).is_err());
     }
 
     #[test]

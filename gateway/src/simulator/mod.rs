@@ -7,16 +7,18 @@
 //! minute. Some pets wander out of their safe zone; some trackers drop off
 //! abruptly (so their will fires) and come back. The trackers use rumqttc,
 //! an independent client library, so the demo also shows that the gateway
-//! works with standard devices.
+//! works with standard devices. With [`SimCredentials`] each tracker signs in as its own user
+//! (`aviary --demo` makes them: see [`demo_auth`]).
 
+pub mod demo_auth;
 mod walk;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
 use tokio::time::{sleep, timeout, Instant};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 use walk::{LatLng, Rng, Walk};
 
 /// What to simulate.
@@ -36,6 +38,26 @@ pub struct SimConfig {
     pub seed: u64,
     /// Centre of the neighbourhood the pets live in.
     pub center: (f64, f64),
+    /// How the trackers sign in; `None`: without a username.
+    pub credentials: Option<SimCredentials>,
+}
+
+/// The trackers' sign-in: pet N connects as `{username_prefix}N` with `password`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SimCredentials {
+    /// Prefix of each tracker's username.
+    pub username_prefix: String,
+    /// The password every tracker uses.
+    pub password: String,
+}
+
+impl std::fmt::Debug for SimCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password: configs end up in logs.
+        f.debug_struct("SimCredentials")
+            .field("username_prefix", &self.username_prefix)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SimConfig {
@@ -49,6 +71,7 @@ impl SimConfig {
             activity_interval: Duration::from_secs(60),
             seed: 42,
             center: (52.3676, 4.9041),
+            credentials: None,
         }
     }
 }
@@ -78,7 +101,13 @@ pub fn parse_url(url: &str) -> Result<(String, u16), SimError> {
 
 /// Runs the trackers until `shutdown` fires.
 pub async fn run(config: SimConfig, shutdown: CancellationToken) {
-    info!(pets = config.pets, host = %config.host, port = config.port, "simulating pet trackers");
+    info!(
+        pets = config.pets,
+        host = %config.host,
+        port = config.port,
+        user = config.credentials.as_ref().map(|c| format!("{}N", c.username_prefix)),
+        "simulating pet trackers"
+    );
     let mut rng = Rng::new(config.seed);
     let center = LatLng {
         lat: config.center.0,
@@ -104,6 +133,9 @@ struct Tracker {
     interval: Duration,
     activity_interval: Duration,
     steps: u64,
+    /// A refusal was logged as a warning already; later ones go to debug, so a wrong password
+    /// does not flood the log.
+    refusal_logged: bool,
 }
 
 fn now_ms() -> u64 {
@@ -129,6 +161,12 @@ impl Tracker {
                 QoS::AtLeastOnce,
                 true,
             ));
+        if let Some(credentials) = &config.credentials {
+            options.set_credentials(
+                format!("{}{id}", credentials.username_prefix),
+                credentials.password.clone(),
+            );
+        }
         Self {
             id,
             options,
@@ -137,6 +175,7 @@ impl Tracker {
             interval: config.interval,
             activity_interval: config.activity_interval,
             steps: 0,
+            refusal_logged: false,
         }
     }
 
@@ -182,7 +221,25 @@ impl Tracker {
         first: bool,
     ) -> bool {
         match timeout(Duration::from_secs(10), wait_connack(&mut eventloop)).await {
-            Ok(true) => {}
+            Ok(Ok(())) => {}
+            Ok(Err(ConnectionError::ConnectionRefused(code))) => {
+                // A wrong password or a missing ACL is worth telling; it is retried like an
+                // unreachable broker, so the operator can fix the files and reload.
+                if std::mem::replace(&mut self.refusal_logged, true) {
+                    debug!(
+                        pet = self.id,
+                        ?code,
+                        "the broker refused the tracker, retrying"
+                    );
+                } else {
+                    warn!(
+                        pet = self.id,
+                        ?code,
+                        "the broker refused the tracker, retrying"
+                    );
+                }
+                return false;
+            }
             _ => {
                 debug!(pet = self.id, "broker unreachable, retrying");
                 return false;
@@ -241,13 +298,11 @@ impl Tracker {
     }
 }
 
-/// Polls until the CONNACK; false if the connection fails first.
-async fn wait_connack(eventloop: &mut EventLoop) -> bool {
+/// Polls until the CONNACK (rumqttc turns a refusing one into an error).
+async fn wait_connack(eventloop: &mut EventLoop) -> Result<(), ConnectionError> {
     loop {
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => return true,
-            Ok(_) => {}
-            Err(_) => return false,
+        if let Event::Incoming(Packet::ConnAck(_)) = eventloop.poll().await? {
+            return Ok(());
         }
     }
 }
