@@ -28,7 +28,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         .arg("bench/throughput.mjs")
         .env(
             "AVIARY_BIN",
-            ws.path("target/release/aviary").display().to_string(),
+            ws.target("release/aviary").display().to_string(),
         )
         .env("CHROMIUM", CHROMIUM.binary)
         .dir(project)

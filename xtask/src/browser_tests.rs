@@ -171,7 +171,7 @@ fn scratch(ws: &Workspace, name: &str) -> Result<PathBuf> {
 fn build_gateway(ws: &Workspace) -> Result<PathBuf> {
     ws.cargo_locked(["build", "-p", "aviary", "--bin", "aviary"])
         .run()?;
-    Ok(ws.path("target/debug/aviary"))
+    Ok(ws.target("debug/aviary"))
 }
 
 /// `cargo test --target wasm32-unknown-unknown` of the client, in headless Chromium, against

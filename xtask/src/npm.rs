@@ -91,7 +91,7 @@ pub(crate) fn build(ws: &Workspace) -> Result<Built> {
     ])
     .args(["--profile", "wasm-release"])
     .run()?;
-    let wasm = ws.path(&format!("target/{WASM_TARGET}/wasm-release/{LIB}.wasm"));
+    let wasm = ws.target(&format!("{WASM_TARGET}/wasm-release/{LIB}.wasm"));
     let pkg = ws.path("wasm-client/pkg");
     let dir = pkg.join(PACKAGE);
     if pkg.exists() {

@@ -100,7 +100,7 @@ fn checks(workspace: &Workspace) -> Vec<Step> {
 /// `AVIARY_BIN` naming the binary.
 fn node_tests(workspace: &Workspace) -> Result<()> {
     workspace.cargo_locked(["build", "-p", "aviary"]).run()?;
-    let bin = workspace.path("target/debug/aviary");
+    let bin = workspace.target("debug/aviary");
     Cmd::new("npm")
         .arg("test")
         .dir(workspace.path(NODE_TESTS))

@@ -80,7 +80,7 @@ pub(crate) fn build(workspace: &Workspace) -> Result<()> {
     if pkg.exists() {
         fs::remove_dir_all(&pkg).with_context(|| format!("removing {}", pkg.display()))?;
     }
-    let wasm = workspace.path(&format!("target/{WASM_TARGET}/wasm-release/{APP}.wasm"));
+    let wasm = workspace.target(&format!("{WASM_TARGET}/wasm-release/{APP}.wasm"));
     Cmd::new("wasm-bindgen")
         .args(["--target", "web", "--no-typescript", "--out-dir"])
         .arg(path_arg(&pkg))
@@ -215,10 +215,7 @@ pub(crate) fn e2e_tests(workspace: &Workspace) -> Result<()> {
     Cmd::new("npm")
         .arg("test")
         .dir(&dir)
-        .env(
-            "AVIARY_BIN",
-            path_arg(&workspace.path("target/debug/aviary")),
-        )
+        .env("AVIARY_BIN", path_arg(&workspace.target("debug/aviary")))
         .env(
             "AVIARY_E2E_ARTIFACTS",
             path_arg(&workspace.path("target/e2e")),

@@ -33,6 +33,16 @@ impl Workspace {
         self.root.join(relative)
     }
 
+    /// A path in cargo's target directory: `$CARGO_TARGET_DIR` when it is set (a relative one
+    /// counts from the workspace root, where cargo runs), else `target/`. Without this, a
+    /// build elsewhere would leave the tests running stale binaries, or none.
+    pub(crate) fn target(&self, relative: &str) -> PathBuf {
+        match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(dir) if !dir.is_empty() => self.root.join(dir).join(relative),
+            _ => self.root.join("target").join(relative),
+        }
+    }
+
     /// Whether `Cargo.lock` is present. It is committed, so checks pass `--locked` to catch a
     /// manifest change that forgot to update it; before the first lockfile exists there is
     /// nothing to be locked to.
