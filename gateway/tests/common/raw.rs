@@ -78,6 +78,23 @@ impl Raw {
         let stream = within("TCP connect", TcpStream::connect(addr))
             .await
             .expect("TCP connect to the gateway");
+        Self::from_stream(stream)
+    }
+
+    /// Opens a TCP connection from the loopback address `source` (any of 127.0.0.0/8), to be
+    /// told apart from other clients by the per-address limits.
+    pub(crate) async fn open_from(addr: SocketAddr, source: std::net::Ipv4Addr) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("TCP socket");
+        socket
+            .bind(SocketAddr::from((source, 0)))
+            .expect("bind a loopback source address");
+        let stream = within("TCP connect", socket.connect(addr))
+            .await
+            .expect("TCP connect to the gateway");
+        Self::from_stream(stream)
+    }
+
+    fn from_stream(stream: TcpStream) -> Self {
         stream.set_nodelay(true).expect("nodelay");
         Self {
             stream,
@@ -90,7 +107,12 @@ impl Raw {
 
     /// Connects with `connect` and returns the CONNACK, whatever its code.
     pub(crate) async fn connect(addr: SocketAddr, connect: Connect) -> (Self, ConnAck) {
-        let mut raw = Self::open(addr).await;
+        Self::open(addr).await.handshake(connect).await
+    }
+
+    /// Sends `connect` on this open connection and returns the CONNACK, whatever its code.
+    pub(crate) async fn handshake(self, connect: Connect) -> (Self, ConnAck) {
+        let mut raw = self;
         raw.version = connect.protocol;
         raw.send(Packet::Connect(Box::new(connect))).await;
         match raw.recv().await {
