@@ -237,6 +237,9 @@ fn spawn(
     Ok((child, log_start))
 }
 
+/// A limit no benchmark reaches.
+const UNLIMITED: u32 = 1 << 24;
+
 /// The command line and config for Aviary.
 fn aviary_command(
     spec: &BrokerSpec,
@@ -253,12 +256,17 @@ fn aviary_command(
         format!("\n[store]\ndurability = \"{}\"\n{batch}", mode.name())
     });
     // Queue limits as high as Mosquitto's below; byte limit out of the way (Mosquitto's
-    // default is none).
+    // default is none). So are the limits that keep one address from taking every connection:
+    // the load comes from one address, thousands of connections at once, as Mosquitto takes
+    // them by default.
     fs::write(
         &config,
         format!(
             "data_dir = {data:?}\n\n[listen]\nmqtt = \"{mqtt}\"\nhttp = \"{ws}\"\n\n[mqtt]\n\
-             max_inflight = {}\nmax_queued_messages = {}\nmax_queued_bytes = {}\n{store}",
+             max_inflight = {}\nmax_queued_messages = {}\nmax_queued_bytes = {}\n\
+             max_connections = {UNLIMITED}\nmax_connections_per_address = {UNLIMITED}\n\
+             max_connection_rate_per_address = 0\nmax_subscriptions_per_client = {UNLIMITED}\n\n\
+             [http]\nmax_connections = {UNLIMITED}\n{store}",
             spec.inflight,
             spec.max_queued,
             1u64 << 34,
