@@ -2,8 +2,8 @@
 //! log the bound addresses in one parseable line, serve until the shutdown
 //! future completes, then stop accepting and close every connection
 //! (MQTT 5 clients get DISCONNECT 0x8B) while keeping the sessions.
-//! On unix, SIGHUP re-reads the TLS certificates ([`Reloaders`]) without
-//! dropping a connection.
+//! On unix, SIGHUP re-reads the TLS certificates and the password and ACL
+//! files ([`Reloaders`]) without dropping a connection.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -171,6 +171,7 @@ impl Gateway {
     fn reloaders(&self) -> Reloaders {
         Reloaders {
             tls: self.tls.clone(),
+            auth: self.broker.authorizer().clone(),
         }
     }
 
@@ -260,12 +261,21 @@ impl Gateway {
 struct Reloaders {
     /// The TLS certificates and CA, when configured.
     tls: Option<Arc<TlsAcceptor>>,
+    /// The password and ACL files.
+    auth: Arc<crate::auth::Authorizer>,
 }
 
 impl Reloaders {
     /// Re-reads everything SIGHUP reloads. New TLS handshakes use the new
-    /// certificates; open connections keep theirs.
+    /// certificates, open connections keep theirs; each connection's next
+    /// operation is decided by the new password and ACL rules.
     fn reload(&self) {
+        match self.auth.reload() {
+            Ok(()) => info!("password and ACL files reloaded"),
+            Err(e) => {
+                error!(error = %e, "password and ACL files not reloaded, the rules in force stay")
+            }
+        }
         if let Some(tls) = &self.tls {
             match tls.reload() {
                 Ok(()) => info!("TLS certificates reloaded"),

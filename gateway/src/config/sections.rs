@@ -14,9 +14,13 @@ pub struct HttpConfig {
     /// Directory of the web app's files, served at `/`.
     pub static_dir: PathBuf,
     /// Seconds a client has to send a whole request header; a slow or
-    /// partial header (slowloris) is cut off after it.
+    /// partial header (slowloris) is cut off after it. The timer also runs
+    /// while a keep-alive connection waits for its next request, so it
+    /// bounds an idle keep-alive connection too.
     pub header_read_timeout_secs: u64,
-    /// Seconds an idle keep-alive connection is kept open between requests.
+    /// Seconds a connection may go without a byte moving either way (a
+    /// request body that stops coming, a client that stops reading, an idle
+    /// keep-alive connection) before it is closed.
     pub idle_timeout_secs: u64,
     /// HTTP connections served at once (a WebSocket stops counting here
     /// once upgraded: it counts as an MQTT connection then).
