@@ -270,10 +270,12 @@ impl Reloaders {
     /// certificates, open connections keep theirs; each connection's next
     /// operation is decided by the new password and ACL rules.
     fn reload(&self) {
-        match self.auth.reload() {
-            Ok(()) => info!("password and ACL files reloaded"),
-            Err(e) => {
-                error!(error = %e, "password and ACL files not reloaded, the rules in force stay")
+        if self.auth.has_files() {
+            match self.auth.reload() {
+                Ok(()) => info!("password and ACL files reloaded"),
+                Err(e) => {
+                    error!(error = %e, "password and ACL files not reloaded, the rules in force stay")
+                }
             }
         }
         if let Some(tls) = &self.tls {

@@ -15,6 +15,7 @@ use aviary::broker::connection::Transport;
 use aviary::broker::Metrics;
 use aviary::config::TlsConfig;
 use aviary::Broker;
+use aviary_protocol::{Packet, ReasonCode, Subscribe, SubscriptionOptions, TopicFilter};
 use common::mosquitto::{self, Process};
 use common::{eventually, within};
 use tls_common::{client_config, tls_connect, Ca, Issued, Mqtt};
@@ -261,4 +262,67 @@ async fn the_client_certificate_cn_is_the_identity() {
         Some((Transport::WebSocketTls, Some("device-7".to_owned())))
     );
     sub.kill().await;
+}
+
+#[tokio::test]
+async fn the_certificate_identity_is_the_username_the_acl_knows() {
+    let pki = Pki::new();
+    let acl = tls_common::write(
+        pki.path(),
+        "acl",
+        "user device-7\ntopic readwrite pets/7/#\n",
+    );
+    let mut tls = pki.tls(true, false);
+    tls.use_identity_as_username = true;
+    let gw = Gw::start_with(|c| {
+        c.listen.mqtts = loopback();
+        c.tls = tls;
+        c.auth.acl_file = Some(acl);
+        c.auth.api_token = Some("token-0123456789abcdef".to_owned());
+    })
+    .await;
+    let mqtts = gw.mqtts.expect("mqtts");
+    let (issued, _, _) = pki.client("device-7");
+    let stream = tls_connect(mqtts, client_config(&pki.ca.pem, Some(&issued)))
+        .await
+        .expect("TLS with a client certificate");
+    let mut device = Mqtt::over_tls(stream);
+    // No username in the CONNECT: the certificate says who this is.
+    device.connect_ok("tracker-7").await;
+    let subscribe = |id: u16, filter: &str| {
+        Packet::Subscribe(Subscribe {
+            packet_id: std::num::NonZeroU16::new(id).expect("non-zero"),
+            properties: Default::default(),
+            filters: vec![(
+                TopicFilter::new(filter.to_owned()).expect("filter"),
+                SubscriptionOptions::default(),
+            )],
+        })
+    };
+    for (id, filter, want) in [
+        (1, "pets/7/#", ReasonCode::GRANTED_QOS_0),
+        (2, "pets/8/#", ReasonCode::NOT_AUTHORIZED),
+    ] {
+        device.send(subscribe(id, filter)).await.expect("SUBSCRIBE");
+        match device.recv().await.expect("SUBACK") {
+            Packet::SubAck(ack) => assert_eq!(ack.reason_codes, [want], "{filter}"),
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+    device.publish("pets/7/location", b"here").await;
+    assert_eq!(device.recv_publish().await.0, "pets/7/location");
+    let auth = [("authorization", "Bearer token-0123456789abcdef")];
+    let clients = gw.http().get_with("/api/v1/clients", &auth).await.json();
+    assert_eq!(clients[0]["username"], "device-7");
+    assert_eq!(clients[0]["peer_identity"], "device-7");
+
+    // Without a certificate there is no username to act as: 0x87.
+    let stream = tls_connect(mqtts, client_config(&pki.ca.pem, None))
+        .await
+        .expect("TLS without a client certificate");
+    let mut anonymous = Mqtt::over_tls(stream);
+    assert_eq!(
+        anonymous.connect("no-cert").await,
+        Ok(ReasonCode::NOT_AUTHORIZED)
+    );
 }

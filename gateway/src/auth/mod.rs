@@ -132,6 +132,11 @@ impl Authorizer {
         Ok(())
     }
 
+    /// Whether a password or ACL file is configured (something for SIGHUP to re-read).
+    pub fn has_files(&self) -> bool {
+        self.password_file.is_some() || self.acl_file.is_some()
+    }
+
     /// Whether clients without a username are let in.
     pub fn anonymous_allowed(&self) -> bool {
         self.anonymous && !self.identity_as_username

@@ -40,6 +40,8 @@ pub struct ClientSummary {
     pub subscriptions: usize,
     /// The common name of its verified TLS client certificate, if any.
     pub peer_identity: Option<Arc<str>>,
+    /// The user it signed in as, if any.
+    pub username: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -121,6 +123,7 @@ impl Broker {
                 connected_since: e.since,
                 subscriptions: e.session.subscription_count(),
                 peer_identity: e.info.peer_identity.clone(),
+                username: e.session.username(),
             })
             .collect();
         drop(clients);

@@ -70,6 +70,8 @@ pub(super) async fn clients(
                 "protocol_version": c.version.to_string(),
                 "connected_since_ms": since,
                 "subscriptions": c.subscriptions,
+                "username": c.username.as_deref(),
+                "peer_identity": c.peer_identity.as_deref(),
             })
         })
         .collect();
