@@ -35,8 +35,25 @@ pub(crate) fn query_param(name: &str) -> Option<String> {
 /// `fetch(url)` and the response body as text; an error for a failed request or a non-2xx
 /// status.
 pub(crate) async fn fetch_text(url: &str) -> Result<String, String> {
+    fetch_text_as(url, None).await
+}
+
+/// [`fetch_text`] with an `Authorization` header when `authorization` is given. Such a request
+/// omits the browser's own credentials: a 401 then stays an error here instead of popping up
+/// the browser's password dialog (which also blocks the page's input while it is up).
+pub(crate) async fn fetch_text_as(
+    url: &str,
+    authorization: Option<&str>,
+) -> Result<String, String> {
     let describe = |err: JsValue| format!("{url}: {}", js_error(&err));
-    let response = JsFuture::from(window().fetch_with_str(url))
+    let init = web_sys::RequestInit::new();
+    if let Some(value) = authorization {
+        let headers = web_sys::Headers::new().map_err(describe)?;
+        headers.set("Authorization", value).map_err(describe)?;
+        init.set_headers(&headers);
+        init.set_credentials(web_sys::RequestCredentials::Omit);
+    }
+    let response = JsFuture::from(window().fetch_with_str_and_init(url, &init))
         .await
         .map_err(describe)?;
     let response: web_sys::Response = response.dyn_into().map_err(describe)?;

@@ -16,6 +16,8 @@ pub(crate) struct WebConfig {
     pub(crate) ws_path: String,
     /// Topic filters the gateway keeps history for.
     pub(crate) history_filters: Vec<String>,
+    /// Whether anonymous clients are refused: then the app asks the user to sign in first.
+    pub(crate) auth_required: bool,
 }
 
 impl Default for WebConfig {
@@ -25,6 +27,7 @@ impl Default for WebConfig {
             tile_attribution: "&copy; OpenStreetMap contributors".to_owned(),
             ws_path: "/mqtt".to_owned(),
             history_filters: Vec::new(),
+            auth_required: false,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use yew::prelude::*;
 
-use super::hooks::MqttHandle;
+use super::feed::MqttHandle;
 use super::panel::PetRef;
 use crate::model::topic::{self, Kind};
 use crate::model::{Geofence, LatLng, Pet};

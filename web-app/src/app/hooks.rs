@@ -1,22 +1,18 @@
-//! The app's hooks: the gateway's config, a ticking clock, the live MQTT feed coalesced per
-//! animation frame, the history that fills trails on load, and a per-frame callback. Each
-//! effect returns its cleanup (dropping a timer, a frame loop or the connection).
+//! The app's hooks: the gateway's config, a ticking clock, the history that fills trails on
+//! sign-in, and a per-frame callback (the live feed is in [`super::feed`]). Each effect returns
+//! its cleanup (dropping a timer or a frame loop, or dropping a late answer).
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 
 use serde::Deserialize;
 use yew::prelude::*;
 
-use super::browser::{fetch_text, now_ms, FrameLoop, Interval};
+use super::browser::{fetch_text, fetch_text_as, now_ms, FrameLoop, Interval};
 use super::config::WebConfig;
-use super::mqtt::{ConnState, Mqtt};
-use crate::model::topic::{LOCATION_FILTER, SUBSCRIPTIONS};
+use super::feed::FeedTarget;
+use crate::model::topic::LOCATION_FILTER;
 use crate::model::{Action, Incoming, PetsState};
-
-/// Above this many buffered messages the feed dispatches at once instead of waiting for the
-/// next frame (frames stop in a background tab, messages do not).
-const MAX_BUFFERED: usize = 5_000;
 
 /// `/config.json`, or the defaults if it cannot be had; `None` while loading.
 #[hook]
@@ -69,123 +65,6 @@ pub(crate) fn use_frame(on_frame: Rc<dyn Fn(f64)>) {
     });
 }
 
-/// The live connection as the UI sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Feed {
-    /// Connection state.
-    pub(crate) state: ConnState,
-    /// Messages received in the last full second.
-    pub(crate) rate: u64,
-    /// Messages received since the page loaded.
-    pub(crate) total: u64,
-    /// The client, to publish with (`None` before the config is known).
-    pub(crate) client: Option<MqttHandle>,
-}
-
-/// A shared client, compared by identity so it can sit in props.
-#[derive(Debug, Clone)]
-pub(crate) struct MqttHandle(pub(crate) Rc<Mqtt>);
-
-impl PartialEq for MqttHandle {
-    fn eq(&self, other: &Self) -> bool {
-        Rc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-/// Messages waiting for the next frame, and a count of all of them.
-#[derive(Debug, Default)]
-struct Inbox {
-    messages: RefCell<Vec<Incoming>>,
-    total: Cell<u64>,
-}
-
-/// Connects to `url` (once known), subscribes to the pet topics, and feeds incoming messages
-/// to `dispatcher` as one [`Action::Messages`] per animation frame, so a thousand messages a
-/// second cost one state change and one render per frame.
-#[hook]
-pub(crate) fn use_feed(url: Option<String>, dispatcher: UseReducerDispatcher<PetsState>) -> Feed {
-    let state = use_state_eq(|| ConnState::Connecting);
-    let client = use_state(|| None::<MqttHandle>);
-    let rate = use_state_eq(|| (0_u64, 0_u64));
-    let inbox = use_memo((), |()| Inbox::default());
-    {
-        let (state, client, inbox, dispatcher) = (
-            state.clone(),
-            client.clone(),
-            Rc::clone(&inbox),
-            dispatcher.clone(),
-        );
-        use_effect_with(url, move |url| {
-            let url = url.clone();
-            let connection = url.map(|url| connect(&url, &inbox, dispatcher, state));
-            client.set(connection.clone().map(MqttHandle));
-            move || {
-                if let Some(connection) = connection {
-                    connection.disconnect();
-                }
-            }
-        });
-    }
-    {
-        let (inbox, rate) = (Rc::clone(&inbox), rate.clone());
-        use_effect_with((), move |()| {
-            let frames = FrameLoop::new({
-                let inbox = Rc::clone(&inbox);
-                move |_| flush(&inbox, &dispatcher)
-            });
-            let mut last_total = 0;
-            let interval = Interval::new(1_000, move || {
-                let total = inbox.total.get();
-                rate.set((total - last_total, total));
-                last_total = total;
-            });
-            move || drop((frames, interval))
-        });
-    }
-    Feed {
-        state: *state,
-        rate: rate.0,
-        total: rate.1,
-        client: (*client).clone(),
-    }
-}
-
-fn connect(
-    url: &str,
-    inbox: &Rc<Inbox>,
-    dispatcher: UseReducerDispatcher<PetsState>,
-    state: UseStateHandle<ConnState>,
-) -> Rc<Mqtt> {
-    let inbox = Rc::clone(inbox);
-    let on_message = move |message: super::mqtt::Message| {
-        inbox.total.set(inbox.total.get() + 1);
-        let full = {
-            let mut messages = inbox.messages.borrow_mut();
-            messages.push(Incoming {
-                topic: message.topic,
-                payload: message.payload,
-                received_ms: now_ms(),
-            });
-            messages.len() >= MAX_BUFFERED
-        };
-        if full {
-            flush(&inbox, &dispatcher);
-        }
-    };
-    let mqtt = Mqtt::connect(url, on_message, move |s| state.set(s));
-    for (filter, qos) in SUBSCRIPTIONS {
-        mqtt.subscribe(filter, qos);
-    }
-    Rc::new(mqtt)
-}
-
-fn flush(inbox: &Inbox, dispatcher: &UseReducerDispatcher<PetsState>) {
-    let batch = std::mem::take(&mut *inbox.messages.borrow_mut());
-    if !batch.is_empty() {
-        dispatcher.dispatch(Action::Messages(batch));
-    }
-}
-
 /// One entry of `GET /api/v1/history`.
 #[derive(Debug, Deserialize)]
 struct HistoryEntry {
@@ -195,19 +74,29 @@ struct HistoryEntry {
     timestamp_ms: f64,
 }
 
-/// Once the config is known: fills the trails from the gateway's history of
-/// `pets/+/location`, if the gateway keeps one.
+/// Once the broker has accepted the feed's connection to a new target: fills the trails from
+/// the gateway's history of `pets/+/location`, if the gateway keeps one, asking as the
+/// signed-in user (the gateway answers with what that user may read). Waiting for the CONNACK
+/// means the credentials are known to be good before they go to the REST API.
 #[hook]
 pub(crate) fn use_history(
     config: Option<Rc<WebConfig>>,
+    target: Option<FeedTarget>,
+    accepted: bool,
     dispatcher: UseReducerDispatcher<PetsState>,
 ) {
-    let has_history = config.map(|c| c.history_filters.iter().any(|f| f == LOCATION_FILTER));
-    use_effect_with(has_history, move |has_history| {
-        if *has_history == Some(true) {
+    let has_history =
+        config.is_some_and(|c| c.history_filters.iter().any(|f| f == LOCATION_FILTER));
+    let wanted = target.filter(|_| has_history && accepted);
+    use_effect_with(wanted, move |wanted| {
+        // Set by the cleanup: an answer for a user who has signed out since is dropped.
+        let stale = Rc::new(Cell::new(false));
+        if let Some(target) = wanted.clone() {
+            let stale = Rc::clone(&stale);
             wasm_bindgen_futures::spawn_local(async move {
                 let url = "api/v1/history?filter=pets%2F%2B%2Flocation&limit=100";
-                let entries = match fetch_text(url).await {
+                let authorization = target.credentials.as_ref().map(|c| c.basic_auth());
+                let entries = match fetch_text_as(url, authorization.as_deref()).await {
                     Ok(text) => {
                         serde_json::from_str::<Vec<HistoryEntry>>(&text).unwrap_or_default()
                     }
@@ -225,8 +114,11 @@ pub(crate) fn use_history(
                         received_ms: e.timestamp_ms,
                     })
                     .collect();
-                dispatcher.dispatch(Action::History(messages));
+                if !stale.get() {
+                    dispatcher.dispatch(Action::History(messages));
+                }
             });
         }
+        move || stale.set(true)
     });
 }

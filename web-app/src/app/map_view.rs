@@ -1,9 +1,10 @@
 //! The pets on the Leaflet map, driven imperatively: the Yew side calls [`MapView::sync`] after
 //! each state change and [`MapView::animate`] on every animation frame.
 //!
-//! Per pet: a marker (its element carries `data-pet-id`, `data-online`, `data-outside`,
-//! `data-lat`, `data-lng`, `data-trail-len` for styling and tests), an accuracy circle, a trail
-//! and the safe-zone circle. Only pets whose `version` changed are touched; a marker glides
+//! Per pet: a marker (its element carries `data-pet` and `data-pet-id` (the pet's id from its
+//! topic), `data-online`, `data-outside`, `data-lat`, `data-lng`, `data-trail-len` for styling,
+//! tests and tools), an accuracy circle, a trail and the safe-zone circle. A new
+//! [`PetsState::epoch`] (sign-out) removes them all. Only pets whose `version` changed are touched; a marker glides
 //! from its drawn position to a new fix instead of jumping (when fixes are seconds apart), and
 //! a trail is redrawn at most four times a second.
 
@@ -83,6 +84,8 @@ pub(crate) struct MapView {
     auto_fit: bool,
     fitted_pets: usize,
     overlay_drawn_at: f64,
+    /// The state's epoch the layers belong to.
+    epoch: u64,
     on_select: Rc<dyn Fn(String)>,
     _on_user: Vec<Closure<dyn FnMut(JsValue)>>,
 }
@@ -106,6 +109,7 @@ impl MapView {
             auto_fit: true,
             fitted_pets: 0,
             overlay_drawn_at: f64::NEG_INFINITY,
+            epoch: 0,
             on_select,
             _on_user: Vec::new(),
         }
@@ -159,6 +163,10 @@ impl MapView {
 
     /// Brings the layers up to date with `state`; `now` is `performance.now()`.
     pub(crate) fn sync(&mut self, state: &PetsState, now: f64) {
+        if state.epoch != self.epoch {
+            self.clear();
+            self.epoch = state.epoch;
+        }
         let mut gliding = self.pets.values().filter(|l| l.glide.is_some()).count();
         for (id, pet) in &state.pets {
             let Some(position) = pet.position() else {
@@ -217,6 +225,21 @@ impl MapView {
         }
     }
 
+    /// Removes every pet's layers, and fits the view to the next pets that appear.
+    fn clear(&mut self) {
+        for (_, layers) in self.pets.drain() {
+            layers.marker.remove();
+            layers.accuracy.remove();
+            layers.trail.remove();
+            if let Some(fence) = layers.fence {
+                fence.remove();
+            }
+        }
+        self.following = false;
+        self.auto_fit = true;
+        self.fitted_pets = 0;
+    }
+
     /// Fits the view to all pets and their trails.
     fn fit_all(&mut self, state: &PetsState) {
         let points: Vec<LatLng> = state
@@ -262,6 +285,7 @@ impl MapView {
         marker.on_event("click", on_click.as_ref().unchecked_ref());
         marker.add_to(&self.map);
         if let Some(element) = marker.get_element() {
+            let _ = element.set_attribute("data-pet", &pet.id);
             let _ = element.set_attribute("data-pet-id", &pet.id);
         }
         let accuracy = leaflet::new_circle(

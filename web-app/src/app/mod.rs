@@ -1,10 +1,15 @@
 //! The Yew app: the top-level component, which owns the state and wires the hooks (config,
-//! live feed, history, clock) to the map and the side panel.
+//! session, live feed, history, clock) to the map, the side panel and the sign-in form.
+//!
+//! When `/config.json` says `auth_required`, nothing connects until the user signs in; the
+//! gateway then delivers only what that user may read, so the map shows only their pets.
+//! Signing out (or a refused sign-in) drops the connection and every pet it brought.
 
 mod alerts;
 mod basemap;
 mod browser;
 mod config;
+mod feed;
 mod fence_editor;
 mod hooks;
 mod leaflet;
@@ -12,6 +17,7 @@ mod map_pane;
 mod map_view;
 mod mqtt;
 mod panel;
+mod sign_in;
 mod status_bar;
 
 use std::cell::RefCell;
@@ -21,11 +27,13 @@ use yew::prelude::*;
 
 use self::alerts::AlertList;
 use self::browser::perf_now;
-use self::hooks::{use_clock, use_config, use_feed, use_frame, use_history};
+use self::feed::{use_feed, FeedTarget};
+use self::hooks::{use_clock, use_config, use_frame, use_history};
 use self::map_pane::{MapHandle, MapPane};
 use self::panel::{Panel, PetList};
+use self::sign_in::{SignIn, UserMenu};
 use self::status_bar::StatusBar;
-use crate::model::{Action, PetsState};
+use crate::model::{Action, Credentials, PetsState, Refusal, Session, SessionAction};
 
 /// Mounts the app on `#app` (or the body).
 pub(crate) fn start() {
@@ -42,12 +50,23 @@ pub(crate) fn start() {
 #[function_component(App)]
 fn app() -> Html {
     let config = use_config();
+    let session = use_session(config.as_deref());
     let pets = use_reducer(PetsState::default);
     let selected = use_state_eq(|| None::<String>);
     let map = use_memo((), |()| MapHandle(Rc::new(RefCell::new(None))));
-    let url = config.as_ref().map(|c| c.broker_url());
-    let feed = use_feed(url, pets.dispatcher());
-    use_history(config.clone(), pets.dispatcher());
+    let target = config
+        .as_ref()
+        .filter(|_| session.connects())
+        .map(|config| FeedTarget {
+            url: config.broker_url(),
+            credentials: session.credentials(),
+        });
+    let on_refused = {
+        let session = session.dispatcher();
+        Callback::from(move |refusal: Refusal| session.dispatch(SessionAction::Refused(refusal)))
+    };
+    let feed = use_feed(target.clone(), pets.dispatcher(), on_refused);
+    use_history(config.clone(), target, feed.accepted, pets.dispatcher());
     let now = use_clock(1_000);
     {
         let (map, pets) = (Rc::clone(&map), pets.clone());
@@ -73,6 +92,31 @@ fn app() -> Html {
         let dispatcher = pets.dispatcher();
         Callback::from(move |id: String| dispatcher.dispatch(Action::DismissAlert(id)))
     };
+    let on_sign_in = {
+        let session = session.dispatcher();
+        Callback::from(move |credentials: Credentials| {
+            session.dispatch(SessionAction::SignIn(credentials));
+        })
+    };
+    let on_sign_out = {
+        let (session, selected) = (session.dispatcher(), selected.setter());
+        Callback::from(move |()| {
+            selected.set(None);
+            session.dispatch(SessionAction::SignOut);
+        })
+    };
+    let sign_in = match &*session {
+        Session::SignedOut { error } => Some((error.clone(), false)),
+        // The form stays up, busy, until the gateway accepts the user.
+        Session::SignedIn(_) if !feed.accepted => Some((None, true)),
+        Session::Loading | Session::Open | Session::SignedIn(_) => None,
+    };
+    let user = match &*session {
+        Session::SignedIn(credentials) if feed.accepted => {
+            Some(AttrValue::from(credentials.username.clone()))
+        }
+        _ => None,
+    };
     let sorted = Rc::new(pets.sorted());
     let online = sorted.iter().filter(|pet| pet.is_online()).count();
     html! {
@@ -87,6 +131,9 @@ fn app() -> Html {
                     online={online}
                     now={now}
                 />
+                if let Some(username) = user {
+                    <UserMenu {username} on_sign_out={on_sign_out} />
+                }
             </header>
             <main class="main">
                 <section class="map-wrap">
@@ -106,6 +153,25 @@ fn app() -> Html {
                     client={feed.client.clone()}
                 />
             </main>
+            if let Some((error, busy)) = sign_in {
+                <SignIn {error} {busy} on_sign_in={on_sign_in} />
+            }
         </div>
     }
+}
+
+/// The session, configured once `/config.json` is in.
+#[hook]
+fn use_session(config: Option<&config::WebConfig>) -> UseReducerHandle<Session> {
+    let session = use_reducer(|| Session::Loading);
+    let auth_required = config.map(|c| c.auth_required);
+    {
+        let session = session.dispatcher();
+        use_effect_with(auth_required, move |auth_required| {
+            if let Some(auth_required) = *auth_required {
+                session.dispatch(SessionAction::Configured { auth_required });
+            }
+        });
+    }
+    session
 }

@@ -1,21 +1,24 @@
 //! The app's only door to MQTT: a small facade over the `aviary-wasm-client` crate's
 //! [`Client`], so that only this file changes while the client's Rust API settles.
 //!
-//! The facade: [`Mqtt::connect`] with two callbacks (messages, connection state), then
-//! [`Mqtt::subscribe`], [`Mqtt::publish`] and [`Mqtt::disconnect`]. Everything MQTT — packets,
-//! acknowledgements, keep-alive, reconnecting with backoff and jitter, resubscribing — is the
-//! client's.
+//! The facade: [`Mqtt::connect`] with the user's credentials (if any) and three callbacks
+//! (messages, connection state, a refused CONNACK), then [`Mqtt::subscribe`], [`Mqtt::publish`]
+//! and [`Mqtt::disconnect`]. Everything MQTT — packets, acknowledgements, keep-alive,
+//! reconnecting with backoff and jitter, resubscribing — is the client's. After
+//! [`Mqtt::disconnect`] no callback runs again, so a signed-out user's pets cannot come back.
 
 use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
 
 use aviary_mqtt::protocol::QoS;
-use aviary_mqtt::{Client, ClientEvent, MqttError, Options};
+use aviary_mqtt::protocol::ReasonCode;
+use aviary_mqtt::{Client, ClientEvent, ErrorKind, MqttError, Options};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::browser::{now_ms, window};
+use crate::model::{Credentials, Refusal};
 
 /// Where the connection stands, for the status bar.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,6 +36,8 @@ pub(crate) enum ConnState {
     /// No connection and none being attempted: the browser has no network (the client
     /// retries as soon as it is back), or the client was stopped.
     Offline,
+    /// Not connecting at all: nobody is signed in.
+    Idle,
 }
 
 /// One message delivered to the app.
@@ -50,23 +55,43 @@ pub(crate) struct Mqtt {
     client: Client,
     /// The window's `online`/`offline` listeners, removed on disconnect.
     network: Rc<NetworkWatch>,
+    /// Cleared by [`disconnect`](Self::disconnect): events after it are not passed on.
+    active: Rc<Cell<bool>>,
 }
 
 impl Mqtt {
     /// Connects to the broker at the WebSocket `url` (subprotocol `mqtt`, MQTT 3.1.1, a random
-    /// client id, clean session), reconnecting whenever the connection is lost, until
-    /// [`disconnect`](Self::disconnect).
+    /// client id, clean session), as `credentials` if given, reconnecting whenever the
+    /// connection is lost, until [`disconnect`](Self::disconnect). A refused CONNACK calls
+    /// `on_refused`; the client would retry, so the caller decides whether to disconnect.
     pub(crate) fn connect(
         url: &str,
+        credentials: Option<&Credentials>,
         on_message: impl Fn(Message) + 'static,
         on_state: impl Fn(ConnState) + 'static,
+        on_refused: impl Fn(Refusal) + 'static,
     ) -> Self {
-        let client = Client::new(url, Options::default());
-        let on_state: Rc<dyn Fn(ConnState)> = Rc::new(on_state);
+        let options = Options {
+            username: credentials.map(|c| c.username.clone()),
+            password: credentials.map(|c| c.password.clone().into_bytes().into()),
+            ..Options::default()
+        };
+        let client = Client::new(url, options);
+        let active = Rc::new(Cell::new(true));
+        let on_state: Rc<dyn Fn(ConnState)> = {
+            let active = Rc::clone(&active);
+            Rc::new(move |state| {
+                if active.get() {
+                    on_state(state);
+                }
+            })
+        };
         let connected = Rc::new(Cell::new(false));
         {
             let (on_state, connected) = (Rc::clone(&on_state), Rc::clone(&connected));
+            let active = Rc::clone(&active);
             client.on_event(move |event| match event {
+                _ if !active.get() => {}
                 ClientEvent::Message(message) => on_message(Message {
                     topic: message.topic.to_string(),
                     payload: message.payload.to_vec(),
@@ -99,6 +124,10 @@ impl Mqtt {
                     connected.set(false);
                     on_state(ConnState::Offline);
                 }
+                ClientEvent::Error(err) if err.kind == ErrorKind::ConnectionRefused => {
+                    warn(&format!("mqtt: {err}"));
+                    on_refused(refusal(err));
+                }
                 ClientEvent::Error(err) => warn(&format!("mqtt: {err}")),
             });
         }
@@ -111,7 +140,11 @@ impl Mqtt {
                 });
             }
         }));
-        Self { client, network }
+        Self {
+            client,
+            network,
+            active,
+        }
     }
 
     /// Subscribes to `filter` at `qos` (0, 1 or 2); the client keeps it across reconnects.
@@ -128,10 +161,22 @@ impl Mqtt {
         report(format!("publish to {topic}"), done);
     }
 
-    /// Disconnects for good (a normal DISCONNECT).
+    /// Disconnects for good (a normal DISCONNECT); no callback runs after this.
     pub(crate) fn disconnect(&self) {
+        self.active.set(false);
         self.network.stop();
         self.client.disconnect();
+    }
+}
+
+/// What a refused CONNACK means for the user: 0x86 and 0x87 (the client maps MQTT 3.1.1's 0x04
+/// and 0x05 to them) are a bad or missing username or password.
+fn refusal(err: &MqttError) -> Refusal {
+    match err.reason_code {
+        Some(ReasonCode::BAD_USER_NAME_OR_PASSWORD | ReasonCode::NOT_AUTHORIZED) => {
+            Refusal::BadCredentials
+        }
+        _ => Refusal::Other(err.message.clone()),
     }
 }
 

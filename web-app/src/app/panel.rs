@@ -7,8 +7,8 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
+use super::feed::MqttHandle;
 use super::fence_editor::FenceEditor;
-use super::hooks::MqttHandle;
 use crate::format;
 use crate::model::Pet;
 

@@ -1,5 +1,5 @@
-//! The connection state (connected, reconnecting with the backoff countdown, offline), the
-//! message rate and the pet counts, in the top bar.
+//! The connection state (connected, reconnecting with the backoff countdown, offline, not
+//! connected while nobody is signed in), the message rate and the pet counts, in the top bar.
 
 use yew::prelude::*;
 
@@ -40,6 +40,7 @@ pub(crate) fn status_bar(props: &StatusBarProps) -> Html {
             ("reconnecting", "Reconnecting…".to_owned())
         }
         ConnState::Offline => ("offline", "Offline".to_owned()),
+        ConnState::Idle => ("idle", "Not connected".to_owned()),
     };
     html! {
         <div class="status">

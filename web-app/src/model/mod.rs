@@ -4,10 +4,12 @@
 pub(crate) mod geo;
 pub(crate) mod payload;
 pub(crate) mod pet;
+pub(crate) mod session;
 pub(crate) mod state;
 pub(crate) mod topic;
 
 pub(crate) use geo::LatLng;
 pub(crate) use payload::{Activity, Fix, Geofence};
 pub(crate) use pet::Pet;
+pub(crate) use session::{Credentials, Refusal, Session, SessionAction};
 pub(crate) use state::{Action, Alert, Incoming, PetsState};

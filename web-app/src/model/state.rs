@@ -45,6 +45,8 @@ pub(crate) enum Action {
     History(Vec<Incoming>),
     /// The user closed the alert of this pet.
     DismissAlert(String),
+    /// Forget every pet and alert: the user signed out, or in as someone else.
+    Clear,
 }
 
 /// All pets, and the alerts about them.
@@ -56,6 +58,8 @@ pub(crate) struct PetsState {
     pub(crate) alerts: Vec<Alert>,
     /// Bumped on every change; pets carry the value of the change that last touched them.
     pub(crate) version: u64,
+    /// Bumped by [`Action::Clear`], so the map knows to remove what it drew.
+    pub(crate) epoch: u64,
 }
 
 impl PetsState {
@@ -73,6 +77,11 @@ impl PetsState {
                 if let Some(alert) = self.alerts.iter_mut().find(|a| a.pet_id == id) {
                     alert.dismissed = true;
                 }
+            }
+            Action::Clear => {
+                self.pets.clear();
+                self.alerts.clear();
+                self.epoch += 1;
             }
         }
     }
@@ -245,6 +254,21 @@ mod tests {
         )]));
         assert!(!state.pets["2"].is_online());
         assert_eq!(state.pets["2"].trail.len(), 1);
+    }
+
+    #[test]
+    fn clear_forgets_pets_and_alerts_and_starts_a_new_epoch() {
+        let mut state = PetsState::default();
+        state.apply(Action::Messages(vec![
+            loc("2", 52.37, 1.0),
+            msg("pets/2/geofence", r#"{"lat":0,"lng":0,"radius":10}"#, 2.0),
+            loc("2", 52.37, 3.0),
+        ]));
+        assert!(!state.pets.is_empty() && !state.alerts.is_empty());
+        let (version, epoch) = (state.version, state.epoch);
+        state.apply(Action::Clear);
+        assert!(state.pets.is_empty() && state.alerts.is_empty());
+        assert!(state.version > version && state.epoch == epoch + 1);
     }
 
     #[test]
