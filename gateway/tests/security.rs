@@ -14,7 +14,7 @@ mod ws_common;
 
 use aviary_protocol::{ProtocolVersion, QoS, ReasonCode};
 use bytes::Bytes;
-use security_common::{connect_packet, secure_gateway, Conn, Via};
+use security_common::{connect_packet, password_of, secure_gateway, Conn, Via};
 
 const VERSIONS: [ProtocolVersion; 2] = [ProtocolVersion::V3_1_1, ProtocolVersion::V5];
 const VIAS: [Via; 2] = [Via::Tcp, Via::Ws];
@@ -212,4 +212,44 @@ async fn a_reload_applies_to_the_next_operation_of_an_open_connection() {
         device.publish("pets/123/location", "x", false).await,
         ReasonCode::NOT_AUTHORIZED
     );
+}
+
+#[tokio::test]
+async fn a_session_is_not_resumed_by_another_user() {
+    let (gw, _dir) = secure_gateway(|_| {}).await;
+    let persistent = |user: &str| {
+        let mut c = connect_packet(
+            ProtocolVersion::V5,
+            "phone",
+            Some((user, password_of(user))),
+        );
+        c.clean_start = false;
+        c.properties.session_expiry_interval = Some(3600);
+        c
+    };
+    let (mut alice, _) = Conn::connect(&gw, Via::Tcp, persistent("alice")).await;
+    assert_eq!(
+        alice.subscribe("users/alice/#").await,
+        ReasonCode::GRANTED_QOS_1
+    );
+    drop(alice);
+    common::eventually("alice's connection to end", || {
+        common::connected(&gw.broker) == 0
+    })
+    .await;
+    // Queued for alice while she is away.
+    let mut writer = Conn::user(&gw, Via::Tcp, ProtocolVersion::V5, "alice", "laptop").await;
+    writer.publish("users/alice/inbox", "private", false).await;
+    // Another user with her client id gets a new session: no subscriptions, no messages.
+    let (mut server, ack) = Conn::connect(&gw, Via::Tcp, persistent("server")).await;
+    assert!(
+        !ack.session_present,
+        "another user's session must not be resumed"
+    );
+    writer.publish("users/alice/inbox", "later", false).await;
+    assert_eq!(server.subscribe("pets/#").await, ReasonCode::GRANTED_QOS_1);
+    let mut device = Conn::user(&gw, Via::Tcp, ProtocolVersion::V5, "device-123", "d").await;
+    device.publish("pets/123/location", "sentinel", false).await;
+    // Only what the server's own subscription reads.
+    assert_eq!(server.topics(1).await, ["pets/123/location"]);
 }

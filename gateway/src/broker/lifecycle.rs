@@ -33,8 +33,21 @@ impl Broker {
         let (session, present, attached) = {
             let mut sessions = self.shared.sessions.lock();
             let existing = sessions.get(&client_id).cloned();
+            // A session belongs to the user who made it: another user reusing its client id
+            // gets a new one, not the old one's subscriptions and queued messages (which the
+            // ACL let through for their owner).
+            let resume = match &existing {
+                Some(s) if !clean_start => {
+                    let same_user = s.username() == connecting.username;
+                    if !same_user {
+                        tracing::info!(%client_id, "the session belonged to another user: starting a new one");
+                    }
+                    same_user
+                }
+                _ => false,
+            };
             let (session, present) = match existing {
-                Some(s) if !clean_start => (s, true),
+                Some(s) if resume => (s, true),
                 existing => {
                     if let Some(old) = existing {
                         let discarded = old.discard();

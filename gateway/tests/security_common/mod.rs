@@ -184,7 +184,8 @@ impl Conn {
         }
     }
 
-    /// Publishes at QoS 1; the PUBACK's code.
+    /// Publishes at QoS 1; the PUBACK's code. A PUBLISH arriving before the PUBACK is
+    /// acknowledged and dropped: publish and read on different connections.
     pub(crate) async fn publish(&mut self, topic: &str, payload: &str, retain: bool) -> ReasonCode {
         let mut p = raw::message(topic, payload.as_bytes(), QoS::AtLeastOnce);
         p.retain = retain;
