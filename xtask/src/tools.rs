@@ -343,6 +343,13 @@ mod tests {
             "{}",
             path.display()
         );
+        // The gateway's test harness cannot import xtask, so it spells the version itself.
+        let harness = fs::read_to_string(ws.path("gateway/tests/common/nats.rs")).unwrap();
+        let pinned = format!("const VERSION: &str = \"{}\";", NATS_SERVER.version);
+        assert!(
+            harness.contains(&pinned),
+            "the test harness does not pin {pinned}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Shared helpers for the end-to-end tests: an in-process gateway on port 0
 //! that stops when dropped, rumqttc clients driven as event streams, a raw
-//! protocol client ([`raw`]) and mosquitto_pub/sub child processes
-//! ([`mosquitto`]).
+//! protocol client ([`raw`]), mosquitto_pub/sub child processes
+//! ([`mosquitto`]) and real nats-server clusters ([`nats`]).
 //!
 //! Every wait is bounded ([`WAIT`]) and panics with a message naming what
 //! did not happen, so a broker that hangs fails the test fast instead of
@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod mosquitto;
+pub(crate) mod nats;
 pub(crate) mod process;
 pub(crate) mod raw;
 pub(crate) mod rumqtt;
