@@ -53,6 +53,9 @@ pub enum Error {
     /// A `[tls]` file cannot be used; the message names it.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// Cluster mode is configured and the node could not join.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// What to do about a listener that could not be bound, naming the flag and config key that
@@ -94,6 +97,8 @@ pub struct Gateway {
     https: Option<(TcpListener, SocketAddr)>,
     /// The certificates, when `[tls]` has them.
     tls: Option<Arc<TlsAcceptor>>,
+    /// Stops the cluster link's tasks (after the connections' last words went out).
+    cluster_stop: CancellationToken,
 }
 
 /// Binds one listener and learns its address (port 0 picks one).
@@ -132,6 +137,14 @@ impl Gateway {
             Some(addr) => Some(listen("https", addr).await?),
             None => None,
         };
+        // Last: the node is named after its MQTT port, and its link must see the recovered
+        // subscriptions before any client comes.
+        let cluster_stop = CancellationToken::new();
+        if config.cluster.enabled() {
+            let name = config.cluster.node_name(mqtt_addr.port());
+            crate::cluster::Node::start(&config.cluster, name, &broker, cluster_stop.clone())
+                .await?;
+        }
         Ok(Self {
             broker,
             config,
@@ -142,6 +155,7 @@ impl Gateway {
             mqtts,
             https,
             tls,
+            cluster_stop,
         })
     }
 
@@ -199,6 +213,7 @@ impl Gateway {
         #[cfg(unix)]
         tasks.spawn(reload_on_sighup(self.reloaders(), token.clone()));
         let broker = self.broker.clone();
+        let cluster_stop = self.cluster_stop.clone();
         self.spawn_listeners(&token, &tasks);
         shutdown.await;
         info!("shutting down: closing connections, sessions are kept");
@@ -210,6 +225,7 @@ impl Gateway {
         {
             warn!("some connections did not close within {SHUTDOWN_GRACE:?}");
         }
+        cluster_stop.cancel();
         // Last: the connections' final writes (sessions left, wills set) are in.
         broker.close_store().await;
     }

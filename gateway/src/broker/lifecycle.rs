@@ -149,13 +149,12 @@ impl Broker {
         if let Some(p) = self.persist() {
             session.forget_record(p);
         }
-        {
-            let mut routing = self.shared.routing.write();
+        self.with_routing(|routing| {
             routing
                 .tree
                 .remove_client(session.key, discarded.filters.iter());
             routing.by_key.remove(&session.key);
-        }
+        });
         if let Some(will) = discarded.will {
             self.publish_will(session, will);
         }
@@ -251,13 +250,12 @@ impl Broker {
             discarded.will = None;
             self.end_session(&old, discarded);
         }
-        {
-            let mut routing = self.shared.routing.write();
+        self.with_routing(|routing| {
             routing.by_key.insert(session.key, session.clone());
             for (filter, subscription) in &recovered.subscriptions {
                 routing.tree.subscribe(session.key, filter, *subscription);
             }
-        }
+        });
         let generation = session.generation();
         if let Some((_, at)) = recovered.pending_will {
             self.set_deadline(&session, Timer::Will, at, generation);

@@ -16,6 +16,7 @@
 //! of the registry locks while it enqueues to its subscribers, and no lock
 //! is held while writing to a socket.
 
+mod backplane;
 pub mod connection;
 mod history;
 mod lifecycle;
@@ -23,6 +24,7 @@ pub(crate) mod limits;
 mod message;
 pub mod metrics;
 mod persist;
+mod publish;
 pub(crate) mod retained;
 pub(crate) mod router;
 mod session;
@@ -43,13 +45,14 @@ use tokio::time::Instant;
 
 use crate::auth::Authorizer;
 use crate::config::{BrokerConfig, HistoryConfig};
+pub(crate) use backplane::{decode_wire, encode_wire, AckWait, Backplane, ForwardError};
 use history::History;
 pub use history::HistoryEntry;
 pub(crate) use message::{Message, Outgoing};
 pub use metrics::Metrics;
 use persist::Persist;
 use retained::RetainedStore;
-use router::{ClientKey, Delivery, Subscription, SubscriptionTree};
+use router::{ClientKey, Subscription, SubscriptionTree};
 pub(crate) use session::{
     Connecting, Ending, Enqueued, Qos2Received, QueueLimits, RetainedCursor, Session,
     SharedRetained, Will,
@@ -74,6 +77,8 @@ struct Shared {
     timers: Arc<Timers>,
     /// The store, unless durability is `memory`.
     persist: Option<Arc<Persist>>,
+    /// The other nodes, in cluster mode.
+    backplane: std::sync::OnceLock<Arc<dyn Backplane>>,
     /// Who may connect, publish and read what.
     auth: Arc<Authorizer>,
     /// Connections held, in total and per address.
@@ -96,7 +101,7 @@ impl Drop for Shared {
 }
 
 #[derive(Debug, Default)]
-struct Routing {
+pub(crate) struct Routing {
     tree: SubscriptionTree,
     by_key: HashMap<ClientKey, Arc<Session>>,
 }
@@ -158,6 +163,7 @@ impl Broker {
                 sessions: Mutex::new(HashMap::new()),
                 timers: Arc::default(),
                 persist: store.map(|s| Arc::new(Persist::new(s))),
+                backplane: std::sync::OnceLock::new(),
                 auth,
                 gate: limits::ConnectionGate::new(),
                 refusals: limits::RefusalLog::default(),
@@ -238,88 +244,6 @@ impl Broker {
         }
     }
 
-    /// Routes a message to every matching subscription and stores it if it
-    /// is retained. Returns the number of subscribers it was queued for.
-    pub(crate) fn publish(&self, msg: Arc<Message>, publisher: Option<ClientKey>) -> usize {
-        self.shared.history.record(&msg.topic, &msg.payload);
-        if msg.retain {
-            let mut retained = self.shared.retained.write();
-            // Written under the lock, so the store sees the same order.
-            if msg.payload.is_empty() {
-                retained.remove(&msg.topic);
-                if let Some(p) = self.persist() {
-                    p.retained_cleared(&msg.topic);
-                }
-            } else {
-                retained.set(&msg.topic, msg.clone());
-                if let Some(p) = self.persist() {
-                    p.retained_set(&msg);
-                }
-            }
-        }
-        let mut deliveries: Vec<Delivery> = Vec::new();
-        let mut targets: Vec<(Arc<Session>, Delivery)> = Vec::new();
-        {
-            let routing = self.shared.routing.read();
-            let is_online = |k: ClientKey| routing.by_key.get(&k).is_some_and(|s| s.is_online());
-            routing
-                .tree
-                .matches(&msg.topic, publisher, is_online, &mut deliveries);
-            targets.extend(
-                deliveries
-                    .into_iter()
-                    .filter_map(|d| Some((routing.by_key.get(&d.client)?.clone(), d))),
-            );
-        }
-        let limits = self.queue_limits();
-        let auth = &self.shared.auth;
-        // Without an ACL every subscriber reads everything: no per-delivery question.
-        let acl = auth.has_acl();
-        let mut count = 0;
-        for (session, d) in targets {
-            if acl
-                && !auth.can_read(
-                    session.username().as_deref(),
-                    &session.client_id,
-                    &msg.topic,
-                )
-            {
-                self.shared.metrics.denied(metrics::Denied::Delivery);
-                continue;
-            }
-            count += 1;
-            let out = Outgoing {
-                qos: msg.qos.min(d.qos),
-                // The RETAIN flag is cleared on established subscriptions
-                // unless Retain As Published [MQTT-3.3.1-12, MQTT-3.3.1-13].
-                retain: msg.retain && d.retain_as_published,
-                subscription_ids: d.identifiers,
-                seq: None,
-                msg: msg.clone(),
-            };
-            self.enqueue(&session, out, &limits);
-        }
-        count
-    }
-
-    /// Queues one message for one session and counts what was dropped.
-    pub(crate) fn enqueue(&self, session: &Session, out: Outgoing, limits: &QueueLimits) {
-        let m = &self.shared.metrics;
-        match session.enqueue(out, limits) {
-            Enqueued::Queued { evicted: 0 } => {}
-            Enqueued::Queued { evicted } => {
-                Metrics::add(&m.dropped_queue_full, evicted as u64);
-                let dropped = session.dropped();
-                // Log the first drop and then every 1000th, not every one.
-                if dropped == evicted as u64 || dropped % 1000 < evicted as u64 {
-                    tracing::warn!(client_id = %session.client_id, dropped, "session queue full: dropping oldest messages");
-                }
-            }
-            Enqueued::DroppedOffline => Metrics::add(&m.dropped_offline_qos0, 1),
-            Enqueued::DroppedTooLarge => Metrics::add(&m.dropped_too_large, 1),
-        }
-    }
-
     /// Adds the subscriptions of a SUBSCRIBE. Returns the SUBACK and, for
     /// the subscriptions that get retained messages, cursors to pull them
     /// with (see [`Session::subscribed`]): they are not copied out here,
@@ -352,11 +276,7 @@ impl Broker {
                 continue;
             }
             let existed =
-                self.shared
-                    .routing
-                    .write()
-                    .tree
-                    .subscribe(session.key, &filter, subscription);
+                self.with_routing(|r| r.tree.subscribe(session.key, &filter, subscription));
             reason_codes.push(
                 ReasonCode::from_u8(options.qos as u8).expect("granted QoS is a reason code"),
             );
@@ -428,12 +348,7 @@ impl Broker {
             .filters
             .iter()
             .map(|filter| {
-                let existed = self
-                    .shared
-                    .routing
-                    .write()
-                    .tree
-                    .unsubscribe(session.key, filter);
+                let existed = self.with_routing(|r| r.tree.unsubscribe(session.key, filter));
                 session.unsubscribe(filter);
                 if existed {
                     ReasonCode::SUCCESS

@@ -11,7 +11,7 @@
 //! issue 10), so a restart brings back sessions, subscriptions, wills and retained messages, but
 //! not messages waiting in a session's queue.
 
-mod convert;
+pub(super) mod convert;
 
 use std::num::NonZeroU16;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

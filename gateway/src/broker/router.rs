@@ -252,6 +252,10 @@ pub(crate) struct SubscriptionTree {
     free: Vec<NodeId>,
     /// Number of subscriptions.
     len: usize,
+    /// Filters (as matched: a shared subscription's inner filter) that gained their first
+    /// subscription (`true`) or lost their last (`false`), while tracked: what a cluster node
+    /// tells NATS it is interested in. `None`: not tracked (a single node).
+    interest: Option<Vec<(Box<str>, bool)>>,
 }
 
 impl Default for SubscriptionTree {
@@ -267,6 +271,48 @@ impl SubscriptionTree {
             nodes: vec![Node::default()],
             free: Vec::new(),
             len: 0,
+            interest: None,
+        }
+    }
+
+    /// Starts noting interest changes, and returns every filter with subscriptions now (the
+    /// interest so far).
+    pub(crate) fn track_interest(&mut self) -> Vec<Box<str>> {
+        self.interest = Some(Vec::new());
+        let mut filters = Vec::new();
+        let mut stack = vec![(ROOT, String::new())];
+        while let Some((id, path)) = stack.pop() {
+            let node = &self.nodes[id];
+            if node.subscribers.is_some() && id != ROOT {
+                filters.push(path.clone().into_boxed_str());
+            }
+            let join = |level: &str| match id {
+                ROOT => level.to_owned(),
+                _ => format!("{path}/{level}"),
+            };
+            for (level, &child) in &node.children {
+                stack.push((child, join(level)));
+            }
+            for (level, child) in [("+", node.single), ("#", node.multi)] {
+                if let Some(child) = child {
+                    stack.push((child, join(level)));
+                }
+            }
+        }
+        filters
+    }
+
+    /// The interest changes noted since the last call.
+    pub(crate) fn take_interest(&mut self) -> Vec<(Box<str>, bool)> {
+        self.interest
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn note_interest(&mut self, filter: &TopicFilter, present: bool) {
+        if let Some(changes) = &mut self.interest {
+            changes.push((filter.matching_filter().into(), present));
         }
     }
 
@@ -291,9 +337,13 @@ impl SubscriptionTree {
                 None => self.add_child(id, level),
             };
         }
+        let first = self.nodes[id].subscribers.is_none();
         let subscribers = self.nodes[id].subscribers.get_or_insert_with(Box::default);
         let replaced = subscribers.insert(client, share_name(filter), sub);
         self.len += usize::from(!replaced);
+        if first {
+            self.note_interest(filter, true);
+        }
         replaced
     }
 
@@ -319,6 +369,7 @@ impl SubscriptionTree {
         }
         if slot.as_ref().is_some_and(|s| s.is_empty()) {
             *slot = None;
+            self.note_interest(filter, false);
         }
         self.len -= 1;
         self.prune(id, &trail);
@@ -338,6 +389,37 @@ impl SubscriptionTree {
             removed += usize::from(self.unsubscribe(client, filter));
         }
         removed
+    }
+
+    /// Appends to `out` whom to send a PUBLISH on `topic` to through the subscriptions to
+    /// exactly `filter` (as matched: shared ones by their inner filter), if it matches `topic`:
+    /// a cluster node's share of a message NATS delivered for that filter.
+    pub(crate) fn matches_filter(
+        &self,
+        filter: &str,
+        topic: &str,
+        is_online: impl Fn(ClientKey) -> bool,
+        out: &mut Vec<Delivery>,
+    ) {
+        if !aviary_protocol::matches(filter, topic) {
+            return;
+        }
+        let mut id = ROOT;
+        for level in filter.split('/') {
+            match self.nodes[id].child(level) {
+                Some(child) => id = child,
+                None => return,
+            }
+        }
+        let mut collector = Collector {
+            publisher: None,
+            is_online,
+            out,
+            largest: None,
+            others: Vec::new(),
+        };
+        collector.collect(self.nodes[id].subscribers.as_deref());
+        collector.finish();
     }
 
     /// Appends to `out` whom to send a PUBLISH on `topic` to. `+` matches one level, `#` its

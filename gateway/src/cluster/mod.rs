@@ -1,12 +1,32 @@
 //! Cluster mode: several gateways share one broker state over NATS JetStream (see DESIGN.md,
 //! "Cluster: the backplane"). Each node routes locally and hands each publish to NATS; NATS
-//! routes by interest to the nodes whose clients subscribed.
+//! routes by interest to the nodes whose clients subscribed ([`node`]). Topics map to NATS
+//! subjects one to one ([`subject`]).
 //!
-//! This first step brings the mapping of MQTT topics and filters to NATS subjects
-//! ([`subject`]); the backplane that uses it comes next.
+//! What this step brings: live messages at QoS 0, 1 and 2 between nodes. Retained messages,
+//! sessions, client-id ownership, node leases and `$share` across nodes come next; until then
+//! each node keeps those for its own clients.
 
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "used by the backplane, the next step of issue 12")
-)]
+mod node;
 mod subject;
+
+pub(crate) use node::Node;
+
+/// Why a node could not join its cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No NATS server answered.
+    #[error(
+        "cannot connect to the cluster's NATS servers ({urls}): {error}; check [cluster] nats \
+         and that nats-server is running with JetStream"
+    )]
+    Connect {
+        /// The servers tried.
+        urls: String,
+        /// Why.
+        error: String,
+    },
+    /// JetStream refused to create or open Aviary's stream or this node's consumer.
+    #[error("cannot set up Aviary's JetStream stream: {0} (is JetStream enabled, with enough servers for [cluster] replicas?)")]
+    Stream(String),
+}

@@ -2,6 +2,7 @@
 //! option has a default, and an unknown or ill-typed key is an error that
 //! names the key and the line, never a panic.
 
+mod cluster;
 mod mqtt;
 mod sections;
 mod security;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use self::mqtt::{BrokerConfig, WebSocketConfig};
+pub use cluster::ClusterConfig;
 pub use sections::{Durability, HistoryConfig, HttpConfig, StoreConfig, WebConfig};
 pub use security::{AuthConfig, MetricsAccess, TlsConfig};
 
@@ -81,6 +83,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Certificates of the TLS listeners.
     pub tls: TlsConfig,
+    /// Cluster mode over NATS JetStream; off without NATS servers.
+    pub cluster: ClusterConfig,
 }
 
 impl Default for Config {
@@ -96,6 +100,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -136,6 +141,7 @@ impl Config {
         self.store.validate()?;
         self.tls.validate(&self.listen)?;
         self.auth.validate(&self.listen)?;
+        self.cluster.validate()?;
         if self
             .history
             .filters

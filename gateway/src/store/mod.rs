@@ -18,7 +18,7 @@
 //! directory. [`StoreHandle`] puts either behind one writer task that groups
 //! the commits of many connections (group commit).
 
-mod codec;
+pub(crate) mod codec;
 mod disk;
 mod error;
 mod lock;

@@ -2,7 +2,8 @@
 //! publisher only once the batch holding its message is committed, so an acknowledged message
 //! survives a `kill -9`. The reader keeps reading meanwhile (the store commits many
 //! connections' writes at once), and the acknowledgements leave in the order their PUBLISHes
-//! came: one that needs no commit waits behind those that do.
+//! came: one that needs no commit waits behind those that do. In cluster mode a QoS 1/2
+//! message also waits for the cluster to hold it (a JetStream acknowledgement).
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -11,10 +12,48 @@ use std::task::Poll;
 
 use aviary_protocol::Packet;
 
+use crate::broker::{AckWait, ForwardError};
 use crate::store::{StoreError, Ticket};
 
-/// An acknowledgement and the commit it waits for (none: only its turn).
-type Waiting = (Option<Ticket>, Packet);
+/// What an acknowledgement waits for.
+pub(super) enum Wait {
+    /// The store's commit of its message.
+    Store(Ticket),
+    /// The cluster holding its message (and the store's commit before, if any).
+    Cluster(AckWait),
+}
+
+impl std::fmt::Debug for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Store(_) => "Wait::Store",
+            Self::Cluster(_) => "Wait::Cluster",
+        })
+    }
+}
+
+/// Why an acknowledgement will not go: what it waited for failed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum AckError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cluster(#[from] ForwardError),
+}
+
+impl Future for Wait {
+    type Output = Result<(), AckError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        match &mut *self {
+            Self::Store(ticket) => Pin::new(ticket).poll(cx).map_err(AckError::from),
+            Self::Cluster(wait) => wait.as_mut().poll(cx).map_err(AckError::from),
+        }
+    }
+}
+
+/// An acknowledgement and what it waits for (nothing: only its turn).
+type Waiting = (Option<Wait>, Packet);
 
 /// Acknowledgements waiting for commits, oldest first. Boxed, and only
 /// once one waits: every connection carries this, and most never use it.
@@ -36,12 +75,12 @@ impl PendingAcks {
     }
 
     /// Queues `ack`, to go once `ticket` (if any) and everything queued before it are done.
-    pub(super) fn push(&mut self, ticket: Option<Ticket>, ack: Packet) {
+    pub(super) fn push(&mut self, ticket: Option<Wait>, ack: Packet) {
         self.queue.get_or_insert_default().push_back((ticket, ack));
     }
 
     /// The acknowledgements whose commits are done, in order, without waiting.
-    pub(super) fn ready(&mut self) -> Result<Vec<Packet>, StoreError> {
+    pub(super) fn ready(&mut self) -> Result<Vec<Packet>, AckError> {
         let mut ready = Vec::new();
         let Some(queue) = self.queue.as_mut() else {
             return Ok(ready);
@@ -68,7 +107,7 @@ impl PendingAcks {
 
     /// Completes when the oldest acknowledgement's commit is done (never, if none waits).
     /// A done ticket is dropped from its place, so it is not polled again.
-    pub(super) async fn next_commit(&mut self) -> Result<(), StoreError> {
+    pub(super) async fn next_commit(&mut self) -> Result<(), AckError> {
         poll_fn(|cx| match self.queue.as_mut().and_then(|q| q.front_mut()) {
             Some((slot @ Some(_), _)) => {
                 let ticket = slot.as_mut().expect("matched Some");

@@ -13,11 +13,11 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 
-use super::acks::PendingAcks;
+use super::acks::{AckError, PendingAcks, Wait};
 use super::Params;
 use crate::broker::limits;
 use crate::broker::metrics::{Denied, Limit};
-use crate::broker::{Broker, Message, Metrics, Qos2Received, Session};
+use crate::broker::{Broker, ForwardError, Message, Metrics, Qos2Received, Session};
 use crate::store::StoreError;
 
 /// How the client ended the connection with a DISCONNECT.
@@ -46,6 +46,19 @@ pub(super) enum ConnError {
     /// disconnected, sends it again.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The cluster did not take a message: it is not acknowledged, and the
+    /// client, disconnected, sends it again.
+    #[error("{0}")]
+    Cluster(#[from] ForwardError),
+}
+
+impl From<AckError> for ConnError {
+    fn from(e: AckError) -> Self {
+        match e {
+            AckError::Store(e) => Self::Store(e),
+            AckError::Cluster(e) => Self::Cluster(e),
+        }
+    }
 }
 
 impl ConnError {
@@ -63,7 +76,7 @@ impl ConnError {
             }),
             Self::Protocol(code, _) => Some(*code),
             Self::KeepAlive(_) => Some(ReasonCode::KEEP_ALIVE_TIMEOUT),
-            Self::Store(_) => Some(ReasonCode::UNSPECIFIED_ERROR),
+            Self::Store(_) | Self::Cluster(_) => Some(ReasonCode::UNSPECIFIED_ERROR),
         }
     }
 }
@@ -387,14 +400,23 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         // `$SYS` belongs to the broker; clients cannot forge it.
         let refused = topic.starts_with("$SYS") || !self.may_publish(&topic);
         let mut commit = false;
+        let mut cluster = None;
         let delivered = if refused {
             0
         } else {
             let msg = Arc::new(Message::from_publish(p, topic, Instant::now()));
-            let delivered = self.broker.publish(msg.clone(), Some(self.session.key));
+            let (delivered, wait) = self
+                .broker
+                .publish_from(msg.clone(), Some(self.session.key));
             // Written to the store: queued for a persistent session, or retained.
             commit = msg.stored.get().is_some() || msg.retain;
-            delivered
+            cluster = wait;
+            // Other nodes may have subscribers: "no matching subscribers" is not ours to say.
+            if self.broker.backplane().is_some() {
+                delivered.max(1)
+            } else {
+                delivered
+            }
         };
         // MQTT 3.1.1 has no way to say no: the message is acknowledged and
         // dropped, as Mosquitto does.
@@ -418,6 +440,14 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         let ticket = match self.broker.persist() {
             Some(persist) if commit => Some(persist.barrier()?),
             _ => None,
+        };
+        let ticket = match (ticket, cluster) {
+            (ticket, None) => ticket.map(Wait::Store),
+            (None, Some(cluster)) => Some(Wait::Cluster(cluster)),
+            (Some(ticket), Some(cluster)) => Some(Wait::Cluster(Box::pin(async move {
+                ticket.await.map_err(|e| ForwardError(e.to_string()))?;
+                cluster.await
+            }))),
         };
         if ticket.is_none() && self.acks.is_empty() {
             self.reply(ack);

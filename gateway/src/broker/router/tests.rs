@@ -438,3 +438,41 @@ proptest! {
         prop_assert_eq!((tree.len(), tree.node_count()), (0, 0));
     }
 }
+
+#[test]
+fn interest_is_noted_when_a_filter_gains_its_first_or_loses_its_last_subscription() {
+    let mut tree = tree_of(&[(1, "a/+"), (2, "$share/g/b/#")]);
+    let mut before = tree.track_interest();
+    before.sort();
+    assert_eq!(before, ["a/+".into(), "b/#".into()] as [Box<str>; 2]);
+    let s = sub(QoS::AtMostOnce, None, false);
+    tree.subscribe(3, &filter("a/+"), s);
+    tree.subscribe(3, &filter("c"), s);
+    assert_eq!(tree.take_interest(), [("c".into(), true)]);
+    tree.unsubscribe(1, &filter("a/+"));
+    assert!(
+        tree.take_interest().is_empty(),
+        "client 3 still subscribes to a/+"
+    );
+    tree.unsubscribe(3, &filter("a/+"));
+    tree.unsubscribe(2, &filter("$share/g/b/#"));
+    assert_eq!(
+        tree.take_interest(),
+        [("a/+".into(), false), ("b/#".into(), false)]
+    );
+}
+
+#[test]
+fn matching_one_filter_delivers_to_its_subscribers_only() {
+    let tree = tree_of(&[(1, "a/+"), (2, "a/b"), (3, "#"), (4, "$share/g/a/+")]);
+    let mut out = Vec::new();
+    tree.matches_filter("a/+", "a/b", |_| true, &mut out);
+    let mut clients: Vec<ClientKey> = out.iter().map(|d| d.client).collect();
+    clients.sort();
+    assert_eq!(clients, [1, 4]);
+    out.clear();
+    tree.matches_filter("a/+", "x/y", |_| true, &mut out);
+    tree.matches_filter("#", "$SYS/x", |_| true, &mut out);
+    tree.matches_filter("nobody/here", "nobody/here", |_| true, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+}

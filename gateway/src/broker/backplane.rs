@@ -1,0 +1,102 @@
+//! The seam to other gateway nodes (cluster mode; see DESIGN.md, "Cluster: the backplane").
+//! The broker routes every message to its own subscribers and hands those its clients
+//! published to a [`Backplane`], which carries them to the other nodes; messages from other
+//! nodes come back in through [`Broker::publish_remote`]. The broker never knows it is NATS.
+//!
+//! The backplane also hears which topic filters this node has subscribers for (the interest
+//! NATS routes by), as the subscription tree notes them: told under the routing lock, so the
+//! changes of one filter arrive in the order they happened.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::persist::convert::{self, Clocks};
+use super::router::ClientKey;
+use super::{Broker, Message, Routing};
+use crate::store::codec;
+
+/// Why the other nodes did not take a message: the publisher is not acknowledged, and sends
+/// it again.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the cluster did not take the message: {0}")]
+pub(crate) struct ForwardError(pub(crate) String);
+
+/// Completes when the cluster holds a forwarded QoS 1/2 message.
+pub(crate) type AckWait = Pin<Box<dyn Future<Output = Result<(), ForwardError>> + Send>>;
+
+/// Carries messages to the other nodes, and this node's interest to where it is routed by.
+pub(crate) trait Backplane: Send + Sync + Debug {
+    /// Hands over a message published on this node. For QoS 1/2 the returned wait completes
+    /// once the cluster holds it; the publisher's PUBACK/PUBREC waits for it.
+    fn forward(&self, msg: &Message) -> Option<AckWait>;
+
+    /// Filters (a shared subscription's by its inner filter) that gained their first
+    /// subscription on this node (`true`) or lost their last (`false`), in order. Must not
+    /// block: it is called under the routing lock.
+    fn interest(&self, changes: Vec<(Box<str>, bool)>);
+}
+
+/// A message as it travels between nodes: the store's encoding, expiry as wall-clock time.
+pub(crate) fn encode_wire(msg: &Message) -> Vec<u8> {
+    codec::encode_message(&convert::stored_message(msg, Clocks::now()))
+}
+
+/// The message [`encode_wire`] made, or why it is not one.
+pub(crate) fn decode_wire(bytes: Bytes) -> Result<Message, String> {
+    let stored = codec::decode_message(bytes).map_err(|e| e.0.to_owned())?;
+    Ok(convert::message(stored, Clocks::now()))
+}
+
+impl Broker {
+    /// Connects this broker to the other nodes. Returns the filters it has subscribers for
+    /// already (recovered sessions); from now on the backplane hears every change.
+    pub(crate) fn attach_backplane(&self, backplane: Arc<dyn Backplane>) -> Vec<Box<str>> {
+        let mut routing = self.shared.routing.write();
+        let filters = routing.tree.track_interest();
+        // Set under the routing lock: no change can fall between the list and the first event.
+        let _ = self.shared.backplane.set(backplane);
+        drop(routing);
+        filters
+    }
+
+    pub(crate) fn backplane(&self) -> Option<&Arc<dyn Backplane>> {
+        self.shared.backplane.get()
+    }
+
+    /// Changes the routing state, then tells the backplane (if any) whose interest changed.
+    pub(super) fn with_routing<R>(&self, change: impl FnOnce(&mut Routing) -> R) -> R {
+        let mut routing = self.shared.routing.write();
+        let result = change(&mut routing);
+        let changes = routing.tree.take_interest();
+        if !changes.is_empty() {
+            if let Some(backplane) = self.backplane() {
+                backplane.interest(changes);
+            }
+        }
+        result
+    }
+
+    /// Routes a message a client of this node published, and hands it to the other nodes.
+    /// Returns how many local subscribers it was queued for, and for QoS 1/2 in cluster mode
+    /// what the acknowledgement must wait for.
+    pub(crate) fn publish_from(
+        &self,
+        msg: Arc<Message>,
+        publisher: Option<ClientKey>,
+    ) -> (usize, Option<AckWait>) {
+        let count = self.route(&msg, publisher, None);
+        let wait = self.backplane().and_then(|b| b.forward(&msg));
+        (count, wait)
+    }
+
+    /// Routes a message another node published: to the subscriptions to exactly `filter`
+    /// when NATS delivered it for that filter (a QoS 0 message), or to every matching one
+    /// (a message from the stream, which comes once per node). Not handed on again.
+    pub(crate) fn publish_remote(&self, msg: Message, filter: Option<&str>) -> usize {
+        self.route(&Arc::new(msg), None, filter)
+    }
+}

@@ -1,0 +1,406 @@
+//! One gateway node on NATS: the [`Backplane`] that carries this node's messages to the
+//! others and theirs to it.
+//!
+//! - **Out.** A message published here goes to NATS once, under its topic's subject, with
+//!   this node's name in a header: QoS 0 over core NATS (`aviary.t.…`), QoS 1/2 and every
+//!   retained message into the `AVIARY_MESSAGES` stream (`aviary.q.…`), whose acknowledgement
+//!   the publisher's PUBACK/PUBREC waits for. One task sends them all, in the order they were
+//!   published; the acknowledgements are awaited apart, so many are in flight at once.
+//! - **In, QoS 0.** One core subscription per subject of each filter this node has
+//!   subscribers for, counted by the subscription tree. NATS delivers a message once per
+//!   matching subscription, so each copy goes to the subscribers of its own filter only.
+//!   The connection asks NATS not to echo its own messages.
+//! - **In, from the stream.** One durable consumer per node (not one per subscription),
+//!   filtered to the same subjects: each message comes once and is routed to every local
+//!   subscriber, then acknowledged once the local store holds what it queued. The node's own
+//!   messages are skipped by their header.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::header::HeaderMap;
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::subject::{filter_to_subjects, subject_to_topic, topic_to_subject};
+use super::ClusterError;
+use crate::broker::{decode_wire, encode_wire, AckWait, Backplane, Broker, ForwardError, Message};
+use crate::config::ClusterConfig;
+
+/// Subject prefix of QoS 0 messages (core NATS).
+const LIVE: &str = "aviary.t";
+/// Subject prefix of the stream's messages.
+const STREAM_PREFIX: &str = "aviary.q";
+/// The stream of QoS 1/2 and retained messages.
+const STREAM: &str = "AVIARY_MESSAGES";
+/// The header naming the node a message was published on.
+const ORIGIN: &str = "Aviary-Node";
+/// A consumer filter no topic maps to (an escape is `_` and two hex digits): what the
+/// consumer listens to while the node has no subscribers, since no filter means everything.
+const NOTHING: &str = "aviary.q._none_";
+/// How long a message may wait in the stream for a node that was away.
+const STREAM_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// What the sending task is asked to do.
+enum Out {
+    /// A QoS 0 message, over core NATS.
+    Live { subject: String, payload: Bytes },
+    /// A message for the stream; its acknowledgement goes to `ack`.
+    Stream {
+        subject: String,
+        payload: Bytes,
+        ack: oneshot::Sender<Result<(), ForwardError>>,
+    },
+}
+
+/// This node's link to NATS. Cheap to share; stops its tasks when `shutdown` fires.
+#[derive(Debug)]
+pub(crate) struct Node {
+    out: mpsc::UnboundedSender<Out>,
+    interest: mpsc::UnboundedSender<Vec<(Box<str>, bool)>>,
+}
+
+impl Backplane for Node {
+    fn forward(&self, msg: &Message) -> Option<AckWait> {
+        let payload = Bytes::from(encode_wire(msg));
+        // Retained messages travel in the stream at every QoS: each node's retained store
+        // takes them from there, where they come once.
+        if msg.qos == aviary_protocol::QoS::AtMostOnce && !msg.retain {
+            let subject = topic_to_subject(LIVE, &msg.topic);
+            let _ = self.out.send(Out::Live { subject, payload });
+            return None;
+        }
+        let subject = topic_to_subject(STREAM_PREFIX, &msg.topic);
+        let (ack, done) = oneshot::channel();
+        if self
+            .out
+            .send(Out::Stream {
+                subject,
+                payload,
+                ack,
+            })
+            .is_err()
+        {
+            return Some(Box::pin(async {
+                Err(ForwardError("the cluster link is closed".into()))
+            }));
+        }
+        let wait = async move {
+            done.await
+                .unwrap_or_else(|_| Err(ForwardError("the cluster link closed".into())))
+        };
+        (msg.qos != aviary_protocol::QoS::AtMostOnce).then(|| Box::pin(wait) as AckWait)
+    }
+
+    fn interest(&self, changes: Vec<(Box<str>, bool)>) {
+        let _ = self.interest.send(changes);
+    }
+}
+
+impl Node {
+    /// Connects to NATS, makes sure the stream and this node's consumer exist, attaches to
+    /// `broker` and starts the tasks that carry messages both ways.
+    pub(crate) async fn start(
+        config: &ClusterConfig,
+        name: String,
+        broker: &Broker,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>, ClusterError> {
+        let urls = config.nats.join(", ");
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("aviary {name}"))
+            // This node routes its own messages itself.
+            .no_echo()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(config.nats.as_slice())
+            .await
+            .map_err(|e| ClusterError::Connect {
+                urls: urls.clone(),
+                error: e.to_string(),
+            })?;
+        let js = jetstream::new(client.clone());
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: STREAM.to_owned(),
+                subjects: vec![format!("{STREAM_PREFIX}.>")],
+                retention: stream::RetentionPolicy::Interest,
+                storage: stream::StorageType::File,
+                num_replicas: usize::from(config.replicas()),
+                max_age: STREAM_MAX_AGE,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ClusterError::Stream(e.to_string()))?;
+        let consumer_config = consumer_config(&name, Vec::new());
+        let consumer: consumer::PullConsumer = stream
+            .get_or_create_consumer(&consumer_name(&name), consumer_config)
+            .await
+            .map_err(|e| ClusterError::Stream(e.to_string()))?;
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let (interest_tx, interest_rx) = mpsc::unbounded_channel();
+        let node = Arc::new(Self {
+            out: out_tx,
+            interest: interest_tx,
+        });
+        let filters = broker.attach_backplane(node.clone());
+        tokio::spawn(send(
+            client.clone(),
+            js,
+            name.clone(),
+            out_rx,
+            shutdown.clone(),
+        ));
+        tokio::spawn(
+            Interest {
+                client,
+                stream,
+                node: name.clone(),
+                broker: broker.clone(),
+                live: HashMap::new(),
+                shutdown: shutdown.clone(),
+            }
+            .run(filters, interest_rx),
+        );
+        tokio::spawn(consume(consumer, name.clone(), broker.clone(), shutdown));
+        info!(node = %name, nats = %urls, "joined the cluster");
+        Ok(node)
+    }
+}
+
+fn consumer_name(node: &str) -> String {
+    format!("node-{node}")
+}
+
+fn consumer_config(node: &str, mut subjects: Vec<String>) -> consumer::pull::Config {
+    if subjects.is_empty() {
+        subjects.push(NOTHING.to_owned());
+    }
+    consumer::pull::Config {
+        durable_name: Some(consumer_name(node)),
+        ack_policy: consumer::AckPolicy::Explicit,
+        deliver_policy: consumer::DeliverPolicy::New,
+        filter_subjects: subjects,
+        max_ack_pending: 10_000,
+        ..Default::default()
+    }
+}
+
+fn origin_headers(node: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(ORIGIN, node);
+    headers
+}
+
+/// Sends what this node publishes, in order; stream acknowledgements are awaited apart.
+async fn send(
+    client: async_nats::Client,
+    js: jetstream::Context,
+    node: String,
+    mut out: mpsc::UnboundedReceiver<Out>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let next = tokio::select! {
+            next = out.recv() => next,
+            () = shutdown.cancelled() => None,
+        };
+        let Some(next) = next else { break };
+        match next {
+            Out::Live { subject, payload } => {
+                if let Err(e) = client
+                    .publish_with_headers(subject, origin_headers(&node), payload)
+                    .await
+                {
+                    debug!(error = %e, "QoS 0 message not sent to the cluster");
+                }
+            }
+            Out::Stream {
+                subject,
+                payload,
+                ack,
+            } => {
+                match js
+                    .publish_with_headers(subject, origin_headers(&node), payload)
+                    .await
+                {
+                    Ok(pending) => {
+                        tokio::spawn(async move {
+                            let done = pending
+                                .await
+                                .map(drop)
+                                .map_err(|e| ForwardError(e.to_string()));
+                            let _ = ack.send(done);
+                        });
+                    }
+                    Err(e) => {
+                        let _ = ack.send(Err(ForwardError(e.to_string())));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Keeps this node's NATS interest in step with its subscriptions: core subscriptions for
+/// QoS 0 messages, and the consumer's filters for the stream.
+struct Interest {
+    client: async_nats::Client,
+    stream: stream::Stream,
+    node: String,
+    broker: Broker,
+    /// Per filter, the tasks reading its core subscriptions.
+    live: HashMap<Box<str>, Vec<JoinHandle<()>>>,
+    shutdown: CancellationToken,
+}
+
+impl Interest {
+    async fn run(
+        mut self,
+        initial: Vec<Box<str>>,
+        mut changes: mpsc::UnboundedReceiver<Vec<(Box<str>, bool)>>,
+    ) {
+        let mut batch: Vec<(Box<str>, bool)> = initial.into_iter().map(|f| (f, true)).collect();
+        loop {
+            for (filter, present) in batch.drain(..) {
+                if present {
+                    self.subscribe(filter).await;
+                } else if let Some(tasks) = self.live.remove(&filter) {
+                    tasks.iter().for_each(JoinHandle::abort);
+                }
+            }
+            self.update_consumer().await;
+            let next = tokio::select! {
+                next = changes.recv() => next,
+                () = self.shutdown.cancelled() => None,
+            };
+            let Some(next) = next else { break };
+            batch = next;
+            // Everything already waiting, in one consumer update.
+            while let Ok(more) = changes.try_recv() {
+                batch.extend(more);
+            }
+        }
+        for tasks in self.live.values() {
+            tasks.iter().for_each(JoinHandle::abort);
+        }
+    }
+
+    async fn subscribe(&mut self, filter: Box<str>) {
+        let mut tasks = Vec::new();
+        for subject in filter_to_subjects(LIVE, &filter) {
+            match self.client.subscribe(subject.clone()).await {
+                Ok(mut sub) => {
+                    let broker = self.broker.clone();
+                    let filter = filter.clone();
+                    tasks.push(tokio::spawn(async move {
+                        while let Some(m) = sub.next().await {
+                            deliver_live(&broker, &filter, m);
+                        }
+                    }));
+                }
+                Err(e) => warn!(%subject, error = %e, "cannot subscribe on NATS"),
+            }
+        }
+        if let Some(old) = self.live.insert(filter, tasks) {
+            old.iter().for_each(JoinHandle::abort);
+        }
+    }
+
+    async fn update_consumer(&self) {
+        let mut subjects: Vec<String> = self
+            .live
+            .keys()
+            .flat_map(|f| filter_to_subjects(STREAM_PREFIX, f))
+            .collect();
+        subjects.sort();
+        subjects.dedup();
+        let config = consumer_config(&self.node, subjects);
+        if let Err(e) = self.stream.update_consumer(config).await {
+            warn!(error = %e, "cannot update this node's stream consumer");
+        }
+    }
+}
+
+/// A QoS 0 message from another node, for the subscribers of `filter`.
+fn deliver_live(broker: &Broker, filter: &str, m: async_nats::Message) {
+    match decode(&m.subject, m.payload, LIVE) {
+        Ok(msg) => {
+            broker.publish_remote(msg, Some(filter));
+        }
+        Err(e) => warn!(subject = %m.subject, error = %e, "dropped a message from NATS"),
+    }
+}
+
+/// The message of a subject and payload from another node.
+fn decode(subject: &str, payload: Bytes, prefix: &str) -> Result<Message, String> {
+    let topic = subject_to_topic(prefix, subject).map_err(|e| e.to_string())?;
+    let msg = decode_wire(payload)?;
+    if *msg.topic != *topic {
+        return Err(format!(
+            "the payload's topic {:?} is not the subject's",
+            &*msg.topic
+        ));
+    }
+    Ok(msg)
+}
+
+/// Routes what this node's consumer brings, once each, and acknowledges it once the local
+/// store holds what it queued.
+async fn consume(
+    consumer: consumer::PullConsumer,
+    node: String,
+    broker: Broker,
+    shutdown: CancellationToken,
+) {
+    let mut messages = match consumer.messages().await {
+        Ok(m) => m,
+        Err(e) => {
+            warn!(error = %e, "cannot read this node's stream consumer");
+            return;
+        }
+    };
+    loop {
+        let next = tokio::select! {
+            next = messages.next() => next,
+            () = shutdown.cancelled() => None,
+        };
+        let Some(next) = next else { break };
+        let m = match next {
+            Ok(m) => m,
+            Err(e) => {
+                debug!(error = %e, "stream consumer hiccup");
+                continue;
+            }
+        };
+        let own = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(ORIGIN))
+            .is_some_and(|v| v.as_str() == node);
+        if !own {
+            match decode(&m.subject, m.payload.clone(), STREAM_PREFIX) {
+                Ok(msg) => {
+                    broker.publish_remote(msg, None);
+                    if let Some(ticket) = broker.persist().and_then(|p| p.barrier().ok()) {
+                        if let Err(e) = ticket.await {
+                            warn!(error = %e, "not acknowledged to the stream: the store failed");
+                            continue;
+                        }
+                    }
+                }
+                Err(e) => {
+                    warn!(subject = %m.subject, error = %e, "dropped a message from the stream")
+                }
+            }
+        }
+        if let Err(e) = m.ack().await {
+            debug!(error = %e, "stream acknowledgement failed; the message may come again");
+        }
+    }
+}
