@@ -349,3 +349,46 @@ async fn kill_9_resends_in_flight_qos_2_with_dup_and_the_same_ids() {
     assert_eq!(seen.keys().copied().collect::<BTreeSet<_>>(), expected);
     assert!(seen.values().all(|n| *n == 1), "delivered twice: {seen:?}");
 }
+
+#[tokio::test]
+async fn kill_9_sends_in_flight_qos_1_again_first_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(dir.path(), &[]).await;
+    // As for QoS 2: 10 in flight at the kill, never acknowledged.
+    let mut connect = raw::v5("durable-sub");
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval = Some(3_600);
+    connect.properties.receive_maximum = NonZeroU16::new(10);
+    let (mut sub, _) = Raw::connect_ok(gw.mqtt, connect).await;
+    sub.subscribe("t/+", QoS::AtLeastOnce).await;
+
+    let (mut publisher, _) = Raw::connect_ok(gw.mqtt, raw::v5("durable-pub")).await;
+    for seq in 0..200 {
+        let p = raw::message(&format!("t/{seq}"), &seq_payload(seq), QoS::AtLeastOnce);
+        assert_eq!(publisher.publish(p).await, ReasonCode::SUCCESS);
+    }
+    for expected in 0..10 {
+        assert_eq!(seq_of(&sub.recv_publish().await.payload), expected);
+    }
+    gw.kill9().await;
+
+    // The store keeps a QoS 1 message queued until its PUBACK, not its sending: the ten come
+    // again first (as new PUBLISHes, which a QoS 1 receiver cannot tell from resends), then
+    // the rest, all in order and each once.
+    let gw = GatewayProcess::start(dir.path(), &[]).await;
+    let (mut sub, present) = subscriber(&gw).await;
+    assert!(present);
+    let (mut marker, _) = Raw::connect_ok(gw.mqtt, raw::v5("durable-marker")).await;
+    let end = raw::message("t/marker", &seq_payload(usize::MAX), QoS::AtLeastOnce);
+    assert_eq!(marker.publish(end).await, ReasonCode::SUCCESS);
+    let mut order = Vec::new();
+    loop {
+        let p = sub.recv_publish().await;
+        sub.ack(&p).await;
+        match seq_of(&p.payload) {
+            usize::MAX => break,
+            seq => order.push(seq),
+        }
+    }
+    assert_eq!(order, (0..200).collect::<Vec<_>>());
+}

@@ -105,7 +105,8 @@ pub(crate) struct Outbox {
 pub(crate) enum Event {
     /// Queued, to be written with its message.
     Queued(Outgoing),
-    /// Sent with this packet id, not yet acknowledged.
+    /// QoS 2: sent with this packet id, not yet acknowledged (QoS 1 is not recorded as sent;
+    /// see [`Outbox::send`]).
     Sent(Outgoing, NonZeroU16),
     /// QoS 2: PUBREC came, PUBREL went.
     Released(Outgoing, NonZeroU16),
@@ -393,7 +394,14 @@ impl Outbox {
             return;
         }
         let packet_id = self.alloc_packet_id();
-        self.record(|| Event::Sent(out.clone(), packet_id), &out);
+        // Only QoS 2 needs its sending written: the receiver keeps the packet id until PUBREL,
+        // so a restart must resend it with the same id, or a second copy would be delivered.
+        // A QoS 1 message stays stored as queued: after a crash it is sent again, first and
+        // in order, under a new id and without DUP, which a QoS 1 receiver takes as it takes
+        // any resend [MQTT-4.3.2]. That saves a store write per persistent delivery.
+        if out.qos == QoS::ExactlyOnce {
+            self.record(|| Event::Sent(out.clone(), packet_id), &out);
+        }
         self.inflight.push_back(Inflight {
             packet_id,
             out: out.clone(),
