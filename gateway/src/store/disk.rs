@@ -13,7 +13,8 @@
 //! Layout: one keyspace per record kind, plus `meta` holding the format
 //! version, checked before any other keyspace is opened.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -42,7 +43,7 @@ pub enum SyncMode {
 }
 
 /// The record kinds, one fjall keyspace each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
     Messages,
     Sessions,
@@ -71,10 +72,36 @@ impl Kind {
     }
 }
 
-/// The final write of each key in one commit: `None` deletes. Coalescing
-/// matters because all items of a fjall batch share one sequence number, so
-/// two writes of one key in a batch would be ambiguous.
-type Pending = BTreeMap<(Kind, Vec<u8>), Option<Vec<u8>>>;
+/// The final write of each key in one commit. Coalescing matters because all items of a
+/// fjall batch share one sequence number, so two writes of one key in a batch would be
+/// ambiguous.
+type Pending = HashMap<(Kind, Vec<u8>), Write>;
+
+/// What a commit writes under one key.
+struct Write {
+    /// The value, `None` to delete.
+    value: Option<Vec<u8>>,
+    /// The commit's first write of the key created its record (see [`Op`]): no record was
+    /// there before, so a later delete in the same commit leaves nothing to write at all.
+    created: bool,
+}
+
+/// Stages a write of `key`: the last one wins, and deleting a record this commit created
+/// writes neither. The queue workload's put and delete meet in one batch when a subscriber
+/// acknowledges a message before the batch holding it is committed, as it may under load:
+/// then neither reaches the engine's memtable or journal.
+fn stage_write(pending: &mut Pending, key: (Kind, Vec<u8>), value: Option<Vec<u8>>, creates: bool) {
+    match (pending.entry(key), value) {
+        (Entry::Occupied(e), None) if e.get().created => {
+            e.remove();
+        }
+        (Entry::Occupied(mut e), value) => e.get_mut().value = value,
+        (Entry::Vacant(e), value) => {
+            let created = creates && value.is_some();
+            e.insert(Write { value, created });
+        }
+    }
+}
 
 /// The fjall-backed store. Holds the data directory's lock while open.
 pub struct DiskStore {
@@ -146,6 +173,7 @@ impl DiskStore {
 
     /// Adds one op to the commit's final writes.
     fn stage(&self, pending: &mut Pending, op: &Op) -> Result<(), StoreError> {
+        let creates = op.creates();
         let (kind, key, value) = match op {
             Op::PutMessage { id, message } => (
                 Kind::Messages,
@@ -193,7 +221,7 @@ impl DiskStore {
             ),
             Op::DeleteRetained { topic } => (Kind::Retained, topic.as_bytes().to_vec(), None),
         };
-        pending.insert((kind, key), value);
+        stage_write(pending, (kind, key), value, creates);
         Ok(())
     }
 
@@ -205,16 +233,21 @@ impl DiskStore {
         client_id: &str,
     ) -> Result<(), StoreError> {
         let prefix = codec::client_prefix(client_id);
+        let filed = |k: &Kind, key: &[u8]| {
+            matches!(k, Kind::Queue | Kind::Qos2) && key.starts_with(&prefix)
+        };
+        let staged: Vec<_> = pending
+            .keys()
+            .filter(|(k, key)| filed(k, key))
+            .cloned()
+            .collect();
+        for key in staged {
+            stage_write(pending, key, None, false);
+        }
         for kind in [Kind::Queue, Kind::Qos2] {
-            for (_, value) in pending
-                .range_mut((kind, prefix.clone())..)
-                .take_while(|((k, key), _)| *k == kind && key.starts_with(&prefix))
-            {
-                *value = None;
-            }
             for item in self.keyspace(kind).prefix(&prefix) {
                 let (key, _) = item.into_inner().map_err(|e| self.read_error(e))?;
-                pending.insert((kind, key.to_vec()), None);
+                stage_write(pending, (kind, key.to_vec()), None, false);
             }
         }
         Ok(())
@@ -266,7 +299,7 @@ impl Store for DiskStore {
             self.stage(&mut pending, op)?;
         }
         let mut batch = self.db.batch().durability(Some(self.persist));
-        for ((kind, key), value) in pending {
+        for ((kind, key), Write { value, .. }) in pending {
             let ks = self.keyspace(kind);
             match value {
                 Some(v) => batch.insert(ks, key, v),

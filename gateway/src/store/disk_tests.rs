@@ -204,6 +204,37 @@ fn two_batches(dir: &Path) -> (PathBuf, u64, u64) {
     (journal, end_a, end_b)
 }
 
+#[test]
+fn a_record_created_and_deleted_in_one_commit_is_not_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_disk(dir.path()).unwrap();
+    store.commit(&[put(1, b"earlier")]).unwrap();
+    let (_, before) = journal_end(dir.path());
+    let payload: &'static [u8] = &[7; 512];
+    let mut ops = vec![Op::DeleteMessage { id: MessageId(1) }];
+    for i in 2..=40 {
+        let client_id = ByteString::from("c");
+        ops.push(put(i, payload));
+        ops.push(Op::PutQueued {
+            client_id: client_id.clone(),
+            seq: i,
+            entry: queue_entry(i, QoS::AtLeastOnce),
+        });
+        ops.push(Op::DeleteQueued { client_id, seq: i });
+        ops.push(Op::DeleteMessage { id: MessageId(i) });
+    }
+    store.commit(&ops).unwrap();
+    // Only the delete of message 1, written before, reaches the journal.
+    let (_, after) = journal_end(dir.path());
+    assert!(
+        after - before < 512,
+        "the journal grew by {}",
+        after - before
+    );
+    drop(store);
+    assert_eq!(message_ids(dir.path()), Vec::<u64>::new());
+}
+
 fn message_ids(dir: &Path) -> Vec<u64> {
     let snap = open_disk(dir).unwrap().load().unwrap();
     snap.messages.keys().map(|id| id.0).collect()

@@ -154,6 +154,11 @@ pub struct QueueEntry {
 
 /// One change to durable state. A [`Store::commit`] applies a list of them
 /// atomically and in order: a later op on the same record wins.
+///
+/// [`Op::PutMessage`] and an [`Op::PutQueued`] in state [`DeliveryState::Queued`] create their
+/// record: the broker writes them under an id or sequence number that holds no record (ids
+/// only grow, and a queue's numbers restart only after [`Op::DeleteSession`]). A commit that
+/// creates a record and deletes it again may therefore write neither.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// Stores a message under its id.
@@ -219,6 +224,17 @@ pub enum Op {
         /// The topic.
         topic: ByteString,
     },
+}
+
+impl Op {
+    /// Whether this op creates its record; see [`Op`].
+    pub fn creates(&self) -> bool {
+        match self {
+            Op::PutMessage { .. } => true,
+            Op::PutQueued { entry, .. } => entry.state == DeliveryState::Queued,
+            _ => false,
+        }
+    }
 }
 
 /// Everything in a store, read once at start.

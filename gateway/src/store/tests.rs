@@ -319,6 +319,43 @@ pub(super) fn ops_in_one_commit_apply_in_order(s: &dyn Store) {
     );
 }
 
+pub(super) fn records_created_and_deleted_in_one_commit_leave_nothing(s: &dyn Store) {
+    let del_queued = |seq| Op::DeleteQueued {
+        client_id: cid("c"),
+        seq,
+    };
+    let mut sent = queue_entry(1, QoS::ExactlyOnce);
+    sent.state = DeliveryState::Sent { packet_id: nz(4) };
+    let put_sent = |seq| Op::PutQueued {
+        client_id: cid("c"),
+        seq,
+        entry: sent.clone(),
+    };
+    // Entry 0 and message 1 exist before; entry 1 is created, sent and deleted in the commit.
+    s.commit(&[put_msg(1), put_queued("c", 0, 1)]).unwrap();
+    s.commit(&[
+        put_queued("c", 1, 1),
+        put_sent(1),
+        del_queued(1),
+        put_sent(0),
+        del_queued(0),
+        put_msg(2),
+        put_queued("c", 2, 2),
+        del_queued(2),
+        Op::DeleteMessage { id: MessageId(2) },
+        Op::DeleteMessage { id: MessageId(1) },
+        // Created again after its deletion: the last write wins.
+        put_msg(2),
+    ])
+    .unwrap();
+    let snap = s.load().unwrap();
+    assert_eq!(seqs(&snap, "c"), Vec::<u64>::new());
+    assert_eq!(
+        snap.messages.keys().copied().collect::<Vec<_>>(),
+        [MessageId(2)]
+    );
+}
+
 pub(super) fn a_refused_commit_changes_nothing(s: &dyn Store) {
     s.commit(&[put_msg(1)]).unwrap();
     let before = s.load().unwrap();
@@ -362,6 +399,7 @@ macro_rules! store_suite {
                 retained_put_replace_delete,
                 delete_session_removes_everything_of_that_client_only,
                 ops_in_one_commit_apply_in_order,
+                records_created_and_deleted_in_one_commit_leave_nothing,
                 a_refused_commit_changes_nothing,
                 snapshot_helpers,
             );
