@@ -110,3 +110,73 @@ async fn a_subscriber_on_one_node_receives_what_another_node_publishes() {
     // Exactly once: nothing more comes.
     sub.expect_silence(Duration::from_millis(500)).await;
 }
+
+/// The retained topics a new subscription to `filter` on `gw` receives, sorted. A sentinel
+/// retained on `sentinel` (which `filter` must match, and which sorts last) ends the wait.
+async fn retained_on(gw: &Gw, filter: &str, expect: usize) -> Vec<(String, Vec<u8>)> {
+    let (mut sub, _) = Raw::connect_ok(gw.mqtt, raw::v5("reader")).await;
+    sub.subscribe(filter, QoS::AtLeastOnce).await;
+    let mut got = Vec::new();
+    for _ in 0..expect {
+        let p = sub.recv_publish().await;
+        sub.ack(&p).await;
+        assert!(p.retain, "{} came as a retained message", &*p.topic);
+        got.push((p.topic.to_string(), p.payload.to_vec()));
+    }
+    sub.expect_silence(Duration::from_millis(300)).await;
+    got.sort();
+    got
+}
+
+/// Publishes `topic` retained from `gw` and returns once every other node has it: a node
+/// takes retained messages from the cluster's retained stream, a moment after the PUBACK.
+async fn retain(gw: &Gw, others: &[&Gw], topic: &str, payload: &[u8], qos: QoS) {
+    let (mut publisher, _) = Raw::connect_ok(gw.mqtt, raw::v5("retainer")).await;
+    let mut m = raw::message(topic, payload, qos);
+    m.retain = true;
+    publisher.publish(m).await;
+    for other in others {
+        let want = if payload.is_empty() { 0 } else { 1 };
+        common::eventually("the retained message to reach every node", || {
+            other.broker.retained_messages(Some("pets/#")).len() == want
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn retained_messages_are_seen_on_every_node_and_cleared_everywhere() {
+    let nats = NatsCluster::start(3).await;
+    let a = node(&nats, "gw-a").await;
+    let b = node(&nats, "gw-b").await;
+    let c = node(&nats, "gw-c").await;
+    // Nobody subscribed anywhere: the retained stream alone carries them.
+    retain(&a, &[&b, &c], "pets/1/status", b"home", QoS::AtMostOnce).await;
+    assert_eq!(
+        retained_on(&c, "pets/+/status", 1).await,
+        [("pets/1/status".to_owned(), b"home".to_vec())]
+    );
+    // Replaced from another node, at QoS 1.
+    retain(&b, &[&a, &c], "pets/1/status", b"away", QoS::AtLeastOnce).await;
+    assert_eq!(
+        retained_on(&a, "pets/#", 1).await,
+        [("pets/1/status".to_owned(), b"away".to_vec())]
+    );
+    // Cleared from a third node: gone everywhere.
+    retain(&c, &[&a, &b], "pets/1/status", b"", QoS::AtLeastOnce).await;
+    for gw in [&a, &b, &c] {
+        assert!(retained_on(gw, "pets/#", 0).await.is_empty());
+    }
+    // A node that joins later, with an empty store of its own, finds them.
+    retain(&a, &[&b, &c], "pets/2/status", b"home", QoS::AtLeastOnce).await;
+    let d = node(&nats, "gw-d").await;
+    assert_eq!(
+        d.broker.retained_messages(Some("pets/#")).len(),
+        1,
+        "caught up before taking clients"
+    );
+    assert_eq!(
+        retained_on(&d, "pets/2/status", 1).await,
+        [("pets/2/status".to_owned(), b"home".to_vec())]
+    );
+}

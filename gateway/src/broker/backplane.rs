@@ -15,6 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::persist::convert::{self, Clocks};
+use super::publish::Source;
 use super::router::ClientKey;
 use super::{Broker, Message, Routing};
 use crate::store::codec;
@@ -88,8 +89,12 @@ impl Broker {
         msg: Arc<Message>,
         publisher: Option<ClientKey>,
     ) -> (usize, Option<AckWait>) {
-        let count = self.route(&msg, publisher, None);
-        let wait = self.backplane().and_then(|b| b.forward(&msg));
+        let count = self.route(&msg, Source::Here(publisher));
+        // `$SYS` describes this node: each node has its own.
+        let wait = match self.backplane() {
+            Some(b) if !msg.topic.starts_with("$SYS") => b.forward(&msg),
+            _ => None,
+        };
         (count, wait)
     }
 
@@ -97,6 +102,15 @@ impl Broker {
     /// when NATS delivered it for that filter (a QoS 0 message), or to every matching one
     /// (a message from the stream, which comes once per node). Not handed on again.
     pub(crate) fn publish_remote(&self, msg: Message, filter: Option<&str>) -> usize {
-        self.route(&Arc::new(msg), None, filter)
+        self.route(&Arc::new(msg), Source::Remote(filter))
+    }
+
+    /// Keeps (or clears) a retained message published on another node, as the cluster's
+    /// retained stream brings it.
+    pub(crate) fn retain_remote(&self, msg: Message) {
+        self.keep_retained(&Arc::new(Message {
+            retain: true,
+            ..msg
+        }));
     }
 }

@@ -5,6 +5,15 @@
 
 use std::sync::Arc;
 
+/// Where a message being routed comes from.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Source<'a> {
+    /// A client of this node (or the broker itself), for No Local.
+    Here(Option<ClientKey>),
+    /// Another node; for the subscriptions to exactly this filter, if set.
+    Remote(Option<&'a str>),
+}
+
 use super::metrics::{self, Metrics};
 use super::router::{ClientKey, Delivery};
 use super::{Broker, Enqueued, Message, Outgoing, QueueLimits, Session};
@@ -16,27 +25,29 @@ impl Broker {
         self.publish_from(msg, publisher).0
     }
 
-    /// Routes a message to the matching subscriptions (only those to exactly `only`, if set:
-    /// see [`Broker::publish_remote`]), keeps it if it is retained, and records its history.
-    pub(super) fn route(
-        &self,
-        msg: &Arc<Message>,
-        publisher: Option<ClientKey>,
-        only: Option<&str>,
-    ) -> usize {
-        // A QoS 0 message from another node comes once per matching filter here: history and
-        // the retained store take it from the stream's copy, which comes once (retained
-        // messages travel there at every QoS).
+    /// Routes a message to the matching subscriptions, and records its history. One published
+    /// here is also kept if it is retained; one from another node is routed only to the
+    /// subscriptions to exactly `only`, if set (see [`Broker::publish_remote`]), and the
+    /// retained store hears of it from the cluster's retained stream instead.
+    pub(super) fn route(&self, msg: &Arc<Message>, from: Source<'_>) -> usize {
+        let (publisher, only) = match from {
+            Source::Here(publisher) => {
+                self.keep_retained(msg);
+                (publisher, None)
+            }
+            Source::Remote(only) => (None, only),
+        };
+        // A QoS 0 message from another node comes once per matching filter: history takes
+        // the copies that come once.
         if only.is_none() {
-            self.keep(msg);
+            self.shared.history.record(&msg.topic, &msg.payload);
         }
         let targets = self.targets(msg, publisher, only);
         self.deliver(msg, targets)
     }
 
-    /// Records a message's history and, if it is retained, keeps (or clears) it.
-    fn keep(&self, msg: &Arc<Message>) {
-        self.shared.history.record(&msg.topic, &msg.payload);
+    /// Keeps (or, with an empty payload, clears) a retained message; nothing for others.
+    pub(super) fn keep_retained(&self, msg: &Arc<Message>) {
         if msg.retain {
             let mut retained = self.shared.retained.write();
             // Written under the lock, so the store sees the same order.

@@ -3,11 +3,12 @@
 //! routes by interest to the nodes whose clients subscribed ([`node`]). Topics map to NATS
 //! subjects one to one ([`subject`]).
 //!
-//! What this step brings: live messages at QoS 0, 1 and 2 between nodes. Retained messages,
-//! sessions, client-id ownership, node leases and `$share` across nodes come next; until then
-//! each node keeps those for its own clients.
+//! What works so far: live messages at QoS 0, 1 and 2 between nodes, and retained messages
+//! kept cluster-wide ([`retained`]). Sessions, client-id ownership, node leases and `$share`
+//! across nodes come next; until then each node keeps those for its own clients.
 
 mod node;
+mod retained;
 mod subject;
 
 pub(crate) use node::Node;

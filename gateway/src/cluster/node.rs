@@ -2,9 +2,10 @@
 //! others and theirs to it.
 //!
 //! - **Out.** A message published here goes to NATS once, under its topic's subject, with
-//!   this node's name in a header: QoS 0 over core NATS (`aviary.t.…`), QoS 1/2 and every
-//!   retained message into the `AVIARY_MESSAGES` stream (`aviary.q.…`), whose acknowledgement
-//!   the publisher's PUBACK/PUBREC waits for. One task sends them all, in the order they were
+//!   this node's name in a header: QoS 0 over core NATS (`aviary.t.…`), QoS 1/2 into the
+//!   `AVIARY_MESSAGES` stream (`aviary.q.…`), whose acknowledgement the publisher's
+//!   PUBACK/PUBREC waits for. A retained message also goes into the retained stream
+//!   ([`retained`]). One task sends them all, in the order they were
 //!   published; the acknowledgements are awaited apart, so many are in flight at once.
 //! - **In, QoS 0.** One core subscription per subject of each filter this node has
 //!   subscribers for, counted by the subscription tree. NATS delivers a message once per
@@ -28,6 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::retained;
 use super::subject::{filter_to_subjects, subject_to_topic, topic_to_subject};
 use super::ClusterError;
 use crate::broker::{decode_wire, encode_wire, AckWait, Backplane, Broker, ForwardError, Message};
@@ -69,33 +71,26 @@ pub(crate) struct Node {
 impl Backplane for Node {
     fn forward(&self, msg: &Message) -> Option<AckWait> {
         let payload = Bytes::from(encode_wire(msg));
-        // Retained messages travel in the stream at every QoS: each node's retained store
-        // takes them from there, where they come once.
-        if msg.qos == aviary_protocol::QoS::AtMostOnce && !msg.retain {
+        let qos0 = msg.qos == aviary_protocol::QoS::AtMostOnce;
+        let mut waits = Vec::new();
+        // Every node's retained store follows the retained stream (see `retained`).
+        if msg.retain {
+            let subject = topic_to_subject(retained::PREFIX, &msg.topic);
+            waits.push(self.to_stream(subject, payload.clone()));
+        }
+        if qos0 {
             let subject = topic_to_subject(LIVE, &msg.topic);
             let _ = self.out.send(Out::Live { subject, payload });
             return None;
         }
-        let subject = topic_to_subject(STREAM_PREFIX, &msg.topic);
-        let (ack, done) = oneshot::channel();
-        if self
-            .out
-            .send(Out::Stream {
-                subject,
-                payload,
-                ack,
-            })
-            .is_err()
-        {
-            return Some(Box::pin(async {
-                Err(ForwardError("the cluster link is closed".into()))
-            }));
-        }
-        let wait = async move {
-            done.await
-                .unwrap_or_else(|_| Err(ForwardError("the cluster link closed".into())))
-        };
-        (msg.qos != aviary_protocol::QoS::AtMostOnce).then(|| Box::pin(wait) as AckWait)
+        waits.push(self.to_stream(topic_to_subject(STREAM_PREFIX, &msg.topic), payload));
+        Some(Box::pin(async move {
+            for wait in waits {
+                wait.await
+                    .unwrap_or_else(|_| Err(ForwardError("the cluster link closed".into())))?;
+            }
+            Ok(())
+        }))
     }
 
     fn interest(&self, changes: Vec<(Box<str>, bool)>) {
@@ -104,6 +99,22 @@ impl Backplane for Node {
 }
 
 impl Node {
+    /// Queues a message for a stream; the receiver gets JetStream's answer.
+    fn to_stream(
+        &self,
+        subject: String,
+        payload: Bytes,
+    ) -> oneshot::Receiver<Result<(), ForwardError>> {
+        let (ack, done) = oneshot::channel();
+        // If the sending task is gone, `ack` is dropped with the message: the wait says so.
+        let _ = self.out.send(Out::Stream {
+            subject,
+            payload,
+            ack,
+        });
+        done
+    }
+
     /// Connects to NATS, makes sure the stream and this node's consumer exist, attaches to
     /// `broker` and starts the tasks that carry messages both ways.
     pub(crate) async fn start(
@@ -148,6 +159,15 @@ impl Node {
             out: out_tx,
             interest: interest_tx,
         });
+        // Before attaching: the retained store must be the cluster's before clients come.
+        retained::follow(
+            &js,
+            config.replicas(),
+            name.clone(),
+            broker.clone(),
+            shutdown.clone(),
+        )
+        .await?;
         let filters = broker.attach_backplane(node.clone());
         tokio::spawn(send(
             client.clone(),
@@ -189,6 +209,11 @@ fn consumer_config(node: &str, mut subjects: Vec<String>) -> consumer::pull::Con
         max_ack_pending: 10_000,
         ..Default::default()
     }
+}
+
+/// The node a message from NATS was published on.
+pub(super) fn origin(headers: Option<&HeaderMap>) -> Option<&str> {
+    headers.and_then(|h| h.get(ORIGIN)).map(|v| v.as_str())
 }
 
 fn origin_headers(node: &str) -> HeaderMap {
@@ -338,7 +363,7 @@ fn deliver_live(broker: &Broker, filter: &str, m: async_nats::Message) {
 }
 
 /// The message of a subject and payload from another node.
-fn decode(subject: &str, payload: Bytes, prefix: &str) -> Result<Message, String> {
+pub(super) fn decode(subject: &str, payload: Bytes, prefix: &str) -> Result<Message, String> {
     let topic = subject_to_topic(prefix, subject).map_err(|e| e.to_string())?;
     let msg = decode_wire(payload)?;
     if *msg.topic != *topic {
@@ -378,12 +403,7 @@ async fn consume(
                 continue;
             }
         };
-        let own = m
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(ORIGIN))
-            .is_some_and(|v| v.as_str() == node);
-        if !own {
+        if origin(m.headers.as_ref()) != Some(node.as_str()) {
             match decode(&m.subject, m.payload.clone(), STREAM_PREFIX) {
                 Ok(msg) => {
                     broker.publish_remote(msg, None);
