@@ -99,6 +99,8 @@ pub struct Gateway {
     tls: Option<Arc<TlsAcceptor>>,
     /// Stops the cluster link's tasks (after the connections' last words went out).
     cluster_stop: CancellationToken,
+    /// This node's link to the others, in cluster mode.
+    cluster: Option<Arc<crate::cluster::Node>>,
 }
 
 /// Binds one listener and learns its address (port 0 picks one).
@@ -140,10 +142,22 @@ impl Gateway {
         // Last: the node is named after its MQTT port, and its link must see the recovered
         // subscriptions before any client comes.
         let cluster_stop = CancellationToken::new();
+        let mut cluster = None;
         if config.cluster.enabled() {
             let name = config.cluster.node_name(mqtt_addr.port());
-            crate::cluster::Node::start(&config.cluster, name, &broker, cluster_stop.clone())
-                .await?;
+            let addrs = crate::cluster::Addresses {
+                mqtt: mqtt_addr,
+                http: http_addr,
+            };
+            let node = crate::cluster::Node::start(
+                &config.cluster,
+                name,
+                addrs,
+                &broker,
+                cluster_stop.clone(),
+            )
+            .await?;
+            cluster = Some(node);
         }
         Ok(Self {
             broker,
@@ -156,6 +170,7 @@ impl Gateway {
             https,
             tls,
             cluster_stop,
+            cluster,
         })
     }
 
@@ -256,6 +271,7 @@ impl Gateway {
             history_filters: Arc::new(self.config.history.filters.clone()),
             tasks: tasks.clone(),
             shutdown: token.clone(),
+            cluster: self.cluster.clone(),
         });
         let server = HttpServer::new(
             app,

@@ -180,3 +180,53 @@ async fn retained_messages_are_seen_on_every_node_and_cleared_everywhere() {
         [("pets/2/status".to_owned(), b"home".to_vec())]
     );
 }
+
+/// `GET /api/v1/cluster` on `gw`: the node names, and the clients of each.
+async fn cluster_view(gw: &Gw) -> (String, Vec<(String, u64)>) {
+    let reply = gw.http().get("/api/v1/cluster").await;
+    assert_eq!(reply.status, axum::http::StatusCode::OK, "{}", reply.text());
+    let view = reply.json();
+    let nodes = view["nodes"]
+        .as_array()
+        .expect("a list of nodes")
+        .iter()
+        .map(|n| {
+            assert_eq!(n["state"], "up");
+            let name = n["node"].as_str().expect("a node name").to_owned();
+            (name, n["clients"].as_u64().expect("a client count"))
+        })
+        .collect();
+    (
+        view["this_node"].as_str().expect("this node").to_owned(),
+        nodes,
+    )
+}
+
+#[tokio::test]
+async fn the_cluster_view_lists_the_live_nodes_and_their_clients() {
+    let nats = NatsCluster::start(3).await;
+    let a = node(&nats, "gw-a").await;
+    let b = node(&nats, "gw-b").await;
+    let names = |nodes: &[(String, u64)]| nodes.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    let (this, nodes) = cluster_view(&a).await;
+    assert_eq!(this, "gw-a");
+    assert_eq!(names(&nodes), ["gw-a", "gw-b"]);
+    // A client on B shows in B's lease at its next renewal.
+    let (_client, _) = Raw::connect_ok(b.mqtt, raw::v5("on-b")).await;
+    within("gw-b's lease to count its client", async {
+        while cluster_view(&a).await.1 != [("gw-a".to_owned(), 0), ("gw-b".to_owned(), 1)] {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let clients = b.http().clients().await;
+    assert_eq!(clients[0]["node"], "gw-b");
+    // A node that leaves gives its lease back at once.
+    drop(b);
+    within("gw-b to leave the view", async {
+        while names(&cluster_view(&a).await.1) != ["gw-a"] {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}

@@ -7,10 +7,12 @@
 //! kept cluster-wide ([`retained`]). Sessions, client-id ownership, node leases and `$share`
 //! across nodes come next; until then each node keeps those for its own clients.
 
+mod lease;
 mod node;
 mod retained;
 mod subject;
 
+pub use lease::{Addresses, NodeInfo};
 pub(crate) use node::Node;
 
 /// Why a node could not join its cluster.

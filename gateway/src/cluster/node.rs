@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::lease::{Addresses, Leases};
 use super::retained;
 use super::subject::{filter_to_subjects, subject_to_topic, topic_to_subject};
 use super::ClusterError;
@@ -64,6 +65,8 @@ enum Out {
 /// This node's link to NATS. Cheap to share; stops its tasks when `shutdown` fires.
 #[derive(Debug)]
 pub(crate) struct Node {
+    /// This node's lease, and the view of the others'.
+    leases: Arc<Leases>,
     out: mpsc::UnboundedSender<Out>,
     interest: mpsc::UnboundedSender<Vec<(Box<str>, bool)>>,
 }
@@ -99,6 +102,11 @@ impl Backplane for Node {
 }
 
 impl Node {
+    /// This node's lease, and the view of the others'.
+    pub(crate) fn leases(&self) -> &Leases {
+        &self.leases
+    }
+
     /// Queues a message for a stream; the receiver gets JetStream's answer.
     fn to_stream(
         &self,
@@ -120,6 +128,7 @@ impl Node {
     pub(crate) async fn start(
         config: &ClusterConfig,
         name: String,
+        addrs: Addresses,
         broker: &Broker,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, ClusterError> {
@@ -155,7 +164,17 @@ impl Node {
             .map_err(|e| ClusterError::Stream(e.to_string()))?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (interest_tx, interest_rx) = mpsc::unbounded_channel();
+        let leases = Leases::start(
+            &js,
+            config.replicas(),
+            name.clone(),
+            addrs,
+            broker.clone(),
+            shutdown.clone(),
+        )
+        .await?;
         let node = Arc::new(Self {
+            leases,
             out: out_tx,
             interest: interest_tx,
         });

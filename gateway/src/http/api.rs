@@ -54,6 +54,8 @@ pub(super) async fn clients(
     caller: Caller,
 ) -> Result<Json<Value>, Refused> {
     caller.require_admin()?;
+    // In cluster mode the clients of this node, said so.
+    let node = app.cluster.as_ref().map(|c| c.leases().node().to_owned());
     let list: Vec<Value> = app
         .broker
         .clients()
@@ -72,6 +74,7 @@ pub(super) async fn clients(
                 "subscriptions": c.subscriptions,
                 "username": c.username.as_deref(),
                 "peer_identity": c.peer_identity.as_deref(),
+                "node": node,
             })
         })
         .collect();
@@ -172,6 +175,41 @@ pub(super) async fn history(
         })
         .collect();
     Ok(Json(Value::Array(list)))
+}
+
+/// `GET /api/v1/cluster`, for admins: this node and every node whose lease is live, with
+/// where it serves and how many clients it has. 404 when not in cluster mode.
+pub(super) async fn cluster(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, Response> {
+    caller
+        .require_admin()
+        .map_err(IntoResponse::into_response)?;
+    let Some(cluster) = &app.cluster else {
+        let off = "cluster mode is off: [cluster] nats is not set".to_owned();
+        return Err(ApiError(StatusCode::NOT_FOUND, off).into_response());
+    };
+    let nodes = cluster.leases().nodes().await.map_err(|e| {
+        let why = format!("cannot read the node leases from NATS: {e}");
+        ApiError(StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+    })?;
+    let nodes: Vec<Value> = nodes
+        .into_iter()
+        .map(|n| {
+            json!({
+                "node": n.node,
+                "state": "up",
+                "mqtt": n.mqtt.to_string(),
+                "http": n.http.to_string(),
+                "clients": n.clients,
+                "renewed_unix_ms": n.renewed_unix_ms,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "this_node": cluster.leases().node(), "nodes": nodes }),
+    ))
 }
 
 /// `GET /config.json`: what the web app needs to know about its gateway.

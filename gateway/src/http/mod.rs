@@ -41,6 +41,8 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Fires at shutdown.
     pub shutdown: CancellationToken,
+    /// This node's link to the others, in cluster mode.
+    pub(crate) cluster: Option<Arc<crate::cluster::Node>>,
 }
 
 /// The gateway's HTTP router.
@@ -61,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/retained", get(api::retained))
         .route("/api/v1/publish", post(api::publish))
         .route("/api/v1/history", get(api::history))
+        .route("/api/v1/cluster", get(api::cluster))
         .route("/config.json", get(api::web_config))
         // Everything under /api is the API: an unknown path or a wrong
         // method there gets a JSON error, never a static file or an empty body.

@@ -1,0 +1,150 @@
+//! Node leases: each node holds a key in the `AVIARY_NODES` key-value bucket, named after the
+//! node, and renews it every [`RENEW`]. The bucket keeps a value [`LEASE`] after its last
+//! write, so a node that dies (or is cut off from NATS) drops out of the bucket on its own,
+//! without anyone deciding it: the list of live nodes is the bucket's keys. The value says
+//! where the node serves and how many clients it has, for `GET /api/v1/cluster`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::{self, kv};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::ClusterError;
+use crate::broker::{Broker, Metrics};
+
+/// The bucket of node leases.
+const BUCKET: &str = "AVIARY_NODES";
+/// How long a node stays listed after its last renewal.
+pub(crate) const LEASE: Duration = Duration::from_secs(10);
+/// How often a node renews its lease: three chances before it runs out.
+const RENEW: Duration = Duration::from_secs(3);
+
+/// A live node, as its lease describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Its name.
+    pub node: String,
+    /// Where it serves MQTT over TCP.
+    pub mqtt: SocketAddr,
+    /// Where it serves HTTP (the web app, WebSocket, the REST API).
+    pub http: SocketAddr,
+    /// Its connected clients when it last renewed.
+    pub clients: u64,
+    /// When it last renewed its lease, in Unix milliseconds.
+    pub renewed_unix_ms: u64,
+}
+
+/// Where this node serves, for its lease.
+#[derive(Debug, Clone, Copy)]
+pub struct Addresses {
+    /// MQTT over TCP.
+    pub mqtt: SocketAddr,
+    /// HTTP.
+    pub http: SocketAddr,
+}
+
+/// This node's lease and the view of everyone's.
+#[derive(Debug)]
+pub(crate) struct Leases {
+    kv: kv::Store,
+    node: String,
+    addrs: Addresses,
+    broker: Broker,
+}
+
+impl Leases {
+    /// Opens the bucket, takes this node's lease and keeps renewing it until `shutdown`.
+    pub(super) async fn start(
+        js: &jetstream::Context,
+        replicas: u8,
+        node: String,
+        addrs: Addresses,
+        broker: Broker,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>, ClusterError> {
+        let kv = js
+            .create_or_update_key_value(kv::Config {
+                bucket: BUCKET.to_owned(),
+                history: 1,
+                max_age: LEASE,
+                storage: jetstream::stream::StorageType::File,
+                num_replicas: usize::from(replicas),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ClusterError::Stream(e.to_string()))?;
+        let leases = Arc::new(Self {
+            kv,
+            node,
+            addrs,
+            broker,
+        });
+        leases
+            .renew()
+            .await
+            .map_err(|e| ClusterError::Stream(format!("cannot take this node's lease: {e}")))?;
+        let renewing = leases.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RENEW);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = shutdown.cancelled() => break,
+                }
+                if let Err(e) = renewing.renew().await {
+                    warn!(error = %e, "cannot renew this node's lease");
+                }
+            }
+            // Leaving: others need not wait for the lease to run out.
+            let _ = renewing.kv.purge(&renewing.node).await;
+        });
+        Ok(leases)
+    }
+
+    async fn renew(&self) -> Result<(), String> {
+        let info = NodeInfo {
+            node: self.node.clone(),
+            mqtt: self.addrs.mqtt,
+            http: self.addrs.http,
+            clients: Metrics::get(&self.broker.metrics().clients_connected),
+            renewed_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        };
+        let value = serde_json::to_vec(&info).map_err(|e| e.to_string())?;
+        self.kv
+            .put(&self.node, value.into())
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The nodes whose leases are live, by name.
+    pub(crate) async fn nodes(&self) -> Result<Vec<NodeInfo>, String> {
+        let mut keys = self.kv.keys().await.map_err(|e| e.to_string())?;
+        let mut nodes = Vec::new();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| e.to_string())?;
+            // A lease that ran out between the listing and the read is simply gone.
+            if let Some(value) = self.kv.get(&key).await.map_err(|e| e.to_string())? {
+                match serde_json::from_slice::<NodeInfo>(&value) {
+                    Ok(info) => nodes.push(info),
+                    Err(e) => warn!(%key, error = %e, "a node lease that does not parse"),
+                }
+            }
+        }
+        nodes.sort_by(|a, b| a.node.cmp(&b.node));
+        Ok(nodes)
+    }
+
+    /// This node's name.
+    pub(crate) fn node(&self) -> &str {
+        &self.node
+    }
+}
