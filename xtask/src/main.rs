@@ -7,10 +7,13 @@
 mod bench;
 mod browser_bench;
 mod browser_tests;
+mod cluster;
 mod cmd;
 mod fuzz;
+mod nats;
 mod npm;
 mod prereq;
+mod process;
 mod run;
 mod steps;
 mod test_suite;
@@ -31,6 +34,14 @@ Usage: cargo xtask <COMMAND> [ARGS...]
 Commands:
   demo [ARGS...]    Build the web app (as `web` does), then build and run the
                     gateway with simulated pet trackers (same as `run --demo`).
+  cluster [--mqtt-port N] [--http-port N] [--nats-port N] [--free-ports]
+                    A cluster on this machine: 3 NATS servers (JetStream), then 3
+                    release gateways gw-a, gw-b, gw-c (MQTT 1883-1885, HTTP
+                    8080-8082, NATS 4222-4224; each flag moves a base port, 0 or
+                    --free-ports picks free ones). The demo's trackers run on
+                    gw-a, the map is on gw-b. Prints the URLs, runs until
+                    Ctrl-C, then stops the gateways and NATS. Configs and logs
+                    in target/cluster/.
   run [ARGS...]     Build and run the gateway `aviary` in release mode:
                     `cargo run --release -p aviary -- ARGS`. By default the web
                     app is at http://127.0.0.1:8080/ and MQTT/TCP on port 1883.
@@ -87,6 +98,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         "bench" => bench::run(rest),
         "run" => run::run(rest, false),
         "demo" => run::run(rest, true),
+        "cluster" => cluster::run(rest),
         "web" => web::run(rest),
         "npm" => npm::run(rest),
         "browser-bench" => browser_bench::run(rest),

@@ -15,7 +15,7 @@ const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 const DEFAULT_MQTT: &str = "127.0.0.1:1883";
 /// How to sign in to the demo's map: the users `aviary --demo` writes (the gateway logs the
 /// same next to the URL; gateway/src/simulator/demo_auth.rs has them).
-const DEMO_SIGN_IN: &str =
+pub(crate) const DEMO_SIGN_IN: &str =
     "sign in as alice / alice-demo (pets 1–12) or bob / bob-demo (pets 13–25)";
 
 /// Builds and runs `aviary ARGS...` in release mode; `demo` adds `--demo` (simulated pets).
