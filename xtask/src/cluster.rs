@@ -49,6 +49,9 @@ const MAP_NODE: usize = 1;
 // in the order of `NODES` only while the demo's is the first.
 const _: () = assert!(DEMO_NODE == 0);
 
+/// The file in the cluster's directory that names the `cargo xtask cluster` using it.
+const PID_FILE: &str = "xtask.pid";
+
 /// How long a gateway may take from start to its `listening` line: connecting to NATS and
 /// setting up its stream and consumer included.
 const GATEWAY_START: Duration = Duration::from_secs(60);
@@ -64,11 +67,13 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         return Ok(());
     };
     let ws = Workspace::find()?;
+    let dir = ws.path("target/cluster");
+    // Before the builds, which would replace the web app under a running cluster's map.
+    refuse_if_running(&dir)?;
     tools::ensure(&ws, &NEEDS)?;
     crate::web::build(&ws)?;
     eprintln!("==> building the gateway `aviary` (release)");
     ws.cargo(["build", "--release", "-p", "aviary"]).run()?;
-    let dir = ws.path("target/cluster");
     fresh_dir(&dir)?;
     let interrupt = Interrupt::catch()?;
     let mut cluster = start(&ws, &dir, &options, &interrupt)?;
@@ -77,24 +82,32 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     cluster.watch(&interrupt)
 }
 
-/// Empties `dir` for a new cluster, after checking that no other `cargo xtask cluster` is
-/// using it (wiping its stores would break it), and records this one's process id there.
-fn fresh_dir(dir: &Path) -> Result<()> {
-    let pid_file = dir.join("xtask.pid");
-    if let Ok(pid) = fs::read_to_string(&pid_file) {
-        let cmdline = fs::read(format!("/proc/{}/cmdline", pid.trim())).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains("xtask") {
-            bail!(
-                "another `cargo xtask cluster` (process {}) is running in {}; stop it first",
-                pid.trim(),
-                dir.display()
-            );
-        }
+/// Fails if another `cargo xtask cluster` is running in `dir`: its process id is in
+/// `dir/xtask.pid`, and wiping its stores would break it.
+fn refuse_if_running(dir: &Path) -> Result<()> {
+    let Ok(pid) = fs::read_to_string(dir.join(PID_FILE)) else {
+        return Ok(());
+    };
+    let pid = pid.trim();
+    // A process id is reused after its process exits: check it is still an xtask.
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if String::from_utf8_lossy(&cmdline).contains("xtask") {
+        bail!(
+            "another `cargo xtask cluster` (process {pid}) is running in {}; stop it first",
+            dir.display()
+        );
     }
+    Ok(())
+}
+
+/// Empties `dir` for a new cluster and records this process's id there.
+fn fresh_dir(dir: &Path) -> Result<()> {
+    refuse_if_running(dir)?;
     if dir.exists() {
         fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let pid_file = dir.join(PID_FILE);
     fs::write(&pid_file, std::process::id().to_string())
         .with_context(|| format!("writing {}", pid_file.display()))
 }
@@ -156,9 +169,13 @@ fn spawn_gateway(
     let config = plan.dir.join("aviary.toml");
     fs::write(&config, plan.config(setup, demo))
         .with_context(|| format!("writing {}", config.display()))?;
+    // An error that stops a gateway is a message for the user, quoted from the log's end:
+    // no backtrace of it (anyhow adds one under RUST_BACKTRACE=1), so the message stays in
+    // view. Panics still get theirs.
     let mut cmd = Cmd::new(aviary.display().to_string())
         .arg("--config")
-        .arg(config.display().to_string());
+        .arg(config.display().to_string())
+        .env("RUST_LIB_BACKTRACE", "0");
     if demo {
         cmd = cmd.arg("--demo");
     }
