@@ -230,3 +230,38 @@ async fn the_cluster_view_lists_the_live_nodes_and_their_clients() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn one_client_id_is_connected_once_across_the_cluster() {
+    let nats = NatsCluster::start(3).await;
+    let a = node(&nats, "gw-a").await;
+    let b = node(&nats, "gw-b").await;
+    let connects: Vec<_> = (0..100)
+        .map(|i| {
+            let addr = if i % 2 == 0 { a.mqtt } else { b.mqtt };
+            tokio::spawn(Raw::connect(addr, raw::v5("the-same-id")))
+        })
+        .collect();
+    let mut conns = Vec::new();
+    for connect in connects {
+        let (raw, ack) = connect.await.expect("connect task");
+        assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+        conns.push(raw);
+    }
+    common::eventually("one connection to remain in the cluster", || {
+        common::connected(&a.broker) + common::connected(&b.broker) == 1
+    })
+    .await;
+    // Every other one was told why: 0x8E Session taken over.
+    let mut alive = 0;
+    for mut raw in conns {
+        match raw.next_event(Duration::from_millis(300)).await {
+            None => alive += 1,
+            Some(common::raw::Event::Packet(Packet::Disconnect(d))) => {
+                assert_eq!(d.reason_code, ReasonCode::SESSION_TAKEN_OVER);
+            }
+            Some(other) => panic!("expected DISCONNECT 0x8E or nothing, got {other:?}"),
+        }
+    }
+    assert_eq!(alive, 1, "exactly one connection stays open");
+}

@@ -35,6 +35,10 @@ pub(crate) trait Backplane: Send + Sync + Debug {
     /// once the cluster holds it; the publisher's PUBACK/PUBREC waits for it.
     fn forward(&self, msg: &Message) -> Option<AckWait>;
 
+    /// Claims `client_id` for a connection on this node; the connection is accepted once the
+    /// wait completes, and a connection elsewhere with the same client id is closed.
+    fn claim(&self, client_id: &str) -> AckWait;
+
     /// Filters (a shared subscription's by its inner filter) that gained their first
     /// subscription on this node (`true`) or lost their last (`false`), in order. Must not
     /// block: it is called under the routing lock.
@@ -66,6 +70,12 @@ impl Broker {
 
     pub(crate) fn backplane(&self) -> Option<&Arc<dyn Backplane>> {
         self.shared.backplane.get()
+    }
+
+    /// Closes this node's connection of `client_id`, if it has one, with `reason`.
+    pub(crate) fn kick_client(&self, client_id: &str, reason: aviary_protocol::ReasonCode) -> bool {
+        let session = self.shared.sessions.lock().get(client_id).cloned();
+        session.is_some_and(|s| s.kick(reason))
     }
 
     /// Changes the routing state, then tells the backplane (if any) whose interest changed.

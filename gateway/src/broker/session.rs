@@ -299,6 +299,12 @@ impl Session {
         st.durable.take_will()
     }
 
+    /// Tells the current connection, if any, to close with `reason` (a client taken over on
+    /// another node); its end settles the will and expiry as any close does.
+    pub(crate) fn kick(&self, reason: ReasonCode) -> bool {
+        self.state.lock().link.kick_current(reason)
+    }
+
     /// The username the ACL decides this session's reads for: its current
     /// or last connection's.
     pub(crate) fn username(&self) -> Option<Arc<str>> {

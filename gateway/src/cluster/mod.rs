@@ -9,6 +9,7 @@
 
 mod lease;
 mod node;
+mod owners;
 mod retained;
 mod subject;
 

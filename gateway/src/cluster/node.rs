@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::lease::{Addresses, Leases};
+use super::owners::Owners;
 use super::retained;
 use super::subject::{filter_to_subjects, subject_to_topic, topic_to_subject};
 use super::ClusterError;
@@ -67,6 +68,8 @@ enum Out {
 pub(crate) struct Node {
     /// This node's lease, and the view of the others'.
     leases: Arc<Leases>,
+    /// This node's claims on client ids.
+    owners: Arc<Owners>,
     out: mpsc::UnboundedSender<Out>,
     interest: mpsc::UnboundedSender<Vec<(Box<str>, bool)>>,
 }
@@ -94,6 +97,10 @@ impl Backplane for Node {
             }
             Ok(())
         }))
+    }
+
+    fn claim(&self, client_id: &str) -> AckWait {
+        self.owners.claim(client_id)
     }
 
     fn interest(&self, changes: Vec<(Box<str>, bool)>) {
@@ -173,8 +180,17 @@ impl Node {
             shutdown.clone(),
         )
         .await?;
+        let owners = Owners::start(
+            &js,
+            config.replicas(),
+            name.clone(),
+            broker.clone(),
+            shutdown.clone(),
+        )
+        .await?;
         let node = Arc::new(Self {
             leases,
+            owners,
             out: out_tx,
             interest: interest_tx,
         });

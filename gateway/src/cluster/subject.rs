@@ -50,6 +50,20 @@ fn push_level(out: &mut String, level: &str) {
     }
 }
 
+/// One NATS token (or key-value key) for any string, with the same escapes as a topic level.
+pub(crate) fn token(level: &str) -> String {
+    let mut out = String::with_capacity(level.len() + 1);
+    push_level(&mut out, level);
+    out
+}
+
+/// The string [`token`] made `token` from.
+pub(crate) fn untoken(token: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(token.len());
+    decode_token(token, &mut bytes)?;
+    String::from_utf8(bytes).ok()
+}
+
 /// The subject of `topic` under `prefix` (like `aviary.t`).
 pub(crate) fn topic_to_subject(prefix: &str, topic: &str) -> String {
     let mut out = String::with_capacity(prefix.len() + topic.len() * 3 / 2 + 1);
@@ -182,6 +196,15 @@ mod tests {
             ["aviary.t.pets", "aviary.t.pets.>"]
         );
         assert_eq!(filter_to_subjects(P, "a.b/+"), ["aviary.t.a_2Eb.*"]);
+    }
+
+    #[test]
+    fn tokens_round_trip() {
+        for s in ["", "client-1", "a/b.c d", "é_*>"] {
+            let t = token(s);
+            assert!(nats_token_ok(&t), "{t}");
+            assert_eq!(untoken(&t).as_deref(), Some(s));
+        }
     }
 
     #[test]

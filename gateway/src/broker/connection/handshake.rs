@@ -98,6 +98,12 @@ where
         }
     };
     let version = connect.protocol;
+    if let Err(e) = claim(broker, &connect).await {
+        warn!(error = %e, "connection refused: the cluster did not confirm the client id");
+        let nack = ConnAck::new(ReasonCode::SERVER_UNAVAILABLE, false);
+        let _ = write_packet(wr, &Packet::ConnAck(Box::new(nack)), version).await;
+        return None;
+    }
     match accept(broker, connect, &info) {
         Ok((ack, opened, params)) => {
             // Registered before the CONNACK goes out, so a client that has
@@ -132,6 +138,20 @@ where
             None
         }
     }
+}
+
+/// In cluster mode, makes this node the one holding the client id, so that a connection
+/// with the same id on another node is closed (0x8E). An id the broker will assign or
+/// refuse needs no claim.
+async fn claim(broker: &Broker, connect: &Connect) -> Result<(), crate::broker::ForwardError> {
+    let Some(backplane) = broker.backplane() else {
+        return Ok(());
+    };
+    let id = &connect.client_id;
+    if id.is_empty() || id.len() > broker.config().max_client_id_length {
+        return Ok(());
+    }
+    backplane.claim(id).await
 }
 
 /// Reads bytes until the first packet is complete. `Err(None)`: end of stream.

@@ -91,6 +91,13 @@ impl Link {
         }
     }
 
+    /// Tells the current connection, if any, to close with `reason`, leaving it attached: its
+    /// end detaches it as any other close would (a client taken over on another node).
+    pub(super) fn kick_current(&mut self, reason: ReasonCode) -> bool {
+        let kick = self.conn.as_mut().and_then(|c| c.kick.take());
+        kick.map(|k| k.send(reason)).is_some()
+    }
+
     /// The connection `id`, if it is still the current one.
     pub(super) fn current(&mut self, id: u64) -> Option<&mut Conn> {
         self.conn.as_mut().filter(|c| c.id == id)

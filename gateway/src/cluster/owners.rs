@@ -1,0 +1,156 @@
+//! One connection per client id across the cluster, enforced by compare-and-set, not timing.
+//!
+//! The `AVIARY_CLIENTS` bucket holds, per client id, the node whose connection has it. A node
+//! accepts a CONNECT only after it has written its name there over the last revision it read
+//! (create, or update at that revision; a lost race reads again and retries). Every node
+//! watches the bucket: when a client id it holds is written by another node at a later
+//! revision than its own claim, it closes its connection of that id with DISCONNECT 0x8E
+//! (Session taken over). The newest claim wins, wherever it was made, and each node decides
+//! from the revisions alone.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::subject::{token, untoken};
+use super::ClusterError;
+use crate::broker::{AckWait, Broker, ForwardError};
+
+/// The bucket of client-id owners.
+const BUCKET: &str = "AVIARY_CLIENTS";
+/// Compare-and-set attempts before a CONNECT is refused: each lost one means another node
+/// claimed the same id in between, so this many in a row is a storm, not bad luck.
+const ATTEMPTS: usize = 32;
+
+/// This node's claims on client ids.
+#[derive(Debug)]
+pub(super) struct Owners {
+    kv: kv::Store,
+    node: String,
+    /// The revision of this node's latest claim per key.
+    claims: Mutex<HashMap<String, u64>>,
+    /// Claims of one key on this node go one at a time (striped by key): they would only
+    /// race each other at the bucket, and a storm of connects with one id would exhaust
+    /// their attempts.
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+/// Claim stripes per node.
+const STRIPES: usize = 64;
+
+impl Owners {
+    /// Opens the bucket and starts watching it until `shutdown`.
+    pub(super) async fn start(
+        js: &jetstream::Context,
+        replicas: u8,
+        node: String,
+        broker: Broker,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>, ClusterError> {
+        let kv = js
+            .create_or_update_key_value(kv::Config {
+                bucket: BUCKET.to_owned(),
+                history: 1,
+                storage: jetstream::stream::StorageType::File,
+                num_replicas: usize::from(replicas),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ClusterError::Stream(e.to_string()))?;
+        let mut watch = kv
+            .watch_all()
+            .await
+            .map_err(|e| ClusterError::Stream(e.to_string()))?;
+        let owners = Arc::new(Self {
+            kv,
+            node,
+            claims: Mutex::new(HashMap::new()),
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+        });
+        let watching = owners.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    next = watch.next() => next,
+                    () = shutdown.cancelled() => None,
+                };
+                match next {
+                    None => break,
+                    Some(Ok(entry)) => watching.seen(&broker, &entry),
+                    Some(Err(e)) => debug!(error = %e, "client owner watch hiccup"),
+                }
+            }
+        });
+        Ok(owners)
+    }
+
+    /// Claims `client_id` for this node; the wait completes once the claim is written.
+    pub(super) fn claim(self: &Arc<Self>, client_id: &str) -> AckWait {
+        let (owners, key) = (self.clone(), token(client_id));
+        Box::pin(async move { owners.write_claim(key).await })
+    }
+
+    async fn write_claim(&self, key: String) -> Result<(), ForwardError> {
+        let stripe = {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&key, &mut h);
+            std::hash::Hasher::finish(&h) as usize % STRIPES
+        };
+        let _one_at_a_time = self.stripes[stripe].lock().await;
+        let value = Bytes::from(self.node.clone());
+        for _ in 0..ATTEMPTS {
+            let current = self
+                .kv
+                .entry(&key)
+                .await
+                .map_err(|e| ForwardError(e.to_string()))?;
+            let written = match current {
+                // A deleted or purged key is absent: `create` takes it over.
+                Some(e) if e.operation == kv::Operation::Put => {
+                    self.kv.update(&key, value.clone(), e.revision).await.ok()
+                }
+                _ => self.kv.create(&key, value.clone()).await.ok(),
+            };
+            if let Some(revision) = written {
+                let mut claims = self.claims.lock();
+                let slot = claims.entry(key).or_default();
+                *slot = (*slot).max(revision);
+                return Ok(());
+            }
+        }
+        Err(ForwardError(format!(
+            "the client id was claimed elsewhere {ATTEMPTS} times in a row"
+        )))
+    }
+
+    /// A write to the bucket: if another node took a client id this node holds, later than
+    /// this node's claim, this node's connection of it goes.
+    fn seen(&self, broker: &Broker, entry: &kv::Entry) {
+        if entry.operation != kv::Operation::Put || entry.value == self.node.as_bytes() {
+            return;
+        }
+        let mut claims = self.claims.lock();
+        let Some(&mine) = claims.get(&entry.key) else {
+            return;
+        };
+        if entry.revision <= mine {
+            return;
+        }
+        claims.remove(&entry.key);
+        drop(claims);
+        let Some(client_id) = untoken(&entry.key) else {
+            warn!(key = %entry.key, "a client owner key that does not decode");
+            return;
+        };
+        let owner = String::from_utf8_lossy(&entry.value);
+        if broker.kick_client(&client_id, aviary_protocol::ReasonCode::SESSION_TAKEN_OVER) {
+            info!(%client_id, %owner, "client taken over by a connection on another node");
+        }
+    }
+}
