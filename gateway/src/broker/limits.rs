@@ -34,7 +34,7 @@ impl RefusalLog {
     /// lately; `detail` says who and what.
     pub(crate) fn refused(&self, metrics: &Metrics, limit: Limit, detail: std::fmt::Arguments<'_>) {
         metrics.refused(limit);
-        let i = Limit::ALL.iter().position(|l| *l == limit).unwrap_or(0);
+        let i = limit as usize;
         let now = Instant::now();
         let refusals = {
             let mut last = self.last.lock();

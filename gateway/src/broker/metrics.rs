@@ -87,7 +87,8 @@ pub enum Denied {
 }
 
 impl Denied {
-    /// Every kind, in the order of [`Metrics::acl_denied`].
+    /// Every kind, in the order of [`Metrics::acl_denied`]: declaration order, so a kind's
+    /// place is `kind as usize`.
     pub const ALL: [Denied; 6] = [
         Denied::Publish,
         Denied::Subscribe,
@@ -132,7 +133,8 @@ pub enum Limit {
 }
 
 impl Limit {
-    /// Every limit, in the order of [`Metrics::limit_refusals`].
+    /// Every limit, in the order of [`Metrics::limit_refusals`]: declaration order, so a
+    /// limit's place is `limit as usize`.
     pub const ALL: [Limit; 8] = [
         Limit::Connections,
         Limit::ConnectionsPerAddress,
@@ -174,18 +176,36 @@ impl Metrics {
 
     /// Counts an ACL refusal.
     pub(crate) fn denied(&self, kind: Denied) {
-        let i = Denied::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-        Self::add(&self.acl_denied[i], 1);
+        self.denied_n(kind, 1);
+    }
+
+    /// Counts `n` ACL refusals of one kind.
+    pub(crate) fn denied_n(&self, kind: Denied, n: u64) {
+        Self::add(&self.acl_denied[kind as usize], n);
     }
 
     /// Counts a limit's refusal.
     pub(crate) fn refused(&self, limit: Limit) {
-        let i = Limit::ALL.iter().position(|l| *l == limit).unwrap_or(0);
-        Self::add(&self.limit_refusals[i], 1);
+        Self::add(&self.limit_refusals[limit as usize], 1);
     }
 
     /// Reads a counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_is_at_its_declared_place() {
+        for (i, kind) in Denied::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, i, "{kind:?}");
+        }
+        for (i, limit) in Limit::ALL.iter().enumerate() {
+            assert_eq!(*limit as usize, i, "{limit:?}");
+        }
     }
 }

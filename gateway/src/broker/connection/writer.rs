@@ -172,11 +172,9 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             self.session
                 .take_batch_readable(self.link_id, BATCH, now, (retained, &readable));
         if denied.get() > 0 {
-            let i = Denied::ALL.iter().position(|d| *d == Denied::Retained);
-            Metrics::add(
-                &self.broker.metrics().acl_denied[i.unwrap_or(0)],
-                denied.get(),
-            );
+            self.broker
+                .metrics()
+                .denied_n(Denied::Retained, denied.get());
         }
         if batch.wait_for_store {
             if let Some(persist) = self.broker.persist() {
