@@ -67,17 +67,7 @@ impl Leases {
         broker: Broker,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, ClusterError> {
-        let kv = js
-            .create_or_update_key_value(kv::Config {
-                bucket: BUCKET.to_owned(),
-                history: 1,
-                max_age: LEASE,
-                storage: jetstream::stream::StorageType::File,
-                num_replicas: usize::from(replicas),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ClusterError::Stream(e.to_string()))?;
+        let kv = super::bucket(js, BUCKET, replicas, LEASE).await?;
         let leases = Arc::new(Self {
             kv,
             node,

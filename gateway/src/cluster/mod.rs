@@ -16,6 +16,26 @@ mod subject;
 pub use lease::{Addresses, NodeInfo};
 pub(crate) use node::Node;
 
+/// Opens (creating or updating) one of Aviary's key-value buckets: one value per key, on
+/// disk, `replicas` copies; values older than `max_age` go (zero: never).
+async fn bucket(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    replicas: u8,
+    max_age: std::time::Duration,
+) -> Result<async_nats::jetstream::kv::Store, ClusterError> {
+    js.create_or_update_key_value(async_nats::jetstream::kv::Config {
+        bucket: name.to_owned(),
+        history: 1,
+        max_age,
+        storage: async_nats::jetstream::stream::StorageType::File,
+        num_replicas: usize::from(replicas),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| ClusterError::Stream(e.to_string()))
+}
+
 /// Why a node could not join its cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

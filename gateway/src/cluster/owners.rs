@@ -53,16 +53,7 @@ impl Owners {
         broker: Broker,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, ClusterError> {
-        let kv = js
-            .create_or_update_key_value(kv::Config {
-                bucket: BUCKET.to_owned(),
-                history: 1,
-                storage: jetstream::stream::StorageType::File,
-                num_replicas: usize::from(replicas),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ClusterError::Stream(e.to_string()))?;
+        let kv = super::bucket(js, BUCKET, replicas, std::time::Duration::ZERO).await?;
         let mut watch = kv
             .watch_all()
             .await
