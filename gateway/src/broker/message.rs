@@ -9,6 +9,9 @@ use aviary_protocol::{ByteString, MessageProperties, Publish, PublishProperties,
 use bytes::Bytes;
 use tokio::time::Instant;
 
+mod slot;
+pub(crate) use slot::StoreSlot;
+
 /// A routed application message.
 #[derive(Debug, Clone)]
 pub(crate) struct Message {
@@ -21,14 +24,7 @@ pub(crate) struct Message {
     pub(crate) expires_at: Option<Instant>,
     /// Its record in the store, once a persistent session queued it: written
     /// once however many sessions queue it, and removed with the last.
-    pub(crate) stored: std::sync::OnceLock<Arc<StoredRef>>,
-}
-
-/// A message's record in the store, and how many queue entries refer to it.
-#[derive(Debug)]
-pub(crate) struct StoredRef {
-    pub(crate) id: crate::store::MessageId,
-    pub(crate) refs: std::sync::atomic::AtomicUsize,
+    pub(crate) stored: StoreSlot,
 }
 
 impl Message {

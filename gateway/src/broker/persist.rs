@@ -14,7 +14,7 @@
 pub(super) mod convert;
 
 use std::num::NonZeroU16;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use aviary_protocol::{ByteString, ProtocolVersion, TopicFilter};
@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::message::StoredRef;
+use super::message::StoreSlot;
 use super::session::{Event, Inflight, RecoveredSession};
 use super::{Broker, Message, Outgoing};
 use crate::store::{
@@ -83,10 +83,8 @@ impl Persist {
                         client_id: client_id.clone(),
                         seq,
                     });
-                    if let Some(stored) = out.msg.stored.get() {
-                        if stored.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
-                            ops.push(Op::DeleteMessage { id: stored.id });
-                        }
+                    if let Some(id) = out.msg.stored.release() {
+                        ops.push(Op::DeleteMessage { id });
                     }
                     continue;
                 }
@@ -95,8 +93,8 @@ impl Persist {
             let id = if matches!(state, DeliveryState::Queued) {
                 self.reference(&out.msg, clocks, &mut ops)
             } else {
-                match out.msg.stored.get() {
-                    Some(stored) => stored.id,
+                match out.msg.stored.id() {
+                    Some(id) => id,
                     None => continue,
                 }
             };
@@ -121,24 +119,16 @@ impl Persist {
     /// The message's id in the store, writing the message first if no queue entry refers to
     /// it yet.
     fn reference(&self, msg: &Message, clocks: Clocks, ops: &mut Vec<Op>) -> MessageId {
-        let mut new = false;
-        let stored = msg.stored.get_or_init(|| {
-            new = true;
-            Arc::new(StoredRef {
-                id: MessageId(self.next_message_id.fetch_add(1, Ordering::Relaxed)),
-                refs: AtomicUsize::new(0),
-            })
-        });
-        if stored.refs.fetch_add(1, Ordering::AcqRel) == 0 {
-            new = true;
-        }
-        if new {
+        let reference = msg
+            .stored
+            .reference(|| MessageId(self.next_message_id.fetch_add(1, Ordering::Relaxed)));
+        if reference.write {
             ops.push(Op::PutMessage {
-                id: stored.id,
+                id: reference.id,
                 message: convert::stored_message(msg, clocks),
             });
         }
-        stored.id
+        reference.id
     }
 
     /// An incoming QoS 2 exchange of a persistent session opened or closed.
@@ -260,12 +250,10 @@ impl Broker {
             .messages
             .into_iter()
             .map(|(id, stored)| {
-                let msg = convert::message(stored, clocks);
-                let stored_ref = StoredRef {
-                    id,
-                    refs: AtomicUsize::new(0),
+                let msg = Message {
+                    stored: StoreSlot::recovered(id),
+                    ..convert::message(stored, clocks)
                 };
-                let _ = msg.stored.set(Arc::new(stored_ref));
                 (id, Arc::new(msg))
             })
             .collect();
@@ -296,11 +284,12 @@ impl Broker {
         // Queues and QoS 2 ids of sessions that are gone, and messages nobody refers to.
         let orphans = queues.into_keys().chain(incoming.into_keys());
         stale.extend(orphans.map(|client_id| Op::DeleteSession { client_id }));
-        stale.extend(messages.values().filter_map(|m| {
-            let stored = m.stored.get()?;
-            (stored.refs.load(Ordering::Relaxed) == 0)
-                .then_some(Op::DeleteMessage { id: stored.id })
-        }));
+        stale.extend(
+            messages
+                .values()
+                .filter_map(|m| m.stored.unreferenced())
+                .map(|id| Op::DeleteMessage { id }),
+        );
         if let Some(persist) = &self.shared.persist {
             if !stale.is_empty() {
                 persist.send(stale);
@@ -349,9 +338,8 @@ fn restore_queue(
             });
             continue;
         };
-        if let Some(stored) = msg.stored.get() {
-            stored.refs.fetch_add(1, Ordering::Relaxed);
-        }
+        // A recovered record is live, so this counts the entry and allocates nothing.
+        msg.stored.reference(|| entry.message);
         let out = Outgoing {
             msg: msg.clone(),
             qos: entry.qos,

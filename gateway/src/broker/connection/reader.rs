@@ -409,7 +409,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                 .broker
                 .publish_from(msg.clone(), Some(self.session.key));
             // Written to the store: queued for a persistent session, or retained.
-            commit = msg.stored.get().is_some() || msg.retain;
+            commit = msg.stored.written() || msg.retain;
             cluster = wait;
             // Other nodes may have subscribers: "no matching subscribers" is not ours to say.
             if self.broker.backplane().is_some() {
