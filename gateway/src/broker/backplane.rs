@@ -1,7 +1,7 @@
 //! The seam to other gateway nodes (cluster mode; see DESIGN.md, "Cluster: the backplane").
 //! The broker routes every message to its own subscribers and hands those its clients
 //! published to a [`Backplane`], which carries them to the other nodes; messages from other
-//! nodes come back in through [`Broker::publish_remote`]. The broker never knows it is NATS.
+//! nodes come back in through [`Broker::publish_live`] and [`Broker::publish_streamed`]. The broker never knows it is NATS.
 //!
 //! The backplane also hears which topic filters this node has subscribers for (the interest
 //! NATS routes by), as the subscription tree notes them: told under the routing lock, so the
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::persist::convert::{self, Clocks};
-use super::publish::Source;
+use super::publish::{Origin, Source};
 use super::router::ClientKey;
 use super::{Broker, Message, Routing};
 use crate::store::codec;
@@ -31,9 +31,11 @@ pub(crate) type AckWait = Pin<Box<dyn Future<Output = Result<(), ForwardError>> 
 
 /// Carries messages to the other nodes, and this node's interest to where it is routed by.
 pub(crate) trait Backplane: Send + Sync + Debug {
-    /// Hands over a message published on this node. For QoS 1/2 the returned wait completes
-    /// once the cluster holds it; the publisher's PUBACK/PUBREC waits for it.
-    fn forward(&self, msg: &Message) -> Option<AckWait>;
+    /// Hands over a message published on this node, by the local client `publisher` if any
+    /// (it comes back to this node's persistent sessions through the stream, where No Local
+    /// needs to know). For QoS 1/2 the returned wait completes once the cluster holds it; the
+    /// publisher's PUBACK/PUBREC waits for it.
+    fn forward(&self, msg: &Message, publisher: Option<ClientKey>) -> Option<AckWait>;
 
     /// Claims `client_id` for a connection on this node; the connection is accepted once the
     /// wait completes, and a connection elsewhere with the same client id is closed.
@@ -102,17 +104,23 @@ impl Broker {
         let count = self.route(&msg, Source::Here(publisher));
         // `$SYS` describes this node: each node has its own.
         let wait = match self.backplane() {
-            Some(b) if !msg.topic.starts_with("$SYS") => b.forward(&msg),
+            Some(b) if !msg.topic.starts_with("$SYS") => b.forward(&msg, publisher),
             _ => None,
         };
         (count, wait)
     }
 
-    /// Routes a message another node published: to the subscriptions to exactly `filter`
-    /// when NATS delivered it for that filter (a QoS 0 message), or to every matching one
-    /// (a message from the stream, which comes once per node). Not handed on again.
-    pub(crate) fn publish_remote(&self, msg: Message, filter: Option<&str>) -> usize {
-        self.route(&Arc::new(msg), Source::Remote(filter))
+    /// Routes a QoS 0 message another node published, which NATS delivered for `filter`:
+    /// to the subscriptions to exactly that filter. Not handed on again.
+    pub(crate) fn publish_live(&self, msg: Message, filter: &str) -> usize {
+        self.route(&Arc::new(msg), Source::Live(filter))
+    }
+
+    /// Routes a message from the cluster's stream, which comes once per node: to every
+    /// matching subscription, or, when this node published it, to the persistent sessions,
+    /// which take their QoS 1/2 messages from the stream only. Not handed on again.
+    pub(crate) fn publish_streamed(&self, msg: Message, origin: Origin) -> usize {
+        self.route(&Arc::new(msg), Source::Stream(origin))
     }
 
     /// Keeps (or clears) a retained message published on another node, as the cluster's

@@ -25,6 +25,9 @@ pub(crate) struct Message {
     /// Its record in the store, once a persistent session queued it: written
     /// once however many sessions queue it, and removed with the last.
     pub(crate) stored: StoreSlot,
+    /// Its sequence number in the cluster's message stream, when it came from there: a
+    /// session moving between nodes tells by it which messages the old node already had.
+    pub(crate) stream_seq: Option<std::num::NonZeroU64>,
 }
 
 impl Message {
@@ -42,6 +45,7 @@ impl Message {
             properties,
             expires_at,
             stored: Default::default(),
+            stream_seq: None,
         }
     }
 
@@ -52,6 +56,7 @@ impl Message {
             Some(secs) => Arc::new(Self {
                 expires_at: Some(now + std::time::Duration::from_secs(u64::from(secs))),
                 stored: Default::default(),
+                stream_seq: None,
                 ..Self::clone(&self)
             }),
             None => self,

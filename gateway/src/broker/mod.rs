@@ -51,8 +51,10 @@ pub use history::HistoryEntry;
 pub(crate) use message::{Message, Outgoing};
 pub use metrics::Metrics;
 use persist::Persist;
+pub(crate) use publish::Origin;
 use retained::RetainedStore;
-use router::{ClientKey, Subscription, SubscriptionTree};
+pub(crate) use router::ClientKey;
+use router::{Subscription, SubscriptionTree};
 pub(crate) use session::{
     Connecting, Ending, Enqueued, Qos2Received, QueueLimits, RetainedCursor, Session,
     SharedRetained, Will,
@@ -383,6 +385,7 @@ impl Broker {
             properties: Default::default(),
             expires_at: None,
             stored: Default::default(),
+            stream_seq: None,
         };
         self.publish(Arc::new(msg), None)
     }

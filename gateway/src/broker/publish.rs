@@ -10,8 +10,32 @@ use std::sync::Arc;
 pub(super) enum Source<'a> {
     /// A client of this node (or the broker itself), for No Local.
     Here(Option<ClientKey>),
-    /// Another node; for the subscriptions to exactly this filter, if set.
-    Remote(Option<&'a str>),
+    /// Another node, over core NATS (QoS 0): for the subscriptions to exactly this filter.
+    Live(&'a str),
+    /// The cluster's message stream (QoS 1/2), once per node.
+    Stream(Origin),
+}
+
+/// Which node published a message that came from the cluster's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Another node.
+    Elsewhere,
+    /// This node, by this local client (for No Local) if any.
+    Here(Option<ClientKey>),
+}
+
+/// Which sessions a message is for. In cluster mode a persistent session takes its QoS 1/2
+/// messages only from the message stream, in the stream's order, even those published on its
+/// own node: a session moving to another node then knows by the stream's sequence numbers
+/// which messages the old node had, so none is lost or delivered twice in the move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    All,
+    /// Sessions that end with their connection (the local fast path).
+    Transient,
+    /// Persistent sessions (this node's own message, back from the stream).
+    Persistent,
 }
 
 use super::metrics::{self, Metrics};
@@ -27,22 +51,36 @@ impl Broker {
 
     /// Routes a message to the matching subscriptions, and records its history. One published
     /// here is also kept if it is retained; one from another node is routed only to the
-    /// subscriptions to exactly `only`, if set (see [`Broker::publish_remote`]), and the
+    /// subscriptions to exactly `only`, if set (see [`Broker::publish_live`]), and the
     /// retained store hears of it from the cluster's retained stream instead.
     pub(super) fn route(&self, msg: &Arc<Message>, from: Source<'_>) -> usize {
-        let (publisher, only) = match from {
+        let (publisher, only, audience) = match from {
             Source::Here(publisher) => {
                 self.keep_retained(msg);
-                (publisher, None)
+                let streamed = self.backplane().is_some()
+                    && msg.qos != aviary_protocol::QoS::AtMostOnce
+                    && !msg.topic.starts_with("$SYS");
+                let audience = if streamed {
+                    Audience::Transient
+                } else {
+                    Audience::All
+                };
+                (publisher, None, audience)
             }
-            Source::Remote(only) => (None, only),
+            Source::Live(only) => (None, Some(only), Audience::All),
+            Source::Stream(Origin::Here(publisher)) => (publisher, None, Audience::Persistent),
+            Source::Stream(Origin::Elsewhere) => (None, None, Audience::All),
         };
-        // A QoS 0 message from another node comes once per matching filter: history takes
-        // the copies that come once.
-        if only.is_none() {
+        // A QoS 0 message from another node comes once per matching filter, and this node's
+        // own messages come back from the stream: history takes each message once.
+        if only.is_none() && audience != Audience::Persistent {
             self.shared.history.record(&msg.topic, &msg.payload);
         }
-        let targets = self.targets(msg, publisher, only);
+        let mut targets = self.targets(msg, publisher, only);
+        if audience != Audience::All {
+            let persistent = audience == Audience::Persistent;
+            targets.retain(|(session, _)| session.is_persistent() == persistent);
+        }
         self.deliver(msg, targets)
     }
 

@@ -58,6 +58,9 @@ pub(crate) struct Session {
     online: AtomicBool,
     /// Whether the store holds a record of this session.
     stored: AtomicBool,
+    /// Whether the session outlives its connection (expiry above zero), for routing to read
+    /// without locking.
+    persistent: AtomicBool,
     /// The store, told of every change to a persistent session's messages.
     persist: Option<Arc<Persist>>,
     state: Mutex<SessionState>,
@@ -139,6 +142,7 @@ impl Session {
             client_id,
             online: AtomicBool::new(false),
             stored: AtomicBool::new(false),
+            persistent: AtomicBool::new(false),
             persist: None,
             state: Mutex::new(SessionState::default()),
         }
@@ -148,9 +152,22 @@ impl Session {
     pub(crate) fn with_store(mut self, persist: Option<Arc<Persist>>) -> Self {
         self.persist = persist;
         let mut st = self.state.lock();
-        self.set_journaled(&mut st);
+        self.expiry_changed(&mut st);
         drop(st);
         self
+    }
+
+    /// Settles what follows from the expiry interval: whether the session persists, and so
+    /// whether the store is told of its changes.
+    fn expiry_changed(&self, st: &mut SessionState) {
+        let persistent = st.durable.expiry_secs() > 0;
+        self.persistent.store(persistent, Ordering::Release);
+        self.set_journaled(st);
+    }
+
+    /// Whether the session outlives its connection.
+    pub(crate) fn is_persistent(&self) -> bool {
+        self.persistent.load(Ordering::Acquire)
     }
 
     /// A session rebuilt, offline, from what a store kept; the deadlines of
@@ -165,6 +182,7 @@ impl Session {
             client_id: recovered.client_id.clone(),
             online: AtomicBool::new(false),
             stored: AtomicBool::new(false),
+            persistent: AtomicBool::new(recovered.expiry_secs > 0),
             persist: None,
             state: Mutex::new(state),
         }
@@ -224,7 +242,7 @@ impl Session {
         st.durable.set_expiry(c.expiry_secs);
         st.durable.set_disconnected_at(None);
         st.durable.set_username(c.username);
-        self.set_journaled(&mut st);
+        self.expiry_changed(&mut st);
         let previous = st.durable.set_will(c.will);
         self.online.store(true, Ordering::Release);
         drop(st);
@@ -245,7 +263,7 @@ impl Session {
         self.online.store(false, Ordering::Release);
         st.durable.set_expiry(ending.expiry_secs);
         st.durable.set_disconnected_at(Some(Instant::now()));
-        self.set_journaled(&mut st);
+        self.expiry_changed(&mut st);
         let expiry_secs = st.durable.expiry_secs();
         let (mut will_now, mut will_delay_secs) = (None, None);
         match st.durable.will_delay() {

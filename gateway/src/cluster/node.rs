@@ -14,9 +14,11 @@
 //! - **In, from the stream.** One durable consumer per node (not one per subscription),
 //!   filtered to the same subjects: each message comes once and is routed to every local
 //!   subscriber, then acknowledged once the local store holds what it queued. The node's own
-//!   messages are skipped by their header.
+//!   messages (known by their header) go to its persistent sessions only, which take QoS 1/2
+//!   from the stream alone (see `broker::publish`).
 
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +36,9 @@ use super::owners::Owners;
 use super::retained;
 use super::subject::{filter_to_subjects, subject_to_topic, topic_to_subject};
 use super::ClusterError;
-use crate::broker::{decode_wire, encode_wire, AckWait, Backplane, Broker, ForwardError, Message};
+use crate::broker::{
+    decode_wire, encode_wire, AckWait, Backplane, Broker, ClientKey, ForwardError, Message, Origin,
+};
 use crate::config::ClusterConfig;
 
 /// Subject prefix of QoS 0 messages (core NATS).
@@ -45,6 +49,8 @@ const STREAM_PREFIX: &str = "aviary.q";
 const STREAM: &str = "AVIARY_MESSAGES";
 /// The header naming the node a message was published on.
 const ORIGIN: &str = "Aviary-Node";
+/// The header naming, on its own node, the client that published a message.
+const PUBLISHER: &str = "Aviary-Publisher";
 /// A consumer filter no topic maps to (an escape is `_` and two hex digits): what the
 /// consumer listens to while the node has no subscribers, since no filter means everything.
 const NOTHING: &str = "aviary.q._none_";
@@ -59,6 +65,8 @@ enum Out {
     Stream {
         subject: String,
         payload: Bytes,
+        /// The local client that published it, for No Local when it comes back.
+        publisher: Option<ClientKey>,
         ack: oneshot::Sender<Result<(), ForwardError>>,
     },
 }
@@ -75,7 +83,7 @@ pub(crate) struct Node {
 }
 
 impl Backplane for Node {
-    fn forward(&self, msg: &Message) -> Option<AckWait> {
+    fn forward(&self, msg: &Message, publisher: Option<ClientKey>) -> Option<AckWait> {
         let payload = Bytes::from(encode_wire(msg));
         let qos0 = msg.qos == aviary_protocol::QoS::AtMostOnce;
         let mut waits = Vec::new();
@@ -89,7 +97,8 @@ impl Backplane for Node {
             let _ = self.out.send(Out::Live { subject, payload });
             return None;
         }
-        waits.push(self.to_stream(topic_to_subject(STREAM_PREFIX, &msg.topic), payload));
+        let subject = topic_to_subject(STREAM_PREFIX, &msg.topic);
+        waits.push(self.to_stream_from(subject, payload, publisher));
         Some(Box::pin(async move {
             for wait in waits {
                 wait.await
@@ -120,11 +129,22 @@ impl Node {
         subject: String,
         payload: Bytes,
     ) -> oneshot::Receiver<Result<(), ForwardError>> {
+        self.to_stream_from(subject, payload, None)
+    }
+
+    /// [`Node::to_stream`] for a message a local client published.
+    fn to_stream_from(
+        &self,
+        subject: String,
+        payload: Bytes,
+        publisher: Option<ClientKey>,
+    ) -> oneshot::Receiver<Result<(), ForwardError>> {
         let (ack, done) = oneshot::channel();
         // If the sending task is gone, `ack` is dropped with the message: the wait says so.
         let _ = self.out.send(Out::Stream {
             subject,
             payload,
+            publisher,
             ack,
         });
         done
@@ -283,12 +303,14 @@ async fn send(
             Out::Stream {
                 subject,
                 payload,
+                publisher,
                 ack,
             } => {
-                match js
-                    .publish_with_headers(subject, origin_headers(&node), payload)
-                    .await
-                {
+                let mut headers = origin_headers(&node);
+                if let Some(key) = publisher {
+                    headers.insert(PUBLISHER, key.to_string().as_str());
+                }
+                match js.publish_with_headers(subject, headers, payload).await {
                     Ok(pending) => {
                         tokio::spawn(async move {
                             let done = pending
@@ -391,7 +413,7 @@ impl Interest {
 fn deliver_live(broker: &Broker, filter: &str, m: async_nats::Message) {
     match decode(&m.subject, m.payload, LIVE) {
         Ok(msg) => {
-            broker.publish_remote(msg, Some(filter));
+            broker.publish_live(msg, filter);
         }
         Err(e) => warn!(subject = %m.subject, error = %e, "dropped a message from NATS"),
     }
@@ -438,20 +460,32 @@ async fn consume(
                 continue;
             }
         };
-        if origin(m.headers.as_ref()) != Some(node.as_str()) {
-            match decode(&m.subject, m.payload.clone(), STREAM_PREFIX) {
-                Ok(msg) => {
-                    broker.publish_remote(msg, None);
-                    if let Some(ticket) = broker.persist().and_then(|p| p.barrier().ok()) {
-                        if let Err(e) = ticket.await {
-                            warn!(error = %e, "not acknowledged to the stream: the store failed");
-                            continue;
-                        }
+        let from = if origin(m.headers.as_ref()) == Some(node.as_str()) {
+            Origin::Here(
+                m.headers
+                    .as_ref()
+                    .and_then(|h| h.get(PUBLISHER))
+                    .and_then(|v| v.as_str().parse::<ClientKey>().ok()),
+            )
+        } else {
+            Origin::Elsewhere
+        };
+        match decode(&m.subject, m.payload.clone(), STREAM_PREFIX) {
+            Ok(mut msg) => {
+                msg.stream_seq = m
+                    .info()
+                    .ok()
+                    .and_then(|i| NonZeroU64::new(i.stream_sequence));
+                broker.publish_streamed(msg, from);
+                if let Some(ticket) = broker.persist().and_then(|p| p.barrier().ok()) {
+                    if let Err(e) = ticket.await {
+                        warn!(error = %e, "not acknowledged to the stream: the store failed");
+                        continue;
                     }
                 }
-                Err(e) => {
-                    warn!(subject = %m.subject, error = %e, "dropped a message from the stream")
-                }
+            }
+            Err(e) => {
+                warn!(subject = %m.subject, error = %e, "dropped a message from the stream")
             }
         }
         if let Err(e) = m.ack().await {

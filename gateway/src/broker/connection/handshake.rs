@@ -281,6 +281,7 @@ fn accept(
             // Set when the will is published: its expiry counts from then.
             expires_at: None,
             stored: Default::default(),
+            stream_seq: None,
             topic: w.topic.into_inner(),
             payload: w.payload,
             qos: w.qos,

@@ -150,6 +150,7 @@ fn message(topic: &str) -> Arc<Message> {
         properties: Default::default(),
         expires_at: None,
         stored: Default::default(),
+        stream_seq: None,
     })
 }
 

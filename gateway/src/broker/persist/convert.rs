@@ -76,6 +76,7 @@ pub(crate) fn message(stored: StoredMessage, clocks: Clocks) -> Message {
         properties: stored.properties,
         expires_at: stored.expires_at_unix_ms.map(|ms| clocks.to_instant(ms)),
         stored: Default::default(),
+        stream_seq: None,
     }
 }
 

@@ -23,6 +23,7 @@ fn message(topic: &str, payload: &[u8], qos: QoS) -> Arc<Message> {
         properties: MessageProperties::default(),
         expires_at: None,
         stored: Default::default(),
+        stream_seq: None,
     })
 }
 
