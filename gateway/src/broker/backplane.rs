@@ -38,8 +38,10 @@ pub(crate) trait Backplane: Send + Sync + Debug {
     fn forward(&self, msg: &Message, publisher: Option<ClientKey>) -> Option<AckWait>;
 
     /// Claims `client_id` for a connection on this node; the connection is accepted once the
-    /// wait completes, and a connection elsewhere with the same client id is closed.
-    fn claim(&self, client_id: &str) -> AckWait;
+    /// wait completes, and a connection elsewhere with the same client id is closed. A session
+    /// the client left on another node moves here first ([`Broker::open_moving_session`]),
+    /// unless the client starts clean (`clean_start`), which ends it there.
+    fn claim(&self, client_id: &str, clean_start: bool) -> AckWait;
 
     /// Filters (a shared subscription's by its inner filter) that gained their first
     /// subscription on this node (`true`) or lost their last (`false`), in order. Must not

@@ -144,7 +144,7 @@ impl Broker {
 
     /// Undoes what the broker holds of a session that has ended (its routes
     /// and deadlines) and publishes its will. Call without the registry lock.
-    fn end_session(&self, session: &Arc<Session>, discarded: Discarded) {
+    pub(super) fn end_session(&self, session: &Arc<Session>, discarded: Discarded) {
         self.shared.timers.cancel(session.key);
         if let Some(p) = self.persist() {
             session.forget_record(p);

@@ -18,6 +18,7 @@
 
 mod backplane;
 pub mod connection;
+mod handover;
 mod history;
 mod lifecycle;
 pub(crate) mod limits;
@@ -46,6 +47,7 @@ use tokio::time::Instant;
 use crate::auth::Authorizer;
 use crate::config::{BrokerConfig, HistoryConfig};
 pub(crate) use backplane::{decode_wire, encode_wire, AckWait, Backplane, ForwardError};
+pub(crate) use handover::adopt_session;
 use history::History;
 pub use history::HistoryEntry;
 pub(crate) use message::{Message, Outgoing};

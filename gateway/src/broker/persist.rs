@@ -17,7 +17,7 @@ use std::num::NonZeroU16;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use aviary_protocol::{ByteString, ProtocolVersion, TopicFilter};
+use aviary_protocol::{ByteString, TopicFilter};
 use tracing::{error, info, warn};
 
 use std::collections::{BTreeMap, HashMap};
@@ -189,23 +189,7 @@ impl Persist {
         disconnected: Option<tokio::time::Instant>,
         will_due: Option<tokio::time::Instant>,
     ) {
-        let clocks = Clocks::now();
-        let record = SessionRecord {
-            client_id: client_id.clone(),
-            // The record is read back by this broker only, which speaks every version to
-            // whichever client returns; the field is kept for tools that read the store.
-            protocol: ProtocolVersion::V5,
-            expiry_secs: parts.expiry_secs,
-            disconnected_at_unix_ms: disconnected.map(|at| clocks.to_unix_ms(at)),
-            subscriptions: parts
-                .subscriptions
-                .iter()
-                .map(|(f, s)| convert::stored_subscription(f, s))
-                .collect(),
-            will: parts.will.as_ref().map(|w| convert::stored_will(w, clocks)),
-            will_due_at_unix_ms: will_due.map(|at| clocks.to_unix_ms(at)),
-            username: parts.username.as_deref().map(ByteString::from),
-        };
+        let record = convert::session_record(client_id, parts, disconnected, will_due);
         self.send(vec![Op::PutSession(record)]);
     }
 
@@ -364,7 +348,10 @@ fn restore_queue(
 /// A stored session as the broker rebuilds it. A session whose client was connected when the
 /// gateway stopped (no disconnection time) lost its connection then: its expiry and delayed will
 /// count from the restart. Errs with a filter that does not parse.
-fn recovered_session(record: SessionRecord, clocks: Clocks) -> Result<RecoveredSession, String> {
+pub(super) fn recovered_session(
+    record: SessionRecord,
+    clocks: Clocks,
+) -> Result<RecoveredSession, String> {
     let mut subscriptions = Vec::with_capacity(record.subscriptions.len());
     for s in record.subscriptions {
         let filter = TopicFilter::new(s.filter.to_string()).map_err(|_| s.filter.to_string())?;

@@ -25,6 +25,7 @@
 mod cursor;
 mod durable;
 mod link;
+mod moving;
 mod outbox;
 mod stored;
 
@@ -44,6 +45,7 @@ pub(crate) use cursor::{Readable, RetainedCursor, SharedRetained};
 use durable::Durable;
 pub(crate) use durable::{Qos2Received, RecoveredSession, Will};
 use link::Link;
+pub(crate) use moving::Handed;
 pub(crate) use outbox::Inflight;
 pub(crate) use outbox::{Batch, Enqueued, Event, QueueLimits};
 

@@ -3,10 +3,12 @@
 //! routes by interest to the nodes whose clients subscribed ([`node`]). Topics map to NATS
 //! subjects one to one ([`subject`]).
 //!
-//! What works so far: live messages at QoS 0, 1 and 2 between nodes, and retained messages
-//! kept cluster-wide ([`retained`]). Sessions, client-id ownership, node leases and `$share`
-//! across nodes come next; until then each node keeps those for its own clients.
+//! What works so far: live messages at QoS 0, 1 and 2 between nodes, retained messages kept
+//! cluster-wide ([`retained`]), node leases ([`lease`]), one connection per client id across
+//! the cluster ([`owners`]), and persistent sessions moving with their client between live
+//! nodes ([`handover`]). The sessions of a dead node and `$share` across nodes come next.
 
+mod handover;
 mod lease;
 mod node;
 mod owners;

@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::handover::{self, mark_subject, Handover, Sync, MARK_PREFIX};
 use super::lease::{Addresses, Leases};
 use super::owners::Owners;
 use super::retained;
@@ -51,9 +52,6 @@ const STREAM: &str = "AVIARY_MESSAGES";
 const ORIGIN: &str = "Aviary-Node";
 /// The header naming, on its own node, the client that published a message.
 const PUBLISHER: &str = "Aviary-Publisher";
-/// A consumer filter no topic maps to (an escape is `_` and two hex digits): what the
-/// consumer listens to while the node has no subscribers, since no filter means everything.
-const NOTHING: &str = "aviary.q._none_";
 /// How long a message may wait in the stream for a node that was away.
 const STREAM_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
@@ -78,6 +76,8 @@ pub(crate) struct Node {
     leases: Arc<Leases>,
     /// This node's claims on client ids.
     owners: Arc<Owners>,
+    /// Sessions moving here from other nodes.
+    handover: Arc<Handover>,
     out: mpsc::UnboundedSender<Out>,
     interest: mpsc::UnboundedSender<Vec<(Box<str>, bool)>>,
 }
@@ -108,8 +108,20 @@ impl Backplane for Node {
         }))
     }
 
-    fn claim(&self, client_id: &str) -> AckWait {
-        self.owners.claim(client_id)
+    fn claim(&self, client_id: &str, clean_start: bool) -> AckWait {
+        let (owners, handover) = (self.owners.clone(), self.handover.clone());
+        let client_id = client_id.to_owned();
+        // Spawned: a client that hangs up mid-way must not leave a session half moved.
+        let task = tokio::spawn(async move {
+            if let Some(from) = owners.claim(&client_id).await? {
+                handover.move_here(&client_id, &from, clean_start).await;
+            }
+            Ok(())
+        });
+        Box::pin(async move {
+            task.await
+                .unwrap_or_else(|e| Err(ForwardError(format!("the claim failed: {e}"))))
+        })
     }
 
     fn interest(&self, changes: Vec<(Box<str>, bool)>) {
@@ -191,6 +203,17 @@ impl Node {
             .map_err(|e| ClusterError::Stream(e.to_string()))?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (interest_tx, interest_rx) = mpsc::unbounded_channel();
+        let (sync_tx, sync_rx) = mpsc::unbounded_channel();
+        let handover = Handover::start(
+            client.clone(),
+            js.clone(),
+            &name,
+            broker.clone(),
+            sync_tx,
+            shutdown.clone(),
+        )
+        .await
+        .map_err(|e| ClusterError::Stream(e.to_string()))?;
         let leases = Leases::start(
             &js,
             config.replicas(),
@@ -211,6 +234,7 @@ impl Node {
         let node = Arc::new(Self {
             leases,
             owners,
+            handover,
             out: out_tx,
             interest: interest_tx,
         });
@@ -224,6 +248,7 @@ impl Node {
         )
         .await?;
         let filters = broker.attach_backplane(node.clone());
+        let reader = client.clone();
         tokio::spawn(send(
             client.clone(),
             js,
@@ -240,9 +265,15 @@ impl Node {
                 live: HashMap::new(),
                 shutdown: shutdown.clone(),
             }
-            .run(filters, interest_rx),
+            .run(filters, interest_rx, sync_rx),
         );
-        tokio::spawn(consume(consumer, name.clone(), broker.clone(), shutdown));
+        tokio::spawn(consume(
+            consumer,
+            reader,
+            name.clone(),
+            broker.clone(),
+            shutdown,
+        ));
         info!(node = %name, nats = %urls, "joined the cluster");
         Ok(node)
     }
@@ -252,10 +283,10 @@ fn consumer_name(node: &str) -> String {
     format!("node-{node}")
 }
 
+/// The consumer's configuration: the subjects of this node's filters, and always its
+/// handover markers (which also keep the filter from being empty, which would mean all).
 fn consumer_config(node: &str, mut subjects: Vec<String>) -> consumer::pull::Config {
-    if subjects.is_empty() {
-        subjects.push(NOTHING.to_owned());
-    }
+    subjects.push(mark_subject(node));
     consumer::pull::Config {
         durable_name: Some(consumer_name(node)),
         ack_policy: consumer::AckPolicy::Explicit,
@@ -346,8 +377,10 @@ impl Interest {
         mut self,
         initial: Vec<Box<str>>,
         mut changes: mpsc::UnboundedReceiver<Vec<(Box<str>, bool)>>,
+        mut syncs: mpsc::UnboundedReceiver<Sync>,
     ) {
         let mut batch: Vec<(Box<str>, bool)> = initial.into_iter().map(|f| (f, true)).collect();
+        let mut waiting: Vec<Sync> = Vec::new();
         loop {
             for (filter, present) in batch.drain(..) {
                 if present {
@@ -357,13 +390,22 @@ impl Interest {
                 }
             }
             self.update_consumer().await;
-            let next = tokio::select! {
-                next = changes.recv() => next,
-                () = self.shutdown.cancelled() => None,
-            };
-            let Some(next) = next else { break };
-            batch = next;
-            // Everything already waiting, in one consumer update.
+            for synced in waiting.drain(..) {
+                let _ = synced.send(());
+            }
+            tokio::select! {
+                next = changes.recv() => match next {
+                    Some(next) => batch = next,
+                    None => break,
+                },
+                sync = syncs.recv() => waiting.extend(sync),
+                () = self.shutdown.cancelled() => break,
+            }
+            // Everything already waiting, in one consumer update. A sync comes after the
+            // changes it must see, which are in the channel by then.
+            while let Ok(sync) = syncs.try_recv() {
+                waiting.push(sync);
+            }
             while let Ok(more) = changes.try_recv() {
                 batch.extend(more);
             }
@@ -436,6 +478,7 @@ pub(super) fn decode(subject: &str, payload: Bytes, prefix: &str) -> Result<Mess
 /// store holds what it queued.
 async fn consume(
     consumer: consumer::PullConsumer,
+    client: async_nats::Client,
     node: String,
     broker: Broker,
     shutdown: CancellationToken,
@@ -460,6 +503,16 @@ async fn consume(
                 continue;
             }
         };
+        if m.subject.starts_with(MARK_PREFIX) {
+            // Another node's filter may take in markers addressed to this one's neighbours.
+            if *m.subject == *mark_subject(&node) {
+                handover::marked(&client, &broker, m.payload.clone()).await;
+            }
+            if let Err(e) = m.ack().await {
+                debug!(error = %e, "marker acknowledgement failed");
+            }
+            continue;
+        }
         let from = if origin(m.headers.as_ref()) == Some(node.as_str()) {
             Origin::Here(
                 m.headers

@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 
 use super::subject::{token, untoken};
 use super::ClusterError;
-use crate::broker::{AckWait, Broker, ForwardError};
+use crate::broker::{Broker, ForwardError};
 
 /// The bucket of client-id owners.
 const BUCKET: &str = "AVIARY_CLIENTS";
@@ -81,13 +81,10 @@ impl Owners {
         Ok(owners)
     }
 
-    /// Claims `client_id` for this node; the wait completes once the claim is written.
-    pub(super) fn claim(self: &Arc<Self>, client_id: &str) -> AckWait {
-        let (owners, key) = (self.clone(), token(client_id));
-        Box::pin(async move { owners.write_claim(key).await })
-    }
-
-    async fn write_claim(&self, key: String) -> Result<(), ForwardError> {
+    /// Claims `client_id` for this node, once the claim is written: the node that held it
+    /// before, if another one.
+    pub(super) async fn claim(&self, client_id: &str) -> Result<Option<String>, ForwardError> {
+        let key = token(client_id);
         let stripe = {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             std::hash::Hash::hash(&key, &mut h);
@@ -101,9 +98,11 @@ impl Owners {
                 .entry(&key)
                 .await
                 .map_err(|e| ForwardError(e.to_string()))?;
+            let mut previous = None;
             let written = match current {
                 // A deleted or purged key is absent: `create` takes it over.
                 Some(e) if e.operation == kv::Operation::Put => {
+                    previous = Some(String::from_utf8_lossy(&e.value).into_owned());
                     self.kv.update(&key, value.clone(), e.revision).await.ok()
                 }
                 _ => self.kv.create(&key, value.clone()).await.ok(),
@@ -112,7 +111,7 @@ impl Owners {
                 let mut claims = self.claims.lock();
                 let slot = claims.entry(key).or_default();
                 *slot = (*slot).max(revision);
-                return Ok(());
+                return Ok(previous.filter(|p| *p != self.node));
             }
         }
         Err(ForwardError(format!(

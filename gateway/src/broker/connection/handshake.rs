@@ -98,13 +98,18 @@ where
         }
     };
     let version = connect.protocol;
-    if let Err(e) = claim(broker, &connect).await {
-        warn!(error = %e, "connection refused: the cluster did not confirm the client id");
-        let nack = ConnAck::new(ReasonCode::SERVER_UNAVAILABLE, false);
-        let _ = write_packet(wr, &Packet::ConnAck(Box::new(nack)), version).await;
-        return None;
+    // Signed in first: only then may the connection take its client id (and session) from
+    // another node.
+    let admitted = admit(broker, &connect, &info);
+    if admitted.is_ok() {
+        if let Err(e) = claim(broker, &connect).await {
+            warn!(error = %e, "connection refused: the cluster did not confirm the client id");
+            let nack = ConnAck::new(ReasonCode::SERVER_UNAVAILABLE, false);
+            let _ = write_packet(wr, &Packet::ConnAck(Box::new(nack)), version).await;
+            return None;
+        }
     }
-    match accept(broker, connect, &info) {
+    match admitted.and_then(|username| accept(broker, connect, username)) {
         Ok((ack, opened, params)) => {
             // Registered before the CONNACK goes out, so a client that has
             // its CONNACK always finds itself in the client list.
@@ -151,7 +156,7 @@ async fn claim(broker: &Broker, connect: &Connect) -> Result<(), crate::broker::
     if id.is_empty() || id.len() > broker.config().max_client_id_length {
         return Ok(());
     }
-    backplane.claim(id).await
+    backplane.claim(id, connect.clean_start).await
 }
 
 /// Reads bytes until the first packet is complete. `Err(None)`: end of stream.
@@ -211,20 +216,14 @@ fn authenticate(
 
 /// Validates a CONNECT and opens the session. On refusal, the reason
 /// to send in the CONNACK.
-fn accept(
-    broker: &Broker,
-    connect: Connect,
-    info: &ConnInfo,
-) -> Result<(ConnAck, Opened, Params), Refused> {
-    let config = broker.config();
-    let version = connect.protocol;
-    let v5 = version.is_v5();
-
+/// The checks before a connection may hold a client id: no enhanced authentication, a client
+/// id within limits, and a valid sign-in. The username it signed in as.
+fn admit(broker: &Broker, connect: &Connect, info: &ConnInfo) -> Result<Option<Arc<str>>, Refused> {
     if connect.properties.authentication_method.is_some() {
         // No enhanced authentication method is configured.
         return Err(ReasonCode::BAD_AUTHENTICATION_METHOD.into());
     }
-    if connect.client_id.len() > config.max_client_id_length {
+    if connect.client_id.len() > broker.config().max_client_id_length {
         broker.refused(
             Limit::ClientIdLength,
             format_args!(
@@ -235,7 +234,18 @@ fn accept(
         );
         return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID.into());
     }
-    let username = authenticate(broker, &connect, info)?;
+    authenticate(broker, connect, info)
+}
+
+/// Accepts an admitted CONNECT (see [`admit`]) signed in as `username`.
+fn accept(
+    broker: &Broker,
+    connect: Connect,
+    username: Option<Arc<str>>,
+) -> Result<(ConnAck, Opened, Params), Refused> {
+    let config = broker.config();
+    let version = connect.protocol;
+    let v5 = version.is_v5();
     let mut assigned = None;
     let client_id = if connect.client_id.is_empty() {
         // 3.1.1 allows an empty id only with a clean session [MQTT-3.1.3-8];

@@ -9,9 +9,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
+use aviary_protocol::{ByteString, ProtocolVersion};
+
+use super::RecordParts;
 use crate::broker::router::Subscription;
 use crate::broker::{Message, Will};
-use crate::store::{StoredMessage, StoredSubscription, StoredWill};
+use crate::store::{SessionRecord, StoredMessage, StoredSubscription, StoredWill};
 
 /// One reading of the monotonic and the wall clock, taken together.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +55,33 @@ impl Clocks {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A session's record as the store keeps it: connected (`disconnected` None) or waiting for
+/// its client, with the will and when it is due.
+pub(crate) fn session_record(
+    client_id: &ByteString,
+    parts: RecordParts,
+    disconnected: Option<Instant>,
+    will_due: Option<Instant>,
+) -> SessionRecord {
+    let clocks = Clocks::now();
+    SessionRecord {
+        client_id: client_id.clone(),
+        // The record is read back by this broker only, which speaks every version to
+        // whichever client returns; the field is kept for tools that read the store.
+        protocol: ProtocolVersion::V5,
+        expiry_secs: parts.expiry_secs,
+        disconnected_at_unix_ms: disconnected.map(|at| clocks.to_unix_ms(at)),
+        subscriptions: parts
+            .subscriptions
+            .iter()
+            .map(|(f, s)| stored_subscription(f, s))
+            .collect(),
+        will: parts.will.as_ref().map(|w| stored_will(w, clocks)),
+        will_due_at_unix_ms: will_due.map(|at| clocks.to_unix_ms(at)),
+        username: parts.username.as_deref().map(ByteString::from),
+    }
 }
 
 /// A message as the store keeps it.

@@ -190,6 +190,11 @@ impl Durable {
         }
     }
 
+    /// The incoming QoS 2 exchanges open now.
+    pub(super) fn incoming_qos2_open(&self) -> Vec<NonZeroU16> {
+        self.incoming_qos2.iter().copied().collect()
+    }
+
     /// Closes the incoming QoS 2 exchange `id`. False if none was open.
     pub(super) fn incoming_qos2_end(&mut self, id: NonZeroU16) -> bool {
         self.incoming_qos2.remove(&id)

@@ -29,6 +29,8 @@ use crate::broker::message::Outgoing;
 const PULL_BUDGET: usize = 4096;
 
 /// Bounds of a session's queue.
+mod adopt;
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct QueueLimits {
     pub(crate) max_messages: usize,
@@ -474,9 +476,13 @@ impl Outbox {
         }
     }
 
+    /// The messages in flight, in the order sent.
+    pub(crate) fn inflight(&self) -> &VecDeque<Inflight> {
+        &self.inflight
+    }
+
     /// The queued messages, oldest first.
-    #[cfg(test)]
-    pub(super) fn queue(&self) -> &VecDeque<Outgoing> {
+    pub(crate) fn queue(&self) -> &VecDeque<Outgoing> {
         &self.queue
     }
 

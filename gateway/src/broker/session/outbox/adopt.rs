@@ -1,0 +1,59 @@
+//! A session moving in from another node (cluster mode): its messages from the old node go
+//! ahead of those this node queued for it while the move was under way, and of those, the
+//! ones the old node had already had are dropped.
+//!
+//! Both nodes read the cluster's message stream in its order. The old node handed the session
+//! over when it reached a marker at stream sequence `after` in that order, so it had every
+//! message up to the marker (delivered, queued or in flight), and this node keeps only what
+//! came after. Messages that did not come through the stream (QoS 0, over core NATS) are kept:
+//! at most once promises nothing either way.
+
+use aviary_protocol::QoS;
+
+use super::{Event, Inflight, Outbox, Outgoing};
+
+impl Outbox {
+    /// Puts the old node's in-flight and queued messages first, then what this outbox queued
+    /// after the marker at stream sequence `after`, writing the new order to the store.
+    pub(crate) fn adopt(&mut self, inflight: Vec<Inflight>, queued: Vec<Outgoing>, after: u64) {
+        let mut held = Vec::with_capacity(self.queue.len());
+        while let Some(out) = self.remove_queued(0) {
+            // The store forgets its place: it is written again in the new order.
+            self.record(|| Event::Done(out.clone()), &out);
+            let had = out.msg.stream_seq.is_some_and(|s| s.get() <= after);
+            if !had {
+                held.push(Outgoing { seq: None, ..out });
+            }
+        }
+        for mut i in inflight {
+            i.out.seq = self.take_seq(&i.out);
+            if let (Some(journal), Some(_)) = (&mut self.journal, i.out.seq) {
+                journal.push(Event::Queued(i.out.clone()));
+                if i.out.qos == QoS::ExactlyOnce {
+                    journal.push(Event::Sent(i.out.clone(), i.packet_id));
+                    if i.released {
+                        journal.push(Event::Released(i.out.clone(), i.packet_id));
+                    }
+                }
+            }
+            self.next_packet_id = self.next_packet_id.max(i.packet_id.get());
+            self.inflight.push_back(i);
+        }
+        for mut out in queued.into_iter().chain(held) {
+            out.seq = self.take_seq(&out);
+            if let (Some(journal), Some(_)) = (&mut self.journal, out.seq) {
+                journal.push(Event::Queued(out.clone()));
+            }
+            self.account(&out, true);
+            self.queue.push_back(out);
+        }
+    }
+
+    /// The store key for `out` when the store keeps it (QoS 1/2 of a persistent session).
+    fn take_seq(&mut self, out: &Outgoing) -> Option<u64> {
+        (self.journal.is_some() && out.qos != QoS::AtMostOnce).then(|| {
+            self.next_seq += 1;
+            self.next_seq - 1
+        })
+    }
+}
