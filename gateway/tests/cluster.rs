@@ -374,3 +374,89 @@ async fn messages_published_while_a_session_moves_are_not_lost() {
         "{deliveries} deliveries for {N} messages"
     );
 }
+
+/// The payloads `worker` has received within `quiet` of each other, each acknowledged.
+async fn drain(worker: &mut Raw, quiet: Duration) -> Vec<String> {
+    let mut got = Vec::new();
+    while let Some(common::raw::Event::Packet(Packet::Publish(p))) = worker.next_event(quiet).await
+    {
+        worker.ack(&p).await;
+        got.push(String::from_utf8(p.payload.to_vec()).expect("utf-8"));
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_shared_group_spread_over_nodes_gets_each_message_once() {
+    const N: usize = 200;
+    let nats = NatsCluster::start(3).await;
+    let a = node(&nats, "gw-a").await;
+    let b = node(&nats, "gw-b").await;
+    let mut workers = Vec::new();
+    for (i, gw) in [&a, &b, &b].into_iter().enumerate() {
+        let (mut w, _) = Raw::connect_ok(gw.mqtt, raw::v5(&format!("worker-{i}"))).await;
+        w.subscribe("$share/workers/jobs/#", QoS::AtLeastOnce).await;
+        workers.push(w);
+    }
+    let (mut boss, _) = Raw::connect_ok(a.mqtt, raw::v5("boss")).await;
+    // Ready once both nodes take a share: probes until a worker on each node has one.
+    within("both nodes to take a share of the group", async {
+        let mut seen = [false; 3];
+        while !(seen[0] && (seen[1] || seen[2])) {
+            boss.publish(raw::message("jobs/probe", b"probe", QoS::AtLeastOnce))
+                .await;
+            for (w, seen) in workers.iter_mut().zip(&mut seen) {
+                *seen |= !drain(w, Duration::from_millis(50)).await.is_empty();
+            }
+        }
+    })
+    .await;
+    for w in &mut workers {
+        drain(w, Duration::from_millis(300)).await;
+    }
+
+    // Half at QoS 1 (the group's consumer), half at QoS 0 (a queue group), from both nodes.
+    let (mut other_boss, _) = Raw::connect_ok(b.mqtt, raw::v5("other-boss")).await;
+    for i in 0..N {
+        let qos = if i % 2 == 0 {
+            QoS::AtLeastOnce
+        } else {
+            QoS::AtMostOnce
+        };
+        let p = raw::message("jobs/n", i.to_string().as_bytes(), qos);
+        let publisher = if i % 4 < 2 {
+            &mut boss
+        } else {
+            &mut other_boss
+        };
+        assert_eq!(publisher.publish(p).await, ReasonCode::SUCCESS);
+    }
+    let mut per_worker = Vec::new();
+    let mut all = Vec::new();
+    within("the group's messages", async {
+        while all.len() < N {
+            for (i, w) in workers.iter_mut().enumerate() {
+                let got = drain(w, Duration::from_millis(100)).await;
+                per_worker.extend(got.iter().map(|_| i));
+                all.extend(got);
+            }
+        }
+    })
+    .await;
+    for w in &mut workers {
+        all.extend(drain(w, Duration::from_millis(300)).await);
+    }
+    let mut numbers: Vec<usize> = all.iter().map(|p| p.parse().expect("number")).collect();
+    numbers.sort_unstable();
+    assert_eq!(
+        numbers,
+        (0..N).collect::<Vec<_>>(),
+        "each message exactly once"
+    );
+    let on_a = per_worker.iter().filter(|&&w| w == 0).count();
+    eprintln!("worker on A took {on_a} of {N}");
+    assert!(
+        on_a > 0 && on_a < N,
+        "both nodes took a share: A took {on_a} of {N}"
+    );
+}

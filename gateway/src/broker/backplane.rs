@@ -43,9 +43,9 @@ pub(crate) trait Backplane: Send + Sync + Debug {
     /// unless the client starts clean (`clean_start`), which ends it there.
     fn claim(&self, client_id: &str, clean_start: bool) -> AckWait;
 
-    /// Filters (a shared subscription's by its inner filter) that gained their first
-    /// subscription on this node (`true`) or lost their last (`false`), in order. Must not
-    /// block: it is called under the routing lock.
+    /// Filters that gained their first ordinary subscription on this node, and shared groups
+    /// (`$share/{group}/{filter}`) their first member here (`true`), or lost their last
+    /// (`false`), in order. Must not block: it is called under the routing lock.
     fn interest(&self, changes: Vec<(Box<str>, bool)>);
 }
 
@@ -123,6 +123,12 @@ impl Broker {
     /// which take their QoS 1/2 messages from the stream only. Not handed on again.
     pub(crate) fn publish_streamed(&self, msg: Message, origin: Origin) -> usize {
         self.route(&Arc::new(msg), Source::Stream(origin))
+    }
+
+    /// Routes a message NATS gave this node for shared group `group` on `filter`: to one of
+    /// the group's members here. Not handed on again.
+    pub(crate) fn publish_shared(&self, msg: Message, group: &str, filter: &str) -> usize {
+        self.route(&Arc::new(msg), Source::Shared { group, filter })
     }
 
     /// Keeps (or clears) a retained message published on another node, as the cluster's

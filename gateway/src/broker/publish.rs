@@ -14,6 +14,9 @@ pub(super) enum Source<'a> {
     Live(&'a str),
     /// The cluster's message stream (QoS 1/2), once per node.
     Stream(Origin),
+    /// The cluster, for one member of shared group `group` on `filter`, which NATS gave this
+    /// node's members the turn for.
+    Shared { group: &'a str, filter: &'a str },
 }
 
 /// Which node published a message that came from the cluster's stream.
@@ -68,15 +71,20 @@ impl Broker {
                 (publisher, None, audience)
             }
             Source::Live(only) => (None, Some(only), Audience::All),
+            Source::Shared { .. } => (None, None, Audience::All),
             Source::Stream(Origin::Here(publisher)) => (publisher, None, Audience::Persistent),
             Source::Stream(Origin::Elsewhere) => (None, None, Audience::All),
         };
         // A QoS 0 message from another node comes once per matching filter, and this node's
         // own messages come back from the stream: history takes each message once.
-        if only.is_none() && audience != Audience::Persistent {
+        let once_here = !matches!(from, Source::Shared { .. });
+        if only.is_none() && audience != Audience::Persistent && once_here {
             self.shared.history.record(&msg.topic, &msg.payload);
         }
-        let mut targets = self.targets(msg, publisher, only);
+        let mut targets = match from {
+            Source::Shared { group, filter } => self.group_target(msg, group, filter),
+            _ => self.targets(msg, publisher, only),
+        };
         if audience != Audience::All {
             let persistent = audience == Audience::Persistent;
             targets.retain(|(session, _)| session.is_persistent() == persistent);
@@ -123,6 +131,25 @@ impl Broker {
                 .tree
                 .matches(&msg.topic, publisher, is_online, &mut deliveries),
         }
+        deliveries
+            .into_iter()
+            .filter_map(|d| Some((routing.by_key.get(&d.client)?.clone(), d)))
+            .collect()
+    }
+
+    /// The member of a shared group that gets a message, if the group has members here.
+    fn group_target(
+        &self,
+        msg: &Message,
+        group: &str,
+        filter: &str,
+    ) -> Vec<(Arc<Session>, Delivery)> {
+        let mut deliveries = Vec::new();
+        let routing = self.shared.routing.read();
+        let is_online = |k: ClientKey| routing.by_key.get(&k).is_some_and(|s| s.is_online());
+        routing
+            .tree
+            .matches_group(group, filter, &msg.topic, is_online, &mut deliveries);
         deliveries
             .into_iter()
             .filter_map(|d| Some((routing.by_key.get(&d.client)?.clone(), d)))

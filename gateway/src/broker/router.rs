@@ -160,6 +160,14 @@ impl Subscribers {
         removed
     }
 
+    /// Whether there are ordinary subscriptions (`group` None), or members of `group`.
+    fn has(&self, group: Option<&str>) -> bool {
+        match group {
+            None => !self.direct.is_empty(),
+            Some(name) => self.shared.iter().any(|g| *g.name == *name),
+        }
+    }
+
     /// No subscriptions left.
     fn is_empty(&self) -> bool {
         self.direct.is_empty() && self.shared.is_empty()
@@ -252,9 +260,11 @@ pub(crate) struct SubscriptionTree {
     free: Vec<NodeId>,
     /// Number of subscriptions.
     len: usize,
-    /// Filters (as matched: a shared subscription's inner filter) that gained their first
-    /// subscription (`true`) or lost their last (`false`), while tracked: what a cluster node
-    /// tells NATS it is interested in. `None`: not tracked (a single node).
+    /// Filters that gained their first ordinary subscription, and shared groups
+    /// (`$share/{group}/{filter}`) their first member (`true`), or lost their last (`false`),
+    /// while tracked: what a cluster node tells NATS it is interested in. `None`: not tracked
+    /// (a single node), and shared groups are served here; a cluster serves them across nodes
+    /// (see [`cluster`]), so matching leaves them out.
     interest: Option<Vec<(Box<str>, bool)>>,
 }
 
@@ -272,47 +282,6 @@ impl SubscriptionTree {
             free: Vec::new(),
             len: 0,
             interest: None,
-        }
-    }
-
-    /// Starts noting interest changes, and returns every filter with subscriptions now (the
-    /// interest so far).
-    pub(crate) fn track_interest(&mut self) -> Vec<Box<str>> {
-        self.interest = Some(Vec::new());
-        let mut filters = Vec::new();
-        let mut stack = vec![(ROOT, String::new())];
-        while let Some((id, path)) = stack.pop() {
-            let node = &self.nodes[id];
-            if node.subscribers.is_some() && id != ROOT {
-                filters.push(path.clone().into_boxed_str());
-            }
-            let join = |level: &str| match id {
-                ROOT => level.to_owned(),
-                _ => format!("{path}/{level}"),
-            };
-            for (level, &child) in &node.children {
-                stack.push((child, join(level)));
-            }
-            for (level, child) in [("+", node.single), ("#", node.multi)] {
-                if let Some(child) = child {
-                    stack.push((child, join(level)));
-                }
-            }
-        }
-        filters
-    }
-
-    /// The interest changes noted since the last call.
-    pub(crate) fn take_interest(&mut self) -> Vec<(Box<str>, bool)> {
-        self.interest
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
-    }
-
-    fn note_interest(&mut self, filter: &TopicFilter, present: bool) {
-        if let Some(changes) = &mut self.interest {
-            changes.push((filter.matching_filter().into(), present));
         }
     }
 
@@ -337,9 +306,10 @@ impl SubscriptionTree {
                 None => self.add_child(id, level),
             };
         }
-        let first = self.nodes[id].subscribers.is_none();
+        let group = share_name(filter);
         let subscribers = self.nodes[id].subscribers.get_or_insert_with(Box::default);
-        let replaced = subscribers.insert(client, share_name(filter), sub);
+        let first = !subscribers.has(group);
+        let replaced = subscribers.insert(client, group, sub);
         self.len += usize::from(!replaced);
         if first {
             self.note_interest(filter, true);
@@ -360,15 +330,16 @@ impl SubscriptionTree {
             trail.push((id, level));
             id = child;
         }
+        let group = share_name(filter);
         let slot = &mut self.nodes[id].subscribers;
-        if !slot
-            .as_mut()
-            .is_some_and(|s| s.remove(client, share_name(filter)))
-        {
+        if !slot.as_mut().is_some_and(|s| s.remove(client, group)) {
             return false;
         }
+        let last = slot.as_ref().is_some_and(|s| !s.has(group));
         if slot.as_ref().is_some_and(|s| s.is_empty()) {
             *slot = None;
+        }
+        if last {
             self.note_interest(filter, false);
         }
         self.len -= 1;
@@ -389,37 +360,6 @@ impl SubscriptionTree {
             removed += usize::from(self.unsubscribe(client, filter));
         }
         removed
-    }
-
-    /// Appends to `out` whom to send a PUBLISH on `topic` to through the subscriptions to
-    /// exactly `filter` (as matched: shared ones by their inner filter), if it matches `topic`:
-    /// a cluster node's share of a message NATS delivered for that filter.
-    pub(crate) fn matches_filter(
-        &self,
-        filter: &str,
-        topic: &str,
-        is_online: impl Fn(ClientKey) -> bool,
-        out: &mut Vec<Delivery>,
-    ) {
-        if !aviary_protocol::matches(filter, topic) {
-            return;
-        }
-        let mut id = ROOT;
-        for level in filter.split('/') {
-            match self.nodes[id].child(level) {
-                Some(child) => id = child,
-                None => return,
-            }
-        }
-        let mut collector = Collector {
-            publisher: None,
-            is_online,
-            out,
-            largest: None,
-            others: Vec::new(),
-        };
-        collector.collect(self.nodes[id].subscribers.as_deref());
-        collector.finish();
     }
 
     /// Appends to `out` whom to send a PUBLISH on `topic` to. `+` matches one level, `#` its
@@ -447,6 +387,7 @@ impl SubscriptionTree {
         let mut collector = Collector {
             publisher,
             is_online,
+            groups: self.interest.is_none(),
             out,
             largest: None,
             others: Vec::new(),
@@ -529,6 +470,8 @@ struct Collector<'t, 'o, F> {
     publisher: Option<ClientKey>,
     /// Whether a shared group member is online.
     is_online: F,
+    /// Whether shared groups are served here: on a single node, not in a cluster.
+    groups: bool,
     /// Where the deliveries go.
     out: &'o mut Vec<Delivery>,
     /// The matching set with the most ordinary subscribers.
@@ -543,9 +486,11 @@ impl<'t, F: Fn(ClientKey) -> bool> Collector<'t, '_, F> {
         let Some(subscribers) = subscribers else {
             return;
         };
-        for group in &subscribers.shared {
-            let (client, sub) = group.pick(&self.is_online);
-            self.out.push(Delivery::new(client, sub, true));
+        if self.groups {
+            for group in &subscribers.shared {
+                let (client, sub) = group.pick(&self.is_online);
+                self.out.push(Delivery::new(client, sub, true));
+            }
         }
         if subscribers.direct.is_empty() {
             return;
@@ -622,5 +567,6 @@ fn merge_by_client(out: &mut Vec<Delivery>, start: usize) {
     out.truncate(kept + 1);
 }
 
+mod cluster;
 #[cfg(test)]
 mod tests;

@@ -6,13 +6,15 @@
 //! What works so far: live messages at QoS 0, 1 and 2 between nodes, retained messages kept
 //! cluster-wide ([`retained`]), node leases ([`lease`]), one connection per client id across
 //! the cluster ([`owners`]), and persistent sessions moving with their client between live
-//! nodes ([`handover`]). The sessions of a dead node and `$share` across nodes come next.
+//! nodes ([`handover`]), and shared subscriptions whose members are on several nodes
+//! ([`shared`]). The sessions of a dead node come next.
 
 mod handover;
 mod lease;
 mod node;
 mod owners;
 mod retained;
+mod shared;
 mod subject;
 
 pub use lease::{Addresses, NodeInfo};

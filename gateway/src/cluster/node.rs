@@ -35,6 +35,7 @@ use super::handover::{self, mark_subject, Handover, Sync, MARK_PREFIX};
 use super::lease::{Addresses, Leases};
 use super::owners::Owners;
 use super::retained;
+use super::shared::SharedGroups;
 use super::subject::{filter_to_subjects, subject_to_topic, topic_to_subject};
 use super::ClusterError;
 use crate::broker::{
@@ -43,9 +44,9 @@ use crate::broker::{
 use crate::config::ClusterConfig;
 
 /// Subject prefix of QoS 0 messages (core NATS).
-const LIVE: &str = "aviary.t";
+pub(super) const LIVE: &str = "aviary.t";
 /// Subject prefix of the stream's messages.
-const STREAM_PREFIX: &str = "aviary.q";
+pub(super) const STREAM_PREFIX: &str = "aviary.q";
 /// The stream of QoS 1/2 and retained messages.
 const STREAM: &str = "AVIARY_MESSAGES";
 /// The header naming the node a message was published on.
@@ -183,6 +184,16 @@ impl Node {
                 urls: urls.clone(),
                 error: e.to_string(),
             })?;
+        // For shared groups, whose members here must hear this node's own messages too.
+        let echo = async_nats::ConnectOptions::new()
+            .name(format!("aviary {name} shared"))
+            .connection_timeout(Duration::from_secs(5))
+            .connect(config.nats.as_slice())
+            .await
+            .map_err(|e| ClusterError::Connect {
+                urls: urls.clone(),
+                error: e.to_string(),
+            })?;
         let js = jetstream::new(client.clone());
         let stream = js
             .get_or_create_stream(stream::Config {
@@ -259,6 +270,7 @@ impl Node {
         tokio::spawn(
             Interest {
                 client,
+                shared: SharedGroups::new(echo, stream.clone(), broker.clone()),
                 stream,
                 node: name.clone(),
                 broker: broker.clone(),
@@ -364,6 +376,8 @@ async fn send(
 /// QoS 0 messages, and the consumer's filters for the stream.
 struct Interest {
     client: async_nats::Client,
+    /// The shared groups this node has members of.
+    shared: SharedGroups,
     stream: stream::Stream,
     node: String,
     broker: Broker,
@@ -383,10 +397,15 @@ impl Interest {
         let mut waiting: Vec<Sync> = Vec::new();
         loop {
             for (filter, present) in batch.drain(..) {
-                if present {
-                    self.subscribe(filter).await;
-                } else if let Some(tasks) = self.live.remove(&filter) {
-                    tasks.iter().for_each(JoinHandle::abort);
+                match (filter.starts_with("$share/"), present) {
+                    (true, true) => self.shared.join(filter).await,
+                    (true, false) => self.shared.leave(&filter),
+                    (false, true) => self.subscribe(filter).await,
+                    (false, false) => {
+                        if let Some(tasks) = self.live.remove(&filter) {
+                            tasks.iter().for_each(JoinHandle::abort);
+                        }
+                    }
                 }
             }
             self.update_consumer().await;
@@ -483,23 +502,37 @@ async fn consume(
     broker: Broker,
     shutdown: CancellationToken,
 ) {
-    let mut messages = match consumer.messages().await {
-        Ok(m) => m,
-        Err(e) => {
-            warn!(error = %e, "cannot read this node's stream consumer");
-            return;
-        }
-    };
-    loop {
+    let mut pulling = None;
+    while !shutdown.is_cancelled() {
+        let messages = match &mut pulling {
+            Some(messages) => messages,
+            None => match consumer.messages().await {
+                Ok(messages) => pulling.insert(messages),
+                Err(e) => {
+                    warn!(error = %e, "cannot read this node's stream consumer; trying again");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                    continue;
+                }
+            },
+        };
         let next = tokio::select! {
             next = messages.next() => next,
             () = shutdown.cancelled() => None,
         };
-        let Some(next) = next else { break };
+        // A failed pull (a server or leader change) may end the stream: pull again. What it
+        // had fetched and not handed out comes again later, nothing is lost.
         let m = match next {
-            Ok(m) => m,
-            Err(e) => {
-                debug!(error = %e, "stream consumer hiccup");
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                debug!(error = %e, "stream consumer hiccup: pulling again");
+                pulling = None;
+                continue;
+            }
+            None => {
+                pulling = None;
                 continue;
             }
         };

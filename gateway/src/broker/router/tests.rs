@@ -444,22 +444,62 @@ fn interest_is_noted_when_a_filter_gains_its_first_or_loses_its_last_subscriptio
     let mut tree = tree_of(&[(1, "a/+"), (2, "$share/g/b/#")]);
     let mut before = tree.track_interest();
     before.sort();
-    assert_eq!(before, ["a/+".into(), "b/#".into()] as [Box<str>; 2]);
+    assert_eq!(
+        before,
+        ["$share/g/b/#".into(), "a/+".into()] as [Box<str>; 2]
+    );
     let s = sub(QoS::AtMostOnce, None, false);
     tree.subscribe(3, &filter("a/+"), s);
     tree.subscribe(3, &filter("c"), s);
-    assert_eq!(tree.take_interest(), [("c".into(), true)]);
-    tree.unsubscribe(1, &filter("a/+"));
-    assert!(
-        tree.take_interest().is_empty(),
-        "client 3 still subscribes to a/+"
-    );
-    tree.unsubscribe(3, &filter("a/+"));
-    tree.unsubscribe(2, &filter("$share/g/b/#"));
+    // A group's second member is no news; an ordinary subscription beside a group is.
+    tree.subscribe(4, &filter("$share/g/b/#"), s);
+    tree.subscribe(4, &filter("b/#"), s);
     assert_eq!(
         tree.take_interest(),
-        [("a/+".into(), false), ("b/#".into(), false)]
+        [("c".into(), true), ("b/#".into(), true)]
     );
+    tree.unsubscribe(1, &filter("a/+"));
+    tree.unsubscribe(2, &filter("$share/g/b/#"));
+    assert!(
+        tree.take_interest().is_empty(),
+        "client 3 still subscribes to a/+, client 4 is still in the group"
+    );
+    tree.unsubscribe(3, &filter("a/+"));
+    tree.unsubscribe(4, &filter("$share/g/b/#"));
+    assert_eq!(
+        tree.take_interest(),
+        [("a/+".into(), false), ("$share/g/b/#".into(), false)]
+    );
+}
+
+#[test]
+fn in_a_cluster_shared_groups_are_matched_only_by_their_turn() {
+    let mut tree = tree_of(&[(1, "a/+"), (2, "$share/g/a/+"), (3, "$share/g/a/+")]);
+    let mut out = Vec::new();
+    tree.matches("a/b", None, |_| true, &mut out);
+    assert_eq!(
+        out.len(),
+        2,
+        "a single node serves the group itself: {out:?}"
+    );
+    tree.track_interest();
+    out.clear();
+    tree.matches("a/b", None, |_| true, &mut out);
+    let clients: Vec<ClientKey> = out.iter().map(|d| d.client).collect();
+    assert_eq!(clients, [1], "the cluster gives the group its turn");
+    out.clear();
+    for _ in 0..4 {
+        tree.matches_group("g", "a/+", "a/b", |_| true, &mut out);
+    }
+    let clients: Vec<ClientKey> = out.iter().map(|d| d.client).collect();
+    assert!(
+        clients[0] != clients[1] && clients[..2] == clients[2..],
+        "round robin among the members here: {clients:?}"
+    );
+    out.clear();
+    tree.matches_group("h", "a/+", "a/b", |_| true, &mut out);
+    tree.matches_group("g", "a/+", "x/y", |_| true, &mut out);
+    assert!(out.is_empty(), "{out:?}");
 }
 
 #[test]
@@ -467,9 +507,12 @@ fn matching_one_filter_delivers_to_its_subscribers_only() {
     let tree = tree_of(&[(1, "a/+"), (2, "a/b"), (3, "#"), (4, "$share/g/a/+")]);
     let mut out = Vec::new();
     tree.matches_filter("a/+", "a/b", |_| true, &mut out);
-    let mut clients: Vec<ClientKey> = out.iter().map(|d| d.client).collect();
-    clients.sort();
-    assert_eq!(clients, [1, 4]);
+    let clients: Vec<ClientKey> = out.iter().map(|d| d.client).collect();
+    assert_eq!(
+        clients,
+        [1],
+        "the group takes its turn through matches_group"
+    );
     out.clear();
     tree.matches_filter("a/+", "x/y", |_| true, &mut out);
     tree.matches_filter("#", "$SYS/x", |_| true, &mut out);
