@@ -460,3 +460,62 @@ async fn a_shared_group_spread_over_nodes_gets_each_message_once() {
         "both nodes took a share: A took {on_a} of {N}"
     );
 }
+
+/// How long a NATS failover may take in the tests: JetStream's leader elections take a few
+/// seconds, on a loaded machine more.
+const FAILOVER: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn the_cluster_keeps_its_messages_when_a_nats_server_dies() {
+    const N: usize = 300;
+    let mut nats = NatsCluster::start(3).await;
+    // gw-a talks to server 0 first, which dies; gw-b never to it.
+    let a = Gw::start_with(|c| {
+        c.cluster.nats = vec![nats.url(0), nats.url(1)];
+        c.cluster.node = Some("gw-a".to_owned());
+        c.cluster.replicas = Some(3);
+    })
+    .await;
+    let b = Gw::start_with(|c| {
+        c.cluster.nats = vec![nats.url(2), nats.url(1)];
+        c.cluster.node = Some("gw-b".to_owned());
+        c.cluster.replicas = Some(3);
+    })
+    .await;
+    let (mut sub, _) = Raw::connect_ok(b.mqtt, raw::v5("subscriber")).await;
+    sub.subscribe("failover/#", QoS::AtLeastOnce).await;
+    let (mut publisher, _) = Raw::connect_ok(a.mqtt, raw::v5("publisher")).await;
+    until_routed(&mut publisher, &mut sub, "failover/probe", QoS::AtLeastOnce).await;
+    let reading = tokio::spawn(async move {
+        let mut seen = BTreeSet::new();
+        while seen.len() < N {
+            let p = sub.recv_publish().await;
+            sub.ack(&p).await;
+            seen.insert(String::from_utf8(p.payload.to_vec()).expect("utf-8"));
+        }
+        seen
+    });
+    // A failover takes seconds: JetStream elects new leaders for what the dead server led.
+    common::within_for(
+        FAILOVER,
+        "every message acknowledged across the failover",
+        async {
+            for i in 0..N {
+                if i == N / 3 {
+                    nats.kill(0);
+                }
+                let p = raw::message("failover/n", i.to_string().as_bytes(), QoS::AtLeastOnce);
+                assert_eq!(
+                    publisher.publish(p).await,
+                    ReasonCode::SUCCESS,
+                    "message {i}"
+                );
+            }
+        },
+    )
+    .await;
+    let seen = common::within_for(FAILOVER, "every message to arrive", reading)
+        .await
+        .expect("reader");
+    assert_eq!(seen, (0..N).map(|i| i.to_string()).collect::<BTreeSet<_>>());
+}

@@ -12,6 +12,7 @@
 mod handover;
 mod lease;
 mod node;
+mod outbound;
 mod owners;
 mod retained;
 mod shared;

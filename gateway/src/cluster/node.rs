@@ -33,6 +33,7 @@ use tracing::{debug, info, warn};
 
 use super::handover::{self, mark_subject, Handover, Sync, MARK_PREFIX};
 use super::lease::{Addresses, Leases};
+use super::outbound::{send, Out};
 use super::owners::Owners;
 use super::retained;
 use super::shared::SharedGroups;
@@ -50,25 +51,11 @@ pub(super) const STREAM_PREFIX: &str = "aviary.q";
 /// The stream of QoS 1/2 and retained messages.
 const STREAM: &str = "AVIARY_MESSAGES";
 /// The header naming the node a message was published on.
-const ORIGIN: &str = "Aviary-Node";
+pub(super) const ORIGIN: &str = "Aviary-Node";
 /// The header naming, on its own node, the client that published a message.
-const PUBLISHER: &str = "Aviary-Publisher";
+pub(super) const PUBLISHER: &str = "Aviary-Publisher";
 /// How long a message may wait in the stream for a node that was away.
 const STREAM_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
-
-/// What the sending task is asked to do.
-enum Out {
-    /// A QoS 0 message, over core NATS.
-    Live { subject: String, payload: Bytes },
-    /// A message for the stream; its acknowledgement goes to `ack`.
-    Stream {
-        subject: String,
-        payload: Bytes,
-        /// The local client that published it, for No Local when it comes back.
-        publisher: Option<ClientKey>,
-        ack: oneshot::Sender<Result<(), ForwardError>>,
-    },
-}
 
 /// This node's link to NATS. Cheap to share; stops its tasks when `shutdown` fires.
 #[derive(Debug)]
@@ -309,67 +296,23 @@ fn consumer_config(node: &str, mut subjects: Vec<String>) -> consumer::pull::Con
     }
 }
 
+/// Starts pulling from `consumer`, with heartbeats every second: a pull lost with its
+/// server (which then sends no heartbeat) is noticed within a few seconds, not the default
+/// 30, and pulled again.
+pub(super) async fn pull(
+    consumer: &consumer::PullConsumer,
+) -> Result<consumer::pull::Stream, consumer::StreamError> {
+    consumer
+        .stream()
+        .expires(Duration::from_secs(5))
+        .heartbeat(Duration::from_secs(1))
+        .messages()
+        .await
+}
+
 /// The node a message from NATS was published on.
 pub(super) fn origin(headers: Option<&HeaderMap>) -> Option<&str> {
     headers.and_then(|h| h.get(ORIGIN)).map(|v| v.as_str())
-}
-
-fn origin_headers(node: &str) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(ORIGIN, node);
-    headers
-}
-
-/// Sends what this node publishes, in order; stream acknowledgements are awaited apart.
-async fn send(
-    client: async_nats::Client,
-    js: jetstream::Context,
-    node: String,
-    mut out: mpsc::UnboundedReceiver<Out>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let next = tokio::select! {
-            next = out.recv() => next,
-            () = shutdown.cancelled() => None,
-        };
-        let Some(next) = next else { break };
-        match next {
-            Out::Live { subject, payload } => {
-                if let Err(e) = client
-                    .publish_with_headers(subject, origin_headers(&node), payload)
-                    .await
-                {
-                    debug!(error = %e, "QoS 0 message not sent to the cluster");
-                }
-            }
-            Out::Stream {
-                subject,
-                payload,
-                publisher,
-                ack,
-            } => {
-                let mut headers = origin_headers(&node);
-                if let Some(key) = publisher {
-                    headers.insert(PUBLISHER, key.to_string().as_str());
-                }
-                match js.publish_with_headers(subject, headers, payload).await {
-                    Ok(pending) => {
-                        tokio::spawn(async move {
-                            let done = pending
-                                .await
-                                .map(drop)
-                                .map_err(|e| ForwardError(e.to_string()));
-                            let _ = ack.send(done);
-                        });
-                    }
-                    Err(e) => {
-                        let _ = ack.send(Err(ForwardError(e.to_string())));
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// Keeps this node's NATS interest in step with its subscriptions: core subscriptions for
@@ -506,7 +449,7 @@ async fn consume(
     while !shutdown.is_cancelled() {
         let messages = match &mut pulling {
             Some(messages) => messages,
-            None => match consumer.messages().await {
+            None => match pull(&consumer).await {
                 Ok(messages) => pulling.insert(messages),
                 Err(e) => {
                     warn!(error = %e, "cannot read this node's stream consumer; trying again");
@@ -529,6 +472,11 @@ async fn consume(
             Some(Err(e)) => {
                 debug!(error = %e, "stream consumer hiccup: pulling again");
                 pulling = None;
+                // Not at once: a consumer without a leader answers at once, "no responders".
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    () = shutdown.cancelled() => {}
+                }
                 continue;
             }
             None => {

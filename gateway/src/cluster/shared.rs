@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use super::node::{decode, LIVE, STREAM_PREFIX};
+use super::node::{decode, pull as pull_stream, LIVE, STREAM_PREFIX};
 use super::subject::{filter_to_subjects, token};
 use crate::broker::Broker;
 
@@ -137,7 +137,7 @@ async fn pull(consumer: consumer::PullConsumer, broker: Broker, group: Box<str>,
     loop {
         // A pull that fails (the consumer was created a moment ago by another node and is not
         // ready yet, or its server changed) ends the stream: pull again after a pause.
-        match consumer.messages().await {
+        match pull_stream(&consumer).await {
             Ok(messages) => take(messages, &broker, &group, &filter).await,
             Err(e) => debug!(%group, %filter, error = %e, "cannot read a shared group's consumer"),
         }
