@@ -3,7 +3,7 @@
 //! pulled through cursors (order after the SUBACK and the queue, window and
 //! batch limits, messages changed since the SUBSCRIBE, unsubscribe, resume).
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU16, NonZeroU32};
 use std::time::Duration;
 
 use super::*;

@@ -4,6 +4,7 @@
 //! QoS 2 bookkeeping, and a session rebuilt from a store's record.
 
 use super::*;
+use std::num::NonZeroU16;
 
 fn will(delay_secs: u32) -> Will {
     Will {

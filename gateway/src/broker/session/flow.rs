@@ -1,0 +1,131 @@
+//! Messages through a session: incoming QoS 2 exchanges, the batches its connection's writer
+//! takes, and the acknowledgements that complete outgoing deliveries. Each change is handed
+//! to the store (for a persistent session) under the session's lock.
+
+use std::num::NonZeroU16;
+
+use tokio::time::Instant;
+
+use super::{Batch, Qos2Received, Readable, Session, SessionState, SharedRetained};
+
+impl Session {
+    /// An incoming QoS 2 PUBLISH with packet id `id`: opens its exchange
+    /// unless it is a resend, or `limit` exchanges are open already.
+    pub(crate) fn incoming_qos2_begin(&self, id: NonZeroU16, limit: Option<usize>) -> Qos2Received {
+        let mut st = self.state.lock();
+        let received = st.durable.incoming_qos2_begin(id, limit);
+        if received == Qos2Received::New {
+            self.record_incoming_qos2(&st, id, true);
+        }
+        received
+    }
+
+    /// PUBREL: the incoming QoS 2 exchange `id` is over. False if none was
+    /// open.
+    pub(crate) fn incoming_qos2_release(&self, id: NonZeroU16) -> bool {
+        let mut st = self.state.lock();
+        let known = st.durable.incoming_qos2_end(id);
+        if known {
+            self.record_incoming_qos2(&st, id, false);
+        }
+        known
+    }
+
+    /// The incoming QoS 2 exchange `id` ends with an error PUBREC: no
+    /// PUBREL will come.
+    pub(crate) fn incoming_qos2_abort(&self, id: NonZeroU16) {
+        let mut st = self.state.lock();
+        if st.durable.incoming_qos2_end(id) {
+            self.record_incoming_qos2(&st, id, false);
+        }
+    }
+
+    /// Takes the next batch for connection `link_id`; see
+    /// [`SessionState::take_batch`]. Lock order: this session, then the
+    /// retained store.
+    #[cfg(test)]
+    pub(crate) fn take_batch(
+        &self,
+        link_id: u64,
+        max_messages: usize,
+        now: Instant,
+        retained: &SharedRetained,
+    ) -> Batch {
+        self.take_batch_readable(link_id, max_messages, now, (retained, &|_| true))
+    }
+
+    /// [`Session::take_batch`], leaving out the retained messages whose
+    /// topics the subscriber may not read.
+    pub(crate) fn take_batch_readable(
+        &self,
+        link_id: u64,
+        max_messages: usize,
+        now: Instant,
+        retained: (&SharedRetained, Readable<'_>),
+    ) -> Batch {
+        let mut st = self.state.lock();
+        let mut batch = st.take_batch(link_id, max_messages, now, retained);
+        batch.wait_for_store = self.flush_journal(&mut st);
+        batch
+    }
+
+    /// PUBACK: a QoS 1 delivery is complete. False if none was in flight.
+    pub(crate) fn puback(&self, id: NonZeroU16) -> bool {
+        let mut st = self.state.lock();
+        let known = st.durable.outbox.puback(id);
+        self.flush_journal(&mut st);
+        known
+    }
+
+    /// PUBREC: a QoS 2 message was received. Returns whether to answer
+    /// PUBREL; an error reason ends the exchange [MQTT-4.3.3-4].
+    pub(crate) fn pubrec(&self, id: NonZeroU16, failed: bool) -> bool {
+        let mut st = self.state.lock();
+        let release = st.durable.outbox.pubrec(id, failed);
+        self.flush_journal(&mut st);
+        release
+    }
+
+    /// PUBCOMP: a QoS 2 delivery is complete. False if none was released.
+    pub(crate) fn pubcomp(&self, id: NonZeroU16) -> bool {
+        let mut st = self.state.lock();
+        let known = st.durable.outbox.pubcomp(id);
+        self.flush_journal(&mut st);
+        known
+    }
+
+    /// Forgets an in-flight message that could not be sent (too large for
+    /// the client), as if it had been acknowledged [MQTT-3.1.2-25].
+    pub(crate) fn abandon(&self, id: NonZeroU16) {
+        let mut st = self.state.lock();
+        st.durable.outbox.abandon(id);
+        self.flush_journal(&mut st);
+    }
+}
+
+impl SessionState {
+    /// Takes the next batch for connection `link_id`: control packets, then
+    /// (on a resumed session) every in-flight message again, then new
+    /// messages, queued or retained, as far as the in-flight window and the
+    /// batch size allow.
+    fn take_batch(
+        &mut self,
+        link_id: u64,
+        max_messages: usize,
+        now: Instant,
+        retained: (&SharedRetained, Readable<'_>),
+    ) -> Batch {
+        let mut batch = Batch::default();
+        let Some(conn) = self.link.current(link_id) else {
+            return batch;
+        };
+        batch.control = std::mem::take(&mut conn.control);
+        let outbox = &mut self.durable.outbox;
+        if std::mem::take(&mut conn.resend) {
+            outbox.resend(&mut batch);
+        }
+        let window = conn.window;
+        outbox.fill(&mut batch, window, max_messages, now, retained);
+        batch
+    }
+}
