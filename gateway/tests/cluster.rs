@@ -7,6 +7,7 @@
 //! SUBACK: each test waits for that by sending probes until one arrives, never by sleeping.
 
 mod common;
+mod security_common;
 mod ws_common;
 
 use std::collections::BTreeSet;
@@ -518,4 +519,44 @@ async fn the_cluster_keeps_its_messages_when_a_nats_server_dies() {
         .await
         .expect("reader");
     assert_eq!(seen, (0..N).map(|i| i.to_string()).collect::<BTreeSet<_>>());
+}
+
+#[tokio::test]
+async fn a_failed_sign_in_takes_nothing_from_another_node() {
+    let nats = NatsCluster::single().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let passwd = security_common::mosquitto_passwd_file(dir.path());
+    let start = |name: &'static str| {
+        let (urls, passwd) = (nats.urls(), passwd.clone());
+        Gw::start_with(move |c| {
+            c.cluster.nats = urls;
+            c.cluster.node = Some(name.to_owned());
+            c.auth.password_file = Some(passwd);
+            c.auth.login_failure_delay_ms = 0;
+        })
+    };
+    let (a, b) = (start("gw-a").await, start("gw-b").await);
+    let alice = |password: &str| {
+        let mut connect = persistent("alice-phone");
+        connect.username = Some("alice".into());
+        connect.password = Some(bytes::Bytes::copy_from_slice(password.as_bytes()));
+        connect
+    };
+    let (mut phone, _) = Raw::connect_ok(a.mqtt, alice("alice-pw")).await;
+    phone.subscribe("pets/alice/#", QoS::AtLeastOnce).await;
+
+    // Someone who knows the client id but not the password, on the other node.
+    let (_, ack) = Raw::connect(b.mqtt, alice("guess")).await;
+    assert_eq!(ack.reason_code, ReasonCode::BAD_USER_NAME_OR_PASSWORD);
+    phone.expect_silence(Duration::from_millis(500)).await;
+    assert_eq!(
+        common::connected(&a.broker),
+        1,
+        "the phone is still connected"
+    );
+
+    // The session stayed on gw-a: coming back there, nothing had to move.
+    phone.disconnect(ReasonCode::SUCCESS).await;
+    let (_, ack) = Raw::connect_ok(a.mqtt, alice("alice-pw")).await;
+    assert!(ack.session_present);
 }
