@@ -76,6 +76,9 @@ struct SessionState {
     /// The session has ended (clean start, expiry): it is out of the
     /// registry, and deadlines still naming it do nothing.
     discarded: bool,
+    /// The stream sequence up to which the node this session moved from had its messages
+    /// (cluster mode): this node's consumer may still bring older ones, which it drops.
+    stream_floor: u64,
 }
 
 /// What a CONNECT settled for the connection attaching to a session.
@@ -350,6 +353,14 @@ impl Session {
     /// Queues a message for delivery, within the queue limits.
     pub(crate) fn enqueue(&self, out: Outgoing, limits: &QueueLimits) -> Enqueued {
         let mut st = self.state.lock();
+        if out
+            .msg
+            .stream_seq
+            .is_some_and(|s| s.get() <= st.stream_floor)
+        {
+            // Queued already: the node it moved from had it (see `moving`).
+            return Enqueued::Queued { evicted: 0 };
+        }
         let online = st.link.is_attached();
         let result = st.durable.outbox.enqueue(out, limits, online);
         self.flush_journal(&mut st);

@@ -74,8 +74,7 @@ impl Leases {
             addrs,
             broker,
         });
-        leases
-            .renew()
+        super::setup::retrying("this node's lease", || leases.renew())
             .await
             .map_err(|e| ClusterError::Stream(format!("cannot take this node's lease: {e}")))?;
         let renewing = leases.clone();

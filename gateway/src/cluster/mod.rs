@@ -15,6 +15,7 @@ mod node;
 mod outbound;
 mod owners;
 mod retained;
+mod setup;
 mod shared;
 mod subject;
 
@@ -29,16 +30,17 @@ async fn bucket(
     replicas: u8,
     max_age: std::time::Duration,
 ) -> Result<async_nats::jetstream::kv::Store, ClusterError> {
-    js.create_or_update_key_value(async_nats::jetstream::kv::Config {
+    let config = async_nats::jetstream::kv::Config {
         bucket: name.to_owned(),
         history: 1,
         max_age,
         storage: async_nats::jetstream::stream::StorageType::File,
         num_replicas: usize::from(replicas),
         ..Default::default()
-    })
-    .await
-    .map_err(|e| ClusterError::Stream(e.to_string()))
+    };
+    setup::retrying(name, || js.create_or_update_key_value(config.clone()))
+        .await
+        .map_err(|e| ClusterError::Stream(e.to_string()))
 }
 
 /// Why a node could not join its cluster.

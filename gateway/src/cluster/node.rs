@@ -36,6 +36,7 @@ use super::lease::{Addresses, Leases};
 use super::outbound::{send, Out};
 use super::owners::Owners;
 use super::retained;
+use super::setup::retrying;
 use super::shared::SharedGroups;
 use super::subject::{filter_to_subjects, subject_to_topic, topic_to_subject};
 use super::ClusterError;
@@ -182,23 +183,24 @@ impl Node {
                 error: e.to_string(),
             })?;
         let js = jetstream::new(client.clone());
-        let stream = js
-            .get_or_create_stream(stream::Config {
-                name: STREAM.to_owned(),
-                subjects: vec![format!("{STREAM_PREFIX}.>")],
-                retention: stream::RetentionPolicy::Interest,
-                storage: stream::StorageType::File,
-                num_replicas: usize::from(config.replicas()),
-                max_age: STREAM_MAX_AGE,
-                ..Default::default()
-            })
+        let stream_config = stream::Config {
+            name: STREAM.to_owned(),
+            subjects: vec![format!("{STREAM_PREFIX}.>")],
+            retention: stream::RetentionPolicy::Interest,
+            storage: stream::StorageType::File,
+            num_replicas: usize::from(config.replicas()),
+            max_age: STREAM_MAX_AGE,
+            ..Default::default()
+        };
+        let stream = retrying(STREAM, || js.get_or_create_stream(stream_config.clone()))
             .await
             .map_err(|e| ClusterError::Stream(e.to_string()))?;
-        let consumer_config = consumer_config(&name, Vec::new());
-        let consumer: consumer::PullConsumer = stream
-            .get_or_create_consumer(&consumer_name(&name), consumer_config)
-            .await
-            .map_err(|e| ClusterError::Stream(e.to_string()))?;
+        let durable = consumer_name(&name);
+        let consumer: consumer::PullConsumer = retrying("this node's consumer", || {
+            stream.get_or_create_consumer(&durable, consumer_config(&name, Vec::new()))
+        })
+        .await
+        .map_err(|e| ClusterError::Stream(e.to_string()))?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (interest_tx, interest_rx) = mpsc::unbounded_channel();
         let (sync_tx, sync_rx) = mpsc::unbounded_channel();

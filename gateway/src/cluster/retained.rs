@@ -34,15 +34,15 @@ pub(super) async fn follow(
     broker: Broker,
     shutdown: CancellationToken,
 ) -> Result<(), ClusterError> {
-    let mut stream = js
-        .get_or_create_stream(stream::Config {
-            name: STREAM.to_owned(),
-            subjects: vec![format!("{PREFIX}.>")],
-            max_messages_per_subject: 1,
-            storage: stream::StorageType::File,
-            num_replicas: usize::from(replicas),
-            ..Default::default()
-        })
+    let config = stream::Config {
+        name: STREAM.to_owned(),
+        subjects: vec![format!("{PREFIX}.>")],
+        max_messages_per_subject: 1,
+        storage: stream::StorageType::File,
+        num_replicas: usize::from(replicas),
+        ..Default::default()
+    };
+    let mut stream = super::setup::retrying(STREAM, || js.get_or_create_stream(config.clone()))
         .await
         .map_err(|e| ClusterError::Stream(e.to_string()))?;
     let stored = stream

@@ -66,6 +66,9 @@ impl Session {
             return;
         }
         st.durable.outbox.adopt(inflight, queued, after);
+        // This node's consumer may be behind the old node's: what it still brings from before
+        // the marker, the old node had.
+        st.stream_floor = st.stream_floor.max(after);
         for id in incoming_qos2 {
             st.durable.incoming_qos2_begin(id, None);
             self.record_incoming_qos2(&st, id, true);

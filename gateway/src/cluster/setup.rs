@@ -1,0 +1,72 @@
+//! Setting up Aviary's streams, consumers and buckets when a node starts, while the NATS
+//! cluster may still be settling: started together (say by one compose file), or loaded, its
+//! servers can answer "no suitable peers", "peer offline" or "no stream found" for a few
+//! seconds after they look healthy. Each step is tried again until it works or [`PATIENCE`]
+//! runs out; only then does the node refuse to start, with the last answer.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+use tracing::warn;
+
+/// How long a node waits for the NATS cluster to take its setup.
+pub(super) const PATIENCE: Duration = Duration::from_secs(30);
+/// The pause between attempts.
+const PAUSE: Duration = Duration::from_millis(250);
+
+/// Runs `step` until it succeeds, for up to [`PATIENCE`]; `what` names it in the log.
+pub(super) async fn retrying<T, E, F, Fut>(what: &str, mut step: F) -> Result<T, E>
+where
+    E: Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut warned = false;
+    loop {
+        match step().await {
+            Ok(value) => return Ok(value),
+            Err(e) if tokio::time::Instant::now() + PAUSE < deadline => {
+                if !warned {
+                    warn!(error = %e, "{what}: the NATS cluster is not ready yet; trying again");
+                    warned = true;
+                }
+                tokio::time::sleep(PAUSE).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_is_tried_until_it_works_then_gives_up_with_its_last_error() {
+        let mut calls = 0;
+        let ok: Result<u32, String> = retrying("step", || {
+            calls += 1;
+            let result = if calls < 3 {
+                Err(format!("no {calls}"))
+            } else {
+                Ok(7)
+            };
+            async move { result }
+        })
+        .await;
+        assert_eq!((ok, calls), (Ok(7), 3));
+
+        let started = tokio::time::Instant::now();
+        let mut calls = 0;
+        let failed: Result<(), String> = retrying("step", || {
+            calls += 1;
+            let last = calls;
+            async move { Err(format!("no {last}")) }
+        })
+        .await;
+        assert_eq!(failed, Err(format!("no {calls}")));
+        assert!(started.elapsed() <= PATIENCE && started.elapsed() >= PATIENCE - 2 * PAUSE);
+    }
+}
