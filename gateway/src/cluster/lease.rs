@@ -1,7 +1,8 @@
 //! Node leases: each node holds a key in the `AVIARY_NODES` key-value bucket, named after the
-//! node, and renews it every [`RENEW`]. The bucket keeps a value [`LEASE`] after its last
-//! write, so a node that dies (or is cut off from NATS) drops out of the bucket on its own,
-//! without anyone deciding it: the list of live nodes is the bucket's keys. The value says
+//! node, and renews it every third of the lease (`[cluster] lease_ms`, 10 s by default). The
+//! bucket keeps a value a lease after its last write, so a node that dies (or is cut off from
+//! NATS) drops out of the bucket on its own, without anyone deciding it: the list of live
+//! nodes is the bucket's keys. The value says
 //! where the node serves and how many clients it has, for `GET /api/v1/cluster`.
 
 use std::net::SocketAddr;
@@ -19,10 +20,6 @@ use crate::broker::{Broker, Metrics};
 
 /// The bucket of node leases.
 const BUCKET: &str = "AVIARY_NODES";
-/// How long a node stays listed after its last renewal.
-pub(crate) const LEASE: Duration = Duration::from_secs(10);
-/// How often a node renews its lease: three chances before it runs out.
-const RENEW: Duration = Duration::from_secs(3);
 
 /// A live node, as its lease describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,16 +55,19 @@ pub(crate) struct Leases {
 }
 
 impl Leases {
-    /// Opens the bucket, takes this node's lease and keeps renewing it until `shutdown`.
+    /// Opens the bucket, takes this node's lease and keeps renewing it until `shutdown`:
+    /// every third of `lease`, three chances before it runs out. Every node must have the
+    /// same `lease`, the bucket's age limit.
     pub(super) async fn start(
         js: &jetstream::Context,
         replicas: u8,
+        lease: Duration,
         node: String,
         addrs: Addresses,
         broker: Broker,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, ClusterError> {
-        let kv = super::bucket(js, BUCKET, replicas, LEASE).await?;
+        let kv = super::bucket(js, BUCKET, replicas, lease).await?;
         let leases = Arc::new(Self {
             kv,
             node,
@@ -80,7 +80,7 @@ impl Leases {
             .map_err(|e| ClusterError::Stream(format!("cannot take this node's lease: {e}")))?;
         let renewing = leases.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(RENEW);
+            let mut tick = tokio::time::interval(lease / 3);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {

@@ -174,6 +174,7 @@ impl Node {
         let leases = Leases::start(
             &js,
             config.replicas(),
+            config.lease(),
             name.clone(),
             addrs,
             broker.clone(),
