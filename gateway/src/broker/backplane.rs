@@ -3,6 +3,8 @@
 //! published to a [`Backplane`], which carries them to the other nodes; messages from other
 //! nodes come back in through [`Broker::publish_remote`]. The broker never knows it is NATS.
 //!
+//! A node cut off from the others takes no clients ([`Backplane::accepting`]).
+//!
 //! The backplane also hears which topic filters this node has subscribers for (the interest
 //! NATS routes by), as the subscription tree notes them: told under the routing lock, so the
 //! changes of one filter arrive in the order they happened.
@@ -26,6 +28,12 @@ use crate::store::codec;
 #[error("the cluster did not take the message: {0}")]
 pub(crate) struct ForwardError(pub(crate) String);
 
+/// The reason a node cut off from its cluster closes its connections with. MQTT 5 has no
+/// "Server unavailable" for DISCONNECT (0x88 is CONNACK only); 0x9C Use another server says
+/// what the client should do: another node can take it.
+pub(crate) const CUT_OFF: aviary_protocol::ReasonCode =
+    aviary_protocol::ReasonCode::USE_ANOTHER_SERVER;
+
 /// Completes when the cluster holds a forwarded QoS 1/2 message.
 pub(crate) type AckWait = Pin<Box<dyn Future<Output = Result<(), ForwardError>> + Send>>;
 
@@ -43,6 +51,9 @@ pub(crate) trait Backplane: Send + Sync + Debug {
     /// subscription on this node (`true`) or lost their last (`false`), in order. Must not
     /// block: it is called under the routing lock.
     fn interest(&self, changes: Vec<(Box<str>, bool)>);
+
+    /// Whether this node takes clients: not while it is cut off from the other nodes.
+    fn accepting(&self) -> bool;
 }
 
 /// A message as it travels between nodes: the store's encoding, expiry as wall-clock time.
@@ -70,6 +81,17 @@ impl Broker {
 
     pub(crate) fn backplane(&self) -> Option<&Arc<dyn Backplane>> {
         self.shared.backplane.get()
+    }
+
+    /// Closes every connection of this node with `reason`; returns the client ids whose
+    /// connection was told to close.
+    pub(crate) fn kick_all(&self, reason: aviary_protocol::ReasonCode) -> Vec<String> {
+        let sessions: Vec<_> = self.shared.sessions.lock().values().cloned().collect();
+        sessions
+            .iter()
+            .filter(|s| s.kick(reason))
+            .map(|s| s.client_id.to_string())
+            .collect()
     }
 
     /// Closes this node's connection of `client_id`, if it has one, with `reason`.

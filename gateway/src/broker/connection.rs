@@ -207,6 +207,10 @@ async fn finish<R, W>(
             info!(error = ?r.as_ref().err(), "connection lost while writing");
             None
         }
+        End::Kicked(code) if *code == super::CUT_OFF => {
+            info!("disconnected: this node is cut off from its cluster");
+            Some(*code)
+        }
         End::Kicked(code) => {
             info!("session taken over by a new connection");
             Some(*code)

@@ -2,8 +2,12 @@
 //! node, and renews it every third of the lease (`[cluster] lease_ms`, 10 s by default). The
 //! bucket keeps a value a lease after its last write, so a node that dies (or is cut off from
 //! NATS) drops out of the bucket on its own, without anyone deciding it: the list of live
-//! nodes is the bucket's keys. The value says
-//! where the node serves and how many clients it has, for `GET /api/v1/cluster`.
+//! nodes is the bucket's keys. The value says where the node serves and how many clients it
+//! has, for `GET /api/v1/cluster`.
+//!
+//! Each renewal, or its failure, is what the node's [`Link`] judges the link by. A failed
+//! renewal is tried again soon rather than a third of a lease later, so that a short hiccup
+//! of NATS does not cut the node off.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,13 +17,16 @@ use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{info, warn};
 
+use super::link::Link;
 use super::ClusterError;
 use crate::broker::{Broker, Metrics};
 
 /// The bucket of node leases.
 const BUCKET: &str = "AVIARY_NODES";
+/// How long a leaving node waits for its lease to be given back.
+const LEAVE_WAIT: Duration = Duration::from_secs(2);
 
 /// A live node, as its lease describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,49 +59,83 @@ pub(crate) struct Leases {
     node: String,
     addrs: Addresses,
     broker: Broker,
+    /// How long a lease lasts.
+    lease: Duration,
+    link: Arc<Link>,
+}
+
+/// What [`Leases::start`] needs besides the bucket's place.
+pub(super) struct LeaseSetup {
+    pub(super) node: String,
+    pub(super) addrs: Addresses,
+    pub(super) lease: Duration,
+    pub(super) link: Arc<Link>,
 }
 
 impl Leases {
-    /// Opens the bucket, takes this node's lease and keeps renewing it until `shutdown`:
-    /// every third of `lease`, three chances before it runs out. Every node must have the
-    /// same `lease`, the bucket's age limit.
+    /// Opens the bucket, takes this node's lease and keeps renewing it until `shutdown`.
     pub(super) async fn start(
         js: &jetstream::Context,
         replicas: u8,
-        lease: Duration,
-        node: String,
-        addrs: Addresses,
+        setup: LeaseSetup,
         broker: Broker,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, ClusterError> {
-        let kv = super::bucket(js, BUCKET, replicas, lease).await?;
+        let kv = super::bucket(js, BUCKET, replicas, setup.lease).await?;
         let leases = Arc::new(Self {
             kv,
-            node,
-            addrs,
+            node: setup.node,
+            addrs: setup.addrs,
             broker,
+            lease: setup.lease,
+            link: setup.link,
         });
         leases
             .renew()
             .await
             .map_err(|e| ClusterError::Stream(format!("cannot take this node's lease: {e}")))?;
+        leases.link.renewed();
         let renewing = leases.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(lease / 3);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    () = shutdown.cancelled() => break,
-                }
-                if let Err(e) = renewing.renew().await {
-                    warn!(error = %e, "cannot renew this node's lease");
-                }
-            }
+            renewing.keep_renewing(shutdown).await;
             // Leaving: others need not wait for the lease to run out.
-            let _ = renewing.kv.purge(&renewing.node).await;
+            let _ = tokio::time::timeout(LEAVE_WAIT, renewing.kv.purge(&renewing.node)).await;
         });
         Ok(leases)
+    }
+
+    /// Renews the lease every third of it until `shutdown`, at once when NATS is back, and
+    /// soon again after a failure; tells the link of each success.
+    async fn keep_renewing(&self, shutdown: CancellationToken) {
+        let every = self.lease / 3;
+        let retry = (every / 4).max(Duration::from_millis(100));
+        let (mut next, mut failing) = (every, false);
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(next) => {}
+                () = self.link.renew_now.notified() => {}
+                () = shutdown.cancelled() => return,
+            }
+            // Bounded: a request into a dead connection would otherwise wait for its timeout.
+            let renewed = tokio::time::timeout(every, self.renew())
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer within {every:?}")));
+            match renewed {
+                Ok(()) => {
+                    if std::mem::take(&mut failing) {
+                        info!("this node's lease is renewed again");
+                    }
+                    self.link.renewed();
+                    next = every;
+                }
+                Err(e) => {
+                    if !std::mem::replace(&mut failing, true) {
+                        warn!(error = %e, "cannot renew this node's lease; retrying");
+                    }
+                    next = retry;
+                }
+            }
+        }
     }
 
     async fn renew(&self) -> Result<(), String> {
@@ -136,5 +177,10 @@ impl Leases {
     /// This node's name.
     pub(crate) fn node(&self) -> &str {
         &self.node
+    }
+
+    /// This node's link to the cluster.
+    pub(crate) fn link(&self) -> &Link {
+        &self.link
     }
 }

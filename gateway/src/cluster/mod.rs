@@ -3,11 +3,13 @@
 //! routes by interest to the nodes whose clients subscribed ([`node`]). Topics map to NATS
 //! subjects one to one ([`subject`]).
 //!
-//! What works so far: live messages at QoS 0, 1 and 2 between nodes, and retained messages
-//! kept cluster-wide ([`retained`]). Sessions, client-id ownership, node leases and `$share`
-//! across nodes come next; until then each node keeps those for its own clients.
+//! What works so far: live messages at QoS 0, 1 and 2 between nodes, retained messages
+//! kept cluster-wide ([`retained`]), one connection per client id ([`owners`]), node leases
+//! ([`lease`]) and a node that stops serving when cut off from NATS ([`link`]). Sessions and
+//! `$share` across nodes come next; until then each node keeps those for its own clients.
 
 mod lease;
+mod link;
 mod node;
 mod owners;
 mod retained;

@@ -15,6 +15,10 @@
 //!   filtered to the same subjects: each message comes once and is routed to every local
 //!   subscriber, then acknowledged once the local store holds what it queued. The node's own
 //!   messages are skipped by their header.
+//! - **Failure.** A node cut off from NATS disconnects its clients and takes none until it is
+//!   back ([`link`]).
+//!
+//! [`link`]: super::link
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +33,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::lease::{Addresses, Leases};
+use super::lease::{Addresses, LeaseSetup, Leases};
+use super::link;
 use super::owners::Owners;
 use super::retained;
 use super::subject::{filter_to_subjects, subject_to_topic, topic_to_subject};
@@ -106,6 +111,10 @@ impl Backplane for Node {
     fn interest(&self, changes: Vec<(Box<str>, bool)>) {
         let _ = self.interest.send(changes);
     }
+
+    fn accepting(&self) -> bool {
+        self.leases.link().accepting()
+    }
 }
 
 impl Node {
@@ -140,17 +149,7 @@ impl Node {
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, ClusterError> {
         let urls = config.nats.join(", ");
-        let client = async_nats::ConnectOptions::new()
-            .name(format!("aviary {name}"))
-            // This node routes its own messages itself.
-            .no_echo()
-            .connection_timeout(Duration::from_secs(5))
-            .connect(config.nats.as_slice())
-            .await
-            .map_err(|e| ClusterError::Connect {
-                urls: urls.clone(),
-                error: e.to_string(),
-            })?;
+        let (client, link) = link::connect(config, &name).await?;
         let js = jetstream::new(client.clone());
         let stream = js
             .get_or_create_stream(stream::Config {
@@ -171,12 +170,16 @@ impl Node {
             .map_err(|e| ClusterError::Stream(e.to_string()))?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (interest_tx, interest_rx) = mpsc::unbounded_channel();
+        let setup = LeaseSetup {
+            node: name.clone(),
+            addrs,
+            lease: config.lease(),
+            link: link.clone(),
+        };
         let leases = Leases::start(
             &js,
             config.replicas(),
-            config.lease(),
-            name.clone(),
-            addrs,
+            setup,
             broker.clone(),
             shutdown.clone(),
         )
@@ -205,6 +208,7 @@ impl Node {
         )
         .await?;
         let filters = broker.attach_backplane(node.clone());
+        tokio::spawn(link::watch(link, broker.clone(), shutdown.clone()));
         tokio::spawn(send(
             client.clone(),
             js,

@@ -142,11 +142,15 @@ where
 
 /// In cluster mode, makes this node the one holding the client id, so that a connection
 /// with the same id on another node is closed (0x8E). An id the broker will assign or
-/// refuse needs no claim.
+/// refuse needs no claim. A node cut off from its cluster takes no client.
 async fn claim(broker: &Broker, connect: &Connect) -> Result<(), crate::broker::ForwardError> {
     let Some(backplane) = broker.backplane() else {
         return Ok(());
     };
+    if !backplane.accepting() {
+        let why = "this node is cut off from its cluster";
+        return Err(crate::broker::ForwardError(why.into()));
+    }
     let id = &connect.client_id;
     if id.is_empty() || id.len() > broker.config().max_client_id_length {
         return Ok(());
