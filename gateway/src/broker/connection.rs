@@ -209,6 +209,8 @@ async fn finish<R, W>(
         }
         End::Kicked(code) if *code == super::CUT_OFF => {
             info!("disconnected: this node is cut off from its cluster");
+            // Its will is the cluster's to publish (see cluster::orphans), once.
+            publish_will = false;
             Some(*code)
         }
         End::Kicked(code) => {

@@ -17,6 +17,7 @@ use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::link::Link;
@@ -24,8 +25,8 @@ use super::ClusterError;
 use crate::broker::{Broker, Metrics};
 
 /// The bucket of node leases.
-const BUCKET: &str = "AVIARY_NODES";
-/// How long a leaving node waits for its lease to be given back.
+pub(super) const BUCKET: &str = "AVIARY_NODES";
+/// How long a leaving node waits for its last writes, then for its lease to be given back.
 const LEAVE_WAIT: Duration = Duration::from_secs(2);
 
 /// A live node, as its lease describes it.
@@ -70,6 +71,9 @@ pub(super) struct LeaseSetup {
     pub(super) addrs: Addresses,
     pub(super) lease: Duration,
     pub(super) link: Arc<Link>,
+    /// Writes (will records) a leaving node finishes before it gives its lease back, so that
+    /// no other node acts on what this one settled itself.
+    pub(super) last_writes: TaskTracker,
 }
 
 impl Leases {
@@ -99,6 +103,8 @@ impl Leases {
         tokio::spawn(async move {
             renewing.keep_renewing(shutdown).await;
             // Leaving: others need not wait for the lease to run out.
+            setup.last_writes.close();
+            let _ = tokio::time::timeout(LEAVE_WAIT, setup.last_writes.wait()).await;
             let _ = tokio::time::timeout(LEAVE_WAIT, renewing.kv.purge(&renewing.node)).await;
         });
         Ok(leases)
@@ -177,6 +183,11 @@ impl Leases {
     /// This node's name.
     pub(crate) fn node(&self) -> &str {
         &self.node
+    }
+
+    /// The lease bucket.
+    pub(super) fn kv(&self) -> &kv::Store {
+        &self.kv
     }
 
     /// This node's link to the cluster.

@@ -1,7 +1,7 @@
 //! Whether this node is still part of its cluster, and what it does when it is not.
 //!
 //! A node cut off from NATS must not go on serving as if nothing happened: once its lease runs
-//! out the other nodes consider it dead, and a client connecting
+//! out the other nodes consider it dead and act on its clients' wills, and a client connecting
 //! there while still connected here would be two connections of one client id, one on each
 //! side of the cut (split brain). So a node that could not renew its lease for [`Link`]'s
 //! grace period, shorter than the lease, **cuts itself off**: it disconnects all its clients
@@ -43,6 +43,11 @@ pub(crate) struct Link {
     state: Mutex<State>,
     /// Asks the lease task for a renewal now (NATS is back).
     pub(super) renew_now: Notify,
+    /// Tells the wills' task that the node is back after being cut off.
+    pub(super) back: Notify,
+    /// The client ids disconnected when the node cut itself off, whose wills it left
+    /// unpublished (the cluster settles them: see `orphans`).
+    left: Mutex<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -66,6 +71,8 @@ impl Link {
                 cut_off: false,
             }),
             renew_now: Notify::new(),
+            back: Notify::new(),
+            left: Mutex::new(Vec::new()),
         })
     }
 
@@ -93,6 +100,7 @@ impl Link {
         if std::mem::take(&mut st.cut_off) {
             drop(st);
             info!("lease renewed: back in the cluster, taking clients again");
+            self.back.notify_one();
         }
     }
 
@@ -103,7 +111,7 @@ impl Link {
     }
 
     /// Whether this node has cut itself off from its clients.
-    fn is_cut_off(&self) -> bool {
+    pub(super) fn is_cut_off(&self) -> bool {
         self.state.lock().cut_off
     }
 
@@ -118,6 +126,19 @@ impl Link {
         }
     }
 
+    /// The client ids disconnected since the node cut itself off, taken.
+    pub(super) fn take_left(&self) -> Vec<String> {
+        std::mem::take(&mut self.left.lock())
+    }
+
+    /// Disconnects every client of this node, noting which, since it is cut off.
+    fn kick_all(&self, broker: &Broker) -> usize {
+        let kicked = broker.kick_all(CUT_OFF);
+        let count = kicked.len();
+        self.left.lock().extend(kicked);
+        count
+    }
+
     /// Cuts the node off if the lease went unrenewed for the grace period; true if it just did.
     fn cut_off_if_overdue(&self) -> bool {
         let mut st = self.state.lock();
@@ -129,7 +150,7 @@ impl Link {
 
 /// Connects to the cluster's NATS servers, with a [`Link`] that hears what the connection
 /// goes through. It cuts off after half a lease without renewal: well before the others see
-/// the lease run out.
+/// the lease run out and act on this node's wills.
 pub(super) async fn connect(
     config: &ClusterConfig,
     name: &str,
@@ -172,7 +193,7 @@ pub(super) async fn watch(link: Arc<Link>, broker: Broker, shutdown: Cancellatio
             () = shutdown.cancelled() => return,
         }
         if link.cut_off_if_overdue() {
-            let kicked = broker.kick_all(CUT_OFF).len();
+            let kicked = link.kick_all(&broker);
             warn!(
                 grace = ?link.grace,
                 kicked,
@@ -181,7 +202,7 @@ pub(super) async fn watch(link: Arc<Link>, broker: Broker, shutdown: Cancellatio
             );
             last_kick = Instant::now();
         } else if link.is_cut_off() && last_kick.elapsed() >= KICK_AGAIN {
-            broker.kick_all(CUT_OFF);
+            link.kick_all(&broker);
             last_kick = Instant::now();
         }
     }

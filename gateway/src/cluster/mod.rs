@@ -5,15 +5,19 @@
 //!
 //! What works so far: live messages at QoS 0, 1 and 2 between nodes, retained messages
 //! kept cluster-wide ([`retained`]), one connection per client id ([`owners`]), node leases
-//! ([`lease`]) and a node that stops serving when cut off from NATS ([`link`]). Sessions and
-//! `$share` across nodes come next; until then each node keeps those for its own clients.
+//! ([`lease`]), the wills of a dead node's clients ([`wills`], [`orphans`]) and a node that
+//! stops serving when cut off from NATS ([`link`]). Sessions and `$share` across nodes come
+//! next; until then each node keeps those for its own clients.
 
 mod lease;
 mod link;
+mod membership;
 mod node;
+mod orphans;
 mod owners;
 mod retained;
 mod subject;
+mod wills;
 
 pub use lease::{Addresses, NodeInfo};
 pub(crate) use node::Node;

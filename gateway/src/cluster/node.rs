@@ -15,9 +15,12 @@
 //!   filtered to the same subjects: each message comes once and is routed to every local
 //!   subscriber, then acknowledged once the local store holds what it queued. The node's own
 //!   messages are skipped by their header.
-//! - **Failure.** A node cut off from NATS disconnects its clients and takes none until it is
-//!   back ([`link`]).
+//! - **Failure.** The wills of this node's clients are kept in the cluster ([`wills`]), and
+//!   those of a node that is gone are published by one of the others ([`orphans`]). A node
+//!   cut off from NATS disconnects its clients and takes none until it is back ([`link`]).
 //!
+//! [`wills`]: super::wills
+//! [`orphans`]: super::orphans
 //! [`link`]: super::link
 
 use std::collections::HashMap;
@@ -33,13 +36,17 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::lease::{Addresses, LeaseSetup, Leases};
+use super::lease::{Addresses, Leases};
 use super::link;
+use super::membership::Membership;
 use super::owners::Owners;
 use super::retained;
 use super::subject::{filter_to_subjects, subject_to_topic, topic_to_subject};
+use super::wills::Wills;
 use super::ClusterError;
-use crate::broker::{decode_wire, encode_wire, AckWait, Backplane, Broker, ForwardError, Message};
+use crate::broker::{
+    decode_wire, encode_wire, AckWait, Backplane, Broker, ForwardError, Message, Will,
+};
 use crate::config::ClusterConfig;
 
 /// Subject prefix of QoS 0 messages (core NATS).
@@ -75,6 +82,8 @@ pub(crate) struct Node {
     leases: Arc<Leases>,
     /// This node's claims on client ids.
     owners: Arc<Owners>,
+    /// The wills of this node's connections, as the cluster keeps them.
+    wills: Arc<Wills>,
     out: mpsc::UnboundedSender<Out>,
     interest: mpsc::UnboundedSender<Vec<(Box<str>, bool)>>,
 }
@@ -110,6 +119,14 @@ impl Backplane for Node {
 
     fn interest(&self, changes: Vec<(Box<str>, bool)>) {
         let _ = self.interest.send(changes);
+    }
+
+    fn will_set(&self, client_id: &str, will: Option<&Will>, expiry_secs: u32) -> Option<AckWait> {
+        self.wills.set(client_id, will, expiry_secs)
+    }
+
+    fn will_gone(&self, client_id: &str) {
+        self.wills.gone(client_id);
     }
 
     fn accepting(&self) -> bool {
@@ -170,31 +187,16 @@ impl Node {
             .map_err(|e| ClusterError::Stream(e.to_string()))?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (interest_tx, interest_rx) = mpsc::unbounded_channel();
-        let setup = LeaseSetup {
-            node: name.clone(),
-            addrs,
-            lease: config.lease(),
-            link: link.clone(),
-        };
-        let leases = Leases::start(
-            &js,
-            config.replicas(),
-            setup,
-            broker.clone(),
-            shutdown.clone(),
-        )
-        .await?;
-        let owners = Owners::start(
-            &js,
-            config.replicas(),
-            name.clone(),
-            broker.clone(),
-            shutdown.clone(),
-        )
-        .await?;
+        let Membership {
+            leases,
+            owners,
+            wills,
+            orphans,
+        } = Membership::start(&js, config, &name, addrs, &link, broker, &shutdown).await?;
         let node = Arc::new(Self {
             leases,
             owners,
+            wills,
             out: out_tx,
             interest: interest_tx,
         });
@@ -208,6 +210,8 @@ impl Node {
         )
         .await?;
         let filters = broker.attach_backplane(node.clone());
+        // Attached first: the wills they publish must reach the other nodes.
+        tokio::spawn(orphans.run());
         tokio::spawn(link::watch(link, broker.clone(), shutdown.clone()));
         tokio::spawn(send(
             client.clone(),

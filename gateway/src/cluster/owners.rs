@@ -81,6 +81,11 @@ impl Owners {
         Ok(owners)
     }
 
+    /// The bucket of client-id owners.
+    pub(super) fn kv(&self) -> &kv::Store {
+        &self.kv
+    }
+
     /// Claims `client_id` for this node; the wait completes once the claim is written.
     pub(super) fn claim(self: &Arc<Self>, client_id: &str) -> AckWait {
         let (owners, key) = (self.clone(), token(client_id));

@@ -105,7 +105,10 @@ where
         return None;
     }
     match accept(broker, connect, &info) {
-        Ok((ack, opened, params)) => {
+        Ok((ack, opened, params, will_recorded)) => {
+            if !recorded(broker, wr, will_recorded, &opened, &params).await {
+                return None;
+            }
             // Registered before the CONNACK goes out, so a client that has
             // its CONNACK always finds itself in the client list.
             broker.client_connected(params.link_id, info, version, &opened.session);
@@ -156,6 +159,30 @@ async fn claim(broker: &Broker, connect: &Connect) -> Result<(), crate::broker::
         return Ok(());
     }
     backplane.claim(id).await
+}
+
+/// In cluster mode, waits until the cluster holds the connection's will (see
+/// `Backplane::will_set`), so that no CONNACK goes out for a will another node could not
+/// publish. If it cannot, refuses the connection (0x88 Server unavailable), whose session is
+/// left as by a connection lost before its CONNACK, will discarded; false then.
+async fn recorded<W: AsyncWrite + Unpin>(
+    broker: &Broker,
+    wr: &mut W,
+    wait: Option<crate::broker::AckWait>,
+    opened: &Opened,
+    params: &Params,
+) -> bool {
+    let Some(wait) = wait else { return true };
+    let Err(e) = wait.await else { return true };
+    warn!(error = %e, "connection refused: the cluster did not record its will");
+    let nack = ConnAck::new(ReasonCode::SERVER_UNAVAILABLE, false);
+    let _ = write_packet(wr, &Packet::ConnAck(Box::new(nack)), params.version).await;
+    let ending = Ending {
+        publish_will: false,
+        expiry_secs: params.session_expiry,
+    };
+    broker.connection_closed(&opened.session, params.link_id, ending);
+    false
 }
 
 /// Reads bytes until the first packet is complete. `Err(None)`: end of stream.
@@ -215,11 +242,12 @@ fn authenticate(
 
 /// Validates a CONNECT and opens the session. On refusal, the reason
 /// to send in the CONNACK.
+/// In cluster mode, also the wait for the will's record in the cluster.
 fn accept(
     broker: &Broker,
     connect: Connect,
     info: &ConnInfo,
-) -> Result<(ConnAck, Opened, Params), Refused> {
+) -> Result<(ConnAck, Opened, Params, Option<crate::broker::AckWait>), Refused> {
     let config = broker.config();
     let version = connect.protocol;
     let v5 = version.is_v5();
@@ -297,6 +325,9 @@ fn accept(
             owner: username.clone(),
         }
     });
+    let will_recorded = broker
+        .backplane()
+        .and_then(|b| b.will_set(&client_id, will.as_ref(), session_expiry));
     let link_id = broker.next_id();
     let connecting = Connecting {
         link_id,
@@ -346,7 +377,7 @@ fn accept(
             .request_problem_information
             .unwrap_or(true),
     };
-    Ok((ack, opened, params))
+    Ok((ack, opened, params, will_recorded))
 }
 
 /// A client identifier no client chose: random, so that it does not collide
