@@ -22,7 +22,7 @@ use aviary_protocol::{Connect, LastWill, Packet, QoS, ReasonCode, TopicName};
 use common::nats::NatsCluster;
 use common::process::GatewayProcess;
 use common::raw::{self, Raw};
-use common::within;
+use common::{within, within_for};
 use ws_common::Gw;
 
 /// The lease of every node in these tests.
@@ -187,8 +187,8 @@ async fn the_wills_of_a_killed_nodes_clients_fire_once_from_another_node() {
         "first will to the delayed one (2 s): {:?}",
         later.duration_since(now)
     );
-    // A lease runs out at most a lease after the kill, at least two thirds of one (it is
-    // renewed every third).
+    // A lease runs out at most a lease after the kill, at least four fifths of one (it is
+    // renewed every fifth).
     assert!(
         fired >= LEASE / 2,
         "published before A's lease ran out: {fired:?}"
@@ -227,6 +227,85 @@ async fn the_wills_of_a_node_killed_and_back_within_its_lease_fire_too() {
     assert_eq!((&*p.topic, &p.payload[..]), ("wills/quick", &b"quick"[..]));
     eprintln!("SIGKILL and restart to the will: {:?}", killed.elapsed());
     on_b.expect_silence(Duration::from_millis(500)).await;
+}
+
+#[tokio::test]
+async fn losing_the_nats_server_that_leads_the_leases_cuts_no_node_off() {
+    let mut nats = NatsCluster::start(3).await;
+    // The lease bucket's new leader must be elected well within the grace (four fifths of a
+    // lease): about 6 s on an idle machine, and more on a loaded one, hence a 20 s lease.
+    let long_lease = |name: &str| {
+        let (urls, name) = (nats.urls(), name.to_owned());
+        Gw::start_with(move |c| {
+            c.cluster.nats = urls;
+            c.cluster.node = Some(name);
+            c.cluster.lease_ms = Some(20_000);
+        })
+    };
+    let a = long_lease("gw-a").await;
+    let b = long_lease("gw-b").await;
+    let (mut on_a, _) = Raw::connect_ok(a.mqtt, with_will(raw::v5("on-a"), "wills/on-a", 0)).await;
+    let mut on_b = watcher(&b, "watch-b").await;
+    let leader = leases_leader(&nats).await;
+    nats.kill(leader);
+    let killed = Instant::now();
+    let killed_unix_ms = unix_ms();
+    // Both nodes renew their leases again once the bucket has a new leader...
+    within_for(Duration::from_secs(30), "both leases renewed", async {
+        loop {
+            let reply = a.http().get("/api/v1/cluster").await;
+            if reply.status == axum::http::StatusCode::OK {
+                let view = reply.json();
+                let nodes = view["nodes"].as_array().expect("a list of nodes").clone();
+                let renewed =
+                    |n: &serde_json::Value| n["renewed_unix_ms"].as_u64() > Some(killed_unix_ms);
+                if nodes.len() == 2 && nodes.iter().all(renewed) {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    eprintln!(
+        "lease leader killed; both leases renewed after {:?}",
+        killed.elapsed()
+    );
+    // ... and take clients.
+    for gw in [&a, &b] {
+        within("a CONNECT to be accepted", async {
+            while Raw::connect(gw.mqtt, raw::v5("late")).await.1.reason_code != ReasonCode::SUCCESS
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await;
+    }
+    // ... and meanwhile nobody was disconnected, and no will fired.
+    let quiet = Duration::from_secs(1);
+    tokio::join!(on_a.expect_silence(quiet), on_b.expect_silence(quiet));
+}
+
+/// The wall clock in Unix milliseconds, as leases note their renewals.
+fn unix_ms() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.expect("after 1970").as_millis() as u64
+}
+
+/// The index of the NATS server leading the lease bucket's stream.
+async fn leases_leader(nats: &NatsCluster) -> usize {
+    let client = async_nats::connect(nats.urls())
+        .await
+        .expect("connect to NATS");
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js
+        .get_stream("KV_AVIARY_NODES")
+        .await
+        .expect("the lease bucket");
+    let info = stream.info().await.expect("its info");
+    let leader = info.cluster.clone().and_then(|c| c.leader);
+    let leader = leader.expect("the lease bucket has a leader");
+    nats.index_of(&leader).expect("one of ours")
 }
 
 /// Waits until the cluster holds `n` will records.

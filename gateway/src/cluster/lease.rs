@@ -1,13 +1,15 @@
 //! Node leases: each node holds a key in the `AVIARY_NODES` key-value bucket, named after the
-//! node, and renews it every third of the lease (`[cluster] lease_ms`, 10 s by default). The
+//! node, and renews it every fifth of the lease (`[cluster] lease_ms`, 10 s by default). The
 //! bucket keeps a value a lease after its last write, so a node that dies (or is cut off from
 //! NATS) drops out of the bucket on its own, without anyone deciding it: the list of live
 //! nodes is the bucket's keys. The value says where the node serves and how many clients it
 //! has, for `GET /api/v1/cluster`.
 //!
 //! Each renewal, or its failure, is what the node's [`Link`] judges the link by. A failed
-//! renewal is tried again soon rather than a third of a lease later, so that a short hiccup
-//! of NATS does not cut the node off.
+//! renewal is tried again soon rather than a fifth of a lease later, so that a short hiccup
+//! of NATS does not cut the node off. Renewals are that frequent (a few bytes each) because
+//! the link's grace is counted from the last one: a JetStream leader election, which takes
+//! seconds, must fit between it and the end of the grace.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::link::Link;
 use super::ClusterError;
@@ -26,6 +28,10 @@ use crate::broker::{Broker, Metrics};
 
 /// The bucket of node leases.
 pub(super) const BUCKET: &str = "AVIARY_NODES";
+/// How long a read of the leases (for `GET /api/v1/cluster`) may take.
+const READ_WAIT: Duration = Duration::from_secs(3);
+/// How long a starting node tries to take its lease.
+const TAKE_WAIT: Duration = Duration::from_secs(15);
 /// How long a leaving node waits for its last writes, then for its lease to be given back.
 const LEAVE_WAIT: Duration = Duration::from_secs(2);
 
@@ -94,11 +100,7 @@ impl Leases {
             lease: setup.lease,
             link: setup.link,
         });
-        leases
-            .renew()
-            .await
-            .map_err(|e| ClusterError::Stream(format!("cannot take this node's lease: {e}")))?;
-        leases.link.renewed();
+        leases.take().await?;
         let renewing = leases.clone();
         tokio::spawn(async move {
             renewing.keep_renewing(shutdown).await;
@@ -110,10 +112,29 @@ impl Leases {
         Ok(leases)
     }
 
-    /// Renews the lease every third of it until `shutdown`, at once when NATS is back, and
+    /// Takes the lease for the first time. A bucket just created may have no leader yet
+    /// ("no stream found"): asked again for a while.
+    async fn take(&self) -> Result<(), ClusterError> {
+        let deadline = tokio::time::Instant::now() + TAKE_WAIT;
+        loop {
+            match self.renew().await {
+                Ok(()) => break,
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    let why = format!("cannot take this node's lease: {e}");
+                    return Err(ClusterError::Stream(why));
+                }
+                Err(e) => debug!(error = %e, "cannot take this node's lease yet; retrying"),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        self.link.renewed();
+        Ok(())
+    }
+
+    /// Renews the lease every fifth of it until `shutdown`, at once when NATS is back, and
     /// soon again after a failure; tells the link of each success.
     async fn keep_renewing(&self, shutdown: CancellationToken) {
-        let every = self.lease / 3;
+        let every = self.lease / 5;
         let retry = (every / 4).max(Duration::from_millis(100));
         let (mut next, mut failing) = (every, false);
         loop {
@@ -162,8 +183,15 @@ impl Leases {
             .map_err(|e| e.to_string())
     }
 
-    /// The nodes whose leases are live, by name.
+    /// The nodes whose leases are live, by name. Bounded: while JetStream elects a leader
+    /// for the bucket, a request would otherwise wait for the client's 10 s timeout.
     pub(crate) async fn nodes(&self) -> Result<Vec<NodeInfo>, String> {
+        tokio::time::timeout(READ_WAIT, self.read_nodes())
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {READ_WAIT:?}")))
+    }
+
+    async fn read_nodes(&self) -> Result<Vec<NodeInfo>, String> {
         let mut keys = self.kv.keys().await.map_err(|e| e.to_string())?;
         let mut nodes = Vec::new();
         while let Some(key) = keys.next().await {

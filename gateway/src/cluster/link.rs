@@ -3,16 +3,21 @@
 //! A node cut off from NATS must not go on serving as if nothing happened: once its lease runs
 //! out the other nodes consider it dead and act on its clients' wills, and a client connecting
 //! there while still connected here would be two connections of one client id, one on each
-//! side of the cut (split brain). So a node that could not renew its lease for [`Link`]'s
-//! grace period, shorter than the lease, **cuts itself off**: it disconnects all its clients
-//! (MQTT 5: DISCONNECT 0x9C Use another server, which tells the client to go elsewhere; 3.x:
-//! the connection closes) and refuses new CONNECTs (CONNACK 0x88 Server unavailable, 3.x
-//! return code 3) until NATS is back and its lease renewed.
+//! side of the cut (split brain). So a node that could not renew its lease for a grace
+//! period, shorter than the lease, **cuts itself off**: it disconnects all its clients (MQTT
+//! 5: DISCONNECT 0x9C Use another server, which tells the client to go elsewhere; 3.x: the
+//! connection closes) and refuses new CONNECTs (CONNACK 0x88 Server unavailable, 3.x return
+//! code 3) until NATS is back and its lease renewed.
 //!
 //! The link is judged by the lease renewals, which need the whole path to JetStream to work,
 //! not only the TCP connection to a NATS server; async-nats's connection events add what
-//! they know sooner: while the client is disconnected no CONNECT is taken (its client id
-//! could not be claimed anyway), and a reconnect asks for a renewal at once.
+//! they know sooner. While the client is disconnected no CONNECT is taken (its client id
+//! could not be claimed anyway), and the grace period is half a lease: a NATS cluster has
+//! other servers to reconnect to within a second. While it is connected but renewals fail,
+//! JetStream may be electing a new leader for the lease bucket, which takes nats-server some
+//! seconds (about 6 s measured when the leader's server is killed), and every node fails
+//! alike meanwhile, so the grace is four fifths of a lease: as long as it can be while still
+//! ending before the lease does. A reconnect asks for a renewal at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,8 +43,8 @@ const KICK_AGAIN: Duration = Duration::from_secs(1);
 /// This node's view of its link to the cluster.
 #[derive(Debug)]
 pub(crate) struct Link {
-    /// How long the lease may go unrenewed before the node cuts itself off.
-    grace: Duration,
+    /// How long a lease lasts: the grace periods are parts of it.
+    lease: Duration,
     state: Mutex<State>,
     /// Asks the lease task for a renewal now (NATS is back).
     pub(super) renew_now: Notify,
@@ -61,10 +66,10 @@ struct State {
 }
 
 impl Link {
-    /// A link that is up, its lease just taken; it cuts off after `grace` without a renewal.
-    pub(super) fn new(grace: Duration) -> Arc<Self> {
+    /// A link that is up, its `lease` just taken.
+    pub(super) fn new(lease: Duration) -> Arc<Self> {
         Arc::new(Self {
-            grace,
+            lease,
             state: Mutex::new(State {
                 connected: true,
                 renewed: Instant::now(),
@@ -139,23 +144,31 @@ impl Link {
         count
     }
 
+    /// How long the lease may go unrenewed before the node cuts itself off (see the module's
+    /// notes).
+    fn grace(&self, connected: bool) -> Duration {
+        match connected {
+            true => self.lease - self.lease / 5,
+            false => self.lease / 2,
+        }
+    }
+
     /// Cuts the node off if the lease went unrenewed for the grace period; true if it just did.
     fn cut_off_if_overdue(&self) -> bool {
         let mut st = self.state.lock();
-        let overdue = !st.cut_off && st.renewed.elapsed() >= self.grace;
+        let overdue = !st.cut_off && st.renewed.elapsed() >= self.grace(st.connected);
         st.cut_off |= overdue;
         overdue
     }
 }
 
 /// Connects to the cluster's NATS servers, with a [`Link`] that hears what the connection
-/// goes through. It cuts off after half a lease without renewal: well before the others see
-/// the lease run out and act on this node's wills.
+/// goes through.
 pub(super) async fn connect(
     config: &ClusterConfig,
     name: &str,
 ) -> Result<(async_nats::Client, Arc<Link>), ClusterError> {
-    let link = Link::new(config.lease() / 2);
+    let link = Link::new(config.lease());
     let events = link.clone();
     let client = async_nats::ConnectOptions::new()
         .name(format!("aviary {name}"))
@@ -184,7 +197,7 @@ pub(super) async fn connect(
 pub(super) async fn watch(link: Arc<Link>, broker: Broker, shutdown: CancellationToken) {
     // Fine enough that the cut comes soon after the grace period, coarse enough to cost
     // nothing: a lock and a clock read.
-    let mut tick = tokio::time::interval((link.grace / 20).max(Duration::from_millis(50)));
+    let mut tick = tokio::time::interval((link.lease / 40).max(Duration::from_millis(25)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_kick = Instant::now();
     loop {
@@ -195,7 +208,6 @@ pub(super) async fn watch(link: Arc<Link>, broker: Broker, shutdown: Cancellatio
         if link.cut_off_if_overdue() {
             let kicked = link.kick_all(&broker);
             warn!(
-                grace = ?link.grace,
                 kicked,
                 "lease not renewed within the grace period: cut off from the cluster, \
                  disconnecting every client and refusing new ones until NATS is back"

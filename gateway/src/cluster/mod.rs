@@ -30,16 +30,44 @@ async fn bucket(
     replicas: u8,
     max_age: std::time::Duration,
 ) -> Result<async_nats::jetstream::kv::Store, ClusterError> {
-    js.create_or_update_key_value(async_nats::jetstream::kv::Config {
+    let config = async_nats::jetstream::kv::Config {
         bucket: name.to_owned(),
         history: 1,
         max_age,
         storage: async_nats::jetstream::stream::StorageType::File,
         num_replicas: usize::from(replicas),
         ..Default::default()
-    })
-    .await
-    .map_err(|e| ClusterError::Stream(e.to_string()))
+    };
+    placed(|| js.create_or_update_key_value(config.clone())).await
+}
+
+/// How long a node at start waits for JetStream to be able to place its streams.
+const PLACEMENT_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Runs `create` (of a replicated stream or bucket) again while JetStream says it has no
+/// servers to place it on, for up to [`PLACEMENT_WAIT`]: a NATS cluster that is (re)starting
+/// learns which of its servers are online from their periodic reports, and until then
+/// refuses with "no suitable peers for placement, peer offline", which passes.
+async fn placed<T, E, F>(mut create: impl FnMut() -> F) -> Result<T, ClusterError>
+where
+    E: std::fmt::Display,
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + PLACEMENT_WAIT;
+    loop {
+        match create().await {
+            Ok(done) => return Ok(done),
+            Err(e) => {
+                let why = e.to_string();
+                let waiting = why.contains("no suitable peers");
+                if !waiting || tokio::time::Instant::now() >= deadline {
+                    return Err(ClusterError::Stream(why));
+                }
+                tracing::info!(error = %why, "JetStream cannot place a stream yet; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        }
+    }
 }
 
 /// Why a node could not join its cluster.

@@ -168,18 +168,16 @@ impl Node {
         let urls = config.nats.join(", ");
         let (client, link) = link::connect(config, &name).await?;
         let js = jetstream::new(client.clone());
-        let stream = js
-            .get_or_create_stream(stream::Config {
-                name: STREAM.to_owned(),
-                subjects: vec![format!("{STREAM_PREFIX}.>")],
-                retention: stream::RetentionPolicy::Interest,
-                storage: stream::StorageType::File,
-                num_replicas: usize::from(config.replicas()),
-                max_age: STREAM_MAX_AGE,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ClusterError::Stream(e.to_string()))?;
+        let stream_config = stream::Config {
+            name: STREAM.to_owned(),
+            subjects: vec![format!("{STREAM_PREFIX}.>")],
+            retention: stream::RetentionPolicy::Interest,
+            storage: stream::StorageType::File,
+            num_replicas: usize::from(config.replicas()),
+            max_age: STREAM_MAX_AGE,
+            ..Default::default()
+        };
+        let stream = super::placed(|| js.get_or_create_stream(stream_config.clone())).await?;
         let consumer_config = consumer_config(&name, Vec::new());
         let consumer: consumer::PullConsumer = stream
             .get_or_create_consumer(&consumer_name(&name), consumer_config)

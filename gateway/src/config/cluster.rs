@@ -19,9 +19,11 @@ pub struct ClusterConfig {
     pub replicas: Option<u8>,
     /// How long a node's lease lasts without a renewal, in milliseconds (default 10 000).
     /// Every node of a cluster must use the same value: it is the lease bucket's age limit.
-    /// Renewals come every third of it; a node cut off from NATS for half of it stops
-    /// serving; other nodes act on the wills of a node whose lease ran out. Shorter leases
-    /// notice a dead node sooner at the price of more NATS traffic; tests use 2 000.
+    /// Renewals come every fifth of it; a node that cannot renew it stops serving after half
+    /// of it (disconnected from NATS) or four fifths (JetStream not answering); other nodes
+    /// act on the wills of a node whose lease ran out. Shorter leases notice a dead node
+    /// sooner, but a JetStream leader election (seconds) must fit in four fifths of one
+    /// with a renewal interval to spare; tests use 2 000.
     pub lease_ms: Option<u64>,
 }
 
