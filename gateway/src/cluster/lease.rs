@@ -1,5 +1,5 @@
 //! Node leases: each node holds a key in the `AVIARY_NODES` key-value bucket, named after the
-//! node, and renews it every fifth of the lease (`[cluster] lease_ms`, 10 s by default). The
+//! node, and renews it every fifth of the lease (`[cluster] lease_ms`, 15 s by default). The
 //! bucket keeps a value a lease after its last write, so a node that dies (or is cut off from
 //! NATS) drops out of the bucket on its own, without anyone deciding it: the list of live
 //! nodes is the bucket's keys. The value says where the node serves and how many clients it

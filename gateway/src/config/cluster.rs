@@ -17,7 +17,7 @@ pub struct ClusterConfig {
     /// JetStream replicas of Aviary's streams and buckets. Default: as many NATS servers as
     /// are listed, at most 3 (1 for a single server).
     pub replicas: Option<u8>,
-    /// How long a node's lease lasts without a renewal, in milliseconds (default 10 000).
+    /// How long a node's lease lasts without a renewal, in milliseconds (default 15 000).
     /// Every node of a cluster must use the same value: it is the lease bucket's age limit.
     /// Renewals come every fifth of it; a node that cannot renew it stops serving after half
     /// of it (disconnected from NATS) or four fifths (JetStream not answering); other nodes
@@ -106,7 +106,7 @@ impl ClusterConfig {
 }
 
 /// The lease of a node, in milliseconds, unless `[cluster] lease_ms` says otherwise.
-const DEFAULT_LEASE_MS: u64 = 10_000;
+const DEFAULT_LEASE_MS: u64 = 15_000;
 
 /// The characters a node name may hold: it names a JetStream consumer and key-value keys.
 fn node_char(c: char) -> bool {
@@ -148,9 +148,9 @@ mod tests {
     }
 
     #[test]
-    fn the_lease_defaults_to_ten_seconds_and_is_bounded() {
+    fn the_lease_defaults_to_fifteen_seconds_and_is_bounded() {
         let c = parse("nats = [\"nats://h:1\"]").unwrap();
-        assert_eq!(c.lease(), std::time::Duration::from_secs(10));
+        assert_eq!(c.lease(), std::time::Duration::from_secs(15));
         let c = parse("nats = [\"nats://h:1\"]\nlease_ms = 2000").unwrap();
         assert_eq!(c.lease(), std::time::Duration::from_secs(2));
         let e = parse("nats = [\"nats://h:1\"]\nlease_ms = 10").unwrap_err();
