@@ -144,14 +144,17 @@ impl Orphans {
             .map(|(node, _)| node.clone())
             .collect();
         for node in overdue {
-            match self.nodes.get(node.as_str()).await {
-                Ok(None) => {
+            // Bounded, so that a slow answer does not hold up the watch for long.
+            let read = tokio::time::timeout(self.lease / 4, self.nodes.get(node.as_str()));
+            match read.await {
+                Ok(Ok(None)) => {
                     seen.remove(&node);
                     self.node_gone(&node, "its lease ran out");
                 }
                 // Renewed late, or not yet expired: asked again at the next tick.
-                Ok(Some(_)) => {}
-                Err(e) => debug!(%node, error = %e, "cannot read a node's lease"),
+                Ok(Ok(Some(_))) => {}
+                Ok(Err(e)) => debug!(%node, error = %e, "cannot read a node's lease"),
+                Err(_) => debug!(%node, "cannot read a node's lease: no answer"),
             }
         }
     }

@@ -199,7 +199,7 @@ pub(super) async fn cluster(
         return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, why).into_response());
     }
     let nodes = cluster.leases().nodes().await.map_err(|e| {
-        let why = format!("cannot read the node leases from NATS (this node is {state}): {e}");
+        let why = format!("cannot read the node leases from NATS: {e}");
         ApiError(StatusCode::SERVICE_UNAVAILABLE, why).into_response()
     })?;
     let nodes: Vec<Value> = nodes
