@@ -3,6 +3,10 @@
 //! published to a [`Backplane`], which carries them to the other nodes; messages from other
 //! nodes come back in through [`Broker::publish_live`] and [`Broker::publish_streamed`]. The broker never knows it is NATS.
 //!
+//! In cluster mode the will of each connection is recorded in the cluster too, so that
+//! another node can publish it should this one die ([`Backplane::will_set`]), and a node cut
+//! off from the others takes no clients ([`Backplane::accepting`]).
+//!
 //! The backplane also hears which topic filters this node has subscribers for (the interest
 //! NATS routes by), as the subscription tree notes them: told under the routing lock, so the
 //! changes of one filter arrive in the order they happened.
@@ -17,7 +21,7 @@ use bytes::Bytes;
 use super::persist::convert::{self, Clocks};
 use super::publish::{Origin, Source};
 use super::router::ClientKey;
-use super::{Broker, Message, Routing};
+use super::{Broker, Message, Routing, Will};
 use crate::store::codec;
 
 /// Why the other nodes did not take a message: the publisher is not acknowledged, and sends
@@ -25,6 +29,13 @@ use crate::store::codec;
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the cluster did not take the message: {0}")]
 pub(crate) struct ForwardError(pub(crate) String);
+
+/// The reason a node cut off from its cluster closes its connections with. MQTT 5 has no
+/// "Server unavailable" for DISCONNECT (0x88 is CONNACK only); 0x9C Use another server says
+/// what the client should do: another node can take it. Such a connection's will is left to
+/// the cluster, which publishes it once (the node may be on the wrong side of the cut).
+pub(crate) const CUT_OFF: aviary_protocol::ReasonCode =
+    aviary_protocol::ReasonCode::USE_ANOTHER_SERVER;
 
 /// Completes when the cluster holds a forwarded QoS 1/2 message.
 pub(crate) type AckWait = Pin<Box<dyn Future<Output = Result<(), ForwardError>> + Send>>;
@@ -47,6 +58,17 @@ pub(crate) trait Backplane: Send + Sync + Debug {
     /// (`$share/{group}/{filter}`) their first member here (`true`), or lost their last
     /// (`false`), in order. Must not block: it is called under the routing lock.
     fn interest(&self, changes: Vec<(Box<str>, bool)>);
+
+    /// Records the will of a connection this node is accepting, or that it has none, so that
+    /// the cluster can publish it should this node die; the CONNACK waits for the record.
+    /// `expiry_secs` is the session's: a will waits no longer than its session lasts.
+    fn will_set(&self, client_id: &str, will: Option<&Will>, expiry_secs: u32) -> Option<AckWait>;
+
+    /// The will of this node's connection of `client_id` was published or discarded here.
+    fn will_gone(&self, client_id: &str);
+
+    /// Whether this node takes clients: not while it is cut off from the other nodes.
+    fn accepting(&self) -> bool;
 }
 
 /// A message as it travels between nodes: the store's encoding, expiry as wall-clock time.
@@ -74,6 +96,30 @@ impl Broker {
 
     pub(crate) fn backplane(&self) -> Option<&Arc<dyn Backplane>> {
         self.shared.backplane.get()
+    }
+
+    /// Closes every connection of this node with `reason`; returns the client ids whose
+    /// connection was told to close.
+    pub(crate) fn kick_all(&self, reason: aviary_protocol::ReasonCode) -> Vec<String> {
+        let sessions: Vec<_> = self.shared.sessions.lock().values().cloned().collect();
+        sessions
+            .iter()
+            .filter(|s| s.kick(reason))
+            .map(|s| s.client_id.to_string())
+            .collect()
+    }
+
+    /// Whether this node holds a session for `client_id`, connected or not.
+    pub(crate) fn has_session(&self, client_id: &str) -> bool {
+        self.shared.sessions.lock().contains_key(client_id)
+    }
+
+    /// Tells the backplane that the will of this node's connection of `client_id` was
+    /// published or discarded.
+    pub(super) fn will_gone(&self, client_id: &str) {
+        if let Some(backplane) = self.backplane() {
+            backplane.will_gone(client_id);
+        }
     }
 
     /// Closes this node's connection of `client_id`, if it has one, with `reason`.

@@ -207,6 +207,12 @@ async fn finish<R, W>(
             info!(error = ?r.as_ref().err(), "connection lost while writing");
             None
         }
+        End::Kicked(code) if *code == super::CUT_OFF => {
+            info!("disconnected: this node is cut off from its cluster");
+            // Its will is the cluster's to publish (see cluster::orphans), once.
+            publish_will = false;
+            Some(*code)
+        }
         End::Kicked(code) => {
             info!("session taken over by a new connection");
             Some(*code)

@@ -97,6 +97,9 @@ impl Broker {
         };
         if let Some(will) = detached.will_now {
             self.publish_will(session, will);
+        } else if detached.will_delay_secs.is_none() {
+            // No will left to wait for (discarded, or there was none): nor in the cluster.
+            self.will_gone(&session.client_id);
         }
         let (now, generation) = (Instant::now(), detached.generation);
         let mut will_due = None;
@@ -160,23 +163,29 @@ impl Broker {
         }
     }
 
-    /// Publishes `session`'s will: every will goes out through here, so a
-    /// check that applies to wills has one place to go. Its Message Expiry
+    /// Publishes `session`'s will (see [`Broker::publish_will_of`]). Call
+    /// with no registry lock held.
+    fn publish_will(&self, session: &Session, will: Will) {
+        // Settled here: the cluster's copy goes (see cluster::wills).
+        self.will_gone(&session.client_id);
+        self.publish_will_of(&session.client_id, will);
+    }
+
+    /// Publishes the will of `client_id`: every will goes out through here
+    /// (in cluster mode, that of another node's client too), so a check
+    /// that applies to wills has one place to go. Its Message Expiry
     /// Interval counts from now, when the will is published, not from the
     /// CONNECT that carried it (MQTT 5.0 section 3.1.3.2.4: the interval
     /// "is sent as the Publication Expiry Interval when the Server
     /// publishes the Will Message"). Call with no registry lock held.
-    fn publish_will(&self, session: &Session, will: Will) {
+    pub(crate) fn publish_will_of(&self, client_id: &str, will: Will) {
         let (msg, owner) = (will.message, will.owner.as_deref());
-        if !self
-            .authorizer()
-            .can_publish(owner, &session.client_id, &msg.topic)
-        {
+        if !self.authorizer().can_publish(owner, client_id, &msg.topic) {
             self.metrics().denied(Denied::Will);
-            tracing::info!(client_id = %session.client_id, topic = %msg.topic, "will not published: the ACL does not let its owner write the topic");
+            tracing::info!(%client_id, topic = %msg.topic, "will not published: the ACL does not let its owner write the topic");
             return;
         }
-        tracing::debug!(client_id = %session.client_id, topic = %msg.topic, "publishing will");
+        tracing::debug!(%client_id, topic = %msg.topic, "publishing will");
         self.publish(msg.published_at(Instant::now()), None);
     }
 

@@ -1,8 +1,15 @@
 //! Node leases: each node holds a key in the `AVIARY_NODES` key-value bucket, named after the
-//! node, and renews it every [`RENEW`]. The bucket keeps a value [`LEASE`] after its last
-//! write, so a node that dies (or is cut off from NATS) drops out of the bucket on its own,
-//! without anyone deciding it: the list of live nodes is the bucket's keys. The value says
-//! where the node serves and how many clients it has, for `GET /api/v1/cluster`.
+//! node, and renews it every fifth of the lease (`[cluster] lease_ms`, 15 s by default). The
+//! bucket keeps a value a lease after its last write, so a node that dies (or is cut off from
+//! NATS) drops out of the bucket on its own, without anyone deciding it: the list of live
+//! nodes is the bucket's keys. The value says where the node serves and how many clients it
+//! has, for `GET /api/v1/cluster`.
+//!
+//! Each renewal, or its failure, is what the node's [`Link`] judges the link by. A failed
+//! renewal is tried again soon rather than a fifth of a lease later, so that a short hiccup
+//! of NATS does not cut the node off. Renewals are that frequent (a few bytes each) because
+//! the link's grace is counted from the last one: a JetStream leader election, which takes
+//! seconds, must fit between it and the end of the grace.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,17 +19,21 @@ use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
 
+use super::link::Link;
 use super::ClusterError;
 use crate::broker::{Broker, Metrics};
 
 /// The bucket of node leases.
-const BUCKET: &str = "AVIARY_NODES";
-/// How long a node stays listed after its last renewal.
-pub(crate) const LEASE: Duration = Duration::from_secs(10);
-/// How often a node renews its lease: three chances before it runs out.
-const RENEW: Duration = Duration::from_secs(3);
+pub(super) const BUCKET: &str = "AVIARY_NODES";
+/// How long a read of the leases (for `GET /api/v1/cluster`) may take.
+const READ_WAIT: Duration = Duration::from_secs(3);
+/// How long a starting node tries to take its lease.
+const TAKE_WAIT: Duration = Duration::from_secs(15);
+/// How long a leaving node waits for its last writes, then for its lease to be given back.
+const LEAVE_WAIT: Duration = Duration::from_secs(2);
 
 /// A live node, as its lease describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +66,20 @@ pub(crate) struct Leases {
     node: String,
     addrs: Addresses,
     broker: Broker,
+    /// How long a lease lasts.
+    lease: Duration,
+    link: Arc<Link>,
+}
+
+/// What [`Leases::start`] needs besides the bucket's place.
+pub(super) struct LeaseSetup {
+    pub(super) node: String,
+    pub(super) addrs: Addresses,
+    pub(super) lease: Duration,
+    pub(super) link: Arc<Link>,
+    /// Writes (will records) a leaving node finishes before it gives its lease back, so that
+    /// no other node acts on what this one settled itself.
+    pub(super) last_writes: TaskTracker,
 }
 
 impl Leases {
@@ -62,38 +87,82 @@ impl Leases {
     pub(super) async fn start(
         js: &jetstream::Context,
         replicas: u8,
-        node: String,
-        addrs: Addresses,
+        setup: LeaseSetup,
         broker: Broker,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, ClusterError> {
-        let kv = super::bucket(js, BUCKET, replicas, LEASE).await?;
+        let kv = super::bucket(js, BUCKET, replicas, setup.lease).await?;
         let leases = Arc::new(Self {
             kv,
-            node,
-            addrs,
+            node: setup.node,
+            addrs: setup.addrs,
             broker,
+            lease: setup.lease,
+            link: setup.link,
         });
-        super::setup::retrying("this node's lease", || leases.renew())
-            .await
-            .map_err(|e| ClusterError::Stream(format!("cannot take this node's lease: {e}")))?;
+        leases.take().await?;
         let renewing = leases.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(RENEW);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    () = shutdown.cancelled() => break,
-                }
-                if let Err(e) = renewing.renew().await {
-                    warn!(error = %e, "cannot renew this node's lease");
-                }
-            }
+            renewing.keep_renewing(shutdown).await;
             // Leaving: others need not wait for the lease to run out.
-            let _ = renewing.kv.purge(&renewing.node).await;
+            setup.last_writes.close();
+            let _ = tokio::time::timeout(LEAVE_WAIT, setup.last_writes.wait()).await;
+            let _ = tokio::time::timeout(LEAVE_WAIT, renewing.kv.purge(&renewing.node)).await;
         });
         Ok(leases)
+    }
+
+    /// Takes the lease for the first time. A bucket just created may have no leader yet
+    /// ("no stream found"): asked again for a while.
+    async fn take(&self) -> Result<(), ClusterError> {
+        let deadline = tokio::time::Instant::now() + TAKE_WAIT;
+        loop {
+            match self.renew().await {
+                Ok(()) => break,
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    let why = format!("cannot take this node's lease: {e}");
+                    return Err(ClusterError::Stream(why));
+                }
+                Err(e) => debug!(error = %e, "cannot take this node's lease yet; retrying"),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        self.link.renewed();
+        Ok(())
+    }
+
+    /// Renews the lease every fifth of it until `shutdown`, at once when NATS is back, and
+    /// soon again after a failure; tells the link of each success.
+    async fn keep_renewing(&self, shutdown: CancellationToken) {
+        let every = self.lease / 5;
+        let retry = (every / 4).max(Duration::from_millis(100));
+        let (mut next, mut failing) = (every, false);
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(next) => {}
+                () = self.link.renew_now.notified() => {}
+                () = shutdown.cancelled() => return,
+            }
+            // Bounded: a request into a dead connection would otherwise wait for its timeout.
+            let renewed = tokio::time::timeout(every, self.renew())
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer within {every:?}")));
+            match renewed {
+                Ok(()) => {
+                    if std::mem::take(&mut failing) {
+                        info!("this node's lease is renewed again");
+                    }
+                    self.link.renewed();
+                    next = every;
+                }
+                Err(e) => {
+                    if !std::mem::replace(&mut failing, true) {
+                        warn!(error = %e, "cannot renew this node's lease; retrying");
+                    }
+                    next = retry;
+                }
+            }
+        }
     }
 
     async fn renew(&self) -> Result<(), String> {
@@ -114,8 +183,15 @@ impl Leases {
             .map_err(|e| e.to_string())
     }
 
-    /// The nodes whose leases are live, by name.
+    /// The nodes whose leases are live, by name. Bounded: while JetStream elects a leader
+    /// for the bucket, a request would otherwise wait for the client's 10 s timeout.
     pub(crate) async fn nodes(&self) -> Result<Vec<NodeInfo>, String> {
+        tokio::time::timeout(READ_WAIT, self.read_nodes())
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {READ_WAIT:?}")))
+    }
+
+    async fn read_nodes(&self) -> Result<Vec<NodeInfo>, String> {
         let mut keys = self.kv.keys().await.map_err(|e| e.to_string())?;
         let mut nodes = Vec::new();
         while let Some(key) = keys.next().await {
@@ -135,5 +211,15 @@ impl Leases {
     /// This node's name.
     pub(crate) fn node(&self) -> &str {
         &self.node
+    }
+
+    /// The lease bucket.
+    pub(super) fn kv(&self) -> &kv::Store {
+        &self.kv
+    }
+
+    /// This node's link to the cluster.
+    pub(crate) fn link(&self) -> &Link {
+        &self.link
     }
 }

@@ -5,19 +5,24 @@
 //!
 //! What works so far: live messages at QoS 0, 1 and 2 between nodes, retained messages kept
 //! cluster-wide ([`retained`]), node leases ([`lease`]), one connection per client id across
-//! the cluster ([`owners`]), and persistent sessions moving with their client between live
-//! nodes ([`handover`]), and shared subscriptions whose members are on several nodes
-//! ([`shared`]). The sessions of a dead node come next.
+//! the cluster ([`owners`]), persistent sessions moving with their client between live nodes
+//! ([`handover`]), shared subscriptions whose members are on several nodes ([`shared`]), the
+//! wills of a dead node's clients ([`wills`], [`orphans`]), and a node that stops serving
+//! when cut off from NATS ([`link`]). The sessions of a dead node come next.
 
 mod handover;
 mod lease;
+mod link;
+mod membership;
 mod node;
+mod orphans;
 mod outbound;
 mod owners;
 mod retained;
 mod setup;
 mod shared;
 mod subject;
+mod wills;
 
 pub use lease::{Addresses, NodeInfo};
 pub(crate) use node::Node;

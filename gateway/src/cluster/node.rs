@@ -16,6 +16,13 @@
 //!   subscriber, then acknowledged once the local store holds what it queued. The node's own
 //!   messages (known by their header) go to its persistent sessions only, which take QoS 1/2
 //!   from the stream alone (see `broker::publish`).
+//! - **Failure.** The wills of this node's clients are kept in the cluster ([`wills`]), and
+//!   those of a node that is gone are published by one of the others ([`orphans`]). A node
+//!   cut off from NATS disconnects its clients and takes none until it is back ([`link`]).
+//!
+//! [`wills`]: super::wills
+//! [`orphans`]: super::orphans
+//! [`link`]: super::link
 
 use std::collections::HashMap;
 use std::num::NonZeroU64;
@@ -33,15 +40,19 @@ use tracing::{debug, info, warn};
 
 use super::handover::{self, mark_subject, Handover, Sync, MARK_PREFIX};
 use super::lease::{Addresses, Leases};
+use super::link;
+use super::membership::Membership;
 use super::outbound::{send, Out};
 use super::owners::Owners;
 use super::retained;
 use super::setup::retrying;
 use super::shared::SharedGroups;
 use super::subject::{filter_to_subjects, subject_to_topic, topic_to_subject};
+use super::wills::Wills;
 use super::ClusterError;
 use crate::broker::{
     decode_wire, encode_wire, AckWait, Backplane, Broker, ClientKey, ForwardError, Message, Origin,
+    Will,
 };
 use crate::config::ClusterConfig;
 
@@ -67,6 +78,8 @@ pub(crate) struct Node {
     owners: Arc<Owners>,
     /// Sessions moving here from other nodes.
     handover: Arc<Handover>,
+    /// The wills of this node's connections, as the cluster keeps them.
+    wills: Arc<Wills>,
     out: mpsc::UnboundedSender<Out>,
     interest: mpsc::UnboundedSender<Vec<(Box<str>, bool)>>,
 }
@@ -116,6 +129,18 @@ impl Backplane for Node {
     fn interest(&self, changes: Vec<(Box<str>, bool)>) {
         let _ = self.interest.send(changes);
     }
+
+    fn will_set(&self, client_id: &str, will: Option<&Will>, expiry_secs: u32) -> Option<AckWait> {
+        self.wills.set(client_id, will, expiry_secs)
+    }
+
+    fn will_gone(&self, client_id: &str) {
+        self.wills.gone(client_id);
+    }
+
+    fn accepting(&self) -> bool {
+        self.leases.link().accepting()
+    }
 }
 
 impl Node {
@@ -161,17 +186,7 @@ impl Node {
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, ClusterError> {
         let urls = config.nats.join(", ");
-        let client = async_nats::ConnectOptions::new()
-            .name(format!("aviary {name}"))
-            // This node routes its own messages itself.
-            .no_echo()
-            .connection_timeout(Duration::from_secs(5))
-            .connect(config.nats.as_slice())
-            .await
-            .map_err(|e| ClusterError::Connect {
-                urls: urls.clone(),
-                error: e.to_string(),
-            })?;
+        let (client, link) = link::connect(config, &name).await?;
         // For shared groups, whose members here must hear this node's own messages too.
         let echo = async_nats::ConnectOptions::new()
             .name(format!("aviary {name} shared"))
@@ -214,27 +229,17 @@ impl Node {
         )
         .await
         .map_err(|e| ClusterError::Stream(e.to_string()))?;
-        let leases = Leases::start(
-            &js,
-            config.replicas(),
-            name.clone(),
-            addrs,
-            broker.clone(),
-            shutdown.clone(),
-        )
-        .await?;
-        let owners = Owners::start(
-            &js,
-            config.replicas(),
-            name.clone(),
-            broker.clone(),
-            shutdown.clone(),
-        )
-        .await?;
+        let Membership {
+            leases,
+            owners,
+            wills,
+            orphans,
+        } = Membership::start(&js, config, &name, addrs, &link, broker, &shutdown).await?;
         let node = Arc::new(Self {
             leases,
             owners,
             handover,
+            wills,
             out: out_tx,
             interest: interest_tx,
         });
@@ -249,6 +254,9 @@ impl Node {
         .await?;
         let filters = broker.attach_backplane(node.clone());
         let reader = client.clone();
+        // Attached first: the wills they publish must reach the other nodes.
+        tokio::spawn(orphans.run());
+        tokio::spawn(link::watch(link, broker.clone(), shutdown.clone()));
         tokio::spawn(send(
             client.clone(),
             js,

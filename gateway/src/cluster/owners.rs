@@ -81,6 +81,11 @@ impl Owners {
         Ok(owners)
     }
 
+    /// The bucket of client-id owners.
+    pub(super) fn kv(&self) -> &kv::Store {
+        &self.kv
+    }
+
     /// Claims `client_id` for this node, once the claim is written: the node that held it
     /// before, if another one.
     pub(super) async fn claim(&self, client_id: &str) -> Result<Option<String>, ForwardError> {

@@ -17,6 +17,14 @@ pub struct ClusterConfig {
     /// JetStream replicas of Aviary's streams and buckets. Default: as many NATS servers as
     /// are listed, at most 3 (1 for a single server).
     pub replicas: Option<u8>,
+    /// How long a node's lease lasts without a renewal, in milliseconds (default 15 000).
+    /// Every node of a cluster must use the same value: it is the lease bucket's age limit.
+    /// Renewals come every fifth of it; a node that cannot renew it stops serving after half
+    /// of it (disconnected from NATS) or four fifths (JetStream not answering); other nodes
+    /// act on the wills of a node whose lease ran out. Shorter leases notice a dead node
+    /// sooner, but a JetStream leader election (seconds) must fit in four fifths of one
+    /// with a renewal interval to spare; tests use 2 000.
+    pub lease_ms: Option<u64>,
 }
 
 impl ClusterConfig {
@@ -29,6 +37,11 @@ impl ClusterConfig {
     pub fn replicas(&self) -> u8 {
         self.replicas
             .unwrap_or_else(|| self.nats.len().clamp(1, 3) as u8)
+    }
+
+    /// How long a node's lease lasts without a renewal.
+    pub fn lease(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.lease_ms.unwrap_or(DEFAULT_LEASE_MS))
     }
 
     /// This node's name: the configured one, or the host name and the MQTT port, made of the
@@ -66,6 +79,12 @@ impl ClusterConfig {
                 reason: "must be between 1 and 5 (JetStream's limit)",
             });
         }
+        if matches!(self.lease_ms, Some(ms) if !(1_000..=600_000).contains(&ms)) {
+            return Err(ConfigError::Value {
+                key: "cluster.lease_ms",
+                reason: "must be between 1000 and 600000 (1 s to 10 min)",
+            });
+        }
         if let Some(node) = &self.node {
             if node.is_empty() || node.len() > 64 || !node.chars().all(node_char) {
                 return Err(ConfigError::Value {
@@ -74,15 +93,20 @@ impl ClusterConfig {
                 });
             }
         }
-        if !self.enabled() && (self.node.is_some() || self.replicas.is_some()) {
+        if !self.enabled()
+            && (self.node.is_some() || self.replicas.is_some() || self.lease_ms.is_some())
+        {
             return Err(ConfigError::Value {
                 key: "cluster.nats",
-                reason: "cluster.node and cluster.replicas need the NATS servers to connect to",
+                reason: "cluster.node, replicas and lease_ms need the NATS servers to connect to",
             });
         }
         Ok(())
     }
 }
+
+/// The lease of a node, in milliseconds, unless `[cluster] lease_ms` says otherwise.
+const DEFAULT_LEASE_MS: u64 = 15_000;
 
 /// The characters a node name may hold: it names a JetStream consumer and key-value keys.
 fn node_char(c: char) -> bool {
@@ -121,6 +145,16 @@ mod tests {
         assert!(parse("nats = [\"nats://h:1\"]\nreplicas = 7")
             .unwrap_err()
             .contains("cluster.replicas"));
+    }
+
+    #[test]
+    fn the_lease_defaults_to_fifteen_seconds_and_is_bounded() {
+        let c = parse("nats = [\"nats://h:1\"]").unwrap();
+        assert_eq!(c.lease(), std::time::Duration::from_secs(15));
+        let c = parse("nats = [\"nats://h:1\"]\nlease_ms = 2000").unwrap();
+        assert_eq!(c.lease(), std::time::Duration::from_secs(2));
+        let e = parse("nats = [\"nats://h:1\"]\nlease_ms = 10").unwrap_err();
+        assert!(e.contains("cluster.lease_ms"), "{e}");
     }
 
     #[test]

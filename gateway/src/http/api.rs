@@ -177,8 +177,10 @@ pub(super) async fn history(
     Ok(Json(Value::Array(list)))
 }
 
-/// `GET /api/v1/cluster`, for admins: this node and every node whose lease is live, with
-/// where it serves and how many clients it has. 404 when not in cluster mode.
+/// `GET /api/v1/cluster`, for admins: this node and its state (`up`, `disconnected` from
+/// NATS, or `cut off`: taking no clients), and every node whose lease is live, with where it
+/// serves and how many clients it has. 404 when not in cluster mode; 503, saying this node's
+/// state, when the leases cannot be read.
 pub(super) async fn cluster(
     State(app): State<AppState>,
     caller: Caller,
@@ -190,6 +192,12 @@ pub(super) async fn cluster(
         let off = "cluster mode is off: [cluster] nats is not set".to_owned();
         return Err(ApiError(StatusCode::NOT_FOUND, off).into_response());
     };
+    let state = cluster.leases().link().state();
+    if state != "up" {
+        // Not asked: NATS would not answer before the request's timeout.
+        let why = format!("this node is {state} from the cluster's NATS servers");
+        return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, why).into_response());
+    }
     let nodes = cluster.leases().nodes().await.map_err(|e| {
         let why = format!("cannot read the node leases from NATS: {e}");
         ApiError(StatusCode::SERVICE_UNAVAILABLE, why).into_response()
@@ -208,7 +216,7 @@ pub(super) async fn cluster(
         })
         .collect();
     Ok(Json(
-        json!({ "this_node": cluster.leases().node(), "nodes": nodes }),
+        json!({ "this_node": cluster.leases().node(), "this_node_state": state, "nodes": nodes }),
     ))
 }
 

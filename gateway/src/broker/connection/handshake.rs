@@ -110,7 +110,10 @@ where
         }
     }
     match admitted.and_then(|username| accept(broker, connect, username)) {
-        Ok((ack, opened, params)) => {
+        Ok((ack, opened, params, will_recorded)) => {
+            if !recorded(broker, wr, will_recorded, &opened, &params).await {
+                return None;
+            }
             // Registered before the CONNACK goes out, so a client that has
             // its CONNACK always finds itself in the client list.
             broker.client_connected(params.link_id, info, version, &opened.session);
@@ -147,16 +150,44 @@ where
 
 /// In cluster mode, makes this node the one holding the client id, so that a connection
 /// with the same id on another node is closed (0x8E). An id the broker will assign or
-/// refuse needs no claim.
+/// refuse needs no claim. A node cut off from its cluster takes no client.
 async fn claim(broker: &Broker, connect: &Connect) -> Result<(), crate::broker::ForwardError> {
     let Some(backplane) = broker.backplane() else {
         return Ok(());
     };
+    if !backplane.accepting() {
+        let why = "this node is cut off from its cluster";
+        return Err(crate::broker::ForwardError(why.into()));
+    }
     let id = &connect.client_id;
     if id.is_empty() || id.len() > broker.config().max_client_id_length {
         return Ok(());
     }
     backplane.claim(id, connect.clean_start).await
+}
+
+/// In cluster mode, waits until the cluster holds the connection's will (see
+/// `Backplane::will_set`), so that no CONNACK goes out for a will another node could not
+/// publish. If it cannot, refuses the connection (0x88 Server unavailable), whose session is
+/// left as by a connection lost before its CONNACK, will discarded; false then.
+async fn recorded<W: AsyncWrite + Unpin>(
+    broker: &Broker,
+    wr: &mut W,
+    wait: Option<crate::broker::AckWait>,
+    opened: &Opened,
+    params: &Params,
+) -> bool {
+    let Some(wait) = wait else { return true };
+    let Err(e) = wait.await else { return true };
+    warn!(error = %e, "connection refused: the cluster did not record its will");
+    let nack = ConnAck::new(ReasonCode::SERVER_UNAVAILABLE, false);
+    let _ = write_packet(wr, &Packet::ConnAck(Box::new(nack)), params.version).await;
+    let ending = Ending {
+        publish_will: false,
+        expiry_secs: params.session_expiry,
+    };
+    broker.connection_closed(&opened.session, params.link_id, ending);
+    false
 }
 
 /// Reads bytes until the first packet is complete. `Err(None)`: end of stream.
@@ -214,8 +245,6 @@ fn authenticate(
         })
 }
 
-/// Validates a CONNECT and opens the session. On refusal, the reason
-/// to send in the CONNACK.
 /// The checks before a connection may hold a client id: no enhanced authentication, a client
 /// id within limits, and a valid sign-in. The username it signed in as.
 fn admit(broker: &Broker, connect: &Connect, info: &ConnInfo) -> Result<Option<Arc<str>>, Refused> {
@@ -237,12 +266,14 @@ fn admit(broker: &Broker, connect: &Connect, info: &ConnInfo) -> Result<Option<A
     authenticate(broker, connect, info)
 }
 
-/// Accepts an admitted CONNECT (see [`admit`]) signed in as `username`.
+/// Validates an admitted CONNECT (see [`admit`]) signed in as `username`, and opens the
+/// session. On refusal, the reason to send in the CONNACK. In cluster mode, also the wait for
+/// the will's record in the cluster.
 fn accept(
     broker: &Broker,
     connect: Connect,
     username: Option<Arc<str>>,
-) -> Result<(ConnAck, Opened, Params), Refused> {
+) -> Result<(ConnAck, Opened, Params, Option<crate::broker::AckWait>), Refused> {
     let config = broker.config();
     let version = connect.protocol;
     let v5 = version.is_v5();
@@ -304,6 +335,9 @@ fn accept(
             owner: username.clone(),
         }
     });
+    let will_recorded = broker
+        .backplane()
+        .and_then(|b| b.will_set(&client_id, will.as_ref(), session_expiry));
     let link_id = broker.next_id();
     let connecting = Connecting {
         link_id,
@@ -353,7 +387,7 @@ fn accept(
             .request_problem_information
             .unwrap_or(true),
     };
-    Ok((ack, opened, params))
+    Ok((ack, opened, params, will_recorded))
 }
 
 /// A client identifier no client chose: random, so that it does not collide
