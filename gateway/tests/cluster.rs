@@ -318,6 +318,25 @@ async fn a_persistent_session_moves_with_its_client() {
     assert_eq!(on_a.publish(p).await, ReasonCode::SUCCESS);
     assert_eq!(receive(&mut sub, 1).await, ["after"]);
     sub.expect_silence(Duration::from_millis(300)).await;
+
+    // Each node's /metrics says which node it is and counts its moves.
+    let metrics = |gw: &Gw| {
+        let http = gw.http();
+        async move { http.get("/metrics").await.text().to_owned() }
+    };
+    let (on_a, on_b) = (metrics(&a).await, metrics(&b).await);
+    assert!(
+        on_a.contains("aviary_cluster_node{node=\"gw-a\",state=\"up\"} 1"),
+        "{on_a}"
+    );
+    assert!(
+        on_a.contains("aviary_cluster_sessions_moved_out_total 1"),
+        "{on_a}"
+    );
+    assert!(
+        on_b.contains("aviary_cluster_sessions_moved_in_total 1"),
+        "{on_b}"
+    );
 }
 
 #[tokio::test]

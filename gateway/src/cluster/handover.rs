@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::metrics::ClusterMetrics;
 use super::subject::token;
 use crate::broker::Broker;
 
@@ -57,6 +58,7 @@ pub(super) struct Handover {
     js: jetstream::Context,
     broker: Broker,
     sync: mpsc::UnboundedSender<Sync>,
+    metrics: Arc<ClusterMetrics>,
 }
 
 impl Handover {
@@ -67,6 +69,7 @@ impl Handover {
         node: &str,
         broker: Broker,
         sync: mpsc::UnboundedSender<Sync>,
+        metrics: Arc<ClusterMetrics>,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, async_nats::SubscribeError> {
         let mut requests = client.subscribe(prepare_subject(node)).await?;
@@ -90,6 +93,7 @@ impl Handover {
             js,
             broker,
             sync,
+            metrics,
         }))
     }
 
@@ -122,7 +126,10 @@ impl Handover {
         };
         let result = self.take_from(client_id, from, &session).await;
         match result {
-            Ok(after) => info!(%client_id, %from, after, "session moved here"),
+            Ok(after) => {
+                ClusterMetrics::count(&self.metrics.sessions_moved_in);
+                info!(%client_id, %from, after, "session moved here");
+            }
             Err(e) => {
                 warn!(%client_id, %from, error = %e, "session moved without its messages")
             }
@@ -188,7 +195,12 @@ fn prepare(broker: &Broker, mut payload: Bytes) -> Vec<u8> {
 
 /// A marker addressed to this node reached its consumer: every message before it has been
 /// routed here, so the session goes to the inbox the marker names.
-pub(super) async fn marked(client: &async_nats::Client, broker: &Broker, mut payload: Bytes) {
+pub(super) async fn marked(
+    client: &async_nats::Client,
+    broker: &Broker,
+    metrics: &ClusterMetrics,
+    mut payload: Bytes,
+) {
     if payload.remaining() < 2 {
         return;
     }
@@ -204,6 +216,7 @@ pub(super) async fn marked(client: &async_nats::Client, broker: &Broker, mut pay
     };
     let handed = broker.hand_over(client_id).unwrap_or_default();
     if !handed.is_empty() {
+        ClusterMetrics::count(&metrics.sessions_moved_out);
         info!(%client_id, "session handed over to another node");
     }
     if let Err(e) = client.publish(inbox.to_owned(), handed.into()).await {

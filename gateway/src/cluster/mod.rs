@@ -14,6 +14,7 @@ mod handover;
 mod lease;
 mod link;
 mod membership;
+mod metrics;
 mod node;
 mod orphans;
 mod outbound;

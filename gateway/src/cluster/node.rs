@@ -42,6 +42,7 @@ use super::handover::{self, mark_subject, Handover, Sync, MARK_PREFIX};
 use super::lease::{Addresses, Leases};
 use super::link;
 use super::membership::Membership;
+use super::metrics::ClusterMetrics;
 use super::outbound::{send, Out};
 use super::owners::Owners;
 use super::retained;
@@ -80,6 +81,8 @@ pub(crate) struct Node {
     handover: Arc<Handover>,
     /// The wills of this node's connections, as the cluster keeps them.
     wills: Arc<Wills>,
+    /// What this node counts of its part in the cluster.
+    metrics: Arc<ClusterMetrics>,
     out: mpsc::UnboundedSender<Out>,
     interest: mpsc::UnboundedSender<Vec<(Box<str>, bool)>>,
 }
@@ -147,6 +150,11 @@ impl Node {
     /// This node's lease, and the view of the others'.
     pub(crate) fn leases(&self) -> &Leases {
         &self.leases
+    }
+
+    /// What this node counts of its part in the cluster.
+    pub(crate) fn metrics(&self) -> &ClusterMetrics {
+        &self.metrics
     }
 
     /// Queues a message for a stream; the receiver gets JetStream's answer.
@@ -219,12 +227,14 @@ impl Node {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (interest_tx, interest_rx) = mpsc::unbounded_channel();
         let (sync_tx, sync_rx) = mpsc::unbounded_channel();
+        let metrics = Arc::new(ClusterMetrics::default());
         let handover = Handover::start(
             client.clone(),
             js.clone(),
             &name,
             broker.clone(),
             sync_tx,
+            metrics.clone(),
             shutdown.clone(),
         )
         .await
@@ -240,6 +250,7 @@ impl Node {
             owners,
             handover,
             wills,
+            metrics: metrics.clone(),
             out: out_tx,
             interest: interest_tx,
         });
@@ -262,6 +273,7 @@ impl Node {
             js,
             name.clone(),
             out_rx,
+            metrics.clone(),
             shutdown.clone(),
         ));
         tokio::spawn(
@@ -279,6 +291,7 @@ impl Node {
         tokio::spawn(consume(
             consumer,
             reader,
+            metrics,
             name.clone(),
             broker.clone(),
             shutdown,
@@ -451,6 +464,7 @@ pub(super) fn decode(subject: &str, payload: Bytes, prefix: &str) -> Result<Mess
 async fn consume(
     consumer: consumer::PullConsumer,
     client: async_nats::Client,
+    metrics: Arc<ClusterMetrics>,
     node: String,
     broker: Broker,
     shutdown: CancellationToken,
@@ -497,7 +511,7 @@ async fn consume(
         if m.subject.starts_with(MARK_PREFIX) {
             // Another node's filter may take in markers addressed to this one's neighbours.
             if *m.subject == *mark_subject(&node) {
-                handover::marked(&client, &broker, m.payload.clone()).await;
+                handover::marked(&client, &broker, &metrics, m.payload.clone()).await;
             }
             if let Err(e) = m.ack().await {
                 debug!(error = %e, "marker acknowledgement failed");

@@ -9,6 +9,7 @@
 //! holds except across a failover.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::header::HeaderMap;
@@ -18,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use super::metrics::ClusterMetrics;
 use super::node::{ORIGIN, PUBLISHER};
 use crate::broker::{ClientKey, ForwardError};
 
@@ -54,6 +56,7 @@ pub(super) async fn send(
     js: jetstream::Context,
     node: String,
     mut out: mpsc::UnboundedReceiver<Out>,
+    metrics: Arc<ClusterMetrics>,
     shutdown: CancellationToken,
 ) {
     // This run's message ids: the node's name, when it started, and a count.
@@ -92,6 +95,7 @@ pub(super) async fn send(
                     .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
                     .await;
                 let message = Message {
+                    metrics: metrics.clone(),
                     js: js.clone(),
                     subject,
                     headers,
@@ -107,6 +111,7 @@ pub(super) async fn send(
 
 /// A stream message, kept to be sent again.
 struct Message {
+    metrics: Arc<ClusterMetrics>,
     js: jetstream::Context,
     subject: String,
     headers: HeaderMap,
@@ -128,6 +133,7 @@ impl Message {
                 Ok(pending) => match pending.await {
                     Ok(_) => {
                         if attempts > 1 {
+                            ClusterMetrics::count(&self.metrics.publishes_retried);
                             info!(subject = %self.subject, attempts, "taken by the stream after a retry");
                         }
                         return Ok(());
@@ -137,6 +143,7 @@ impl Message {
                 Err(e) => e.to_string(),
             };
             if tokio::time::Instant::now() + pause > deadline {
+                ClusterMetrics::count(&self.metrics.publishes_failed);
                 return Err(ForwardError(format!("after {attempts} attempts: {error}")));
             }
             debug!(subject = %self.subject, %error, "the stream did not take a message; sending it again");

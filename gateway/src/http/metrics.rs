@@ -72,6 +72,33 @@ fn security(out: &mut String, m: &Metrics) {
     );
 }
 
+/// `value` as a Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// This node's part in the cluster: its name and state, and its cluster counters.
+fn cluster_families(out: &mut String, cluster: &crate::cluster::Node) {
+    let labels = format!(
+        "{{node=\"{}\",state=\"{}\"}}",
+        label_value(cluster.leases().node()),
+        cluster.leases().link().state()
+    );
+    family(
+        out,
+        "aviary_cluster_node",
+        "gauge",
+        "This node of the cluster (1), with its name and its state: up, disconnected or cut off.",
+        &[(labels.as_str(), 1)],
+    );
+    for (name, help, value) in cluster.metrics().counters() {
+        family(out, name, "counter", help, &[("", value)]);
+    }
+}
+
 pub(super) async fn render(State(app): State<AppState>) -> impl IntoResponse {
     let b = &app.broker;
     let m = b.metrics();
@@ -225,6 +252,9 @@ pub(super) async fn render(State(app): State<AppState>) -> impl IntoResponse {
         "TLS handshakes that failed or timed out (mqtts and https).",
         &[("", get(&m.tls_handshake_failures))],
     );
+    if let Some(cluster) = &app.cluster {
+        cluster_families(&mut out, cluster);
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -232,4 +262,15 @@ pub(super) async fn render(State(app): State<AppState>) -> impl IntoResponse {
         )],
         out,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label_value;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label_value("gw-a"), "gw-a");
+        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
 }

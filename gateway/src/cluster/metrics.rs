@@ -1,0 +1,50 @@
+//! What this node counts of its part in the cluster, for `GET /metrics`: sessions moved in
+//! and out, and stream publishes that needed a retry or failed. Each node reports its own.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// This node's cluster counters.
+#[derive(Debug, Default)]
+pub(crate) struct ClusterMetrics {
+    /// Persistent sessions this node took over from another.
+    pub(crate) sessions_moved_in: AtomicU64,
+    /// Persistent sessions this node handed over to another.
+    pub(crate) sessions_moved_out: AtomicU64,
+    /// Stream publishes that were taken only after being sent again (a failover).
+    pub(crate) publishes_retried: AtomicU64,
+    /// Stream publishes given up on: their publisher was not acknowledged.
+    pub(crate) publishes_failed: AtomicU64,
+}
+
+impl ClusterMetrics {
+    pub(crate) fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(name, help, value)` of each counter.
+    pub(crate) fn counters(&self) -> [(&'static str, &'static str, u64); 4] {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            (
+                "aviary_cluster_sessions_moved_in_total",
+                "Persistent sessions this node took over from another node.",
+                get(&self.sessions_moved_in),
+            ),
+            (
+                "aviary_cluster_sessions_moved_out_total",
+                "Persistent sessions this node handed over to another node.",
+                get(&self.sessions_moved_out),
+            ),
+            (
+                "aviary_cluster_publishes_retried_total",
+                "QoS 1/2 messages the stream took only after they were sent again (failover).",
+                get(&self.publishes_retried),
+            ),
+            (
+                "aviary_cluster_publishes_failed_total",
+                "QoS 1/2 messages the stream did not take: their publishers were not acknowledged.",
+                get(&self.publishes_failed),
+            ),
+        ]
+    }
+}
