@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use aviary_protocol::{Packet, QoS, ReasonCode};
 use common::nats::NatsCluster;
-use common::raw::{self, Raw};
+use common::raw::{self, until_routed, Raw};
 use common::within;
 use ws_common::Gw;
 
@@ -25,31 +25,6 @@ async fn node(nats: &NatsCluster, name: &str) -> Gw {
         c.cluster.node = Some(name.to_owned());
     })
     .await
-}
-
-/// Publishes `probe` from `publisher` until `subscriber` receives it: the other node's
-/// interest has reached NATS (for the stream too, when `qos` is 1 or 2).
-async fn until_routed(publisher: &mut Raw, subscriber: &mut Raw, topic: &str, qos: QoS) {
-    within("the other node's subscription to reach NATS", async {
-        loop {
-            publisher.publish(raw::message(topic, b"probe", qos)).await;
-            if let Some(common::raw::Event::Packet(Packet::Publish(p))) =
-                subscriber.next_event(Duration::from_millis(200)).await
-            {
-                subscriber.ack(&p).await;
-                if &*p.topic == topic {
-                    return;
-                }
-            }
-        }
-    })
-    .await;
-    // Probes still on their way are not what the test looks at.
-    while let Some(common::raw::Event::Packet(Packet::Publish(p))) =
-        subscriber.next_event(Duration::from_millis(300)).await
-    {
-        subscriber.ack(&p).await;
-    }
 }
 
 #[tokio::test]

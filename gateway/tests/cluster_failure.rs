@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use aviary_protocol::{Connect, LastWill, Packet, QoS, ReasonCode, TopicName};
 use common::nats::NatsCluster;
 use common::process::GatewayProcess;
-use common::raw::{self, Raw};
+use common::raw::{self, until_routed, Raw};
 use common::{within, within_for};
 use ws_common::Gw;
 
@@ -71,32 +71,6 @@ fn with_will(mut connect: Connect, topic: &str, delay_secs: u32) -> Connect {
     connect
 }
 
-/// Publishes probes from `publisher` until `subscriber` receives one: the subscriber's
-/// node has told NATS of its subscription. Drains the probes still on their way.
-async fn until_routed(publisher: &mut Raw, subscriber: &mut Raw, topic: &str) {
-    within("the subscription to reach NATS", async {
-        loop {
-            publisher
-                .publish(raw::message(topic, b"probe", QoS::AtLeastOnce))
-                .await;
-            if let Some(common::raw::Event::Packet(Packet::Publish(p))) =
-                subscriber.next_event(Duration::from_millis(200)).await
-            {
-                subscriber.ack(&p).await;
-                if &*p.topic == topic {
-                    return;
-                }
-            }
-        }
-    })
-    .await;
-    while let Some(common::raw::Event::Packet(Packet::Publish(p))) =
-        subscriber.next_event(Duration::from_millis(300)).await
-    {
-        subscriber.ack(&p).await;
-    }
-}
-
 /// A subscriber to `wills/#` on `gw`.
 async fn watcher(gw: &Gw, id: &str) -> Raw {
     let (mut raw, _) = Raw::connect_ok(gw.mqtt, raw::v5(id)).await;
@@ -137,8 +111,8 @@ async fn the_wills_of_a_killed_nodes_clients_fire_once_from_another_node() {
     // A will published on one node reaches the other's watcher.
     let (mut probe_b, _) = Raw::connect_ok(b.mqtt, raw::v5("probe-b")).await;
     let (mut probe_c, _) = Raw::connect_ok(c.mqtt, raw::v5("probe-c")).await;
-    until_routed(&mut probe_b, &mut on_c, "wills/probe").await;
-    until_routed(&mut probe_c, &mut on_b, "wills/probe").await;
+    until_routed(&mut probe_b, &mut on_c, "wills/probe", QoS::AtLeastOnce).await;
+    until_routed(&mut probe_c, &mut on_b, "wills/probe", QoS::AtLeastOnce).await;
 
     // A's clients, with wills. "back" will reconnect elsewhere before its delay is over;
     // "polite" leaves with a normal DISCONNECT, which discards its will.

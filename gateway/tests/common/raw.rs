@@ -339,3 +339,28 @@ impl Raw {
         self.expect_closed().await;
     }
 }
+
+/// Publishes `probe` from `publisher` until `subscriber` receives it: the other node's
+/// interest has reached NATS (for the stream too, when `qos` is 1 or 2).
+pub(crate) async fn until_routed(publisher: &mut Raw, subscriber: &mut Raw, topic: &str, qos: QoS) {
+    within("the other node's subscription to reach NATS", async {
+        loop {
+            publisher.publish(message(topic, b"probe", qos)).await;
+            if let Some(Event::Packet(Packet::Publish(p))) =
+                subscriber.next_event(Duration::from_millis(200)).await
+            {
+                subscriber.ack(&p).await;
+                if &*p.topic == topic {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    // Probes still on their way are not what the test looks at.
+    while let Some(Event::Packet(Packet::Publish(p))) =
+        subscriber.next_event(Duration::from_millis(300)).await
+    {
+        subscriber.ack(&p).await;
+    }
+}
