@@ -372,3 +372,51 @@ async fn a_node_cut_off_from_nats_disconnects_its_clients_and_takes_them_again_o
     assert_eq!((&*p.topic, &p.payload[..]), ("wills/five", &b"five"[..]));
     watch.expect_silence(Duration::from_millis(500)).await;
 }
+
+#[tokio::test]
+async fn a_killed_nodes_publisher_resumes_elsewhere_and_nothing_acknowledged_is_lost() {
+    const N: usize = 400;
+    let nats = NatsCluster::start(3).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = process_node(&nats, "gw-a", dir.path()).await;
+    let b = node(&nats, "gw-b").await;
+    let (mut sub, _) = Raw::connect_ok(b.mqtt, raw::v5("watcher")).await;
+    sub.subscribe("stream/#", QoS::AtLeastOnce).await;
+    let (mut publisher, _) = Raw::connect_ok(a.mqtt, raw::v5("sensor")).await;
+    until_routed(&mut publisher, &mut sub, "stream/probe", QoS::AtLeastOnce).await;
+    let reading = tokio::spawn(async move {
+        let mut seen = std::collections::BTreeSet::new();
+        while seen.len() < N {
+            let p = sub.recv_publish().await;
+            sub.ack(&p).await;
+            let payload = String::from_utf8(p.payload.to_vec()).expect("utf-8");
+            if payload != "probe" {
+                seen.insert(payload.parse::<usize>().expect("a number"));
+            }
+        }
+        seen
+    });
+    let message = |i: usize| raw::message("stream/n", i.to_string().as_bytes(), QoS::AtLeastOnce);
+    for i in 0..N / 2 {
+        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
+    }
+    // One more sent, its PUBACK not awaited: gw-a dies with it in flight.
+    let mut in_flight = message(N / 2);
+    in_flight.packet_id = Some(publisher.packet_id());
+    publisher.send(Packet::Publish(in_flight)).await;
+    a.kill9().await;
+
+    // The device reconnects to gw-b, sends the unacknowledged one again, and goes on.
+    let (mut publisher, _) = Raw::connect_ok(b.mqtt, raw::v5("sensor")).await;
+    for i in N / 2..N {
+        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
+    }
+    let seen = within_for(
+        Duration::from_secs(30),
+        "every acknowledged message",
+        reading,
+    )
+    .await
+    .expect("reader");
+    assert_eq!(seen, (0..N).collect());
+}
