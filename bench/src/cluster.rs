@@ -199,7 +199,11 @@ async fn run_round(
     params: &Params,
     round: usize,
 ) -> Round {
-    let mut out = Round::default();
+    // The machine is shared: each run says how loaded it was when it started.
+    let mut out = Round {
+        notes: vec![format!("load average at start {}", load_average())],
+        ..Round::default()
+    };
     let mut setup = match Setup::start(kind, args, aviary) {
         Ok(setup) => setup,
         Err(e) => {
@@ -257,6 +261,12 @@ fn intro(args: &ClusterArgs, params: &Params, repeat: usize, load_before: &str) 
             args.cluster_takeovers,
             n(args.cluster_queued),
         ),
+        "- Throughput is counted at the subscriber from its first delivery to its last; loss \
+         is sent minus received, in % of sent. Latency: publish to receive on this process's \
+         monotonic clock, nearest-rank percentiles. Takeover and resume: from CONNECT written \
+         (after the TCP handshake) to CONNACK, to the old connection's DISCONNECT 0x8E, or to \
+         the last queued message; a run's takeovers give its median and max."
+            .to_owned(),
         format!(
             "- {}; rounds interleaved (single node first in odd rounds, cluster first in even \
              ones). Load average before {load_before}, after {}.",
