@@ -51,10 +51,10 @@ pub(crate) struct ClusterArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=3))]
     pub(crate) cluster_gateways: u8,
     /// QoS 0 messages in the cross-node throughput flow.
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = 200_000)]
     pub(crate) cluster_qos0_messages: u64,
     /// QoS 1 messages in the cross-node throughput flow.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 20_000)]
     pub(crate) cluster_qos1_messages: u64,
     /// Publishers on node A in the throughput flows (messages are split among them).
     #[arg(long, default_value_t = 1)]
@@ -168,7 +168,18 @@ pub(crate) async fn run(
 ) -> String {
     let load_before = load_average();
     let (mut single, mut cluster) = (Vec::new(), Vec::new());
-    for round in 1..=repeat.max(1) {
+    // Ctrl-C or SIGTERM while a setup runs: stop where we are, so that dropping the setup
+    // kills its processes instead of leaving them to outlive this one. Installed up front,
+    // because a signal that arrives with no handler kills this process at once.
+    let mut stop = match Stop::install() {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("==> [cluster] cannot catch signals: {e}");
+            return String::new();
+        }
+    };
+    let mut interrupted = false;
+    'rounds: for round in 1..=repeat.max(1) {
         let order = if round % 2 == 1 {
             [Kind::Single, Kind::Cluster]
         } else {
@@ -176,7 +187,15 @@ pub(crate) async fn run(
         };
         for kind in order {
             eprintln!("==> [cluster] {kind:?} (run {round}/{repeat})");
-            let outcome = run_round(kind, args, aviary, params, round).await;
+            let outcome = tokio::select! {
+                biased;
+                () = stop.requested() => {
+                    eprintln!("==> [cluster] interrupted: its processes are stopped");
+                    interrupted = true;
+                    break 'rounds;
+                }
+                outcome = run_round(kind, args, aviary, params, round) => outcome,
+            };
             eprintln!("    {}", outcome.notes.join("; "));
             match kind {
                 Kind::Single => single.push(outcome),
@@ -187,8 +206,35 @@ pub(crate) async fn run(
         }
     }
     let intro = intro(args, params, repeat, &load_before);
-    let outro = targets(&single, &cluster);
+    let mut outro = targets(&single, &cluster);
+    if interrupted {
+        outro.push("Interrupted (SIGINT or SIGTERM) before every run was done.".to_owned());
+    }
     section::render(&intro, &single, &cluster, &outro)
+}
+
+/// SIGINT and SIGTERM, caught.
+struct Stop {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Resolves when either signal arrives.
+    async fn requested(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
 
 /// One round on one setup: start it, run every step, stop it.
