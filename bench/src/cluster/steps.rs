@@ -92,6 +92,10 @@ pub(crate) async fn latency(
         .map(|r| r.latencies_ns)
         .unwrap_or_default();
     sorted.sort_unstable();
+    // The run's own tail beside its counts: the median over runs hides how far they spread.
+    if let (Some(p99), Some(note)) = (percentile(&sorted, 99.0), round.notes.last_mut()) {
+        note.push_str(&format!(", p99 {} µs", count(p99 / 1_000)));
+    }
     let rate = count(u64::from(rate));
     for (name, p) in [("p50", 50.0), ("p99", 99.0), ("p99.9", 99.9)] {
         round.samples.push(Sample::new(
