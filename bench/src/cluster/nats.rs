@@ -265,3 +265,36 @@ fn answer(reader: &mut BufReader<TcpStream>, writer: &mut TcpStream) -> Result<S
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nats_conf_has_jetstream_on_file_and_every_route() {
+        let text = config_text(
+            "nats-1",
+            Path::new("/tmp/n1"),
+            [4223, 6223, 8223],
+            &[6222, 6223],
+        );
+        assert!(text.contains("server_name: \"nats-1\"\n"), "{text}");
+        assert!(text.contains("listen: \"127.0.0.1:4223\"\n"), "{text}");
+        assert!(text.contains("http: \"127.0.0.1:8223\"\n"), "{text}");
+        assert!(text.contains("store_dir: \"/tmp/n1/jetstream\""), "{text}");
+        assert!(
+            text.contains(
+                "routes: [\"nats-route://127.0.0.1:6222\", \"nats-route://127.0.0.1:6223\"]"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let mut ports = free_ports(6).unwrap();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 6);
+    }
+}
