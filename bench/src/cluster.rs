@@ -132,6 +132,21 @@ impl Setup {
         }
     }
 
+    /// CPU time used so far by the gateways (or the single node) and by the nats-servers
+    /// (`None` on the single node, which has none).
+    fn cpu(&self) -> (Option<Duration>, Option<Duration>) {
+        let sum = |pids: &mut dyn Iterator<Item = u32>| {
+            pids.map(gateway::proc_cpu).sum::<Option<Duration>>()
+        };
+        match self {
+            Self::Single(broker) => (broker.cpu_time().ok(), None),
+            Self::Cluster { gateways, nats, .. } => (
+                sum(&mut gateways.iter().map(Gateway::pid)),
+                sum(&mut nats.pids().into_iter()),
+            ),
+        }
+    }
+
     /// Fails if any process of the setup has exited.
     fn check_alive(&mut self) -> Result<()> {
         match self {
@@ -263,7 +278,9 @@ async fn run_round(
     let guard = params.timeout * 3 + Duration::from_secs(60);
     let steps = async {
         for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
-            steps::throughput(nodes, args, qos, params, &tag, &mut out).await;
+            let before = setup.cpu();
+            let delivered = steps::throughput(nodes, args, qos, params, &tag, &mut out).await;
+            cpu_samples(qos, before, setup.cpu(), delivered, &mut out);
         }
         for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
             steps::latency(nodes, args, qos, params, &tag, &mut out).await;
@@ -278,6 +295,34 @@ async fn run_round(
         out.notes.push(format!("a process died: {e:#}"));
     }
     out
+}
+
+/// Server CPU per delivered message in a throughput flow, gateways and nats-servers apart:
+/// where a cluster spends what a single node does not.
+fn cpu_samples(
+    qos: QoS,
+    before: (Option<Duration>, Option<Duration>),
+    after: (Option<Duration>, Option<Duration>),
+    delivered: u64,
+    round: &mut Round,
+) {
+    let per_message = |b: Option<Duration>, a: Option<Duration>| {
+        let used = a?.checked_sub(b?)?;
+        (delivered > 0).then(|| used.as_secs_f64() * 1e6 / delivered as f64)
+    };
+    let q = qos as u8;
+    round.samples.push(section::Sample::new(
+        format!("QoS {q} throughput: gateway CPU, µs/msg"),
+        crate::report::Better::Lower,
+        2,
+        per_message(before.0, after.0),
+    ));
+    round.samples.push(section::Sample::new(
+        format!("QoS {q} throughput: nats-server CPU, µs/msg"),
+        crate::report::Better::Lower,
+        2,
+        per_message(before.1, after.1),
+    ));
 }
 
 /// The lines above the table: what ran, with which sizes, and how loaded the machine was.
@@ -311,7 +356,10 @@ fn intro(args: &ClusterArgs, params: &Params, repeat: usize, load_before: &str) 
          is sent minus received, in % of sent. Latency: publish to receive on this process's \
          monotonic clock, nearest-rank percentiles. Takeover and resume: from CONNECT written \
          (after the TCP handshake) to CONNACK, to the old connection's DISCONNECT 0x8E, or to \
-         the last queued message; a run's takeovers give its median and max."
+         the last queued message; a run's takeovers give its median and max. CPU: user + \
+         system time of the gateways (on the single node: the one Aviary) and of the \
+         nats-servers over a whole throughput flow, connecting and warm-up included, per \
+         delivered message."
             .to_owned(),
         format!(
             "- {}; rounds interleaved (single node first in odd rounds, cluster first in even \

@@ -87,6 +87,11 @@ impl Gateway {
         Ok(())
     }
 
+    /// The process id, for /proc.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Polls the log for the `listening` line, within [`START`].
     fn wait_listening(&mut self) -> Result<SocketAddr> {
         let deadline = Instant::now() + START;
@@ -134,6 +139,18 @@ fn listening_mqtt(log: &str) -> Option<SocketAddr> {
     line.split_whitespace()
         .find_map(|word| word.strip_prefix("mqtt="))
         .and_then(|addr| addr.parse().ok())
+}
+
+/// User + system CPU time of process `pid` (fields 14 and 15 of /proc/PID/stat, in clock
+/// ticks of 1/100 s; the command name in field 2 may hold spaces, so fields are counted after
+/// its closing parenthesis).
+pub(crate) fn proc_cpu(pid: u32) -> Option<Duration> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 #[cfg(test)]

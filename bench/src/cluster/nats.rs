@@ -104,6 +104,11 @@ impl NatsCluster {
             .collect()
     }
 
+    /// The servers' process ids, for /proc.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.servers.iter().map(|s| s.child.id()).collect()
+    }
+
     /// Fails, naming the server and quoting its log, if one has exited.
     pub(crate) fn check_alive(&mut self) -> Result<()> {
         for server in &mut self.servers {

@@ -30,7 +30,8 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Full-speed cross-node flow at `qos`: throughput, and loss beside it.
+/// Full-speed cross-node flow at `qos`: throughput, and loss beside it. Returns the
+/// deliveries, for the CPU per message.
 pub(crate) async fn throughput(
     nodes: Nodes,
     args: &ClusterArgs,
@@ -38,7 +39,7 @@ pub(crate) async fn throughput(
     params: &Params,
     tag: &str,
     round: &mut Round,
-) {
+) -> u64 {
     let q = qos as u8;
     let messages = match qos {
         QoS::AtMostOnce => args.cluster_qos0_messages,
@@ -66,6 +67,7 @@ pub(crate) async fn throughput(
         2,
         result.as_ref().and_then(loss_percent),
     ));
+    result.map_or(0, |r| r.delivered)
 }
 
 /// Fixed-rate cross-node flow at `qos`: latency percentiles.
