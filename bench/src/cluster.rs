@@ -92,8 +92,14 @@ enum Setup {
 }
 
 impl Setup {
-    /// Starts `kind` and waits until every process of it is ready.
-    fn start(kind: Kind, args: &ClusterArgs, aviary: &BrokerSpec) -> Result<Self> {
+    /// Starts `kind` and waits until every process of it is ready; a gateway that fails to
+    /// start is tried again, up to [`GATEWAY_ATTEMPTS`] times, each failure noted in `notes`.
+    fn start(
+        kind: Kind,
+        args: &ClusterArgs,
+        aviary: &BrokerSpec,
+        notes: &mut Vec<String>,
+    ) -> Result<Self> {
         if kind == Kind::Single {
             return Ok(Self::Single(RunningBroker::start(aviary)?));
         }
@@ -109,7 +115,7 @@ impl Setup {
             .iter()
             .take(usize::from(args.cluster_gateways))
         {
-            gateways.push(Gateway::start(aviary, dir.path(), node, &urls)?);
+            gateways.push(start_gateway(aviary, dir.path(), node, &urls, notes)?);
         }
         Ok(Self::Cluster {
             gateways,
@@ -157,6 +163,33 @@ impl Setup {
                 }
                 nats.check_alive()
             }
+        }
+    }
+}
+
+/// How many times a gateway is started before its setup counts as failed.
+const GATEWAY_ATTEMPTS: usize = 3;
+
+/// Starts gateway `node`, again (in a fresh directory) if it exits while starting: on a loaded
+/// machine a JetStream request of its start-up (a stream, a bucket, its consumer) can time
+/// out, and these scenarios measure a running cluster, not its start. Failures are noted.
+fn start_gateway(
+    aviary: &BrokerSpec,
+    dir: &std::path::Path,
+    node: &str,
+    urls: &[String],
+    notes: &mut Vec<String>,
+) -> Result<Gateway> {
+    let mut attempt = 1;
+    loop {
+        let parent = dir.join(format!("attempt-{attempt}"));
+        match Gateway::start(aviary, &parent, node, urls) {
+            Ok(gateway) => return Ok(gateway),
+            Err(e) if attempt < GATEWAY_ATTEMPTS => {
+                notes.push(format!("{node} failed to start (attempt {attempt}): {e:#}"));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -265,7 +298,7 @@ async fn run_round(
         notes: vec![format!("load average at start {}", load_average())],
         ..Round::default()
     };
-    let mut setup = match Setup::start(kind, args, aviary) {
+    let mut setup = match Setup::start(kind, args, aviary, &mut out.notes) {
         Ok(setup) => setup,
         Err(e) => {
             out.notes.push(format!("setup failed: {e:#}"));

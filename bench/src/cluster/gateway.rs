@@ -60,6 +60,9 @@ impl Gateway {
             .arg(&config)
             // As in the single-node comparison: warnings, and the one `listening` line.
             .env("RUST_LOG", "warn,aviary::server=info")
+            // The error that stops a gateway ends its log, where the notes quote it from: no
+            // backtrace after it (anyhow adds one under RUST_BACKTRACE=1). Panics keep theirs.
+            .env("RUST_LIB_BACKTRACE", "0")
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file)

@@ -87,7 +87,9 @@ pub(crate) fn render(
     for (label, rounds) in [("Single node", single), ("Cluster", cluster)] {
         for (n, round) in rounds.iter().enumerate() {
             if !round.notes.is_empty() {
-                let _ = writeln!(out, "- {label}, run {}: {}", n + 1, round.notes.join("; "));
+                // One list item per run: a quoted log's lines are joined.
+                let notes = round.notes.join("; ").replace('\n', " ⏎ ");
+                let _ = writeln!(out, "- {label}, run {}: {notes}", n + 1);
             }
         }
     }
