@@ -9,9 +9,14 @@
 //! The durability scenarios (`--only durability`, in [`durability`]) run after the table's,
 //! with brokers of their own (Aviary in each store mode, Mosquitto with persistence), and add
 //! their own sections to the report.
+//!
+//! The cluster scenarios (`--only cluster`, in [`cluster`]) run only when asked for: they
+//! need nats-server and take minutes. They measure Aviary alone, a cluster of gateways over
+//! NATS JetStream against a single node, in a section of their own.
 
 mod broker;
 mod client;
+mod cluster;
 mod disk;
 mod durability;
 mod jobs;
@@ -28,6 +33,7 @@ use clap::Parser;
 
 use crate::broker::{BrokerKind, BrokerSpec, RunningBroker};
 use crate::client::{Endpoint, Transport};
+use crate::cluster::ClusterArgs;
 use crate::durability::{DurabilityArgs, Parts};
 use crate::jobs::PAYLOAD_HEADER;
 use crate::report::Report;
@@ -117,6 +123,8 @@ struct Cli {
     out: PathBuf,
     #[command(flatten)]
     durability: DurabilityArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 /// The MQTT version of the load.
@@ -155,6 +163,9 @@ enum Group {
     DurabilityRestart,
     /// Store size sampled under a steady load.
     DurabilitySteady,
+    /// Cluster mode against a single node: cross-node throughput, latency, takeover and
+    /// session resume (only when named: needs nats-server).
+    Cluster,
 }
 
 /// What a scenario does.
@@ -251,6 +262,14 @@ async fn main() -> Result<()> {
     let parts = Parts::chosen(&cli.only);
     if parts.any() {
         report.sections = durability::run(&cli.durability, parts, &specs, &params, repeat).await;
+    }
+    if cli.only.contains(&Group::Cluster) {
+        match specs.iter().find(|s| s.kind == BrokerKind::Aviary) {
+            Some(aviary) => report
+                .sections
+                .push(cluster::run(&cli.cluster, aviary, &params, repeat).await),
+            None => eprintln!("==> cluster: skipped, Aviary is not among --brokers"),
+        }
     }
     report.preamble = preamble(&cli, &specs, &params, &load_before);
     report.footnotes = footnotes();

@@ -9,6 +9,10 @@
 //!   to `aviary-bench` (see `cargo xtask bench -- --help`); the Markdown table is printed and
 //!   written to `target/bench/report.md`. `--only durability` runs the store's measurements
 //!   (throughput per durability mode, restart with a full store, store size under load).
+//!   `--only cluster` runs the cluster measurements (3 nats-servers and 2 gateways against a
+//!   single node); it also installs the pinned nats-server and passes it as `--nats-server`.
+//!   The default run leaves them out: they need nats-server and add minutes to a run that
+//!   already takes several.
 //! - `cargo xtask bench codec [ARGS...]`: the criterion benchmark of the codec in `protocol/`
 //!   (`cargo bench --package aviary-protocol --bench codec ARGS`; `-p` or `--workspace` pick
 //!   other packages instead).
@@ -59,10 +63,31 @@ fn release_dir(workspace: &Workspace) -> std::path::PathBuf {
     }
 }
 
+/// Whether `--only` (as `--only A,B` or `--only=A,B`, possibly repeated) names `cluster`.
+fn wants_cluster(args: &[String]) -> bool {
+    let mut only: Vec<&str> = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--only" {
+            only.extend(args.next().map(String::as_str));
+        } else if let Some(value) = arg.strip_prefix("--only=") {
+            only.push(value);
+        }
+    }
+    only.iter()
+        .flat_map(|value| value.split(','))
+        .any(|group| group == "cluster")
+}
+
 /// Builds `aviary` and `aviary-bench` in release mode and runs the comparison.
 fn compare(args: &[String]) -> Result<()> {
     let workspace = Workspace::find()?;
-    tools::ensure(&workspace, &tools::BENCH)?;
+    let cluster = wants_cluster(args);
+    let needs = tools::Needs {
+        nats_server: cluster,
+        ..tools::BENCH
+    };
+    tools::ensure(&workspace, &needs)?;
     eprintln!("==> building the gateway and the load generator (release)");
     workspace
         .cargo_locked([
@@ -93,8 +118,27 @@ fn compare(args: &[String]) -> Result<()> {
     }) {
         cmd = cmd.arg("--mosquitto").arg(mosquitto.to_string_lossy());
     }
+    // The caller's own `--nats-server` wins; clap refuses the flag twice.
+    if cluster && !args.iter().any(|a| a.starts_with("--nats-server")) {
+        let nats = tools::nats_server(&workspace);
+        cmd = cmd.arg("--nats-server").arg(nats.to_string_lossy());
+    }
     cmd.args(args.iter().cloned())
         .dir(workspace.path(""))
         .run()
         .context("the broker comparison failed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_cluster_is_seen_in_either_spelling() {
+        let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(wants_cluster(&args(&["--only", "p2p,cluster"])));
+        assert!(wants_cluster(&args(&["--repeat", "3", "--only=cluster"])));
+        assert!(!wants_cluster(&args(&["--only", "p2p"])));
+        assert!(!wants_cluster(&args(&[])));
+    }
 }

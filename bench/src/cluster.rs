@@ -1,0 +1,442 @@
+//! What cluster mode costs (issue 12, "Measure"): `--only cluster` runs these, and the default
+//! run does not (they need nats-server and add minutes; see xtask/src/bench.rs).
+//!
+//! Two setups, measured alike and interleaved round by round (single node first in odd
+//! rounds, the cluster first in even ones), each started fresh for its round and killed after
+//! it, never both at once:
+//! - **single node**: one Aviary without `[cluster]`; "node A" and "node B" are that node;
+//! - **cluster**: 3 nats-servers clustered with JetStream ([`nats`]) and 2 or 3 gateways
+//!   whose `[cluster]` points at them with `replicas = 3` ([`gateway`]); node A is gw-a, node
+//!   B gw-b.
+//!
+//! Each round runs, on each setup ([`steps`]): full-speed throughput A→B at QoS 0 and 1 with
+//! loss beside it, latency A→B at a fixed rate (QoS 0 and 1), takeovers of a client id from A
+//! to B, and the resume on B of a persistent session left on A with queued QoS 1 messages.
+//! The report section shows the medians side by side with the ratio cluster / single node.
+
+mod flows;
+mod gateway;
+mod nats;
+mod resume;
+mod section;
+mod session;
+mod steps;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use aviary_protocol::QoS;
+
+use self::gateway::Gateway;
+use self::nats::NatsCluster;
+use self::section::Round;
+use self::steps::Nodes;
+use crate::broker::{BrokerSpec, RunningBroker};
+use crate::report::format_value;
+use crate::scenarios::Params;
+use crate::table::load_average;
+
+/// The nats-server version xtask installs (xtask/src/tools.rs, `NATS_SERVER`).
+const NATS_VERSION: &str = "2.12.8";
+
+/// Sizes and settings of the cluster scenarios.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ClusterArgs {
+    /// The nats-server executable (default: the pinned one xtask installs, in
+    /// target/tools/ next to this executable's target/release/).
+    #[arg(long)]
+    pub(crate) nats_server: Option<PathBuf>,
+    /// Gateways in the cluster (2 or 3); publishers use the first, subscribers the second.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=3))]
+    pub(crate) cluster_gateways: u8,
+    /// QoS 0 messages in the cross-node throughput flow.
+    #[arg(long, default_value_t = 200_000)]
+    pub(crate) cluster_qos0_messages: u64,
+    /// QoS 1 messages in the cross-node throughput flow.
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) cluster_qos1_messages: u64,
+    /// Publishers on node A in the throughput flows (messages are split among them).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) cluster_publishers: usize,
+    /// Messages per second in the cross-node latency flows.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) cluster_rate: u32,
+    /// Seconds each cross-node latency flow publishes for.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) cluster_latency_secs: u64,
+    /// Takeovers (A → B) per run.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) cluster_takeovers: usize,
+    /// QoS 1 messages queued for the session that resumes on B.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) cluster_queued: u64,
+}
+
+/// Which setup a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Single,
+    Cluster,
+}
+
+/// Running processes of one setup; dropping it kills them all (gateways before NATS, and the
+/// processes before their directory goes).
+enum Setup {
+    Single(RunningBroker),
+    Cluster {
+        gateways: Vec<Gateway>,
+        nats: NatsCluster,
+        _dir: tempfile::TempDir,
+    },
+}
+
+impl Setup {
+    /// Starts `kind` and waits until every process of it is ready; a gateway that fails to
+    /// start is tried again, up to [`GATEWAY_ATTEMPTS`] times, each failure noted in `notes`.
+    fn start(
+        kind: Kind,
+        args: &ClusterArgs,
+        aviary: &BrokerSpec,
+        notes: &mut Vec<String>,
+    ) -> Result<Self> {
+        if kind == Kind::Single {
+            return Ok(Self::Single(RunningBroker::start(aviary)?));
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("aviary-bench-cluster-")
+            .tempdir()
+            .context("cannot create a temporary directory")?;
+        let nats = NatsCluster::start(&nats_binary(args)?, dir.path(), 3)?;
+        let urls = nats.urls();
+        let mut gateways = Vec::new();
+        // gw-a alone first: it creates the streams and buckets the others then open.
+        for node in ["gw-a", "gw-b", "gw-c"]
+            .iter()
+            .take(usize::from(args.cluster_gateways))
+        {
+            gateways.push(start_gateway(aviary, dir.path(), node, &urls, notes)?);
+        }
+        Ok(Self::Cluster {
+            gateways,
+            nats,
+            _dir: dir,
+        })
+    }
+
+    /// Node A and node B.
+    fn nodes(&self) -> Nodes {
+        match self {
+            Self::Single(broker) => Nodes {
+                a: broker.mqtt,
+                b: broker.mqtt,
+            },
+            Self::Cluster { gateways, .. } => Nodes {
+                a: gateways[0].mqtt,
+                b: gateways[1].mqtt,
+            },
+        }
+    }
+
+    /// CPU time used so far by the gateways (or the single node) and by the nats-servers
+    /// (`None` on the single node, which has none).
+    fn cpu(&self) -> (Option<Duration>, Option<Duration>) {
+        let sum = |pids: &mut dyn Iterator<Item = u32>| {
+            pids.map(gateway::proc_cpu).sum::<Option<Duration>>()
+        };
+        match self {
+            Self::Single(broker) => (broker.cpu_time().ok(), None),
+            Self::Cluster { gateways, nats, .. } => (
+                sum(&mut gateways.iter().map(Gateway::pid)),
+                sum(&mut nats.pids().into_iter()),
+            ),
+        }
+    }
+
+    /// Fails if any process of the setup has exited.
+    fn check_alive(&mut self) -> Result<()> {
+        match self {
+            Self::Single(broker) => broker.check_alive(),
+            Self::Cluster { gateways, nats, .. } => {
+                for gateway in gateways {
+                    gateway.check_alive()?;
+                }
+                nats.check_alive()
+            }
+        }
+    }
+}
+
+/// How many times a gateway is started before its setup counts as failed.
+const GATEWAY_ATTEMPTS: usize = 3;
+
+/// Starts gateway `node`, again (in a fresh directory) if it exits while starting: on a loaded
+/// machine a JetStream request of its start-up (a stream, a bucket, its consumer) can time
+/// out, and these scenarios measure a running cluster, not its start. Failures are noted.
+fn start_gateway(
+    aviary: &BrokerSpec,
+    dir: &std::path::Path,
+    node: &str,
+    urls: &[String],
+    notes: &mut Vec<String>,
+) -> Result<Gateway> {
+    let mut attempt = 1;
+    loop {
+        let parent = dir.join(format!("attempt-{attempt}"));
+        match Gateway::start(aviary, &parent, node, urls) {
+            Ok(gateway) => return Ok(gateway),
+            Err(e) if attempt < GATEWAY_ATTEMPTS => {
+                notes.push(format!("{node} failed to start (attempt {attempt}): {e:#}"));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The nats-server to run: `--nats-server`, or the pinned one under target/tools.
+fn nats_binary(args: &ClusterArgs) -> Result<PathBuf> {
+    if let Some(path) = &args.nats_server {
+        return Ok(path.clone());
+    }
+    let exe = std::env::current_exe()?;
+    let target = exe
+        .parent()
+        .and_then(|release| release.parent())
+        .context("this executable is not inside a target directory")?;
+    Ok(target.join(format!("tools/nats-server-{NATS_VERSION}/nats-server")))
+}
+
+/// Runs every round on both setups and returns the report section.
+pub(crate) async fn run(
+    args: &ClusterArgs,
+    aviary: &BrokerSpec,
+    params: &Params,
+    repeat: usize,
+) -> String {
+    let load_before = load_average();
+    let (mut single, mut cluster) = (Vec::new(), Vec::new());
+    // Ctrl-C or SIGTERM while a setup runs: stop where we are, so that dropping the setup
+    // kills its processes instead of leaving them to outlive this one. Installed up front,
+    // because a signal that arrives with no handler kills this process at once.
+    let mut stop = match Stop::install() {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("==> [cluster] cannot catch signals: {e}");
+            return String::new();
+        }
+    };
+    let mut interrupted = false;
+    'rounds: for round in 1..=repeat.max(1) {
+        let order = if round % 2 == 1 {
+            [Kind::Single, Kind::Cluster]
+        } else {
+            [Kind::Cluster, Kind::Single]
+        };
+        for kind in order {
+            eprintln!("==> [cluster] {kind:?} (run {round}/{repeat})");
+            let outcome = tokio::select! {
+                biased;
+                () = stop.requested() => {
+                    eprintln!("==> [cluster] interrupted: its processes are stopped");
+                    interrupted = true;
+                    break 'rounds;
+                }
+                outcome = run_round(kind, args, aviary, params, round) => outcome,
+            };
+            eprintln!("    {}", outcome.notes.join("; "));
+            match kind {
+                Kind::Single => single.push(outcome),
+                Kind::Cluster => cluster.push(outcome),
+            }
+            // Let sockets close and the CPU cool down before the next setup starts.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let intro = intro(args, params, repeat, &load_before);
+    let mut outro = targets(&single, &cluster);
+    if interrupted {
+        outro.push("Interrupted (SIGINT or SIGTERM) before every run was done.".to_owned());
+    }
+    section::render(&intro, &single, &cluster, &outro)
+}
+
+/// SIGINT and SIGTERM, caught.
+struct Stop {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Resolves when either signal arrives.
+    async fn requested(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+/// One round on one setup: start it, run every step, stop it.
+async fn run_round(
+    kind: Kind,
+    args: &ClusterArgs,
+    aviary: &BrokerSpec,
+    params: &Params,
+    round: usize,
+) -> Round {
+    // The machine is shared: each run says how loaded it was when it started.
+    let mut out = Round {
+        notes: vec![format!("load average at start {}", load_average())],
+        ..Round::default()
+    };
+    let mut setup = match Setup::start(kind, args, aviary, &mut out.notes) {
+        Ok(setup) => setup,
+        Err(e) => {
+            out.notes.push(format!("setup failed: {e:#}"));
+            return out;
+        }
+    };
+    let nodes = setup.nodes();
+    let tag = format!("r{round}");
+    // Every step bounds its own loops; this only guards against a bug in them.
+    let guard = params.timeout * 3 + Duration::from_secs(60);
+    let steps = async {
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+            let before = setup.cpu();
+            let delivered = steps::throughput(nodes, args, qos, params, &tag, &mut out).await;
+            cpu_samples(qos, before, setup.cpu(), delivered, &mut out);
+        }
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+            steps::latency(nodes, args, qos, params, &tag, &mut out).await;
+        }
+        steps::takeovers(nodes, args, params, &tag, &mut out).await;
+        steps::resume(nodes, args, params, &tag, &mut out).await;
+    };
+    if tokio::time::timeout(guard, steps).await.is_err() {
+        out.notes.push(format!("stopped after {guard:?}"));
+    }
+    if let Err(e) = setup.check_alive() {
+        out.notes.push(format!("a process died: {e:#}"));
+    }
+    out
+}
+
+/// Server CPU per delivered message in a throughput flow, gateways and nats-servers apart:
+/// where a cluster spends what a single node does not.
+fn cpu_samples(
+    qos: QoS,
+    before: (Option<Duration>, Option<Duration>),
+    after: (Option<Duration>, Option<Duration>),
+    delivered: u64,
+    round: &mut Round,
+) {
+    let per_message = |b: Option<Duration>, a: Option<Duration>| {
+        let used = a?.checked_sub(b?)?;
+        (delivered > 0).then(|| used.as_secs_f64() * 1e6 / delivered as f64)
+    };
+    let q = qos as u8;
+    round.samples.push(section::Sample::new(
+        format!("QoS {q} throughput: gateway CPU, µs/msg"),
+        crate::report::Better::Lower,
+        2,
+        per_message(before.0, after.0),
+    ));
+    round.samples.push(section::Sample::new(
+        format!("QoS {q} throughput: nats-server CPU, µs/msg"),
+        crate::report::Better::Lower,
+        2,
+        per_message(before.1, after.1),
+    ));
+}
+
+/// The lines above the table: what ran, with which sizes, and how loaded the machine was.
+fn intro(args: &ClusterArgs, params: &Params, repeat: usize, load_before: &str) -> Vec<String> {
+    let n = |v: u64| format_value(Some(v as f64), 0);
+    vec![
+        format!(
+            "- Setups: a single Aviary without `[cluster]`, and a cluster of 3 nats-server \
+             {NATS_VERSION} processes (JetStream, file storage, one store each) with {} Aviary \
+             gateways (`replicas = 3`), all on this machine's {} cores with the load generator. \
+             Publishers and first connections go to node A, subscribers and second connections \
+             to node B; on the single node A and B are the same.",
+            args.cluster_gateways,
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+        ),
+        format!(
+            "- Load: MQTT {} for the flows, 5.0 for takeover and resume; {}-byte payloads; \
+             throughput {} QoS 0 and {} QoS 1 messages from {} publisher(s); latency at {} \
+             msg/s for {} s; {} takeovers; resume with {} queued QoS 1 messages.",
+            params.version,
+            params.payload,
+            n(args.cluster_qos0_messages),
+            n(args.cluster_qos1_messages),
+            args.cluster_publishers.max(1),
+            n(u64::from(args.cluster_rate)),
+            args.cluster_latency_secs,
+            args.cluster_takeovers,
+            n(args.cluster_queued),
+        ),
+        "- Throughput is counted at the subscriber from its first delivery to its last; loss \
+         is sent minus received, in % of sent. Latency: publish to receive on this process's \
+         monotonic clock, nearest-rank percentiles. Takeover and resume: from CONNECT written \
+         (after the TCP handshake) to CONNACK, to the old connection's DISCONNECT 0x8E, or to \
+         the last queued message; a run's takeovers give its median and max. CPU: user + \
+         system time of the gateways (on the single node: the one Aviary) and of the \
+         nats-servers over a whole throughput flow, connecting and warm-up included, per \
+         delivered message."
+            .to_owned(),
+        format!(
+            "- {}; rounds interleaved (single node first in odd rounds, cluster first in even \
+             ones). Load average before {load_before}, after {}.",
+            if repeat > 1 {
+                format!("Median of {repeat} runs per setup")
+            } else {
+                "One run per setup".to_owned()
+            },
+            load_average(),
+        ),
+    ]
+}
+
+/// The issue's targets against the medians: QoS 0 cross-node at least 25 % of the single
+/// node, and p99 under 5 ms at 1,000 msg/s.
+fn targets(single: &[Round], cluster: &[Round]) -> Vec<String> {
+    let find = |rounds: &[Round], prefix: &str| {
+        let i = rounds
+            .iter()
+            .flat_map(|r| r.samples.iter().position(|s| s.metric.starts_with(prefix)))
+            .next()?;
+        section::median_at(rounds, i)
+    };
+    let mut lines = Vec::new();
+    if let (Some(s), Some(c)) = (
+        find(single, "QoS 0 throughput"),
+        find(cluster, "QoS 0 throughput"),
+    ) {
+        let ratio = c / s;
+        lines.push(format!(
+            "Target: cross-node QoS 0 at least 25 % of the single node: {:.0} % ({}).",
+            ratio * 100.0,
+            if ratio >= 0.25 { "met" } else { "missed" }
+        ));
+    }
+    for q in [0, 1] {
+        if let Some(p99) = find(cluster, &format!("QoS {q} latency at 1,000 msg/s, p99,")) {
+            lines.push(format!(
+                "Target: cross-node QoS {q} p99 under 5 ms at 1,000 msg/s: {:.2} ms ({}).",
+                p99 / 1e3,
+                if p99 < 5_000.0 { "met" } else { "missed" }
+            ));
+        }
+    }
+    lines
+}
