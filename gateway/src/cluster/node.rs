@@ -535,19 +535,32 @@ async fn consume(
                     .ok()
                     .and_then(|i| NonZeroU64::new(i.stream_sequence));
                 broker.publish_streamed(msg, from);
-                if let Some(ticket) = broker.persist().and_then(|p| p.barrier().ok()) {
-                    if let Err(e) = ticket.await {
-                        warn!(error = %e, "not acknowledged to the stream: the store failed");
-                        continue;
-                    }
-                }
             }
             Err(e) => {
                 warn!(subject = %m.subject, error = %e, "dropped a message from the stream")
             }
         }
-        if let Err(e) = m.ack().await {
-            debug!(error = %e, "stream acknowledgement failed; the message may come again");
+        ack_when_stored(&broker, m).await;
+    }
+}
+
+/// Acknowledges `m` to the stream once the local store holds what routing it queued: at once
+/// without a store; otherwise when the store's next commit is done, without holding up the
+/// messages after it. A commit that fails leaves it unacknowledged: the stream sends it again.
+pub(super) async fn ack_when_stored(broker: &Broker, m: jetstream::Message) {
+    let Some(ticket) = broker.persist().and_then(|p| p.barrier().ok()) else {
+        return ack(&m).await;
+    };
+    tokio::spawn(async move {
+        match ticket.await {
+            Ok(()) => ack(&m).await,
+            Err(e) => warn!(error = %e, "not acknowledged to the stream: the store failed"),
         }
+    });
+}
+
+async fn ack(m: &jetstream::Message) {
+    if let Err(e) = m.ack().await {
+        debug!(error = %e, "stream acknowledgement failed; the message may come again");
     }
 }

@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use super::node::{decode, pull as pull_stream, LIVE, STREAM_PREFIX};
+use super::node::{ack_when_stored, decode, pull as pull_stream, LIVE, STREAM_PREFIX};
 use super::subject::{filter_to_subjects, token};
 use crate::broker::Broker;
 
@@ -160,18 +160,10 @@ async fn take(mut messages: consumer::pull::Stream, broker: &Broker, group: &str
         match decode(&m.subject, m.payload.clone(), STREAM_PREFIX) {
             Ok(msg) => {
                 broker.publish_shared(msg, group, filter);
-                if let Some(ticket) = broker.persist().and_then(|p| p.barrier().ok()) {
-                    if let Err(e) = ticket.await {
-                        warn!(error = %e, "not acknowledged to the stream: the store failed");
-                        continue;
-                    }
-                }
             }
             Err(e) => warn!(subject = %m.subject, error = %e, "dropped a message from the stream"),
         }
-        if let Err(e) = m.ack().await {
-            debug!(error = %e, "stream acknowledgement failed; the message may come again");
-        }
+        ack_when_stored(broker, m).await;
     }
 }
 
