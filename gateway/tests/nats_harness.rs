@@ -140,7 +140,20 @@ async fn key_value_compare_and_set_and_per_message_ttls() {
         .expect("create the bucket (needs nats-server 2.11+ for limit_markers)");
 
     // Client-id ownership: exactly one `create` wins; `update` needs the current revision.
-    let owned = kv.create("client.c1", "gw-a".into()).await.expect("create");
+    // A bucket just created may not answer yet on a loaded machine ("no responders"): the
+    // gateway's setup waits for that as well (cluster::setup).
+    let owned = within("the new bucket to answer", async {
+        loop {
+            match kv.create("client.c1", "gw-a".into()).await {
+                Ok(revision) => break revision,
+                Err(e) if e.to_string().contains("no responders") => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("create: {e}"),
+            }
+        }
+    })
+    .await;
     let err = kv.create("client.c1", "gw-b".into()).await.unwrap_err();
     assert_eq!(err.kind(), CreateErrorKind::AlreadyExists);
     let taken = kv
