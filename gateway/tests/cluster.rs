@@ -576,3 +576,30 @@ async fn a_failed_sign_in_takes_nothing_from_another_node() {
     let (_, ack) = Raw::connect_ok(a.mqtt, alice("alice-pw")).await;
     assert!(ack.session_present);
 }
+
+#[tokio::test]
+async fn overlapping_filters_on_one_node_each_get_their_messages() {
+    let nats = NatsCluster::start(3).await;
+    let a = node(&nats, "gw-a").await;
+    let b = node(&nats, "gw-b").await;
+    let (mut wide, _) = Raw::connect_ok(b.mqtt, raw::v5("wide")).await;
+    wide.subscribe("t/#", QoS::AtLeastOnce).await;
+    let (mut publisher, _) = Raw::connect_ok(a.mqtt, raw::v5("publisher")).await;
+    until_routed(&mut publisher, &mut wide, "t/probe", QoS::AtLeastOnce).await;
+    // A narrower filter inside the wide one, on the same node, then a third beside them.
+    let (mut narrow, _) = Raw::connect_ok(b.mqtt, raw::v5("narrow")).await;
+    narrow.subscribe("t/x/+", QoS::AtLeastOnce).await;
+    until_routed(&mut publisher, &mut narrow, "t/x/probe", QoS::AtLeastOnce).await;
+    let (mut other, _) = Raw::connect_ok(b.mqtt, raw::v5("other")).await;
+    other.subscribe("u/+", QoS::AtLeastOnce).await;
+    until_routed(&mut publisher, &mut other, "u/probe", QoS::AtLeastOnce).await;
+    drain(&mut wide, Duration::from_millis(300)).await;
+
+    for topic in ["t/x/1", "u/1"] {
+        let p = raw::message(topic, topic.as_bytes(), QoS::AtLeastOnce);
+        assert_eq!(publisher.publish(p).await, ReasonCode::SUCCESS);
+    }
+    assert_eq!(receive(&mut wide, 1).await, ["t/x/1"]);
+    assert_eq!(receive(&mut narrow, 1).await, ["t/x/1"]);
+    assert_eq!(receive(&mut other, 1).await, ["u/1"]);
+}

@@ -10,6 +10,7 @@
 //! wills of a dead node's clients ([`wills`], [`orphans`]), and a node that stops serving
 //! when cut off from NATS ([`link`]). The sessions of a dead node come next.
 
+mod cover;
 mod handover;
 mod lease;
 mod link;

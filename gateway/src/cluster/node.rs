@@ -38,6 +38,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::cover::cover;
 use super::handover::{self, mark_subject, Handover, Sync, MARK_PREFIX};
 use super::lease::{Addresses, Leases};
 use super::link;
@@ -309,6 +310,8 @@ fn consumer_name(node: &str) -> String {
 /// handover markers (which also keep the filter from being empty, which would mean all).
 fn consumer_config(node: &str, mut subjects: Vec<String>) -> consumer::pull::Config {
     subjects.push(mark_subject(node));
+    // JetStream refuses overlapping filter subjects, which overlapping MQTT filters make.
+    let subjects = cover(STREAM_PREFIX, subjects);
     consumer::pull::Config {
         durable_name: Some(consumer_name(node)),
         ack_policy: consumer::AckPolicy::Explicit,
