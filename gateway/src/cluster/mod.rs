@@ -12,6 +12,7 @@
 
 mod cover;
 mod handover;
+mod interest;
 mod lease;
 mod link;
 mod membership;

@@ -34,12 +34,12 @@ use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::cover::cover;
-use super::handover::{self, mark_subject, Handover, Sync, MARK_PREFIX};
+use super::handover::{self, mark_subject, Handover, MARK_PREFIX};
+use super::interest::Interest;
 use super::lease::{Addresses, Leases};
 use super::link;
 use super::membership::Membership;
@@ -49,7 +49,7 @@ use super::owners::Owners;
 use super::retained;
 use super::setup::retrying;
 use super::shared::SharedGroups;
-use super::subject::{filter_to_subjects, subject_to_topic, topic_to_subject};
+use super::subject::{subject_to_topic, topic_to_subject};
 use super::wills::Wills;
 use super::ClusterError;
 use crate::broker::{
@@ -308,7 +308,7 @@ fn consumer_name(node: &str) -> String {
 
 /// The consumer's configuration: the subjects of this node's filters, and always its
 /// handover markers (which also keep the filter from being empty, which would mean all).
-fn consumer_config(node: &str, mut subjects: Vec<String>) -> consumer::pull::Config {
+pub(super) fn consumer_config(node: &str, mut subjects: Vec<String>) -> consumer::pull::Config {
     subjects.push(mark_subject(node));
     // JetStream refuses overlapping filter subjects, which overlapping MQTT filters make.
     let subjects = cover(STREAM_PREFIX, subjects);
@@ -339,114 +339,6 @@ pub(super) async fn pull(
 /// The node a message from NATS was published on.
 pub(super) fn origin(headers: Option<&HeaderMap>) -> Option<&str> {
     headers.and_then(|h| h.get(ORIGIN)).map(|v| v.as_str())
-}
-
-/// Keeps this node's NATS interest in step with its subscriptions: core subscriptions for
-/// QoS 0 messages, and the consumer's filters for the stream.
-struct Interest {
-    client: async_nats::Client,
-    /// The shared groups this node has members of.
-    shared: SharedGroups,
-    stream: stream::Stream,
-    node: String,
-    broker: Broker,
-    /// Per filter, the tasks reading its core subscriptions.
-    live: HashMap<Box<str>, Vec<JoinHandle<()>>>,
-    shutdown: CancellationToken,
-}
-
-impl Interest {
-    async fn run(
-        mut self,
-        initial: Vec<Box<str>>,
-        mut changes: mpsc::UnboundedReceiver<Vec<(Box<str>, bool)>>,
-        mut syncs: mpsc::UnboundedReceiver<Sync>,
-    ) {
-        let mut batch: Vec<(Box<str>, bool)> = initial.into_iter().map(|f| (f, true)).collect();
-        let mut waiting: Vec<Sync> = Vec::new();
-        loop {
-            for (filter, present) in batch.drain(..) {
-                match (filter.starts_with("$share/"), present) {
-                    (true, true) => self.shared.join(filter).await,
-                    (true, false) => self.shared.leave(&filter),
-                    (false, true) => self.subscribe(filter).await,
-                    (false, false) => {
-                        if let Some(tasks) = self.live.remove(&filter) {
-                            tasks.iter().for_each(JoinHandle::abort);
-                        }
-                    }
-                }
-            }
-            self.update_consumer().await;
-            for synced in waiting.drain(..) {
-                let _ = synced.send(());
-            }
-            tokio::select! {
-                next = changes.recv() => match next {
-                    Some(next) => batch = next,
-                    None => break,
-                },
-                sync = syncs.recv() => waiting.extend(sync),
-                () = self.shutdown.cancelled() => break,
-            }
-            // Everything already waiting, in one consumer update. A sync comes after the
-            // changes it must see, which are in the channel by then.
-            while let Ok(sync) = syncs.try_recv() {
-                waiting.push(sync);
-            }
-            while let Ok(more) = changes.try_recv() {
-                batch.extend(more);
-            }
-        }
-        for tasks in self.live.values() {
-            tasks.iter().for_each(JoinHandle::abort);
-        }
-    }
-
-    async fn subscribe(&mut self, filter: Box<str>) {
-        let mut tasks = Vec::new();
-        for subject in filter_to_subjects(LIVE, &filter) {
-            match self.client.subscribe(subject.clone()).await {
-                Ok(mut sub) => {
-                    let broker = self.broker.clone();
-                    let filter = filter.clone();
-                    tasks.push(tokio::spawn(async move {
-                        while let Some(m) = sub.next().await {
-                            deliver_live(&broker, &filter, m);
-                        }
-                    }));
-                }
-                Err(e) => warn!(%subject, error = %e, "cannot subscribe on NATS"),
-            }
-        }
-        if let Some(old) = self.live.insert(filter, tasks) {
-            old.iter().for_each(JoinHandle::abort);
-        }
-    }
-
-    async fn update_consumer(&self) {
-        let mut subjects: Vec<String> = self
-            .live
-            .keys()
-            .flat_map(|f| filter_to_subjects(STREAM_PREFIX, f))
-            .collect();
-        subjects.sort();
-        subjects.dedup();
-        let config = consumer_config(&self.node, subjects);
-        if let Err(e) = self.stream.update_consumer(config).await {
-            warn!(error = %e, "cannot update this node's stream consumer");
-        }
-    }
-}
-
-/// A QoS 0 message from another node, for the subscribers of `filter`.
-fn deliver_live(broker: &Broker, filter: &str, m: async_nats::Message) {
-    match decode(&m.subject, m.payload, LIVE) {
-        Ok(msg) => {
-            broker.publish_live(msg, filter);
-        }
-        Err(e) => warn!(subject = %m.subject, error = %e, "dropped a message from NATS"),
-    }
 }
 
 /// The message of a subject and payload from another node.
