@@ -28,9 +28,9 @@ use crate::broker::message::Outgoing;
 /// lock, even when most entries are skipped (replaced since, or expired).
 const PULL_BUDGET: usize = 4096;
 
-/// Bounds of a session's queue.
 mod adopt;
 
+/// Bounds of a session's queue.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct QueueLimits {
     pub(crate) max_messages: usize,

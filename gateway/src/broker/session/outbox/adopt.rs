@@ -57,3 +57,73 @@ impl Outbox {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::num::{NonZeroU16, NonZeroU64};
+    use std::sync::Arc;
+
+    use aviary_protocol::QoS;
+    use bytes::Bytes;
+
+    use super::super::{Inflight, Outbox, QueueLimits};
+    use crate::broker::message::{Message, Outgoing};
+
+    fn out(name: &str, seq: Option<u64>) -> Outgoing {
+        let msg = Message {
+            topic: name.into(),
+            payload: Bytes::from_static(b"x"),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: Default::default(),
+            expires_at: None,
+            stored: Default::default(),
+            stream_seq: seq.and_then(NonZeroU64::new),
+        };
+        Outgoing {
+            msg: Arc::new(msg),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            subscription_ids: Vec::new(),
+            seq: None,
+        }
+    }
+
+    #[test]
+    fn the_old_nodes_messages_go_first_and_what_it_had_goes() {
+        let limits = QueueLimits {
+            max_messages: 100,
+            max_bytes: 1 << 20,
+            qos0_offline: true,
+        };
+        let mut outbox = Outbox::default();
+        outbox.set_journaled(true);
+        // Queued here while the move was under way: two the old node had (up to the marker at
+        // 10), one after it, and one that never came through the stream.
+        for (name, seq) in [
+            ("had-9", Some(9)),
+            ("had-10", Some(10)),
+            ("new-11", Some(11)),
+            ("live", None),
+        ] {
+            outbox.enqueue(out(name, seq), &limits, false);
+        }
+        let inflight = vec![Inflight {
+            packet_id: NonZeroU16::new(7).unwrap(),
+            out: out("in-flight", Some(5)),
+            released: false,
+        }];
+        outbox.adopt(inflight, vec![out("queued-there", Some(8))], 10);
+        let queued: Vec<&str> = outbox.queue().iter().map(|o| &*o.msg.topic).collect();
+        assert_eq!(queued, ["queued-there", "new-11", "live"]);
+        assert_eq!(outbox.inflight().len(), 1);
+        // Written to the store again in the new order, keys rising with it.
+        let seqs: Vec<u64> = outbox
+            .inflight()
+            .iter()
+            .map(|i| i.out.seq.unwrap())
+            .chain(outbox.queue().iter().map(|o| o.seq.unwrap()))
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    }
+}
