@@ -68,7 +68,9 @@ impl Persist {
     pub(crate) fn journal(&self, client_id: &ByteString, events: Vec<Event>) -> bool {
         let mut ops = Vec::with_capacity(events.len() + 1);
         let mut qos2_sent = false;
-        let clocks = Clocks::now();
+        // Read once a message is written, not per call: most calls write no message (a
+        // delivery's end, or a message some other session wrote first).
+        let mut clocks = None;
         for event in events {
             let (out, state) = match event {
                 Event::Queued(out) => (out, DeliveryState::Queued),
@@ -91,7 +93,7 @@ impl Persist {
             };
             let Some(seq) = out.seq else { continue };
             let id = if matches!(state, DeliveryState::Queued) {
-                self.reference(&out.msg, clocks, &mut ops)
+                self.reference(&out.msg, &mut clocks, &mut ops)
             } else {
                 match out.msg.stored.id() {
                     Some(id) => id,
@@ -118,14 +120,19 @@ impl Persist {
 
     /// The message's id in the store, writing the message first if no queue entry refers to
     /// it yet.
-    fn reference(&self, msg: &Message, clocks: Clocks, ops: &mut Vec<Op>) -> MessageId {
+    fn reference(
+        &self,
+        msg: &Message,
+        clocks: &mut Option<Clocks>,
+        ops: &mut Vec<Op>,
+    ) -> MessageId {
         let reference = msg
             .stored
             .reference(|| MessageId(self.next_message_id.fetch_add(1, Ordering::Relaxed)));
         if reference.write {
             ops.push(Op::PutMessage {
                 id: reference.id,
-                message: convert::stored_message(msg, clocks),
+                message: convert::stored_message(msg, *clocks.get_or_insert_with(Clocks::now)),
             });
         }
         reference.id

@@ -13,8 +13,6 @@
 //! Layout: one keyspace per record kind, plus `meta` holding the format
 //! version, checked before any other keyspace is opened.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -23,6 +21,7 @@ use parking_lot::Mutex;
 
 use super::codec::{self, DecodeError};
 use super::lock::DirLock;
+use super::staging::{self, stage_write, Kind, Pending, Staged, Write};
 use super::{validate, Op, Snapshot, Store, StoreError};
 
 /// The store's format version: bump it when a key or keyspace changes
@@ -40,67 +39,6 @@ pub enum SyncMode {
     Process,
     /// Also `fdatasync`ed: survives a power loss or an OS crash.
     Fsync,
-}
-
-/// The record kinds, one fjall keyspace each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Kind {
-    Messages,
-    Sessions,
-    Queue,
-    Qos2,
-    Retained,
-}
-
-impl Kind {
-    const ALL: [Self; 5] = [
-        Self::Messages,
-        Self::Sessions,
-        Self::Queue,
-        Self::Qos2,
-        Self::Retained,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Messages => "messages",
-            Self::Sessions => "sessions",
-            Self::Queue => "queue",
-            Self::Qos2 => "incoming_qos2",
-            Self::Retained => "retained",
-        }
-    }
-}
-
-/// The final write of each key in one commit. Coalescing matters because all items of a
-/// fjall batch share one sequence number, so two writes of one key in a batch would be
-/// ambiguous.
-type Pending = HashMap<(Kind, Vec<u8>), Write>;
-
-/// What a commit writes under one key.
-struct Write {
-    /// The value, `None` to delete.
-    value: Option<Vec<u8>>,
-    /// The commit's first write of the key created its record (see [`Op`]): no record was
-    /// there before, so a later delete in the same commit leaves nothing to write at all.
-    created: bool,
-}
-
-/// Stages a write of `key`: the last one wins, and deleting a record this commit created
-/// writes neither. The queue workload's put and delete meet in one batch when a subscriber
-/// acknowledges a message before the batch holding it is committed, as it may under load:
-/// then neither reaches the engine's memtable or journal.
-fn stage_write(pending: &mut Pending, key: (Kind, Vec<u8>), value: Option<Vec<u8>>, creates: bool) {
-    match (pending.entry(key), value) {
-        (Entry::Occupied(e), None) if e.get().created => {
-            e.remove();
-        }
-        (Entry::Occupied(mut e), value) => e.get_mut().value = value,
-        (Entry::Vacant(e), value) => {
-            let created = creates && value.is_some();
-            e.insert(Write { value, created });
-        }
-    }
 }
 
 /// The fjall-backed store. Holds the data directory's lock while open.
@@ -172,56 +110,20 @@ impl DiskStore {
     }
 
     /// Adds one op to the commit's final writes.
-    fn stage(&self, pending: &mut Pending, op: &Op) -> Result<(), StoreError> {
-        let creates = op.creates();
-        let (kind, key, value) = match op {
-            Op::PutMessage { id, message } => (
-                Kind::Messages,
-                codec::message_key(*id).to_vec(),
-                Some(codec::encode_message(message)),
-            ),
-            Op::DeleteMessage { id } => (Kind::Messages, codec::message_key(*id).to_vec(), None),
-            Op::PutSession(r) => (
-                Kind::Sessions,
-                r.client_id.as_bytes().to_vec(),
-                Some(codec::encode_session(r)),
-            ),
-            Op::DeleteSession { client_id } => {
-                self.stage_delete_session(pending, client_id)?;
-                (Kind::Sessions, client_id.as_bytes().to_vec(), None)
+    fn stage(&self, pending: &mut Pending, staged: Staged) -> Result<(), StoreError> {
+        match staged {
+            Staged::Write {
+                kind,
+                key,
+                value,
+                creates,
+            } => stage_write(pending, (kind, key), value, creates),
+            Staged::DeleteSession(client_id) => {
+                self.stage_delete_session(pending, &client_id)?;
+                let key = (Kind::Sessions, client_id.as_bytes().to_vec());
+                stage_write(pending, key, None, false);
             }
-            Op::PutQueued {
-                client_id,
-                seq,
-                entry,
-            } => (
-                Kind::Queue,
-                codec::queue_key(client_id, *seq),
-                Some(codec::encode_queue_entry(entry)),
-            ),
-            Op::DeleteQueued { client_id, seq } => {
-                (Kind::Queue, codec::queue_key(client_id, *seq), None)
-            }
-            Op::PutIncomingQos2 {
-                client_id,
-                packet_id,
-            } => (
-                Kind::Qos2,
-                codec::qos2_key(client_id, *packet_id),
-                Some(Vec::new()),
-            ),
-            Op::DeleteIncomingQos2 {
-                client_id,
-                packet_id,
-            } => (Kind::Qos2, codec::qos2_key(client_id, *packet_id), None),
-            Op::PutRetained { topic, message } => (
-                Kind::Retained,
-                topic.as_bytes().to_vec(),
-                Some(codec::encode_message(message)),
-            ),
-            Op::DeleteRetained { topic } => (Kind::Retained, topic.as_bytes().to_vec(), None),
-        };
-        stage_write(pending, (kind, key), value, creates);
+        }
         Ok(())
     }
 
@@ -290,15 +192,21 @@ impl DiskStore {
     }
 }
 
-impl Store for DiskStore {
-    fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
-        validate(ops)?;
-        let _one_at_a_time = self.commit_lock.lock();
-        let mut pending = Pending::new();
-        for op in ops {
-            self.stage(&mut pending, op)?;
+impl DiskStore {
+    /// Commits `requests` as one fjall batch: the final write of each key, in one journal
+    /// entry, made as durable as the mode says.
+    fn commit_requests(&self, requests: &[&[Op]]) -> Result<(), StoreError> {
+        for ops in requests {
+            validate(ops)?;
         }
-        let mut batch = self.db.batch().durability(Some(self.persist));
+        let n = requests.iter().map(|ops| ops.len()).sum();
+        let _one_at_a_time = self.commit_lock.lock();
+        let mut pending = staging::pending(n);
+        for op in requests.iter().flat_map(|ops| ops.iter()) {
+            self.stage(&mut pending, staging::encode(op))?;
+        }
+        let mut batch = fjall::OwnedWriteBatch::with_capacity(self.db.clone(), pending.len())
+            .durability(Some(self.persist));
         for ((kind, key), Write { value, .. }) in pending {
             let ks = self.keyspace(kind);
             match value {
@@ -310,6 +218,17 @@ impl Store for DiskStore {
             path: self.path.clone(),
             detail: format!("commit failed: {e:?}"),
         })
+    }
+}
+
+impl Store for DiskStore {
+    fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
+        self.commit_requests(&[ops])
+    }
+
+    fn commit_all(&self, requests: &[Vec<Op>]) -> Result<(), StoreError> {
+        let requests: Vec<&[Op]> = requests.iter().map(Vec::as_slice).collect();
+        self.commit_requests(&requests)
     }
 
     fn load(&self) -> Result<Snapshot, StoreError> {

@@ -23,6 +23,7 @@ mod disk;
 mod error;
 mod lock;
 mod memory;
+mod staging;
 mod writer;
 
 #[cfg(test)]
@@ -289,6 +290,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Applies `ops` in order, all or nothing. When it returns `Ok`, the
     /// changes are as durable as the store's mode promises.
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError>;
+
+    /// Commits the requests of a group commit as one: [`commit`](Self::commit) of them all,
+    /// in order. The writer keeps each request's ops as they came, so an implementation
+    /// that can take them apart saves copying them into one list.
+    fn commit_all(&self, requests: &[Vec<Op>]) -> Result<(), StoreError> {
+        match requests {
+            [one] => self.commit(one),
+            _ => self.commit(&requests.concat()),
+        }
+    }
 
     /// Reads everything, for recovery at start.
     fn load(&self) -> Result<Snapshot, StoreError>;
