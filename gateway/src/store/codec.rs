@@ -374,10 +374,17 @@ pub(crate) fn decode_session(buf: Bytes) -> Result<SessionRecord, DecodeError> {
 const Q_RETAIN: u8 = 1 << 2;
 const Q_SENT: u8 = 1 << 3;
 const Q_RELEASED: u8 = 2 << 3;
+/// The entry carries its message, after the subscription ids (format version 2).
+const Q_INLINE: u8 = 1 << 5;
 
-/// Encodes a queue entry: about 5 bytes for the common case.
+/// Encodes a queue entry: about 5 bytes for the common case, plus the message when the entry
+/// carries it.
 pub(crate) fn encode_queue_entry(e: &QueueEntry) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + 4 * e.subscription_ids.len());
+    let carried = e
+        .inline
+        .as_ref()
+        .map_or(0, |m| 16 + m.topic.len() + m.payload.len());
+    let mut out = Vec::with_capacity(8 + 4 * e.subscription_ids.len() + carried);
     out.push(RECORD_VERSION);
     put_varint(&mut out, e.message.0);
     let (state, packet_id) = match e.state {
@@ -385,13 +392,17 @@ pub(crate) fn encode_queue_entry(e: &QueueEntry) -> Vec<u8> {
         DeliveryState::Sent { packet_id } => (Q_SENT, Some(packet_id)),
         DeliveryState::Released { packet_id } => (Q_RELEASED, Some(packet_id)),
     };
-    out.push(e.qos as u8 | if e.retain { Q_RETAIN } else { 0 } | state);
+    let inline = if e.inline.is_some() { Q_INLINE } else { 0 };
+    out.push(e.qos as u8 | if e.retain { Q_RETAIN } else { 0 } | state | inline);
     if let Some(id) = packet_id {
         out.extend_from_slice(&id.get().to_be_bytes());
     }
     put_varint(&mut out, e.subscription_ids.len() as u64);
     for id in &e.subscription_ids {
         put_varint(&mut out, u64::from(id.get()));
+    }
+    if let Some(m) = &e.inline {
+        put_message_body(&mut out, m);
     }
     out
 }
@@ -405,7 +416,7 @@ pub(crate) fn decode_queue_entry(buf: Bytes) -> Result<QueueEntry, DecodeError> 
         let id = u16::from_be_bytes([r.u8()?, r.u8()?]);
         NonZeroU16::new(id).ok_or(DecodeError("packet id 0"))
     };
-    let state = match flags & !(0b11 | Q_RETAIN) {
+    let state = match flags & !(0b11 | Q_RETAIN | Q_INLINE) {
         0 => DeliveryState::Queued,
         Q_SENT => DeliveryState::Sent {
             packet_id: packet_id()?,
@@ -421,9 +432,13 @@ pub(crate) fn decode_queue_entry(buf: Bytes) -> Result<QueueEntry, DecodeError> 
         let id = NonZeroU32::new(r.u32()?).ok_or(DecodeError("subscription identifier 0"))?;
         subscription_ids.push(id);
     }
+    let inline = (flags & Q_INLINE != 0)
+        .then(|| read_message_body(&mut r).map(Box::new))
+        .transpose()?;
     r.finish()?;
     Ok(QueueEntry {
         message,
+        inline,
         qos: qos_bits(flags)?,
         retain: flags & Q_RETAIN != 0,
         subscription_ids,

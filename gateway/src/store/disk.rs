@@ -25,8 +25,14 @@ use super::staging::{self, stage_write, Kind, Pending, Staged, Write};
 use super::{validate, Op, Snapshot, Store, StoreError};
 
 /// The store's format version: bump it when a key or keyspace changes
-/// meaning (record layouts carry their own version byte).
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// meaning, or records gain what an older Aviary cannot read.
+///
+/// 2: a queue entry may carry its message (`QueueEntry::inline`). A version 1 store is read
+/// as it is (its records are valid version 2 records) and marked 2 at open, so that an older
+/// Aviary refuses it with a clear error instead of failing on the first such entry.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this Aviary opens (and upgrades).
+const OLDEST_FORMAT_VERSION: u32 = 1;
 /// The subdirectory of the data directory that fjall owns.
 pub(crate) const STORE_DIR: &str = "store";
 /// The `meta` key holding [`FORMAT_VERSION`], big-endian.
@@ -312,18 +318,22 @@ fn check_version(
                     found: f,
                     supported: FORMAT_VERSION,
                 }),
+                OLDEST_FORMAT_VERSION.. => write_version(db, meta, path),
                 f => Err(corrupt(format!("unknown format version {f}"))),
             }
         }
         // A store created but killed before its version was written has
         // no keyspace besides `meta` yet: still new.
-        None if !existed || db.keyspace_count() <= 1 => {
-            let mut batch = db.batch().durability(Some(PersistMode::SyncAll));
-            batch.insert(meta, VERSION_KEY, FORMAT_VERSION.to_be_bytes().to_vec());
-            batch.commit().map_err(|e| open_error(path, e))
-        }
+        None if !existed || db.keyspace_count() <= 1 => write_version(db, meta, path),
         None => Err(corrupt("the format version record is missing".to_owned())),
     }
+}
+
+/// Marks the store as [`FORMAT_VERSION`], durably, before anything is written in it.
+fn write_version(db: &Database, meta: &Keyspace, path: &Path) -> Result<(), StoreError> {
+    let mut batch = db.batch().durability(Some(PersistMode::SyncAll));
+    batch.insert(meta, VERSION_KEY, FORMAT_VERSION.to_be_bytes().to_vec());
+    batch.commit().map_err(|e| open_error(path, e))
 }
 
 /// Maps an error of opening fjall: lock, damage or I/O.

@@ -11,7 +11,10 @@
 //! ([`Op::PutMessage`]) and referenced by [`MessageId`] from each session's
 //! queue ([`Op::PutQueued`]). The broker counts the references and deletes
 //! the message with the last of them; [`Snapshot::unreferenced_messages`]
-//! finds what a crash left behind between the two.
+//! finds what a crash left behind between the two. The first queue entry of a
+//! message may carry the message itself instead ([`QueueEntry::inline`]): a
+//! message with one persistent subscriber, the common case, then costs one key
+//! written and deleted rather than two, and a message with many is stored twice.
 //!
 //! Implementations: [`MemoryStore`], the reference that the unit tests run
 //! against, and [`DiskStore`], an embedded LSM tree (fjall) in the data
@@ -136,12 +139,17 @@ pub enum DeliveryState {
     },
 }
 
-/// One entry of a session's queue: a reference to a stored message and how
-/// this subscriber gets it.
+/// One entry of a session's queue: a reference to a stored message (or the message itself)
+/// and how this subscriber gets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueEntry {
-    /// The message, stored once by [`Op::PutMessage`].
+    /// The message, stored once by [`Op::PutMessage`]; with [`inline`](Self::inline), the
+    /// broker's id of the message, under which no record is stored for this entry.
     pub message: MessageId,
+    /// The message itself, carried by the entry instead of a record. The broker does this for
+    /// the first session that queues a message: when it is the only one (the common case), a
+    /// delivery writes and deletes one key instead of two. Later sessions share one record.
+    pub inline: Option<Box<StoredMessage>>,
     /// The QoS for this subscriber (the publish QoS capped by the
     /// subscription's).
     pub qos: QoS,
@@ -254,9 +262,17 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The first message id not in use: where the broker's counter resumes.
+    /// The first message id not in use, by a record or by an entry carrying its message:
+    /// where the broker's counter resumes.
     pub fn next_message_id(&self) -> MessageId {
-        MessageId(self.messages.keys().next_back().map_or(1, |id| id.0 + 1))
+        let records = self.messages.keys().next_back().copied();
+        let entries = self
+            .queues
+            .values()
+            .flat_map(|q| q.values())
+            .map(|e| e.message);
+        let last = entries.chain(records).max();
+        MessageId(last.map_or(1, |id| id.0 + 1))
     }
 
     /// The first queue sequence number not in use for `client_id`.
@@ -275,6 +291,7 @@ impl Snapshot {
             .queues
             .values()
             .flat_map(|q| q.values())
+            .filter(|e| e.inline.is_none())
             .map(|e| e.message)
             .collect();
         self.messages

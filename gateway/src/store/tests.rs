@@ -79,6 +79,7 @@ pub(crate) mod samples {
     pub(crate) fn queue_entry(id: u64, qos: QoS) -> QueueEntry {
         QueueEntry {
             message: MessageId(id),
+            inline: None,
             qos,
             retain: false,
             subscription_ids: Vec::new(),
@@ -381,6 +382,25 @@ pub(super) fn snapshot_helpers(s: &dyn Store) {
     assert_eq!(snap.unreferenced_messages(), [MessageId(3)]);
 }
 
+/// An entry that carries its message needs no record and names none: the id it holds counts
+/// for where ids resume, not as a reference to keep a record alive.
+pub(super) fn entries_carrying_their_message(s: &dyn Store) {
+    let mut entry = queue_entry(12, QoS::AtLeastOnce);
+    entry.inline = Some(Box::new(rich_message()));
+    let put = Op::PutQueued {
+        client_id: cid("c"),
+        seq: 0,
+        entry: entry.clone(),
+    };
+    s.commit(&[put_msg(12), put]).unwrap();
+    let snap = s.load().unwrap();
+    assert_eq!(snap.queues[&cid("c")][&0], entry);
+    assert_eq!(snap.unreferenced_messages(), [MessageId(12)]);
+    s.commit(&[Op::DeleteMessage { id: MessageId(12) }])
+        .unwrap();
+    assert_eq!(s.load().unwrap().next_message_id(), MessageId(13));
+}
+
 /// Instantiates the suite for one implementation: `$make` returns the
 /// store and whatever must live as long as it (a temp dir).
 macro_rules! store_suite {
@@ -402,6 +422,7 @@ macro_rules! store_suite {
                 records_created_and_deleted_in_one_commit_leave_nothing,
                 a_refused_commit_changes_nothing,
                 snapshot_helpers,
+                entries_carrying_their_message,
             );
         }
     };
