@@ -85,6 +85,7 @@ impl Persist {
                     ops.push(Op::DeleteQueued {
                         client_id: client_id.clone(),
                         seq,
+                        written_once: written_once(&out),
                     });
                     if let Some(id) = out.msg.stored.release(client_id, seq) {
                         ops.push(Op::DeleteMessage { id });
@@ -361,6 +362,7 @@ fn restore_queue(
             stale.push(Op::DeleteQueued {
                 client_id: recovered.client_id.clone(),
                 seq,
+                written_once: false,
             });
             continue;
         };
@@ -383,6 +385,13 @@ fn restore_queue(
             }
         }
     }
+}
+
+/// Whether `out`'s queue entry was put once and never rewritten: a QoS 1 entry is written
+/// when queued and not again (see `Outbox::send`), unless an older version wrote it before
+/// the restart. QoS 2 entries are rewritten as their exchange goes on.
+fn written_once(out: &Outgoing) -> bool {
+    out.qos == aviary_protocol::QoS::AtLeastOnce && !out.msg.stored.recovered_from_store()
 }
 
 /// A stored session as the broker rebuilds it. A session whose client was connected when the

@@ -123,11 +123,12 @@ impl DiskStore {
                 key,
                 value,
                 creates,
-            } => stage_write(pending, (kind, key), value, creates),
+                once,
+            } => stage_write(pending, (kind, key), value, creates, once),
             Staged::DeleteSession(client_id) => {
                 self.stage_delete_session(pending, &client_id)?;
                 let key = (Kind::Sessions, client_id.as_bytes().to_vec());
-                stage_write(pending, key, None, false);
+                stage_write(pending, key, None, false, false);
             }
         }
         Ok(())
@@ -150,12 +151,12 @@ impl DiskStore {
             .cloned()
             .collect();
         for key in staged {
-            stage_write(pending, key, None, false);
+            stage_write(pending, key, None, false, false);
         }
         for kind in [Kind::Queue, Kind::Qos2] {
             for item in self.keyspace(kind).prefix(&prefix) {
                 let (key, _) = item.into_inner().map_err(|e| self.read_error(e))?;
-                stage_write(pending, (kind, key.to_vec()), None, false);
+                stage_write(pending, (kind, key.to_vec()), None, false, false);
             }
         }
         Ok(())
@@ -213,10 +214,16 @@ impl DiskStore {
         }
         let mut batch = fjall::OwnedWriteBatch::with_capacity(self.db.clone(), pending.len())
             .durability(Some(self.persist));
-        for ((kind, key), Write { value, .. }) in pending {
+        for ((kind, key), Write { value, once, .. }) in pending {
             let ks = self.keyspace(kind);
             match value {
                 Some(v) => batch.insert(ks, key, v),
+                // A weak tombstone vanishes with the put it meets, at the memtable's flush or
+                // in a compaction, where a plain one stays until the last level: the queue
+                // workload's flushes then write next to nothing. It would bring back an older
+                // version of the key, so only keys put once get one (fjall marks it
+                // experimental; its compaction stream drops the pair only in that case).
+                None if once => batch.remove_weak(ks, key),
                 None => batch.remove(ks, key),
             }
         }

@@ -243,7 +243,11 @@ fn a_record_created_and_deleted_in_one_commit_is_not_written() {
             seq: i,
             entry: queue_entry(i, QoS::AtLeastOnce),
         });
-        ops.push(Op::DeleteQueued { client_id, seq: i });
+        ops.push(Op::DeleteQueued {
+            client_id,
+            seq: i,
+            written_once: true,
+        });
         ops.push(Op::DeleteMessage { id: MessageId(i) });
     }
     store.commit(&ops).unwrap();

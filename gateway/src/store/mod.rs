@@ -205,6 +205,11 @@ pub enum Op {
         client_id: ByteString,
         /// Its position.
         seq: u64,
+        /// The entry was put once under this key and never rewritten (a QoS 1 entry this
+        /// broker queued): the disk store may then let the put and the delete vanish together
+        /// when they meet, rather than keep the delete until compaction reaches the bottom.
+        /// False when unsure: an older version of the entry would come back.
+        written_once: bool,
     },
     /// Records an incoming QoS 2 packet id awaiting PUBREL, so that the
     /// message is not delivered twice after a restart.

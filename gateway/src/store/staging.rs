@@ -46,12 +46,14 @@ impl Kind {
 /// One op as the engine sees it.
 #[derive(Debug)]
 pub(super) enum Staged {
-    /// A write of one key: `value` `None` deletes it; `creates` as [`Op::creates`].
+    /// A write of one key: `value` `None` deletes it; `creates` as [`Op::creates`]; `once`
+    /// for a delete of a key that was put once and never rewritten.
     Write {
         kind: Kind,
         key: Vec<u8>,
         value: Option<Vec<u8>>,
         creates: bool,
+        once: bool,
     },
     /// [`Op::DeleteSession`]: which keys it deletes is read from the store at commit time.
     DeleteSession(ByteString),
@@ -60,13 +62,18 @@ pub(super) enum Staged {
 /// Encodes one op.
 pub(super) fn encode(op: &Op) -> Staged {
     let creates = op.creates();
+    let mut once = false;
     let (kind, key, value) = match op {
         Op::PutMessage { id, message } => (
             Kind::Messages,
             codec::message_key(*id).to_vec(),
             Some(codec::encode_message(message)),
         ),
-        Op::DeleteMessage { id } => (Kind::Messages, codec::message_key(*id).to_vec(), None),
+        Op::DeleteMessage { id } => {
+            // A record is written once under its id: ids are never reused (see `StoreSlot`).
+            once = true;
+            (Kind::Messages, codec::message_key(*id).to_vec(), None)
+        }
         Op::PutSession(r) => (
             Kind::Sessions,
             r.client_id.as_bytes().to_vec(),
@@ -82,7 +89,12 @@ pub(super) fn encode(op: &Op) -> Staged {
             codec::queue_key(client_id, *seq),
             Some(codec::encode_queue_entry(entry)),
         ),
-        Op::DeleteQueued { client_id, seq } => {
+        Op::DeleteQueued {
+            client_id,
+            seq,
+            written_once,
+        } => {
+            once = *written_once;
             (Kind::Queue, codec::queue_key(client_id, *seq), None)
         }
         Op::PutIncomingQos2 {
@@ -109,6 +121,7 @@ pub(super) fn encode(op: &Op) -> Staged {
         key,
         value,
         creates,
+        once,
     }
 }
 
@@ -127,6 +140,8 @@ pub(super) fn pending(ops: usize) -> Pending {
 pub(super) struct Write {
     /// The value, `None` to delete.
     pub(super) value: Option<Vec<u8>>,
+    /// A delete of a key put once and never rewritten: see [`Op::DeleteQueued`].
+    pub(super) once: bool,
     /// The commit's first write of the key created its record (see [`Op`]): no record was
     /// there before, so a later delete in the same commit leaves nothing to write at all.
     created: bool,
@@ -141,15 +156,26 @@ pub(super) fn stage_write(
     key: (Kind, Vec<u8>),
     value: Option<Vec<u8>>,
     creates: bool,
+    once: bool,
 ) {
     match (pending.entry(key), value) {
         (Entry::Occupied(e), None) if e.get().created => {
             e.remove();
         }
-        (Entry::Occupied(mut e), value) => e.get_mut().value = value,
+        (Entry::Occupied(mut e), value) => {
+            let write = e.get_mut();
+            // A delete after a put in the same commit is of a key written more than once.
+            write.once = false;
+            write.value = value;
+        }
         (Entry::Vacant(e), value) => {
             let created = creates && value.is_some();
-            e.insert(Write { value, created });
+            let once = once && value.is_none();
+            e.insert(Write {
+                value,
+                once,
+                created,
+            });
         }
     }
 }

@@ -32,6 +32,9 @@ struct Slot {
     inline: Option<(ByteString, u64, MessageId)>,
     /// Whether a record was ever written: the publisher's acknowledgement must then wait.
     written: bool,
+    /// Read back from the store at start: its entries may have been written by an older
+    /// version, and more than once.
+    recovered: bool,
 }
 
 /// A new reference: the id to put in the queue entry, and what the caller writes.
@@ -51,6 +54,7 @@ impl StoreSlot {
             live: Some((id, 0)),
             inline: None,
             written: true,
+            recovered: true,
         }))
     }
 
@@ -60,6 +64,7 @@ impl StoreSlot {
             live: None,
             inline: Some((client_id, seq, id)),
             written: true,
+            recovered: true,
         }))
     }
 
@@ -149,6 +154,11 @@ impl StoreSlot {
     /// Whether the message was ever written to the store.
     pub(crate) fn written(&self) -> bool {
         self.0.lock().written
+    }
+
+    /// Whether the message was read back from the store at start.
+    pub(crate) fn recovered_from_store(&self) -> bool {
+        self.0.lock().recovered
     }
 }
 
@@ -249,7 +259,8 @@ mod tests {
     #[test]
     fn a_recovered_carrier_takes_its_message_along() {
         let slot = StoreSlot::recovered_inline(c("a"), 5, MessageId(3));
-        assert!(slot.written());
+        assert!(slot.written() && slot.recovered_from_store());
+        assert!(!StoreSlot::default().recovered_from_store());
         assert_eq!(slot.unreferenced(), None);
         assert_eq!(slot.held(&c("a"), 5), Some((MessageId(3), true)));
         assert_eq!(slot.release(&c("a"), 5), None);
