@@ -17,13 +17,13 @@
 use aviary_protocol::ByteString;
 use parking_lot::Mutex;
 
-use crate::store::MessageId;
+use crate::store::{MessageId, Ticket};
 
 /// Where a message stands in the store. Empty until a persistent session queues it.
 #[derive(Debug, Default)]
 pub(crate) struct StoreSlot(Mutex<Slot>);
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 struct Slot {
     /// The live record's id and how many queue entries refer to it.
     live: Option<(MessageId, usize)>,
@@ -35,6 +35,9 @@ struct Slot {
     /// Read back from the store at start: its entries may have been written by an older
     /// version, and more than once.
     recovered: bool,
+    /// The commit of the last write that queued the message: the publisher's acknowledgement
+    /// waits for it. The store commits in order, so the last write covers those before it.
+    ticket: Option<Ticket>,
 }
 
 /// A new reference: the id to put in the queue entry, and what the caller writes.
@@ -55,6 +58,7 @@ impl StoreSlot {
             inline: None,
             written: true,
             recovered: true,
+            ticket: None,
         }))
     }
 
@@ -65,6 +69,7 @@ impl StoreSlot {
             inline: Some((client_id, seq, id)),
             written: true,
             recovered: true,
+            ticket: None,
         }))
     }
 
@@ -154,6 +159,17 @@ impl StoreSlot {
     /// Whether the message was ever written to the store.
     pub(crate) fn written(&self) -> bool {
         self.0.lock().written
+    }
+
+    /// Keeps the ticket of a write that queued the message, in place of an earlier one.
+    pub(crate) fn set_ticket(&self, ticket: Ticket) {
+        self.0.lock().ticket = Some(ticket);
+    }
+
+    /// The ticket of the last write that queued the message, if one is left: see
+    /// [`Slot::ticket`].
+    pub(crate) fn take_ticket(&self) -> Option<Ticket> {
+        self.0.lock().ticket.take()
     }
 
     /// Whether the message was read back from the store at start.
