@@ -146,9 +146,10 @@ impl Persist {
             Some(msg) if !several => match self.store.send(ops) {
                 Ok(ticket) => msg.stored.set_ticket(ticket),
                 Err(e) => {
-                    // An earlier session's ticket does not cover this write.
-                    msg.stored.take_ticket();
+                    // The acknowledgement must not go: an earlier session's ticket, or a
+                    // barrier, would let it.
                     warn!(error = %e, "not written to the store");
+                    msg.stored.set_ticket(Ticket::failed(e));
                 }
             },
             _ if !ops.is_empty() => self.send(ops),

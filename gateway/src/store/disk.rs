@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 
 use super::codec::{self, DecodeError};
 use super::lock::DirLock;
-use super::staging::{self, stage_write, Kind, Pending, Staged, Write};
+use super::staging::{self, stage_write, Form, Kind, Pending, Prepared, Staged, Write};
 use super::{validate, Op, Snapshot, Store, StoreError};
 
 /// The store's format version: bump it when a key or keyspace changes
@@ -200,17 +200,25 @@ impl DiskStore {
 }
 
 impl DiskStore {
-    /// Commits `requests` as one fjall batch: the final write of each key, in one journal
-    /// entry, made as durable as the mode says.
-    fn commit_requests(&self, requests: &[&[Op]]) -> Result<(), StoreError> {
-        for ops in requests {
-            validate(ops)?;
-        }
-        let n = requests.iter().map(|ops| ops.len()).sum();
+    /// Commits validated `requests` as one fjall batch: the final write of each key, in one
+    /// journal entry, made as durable as the mode says.
+    fn commit_requests(&self, requests: Vec<Prepared>) -> Result<(), StoreError> {
+        let n = requests.iter().map(Prepared::len).sum();
         let _one_at_a_time = self.commit_lock.lock();
         let mut pending = staging::pending(n);
-        for op in requests.iter().flat_map(|ops| ops.iter()) {
-            self.stage(&mut pending, staging::encode(op))?;
+        for request in requests {
+            match request.0 {
+                Form::Staged(staged) => {
+                    for one in staged {
+                        self.stage(&mut pending, one)?;
+                    }
+                }
+                Form::Ops(ops) => {
+                    for op in &ops {
+                        self.stage(&mut pending, staging::encode(op))?;
+                    }
+                }
+            }
         }
         let mut batch = fjall::OwnedWriteBatch::with_capacity(self.db.clone(), pending.len())
             .durability(Some(self.persist));
@@ -236,12 +244,20 @@ impl DiskStore {
 
 impl Store for DiskStore {
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
-        self.commit_requests(&[ops])
+        validate(ops)?;
+        let staged = ops.iter().map(staging::encode).collect();
+        self.commit_requests(vec![Prepared(Form::Staged(staged))])
     }
 
-    fn commit_all(&self, requests: &[Vec<Op>]) -> Result<(), StoreError> {
-        let requests: Vec<&[Op]> = requests.iter().map(Vec::as_slice).collect();
-        self.commit_requests(&requests)
+    fn prepare(&self, ops: Vec<Op>) -> Result<Prepared, StoreError> {
+        validate(&ops)?;
+        Ok(Prepared(Form::Staged(
+            ops.iter().map(staging::encode).collect(),
+        )))
+    }
+
+    fn commit_prepared(&self, requests: Vec<Prepared>) -> Result<(), StoreError> {
+        self.commit_requests(requests)
     }
 
     fn load(&self) -> Result<Snapshot, StoreError> {

@@ -51,6 +51,7 @@ use crate::config::{Durability, StoreConfig};
 pub use disk::{DiskStore, SyncMode};
 pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use staging::Prepared;
 pub use writer::{StoreHandle, Ticket, WriterStats};
 
 /// Identifies a stored message. The broker allocates ids, increasing, from
@@ -313,14 +314,30 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// changes are as durable as the store's mode promises.
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError>;
 
-    /// Commits the requests of a group commit as one: [`commit`](Self::commit) of them all,
-    /// in order. The writer keeps each request's ops as they came, so an implementation
-    /// that can take them apart saves copying them into one list.
-    fn commit_all(&self, requests: &[Vec<Op>]) -> Result<(), StoreError> {
-        match requests {
-            [one] => self.commit(one),
-            _ => self.commit(&requests.concat()),
+    /// Checks `ops` and readies them for [`commit_prepared`](Self::commit_prepared). The
+    /// group commit's writer calls it on the submitter's thread, before the request joins a
+    /// batch: work done here is off the one thread that commits for every connection, and a
+    /// request it refuses fails alone rather than with its whole batch.
+    fn prepare(&self, ops: Vec<Op>) -> Result<Prepared, StoreError> {
+        validate(&ops)?;
+        Ok(Prepared::ops(ops))
+    }
+
+    /// Commits prepared requests as one, in order, as [`commit`](Self::commit) of all their
+    /// ops would.
+    fn commit_prepared(&self, requests: Vec<Prepared>) -> Result<(), StoreError> {
+        let mut ops = Vec::new();
+        for request in requests {
+            match request.0 {
+                staging::Form::Ops(more) => ops.extend(more),
+                staging::Form::Staged(_) => {
+                    return Err(StoreError::Invalid {
+                        reason: "a request prepared by another store".to_owned(),
+                    })
+                }
+            }
         }
+        self.commit(&ops)
     }
 
     /// Reads everything, for recovery at start.

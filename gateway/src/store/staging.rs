@@ -1,9 +1,9 @@
 //! What one disk commit writes: each op turned into the engine's key and value
 //! ([`encode`]), and the final write of each key ([`Pending`]).
 //!
-//! Kept apart from the engine so the encoding can run where the ops are made (on the
-//! connections' threads) and the commit, which runs on one thread for every connection,
-//! only coalesces ready bytes and hands them to fjall.
+//! The encoding runs where the ops are made ([`super::Store::prepare`], on the connections'
+//! threads), so the commit, which runs on one thread for every connection and which every
+//! acknowledgement waits for, only coalesces ready bytes and hands them to fjall.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -40,6 +40,40 @@ impl Kind {
             Self::Qos2 => "incoming_qos2",
             Self::Retained => "retained",
         }
+    }
+}
+
+/// A request's ops, validated and made ready for its store's commit: see
+/// [`super::Store::prepare`].
+#[derive(Debug)]
+pub struct Prepared(pub(super) Form);
+
+/// What a store made of the ops.
+#[derive(Debug)]
+pub(super) enum Form {
+    /// Kept as they are, for a store that applies ops.
+    Ops(Vec<Op>),
+    /// Encoded for the disk store.
+    Staged(Vec<Staged>),
+}
+
+impl Prepared {
+    /// Ops as they are.
+    pub(super) fn ops(ops: Vec<Op>) -> Self {
+        Self(Form::Ops(ops))
+    }
+
+    /// How many ops it holds.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Form::Ops(ops) => ops.len(),
+            Form::Staged(staged) => staged.len(),
+        }
+    }
+
+    /// Whether it holds no op.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
