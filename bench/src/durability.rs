@@ -12,7 +12,8 @@
 //!   sampled as it runs, to show it does not grow without bound.
 //!
 //! `--only durability` runs all three. The brokers are the ones `--brokers` names: Aviary in
-//! the modes above, Mosquitto with persistence; a `--baseline` build is left out here.
+//! the modes above (then a `--baseline` build in the same modes, to compare a change within one run), Mosquitto
+//! with persistence.
 
 mod fill;
 mod grid;
@@ -37,6 +38,11 @@ pub(crate) struct DurabilityArgs {
     /// publishers (enough for Aviary's memory mode to run for a second, not a burst).
     #[arg(long, default_value_t = 200_000)]
     pub(crate) durable_messages: u64,
+    /// Throughput to a persistent subscriber: Aviary's store modes to measure, in this order
+    /// (all three by default; `memory,process` leaves out the slow fsync runs when only the
+    /// process target is being worked on).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Durability::Memory, Durability::Process, Durability::Fsync])]
+    pub(crate) durable_modes: Vec<Durability>,
     /// Throughput to a persistent subscriber: publishers, all into one subscriber.
     #[arg(long, default_value_t = 8)]
     pub(crate) durable_publishers: usize,
@@ -128,19 +134,22 @@ fn contestant(spec: &BrokerSpec, mode: Durability, max_batch_ops: Option<usize>)
     }
 }
 
-/// Aviary in `modes`, then Mosquitto with persistence, as far as `specs` has them.
+/// Aviary in `modes` (then the `--baseline` build in them, to compare a change in one run),
+/// then Mosquitto with persistence, as far as `specs` has them.
 fn contestants(
     specs: &[BrokerSpec],
     modes: &[Durability],
     max_batch_ops: Option<usize>,
 ) -> Vec<Contestant> {
     let mut list = Vec::new();
-    if let Some(aviary) = specs.iter().find(|s| s.kind == BrokerKind::Aviary) {
-        list.extend(
-            modes
-                .iter()
-                .map(|&mode| contestant(aviary, mode, max_batch_ops)),
-        );
+    for kind in [BrokerKind::Aviary, BrokerKind::AviaryBaseline] {
+        if let Some(aviary) = specs.iter().find(|s| s.kind == kind) {
+            list.extend(
+                modes
+                    .iter()
+                    .map(|&mode| contestant(aviary, mode, max_batch_ops)),
+            );
+        }
     }
     if let Some(mosquitto) = specs.iter().find(|s| s.kind == BrokerKind::Mosquitto) {
         list.push(contestant(mosquitto, Durability::Process, None));
@@ -158,8 +167,7 @@ pub(crate) async fn run(
 ) -> Vec<String> {
     let mut sections = vec![guarantees()];
     if parts.throughput {
-        let modes = [Durability::Memory, Durability::Process, Durability::Fsync];
-        let list = contestants(specs, &modes, args.store_max_batch_ops);
+        let list = contestants(specs, &args.durable_modes, args.store_max_batch_ops);
         sections.push(throughput::run(args, &list, params, repeat).await);
     }
     if parts.restart {
@@ -297,5 +305,19 @@ mod tests {
         );
         assert!(list.iter().all(|c| c.spec.durability.is_some()));
         assert_eq!(contestants(&specs[1..], &modes, None).len(), 1);
+        let with_baseline = [spec(BrokerKind::Aviary), spec(BrokerKind::AviaryBaseline)];
+        let labels: Vec<String> = contestants(&with_baseline, &modes[..2], None)
+            .into_iter()
+            .map(|c| c.label)
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "Aviary memory",
+                "Aviary process",
+                "Aviary baseline memory",
+                "Aviary baseline process"
+            ]
+        );
     }
 }

@@ -392,3 +392,56 @@ async fn kill_9_sends_in_flight_qos_1_again_first_and_in_order() {
     }
     assert_eq!(order, (0..200).collect::<Vec<_>>());
 }
+
+/// A message queued for two persistent sessions is stored in the first one's queue entry and,
+/// for the second, in a record the entries share (see `StoreSlot`): one session acknowledging
+/// everything before the kill must not take the other's messages with it.
+#[tokio::test]
+async fn kill_9_keeps_a_message_for_a_session_after_another_acknowledged_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(dir.path(), &[]).await;
+    let persistent = |id: &str| {
+        let mut connect = raw::v5(id);
+        connect.clean_start = false;
+        connect.properties.session_expiry_interval = Some(3_600);
+        connect.properties.receive_maximum = NonZeroU16::new(5);
+        connect
+    };
+    let (mut eager, _) = Raw::connect_ok(gw.mqtt, persistent("durable-eager")).await;
+    eager.subscribe("t/+", QoS::AtLeastOnce).await;
+    let (mut slow, _) = Raw::connect_ok(gw.mqtt, persistent("durable-slow")).await;
+    slow.subscribe("t/+", QoS::AtLeastOnce).await;
+
+    let (mut publisher, _) = Raw::connect_ok(gw.mqtt, raw::v5("durable-pub")).await;
+    for seq in 0..50 {
+        let p = raw::message(&format!("t/{seq}"), &seq_payload(seq), QoS::AtLeastOnce);
+        assert_eq!(publisher.publish(p).await, ReasonCode::SUCCESS);
+    }
+    // One subscriber takes and acknowledges everything; the other acknowledges nothing.
+    for expected in 0..50 {
+        let p = eager.recv_publish().await;
+        assert_eq!(seq_of(&p.payload), expected);
+        eager.ack(&p).await;
+    }
+    for expected in 0..5 {
+        assert_eq!(seq_of(&slow.recv_publish().await.payload), expected);
+    }
+    gw.kill9().await;
+
+    let gw = GatewayProcess::start(dir.path(), &[]).await;
+    let (mut slow, present) = Raw::connect_ok(gw.mqtt, persistent("durable-slow")).await;
+    assert!(present.session_present);
+    let (mut marker, _) = Raw::connect_ok(gw.mqtt, raw::v5("durable-marker")).await;
+    let end = raw::message("t/marker", &seq_payload(usize::MAX), QoS::AtLeastOnce);
+    assert_eq!(marker.publish(end).await, ReasonCode::SUCCESS);
+    let mut order = Vec::new();
+    loop {
+        let p = slow.recv_publish().await;
+        slow.ack(&p).await;
+        match seq_of(&p.payload) {
+            usize::MAX => break,
+            seq => order.push(seq),
+        }
+    }
+    assert_eq!(order, (0..50).collect::<Vec<_>>());
+}

@@ -5,7 +5,7 @@
 //! the protocol and why it loses nothing.
 //!
 //! The bytes are the store's own records (`store::codec`): a session record, then each queue
-//! entry with its message inline, then the open incoming QoS 2 packet ids.
+//! entry carrying its message, then the open incoming QoS 2 packet ids.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU16;
@@ -111,18 +111,16 @@ fn encode(client_id: &ByteString, handed: Handed) -> Vec<u8> {
         .collect();
     buf.put_u32(entries.len() as u32);
     for (out, state) in entries {
+        // Each entry carries its message: no record ids cross nodes.
         let entry = QueueEntry {
             message: MessageId(0),
+            inline: Some(Box::new(convert::stored_message(&out.msg, clocks))),
             qos: out.qos,
             retain: out.retain,
             subscription_ids: out.subscription_ids.clone(),
             state,
         };
         put_chunk(&mut buf, &codec::encode_queue_entry(&entry));
-        put_chunk(
-            &mut buf,
-            &codec::encode_message(&convert::stored_message(&out.msg, clocks)),
-        );
     }
     buf.put_u32(handed.incoming_qos2.len() as u32);
     for id in handed.incoming_qos2 {
@@ -142,10 +140,11 @@ fn decode(mut buf: Bytes) -> Result<Decoded, HandoverError> {
     for _ in 0..count {
         let entry = codec::decode_queue_entry(take_chunk(&mut buf)?)
             .map_err(|e| HandoverError(e.0.into()))?;
-        let stored =
-            codec::decode_message(take_chunk(&mut buf)?).map_err(|e| HandoverError(e.0.into()))?;
+        let stored = entry
+            .inline
+            .ok_or_else(|| HandoverError("an entry without its message".into()))?;
         let out = Outgoing {
-            msg: Arc::new(convert::message(stored, clocks)),
+            msg: Arc::new(convert::message(*stored, clocks)),
             qos: entry.qos,
             retain: entry.retain,
             subscription_ids: entry.subscription_ids,

@@ -7,9 +7,10 @@
 //! without waiting ([`StoreHandle::send_detached`]), in the order the broker made the changes:
 //! each is sent under the lock that orders the change itself.
 //!
-//! Not written yet: queued and in-flight messages and incoming QoS 2 ids (the next step of
-//! issue 10), so a restart brings back sessions, subscriptions, wills and retained messages, but
-//! not messages waiting in a session's queue.
+//! A persistent session's queued and in-flight QoS 1/2 messages are written as queue entries
+//! ([`Persist::journal`]); the first entry of a message carries the message itself, later ones
+//! share a record of it (see [`StoreSlot`]). Incoming QoS 2 ids are written too, so a restart
+//! brings back sessions, their queues, wills and retained messages.
 
 pub(super) mod convert;
 
@@ -62,13 +63,28 @@ impl Persist {
         self.store.send(Vec::new())
     }
 
+    /// What the acknowledgement of `msg` waits for: the commit of the last write that queued
+    /// it, or, if there is none to reuse (a retained message, written apart), a barrier. Saves
+    /// an empty request through the writer per acknowledgement.
+    pub(crate) fn ack_ticket(&self, msg: &Message) -> Result<Ticket, StoreError> {
+        match msg.stored.take_ticket() {
+            Some(ticket) if !msg.retain => Ok(ticket),
+            _ => self.barrier(),
+        }
+    }
+
     /// Writes a persistent session's outbox events (see [`Event`]); a message is written with
-    /// the first queue entry that refers to it and removed with the last. True if QoS 2
-    /// messages were recorded as sent.
+    /// the first queue entry that refers to it and removed with the last (see [`StoreSlot`]).
+    /// True if QoS 2 messages were recorded as sent.
     pub(crate) fn journal(&self, client_id: &ByteString, events: Vec<Event>) -> bool {
         let mut ops = Vec::with_capacity(events.len() + 1);
         let mut qos2_sent = false;
-        let clocks = Clocks::now();
+        // The message this call queues, whose publisher's acknowledgement waits for the write
+        // (see `ack_ticket`), and whether it queues more than one.
+        let (mut queued, mut several) = (None::<Arc<Message>>, false);
+        // Read once a message is written, not per call: most calls write no message (a
+        // delivery's end, or a message some other session wrote first).
+        let mut clocks = None;
         for event in events {
             let (out, state) = match event {
                 Event::Queued(out) => (out, DeliveryState::Queued),
@@ -82,27 +98,43 @@ impl Persist {
                     ops.push(Op::DeleteQueued {
                         client_id: client_id.clone(),
                         seq,
+                        written_once: written_once(&out),
                     });
-                    if let Some(id) = out.msg.stored.release() {
+                    if let Some(id) = out.msg.stored.release(client_id, seq) {
                         ops.push(Op::DeleteMessage { id });
                     }
                     continue;
                 }
             };
             let Some(seq) = out.seq else { continue };
-            let id = if matches!(state, DeliveryState::Queued) {
-                self.reference(&out.msg, clocks, &mut ops)
+            let (id, inline) = if matches!(state, DeliveryState::Queued) {
+                if let Some(other) = queued.replace(out.msg.clone()) {
+                    several = true;
+                    // One ticket cannot serve two messages, and the ticket a message holds
+                    // does not cover this write: both acknowledgements take a barrier.
+                    other.stored.take_ticket();
+                }
+                if several {
+                    out.msg.stored.take_ticket();
+                }
+                self.reference(client_id, seq, &out.msg, &mut clocks, &mut ops)
             } else {
-                match out.msg.stored.id() {
-                    Some(id) => id,
+                match out.msg.stored.held(client_id, seq) {
+                    Some(held) => held,
                     None => continue,
                 }
             };
+            // An entry carrying its message carries it in every state it is rewritten in.
+            let inline = inline.then(|| {
+                let at = *clocks.get_or_insert_with(Clocks::now);
+                Box::new(convert::stored_message(&out.msg, at))
+            });
             ops.push(Op::PutQueued {
                 client_id: client_id.clone(),
                 seq,
                 entry: QueueEntry {
                     message: id,
+                    inline,
                     qos: out.qos,
                     retain: out.retain,
                     subscription_ids: out.subscription_ids.clone(),
@@ -110,25 +142,42 @@ impl Persist {
                 },
             });
         }
-        if !ops.is_empty() {
-            self.send(ops);
+        match queued {
+            Some(msg) if !several => match self.store.send(ops) {
+                Ok(ticket) => msg.stored.set_ticket(ticket),
+                Err(e) => {
+                    // The acknowledgement must not go: an earlier session's ticket, or a
+                    // barrier, would let it.
+                    warn!(error = %e, "not written to the store");
+                    msg.stored.set_ticket(Ticket::failed(e));
+                }
+            },
+            _ if !ops.is_empty() => self.send(ops),
+            _ => {}
         }
         qos2_sent
     }
 
-    /// The message's id in the store, writing the message first if no queue entry refers to
-    /// it yet.
-    fn reference(&self, msg: &Message, clocks: Clocks, ops: &mut Vec<Op>) -> MessageId {
-        let reference = msg
-            .stored
-            .reference(|| MessageId(self.next_message_id.fetch_add(1, Ordering::Relaxed)));
+    /// The message's id for `client_id`'s entry at `seq`, and whether the entry carries the
+    /// message; writes the message's record first if the entry is the first to refer to one.
+    fn reference(
+        &self,
+        client_id: &ByteString,
+        seq: u64,
+        msg: &Message,
+        clocks: &mut Option<Clocks>,
+        ops: &mut Vec<Op>,
+    ) -> (MessageId, bool) {
+        let reference = msg.stored.reference(client_id, seq, || {
+            MessageId(self.next_message_id.fetch_add(1, Ordering::Relaxed))
+        });
         if reference.write {
             ops.push(Op::PutMessage {
                 id: reference.id,
-                message: convert::stored_message(msg, clocks),
+                message: convert::stored_message(msg, *clocks.get_or_insert_with(Clocks::now)),
             });
         }
-        reference.id
+        (reference.id, reference.inline)
     }
 
     /// An incoming QoS 2 exchange of a persistent session opened or closed.
@@ -248,7 +297,7 @@ impl Broker {
                 Ok(mut recovered) => {
                     let entries = queues.remove(&client_id).unwrap_or_default();
                     queued += entries.len();
-                    restore_queue(&mut recovered, entries, &messages, &mut stale);
+                    restore_queue(&mut recovered, entries, &messages, clocks, &mut stale);
                     recovered.incoming_qos2 = incoming
                         .remove(&client_id)
                         .map(|ids| ids.into_iter().collect())
@@ -312,20 +361,29 @@ fn restore_queue(
     recovered: &mut RecoveredSession,
     entries: BTreeMap<u64, QueueEntry>,
     messages: &HashMap<MessageId, Arc<Message>>,
+    clocks: Clocks,
     stale: &mut Vec<Op>,
 ) {
     for (seq, entry) in entries {
-        let Some(msg) = messages.get(&entry.message) else {
+        let msg = if let Some(carried) = entry.inline {
+            let slot = StoreSlot::recovered_inline(recovered.client_id.clone(), seq, entry.message);
+            Arc::new(Message {
+                stored: slot,
+                ..convert::message(*carried, clocks)
+            })
+        } else if let Some(msg) = messages.get(&entry.message) {
+            msg.stored.recovered_reference();
+            msg.clone()
+        } else {
             stale.push(Op::DeleteQueued {
                 client_id: recovered.client_id.clone(),
                 seq,
+                written_once: false,
             });
             continue;
         };
-        // A recovered record is live, so this counts the entry and allocates nothing.
-        msg.stored.reference(|| entry.message);
         let out = Outgoing {
-            msg: msg.clone(),
+            msg,
             qos: entry.qos,
             retain: entry.retain,
             subscription_ids: entry.subscription_ids,
@@ -343,6 +401,13 @@ fn restore_queue(
             }
         }
     }
+}
+
+/// Whether `out`'s queue entry was put once and never rewritten: a QoS 1 entry is written
+/// when queued and not again (see `Outbox::send`), unless an older version wrote it before
+/// the restart. QoS 2 entries are rewritten as their exchange goes on.
+fn written_once(out: &Outgoing) -> bool {
+    out.qos == aviary_protocol::QoS::AtLeastOnce && !out.msg.stored.recovered_from_store()
 }
 
 /// A stored session as the broker rebuilds it. A session whose client was connected when the

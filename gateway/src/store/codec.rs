@@ -26,6 +26,9 @@ use super::{
     StoredWill,
 };
 
+mod keys;
+pub(crate) use keys::*;
+
 /// The version byte every record value starts with.
 const RECORD_VERSION: u8 = 1;
 
@@ -374,10 +377,17 @@ pub(crate) fn decode_session(buf: Bytes) -> Result<SessionRecord, DecodeError> {
 const Q_RETAIN: u8 = 1 << 2;
 const Q_SENT: u8 = 1 << 3;
 const Q_RELEASED: u8 = 2 << 3;
+/// The entry carries its message, after the subscription ids (format version 2).
+const Q_INLINE: u8 = 1 << 5;
 
-/// Encodes a queue entry: about 5 bytes for the common case.
+/// Encodes a queue entry: about 5 bytes for the common case, plus the message when the entry
+/// carries it.
 pub(crate) fn encode_queue_entry(e: &QueueEntry) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + 4 * e.subscription_ids.len());
+    let carried = e
+        .inline
+        .as_ref()
+        .map_or(0, |m| 16 + m.topic.len() + m.payload.len());
+    let mut out = Vec::with_capacity(8 + 4 * e.subscription_ids.len() + carried);
     out.push(RECORD_VERSION);
     put_varint(&mut out, e.message.0);
     let (state, packet_id) = match e.state {
@@ -385,13 +395,17 @@ pub(crate) fn encode_queue_entry(e: &QueueEntry) -> Vec<u8> {
         DeliveryState::Sent { packet_id } => (Q_SENT, Some(packet_id)),
         DeliveryState::Released { packet_id } => (Q_RELEASED, Some(packet_id)),
     };
-    out.push(e.qos as u8 | if e.retain { Q_RETAIN } else { 0 } | state);
+    let inline = if e.inline.is_some() { Q_INLINE } else { 0 };
+    out.push(e.qos as u8 | if e.retain { Q_RETAIN } else { 0 } | state | inline);
     if let Some(id) = packet_id {
         out.extend_from_slice(&id.get().to_be_bytes());
     }
     put_varint(&mut out, e.subscription_ids.len() as u64);
     for id in &e.subscription_ids {
         put_varint(&mut out, u64::from(id.get()));
+    }
+    if let Some(m) = &e.inline {
+        put_message_body(&mut out, m);
     }
     out
 }
@@ -405,7 +419,7 @@ pub(crate) fn decode_queue_entry(buf: Bytes) -> Result<QueueEntry, DecodeError> 
         let id = u16::from_be_bytes([r.u8()?, r.u8()?]);
         NonZeroU16::new(id).ok_or(DecodeError("packet id 0"))
     };
-    let state = match flags & !(0b11 | Q_RETAIN) {
+    let state = match flags & !(0b11 | Q_RETAIN | Q_INLINE) {
         0 => DeliveryState::Queued,
         Q_SENT => DeliveryState::Sent {
             packet_id: packet_id()?,
@@ -421,84 +435,18 @@ pub(crate) fn decode_queue_entry(buf: Bytes) -> Result<QueueEntry, DecodeError> 
         let id = NonZeroU32::new(r.u32()?).ok_or(DecodeError("subscription identifier 0"))?;
         subscription_ids.push(id);
     }
+    let inline = (flags & Q_INLINE != 0)
+        .then(|| read_message_body(&mut r).map(Box::new))
+        .transpose()?;
     r.finish()?;
     Ok(QueueEntry {
         message,
+        inline,
         qos: qos_bits(flags)?,
         retain: flags & Q_RETAIN != 0,
         subscription_ids,
         state,
     })
-}
-
-/// The key of a stored message: its id big-endian, so ids sort.
-pub(crate) fn message_key(id: MessageId) -> [u8; 8] {
-    id.0.to_be_bytes()
-}
-
-/// Decodes [`message_key`].
-pub(crate) fn decode_message_key(key: &[u8]) -> Result<MessageId, DecodeError> {
-    let b: [u8; 8] = key
-        .try_into()
-        .map_err(|_| DecodeError("message key is not 8 bytes"))?;
-    Ok(MessageId(u64::from_be_bytes(b)))
-}
-
-/// The common prefix of one client's queue or QoS 2 keys: the id's length
-/// (u16 big-endian) then the id, so no client's prefix is another's.
-pub(crate) fn client_prefix(client_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(2 + client_id.len() + 8);
-    // The caller validated the length (`MAX_CLIENT_ID_BYTES`).
-    key.extend_from_slice(&(client_id.len() as u16).to_be_bytes());
-    key.extend_from_slice(client_id.as_bytes());
-    key
-}
-
-/// The key of a queue entry: client prefix, then the sequence number.
-pub(crate) fn queue_key(client_id: &str, seq: u64) -> Vec<u8> {
-    let mut key = client_prefix(client_id);
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
-
-/// The key of an incoming QoS 2 packet id: client prefix, then the id.
-pub(crate) fn qos2_key(client_id: &str, packet_id: NonZeroU16) -> Vec<u8> {
-    let mut key = client_prefix(client_id);
-    key.extend_from_slice(&packet_id.get().to_be_bytes());
-    key
-}
-
-/// Splits a client-prefixed key into the client id and the `N`-byte rest.
-fn split_client_key<const N: usize>(key: &[u8]) -> Result<(ByteString, [u8; N]), DecodeError> {
-    let bad = DecodeError("malformed client key");
-    let (len, rest) = key.split_first_chunk::<2>().ok_or(bad)?;
-    let len = usize::from(u16::from_be_bytes(*len));
-    if rest.len() != len + N {
-        return Err(bad);
-    }
-    let (id, tail) = rest.split_at(len);
-    let id = ByteString::try_from(Bytes::copy_from_slice(id))
-        .map_err(|_| DecodeError("client id is not UTF-8"))?;
-    Ok((id, tail.try_into().map_err(|_| bad)?))
-}
-
-/// Decodes [`queue_key`].
-pub(crate) fn decode_queue_key(key: &[u8]) -> Result<(ByteString, u64), DecodeError> {
-    let (id, seq) = split_client_key::<8>(key)?;
-    Ok((id, u64::from_be_bytes(seq)))
-}
-
-/// Decodes [`qos2_key`].
-pub(crate) fn decode_qos2_key(key: &[u8]) -> Result<(ByteString, NonZeroU16), DecodeError> {
-    let (id, packet_id) = split_client_key::<2>(key)?;
-    let packet_id =
-        NonZeroU16::new(u16::from_be_bytes(packet_id)).ok_or(DecodeError("packet id 0"))?;
-    Ok((id, packet_id))
-}
-
-/// Decodes a UTF-8 key (session client ids, retained topics).
-pub(crate) fn decode_string_key(key: &[u8]) -> Result<ByteString, DecodeError> {
-    ByteString::try_from(Bytes::copy_from_slice(key)).map_err(|_| DecodeError("key is not UTF-8"))
 }
 
 #[cfg(test)]

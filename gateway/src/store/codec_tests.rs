@@ -109,6 +109,35 @@ fn queue_entries_round_trip_in_every_state() {
 }
 
 #[test]
+fn an_entry_carrying_its_message_round_trips_in_every_state() {
+    for state in [
+        DeliveryState::Queued,
+        DeliveryState::Sent { packet_id: nz16(7) },
+    ] {
+        let mut e = queue_entry(3, QoS::AtLeastOnce);
+        e.state = state;
+        e.subscription_ids = vec![NonZeroU32::new(9).unwrap()];
+        e.inline = Some(Box::new(rich_message()));
+        assert_eq!(
+            decode_queue_entry(Bytes::from(encode_queue_entry(&e))).unwrap(),
+            e
+        );
+    }
+}
+
+/// Entries written before entries could carry their message (format version 1) read as
+/// they were written.
+#[test]
+fn a_version_1_queue_entry_still_decodes() {
+    // Record version 1, message 300, QoS 1 + Sent, packet id 5, no subscription ids.
+    let old: &'static [u8] = &[1, 0xac, 0x02, 0b1001, 0, 5, 0];
+    let e = decode_queue_entry(Bytes::from_static(old)).unwrap();
+    assert_eq!(e.message, MessageId(300));
+    assert_eq!(e.state, DeliveryState::Sent { packet_id: nz16(5) });
+    assert_eq!(e.inline, None);
+}
+
+#[test]
 fn a_plain_queue_entry_is_small() {
     let e = queue_entry(1_000_000, QoS::AtLeastOnce);
     assert!(

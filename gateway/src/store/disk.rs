@@ -13,8 +13,6 @@
 //! Layout: one keyspace per record kind, plus `meta` holding the format
 //! version, checked before any other keyspace is opened.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -23,11 +21,18 @@ use parking_lot::Mutex;
 
 use super::codec::{self, DecodeError};
 use super::lock::DirLock;
+use super::staging::{self, stage_write, Form, Kind, Pending, Prepared, Staged, Write};
 use super::{validate, Op, Snapshot, Store, StoreError};
 
 /// The store's format version: bump it when a key or keyspace changes
-/// meaning (record layouts carry their own version byte).
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// meaning, or records gain what an older Aviary cannot read.
+///
+/// 2: a queue entry may carry its message (`QueueEntry::inline`). A version 1 store is read
+/// as it is (its records are valid version 2 records) and marked 2 at open, so that an older
+/// Aviary refuses it with a clear error instead of failing on the first such entry.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this Aviary opens (and upgrades).
+const OLDEST_FORMAT_VERSION: u32 = 1;
 /// The subdirectory of the data directory that fjall owns.
 pub(crate) const STORE_DIR: &str = "store";
 /// The `meta` key holding [`FORMAT_VERSION`], big-endian.
@@ -40,67 +45,6 @@ pub enum SyncMode {
     Process,
     /// Also `fdatasync`ed: survives a power loss or an OS crash.
     Fsync,
-}
-
-/// The record kinds, one fjall keyspace each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Kind {
-    Messages,
-    Sessions,
-    Queue,
-    Qos2,
-    Retained,
-}
-
-impl Kind {
-    const ALL: [Self; 5] = [
-        Self::Messages,
-        Self::Sessions,
-        Self::Queue,
-        Self::Qos2,
-        Self::Retained,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Messages => "messages",
-            Self::Sessions => "sessions",
-            Self::Queue => "queue",
-            Self::Qos2 => "incoming_qos2",
-            Self::Retained => "retained",
-        }
-    }
-}
-
-/// The final write of each key in one commit. Coalescing matters because all items of a
-/// fjall batch share one sequence number, so two writes of one key in a batch would be
-/// ambiguous.
-type Pending = HashMap<(Kind, Vec<u8>), Write>;
-
-/// What a commit writes under one key.
-struct Write {
-    /// The value, `None` to delete.
-    value: Option<Vec<u8>>,
-    /// The commit's first write of the key created its record (see [`Op`]): no record was
-    /// there before, so a later delete in the same commit leaves nothing to write at all.
-    created: bool,
-}
-
-/// Stages a write of `key`: the last one wins, and deleting a record this commit created
-/// writes neither. The queue workload's put and delete meet in one batch when a subscriber
-/// acknowledges a message before the batch holding it is committed, as it may under load:
-/// then neither reaches the engine's memtable or journal.
-fn stage_write(pending: &mut Pending, key: (Kind, Vec<u8>), value: Option<Vec<u8>>, creates: bool) {
-    match (pending.entry(key), value) {
-        (Entry::Occupied(e), None) if e.get().created => {
-            e.remove();
-        }
-        (Entry::Occupied(mut e), value) => e.get_mut().value = value,
-        (Entry::Vacant(e), value) => {
-            let created = creates && value.is_some();
-            e.insert(Write { value, created });
-        }
-    }
 }
 
 /// The fjall-backed store. Holds the data directory's lock while open.
@@ -172,56 +116,21 @@ impl DiskStore {
     }
 
     /// Adds one op to the commit's final writes.
-    fn stage(&self, pending: &mut Pending, op: &Op) -> Result<(), StoreError> {
-        let creates = op.creates();
-        let (kind, key, value) = match op {
-            Op::PutMessage { id, message } => (
-                Kind::Messages,
-                codec::message_key(*id).to_vec(),
-                Some(codec::encode_message(message)),
-            ),
-            Op::DeleteMessage { id } => (Kind::Messages, codec::message_key(*id).to_vec(), None),
-            Op::PutSession(r) => (
-                Kind::Sessions,
-                r.client_id.as_bytes().to_vec(),
-                Some(codec::encode_session(r)),
-            ),
-            Op::DeleteSession { client_id } => {
-                self.stage_delete_session(pending, client_id)?;
-                (Kind::Sessions, client_id.as_bytes().to_vec(), None)
+    fn stage(&self, pending: &mut Pending, staged: Staged) -> Result<(), StoreError> {
+        match staged {
+            Staged::Write {
+                kind,
+                key,
+                value,
+                creates,
+                once,
+            } => stage_write(pending, (kind, key), value, creates, once),
+            Staged::DeleteSession(client_id) => {
+                self.stage_delete_session(pending, &client_id)?;
+                let key = (Kind::Sessions, client_id.as_bytes().to_vec());
+                stage_write(pending, key, None, false, false);
             }
-            Op::PutQueued {
-                client_id,
-                seq,
-                entry,
-            } => (
-                Kind::Queue,
-                codec::queue_key(client_id, *seq),
-                Some(codec::encode_queue_entry(entry)),
-            ),
-            Op::DeleteQueued { client_id, seq } => {
-                (Kind::Queue, codec::queue_key(client_id, *seq), None)
-            }
-            Op::PutIncomingQos2 {
-                client_id,
-                packet_id,
-            } => (
-                Kind::Qos2,
-                codec::qos2_key(client_id, *packet_id),
-                Some(Vec::new()),
-            ),
-            Op::DeleteIncomingQos2 {
-                client_id,
-                packet_id,
-            } => (Kind::Qos2, codec::qos2_key(client_id, *packet_id), None),
-            Op::PutRetained { topic, message } => (
-                Kind::Retained,
-                topic.as_bytes().to_vec(),
-                Some(codec::encode_message(message)),
-            ),
-            Op::DeleteRetained { topic } => (Kind::Retained, topic.as_bytes().to_vec(), None),
-        };
-        stage_write(pending, (kind, key), value, creates);
+        }
         Ok(())
     }
 
@@ -242,12 +151,12 @@ impl DiskStore {
             .cloned()
             .collect();
         for key in staged {
-            stage_write(pending, key, None, false);
+            stage_write(pending, key, None, false, false);
         }
         for kind in [Kind::Queue, Kind::Qos2] {
             for item in self.keyspace(kind).prefix(&prefix) {
                 let (key, _) = item.into_inner().map_err(|e| self.read_error(e))?;
-                stage_write(pending, (kind, key.to_vec()), None, false);
+                stage_write(pending, (kind, key.to_vec()), None, false, false);
             }
         }
         Ok(())
@@ -290,19 +199,39 @@ impl DiskStore {
     }
 }
 
-impl Store for DiskStore {
-    fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
-        validate(ops)?;
+impl DiskStore {
+    /// Commits validated `requests` as one fjall batch: the final write of each key, in one
+    /// journal entry, made as durable as the mode says.
+    fn commit_requests(&self, requests: Vec<Prepared>) -> Result<(), StoreError> {
+        let n = requests.iter().map(Prepared::len).sum();
         let _one_at_a_time = self.commit_lock.lock();
-        let mut pending = Pending::new();
-        for op in ops {
-            self.stage(&mut pending, op)?;
+        let mut pending = staging::pending(n);
+        for request in requests {
+            match request.0 {
+                Form::Staged(staged) => {
+                    for one in staged {
+                        self.stage(&mut pending, one)?;
+                    }
+                }
+                Form::Ops(ops) => {
+                    for op in &ops {
+                        self.stage(&mut pending, staging::encode(op))?;
+                    }
+                }
+            }
         }
-        let mut batch = self.db.batch().durability(Some(self.persist));
-        for ((kind, key), Write { value, .. }) in pending {
+        let mut batch = fjall::OwnedWriteBatch::with_capacity(self.db.clone(), pending.len())
+            .durability(Some(self.persist));
+        for ((kind, key), Write { value, once, .. }) in pending {
             let ks = self.keyspace(kind);
             match value {
                 Some(v) => batch.insert(ks, key, v),
+                // A weak tombstone vanishes with the put it meets, at the memtable's flush or
+                // in a compaction, where a plain one stays until the last level: the queue
+                // workload's flushes then write next to nothing. It would bring back an older
+                // version of the key, so only keys put once get one (fjall marks it
+                // experimental; its compaction stream drops the pair only in that case).
+                None if once => batch.remove_weak(ks, key),
                 None => batch.remove(ks, key),
             }
         }
@@ -310,6 +239,25 @@ impl Store for DiskStore {
             path: self.path.clone(),
             detail: format!("commit failed: {e:?}"),
         })
+    }
+}
+
+impl Store for DiskStore {
+    fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
+        validate(ops)?;
+        let staged = ops.iter().map(staging::encode).collect();
+        self.commit_requests(vec![Prepared(Form::Staged(staged))])
+    }
+
+    fn prepare(&self, ops: Vec<Op>) -> Result<Prepared, StoreError> {
+        validate(&ops)?;
+        Ok(Prepared(Form::Staged(
+            ops.iter().map(staging::encode).collect(),
+        )))
+    }
+
+    fn commit_prepared(&self, requests: Vec<Prepared>) -> Result<(), StoreError> {
+        self.commit_requests(requests)
     }
 
     fn load(&self) -> Result<Snapshot, StoreError> {
@@ -393,18 +341,22 @@ fn check_version(
                     found: f,
                     supported: FORMAT_VERSION,
                 }),
+                OLDEST_FORMAT_VERSION.. => write_version(db, meta, path),
                 f => Err(corrupt(format!("unknown format version {f}"))),
             }
         }
         // A store created but killed before its version was written has
         // no keyspace besides `meta` yet: still new.
-        None if !existed || db.keyspace_count() <= 1 => {
-            let mut batch = db.batch().durability(Some(PersistMode::SyncAll));
-            batch.insert(meta, VERSION_KEY, FORMAT_VERSION.to_be_bytes().to_vec());
-            batch.commit().map_err(|e| open_error(path, e))
-        }
+        None if !existed || db.keyspace_count() <= 1 => write_version(db, meta, path),
         None => Err(corrupt("the format version record is missing".to_owned())),
     }
+}
+
+/// Marks the store as [`FORMAT_VERSION`], durably, before anything is written in it.
+fn write_version(db: &Database, meta: &Keyspace, path: &Path) -> Result<(), StoreError> {
+    let mut batch = db.batch().durability(Some(PersistMode::SyncAll));
+    batch.insert(meta, VERSION_KEY, FORMAT_VERSION.to_be_bytes().to_vec());
+    batch.commit().map_err(|e| open_error(path, e))
 }
 
 /// Maps an error of opening fjall: lock, damage or I/O.

@@ -125,6 +125,29 @@ fn a_store_from_a_newer_version_is_refused() {
     );
 }
 
+/// A store written before queue entries could carry their message opens with what it holds,
+/// and is marked with the current version so that an older Aviary refuses it.
+#[test]
+fn a_version_1_store_opens_and_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_disk(dir.path()).unwrap();
+    store.commit(&everything("dev")).unwrap();
+    let before = store.load().unwrap();
+    drop(store);
+    let set_version = |v: u32| {
+        let (db, meta) = raw_keyspace(dir.path(), "meta");
+        meta.insert(VERSION_KEY, v.to_be_bytes()).unwrap();
+        db.persist(fjall::PersistMode::SyncAll).unwrap();
+    };
+    set_version(1);
+    let store = open_disk(dir.path()).unwrap();
+    assert_eq!(store.load().unwrap(), before);
+    drop(store);
+    let (_db, meta) = raw_keyspace(dir.path(), "meta");
+    let version = meta.get(VERSION_KEY).unwrap().unwrap();
+    assert_eq!(*version, FORMAT_VERSION.to_be_bytes());
+}
+
 #[test]
 fn a_store_that_lost_its_version_record_is_corrupt() {
     let dir = tempfile::tempdir().unwrap();
@@ -220,7 +243,11 @@ fn a_record_created_and_deleted_in_one_commit_is_not_written() {
             seq: i,
             entry: queue_entry(i, QoS::AtLeastOnce),
         });
-        ops.push(Op::DeleteQueued { client_id, seq: i });
+        ops.push(Op::DeleteQueued {
+            client_id,
+            seq: i,
+            written_once: true,
+        });
         ops.push(Op::DeleteMessage { id: MessageId(i) });
     }
     store.commit(&ops).unwrap();

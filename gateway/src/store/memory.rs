@@ -65,7 +65,7 @@ fn apply(s: &mut Snapshot, op: &Op) {
             let q = s.queues.entry(client_id.clone()).or_default();
             q.insert(*seq, entry.clone());
         }
-        Op::DeleteQueued { client_id, seq } => {
+        Op::DeleteQueued { client_id, seq, .. } => {
             if let Some(q) = s.queues.get_mut(client_id) {
                 q.remove(seq);
                 if q.is_empty() {

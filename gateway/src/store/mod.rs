@@ -11,7 +11,10 @@
 //! ([`Op::PutMessage`]) and referenced by [`MessageId`] from each session's
 //! queue ([`Op::PutQueued`]). The broker counts the references and deletes
 //! the message with the last of them; [`Snapshot::unreferenced_messages`]
-//! finds what a crash left behind between the two.
+//! finds what a crash left behind between the two. The first queue entry of a
+//! message may carry the message itself instead ([`QueueEntry::inline`]): a
+//! message with one persistent subscriber, the common case, then costs one key
+//! written and deleted rather than two, and a message with many is stored twice.
 //!
 //! Implementations: [`MemoryStore`], the reference that the unit tests run
 //! against, and [`DiskStore`], an embedded LSM tree (fjall) in the data
@@ -23,6 +26,7 @@ mod disk;
 mod error;
 mod lock;
 mod memory;
+mod staging;
 mod writer;
 
 #[cfg(test)]
@@ -47,6 +51,7 @@ use crate::config::{Durability, StoreConfig};
 pub use disk::{DiskStore, SyncMode};
 pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use staging::Prepared;
 pub use writer::{StoreHandle, Ticket, WriterStats};
 
 /// Identifies a stored message. The broker allocates ids, increasing, from
@@ -135,12 +140,17 @@ pub enum DeliveryState {
     },
 }
 
-/// One entry of a session's queue: a reference to a stored message and how
-/// this subscriber gets it.
+/// One entry of a session's queue: a reference to a stored message (or the message itself)
+/// and how this subscriber gets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueEntry {
-    /// The message, stored once by [`Op::PutMessage`].
+    /// The message, stored once by [`Op::PutMessage`]; with [`inline`](Self::inline), the
+    /// broker's id of the message, under which no record is stored for this entry.
     pub message: MessageId,
+    /// The message itself, carried by the entry instead of a record. The broker does this for
+    /// the first session that queues a message: when it is the only one (the common case), a
+    /// delivery writes and deletes one key instead of two. Later sessions share one record.
+    pub inline: Option<Box<StoredMessage>>,
     /// The QoS for this subscriber (the publish QoS capped by the
     /// subscription's).
     pub qos: QoS,
@@ -196,6 +206,11 @@ pub enum Op {
         client_id: ByteString,
         /// Its position.
         seq: u64,
+        /// The entry was put once under this key and never rewritten (a QoS 1 entry this
+        /// broker queued): the disk store may then let the put and the delete vanish together
+        /// when they meet, rather than keep the delete until compaction reaches the bottom.
+        /// False when unsure: an older version of the entry would come back.
+        written_once: bool,
     },
     /// Records an incoming QoS 2 packet id awaiting PUBREL, so that the
     /// message is not delivered twice after a restart.
@@ -253,9 +268,17 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The first message id not in use: where the broker's counter resumes.
+    /// The first message id not in use, by a record or by an entry carrying its message:
+    /// where the broker's counter resumes.
     pub fn next_message_id(&self) -> MessageId {
-        MessageId(self.messages.keys().next_back().map_or(1, |id| id.0 + 1))
+        let records = self.messages.keys().next_back().copied();
+        let entries = self
+            .queues
+            .values()
+            .flat_map(|q| q.values())
+            .map(|e| e.message);
+        let last = entries.chain(records).max();
+        MessageId(last.map_or(1, |id| id.0 + 1))
     }
 
     /// The first queue sequence number not in use for `client_id`.
@@ -274,6 +297,7 @@ impl Snapshot {
             .queues
             .values()
             .flat_map(|q| q.values())
+            .filter(|e| e.inline.is_none())
             .map(|e| e.message)
             .collect();
         self.messages
@@ -289,6 +313,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Applies `ops` in order, all or nothing. When it returns `Ok`, the
     /// changes are as durable as the store's mode promises.
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError>;
+
+    /// Checks `ops` and readies them for [`commit_prepared`](Self::commit_prepared). The
+    /// group commit's writer calls it on the submitter's thread, before the request joins a
+    /// batch: work done here is off the one thread that commits for every connection, and a
+    /// request it refuses fails alone rather than with its whole batch.
+    fn prepare(&self, ops: Vec<Op>) -> Result<Prepared, StoreError> {
+        validate(&ops)?;
+        Ok(Prepared::ops(ops))
+    }
+
+    /// Commits prepared requests as one, in order, as [`commit`](Self::commit) of all their
+    /// ops would.
+    fn commit_prepared(&self, requests: Vec<Prepared>) -> Result<(), StoreError> {
+        let mut ops = Vec::new();
+        for request in requests {
+            match request.0 {
+                staging::Form::Ops(more) => ops.extend(more),
+                staging::Form::Staged(_) => {
+                    return Err(StoreError::Invalid {
+                        reason: "a request prepared by another store".to_owned(),
+                    })
+                }
+            }
+        }
+        self.commit(&ops)
+    }
 
     /// Reads everything, for recovery at start.
     fn load(&self) -> Result<Snapshot, StoreError>;

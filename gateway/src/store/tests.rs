@@ -79,6 +79,7 @@ pub(crate) mod samples {
     pub(crate) fn queue_entry(id: u64, qos: QoS) -> QueueEntry {
         QueueEntry {
             message: MessageId(id),
+            inline: None,
             qos,
             retain: false,
             subscription_ids: Vec::new(),
@@ -184,6 +185,7 @@ pub(super) fn queues_load_in_seq_order(s: &dyn Store) {
     s.commit(&[Op::DeleteQueued {
         client_id: cid("a"),
         seq: 5,
+        written_once: true,
     }])
     .unwrap();
     let snap = s.load().unwrap();
@@ -323,6 +325,7 @@ pub(super) fn records_created_and_deleted_in_one_commit_leave_nothing(s: &dyn St
     let del_queued = |seq| Op::DeleteQueued {
         client_id: cid("c"),
         seq,
+        written_once: false,
     };
     let mut sent = queue_entry(1, QoS::ExactlyOnce);
     sent.state = DeliveryState::Sent { packet_id: nz(4) };
@@ -381,6 +384,44 @@ pub(super) fn snapshot_helpers(s: &dyn Store) {
     assert_eq!(snap.unreferenced_messages(), [MessageId(3)]);
 }
 
+/// An entry that carries its message needs no record and names none: the id it holds counts
+/// for where ids resume, not as a reference to keep a record alive.
+pub(super) fn entries_carrying_their_message(s: &dyn Store) {
+    let mut entry = queue_entry(12, QoS::AtLeastOnce);
+    entry.inline = Some(Box::new(rich_message()));
+    let put = Op::PutQueued {
+        client_id: cid("c"),
+        seq: 0,
+        entry: entry.clone(),
+    };
+    s.commit(&[put_msg(12), put]).unwrap();
+    let snap = s.load().unwrap();
+    assert_eq!(snap.queues[&cid("c")][&0], entry);
+    assert_eq!(snap.unreferenced_messages(), [MessageId(12)]);
+    s.commit(&[Op::DeleteMessage { id: MessageId(12) }])
+        .unwrap();
+    assert_eq!(s.load().unwrap().next_message_id(), MessageId(13));
+}
+
+/// A delete of a key put once removes that put and nothing older: a session deleted and
+/// started again reuses its queue's keys, and the first session's entry stays gone.
+pub(super) fn a_write_once_delete_removes_only_its_own_put(s: &dyn Store) {
+    s.commit(&[put_msg(1), put_queued("c", 0, 1)]).unwrap();
+    s.commit(&[Op::DeleteSession {
+        client_id: cid("c"),
+    }])
+    .unwrap();
+    s.commit(&[put_queued("c", 0, 1)]).unwrap();
+    s.commit(&[Op::DeleteQueued {
+        client_id: cid("c"),
+        seq: 0,
+        written_once: true,
+    }])
+    .unwrap();
+    let snap = s.load().unwrap();
+    assert!(snap.queues.is_empty(), "{:?}", snap.queues);
+}
+
 /// Instantiates the suite for one implementation: `$make` returns the
 /// store and whatever must live as long as it (a temp dir).
 macro_rules! store_suite {
@@ -402,6 +443,8 @@ macro_rules! store_suite {
                 records_created_and_deleted_in_one_commit_leave_nothing,
                 a_refused_commit_changes_nothing,
                 snapshot_helpers,
+                entries_carrying_their_message,
+                a_write_once_delete_removes_only_its_own_put,
             );
         }
     };

@@ -177,7 +177,11 @@ async fn requests_are_committed_in_the_order_enqueued() {
         .await
         .unwrap();
     let b = handle
-        .enqueue(vec![Op::DeleteQueued { client_id, seq: 0 }])
+        .enqueue(vec![Op::DeleteQueued {
+            client_id,
+            seq: 0,
+            written_once: false,
+        }])
         .await
         .unwrap();
     b.await.unwrap();

@@ -401,6 +401,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         let refused = topic.starts_with("$SYS") || !self.may_publish(&topic);
         let mut commit = false;
         let mut cluster = None;
+        let mut stored = None;
         let delivered = if refused {
             0
         } else {
@@ -411,6 +412,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             // Written to the store: queued for a persistent session, or retained.
             commit = msg.stored.written() || msg.retain;
             cluster = wait;
+            stored = Some(msg);
             // Other nodes may have subscribers: "no matching subscribers" is not ours to say.
             if self.broker.backplane().is_some() {
                 delivered.max(1)
@@ -437,8 +439,8 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             (QoS::ExactlyOnce, Some(id)) => Packet::PubRec(ack(id)),
             _ => return Ok(()),
         };
-        let ticket = match self.broker.persist() {
-            Some(persist) if commit => Some(persist.barrier()?),
+        let ticket = match (self.broker.persist(), &stored) {
+            (Some(persist), Some(msg)) if commit => Some(persist.ack_ticket(msg)?),
             _ => None,
         };
         let ticket = match (ticket, cluster) {
