@@ -36,6 +36,14 @@ const ATTEMPTS: usize = 5;
 /// The cluster name every server of one [`NatsCluster`] shares.
 const CLUSTER_NAME: &str = "aviary-test";
 
+/// How many clusters one test binary runs at once. Each is three nats-servers plus the
+/// gateways of its test: on a 2-core machine, a dozen at once starve JetStream's leader
+/// elections and heartbeats into timeouts that say nothing about the code under test.
+const CLUSTERS_AT_ONCE: usize = 3;
+static CLUSTERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CLUSTERS_AT_ONCE);
+/// How long a test waits for its turn to start a cluster.
+const TURN: Duration = Duration::from_secs(600);
+
 /// The pinned nats-server binary; panics, saying how to install it, if it is missing.
 pub(crate) fn binary() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -319,6 +327,8 @@ pub(crate) struct NatsCluster {
     /// Declared before the directory, so the servers are killed (on drop) before it is removed.
     servers: Vec<Server>,
     _dir: tempfile::TempDir,
+    /// This test's turn among the clusters running at once, given back on drop.
+    _turn: tokio::sync::SemaphorePermit<'static>,
 }
 
 impl NatsCluster {
@@ -328,13 +338,23 @@ impl NatsCluster {
     /// [`single`]: NatsCluster::single
     pub(crate) async fn start(n: usize) -> Self {
         assert!(n >= 1, "a cluster needs at least one server");
+        let turn = tokio::time::timeout(TURN, CLUSTERS.acquire())
+            .await
+            .expect("waited too long for a turn to start a NATS cluster")
+            .expect("the semaphore is never closed");
         let dir = tempfile::Builder::new()
             .prefix("aviary-nats-")
             .tempdir()
             .expect("create a temporary directory");
         for attempt in 1..=ATTEMPTS {
             match try_start(dir.path(), n).await {
-                Ok(servers) => return Self { servers, _dir: dir },
+                Ok(servers) => {
+                    return Self {
+                        servers,
+                        _dir: dir,
+                        _turn: turn,
+                    }
+                }
                 Err((why, lost_a_port)) if lost_a_port && attempt < ATTEMPTS => {
                     eprintln!("nats-server lost a port to another process ({why}); retrying");
                 }
