@@ -116,10 +116,13 @@ impl SharedGroups {
             max_ack_pending: 10_000,
             ..Default::default()
         };
-        self.stream
-            .get_or_create_consumer(name, config)
-            .await
-            .map_err(|e| e.to_string())
+        // Every node with members creates it, often at the same moment: the loser of that
+        // race (or a node asking while the consumer has no leader yet) tries again.
+        super::setup::retrying("a shared group's consumer", || {
+            self.stream.get_or_create_consumer(name, config.clone())
+        })
+        .await
+        .map_err(|e| e.to_string())
     }
 }
 
