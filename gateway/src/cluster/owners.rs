@@ -27,6 +27,9 @@ const BUCKET: &str = "AVIARY_CLIENTS";
 /// Compare-and-set attempts before a CONNECT is refused: each lost one means another node
 /// claimed the same id in between, so this many in a row is a storm, not bad luck.
 const ATTEMPTS: usize = 32;
+/// Failed reads of the owner tolerated per claim, [`RETRY_DELAY`] apart and growing.
+const TRANSIENT_ERRORS: u32 = 3;
+const RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// This node's claims on client ids.
 #[derive(Debug)]
@@ -97,17 +100,33 @@ impl Owners {
         };
         let _one_at_a_time = self.stripes[stripe].lock().await;
         let value = Bytes::from(self.node.clone());
+        // The owner before this claim. Kept across attempts: a write whose answer was lost
+        // may have landed, and the next attempt then reads this node's own name.
+        let mut previous = None;
+        let mut errors = 0;
         for _ in 0..ATTEMPTS {
-            let current = self
-                .kv
-                .entry(&key)
-                .await
-                .map_err(|e| ForwardError(e.to_string()))?;
-            let mut previous = None;
+            let current = match self.kv.entry(&key).await {
+                Ok(current) => current,
+                // JetStream answers errors for a moment while a replica catches up or a
+                // leader is elected: worth a few tries before the client is refused.
+                Err(e) if errors < TRANSIENT_ERRORS => {
+                    errors += 1;
+                    debug!(error = %e, client_id, "reading the client id's owner failed; retrying");
+                    tokio::time::sleep(RETRY_DELAY * errors).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(ForwardError(format!(
+                        "cannot read the client id's owner: {e}"
+                    )))
+                }
+            };
             let written = match current {
                 // A deleted or purged key is absent: `create` takes it over.
                 Some(e) if e.operation == kv::Operation::Put => {
-                    previous = Some(String::from_utf8_lossy(&e.value).into_owned());
+                    if e.value != self.node.as_bytes() {
+                        previous = Some(String::from_utf8_lossy(&e.value).into_owned());
+                    }
                     self.kv.update(&key, value.clone(), e.revision).await.ok()
                 }
                 _ => self.kv.create(&key, value.clone()).await.ok(),
@@ -116,7 +135,7 @@ impl Owners {
                 let mut claims = self.claims.lock();
                 let slot = claims.entry(key).or_default();
                 *slot = (*slot).max(revision);
-                return Ok(previous.filter(|p| *p != self.node));
+                return Ok(previous);
             }
         }
         Err(ForwardError(format!(

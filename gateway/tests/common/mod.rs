@@ -41,10 +41,14 @@ pub(crate) async fn within_for<T>(limit: Duration, what: &str, fut: impl Future<
     }
 }
 
-/// Logs to the test output when `RUST_LOG` is set (`RUST_LOG=aviary=debug`).
+/// Logs the gateway's warnings to the test output, which libtest shows only for a failing
+/// test: what the gateway saw is then in CI's log. `RUST_LOG` chooses more
+/// (`RUST_LOG=aviary=debug`).
 fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(filter)
         .with_test_writer()
         .try_init();
 }
