@@ -14,6 +14,7 @@
 //! version, checked before any other keyspace is opened.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -21,6 +22,8 @@ use parking_lot::Mutex;
 
 use super::codec::{self, DecodeError};
 use super::lock::DirLock;
+use super::records;
+use super::replica::{self, GroupKind, GroupWriter, Replica, Replication};
 use super::staging::{self, stage_write, Form, Kind, Pending, Prepared, Staged, Write};
 use super::{validate, Op, Snapshot, Store, StoreError};
 
@@ -54,8 +57,11 @@ pub struct DiskStore {
     path: PathBuf,
     persist: PersistMode,
     /// One commit at a time: a DeleteSession reads the keys it deletes, and
-    /// nothing may slip in between the read and the write.
-    commit_lock: Mutex<()>,
+    /// nothing may slip in between the read and the write. Holds the replica's state, whose
+    /// log takes the commits in their order.
+    commit_lock: Mutex<Replication>,
+    /// Where the store keeps a copy, once attached ([`Store::replicate_to`]).
+    replica: OnceLock<Arc<dyn Replica>>,
     /// Declared last: released only after the database is closed.
     _lock: DirLock,
 }
@@ -101,7 +107,8 @@ impl DiskStore {
                 SyncMode::Process => PersistMode::Buffer,
                 SyncMode::Fsync => PersistMode::SyncData,
             },
-            commit_lock: Mutex::new(()),
+            commit_lock: Mutex::new(Replication::default()),
+            replica: OnceLock::new(),
             _lock: lock,
         })
     }
@@ -204,7 +211,7 @@ impl DiskStore {
     /// journal entry, made as durable as the mode says.
     fn commit_requests(&self, requests: Vec<Prepared>) -> Result<(), StoreError> {
         let n = requests.iter().map(Prepared::len).sum();
-        let _one_at_a_time = self.commit_lock.lock();
+        let mut replication = self.commit_lock.lock();
         let mut pending = staging::pending(n);
         for request in requests {
             match request.0 {
@@ -220,6 +227,18 @@ impl DiskStore {
                 }
             }
         }
+        let replica = self.replica.get();
+        // Encoded before the writes move into fjall's batch; a snapshot to come holds them.
+        let logged = match replica {
+            Some(_) if !replication.needs_snapshot => {
+                let mut group = GroupWriter::new(GroupKind::Batch, replication.group_id());
+                for ((kind, key), write) in &pending {
+                    group.write(*kind, key, write.value.as_deref());
+                }
+                Some(group)
+            }
+            _ => None,
+        };
         let mut batch = fjall::OwnedWriteBatch::with_capacity(self.db.clone(), pending.len())
             .durability(Some(self.persist));
         for ((kind, key), Write { value, once, .. }) in pending {
@@ -238,7 +257,58 @@ impl DiskStore {
         batch.commit().map_err(|e| StoreError::Io {
             path: self.path.clone(),
             detail: format!("commit failed: {e:?}"),
+        })?;
+        match replica {
+            Some(replica) => self.replicate(&mut replication, replica.as_ref(), logged),
+            None => Ok(()),
+        }
+    }
+
+    /// Lowers the log bytes after which a snapshot is due, for tests that want several.
+    #[cfg(test)]
+    pub(super) fn set_compact_min(&self, bytes: u64) {
+        self.commit_lock.lock().compact_min = bytes;
+    }
+
+    /// Appends a committed batch to the replica's log, with a snapshot first or after when
+    /// one is due. A failure leaves the log behind the store: a snapshot then goes first.
+    fn replicate(
+        &self,
+        r: &mut Replication,
+        replica: &dyn Replica,
+        logged: Option<GroupWriter>,
+    ) -> Result<(), StoreError> {
+        let appended = match logged {
+            Some(group) => {
+                let (records, bytes) = group.finish();
+                replica.append(records).map(|_| r.since_snapshot += bytes)
+            }
+            None => Ok(()),
+        };
+        let result = appended.and_then(|()| match r.needs_snapshot || r.compaction_due() {
+            true => self.snapshot_to(r, replica),
+            false => Ok(()),
+        });
+        result.map_err(|detail| {
+            r.needs_snapshot = true;
+            StoreError::Replica { detail }
         })
+    }
+
+    /// Writes everything the store holds to the replica's log, which then drops what came
+    /// before.
+    fn snapshot_to(&self, r: &mut Replication, replica: &dyn Replica) -> Result<(), String> {
+        let all = Kind::ALL.into_iter().flat_map(|kind| {
+            self.keyspace(kind).iter().map(move |item| {
+                let (key, value) = item.into_inner().map_err(|e| format!("reading: {e:?}"))?;
+                Ok((kind, key.to_vec(), value.to_vec()))
+            })
+        });
+        let id = r.group_id();
+        r.snapshot_bytes = replica::write_snapshot(replica, id, all)?;
+        r.since_snapshot = 0;
+        r.needs_snapshot = false;
+        Ok(())
     }
 }
 
@@ -262,43 +332,28 @@ impl Store for DiskStore {
 
     fn load(&self) -> Result<Snapshot, StoreError> {
         let mut s = Snapshot::default();
-        self.scan(Kind::Messages, |k, v| {
-            s.messages
-                .insert(codec::decode_message_key(k)?, codec::decode_message(v)?);
-            Ok(())
-        })?;
-        self.scan(Kind::Sessions, |k, v| {
-            let record = codec::decode_session(v)?;
-            if record.client_id.as_bytes() != k {
-                return Err(DecodeError("session key and client id differ"));
-            }
-            s.sessions.insert(record.client_id.clone(), record);
-            Ok(())
-        })?;
-        self.scan(Kind::Queue, |k, v| {
-            let (client_id, seq) = codec::decode_queue_key(k)?;
-            let entry = codec::decode_queue_entry(v)?;
-            s.queues.entry(client_id).or_default().insert(seq, entry);
-            Ok(())
-        })?;
-        self.scan(Kind::Qos2, |k, _| {
-            let (client_id, packet_id) = codec::decode_qos2_key(k)?;
-            s.incoming_qos2
-                .entry(client_id)
-                .or_default()
-                .insert(packet_id);
-            Ok(())
-        })?;
-        self.scan(Kind::Retained, |k, v| {
-            s.retained
-                .insert(codec::decode_string_key(k)?, codec::decode_message(v)?);
-            Ok(())
-        })?;
+        for kind in Kind::ALL {
+            self.scan(kind, |k, v| records::decode_into(&mut s, kind, k, v))?;
+        }
         Ok(s)
     }
 
     fn disk_bytes(&self) -> u64 {
         self.db.disk_space().unwrap_or(0)
+    }
+
+    fn replicate_to(&self, replica: Arc<dyn Replica>) -> Result<(), StoreError> {
+        let mut r = self.commit_lock.lock();
+        if self.replica.set(replica.clone()).is_err() {
+            return Err(StoreError::Invalid {
+                reason: "the store already has a replica".to_owned(),
+            });
+        }
+        self.snapshot_to(&mut r, replica.as_ref())
+            .map_err(|detail| {
+                r.needs_snapshot = true;
+                StoreError::Replica { detail }
+            })
     }
 }
 

@@ -78,6 +78,17 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The commit reached the local store but not its replica's log (see `store::replica`):
+    /// its submitters are told, and acknowledge nothing. The next commit starts the log
+    /// again with a snapshot.
+    #[error(
+        "the store's replica did not take a commit: {detail}; nothing of this batch was \
+         acknowledged"
+    )]
+    Replica {
+        /// What the replica said.
+        detail: String,
+    },
     /// The writer task has stopped: the gateway is shutting down.
     #[error("the store's writer has stopped (the gateway is shutting down); nothing was written")]
     Closed,

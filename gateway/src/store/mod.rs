@@ -26,6 +26,8 @@ mod disk;
 mod error;
 mod lock;
 mod memory;
+mod records;
+pub mod replica;
 mod staging;
 mod writer;
 
@@ -33,6 +35,8 @@ mod writer;
 mod disk_tests;
 #[cfg(test)]
 mod process_tests;
+#[cfg(test)]
+mod replica_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -51,6 +55,7 @@ use crate::config::{Durability, StoreConfig};
 pub use disk::{DiskStore, SyncMode};
 pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use replica::{replay, Replica};
 pub use staging::Prepared;
 pub use writer::{StoreHandle, Ticket, WriterStats};
 
@@ -345,6 +350,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Bytes the store takes on disk (0 for memory).
     fn disk_bytes(&self) -> u64;
+
+    /// Keeps a copy of the store in `replica`'s log from now on: everything the store holds
+    /// at once, then every commit before it returns (see [`replica`]). Blocks while the
+    /// first copy is written: not to be called on an async task's thread.
+    fn replicate_to(&self, replica: Arc<dyn Replica>) -> Result<(), StoreError> {
+        let _ = replica;
+        Err(StoreError::Invalid {
+            reason: "this store keeps nothing to replicate".to_owned(),
+        })
+    }
 }
 
 /// Opens the store that `config` asks for in `data_dir` and starts its

@@ -32,6 +32,11 @@ impl Kind {
         Self::Retained,
     ];
 
+    /// The kind whose `kind as u8` is `b`.
+    pub(super) fn from_byte(b: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| *k as u8 == b)
+    }
+
     pub(super) fn name(self) -> &'static str {
         match self {
             Self::Messages => "messages",

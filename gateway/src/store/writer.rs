@@ -180,6 +180,11 @@ impl StoreHandle {
         self.store.load()
     }
 
+    /// Keeps a copy of the store in `replica`'s log: see [`Store::replicate_to`].
+    pub fn replicate_to(&self, replica: Arc<dyn super::Replica>) -> Result<(), StoreError> {
+        self.store.replicate_to(replica)
+    }
+
     /// Bytes the store takes on disk.
     pub fn disk_bytes(&self) -> u64 {
         self.store.disk_bytes()
