@@ -57,6 +57,11 @@ impl Persist {
         }
     }
 
+    /// The store's handle.
+    pub(crate) fn store(&self) -> &StoreHandle {
+        &self.store
+    }
+
     /// A ticket that completes once everything sent before it is committed: an
     /// acknowledgement waits for it, so it goes out only for what is safe on disk.
     pub(crate) fn barrier(&self) -> Result<Ticket, StoreError> {

@@ -7,8 +7,9 @@
 //! cluster-wide ([`retained`]), node leases ([`lease`]), one connection per client id across
 //! the cluster ([`owners`]), persistent sessions moving with their client between live nodes
 //! ([`handover`]), shared subscriptions whose members are on several nodes ([`shared`]), the
-//! wills of a dead node's clients ([`wills`], [`orphans`]), and a node that stops serving
-//! when cut off from NATS ([`link`]). The sessions of a dead node come next.
+//! wills of a dead node's clients ([`wills`], [`orphans`]), a node that stops serving
+//! when cut off from NATS ([`link`]), and each node's store copied into JetStream
+//! ([`replica`]). Adopting a dead node's sessions from that copy comes next.
 
 mod cover;
 mod handover;
@@ -21,6 +22,7 @@ mod node;
 mod orphans;
 mod outbound;
 mod owners;
+pub mod replica;
 mod retained;
 mod setup;
 mod shared;

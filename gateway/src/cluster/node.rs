@@ -225,6 +225,7 @@ impl Node {
         })
         .await
         .map_err(|e| ClusterError::Stream(e.to_string()))?;
+        replicate_store(&js, config.replicas(), &name, broker).await?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (interest_tx, interest_rx) = mpsc::unbounded_channel();
         let (sync_tx, sync_rx) = mpsc::unbounded_channel();
@@ -458,4 +459,24 @@ async fn ack(m: &jetstream::Message) {
     if let Err(e) = m.ack().await {
         debug!(error = %e, "stream acknowledgement failed; the message may come again");
     }
+}
+
+/// Copies this node's store, and from now on each of its commits, into its log in
+/// JetStream (see [`super::replica`]). A node with `durability = "memory"` keeps nothing.
+async fn replicate_store(
+    js: &jetstream::Context,
+    replicas: u8,
+    name: &str,
+    broker: &Broker,
+) -> Result<(), ClusterError> {
+    let Some(persist) = broker.persist() else {
+        return Ok(());
+    };
+    let log = Arc::new(super::replica::JetStreamLog::open(js, replicas, name).await?);
+    let store = persist.store().clone();
+    // The first copy blocks on the log's appends: not on this task's thread.
+    tokio::task::spawn_blocking(move || store.replicate_to(log))
+        .await
+        .map_err(|e| ClusterError::Stream(format!("copying the store to JetStream: {e}")))?
+        .map_err(|e| ClusterError::Stream(format!("copying the store to JetStream: {e}")))
 }
