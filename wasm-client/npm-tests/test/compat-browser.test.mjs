@@ -140,6 +140,23 @@ test("the one-line console client gets QoS 1 messages sent while it was away", a
   await page.close();
 });
 
+test("a throwing message listener is reported as uncaught and does not stop the others", async () => {
+  const page = await seedPage();
+  const errors = [];
+  page.removeAllListeners("pageerror"); // expected here: collected rather than printed
+  page.on("pageerror", (e) => errors.push(e.message));
+  const code = `const client = mqtt.connect(BROKER_URL);
+client.on("message", () => { throw new Error("listener bug"); });
+client.on("message", (topic, message) => console.log("second " + message));
+client.subscribe("compat/throw", () => client.publish("compat/throw", "still delivered"));`;
+  await page.evaluate(([code, url]) => window.runSnippet(code, url), [code, gw.wsUrl]);
+  await logged(page, "second still delivered");
+  for (let i = 0; i < 50 && errors.length === 0; i++) await page.waitForTimeout(100);
+  assert.deepEqual(errors, ["listener bug"]);
+  assert.equal(await page.evaluate(() => window.client.connected), true);
+  await page.close();
+});
+
 test("a page of MQTT.js README examples runs unchanged but for the import line", async () => {
   const page = await browser.newPage();
   page.on("pageerror", (e) => console.error("page error:", e));

@@ -1,7 +1,9 @@
 // A small EventEmitter with the Node/MQTT.js method names (on, once, off, removeListener, ...),
 // so compat clients work the same in browsers, which have no `events` module, and in Node.
-// Unlike Node's, an `error` emitted with no listener is dropped rather than thrown: it would
-// be thrown from inside a socket callback, where nothing could catch it.
+// Events are emitted from inside the client's socket callbacks, where a throw would be
+// swallowed (and stop the client's own bookkeeping). So an `error` with no listener is
+// dropped rather than thrown, and a listener that throws does not stop the others: its
+// exception is rethrown on its own, as uncaught, so it still shows up as with MQTT.js.
 
 export class EventEmitter {
   #listeners = new Map();
@@ -71,7 +73,15 @@ export class EventEmitter {
     if (list.some((l) => l.once)) this.#set(event, list.filter((l) => !l.once));
     // `list` is a snapshot (every change makes a new array): listeners may add or remove
     // listeners while being called.
-    for (const l of list) l.f.apply(this, args);
+    for (const l of list) {
+      try {
+        l.f.apply(this, args);
+      } catch (err) {
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
     return true;
   }
 
