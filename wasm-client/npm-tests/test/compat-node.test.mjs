@@ -4,6 +4,8 @@
 // connected, a failed first attempt retried, `end()` letting in-flight messages finish).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import mqtt from "mqtt";
 import compat, { connect, connectAsync, MqttClient } from "aviary-mqtt/compat";
@@ -136,4 +138,25 @@ test("the URL forms: mqtt:// maps to ws:// with the /mqtt path, options give hos
     assert.equal(client.connected, true);
     await client.endAsync();
   }
+});
+
+// The bundler build imports its .wasm as an ES module, which bundlers (and Node with a flag)
+// understand; run the compat entry on it in a child Node with that flag.
+test("aviary-mqtt/compat/bundler works where .wasm imports do", async () => {
+  const script = `
+    import WebSocket from "ws";
+    globalThis.WebSocket = WebSocket;
+    const { default: mqtt } = await import("aviary-mqtt/compat/bundler");
+    const client = await mqtt.connectAsync(process.argv[1]);
+    client.on("message", async (topic, message) => {
+      console.log(topic + " " + message.toString());
+      await client.endAsync();
+    });
+    await client.subscribeAsync("compat/bundler", { qos: 1 });
+    client.publish("compat/bundler", "from the bundler build", { qos: 1 });`;
+  const cwd = fileURLToPath(new URL("..", import.meta.url));
+  const args = ["--experimental-wasm-modules", "--no-warnings", "--input-type=module", "-e", script, gw.wsUrl];
+  const out = await new Promise((resolve, reject) => execFile(process.execPath, args,
+    { cwd, timeout: 20_000 }, (err, stdout, stderr) => (err ? reject(new Error(stderr || err.message)) : resolve(stdout))));
+  assert.equal(out.trim(), "compat/bundler from the bundler build");
 });
