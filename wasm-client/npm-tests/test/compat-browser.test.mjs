@@ -65,6 +65,12 @@ test("the pet tracker, server processor and web app snippets work together, will
   const device = await runSeed("Pet tracker (device)");
   await connected(device);
   assert.equal(await device.evaluate(() => window.client.options.clientId), "tracker-pet-123");
+  // The gateway got each snippet's client id and username (an open gateway lets any user in).
+  const clients = await (await fetch(`${gw.httpOrigin}/api/v1/clients`)).json();
+  const users = Object.fromEntries(clients.map((c) => [c.client_id, c.username]));
+  assert.equal(users["tracker-pet-123"], "device");
+  assert.equal(users["server-processor"], "server");
+  assert.equal(users["app-user-u1"], "user");
 
   // The processor sees status, location and activity, parsed from `message.toString()`.
   await called(processor, ["updateDeviceStatus", "123", { online: true }]);
