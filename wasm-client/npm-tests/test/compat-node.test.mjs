@@ -121,6 +121,8 @@ test("connectAsync rejects when the first attempt fails and retries are not allo
 test("option mistakes throw from connect(), like MQTT.js; manualConnect waits", async () => {
   assert.throws(() => connect(gw.wsUrl, { protocolVersion: 3 }), TypeError);
   assert.throws(() => connect("http://example.invalid"), TypeError);
+  // Checked by the wasm side when the client is created, still from connect().
+  assert.throws(() => connect(gw.wsUrl, { keepalive: "30" }), /keepalive/);
   const client = connect(gw.wsUrl, { manualConnect: true });
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(client.connected, false);

@@ -54,8 +54,17 @@ export class MqttClient extends EventEmitter {
     if (this.#started) return this;
     this.#started = true;
     const loaded = this.#load();
-    if (typeof loaded === "function") this.#start(loaded);
-    else loaded.then((create) => this.#start(create), (err) => this.#fail(err));
+    if (typeof loaded === "function") {
+      // Created now: an option the wasm side rejects throws from here, like MQTT.js's checks.
+      try {
+        this.#start(loaded);
+      } catch (err) {
+        this.#finish();
+        throw err;
+      }
+    } else {
+      loaded.then((create) => this.#start(create)).catch((err) => this.#fail(err));
+    }
     return this;
   }
 
@@ -135,13 +144,7 @@ export class MqttClient extends EventEmitter {
 
   #start(create) {
     if (this.disconnecting) return; // ended while the wasm was loading
-    let inner;
-    try {
-      inner = create(this.#wsUrl, aviaryOptions(this.options, this));
-    } catch (err) {
-      this.#fail(err);
-      return;
-    }
+    const inner = create(this.#wsUrl, aviaryOptions(this.options, this));
     this.#inner = inner;
     this.options.clientId ??= inner.clientId;
     inner.on("connect", (connack) => {
@@ -160,9 +163,16 @@ export class MqttClient extends EventEmitter {
     for (const w of waiting) w.resolve(call(w.fn, inner));
   }
 
-  /** The client could not be created (bad options, the wasm failed to load): report, end. */
+  /**
+   * The client could not be created once the wasm had loaded (or the wasm failed to load):
+   * report it, as an uncaught error if nobody listens (it must not pass unseen), and end.
+   */
   #fail(err) {
-    this.emit("error", err);
+    if (!this.emit("error", err)) {
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
     this.#finish();
   }
 
