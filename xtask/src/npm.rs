@@ -3,8 +3,9 @@
 //! The plain, offline path (TOOLCHAIN.md): `cargo build` the client for wasm32 with the
 //! size-tuned `wasm-release` profile, run `wasm-bindgen` three times (browser ESM `web`,
 //! `bundler`, `nodejs`), shrink each module with binaryen's `wasm-opt -Oz` from npm (Debian's
-//! binaryen miscompiles current Rust output), add `package.json`, README and the small entry
-//! wrappers from `wasm-client/npm/`, and `npm pack`. The size that matters to a web page —
+//! binaryen miscompiles current Rust output), add `package.json`, README, the small entry
+//! wrappers and the MQTT.js-compatible entry point (`compat/`) from `wasm-client/npm/`, and
+//! `npm pack`. The size that matters to a web page —
 //! the `web` build's `.wasm` plus its JS glue, gzipped — is printed at the end.
 
 use std::fs;
@@ -144,7 +145,8 @@ fn optimize(ws: &Workspace, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Adds package.json (with the workspace version), README and the entry wrappers.
+/// Adds package.json (with the workspace version), README, the entry wrappers and the
+/// MQTT.js-compatible entry point.
 fn assemble(ws: &Workspace, dir: &Path) -> Result<()> {
     let npm = ws.path("wasm-client/npm");
     let template = fs::read_to_string(npm.join("package.json"))?;
@@ -154,6 +156,17 @@ fn assemble(ws: &Workspace, dir: &Path) -> Result<()> {
     fs::copy(npm.join("node-index.mjs"), dir.join("node/index.mjs"))?;
     fs::copy(npm.join("node-package.json"), dir.join("node/package.json"))?;
     fs::copy(npm.join("bundler-index.js"), dir.join("bundler/index.js"))?;
+    // The MQTT.js-compatible entry point (`aviary-mqtt/compat`): shared modules in `compat/`
+    // and one small entry per build, next to the build it loads.
+    let compat = dir.join("compat");
+    fs::create_dir_all(&compat)?;
+    for entry in fs::read_dir(npm.join("compat"))? {
+        let entry = entry?;
+        fs::copy(entry.path(), compat.join(entry.file_name()))?;
+    }
+    fs::copy(npm.join("compat-web.js"), dir.join("web/compat.js"))?;
+    fs::copy(npm.join("compat-bundler.js"), dir.join("bundler/compat.js"))?;
+    fs::copy(npm.join("compat-node.mjs"), dir.join("node/compat.mjs"))?;
     for (_, folder) in BUILDS {
         // wasm-bindgen writes a .gitignore of `*` into each output folder; npm would honour it.
         let _ = fs::remove_file(dir.join(folder).join(".gitignore"));

@@ -2,45 +2,17 @@
 // headless Chromium, talking to the gateway and, through it, to a TCP device (MQTT.js).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
-import { readFile } from "node:fs/promises";
-import { join, extname, normalize } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
 import mqtt from "mqtt";
 import { startGateway, once } from "../lib/gateway.mjs";
+import { serveStatic, launchChromium } from "../lib/browser.mjs";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
 let gw, server, origin, browser;
-
-/** Serves page/ at / and the installed node_modules, like any static host. */
-function serve() {
-  server = createServer(async (req, res) => {
-    const path = new URL(req.url, "http://x").pathname;
-    const file = path === "/" ? "page/index.html" : normalize(path).replace(/^\/+/, "");
-    try {
-      const body = await readFile(join(ROOT, file));
-      res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
-      res.end(body);
-    } catch {
-      res.writeHead(404).end();
-    }
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => {
-    origin = `http://127.0.0.1:${server.address().port}`;
-    resolve();
-  }));
-}
 
 before(async () => {
   gw = await startGateway();
-  await serve();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  server = await serveStatic();
+  origin = server.origin;
+  browser = await launchChromium();
 });
 
 after(async () => {

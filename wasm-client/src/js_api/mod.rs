@@ -12,6 +12,7 @@
 //! (`code`, `reasonCode`, `message`). Types for every option, event and packet are written by
 //! hand in [`typescript`], because wasm-bindgen only sees `JsValue`.
 
+pub mod compat;
 mod convert;
 mod hooks;
 mod options;
