@@ -138,13 +138,16 @@ async fn the_wills_of_a_killed_nodes_clients_fire_once_from_another_node() {
 
     a.kill9().await;
     let killed = Instant::now();
-    // Back on another node, without a will, well within the lease.
-    let (_back, _) = Raw::connect_ok(b.mqtt, raw::v5("back")).await;
+    // Back on another node, without a will, well within the lease. Its claim on the client id
+    // is written at once; the CONNACK waits for A's lease to run out and its sessions to be
+    // adopted (see `cluster::adoption`), while the wills are watched.
+    let back = tokio::spawn(Raw::connect_ok(b.mqtt, raw::v5("back")));
 
     // Every will due comes once to each watcher, and "back"'s never: it would be due 3 s
     // after A's lease ran out (at most a lease after the kill); 2 s more are waited.
     let until = killed + LEASE + Duration::from_secs(5);
     let (got_b, got_c) = tokio::join!(wills_until(&mut on_b, until), wills_until(&mut on_c, until));
+    let _back = back.await.expect("back connects");
     for (node, got) in [("gw-b", &got_b), ("gw-c", &got_c)] {
         let ids: Vec<(&str, usize)> = got.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
         assert_eq!(
@@ -419,4 +422,78 @@ async fn a_killed_nodes_publisher_resumes_elsewhere_and_nothing_acknowledged_is_
     .await
     .expect("reader");
     assert_eq!(seen, (0..N).collect());
+}
+
+#[tokio::test]
+async fn a_killed_nodes_persistent_session_resumes_on_another_node_with_its_messages() {
+    const N: usize = 200;
+    let nats = NatsCluster::start(3).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = process_node(&nats, "gw-a", dir.path()).await;
+    let b = node(&nats, "gw-b").await;
+    let mut keeper = raw::v5("keeper");
+    keeper.clean_start = false;
+    keeper.properties.session_expiry_interval = Some(3_600);
+    let (mut sub, _) = Raw::connect_ok(a.mqtt, keeper.clone()).await;
+    sub.subscribe("pets/+/location", QoS::AtLeastOnce).await;
+    let (mut publisher, _) = Raw::connect_ok(b.mqtt, raw::v5("tracker")).await;
+    until_routed(
+        &mut publisher,
+        &mut sub,
+        "pets/0/location",
+        QoS::AtLeastOnce,
+    )
+    .await;
+    drop(sub);
+    let message = |i: usize| {
+        raw::message(
+            "pets/7/location",
+            i.to_string().as_bytes(),
+            QoS::AtLeastOnce,
+        )
+    };
+    // Half queued on gw-a while the owner is away, then gw-a dies without a word; the other
+    // half is published while it is dead.
+    for i in 0..N / 2 {
+        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
+    }
+    a.kill9().await;
+    let killed = Instant::now();
+    for i in N / 2..N {
+        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
+    }
+
+    // The phone reconnects to gw-b: its session, subscription and queue are there.
+    let (mut sub, ack) = within_for(
+        LEASE * 10,
+        "the session to be adopted",
+        Raw::connect_ok(b.mqtt, keeper),
+    )
+    .await;
+    assert!(ack.session_present, "the session came back");
+    eprintln!(
+        "SIGKILL to the session back on gw-b: {:?}",
+        killed.elapsed()
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    within_for(
+        Duration::from_secs(30),
+        "every acknowledged message",
+        async {
+            while seen.len() < N {
+                let p = sub.recv_publish().await;
+                sub.ack(&p).await;
+                let payload = String::from_utf8(p.payload.to_vec()).expect("utf-8");
+                if payload != "probe" {
+                    seen.insert(payload.parse::<usize>().expect("a number"));
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(seen, (0..N).collect());
+    // And the subscription holds for what comes next.
+    assert_eq!(publisher.publish(message(N)).await, ReasonCode::SUCCESS);
+    let p = sub.recv_publish().await;
+    assert_eq!(&p.payload[..], N.to_string().as_bytes());
 }

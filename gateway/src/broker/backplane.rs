@@ -11,6 +11,7 @@
 //! NATS routes by), as the subscription tree notes them: told under the routing lock, so the
 //! changes of one filter arrive in the order they happened.
 
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
@@ -169,6 +170,12 @@ impl Broker {
     /// which take their QoS 1/2 messages from the stream only. Not handed on again.
     pub(crate) fn publish_streamed(&self, msg: Message, origin: Origin) -> usize {
         self.route(&Arc::new(msg), Source::Stream(origin))
+    }
+
+    /// Routes a message from the stream consumer of a node that died to the sessions adopted
+    /// from it here, `sessions`, and to no other.
+    pub(crate) fn publish_adopted(&self, msg: Message, sessions: &HashSet<ClientKey>) -> usize {
+        self.route(&Arc::new(msg), Source::Adopted(sessions))
     }
 
     /// Routes a message NATS gave this node for shared group `group` on `filter`: to one of

@@ -18,7 +18,7 @@ use super::persist::convert::{self, Clocks};
 use super::persist::recovered_session;
 use super::session::{Handed, Inflight};
 use super::{Broker, Outgoing, Session};
-use crate::store::{codec, DeliveryState, MessageId, QueueEntry};
+use crate::store::{codec, DeliveryState, MessageId, QueueEntry, SessionRecord};
 
 /// Why handed-over bytes are not a session.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +72,62 @@ impl Broker {
         }
         Ok(session)
     }
+}
+
+impl Broker {
+    /// Opens here, offline and subscribed, a session of a node that died, from the copy of
+    /// its store (see `cluster::adoption`); [`fill_adopted_session`] brings its messages. Its
+    /// expiry counts from now, when its client is known gone; its will is left out, for the
+    /// cluster settles a dead node's wills.
+    pub(crate) fn open_adopted_session(
+        &self,
+        mut record: SessionRecord,
+    ) -> Result<Arc<Session>, HandoverError> {
+        let clocks = Clocks::now();
+        record.disconnected_at_unix_ms = Some(clocks.unix_ms);
+        record.will = None;
+        record.will_due_at_unix_ms = None;
+        let recovered = recovered_session(record, clocks)
+            .map_err(|filter| HandoverError(format!("invalid topic filter {filter:?}")))?;
+        let session = self.restore_session(recovered);
+        if let Some(p) = self.persist() {
+            session.write_record(p, None);
+        }
+        Ok(session)
+    }
+
+    /// Forgets every session here, without their wills: at start, when another node has
+    /// adopted them while this one was away.
+    pub(crate) fn forget_sessions(&self) -> usize {
+        let all: Vec<_> = self
+            .shared
+            .sessions
+            .lock()
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
+        for session in &all {
+            let mut discarded = session.discard();
+            discarded.will = None;
+            self.end_session(session, discarded);
+        }
+        all.len()
+    }
+}
+
+/// Merges into a session opened by [`Broker::open_adopted_session`] its in-flight and queued
+/// messages as the dead node's store held them (each entry carrying its message, in queue
+/// order) and its incoming QoS 2 ids; stream messages before `after` are the adopter's to
+/// bring.
+pub(crate) fn fill_adopted_session(
+    session: &Session,
+    entries: Vec<QueueEntry>,
+    incoming_qos2: Vec<NonZeroU16>,
+    after: u64,
+) -> Result<(), HandoverError> {
+    let (inflight, queued) = sort_entries(entries, Clocks::now())?;
+    session.adopt(inflight, queued, incoming_qos2, after);
+    Ok(())
 }
 
 /// Merges into `session` what the old node handed over when it reached the marker at stream
@@ -136,10 +192,34 @@ fn decode(mut buf: Bytes) -> Result<Decoded, HandoverError> {
     let clocks = Clocks::now();
     let _record = take_chunk(&mut buf)?;
     let count = take_u32(&mut buf)?;
-    let (mut inflight, mut queued) = (Vec::new(), Vec::new());
+    // Each entry takes at least its length: a count beyond what the bytes can hold is a lie.
+    let mut entries = Vec::with_capacity((count as usize).min(buf.remaining() / 4));
     for _ in 0..count {
         let entry = codec::decode_queue_entry(take_chunk(&mut buf)?)
             .map_err(|e| HandoverError(e.0.into()))?;
+        entries.push(entry);
+    }
+    let (inflight, queued) = sort_entries(entries, clocks)?;
+    let count = take_u32(&mut buf)?;
+    let mut incoming = BTreeMap::new();
+    for _ in 0..count {
+        if buf.remaining() < 2 {
+            return Err(HandoverError("cut off in its QoS 2 ids".into()));
+        }
+        if let Some(id) = NonZeroU16::new(buf.get_u16()) {
+            incoming.insert(id, ());
+        }
+    }
+    Ok((inflight, queued, incoming.into_keys().collect()))
+}
+
+/// Queue entries, each carrying its message, as a session's in-flight and queued messages.
+fn sort_entries(
+    entries: Vec<QueueEntry>,
+    clocks: Clocks,
+) -> Result<(Vec<Inflight>, Vec<Outgoing>), HandoverError> {
+    let (mut inflight, mut queued) = (Vec::new(), Vec::new());
+    for entry in entries {
         let stored = entry
             .inline
             .ok_or_else(|| HandoverError("an entry without its message".into()))?;
@@ -162,17 +242,7 @@ fn decode(mut buf: Bytes) -> Result<Decoded, HandoverError> {
             }
         }
     }
-    let count = take_u32(&mut buf)?;
-    let mut incoming = BTreeMap::new();
-    for _ in 0..count {
-        if buf.remaining() < 2 {
-            return Err(HandoverError("cut off in its QoS 2 ids".into()));
-        }
-        if let Some(id) = NonZeroU16::new(buf.get_u16()) {
-            incoming.insert(id, ());
-        }
-    }
-    Ok((inflight, queued, incoming.into_keys().collect()))
+    Ok((inflight, queued))
 }
 
 fn put_chunk(buf: &mut Vec<u8>, chunk: &[u8]) {

@@ -3,6 +3,7 @@
 //! in its session. A message published here is also handed to the other nodes
 //! ([`super::backplane`]); one from another node is routed here only.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Where a message being routed comes from.
@@ -17,6 +18,9 @@ pub(super) enum Source<'a> {
     /// The cluster, for one member of shared group `group` on `filter`, which NATS gave this
     /// node's members the turn for.
     Shared { group: &'a str, filter: &'a str },
+    /// The stream consumer of a node that died, drained by the node that adopted its
+    /// sessions: for those sessions only.
+    Adopted(&'a HashSet<ClientKey>),
 }
 
 /// Which node published a message that came from the cluster's stream.
@@ -74,6 +78,7 @@ impl Broker {
             Source::Shared { .. } => (None, None, Audience::All),
             Source::Stream(Origin::Here(publisher)) => (publisher, None, Audience::Persistent),
             Source::Stream(Origin::Elsewhere) => (None, None, Audience::All),
+            Source::Adopted(_) => (None, None, Audience::Persistent),
         };
         // A QoS 0 message from another node comes once per matching filter, and this node's
         // own messages come back from the stream: history takes each message once.
@@ -88,6 +93,9 @@ impl Broker {
         if audience != Audience::All {
             let persistent = audience == Audience::Persistent;
             targets.retain(|(session, _)| session.is_persistent() == persistent);
+        }
+        if let Source::Adopted(sessions) = from {
+            targets.retain(|(session, _)| sessions.contains(&session.key));
         }
         self.deliver(msg, targets)
     }

@@ -15,8 +15,10 @@
 //!    it to B's inbox. B puts A's messages first and keeps, of its own, only those after the
 //!    marker's sequence number.
 //!
-//! If A does not answer (it died, or never had the session), B goes on with what it has: a
-//! fresh session, or the opened one without A's messages, which a dead node's store keeps.
+//! If A does not answer, it died or stopped: once its lease has run out, one of the nodes
+//! that remain adopts its sessions from the copy of its store (see [`super::adoption`]), and
+//! B moves the session from the adopter. A node that holds its lease but does not answer
+//! leaves B with a fresh session.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::adoption::Adoption;
 use super::metrics::ClusterMetrics;
 use super::subject::token;
 use crate::broker::Broker;
@@ -59,9 +62,18 @@ pub(super) struct Handover {
     broker: Broker,
     sync: mpsc::UnboundedSender<Sync>,
     metrics: Arc<ClusterMetrics>,
+    /// This node's name.
+    node: String,
+    /// Who adopts the sessions of a node that died: set once the node is up.
+    adoption: std::sync::OnceLock<Arc<Adoption>>,
 }
 
 impl Handover {
+    /// Sets who adopts the sessions of a node that died.
+    pub(super) fn adopt_with(&self, adoption: Arc<Adoption>) {
+        let _ = self.adoption.set(adoption);
+    }
+
     /// Starts answering other nodes' requests for this node's sessions, until `shutdown`.
     pub(super) async fn start(
         client: async_nats::Client,
@@ -94,6 +106,8 @@ impl Handover {
             broker,
             sync,
             metrics,
+            node: node.to_owned(),
+            adoption: Default::default(),
         }))
     }
 
@@ -102,18 +116,34 @@ impl Handover {
         let mut request = BytesMut::with_capacity(1 + client_id.len());
         request.put_u8(u8::from(clean_start));
         request.put_slice(client_id.as_bytes());
-        let record = match self
-            .client
-            .request(prepare_subject(from), request.freeze())
-            .await
-        {
-            Ok(reply) => reply.payload,
-            Err(e) => {
-                // No responders: the node is gone. Its sessions are not reachable from here.
-                debug!(%client_id, %from, error = %e, "no session handed over");
-                return;
+        let request = request.freeze();
+        let mut from = from.to_owned();
+        let record = loop {
+            match self
+                .client
+                .request(prepare_subject(&from), request.clone())
+                .await
+            {
+                Ok(reply) => break reply.payload,
+                Err(e) => {
+                    // Silent: the node died, or stopped. Once one of the nodes that remain
+                    // has adopted its sessions, the session moves from there.
+                    debug!(%client_id, %from, error = %e, "no answer for the session");
+                    let adopter = match self.adoption.get() {
+                        Some(adoption) => adoption.after_death(&from).await,
+                        None => None,
+                    };
+                    match adopter {
+                        Some(adopter) if adopter != self.node && adopter != from => {
+                            from = adopter;
+                        }
+                        // Adopted here (the session is here now), or not at all.
+                        _ => return,
+                    }
+                }
             }
         };
+        let from = from.as_str();
         if clean_start || record.is_empty() {
             return;
         }

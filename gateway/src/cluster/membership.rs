@@ -63,6 +63,7 @@ impl Membership {
             broker: broker.clone(),
             lease: config.lease(),
             link: link.clone(),
+            adoption: Default::default(),
             settling: Default::default(),
             shutdown: shutdown.clone(),
         });

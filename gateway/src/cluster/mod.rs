@@ -9,8 +9,10 @@
 //! ([`handover`]), shared subscriptions whose members are on several nodes ([`shared`]), the
 //! wills of a dead node's clients ([`wills`], [`orphans`]), a node that stops serving
 //! when cut off from NATS ([`link`]), and each node's store copied into JetStream
-//! ([`replica`]). Adopting a dead node's sessions from that copy comes next.
+//! ([`replica`]), from which one of the nodes that remain adopts a dead node's persistent
+//! sessions ([`adoption`]).
 
+mod adoption;
 mod cover;
 mod handover;
 mod interest;

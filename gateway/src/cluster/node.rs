@@ -37,6 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::adoption::{self, Adoption};
 use super::cover::cover;
 use super::handover::{self, mark_subject, Handover, MARK_PREFIX};
 use super::interest::Interest;
@@ -63,7 +64,7 @@ pub(super) const LIVE: &str = "aviary.t";
 /// Subject prefix of the stream's messages.
 pub(super) const STREAM_PREFIX: &str = "aviary.q";
 /// The stream of QoS 1/2 and retained messages.
-const STREAM: &str = "AVIARY_MESSAGES";
+pub(super) const STREAM: &str = "AVIARY_MESSAGES";
 /// The header naming the node a message was published on.
 pub(super) const ORIGIN: &str = "Aviary-Node";
 /// The header naming, on its own node, the client that published a message.
@@ -225,7 +226,6 @@ impl Node {
         })
         .await
         .map_err(|e| ClusterError::Stream(e.to_string()))?;
-        replicate_store(&js, config.replicas(), &name, broker).await?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (interest_tx, interest_rx) = mpsc::unbounded_channel();
         let (sync_tx, sync_rx) = mpsc::unbounded_channel();
@@ -235,7 +235,7 @@ impl Node {
             js.clone(),
             &name,
             broker.clone(),
-            sync_tx,
+            sync_tx.clone(),
             metrics.clone(),
             shutdown.clone(),
         )
@@ -247,6 +247,20 @@ impl Node {
             wills,
             orphans,
         } = Membership::start(&js, config, &name, addrs, &link, broker, &shutdown).await?;
+        let parts = adoption::Parts {
+            node: name.clone(),
+            replicas: config.replicas(),
+            nodes: leases.kv().clone(),
+            broker: broker.clone(),
+            sync: sync_tx,
+            metrics: metrics.clone(),
+            lease: config.lease(),
+        };
+        // Before the store's copy: sessions adopted elsewhere while this node was away go.
+        let adoption = Adoption::start(&js, parts).await?;
+        replicate_store(&js, config.replicas(), &name, broker).await?;
+        handover.adopt_with(adoption.clone());
+        orphans.adopt_with(adoption);
         let node = Arc::new(Self {
             leases,
             owners,
@@ -303,7 +317,7 @@ impl Node {
     }
 }
 
-fn consumer_name(node: &str) -> String {
+pub(super) fn consumer_name(node: &str) -> String {
     format!("node-{node}")
 }
 

@@ -40,6 +40,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::adoption::Adoption;
 use super::link::Link;
 use super::subject::{token, untoken};
 use super::wills::{Record, Wills};
@@ -55,6 +56,8 @@ pub(super) struct Orphans {
     pub(super) broker: Broker,
     pub(super) lease: Duration,
     pub(super) link: Arc<Link>,
+    /// Who adopts the sessions of the nodes that go: set once the node is up.
+    pub(super) adoption: std::sync::OnceLock<Arc<Adoption>>,
     /// Records being settled here, so that a second sweep does not settle one twice.
     pub(super) settling: Mutex<HashSet<String>>,
     pub(super) shutdown: CancellationToken,
@@ -90,6 +93,11 @@ enum Settled {
 }
 
 impl Orphans {
+    /// Sets who adopts the sessions of the nodes that go.
+    pub(super) fn adopt_with(&self, adoption: Arc<Adoption>) {
+        let _ = self.adoption.set(adoption);
+    }
+
     /// Follows the leases until shutdown, and settles the wills of the nodes that go.
     pub(super) async fn run(self: Arc<Self>) {
         // Nodes already gone, with wills left behind (every node that saw them die is gone
@@ -162,6 +170,15 @@ impl Orphans {
     /// Settles the wills of `node`, apart from the watch: there may be many.
     fn node_gone(self: &Arc<Self>, node: &str, why: &str) {
         info!(%node, why, "a node is gone: settling its clients' wills");
+        if let Some(adoption) = self.adoption.get() {
+            // Every node that saw it tries; the first adopts, the others leave it.
+            let (adoption, node) = (adoption.clone(), node.to_owned());
+            tokio::spawn(async move {
+                if let Err(e) = adoption.adopt(node.clone(), false).await {
+                    warn!(%node, error = %e, "the dead node's sessions were not adopted");
+                }
+            });
+        }
         let (this, node) = (self.clone(), node.to_owned());
         tokio::spawn(async move {
             this.sweep(move |_, record| match record.node == node {

@@ -7,15 +7,23 @@
 //! node's sessions back ([`read`]) and adopt them. A node's store appends to its log before
 //! each commit returns, so whatever the node acknowledged is in the log.
 //!
+//! An append that fails (a NATS server died, the stream's leader is being elected again) is
+//! sent again for up to [`RETRY_FOR`], each record under the same `Nats-Msg-Id`, so that
+//! JetStream keeps one copy of it: the commit, and the acknowledgements it holds, wait
+//! meanwhile rather than fail.
+//!
 //! The store's commit thread is a blocking one (the group commit's writer runs each commit
 //! with `spawn_blocking`), so the log's appends block on the runtime's handle there.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use async_nats::header::{HeaderMap, NATS_MESSAGE_ID};
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::runtime::Handle;
+use tracing::debug;
 
 use super::subject::token;
 use super::ClusterError;
@@ -25,6 +33,12 @@ use crate::store::Replica;
 const STREAM: &str = "AVIARY_STORES";
 /// Subjects of the nodes' logs: `aviary.store.<node token>`.
 const PREFIX: &str = "aviary.store";
+/// How long an append is tried (a NATS server died, the stream's leader is being elected
+/// again) before its commit fails: meanwhile the acknowledgements it holds wait.
+const RETRY_FOR: Duration = Duration::from_secs(10);
+/// The first pause before sending again; it doubles up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+const MAX_PAUSE: Duration = Duration::from_secs(1);
 /// How long reading a log back may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -35,6 +49,10 @@ pub(super) struct JetStreamLog {
     stream: stream::Stream,
     subject: String,
     runtime: Handle,
+    /// Prefix of this run's message ids: the node and when it started.
+    run: String,
+    /// The next record's number in this run.
+    next_id: AtomicU64,
 }
 
 impl JetStreamLog {
@@ -50,27 +68,33 @@ impl JetStreamLog {
             stream,
             subject: subject(node),
             runtime: Handle::current(),
+            run: format!("{}-{}", token(node), started()),
+            next_id: AtomicU64::new(0),
         })
     }
 }
 
 impl Replica for JetStreamLog {
     fn append(&self, records: Vec<Bytes>) -> Result<u64, String> {
+        // Ids given once, kept by every attempt: JetStream keeps one copy of a record sent
+        // twice (its answer lost), which would otherwise corrupt the group it belongs to.
+        let first_id = self
+            .next_id
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
         self.runtime.block_on(async {
-            // Pipelined: every record is on its way before the first acknowledgement.
-            let mut acks = Vec::with_capacity(records.len());
-            for record in records {
-                let ack = self.js.publish(self.subject.clone(), record).await;
-                acks.push(ack.map_err(|e| format!("appending to {STREAM}: {e}"))?);
+            let deadline = tokio::time::Instant::now() + RETRY_FOR;
+            let mut pause = FIRST_PAUSE;
+            loop {
+                match self.try_append(&records, first_id).await {
+                    Ok(first) => return Ok(first),
+                    Err(e) if tokio::time::Instant::now() + pause < deadline => {
+                        debug!(error = %e, "the store's log did not take a commit; sending it again");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(MAX_PAUSE);
+                    }
+                    Err(e) => return Err(format!("appending to {STREAM}: {e}")),
+                }
             }
-            let mut first = None;
-            for ack in acks {
-                let ack = ack
-                    .await
-                    .map_err(|e| format!("appending to {STREAM}: {e}"))?;
-                first.get_or_insert(ack.sequence);
-            }
-            first.ok_or_else(|| "nothing to append".to_owned())
         })
     }
 
@@ -84,6 +108,29 @@ impl Replica for JetStreamLog {
                 .map(|_| ())
                 .map_err(|e| format!("dropping the log's old records in {STREAM}: {e}"))
         })
+    }
+}
+
+impl JetStreamLog {
+    /// Sends `records` (the first with message id `first_id`, then on), all before awaiting
+    /// their acknowledgements: the log position of the first.
+    async fn try_append(&self, records: &[Bytes], first_id: u64) -> Result<u64, String> {
+        let mut acks = Vec::with_capacity(records.len());
+        for (n, record) in (first_id..).zip(records) {
+            let mut headers = HeaderMap::new();
+            headers.insert(NATS_MESSAGE_ID, format!("{}-{n}", self.run).as_str());
+            let ack = self
+                .js
+                .publish_with_headers(self.subject.clone(), headers, record.clone())
+                .await;
+            acks.push(ack.map_err(|e| e.to_string())?);
+        }
+        let mut first = None;
+        for ack in acks {
+            let ack = ack.await.map_err(|e| e.to_string())?;
+            first.get_or_insert(ack.sequence);
+        }
+        first.ok_or_else(|| "nothing to append".to_owned())
     }
 }
 
@@ -105,6 +152,21 @@ async fn open_stream(
     super::setup::retrying(STREAM, || js.get_or_create_stream(config.clone()))
         .await
         .map_err(|e| ClusterError::Stream(e.to_string()))
+}
+
+/// Drops `node`'s log: its sessions were adopted elsewhere.
+pub(super) async fn drop_log(
+    js: &jetstream::Context,
+    replicas: u8,
+    node: &str,
+) -> Result<(), ClusterError> {
+    let stream = open_stream(js, replicas).await?;
+    stream
+        .purge()
+        .filter(subject(node))
+        .await
+        .map(|_| ())
+        .map_err(|e| ClusterError::Stream(format!("dropping {node}'s log: {e}")))
 }
 
 /// Reads `node`'s log, oldest record first: what `store::replay` turns back into its store.
@@ -147,4 +209,12 @@ pub async fn read(
     tokio::time::timeout(READ_TIMEOUT, reading)
         .await
         .map_err(|_| err(&format!("took over {READ_TIMEOUT:?}")))?
+}
+
+/// When this run started (nanoseconds since the Unix epoch): message ids of a node's runs
+/// differ.
+fn started() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }
