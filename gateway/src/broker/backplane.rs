@@ -60,6 +60,12 @@ pub(crate) trait Backplane: Send + Sync + Debug {
     /// (`false`), in order. Must not block: it is called under the routing lock.
     fn interest(&self, changes: Vec<(Box<str>, bool)>);
 
+    /// Completes once this node receives what the interest told so far brings: its stream
+    /// consumer listens to every filter subscribed here. A SUBACK that added interest waits
+    /// for it, so that a QoS 1/2 message published after the SUBACK, even on this node, is
+    /// not missed while the consumer takes the new filter in.
+    fn synced(&self) -> AckWait;
+
     /// Records the will of a connection this node is accepting, or that it has none, so that
     /// the cluster can publish it should this node die; the CONNACK waits for the record.
     /// `expiry_secs` is the session's: a will waits no longer than its session lasts.
@@ -131,15 +137,22 @@ impl Broker {
 
     /// Changes the routing state, then tells the backplane (if any) whose interest changed.
     pub(super) fn with_routing<R>(&self, change: impl FnOnce(&mut Routing) -> R) -> R {
+        self.with_routing_told(change).0
+    }
+
+    /// [`Broker::with_routing`], and whether the backplane was told of a change.
+    pub(super) fn with_routing_told<R>(&self, change: impl FnOnce(&mut Routing) -> R) -> (R, bool) {
         let mut routing = self.shared.routing.write();
         let result = change(&mut routing);
         let changes = routing.tree.take_interest();
+        let mut told = false;
         if !changes.is_empty() {
             if let Some(backplane) = self.backplane() {
                 backplane.interest(changes);
+                told = true;
             }
         }
-        result
+        (result, told)
     }
 
     /// Routes a message a client of this node published, and hands it to the other nodes.

@@ -251,15 +251,18 @@ impl Broker {
     /// Adds the subscriptions of a SUBSCRIBE. Returns the SUBACK and, for
     /// the subscriptions that get retained messages, cursors to pull them
     /// with (see [`Session::subscribed`]): they are not copied out here,
-    /// as there may be more of them than a session's queue holds.
+    /// as there may be more of them than a session's queue holds. In cluster mode, when the
+    /// subscriptions added interest at this node, also what the SUBACK waits for (see
+    /// [`Backplane::synced`]).
     pub(crate) fn subscribe(
         &self,
         session: &Session,
         sub: Subscribe,
-    ) -> (SubAck, Vec<RetainedCursor>) {
+    ) -> (SubAck, Vec<RetainedCursor>, Option<AckWait>) {
         let identifier = sub.properties.subscription_identifier;
         let mut reason_codes = Vec::with_capacity(sub.filters.len());
         let mut cursors = Vec::new();
+        let mut new_interest = false;
         let username = session.username();
         for (filter, options) in sub.filters {
             let subscription = Subscription {
@@ -279,8 +282,9 @@ impl Broker {
                 reason_codes.push(ReasonCode::QUOTA_EXCEEDED);
                 continue;
             }
-            let existed =
-                self.with_routing(|r| r.tree.subscribe(session.key, &filter, subscription));
+            let (existed, told) =
+                self.with_routing_told(|r| r.tree.subscribe(session.key, &filter, subscription));
+            new_interest |= told;
             reason_codes.push(
                 ReasonCode::from_u8(options.qos as u8).expect("granted QoS is a reason code"),
             );
@@ -311,7 +315,11 @@ impl Broker {
             properties: Default::default(),
             reason_codes,
         };
-        (ack, cursors)
+        let synced = match new_interest {
+            true => self.backplane().map(|b| b.synced()),
+            false => None,
+        };
+        (ack, cursors, synced)
     }
 
     /// Whether `filter` passes the topic limits and the ACL; otherwise the

@@ -87,6 +87,8 @@ pub(crate) struct Node {
     metrics: Arc<ClusterMetrics>,
     out: mpsc::UnboundedSender<Out>,
     interest: mpsc::UnboundedSender<Vec<(Box<str>, bool)>>,
+    /// Asks the interest task to say when the consumer listens to everything so far.
+    sync: mpsc::UnboundedSender<handover::Sync>,
 }
 
 impl Backplane for Node {
@@ -133,6 +135,17 @@ impl Backplane for Node {
 
     fn interest(&self, changes: Vec<(Box<str>, bool)>) {
         let _ = self.interest.send(changes);
+    }
+
+    fn synced(&self) -> AckWait {
+        let (synced, confirmed) = oneshot::channel();
+        let sent = self.sync.send(synced);
+        Box::pin(async move {
+            sent.map_err(|_| ForwardError("the node is stopping".into()))?;
+            confirmed
+                .await
+                .map_err(|_| ForwardError("the node is stopping".into()))
+        })
     }
 
     fn will_set(&self, client_id: &str, will: Option<&Will>, expiry_secs: u32) -> Option<AckWait> {
@@ -252,7 +265,7 @@ impl Node {
             replicas: config.replicas(),
             nodes: leases.kv().clone(),
             broker: broker.clone(),
-            sync: sync_tx,
+            sync: sync_tx.clone(),
             metrics: metrics.clone(),
             lease: config.lease(),
         };
@@ -269,6 +282,7 @@ impl Node {
             metrics: metrics.clone(),
             out: out_tx,
             interest: interest_tx,
+            sync: sync_tx.clone(),
         });
         // Before attaching: the retained store must be the cluster's before clients come.
         retained::follow(

@@ -12,7 +12,7 @@ use std::task::Poll;
 
 use aviary_protocol::Packet;
 
-use crate::broker::{AckWait, ForwardError};
+use crate::broker::{AckWait, ForwardError, RetainedCursor};
 use crate::store::{StoreError, Ticket};
 
 /// What an acknowledgement waits for.
@@ -52,8 +52,17 @@ impl Future for Wait {
     }
 }
 
-/// An acknowledgement and what it waits for (nothing: only its turn).
-type Waiting = (Option<Wait>, Packet);
+/// What goes to the client once its turn comes.
+#[derive(Debug)]
+pub(super) enum Reply {
+    /// An acknowledgement.
+    Packet(Packet),
+    /// A SUBACK, then the retained messages of its cursors (see `Session::subscribed`).
+    Subscribed(Packet, Vec<RetainedCursor>),
+}
+
+/// A reply and what it waits for (nothing: only its turn).
+type Waiting = (Option<Wait>, Reply);
 
 /// Acknowledgements waiting for commits, oldest first. Boxed, and only
 /// once one waits: every connection carries this, and most never use it.
@@ -74,13 +83,15 @@ impl PendingAcks {
         self.queue.as_ref().is_none_or(|q| q.is_empty())
     }
 
-    /// Queues `ack`, to go once `ticket` (if any) and everything queued before it are done.
-    pub(super) fn push(&mut self, ticket: Option<Wait>, ack: Packet) {
-        self.queue.get_or_insert_default().push_back((ticket, ack));
+    /// Queues `reply`, to go once `ticket` (if any) and everything queued before it are done.
+    pub(super) fn push(&mut self, ticket: Option<Wait>, reply: Reply) {
+        self.queue
+            .get_or_insert_default()
+            .push_back((ticket, reply));
     }
 
-    /// The acknowledgements whose commits are done, in order, without waiting.
-    pub(super) fn ready(&mut self) -> Result<Vec<Packet>, AckError> {
+    /// The replies whose commits are done, in order, without waiting.
+    pub(super) fn ready(&mut self) -> Result<Vec<Reply>, AckError> {
         let mut ready = Vec::new();
         let Some(queue) = self.queue.as_mut() else {
             return Ok(ready);

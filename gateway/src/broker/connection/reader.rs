@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 
-use super::acks::{AckError, PendingAcks, Wait};
+use super::acks::{AckError, PendingAcks, Reply, Wait};
 use super::Params;
 use crate::broker::limits;
 use crate::broker::metrics::{Denied, Limit};
@@ -150,8 +150,8 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                 }
                 deadline = self.keep_alive.map(|ka| Instant::now() + ka);
             }
-            for ack in self.acks.ready()? {
-                self.reply(ack);
+            for reply in self.acks.ready()? {
+                self.send(reply);
             }
             let spare = self.prepare_read();
             let read = self.rd.read_buf(&mut self.buf);
@@ -209,6 +209,15 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         self.session.send_control(self.link_id, packet);
     }
 
+    fn send(&self, reply: Reply) {
+        match reply {
+            Reply::Packet(packet) => self.reply(packet),
+            Reply::Subscribed(ack, cursors) => {
+                self.session.subscribed(self.link_id, ack, cursors);
+            }
+        }
+    }
+
     fn handle(&mut self, packet: Packet) -> Result<Option<Close>, ConnError> {
         match packet {
             Packet::Publish(p) => self.publish(p)?,
@@ -253,9 +262,12 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                 }
                 // The SUBACK goes before the retained messages, which the
                 // writer pulls from the store as it has room for them.
-                let (ack, cursors) = self.broker.subscribe(self.session, s);
-                self.session
-                    .subscribed(self.link_id, Packet::SubAck(ack), cursors);
+                let (ack, cursors, synced) = self.broker.subscribe(self.session, s);
+                let reply = Reply::Subscribed(Packet::SubAck(ack), cursors);
+                match synced {
+                    None if self.acks.is_empty() => self.send(reply),
+                    synced => self.acks.push(synced.map(Wait::Cluster), reply),
+                }
             }
             Packet::Unsubscribe(u) => {
                 let ack = self.broker.unsubscribe(self.session, u);
@@ -454,7 +466,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         if ticket.is_none() && self.acks.is_empty() {
             self.reply(ack);
         } else {
-            self.acks.push(ticket, ack);
+            self.acks.push(ticket, Reply::Packet(ack));
         }
         Ok(())
     }
