@@ -43,6 +43,11 @@ pub enum DecodeError {
         /// The connection's version.
         version: ProtocolVersion,
     },
+    /// A packet that only the other side of a connection receives, which this build of the
+    /// codec does not decode (see [`PacketType::is_decoded`]): a server sending SUBSCRIBE to
+    /// a client, say.
+    #[error("{0} is not decoded by this side of a connection")]
+    NotReceived(PacketType),
     /// CONNECT with a protocol name other than `MQTT` or `MQIsdp`.
     #[error("unknown protocol name {0:?} [MQTT-3.1.2-1]")]
     InvalidProtocolName(String),
@@ -122,7 +127,8 @@ impl DecodeError {
             Self::Protocol(_)
             | Self::DuplicateProperty { .. }
             | Self::MisplacedProperty { .. }
-            | Self::PacketNotInVersion { .. } => ReasonCode::PROTOCOL_ERROR,
+            | Self::PacketNotInVersion { .. }
+            | Self::NotReceived(_) => ReasonCode::PROTOCOL_ERROR,
             _ => ReasonCode::MALFORMED_PACKET,
         }
     }
@@ -147,6 +153,10 @@ pub enum EncodeError {
         /// The version asked for.
         version: ProtocolVersion,
     },
+    /// A packet that only the other side of a connection sends, which this build of the codec
+    /// does not encode (see [`PacketType::is_encoded`]).
+    #[error("{0} is not encoded by this side of a connection")]
+    NotSent(PacketType),
     /// A field combination the specification forbids.
     #[error("invalid packet: {0}")]
     Invalid(&'static str),

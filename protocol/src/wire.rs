@@ -33,6 +33,7 @@ impl Reader {
         self.packet
     }
 
+    #[cfg(feature = "client")]
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len()
     }

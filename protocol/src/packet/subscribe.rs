@@ -2,15 +2,18 @@
 
 use std::num::NonZeroU16;
 
+#[cfg(feature = "client")]
 use super::connect::check_reason;
-use crate::properties::{
-    read_user_properties, AckProperties, PropertyBlock, SubscribeProperties, UserProperty,
-};
+#[cfg(feature = "server")]
+use crate::properties::read_user_properties;
+use crate::properties::{AckProperties, PropertyBlock, SubscribeProperties, UserProperty};
+#[cfg(feature = "client")]
 use crate::reason::allowed;
 use crate::wire::{Reader, Sink};
+#[cfg(feature = "client")]
+use crate::PacketType;
 use crate::{
-    DecodeError, EncodeError, PacketType, ProtocolVersion, ReasonCode, SubscriptionOptions,
-    TopicFilter,
+    DecodeError, EncodeError, ProtocolVersion, ReasonCode, SubscriptionOptions, TopicFilter,
 };
 
 /// A request to subscribe to one or more topic filters.
@@ -25,6 +28,7 @@ pub struct Subscribe {
 }
 
 impl Subscribe {
+    #[cfg(feature = "server")]
     pub(crate) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = r.packet_id()?;
         let properties = if version.is_v5() {
@@ -55,6 +59,7 @@ impl Subscribe {
         })
     }
 
+    #[cfg(feature = "client")]
     pub(crate) fn write<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
         if self.filters.is_empty() {
             return Err(EncodeError::Invalid(
@@ -85,6 +90,7 @@ pub struct SubAck {
 }
 
 impl SubAck {
+    #[cfg(feature = "client")]
     pub(crate) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = r.packet_id()?;
         let (properties, allowed) = if version.is_v5() {
@@ -112,6 +118,7 @@ impl SubAck {
         })
     }
 
+    #[cfg(feature = "server")]
     pub(crate) fn write<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
         s.put_u16(self.packet_id.get());
         if v.is_v5() {
@@ -140,6 +147,7 @@ pub struct Unsubscribe {
 }
 
 impl Unsubscribe {
+    #[cfg(feature = "server")]
     pub(crate) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = r.packet_id()?;
         let user_properties = if version.is_v5() {
@@ -163,6 +171,7 @@ impl Unsubscribe {
         })
     }
 
+    #[cfg(feature = "client")]
     pub(crate) fn write<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
         if self.filters.is_empty() {
             return Err(EncodeError::Invalid(
@@ -193,6 +202,7 @@ pub struct UnsubAck {
 }
 
 impl UnsubAck {
+    #[cfg(feature = "client")]
     pub(crate) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = r.packet_id()?;
         let mut ack = Self {
@@ -214,6 +224,7 @@ impl UnsubAck {
         Ok(ack)
     }
 
+    #[cfg(feature = "server")]
     pub(crate) fn write<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
         s.put_u16(self.packet_id.get());
         if v.is_v5() {

@@ -66,6 +66,7 @@ pub struct SubscribeProperties {
 }
 
 impl SubscribeProperties {
+    #[cfg(feature = "server")]
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
         read_block(r, |id, r| match id {
@@ -85,6 +86,7 @@ impl SubscribeProperties {
     }
 }
 
+#[cfg(feature = "client")]
 impl PropertyBlock for SubscribeProperties {
     fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
         if let Some(sid) = self.subscription_identifier {
@@ -96,6 +98,7 @@ impl PropertyBlock for SubscribeProperties {
 }
 
 /// UNSUBSCRIBE carries user properties only (section 3.10.2.1).
+#[cfg(feature = "server")]
 pub(crate) fn read_user_properties(r: &mut Reader) -> Result<Vec<UserProperty>, DecodeError> {
     let mut v = Vec::new();
     read_block(r, |id, r| match id {
@@ -108,12 +111,14 @@ pub(crate) fn read_user_properties(r: &mut Reader) -> Result<Vec<UserProperty>, 
     Ok(v)
 }
 
+#[cfg(feature = "client")]
 impl PropertyBlock for [UserProperty] {
     fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_user(s, self)
     }
 }
 
+#[cfg(feature = "client")]
 impl PropertyBlock for Vec<UserProperty> {
     fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_user(s, self)

@@ -34,6 +34,7 @@ pub struct ConnectProperties {
 }
 
 impl ConnectProperties {
+    #[cfg(feature = "server")]
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
         read_block(r, |id, r| {
@@ -103,6 +104,7 @@ impl ConnectProperties {
     }
 }
 
+#[cfg(feature = "client")]
 impl PropertyBlock for ConnectProperties {
     fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_u32(s, id::SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
@@ -181,6 +183,7 @@ pub struct ConnAckProperties {
 }
 
 impl ConnAckProperties {
+    #[cfg(feature = "client")]
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
         read_block(r, |id, r| {
@@ -296,6 +299,7 @@ impl ConnAckProperties {
     }
 }
 
+#[cfg(feature = "server")]
 impl PropertyBlock for ConnAckProperties {
     fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_u32(s, id::SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);

@@ -151,6 +151,7 @@ pub struct WillProperties {
 }
 
 impl WillProperties {
+    #[cfg(feature = "server")]
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
         read_block(r, |id, r| {
@@ -171,6 +172,7 @@ impl WillProperties {
     }
 }
 
+#[cfg(feature = "client")]
 impl PropertyBlock for WillProperties {
     fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_u32(s, id::WILL_DELAY_INTERVAL, self.will_delay_interval);

@@ -198,6 +198,7 @@ mod ack;
 mod connect;
 mod message;
 
+#[cfg(feature = "server")]
 pub(crate) use ack::read_user_properties;
 pub use ack::{AckProperties, AuthProperties, DisconnectProperties, SubscribeProperties};
 pub use connect::{ConnAckProperties, ConnectProperties};
