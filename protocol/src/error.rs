@@ -2,6 +2,7 @@
 //! specification it enforces, so a log line tells an operator exactly what a
 //! misbehaving client did, and maps to the MQTT 5 reason code to send back.
 
+use crate::text::with_number;
 use crate::{PacketType, ProtocolVersion, ReasonCode, TopicError};
 
 /// Why bytes received from a peer are not a valid packet.
@@ -160,4 +161,51 @@ pub enum EncodeError {
     /// A field combination the specification forbids.
     #[error("invalid packet: {0}")]
     Invalid(&'static str),
+}
+
+impl EncodeError {
+    /// The same text as `Display`, put together without `core::fmt`: the browser client shows
+    /// it, and its package would pay for the formatting machinery (see `text.rs`).
+    pub fn message(&self) -> String {
+        let concat = |parts: &[&str]| parts.concat();
+        match self {
+            Self::FieldTooLong(n) => with_number(
+                "a string or binary field of ",
+                *n,
+                " bytes exceeds 65,535 bytes [MQTT-1.5.4-1]",
+            ),
+            Self::VarIntTooLarge(n) => {
+                with_number("", *n, " does not fit a variable byte integer [MQTT-1.5.5]")
+            }
+            Self::PacketNotInVersion { packet, version } => {
+                concat(&[packet.name(), " does not exist in MQTT ", version.name()])
+            }
+            Self::NotSent(packet) => concat(&[
+                packet.name(),
+                " is not encoded by this side of a connection",
+            ]),
+            Self::Invalid(what) => concat(&["invalid packet: ", what]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_error_messages_are_their_display() {
+        for e in [
+            EncodeError::FieldTooLong(70_000),
+            EncodeError::VarIntTooLarge(268_435_456),
+            EncodeError::PacketNotInVersion {
+                packet: PacketType::Auth,
+                version: ProtocolVersion::V3_1_1,
+            },
+            EncodeError::NotSent(PacketType::ConnAck),
+            EncodeError::Invalid("MQTT 3.x needs a user name to send a password"),
+        ] {
+            assert_eq!(e.message(), e.to_string());
+        }
+    }
 }

@@ -34,6 +34,7 @@ mod error;
 mod packet;
 pub mod properties;
 mod reason;
+mod text;
 pub mod topic;
 mod types;
 mod wire;

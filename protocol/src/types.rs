@@ -51,13 +51,20 @@ impl ProtocolVersion {
     }
 }
 
-impl fmt::Display for ProtocolVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl ProtocolVersion {
+    /// The version as people write it: `3.1`, `3.1.1` or `5.0`.
+    pub const fn name(self) -> &'static str {
+        match self {
             Self::V3_1 => "3.1",
             Self::V3_1_1 => "3.1.1",
             Self::V5 => "5.0",
-        })
+        }
+    }
+}
+
+impl fmt::Display for ProtocolVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

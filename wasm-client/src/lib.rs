@@ -9,6 +9,9 @@
 //!   `cargo xtask npm`.
 
 pub mod engine;
+// Used by the browser layers only; compiled everywhere so that its tests run natively.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod text;
 
 pub use aviary_protocol as protocol;
 pub use engine::{ErrorKind, MqttError, Options};

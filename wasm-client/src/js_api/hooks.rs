@@ -36,7 +36,7 @@ impl EventKind {
             "error" => Self::Error,
             "end" => Self::End,
             "message" => Self::Message,
-            other => return Err(type_error(&format!("unknown event `{other}`"))),
+            other => return Err(type_error(&["unknown event `", other, "`"].concat())),
         })
     }
 }

@@ -81,7 +81,7 @@ impl MqttClient {
     /// Resolves with `[{ topic, qos }]`; rejects if the broker refuses any filter.
     pub fn subscribe(&self, topics: JsValue, options: JsValue) -> JsResult<Promise> {
         let filters = subscriptions(&topics, &options)?;
-        let names = filters.iter().map(|(f, _)| f.to_string()).collect();
+        let names = filters.iter().map(|(f, _)| f.as_str().to_owned()).collect();
         let token = self.driver.call(|m, now| m.subscribe(filters, now));
         Ok(self.reply(token, ReplyKind::Subscribe(names)))
     }
@@ -90,7 +90,7 @@ impl MqttClient {
     pub fn unsubscribe(&self, topics: JsValue) -> JsResult<Promise> {
         let filters = topic_list(&topics)?
             .into_iter()
-            .map(|t| TopicFilter::new(t).map_err(|e| type_error(&e.to_string())))
+            .map(|t| TopicFilter::new(t).map_err(|e| type_error(&e.message())))
             .collect::<JsResult<Vec<_>>>()?;
         let token = self.driver.call(|m, now| m.unsubscribe(filters, now));
         Ok(self.reply(token, ReplyKind::Done))
@@ -218,7 +218,7 @@ fn subscriptions(
     topics: &JsValue,
     options: &JsValue,
 ) -> JsResult<Vec<(TopicFilter, SubscriptionOptions)>> {
-    let filter = |t: String| TopicFilter::new(t).map_err(|e| type_error(&e.to_string()));
+    let filter = |t: String| TopicFilter::new(t).map_err(|e| type_error(&e.message()));
     if topics.is_string() || Array::is_array(topics) {
         let opts = subscription_options(options)?;
         return topic_list(topics)?

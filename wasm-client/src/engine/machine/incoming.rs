@@ -143,7 +143,7 @@ impl Machine {
         }
         if let Some(id) = &props.assigned_client_identifier {
             // Reconnects must present the same id to resume the session.
-            self.options.client_id = id.to_string();
+            self.options.client_id = String::from(&**id);
         }
         let session_present = ack.session_present;
         self.events.push(Event::Connected(Connected {
