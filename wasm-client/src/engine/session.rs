@@ -103,7 +103,7 @@ impl Session {
     /// Removes every pending operation (the client ended), in sending order.
     pub(crate) fn drain(&mut self) -> Vec<Pending> {
         self.publishes = 0;
-        self.pending.drain().collect()
+        self.pending.take_all()
     }
 
     /// Records an incoming QoS 2 PUBLISH; `false` if this id was already received (a

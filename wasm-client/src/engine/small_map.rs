@@ -54,9 +54,11 @@ impl<K: PartialEq, V> SmallMap<K, V> {
         self.entries.iter().map(|(k, _)| k)
     }
 
-    /// Removes every entry, returning the values oldest first.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = V> + '_ {
-        self.entries.drain(..).map(|(_, v)| v)
+    /// Removes every entry, returning the values oldest first. (Taking the whole deque is
+    /// less code in the package than `drain(..)`.)
+    pub(crate) fn take_all(&mut self) -> Vec<V> {
+        let entries = Vec::from(std::mem::take(&mut self.entries));
+        entries.into_iter().map(|(_, v)| v).collect()
     }
 }
 
@@ -75,7 +77,7 @@ mod tests {
         assert_eq!(m.remove(&3), Some(30));
         assert_eq!(m.remove(&3), None);
         assert_eq!(m.keys().copied().collect::<Vec<_>>(), [9, 5]);
-        assert_eq!(m.drain().collect::<Vec<_>>(), [90, 50]);
+        assert_eq!(m.take_all(), [90, 50]);
         assert!(!m.contains(&9));
     }
 }

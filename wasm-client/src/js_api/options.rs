@@ -120,12 +120,12 @@ fn user_properties(obj: &JsValue) -> JsResult<Vec<UserProperty>> {
         let entry: Array = entry.unchecked_into();
         let key = entry.get(0).as_string().unwrap_or_default();
         let value = entry.get(1);
-        let values: Vec<JsValue> = if Array::is_array(&value) {
-            value.unchecked_into::<Array>().iter().collect()
+        let values: Array = if Array::is_array(&value) {
+            value.unchecked_into()
         } else {
-            vec![value]
+            Array::of1(&value)
         };
-        for v in values {
+        for v in values.iter() {
             let v = v
                 .as_string()
                 .ok_or_else(|| type_error("user property values must be strings"))?;
