@@ -138,7 +138,7 @@ impl Connect {
     }
 
     #[cfg(feature = "client")]
-    pub(crate) fn write<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    pub(crate) fn write<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         let v5 = self.protocol.is_v5();
         if !v5 && self.password.is_some() && self.username.is_none() {
             return Err(EncodeError::Invalid(
@@ -235,7 +235,11 @@ impl ConnAck {
     }
 
     #[cfg(feature = "server")]
-    pub(crate) fn write<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    pub(crate) fn write<S: Sink + ?Sized>(
+        &self,
+        v: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         // MQTT 3.1 has no session present flag; the byte is reserved.
         s.put_u8(u8::from(self.session_present && v != ProtocolVersion::V3_1));
         if v.is_v5() {

@@ -13,7 +13,7 @@ pub use subscribe::{SubAck, Subscribe, UnsubAck, Unsubscribe};
 
 use bytes::BytesMut;
 
-use crate::wire::{varint_len, Counter, Reader, Sink, MAX_VARINT};
+use crate::wire::{sink, varint_len, Counter, Reader, Sink, MAX_VARINT};
 use crate::{DecodeError, EncodeError, PacketType, ProtocolVersion};
 
 /// Any MQTT control packet.
@@ -118,7 +118,11 @@ impl Packet {
         (t as u8) << 4 | flags
     }
 
-    fn write_body<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    fn write_body<S: Sink + ?Sized>(
+        &self,
+        v: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         // Each side compiles only the encoders of what it sends (see the crate features).
         match self {
             #[cfg(feature = "client")]
@@ -154,7 +158,7 @@ impl Packet {
     /// Length of the variable header and payload.
     fn remaining_len(&self, v: ProtocolVersion) -> Result<usize, EncodeError> {
         let mut c = Counter::default();
-        self.write_body(v, &mut c)?;
+        self.write_body(v, sink(&mut c))?;
         if c.0 > MAX_VARINT as usize {
             return Err(EncodeError::VarIntTooLarge(c.0));
         }
@@ -174,7 +178,7 @@ impl Packet {
         dst.reserve(1 + varint_len(n) + n);
         Sink::put_u8(dst, self.first_byte());
         Sink::put_varint(dst, n)?;
-        self.write_body(v, dst)
+        self.write_body(v, sink(dst))
     }
 }
 

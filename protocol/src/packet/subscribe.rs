@@ -60,7 +60,11 @@ impl Subscribe {
     }
 
     #[cfg(feature = "client")]
-    pub(crate) fn write<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    pub(crate) fn write<S: Sink + ?Sized>(
+        &self,
+        v: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         if self.filters.is_empty() {
             return Err(EncodeError::Invalid(
                 "SUBSCRIBE needs at least one topic filter",
@@ -119,7 +123,11 @@ impl SubAck {
     }
 
     #[cfg(feature = "server")]
-    pub(crate) fn write<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    pub(crate) fn write<S: Sink + ?Sized>(
+        &self,
+        v: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         s.put_u16(self.packet_id.get());
         if v.is_v5() {
             self.properties.write_block(s)?;
@@ -172,7 +180,11 @@ impl Unsubscribe {
     }
 
     #[cfg(feature = "client")]
-    pub(crate) fn write<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    pub(crate) fn write<S: Sink + ?Sized>(
+        &self,
+        v: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         if self.filters.is_empty() {
             return Err(EncodeError::Invalid(
                 "UNSUBSCRIBE needs at least one topic filter",
@@ -225,7 +237,11 @@ impl UnsubAck {
     }
 
     #[cfg(feature = "server")]
-    pub(crate) fn write<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    pub(crate) fn write<S: Sink + ?Sized>(
+        &self,
+        v: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         s.put_u16(self.packet_id.get());
         if v.is_v5() {
             self.properties.write_block(s)?;

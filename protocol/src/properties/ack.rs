@@ -50,7 +50,7 @@ impl PropertyBlock for AckProperties {
         self.is_empty()
     }
 
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_str(s, id::REASON_STRING, self.reason_string.as_ref())?;
         put_user(s, &self.user_properties)
     }
@@ -88,7 +88,7 @@ impl SubscribeProperties {
 
 #[cfg(feature = "client")]
 impl PropertyBlock for SubscribeProperties {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         if let Some(sid) = self.subscription_identifier {
             s.put_u8(id::SUBSCRIPTION_IDENTIFIER);
             s.put_varint(sid.get() as usize)?;
@@ -113,14 +113,14 @@ pub(crate) fn read_user_properties(r: &mut Reader) -> Result<Vec<UserProperty>, 
 
 #[cfg(feature = "client")]
 impl PropertyBlock for [UserProperty] {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_user(s, self)
     }
 }
 
 #[cfg(feature = "client")]
 impl PropertyBlock for Vec<UserProperty> {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_user(s, self)
     }
 }
@@ -176,7 +176,7 @@ impl DisconnectProperties {
 }
 
 impl PropertyBlock for DisconnectProperties {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_u32(s, id::SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
         put_str(s, id::REASON_STRING, self.reason_string.as_ref())?;
         put_user(s, &self.user_properties)?;
@@ -235,7 +235,7 @@ impl AuthProperties {
 }
 
 impl PropertyBlock for AuthProperties {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_str(
             s,
             id::AUTHENTICATION_METHOD,

@@ -106,7 +106,7 @@ impl ConnectProperties {
 
 #[cfg(feature = "client")]
 impl PropertyBlock for ConnectProperties {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_u32(s, id::SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
         put_u16(
             s,
@@ -301,7 +301,7 @@ impl ConnAckProperties {
 
 #[cfg(feature = "server")]
 impl PropertyBlock for ConnAckProperties {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_u32(s, id::SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
         put_u16(
             s,

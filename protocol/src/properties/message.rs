@@ -70,7 +70,7 @@ pub struct MessageProperties {
 }
 
 impl MessageProperties {
-    fn write<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_flag(
             s,
             id::PAYLOAD_FORMAT_INDICATOR,
@@ -130,7 +130,7 @@ impl PropertyBlock for PublishProperties {
         self.is_empty()
     }
 
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         self.message.write(s)?;
         put_u16(s, id::TOPIC_ALIAS, self.topic_alias.map(NonZeroU16::get));
         for sid in &self.subscription_identifiers {
@@ -174,7 +174,7 @@ impl WillProperties {
 
 #[cfg(feature = "client")]
 impl PropertyBlock for WillProperties {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_u32(s, id::WILL_DELAY_INTERVAL, self.will_delay_interval);
         self.message.write(s)
     }

@@ -8,7 +8,7 @@ use std::num::{NonZeroU16, NonZeroU32};
 use bytes::Bytes;
 use bytestring::ByteString;
 
-use crate::wire::{Counter, Reader, Sink};
+use crate::wire::{sink, Counter, Reader, Sink};
 use crate::{DecodeError, EncodeError, PacketType};
 
 /// A User Property: a name and a value, both UTF-8 strings. They may repeat,
@@ -121,7 +121,7 @@ fn subscription_identifier(r: &mut Reader) -> Result<NonZeroU32, DecodeError> {
 
 /// A set of properties that can be written as a property block.
 pub(crate) trait PropertyBlock {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError>;
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError>;
 
     /// True when no property is set: the block is a single zero byte.
     fn is_empty_block(&self) -> bool {
@@ -129,45 +129,45 @@ pub(crate) trait PropertyBlock {
     }
 
     /// Writes the block: its length, then the properties.
-    fn write_block<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_block<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         // The common case, and on the publish path: skip the counting pass.
         if self.is_empty_block() {
             s.put_u8(0);
             return Ok(());
         }
         let mut c = Counter::default();
-        self.write_properties(&mut c)?;
+        self.write_properties(sink(&mut c))?;
         s.put_varint(c.0)?;
         self.write_properties(s)
     }
 }
 
-fn put_u8<S: Sink>(s: &mut S, id: u8, v: Option<u8>) {
+fn put_u8<S: Sink + ?Sized>(s: &mut S, id: u8, v: Option<u8>) {
     if let Some(v) = v {
         s.put_u8(id);
         s.put_u8(v);
     }
 }
 
-fn put_flag<S: Sink>(s: &mut S, id: u8, v: Option<bool>) {
+fn put_flag<S: Sink + ?Sized>(s: &mut S, id: u8, v: Option<bool>) {
     put_u8(s, id, v.map(u8::from));
 }
 
-fn put_u16<S: Sink>(s: &mut S, id: u8, v: Option<u16>) {
+fn put_u16<S: Sink + ?Sized>(s: &mut S, id: u8, v: Option<u16>) {
     if let Some(v) = v {
         s.put_u8(id);
         s.put_u16(v);
     }
 }
 
-fn put_u32<S: Sink>(s: &mut S, id: u8, v: Option<u32>) {
+fn put_u32<S: Sink + ?Sized>(s: &mut S, id: u8, v: Option<u32>) {
     if let Some(v) = v {
         s.put_u8(id);
         s.put_u32(v);
     }
 }
 
-fn put_str<S: Sink>(s: &mut S, id: u8, v: Option<&ByteString>) -> Result<(), EncodeError> {
+fn put_str<S: Sink + ?Sized>(s: &mut S, id: u8, v: Option<&ByteString>) -> Result<(), EncodeError> {
     if let Some(v) = v {
         s.put_u8(id);
         s.put_string(v)?;
@@ -175,7 +175,7 @@ fn put_str<S: Sink>(s: &mut S, id: u8, v: Option<&ByteString>) -> Result<(), Enc
     Ok(())
 }
 
-fn put_bin<S: Sink>(s: &mut S, id: u8, v: Option<&Bytes>) -> Result<(), EncodeError> {
+fn put_bin<S: Sink + ?Sized>(s: &mut S, id: u8, v: Option<&Bytes>) -> Result<(), EncodeError> {
     if let Some(v) = v {
         s.put_u8(id);
         s.put_binary(v)?;
@@ -183,7 +183,7 @@ fn put_bin<S: Sink>(s: &mut S, id: u8, v: Option<&Bytes>) -> Result<(), EncodeEr
     Ok(())
 }
 
-fn put_user<S: Sink>(s: &mut S, props: &[UserProperty]) -> Result<(), EncodeError> {
+fn put_user<S: Sink + ?Sized>(s: &mut S, props: &[UserProperty]) -> Result<(), EncodeError> {
     for (k, v) in props {
         s.put_u8(id::USER_PROPERTY);
         s.put_string(k)?;
