@@ -24,12 +24,7 @@ impl AckProperties {
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
         read_block(r, |id, r| match id {
-            id::REASON_STRING => once(
-                &mut p.reason_string,
-                r.string("reason string")?,
-                id,
-                r.packet(),
-            ),
+            id::REASON_STRING => string_once(r, &mut p.reason_string, id, "reason string"),
             id::USER_PROPERTY => {
                 p.user_properties.push(user_property(r)?);
                 Ok(())
@@ -144,21 +139,13 @@ impl DisconnectProperties {
         read_block(r, |id, r| {
             let packet = r.packet();
             match id {
-                id::SESSION_EXPIRY_INTERVAL => once(
-                    &mut p.session_expiry_interval,
-                    r.u32("session expiry")?,
-                    id,
-                    packet,
-                ),
-                id::REASON_STRING => {
-                    once(&mut p.reason_string, r.string("reason string")?, id, packet)
+                id::SESSION_EXPIRY_INTERVAL => {
+                    u32_once(r, &mut p.session_expiry_interval, id, "session expiry")
                 }
-                id::SERVER_REFERENCE => once(
-                    &mut p.server_reference,
-                    r.string("server reference")?,
-                    id,
-                    packet,
-                ),
+                id::REASON_STRING => string_once(r, &mut p.reason_string, id, "reason string"),
+                id::SERVER_REFERENCE => {
+                    string_once(r, &mut p.server_reference, id, "server reference")
+                }
                 id::USER_PROPERTY => {
                     p.user_properties.push(user_property(r)?);
                     Ok(())
@@ -203,21 +190,13 @@ impl AuthProperties {
         read_block(r, |id, r| {
             let packet = r.packet();
             match id {
-                id::AUTHENTICATION_METHOD => once(
-                    &mut p.authentication_method,
-                    r.string("authentication method")?,
-                    id,
-                    packet,
-                ),
-                id::AUTHENTICATION_DATA => once(
-                    &mut p.authentication_data,
-                    r.binary("authentication data")?,
-                    id,
-                    packet,
-                ),
-                id::REASON_STRING => {
-                    once(&mut p.reason_string, r.string("reason string")?, id, packet)
+                id::AUTHENTICATION_METHOD => {
+                    string_once(r, &mut p.authentication_method, id, "authentication method")
                 }
+                id::AUTHENTICATION_DATA => {
+                    binary_once(r, &mut p.authentication_data, id, "authentication data")
+                }
+                id::REASON_STRING => string_once(r, &mut p.reason_string, id, "reason string"),
                 id::USER_PROPERTY => {
                     p.user_properties.push(user_property(r)?);
                     Ok(())
