@@ -2,6 +2,7 @@
 //! specification it enforces, so a log line tells an operator exactly what a
 //! misbehaving client did, and maps to the MQTT 5 reason code to send back.
 
+use crate::text::with_number;
 use crate::{PacketType, ProtocolVersion, ReasonCode, TopicError};
 
 /// Why bytes received from a peer are not a valid packet.
@@ -43,6 +44,11 @@ pub enum DecodeError {
         /// The connection's version.
         version: ProtocolVersion,
     },
+    /// A packet that only the other side of a connection receives, which this build of the
+    /// codec does not decode (see [`PacketType::is_decoded`]): a server sending SUBSCRIBE to
+    /// a client, say.
+    #[error("{0} is not decoded by this side of a connection")]
+    NotReceived(PacketType),
     /// CONNECT with a protocol name other than `MQTT` or `MQIsdp`.
     #[error("unknown protocol name {0:?} [MQTT-3.1.2-1]")]
     InvalidProtocolName(String),
@@ -122,7 +128,8 @@ impl DecodeError {
             Self::Protocol(_)
             | Self::DuplicateProperty { .. }
             | Self::MisplacedProperty { .. }
-            | Self::PacketNotInVersion { .. } => ReasonCode::PROTOCOL_ERROR,
+            | Self::PacketNotInVersion { .. }
+            | Self::NotReceived(_) => ReasonCode::PROTOCOL_ERROR,
             _ => ReasonCode::MALFORMED_PACKET,
         }
     }
@@ -147,7 +154,58 @@ pub enum EncodeError {
         /// The version asked for.
         version: ProtocolVersion,
     },
+    /// A packet that only the other side of a connection sends, which this build of the codec
+    /// does not encode (see [`PacketType::is_encoded`]).
+    #[error("{0} is not encoded by this side of a connection")]
+    NotSent(PacketType),
     /// A field combination the specification forbids.
     #[error("invalid packet: {0}")]
     Invalid(&'static str),
+}
+
+impl EncodeError {
+    /// The same text as `Display`, put together without `core::fmt`: the browser client shows
+    /// it, and its package would pay for the formatting machinery (see `text.rs`).
+    pub fn message(&self) -> String {
+        let concat = |parts: &[&str]| parts.concat();
+        match self {
+            Self::FieldTooLong(n) => with_number(
+                "a string or binary field of ",
+                *n,
+                " bytes exceeds 65,535 bytes [MQTT-1.5.4-1]",
+            ),
+            Self::VarIntTooLarge(n) => {
+                with_number("", *n, " does not fit a variable byte integer [MQTT-1.5.5]")
+            }
+            Self::PacketNotInVersion { packet, version } => {
+                concat(&[packet.name(), " does not exist in MQTT ", version.name()])
+            }
+            Self::NotSent(packet) => concat(&[
+                packet.name(),
+                " is not encoded by this side of a connection",
+            ]),
+            Self::Invalid(what) => concat(&["invalid packet: ", what]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_error_messages_are_their_display() {
+        for e in [
+            EncodeError::FieldTooLong(70_000),
+            EncodeError::VarIntTooLarge(268_435_456),
+            EncodeError::PacketNotInVersion {
+                packet: PacketType::Auth,
+                version: ProtocolVersion::V3_1_1,
+            },
+            EncodeError::NotSent(PacketType::ConnAck),
+            EncodeError::Invalid("MQTT 3.x needs a user name to send a password"),
+        ] {
+            assert_eq!(e.message(), e.to_string());
+        }
+    }
 }

@@ -27,40 +27,81 @@ const MAX_LEN: usize = 65_535;
 const SHARE_PREFIX: &str = "$share";
 
 /// Why a topic name or filter was rejected.
+///
+/// The texts live in [`TopicError::rule`], so that [`TopicError::message`] says exactly what
+/// `Display` says without `core::fmt` (which the browser client's package would pay for).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TopicError {
     /// The topic name or filter is the empty string.
-    #[error("topic names and filters must be at least one character long [MQTT-4.7.3-1]")]
+    #[error("{}", self.rule())]
     Empty,
     /// The topic name or filter is longer than 65,535 bytes; holds its length in bytes.
-    #[error("topic is {0} bytes long, more than the 65535 allowed [MQTT-4.7.3-3]")]
+    #[error("{TOO_LONG}{0}{rule}", rule = self.rule())]
     TooLong(usize),
     /// The topic name or filter contains U+0000.
-    #[error("topic contains the null character U+0000 [MQTT-4.7.3-2] [MQTT-1.5.4-2]")]
+    #[error("{}", self.rule())]
     NullCharacter,
     /// A topic name contains `+` or `#`.
-    #[error("topic names must not contain the wildcards '+' or '#' [MQTT-4.7.1-1]")]
+    #[error("{}", self.rule())]
     WildcardInTopicName,
     /// `#` is not a whole level, or not the last level, of a filter.
-    #[error(
-        "the multi-level wildcard '#' must be a whole level and the last level of a filter \
-         [MQTT-4.7.1-2]"
-    )]
+    #[error("{}", self.rule())]
     MisplacedMultiLevelWildcard,
     /// `+` shares a level of a filter with other characters.
-    #[error(
-        "the single-level wildcard '+' must occupy an entire level of a filter [MQTT-4.7.1-3]"
-    )]
+    #[error("{}", self.rule())]
     MisplacedSingleLevelWildcard,
     /// The ShareName of a `$share/...` filter is empty or contains `+` or `#`.
-    #[error(
-        "a shared subscription needs a ShareName of at least one character, without '/', '+' \
-         or '#' [MQTT-4.8.2-1] [MQTT-4.8.2-2]"
-    )]
+    #[error("{}", self.rule())]
     InvalidShareName,
     /// A `$share/{ShareName}` filter has no topic filter after the ShareName.
-    #[error("a shared subscription's ShareName must be followed by '/' and a topic filter [MQTT-4.8.2-2]")]
+    #[error("{}", self.rule())]
     EmptySharedFilter,
+}
+
+/// What [`TopicError::TooLong`] says before the length.
+const TOO_LONG: &str = "topic is ";
+
+impl TopicError {
+    /// The rule broken: the whole message, except for `TooLong`, whose message is
+    /// `topic is {length}` followed by this.
+    pub const fn rule(&self) -> &'static str {
+        match self {
+            Self::Empty => {
+                "topic names and filters must be at least one character long [MQTT-4.7.3-1]"
+            }
+            Self::TooLong(_) => " bytes long, more than the 65535 allowed [MQTT-4.7.3-3]",
+            Self::NullCharacter => {
+                "topic contains the null character U+0000 [MQTT-4.7.3-2] [MQTT-1.5.4-2]"
+            }
+            Self::WildcardInTopicName => {
+                "topic names must not contain the wildcards '+' or '#' [MQTT-4.7.1-1]"
+            }
+            Self::MisplacedMultiLevelWildcard => {
+                "the multi-level wildcard '#' must be a whole level and the last level of a \
+                 filter [MQTT-4.7.1-2]"
+            }
+            Self::MisplacedSingleLevelWildcard => {
+                "the single-level wildcard '+' must occupy an entire level of a filter \
+                 [MQTT-4.7.1-3]"
+            }
+            Self::InvalidShareName => {
+                "a shared subscription needs a ShareName of at least one character, without \
+                 '/', '+' or '#' [MQTT-4.8.2-1] [MQTT-4.8.2-2]"
+            }
+            Self::EmptySharedFilter => {
+                "a shared subscription's ShareName must be followed by '/' and a topic filter \
+                 [MQTT-4.8.2-2]"
+            }
+        }
+    }
+
+    /// The same text as `Display`, put together without `core::fmt`.
+    pub fn message(&self) -> String {
+        match self {
+            Self::TooLong(len) => crate::text::with_number(TOO_LONG, *len, self.rule()),
+            other => other.rule().to_owned(),
+        }
+    }
 }
 
 /// Checks the rules shared by names and filters that do not depend on the content.
@@ -591,7 +632,17 @@ mod tests {
         ];
         for e in all {
             assert!(e.to_string().contains("[MQTT-"), "{e:?}");
+            assert_eq!(e.message(), e.to_string());
         }
+        assert_eq!(
+            TooLong(70_000).message(),
+            "topic is 70000 bytes long, more than the 65535 allowed [MQTT-4.7.3-3]"
+        );
+        assert_eq!(
+            MisplacedMultiLevelWildcard.message(),
+            "the multi-level wildcard '#' must be a whole level and the last level of a filter \
+             [MQTT-4.7.1-2]"
+        );
     }
 
     /// The matching rules restated over collected levels, independently of [`matches()`]: a

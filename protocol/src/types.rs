@@ -51,13 +51,20 @@ impl ProtocolVersion {
     }
 }
 
-impl fmt::Display for ProtocolVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl ProtocolVersion {
+    /// The version as people write it: `3.1`, `3.1.1` or `5.0`.
+    pub const fn name(self) -> &'static str {
+        match self {
             Self::V3_1 => "3.1",
             Self::V3_1_1 => "3.1.1",
             Self::V5 => "5.0",
-        })
+        }
+    }
+}
+
+impl fmt::Display for ProtocolVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -147,6 +154,36 @@ impl PacketType {
         }
     }
 
+    /// Whether this build of the codec decodes packets of this type. The cargo features pick
+    /// the directions: `client` decodes what a server sends, `server` what a client sends
+    /// (`full`, the default, both). PUBLISH, its acknowledgements, DISCONNECT and AUTH go
+    /// both ways and always decode.
+    pub const fn is_decoded(self) -> bool {
+        match self {
+            Self::Connect | Self::Subscribe | Self::Unsubscribe | Self::PingReq => {
+                cfg!(feature = "server")
+            }
+            Self::ConnAck | Self::SubAck | Self::UnsubAck | Self::PingResp => {
+                cfg!(feature = "client")
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether this build of the codec encodes packets of this type: the mirror image of
+    /// [`is_decoded`](Self::is_decoded).
+    pub const fn is_encoded(self) -> bool {
+        match self {
+            Self::Connect | Self::Subscribe | Self::Unsubscribe | Self::PingReq => {
+                cfg!(feature = "client")
+            }
+            Self::ConnAck | Self::SubAck | Self::UnsubAck | Self::PingResp => {
+                cfg!(feature = "server")
+            }
+            _ => true,
+        }
+    }
+
     /// The specification's upper-case name, as used in log lines.
     pub const fn name(self) -> &'static str {
         match self {
@@ -212,6 +249,7 @@ impl SubscriptionOptions {
         }
     }
 
+    #[cfg(feature = "client")]
     pub(crate) fn to_byte(self, version: ProtocolVersion) -> u8 {
         let mut b = self.qos as u8;
         if version.is_v5() {
@@ -222,6 +260,7 @@ impl SubscriptionOptions {
         b
     }
 
+    #[cfg(feature = "server")]
     pub(crate) fn from_byte(b: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
         if version.is_v5() {
             if b & 0b1100_0000 != 0 {

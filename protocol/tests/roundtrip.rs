@@ -2,7 +2,11 @@
 //! version, survives encode then decode unchanged, `encoded_len` is exact, a
 //! stream of packets decodes the same however it is split into reads, and
 //! no input whatsoever makes the decoder panic or consume more than a
-//! packet.
+//! packet. A build with one direction only (feature `client`) round-trips the packets that
+//! go both ways: PUBLISH, its acknowledgements, DISCONNECT and AUTH.
+
+// The generators of one-direction packets are used only when both directions are compiled in.
+#![cfg_attr(not(feature = "full"), allow(dead_code))]
 
 // A test crate's root resolves modules beside itself; these live in roundtrip/.
 #[path = "roundtrip/fields.rs"]
@@ -111,7 +115,8 @@ proptest! {
         let mut buf = BytesMut::from(&bytes[..]);
         let mut decoded = Vec::new();
         drain(&mut buf, v, MAX_PACKET_SIZE, &mut decoded)?;
-        for p in decoded {
+        // A one-direction build may decode what it cannot encode (a client and PINGRESP).
+        for p in decoded.into_iter().filter(|p| p.packet_type().is_encoded()) {
             let mut again = encode(&p, v);
             prop_assert_eq!(p.encoded_len(v), Ok(again.len()));
             prop_assert_eq!(decode(&mut again, v, MAX_PACKET_SIZE), Ok(Some(p)));

@@ -10,7 +10,7 @@
 //! ```
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -20,6 +20,7 @@ use aviary_protocol::{Publish, QoS, ReasonCode, SubscriptionOptions, TopicFilter
 use bytes::Bytes;
 use futures_core::Stream;
 
+use crate::engine::small_map::SmallMap;
 use crate::engine::{Connected, Done, ErrorKind, Event, MqttError, Options, Token};
 use crate::runtime::{Driver, Hooks, UrlChoice};
 
@@ -116,7 +117,7 @@ impl<T> Future for Completion<T> {
 /// What the Rust API keeps per client: who awaits which token, and the event listeners.
 #[derive(Default)]
 struct RustHooks {
-    replies: RefCell<HashMap<Token, Reply>>,
+    replies: RefCell<SmallMap<Token, Reply>>,
     listeners: RefCell<Vec<Listener>>,
     url_hook: RefCell<Option<UrlHook>>,
 }
@@ -360,7 +361,7 @@ impl Client {
             Ok(token) => {
                 let target = Completion(out.0.clone());
                 let reply: Reply = Box::new(move |r| target.complete(r.map(map)));
-                self.hooks.replies.borrow_mut().insert(token, reply);
+                self.hooks.replies.borrow_mut().push(token, reply);
             }
             Err(e) => out.complete(Err(e)),
         }

@@ -52,10 +52,26 @@ fn checks(workspace: &Workspace) -> Vec<Step> {
                 .cargo_locked(["clippy", "--workspace", "--all-targets"])
                 .args(["--", "-D", "warnings"]),
         ),
+        // The workspace builds the codec with both directions (the gateway's `full`); the browser
+        // client's build (feature `client`) leaves the server-only packets out, so it gets its
+        // own lint and test run.
+        Step::command(
+            "aviary-protocol, client build: clippy, warnings denied",
+            workspace
+                .cargo_locked(["clippy", "-p", "aviary-protocol", "--all-targets"])
+                .args(["--no-default-features", "--features", "client"])
+                .args(["--", "-D", "warnings"]),
+        ),
         // Tests may print a lot (logs of end-to-end runs); it streams through unfiltered.
         Step::command(
             "cargo test",
             workspace.cargo_locked(["test", "--workspace"]),
+        ),
+        Step::command(
+            "aviary-protocol, client build: cargo test",
+            workspace
+                .cargo_locked(["test", "-p", "aviary-protocol"])
+                .args(["--no-default-features", "--features", "client"]),
         ),
         // MQTT.js, the client most web developers know, against the real binary over WebSocket
         // and TCP.

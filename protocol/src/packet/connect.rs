@@ -4,6 +4,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 
 use crate::properties::{ConnAckProperties, ConnectProperties, PropertyBlock, WillProperties};
+#[cfg(feature = "client")]
 use crate::reason::allowed;
 use crate::wire::{Reader, Sink};
 use crate::{DecodeError, EncodeError, PacketType, ProtocolVersion, QoS, ReasonCode, TopicName};
@@ -60,6 +61,7 @@ impl Connect {
         }
     }
 
+    #[cfg(feature = "server")]
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let name = r.string("protocol name")?;
         let level = r.u8("protocol level")?;
@@ -135,7 +137,8 @@ impl Connect {
         })
     }
 
-    pub(crate) fn write<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    #[cfg(feature = "client")]
+    pub(crate) fn write<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         let v5 = self.protocol.is_v5();
         if !v5 && self.password.is_some() && self.username.is_none() {
             return Err(EncodeError::Invalid(
@@ -194,6 +197,7 @@ impl ConnAck {
         }
     }
 
+    #[cfg(feature = "client")]
     pub(crate) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let flags = r.u8("acknowledge flags")?;
         if flags & 0xFE != 0 {
@@ -230,7 +234,12 @@ impl ConnAck {
         })
     }
 
-    pub(crate) fn write<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    #[cfg(feature = "server")]
+    pub(crate) fn write<S: Sink + ?Sized>(
+        &self,
+        v: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         // MQTT 3.1 has no session present flag; the byte is reserved.
         s.put_u8(u8::from(self.session_present && v != ProtocolVersion::V3_1));
         if v.is_v5() {

@@ -46,7 +46,11 @@ impl Disconnect {
         Ok(d)
     }
 
-    pub(crate) fn write<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    pub(crate) fn write<S: Sink + ?Sized>(
+        &self,
+        v: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         if v.is_v5() && (self.reason_code != ReasonCode::SUCCESS || !self.properties.is_empty()) {
             s.put_u8(self.reason_code.value());
             if !self.properties.is_empty() {
@@ -78,7 +82,7 @@ impl Auth {
         Ok(a)
     }
 
-    pub(crate) fn write<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    pub(crate) fn write<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         if self.reason_code != ReasonCode::SUCCESS || !self.properties.is_empty() {
             s.put_u8(self.reason_code.value());
             self.properties.write_block(s)?;

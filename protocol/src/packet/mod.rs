@@ -13,7 +13,7 @@ pub use subscribe::{SubAck, Subscribe, UnsubAck, Unsubscribe};
 
 use bytes::BytesMut;
 
-use crate::wire::{varint_len, Counter, Reader, Sink, MAX_VARINT};
+use crate::wire::{sink, varint_len, Counter, Reader, Sink, MAX_VARINT};
 use crate::{DecodeError, EncodeError, PacketType, ProtocolVersion};
 
 /// Any MQTT control packet.
@@ -71,8 +71,11 @@ impl Packet {
             return Err(DecodeError::InvalidFlags { packet, flags });
         }
         let mut r = body;
+        // Each side compiles only the decoders of what it receives (see the crate features).
         let p = match packet {
+            #[cfg(feature = "server")]
             PacketType::Connect => Self::Connect(Box::new(Connect::read(&mut r)?)),
+            #[cfg(feature = "client")]
             PacketType::ConnAck => Self::ConnAck(Box::new(ConnAck::read(&mut r, version)?)),
             // The payload is the rest of the packet: nothing can trail it.
             PacketType::Publish => {
@@ -82,15 +85,24 @@ impl Packet {
             PacketType::PubRec => Self::PubRec(Ack::read(&mut r, version)?),
             PacketType::PubRel => Self::PubRel(Ack::read(&mut r, version)?),
             PacketType::PubComp => Self::PubComp(Ack::read(&mut r, version)?),
+            #[cfg(feature = "server")]
             PacketType::Subscribe => Self::Subscribe(Subscribe::read(&mut r, version)?),
+            #[cfg(feature = "client")]
             PacketType::SubAck => Self::SubAck(SubAck::read(&mut r, version)?),
+            #[cfg(feature = "server")]
             PacketType::Unsubscribe => Self::Unsubscribe(Unsubscribe::read(&mut r, version)?),
+            #[cfg(feature = "client")]
             PacketType::UnsubAck => Self::UnsubAck(UnsubAck::read(&mut r, version)?),
+            #[cfg(feature = "server")]
             PacketType::PingReq => Self::PingReq,
+            #[cfg(feature = "client")]
             PacketType::PingResp => Self::PingResp,
             PacketType::Disconnect => Self::Disconnect(Disconnect::read(&mut r, version)?),
             PacketType::Auth if version.is_v5() => Self::Auth(Auth::read(&mut r)?),
             PacketType::Auth => return Err(DecodeError::PacketNotInVersion { packet, version }),
+            // With both directions compiled in, every type has its arm above.
+            #[allow(unreachable_patterns)]
+            _ => return Err(DecodeError::NotReceived(packet)),
         };
         r.finish()?;
         Ok(p)
@@ -106,30 +118,47 @@ impl Packet {
         (t as u8) << 4 | flags
     }
 
-    fn write_body<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    fn write_body<S: Sink + ?Sized>(
+        &self,
+        v: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
+        // Each side compiles only the encoders of what it sends (see the crate features).
         match self {
+            #[cfg(feature = "client")]
             Self::Connect(c) => c.write(s),
+            #[cfg(feature = "server")]
             Self::ConnAck(c) => c.write(v, s),
             Self::Publish(p) => p.write(v, s),
             Self::PubAck(a) | Self::PubRec(a) | Self::PubRel(a) | Self::PubComp(a) => a.write(v, s),
+            #[cfg(feature = "client")]
             Self::Subscribe(p) => p.write(v, s),
+            #[cfg(feature = "server")]
             Self::SubAck(p) => p.write(v, s),
+            #[cfg(feature = "client")]
             Self::Unsubscribe(p) => p.write(v, s),
+            #[cfg(feature = "server")]
             Self::UnsubAck(p) => p.write(v, s),
-            Self::PingReq | Self::PingResp => Ok(()),
+            #[cfg(feature = "client")]
+            Self::PingReq => Ok(()),
+            #[cfg(feature = "server")]
+            Self::PingResp => Ok(()),
             Self::Disconnect(d) => d.write(v, s),
             Self::Auth(a) if v.is_v5() => a.write(s),
             Self::Auth(_) => Err(EncodeError::PacketNotInVersion {
                 packet: PacketType::Auth,
                 version: v,
             }),
+            // With both directions compiled in, every packet has its arm above.
+            #[allow(unreachable_patterns)]
+            _ => Err(EncodeError::NotSent(self.packet_type())),
         }
     }
 
     /// Length of the variable header and payload.
     fn remaining_len(&self, v: ProtocolVersion) -> Result<usize, EncodeError> {
         let mut c = Counter::default();
-        self.write_body(v, &mut c)?;
+        self.write_body(v, sink(&mut c))?;
         if c.0 > MAX_VARINT as usize {
             return Err(EncodeError::VarIntTooLarge(c.0));
         }
@@ -149,7 +178,7 @@ impl Packet {
         dst.reserve(1 + varint_len(n) + n);
         Sink::put_u8(dst, self.first_byte());
         Sink::put_varint(dst, n)?;
-        self.write_body(v, dst)
+        self.write_body(v, sink(dst))
     }
 }
 

@@ -93,7 +93,11 @@ impl Publish {
         })
     }
 
-    pub(crate) fn write<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    pub(crate) fn write<S: Sink + ?Sized>(
+        &self,
+        v: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         s.put_string(&self.topic)?;
         match (self.qos, self.packet_id) {
             (QoS::AtMostOnce, None) => {}
@@ -163,7 +167,11 @@ impl Ack {
         Ok(ack)
     }
 
-    pub(crate) fn write<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    pub(crate) fn write<S: Sink + ?Sized>(
+        &self,
+        v: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         s.put_u16(self.packet_id.get());
         if v.is_v5() && (self.reason_code != ReasonCode::SUCCESS || !self.properties.is_empty()) {
             s.put_u8(self.reason_code.value());

@@ -2,15 +2,18 @@
 
 use std::num::NonZeroU16;
 
+#[cfg(feature = "client")]
 use super::connect::check_reason;
-use crate::properties::{
-    read_user_properties, AckProperties, PropertyBlock, SubscribeProperties, UserProperty,
-};
+#[cfg(feature = "server")]
+use crate::properties::read_user_properties;
+use crate::properties::{AckProperties, PropertyBlock, SubscribeProperties, UserProperty};
+#[cfg(feature = "client")]
 use crate::reason::allowed;
 use crate::wire::{Reader, Sink};
+#[cfg(feature = "client")]
+use crate::PacketType;
 use crate::{
-    DecodeError, EncodeError, PacketType, ProtocolVersion, ReasonCode, SubscriptionOptions,
-    TopicFilter,
+    DecodeError, EncodeError, ProtocolVersion, ReasonCode, SubscriptionOptions, TopicFilter,
 };
 
 /// A request to subscribe to one or more topic filters.
@@ -25,6 +28,7 @@ pub struct Subscribe {
 }
 
 impl Subscribe {
+    #[cfg(feature = "server")]
     pub(crate) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = r.packet_id()?;
         let properties = if version.is_v5() {
@@ -55,7 +59,12 @@ impl Subscribe {
         })
     }
 
-    pub(crate) fn write<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    #[cfg(feature = "client")]
+    pub(crate) fn write<S: Sink + ?Sized>(
+        &self,
+        v: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         if self.filters.is_empty() {
             return Err(EncodeError::Invalid(
                 "SUBSCRIBE needs at least one topic filter",
@@ -85,6 +94,7 @@ pub struct SubAck {
 }
 
 impl SubAck {
+    #[cfg(feature = "client")]
     pub(crate) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = r.packet_id()?;
         let (properties, allowed) = if version.is_v5() {
@@ -112,7 +122,12 @@ impl SubAck {
         })
     }
 
-    pub(crate) fn write<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    #[cfg(feature = "server")]
+    pub(crate) fn write<S: Sink + ?Sized>(
+        &self,
+        v: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         s.put_u16(self.packet_id.get());
         if v.is_v5() {
             self.properties.write_block(s)?;
@@ -140,6 +155,7 @@ pub struct Unsubscribe {
 }
 
 impl Unsubscribe {
+    #[cfg(feature = "server")]
     pub(crate) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = r.packet_id()?;
         let user_properties = if version.is_v5() {
@@ -163,7 +179,12 @@ impl Unsubscribe {
         })
     }
 
-    pub(crate) fn write<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    #[cfg(feature = "client")]
+    pub(crate) fn write<S: Sink + ?Sized>(
+        &self,
+        v: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         if self.filters.is_empty() {
             return Err(EncodeError::Invalid(
                 "UNSUBSCRIBE needs at least one topic filter",
@@ -193,6 +214,7 @@ pub struct UnsubAck {
 }
 
 impl UnsubAck {
+    #[cfg(feature = "client")]
     pub(crate) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let packet_id = r.packet_id()?;
         let mut ack = Self {
@@ -214,7 +236,12 @@ impl UnsubAck {
         Ok(ack)
     }
 
-    pub(crate) fn write<S: Sink>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    #[cfg(feature = "server")]
+    pub(crate) fn write<S: Sink + ?Sized>(
+        &self,
+        v: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         s.put_u16(self.packet_id.get());
         if v.is_v5() {
             self.properties.write_block(s)?;

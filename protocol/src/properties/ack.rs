@@ -24,12 +24,7 @@ impl AckProperties {
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
         read_block(r, |id, r| match id {
-            id::REASON_STRING => once(
-                &mut p.reason_string,
-                r.string("reason string")?,
-                id,
-                r.packet(),
-            ),
+            id::REASON_STRING => string_once(r, &mut p.reason_string, id, "reason string"),
             id::USER_PROPERTY => {
                 p.user_properties.push(user_property(r)?);
                 Ok(())
@@ -50,7 +45,7 @@ impl PropertyBlock for AckProperties {
         self.is_empty()
     }
 
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_str(s, id::REASON_STRING, self.reason_string.as_ref())?;
         put_user(s, &self.user_properties)
     }
@@ -66,6 +61,7 @@ pub struct SubscribeProperties {
 }
 
 impl SubscribeProperties {
+    #[cfg(feature = "server")]
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
         read_block(r, |id, r| match id {
@@ -85,8 +81,9 @@ impl SubscribeProperties {
     }
 }
 
+#[cfg(feature = "client")]
 impl PropertyBlock for SubscribeProperties {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         if let Some(sid) = self.subscription_identifier {
             s.put_u8(id::SUBSCRIPTION_IDENTIFIER);
             s.put_varint(sid.get() as usize)?;
@@ -96,6 +93,7 @@ impl PropertyBlock for SubscribeProperties {
 }
 
 /// UNSUBSCRIBE carries user properties only (section 3.10.2.1).
+#[cfg(feature = "server")]
 pub(crate) fn read_user_properties(r: &mut Reader) -> Result<Vec<UserProperty>, DecodeError> {
     let mut v = Vec::new();
     read_block(r, |id, r| match id {
@@ -108,14 +106,16 @@ pub(crate) fn read_user_properties(r: &mut Reader) -> Result<Vec<UserProperty>, 
     Ok(v)
 }
 
+#[cfg(feature = "client")]
 impl PropertyBlock for [UserProperty] {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_user(s, self)
     }
 }
 
+#[cfg(feature = "client")]
 impl PropertyBlock for Vec<UserProperty> {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_user(s, self)
     }
 }
@@ -139,21 +139,13 @@ impl DisconnectProperties {
         read_block(r, |id, r| {
             let packet = r.packet();
             match id {
-                id::SESSION_EXPIRY_INTERVAL => once(
-                    &mut p.session_expiry_interval,
-                    r.u32("session expiry")?,
-                    id,
-                    packet,
-                ),
-                id::REASON_STRING => {
-                    once(&mut p.reason_string, r.string("reason string")?, id, packet)
+                id::SESSION_EXPIRY_INTERVAL => {
+                    u32_once(r, &mut p.session_expiry_interval, id, "session expiry")
                 }
-                id::SERVER_REFERENCE => once(
-                    &mut p.server_reference,
-                    r.string("server reference")?,
-                    id,
-                    packet,
-                ),
+                id::REASON_STRING => string_once(r, &mut p.reason_string, id, "reason string"),
+                id::SERVER_REFERENCE => {
+                    string_once(r, &mut p.server_reference, id, "server reference")
+                }
                 id::USER_PROPERTY => {
                     p.user_properties.push(user_property(r)?);
                     Ok(())
@@ -171,7 +163,7 @@ impl DisconnectProperties {
 }
 
 impl PropertyBlock for DisconnectProperties {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_u32(s, id::SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
         put_str(s, id::REASON_STRING, self.reason_string.as_ref())?;
         put_user(s, &self.user_properties)?;
@@ -198,21 +190,13 @@ impl AuthProperties {
         read_block(r, |id, r| {
             let packet = r.packet();
             match id {
-                id::AUTHENTICATION_METHOD => once(
-                    &mut p.authentication_method,
-                    r.string("authentication method")?,
-                    id,
-                    packet,
-                ),
-                id::AUTHENTICATION_DATA => once(
-                    &mut p.authentication_data,
-                    r.binary("authentication data")?,
-                    id,
-                    packet,
-                ),
-                id::REASON_STRING => {
-                    once(&mut p.reason_string, r.string("reason string")?, id, packet)
+                id::AUTHENTICATION_METHOD => {
+                    string_once(r, &mut p.authentication_method, id, "authentication method")
                 }
+                id::AUTHENTICATION_DATA => {
+                    binary_once(r, &mut p.authentication_data, id, "authentication data")
+                }
+                id::REASON_STRING => string_once(r, &mut p.reason_string, id, "reason string"),
                 id::USER_PROPERTY => {
                     p.user_properties.push(user_property(r)?);
                     Ok(())
@@ -230,7 +214,7 @@ impl AuthProperties {
 }
 
 impl PropertyBlock for AuthProperties {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_str(
             s,
             id::AUTHENTICATION_METHOD,

@@ -34,17 +34,15 @@ pub struct ConnectProperties {
 }
 
 impl ConnectProperties {
+    #[cfg(feature = "server")]
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
         read_block(r, |id, r| {
             let packet = r.packet();
             match id {
-                id::SESSION_EXPIRY_INTERVAL => once(
-                    &mut p.session_expiry_interval,
-                    r.u32("session expiry")?,
-                    id,
-                    packet,
-                ),
+                id::SESSION_EXPIRY_INTERVAL => {
+                    u32_once(r, &mut p.session_expiry_interval, id, "session expiry")
+                }
                 id::RECEIVE_MAXIMUM => once(
                     &mut p.receive_maximum,
                     non_zero_u16(r, "receive maximum", "receive maximum 0 [MQTT-3.1.2-21]")?,
@@ -57,40 +55,31 @@ impl ConnectProperties {
                     )?;
                     once(&mut p.maximum_packet_size, v, id, packet)
                 }
-                id::TOPIC_ALIAS_MAXIMUM => once(
-                    &mut p.topic_alias_maximum,
-                    r.u16("topic alias maximum")?,
-                    id,
-                    packet,
-                ),
-                id::REQUEST_RESPONSE_INFORMATION => once(
+                id::TOPIC_ALIAS_MAXIMUM => {
+                    u16_once(r, &mut p.topic_alias_maximum, id, "topic alias maximum")
+                }
+                id::REQUEST_RESPONSE_INFORMATION => flag_once(
+                    r,
                     &mut p.request_response_information,
-                    flag(r, "request response information")?,
                     id,
-                    packet,
+                    "request response information",
                 ),
-                id::REQUEST_PROBLEM_INFORMATION => once(
+                id::REQUEST_PROBLEM_INFORMATION => flag_once(
+                    r,
                     &mut p.request_problem_information,
-                    flag(r, "request problem information")?,
                     id,
-                    packet,
+                    "request problem information",
                 ),
                 id::USER_PROPERTY => {
                     p.user_properties.push(user_property(r)?);
                     Ok(())
                 }
-                id::AUTHENTICATION_METHOD => once(
-                    &mut p.authentication_method,
-                    r.string("authentication method")?,
-                    id,
-                    packet,
-                ),
-                id::AUTHENTICATION_DATA => once(
-                    &mut p.authentication_data,
-                    r.binary("authentication data")?,
-                    id,
-                    packet,
-                ),
+                id::AUTHENTICATION_METHOD => {
+                    string_once(r, &mut p.authentication_method, id, "authentication method")
+                }
+                id::AUTHENTICATION_DATA => {
+                    binary_once(r, &mut p.authentication_data, id, "authentication data")
+                }
                 _ => Err(misplaced(id, packet)),
             }
         })?;
@@ -103,8 +92,9 @@ impl ConnectProperties {
     }
 }
 
+#[cfg(feature = "client")]
 impl PropertyBlock for ConnectProperties {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_u32(s, id::SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
         put_u16(
             s,
@@ -181,17 +171,15 @@ pub struct ConnAckProperties {
 }
 
 impl ConnAckProperties {
+    #[cfg(feature = "client")]
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
         read_block(r, |id, r| {
             let packet = r.packet();
             match id {
-                id::SESSION_EXPIRY_INTERVAL => once(
-                    &mut p.session_expiry_interval,
-                    r.u32("session expiry")?,
-                    id,
-                    packet,
-                ),
+                id::SESSION_EXPIRY_INTERVAL => {
+                    u32_once(r, &mut p.session_expiry_interval, id, "session expiry")
+                }
                 id::RECEIVE_MAXIMUM => once(
                     &mut p.receive_maximum,
                     non_zero_u16(r, "receive maximum", "receive maximum 0 [MQTT-3.2.2-9]")?,
@@ -210,85 +198,62 @@ impl ConnAckProperties {
                     };
                     once(&mut p.maximum_qos, q, id, packet)
                 }
-                id::RETAIN_AVAILABLE => once(
-                    &mut p.retain_available,
-                    flag(r, "retain available")?,
-                    id,
-                    packet,
-                ),
+                id::RETAIN_AVAILABLE => {
+                    flag_once(r, &mut p.retain_available, id, "retain available")
+                }
                 id::MAXIMUM_PACKET_SIZE => {
                     let v = NonZeroU32::new(r.u32("maximum packet size")?).ok_or(
                         DecodeError::Protocol("maximum packet size 0 [MQTT-3.2.2-9]"),
                     )?;
                     once(&mut p.maximum_packet_size, v, id, packet)
                 }
-                id::ASSIGNED_CLIENT_IDENTIFIER => once(
+                id::ASSIGNED_CLIENT_IDENTIFIER => string_once(
+                    r,
                     &mut p.assigned_client_identifier,
-                    r.string("assigned client id")?,
                     id,
-                    packet,
+                    "assigned client id",
                 ),
-                id::TOPIC_ALIAS_MAXIMUM => once(
-                    &mut p.topic_alias_maximum,
-                    r.u16("topic alias maximum")?,
-                    id,
-                    packet,
-                ),
-                id::REASON_STRING => {
-                    once(&mut p.reason_string, r.string("reason string")?, id, packet)
+                id::TOPIC_ALIAS_MAXIMUM => {
+                    u16_once(r, &mut p.topic_alias_maximum, id, "topic alias maximum")
                 }
+                id::REASON_STRING => string_once(r, &mut p.reason_string, id, "reason string"),
                 id::USER_PROPERTY => {
                     p.user_properties.push(user_property(r)?);
                     Ok(())
                 }
-                id::WILDCARD_SUBSCRIPTION_AVAILABLE => once(
+                id::WILDCARD_SUBSCRIPTION_AVAILABLE => flag_once(
+                    r,
                     &mut p.wildcard_subscription_available,
-                    flag(r, "wildcard available")?,
                     id,
-                    packet,
+                    "wildcard available",
                 ),
-                id::SUBSCRIPTION_IDENTIFIER_AVAILABLE => once(
+                id::SUBSCRIPTION_IDENTIFIER_AVAILABLE => flag_once(
+                    r,
                     &mut p.subscription_identifiers_available,
-                    flag(r, "subscription ids available")?,
                     id,
-                    packet,
+                    "subscription ids available",
                 ),
-                id::SHARED_SUBSCRIPTION_AVAILABLE => once(
+                id::SHARED_SUBSCRIPTION_AVAILABLE => flag_once(
+                    r,
                     &mut p.shared_subscription_available,
-                    flag(r, "shared available")?,
                     id,
-                    packet,
+                    "shared available",
                 ),
-                id::SERVER_KEEP_ALIVE => once(
-                    &mut p.server_keep_alive,
-                    r.u16("server keep alive")?,
-                    id,
-                    packet,
-                ),
-                id::RESPONSE_INFORMATION => once(
-                    &mut p.response_information,
-                    r.string("response information")?,
-                    id,
-                    packet,
-                ),
-                id::SERVER_REFERENCE => once(
-                    &mut p.server_reference,
-                    r.string("server reference")?,
-                    id,
-                    packet,
-                ),
-                id::AUTHENTICATION_METHOD => once(
-                    &mut p.authentication_method,
-                    r.string("authentication method")?,
-                    id,
-                    packet,
-                ),
-                id::AUTHENTICATION_DATA => once(
-                    &mut p.authentication_data,
-                    r.binary("authentication data")?,
-                    id,
-                    packet,
-                ),
+                id::SERVER_KEEP_ALIVE => {
+                    u16_once(r, &mut p.server_keep_alive, id, "server keep alive")
+                }
+                id::RESPONSE_INFORMATION => {
+                    string_once(r, &mut p.response_information, id, "response information")
+                }
+                id::SERVER_REFERENCE => {
+                    string_once(r, &mut p.server_reference, id, "server reference")
+                }
+                id::AUTHENTICATION_METHOD => {
+                    string_once(r, &mut p.authentication_method, id, "authentication method")
+                }
+                id::AUTHENTICATION_DATA => {
+                    binary_once(r, &mut p.authentication_data, id, "authentication data")
+                }
                 _ => Err(misplaced(id, packet)),
             }
         })?;
@@ -296,8 +261,9 @@ impl ConnAckProperties {
     }
 }
 
+#[cfg(feature = "server")]
 impl PropertyBlock for ConnAckProperties {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_u32(s, id::SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
         put_u16(
             s,

@@ -20,31 +20,20 @@ fn message_property(
 ) -> Result<bool, DecodeError> {
     let packet = r.packet();
     match id {
-        id::PAYLOAD_FORMAT_INDICATOR => once(
-            &mut p.payload_format_indicator,
-            flag(r, "payload format")?,
-            id,
-            packet,
-        )?,
-        id::MESSAGE_EXPIRY_INTERVAL => once(
-            &mut p.message_expiry_interval,
-            r.u32("message expiry")?,
-            id,
-            packet,
-        )?,
-        id::CONTENT_TYPE => once(&mut p.content_type, r.string("content type")?, id, packet)?,
+        id::PAYLOAD_FORMAT_INDICATOR => {
+            flag_once(r, &mut p.payload_format_indicator, id, "payload format")?
+        }
+        id::MESSAGE_EXPIRY_INTERVAL => {
+            u32_once(r, &mut p.message_expiry_interval, id, "message expiry")?
+        }
+        id::CONTENT_TYPE => string_once(r, &mut p.content_type, id, "content type")?,
         id::RESPONSE_TOPIC => {
             let t = r.string("response topic")?;
             // A response topic is a topic name: no wildcards [MQTT-3.3.2-14].
             topic::validate_topic_name(&t)?;
             once(&mut p.response_topic, t, id, packet)?;
         }
-        id::CORRELATION_DATA => once(
-            &mut p.correlation_data,
-            r.binary("correlation data")?,
-            id,
-            packet,
-        )?,
+        id::CORRELATION_DATA => binary_once(r, &mut p.correlation_data, id, "correlation data")?,
         id::USER_PROPERTY => p.user_properties.push(user_property(r)?),
         _ => return Ok(false),
     }
@@ -70,7 +59,7 @@ pub struct MessageProperties {
 }
 
 impl MessageProperties {
-    fn write<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_flag(
             s,
             id::PAYLOAD_FORMAT_INDICATOR,
@@ -130,7 +119,7 @@ impl PropertyBlock for PublishProperties {
         self.is_empty()
     }
 
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         self.message.write(s)?;
         put_u16(s, id::TOPIC_ALIAS, self.topic_alias.map(NonZeroU16::get));
         for sid in &self.subscription_identifiers {
@@ -151,6 +140,7 @@ pub struct WillProperties {
 }
 
 impl WillProperties {
+    #[cfg(feature = "server")]
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
         read_block(r, |id, r| {
@@ -158,12 +148,9 @@ impl WillProperties {
                 return Ok(());
             }
             match id {
-                id::WILL_DELAY_INTERVAL => once(
-                    &mut p.will_delay_interval,
-                    r.u32("will delay")?,
-                    id,
-                    r.packet(),
-                ),
+                id::WILL_DELAY_INTERVAL => {
+                    u32_once(r, &mut p.will_delay_interval, id, "will delay")
+                }
                 _ => Err(misplaced(id, r.packet())),
             }
         })?;
@@ -171,8 +158,9 @@ impl WillProperties {
     }
 }
 
+#[cfg(feature = "client")]
 impl PropertyBlock for WillProperties {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_u32(s, id::WILL_DELAY_INTERVAL, self.will_delay_interval);
         self.message.write(s)
     }

@@ -8,7 +8,7 @@ use std::num::{NonZeroU16, NonZeroU32};
 use bytes::Bytes;
 use bytestring::ByteString;
 
-use crate::wire::{Counter, Reader, Sink};
+use crate::wire::{sink, Counter, Reader, Sink};
 use crate::{DecodeError, EncodeError, PacketType};
 
 /// A User Property: a name and a value, both UTF-8 strings. They may repeat,
@@ -79,6 +79,60 @@ fn once<T>(slot: &mut Option<T>, v: T, id: u8, packet: PacketType) -> Result<(),
     Ok(())
 }
 
+// One reader per kind of value for the properties that may appear once: each arm of a
+// property loop is then a single call, and each kind's reading and duplicate check is compiled
+// once instead of at every arm (the browser client's package is smaller for it).
+
+fn u16_once(
+    r: &mut Reader,
+    slot: &mut Option<u16>,
+    id: u8,
+    field: &'static str,
+) -> Result<(), DecodeError> {
+    let v = r.u16(field)?;
+    once(slot, v, id, r.packet())
+}
+
+fn u32_once(
+    r: &mut Reader,
+    slot: &mut Option<u32>,
+    id: u8,
+    field: &'static str,
+) -> Result<(), DecodeError> {
+    let v = r.u32(field)?;
+    once(slot, v, id, r.packet())
+}
+
+fn flag_once(
+    r: &mut Reader,
+    slot: &mut Option<bool>,
+    id: u8,
+    field: &'static str,
+) -> Result<(), DecodeError> {
+    let v = flag(r, field)?;
+    once(slot, v, id, r.packet())
+}
+
+fn string_once(
+    r: &mut Reader,
+    slot: &mut Option<ByteString>,
+    id: u8,
+    field: &'static str,
+) -> Result<(), DecodeError> {
+    let v = r.string(field)?;
+    once(slot, v, id, r.packet())
+}
+
+fn binary_once(
+    r: &mut Reader,
+    slot: &mut Option<Bytes>,
+    id: u8,
+    field: &'static str,
+) -> Result<(), DecodeError> {
+    let v = r.binary(field)?;
+    once(slot, v, id, r.packet())
+}
+
 fn misplaced(id: u8, packet: PacketType) -> DecodeError {
     DecodeError::MisplacedProperty {
         property: id,
@@ -121,7 +175,7 @@ fn subscription_identifier(r: &mut Reader) -> Result<NonZeroU32, DecodeError> {
 
 /// A set of properties that can be written as a property block.
 pub(crate) trait PropertyBlock {
-    fn write_properties<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError>;
+    fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError>;
 
     /// True when no property is set: the block is a single zero byte.
     fn is_empty_block(&self) -> bool {
@@ -129,45 +183,45 @@ pub(crate) trait PropertyBlock {
     }
 
     /// Writes the block: its length, then the properties.
-    fn write_block<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
+    fn write_block<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         // The common case, and on the publish path: skip the counting pass.
         if self.is_empty_block() {
             s.put_u8(0);
             return Ok(());
         }
         let mut c = Counter::default();
-        self.write_properties(&mut c)?;
+        self.write_properties(sink(&mut c))?;
         s.put_varint(c.0)?;
         self.write_properties(s)
     }
 }
 
-fn put_u8<S: Sink>(s: &mut S, id: u8, v: Option<u8>) {
+fn put_u8<S: Sink + ?Sized>(s: &mut S, id: u8, v: Option<u8>) {
     if let Some(v) = v {
         s.put_u8(id);
         s.put_u8(v);
     }
 }
 
-fn put_flag<S: Sink>(s: &mut S, id: u8, v: Option<bool>) {
+fn put_flag<S: Sink + ?Sized>(s: &mut S, id: u8, v: Option<bool>) {
     put_u8(s, id, v.map(u8::from));
 }
 
-fn put_u16<S: Sink>(s: &mut S, id: u8, v: Option<u16>) {
+fn put_u16<S: Sink + ?Sized>(s: &mut S, id: u8, v: Option<u16>) {
     if let Some(v) = v {
         s.put_u8(id);
         s.put_u16(v);
     }
 }
 
-fn put_u32<S: Sink>(s: &mut S, id: u8, v: Option<u32>) {
+fn put_u32<S: Sink + ?Sized>(s: &mut S, id: u8, v: Option<u32>) {
     if let Some(v) = v {
         s.put_u8(id);
         s.put_u32(v);
     }
 }
 
-fn put_str<S: Sink>(s: &mut S, id: u8, v: Option<&ByteString>) -> Result<(), EncodeError> {
+fn put_str<S: Sink + ?Sized>(s: &mut S, id: u8, v: Option<&ByteString>) -> Result<(), EncodeError> {
     if let Some(v) = v {
         s.put_u8(id);
         s.put_string(v)?;
@@ -175,7 +229,7 @@ fn put_str<S: Sink>(s: &mut S, id: u8, v: Option<&ByteString>) -> Result<(), Enc
     Ok(())
 }
 
-fn put_bin<S: Sink>(s: &mut S, id: u8, v: Option<&Bytes>) -> Result<(), EncodeError> {
+fn put_bin<S: Sink + ?Sized>(s: &mut S, id: u8, v: Option<&Bytes>) -> Result<(), EncodeError> {
     if let Some(v) = v {
         s.put_u8(id);
         s.put_binary(v)?;
@@ -183,7 +237,7 @@ fn put_bin<S: Sink>(s: &mut S, id: u8, v: Option<&Bytes>) -> Result<(), EncodeEr
     Ok(())
 }
 
-fn put_user<S: Sink>(s: &mut S, props: &[UserProperty]) -> Result<(), EncodeError> {
+fn put_user<S: Sink + ?Sized>(s: &mut S, props: &[UserProperty]) -> Result<(), EncodeError> {
     for (k, v) in props {
         s.put_u8(id::USER_PROPERTY);
         s.put_string(k)?;
@@ -198,6 +252,7 @@ mod ack;
 mod connect;
 mod message;
 
+#[cfg(feature = "server")]
 pub(crate) use ack::read_user_properties;
 pub use ack::{AckProperties, AuthProperties, DisconnectProperties, SubscribeProperties};
 pub use connect::{ConnAckProperties, ConnectProperties};

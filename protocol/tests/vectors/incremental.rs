@@ -4,13 +4,16 @@
 
 use std::collections::BTreeMap;
 
-use aviary_protocol::ProtocolVersion::{V3_1, V3_1_1, V5};
-use aviary_protocol::{decode, Codec, Packet, ProtocolVersion, MAX_PACKET_SIZE};
+use aviary_protocol::ProtocolVersion::V5;
+use aviary_protocol::{
+    decode, Codec, DecodeError, Packet, PacketType, ProtocolVersion, MAX_PACKET_SIZE,
+};
 use bytes::BytesMut;
 
 use super::{all_exact, unhex};
 
 #[test]
+#[cfg(feature = "client")]
 fn three_packets_in_one_read_then_none() {
     // captured: mosquitto 2.0.11 answering mosquitto_sub -V mqttv5 -q 2: CONNACK, SUBACK, PUBLISH.
     let read = unhex(concat!(
@@ -47,9 +50,15 @@ fn every_vector_fed_byte_by_byte() {
             assert_eq!(buf.len(), i + 1, "{}: consumed a partial packet", v.from);
         }
         buf.extend_from_slice(&[*last]);
+        let t = v.packet.packet_type();
+        let expected = if t.is_decoded() {
+            Ok(Some(v.packet))
+        } else {
+            Err(DecodeError::NotReceived(t))
+        };
         assert_eq!(
             decode(&mut buf, v.version, MAX_PACKET_SIZE),
-            Ok(Some(v.packet)),
+            expected,
             "{}",
             v.from
         );
@@ -130,7 +139,13 @@ fn captured_sessions_decode_the_same_in_any_chunking() {
     let streams = captured_streams();
     assert!(streams.len() > 80, "only {} streams", streams.len());
     let mut total = 0;
-    for s in streams {
+    // A client build decodes only what the broker sent, a server build what clients sent.
+    let decoded_here = |s: &Stream| {
+        s.packets
+            .iter()
+            .all(|p| PacketType::from_nibble(p[0] >> 4).is_ok_and(PacketType::is_decoded))
+    };
+    for s in streams.into_iter().filter(decoded_here) {
         let bytes = s.packets.concat();
         let whole = decode_in_chunks(&bytes, s.version, bytes.len());
         assert_eq!(whole.len(), s.packets.len(), "{}", s.name);
@@ -144,16 +159,23 @@ fn captured_sessions_decode_the_same_in_any_chunking() {
         }
         total += whole.len();
     }
-    assert!(total > 250, "only {total} packets");
+    assert!(
+        total > 250 || !cfg!(feature = "full"),
+        "only {total} packets"
+    );
+    assert!(total > 100, "only {total} packets");
 }
 
 #[test]
+#[cfg(feature = "server")]
 fn a_connect_sets_the_codec_version() {
     // A v5 CONNECT, then a v5 PUBLISH (with its property length byte), in one read.
     let read = unhex(concat!(
         "101a00044d5154540502003c03210014000a7075622d6d7174747635",
         "301b000f706574732f312f6c6f636174696f6e007b226c6174223a317d",
     ));
+    use aviary_protocol::ProtocolVersion::{V3_1, V3_1_1};
+
     for start in [V3_1, V3_1_1, V5] {
         let mut codec = Codec::new(start, MAX_PACKET_SIZE);
         let mut buf = BytesMut::from(&read[..]);

@@ -22,6 +22,13 @@ fn decode_error(version: ProtocolVersion, hex: &str) -> E {
 /// `InvalidQoS`), `expected` holds the rule the message must cite.
 fn rejects(version: ProtocolVersion, hex: &str, expected: E) {
     let err = decode_error(version, hex);
+    // A build without this packet's direction (a client build and CONNECT, say) refuses it
+    // once the fixed header has passed, without looking inside.
+    if let Ok(t) = T::from_nibble(unhex(hex)[0] >> 4) {
+        if !t.is_decoded() && err == E::NotReceived(t) {
+            return;
+        }
+    }
     let ok = match (&err, &expected) {
         (E::Malformed(m), E::Malformed(rule))
         | (E::Protocol(m), E::Protocol(rule))
@@ -512,6 +519,11 @@ fn errors_map_to_reason_codes() {
     for (version, hex, code) in cases {
         let mut buf = BytesMut::from(&unhex(hex)[..]);
         let err = decode(&mut buf, version, 1_000_000).unwrap_err();
+        // A packet of the other side's direction is a protocol error, whatever is inside.
+        let code = match err {
+            E::NotReceived(_) => Rc::PROTOCOL_ERROR,
+            _ => code,
+        };
         assert_eq!(err.reason_code(), code, "{hex}: {err}");
         assert!(!err.to_string().is_empty());
     }

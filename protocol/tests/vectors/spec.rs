@@ -554,8 +554,5 @@ fn variable_byte_integer_table() {
         }
     }
     // Zero: PINGREQ, the one-byte 00.
-    assert_eq!(
-        super::decode_all(&[0xC0, 0x00], V3_1_1, "0"),
-        Packet::PingReq
-    );
+    super::assert_decodes(&[0xC0, 0x00], V3_1_1, &Packet::PingReq, "0");
 }

@@ -5,7 +5,6 @@
 //! bytes on every message of a busy feed. Incoming: the broker may do the same to us, up to the
 //! maximum we announced. Both maps live for one connection only [MQTT-3.3.2-7].
 
-use std::collections::HashMap;
 use std::num::NonZeroU16;
 
 use aviary_protocol::{ByteString, Publish};
@@ -14,14 +13,16 @@ use aviary_protocol::{ByteString, Publish};
 #[derive(Debug, Default)]
 pub(crate) struct OutgoingAliases {
     max: u16,
-    map: HashMap<ByteString, NonZeroU16>,
+    /// The topic of alias `i + 1` at index `i`: aliases are handed out in order. Looked up by
+    /// a scan, which for the few topics a browser publishes to beats a hash map's code size.
+    topics: Vec<ByteString>,
 }
 
 impl OutgoingAliases {
     /// Starts a connection on which the broker accepts up to `max` aliases.
     pub(crate) fn reset(&mut self, max: u16) {
         self.max = max;
-        self.map.clear();
+        self.topics.clear();
     }
 
     /// Rewrites `publish` (a copy about to be encoded) to use an alias where one is allowed.
@@ -29,18 +30,23 @@ impl OutgoingAliases {
         if self.max == 0 {
             return;
         }
-        if let Some(&alias) = self.map.get(&publish.topic) {
+        let known = self.topics.iter().position(|t| *t == publish.topic);
+        if let Some(alias) = known.and_then(alias_at) {
             publish.properties.topic_alias = Some(alias);
             publish.topic = ByteString::new();
-        } else if self.map.len() < usize::from(self.max) {
-            // The map never holds more than `max` (a u16) entries, so this cannot truncate.
-            let next = u16::try_from(self.map.len() + 1).unwrap_or(u16::MAX);
-            if let Some(alias) = NonZeroU16::new(next) {
-                self.map.insert(publish.topic.clone(), alias);
+        } else if self.topics.len() < usize::from(self.max) {
+            if let Some(alias) = alias_at(self.topics.len()) {
+                self.topics.push(publish.topic.clone());
                 publish.properties.topic_alias = Some(alias);
             }
         }
     }
+}
+
+/// The alias of the topic at `index`: `index + 1`. The list never holds more than `max` (a
+/// u16) topics, so the conversion cannot fail.
+fn alias_at(index: usize) -> Option<NonZeroU16> {
+    u16::try_from(index + 1).ok().and_then(NonZeroU16::new)
 }
 
 /// Why an incoming alias could not be resolved.
@@ -56,14 +62,15 @@ pub(crate) enum AliasError {
 #[derive(Debug, Default)]
 pub(crate) struct IncomingAliases {
     max: u16,
-    map: HashMap<u16, ByteString>,
+    /// The topic of alias `i + 1` at index `i`, once the broker has defined it.
+    topics: Vec<Option<ByteString>>,
 }
 
 impl IncomingAliases {
     /// Starts a connection on which we accept up to `max` aliases.
     pub(crate) fn reset(&mut self, max: u16) {
         self.max = max;
-        self.map.clear();
+        self.topics.clear();
     }
 
     /// Records or resolves the alias of an incoming PUBLISH, leaving its full topic in place.
@@ -74,14 +81,20 @@ impl IncomingAliases {
         if alias.get() > self.max {
             return Err(AliasError::OutOfRange);
         }
+        let i = usize::from(alias.get() - 1);
         if publish.topic.is_empty() {
             publish.topic = self
-                .map
-                .get(&alias.get())
-                .ok_or(AliasError::Unknown)?
-                .clone();
+                .topics
+                .get(i)
+                .and_then(Option::clone)
+                .ok_or(AliasError::Unknown)?;
         } else {
-            self.map.insert(alias.get(), publish.topic.clone());
+            if self.topics.len() <= i {
+                self.topics.resize(i + 1, None);
+            }
+            if let Some(slot) = self.topics.get_mut(i) {
+                *slot = Some(publish.topic.clone());
+            }
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ mod machine;
 mod options;
 mod queue;
 mod session;
+pub(crate) mod small_map;
 
 use aviary_protocol::{ConnAckProperties, Publish, ReasonCode};
 

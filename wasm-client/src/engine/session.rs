@@ -5,11 +5,11 @@
 //! Incoming QoS 2 packet ids are remembered between PUBLISH and PUBREL so a redelivered message
 //! is not handed to the application twice.
 
-use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU16;
 
 use aviary_protocol::{Publish, SubscriptionOptions, TopicFilter, Unsubscribe};
 
+use super::small_map::SmallMap;
 use super::Token;
 
 /// Something sent that awaits the broker's answer.
@@ -44,11 +44,12 @@ pub(crate) enum Pending {
 #[derive(Debug, Default)]
 pub(crate) struct Session {
     last_id: u16,
-    /// Pending operations, with a sequence number recording the order they were first sent.
-    pending: HashMap<u16, (u64, Pending)>,
-    sequence: u64,
+    /// Pending operations in the order they were first sent (which is the order to resend
+    /// them in); acknowledgements mostly come in that order too, so lookups stop early.
+    pending: SmallMap<u16, Pending>,
     publishes: usize,
-    incoming_qos2: HashSet<u16>,
+    /// Incoming QoS 2 packet ids between PUBLISH and PUBREL: a few at most.
+    incoming_qos2: Vec<u16>,
 }
 
 impl Session {
@@ -56,7 +57,7 @@ impl Session {
     pub(crate) fn free_id(&mut self) -> Option<NonZeroU16> {
         for _ in 0..u16::MAX {
             self.last_id = self.last_id.checked_add(1).unwrap_or(1);
-            if !self.pending.contains_key(&self.last_id) {
+            if !self.pending.contains(&self.last_id) {
                 return NonZeroU16::new(self.last_id);
             }
         }
@@ -68,18 +69,17 @@ impl Session {
         if matches!(pending, Pending::Publish { .. }) {
             self.publishes += 1;
         }
-        self.sequence += 1;
-        self.pending.insert(id.get(), (self.sequence, pending));
+        self.pending.push(id.get(), pending);
     }
 
     /// Looks an operation up by packet id.
     pub(crate) fn get_mut(&mut self, id: NonZeroU16) -> Option<&mut Pending> {
-        self.pending.get_mut(&id.get()).map(|(_, p)| p)
+        self.pending.get_mut(&id.get())
     }
 
     /// Removes and returns the operation with this packet id.
     pub(crate) fn remove(&mut self, id: NonZeroU16) -> Option<Pending> {
-        let (_, pending) = self.pending.remove(&id.get())?;
+        let pending = self.pending.remove(&id.get())?;
         if matches!(pending, Pending::Publish { .. }) {
             self.publishes -= 1;
         }
@@ -93,28 +93,32 @@ impl Session {
 
     /// The packet ids of all pending operations, in the order they were first sent.
     pub(crate) fn ids_in_order(&self) -> Vec<NonZeroU16> {
-        let mut ids: Vec<(u64, u16)> = self.pending.iter().map(|(id, (s, _))| (*s, *id)).collect();
-        ids.sort_unstable();
-        ids.into_iter()
-            .filter_map(|(_, id)| NonZeroU16::new(id))
+        self.pending
+            .keys()
+            .copied()
+            .filter_map(NonZeroU16::new)
             .collect()
     }
 
     /// Removes every pending operation (the client ended), in sending order.
     pub(crate) fn drain(&mut self) -> Vec<Pending> {
-        let ids = self.ids_in_order();
-        ids.into_iter().filter_map(|id| self.remove(id)).collect()
+        self.publishes = 0;
+        self.pending.take_all()
     }
 
     /// Records an incoming QoS 2 PUBLISH; `false` if this id was already received (a
     /// redelivery, not to be handed to the application again).
     pub(crate) fn receive_qos2(&mut self, id: NonZeroU16) -> bool {
-        self.incoming_qos2.insert(id.get())
+        if self.incoming_qos2.contains(&id.get()) {
+            return false;
+        }
+        self.incoming_qos2.push(id.get());
+        true
     }
 
     /// Forgets an incoming QoS 2 id once PUBREL arrived.
     pub(crate) fn release_qos2(&mut self, id: NonZeroU16) {
-        self.incoming_qos2.remove(&id.get());
+        self.incoming_qos2.retain(|&i| i != id.get());
     }
 
     /// Forgets incoming QoS 2 state: the broker kept no session, so it will not send PUBREL.

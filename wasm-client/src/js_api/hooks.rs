@@ -3,7 +3,6 @@
 //! `transformWsUrl` hook before each connection attempt.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Function, Promise, Uint8Array};
@@ -11,6 +10,7 @@ use wasm_bindgen::prelude::*;
 
 use super::convert;
 use super::options::{type_error, JsResult};
+use crate::engine::small_map::SmallMap;
 use crate::engine::{Done, Event, MqttError, Token};
 use crate::runtime::{Driver, Hooks, UrlChoice};
 
@@ -36,7 +36,7 @@ impl EventKind {
             "error" => Self::Error,
             "end" => Self::End,
             "message" => Self::Message,
-            other => return Err(type_error(&format!("unknown event `{other}`"))),
+            other => return Err(type_error(&["unknown event `", other, "`"].concat())),
         })
     }
 }
@@ -63,7 +63,7 @@ type Settle = (Function, Function);
 
 pub(crate) struct JsHooks {
     listeners: RefCell<Listeners>,
-    replies: RefCell<HashMap<Token, (Function, Function, ReplyKind)>>,
+    replies: RefCell<SmallMap<Token, (Function, Function, ReplyKind)>>,
     url_hook: Option<Function>,
     connect: RefCell<Option<Settle>>,
     client: RefCell<JsValue>,
@@ -75,7 +75,7 @@ impl JsHooks {
     pub(crate) fn new(url_hook: Option<Function>) -> Self {
         Self {
             listeners: RefCell::new(Rc::new(Vec::new())),
-            replies: RefCell::new(HashMap::new()),
+            replies: RefCell::new(SmallMap::default()),
             url_hook,
             connect: RefCell::new(None),
             client: RefCell::new(JsValue::UNDEFINED),
@@ -107,7 +107,7 @@ impl JsHooks {
     ) {
         self.replies
             .borrow_mut()
-            .insert(token, (resolve, reject, kind));
+            .push(token, (resolve, reject, kind));
     }
 
     pub(crate) fn add(&self, kind: EventKind, f: Function, once: bool) {

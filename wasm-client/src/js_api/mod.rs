@@ -31,10 +31,15 @@ use self::options::{
 use crate::engine::{MqttError, Token};
 use crate::runtime::Driver;
 
-/// Connects to `url` (`ws://` or `wss://`, usually ending in `/mqtt`) and resolves with the
-/// client once the broker accepts; rejects with an `MqttError` if the first attempt fails
-/// (the client is then ended). Later losses reconnect automatically.
-#[wasm_bindgen(skip_typescript)]
+// The exported items are documented with plain comments: wasm-bindgen copies doc comments
+// into the package's JavaScript glue (about 1 KiB gzipped), and their documentation for users
+// is the hand-written TypeScript declarations (`typescript.rs`), which editors show.
+
+// Connects to `url` (`ws://` or `wss://`, usually ending in `/mqtt`) and resolves with the
+// client once the broker accepts; rejects with an `MqttError` if the first attempt fails
+// (the client is then ended). Later losses reconnect automatically.
+#[allow(missing_docs)]
+#[wasm_bindgen(skip_typescript, skip_jsdoc)]
 pub fn connect(url: String, options: JsValue) -> JsResult<Promise> {
     let (options, url_hook) = parse_options(&options)?;
     let hooks = Rc::new(JsHooks::new(url_hook));
@@ -50,56 +55,64 @@ pub fn connect(url: String, options: JsValue) -> JsResult<Promise> {
     Ok(promise)
 }
 
-/// A connected client. See the TypeScript declarations for the full contract.
+// A connected client. See the TypeScript declarations for the full contract.
+#[allow(missing_docs)]
 #[wasm_bindgen(skip_typescript)]
 pub struct MqttClient {
     driver: Rc<Driver>,
     hooks: Rc<JsHooks>,
 }
 
+#[allow(missing_docs)]
 #[wasm_bindgen]
 impl MqttClient {
-    /// Adds a listener for `connect`, `reconnect`, `close`, `offline`, `error`, `end` or
-    /// `message`.
+    // Adds a listener for `connect`, `reconnect`, `close`, `offline`, `error`, `end` or
+    // `message`.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn on(&self, event: &str, listener: Function) -> JsResult<()> {
         self.hooks.add(EventKind::parse(event)?, listener, false);
         Ok(())
     }
 
-    /// Adds a listener called at most once.
+    // Adds a listener called at most once.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn once(&self, event: &str, listener: Function) -> JsResult<()> {
         self.hooks.add(EventKind::parse(event)?, listener, true);
         Ok(())
     }
 
-    /// Removes a listener added with `on` or `once`.
+    // Removes a listener added with `on` or `once`.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn off(&self, event: &str, listener: &Function) -> JsResult<()> {
         self.hooks.remove(EventKind::parse(event)?, listener);
         Ok(())
     }
 
-    /// Subscribes to a topic filter, an array of them, or an object `{ filter: { qos } }`.
-    /// Resolves with `[{ topic, qos }]`; rejects if the broker refuses any filter.
+    // Subscribes to a topic filter, an array of them, or an object `{ filter: { qos } }`.
+    // Resolves with `[{ topic, qos }]`; rejects if the broker refuses any filter.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn subscribe(&self, topics: JsValue, options: JsValue) -> JsResult<Promise> {
         let filters = subscriptions(&topics, &options)?;
-        let names = filters.iter().map(|(f, _)| f.to_string()).collect();
+        let names = filters.iter().map(|(f, _)| f.as_str().to_owned()).collect();
         let token = self.driver.call(|m, now| m.subscribe(filters, now));
         Ok(self.reply(token, ReplyKind::Subscribe(names)))
     }
 
-    /// Unsubscribes from a topic filter or an array of them.
+    // Unsubscribes from a topic filter or an array of them.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn unsubscribe(&self, topics: JsValue) -> JsResult<Promise> {
-        let filters = topic_list(&topics)?
-            .into_iter()
-            .map(|t| TopicFilter::new(t).map_err(|e| type_error(&e.to_string())))
-            .collect::<JsResult<Vec<_>>>()?;
+        let mut filters = Vec::new();
+        for t in topic_list(&topics)? {
+            filters.push(topic_filter(t)?);
+        }
         let token = self.driver.call(|m, now| m.unsubscribe(filters, now));
         Ok(self.reply(token, ReplyKind::Done))
     }
 
-    /// Publishes `payload` (string, `Uint8Array` or `ArrayBuffer`) with `{ qos, retain,
-    /// properties }`. Resolves once written (QoS 0), on PUBACK (1) or PUBCOMP (2); while
-    /// offline the message waits in the bounded offline queue.
+    // Publishes `payload` (string, `Uint8Array` or `ArrayBuffer`) with `{ qos, retain,
+    // properties }`. Resolves once written (QoS 0), on PUBACK (1) or PUBCOMP (2); while
+    // offline the message waits in the bounded offline queue.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn publish(&self, topic: String, payload: JsValue, options: JsValue) -> JsResult<Promise> {
         let mut message = Publish::new(topic, to_bytes(&payload, "payload")?);
         message.qos = get_qos(&options)?;
@@ -111,49 +124,50 @@ impl MqttClient {
         Ok(self.reply(token, ReplyKind::Done))
     }
 
-    /// Disconnects cleanly (the broker discards the will) and stops reconnecting. Pending
-    /// operations reject with `CLIENT_ENDED`.
+    // Disconnects cleanly (the broker discards the will) and stops reconnecting. Pending
+    // operations reject with `CLIENT_ENDED`.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn end(&self) -> Promise {
         self.driver.with(|m, now| m.disconnect(now));
         Promise::resolve(&JsValue::UNDEFINED)
     }
 
-    /// Whether the broker has accepted the current connection.
-    #[wasm_bindgen(getter)]
+    // Whether the broker has accepted the current connection.
+    #[wasm_bindgen(getter, skip_jsdoc)]
     pub fn connected(&self) -> bool {
         self.driver.read(|m| m.is_connected())
     }
 
-    /// Whether the client is between connections, trying again.
-    #[wasm_bindgen(getter)]
+    // Whether the client is between connections, trying again.
+    #[wasm_bindgen(getter, skip_jsdoc)]
     pub fn reconnecting(&self) -> bool {
         self.driver.read(|m| m.is_reconnecting())
     }
 
-    /// Milliseconds until the next connection attempt while waiting out the reconnect backoff
-    /// (for a countdown, e.g. read it in the `offline` or `close` listener); `null` while
-    /// connected, connecting, offline or ended.
-    #[wasm_bindgen(getter, js_name = nextAttemptInMs)]
+    // Milliseconds until the next connection attempt while waiting out the reconnect backoff
+    // (for a countdown, e.g. read it in the `offline` or `close` listener); `null` while
+    // connected, connecting, offline or ended.
+    #[wasm_bindgen(getter, js_name = nextAttemptInMs, skip_jsdoc)]
     pub fn next_attempt_in_ms(&self) -> Option<f64> {
         self.driver
             .call(|m, now| m.next_attempt_in(now))
             .map(|ms| ms as f64)
     }
 
-    /// Publishes waiting in the offline queue.
-    #[wasm_bindgen(getter, js_name = queuedCount)]
+    // Publishes waiting in the offline queue.
+    #[wasm_bindgen(getter, js_name = queuedCount, skip_jsdoc)]
     pub fn queued_count(&self) -> usize {
         self.driver.read(|m| m.queued())
     }
 
-    /// The client id in use (generated, given, or assigned by the broker).
-    #[wasm_bindgen(getter, js_name = clientId)]
+    // The client id in use (generated, given, or assigned by the broker).
+    #[wasm_bindgen(getter, js_name = clientId, skip_jsdoc)]
     pub fn client_id(&self) -> String {
         self.driver.read(|m| m.options().client_id.clone())
     }
 
-    /// Whether keep-alive runs on a Worker timer, immune to background-tab throttling.
-    #[wasm_bindgen(getter, js_name = timerInWorker)]
+    // Whether keep-alive runs on a Worker timer, immune to background-tab throttling.
+    #[wasm_bindgen(getter, js_name = timerInWorker, skip_jsdoc)]
     pub fn timer_in_worker(&self) -> bool {
         self.driver.timer_in_worker()
     }
@@ -185,21 +199,30 @@ impl MqttClient {
     }
 }
 
+// The argument readers below push in plain loops: collecting into a `Result<Vec<_>, _>`
+// costs the package about 0.5 KB per use.
+
 /// Topic strings from a string or an array of strings.
 fn topic_list(topics: &JsValue) -> JsResult<Vec<String>> {
     if let Some(t) = topics.as_string() {
         return Ok(vec![t]);
     }
     if Array::is_array(topics) {
-        return Array::from(topics)
-            .iter()
-            .map(|t| {
+        let mut list = Vec::new();
+        // Checked to be an array just above: no need for `Array.from`'s copy (and import).
+        for t in topics.unchecked_ref::<Array>().iter() {
+            list.push(
                 t.as_string()
-                    .ok_or_else(|| type_error("topics must be strings"))
-            })
-            .collect();
+                    .ok_or_else(|| type_error("topics must be strings"))?,
+            );
+        }
+        return Ok(list);
     }
     Err(type_error("expected a topic string or an array of them"))
+}
+
+fn topic_filter(topic: String) -> JsResult<TopicFilter> {
+    TopicFilter::new(topic).map_err(|e| type_error(&e.message()))
 }
 
 /// MQTT.js subscription options: `qos`, `nl` (no local), `rap` (retain as published), `rh`.
@@ -219,24 +242,21 @@ fn subscriptions(
     topics: &JsValue,
     options: &JsValue,
 ) -> JsResult<Vec<(TopicFilter, SubscriptionOptions)>> {
-    let filter = |t: String| TopicFilter::new(t).map_err(|e| type_error(&e.to_string()));
+    let mut filters = Vec::new();
     if topics.is_string() || Array::is_array(topics) {
         let opts = subscription_options(options)?;
-        return topic_list(topics)?
-            .into_iter()
-            .map(|t| Ok((filter(t)?, opts)))
-            .collect();
+        for t in topic_list(topics)? {
+            filters.push((topic_filter(t)?, opts));
+        }
+        return Ok(filters);
     }
     if topics.is_object() {
-        let entries = js_sys::Object::entries(topics.unchecked_ref());
-        return entries
-            .iter()
-            .map(|e| {
-                let e: Array = e.unchecked_into();
-                let t = e.get(0).as_string().unwrap_or_default();
-                Ok((filter(t)?, subscription_options(&e.get(1))?))
-            })
-            .collect();
+        for e in js_sys::Object::entries(topics.unchecked_ref()).iter() {
+            let e: Array = e.unchecked_into();
+            let t = e.get(0).as_string().unwrap_or_default();
+            filters.push((topic_filter(t)?, subscription_options(&e.get(1))?));
+        }
+        return Ok(filters);
     }
     Err(type_error(
         "expected a topic string, an array of them, or { topic: { qos } }",

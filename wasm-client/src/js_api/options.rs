@@ -13,6 +13,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::engine::Options;
+use crate::text::decimal;
 
 pub(crate) type JsResult<T> = Result<T, JsValue>;
 
@@ -34,20 +35,21 @@ fn get_bool(obj: &JsValue, key: &str) -> JsResult<Option<bool>> {
     get(obj, key)
         .map(|v| {
             v.as_bool()
-                .ok_or_else(|| type_error(&format!("`{key}` must be a boolean")))
+                .ok_or_else(|| type_error(&["`", key, "` must be a boolean"].concat()))
         })
         .transpose()
 }
 
-/// An integer option in `0..=max`. `max` is a `u32` so the error message formats an integer:
-/// formatting an `f64` would pull about 17 KB of float printing into the package.
+/// An integer option in `0..=max`. `max` is a `u32` so the error message shows an integer
+/// (formatting an `f64` would pull about 17 KB of float printing into the package), written
+/// without `core::fmt` (see `text.rs`).
 fn get_number(obj: &JsValue, key: &str, max: u32) -> JsResult<Option<f64>> {
     get(obj, key)
         .map(|v| match v.as_f64() {
             Some(n) if n >= 0.0 && n <= f64::from(max) && n.fract() == 0.0 => Ok(n),
-            _ => Err(type_error(&format!(
-                "`{key}` must be an integer from 0 to {max}"
-            ))),
+            _ => Err(type_error(
+                &["`", key, "` must be an integer from 0 to ", &decimal(max)].concat(),
+            )),
         })
         .transpose()
 }
@@ -64,7 +66,7 @@ fn get_string(obj: &JsValue, key: &str) -> JsResult<Option<String>> {
     get(obj, key)
         .map(|v| {
             v.as_string()
-                .ok_or_else(|| type_error(&format!("`{key}` must be a string")))
+                .ok_or_else(|| type_error(&["`", key, "` must be a string"].concat()))
         })
         .transpose()
 }
@@ -103,9 +105,9 @@ pub(crate) fn to_bytes(value: &JsValue, what: &str) -> JsResult<Bytes> {
     if value.is_undefined() || value.is_null() {
         return Ok(Bytes::new());
     }
-    Err(type_error(&format!(
-        "{what} must be a string, Uint8Array or ArrayBuffer"
-    )))
+    Err(type_error(
+        &[what, " must be a string, Uint8Array or ArrayBuffer"].concat(),
+    ))
 }
 
 /// `{ key: value | value[] }` into MQTT 5 user properties (order preserved).
@@ -118,12 +120,12 @@ fn user_properties(obj: &JsValue) -> JsResult<Vec<UserProperty>> {
         let entry: Array = entry.unchecked_into();
         let key = entry.get(0).as_string().unwrap_or_default();
         let value = entry.get(1);
-        let values: Vec<JsValue> = if Array::is_array(&value) {
-            value.unchecked_into::<Array>().iter().collect()
+        let values: Array = if Array::is_array(&value) {
+            value.unchecked_into()
         } else {
-            vec![value]
+            Array::of1(&value)
         };
-        for v in values {
+        for v in values.iter() {
             let v = v
                 .as_string()
                 .ok_or_else(|| type_error("user property values must be strings"))?;
@@ -165,7 +167,8 @@ fn connect_properties(obj: &JsValue) -> JsResult<ConnectProperties> {
 
 fn will(obj: &JsValue) -> JsResult<LastWill> {
     let topic = get_string(obj, "topic")?.ok_or_else(|| type_error("`will.topic` is required"))?;
-    let topic = TopicName::new(topic).map_err(|e| type_error(&format!("will.topic: {e}")))?;
+    let topic =
+        TopicName::new(topic).map_err(|e| type_error(&["will.topic: ", &e.message()].concat()))?;
     let props = get(obj, "properties").unwrap_or(JsValue::UNDEFINED);
     Ok(LastWill {
         topic,

@@ -1,4 +1,4 @@
-//! Time and randomness from the JavaScript environment.
+//! Time, randomness and the global object from the JavaScript environment.
 
 use wasm_bindgen::prelude::*;
 
@@ -8,6 +8,17 @@ extern "C" {
     /// workers and Node.
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
     fn performance_now() -> f64;
+
+    /// `globalThis` (browsers, workers and Node alike). Read directly rather than through
+    /// `js_sys::global()`, whose fallbacks for older engines (`self`, `window`, `global`) cost
+    /// the package four imports and their glue.
+    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
+    static GLOBAL_THIS: JsValue;
+}
+
+/// The global object.
+pub(crate) fn global() -> JsValue {
+    GLOBAL_THIS.with(JsValue::clone)
 }
 
 /// Milliseconds on a monotonic clock, the engine's notion of "now".

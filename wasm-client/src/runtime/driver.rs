@@ -61,7 +61,7 @@ impl Driver {
         let seed = random_seed();
         if options.client_id.is_empty() {
             // Unique per tab, so two tabs never take over each other's session.
-            options.client_id = format!("aviary_{:012x}", seed & 0xFFFF_FFFF_FFFF);
+            options.client_id = ["aviary_", &crate::text::hex(seed, 12)].concat();
         }
         let driver = Rc::new_cyclic(|weak: &Weak<Driver>| {
             let timer_weak = weak.clone();
@@ -227,7 +227,7 @@ impl Driver {
             Ok(socket) => *self.socket.borrow_mut() = Some(socket),
             Err(_) => {
                 // A malformed URL throws synchronously; report it like a failed connection.
-                let detail = format!("cannot open a WebSocket to {url}");
+                let detail = ["cannot open a WebSocket to ", &url].concat();
                 self.machine.borrow_mut().socket_closed(&detail, now_ms());
             }
         }

@@ -11,5 +11,5 @@ mod network;
 mod socket;
 mod timer;
 
-pub(crate) use clock::{now_ms, random_seed};
+pub(crate) use clock::{global, now_ms, random_seed};
 pub(crate) use driver::{Driver, Hooks, UrlChoice};

@@ -19,7 +19,7 @@ impl NetworkWatch {
     /// Calls `on_change(true)` on `online` and `on_change(false)` on `offline`; `None` where
     /// the global object has no `addEventListener`.
     pub(crate) fn new(on_change: impl Fn(bool) + 'static) -> Option<Self> {
-        let global = js_sys::global();
+        let global = super::global();
         let add = Reflect::get(&global, &"addEventListener".into()).ok()?;
         if !add.is_function() {
             return None;
@@ -57,7 +57,7 @@ impl Drop for NetworkWatch {
 
 /// `navigator.onLine`, or `true` where there is no such thing.
 pub(crate) fn is_online() -> bool {
-    Reflect::get(&js_sys::global(), &"navigator".into())
+    Reflect::get(&super::global(), &"navigator".into())
         .ok()
         .filter(|n| n.is_object())
         .and_then(|n| Reflect::get(&n, &"onLine".into()).ok())

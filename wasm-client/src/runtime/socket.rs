@@ -44,10 +44,11 @@ impl Socket {
         });
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
             let reason = event.reason();
+            let code = crate::text::decimal(u32::from(event.code()));
             let detail = if reason.is_empty() {
-                format!("WebSocket closed (code {})", event.code())
+                ["WebSocket closed (code ", &code, ")"].concat()
             } else {
-                format!("WebSocket closed (code {}: {reason})", event.code())
+                ["WebSocket closed (code ", &code, ": ", &reason, ")"].concat()
             };
             on_close(detail);
         });

@@ -94,7 +94,7 @@ impl Drop for Timer {
 }
 
 fn spawn_worker(on_fire: &Closure<dyn FnMut()>) -> Option<Backend> {
-    let has_worker = Reflect::get(&js_sys::global(), &"Worker".into())
+    let has_worker = Reflect::get(&super::global(), &"Worker".into())
         .ok()
         .is_some_and(|w| w.is_function());
     if !has_worker {

@@ -9,8 +9,8 @@
 use std::num::NonZeroU16;
 
 use aviary_protocol::{
-    decode, Ack, ConnAck, Disconnect, Packet, Publish, QoS, ReasonCode, SubAck, UnsubAck,
-    MAX_PACKET_SIZE,
+    decode, Ack, ConnAck, DecodeError, Disconnect, Packet, Publish, QoS, ReasonCode, SubAck,
+    UnsubAck, MAX_PACKET_SIZE,
 };
 
 use super::{subscribe_packet, Machine, Phase, ServerLimits};
@@ -50,6 +50,13 @@ impl Machine {
                     }
                 }
                 Ok(None) => break,
+                Err(DecodeError::NotReceived(_)) => {
+                    // A packet only a server receives, which the client's build of the codec
+                    // does not decode: answered like any other packet out of place.
+                    self.keep_alive.on_received();
+                    let error = self.out_of_place();
+                    return self.protocol_failure(error, now);
+                }
                 Err(e) => {
                     // The decode error's own text is not used: its Display and Debug code
                     // would add kilobytes to the browser package for a message seen rarely.
@@ -80,7 +87,7 @@ impl Machine {
                     self.on_disconnect(d, now);
                     Ok(())
                 }
-                _ => Err(protocol("expected CONNACK first [MQTT-3.2.0-1]")),
+                _ => Err(self.out_of_place()),
             };
         }
         match packet {
@@ -96,12 +103,18 @@ impl Machine {
             Packet::UnsubAck(ack) => self.on_unsuback(ack),
             Packet::PingResp => {}
             Packet::Disconnect(d) => self.on_disconnect(d, now),
-            other => {
-                let _ = other;
-                return Err(protocol("unexpected packet from the broker"));
-            }
+            _ => return Err(self.out_of_place()),
         }
         Ok(())
+    }
+
+    /// The error for a packet the broker may not send now (anything but CONNACK or DISCONNECT
+    /// during the handshake) or ever (CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ).
+    fn out_of_place(&self) -> MqttError {
+        match self.phase {
+            Phase::Handshake { .. } => protocol("expected CONNACK first [MQTT-3.2.0-1]"),
+            _ => protocol("unexpected packet from the broker"),
+        }
     }
 
     fn on_connack(&mut self, ack: ConnAck, now: u64) {
@@ -130,7 +143,7 @@ impl Machine {
         }
         if let Some(id) = &props.assigned_client_identifier {
             // Reconnects must present the same id to resume the session.
-            self.options.client_id = id.to_string();
+            self.options.client_id = String::from(&**id);
         }
         let session_present = ack.session_present;
         self.events.push(Event::Connected(Connected {

@@ -237,7 +237,7 @@ impl Machine {
     pub fn publish(&mut self, mut publish: Publish, now: u64) -> Result<Token, MqttError> {
         self.check_not_ended()?;
         validate_topic_name(&publish.topic)
-            .map_err(|e| MqttError::new(ErrorKind::InvalidArgument, e.to_string()))?;
+            .map_err(|e| MqttError::new(ErrorKind::InvalidArgument, e.message()))?;
         publish.packet_id = None;
         publish.dup = false;
         let token = self.token();
@@ -534,8 +534,9 @@ fn subscribe_packet(
     })
 }
 
-fn invalid(error: impl std::fmt::Display) -> MqttError {
-    MqttError::new(ErrorKind::InvalidArgument, error.to_string())
+/// The codec's text, built without `core::fmt` (see `EncodeError::message`).
+fn invalid(error: aviary_protocol::EncodeError) -> MqttError {
+    MqttError::new(ErrorKind::InvalidArgument, error.message())
 }
 
 fn too_large() -> MqttError {

@@ -622,6 +622,49 @@ fn an_unknown_incoming_alias_disconnects_with_reason_0x94() {
     );
 }
 
+/// A packet only a server receives (here PINGREQ, which the client's build of the codec does
+/// not even decode) is a protocol error, answered in MQTT 5 with DISCONNECT 0x82; during the
+/// handshake the error says CONNACK must come first.
+#[test]
+fn a_packet_only_a_server_receives_is_a_protocol_error() {
+    for (connected, message) in [
+        (
+            false,
+            "Protocol Error: expected CONNACK first [MQTT-3.2.0-1]",
+        ),
+        (true, "Protocol Error: unexpected packet from the broker"),
+    ] {
+        let mut h = Harness::v5();
+        if connected {
+            h.connect(false);
+        } else {
+            h.open();
+        }
+        h.m.handle_bytes(&[0xC0, 0x00], h.now);
+        assert_eq!(
+            h.sent(),
+            [Packet::Disconnect(Disconnect::new(
+                ReasonCode::PROTOCOL_ERROR
+            ))]
+        );
+        let events = h.m.take_events();
+        let Some(e) = events.iter().find_map(|e| match e {
+            Event::Error(e) => Some(e),
+            _ => None,
+        }) else {
+            panic!("{events:?}");
+        };
+        assert_eq!(
+            (e.kind, e.reason_code, e.message.as_str()),
+            (
+                ErrorKind::Protocol,
+                Some(ReasonCode::PROTOCOL_ERROR),
+                message
+            )
+        );
+    }
+}
+
 #[test]
 fn a_server_disconnect_is_reported_with_its_reason_and_reconnects() {
     let mut h = Harness::v5();

@@ -1,0 +1,44 @@
+//! Numbers in messages and ids without `core::fmt`, whose machinery would cost the npm
+//! package kilobytes for a few error messages.
+
+/// `n` in decimal.
+pub(crate) fn decimal(n: u32) -> String {
+    let mut digits = Vec::with_capacity(10);
+    let mut rest = n;
+    loop {
+        digits.push(digit(rest % 10));
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    digits.iter().rev().collect()
+}
+
+/// The low `count` hexadecimal digits of `n`, zero-padded, most significant first.
+pub(crate) fn hex(n: u64, count: u32) -> String {
+    (0..count)
+        .rev()
+        // Masked to four bits, so the cast cannot truncate.
+        .map(|i| digit(((n >> (4 * i)) & 0xF) as u32))
+        .collect()
+}
+
+fn digit(d: u32) -> char {
+    char::from_digit(d, 16).unwrap_or('0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_and_hex_say_what_format_says() {
+        for n in [0, 9, 10, 1000, 65_535, u32::MAX] {
+            assert_eq!(decimal(n), n.to_string());
+        }
+        let seed = 0x1234_5678_9abc_def0_u64;
+        assert_eq!(hex(seed, 12), format!("{:012x}", seed & 0xFFFF_FFFF_FFFF));
+        assert_eq!(hex(0xa, 12), "00000000000a");
+    }
+}
