@@ -1,5 +1,6 @@
 //! The replica's log: replayed, it gives back what the store loads, whatever the commits,
-//! snapshots, failures and partial groups it went through.
+//! snapshots, failures and partial groups it went through. The whole store suite runs on a
+//! replicated store too (`tests`, module `replicated`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -11,7 +12,7 @@ use super::*;
 
 /// A log in memory: positions count from 1, as a stream's sequence numbers do.
 #[derive(Debug, Default)]
-struct MemoryLog {
+pub(super) struct MemoryLog {
     records: Mutex<Vec<(u64, Bytes)>>,
     next: Mutex<u64>,
     /// The next append fails.
@@ -39,7 +40,7 @@ impl Replica for MemoryLog {
 }
 
 impl MemoryLog {
-    fn replay(&self) -> Snapshot {
+    pub(super) fn replay(&self) -> Snapshot {
         let records: Vec<Bytes> = self.records.lock().iter().map(|(_, r)| r.clone()).collect();
         replay(records).expect("the log replays")
     }
@@ -49,42 +50,14 @@ impl MemoryLog {
     }
 }
 
-fn replicated() -> (DiskStore, Arc<MemoryLog>, tempfile::TempDir) {
+/// A disk store with a log in memory, for the store suite too (see `tests`).
+pub(super) fn replicated() -> (DiskStore, (Arc<MemoryLog>, tempfile::TempDir)) {
     let dir = tempfile::tempdir().unwrap();
     let store = DiskStore::open(dir.path(), SyncMode::Process).unwrap();
     let log = Arc::new(MemoryLog::default());
     store.replicate_to(log.clone()).unwrap();
-    (store, log, dir)
+    (store, (log, dir))
 }
-
-/// Runs each store-suite test on a replicated disk store, then replays its log.
-macro_rules! replays_like_the_store {
-    ($($name:ident,)*) => {
-        $(
-            #[test]
-            fn $name() {
-                let (store, log, _dir) = replicated();
-                super::tests::$name(&store);
-                assert_eq!(log.replay(), store.load().unwrap());
-            }
-        )*
-    };
-}
-
-replays_like_the_store!(
-    messages_round_trip_and_delete,
-    sessions_round_trip_replace_and_delete,
-    queues_load_in_seq_order,
-    queue_entry_moves_through_delivery_states,
-    incoming_qos2_ids_round_trip,
-    retained_put_replace_delete,
-    delete_session_removes_everything_of_that_client_only,
-    ops_in_one_commit_apply_in_order,
-    records_created_and_deleted_in_one_commit_leave_nothing,
-    a_refused_commit_changes_nothing,
-    entries_carrying_their_message,
-    a_write_once_delete_removes_only_its_own_put,
-);
 
 fn queued(client: &str, seq: u64, payload: &'static [u8]) -> Op {
     let mut entry = queue_entry(seq, QoS::AtLeastOnce);
@@ -113,7 +86,7 @@ fn a_store_with_data_is_copied_whole_when_the_replica_is_attached() {
 
 #[test]
 fn snapshots_keep_the_log_small_and_complete() {
-    let (store, log, _dir) = replicated();
+    let (store, (log, _dir)) = replicated();
     store.set_compact_min(64 * 1024);
     store.commit(&[Op::PutSession(full_session("c"))]).unwrap();
     // A queue that grows and drains, as a subscriber's does: the log would grow without end.
@@ -140,7 +113,7 @@ fn snapshots_keep_the_log_small_and_complete() {
 
 #[test]
 fn after_a_failed_append_the_commit_fails_and_the_log_catches_up() {
-    let (store, log, _dir) = replicated();
+    let (store, (log, _dir)) = replicated();
     store.commit(&[Op::PutSession(full_session("c"))]).unwrap();
     log.fail_next.store(true, Ordering::SeqCst);
     let failed = store.commit(&[queued("c", 1, b"lost from the log")]);
@@ -159,7 +132,7 @@ fn after_a_failed_append_the_commit_fails_and_the_log_catches_up() {
 
 #[test]
 fn a_value_bigger_than_a_record_spans_several() {
-    let (store, log, _dir) = replicated();
+    let (store, (log, _dir)) = replicated();
     let big: &'static [u8] = Box::leak(vec![9u8; 3 * CHUNK + 5].into_boxed_slice());
     store
         .commit(&[
@@ -177,7 +150,7 @@ fn a_value_bigger_than_a_record_spans_several() {
 
 #[test]
 fn a_group_cut_short_by_a_crash_is_skipped() {
-    let (store, log, _dir) = replicated();
+    let (store, (log, _dir)) = replicated();
     store.commit(&[Op::PutSession(full_session("c"))]).unwrap();
     let whole = store.load().unwrap();
     let big: &'static [u8] = Box::leak(vec![1u8; 2 * CHUNK].into_boxed_slice());

@@ -423,14 +423,18 @@ pub(super) fn a_write_once_delete_removes_only_its_own_put(s: &dyn Store) {
 }
 
 /// Instantiates the suite for one implementation: `$make` returns the
-/// store and whatever must live as long as it (a temp dir).
+/// store and whatever must live as long as it (a temp dir); `$check`, if
+/// given, looks at both after each test.
 macro_rules! store_suite {
     ($module:ident, $make:expr) => {
+        store_suite!($module, $make, |_, _| {});
+    };
+    ($module:ident, $make:expr, $check:expr) => {
         mod $module {
             #[allow(unused_imports)]
             use super::super::*;
 
-            store_suite!(@tests $make;
+            store_suite!(@tests $make, $check;
                 empty_store_loads_empty,
                 messages_round_trip_and_delete,
                 sessions_round_trip_replace_and_delete,
@@ -448,12 +452,13 @@ macro_rules! store_suite {
             );
         }
     };
-    (@tests $make:expr; $($name:ident,)*) => {
+    (@tests $make:expr, $check:expr; $($name:ident,)*) => {
         $(
             #[test]
             fn $name() {
                 let (store, keep) = $make;
                 super::$name(&store);
+                ($check)(&store, &keep);
                 // The store closes before its directory is removed.
                 drop(store);
                 drop(keep);
@@ -467,3 +472,15 @@ store_suite!(disk, {
     let dir = tempfile::tempdir().unwrap();
     (DiskStore::open(dir.path(), SyncMode::Process).unwrap(), dir)
 });
+// Its replica's log, replayed, gives back what the store loads.
+store_suite!(
+    replicated,
+    super::super::replica_tests::replicated(),
+    |store: &DiskStore,
+     (log, _): &(
+        Arc<super::super::replica_tests::MemoryLog>,
+        tempfile::TempDir
+    )| {
+        assert_eq!(log.replay(), store.load().unwrap());
+    }
+);
