@@ -376,6 +376,21 @@ async fn a_node_cut_off_from_nats_disconnects_its_clients_and_takes_them_again_o
     watch.expect_silence(Duration::from_millis(500)).await;
 }
 
+/// The numbers `sub` receives, each acknowledged, until it has `n` different ones; routing
+/// probes left out.
+async fn numbers(sub: &mut Raw, n: usize) -> std::collections::BTreeSet<usize> {
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < n {
+        let p = sub.recv_publish().await;
+        sub.ack(&p).await;
+        let payload = String::from_utf8(p.payload.to_vec()).expect("utf-8");
+        if payload != "probe" {
+            seen.insert(payload.parse::<usize>().expect("a number"));
+        }
+    }
+    seen
+}
+
 #[tokio::test]
 async fn a_killed_nodes_publisher_resumes_elsewhere_and_nothing_acknowledged_is_lost() {
     const N: usize = 400;
@@ -387,18 +402,7 @@ async fn a_killed_nodes_publisher_resumes_elsewhere_and_nothing_acknowledged_is_
     sub.subscribe("stream/#", QoS::AtLeastOnce).await;
     let (mut publisher, _) = Raw::connect_ok(a.mqtt, raw::v5("sensor")).await;
     until_routed(&mut publisher, &mut sub, "stream/probe", QoS::AtLeastOnce).await;
-    let reading = tokio::spawn(async move {
-        let mut seen = std::collections::BTreeSet::new();
-        while seen.len() < N {
-            let p = sub.recv_publish().await;
-            sub.ack(&p).await;
-            let payload = String::from_utf8(p.payload.to_vec()).expect("utf-8");
-            if payload != "probe" {
-                seen.insert(payload.parse::<usize>().expect("a number"));
-            }
-        }
-        seen
-    });
+    let reading = tokio::spawn(async move { numbers(&mut sub, N).await });
     let message = |i: usize| raw::message("stream/n", i.to_string().as_bytes(), QoS::AtLeastOnce);
     for i in 0..N / 2 {
         assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
@@ -475,20 +479,10 @@ async fn a_killed_nodes_persistent_session_resumes_on_another_node_with_its_mess
         "SIGKILL to the session back on gw-b: {:?}",
         killed.elapsed()
     );
-    let mut seen = std::collections::BTreeSet::new();
-    within_for(
+    let seen = within_for(
         Duration::from_secs(30),
         "every acknowledged message",
-        async {
-            while seen.len() < N {
-                let p = sub.recv_publish().await;
-                sub.ack(&p).await;
-                let payload = String::from_utf8(p.payload.to_vec()).expect("utf-8");
-                if payload != "probe" {
-                    seen.insert(payload.parse::<usize>().expect("a number"));
-                }
-            }
-        },
+        numbers(&mut sub, N),
     )
     .await;
     assert_eq!(seen, (0..N).collect());
