@@ -16,7 +16,9 @@
 //!    adopted sessions take from the adopter's own consumer only those after it, as a session
 //!    moving between live nodes does (see [`super::handover`]).
 //! 4. **Drain.** It reads the dead node's consumer up to the marker, its unacknowledged
-//!    messages made to come again at once, and routes each to the adopted sessions only.
+//!    messages made to come again at once, and routes each to the adopted sessions only,
+//!    but for those the dead node's store holds already (by their stream sequence numbers):
+//!    it died between queueing them and acknowledging them to the stream.
 //! 5. **Settle.** The dead node's consumer and log go, and the adoption is marked done.
 //!
 //! `AVIARY_CLIENTS` still names the dead node for the adopted client ids: the wills of its
@@ -202,6 +204,7 @@ impl Adoption {
             .await
             .map_err(|e| e.to_string())?;
         let mut snapshot = store::replay(log).map_err(|e| e.to_string())?;
+        let queued = stream_seqs(&snapshot);
         let mut opened = Vec::new();
         for record in std::mem::take(&mut snapshot.sessions).into_values() {
             let client_id = record.client_id.clone();
@@ -230,7 +233,7 @@ impl Adoption {
             }
         }
         let keys: HashSet<ClientKey> = opened.iter().map(|s| s.key).collect();
-        self.drain(dead, marker, &keys).await?;
+        self.drain(dead, marker, &keys, &queued).await?;
         for _ in &opened {
             ClusterMetrics::count(&self.metrics.sessions_moved_in);
         }
@@ -238,12 +241,15 @@ impl Adoption {
         Ok(opened.len())
     }
 
-    /// Step 4: routes what `dead`'s consumer holds before `marker` to the adopted `sessions`.
+    /// Step 4: routes what `dead`'s consumer holds before `marker` to the adopted `sessions`,
+    /// but for the stream messages its store had `queued` already: it died after queueing them
+    /// and before its acknowledgement reached the stream, which gives them again.
     async fn drain(
         &self,
         dead: &str,
         marker: u64,
         sessions: &HashSet<ClientKey>,
+        queued: &HashSet<u64>,
     ) -> Result<(), String> {
         let stream = self
             .js
@@ -282,7 +288,8 @@ impl Adoption {
                 while let Some(m) = batch.next().await {
                     let m = m.map_err(|e| e.to_string())?;
                     let seq = m.info().map_err(|e| e.to_string())?.stream_sequence;
-                    if seq < marker && !m.subject.starts_with(MARK_PREFIX) {
+                    let routed_before = queued.contains(&seq) || seq >= marker;
+                    if !routed_before && !m.subject.starts_with(MARK_PREFIX) {
                         match decode(&m.subject, m.payload.clone(), STREAM_PREFIX) {
                             Ok(msg) => routed += self.broker.publish_adopted(msg, sessions),
                             Err(e) => {
@@ -323,6 +330,17 @@ impl Adoption {
     }
 }
 
+/// The stream sequence numbers of the messages queued in `snapshot`.
+fn stream_seqs(snapshot: &Snapshot) -> HashSet<u64> {
+    let shared = snapshot.messages.values().filter_map(|m| m.stream_seq);
+    let inline = snapshot
+        .queues
+        .values()
+        .flat_map(|q| q.values())
+        .filter_map(|e| e.inline.as_ref().and_then(|m| m.stream_seq));
+    shared.chain(inline).collect()
+}
+
 /// Takes `client_id`'s queue out of `snapshot`, each entry carrying its message, and its
 /// incoming QoS 2 ids.
 fn messages_of(
@@ -349,4 +367,62 @@ fn messages_of(
         .into_iter()
         .collect();
     (entries, incoming)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use aviary_protocol::QoS;
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::store::{DeliveryState, MessageId, StoredMessage};
+
+    fn message(stream_seq: Option<u64>) -> StoredMessage {
+        StoredMessage {
+            topic: "pets/1/location".into(),
+            payload: Bytes::from_static(b"x"),
+            qos: QoS::ExactlyOnce,
+            retain: false,
+            properties: Default::default(),
+            expires_at_unix_ms: None,
+            stream_seq,
+        }
+    }
+
+    fn entry(id: u64, inline: Option<StoredMessage>) -> QueueEntry {
+        QueueEntry {
+            message: MessageId(id),
+            inline: inline.map(Box::new),
+            qos: QoS::ExactlyOnce,
+            retain: false,
+            subscription_ids: Vec::new(),
+            state: DeliveryState::Queued,
+        }
+    }
+
+    #[test]
+    fn the_stream_messages_a_dead_node_had_queued_are_known_and_taken_with_their_message() {
+        let mut s = Snapshot::default();
+        s.messages.insert(MessageId(2), message(Some(20)));
+        s.queues.insert(
+            "a".into(),
+            BTreeMap::from([(1, entry(1, Some(message(Some(10))))), (2, entry(2, None))]),
+        );
+        // Published on the dead node to a subscriber there, not through the stream.
+        s.queues.insert(
+            "b".into(),
+            BTreeMap::from([(1, entry(3, Some(message(None))))]),
+        );
+        assert_eq!(stream_seqs(&s), HashSet::from([10, 20]));
+        let (entries, incoming) = messages_of(&mut s, "a");
+        assert!(incoming.is_empty());
+        let seqs: Vec<_> = entries
+            .iter()
+            .map(|e| e.inline.as_ref().expect("carries its message").stream_seq)
+            .collect();
+        assert_eq!(seqs, [Some(10), Some(20)]);
+        assert!(!s.queues.contains_key("a"), "taken out");
+    }
 }

@@ -196,6 +196,7 @@ fn read_properties(r: &mut Reader) -> Result<MessageProperties, DecodeError> {
 // Flag bits of a message.
 const M_RETAIN: u8 = 1 << 2;
 const M_EXPIRES: u8 = 1 << 3;
+const M_STREAM_SEQ: u8 = 1 << 4;
 
 /// A message without the version byte: also nested in a session's will.
 fn put_message_body(out: &mut Vec<u8>, m: &StoredMessage) {
@@ -206,9 +207,17 @@ fn put_message_body(out: &mut Vec<u8>, m: &StoredMessage) {
     } else {
         0
     };
+    flags |= if m.stream_seq.is_some() {
+        M_STREAM_SEQ
+    } else {
+        0
+    };
     out.push(flags);
     if let Some(at) = m.expires_at_unix_ms {
         put_varint(out, at);
+    }
+    if let Some(seq) = m.stream_seq {
+        put_varint(out, seq);
     }
     put_bytes(out, m.topic.as_bytes());
     put_properties(out, &m.properties);
@@ -217,10 +226,15 @@ fn put_message_body(out: &mut Vec<u8>, m: &StoredMessage) {
 
 fn read_message_body(r: &mut Reader) -> Result<StoredMessage, DecodeError> {
     let flags = r.u8()?;
-    if flags & !(0b11 | M_RETAIN | M_EXPIRES) != 0 {
+    if flags & !(0b11 | M_RETAIN | M_EXPIRES | M_STREAM_SEQ) != 0 {
         return Err(DecodeError("unknown message flag"));
     }
     let expires_at_unix_ms = if flags & M_EXPIRES != 0 {
+        Some(r.varint()?)
+    } else {
+        None
+    };
+    let stream_seq = if flags & M_STREAM_SEQ != 0 {
         Some(r.varint()?)
     } else {
         None
@@ -229,6 +243,7 @@ fn read_message_body(r: &mut Reader) -> Result<StoredMessage, DecodeError> {
         qos: qos_bits(flags)?,
         retain: flags & M_RETAIN != 0,
         expires_at_unix_ms,
+        stream_seq,
         topic: r.string()?,
         properties: read_properties(r)?,
         payload: r.bytes()?,

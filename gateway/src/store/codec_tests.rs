@@ -40,6 +40,7 @@ fn every_property_and_flag_round_trips() {
     }
     let bare = StoredMessage {
         properties: MessageProperties::default(),
+        stream_seq: None,
         ..rich_message()
     };
     assert_eq!(

@@ -30,10 +30,13 @@ use super::{validate, Op, Snapshot, Store, StoreError};
 /// The store's format version: bump it when a key or keyspace changes
 /// meaning, or records gain what an older Aviary cannot read.
 ///
-/// 2: a queue entry may carry its message (`QueueEntry::inline`). A version 1 store is read
-/// as it is (its records are valid version 2 records) and marked 2 at open, so that an older
-/// Aviary refuses it with a clear error instead of failing on the first such entry.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// 2: a queue entry may carry its message (`QueueEntry::inline`).
+/// 3: a message may carry its cluster stream sequence (`StoredMessage::stream_seq`).
+///
+/// An older store is read as it is (its records are valid records of this version) and
+/// marked with this version at open, so that an older Aviary refuses it with a clear error
+/// instead of failing on the first new record.
+pub(crate) const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this Aviary opens (and upgrades).
 const OLDEST_FORMAT_VERSION: u32 = 1;
 /// The subdirectory of the data directory that fjall owns.

@@ -81,6 +81,10 @@ pub struct StoredMessage {
     /// Wall-clock time (Unix ms) when its Message Expiry Interval runs out;
     /// wall clock because it must mean the same after a restart.
     pub expires_at_unix_ms: Option<u64>,
+    /// In cluster mode, its sequence number in the cluster's message stream, when it came
+    /// from there: a node adopting a dead node's sessions knows by it which of the messages
+    /// the dead node's consumer gives again it had already queued.
+    pub stream_seq: Option<u64>,
 }
 
 /// One subscription of a persistent session.

@@ -20,6 +20,7 @@ pub(crate) mod samples {
             retain: false,
             properties: MessageProperties::default(),
             expires_at_unix_ms: None,
+            stream_seq: None,
         }
     }
 
@@ -39,6 +40,7 @@ pub(crate) mod samples {
                 user_properties: vec![("k".into(), "v".into()), ("k".into(), "".into())],
             },
             expires_at_unix_ms: Some(1_700_000_000_000),
+            stream_seq: Some(1 << 40),
         }
     }
 

@@ -93,6 +93,7 @@ pub(crate) fn stored_message(msg: &Message, clocks: Clocks) -> StoredMessage {
         retain: msg.retain,
         properties: msg.properties.clone(),
         expires_at_unix_ms: msg.expires_at.map(|at| clocks.to_unix_ms(at)),
+        stream_seq: msg.stream_seq.map(std::num::NonZeroU64::get),
     }
 }
 
@@ -106,7 +107,7 @@ pub(crate) fn message(stored: StoredMessage, clocks: Clocks) -> Message {
         properties: stored.properties,
         expires_at: stored.expires_at_unix_ms.map(|ms| clocks.to_instant(ms)),
         stored: Default::default(),
-        stream_seq: None,
+        stream_seq: stored.stream_seq.and_then(std::num::NonZeroU64::new),
     }
 }
 
