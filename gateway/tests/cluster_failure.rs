@@ -8,50 +8,23 @@
 //! - a node cut off from NATS disconnects its clients within its grace period (half a
 //!   lease), refuses new ones, and takes them again once NATS is back.
 //!
-//! Leases are short here (`[cluster] lease_ms`), so the tests wait seconds, not tens of
-//! them. Each wait is bounded; the timings measured are printed (`--nocapture`).
+//! What the clients of a killed node find elsewhere is in `cluster_node_death.rs`. Leases
+//! are short here (`[cluster] lease_ms`), so the tests wait seconds, not tens of them. Each
+//! wait is bounded; the timings measured are printed (`--nocapture`).
 
+mod cluster_common;
 mod common;
 mod ws_common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aviary_protocol::{Connect, LastWill, Packet, QoS, ReasonCode, TopicName};
+use cluster_common::{node, process_node, LEASE};
 use common::nats::NatsCluster;
-use common::process::GatewayProcess;
 use common::raw::{self, until_routed, Raw};
 use common::{within, within_for};
 use ws_common::Gw;
-
-/// The lease of every node in these tests.
-const LEASE: Duration = Duration::from_millis(2_000);
-
-/// An in-process node of the cluster on `nats`.
-async fn node(nats: &NatsCluster, name: &str) -> Gw {
-    Gw::start_with(|c| {
-        c.cluster.nats = nats.urls();
-        c.cluster.node = Some(name.to_owned());
-        c.cluster.lease_ms = Some(LEASE.as_millis() as u64);
-    })
-    .await
-}
-
-/// A node of the cluster on `nats` as a process of its own, to be killed with SIGKILL.
-async fn process_node(nats: &NatsCluster, name: &str, dir: &Path) -> GatewayProcess {
-    let urls: Vec<String> = nats.urls().iter().map(|u| format!("{u:?}")).collect();
-    let config = format!(
-        "[cluster]\nnats = [{}]\nnode = {name:?}\nlease_ms = {}\n",
-        urls.join(", "),
-        LEASE.as_millis()
-    );
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, config).expect("write the node's config");
-    let data = dir.join(format!("{name}-data"));
-    let config = path.to_str().expect("a UTF-8 path");
-    GatewayProcess::start(&data, &["--config", config]).await
-}
 
 /// A CONNECT with a will on `topic` (payload: the client id), QoS 1, after `delay_secs`.
 fn with_will(mut connect: Connect, topic: &str, delay_secs: u32) -> Connect {
@@ -374,120 +347,4 @@ async fn a_node_cut_off_from_nats_disconnects_its_clients_and_takes_them_again_o
     watch.ack(&p).await;
     assert_eq!((&*p.topic, &p.payload[..]), ("wills/five", &b"five"[..]));
     watch.expect_silence(Duration::from_millis(500)).await;
-}
-
-/// The numbers `sub` receives, each acknowledged, until it has `n` different ones; routing
-/// probes left out.
-async fn numbers(sub: &mut Raw, n: usize) -> std::collections::BTreeSet<usize> {
-    let mut seen = std::collections::BTreeSet::new();
-    while seen.len() < n {
-        let p = sub.recv_publish().await;
-        sub.ack(&p).await;
-        let payload = String::from_utf8(p.payload.to_vec()).expect("utf-8");
-        if payload != "probe" {
-            seen.insert(payload.parse::<usize>().expect("a number"));
-        }
-    }
-    seen
-}
-
-#[tokio::test]
-async fn a_killed_nodes_publisher_resumes_elsewhere_and_nothing_acknowledged_is_lost() {
-    const N: usize = 400;
-    let nats = NatsCluster::start(3).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let a = process_node(&nats, "gw-a", dir.path()).await;
-    let b = node(&nats, "gw-b").await;
-    let (mut sub, _) = Raw::connect_ok(b.mqtt, raw::v5("watcher")).await;
-    sub.subscribe("stream/#", QoS::AtLeastOnce).await;
-    let (mut publisher, _) = Raw::connect_ok(a.mqtt, raw::v5("sensor")).await;
-    until_routed(&mut publisher, &mut sub, "stream/probe", QoS::AtLeastOnce).await;
-    let reading = tokio::spawn(async move { numbers(&mut sub, N).await });
-    let message = |i: usize| raw::message("stream/n", i.to_string().as_bytes(), QoS::AtLeastOnce);
-    for i in 0..N / 2 {
-        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
-    }
-    // One more sent, its PUBACK not awaited: gw-a dies with it in flight.
-    let mut in_flight = message(N / 2);
-    in_flight.packet_id = Some(publisher.packet_id());
-    publisher.send(Packet::Publish(in_flight)).await;
-    a.kill9().await;
-
-    // The device reconnects to gw-b, sends the unacknowledged one again, and goes on.
-    let (mut publisher, _) = Raw::connect_ok(b.mqtt, raw::v5("sensor")).await;
-    for i in N / 2..N {
-        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
-    }
-    let seen = within_for(
-        Duration::from_secs(30),
-        "every acknowledged message",
-        reading,
-    )
-    .await
-    .expect("reader");
-    assert_eq!(seen, (0..N).collect());
-}
-
-#[tokio::test]
-async fn a_killed_nodes_persistent_session_resumes_on_another_node_with_its_messages() {
-    const N: usize = 200;
-    let nats = NatsCluster::start(3).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let a = process_node(&nats, "gw-a", dir.path()).await;
-    let b = node(&nats, "gw-b").await;
-    let mut keeper = raw::v5("keeper");
-    keeper.clean_start = false;
-    keeper.properties.session_expiry_interval = Some(3_600);
-    let (mut sub, _) = Raw::connect_ok(a.mqtt, keeper.clone()).await;
-    sub.subscribe("pets/+/location", QoS::AtLeastOnce).await;
-    let (mut publisher, _) = Raw::connect_ok(b.mqtt, raw::v5("tracker")).await;
-    until_routed(
-        &mut publisher,
-        &mut sub,
-        "pets/0/location",
-        QoS::AtLeastOnce,
-    )
-    .await;
-    drop(sub);
-    let message = |i: usize| {
-        raw::message(
-            "pets/7/location",
-            i.to_string().as_bytes(),
-            QoS::AtLeastOnce,
-        )
-    };
-    // Half queued on gw-a while the owner is away, then gw-a dies without a word; the other
-    // half is published while it is dead.
-    for i in 0..N / 2 {
-        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
-    }
-    a.kill9().await;
-    let killed = Instant::now();
-    for i in N / 2..N {
-        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
-    }
-
-    // The phone reconnects to gw-b: its session, subscription and queue are there.
-    let (mut sub, ack) = within_for(
-        LEASE * 10,
-        "the session to be adopted",
-        Raw::connect_ok(b.mqtt, keeper),
-    )
-    .await;
-    assert!(ack.session_present, "the session came back");
-    eprintln!(
-        "SIGKILL to the session back on gw-b: {:?}",
-        killed.elapsed()
-    );
-    let seen = within_for(
-        Duration::from_secs(30),
-        "every acknowledged message",
-        numbers(&mut sub, N),
-    )
-    .await;
-    assert_eq!(seen, (0..N).collect());
-    // And the subscription holds for what comes next.
-    assert_eq!(publisher.publish(message(N)).await, ReasonCode::SUCCESS);
-    let p = sub.recv_publish().await;
-    assert_eq!(&p.payload[..], N.to_string().as_bytes());
 }

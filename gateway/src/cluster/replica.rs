@@ -13,9 +13,10 @@
 //! meanwhile rather than fail.
 //!
 //! The store's commit thread is a blocking one (the group commit's writer runs each commit
-//! with `spawn_blocking`), so the log's appends block on the runtime's handle there.
+//! with `spawn_blocking`): it waits there for the append, which runs as a task.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::header::{HeaderMap, NATS_MESSAGE_ID};
@@ -45,10 +46,16 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// One node's log in [`STREAM`].
 #[derive(Debug)]
 pub(super) struct JetStreamLog {
+    log: Arc<Log>,
+    runtime: Handle,
+}
+
+/// What the log's tasks share.
+#[derive(Debug)]
+struct Log {
     js: jetstream::Context,
     stream: stream::Stream,
     subject: String,
-    runtime: Handle,
     /// Prefix of this run's message ids: the node and when it started.
     run: String,
     /// The next record's number in this run.
@@ -63,14 +70,35 @@ impl JetStreamLog {
         node: &str,
     ) -> Result<Self, ClusterError> {
         let stream = open_stream(js, replicas).await?;
-        Ok(Self {
+        let log = Log {
             js: js.clone(),
             stream,
             subject: subject(node),
-            runtime: Handle::current(),
             run: format!("{}-{}", token(node), started()),
             next_id: AtomicU64::new(0),
+        };
+        Ok(Self {
+            log: Arc::new(log),
+            runtime: Handle::current(),
         })
+    }
+
+    /// Runs `work` as a task of the runtime and waits for its answer on this (blocking)
+    /// thread. A task, not `Handle::block_on`: a runtime shutting down drops its tasks,
+    /// which is an answer ("the node is stopping"), where timers driven from here would
+    /// panic.
+    fn run<T, F>(&self, work: impl FnOnce(Arc<Log>) -> F) -> Result<T, String>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, String>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let work = work(self.log.clone());
+        self.runtime.spawn(async move {
+            let _ = tx.send(work.await);
+        });
+        rx.recv()
+            .unwrap_or_else(|_| Err("the node is stopping".to_owned()))
     }
 }
 
@@ -79,13 +107,14 @@ impl Replica for JetStreamLog {
         // Ids given once, kept by every attempt: JetStream keeps one copy of a record sent
         // twice (its answer lost), which would otherwise corrupt the group it belongs to.
         let first_id = self
+            .log
             .next_id
             .fetch_add(records.len() as u64, Ordering::Relaxed);
-        self.runtime.block_on(async {
+        self.run(|log| async move {
             let deadline = tokio::time::Instant::now() + RETRY_FOR;
             let mut pause = FIRST_PAUSE;
             loop {
-                match self.try_append(&records, first_id).await {
+                match log.try_append(&records, first_id).await {
                     Ok(first) => return Ok(first),
                     Err(e) if tokio::time::Instant::now() + pause < deadline => {
                         debug!(error = %e, "the store's log did not take a commit; sending it again");
@@ -99,10 +128,10 @@ impl Replica for JetStreamLog {
     }
 
     fn truncate(&self, first: u64) -> Result<(), String> {
-        self.runtime.block_on(async {
-            self.stream
+        self.run(move |log| async move {
+            log.stream
                 .purge()
-                .filter(self.subject.clone())
+                .filter(log.subject.clone())
                 .sequence(first)
                 .await
                 .map(|_| ())
@@ -111,7 +140,7 @@ impl Replica for JetStreamLog {
     }
 }
 
-impl JetStreamLog {
+impl Log {
     /// Sends `records` (the first with message id `first_id`, then on), all before awaiting
     /// their acknowledgements: the log position of the first.
     async fn try_append(&self, records: &[Bytes], first_id: u64) -> Result<u64, String> {

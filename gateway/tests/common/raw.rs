@@ -143,6 +143,18 @@ impl Raw {
         self.send_raw(&out).await;
     }
 
+    /// Sends one packet; false if the connection is gone.
+    pub(crate) async fn try_send(&mut self, packet: Packet) -> bool {
+        let mut out = BytesMut::new();
+        packet
+            .encode(self.version, &mut out)
+            .expect("test packet encodes");
+        matches!(
+            tokio::time::timeout(WAIT, self.stream.write_all(&out)).await,
+            Ok(Ok(()))
+        )
+    }
+
     /// Sends bytes as they are.
     pub(crate) async fn send_raw(&mut self, bytes: &[u8]) {
         within("socket write", self.stream.write_all(bytes))

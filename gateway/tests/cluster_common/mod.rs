@@ -1,0 +1,66 @@
+//! Nodes of a test cluster with short leases, in-process or as processes of their own (to be
+//! killed with SIGKILL), for the tests of node failure.
+
+// Each test file uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::common::nats::NatsCluster;
+use crate::common::process::GatewayProcess;
+use crate::common::raw::Raw;
+use crate::ws_common::Gw;
+
+/// The lease of every node in these tests: short, so that they wait seconds, not tens of
+/// them, for a dead node to be noticed.
+pub(crate) const LEASE: Duration = Duration::from_millis(2_000);
+
+/// An in-process node of the cluster on `nats`.
+pub(crate) async fn node(nats: &NatsCluster, name: &str) -> Gw {
+    Gw::start_with(|c| {
+        c.cluster.nats = nats.urls();
+        c.cluster.node = Some(name.to_owned());
+        c.cluster.lease_ms = Some(LEASE.as_millis() as u64);
+    })
+    .await
+}
+
+/// A node of the cluster on `nats` as a process of its own, to be killed with SIGKILL.
+pub(crate) async fn process_node(nats: &NatsCluster, name: &str, dir: &Path) -> GatewayProcess {
+    let urls: Vec<String> = nats.urls().iter().map(|u| format!("{u:?}")).collect();
+    let config = format!(
+        "[cluster]\nnats = [{}]\nnode = {name:?}\nlease_ms = {}\n",
+        urls.join(", "),
+        LEASE.as_millis()
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, config).expect("write the node's config");
+    let data = dir.join(format!("{name}-data"));
+    let config = path.to_str().expect("a UTF-8 path");
+    GatewayProcess::start(&data, &["--config", config]).await
+}
+
+/// A CONNECT of a persistent session (an hour).
+pub(crate) fn persistent(client_id: &str) -> aviary_protocol::Connect {
+    let mut connect = crate::common::raw::v5(client_id);
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval = Some(3_600);
+    connect
+}
+
+/// The numbers `sub` receives, each acknowledged, until it has `n` different ones; routing
+/// probes left out.
+pub(crate) async fn numbers(sub: &mut Raw, n: usize) -> BTreeSet<usize> {
+    let mut seen = BTreeSet::new();
+    while seen.len() < n {
+        let p = sub.recv_publish().await;
+        sub.ack(&p).await;
+        let payload = String::from_utf8(p.payload.to_vec()).expect("utf-8");
+        if payload != "probe" {
+            seen.insert(payload.parse::<usize>().expect("a number"));
+        }
+    }
+    seen
+}

@@ -1,0 +1,212 @@
+//! The clients of a cluster node killed with SIGKILL (a real gateway process, so it has no
+//! last word) resume on another node, against real nats-server processes and independent
+//! MQTT clients: nothing acknowledged is lost, QoS 1 may come again, QoS 2 never comes
+//! twice. A publisher resends what it had no acknowledgement for; a persistent session is
+//! adopted by a node that remains, from the copy of the dead node's store in JetStream and
+//! its stream consumer (see `cluster::adoption`). Each wait is bounded; the timings measured
+//! are printed (`--nocapture`).
+
+mod cluster_common;
+mod common;
+mod ws_common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use aviary_protocol::{Ack, Packet, QoS, ReasonCode};
+use cluster_common::{node, numbers, persistent, process_node, LEASE};
+use common::nats::NatsCluster;
+use common::raw::{self, until_routed, Event, Raw};
+use common::within_for;
+
+#[tokio::test]
+async fn a_killed_nodes_publisher_resumes_elsewhere_and_nothing_acknowledged_is_lost() {
+    const N: usize = 400;
+    let nats = NatsCluster::start(3).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = process_node(&nats, "gw-a", dir.path()).await;
+    let b = node(&nats, "gw-b").await;
+    let (mut sub, _) = Raw::connect_ok(b.mqtt, raw::v5("watcher")).await;
+    sub.subscribe("stream/#", QoS::AtLeastOnce).await;
+    let (mut publisher, _) = Raw::connect_ok(a.mqtt, raw::v5("sensor")).await;
+    until_routed(&mut publisher, &mut sub, "stream/probe", QoS::AtLeastOnce).await;
+    let reading = tokio::spawn(async move { numbers(&mut sub, N).await });
+    let message = |i: usize| raw::message("stream/n", i.to_string().as_bytes(), QoS::AtLeastOnce);
+    for i in 0..N / 2 {
+        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
+    }
+    // One more sent, its PUBACK not awaited: gw-a dies with it in flight.
+    let mut in_flight = message(N / 2);
+    in_flight.packet_id = Some(publisher.packet_id());
+    publisher.send(Packet::Publish(in_flight)).await;
+    a.kill9().await;
+
+    // The device reconnects to gw-b, sends the unacknowledged one again, and goes on.
+    let (mut publisher, _) = Raw::connect_ok(b.mqtt, raw::v5("sensor")).await;
+    for i in N / 2..N {
+        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
+    }
+    let seen = within_for(
+        Duration::from_secs(30),
+        "every acknowledged message",
+        reading,
+    )
+    .await
+    .expect("reader");
+    assert_eq!(seen, (0..N).collect());
+}
+
+#[tokio::test]
+async fn a_killed_nodes_persistent_session_resumes_on_another_node_with_its_messages() {
+    const N: usize = 200;
+    let nats = NatsCluster::start(3).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = process_node(&nats, "gw-a", dir.path()).await;
+    let b = node(&nats, "gw-b").await;
+    let keeper = persistent("keeper");
+    let (mut sub, _) = Raw::connect_ok(a.mqtt, keeper.clone()).await;
+    sub.subscribe("pets/+/location", QoS::AtLeastOnce).await;
+    let (mut publisher, _) = Raw::connect_ok(b.mqtt, raw::v5("tracker")).await;
+    until_routed(
+        &mut publisher,
+        &mut sub,
+        "pets/0/location",
+        QoS::AtLeastOnce,
+    )
+    .await;
+    drop(sub);
+    let message = |i: usize| {
+        raw::message(
+            "pets/7/location",
+            i.to_string().as_bytes(),
+            QoS::AtLeastOnce,
+        )
+    };
+    // Half queued on gw-a while the owner is away, then gw-a dies without a word; the other
+    // half is published while it is dead.
+    for i in 0..N / 2 {
+        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
+    }
+    a.kill9().await;
+    let killed = Instant::now();
+    for i in N / 2..N {
+        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
+    }
+
+    // The phone reconnects to gw-b: its session, subscription and queue are there.
+    let (mut sub, ack) = within_for(
+        LEASE * 10,
+        "the session to be adopted",
+        Raw::connect_ok(b.mqtt, keeper),
+    )
+    .await;
+    assert!(ack.session_present, "the session came back");
+    eprintln!(
+        "SIGKILL to the session back on gw-b: {:?}",
+        killed.elapsed()
+    );
+    let seen = within_for(
+        Duration::from_secs(30),
+        "every acknowledged message",
+        numbers(&mut sub, N),
+    )
+    .await;
+    assert_eq!(seen, (0..N).collect());
+    // And the subscription holds for what comes next.
+    assert_eq!(publisher.publish(message(N)).await, ReasonCode::SUCCESS);
+    let p = sub.recv_publish().await;
+    assert_eq!(&p.payload[..], N.to_string().as_bytes());
+}
+
+/// A QoS 2 receiver as a client library keeps one, across the connections of its session:
+/// a message is delivered when its PUBLISH first comes; one sent again under a packet id it
+/// holds (not yet released) is a resend, acknowledged and not delivered again.
+#[derive(Default)]
+struct Qos2Receiver {
+    held: HashSet<u16>,
+    /// Deliveries per message number.
+    delivered: BTreeMap<usize, usize>,
+}
+
+impl Qos2Receiver {
+    /// Takes what `conn` brings until `n` messages were delivered (true) or it closes.
+    async fn take(&mut self, conn: &mut Raw, n: usize) -> bool {
+        while self.delivered.len() < n {
+            match conn.next_event(Duration::from_secs(10)).await {
+                Some(Event::Packet(Packet::Publish(p))) => {
+                    let id = p.packet_id.expect("a QoS 2 packet id");
+                    if self.held.insert(id.get()) {
+                        let payload = String::from_utf8(p.payload.to_vec()).expect("utf-8");
+                        if payload != "probe" {
+                            let n = payload.parse::<usize>().expect("a number");
+                            *self.delivered.entry(n).or_default() += 1;
+                        }
+                    }
+                    if !conn.try_send(Packet::PubRec(Ack::new(id))).await {
+                        return false;
+                    }
+                }
+                Some(Event::Packet(Packet::PubRel(a))) => {
+                    self.held.remove(&a.packet_id.get());
+                    if !conn.try_send(Packet::PubComp(Ack::new(a.packet_id))).await {
+                        return false;
+                    }
+                }
+                Some(Event::Closed) => return false,
+                Some(Event::Packet(other)) => panic!("unexpected {other:?}"),
+                None => panic!("nothing came for 10 s"),
+            }
+        }
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_qos_2_stream_to_a_killed_node_resumes_elsewhere_and_nothing_comes_twice() {
+    const N: usize = 300;
+    let nats = NatsCluster::start(3).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = process_node(&nats, "gw-a", dir.path()).await;
+    let b = node(&nats, "gw-b").await;
+    let keeper = persistent("keeper");
+    let (mut sub, _) = Raw::connect_ok(a.mqtt, keeper.clone()).await;
+    sub.subscribe("pets/+/status", QoS::ExactlyOnce).await;
+    let (mut publisher, _) = Raw::connect_ok(b.mqtt, raw::v5("tracker")).await;
+    until_routed(&mut publisher, &mut sub, "pets/0/status", QoS::ExactlyOnce).await;
+    let publishing = tokio::spawn(async move {
+        for i in 0..N {
+            let p = raw::message("pets/7/status", i.to_string().as_bytes(), QoS::ExactlyOnce);
+            assert_eq!(publisher.publish(p).await, ReasonCode::SUCCESS);
+        }
+    });
+    // The subscriber takes a third, then gw-a dies under it, mid-stream.
+    let mut receiver = Qos2Receiver::default();
+    assert!(
+        receiver.take(&mut sub, N / 3).await,
+        "a third came from gw-a"
+    );
+    a.kill9().await;
+    let killed = Instant::now();
+    receiver.take(&mut sub, N).await;
+    let (mut sub, ack) = within_for(
+        LEASE * 10,
+        "the session to be adopted",
+        Raw::connect_ok(b.mqtt, keeper),
+    )
+    .await;
+    assert!(ack.session_present, "the session came back");
+    eprintln!(
+        "SIGKILL to the session back on gw-b: {:?}",
+        killed.elapsed()
+    );
+    within_for(
+        Duration::from_secs(60),
+        "every message",
+        receiver.take(&mut sub, N),
+    )
+    .await;
+    publishing.await.expect("publisher");
+    let twice: Vec<_> = receiver.delivered.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "delivered twice: {twice:?}");
+    assert_eq!(receiver.delivered.len(), N);
+}
