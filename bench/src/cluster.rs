@@ -138,6 +138,25 @@ impl Setup {
         }
     }
 
+    /// One more gateway node, `node`, to be killed (cluster only).
+    fn extra_gateway(
+        &self,
+        aviary: &BrokerSpec,
+        node: &str,
+        notes: &mut Vec<String>,
+    ) -> Option<Result<Gateway>> {
+        match self {
+            Self::Single(_) => None,
+            Self::Cluster { nats, _dir, .. } => Some(start_gateway(
+                aviary,
+                _dir.path(),
+                node,
+                &nats.urls(),
+                notes,
+            )),
+        }
+    }
+
     /// CPU time used so far by the gateways (or the single node) and by the nats-servers
     /// (`None` on the single node, which has none).
     fn cpu(&self) -> (Option<Duration>, Option<Duration>) {
@@ -320,6 +339,14 @@ async fn run_round(
         }
         steps::takeovers(nodes, args, params, &tag, &mut out).await;
         steps::resume(nodes, args, params, &tag, &mut out).await;
+        // Last: the node killed here stays dead, and its death is noticed by the others.
+        match setup.extra_gateway(aviary, "gw-doomed", &mut out.notes) {
+            Some(Ok(doomed)) => {
+                steps::killed_resume(doomed, nodes.b, args, params, &tag, &mut out).await;
+            }
+            Some(Err(e)) => out.notes.push(format!("gw-doomed did not start: {e:#}")),
+            None => {}
+        }
     };
     if tokio::time::timeout(guard, steps).await.is_err() {
         out.notes.push(format!("stopped after {guard:?}"));
@@ -374,7 +401,9 @@ fn intro(args: &ClusterArgs, params: &Params, repeat: usize, load_before: &str) 
         format!(
             "- Load: MQTT {} for the flows, 5.0 for takeover and resume; {}-byte payloads; \
              throughput {} QoS 0 and {} QoS 1 messages from {} publisher(s); latency at {} \
-             msg/s for {} s; {} takeovers; resume with {} queued QoS 1 messages.",
+             msg/s for {} s; {} takeovers; resume with {} queued QoS 1 messages, and the \
+             same (cluster only) from a third gateway killed with SIGKILL, timed from the kill \
+             (default 15 s lease: its clients wait for it to run out and for the adoption).",
             params.version,
             params.payload,
             n(args.cluster_qos0_messages),

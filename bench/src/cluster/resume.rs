@@ -2,7 +2,9 @@
 //! subscribes on node A and leaves; N QoS 1 messages are published to it on A, each
 //! acknowledged by the broker (so stored); then the client reconnects to node B. Timed from
 //! CONNECT written to CONNACK (whose session present must be 1), and to the last of the N
-//! arriving, each acknowledged as it comes.
+//! arriving, each acknowledged as it comes. The same after node A was killed (SIGKILL) is
+//! timed from the kill: the client waits for A's lease to run out and its sessions to be
+//! adopted by a node that remains.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -14,6 +16,10 @@ use super::session::Raw;
 use crate::client::{self, Endpoint, Transport};
 use crate::jobs::{read_header, PublisherJob};
 use crate::scenarios::{client_options, Params};
+
+/// How long the CONNACK on B may take: after a kill, a lease (15 s by default) and the
+/// adoption of the dead node's sessions.
+const COME_BACK: Duration = Duration::from_secs(60);
 
 /// What one resume measured.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +44,18 @@ pub(crate) async fn resume(
     queued: u64,
     params: &Params,
 ) -> Result<Resume> {
+    let client_id = leave(a, tag, queued, params).await?;
+    come_back(b, &client_id, queued, params, Instant::now()).await
+}
+
+/// Leaves a persistent session on `a` with `queued` QoS 1 messages, each acknowledged to
+/// their publisher: its client id.
+pub(crate) async fn leave(
+    a: SocketAddr,
+    tag: &str,
+    queued: u64,
+    params: &Params,
+) -> Result<String> {
     let client_id = format!("{tag}-session");
     let topic = format!("bench/{tag}");
     let mut first = Raw::open(a).await?;
@@ -48,18 +66,30 @@ pub(crate) async fn resume(
     first.subscribe(&topic).await?;
     first.disconnect().await;
     fill(a, &topic, tag, queued, params).await?;
+    Ok(client_id)
+}
 
+/// Resumes `client_id`'s session on `b` and takes its `queued` messages; times from `since`
+/// (the CONNECT, or earlier: the death of the session's node).
+pub(crate) async fn come_back(
+    b: SocketAddr,
+    client_id: &str,
+    queued: u64,
+    params: &Params,
+    since: Instant,
+) -> Result<Resume> {
     let mut again = Raw::open(b).await?;
     let (sent, connack, session_present) = again
-        .connect(&client_id, true, params.receive_maximum)
+        .connect_within(client_id, true, params.receive_maximum, COME_BACK)
         .await
         .context("the session's second connection (node B)")?;
+    let from = since.min(sent);
     let (distinct, received, last) = receive(&mut again, queued, sent + params.timeout).await?;
     again.disconnect().await;
     Ok(Resume {
-        connack: connack - sent,
+        connack: connack - from,
         session_present,
-        all_arrived: (distinct == queued).then(|| last.map_or(Duration::ZERO, |at| at - sent)),
+        all_arrived: (distinct == queued).then(|| last.map_or(Duration::ZERO, |at| at - from)),
         distinct,
         received,
     })

@@ -92,6 +92,18 @@ impl Raw {
         persistent: bool,
         receive_maximum: u16,
     ) -> Result<(Instant, Instant, bool)> {
+        self.connect_within(client_id, persistent, receive_maximum, STEP)
+            .await
+    }
+
+    /// [`Raw::connect`], waiting up to `limit` for the CONNACK.
+    pub(crate) async fn connect_within(
+        &mut self,
+        client_id: &str,
+        persistent: bool,
+        receive_maximum: u16,
+        limit: Duration,
+    ) -> Result<(Instant, Instant, bool)> {
         let mut connect = Connect::new(V5, client_id);
         connect.clean_start = !persistent;
         connect.properties.receive_maximum = NonZeroU16::new(receive_maximum);
@@ -101,7 +113,7 @@ impl Raw {
         self.queue(&Packet::Connect(Box::new(connect)))?;
         let sent = Instant::now();
         self.flush().await?;
-        match self.next(sent + STEP).await? {
+        match self.next(sent + limit).await? {
             Packet::ConnAck(ack) if !ack.reason_code.is_error() => {
                 Ok((sent, Instant::now(), ack.session_present))
             }

@@ -3,11 +3,12 @@
 //! (shown as a dash) and says why in the notes; the next step still runs.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aviary_protocol::QoS;
 
 use super::flows::{self, CrossFlow};
+use super::gateway::Gateway;
 use super::section::{Round, Sample};
 use super::{resume, session, ClusterArgs};
 use crate::report::{format_value, percentile, Better};
@@ -208,7 +209,7 @@ pub(crate) async fn takeovers(
     }
 }
 
-/// One resume of a session with `args.cluster_queued` queued messages, A → B.
+/// A persistent session left on A with queued messages, resumed on B.
 pub(crate) async fn resume(
     nodes: Nodes,
     args: &ClusterArgs,
@@ -218,10 +219,50 @@ pub(crate) async fn resume(
 ) {
     let queued = args.cluster_queued.max(1);
     let outcome = resume::resume(nodes.a, nodes.b, &format!("{tag}-resume"), queued, params).await;
+    resume_samples("resume", "CONNECT", queued, outcome, round);
+}
+
+/// A persistent session left with queued messages on `doomed`, which is then killed
+/// (SIGKILL), resumed on B: timed from the kill.
+pub(crate) async fn killed_resume(
+    doomed: Gateway,
+    b: SocketAddr,
+    args: &ClusterArgs,
+    params: &Params,
+    tag: &str,
+    round: &mut Round,
+) {
+    let queued = args.cluster_queued.max(1);
+    let tag = format!("{tag}-killed");
+    let outcome = async {
+        let client_id = resume::leave(doomed.mqtt, &tag, queued, params).await?;
+        let killed = Instant::now();
+        // Dropping it kills it (SIGKILL) and waits for it.
+        drop(doomed);
+        resume::come_back(b, &client_id, queued, params, killed).await
+    }
+    .await;
+    resume_samples(
+        "resume after SIGKILL of its node",
+        "kill",
+        queued,
+        outcome,
+        round,
+    );
+}
+
+/// A resume's notes and samples, timed from `from`.
+fn resume_samples(
+    what: &str,
+    from: &str,
+    queued: u64,
+    outcome: anyhow::Result<resume::Resume>,
+    round: &mut Round,
+) {
     let (connack, all) = match outcome {
         Ok(r) => {
             round.notes.push(format!(
-                "resume: session present {}, {} of {} queued arrived ({} PUBLISH packets)",
+                "{what}: session present {}, {} of {} queued arrived ({} PUBLISH packets)",
                 u8::from(r.session_present),
                 count(r.distinct),
                 count(queued),
@@ -235,19 +276,19 @@ pub(crate) async fn resume(
             )
         }
         Err(e) => {
-            round.notes.push(format!("resume: error: {e:#}"));
+            round.notes.push(format!("{what}: error: {e:#}"));
             (None, None)
         }
     };
     let n = count(queued);
     round.samples.push(Sample::new(
-        format!("resume with {n} queued: CONNECT→CONNACK, ms"),
+        format!("{what} with {n} queued: {from}→CONNACK, ms"),
         Better::Lower,
         2,
         connack,
     ));
     round.samples.push(Sample::new(
-        format!("resume with {n} queued: CONNECT→all arrived, ms"),
+        format!("{what} with {n} queued: {from}→all arrived, ms"),
         Better::Lower,
         1,
         all,
