@@ -1,0 +1,25 @@
+// The tiny app every bundler builds: connects to the gateway named in the page's query string
+// (`?ws=ws://…/mqtt`), subscribes, publishes to itself and reports on the page (#status is
+// "ok" or "failed: …"), which is what the Playwright test waits for.
+import init, { connect } from "aviary-mqtt";
+
+/** Runs the round trip; `initOptions` is what `init()` gets (esbuild passes the .wasm URL). */
+export async function run(initOptions) {
+  const status = document.getElementById("status");
+  try {
+    await init(initOptions);
+    const url = new URLSearchParams(location.search).get("ws");
+    const client = await connect(url, { clientId: `bundler-test-${Date.now()}` });
+    const topic = "bundler-tests/echo";
+    const received = new Promise((resolve) => {
+      client.on("message", (t, payload) => resolve(`${t} ${new TextDecoder().decode(payload)}`));
+    });
+    await client.subscribe(topic, { qos: 1 }); // resolves on SUBACK, so the publish comes back
+    await client.publish(topic, "hello from a bundle", { qos: 1 });
+    const message = await received;
+    await client.end();
+    status.textContent = message === `${topic} hello from a bundle` ? "ok" : `failed: got ${message}`;
+  } catch (err) {
+    status.textContent = `failed: ${err?.stack ?? err}`;
+  }
+}

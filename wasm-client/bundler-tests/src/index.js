@@ -1,0 +1,5 @@
+// Entry for Vite and webpack 5: nothing bundler-specific, `init()` finds the .wasm itself
+// (the glue's `new URL("aviary_mqtt_bg.wasm", import.meta.url)`, which both bundlers emit).
+import { run } from "./app.js";
+
+run();
