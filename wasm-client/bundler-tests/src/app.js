@@ -1,10 +1,12 @@
 // The tiny app every bundler builds: connects to the gateway named in the page's query string
 // (`?ws=ws://…/mqtt`), subscribes, publishes to itself and reports on the page (#status is
 // "ok" or "failed: …"), which is what the Playwright test waits for.
-import init, { connect } from "aviary-mqtt";
 
-/** Runs the round trip; `initOptions` is what `init()` gets (esbuild passes the .wasm URL). */
-export async function run(initOptions) {
+/**
+ * Runs the round trip with the entry point's `init` and `connect` (each entry file imports the
+ * package its own way); `initOptions` is what `init()` gets (esbuild passes the .wasm URL).
+ */
+export async function run({ init, connect }, initOptions) {
   const status = document.getElementById("status");
   try {
     await init(initOptions);

@@ -13,7 +13,8 @@ import { startGateway } from "../../npm-tests/lib/gateway.mjs";
 import { serveDir } from "../lib/serve.mjs";
 
 const DIST = fileURLToPath(new URL("../dist", import.meta.url));
-const BUNDLERS = ["vite", "esbuild", "webpack"];
+// `webpack-wasm` is webpack 5 on `aviary-mqtt/bundler` (its WebAssembly/ESM integration).
+const BUNDLERS = ["vite", "esbuild", "webpack", "webpack-wasm"];
 
 let gw, browser;
 
