@@ -168,7 +168,7 @@ fn scratch(ws: &Workspace, name: &str) -> Result<PathBuf> {
 }
 
 /// Builds the gateway binary the tests run.
-fn build_gateway(ws: &Workspace) -> Result<PathBuf> {
+pub(crate) fn build_gateway(ws: &Workspace) -> Result<PathBuf> {
     ws.cargo_locked(["build", "-p", "aviary", "--bin", "aviary"])
         .run()?;
     Ok(ws.target("debug/aviary"))
@@ -213,9 +213,15 @@ pub(crate) fn npm_tests(ws: &Workspace) -> Result<()> {
 /// own dependencies — ws, MQTT.js, playwright-core — are pinned there and installed by the
 /// caller's prerequisites). Returns the project.
 pub(crate) fn prepare_npm_project(ws: &Workspace) -> Result<PathBuf> {
+    install_package(ws, npm_projects::NPM_TESTS)
+}
+
+/// Packs the package and installs the tarball into the Node project `project` (relative to the
+/// workspace root) without touching its lockfile. Returns the project's path.
+pub(crate) fn install_package(ws: &Workspace, project: &str) -> Result<PathBuf> {
     let built = npm::build(ws)?;
     npm::report(&built);
-    let project = ws.path(npm_projects::NPM_TESTS);
+    let project = ws.path(project);
     // The package under test, exactly as a user would get it: from the packed tarball.
     Cmd::new("npm")
         .args(["install", "--no-save", "--no-audit", "--no-fund"])

@@ -7,6 +7,7 @@
 mod bench;
 mod browser_bench;
 mod browser_tests;
+mod bundler_tests;
 mod cluster;
 mod cmd;
 mod fuzz;
@@ -49,7 +50,8 @@ Commands:
                     (the wasm32 target, Debian packages: mosquitto, chromium,
                     chromium-driver; the pinned wasm-bindgen-cli; npm packages):
                     fmt, clippy, cargo test, MQTT.js interop, the browser
-                    client in headless Chromium and Node, the web app's
+                    client in headless Chromium and Node, the npm package
+                    built by Vite, esbuild and webpack 5, the web app's
                     end-to-end tests. Stops at the first failure.
   fuzz [--seconds N] [TARGET]
                     Run the cargo-fuzz target TARGET (default: every target) in

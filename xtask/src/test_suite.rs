@@ -89,6 +89,14 @@ fn checks(workspace: &Workspace) -> Vec<Step> {
             let workspace = workspace.clone();
             move || crate::browser_tests::npm_tests(&workspace)
         }),
+        // What a bundler user gets: the tarball built into an app by each bundler, in Chromium.
+        Step::new(
+            "browser client: the package through Vite, esbuild and webpack 5 (Playwright)",
+            {
+                let workspace = workspace.clone();
+                move || crate::bundler_tests::run(&workspace)
+            },
+        ),
         // The web app's UI only exists on wasm32, which the workspace clippy above does not build.
         Step::command(
             "web app: clippy for wasm32, warnings denied",

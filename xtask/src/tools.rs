@@ -98,6 +98,8 @@ pub(crate) mod npm_projects {
     pub(crate) const WASM_TOOLS: &str = "wasm-client/tools";
     /// The npm package's own tests (ws, MQTT.js, playwright-core).
     pub(crate) const NPM_TESTS: &str = "wasm-client/npm-tests";
+    /// The package built into a tiny app by Vite, esbuild and webpack 5 (and playwright-core).
+    pub(crate) const BUNDLER_TESTS: &str = "wasm-client/bundler-tests";
     /// The MQTT.js interop tests against the gateway.
     pub(crate) const MQTTJS_INTEROP: &str = "gateway/tests/node";
 }
@@ -126,6 +128,7 @@ pub(crate) const TEST: Needs = Needs {
         npm_projects::MQTTJS_INTEROP,
         npm_projects::WASM_TOOLS,
         npm_projects::NPM_TESTS,
+        npm_projects::BUNDLER_TESTS,
         npm_projects::WEB_APP,
         npm_projects::WEB_E2E,
     ],
