@@ -162,3 +162,16 @@ test("aviary-mqtt/compat/bundler works where .wasm imports do", async () => {
     { cwd, timeout: 20_000 }, (err, stdout, stderr) => (err ? reject(new Error(stderr || err.message)) : resolve(stdout))));
   assert.equal(out.trim(), "compat/bundler from the bundler build");
 });
+
+test("subscribe and unsubscribe properties, MQTT.js style: the subscription identifier comes back", async () => {
+  const topic = unique("sid");
+  const client = await connectAsync(gw.wsUrl, { protocolVersion: 5 });
+  await client.subscribeAsync(topic, { qos: 1, properties: { subscriptionIdentifier: 7, userProperties: { a: "b" } } });
+  const got = once(client, "message");
+  await client.publishAsync(topic, "tagged", { qos: 1 });
+  const [, payload, packet] = await got;
+  assert.equal(payload.toString(), "tagged");
+  assert.equal(packet.properties.subscriptionIdentifier, 7);
+  await client.unsubscribeAsync(topic, { properties: { userProperties: { a: "b" } } });
+  await client.endAsync();
+});

@@ -90,6 +90,11 @@ impl Session {
         Some(pending)
     }
 
+    /// Whether nothing sent awaits an answer.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pending.keys().next().is_none()
+    }
+
     /// How many QoS 1/2 publishes are in flight (bounded by the broker's Receive Maximum).
     pub(crate) fn publishes_in_flight(&self) -> usize {
         self.publishes

@@ -349,8 +349,9 @@ impl Machine {
     }
 
     /// Ends the client gracefully: while connected with outgoing QoS 1/2 publishes in flight
-    /// (or waiting for room in the in-flight window), new operations are refused and the
-    /// DISCONNECT waits until they are acknowledged or `timeout_ms` has passed, whichever
+    /// (or waiting for room in the in-flight window), or subscribes and unsubscribes awaiting
+    /// their acks (as MQTT.js waits for its outgoing store), new operations are refused and the
+    /// DISCONNECT waits until those are acknowledged or `timeout_ms` has passed, whichever
     /// comes first; then as [`disconnect`](Self::disconnect). Anything else ends at once.
     pub fn end_gracefully(&mut self, timeout_ms: u32, now: u64) {
         if self.phase == Phase::Connected && self.closing.is_none() {
@@ -368,10 +369,7 @@ impl Machine {
 
     /// Completes a graceful end once nothing outgoing awaits an acknowledgement.
     fn finish_closing(&mut self, now: u64) {
-        if self.closing.is_some()
-            && self.session.publishes_in_flight() == 0
-            && self.queue.is_empty()
-        {
+        if self.closing.is_some() && self.session.is_empty() && self.queue.is_empty() {
             self.disconnect(now);
         }
     }

@@ -909,3 +909,19 @@ fn a_graceful_end_that_loses_its_connection_ends_without_reconnecting() {
     assert!(h.m.is_ended());
     assert_eq!(h.m.poll_timeout(), None);
 }
+
+#[test]
+fn a_graceful_end_also_waits_for_a_suback() {
+    let mut h = Harness::v5();
+    h.connect(false);
+    let t =
+        h.m.subscribe(vec![filter("a", QoS::AtMostOnce)], h.now)
+            .unwrap();
+    h.sent();
+    h.m.end_gracefully(5_000, h.now);
+    assert!(h.sent().is_empty());
+    h.broker(suback(1, vec![ReasonCode::GRANTED_QOS_0]));
+    assert_eq!(h.sent(), [Packet::Disconnect(Disconnect::default())]);
+    let done = h.completions();
+    assert!(matches!(&done[..], [(tok, Ok(Done::Subscribed(_)))] if *tok == t));
+}
