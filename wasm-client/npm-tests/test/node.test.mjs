@@ -153,7 +153,8 @@ test("a subscription identifier comes back with every message it matches (MQTT 5
   await new Promise((resolve) => setTimeout(resolve, 500));
   sub.off("message", collect);
   assert.deepEqual(ids.flat().sort(), [7, 9]);
-  await assert.rejects(sub.subscribe(topic, { subscriptionIdentifier: 0 }), TypeError);
+  // A bad argument throws at once, as every argument check of the package does.
+  assert.throws(() => sub.subscribe(topic, { subscriptionIdentifier: 0 }), TypeError);
   await sub.unsubscribe(`${topic}/#`, { userProperties: { why: "done" } });
   await sub.end();
   await pub.end();
