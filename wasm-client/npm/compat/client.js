@@ -112,7 +112,11 @@ export class MqttClient extends EventEmitter {
     const done = typeof callback === "function" ? callback : () => {};
     if (this.disconnecting) {
       if (this.disconnected) done();
-      else this.once("end", () => done());
+      else {
+        this.once("end", () => done());
+        // end(true) cuts short a graceful end still waiting for acknowledgements.
+        if (force && this.#inner) this.#inner.end(true);
+      }
       return this;
     }
     this.disconnecting = true;
