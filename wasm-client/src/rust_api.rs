@@ -16,7 +16,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use aviary_protocol::{Publish, QoS, ReasonCode, SubscriptionOptions, TopicFilter};
+use aviary_protocol::{
+    Publish, QoS, ReasonCode, SubscribeProperties, SubscriptionOptions, TopicFilter, UserProperty,
+};
 use bytes::Bytes;
 use futures_core::Stream;
 
@@ -305,6 +307,35 @@ impl Client {
         })
     }
 
+    /// Subscribes with MQTT 5 SUBSCRIBE properties: a subscription identifier (delivered back
+    /// in [`Publish::properties`]`.subscription_identifiers` of every matching message) and
+    /// user properties. Resolves with one reason code per filter.
+    pub fn subscribe_with(
+        &self,
+        filters: Vec<(TopicFilter, SubscriptionOptions)>,
+        properties: SubscribeProperties,
+    ) -> Completion<Result<Vec<ReasonCode>, MqttError>> {
+        let token = self
+            .driver
+            .call(|m, now| m.subscribe_with(filters, properties, now));
+        self.await_token(token, |done| match done {
+            Done::Subscribed(codes) => codes,
+            _ => Vec::new(),
+        })
+    }
+
+    /// Unsubscribes from several filters with MQTT 5 user properties on the UNSUBSCRIBE.
+    pub fn unsubscribe_with(
+        &self,
+        filters: Vec<TopicFilter>,
+        user_properties: Vec<UserProperty>,
+    ) -> Completion<Result<(), MqttError>> {
+        let token = self
+            .driver
+            .call(|m, now| m.unsubscribe_with(filters, user_properties, now));
+        self.await_token(token, |_| ())
+    }
+
     /// Unsubscribes from one topic filter.
     pub fn unsubscribe(&self, filter: &str) -> Completion<Result<(), MqttError>> {
         let filter = match TopicFilter::new(filter.to_owned()) {
@@ -340,6 +371,13 @@ impl Client {
     /// whatever is pending with `CLIENT_ENDED`.
     pub fn disconnect(&self) {
         self.driver.with(|m, now| m.disconnect(now));
+    }
+
+    /// Ends the client gracefully: outgoing QoS 1/2 messages still in flight get up to
+    /// `timeout_ms` to be acknowledged (their completions resolve as usual), then as
+    /// [`disconnect`](Self::disconnect). New operations fail with `CLIENT_ENDED` meanwhile.
+    pub fn end_gracefully(&self, timeout_ms: u32) {
+        self.driver.with(|m, now| m.end_gracefully(timeout_ms, now));
     }
 
     /// Closes the WebSocket without a DISCONNECT, exactly as a network failure would: the

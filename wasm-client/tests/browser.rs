@@ -11,7 +11,10 @@
 use std::future::Future;
 
 use aviary_mqtt::engine::{ErrorKind, Reconnect};
-use aviary_mqtt::protocol::{LastWill, ProtocolVersion, QoS, TopicName};
+use aviary_mqtt::protocol::{
+    LastWill, ProtocolVersion, QoS, SubscribeProperties, SubscriptionOptions, TopicFilter,
+    TopicName,
+};
 use aviary_mqtt::{Client, ClientEvent, EventStream, Message, Options};
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
@@ -375,4 +378,62 @@ async fn reconnects_after_the_gateway_restarts() {
     assert_eq!(&got.payload[..], b"back");
     publisher.disconnect();
     client.disconnect();
+}
+
+#[wasm_bindgen_test]
+async fn a_subscription_identifier_comes_back_with_the_message() {
+    let url = url();
+    let topic = unique("sid");
+    let sub = connect(url, options(ProtocolVersion::V5)).await;
+    let mut events = sub.events();
+    let filter = TopicFilter::new(topic.clone()).expect("filter");
+    let properties = SubscribeProperties {
+        subscription_identifier: std::num::NonZeroU32::new(7),
+        user_properties: vec![("app".into(), "test".into())],
+    };
+    let granted = within(
+        5_000,
+        "SUBACK",
+        sub.subscribe_with(
+            vec![(filter, SubscriptionOptions::qos(QoS::AtLeastOnce))],
+            properties,
+        ),
+    )
+    .await;
+    assert!(granted.is_ok(), "{granted:?}");
+    let publisher = connect(url, options(ProtocolVersion::V5)).await;
+    let acked = within(
+        5_000,
+        "PUBACK",
+        publisher.publish(&topic, "x", QoS::AtLeastOnce, false),
+    )
+    .await;
+    assert_eq!(acked, Ok(()));
+    let m = message(&mut events).await;
+    let ids: Vec<u32> = m
+        .properties
+        .subscription_identifiers
+        .iter()
+        .map(|id| id.get())
+        .collect();
+    assert_eq!(ids, [7]);
+    sub.disconnect();
+    publisher.disconnect();
+}
+
+#[wasm_bindgen_test]
+async fn a_graceful_end_delivers_a_qos1_publish_in_flight() {
+    let url = url();
+    let topic = unique("graceful");
+    let watcher = connect(url, options(ProtocolVersion::V5)).await;
+    let mut events = watcher.events();
+    let granted = within(5_000, "SUBACK", watcher.subscribe(&topic, QoS::AtLeastOnce)).await;
+    assert_eq!(granted, Ok(QoS::AtLeastOnce));
+    let client = connect(url, options(ProtocolVersion::V5)).await;
+    let acked = client.publish(&topic, "last words", QoS::AtLeastOnce, false);
+    client.end_gracefully(5_000);
+    assert_eq!(within(5_000, "PUBACK", acked).await, Ok(()));
+    let m = message(&mut events).await;
+    assert_eq!(&m.payload[..], b"last words");
+    watcher.disconnect();
 }

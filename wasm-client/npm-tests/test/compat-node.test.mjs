@@ -162,3 +162,42 @@ test("aviary-mqtt/compat/bundler works where .wasm imports do", async () => {
     { cwd, timeout: 20_000 }, (err, stdout, stderr) => (err ? reject(new Error(stderr || err.message)) : resolve(stdout))));
   assert.equal(out.trim(), "compat/bundler from the bundler build");
 });
+
+test("subscribe and unsubscribe properties, MQTT.js style: the subscription identifier comes back", async () => {
+  const topic = unique("sid");
+  const client = await connectAsync(gw.wsUrl, { protocolVersion: 5 });
+  await client.subscribeAsync(topic, { qos: 1, properties: { subscriptionIdentifier: 7, userProperties: { a: "b" } } });
+  const got = once(client, "message");
+  await client.publishAsync(topic, "tagged", { qos: 1 });
+  const [, payload, packet] = await got;
+  assert.equal(payload.toString(), "tagged");
+  assert.equal(packet.properties.subscriptionIdentifier, 7);
+  await client.unsubscribeAsync(topic, { properties: { userProperties: { a: "b" } } });
+  await client.endAsync();
+});
+
+test("end(false) delivers QoS 1 publishes in flight; a later end(true) cuts the wait short", async () => {
+  const topic = unique("end-many");
+  const count = 200; // more than the gateway's Receive Maximum (128)
+  const watcher = await mqtt.connectAsync(gw.mqttUrl);
+  await watcher.subscribeAsync(`${topic}/#`, { qos: 1 });
+  const seen = { graceful: 0, forced: 0 };
+  watcher.on("message", (t) => seen[t.split("/").pop()]++);
+  for (const mode of ["graceful", "forced"]) {
+    const client = await connectAsync(gw.wsUrl, { protocolVersion: 5 });
+    const errors = [];
+    for (let i = 0; i < count; i++) {
+      client.publish(`${topic}/${mode}`, String(i), { qos: 1 }, (err) => err && errors.push(err.code));
+    }
+    const ended = new Promise((resolve) => client.end(false, resolve));
+    if (mode === "forced") client.end(true);
+    await within(ended, 10_000, `end (${mode})`);
+    await new Promise((resolve) => setImmediate(resolve));
+    if (mode === "graceful") assert.deepEqual(errors, []);
+    else assert.ok(errors.includes("CLIENT_ENDED"), "a forced end drops what waits");
+  }
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  assert.equal(seen.graceful, count);
+  assert.ok(seen.forced < count, `forced: ${seen.forced}`);
+  await watcher.endAsync();
+});

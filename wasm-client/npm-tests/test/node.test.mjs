@@ -133,3 +133,58 @@ test("reconnects after the gateway restarts: resubscribes, flushes the offline q
   assert.ok(attempts.length >= 2 && attempts[0] === 1, `transformWsUrl attempts: ${attempts}`);
   await client.end();
 });
+
+test("a subscription identifier comes back with every message it matches (MQTT 5)", async () => {
+  const topic = unique("sid");
+  const sub = await connect(gw.wsUrl, { protocolVersion: 5 });
+  await sub.subscribe(`${topic}/#`, { qos: 1, subscriptionIdentifier: 7, userProperties: { app: "map" } });
+  await sub.subscribe(`${topic}/+`, { qos: 1, subscriptionIdentifier: 9 });
+  const pub = await connect(gw.wsUrl, { protocolVersion: 5 });
+  const got = once(sub, "message");
+  await pub.publish(`${topic}/a/b`, "only #", { qos: 1 });
+  const [, , packet] = await got;
+  assert.equal(packet.properties.subscriptionIdentifier, 7);
+  // Both filters match: one message with an array of both identifiers, or one message per
+  // subscription (the broker may do either [MQTT-3.3.4-3]); every identifier arrives.
+  const ids = [];
+  const collect = (t, _p, packet) => ids.push(packet.properties.subscriptionIdentifier);
+  sub.on("message", collect);
+  await pub.publish(`${topic}/a`, "both", { qos: 1 });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  sub.off("message", collect);
+  assert.deepEqual(ids.flat().sort(), [7, 9]);
+  // A bad argument throws at once, as every argument check of the package does.
+  assert.throws(() => sub.subscribe(topic, { subscriptionIdentifier: 0 }), TypeError);
+  await sub.unsubscribe(`${topic}/#`, { userProperties: { why: "done" } });
+  await sub.end();
+  await pub.end();
+});
+
+test("end() waits for QoS 1 publishes in flight; end(true) drops them", async () => {
+  const topic = unique("end");
+  const count = 200; // more than the gateway's Receive Maximum (128): some wait in the queue
+  const watcher = await mqtt.connectAsync(gw.mqttUrl);
+  await watcher.subscribeAsync(`${topic}/#`, { qos: 1 });
+  const seen = { graceful: 0, forced: 0 };
+  watcher.on("message", (t) => seen[t.split("/").pop()]++);
+  for (const mode of ["graceful", "forced"]) {
+    const client = await connect(gw.wsUrl, { protocolVersion: 5 });
+    const results = [];
+    for (let i = 0; i < count; i++) {
+      results.push(client.publish(`${topic}/${mode}`, String(i), { qos: 1 }).then(() => "ok", (e) => e.code));
+    }
+    await within(client.end(mode === "forced"), 10_000, `end() (${mode})`);
+    await assert.rejects(client.publish(topic, "after"), (e) => e.code === "CLIENT_ENDED");
+    const outcomes = await Promise.all(results);
+    if (mode === "graceful") {
+      assert.ok(outcomes.every((o) => o === "ok"), outcomes.join());
+    } else {
+      assert.ok(outcomes.includes("CLIENT_ENDED"), "a forced end drops what waits");
+    }
+  }
+  // Let the broker deliver everything it accepted.
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  assert.equal(seen.graceful, count);
+  assert.ok(seen.forced < count, `forced: ${seen.forced}`);
+  await watcher.endAsync();
+});

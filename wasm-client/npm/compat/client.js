@@ -1,8 +1,8 @@
 // The MQTT.js-shaped client of `aviary-mqtt/compat`: created synchronously, callbacks or
 // promises, Buffer-like payloads, an EventEmitter. It drives an aviary-mqtt client (the wasm
 // one) and adds only what MQTT.js code relies on and aviary-mqtt does differently: calls made
-// before the wasm is loaded wait in order, `end()` lets in-flight operations finish first,
-// and callbacks get MQTT.js's arguments.
+// before the wasm is loaded wait in order, `end()` maps onto aviary-mqtt's graceful or forced
+// end, and callbacks get MQTT.js's arguments.
 
 import { EventEmitter } from "./emitter.js";
 import { toPayload } from "./payload.js";
@@ -22,8 +22,6 @@ export class MqttClient extends EventEmitter {
   #started = false;
   /** Operations called before the inner client existed, in call order. */
   #waiting = [];
-  /** Promises of operations not yet settled: a non-forced `end()` waits for them. */
-  #pending = new Set();
   /** The `message` listener on the inner client and its parameter count (0: none). */
   #forward = null;
   #forwardArity = 0;
@@ -93,18 +91,19 @@ export class MqttClient extends EventEmitter {
   /** unsubscribe(topic | topic[], [options], [callback(err)]) */
   unsubscribe(topics, options, callback) {
     if (typeof options === "function") [options, callback] = [undefined, options];
-    settle(this.#unsubscribe(topics), callback, () => []);
+    settle(this.#unsubscribe(topics, options), callback, () => []);
     return this;
   }
 
-  unsubscribeAsync(topics) {
-    return this.#unsubscribe(topics).then(() => undefined);
+  unsubscribeAsync(topics, options) {
+    return this.#unsubscribe(topics, options).then(() => undefined);
   }
 
   /**
    * end([force], [options], [callback]): without `force`, operations in flight (QoS 1/2
-   * publishes, subscribes) finish first, as in MQTT.js; a lost connection stops the wait.
-   * DISCONNECT then tells the broker to discard the will.
+   * publishes, subscribes) finish first, as in MQTT.js, for at most `options.timeout` ms
+   * (aviary-mqtt's graceful end, default 5 s); a lost connection stops the wait. `force`
+   * drops them at once. DISCONNECT then tells the broker to discard the will.
    */
   end(force, options, callback) {
     // MQTT.js's argument shuffle: end(cb), end(force, cb), end(options, cb)...
@@ -113,24 +112,19 @@ export class MqttClient extends EventEmitter {
     const done = typeof callback === "function" ? callback : () => {};
     if (this.disconnecting) {
       if (this.disconnected) done();
-      else this.once("end", () => done());
+      else {
+        this.once("end", () => done());
+        // end(true) cuts short a graceful end still waiting for acknowledgements.
+        if (force && this.#inner) this.#inner.end(true);
+      }
       return this;
     }
     this.disconnecting = true;
-    let finished = false;
-    const finish = () => {
-      if (finished) return;
-      finished = true;
-      this.off("close", finish);
-      this.#finish();
-      done();
-    };
-    if (force || !this.connected || this.#pending.size === 0) {
-      finish();
-    } else {
-      this.once("close", finish);
-      Promise.allSettled([...this.#pending]).then(finish);
-    }
+    // The inner client's `end(force)` does the waiting (bounded by its timeout), so operations
+    // still queued here before the wasm loaded are the only ones this layer settles itself.
+    if (this.#inner) this.once("end", () => done());
+    this.#finish(force, options?.timeout);
+    if (!this.#inner) done();
     return this;
   }
 
@@ -177,10 +171,10 @@ export class MqttClient extends EventEmitter {
   }
 
   /** Ends the inner client (which emits `close` and `end`), or ends without one. */
-  #finish() {
+  #finish(force = true, timeout) {
     this.disconnecting = true;
     if (this.#inner) {
-      this.#inner.end();
+      this.#inner.end(Boolean(force), timeout === undefined ? undefined : { timeout });
       return;
     }
     const waiting = this.#waiting;
@@ -194,17 +188,13 @@ export class MqttClient extends EventEmitter {
 
   /**
    * Runs `fn(inner)` now, or once the inner client exists, keeping call order; returns its
-   * promise and tracks it for `end()`.
+   * promise.
    */
   #op(fn) {
     if (this.disconnecting) return Promise.reject(disconnecting());
-    const promise = this.#inner
+    return this.#inner
       ? call(fn, this.#inner)
       : new Promise((resolve, reject) => this.#waiting.push({ fn, resolve, reject }));
-    this.#pending.add(promise);
-    const untrack = () => this.#pending.delete(promise);
-    promise.then(untrack, untrack);
-    return promise;
   }
 
   #publish(topic, message, options = {}) {
@@ -219,21 +209,26 @@ export class MqttClient extends EventEmitter {
       const { qos = 0, nl, rap, rh } = o ?? {};
       return { qos, nl, rap, rh };
     };
+    // MQTT.js's `options.properties` (MQTT 5 SUBSCRIBE properties) hold for the whole call;
+    // aviary-mqtt takes them beside the options.
+    const { subscriptionIdentifier, userProperties } = options?.properties ?? {};
+    const props = { subscriptionIdentifier, userProperties };
     if (typeof topics === "string" || Array.isArray(topics)) {
       const list = typeof topics === "string" ? [topics] : topics;
-      return this.#op((c) => c.subscribe(list, pick(options)));
+      return this.#op((c) => c.subscribe(list, { ...pick(options), ...props }));
     }
     if (topics && typeof topics === "object") {
       // { topic: { qos } } (or { topic: qos }); MQTT.js's `resubscribe` key is not a topic.
       const map = {};
       for (const [topic, o] of Object.entries(topics)) if (topic !== "resubscribe") map[topic] = pick(o);
-      return this.#op((c) => c.subscribe(map));
+      return this.#op((c) => c.subscribe(map, props));
     }
     return Promise.reject(new TypeError("subscribe: expected a topic, an array of topics or { topic: { qos } }"));
   }
 
-  #unsubscribe(topics) {
-    return this.#op((c) => c.unsubscribe(topics));
+  #unsubscribe(topics, options) {
+    const userProperties = options?.properties?.userProperties;
+    return this.#op((c) => c.unsubscribe(topics, { userProperties }));
   }
 
   /**

@@ -77,6 +77,24 @@ export interface IClientSubscribeOptions {
   rap?: boolean;
   /** Retain Handling (MQTT 5). */
   rh?: 0 | 1 | 2;
+  /** MQTT 5 SUBSCRIBE properties, for every topic of the call. */
+  properties?: {
+    /** Sent back with each matching message as `packet.properties.subscriptionIdentifier`. */
+    subscriptionIdentifier?: number;
+    userProperties?: UserProperties;
+  };
+  [other: string]: unknown;
+}
+
+export interface IClientUnsubscribeOptions {
+  /** MQTT 5 UNSUBSCRIBE properties. */
+  properties?: { userProperties?: UserProperties };
+  [other: string]: unknown;
+}
+
+export interface IClientEndOptions {
+  /** Milliseconds a non-forced end waits for operations in flight. Default 5000. */
+  timeout?: number;
   [other: string]: unknown;
 }
 
@@ -134,14 +152,14 @@ export declare class MqttClient {
   subscribeAsync(topic: string | string[] | ISubscriptionMap, options?: IClientSubscribeOptions): Promise<ISubscriptionGrant[]>;
 
   unsubscribe(topic: string | string[], callback?: PacketCallback): this;
-  unsubscribe(topic: string | string[], options?: object, callback?: PacketCallback): this;
-  unsubscribeAsync(topic: string | string[], options?: object): Promise<undefined>;
+  unsubscribe(topic: string | string[], options?: IClientUnsubscribeOptions, callback?: PacketCallback): this;
+  unsubscribeAsync(topic: string | string[], options?: IClientUnsubscribeOptions): Promise<undefined>;
 
   /** Without `force`, in-flight QoS 1/2 publishes and subscriptions finish first. */
   end(callback?: DoneCallback): this;
   end(force?: boolean, callback?: DoneCallback): this;
-  end(force?: boolean, options?: object, callback?: DoneCallback): this;
-  endAsync(force?: boolean, options?: object): Promise<void>;
+  end(force?: boolean, options?: IClientEndOptions, callback?: DoneCallback): this;
+  endAsync(force?: boolean, options?: IClientEndOptions): Promise<void>;
 }
 
 export { MqttClient as Client };

@@ -7,7 +7,9 @@
 
 use std::num::NonZeroU16;
 
-use aviary_protocol::{Publish, SubscriptionOptions, TopicFilter, Unsubscribe};
+use aviary_protocol::{
+    Publish, SubscribeProperties, SubscriptionOptions, TopicFilter, Unsubscribe,
+};
 
 use super::small_map::SmallMap;
 use super::Token;
@@ -28,6 +30,8 @@ pub(crate) enum Pending {
     Subscribe {
         /// The filters and options asked for.
         filters: Vec<(TopicFilter, SubscriptionOptions)>,
+        /// The SUBSCRIBE properties, resent as they were.
+        properties: SubscribeProperties,
         /// Whom to tell.
         token: Option<Token>,
     },
@@ -84,6 +88,11 @@ impl Session {
             self.publishes -= 1;
         }
         Some(pending)
+    }
+
+    /// Whether nothing sent awaits an answer.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pending.keys().next().is_none()
     }
 
     /// How many QoS 1/2 publishes are in flight (bounded by the broker's Receive Maximum).

@@ -66,8 +66,17 @@ fn message_properties(obj: &Object, m: &MessageProperties) {
 fn publish_properties(p: &PublishProperties) -> Object {
     let obj = Object::new();
     message_properties(&obj, &p.message);
-    if let Some(id) = p.subscription_identifiers.first() {
-        set(&obj, "subscriptionIdentifier", id.get());
+    // MQTT.js's shape: a number, or an array when several subscriptions matched.
+    match &p.subscription_identifiers[..] {
+        [] => {}
+        [id] => set(&obj, "subscriptionIdentifier", id.get()),
+        ids => {
+            let all = Array::new();
+            for id in ids {
+                all.push(&id.get().into());
+            }
+            set(&obj, "subscriptionIdentifier", all);
+        }
     }
     obj
 }

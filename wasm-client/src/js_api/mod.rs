@@ -20,13 +20,16 @@ mod typescript;
 
 use std::rc::Rc;
 
-use aviary_protocol::{Publish, RetainHandling, SubscriptionOptions, TopicFilter};
+use aviary_protocol::{
+    Publish, RetainHandling, SubscribeProperties, SubscriptionOptions, TopicFilter,
+};
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 
 use self::hooks::{EventKind, JsHooks, ReplyKind};
 use self::options::{
-    get, get_qos, message_properties, parse_options, to_bytes, type_error, JsResult,
+    get, get_qos, get_u32, message_properties, parse_options, to_bytes, type_error,
+    user_properties, JsResult,
 };
 use crate::engine::{MqttError, Token};
 use crate::runtime::Driver;
@@ -88,24 +91,32 @@ impl MqttClient {
         Ok(())
     }
 
-    // Subscribes to a topic filter, an array of them, or an object `{ filter: { qos } }`.
+    // Subscribes to a topic filter, an array of them, or an object `{ filter: { qos } }`,
+    // with `{ qos, noLocal, retainAsPublished, retainHandling, subscriptionIdentifier,
+    // userProperties }` (the last two MQTT 5 SUBSCRIBE properties, for the whole call).
     // Resolves with `[{ topic, qos }]`; rejects if the broker refuses any filter.
     #[wasm_bindgen(skip_jsdoc)]
     pub fn subscribe(&self, topics: JsValue, options: JsValue) -> JsResult<Promise> {
         let filters = subscriptions(&topics, &options)?;
+        let properties = subscribe_properties(&options)?;
         let names = filters.iter().map(|(f, _)| f.as_str().to_owned()).collect();
-        let token = self.driver.call(|m, now| m.subscribe(filters, now));
+        let token = self
+            .driver
+            .call(|m, now| m.subscribe_with(filters, properties, now));
         Ok(self.reply(token, ReplyKind::Subscribe(names)))
     }
 
-    // Unsubscribes from a topic filter or an array of them.
+    // Unsubscribes from a topic filter or an array of them, with `{ userProperties }` (MQTT 5).
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn unsubscribe(&self, topics: JsValue) -> JsResult<Promise> {
+    pub fn unsubscribe(&self, topics: JsValue, options: JsValue) -> JsResult<Promise> {
         let mut filters = Vec::new();
         for t in topic_list(&topics)? {
             filters.push(topic_filter(t)?);
         }
-        let token = self.driver.call(|m, now| m.unsubscribe(filters, now));
+        let props = user_properties(&options)?;
+        let token = self
+            .driver
+            .call(|m, now| m.unsubscribe_with(filters, props, now));
         Ok(self.reply(token, ReplyKind::Done))
     }
 
@@ -124,12 +135,28 @@ impl MqttClient {
         Ok(self.reply(token, ReplyKind::Done))
     }
 
-    // Disconnects cleanly (the broker discards the will) and stops reconnecting. Pending
-    // operations reject with `CLIENT_ENDED`.
+    // Disconnects cleanly (the broker discards the will) and stops reconnecting. Graceful by
+    // default: outgoing QoS 1/2 messages in flight get `{ timeout }` ms (default 5000) to be
+    // acknowledged first; `end(true)` drops them at once. Resolves once the client has ended;
+    // whatever is still pending rejects with `CLIENT_ENDED`.
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn end(&self) -> Promise {
-        self.driver.with(|m, now| m.disconnect(now));
-        Promise::resolve(&JsValue::UNDEFINED)
+    pub fn end(&self, force: JsValue, options: JsValue) -> JsResult<Promise> {
+        let timeout = get_u32(&options, "timeout")?.unwrap_or(DEFAULT_END_TIMEOUT_MS);
+        if self.driver.read(|m| m.is_ended()) {
+            return Ok(Promise::resolve(&JsValue::UNDEFINED));
+        }
+        let mut resolve = None;
+        let promise = Promise::new(&mut |r, _| resolve = Some(r));
+        if let Some(r) = resolve {
+            // The `end` event settles it, now (nothing in flight) or after the acks.
+            self.hooks.add(EventKind::End, r, true);
+        }
+        if force.is_truthy() {
+            self.driver.with(|m, now| m.disconnect(now));
+        } else {
+            self.driver.with(|m, now| m.end_gracefully(timeout, now));
+        }
+        Ok(promise)
     }
 
     // Whether the broker has accepted the current connection.
@@ -225,17 +252,44 @@ fn topic_filter(topic: String) -> JsResult<TopicFilter> {
     TopicFilter::new(topic).map_err(|e| type_error(&e.message()))
 }
 
-/// MQTT.js subscription options: `qos`, `nl` (no local), `rap` (retain as published), `rh`.
+/// Subscription options: `qos`, and MQTT.js's `nl` (no local), `rap` (retain as published)
+/// and `rh` (retain handling), each also under its full name (`noLocal`, ...).
 fn subscription_options(o: &JsValue) -> JsResult<SubscriptionOptions> {
+    let flag = |short: &str, long: &str| {
+        get(o, short)
+            .or_else(|| get(o, long))
+            .is_some_and(|v| v.is_truthy())
+    };
     let mut s = SubscriptionOptions::qos(get_qos(o)?);
-    s.no_local = get(o, "nl").is_some_and(|v| v.is_truthy());
-    s.retain_as_published = get(o, "rap").is_some_and(|v| v.is_truthy());
-    s.retain_handling = match get(o, "rh").and_then(|v| v.as_f64()) {
+    s.no_local = flag("nl", "noLocal");
+    s.retain_as_published = flag("rap", "retainAsPublished");
+    let rh = get(o, "rh").or_else(|| get(o, "retainHandling"));
+    s.retain_handling = match rh.and_then(|v| v.as_f64()) {
         Some(1.0) => RetainHandling::SendIfNew,
         Some(2.0) => RetainHandling::DoNotSend,
         _ => RetainHandling::SendAtSubscribe,
     };
     Ok(s)
+}
+
+/// How long `end()` waits for in-flight messages by default, in ms.
+const DEFAULT_END_TIMEOUT_MS: u32 = 5_000;
+
+/// MQTT 5 SUBSCRIBE properties from `{ subscriptionIdentifier, userProperties }`.
+fn subscribe_properties(o: &JsValue) -> JsResult<SubscribeProperties> {
+    let id = match get_u32(o, "subscriptionIdentifier")? {
+        // The protocol's range: a variable byte integer from 1 [MQTT-3.8.2.1.2].
+        Some(n @ 1..=268_435_455) => std::num::NonZeroU32::new(n),
+        Some(_) => {
+            let msg = "`subscriptionIdentifier` must be an integer from 1 to 268435455";
+            return Err(type_error(msg));
+        }
+        None => None,
+    };
+    Ok(SubscribeProperties {
+        subscription_identifier: id,
+        user_properties: user_properties(o)?,
+    })
 }
 
 fn subscriptions(

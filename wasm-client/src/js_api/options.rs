@@ -54,7 +54,7 @@ fn get_number(obj: &JsValue, key: &str, max: u32) -> JsResult<Option<f64>> {
         .transpose()
 }
 
-fn get_u32(obj: &JsValue, key: &str) -> JsResult<Option<u32>> {
+pub(crate) fn get_u32(obj: &JsValue, key: &str) -> JsResult<Option<u32>> {
     Ok(get_number(obj, key, u32::MAX)?.map(|n| n as u32))
 }
 
@@ -111,7 +111,7 @@ pub(crate) fn to_bytes(value: &JsValue, what: &str) -> JsResult<Bytes> {
 }
 
 /// `{ key: value | value[] }` into MQTT 5 user properties (order preserved).
-fn user_properties(obj: &JsValue) -> JsResult<Vec<UserProperty>> {
+pub(crate) fn user_properties(obj: &JsValue) -> JsResult<Vec<UserProperty>> {
     let Some(map) = get(obj, "userProperties") else {
         return Ok(Vec::new());
     };

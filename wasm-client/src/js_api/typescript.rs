@@ -80,10 +80,33 @@ export interface SubscribeOptions {
   qos?: 0 | 1 | 2;
   /** No Local (MQTT 5). */
   nl?: boolean;
+  /** Same as `nl`. */
+  noLocal?: boolean;
   /** Retain As Published (MQTT 5). */
   rap?: boolean;
+  /** Same as `rap`. */
+  retainAsPublished?: boolean;
   /** Retain Handling (MQTT 5): 0 send, 1 send if new, 2 do not send. */
   rh?: 0 | 1 | 2;
+  /** Same as `rh`. */
+  retainHandling?: 0 | 1 | 2;
+  /**
+   * MQTT 5 subscription identifier (1 to 268435455) for every filter of this call: the broker
+   * sends it back with each matching message, as `packet.properties.subscriptionIdentifier`.
+   */
+  subscriptionIdentifier?: number;
+  /** MQTT 5 user properties of the SUBSCRIBE packet. */
+  userProperties?: UserProperties;
+}
+
+export interface UnsubscribeOptions {
+  /** MQTT 5 user properties of the UNSUBSCRIBE packet. */
+  userProperties?: UserProperties;
+}
+
+export interface EndOptions {
+  /** Milliseconds a graceful end waits for in-flight QoS 1/2 messages. Default 5000. */
+  timeout?: number;
 }
 
 export interface Granted { topic: string; qos: number }
@@ -96,7 +119,8 @@ export interface PublishPacket {
   retain: boolean;
   dup: boolean;
   messageId?: number;
-  properties?: MessageProperties & { subscriptionIdentifier?: number };
+  /** `subscriptionIdentifier`: the matching subscription's identifier, an array when several matched. */
+  properties?: MessageProperties & { subscriptionIdentifier?: number | number[] };
 }
 
 export interface ConnackPacket {
@@ -144,9 +168,14 @@ export class MqttClient {
   once<E extends keyof MqttClientEvents>(event: E, listener: MqttClientEvents[E]): void;
   off<E extends keyof MqttClientEvents>(event: E, listener: MqttClientEvents[E]): void;
   subscribe(topic: string | string[] | Record<string, SubscribeOptions>, options?: SubscribeOptions): Promise<Granted[]>;
-  unsubscribe(topic: string | string[]): Promise<void>;
+  unsubscribe(topic: string | string[], options?: UnsubscribeOptions): Promise<void>;
   publish(topic: string, payload: string | Uint8Array | ArrayBuffer, options?: PublishOptions): Promise<void>;
-  end(): Promise<void>;
+  /**
+   * Sends DISCONNECT and closes; resolves once ended. Graceful by default: outgoing QoS 1/2
+   * messages in flight are first given `options.timeout` ms to be acknowledged (new operations
+   * reject meanwhile). `force` drops them at once. Whatever is left rejects with CLIENT_ENDED.
+   */
+  end(force?: boolean, options?: EndOptions): Promise<void>;
   readonly connected: boolean;
   readonly reconnecting: boolean;
   /**

@@ -10,7 +10,7 @@ use std::num::NonZeroU16;
 
 use aviary_protocol::{
     decode, Ack, ConnAck, DecodeError, Disconnect, Packet, Publish, QoS, ReasonCode, SubAck,
-    UnsubAck, MAX_PACKET_SIZE,
+    SubscribeProperties, SubscriptionOptions, TopicFilter, UnsubAck, MAX_PACKET_SIZE,
 };
 
 use super::{subscribe_packet, Machine, Phase, ServerLimits};
@@ -71,6 +71,8 @@ impl Machine {
                 }
             }
         }
+        // Acknowledgements may have emptied what a graceful end waits for.
+        self.finish_closing(now);
         if self.phase == Phase::Connected {
             self.check_keep_alive(now);
         }
@@ -186,7 +188,11 @@ impl Machine {
                     let _ = self.write_publish(&again, now);
                     continue;
                 }
-                Some(Pending::Subscribe { filters, .. }) => subscribe_packet(id, filters.clone()),
+                Some(Pending::Subscribe {
+                    filters,
+                    properties,
+                    ..
+                }) => subscribe_packet(id, filters.clone(), properties.clone()),
                 Some(Pending::Unsubscribe { packet, .. }) => Packet::Unsubscribe(packet.clone()),
                 None => continue,
             };
@@ -194,21 +200,30 @@ impl Machine {
         }
     }
 
-    /// The broker kept no session: subscribe again to everything acknowledged before.
+    /// The broker kept no session: subscribe again to everything acknowledged before, one
+    /// SUBSCRIBE per distinct set of properties (a subscription identifier belongs to a whole
+    /// packet), in the order the subscriptions were made.
     fn resubscribe(&mut self, now: u64) {
-        let Ok(id) = self.free_id() else { return };
-        let filters = self.subscriptions.clone();
-        if self
-            .send(&subscribe_packet(id, filters.clone()), now)
-            .is_ok()
-        {
-            self.session.insert(
-                id,
-                Pending::Subscribe {
+        let mut groups: Vec<(SubscribeProperties, Vec<(TopicFilter, SubscriptionOptions)>)> =
+            Vec::new();
+        for (filter, options, properties) in &self.subscriptions {
+            let entry = (filter.clone(), *options);
+            match groups.iter_mut().find(|(p, _)| p == properties) {
+                Some((_, filters)) => filters.push(entry),
+                None => groups.push((properties.clone(), vec![entry])),
+            }
+        }
+        for (properties, filters) in groups {
+            let Ok(id) = self.free_id() else { return };
+            let packet = subscribe_packet(id, filters.clone(), properties.clone());
+            if self.send(&packet, now).is_ok() {
+                let pending = Pending::Subscribe {
                     filters,
+                    properties,
                     token: None,
-                },
-            );
+                };
+                self.session.insert(id, pending);
+            }
         }
     }
 
@@ -282,13 +297,19 @@ impl Machine {
         let Some(Pending::Subscribe { .. }) = self.session.get_mut(ack.packet_id) else {
             return;
         };
-        let Some(Pending::Subscribe { filters, token }) = self.session.remove(ack.packet_id) else {
+        let Some(Pending::Subscribe {
+            filters,
+            properties,
+            token,
+        }) = self.session.remove(ack.packet_id)
+        else {
             return;
         };
         for ((filter, options), code) in filters.into_iter().zip(&ack.reason_codes) {
             if !code.is_error() {
-                self.subscriptions.retain(|(f, _)| *f != filter);
-                self.subscriptions.push((filter, options));
+                self.subscriptions.retain(|(f, ..)| *f != filter);
+                self.subscriptions
+                    .push((filter, options, properties.clone()));
             }
         }
         let Some(token) = token else { return };

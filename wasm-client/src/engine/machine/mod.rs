@@ -10,8 +10,8 @@ mod tests;
 
 use aviary_protocol::topic::validate_topic_name;
 use aviary_protocol::{
-    Connect, Disconnect, Packet, Publish, QoS, Subscribe, SubscriptionOptions, TopicFilter,
-    Unsubscribe, MAX_PACKET_SIZE,
+    Connect, Disconnect, Packet, Publish, QoS, Subscribe, SubscribeProperties, SubscriptionOptions,
+    TopicFilter, Unsubscribe, UserProperty, MAX_PACKET_SIZE,
 };
 use bytes::{Bytes, BytesMut};
 
@@ -67,8 +67,11 @@ pub struct Machine {
     attempts: u32,
     online: bool,
     session: Session,
-    /// Acknowledged subscriptions, to restore when the broker kept no session.
-    subscriptions: Vec<(TopicFilter, SubscriptionOptions)>,
+    /// Acknowledged subscriptions, to restore when the broker kept no session, each with the
+    /// SUBSCRIBE properties (subscription identifier) it was made with.
+    subscriptions: Vec<(TopicFilter, SubscriptionOptions, SubscribeProperties)>,
+    /// A graceful end waits until this time for in-flight publishes to be acknowledged.
+    closing: Option<u64>,
     queue: OfflineQueue,
     keep_alive: KeepAlive,
     out_aliases: OutgoingAliases,
@@ -95,6 +98,7 @@ impl Machine {
             online: true,
             session: Session::default(),
             subscriptions: Vec::new(),
+            closing: None,
             out_aliases: OutgoingAliases::default(),
             in_aliases: IncomingAliases::default(),
             server: ServerLimits::default(),
@@ -165,7 +169,10 @@ impl Machine {
         match self.phase {
             Phase::Opening { deadline } | Phase::Handshake { deadline } => Some(deadline),
             Phase::Waiting { until } => Some(until),
-            Phase::Connected => self.keep_alive.deadline(),
+            Phase::Connected => match (self.keep_alive.deadline(), self.closing) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
             Phase::Idle | Phase::Offline | Phase::Ended => None,
         }
     }
@@ -178,6 +185,8 @@ impl Machine {
                 self.lost(error, true, now);
             }
             Phase::Waiting { until } if now >= until => self.open(now),
+            // The grace period is over: what is still unacknowledged is dropped.
+            Phase::Connected if self.closing.is_some_and(|d| now >= d) => self.disconnect(now),
             Phase::Connected => self.check_keep_alive(now),
             _ => {}
         }
@@ -270,6 +279,18 @@ impl Machine {
         filters: Vec<(TopicFilter, SubscriptionOptions)>,
         now: u64,
     ) -> Result<Token, MqttError> {
+        self.subscribe_with(filters, SubscribeProperties::default(), now)
+    }
+
+    /// Subscribes with MQTT 5 SUBSCRIBE properties: a subscription identifier, which the
+    /// broker sends back with every message these filters match, and user properties. Both
+    /// are kept for the resubscription after a reconnect; MQTT 3.1.1 leaves them out.
+    pub fn subscribe_with(
+        &mut self,
+        filters: Vec<(TopicFilter, SubscriptionOptions)>,
+        properties: SubscribeProperties,
+        now: u64,
+    ) -> Result<Token, MqttError> {
         self.check_not_ended()?;
         if filters.is_empty() {
             let msg = "subscribe needs at least one topic filter";
@@ -277,7 +298,7 @@ impl Machine {
         }
         let id = self.free_id()?;
         if self.phase == Phase::Connected {
-            let packet = subscribe_packet(id, filters.clone());
+            let packet = subscribe_packet(id, filters.clone(), properties.clone());
             self.send(&packet, now)?;
         }
         let token = self.token();
@@ -286,6 +307,7 @@ impl Machine {
             id,
             Pending::Subscribe {
                 filters,
+                properties,
                 token: token_opt,
             },
         );
@@ -294,6 +316,16 @@ impl Machine {
 
     /// Unsubscribes from topic filters; they are also dropped from the resubscription list.
     pub fn unsubscribe(&mut self, filters: Vec<TopicFilter>, now: u64) -> Result<Token, MqttError> {
+        self.unsubscribe_with(filters, Vec::new(), now)
+    }
+
+    /// Unsubscribes with MQTT 5 user properties on the UNSUBSCRIBE.
+    pub fn unsubscribe_with(
+        &mut self,
+        filters: Vec<TopicFilter>,
+        user_properties: Vec<UserProperty>,
+        now: u64,
+    ) -> Result<Token, MqttError> {
         self.check_not_ended()?;
         if filters.is_empty() {
             let msg = "unsubscribe needs at least one topic filter";
@@ -302,22 +334,50 @@ impl Machine {
         let id = self.free_id()?;
         let packet = Unsubscribe {
             packet_id: id,
-            user_properties: Vec::new(),
+            user_properties,
             filters,
         };
         if self.phase == Phase::Connected {
             self.send(&Packet::Unsubscribe(packet.clone()), now)?;
         }
         self.subscriptions
-            .retain(|(f, _)| !packet.filters.iter().any(|u| u == f));
+            .retain(|(f, ..)| !packet.filters.iter().any(|u| u == f));
         let token = self.token();
         self.session
             .insert(id, Pending::Unsubscribe { packet, token });
         Ok(token)
     }
 
-    /// Ends the client: DISCONNECT if connected, close the socket, fail what is pending.
+    /// Ends the client gracefully: while connected with outgoing QoS 1/2 publishes in flight
+    /// (or waiting for room in the in-flight window), or subscribes and unsubscribes awaiting
+    /// their acks (as MQTT.js waits for its outgoing store), new operations are refused and the
+    /// DISCONNECT waits until those are acknowledged or `timeout_ms` has passed, whichever
+    /// comes first; then as [`disconnect`](Self::disconnect). Anything else ends at once.
+    pub fn end_gracefully(&mut self, timeout_ms: u32, now: u64) {
+        if self.phase == Phase::Connected && self.closing.is_none() {
+            self.closing = Some(now + u64::from(timeout_ms));
+            self.finish_closing(now);
+        } else if self.closing.is_none() {
+            self.disconnect(now);
+        }
+    }
+
+    /// Whether a graceful end waits for acknowledgements.
+    pub fn is_closing(&self) -> bool {
+        self.closing.is_some()
+    }
+
+    /// Completes a graceful end once nothing outgoing awaits an acknowledgement.
+    fn finish_closing(&mut self, now: u64) {
+        if self.closing.is_some() && self.session.is_empty() && self.queue.is_empty() {
+            self.disconnect(now);
+        }
+    }
+
+    /// Ends the client at once (a forced end): DISCONNECT if connected, close the socket, fail
+    /// what is pending.
     pub fn disconnect(&mut self, now: u64) {
+        self.closing = None;
         match self.phase {
             Phase::Ended => return,
             Phase::Connected => {
@@ -372,7 +432,9 @@ impl Machine {
         if was_connected {
             self.events.push(Event::Offline);
         }
-        if !self.options.reconnect.enabled {
+        if !self.options.reconnect.enabled || self.closing.is_some() {
+            // A graceful end that lost its connection gives up on what is in flight.
+            self.closing = None;
             self.end();
         } else if self.online {
             let delay_ms = self.backoff.next_delay(&mut self.rng);
@@ -420,7 +482,7 @@ impl Machine {
     }
 
     fn check_not_ended(&self) -> Result<(), MqttError> {
-        if self.phase == Phase::Ended {
+        if self.phase == Phase::Ended || self.closing.is_some() {
             return Err(MqttError::new(
                 ErrorKind::ClientEnded,
                 "the client was ended",
@@ -526,10 +588,11 @@ impl Machine {
 fn subscribe_packet(
     packet_id: std::num::NonZeroU16,
     filters: Vec<(TopicFilter, SubscriptionOptions)>,
+    properties: SubscribeProperties,
 ) -> Packet {
     Packet::Subscribe(Subscribe {
         packet_id,
-        properties: Default::default(),
+        properties,
         filters,
     })
 }

@@ -4,7 +4,7 @@ use std::num::{NonZeroU16, NonZeroU32};
 
 use aviary_protocol::{
     decode, Ack, ConnAck, Disconnect, LastWill, Packet, ProtocolVersion, Publish, QoS, ReasonCode,
-    SubAck, SubscriptionOptions, TopicFilter, TopicName, UnsubAck,
+    SubAck, SubscribeProperties, SubscriptionOptions, TopicFilter, TopicName, UnsubAck,
 };
 use bytes::BytesMut;
 
@@ -760,4 +760,168 @@ fn a_publish_bigger_than_the_brokers_maximum_is_rejected() {
     let err = h.m.publish(big, h.now).unwrap_err();
     assert_eq!(err.reason_code, Some(ReasonCode::PACKET_TOO_LARGE));
     assert!(h.sent().is_empty());
+}
+
+fn suback(n: u16, codes: Vec<ReasonCode>) -> Packet {
+    Packet::SubAck(SubAck {
+        packet_id: id(n),
+        properties: Default::default(),
+        reason_codes: codes,
+    })
+}
+
+#[test]
+fn subscribe_properties_are_sent_and_kept_for_the_resubscription() {
+    let mut h = Harness::v5();
+    h.connect(false);
+    let props = SubscribeProperties {
+        subscription_identifier: NonZeroU32::new(7),
+        user_properties: vec![("k".into(), "v".into())],
+    };
+    h.m.subscribe_with(vec![filter("a/#", QoS::AtLeastOnce)], props.clone(), h.now)
+        .unwrap();
+    h.m.subscribe(vec![filter("b", QoS::AtMostOnce)], h.now)
+        .unwrap();
+    let sent = h.sent();
+    assert!(
+        matches!(&sent[0], Packet::Subscribe(s) if s.properties == props),
+        "{sent:?}"
+    );
+    assert!(
+        matches!(&sent[1], Packet::Subscribe(s) if s.properties == SubscribeProperties::default())
+    );
+    h.broker(suback(1, vec![ReasonCode::GRANTED_QOS_1]));
+    h.broker(suback(2, vec![ReasonCode::GRANTED_QOS_0]));
+    h.m.socket_closed("gone", h.now);
+    h.fire_timer();
+    h.m.socket_opened(h.now);
+    h.sent();
+    h.broker(ConnAck::new(ReasonCode::SUCCESS, false).into());
+    // One SUBSCRIBE per set of properties: the identifier stays with its own filter.
+    let sent = h.sent();
+    let subs: Vec<_> = sent
+        .iter()
+        .filter_map(|p| match p {
+            Packet::Subscribe(s) => {
+                Some((s.filters[0].0.as_str().to_owned(), s.properties.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        subs,
+        [
+            ("a/#".to_owned(), props),
+            ("b".to_owned(), SubscribeProperties::default())
+        ]
+    );
+}
+
+#[test]
+fn unsubscribe_user_properties_are_sent() {
+    let mut h = Harness::v5();
+    h.connect(false);
+    let f = TopicFilter::new("a/#".to_owned()).unwrap();
+    h.m.unsubscribe_with(vec![f], vec![("k".into(), "v".into())], h.now)
+        .unwrap();
+    let sent = h.sent();
+    assert!(matches!(&sent[0], Packet::Unsubscribe(u) if u.user_properties.len() == 1));
+}
+
+#[test]
+fn a_graceful_end_waits_for_in_flight_acks_then_disconnects() {
+    let mut h = Harness::v5();
+    h.connect(false);
+    let t1 = h.publish("a", QoS::AtLeastOnce);
+    let t2 = h.publish("b", QoS::ExactlyOnce);
+    h.sent();
+    h.m.end_gracefully(5_000, h.now);
+    assert!(h.m.is_closing() && h.m.is_connected());
+    assert!(
+        h.sent().is_empty(),
+        "no DISCONNECT while messages are in flight"
+    );
+    // New work is refused while closing.
+    assert_eq!(
+        h.m.publish(Publish::new("c", &b""[..]), h.now)
+            .unwrap_err()
+            .kind,
+        ErrorKind::ClientEnded
+    );
+    h.broker(Packet::PubAck(Ack::new(id(1))));
+    assert!(h.sent().is_empty());
+    h.broker(Packet::PubRec(Ack::new(id(2))));
+    assert_eq!(h.sent(), [Packet::PubRel(Ack::new(id(2)))]);
+    h.broker(Packet::PubComp(Ack::new(id(2))));
+    assert_eq!(h.sent(), [Packet::Disconnect(Disconnect::default())]);
+    let events = h.m.take_events();
+    let done: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Completed { token, result } => Some((*token, result.is_ok())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done, [(t1, true), (t2, true)]);
+    assert!(events.contains(&Event::CloseSocket));
+    assert_eq!(events.last(), Some(&Event::Ended));
+}
+
+#[test]
+fn a_graceful_end_gives_up_at_its_timeout_and_a_forced_end_does_not_wait() {
+    let mut h = Harness::v5();
+    h.connect(false);
+    let t = h.publish("a", QoS::AtLeastOnce);
+    h.sent();
+    h.m.end_gracefully(5_000, h.now);
+    assert_eq!(h.m.poll_timeout(), Some(h.now + 5_000));
+    h.advance_to(h.now + 5_000);
+    assert_eq!(h.sent(), [Packet::Disconnect(Disconnect::default())]);
+    assert!(h.m.is_ended());
+    assert!(h.completions().contains(&(t, Err(ErrorKind::ClientEnded))));
+
+    // With nothing in flight, a graceful end is immediate.
+    let mut h = Harness::v5();
+    h.connect(false);
+    h.m.end_gracefully(5_000, h.now);
+    assert_eq!(h.sent(), [Packet::Disconnect(Disconnect::default())]);
+    assert!(h.m.is_ended());
+
+    // A forced end during a graceful one drops what is in flight at once.
+    let mut h = Harness::v5();
+    h.connect(false);
+    let t = h.publish("a", QoS::AtLeastOnce);
+    h.sent();
+    h.m.end_gracefully(5_000, h.now);
+    h.m.disconnect(h.now);
+    assert!(h.m.is_ended());
+    assert!(h.completions().contains(&(t, Err(ErrorKind::ClientEnded))));
+}
+
+#[test]
+fn a_graceful_end_that_loses_its_connection_ends_without_reconnecting() {
+    let mut h = Harness::v5();
+    h.connect(false);
+    h.publish("a", QoS::AtLeastOnce);
+    h.sent();
+    h.m.end_gracefully(5_000, h.now);
+    h.m.socket_closed("gone", h.now);
+    assert!(h.m.is_ended());
+    assert_eq!(h.m.poll_timeout(), None);
+}
+
+#[test]
+fn a_graceful_end_also_waits_for_a_suback() {
+    let mut h = Harness::v5();
+    h.connect(false);
+    let t =
+        h.m.subscribe(vec![filter("a", QoS::AtMostOnce)], h.now)
+            .unwrap();
+    h.sent();
+    h.m.end_gracefully(5_000, h.now);
+    assert!(h.sent().is_empty());
+    h.broker(suback(1, vec![ReasonCode::GRANTED_QOS_0]));
+    assert_eq!(h.sent(), [Packet::Disconnect(Disconnect::default())]);
+    let done = h.completions();
+    assert!(matches!(&done[..], [(tok, Ok(Done::Subscribed(_)))] if *tok == t));
 }
