@@ -40,9 +40,10 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use super::consume::ack_when_stored;
 use super::handover::{mark_subject, Sync, MARK_PREFIX};
 use super::metrics::ClusterMetrics;
-use super::node::{ack_when_stored, consumer_name, decode, STREAM, STREAM_PREFIX};
+use super::node::{consumer_name, decode, STREAM, STREAM_PREFIX};
 use super::subject::token;
 use super::ClusterError;
 use crate::broker::{Broker, ClientKey};

@@ -13,6 +13,7 @@
 //! sessions ([`adoption`]).
 
 mod adoption;
+mod consume;
 mod cover;
 mod handover;
 mod interest;

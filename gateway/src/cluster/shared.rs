@@ -23,7 +23,8 @@ use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use super::node::{ack_when_stored, decode, pull as pull_stream, LIVE, STREAM_PREFIX};
+use super::consume::ack_when_stored;
+use super::node::{decode, pull as pull_stream, LIVE, STREAM_PREFIX};
 use super::subject::{filter_to_subjects, token};
 use crate::broker::Broker;
 
