@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 use aviary_protocol::{Ack, Packet, QoS, ReasonCode};
 use cluster_common::{node, numbers, persistent, process_node, LEASE};
 use common::nats::NatsCluster;
+use common::process::GatewayProcess;
 use common::raw::{self, until_routed, Event, Raw};
 use common::within_for;
+use ws_common::Gw;
 
 #[tokio::test]
 async fn a_killed_nodes_publisher_resumes_elsewhere_and_nothing_acknowledged_is_lost() {
@@ -59,22 +61,9 @@ async fn a_killed_nodes_publisher_resumes_elsewhere_and_nothing_acknowledged_is_
 #[tokio::test]
 async fn a_killed_nodes_persistent_session_resumes_on_another_node_with_its_messages() {
     const N: usize = 200;
-    let nats = NatsCluster::start(3).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let a = process_node(&nats, "gw-a", dir.path()).await;
-    let b = node(&nats, "gw-b").await;
-    let keeper = persistent("keeper");
-    let (mut sub, _) = Raw::connect_ok(a.mqtt, keeper.clone()).await;
-    sub.subscribe("pets/+/location", QoS::AtLeastOnce).await;
-    let (mut publisher, _) = Raw::connect_ok(b.mqtt, raw::v5("tracker")).await;
-    until_routed(
-        &mut publisher,
-        &mut sub,
-        "pets/0/location",
-        QoS::AtLeastOnce,
-    )
-    .await;
-    drop(sub);
+    let mut k = Keeper::start("pets/+/location", QoS::AtLeastOnce).await;
+    drop(k.sub.take());
+    let mut publisher = k.publisher.take().expect("the tracker");
     let message = |i: usize| {
         raw::message(
             "pets/7/location",
@@ -87,24 +76,13 @@ async fn a_killed_nodes_persistent_session_resumes_on_another_node_with_its_mess
     for i in 0..N / 2 {
         assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
     }
-    a.kill9().await;
-    let killed = Instant::now();
+    let killed = k.kill_a().await;
     for i in N / 2..N {
         assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
     }
 
     // The phone reconnects to gw-b: its session, subscription and queue are there.
-    let (mut sub, ack) = within_for(
-        LEASE * 10,
-        "the session to be adopted",
-        Raw::connect_ok(b.mqtt, keeper),
-    )
-    .await;
-    assert!(ack.session_present, "the session came back");
-    eprintln!(
-        "SIGKILL to the session back on gw-b: {:?}",
-        killed.elapsed()
-    );
+    let mut sub = k.back_on_b(killed).await;
     let seen = within_for(
         Duration::from_secs(30),
         "every acknowledged message",
@@ -116,6 +94,65 @@ async fn a_killed_nodes_persistent_session_resumes_on_another_node_with_its_mess
     assert_eq!(publisher.publish(message(N)).await, ReasonCode::SUCCESS);
     let p = sub.recv_publish().await;
     assert_eq!(&p.payload[..], N.to_string().as_bytes());
+}
+
+/// Two nodes, gw-a a process of its own (to be killed) and gw-b in-process; a persistent
+/// session ("keeper") on gw-a subscribed to a filter, and a publisher ("tracker") on gw-b
+/// whose messages reach it.
+struct Keeper {
+    _nats: NatsCluster,
+    _dir: tempfile::TempDir,
+    a: Option<GatewayProcess>,
+    b: Gw,
+    connect: aviary_protocol::Connect,
+    sub: Option<Raw>,
+    publisher: Option<Raw>,
+}
+
+impl Keeper {
+    async fn start(filter: &str, qos: QoS) -> Self {
+        let nats = NatsCluster::start(3).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let a = process_node(&nats, "gw-a", dir.path()).await;
+        let b = node(&nats, "gw-b").await;
+        let connect = persistent("keeper");
+        let (mut sub, _) = Raw::connect_ok(a.mqtt, connect.clone()).await;
+        sub.subscribe(filter, qos).await;
+        let (mut publisher, _) = Raw::connect_ok(b.mqtt, raw::v5("tracker")).await;
+        let probe = filter.replace('+', "0");
+        until_routed(&mut publisher, &mut sub, &probe, qos).await;
+        Self {
+            _nats: nats,
+            _dir: dir,
+            a: Some(a),
+            b,
+            connect,
+            sub: Some(sub),
+            publisher: Some(publisher),
+        }
+    }
+
+    /// Kills gw-a with SIGKILL: when.
+    async fn kill_a(&mut self) -> Instant {
+        self.a.take().expect("gw-a runs").kill9().await;
+        Instant::now()
+    }
+
+    /// The keeper reconnects to gw-b and finds its session there.
+    async fn back_on_b(&self, killed: Instant) -> Raw {
+        let (sub, ack) = within_for(
+            LEASE * 10,
+            "the session to be adopted",
+            Raw::connect_ok(self.b.mqtt, self.connect.clone()),
+        )
+        .await;
+        assert!(ack.session_present, "the session came back");
+        eprintln!(
+            "SIGKILL to the session back on gw-b: {:?}",
+            killed.elapsed()
+        );
+        sub
+    }
 }
 
 /// A QoS 2 receiver as a client library keeps one, across the connections of its session:
@@ -164,15 +201,8 @@ impl Qos2Receiver {
 #[tokio::test]
 async fn a_qos_2_stream_to_a_killed_node_resumes_elsewhere_and_nothing_comes_twice() {
     const N: usize = 300;
-    let nats = NatsCluster::start(3).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let a = process_node(&nats, "gw-a", dir.path()).await;
-    let b = node(&nats, "gw-b").await;
-    let keeper = persistent("keeper");
-    let (mut sub, _) = Raw::connect_ok(a.mqtt, keeper.clone()).await;
-    sub.subscribe("pets/+/status", QoS::ExactlyOnce).await;
-    let (mut publisher, _) = Raw::connect_ok(b.mqtt, raw::v5("tracker")).await;
-    until_routed(&mut publisher, &mut sub, "pets/0/status", QoS::ExactlyOnce).await;
+    let mut k = Keeper::start("pets/+/status", QoS::ExactlyOnce).await;
+    let mut publisher = k.publisher.take().expect("the tracker");
     let publishing = tokio::spawn(async move {
         for i in 0..N {
             let p = raw::message("pets/7/status", i.to_string().as_bytes(), QoS::ExactlyOnce);
@@ -181,24 +211,14 @@ async fn a_qos_2_stream_to_a_killed_node_resumes_elsewhere_and_nothing_comes_twi
     });
     // The subscriber takes a third, then gw-a dies under it, mid-stream.
     let mut receiver = Qos2Receiver::default();
+    let mut sub = k.sub.take().expect("the keeper");
     assert!(
         receiver.take(&mut sub, N / 3).await,
         "a third came from gw-a"
     );
-    a.kill9().await;
-    let killed = Instant::now();
+    let killed = k.kill_a().await;
     receiver.take(&mut sub, N).await;
-    let (mut sub, ack) = within_for(
-        LEASE * 10,
-        "the session to be adopted",
-        Raw::connect_ok(b.mqtt, keeper),
-    )
-    .await;
-    assert!(ack.session_present, "the session came back");
-    eprintln!(
-        "SIGKILL to the session back on gw-b: {:?}",
-        killed.elapsed()
-    );
+    let mut sub = k.back_on_b(killed).await;
     within_for(
         Duration::from_secs(60),
         "every message",
