@@ -264,8 +264,8 @@ impl Cluster {
              HTTP: {}\n    \
              NATS: {} (monitoring: {}/)\n    \
              try:  mosquitto_sub -h {} -p {} -u alice -P alice-demo -t 'pets/+/location' -v\n    \
-             across nodes: live messages at QoS 0, 1 and 2, retained messages; per node \
-             for now: persistent sessions, $share groups\n    \
+             across nodes: live messages at QoS 0, 1 and 2, retained messages, persistent \
+             sessions (kill a gateway: its clients resume on another), $share groups\n    \
              logs: {}/*/*.log",
             self.nats.servers().len(),
             self.gateways.len(),
