@@ -201,11 +201,17 @@ pub(crate) fn wasm_tests(ws: &Workspace) -> Result<()> {
 pub(crate) fn npm_tests(ws: &Workspace) -> Result<()> {
     let binary = build_gateway(ws)?;
     let project = prepare_npm_project(ws)?;
+    node_tests(&binary, &project)
+}
+
+/// Runs a test project's `node --test` suites one file at a time, against the gateway
+/// `binary`, with Playwright on the system's Chromium.
+pub(crate) fn node_tests(binary: &std::path::Path, project: &std::path::Path) -> Result<()> {
     Cmd::new("node")
         .args(["--test", "--test-concurrency=1", "test/"])
         .env("AVIARY_BIN", binary.display().to_string())
         .env("CHROMIUM", CHROMIUM.binary)
-        .dir(&project)
+        .dir(project)
         .run()
 }
 

@@ -4,9 +4,8 @@
 
 use anyhow::Result;
 
-use crate::browser_tests::{build_gateway, install_package};
-use crate::cmd::Cmd;
-use crate::tools::{npm_projects, CHROMIUM};
+use crate::browser_tests::{build_gateway, install_package, node_tests};
+use crate::tools::npm_projects;
 use crate::workspace::Workspace;
 
 /// Builds the gateway and the package, installs the tarball into the bundler test project
@@ -14,10 +13,5 @@ use crate::workspace::Workspace;
 pub(crate) fn run(ws: &Workspace) -> Result<()> {
     let binary = build_gateway(ws)?;
     let project = install_package(ws, npm_projects::BUNDLER_TESTS)?;
-    Cmd::new("node")
-        .args(["--test", "--test-concurrency=1", "test/"])
-        .env("AVIARY_BIN", binary.display().to_string())
-        .env("CHROMIUM", CHROMIUM.binary)
-        .dir(&project)
-        .run()
+    node_tests(&binary, &project)
 }
