@@ -12,6 +12,14 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc rather than glibc's malloc: a durable flow's buffers are allocated on connection
+/// threads and freed on the store's commit thread, which glibc's arenas serve slowly (a quarter
+/// of the broker's CPU went to malloc and its consolidation). See the workspace Cargo.toml for
+/// the measurement.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Aviary: an MQTT 3.1.1 + 5.0 gateway for devices (TCP) and browsers (WebSocket).
 #[derive(Debug, Parser)]
 #[command(version, about, args_conflicts_with_subcommands = true)]
