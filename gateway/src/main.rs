@@ -158,6 +158,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     config.validate()?;
     // index.html is committed; the built app is what `cargo xtask web` makes.
     let app_built = config.http.static_dir.join("pkg/aviary-web.js").is_file();
+    let signal = ShutdownSignal::install();
     let gateway = aviary::Gateway::bind(config).await?;
     let (mqtt, http) = (gateway.mqtt_addr(), gateway.http_addr());
     let stop = CancellationToken::new();
@@ -178,7 +179,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     let shutdown = async move {
-        shutdown_signal().await;
+        signal.recv().await;
         stop.cancel();
     };
     gateway.run(shutdown).await;
@@ -197,39 +198,68 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
                 username_prefix,
                 password,
             });
+    let signal = ShutdownSignal::install();
     let stop = CancellationToken::new();
     let run = tokio::spawn(simulator::run(config, stop.clone()));
-    shutdown_signal().await;
+    signal.recv().await;
     stop.cancel();
     run.await.context("simulator task failed")?;
     Ok(())
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// SIGINT (Ctrl-C) and SIGTERM, listened for from the moment it is made. Made before the
+/// listeners open: a signal that comes once the gateway accepts connections (a service
+/// manager, a test) must stop it gracefully, and until a handler is installed the signal's
+/// default action kills the process without flushing anything.
+struct ShutdownSignal {
+    #[cfg(unix)]
+    signals: Vec<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignal {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signals = [
+                ("SIGINT", SignalKind::interrupt()),
+                ("SIGTERM", SignalKind::terminate()),
+            ]
+            .into_iter()
+            .filter_map(|(name, kind)| match signal(kind) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for {name}");
+                    None
+                }
+            })
+            .collect();
+            Self { signals }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Completes on the first signal.
+    async fn recv(self) {
+        #[cfg(unix)]
+        {
+            let waits = self.signals.into_iter().map(|mut s| {
+                Box::pin(async move {
+                    s.recv().await;
+                })
+            });
+            let waits: Vec<_> = waits.collect();
+            if waits.is_empty() {
+                std::future::pending::<()>().await;
+            }
+            futures_util::future::select_all(waits).await;
+        }
+        #[cfg(not(unix))]
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
     }
 }
 
