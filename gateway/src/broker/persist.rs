@@ -18,7 +18,7 @@ use std::num::NonZeroU16;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use aviary_protocol::{ByteString, TopicFilter};
+use aviary_protocol::{ByteString, QoS, TopicFilter};
 use tracing::{error, info, warn};
 
 use std::collections::{BTreeMap, HashMap};
@@ -85,16 +85,24 @@ impl Persist {
         let mut ops = Vec::with_capacity(events.len() + 1);
         let mut qos2_sent = false;
         // The message this call queues, whose publisher's acknowledgement waits for the write
-        // (see `ack_ticket`), and whether it queues more than one.
-        let (mut queued, mut several) = (None::<Arc<Message>>, false);
+        // (see `ack_ticket`), whether it queues more than one, and whether its delivery may
+        // end before the write is committed (see `StoreHandle::send_consumable`).
+        let (mut queued, mut several, mut consumable) = (None::<Arc<Message>>, false, false);
         // Read once a message is written, not per call: most calls write no message (a
         // delivery's end, or a message some other session wrote first).
         let mut clocks = None;
         for event in events {
             let (out, state) = match event {
-                Event::Queued(out) => (out, DeliveryState::Queued),
+                Event::Queued { out, online } => {
+                    // QoS 1 in and out: the entry is all that keeps the message, so its
+                    // receiver's acknowledgement makes it safe. A QoS 2 publisher's PUBREC
+                    // also vouches for the packet id written before, which needs a commit.
+                    consumable =
+                        online && out.qos == QoS::AtLeastOnce && out.msg.qos == QoS::AtLeastOnce;
+                    (out, DeliveryState::Queued)
+                }
                 Event::Sent(out, packet_id) => {
-                    qos2_sent |= out.qos == aviary_protocol::QoS::ExactlyOnce;
+                    qos2_sent |= out.qos == QoS::ExactlyOnce;
                     (out, DeliveryState::Sent { packet_id })
                 }
                 Event::Released(out, packet_id) => (out, DeliveryState::Released { packet_id }),
@@ -148,7 +156,7 @@ impl Persist {
             });
         }
         match queued {
-            Some(msg) if !several => match self.store.send(ops) {
+            Some(msg) if !several => match self.send_queued(ops, consumable) {
                 Ok(ticket) => msg.stored.set_ticket(ticket),
                 Err(e) => {
                     // The acknowledgement must not go: an earlier session's ticket, or a
@@ -161,6 +169,14 @@ impl Persist {
             _ => {}
         }
         qos2_sent
+    }
+
+    fn send_queued(&self, ops: Vec<Op>, consumable: bool) -> Result<Ticket, StoreError> {
+        if consumable {
+            self.store.send_consumable(ops)
+        } else {
+            self.store.send(ops)
+        }
     }
 
     /// The message's id for `client_id`'s entry at `seq`, and whether the entry carries the

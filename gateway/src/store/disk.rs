@@ -140,6 +140,7 @@ impl DiskStore {
                 let key = (Kind::Sessions, client_id.as_bytes().to_vec());
                 stage_write(pending, key, None, false, false);
             }
+            Staged::Undone => {}
         }
         Ok(())
     }
@@ -229,6 +230,10 @@ impl DiskStore {
                     }
                 }
             }
+        }
+        if pending.is_empty() {
+            // Every write was undone (see `super::undo`) or cancelled by a later one.
+            return Ok(());
         }
         let replica = self.replica.get();
         // Encoded before the writes move into fjall's batch; a snapshot to come holds them.

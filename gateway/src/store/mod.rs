@@ -29,6 +29,7 @@ mod memory;
 mod records;
 pub mod replica;
 mod staging;
+mod undo;
 mod writer;
 
 #[cfg(test)]
@@ -39,6 +40,8 @@ mod process_tests;
 mod replica_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod undo_tests;
 #[cfg(test)]
 mod writer_tests;
 

@@ -96,6 +96,9 @@ pub(super) enum Staged {
     },
     /// [`Op::DeleteSession`]: which keys it deletes is read from the store at commit time.
     DeleteSession(ByteString),
+    /// A write undone before its commit by a later delete of its record (see `super::undo`):
+    /// nothing to write.
+    Undone,
 }
 
 /// Encodes one op.

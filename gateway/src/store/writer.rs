@@ -15,6 +15,11 @@
 //! 0.4k/2.9k/14.0k with 1 ms ("process"); 0.7k/4.2k/13.4k against
 //! 0.3k/1.4k/10.2k with fsync.
 //!
+//! A batch holding a consumable write (a QoS 1 delivery to a connected persistent
+//! subscriber, see [`StoreHandle::send_consumable`]) is held up to [`CONSUME_WINDOW`] for the
+//! subscriber's acknowledgement: its delete then undoes the write in the batch, and the
+//! publisher's acknowledgement goes without waiting for the disk (see [`super::undo`]).
+//!
 //! Requests keep their order: a submitter's operations are committed in the
 //! order its `enqueue` calls returned, and one request is never split
 //! across batches (its operations are atomic).
@@ -29,15 +34,28 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::undo::Undo;
 use super::{Op, Prepared, Snapshot, Store, StoreError};
 use crate::config::StoreConfig;
 
 type Done = oneshot::Sender<Result<(), StoreError>>;
 
+/// How long the writer holds a batch that holds a consumable write (see
+/// [`StoreHandle::send_consumable`]) for the delete that undoes it: about a
+/// subscriber's round trip on a loaded machine, and within the 1 ms a group
+/// commit may take to gather.
+pub(crate) const CONSUME_WINDOW: Duration = Duration::from_millis(1);
+
 /// What the writer task is asked to do.
 enum Request {
-    /// Commit these operations, then report on `done` if someone waits.
-    Ops { ops: Prepared, done: Option<Done> },
+    /// Commit these operations, then report on `done` if someone waits. A `consumable`
+    /// request reports early if a later delete in its batch undoes every write it holds
+    /// (see [`super::undo`]).
+    Ops {
+        ops: Prepared,
+        done: Option<Done>,
+        consumable: bool,
+    },
     /// Commit everything sent before, then stop.
     Close(oneshot::Sender<()>),
 }
@@ -51,6 +69,9 @@ pub struct WriterStats {
     pub ops: u64,
     /// Batches whose commit failed.
     pub failed_commits: u64,
+    /// Writes undone before their commit by a later delete of their record, and so never
+    /// written (see [`super::undo`]); counted in `ops` too.
+    pub undone: u64,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +79,7 @@ struct Counters {
     commits: AtomicU64,
     ops: AtomicU64,
     failed: AtomicU64,
+    undone: AtomicU64,
 }
 
 /// The broker's handle on the store: submits operations to the writer task.
@@ -128,12 +150,25 @@ impl StoreHandle {
     /// ([`Store::prepare`]) here, on the caller's thread; ops the store
     /// refuses are an error here, and nothing of them is written.
     pub fn send(&self, ops: Vec<Op>) -> Result<Ticket, StoreError> {
+        self.send_ticketed(ops, false)
+    }
+
+    /// Like [`send`](Self::send), for writes that only keep a message until its receiver
+    /// acknowledges it: the ticket also completes, without a commit, once later deletes in
+    /// the same batch undo every one of them (see [`super::undo`]). The writer then holds a
+    /// batch up to [`CONSUME_WINDOW`] for those deletes.
+    pub fn send_consumable(&self, ops: Vec<Op>) -> Result<Ticket, StoreError> {
+        self.send_ticketed(ops, true)
+    }
+
+    fn send_ticketed(&self, ops: Vec<Op>, consumable: bool) -> Result<Ticket, StoreError> {
         let ops = self.store.prepare(ops)?;
         let (done, rx) = oneshot::channel();
         self.tx
             .send(Request::Ops {
                 ops,
                 done: Some(done),
+                consumable,
             })
             .map_err(|_| StoreError::Closed)?;
         Ok(Ticket(rx))
@@ -144,7 +179,11 @@ impl StoreHandle {
     pub fn send_detached(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         let ops = self.store.prepare(ops)?;
         self.tx
-            .send(Request::Ops { ops, done: None })
+            .send(Request::Ops {
+                ops,
+                done: None,
+                consumable: false,
+            })
             .map_err(|_| StoreError::Closed)
     }
 
@@ -196,6 +235,7 @@ impl StoreHandle {
             commits: self.counters.commits.load(Ordering::Relaxed),
             ops: self.counters.ops.load(Ordering::Relaxed),
             failed_commits: self.counters.failed.load(Ordering::Relaxed),
+            undone: self.counters.undone.load(Ordering::Relaxed),
         }
     }
 }
@@ -207,19 +247,38 @@ struct Batch {
     requests: Vec<Prepared>,
     ops: usize,
     tickets: Vec<Done>,
+    /// Writes that later deletes in this batch undo, and the consumable requests waiting
+    /// for theirs to be.
+    undo: Undo,
 }
 
 impl Batch {
-    fn push(&mut self, ops: Prepared, done: Option<Done>) {
+    fn push(&mut self, ops: Prepared, done: Option<Done>, consumable: bool) {
         self.ops += ops.len();
-        if !ops.is_empty() {
-            self.requests.push(ops);
+        if ops.is_empty() {
+            self.tickets.extend(done);
+            return;
         }
-        self.tickets.extend(done);
+        self.requests.push(ops);
+        let index = self.requests.len() - 1;
+        let (early, done) = if consumable {
+            (done, None)
+        } else {
+            (None, done)
+        };
+        let waits = self.undo.add(&mut self.requests, index, early);
+        self.tickets.extend(done.or(waits));
     }
 
     fn is_empty(&self) -> bool {
-        self.requests.is_empty() && self.tickets.is_empty()
+        self.requests.is_empty() && self.tickets.is_empty() && !self.undo.has_waiting()
+    }
+
+    /// The requests to commit and everyone who waits for the commit.
+    fn into_parts(self) -> (Vec<Prepared>, Vec<Done>) {
+        let mut tickets = self.tickets;
+        tickets.extend(self.undo.into_waiting());
+        (self.requests, tickets)
     }
 }
 
@@ -258,22 +317,32 @@ impl Writer {
     }
 
     /// Gathers a batch starting with `first`: what is waiting, and what
-    /// arrives before the delay is up. Returns the batch, a request that did
-    /// not fit, and a close request if one came.
+    /// arrives before the delay is up, or, while a consumable request waits
+    /// to be undone, before [`CONSUME_WINDOW`] is. Returns the batch, a
+    /// request that did not fit, and a close request if one came.
     async fn gather(
         &mut self,
         first: Request,
     ) -> (Batch, Option<Request>, Option<oneshot::Sender<()>>) {
         let mut batch = Batch::default();
-        let deadline = Instant::now() + self.delay;
+        let start = Instant::now();
+        let deadline = start + self.delay;
+        let held = start + self.delay.max(CONSUME_WINDOW);
         let mut next = Some(first);
         loop {
             let request = match next.take() {
                 Some(r) => r,
                 None => match self.rx.try_recv() {
                     Ok(r) => r,
-                    Err(mpsc::error::TryRecvError::Empty) if !self.delay.is_zero() => {
-                        match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                    Err(mpsc::error::TryRecvError::Empty)
+                        if !self.delay.is_zero() || batch.undo.has_waiting() =>
+                    {
+                        let until = if batch.undo.has_waiting() {
+                            held
+                        } else {
+                            deadline
+                        };
+                        match tokio::time::timeout_at(until, self.rx.recv()).await {
                             Ok(Some(r)) => r,
                             Ok(None) | Err(_) => return (batch, None, None),
                         }
@@ -285,11 +354,20 @@ impl Writer {
                 Request::Close(done) => return (batch, None, Some(done)),
                 // One request is never split: it goes whole into the next
                 // batch, alone if it is bigger than a batch.
-                Request::Ops { ops, done } => {
+                Request::Ops {
+                    ops,
+                    done,
+                    consumable,
+                } => {
                     if !batch.is_empty() && batch.ops + ops.len() > self.max_ops {
-                        return (batch, Some(Request::Ops { ops, done }), None);
+                        let request = Request::Ops {
+                            ops,
+                            done,
+                            consumable,
+                        };
+                        return (batch, Some(request), None);
                     }
-                    batch.push(ops, done);
+                    batch.push(ops, done, consumable);
                 }
             }
             if batch.ops >= self.max_ops {
@@ -301,11 +379,13 @@ impl Writer {
     /// Commits a batch on a blocking thread and completes its tickets.
     async fn commit(&self, batch: Batch) {
         let (n, requests) = (batch.ops, batch.requests.len());
+        let undone = batch.undo.undone() as u64;
+        self.counters.undone.fetch_add(undone, Ordering::Relaxed);
+        let (ops, tickets) = batch.into_parts();
         let result = if n == 0 {
             Ok(())
         } else {
             let store = self.store.clone();
-            let ops = batch.requests;
             tokio::task::spawn_blocking(move || store.commit_prepared(ops))
                 .await
                 .unwrap_or_else(|e| {
@@ -329,7 +409,7 @@ impl Writer {
                 );
             }
         }
-        for done in batch.tickets {
+        for done in tickets {
             // A dropped ticket means its submitter stopped waiting.
             let _ = done.send(result.clone());
         }

@@ -105,8 +105,9 @@ pub(crate) struct Outbox {
 /// A change to a stored message of the outbox; see [`Outbox::journal`].
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// Queued, to be written with its message.
-    Queued(Outgoing),
+    /// Queued, to be written with its message; `online`: for a connected receiver, which
+    /// may acknowledge it before the write is committed (see `Persist::journal`).
+    Queued { out: Outgoing, online: bool },
     /// QoS 2: sent with this packet id, not yet acknowledged (QoS 1 is not recorded as sent;
     /// see [`Outbox::send`]).
     Sent(Outgoing, NonZeroU16),
@@ -155,7 +156,10 @@ impl Outbox {
             if out.qos != QoS::AtMostOnce {
                 out.seq = Some(self.next_seq);
                 self.next_seq += 1;
-                journal.push(Event::Queued(out.clone()));
+                journal.push(Event::Queued {
+                    out: out.clone(),
+                    online,
+                });
             }
         }
         self.account(&out, true);

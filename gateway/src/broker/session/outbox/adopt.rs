@@ -28,7 +28,10 @@ impl Outbox {
         for mut i in inflight {
             i.out.seq = self.take_seq(&i.out);
             if let (Some(journal), Some(_)) = (&mut self.journal, i.out.seq) {
-                journal.push(Event::Queued(i.out.clone()));
+                journal.push(Event::Queued {
+                    out: i.out.clone(),
+                    online: false,
+                });
                 if i.out.qos == QoS::ExactlyOnce {
                     journal.push(Event::Sent(i.out.clone(), i.packet_id));
                     if i.released {
@@ -42,7 +45,10 @@ impl Outbox {
         for mut out in queued.into_iter().chain(held) {
             out.seq = self.take_seq(&out);
             if let (Some(journal), Some(_)) = (&mut self.journal, out.seq) {
-                journal.push(Event::Queued(out.clone()));
+                journal.push(Event::Queued {
+                    out: out.clone(),
+                    online: false,
+                });
             }
             self.account(&out, true);
             self.queue.push_back(out);
