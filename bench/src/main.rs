@@ -15,6 +15,7 @@
 //! NATS JetStream against a single node, in a section of their own.
 
 mod broker;
+mod charts;
 mod client;
 mod cluster;
 mod disk;
