@@ -1,10 +1,12 @@
-//! `aviary-bench`: runs the same MQTT load against Aviary and Mosquitto and reports the two
-//! side by side, as ratios.
+//! `aviary-bench`: runs the same MQTT load against Aviary and its peers (Mosquitto in both
+//! TCP_NODELAY settings, rumqttd, Aedes) and reports them side by side, with ratios.
 //!
 //! The load generator speaks MQTT itself through `aviary-protocol`, so the client side costs
 //! the same whichever broker it measures. Each scenario starts a fresh broker process on free
-//! loopback ports, Aviary first and then Mosquitto, never both at once: on two cores a second
-//! broker would steal the first one's CPU. The table goes to stdout and to `--out`.
+//! loopback ports, one broker after the other and never two at once: on two cores a second
+//! broker would steal the first one's CPU. With `--repeat N` the brokers take turns within
+//! each round (A B C D, A B C D, ...), so a burst of load from elsewhere tends to hit them
+//! all, and the table shows medians. The table goes to stdout and to `--out`.
 //!
 //! The durability scenarios (`--only durability`, in [`durability`]) run after the table's,
 //! with brokers of their own (Aviary in each store mode, Mosquitto with persistence), and add
@@ -21,6 +23,7 @@ mod cluster;
 mod disk;
 mod durability;
 mod jobs;
+mod plan;
 mod report;
 mod scenarios;
 mod table;
@@ -29,8 +32,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use aviary_protocol::{ProtocolVersion, QoS};
-use clap::Parser;
+use aviary_protocol::ProtocolVersion;
+use clap::Parser as _;
 
 use crate::broker::{BrokerKind, BrokerSpec, RunningBroker};
 use crate::client::{Endpoint, Transport};
@@ -41,8 +44,9 @@ use crate::report::Report;
 use crate::scenarios::{FlowResult, FlowSpec, IdleResult, Params};
 use crate::table::{footnotes, load_average, preamble, rows, summary};
 
-/// Compare Aviary with Mosquitto on the same machine, in the same run.
-#[derive(Debug, Parser)]
+/// Compare Aviary with its peers (Mosquitto, rumqttd, Aedes) on the same machine, in the same
+/// run.
+#[derive(Debug, clap::Parser)]
 #[command(version, about)]
 struct Cli {
     /// The `aviary` executable (default: next to this one).
@@ -51,12 +55,25 @@ struct Cli {
     /// The `mosquitto` executable (default: found on PATH or in /usr/sbin).
     #[arg(long)]
     mosquitto: Option<PathBuf>,
+    /// The `rumqttd` executable (default: where `cargo xtask bench` installs the pinned one,
+    /// target/tools/rumqttd-VERSION/bin/rumqttd).
+    #[arg(long)]
+    rumqttd: Option<PathBuf>,
+    /// Aedes' launcher, run by `node` (default: bench/peers/aedes/server.js, whose
+    /// node_modules `cargo xtask bench` installs).
+    #[arg(long)]
+    aedes: Option<PathBuf>,
     /// Another `aviary` executable, say one built before a change, measured in the same run
     /// right after Aviary and shown next to it, with the ratio Aviary / baseline.
     #[arg(long)]
     baseline: Option<PathBuf>,
-    /// Brokers to measure, in this order.
-    #[arg(long, value_delimiter = ',', default_value = "aviary,mosquitto")]
+    /// Brokers to measure, in this order (`mosquitto` in the settings `--mosquitto-nodelay`
+    /// picks).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "aviary,mosquitto,rumqttd,aedes"
+    )]
     brokers: Vec<BrokerKind>,
     /// Run only these scenario groups (default: all).
     #[arg(long, value_delimiter = ',')]
@@ -88,10 +105,11 @@ struct Cli {
     /// Messages a broker may queue per client (both configured alike).
     #[arg(long, default_value_t = 1_000_000)]
     max_queued: usize,
-    /// Mosquitto's `set_tcp_nodelay` (Aviary always sets TCP_NODELAY; `false` is Mosquitto's
-    /// own default, which lets Nagle's algorithm batch its small writes).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    mosquitto_nodelay: bool,
+    /// Mosquitto's `set_tcp_nodelay`: `both` runs it twice, as two columns (Aviary always
+    /// sets TCP_NODELAY; `false` is Mosquitto's own default, which lets Nagle's algorithm
+    /// batch its small writes, and may be faster or slower depending on the scenario).
+    #[arg(long, value_enum, default_value = "both")]
+    mosquitto_nodelay: Nodelay,
     /// Messages per second in the latency scenarios.
     #[arg(long, default_value_t = 2_000)]
     rate: u32,
@@ -137,6 +155,19 @@ enum Version {
     /// MQTT 5.0.
     #[value(name = "5")]
     V5,
+}
+
+/// Which of Mosquitto's TCP_NODELAY settings to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Nodelay {
+    /// Both: columns "Mosquitto" (`set_tcp_nodelay true`) and "Mosquitto (Nagle)".
+    Both,
+    /// `set_tcp_nodelay true` only.
+    #[value(name = "true")]
+    On,
+    /// Mosquitto's default only: Nagle's algorithm on.
+    #[value(name = "false")]
+    Off,
 }
 
 /// Scenario groups for `--only`.
@@ -195,6 +226,19 @@ struct Scenario {
 enum Measured {
     Flow(FlowResult),
     Idle(IdleResult),
+    /// The broker cannot serve this load (an MQTT version or transport it lacks), and why.
+    NotOffered(&'static str),
+}
+
+impl Kind {
+    /// The transports the scenario's clients use.
+    fn transports(&self) -> Vec<Transport> {
+        match self {
+            Self::Flow(flow) | Self::Latency(flow) => vec![flow.pub_transport, flow.sub_transport],
+            Self::Memory(_, transport) => vec![*transport],
+            Self::Held(_) => vec![Transport::Tcp],
+        }
+    }
 }
 
 /// One broker's outcome in one scenario: the measurement (or why there is none) and the CPU
@@ -219,17 +263,21 @@ async fn main() -> Result<()> {
         timeout: Duration::from_secs(cli.timeout_secs.max(1)),
         idle: Duration::from_secs(cli.idle_secs),
         connect_concurrency: cli.connect_concurrency,
+        keep_alive: 0,
     };
     debug_assert!(params.payload >= PAYLOAD_HEADER);
     raise_open_files_limit(cli.held_cap.max(cli.idle_connections));
 
-    let specs = broker_specs(&cli)?;
-    let scenarios: Vec<Scenario> = scenarios(&cli)
+    let specs = broker_specs(&cli, params.version)?;
+    let scenarios: Vec<Scenario> = plan::scenarios(&cli)
         .into_iter()
         .filter(|s| cli.only.is_empty() || cli.only.contains(&s.group))
         .collect();
     let load_before = load_average();
-    let mut report = Report::default();
+    let mut report = Report {
+        columns: specs.iter().map(|s| s.kind).collect(),
+        ..Report::default()
+    };
     let total = scenarios.len();
     let repeat = cli.repeat.max(1);
     for (n, scenario) in scenarios.iter().enumerate() {
@@ -237,7 +285,7 @@ async fn main() -> Result<()> {
         for round in 1..=repeat {
             let mut outcomes = Vec::new();
             // Brokers alternate within each round, so a burst of load from elsewhere on the
-            // machine tends to hit both rather than one.
+            // machine tends to hit all of them rather than one.
             for spec in &specs {
                 let round_note = if repeat > 1 {
                     format!(" (run {round}/{repeat})")
@@ -252,9 +300,12 @@ async fn main() -> Result<()> {
                 );
                 let outcome = run_one(spec, scenario, &params).await;
                 eprintln!("    {}", summary(&outcome));
+                let offered = !matches!(outcome.measured, Ok(Measured::NotOffered(_)));
                 outcomes.push((spec.kind, outcome));
-                // Let sockets close and the CPU cool down before the next broker starts.
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                if offered {
+                    // Let sockets close and the CPU cool down before the next broker starts.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
             }
             runs.push(rows(scenario, &outcomes));
         }
@@ -298,9 +349,25 @@ fn raise_open_files_limit(connections: usize) {
     }
 }
 
-/// The brokers to run, with the limits they share.
-fn broker_specs(cli: &Cli) -> Result<Vec<BrokerSpec>> {
-    let mut kinds = cli.brokers.clone();
+/// The brokers `--brokers` names, in its order: `mosquitto` becomes one or two columns (see
+/// `--mosquitto-nodelay`), a `--baseline` build comes right after Aviary, and a broker named
+/// twice runs once.
+fn broker_kinds(cli: &Cli) -> Vec<BrokerKind> {
+    let mut kinds = Vec::new();
+    for kind in &cli.brokers {
+        let expanded: &[BrokerKind] = match (kind, cli.mosquitto_nodelay) {
+            (BrokerKind::Mosquitto, Nodelay::Both) => {
+                &[BrokerKind::Mosquitto, BrokerKind::MosquittoNagle]
+            }
+            (BrokerKind::Mosquitto, Nodelay::Off) => &[BrokerKind::MosquittoNagle],
+            (kind, _) => std::slice::from_ref(kind),
+        };
+        for kind in expanded {
+            if !kinds.contains(kind) {
+                kinds.push(*kind);
+            }
+        }
+    }
     if cli.baseline.is_some() && !kinds.contains(&BrokerKind::AviaryBaseline) {
         // Right after Aviary, so the two are measured as close together as they can be.
         let at = kinds
@@ -309,32 +376,53 @@ fn broker_specs(cli: &Cli) -> Result<Vec<BrokerSpec>> {
             .map_or(0, |i| i + 1);
         kinds.insert(at, BrokerKind::AviaryBaseline);
     }
+    kinds
+}
+
+/// The executable of `kind`: from its option, or where it is usually found.
+fn broker_binary(cli: &Cli, kind: BrokerKind) -> Result<PathBuf> {
+    Ok(match kind {
+        BrokerKind::Aviary => match &cli.aviary {
+            Some(path) => path.clone(),
+            None => std::env::current_exe()?
+                .parent()
+                .context("this executable has no directory")?
+                .join("aviary"),
+        },
+        BrokerKind::AviaryBaseline => cli
+            .baseline
+            .clone()
+            .context("the aviary-baseline broker needs --baseline PATH")?,
+        BrokerKind::Mosquitto | BrokerKind::MosquittoNagle => match &cli.mosquitto {
+            Some(path) => path.clone(),
+            None => broker::find_mosquitto().context(
+                "mosquitto not found on PATH or in /usr/sbin: apt-get install mosquitto, \
+                 or pass --mosquitto PATH",
+            )?,
+        },
+        BrokerKind::Rumqttd => cli.rumqttd.clone().unwrap_or_else(broker::rumqttd_default),
+        BrokerKind::Aedes => cli.aedes.clone().unwrap_or_else(broker::aedes_server_js),
+    })
+}
+
+/// The brokers to run, with the limits they share.
+fn broker_specs(cli: &Cli, protocol: ProtocolVersion) -> Result<Vec<BrokerSpec>> {
     let mut specs = Vec::new();
-    for kind in kinds {
-        let binary = match kind {
-            BrokerKind::Aviary => match &cli.aviary {
-                Some(path) => path.clone(),
-                None => std::env::current_exe()?
-                    .parent()
-                    .context("this executable has no directory")?
-                    .join("aviary"),
-            },
-            BrokerKind::AviaryBaseline => cli
-                .baseline
-                .clone()
-                .context("the aviary-baseline broker needs --baseline PATH")?,
-            BrokerKind::Mosquitto => match &cli.mosquitto {
-                Some(path) => path.clone(),
-                None => broker::find_mosquitto().context(
-                    "mosquitto not found on PATH or in /usr/sbin: apt-get install mosquitto, \
-                     or pass --mosquitto PATH",
-                )?,
-            },
-        };
+    for kind in broker_kinds(cli) {
+        let binary = broker_binary(cli, kind)?;
         if !binary.is_file() {
+            let how = match kind {
+                BrokerKind::Rumqttd => format!(
+                    "`cargo xtask bench` installs it; by hand: cargo install rumqttd --version \
+                     ={} --root target/tools/rumqttd-{}",
+                    broker::RUMQTTD_VERSION,
+                    broker::RUMQTTD_VERSION
+                ),
+                BrokerKind::Aedes => "`cargo xtask bench` installs its packages".to_owned(),
+                _ => "build it with `cargo build --release -p aviary`, or pass its path".to_owned(),
+            };
             bail!(
-                "{kind} executable {} does not exist (build it with `cargo build --release -p \
-                 aviary`, or pass its path)",
+                "{kind} executable {} does not exist ({how})",
                 binary.display()
             );
         }
@@ -343,7 +431,8 @@ fn broker_specs(cli: &Cli) -> Result<Vec<BrokerSpec>> {
             binary,
             inflight: cli.inflight.max(1),
             max_queued: cli.max_queued.max(1),
-            mosquitto_nodelay: cli.mosquitto_nodelay,
+            protocol,
+            max_connections: cli.held_cap.max(cli.idle_connections).max(cli.fan + 2),
             durability: None,
             max_batch_ops: None,
         });
@@ -351,177 +440,18 @@ fn broker_specs(cli: &Cli) -> Result<Vec<BrokerSpec>> {
     Ok(specs)
 }
 
-/// Every scenario, in the order they run.
-fn scenarios(cli: &Cli) -> Vec<Scenario> {
-    let mut list = tcp_flows(cli);
-    list.extend(ws_flows(cli));
-    list.extend(latency_flows(cli));
-    list.extend(idle_scenarios(cli));
-    list
-}
-
-/// A flow over TCP on one topic, as fast as the window allows; scenarios change what differs.
-fn flow(publishers: usize, subscribers: usize, messages: u64, qos: QoS) -> FlowSpec {
-    FlowSpec {
-        publishers,
-        subscribers,
-        messages_per_publisher: messages,
-        qos,
-        pub_transport: Transport::Tcp,
-        sub_transport: Transport::Tcp,
-        per_publisher_topics: false,
-        rate: None,
-        record_latency: false,
-        persistent_subscribers: false,
-    }
-}
-
-/// A number for a title, with thousands separators.
-fn count(v: u64) -> String {
-    report::format_value(Some(v as f64), 0)
-}
-
-/// Point-to-point, fan-out and fan-in over TCP.
-fn tcp_flows(cli: &Cli) -> Vec<Scenario> {
-    let fan = cli.fan.max(1);
-    let mut list = vec![
-        Scenario {
-            group: Group::P2p,
-            title: format!("p2p TCP QoS 0, 1→1, {} msgs", count(cli.qos0_messages)),
-            kind: Kind::Flow(flow(1, 1, cli.qos0_messages, QoS::AtMostOnce)),
-        },
-        Scenario {
-            group: Group::P2p,
-            title: format!("p2p TCP QoS 1, 1→1, {} msgs", count(cli.qos1_messages)),
-            kind: Kind::Flow(flow(1, 1, cli.qos1_messages, QoS::AtLeastOnce)),
-        },
-        Scenario {
-            group: Group::FanOut,
-            title: format!(
-                "fan-out TCP QoS 0, 1→{fan}, {} msgs",
-                count(cli.fan_out_messages)
-            ),
-            kind: Kind::Flow(flow(1, fan, cli.fan_out_messages, QoS::AtMostOnce)),
-        },
-    ];
-    for (qos, total) in [
-        (QoS::AtMostOnce, cli.qos0_messages),
-        (QoS::AtLeastOnce, cli.qos1_messages),
-    ] {
-        let spec = FlowSpec {
-            per_publisher_topics: true,
-            ..flow(fan, 1, (total / fan as u64).max(1), qos)
-        };
-        list.push(Scenario {
-            group: Group::FanIn,
-            title: format!(
-                "fan-in TCP QoS {}, {fan}→1, {} msgs",
-                qos as u8,
-                count(spec.expected())
-            ),
-            kind: Kind::Flow(spec),
-        });
-    }
-    list
-}
-
-/// Over WebSocket: point-to-point QoS 0, fan-out, then QoS 1 within and across transports.
-fn ws_flows(cli: &Cli) -> Vec<Scenario> {
-    let fan = cli.fan.max(1);
-    let over = |from: Transport, to: Transport, spec: FlowSpec| FlowSpec {
-        pub_transport: from,
-        sub_transport: to,
-        ..spec
-    };
-    let ws = Transport::Ws;
-    let mut list = vec![
-        Scenario {
-            group: Group::Ws,
-            title: format!("p2p WS→WS QoS 0, 1→1, {} msgs", count(cli.qos0_messages)),
-            kind: Kind::Flow(over(ws, ws, flow(1, 1, cli.qos0_messages, QoS::AtMostOnce))),
-        },
-        Scenario {
-            group: Group::Ws,
-            title: format!(
-                "fan-out WS→WS QoS 0, 1→{fan}, {} msgs",
-                count(cli.fan_out_messages)
-            ),
-            kind: Kind::Flow(over(
-                ws,
-                ws,
-                flow(1, fan, cli.fan_out_messages, QoS::AtMostOnce),
-            )),
-        },
-    ];
-    for (from, to, messages) in [
-        (ws, ws, cli.qos1_messages),
-        (Transport::Tcp, ws, cli.cross_messages),
-        (ws, Transport::Tcp, cli.cross_messages),
-    ] {
-        list.push(Scenario {
-            group: Group::Ws,
-            title: format!(
-                "p2p {}→{} QoS 1, {} msgs",
-                from.name(),
-                to.name(),
-                count(messages)
-            ),
-            kind: Kind::Flow(over(from, to, flow(1, 1, messages, QoS::AtLeastOnce))),
-        });
-    }
-    list
-}
-
-/// Latency percentiles at a fixed rate, over TCP.
-fn latency_flows(cli: &Cli) -> Vec<Scenario> {
-    let rate = cli.rate.max(1);
-    [QoS::AtMostOnce, QoS::AtLeastOnce]
-        .into_iter()
-        .map(|qos| Scenario {
-            group: Group::Latency,
-            title: format!(
-                "latency TCP QoS {}, {} msg/s for {} s",
-                qos as u8,
-                count(u64::from(cli.rate)),
-                cli.latency_secs
-            ),
-            kind: Kind::Latency(FlowSpec {
-                rate: Some(rate),
-                record_latency: true,
-                ..flow(1, 1, u64::from(rate) * cli.latency_secs.max(1), qos)
-            }),
-        })
-        .collect()
-}
-
-/// Memory per idle connection over TCP and over WebSocket, and connections held.
-fn idle_scenarios(cli: &Cli) -> Vec<Scenario> {
-    let mut list = Vec::new();
-    if cli.idle_connections > 0 {
-        for transport in [Transport::Tcp, Transport::Ws] {
-            list.push(Scenario {
-                group: Group::Memory,
-                title: format!(
-                    "{} idle {} connections",
-                    count(cli.idle_connections as u64),
-                    transport.name()
-                ),
-                kind: Kind::Memory(cli.idle_connections, transport),
-            });
-        }
-    }
-    if cli.held_cap > 0 {
-        list.push(Scenario {
-            group: Group::Held,
-            title: format!("connections held (cap {})", count(cli.held_cap as u64)),
-            kind: Kind::Held(cli.held_cap),
-        });
-    }
-    list
-}
-
 /// Starts a fresh broker, runs one scenario against it, and stops it.
 async fn run_one(spec: &BrokerSpec, scenario: &Scenario, params: &Params) -> Outcome {
+    if let Some(why) = broker::not_offered(spec.kind, params.version, &scenario.kind.transports()) {
+        return Outcome {
+            measured: Ok(Measured::NotOffered(why)),
+            cpu: None,
+        };
+    }
+    let params = &Params {
+        keep_alive: broker::keep_alive(spec.kind),
+        ..params.clone()
+    };
     let mut broker = match RunningBroker::start(spec) {
         Ok(broker) => broker,
         Err(e) => {
@@ -573,31 +503,36 @@ async fn run_one(spec: &BrokerSpec, scenario: &Scenario, params: &Params) -> Out
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser as _;
+
     use super::*;
 
     #[test]
-    fn scenarios_come_in_group_order_with_their_sizes() {
-        let cli = Cli::parse_from(["aviary-bench"]);
-        let titles: Vec<String> = scenarios(&cli).into_iter().map(|s| s.title).collect();
+    fn mosquitto_runs_in_the_settings_asked_for() {
+        let kinds = |args: &[&str]| {
+            let cli = Cli::parse_from(std::iter::once("aviary-bench").chain(args.iter().copied()));
+            broker_kinds(&cli)
+        };
+        use BrokerKind::{Aedes, Aviary, AviaryBaseline, Mosquitto, MosquittoNagle, Rumqttd};
         assert_eq!(
-            titles,
-            [
-                "p2p TCP QoS 0, 1→1, 100,000 msgs",
-                "p2p TCP QoS 1, 1→1, 50,000 msgs",
-                "fan-out TCP QoS 0, 1→50, 10,000 msgs",
-                "fan-in TCP QoS 0, 50→1, 100,000 msgs",
-                "fan-in TCP QoS 1, 50→1, 50,000 msgs",
-                "p2p WS→WS QoS 0, 1→1, 100,000 msgs",
-                "fan-out WS→WS QoS 0, 1→50, 10,000 msgs",
-                "p2p WS→WS QoS 1, 50,000 msgs",
-                "p2p TCP→WS QoS 1, 10,000 msgs",
-                "p2p WS→TCP QoS 1, 10,000 msgs",
-                "latency TCP QoS 0, 2,000 msg/s for 5 s",
-                "latency TCP QoS 1, 2,000 msg/s for 5 s",
-                "5,000 idle TCP connections",
-                "5,000 idle WS connections",
-                "connections held (cap 15,000)",
-            ]
+            kinds(&[]),
+            [Aviary, Mosquitto, MosquittoNagle, Rumqttd, Aedes]
         );
+        let only_nagle = [
+            "--brokers",
+            "mosquitto,aviary",
+            "--mosquitto-nodelay",
+            "false",
+        ];
+        assert_eq!(kinds(&only_nagle), [MosquittoNagle, Aviary]);
+        let nodelay = [
+            "--brokers",
+            "aviary,mosquitto",
+            "--mosquitto-nodelay",
+            "true",
+        ];
+        assert_eq!(kinds(&nodelay), [Aviary, Mosquitto]);
+        let baseline = ["--brokers", "aviary,aviary", "--baseline", "/bin/true"];
+        assert_eq!(kinds(&baseline), [Aviary, AviaryBaseline]);
     }
 }

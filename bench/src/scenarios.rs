@@ -40,6 +40,9 @@ pub(crate) struct Params {
     pub(crate) idle: Duration,
     /// Connections opened at the same time in the idle-connection scenarios.
     pub(crate) connect_concurrency: usize,
+    /// Keep alive of every client, in seconds; 0 turns it off, so idle connections need no
+    /// PINGREQ (see [`crate::broker::keep_alive`] for the broker that refuses 0).
+    pub(crate) keep_alive: u16,
 }
 
 /// A message flow: publishers, subscribers, how many messages, over what.
@@ -228,7 +231,7 @@ pub(crate) async fn run_flow(
     Ok(result)
 }
 
-/// Client options for one connection of this run: clean session, no keep alive.
+/// Client options for one connection of this run: clean session, the run's keep alive.
 pub(crate) fn client_options(
     params: &Params,
     client_id: String,
@@ -237,7 +240,7 @@ pub(crate) fn client_options(
     ClientOptions {
         version: params.version,
         client_id,
-        keep_alive: 0,
+        keep_alive: params.keep_alive,
         receive_maximum: params.receive_maximum,
         bind,
         small_buffers: false,
