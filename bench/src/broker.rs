@@ -58,6 +58,18 @@ impl BrokerKind {
     pub(crate) fn is_peer(self) -> bool {
         !matches!(self, Self::Aviary | Self::AviaryBaseline)
     }
+
+    /// A stable lower-case name, for machine-readable output.
+    pub(crate) fn slug(self) -> &'static str {
+        match self {
+            Self::Aviary => "aviary",
+            Self::AviaryBaseline => "aviary-baseline",
+            Self::Mosquitto => "mosquitto",
+            Self::MosquittoNagle => "mosquitto-nagle",
+            Self::Rumqttd => "rumqttd",
+            Self::Aedes => "aedes",
+        }
+    }
 }
 
 impl fmt::Display for BrokerKind {

@@ -71,13 +71,6 @@ fn drawing_error<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> anyhow::Err
 /// Draws a horizontal grouped bar chart to `path`: groups top to bottom in the given order,
 /// within a group one bar per series, values on a logarithmic axis (the brokers' throughputs
 /// differ by orders of magnitude). Non-positive values cannot be shown on it and are left out.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the report's throughput chart, in the next commit"
-    )
-)]
 pub(crate) fn bar_chart(
     path: &Path,
     title: &str,

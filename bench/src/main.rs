@@ -6,7 +6,8 @@
 //! loopback ports, one broker after the other and never two at once: on two cores a second
 //! broker would steal the first one's CPU. With `--repeat N` the brokers take turns within
 //! each round (A B C D, A B C D, ...), so a burst of load from elsewhere tends to hit them
-//! all, and the table shows medians. The table goes to stdout and to `--out`.
+//! all, and the table shows medians. The table goes to stdout and to `--out`; the raw numbers
+//! of every run and a throughput chart go beside it ([`results`]).
 //!
 //! The durability scenarios (`--only durability`, in [`durability`]) run after the table's,
 //! with brokers of their own (Aviary in each store mode, Mosquitto with persistence), and add
@@ -25,6 +26,7 @@ mod durability;
 mod jobs;
 mod plan;
 mod report;
+mod results;
 mod scenarios;
 mod table;
 
@@ -41,6 +43,7 @@ use crate::cluster::ClusterArgs;
 use crate::durability::{DurabilityArgs, Parts};
 use crate::jobs::PAYLOAD_HEADER;
 use crate::report::Report;
+use crate::results::RunId;
 use crate::scenarios::{FlowResult, FlowSpec, IdleResult, Params};
 use crate::table::{footnotes, load_average, preamble, rows, summary};
 
@@ -137,7 +140,8 @@ struct Cli {
     /// Runs of every scenario per broker; the table shows the median of each number.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
-    /// Where to write the Markdown report.
+    /// Where to write the Markdown report; the raw numbers (results.jsonl) and the chart
+    /// (throughput.svg) go into the same directory.
     #[arg(long, default_value = "target/bench/report.md")]
     out: PathBuf,
     #[command(flatten)]
@@ -274,10 +278,12 @@ async fn main() -> Result<()> {
         .filter(|s| cli.only.is_empty() || cli.only.contains(&s.group))
         .collect();
     let load_before = load_average();
+    let started = utc_now();
     let mut report = Report {
         columns: specs.iter().map(|s| s.kind).collect(),
         ..Report::default()
     };
+    let mut json_lines = Vec::new();
     let total = scenarios.len();
     let repeat = cli.repeat.max(1);
     for (n, scenario) in scenarios.iter().enumerate() {
@@ -307,7 +313,14 @@ async fn main() -> Result<()> {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
-            runs.push(rows(scenario, &outcomes));
+            let rows = rows(scenario, &outcomes);
+            let id = RunId {
+                started: &started,
+                round,
+                rounds: repeat,
+            };
+            json_lines.extend(results::json_lines(id, scenario, &outcomes, &rows));
+            runs.push(rows);
         }
         report.rows.extend(report::median_rows(runs));
     }
@@ -325,15 +338,21 @@ async fn main() -> Result<()> {
     }
     report.preamble = preamble(&cli, &specs, &params, &load_before);
     report.footnotes = footnotes();
-    let markdown = report.to_markdown();
-    print!("{markdown}");
-    if let Some(dir) = cli.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let written = results::write_all(&cli.out, &mut report, &json_lines)?;
+    print!("{}", report.to_markdown());
+    for path in written {
+        eprintln!("==> wrote {}", path.display());
     }
-    std::fs::write(&cli.out, &markdown)
-        .with_context(|| format!("cannot write {}", cli.out.display()))?;
-    eprintln!("==> report written to {}", cli.out.display());
     Ok(())
+}
+
+/// Now, in UTC, as RFC 3339 (from `date`, so no time crate for one line).
+fn utc_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// Raises this process's soft open-files limit to its hard limit, so thousands of client

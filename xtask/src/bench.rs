@@ -8,7 +8,10 @@
 //!   with `npm ci`; see [`peers`]), builds the gateway and the load generator (`bench/`, binary
 //!   `aviary-bench`) in release mode, and runs the same scenarios against every broker, one
 //!   after the other. ARGS go to `aviary-bench` (see `cargo xtask bench -- --help`); the
-//!   Markdown table is printed and written to `target/bench/report.md`. `--only durability`
+//!   Markdown table is printed and written, with the raw numbers (`results.jsonl`) and a chart
+//!   (`throughput.svg`) beside it, to `bench/RESULTS.md` (committed) for a full run, or to
+//!   `target/bench/report.md` for an `--only` run, so a partial run never overwrites the
+//!   committed results; `--out` picks another place. `--only durability`
 //!   runs the store's measurements
 //!   (throughput per durability mode, restart with a full store, store size under load).
 //!   `--only cluster` runs the cluster measurements (3 nats-servers and 2 gateways against a
@@ -89,6 +92,16 @@ fn has_flag(args: &[String], flag: &str) -> bool {
         .any(|a| a == flag || a.strip_prefix(flag).is_some_and(|v| v.starts_with('=')))
 }
 
+/// Where the report goes when ARGS do not say: `bench/RESULTS.md`, the committed results, for
+/// a full run; `target/bench/report.md` for a partial (`--only`) one.
+fn default_report(args: &[String]) -> &'static str {
+    if has_flag(args, "--only") {
+        "target/bench/report.md"
+    } else {
+        "bench/RESULTS.md"
+    }
+}
+
 /// Installs the peers, builds `aviary` and `aviary-bench` in release mode and runs the
 /// comparison.
 fn compare(args: &[String]) -> Result<()> {
@@ -110,13 +123,14 @@ fn compare(args: &[String]) -> Result<()> {
     let target = release_dir(&workspace);
     eprintln!("==> comparing Aviary with its peers (takes minutes; keep the machine quiet)");
     let bench = target.join("aviary-bench");
-    let report = workspace.path("target/bench/report.md");
     let mut cmd = crate::cmd::Cmd::new(bench.to_string_lossy())
         .arg("--aviary")
-        .arg(target.join("aviary").to_string_lossy())
-        .arg("--out")
-        .arg(report.to_string_lossy());
+        .arg(target.join("aviary").to_string_lossy());
     // The caller's own flags win; clap refuses a flag twice.
+    if !has_flag(args, "--out") {
+        let report = workspace.path(default_report(args));
+        cmd = cmd.arg("--out").arg(report.to_string_lossy());
+    }
     if chosen.rumqttd && !has_flag(args, "--rumqttd") {
         cmd = cmd
             .arg("--rumqttd")
@@ -158,10 +172,18 @@ mod tests {
     }
 
     #[test]
-    fn flags_are_seen_alone_or_with_a_value() {
+    fn only_a_full_run_writes_the_committed_results() {
         let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        assert!(has_flag(&args(&["--rumqttd=x"]), "--rumqttd"));
-        assert!(has_flag(&args(&["--rumqttd", "x"]), "--rumqttd"));
-        assert!(!has_flag(&args(&["--rumqttdx"]), "--rumqttd"));
+        assert_eq!(default_report(&args(&[])), "bench/RESULTS.md");
+        assert_eq!(
+            default_report(&args(&["--repeat", "5"])),
+            "bench/RESULTS.md"
+        );
+        assert_eq!(
+            default_report(&args(&["--only=p2p"])),
+            "target/bench/report.md"
+        );
+        assert!(has_flag(&args(&["--out=x.md"]), "--out"));
+        assert!(!has_flag(&args(&["--outfoo"]), "--out"));
     }
 }

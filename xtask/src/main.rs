@@ -59,7 +59,8 @@ Commands:
                     Installs the nightly toolchain and cargo-fuzz if missing.
   bench [ARGS...]   Compare Aviary with its peers in one run (release builds):
                     Mosquitto, rumqttd, Aedes, each pinned and installed first
-                    (`--brokers` picks); report in target/bench/report.md.
+                    (`--brokers` picks). Writes bench/RESULTS.md, results.jsonl
+                    and throughput.svg (target/bench/ for --only);
                     ARGS go to aviary-bench (`cargo xtask bench --help`).
                     `bench codec [ARGS]` runs the codec's criterion benchmark.
                     Performance is measured here, never in tests.
