@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use aviary_protocol::ProtocolVersion;
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 use crate::broker::{BrokerKind, BrokerSpec, RunningBroker};
 use crate::client::{Endpoint, Transport};
@@ -140,6 +140,11 @@ struct Cli {
     /// Runs of every scenario per broker; the table shows the median of each number.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
+    /// Small sizes (fewer messages and connections, one run, 1 s latency runs) for a whole
+    /// comparison in under three minutes: to see that everything works, not to quote. Sizes
+    /// given on the command line win.
+    #[arg(long)]
+    quick: bool,
     /// Where to write the Markdown report; the raw numbers (results.jsonl) and the chart
     /// (throughput.svg) go into the same directory.
     #[arg(long, default_value = "target/bench/report.md")]
@@ -255,7 +260,11 @@ struct Outcome {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    if cli.quick {
+        plan::apply_quick(&mut cli, &matches);
+    }
     let params = Params {
         version: match cli.mqtt_version {
             Version::V311 => ProtocolVersion::V3_1_1,

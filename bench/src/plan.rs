@@ -1,7 +1,9 @@
 //! The scenarios of the comparison, in the order they run, with their sizes from the command
-//! line.
+//! line; and `--quick`, which shrinks those sizes for a run of a few minutes.
 
 use aviary_protocol::QoS;
+use clap::parser::ValueSource;
+use clap::ArgMatches;
 
 use crate::client::Transport;
 use crate::report;
@@ -177,6 +179,46 @@ fn idle_scenarios(cli: &Cli) -> Vec<Scenario> {
     list
 }
 
+/// `--quick`: sizes for a run of the whole default comparison (five broker columns) in under
+/// three minutes on two cores, for every size the command line did not set itself. Enough to
+/// see that every scenario works on every broker; too small to quote.
+pub(crate) fn apply_quick(cli: &mut Cli, matches: &ArgMatches) {
+    let unset = |id: &str| matches.value_source(id) != Some(ValueSource::CommandLine);
+    if unset("qos0_messages") {
+        cli.qos0_messages = 10_000;
+    }
+    if unset("qos1_messages") {
+        cli.qos1_messages = 5_000;
+    }
+    if unset("fan") {
+        cli.fan = 10;
+    }
+    if unset("fan_out_messages") {
+        cli.fan_out_messages = 1_000;
+    }
+    if unset("cross_messages") {
+        cli.cross_messages = 2_000;
+    }
+    if unset("latency_secs") {
+        cli.latency_secs = 1;
+    }
+    if unset("idle_connections") {
+        cli.idle_connections = 500;
+    }
+    if unset("held_cap") {
+        cli.held_cap = 1_000;
+    }
+    if unset("timeout_secs") {
+        cli.timeout_secs = 20;
+    }
+    if unset("idle_secs") {
+        cli.idle_secs = 1;
+    }
+    if unset("repeat") {
+        cli.repeat = 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser as _;
@@ -207,5 +249,17 @@ mod tests {
                 "connections held (cap 15,000)",
             ]
         );
+    }
+
+    #[test]
+    fn quick_shrinks_only_what_the_command_line_left_alone() {
+        let args = ["aviary-bench", "--quick", "--fan", "7", "--repeat", "3"];
+        let matches = <Cli as clap::CommandFactory>::command().get_matches_from(args);
+        let mut cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
+        apply_quick(&mut cli, &matches);
+        assert_eq!(cli.qos0_messages, 10_000);
+        assert_eq!(cli.held_cap, 1_000);
+        assert_eq!(cli.fan, 7);
+        assert_eq!(cli.repeat, 3);
     }
 }

@@ -203,6 +203,13 @@ pub(crate) fn preamble(
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     let mut lines = Vec::new();
+    if cli.quick {
+        lines.push(
+            "- **Quick run** (`--quick`): few messages and connections, one run each, to see \
+             that everything works; too small and too noisy to quote."
+                .to_owned(),
+        );
+    }
     lines.push(format!(
         "- Run: {date} on {}; load average before {load_before}, after {}.",
         machine(),

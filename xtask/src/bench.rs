@@ -10,8 +10,8 @@
 //!   after the other. ARGS go to `aviary-bench` (see `cargo xtask bench -- --help`); the
 //!   Markdown table is printed and written, with the raw numbers (`results.jsonl`) and a chart
 //!   (`throughput.svg`) beside it, to `bench/RESULTS.md` (committed) for a full run, or to
-//!   `target/bench/report.md` for an `--only` run, so a partial run never overwrites the
-//!   committed results; `--out` picks another place. `--only durability`
+//!   `target/bench/report.md` for a `--quick` or `--only` run, so a partial or small run
+//!   never overwrites the committed results; `--out` picks another place. `--only durability`
 //!   runs the store's measurements
 //!   (throughput per durability mode, restart with a full store, store size under load).
 //!   `--only cluster` runs the cluster measurements (3 nats-servers and 2 gateways against a
@@ -93,9 +93,9 @@ fn has_flag(args: &[String], flag: &str) -> bool {
 }
 
 /// Where the report goes when ARGS do not say: `bench/RESULTS.md`, the committed results, for
-/// a full run; `target/bench/report.md` for a partial (`--only`) one.
+/// a full run; `target/bench/report.md` for a small (`--quick`) or partial (`--only`) one.
 fn default_report(args: &[String]) -> &'static str {
-    if has_flag(args, "--only") {
+    if has_flag(args, "--quick") || has_flag(args, "--only") {
         "target/bench/report.md"
     } else {
         "bench/RESULTS.md"
@@ -178,6 +178,10 @@ mod tests {
         assert_eq!(
             default_report(&args(&["--repeat", "5"])),
             "bench/RESULTS.md"
+        );
+        assert_eq!(
+            default_report(&args(&["--quick"])),
+            "target/bench/report.md"
         );
         assert_eq!(
             default_report(&args(&["--only=p2p"])),

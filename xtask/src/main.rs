@@ -60,8 +60,9 @@ Commands:
   bench [ARGS...]   Compare Aviary with its peers in one run (release builds):
                     Mosquitto, rumqttd, Aedes, each pinned and installed first
                     (`--brokers` picks). Writes bench/RESULTS.md, results.jsonl
-                    and throughput.svg (target/bench/ for --only);
-                    ARGS go to aviary-bench (`cargo xtask bench --help`).
+                    and throughput.svg (target/bench/ for --quick or --only);
+                    ARGS go to aviary-bench (`cargo xtask bench --help`);
+                    `--quick` runs everything small in under 3 minutes.
                     `bench codec [ARGS]` runs the codec's criterion benchmark.
                     Performance is measured here, never in tests.
   web               Build the web app into static/: a wasm-release build of
