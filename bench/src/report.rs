@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::broker::BrokerKind;
+pub(crate) use crate::stats::{format_value, median, percentile};
 
 /// Which way a metric improves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,33 +287,6 @@ impl Report {
     }
 }
 
-/// A number with thousands separators, or a dash when missing.
-pub(crate) fn format_value(value: Option<f64>, decimals: usize) -> String {
-    let Some(value) = value else {
-        return "–".to_owned();
-    };
-    let text = format!("{value:.decimals$}");
-    let (int, frac) = match text.split_once('.') {
-        Some((int, frac)) => (int, Some(frac)),
-        None => (text.as_str(), None),
-    };
-    let (sign, digits) = match int.strip_prefix('-') {
-        Some(digits) => ("-", digits),
-        None => ("", int),
-    };
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    match frac {
-        Some(frac) => format!("{sign}{grouped}.{frac}"),
-        None => format!("{sign}{grouped}"),
-    }
-}
-
 /// Merges the rows of repeated runs of one scenario: each number becomes the median of its
 /// runs (the lower middle one for an even count, so it is a value that was measured), and the
 /// notes of every run are kept.
@@ -348,42 +322,9 @@ pub(crate) fn median_rows(runs: Vec<Vec<Row>>) -> Vec<Row> {
     merged
 }
 
-/// The median of some numbers, or the lower of the two middle ones.
-pub(crate) fn median(values: &mut [f64]) -> Option<f64> {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len().checked_sub(1)? / 2).copied()
-}
-
-/// The `p`-th percentile (0 < p <= 100) of sorted samples, by the nearest-rank method: the
-/// smallest sample that at least p % of the samples are less than or equal to. No
-/// interpolation, so every reported latency is one that really happened.
-pub(crate) fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
-    if sorted.is_empty() || !(p > 0.0 && p <= 100.0) {
-        return None;
-    }
-    // The epsilon keeps float error from pushing an exact rank up by one (99.9 % of 1,000 is
-    // 999.0000000000001 in f64).
-    let rank = (p / 100.0).mul_add(sorted.len() as f64, -1e-9).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let samples: Vec<u64> = (1..=1000).collect();
-        assert_eq!(percentile(&samples, 50.0), Some(500));
-        assert_eq!(percentile(&samples, 90.0), Some(900));
-        assert_eq!(percentile(&samples, 99.0), Some(990));
-        assert_eq!(percentile(&samples, 99.9), Some(999));
-        assert_eq!(percentile(&samples, 100.0), Some(1000));
-        assert_eq!(percentile(&[7], 99.9), Some(7));
-        assert_eq!(percentile(&[1, 2], 50.0), Some(1));
-        assert_eq!(percentile(&[], 50.0), None);
-        assert_eq!(percentile(&samples, 0.0), None);
-    }
 
     /// A row with these values.
     fn row(better: Better, values: &[(BrokerKind, f64)]) -> Row {
@@ -444,15 +385,6 @@ mod tests {
         // Nothing to compare with: no verdict.
         assert_eq!(row(Better::Lower, &[(Aviary, 1.0)]).target_met(), None);
         assert_eq!(row(Better::Lower, &[(Rumqttd, 1.0)]).target_met(), None);
-    }
-
-    #[test]
-    fn values_get_thousands_separators() {
-        assert_eq!(format_value(Some(1_234_567.0), 0), "1,234,567");
-        assert_eq!(format_value(Some(999.0), 0), "999");
-        assert_eq!(format_value(Some(1234.5678), 1), "1,234.6");
-        assert_eq!(format_value(Some(-4321.0), 0), "-4,321");
-        assert_eq!(format_value(None, 0), "–");
     }
 
     #[test]

@@ -11,9 +11,9 @@
 //!   Markdown table is printed and written, with the raw numbers (`results.jsonl`) and a chart
 //!   (`throughput.svg`) beside it, to `bench/RESULTS.md` (committed) for a full run, or to
 //!   `target/bench/report.md` for a `--quick` or `--only` run, so a partial or small run
-//!   never overwrites the committed results; `--out` picks another place. `--only durability`
-//!   runs the store's measurements
-//!   (throughput per durability mode, restart with a full store, store size under load).
+//!   never overwrites the committed results; `--out` picks another place.
+//!   `--only durability` runs the store's measurements (throughput per durability mode,
+//!   restart with a full store, store size under load).
 //!   `--only cluster` runs the cluster measurements (3 nats-servers and 2 gateways against a
 //!   single node); it also installs the pinned nats-server and passes it as `--nats-server`.
 //!   The default run leaves them out: they need nats-server and add minutes to a run that
