@@ -179,9 +179,10 @@ fn idle_scenarios(cli: &Cli) -> Vec<Scenario> {
     list
 }
 
-/// `--quick`: sizes for a run of the whole default comparison (five broker columns) in under
-/// three minutes on two cores, for every size the command line did not set itself. Enough to
-/// see that every scenario works on every broker; too small to quote.
+/// `--quick`: sizes for a run of the whole default comparison (five broker columns, then the
+/// durability scenarios) in under three minutes on two cores, for every size the command
+/// line did not set itself. Enough to see that every scenario works on every broker; too
+/// small to quote.
 pub(crate) fn apply_quick(cli: &mut Cli, matches: &ArgMatches) {
     let unset = |id: &str| matches.value_source(id) != Some(ValueSource::CommandLine);
     if unset("qos0_messages") {
@@ -216,6 +217,26 @@ pub(crate) fn apply_quick(cli: &mut Cli, matches: &ArgMatches) {
     }
     if unset("repeat") {
         cli.repeat = 1;
+    }
+    // The durability scenarios are part of the default run too.
+    let durability = &mut cli.durability;
+    if unset("durable_messages") {
+        durability.durable_messages = 20_000;
+    }
+    if unset("restart_retained") {
+        durability.restart_retained = 20_000;
+    }
+    if unset("restart_queued") {
+        durability.restart_queued = 5_000;
+    }
+    if unset("fill_timeout_secs") {
+        durability.fill_timeout_secs = 60;
+    }
+    if unset("steady_secs") {
+        durability.steady_secs = 10;
+    }
+    if unset("steady_sample_secs") {
+        durability.steady_sample_secs = 5;
     }
 }
 
@@ -261,5 +282,6 @@ mod tests {
         assert_eq!(cli.held_cap, 1_000);
         assert_eq!(cli.fan, 7);
         assert_eq!(cli.repeat, 3);
+        assert_eq!(cli.durability.steady_secs, 10);
     }
 }
