@@ -87,6 +87,15 @@ pub(crate) fn broker_specs(cli: &Cli, protocol: ProtocolVersion) -> Result<Vec<B
                 binary.display()
             );
         }
+        // Without its packages Aedes would fail in every scenario, one error at a time.
+        let packages = binary.with_file_name("node_modules/aedes");
+        if kind == BrokerKind::Aedes && !packages.is_dir() {
+            bail!(
+                "{} is missing: `cargo xtask bench` installs it, or by hand: npm ci in {}",
+                packages.display(),
+                binary.parent().unwrap_or(&binary).display()
+            );
+        }
         specs.push(BrokerSpec {
             kind,
             binary,
