@@ -74,6 +74,7 @@ fn measured(measured: &Result<Measured, String>) -> Value {
             "sent": flow.sent,
             "lost": flow.lost(),
             "out_of_order": flow.out_of_order,
+            "downgraded_to_qos0": flow.downgraded,
             "span_s": flow.span.as_secs_f64(),
             "timed_out": flow.timed_out,
             "latency_samples": flow.latencies_ns.len(),
@@ -242,11 +243,13 @@ mod tests {
             span: Duration::from_millis(500),
             timed_out: true,
             out_of_order: 0,
+            downgraded: 3,
             latencies_ns: vec![1, 2],
             errors: vec!["late".to_owned()],
         };
         let value = measured(&Ok(Measured::Flow(flow)));
         assert_eq!(value["lost"], 10);
+        assert_eq!(value["downgraded_to_qos0"], 3);
         assert_eq!(value["span_s"], 0.5);
         assert_eq!(value["latency_samples"], 2);
         assert_eq!(value["errors"][0], "late");

@@ -95,6 +95,9 @@ pub(crate) struct FlowResult {
     /// Deliveries whose sequence number was not above the previous one from that publisher
     /// (reordered or duplicated).
     pub(crate) out_of_order: u64,
+    /// Deliveries of a QoS 1 flow that arrived at QoS 0: a broker that downgrades does less
+    /// work (no PUBACK, nothing kept in flight), so its throughput is not comparable.
+    pub(crate) downgraded: u64,
     /// Latency of every delivery, in nanoseconds (only when the spec asks for it).
     pub(crate) latencies_ns: Vec<u64>,
     /// Errors clients met (a connection closed by the broker, ...), first few only.
@@ -211,6 +214,9 @@ pub(crate) async fn run_flow(
             .map_err(|e| anyhow!("subscriber panicked: {e}"))?;
         result.delivered += stats.count;
         result.out_of_order += stats.out_of_order;
+        if spec.qos != QoS::AtMostOnce {
+            result.downgraded += stats.at_qos0;
+        }
         result.timed_out |= stats.timed_out;
         result.errors.extend(stats.error);
         result.latencies_ns.extend(stats.latencies_ns);

@@ -152,6 +152,9 @@ fn notes(outcomes: &[(BrokerKind, Outcome)]) -> String {
                 if flow.out_of_order > 0 {
                     mine.push(format!("{} out of order or duplicated", flow.out_of_order));
                 }
+                if flow.downgraded > 0 {
+                    mine.push(format!("{} delivered at QoS 0, not 1", flow.downgraded));
+                }
                 if flow.timed_out {
                     mine.push("timed out".to_owned());
                 }
