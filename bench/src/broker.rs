@@ -1,7 +1,8 @@
 //! Starting and stopping the brokers under test, and reading what they cost the machine.
 //!
 //! Each broker runs as a child process on free loopback ports with the same limits (in-flight
-//! window, queue length, TCP_NODELAY), so neither wins or loses by a default the other lacks.
+//! window, queue length, TCP_NODELAY) where it has a setting for them, so none wins or loses by
+//! a default the others lack. The peers' own start-up code is in [`peers`].
 //! A fresh process serves every scenario: memory left behind by one scenario would otherwise
 //! hide in the next one's numbers (allocators keep freed memory). The durability scenarios
 //! also stop a broker (SIGTERM or SIGKILL) and start it again on the same data directory.
@@ -15,22 +16,60 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
+use aviary_protocol::ProtocolVersion;
 
 use crate::disk::{DirUsage, IoCounters};
 
+mod peers;
 mod restart;
 
+pub(crate) use peers::{
+    aedes_server_js, find_mosquitto, keep_alive, not_offered, rumqttd_default, RUMQTTD_VERSION,
+};
 pub(crate) use restart::{Restart, Stop};
 
-/// Which broker a run measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// Which broker a run measures, in the order the report's columns show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub(crate) enum BrokerKind {
     /// The Aviary gateway.
     Aviary,
     /// Another Aviary build (`--baseline`), say from before a change, measured alike.
     AviaryBaseline,
-    /// Eclipse Mosquitto, the reference.
+    /// Eclipse Mosquitto, the reference, with `set_tcp_nodelay true` (as Aviary sets
+    /// TCP_NODELAY). `--brokers mosquitto` also runs [`Self::MosquittoNagle`], unless
+    /// `--mosquitto-nodelay` picks one setting.
     Mosquitto,
+    /// Mosquitto with its default setting: Nagle's algorithm on.
+    #[value(skip)]
+    MosquittoNagle,
+    /// rumqttd (bytebeam), a Rust broker: the pinned [`RUMQTTD_VERSION`].
+    Rumqttd,
+    /// Aedes, a Node.js broker, as pinned by `bench/peers/aedes/package-lock.json`.
+    Aedes,
+}
+
+impl BrokerKind {
+    /// Either Mosquitto setting.
+    pub(crate) fn is_mosquitto(self) -> bool {
+        matches!(self, Self::Mosquitto | Self::MosquittoNagle)
+    }
+
+    /// Not an Aviary build: a broker Aviary is measured against.
+    pub(crate) fn is_peer(self) -> bool {
+        !matches!(self, Self::Aviary | Self::AviaryBaseline)
+    }
+
+    /// A stable lower-case name, for machine-readable output.
+    pub(crate) fn slug(self) -> &'static str {
+        match self {
+            Self::Aviary => "aviary",
+            Self::AviaryBaseline => "aviary-baseline",
+            Self::Mosquitto => "mosquitto",
+            Self::MosquittoNagle => "mosquitto-nagle",
+            Self::Rumqttd => "rumqttd",
+            Self::Aedes => "aedes",
+        }
+    }
 }
 
 impl fmt::Display for BrokerKind {
@@ -39,6 +78,9 @@ impl fmt::Display for BrokerKind {
             Self::Aviary => "Aviary",
             Self::AviaryBaseline => "Aviary baseline",
             Self::Mosquitto => "Mosquitto",
+            Self::MosquittoNagle => "Mosquitto (Nagle)",
+            Self::Rumqttd => "rumqttd",
+            Self::Aedes => "Aedes",
         })
     }
 }
@@ -66,20 +108,22 @@ impl Durability {
     }
 }
 
-/// How to start one broker, and the limits both brokers share.
+/// How to start one broker, and the limits all brokers share.
 #[derive(Debug, Clone)]
 pub(crate) struct BrokerSpec {
     /// Which broker.
     pub(crate) kind: BrokerKind,
-    /// Its executable.
+    /// Its executable (for Aedes, the `server.js` that `node` runs).
     pub(crate) binary: PathBuf,
     /// Outgoing QoS 1/2 messages in flight per client (Aviary `max_inflight`, Mosquitto
-    /// `max_inflight_messages`).
+    /// `max_inflight_messages`; rumqttd and Aedes have no such setting).
     pub(crate) inflight: u16,
     /// Messages queued per client beyond those in flight.
     pub(crate) max_queued: usize,
-    /// Mosquitto's `set_tcp_nodelay` (Aviary always sets TCP_NODELAY).
-    pub(crate) mosquitto_nodelay: bool,
+    /// The MQTT version of the load: rumqttd serves each on a listener of its own.
+    pub(crate) protocol: ProtocolVersion,
+    /// The most connections a scenario opens: rumqttd sizes its tables for them up front.
+    pub(crate) max_connections: usize,
     /// `None`: Aviary with its default store and Mosquitto without persistence, as the
     /// throughput comparison runs them. `Some(mode)`: Aviary with `[store] durability =
     /// mode`; Mosquitto with `persistence true` (it has one mode: snapshots).
@@ -98,7 +142,7 @@ pub(crate) struct RunningBroker {
     child: Child,
     /// MQTT over TCP.
     pub(crate) mqtt: SocketAddr,
-    /// Aviary's HTTP listener (`/metrics`, the REST API); Mosquitto's WebSocket listener.
+    /// Aviary's HTTP listener (`/metrics`, the REST API); the peers' WebSocket listener.
     pub(crate) http: SocketAddr,
     /// MQTT over WebSocket, as a `ws://` URL.
     pub(crate) ws_url: String,
@@ -220,7 +264,11 @@ fn spawn(
 ) -> Result<(Child, u64)> {
     let mut command = match spec.kind {
         BrokerKind::Aviary | BrokerKind::AviaryBaseline => aviary_command(spec, dir, mqtt, http)?,
-        BrokerKind::Mosquitto => mosquitto_command(spec, dir, mqtt, http)?,
+        BrokerKind::Mosquitto | BrokerKind::MosquittoNagle => {
+            peers::mosquitto_command(spec, dir, mqtt, http)?
+        }
+        BrokerKind::Rumqttd => peers::rumqttd_command(spec, dir, mqtt, http)?,
+        BrokerKind::Aedes => peers::aedes_command(spec, mqtt, http),
     };
     let log = fs::OpenOptions::new()
         .create(true)
@@ -255,7 +303,7 @@ fn aviary_command(
             .map_or_else(String::new, |n| format!("max_batch_ops = {n}\n"));
         format!("\n[store]\ndurability = \"{}\"\n{batch}", mode.name())
     });
-    // Queue limits as high as Mosquitto's below; byte limit out of the way (Mosquitto's
+    // Queue limits as high as Mosquitto's (peers.rs); byte limit out of the way (Mosquitto's
     // default is none). So are the limits that keep one address from taking every connection:
     // the load comes from one address, thousands of connections at once, as Mosquitto takes
     // them by default.
@@ -279,52 +327,6 @@ fn aviary_command(
         // Per-connection info logs would cost Aviary what Mosquitto's `log_type` below saves it.
         // The one `listening` line says when a restart is done.
         .env("RUST_LOG", "warn,aviary::server=info");
-    Ok(command)
-}
-
-/// The command line and config for Mosquitto.
-fn mosquitto_command(
-    spec: &BrokerSpec,
-    dir: &Path,
-    mqtt: SocketAddr,
-    ws: SocketAddr,
-) -> Result<Command> {
-    let config = dir.join("mosquitto.conf");
-    // Mosquitto's persistence is a snapshot of everything, written every
-    // `autosave_interval` (default 1,800 s) and at a graceful shutdown.
-    let persistence = if spec.durability.is_some() {
-        let data = dir.join("data");
-        fs::create_dir_all(&data)?;
-        // Run as root, Mosquitto switches to the `mosquitto` user, which may not write in a
-        // root's temporary directory: `user root` keeps it as it was started (as Aviary is).
-        format!(
-            "persistence true\npersistence_location {}/\nuser root\n",
-            data.display()
-        )
-    } else {
-        "persistence false\n".to_owned()
-    };
-    // `set_tcp_nodelay` (on by default here): Aviary sets TCP_NODELAY on every client
-    // socket; Mosquitto only when asked, and Nagle's algorithm would distort its latency.
-    fs::write(
-        &config,
-        format!(
-            "{persistence}allow_anonymous true\nset_tcp_nodelay {}\n\
-             max_inflight_messages {}\nmax_queued_messages {}\n\
-             log_dest stderr\nlog_type error\nlog_type warning\n\
-             listener {} {}\n\
-             listener {} {}\nprotocol websockets\n",
-            spec.mosquitto_nodelay,
-            spec.inflight,
-            spec.max_queued,
-            mqtt.port(),
-            mqtt.ip(),
-            ws.port(),
-            ws.ip(),
-        ),
-    )?;
-    let mut command = Command::new(&spec.binary);
-    command.arg("-c").arg(&config);
     Ok(command)
 }
 
@@ -384,10 +386,9 @@ fn parse_stat_cpu(stat: &str) -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
-/// The first line a program prints for `ARGS`, for the report header.
-pub(crate) fn version_line(binary: &Path, args: &[&str]) -> String {
-    Command::new(binary)
-        .args(args)
+/// The first line a broker prints when asked its version, for the report header.
+pub(crate) fn version_line(spec: &BrokerSpec) -> String {
+    peers::version_command(spec)
         .stdin(Stdio::null())
         .output()
         .ok()
@@ -403,16 +404,6 @@ pub(crate) fn version_line(binary: &Path, args: &[&str]) -> String {
                 .map(|line| line.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown version".to_owned())
-}
-
-/// Finds the Mosquitto executable: on `PATH` or in the sbin directories Debian uses, which a
-/// normal user's `PATH` often lacks.
-pub(crate) fn find_mosquitto() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join("mosquitto"))
-        .find(|candidate| candidate.is_file())
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ pub(crate) struct SubStats {
     pub(crate) last: Option<Instant>,
     /// Deliveries whose sequence number was not above the previous one from that publisher.
     pub(crate) out_of_order: u64,
+    /// Deliveries at QoS 0 (for a QoS 1 flow: downgraded by the broker, which then does less).
+    pub(crate) at_qos0: u64,
     /// Latency of every delivery in nanoseconds, when the job records them.
     pub(crate) latencies_ns: Vec<u64>,
     /// The deadline stopped it.
@@ -153,6 +155,9 @@ impl SubscriberJob {
         };
         if let Some(id) = publish.packet_id {
             writer.queue(&Packet::PubAck(Ack::new(id)))?;
+        }
+        if publish.qos == QoS::AtMostOnce {
+            stats.at_qos0 += 1;
         }
         stats.count += 1;
         stats.first.get_or_insert(now);

@@ -1,10 +1,13 @@
-//! `aviary-bench`: runs the same MQTT load against Aviary and Mosquitto and reports the two
-//! side by side, as ratios.
+//! `aviary-bench`: runs the same MQTT load against Aviary and its peers (Mosquitto in both
+//! TCP_NODELAY settings, rumqttd, Aedes) and reports them side by side, with ratios.
 //!
 //! The load generator speaks MQTT itself through `aviary-protocol`, so the client side costs
 //! the same whichever broker it measures. Each scenario starts a fresh broker process on free
-//! loopback ports, Aviary first and then Mosquitto, never both at once: on two cores a second
-//! broker would steal the first one's CPU. The table goes to stdout and to `--out`.
+//! loopback ports, one broker after the other and never two at once: on two cores a second
+//! broker would steal the first one's CPU. With `--repeat N` the brokers take turns within
+//! each round (A B C D, A B C D, ...), so a burst of load from elsewhere tends to hit them
+//! all, and the table shows medians. The table goes to stdout and to `--out`; the raw numbers
+//! of every run and a throughput chart go beside it ([`results`]).
 //!
 //! The durability scenarios (`--only durability`, in [`durability`]) run after the table's,
 //! with brokers of their own (Aviary in each store mode, Mosquitto with persistence), and add
@@ -15,21 +18,26 @@
 //! NATS JetStream against a single node, in a section of their own.
 
 mod broker;
+mod charts;
 mod client;
 mod cluster;
 mod disk;
 mod durability;
 mod jobs;
+mod lineup;
+mod plan;
 mod report;
+mod results;
 mod scenarios;
+mod stats;
 mod table;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
-use aviary_protocol::{ProtocolVersion, QoS};
-use clap::Parser;
+use anyhow::Result;
+use aviary_protocol::ProtocolVersion;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 use crate::broker::{BrokerKind, BrokerSpec, RunningBroker};
 use crate::client::{Endpoint, Transport};
@@ -37,11 +45,13 @@ use crate::cluster::ClusterArgs;
 use crate::durability::{DurabilityArgs, Parts};
 use crate::jobs::PAYLOAD_HEADER;
 use crate::report::Report;
+use crate::results::RunId;
 use crate::scenarios::{FlowResult, FlowSpec, IdleResult, Params};
 use crate::table::{footnotes, load_average, preamble, rows, summary};
 
-/// Compare Aviary with Mosquitto on the same machine, in the same run.
-#[derive(Debug, Parser)]
+/// Compare Aviary with its peers (Mosquitto, rumqttd, Aedes) on the same machine, in the same
+/// run.
+#[derive(Debug, clap::Parser)]
 #[command(version, about)]
 struct Cli {
     /// The `aviary` executable (default: next to this one).
@@ -50,12 +60,25 @@ struct Cli {
     /// The `mosquitto` executable (default: found on PATH or in /usr/sbin).
     #[arg(long)]
     mosquitto: Option<PathBuf>,
+    /// The `rumqttd` executable (default: where `cargo xtask bench` installs the pinned one,
+    /// target/tools/rumqttd-VERSION/bin/rumqttd).
+    #[arg(long)]
+    rumqttd: Option<PathBuf>,
+    /// Aedes' launcher, run by `node` (default: bench/peers/aedes/server.js, whose
+    /// node_modules `cargo xtask bench` installs).
+    #[arg(long)]
+    aedes: Option<PathBuf>,
     /// Another `aviary` executable, say one built before a change, measured in the same run
     /// right after Aviary and shown next to it, with the ratio Aviary / baseline.
     #[arg(long)]
     baseline: Option<PathBuf>,
-    /// Brokers to measure, in this order.
-    #[arg(long, value_delimiter = ',', default_value = "aviary,mosquitto")]
+    /// Brokers to measure, in this order (`mosquitto` in the settings `--mosquitto-nodelay`
+    /// picks).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "aviary,mosquitto,rumqttd,aedes"
+    )]
     brokers: Vec<BrokerKind>,
     /// Run only these scenario groups (default: all).
     #[arg(long, value_delimiter = ',')]
@@ -87,10 +110,11 @@ struct Cli {
     /// Messages a broker may queue per client (both configured alike).
     #[arg(long, default_value_t = 1_000_000)]
     max_queued: usize,
-    /// Mosquitto's `set_tcp_nodelay` (Aviary always sets TCP_NODELAY; `false` is Mosquitto's
-    /// own default, which lets Nagle's algorithm batch its small writes).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    mosquitto_nodelay: bool,
+    /// Mosquitto's `set_tcp_nodelay`: `both` runs it twice, as two columns (Aviary always
+    /// sets TCP_NODELAY; `false` is Mosquitto's own default, which lets Nagle's algorithm
+    /// batch its small writes, and may be faster or slower depending on the scenario).
+    #[arg(long, value_enum, default_value = "both")]
+    mosquitto_nodelay: Nodelay,
     /// Messages per second in the latency scenarios.
     #[arg(long, default_value_t = 2_000)]
     rate: u32,
@@ -118,7 +142,13 @@ struct Cli {
     /// Runs of every scenario per broker; the table shows the median of each number.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
-    /// Where to write the Markdown report.
+    /// Small sizes (fewer messages and connections, one run, 1 s latency runs) for a whole
+    /// comparison in under three minutes: to see that everything works, not to quote. Sizes
+    /// given on the command line win.
+    #[arg(long)]
+    quick: bool,
+    /// Where to write the Markdown report; the raw numbers (results.jsonl) and the chart
+    /// (throughput.svg) go into the same directory.
     #[arg(long, default_value = "target/bench/report.md")]
     out: PathBuf,
     #[command(flatten)]
@@ -136,6 +166,19 @@ enum Version {
     /// MQTT 5.0.
     #[value(name = "5")]
     V5,
+}
+
+/// Which of Mosquitto's TCP_NODELAY settings to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Nodelay {
+    /// Both: columns "Mosquitto" (`set_tcp_nodelay true`) and "Mosquitto (Nagle)".
+    Both,
+    /// `set_tcp_nodelay true` only.
+    #[value(name = "true")]
+    On,
+    /// Mosquitto's default only: Nagle's algorithm on.
+    #[value(name = "false")]
+    Off,
 }
 
 /// Scenario groups for `--only`.
@@ -194,6 +237,19 @@ struct Scenario {
 enum Measured {
     Flow(FlowResult),
     Idle(IdleResult),
+    /// The broker cannot serve this load (an MQTT version or transport it lacks), and why.
+    NotOffered(&'static str),
+}
+
+impl Kind {
+    /// The transports the scenario's clients use.
+    fn transports(&self) -> Vec<Transport> {
+        match self {
+            Self::Flow(flow) | Self::Latency(flow) => vec![flow.pub_transport, flow.sub_transport],
+            Self::Memory(_, transport) => vec![*transport],
+            Self::Held(_) => vec![Transport::Tcp],
+        }
+    }
 }
 
 /// One broker's outcome in one scenario: the measurement (or why there is none) and the CPU
@@ -206,7 +262,11 @@ struct Outcome {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    if cli.quick {
+        plan::apply_quick(&mut cli, &matches);
+    }
     let params = Params {
         version: match cli.mqtt_version {
             Version::V311 => ProtocolVersion::V3_1_1,
@@ -218,17 +278,23 @@ async fn main() -> Result<()> {
         timeout: Duration::from_secs(cli.timeout_secs.max(1)),
         idle: Duration::from_secs(cli.idle_secs),
         connect_concurrency: cli.connect_concurrency,
+        keep_alive: 0,
     };
     debug_assert!(params.payload >= PAYLOAD_HEADER);
     raise_open_files_limit(cli.held_cap.max(cli.idle_connections));
 
-    let specs = broker_specs(&cli)?;
-    let scenarios: Vec<Scenario> = scenarios(&cli)
+    let specs = lineup::broker_specs(&cli, params.version)?;
+    let scenarios: Vec<Scenario> = plan::scenarios(&cli)
         .into_iter()
         .filter(|s| cli.only.is_empty() || cli.only.contains(&s.group))
         .collect();
     let load_before = load_average();
-    let mut report = Report::default();
+    let started = utc_now();
+    let mut report = Report {
+        columns: specs.iter().map(|s| s.kind).collect(),
+        ..Report::default()
+    };
+    let mut json_lines = Vec::new();
     let total = scenarios.len();
     let repeat = cli.repeat.max(1);
     for (n, scenario) in scenarios.iter().enumerate() {
@@ -236,7 +302,7 @@ async fn main() -> Result<()> {
         for round in 1..=repeat {
             let mut outcomes = Vec::new();
             // Brokers alternate within each round, so a burst of load from elsewhere on the
-            // machine tends to hit both rather than one.
+            // machine tends to hit all of them rather than one.
             for spec in &specs {
                 let round_note = if repeat > 1 {
                     format!(" (run {round}/{repeat})")
@@ -251,11 +317,21 @@ async fn main() -> Result<()> {
                 );
                 let outcome = run_one(spec, scenario, &params).await;
                 eprintln!("    {}", summary(&outcome));
+                let offered = !matches!(outcome.measured, Ok(Measured::NotOffered(_)));
                 outcomes.push((spec.kind, outcome));
-                // Let sockets close and the CPU cool down before the next broker starts.
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                if offered {
+                    // Let sockets close and the CPU cool down before the next broker starts.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
             }
-            runs.push(rows(scenario, &outcomes));
+            let rows = rows(scenario, &outcomes);
+            let id = RunId {
+                started: &started,
+                round,
+                rounds: repeat,
+            };
+            json_lines.extend(results::json_lines(id, scenario, &outcomes, &rows));
+            runs.push(rows);
         }
         report.rows.extend(report::median_rows(runs));
     }
@@ -273,15 +349,21 @@ async fn main() -> Result<()> {
     }
     report.preamble = preamble(&cli, &specs, &params, &load_before);
     report.footnotes = footnotes();
-    let markdown = report.to_markdown();
-    print!("{markdown}");
-    if let Some(dir) = cli.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let written = results::write_all(&cli.out, &mut report, &json_lines)?;
+    print!("{}", report.to_markdown());
+    for path in written {
+        eprintln!("==> wrote {}", path.display());
     }
-    std::fs::write(&cli.out, &markdown)
-        .with_context(|| format!("cannot write {}", cli.out.display()))?;
-    eprintln!("==> report written to {}", cli.out.display());
     Ok(())
+}
+
+/// Now, in UTC, as RFC 3339 (from `date`, so no time crate for one line).
+fn utc_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// Raises this process's soft open-files limit to its hard limit, so thousands of client
@@ -297,230 +379,18 @@ fn raise_open_files_limit(connections: usize) {
     }
 }
 
-/// The brokers to run, with the limits they share.
-fn broker_specs(cli: &Cli) -> Result<Vec<BrokerSpec>> {
-    let mut kinds = cli.brokers.clone();
-    if cli.baseline.is_some() && !kinds.contains(&BrokerKind::AviaryBaseline) {
-        // Right after Aviary, so the two are measured as close together as they can be.
-        let at = kinds
-            .iter()
-            .position(|k| *k == BrokerKind::Aviary)
-            .map_or(0, |i| i + 1);
-        kinds.insert(at, BrokerKind::AviaryBaseline);
-    }
-    let mut specs = Vec::new();
-    for kind in kinds {
-        let binary = match kind {
-            BrokerKind::Aviary => match &cli.aviary {
-                Some(path) => path.clone(),
-                None => std::env::current_exe()?
-                    .parent()
-                    .context("this executable has no directory")?
-                    .join("aviary"),
-            },
-            BrokerKind::AviaryBaseline => cli
-                .baseline
-                .clone()
-                .context("the aviary-baseline broker needs --baseline PATH")?,
-            BrokerKind::Mosquitto => match &cli.mosquitto {
-                Some(path) => path.clone(),
-                None => broker::find_mosquitto().context(
-                    "mosquitto not found on PATH or in /usr/sbin: apt-get install mosquitto, \
-                     or pass --mosquitto PATH",
-                )?,
-            },
-        };
-        if !binary.is_file() {
-            bail!(
-                "{kind} executable {} does not exist (build it with `cargo build --release -p \
-                 aviary`, or pass its path)",
-                binary.display()
-            );
-        }
-        specs.push(BrokerSpec {
-            kind,
-            binary,
-            inflight: cli.inflight.max(1),
-            max_queued: cli.max_queued.max(1),
-            mosquitto_nodelay: cli.mosquitto_nodelay,
-            durability: None,
-            max_batch_ops: None,
-        });
-    }
-    Ok(specs)
-}
-
-/// Every scenario, in the order they run.
-fn scenarios(cli: &Cli) -> Vec<Scenario> {
-    let mut list = tcp_flows(cli);
-    list.extend(ws_flows(cli));
-    list.extend(latency_flows(cli));
-    list.extend(idle_scenarios(cli));
-    list
-}
-
-/// A flow over TCP on one topic, as fast as the window allows; scenarios change what differs.
-fn flow(publishers: usize, subscribers: usize, messages: u64, qos: QoS) -> FlowSpec {
-    FlowSpec {
-        publishers,
-        subscribers,
-        messages_per_publisher: messages,
-        qos,
-        pub_transport: Transport::Tcp,
-        sub_transport: Transport::Tcp,
-        per_publisher_topics: false,
-        rate: None,
-        record_latency: false,
-        persistent_subscribers: false,
-    }
-}
-
-/// A number for a title, with thousands separators.
-fn count(v: u64) -> String {
-    report::format_value(Some(v as f64), 0)
-}
-
-/// Point-to-point, fan-out and fan-in over TCP.
-fn tcp_flows(cli: &Cli) -> Vec<Scenario> {
-    let fan = cli.fan.max(1);
-    let mut list = vec![
-        Scenario {
-            group: Group::P2p,
-            title: format!("p2p TCP QoS 0, 1→1, {} msgs", count(cli.qos0_messages)),
-            kind: Kind::Flow(flow(1, 1, cli.qos0_messages, QoS::AtMostOnce)),
-        },
-        Scenario {
-            group: Group::P2p,
-            title: format!("p2p TCP QoS 1, 1→1, {} msgs", count(cli.qos1_messages)),
-            kind: Kind::Flow(flow(1, 1, cli.qos1_messages, QoS::AtLeastOnce)),
-        },
-        Scenario {
-            group: Group::FanOut,
-            title: format!(
-                "fan-out TCP QoS 0, 1→{fan}, {} msgs",
-                count(cli.fan_out_messages)
-            ),
-            kind: Kind::Flow(flow(1, fan, cli.fan_out_messages, QoS::AtMostOnce)),
-        },
-    ];
-    for (qos, total) in [
-        (QoS::AtMostOnce, cli.qos0_messages),
-        (QoS::AtLeastOnce, cli.qos1_messages),
-    ] {
-        let spec = FlowSpec {
-            per_publisher_topics: true,
-            ..flow(fan, 1, (total / fan as u64).max(1), qos)
-        };
-        list.push(Scenario {
-            group: Group::FanIn,
-            title: format!(
-                "fan-in TCP QoS {}, {fan}→1, {} msgs",
-                qos as u8,
-                count(spec.expected())
-            ),
-            kind: Kind::Flow(spec),
-        });
-    }
-    list
-}
-
-/// Over WebSocket: point-to-point QoS 0, fan-out, then QoS 1 within and across transports.
-fn ws_flows(cli: &Cli) -> Vec<Scenario> {
-    let fan = cli.fan.max(1);
-    let over = |from: Transport, to: Transport, spec: FlowSpec| FlowSpec {
-        pub_transport: from,
-        sub_transport: to,
-        ..spec
-    };
-    let ws = Transport::Ws;
-    let mut list = vec![
-        Scenario {
-            group: Group::Ws,
-            title: format!("p2p WS→WS QoS 0, 1→1, {} msgs", count(cli.qos0_messages)),
-            kind: Kind::Flow(over(ws, ws, flow(1, 1, cli.qos0_messages, QoS::AtMostOnce))),
-        },
-        Scenario {
-            group: Group::Ws,
-            title: format!(
-                "fan-out WS→WS QoS 0, 1→{fan}, {} msgs",
-                count(cli.fan_out_messages)
-            ),
-            kind: Kind::Flow(over(
-                ws,
-                ws,
-                flow(1, fan, cli.fan_out_messages, QoS::AtMostOnce),
-            )),
-        },
-    ];
-    for (from, to, messages) in [
-        (ws, ws, cli.qos1_messages),
-        (Transport::Tcp, ws, cli.cross_messages),
-        (ws, Transport::Tcp, cli.cross_messages),
-    ] {
-        list.push(Scenario {
-            group: Group::Ws,
-            title: format!(
-                "p2p {}→{} QoS 1, {} msgs",
-                from.name(),
-                to.name(),
-                count(messages)
-            ),
-            kind: Kind::Flow(over(from, to, flow(1, 1, messages, QoS::AtLeastOnce))),
-        });
-    }
-    list
-}
-
-/// Latency percentiles at a fixed rate, over TCP.
-fn latency_flows(cli: &Cli) -> Vec<Scenario> {
-    let rate = cli.rate.max(1);
-    [QoS::AtMostOnce, QoS::AtLeastOnce]
-        .into_iter()
-        .map(|qos| Scenario {
-            group: Group::Latency,
-            title: format!(
-                "latency TCP QoS {}, {} msg/s for {} s",
-                qos as u8,
-                count(u64::from(cli.rate)),
-                cli.latency_secs
-            ),
-            kind: Kind::Latency(FlowSpec {
-                rate: Some(rate),
-                record_latency: true,
-                ..flow(1, 1, u64::from(rate) * cli.latency_secs.max(1), qos)
-            }),
-        })
-        .collect()
-}
-
-/// Memory per idle connection over TCP and over WebSocket, and connections held.
-fn idle_scenarios(cli: &Cli) -> Vec<Scenario> {
-    let mut list = Vec::new();
-    if cli.idle_connections > 0 {
-        for transport in [Transport::Tcp, Transport::Ws] {
-            list.push(Scenario {
-                group: Group::Memory,
-                title: format!(
-                    "{} idle {} connections",
-                    count(cli.idle_connections as u64),
-                    transport.name()
-                ),
-                kind: Kind::Memory(cli.idle_connections, transport),
-            });
-        }
-    }
-    if cli.held_cap > 0 {
-        list.push(Scenario {
-            group: Group::Held,
-            title: format!("connections held (cap {})", count(cli.held_cap as u64)),
-            kind: Kind::Held(cli.held_cap),
-        });
-    }
-    list
-}
-
 /// Starts a fresh broker, runs one scenario against it, and stops it.
 async fn run_one(spec: &BrokerSpec, scenario: &Scenario, params: &Params) -> Outcome {
+    if let Some(why) = broker::not_offered(spec.kind, params.version, &scenario.kind.transports()) {
+        return Outcome {
+            measured: Ok(Measured::NotOffered(why)),
+            cpu: None,
+        };
+    }
+    let params = &Params {
+        keep_alive: broker::keep_alive(spec.kind),
+        ..params.clone()
+    };
     let mut broker = match RunningBroker::start(spec) {
         Ok(broker) => broker,
         Err(e) => {
@@ -568,35 +438,4 @@ async fn run_one(spec: &BrokerSpec, scenario: &Scenario, params: &Params) -> Out
         Err(e) => Err(format!("broker died: {e:#}")),
     };
     Outcome { measured, cpu }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scenarios_come_in_group_order_with_their_sizes() {
-        let cli = Cli::parse_from(["aviary-bench"]);
-        let titles: Vec<String> = scenarios(&cli).into_iter().map(|s| s.title).collect();
-        assert_eq!(
-            titles,
-            [
-                "p2p TCP QoS 0, 1→1, 100,000 msgs",
-                "p2p TCP QoS 1, 1→1, 50,000 msgs",
-                "fan-out TCP QoS 0, 1→50, 10,000 msgs",
-                "fan-in TCP QoS 0, 50→1, 100,000 msgs",
-                "fan-in TCP QoS 1, 50→1, 50,000 msgs",
-                "p2p WS→WS QoS 0, 1→1, 100,000 msgs",
-                "fan-out WS→WS QoS 0, 1→50, 10,000 msgs",
-                "p2p WS→WS QoS 1, 50,000 msgs",
-                "p2p TCP→WS QoS 1, 10,000 msgs",
-                "p2p WS→TCP QoS 1, 10,000 msgs",
-                "latency TCP QoS 0, 2,000 msg/s for 5 s",
-                "latency TCP QoS 1, 2,000 msg/s for 5 s",
-                "5,000 idle TCP connections",
-                "5,000 idle WS connections",
-                "connections held (cap 15,000)",
-            ]
-        );
-    }
 }

@@ -1,15 +1,20 @@
 //! From measurements to the report: the progress line of each run, the table rows of each
-//! scenario (with what qualifies them: loss, timeouts, errors), and the lines around the table.
+//! scenario (with what qualifies them: loss, timeouts, errors, loads a broker does not offer),
+//! and the lines around the table.
 
 use crate::broker::{self, BrokerKind, BrokerSpec};
-use crate::report::{self, percentile, Better, Row};
+use crate::report::{self, percentile, Better, Goal, Row};
 use crate::scenarios::Params;
 use crate::{Cli, Kind, Measured, Outcome, Scenario};
+
+/// The metric of every flow's first row, which the chart draws.
+pub(crate) const THROUGHPUT: &str = "throughput, msg/s";
 
 /// One progress line for stderr.
 pub(crate) fn summary(outcome: &Outcome) -> String {
     match &outcome.measured {
         Err(e) => format!("error: {e}"),
+        Ok(Measured::NotOffered(why)) => format!("not offered: {why}"),
         Ok(Measured::Flow(flow)) => format!(
             "{}/{} delivered, {} msg/s{}{}",
             flow.delivered,
@@ -39,34 +44,32 @@ pub(crate) fn summary(outcome: &Outcome) -> String {
 
 /// The table rows of one scenario.
 pub(crate) fn rows(scenario: &Scenario, outcomes: &[(BrokerKind, Outcome)]) -> Vec<Row> {
-    let value = |kind: BrokerKind, f: &dyn Fn(&Outcome) -> Option<f64>| {
-        outcomes
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .and_then(|(_, outcome)| f(outcome))
-    };
     let row =
-        |metric: &str, better: Better, decimals: usize, f: &dyn Fn(&Outcome) -> Option<f64>| Row {
-            scenario: scenario.title.clone(),
-            metric: metric.to_owned(),
-            better,
-            aviary: value(BrokerKind::Aviary, f),
-            baseline: value(BrokerKind::AviaryBaseline, f),
-            mosquitto: value(BrokerKind::Mosquitto, f),
-            decimals,
-            notes: String::new(),
+        |metric: &str, better: Better, decimals: usize, f: &dyn Fn(&Outcome) -> Option<f64>| {
+            let mut row = Row::new(&scenario.title, metric, better, decimals);
+            row.values = outcomes
+                .iter()
+                .filter_map(|(kind, outcome)| Some((*kind, f(outcome)?)))
+                .collect();
+            row
         };
     let flow = |o: &Outcome| match &o.measured {
         Ok(Measured::Flow(flow)) => Some(flow.clone()),
         _ => None,
     };
+    // Memory with no connection open measures nothing: no row should make it a winner.
     let idle = |o: &Outcome| match &o.measured {
-        Ok(Measured::Idle(idle)) => Some((idle.clone(), idle.kib_per_connection())),
+        Ok(Measured::Idle(idle)) if idle.opened > 0 => {
+            Some((idle.clone(), idle.kib_per_connection()))
+        }
         _ => None,
     };
     let mut rows = match &scenario.kind {
         Kind::Flow(_) => vec![
-            row("throughput, msg/s", Better::Higher, 0, &|o| flow(o)?.rate()),
+            Row {
+                goal: Goal::BestPeerAndTwiceMosquitto,
+                ..row(THROUGHPUT, Better::Higher, 0, &|o| flow(o)?.rate())
+            },
             row("broker CPU, µs/msg", Better::Lower, 2, &|o| {
                 let flow = flow(o)?;
                 let cpu = o.cpu?;
@@ -100,18 +103,29 @@ pub(crate) fn rows(scenario: &Scenario, outcomes: &[(BrokerKind, Outcome)]) -> V
             row("RSS with all connected, MiB", Better::Lower, 1, &|o| {
                 Some(idle(o)?.0.rss_after_kib as f64 / 1024.0)
             }),
-            row("RSS at start, MiB", Better::Lower, 1, &|o| {
-                Some(idle(o)?.0.rss_before_kib as f64 / 1024.0)
-            }),
+            Row {
+                // Context for the rows above, not a contest: a Node.js process starts bigger
+                // than a C one whatever it does with connections.
+                goal: Goal::None,
+                ..row("RSS at start, MiB", Better::Lower, 1, &|o| {
+                    Some(idle(o)?.0.rss_before_kib as f64 / 1024.0)
+                })
+            },
             row("connect rate, conn/s", Better::Higher, 0, &|o| {
                 let summary = idle(o)?.0;
                 let secs = summary.connect_time.as_secs_f64();
                 (secs > 0.0).then(|| summary.opened as f64 / secs)
             }),
         ],
-        Kind::Held(_) => vec![row("connections held", Better::Higher, 0, &|o| {
-            Some(idle(o)?.0.alive as f64)
-        })],
+        Kind::Held(_) => vec![row(
+            "connections held",
+            Better::Higher,
+            0,
+            &|o| match &o.measured {
+                Ok(Measured::Idle(idle)) => Some(idle.alive as f64),
+                _ => None,
+            },
+        )],
     };
     if let Some(first) = rows.first_mut() {
         first.notes = notes(outcomes);
@@ -126,6 +140,7 @@ fn notes(outcomes: &[(BrokerKind, Outcome)]) -> String {
         let mut mine = Vec::new();
         match &outcome.measured {
             Err(e) => mine.push(format!("error: {}", shorten(e))),
+            Ok(Measured::NotOffered(why)) => mine.push(format!("not offered ({why})")),
             Ok(Measured::Flow(flow)) => {
                 if flow.lost() > 0 {
                     mine.push(format!(
@@ -136,6 +151,9 @@ fn notes(outcomes: &[(BrokerKind, Outcome)]) -> String {
                 }
                 if flow.out_of_order > 0 {
                     mine.push(format!("{} out of order or duplicated", flow.out_of_order));
+                }
+                if flow.downgraded > 0 {
+                    mine.push(format!("{} delivered at QoS 0, not 1", flow.downgraded));
                 }
                 if flow.timed_out {
                     mine.push("timed out".to_owned());
@@ -187,30 +205,38 @@ pub(crate) fn preamble(
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mut lines = vec![format!(
-        "- Run: {date} on {cores} cores; load average before {load_before}, after {}.",
+    let mut lines = Vec::new();
+    if cli.quick {
+        lines.push(
+            "- **Quick run** (`--quick`): few messages and connections, one run each, to see \
+             that everything works; too small and too noisy to quote."
+                .to_owned(),
+        );
+    }
+    lines.push(format!(
+        "- Run: {date} on {}; load average before {load_before}, after {}.",
+        machine(),
         load_average()
-    )];
+    ));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    lines.push(format!("- Command: `aviary-bench {}`.", args.join(" ")));
     for spec in specs {
-        let version = match spec.kind {
-            BrokerKind::Aviary | BrokerKind::AviaryBaseline => {
-                broker::version_line(&spec.binary, &["--version"])
-            }
-            BrokerKind::Mosquitto => broker::version_line(&spec.binary, &["-h"]),
-        };
         lines.push(format!(
-            "- {}: `{}` ({version}).",
+            "- {}: `{}` ({}).",
             spec.kind,
-            spec.binary.display()
+            spec.binary.display(),
+            broker::version_line(spec)
         ));
     }
     lines.push(format!(
         "- Load: {} MQTT {}, {}-byte payloads, publisher window {} unacked QoS 1, brokers' \
-         in-flight window {} and queue {} messages per client, TCP_NODELAY {}, \
-         scenario timeout {} s.",
+         in-flight window {} and queue {} messages per client (where a broker has the setting; \
+         see the notes below the table), scenario timeout {} s.",
         if cli.repeat > 1 {
-            format!("median of {} runs per broker and scenario;", cli.repeat)
+            format!(
+                "median of {} runs per broker and scenario, brokers taking turns;",
+                cli.repeat
+            )
         } else {
             "one run per broker and scenario;".to_owned()
         },
@@ -219,24 +245,61 @@ pub(crate) fn preamble(
         params.window,
         cli.inflight,
         report::format_value(Some(cli.max_queued as f64), 0),
-        if cli.mosquitto_nodelay {
-            "on both sides"
-        } else {
-            "on Aviary and the clients, off on Mosquitto (its default)"
-        },
         params.timeout.as_secs(),
     ));
     lines
+}
+
+/// The CPU model, core count and memory, from `/proc`.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name")?.split_once(':'))
+        .map_or("unknown CPU", |(_, model)| model.trim())
+        .to_owned();
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let kib: f64 = m
+                .lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
+            Some(format!(", {:.1} GiB RAM", kib / 1024.0 / 1024.0))
+        })
+        .unwrap_or_default();
+    format!("{cores} cores ({model}){memory}")
 }
 
 /// How to read the table.
 pub(crate) fn footnotes() -> Vec<String> {
     [
         "↑: higher is better, so a ratio above 1 favours Aviary; ↓: lower is better, a ratio \
-         below 1 favours Aviary.",
-        "Each scenario runs on a fresh broker process, Aviary then Mosquitto, never both at once. \
-         The load generator (this program: aviary-protocol over tokio) shares the machine's cores \
-         with the broker, the same for both; Mosquitto is single-threaded, Aviary runs a \
+         below 1 favours Aviary. The best peer's value is in bold.",
+        "Aviary / best peer divides by the best value of any peer in the row; Aviary / \
+         Mosquitto by the better of Mosquitto's two settings. Target: ✓ when Aviary is at \
+         least as good as the best peer, and for throughput also at least twice Mosquitto; – \
+         when there is nothing to compare or the row is context only.",
+        "Mosquitto runs twice: with `set_tcp_nodelay true` (column Mosquitto; Aviary sets \
+         TCP_NODELAY on every socket) and with its default, Nagle's algorithm on (column \
+         Mosquitto (Nagle)), because either may be the faster one depending on the scenario.",
+        "Limits: Aviary and Mosquitto get the same in-flight window and queue length. rumqttd \
+         0.20 has a fixed outgoing window of 100, no per-client queue (a commit log per topic \
+         instead) and never sets TCP_NODELAY (bench/peers/rumqttd.toml). Aedes has no \
+         per-client window or queue and sets TCP_NODELAY (bench/peers/aedes/server.js). rumqttd \
+         refuses keep alive 0, which the load announces to the others (no PINGREQ needed), so \
+         its clients announce 30 minutes. \
+         \"not offered\": the broker cannot serve that load (rumqttd's WebSocket listener and \
+         Aedes speak MQTT 3.1.1 only).",
+        "Each scenario runs on a fresh broker process, one broker after the other, never two at \
+         once. The load generator (this program: aviary-protocol over tokio) shares the \
+         machine's cores with the broker, the same for all; Mosquitto and Aedes (Node.js) are \
+         single-threaded, rumqttd runs a router thread and a thread per listener, Aviary a \
          multi-threaded tokio runtime.",
         "Throughput is counted at the subscribers, from the first delivery to the last; \
          broker CPU is user + system time of the broker process over the whole scenario \

@@ -3,12 +3,17 @@
 //! Tests never time anything (a loaded CI machine makes timing assertions flaky); numbers come
 //! from here. Two kinds of benchmark:
 //!
-//! - `cargo xtask bench [ARGS...]`: the broker comparison. Builds the gateway and the load
-//!   generator (`bench/`, binary `aviary-bench`) in release mode, makes sure Mosquitto is
-//!   installed, and runs the same scenarios against both brokers, one after the other. ARGS go
-//!   to `aviary-bench` (see `cargo xtask bench -- --help`); the Markdown table is printed and
-//!   written to `target/bench/report.md`. `--only durability` runs the store's measurements
-//!   (throughput per durability mode, restart with a full store, store size under load).
+//! - `cargo xtask bench [ARGS...]`: the broker comparison. Installs the peers `--brokers` names
+//!   (all by default, pinned: Mosquitto from Debian, rumqttd built into `target/tools/`, Aedes
+//!   with `npm ci`; see [`peers`]), builds the gateway and the load generator (`bench/`, binary
+//!   `aviary-bench`) in release mode, and runs the same scenarios against every broker, one
+//!   after the other. ARGS go to `aviary-bench` (see `cargo xtask bench -- --help`); the
+//!   Markdown table is printed and written, with the raw numbers (`results.jsonl`) and a chart
+//!   (`throughput.svg`) beside it, to `bench/RESULTS.md` (committed) for a full run, or to
+//!   `target/bench/report.md` for a `--quick` or `--only` run, so a partial or small run
+//!   never overwrites the committed results; `--out` picks another place.
+//!   `--only durability` runs the store's measurements (throughput per durability mode,
+//!   restart with a full store, store size under load).
 //!   `--only cluster` runs the cluster measurements (3 nats-servers and 2 gateways against a
 //!   single node); it also installs the pinned nats-server and passes it as `--nats-server`.
 //!   The default run leaves them out: they need nats-server and add minutes to a run that
@@ -22,6 +27,8 @@ use anyhow::{Context as _, Result};
 use crate::prereq;
 use crate::tools;
 use crate::workspace::Workspace;
+
+mod peers;
 
 /// Runs `bench codec ARGS...` or the broker comparison.
 pub(crate) fn run(args: &[String]) -> Result<()> {
@@ -79,15 +86,29 @@ fn wants_cluster(args: &[String]) -> bool {
         .any(|group| group == "cluster")
 }
 
-/// Builds `aviary` and `aviary-bench` in release mode and runs the comparison.
+/// Whether `args` hold `flag`, alone or as `flag=VALUE`.
+fn has_flag(args: &[String], flag: &str) -> bool {
+    args.iter()
+        .any(|a| a == flag || a.strip_prefix(flag).is_some_and(|v| v.starts_with('=')))
+}
+
+/// Where the report goes when ARGS do not say: `bench/RESULTS.md`, the committed results, for
+/// a full run; `target/bench/report.md` for a small (`--quick`) or partial (`--only`) one.
+fn default_report(args: &[String]) -> &'static str {
+    if has_flag(args, "--quick") || has_flag(args, "--only") {
+        "target/bench/report.md"
+    } else {
+        "bench/RESULTS.md"
+    }
+}
+
+/// Installs the peers, builds `aviary` and `aviary-bench` in release mode and runs the
+/// comparison.
 fn compare(args: &[String]) -> Result<()> {
     let workspace = Workspace::find()?;
     let cluster = wants_cluster(args);
-    let needs = tools::Needs {
-        nats_server: cluster,
-        ..tools::BENCH
-    };
-    tools::ensure(&workspace, &needs)?;
+    let chosen = peers::Chosen::from_args(args);
+    peers::ensure(&workspace, chosen, cluster)?;
     eprintln!("==> building the gateway and the load generator (release)");
     workspace
         .cargo_locked([
@@ -100,14 +121,21 @@ fn compare(args: &[String]) -> Result<()> {
         ])
         .run()?;
     let target = release_dir(&workspace);
-    let report = workspace.path("target/bench/report.md");
-    eprintln!("==> comparing Aviary with Mosquitto (takes a few minutes; keep the machine quiet)");
+    eprintln!("==> comparing Aviary with its peers (takes minutes; keep the machine quiet)");
     let bench = target.join("aviary-bench");
     let mut cmd = crate::cmd::Cmd::new(bench.to_string_lossy())
         .arg("--aviary")
-        .arg(target.join("aviary").to_string_lossy())
-        .arg("--out")
-        .arg(report.to_string_lossy());
+        .arg(target.join("aviary").to_string_lossy());
+    // The caller's own flags win; clap refuses a flag twice.
+    if !has_flag(args, "--out") {
+        let report = workspace.path(default_report(args));
+        cmd = cmd.arg("--out").arg(report.to_string_lossy());
+    }
+    if chosen.rumqttd && !has_flag(args, "--rumqttd") {
+        cmd = cmd
+            .arg("--rumqttd")
+            .arg(peers::rumqttd(&workspace).to_string_lossy());
+    }
     // The load generator finds Mosquitto in /usr/sbin itself; passing the path found here
     // keeps the two lookups from disagreeing.
     if let Some(mosquitto) = prereq::find_program("mosquitto").or_else(|| {
@@ -116,10 +144,11 @@ fn compare(args: &[String]) -> Result<()> {
             .map(|dir| std::path::Path::new(dir).join("mosquitto"))
             .find(|path| path.is_file())
     }) {
-        cmd = cmd.arg("--mosquitto").arg(mosquitto.to_string_lossy());
+        if !has_flag(args, "--mosquitto") {
+            cmd = cmd.arg("--mosquitto").arg(mosquitto.to_string_lossy());
+        }
     }
-    // The caller's own `--nats-server` wins; clap refuses the flag twice.
-    if cluster && !args.iter().any(|a| a.starts_with("--nats-server")) {
+    if cluster && !has_flag(args, "--nats-server") {
         let nats = tools::nats_server(&workspace);
         cmd = cmd.arg("--nats-server").arg(nats.to_string_lossy());
     }
@@ -140,5 +169,25 @@ mod tests {
         assert!(wants_cluster(&args(&["--repeat", "3", "--only=cluster"])));
         assert!(!wants_cluster(&args(&["--only", "p2p"])));
         assert!(!wants_cluster(&args(&[])));
+    }
+
+    #[test]
+    fn only_a_full_run_writes_the_committed_results() {
+        let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(default_report(&args(&[])), "bench/RESULTS.md");
+        assert_eq!(
+            default_report(&args(&["--repeat", "5"])),
+            "bench/RESULTS.md"
+        );
+        assert_eq!(
+            default_report(&args(&["--quick"])),
+            "target/bench/report.md"
+        );
+        assert_eq!(
+            default_report(&args(&["--only=p2p"])),
+            "target/bench/report.md"
+        );
+        assert!(has_flag(&args(&["--out=x.md"]), "--out"));
+        assert!(!has_flag(&args(&["--outfoo"]), "--out"));
     }
 }

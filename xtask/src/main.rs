@@ -57,11 +57,14 @@ Commands:
                     Run the cargo-fuzz target TARGET (default: every target) in
                     protocol/fuzz/ on nightly for N seconds each (default 600).
                     Installs the nightly toolchain and cargo-fuzz if missing.
-  bench [ARGS...]   Compare Aviary with Mosquitto in one run (release builds;
-                    report in target/bench/report.md); ARGS go to aviary-bench
-                    (`cargo xtask bench --help`). `bench codec [ARGS]` runs
-                    the codec's criterion benchmark. Performance is measured
-                    here, never in tests.
+  bench [ARGS...]   Compare Aviary with its peers in one run (release builds):
+                    Mosquitto, rumqttd, Aedes, each pinned and installed first
+                    (`--brokers` picks). Writes bench/RESULTS.md, results.jsonl
+                    and throughput.svg (target/bench/ for --quick or --only);
+                    ARGS go to aviary-bench (`cargo xtask bench --help`);
+                    `--quick` runs everything small in under 3 minutes.
+                    `bench codec [ARGS]` runs the codec's criterion benchmark.
+                    Performance is measured here, never in tests.
   web               Build the web app into static/: a wasm-release build of
                     web-app/, wasm-bindgen, wasm-opt, vendored Leaflet and map
                     data, .gz siblings. Installs the pinned wasm-bindgen-cli and

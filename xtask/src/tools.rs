@@ -102,6 +102,8 @@ pub(crate) mod npm_projects {
     pub(crate) const BUNDLER_TESTS: &str = "wasm-client/bundler-tests";
     /// The MQTT.js interop tests against the gateway.
     pub(crate) const MQTTJS_INTEROP: &str = "gateway/tests/node";
+    /// Aedes, a peer broker of the benchmark (installed by `cargo xtask bench`, not `test`).
+    pub(crate) const BENCH_AEDES: &str = "bench/peers/aedes";
 }
 
 /// What a command needs installed before it starts.
@@ -162,12 +164,13 @@ pub(crate) const BROWSER_BENCH: Needs = Needs {
     nats_server: false,
 };
 
-/// `cargo xtask bench`: Mosquitto to compare with.
+/// `cargo xtask bench` with every peer: Mosquitto, and npm for Aedes. The pinned rumqttd is
+/// built by `bench::peers`, which also narrows this to the peers `--brokers` names.
 pub(crate) const BENCH: Needs = Needs {
     wasm_target: false,
-    apt: &[MOSQUITTO],
+    apt: &[MOSQUITTO, NPM],
     wasm_bindgen: false,
-    npm: &[],
+    npm: &[npm_projects::BENCH_AEDES],
     nats_server: false,
 };
 
@@ -296,7 +299,8 @@ mod tests {
     }
 
     /// Every Node project in the tree (a committed `package-lock.json`), so a new one cannot be
-    /// added without `cargo xtask test` installing it up front.
+    /// added without `cargo xtask test` (or, for the benchmark's peers, `cargo xtask bench`)
+    /// installing it up front.
     fn node_projects(dir: &Path, root: &Path, found: &mut Vec<String>) {
         let Ok(entries) = fs::read_dir(dir) else {
             return;
@@ -314,7 +318,7 @@ mod tests {
     }
 
     #[test]
-    fn the_test_command_installs_every_node_project_first() {
+    fn every_command_installs_its_node_projects_first() {
         let ws = Workspace::find().unwrap();
         let root = ws.path("");
         let mut found = Vec::new();
@@ -322,8 +326,8 @@ mod tests {
         assert!(found.len() >= 5, "found only {found:?}");
         for project in &found {
             assert!(
-                TEST.npm.contains(&project.as_str()),
-                "{project} is not installed by `cargo xtask test`'s prerequisites"
+                TEST.npm.contains(&project.as_str()) || BENCH.npm.contains(&project.as_str()),
+                "{project} is not installed by `cargo xtask test`'s or `bench`'s prerequisites"
             );
         }
         const { assert!(TEST.wasm_target && TEST.wasm_bindgen) };

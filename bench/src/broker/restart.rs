@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _, Result};
 
-use super::{free_port, spawn, BrokerKind, RunningBroker};
+use super::{free_port, spawn, RunningBroker};
 use crate::disk::DirUsage;
 
 /// How a broker is stopped before a restart.
@@ -91,7 +91,7 @@ impl RunningBroker {
         spawned: Instant,
         timeout: Duration,
     ) -> Result<(Option<Duration>, Duration, Option<Duration>)> {
-        let wants_line = self.kind != BrokerKind::Mosquitto;
+        let wants_line = !self.kind.is_peer();
         let (mut listening, mut accepting, mut ready_cpu) = (None, None, None);
         while (wants_line && listening.is_none()) || accepting.is_none() {
             self.check_alive()?;

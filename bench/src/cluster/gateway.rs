@@ -178,7 +178,8 @@ mod tests {
             binary: "/bin/true".into(),
             inflight: 100,
             max_queued: 1000,
-            mosquitto_nodelay: true,
+            protocol: aviary_protocol::ProtocolVersion::V3_1_1,
+            max_connections: 1000,
             durability: None,
             max_batch_ops: None,
         };

@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::fill::{self, Count, Counted, Fill, Filled};
 use super::grid::Grid;
 use super::{aviary_metrics, mib, Contestant, DurabilityArgs};
-use crate::broker::{BrokerKind, Restart, RunningBroker, Stop};
+use crate::broker::{Restart, RunningBroker, Stop};
 use crate::client::Endpoint;
 use crate::disk::{DirUsage, IoCounters};
 use crate::report::{self, Better};
@@ -116,7 +116,7 @@ async fn run_one(
 
     out.restart = Some(broker.restart(stop, timeout)?);
     out.rss_restarted_kib = broker.rss_kib().ok();
-    if broker.kind != BrokerKind::Mosquitto {
+    if !broker.kind.is_peer() {
         let names = ["aviary_retained_messages", "aviary_queued_messages"];
         let values = aviary_metrics(broker.http, &names).await?;
         out.metrics = Some((values[0], values[1]));

@@ -1,0 +1,287 @@
+//! The scenarios of the comparison, in the order they run, with their sizes from the command
+//! line; and `--quick`, which shrinks those sizes for a run of a few minutes.
+
+use aviary_protocol::QoS;
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+
+use crate::client::Transport;
+use crate::report;
+use crate::scenarios::FlowSpec;
+use crate::{Cli, Group, Kind, Scenario};
+
+/// Every scenario, in the order they run.
+pub(crate) fn scenarios(cli: &Cli) -> Vec<Scenario> {
+    let mut list = tcp_flows(cli);
+    list.extend(ws_flows(cli));
+    list.extend(latency_flows(cli));
+    list.extend(idle_scenarios(cli));
+    list
+}
+
+/// A flow over TCP on one topic, as fast as the window allows; scenarios change what differs.
+fn flow(publishers: usize, subscribers: usize, messages: u64, qos: QoS) -> FlowSpec {
+    FlowSpec {
+        publishers,
+        subscribers,
+        messages_per_publisher: messages,
+        qos,
+        pub_transport: Transport::Tcp,
+        sub_transport: Transport::Tcp,
+        per_publisher_topics: false,
+        rate: None,
+        record_latency: false,
+        persistent_subscribers: false,
+    }
+}
+
+/// A number for a title, with thousands separators.
+fn count(v: u64) -> String {
+    report::format_value(Some(v as f64), 0)
+}
+
+/// Point-to-point, fan-out and fan-in over TCP.
+fn tcp_flows(cli: &Cli) -> Vec<Scenario> {
+    let fan = cli.fan.max(1);
+    let mut list = vec![
+        Scenario {
+            group: Group::P2p,
+            title: format!("p2p TCP QoS 0, 1→1, {} msgs", count(cli.qos0_messages)),
+            kind: Kind::Flow(flow(1, 1, cli.qos0_messages, QoS::AtMostOnce)),
+        },
+        Scenario {
+            group: Group::P2p,
+            title: format!("p2p TCP QoS 1, 1→1, {} msgs", count(cli.qos1_messages)),
+            kind: Kind::Flow(flow(1, 1, cli.qos1_messages, QoS::AtLeastOnce)),
+        },
+        Scenario {
+            group: Group::FanOut,
+            title: format!(
+                "fan-out TCP QoS 0, 1→{fan}, {} msgs",
+                count(cli.fan_out_messages)
+            ),
+            kind: Kind::Flow(flow(1, fan, cli.fan_out_messages, QoS::AtMostOnce)),
+        },
+    ];
+    for (qos, total) in [
+        (QoS::AtMostOnce, cli.qos0_messages),
+        (QoS::AtLeastOnce, cli.qos1_messages),
+    ] {
+        let spec = FlowSpec {
+            per_publisher_topics: true,
+            ..flow(fan, 1, (total / fan as u64).max(1), qos)
+        };
+        list.push(Scenario {
+            group: Group::FanIn,
+            title: format!(
+                "fan-in TCP QoS {}, {fan}→1, {} msgs",
+                qos as u8,
+                count(spec.expected())
+            ),
+            kind: Kind::Flow(spec),
+        });
+    }
+    list
+}
+
+/// Over WebSocket: point-to-point QoS 0, fan-out, then QoS 1 within and across transports.
+fn ws_flows(cli: &Cli) -> Vec<Scenario> {
+    let fan = cli.fan.max(1);
+    let over = |from: Transport, to: Transport, spec: FlowSpec| FlowSpec {
+        pub_transport: from,
+        sub_transport: to,
+        ..spec
+    };
+    let ws = Transport::Ws;
+    let mut list = vec![
+        Scenario {
+            group: Group::Ws,
+            title: format!("p2p WS→WS QoS 0, 1→1, {} msgs", count(cli.qos0_messages)),
+            kind: Kind::Flow(over(ws, ws, flow(1, 1, cli.qos0_messages, QoS::AtMostOnce))),
+        },
+        Scenario {
+            group: Group::Ws,
+            title: format!(
+                "fan-out WS→WS QoS 0, 1→{fan}, {} msgs",
+                count(cli.fan_out_messages)
+            ),
+            kind: Kind::Flow(over(
+                ws,
+                ws,
+                flow(1, fan, cli.fan_out_messages, QoS::AtMostOnce),
+            )),
+        },
+    ];
+    for (from, to, messages) in [
+        (ws, ws, cli.qos1_messages),
+        (Transport::Tcp, ws, cli.cross_messages),
+        (ws, Transport::Tcp, cli.cross_messages),
+    ] {
+        list.push(Scenario {
+            group: Group::Ws,
+            title: format!(
+                "p2p {}→{} QoS 1, {} msgs",
+                from.name(),
+                to.name(),
+                count(messages)
+            ),
+            kind: Kind::Flow(over(from, to, flow(1, 1, messages, QoS::AtLeastOnce))),
+        });
+    }
+    list
+}
+
+/// Latency percentiles at a fixed rate, over TCP.
+fn latency_flows(cli: &Cli) -> Vec<Scenario> {
+    let rate = cli.rate.max(1);
+    [QoS::AtMostOnce, QoS::AtLeastOnce]
+        .into_iter()
+        .map(|qos| Scenario {
+            group: Group::Latency,
+            title: format!(
+                "latency TCP QoS {}, {} msg/s for {} s",
+                qos as u8,
+                count(u64::from(cli.rate)),
+                cli.latency_secs
+            ),
+            kind: Kind::Latency(FlowSpec {
+                rate: Some(rate),
+                record_latency: true,
+                ..flow(1, 1, u64::from(rate) * cli.latency_secs.max(1), qos)
+            }),
+        })
+        .collect()
+}
+
+/// Memory per idle connection over TCP and over WebSocket, and connections held.
+fn idle_scenarios(cli: &Cli) -> Vec<Scenario> {
+    let mut list = Vec::new();
+    if cli.idle_connections > 0 {
+        for transport in [Transport::Tcp, Transport::Ws] {
+            list.push(Scenario {
+                group: Group::Memory,
+                title: format!(
+                    "{} idle {} connections",
+                    count(cli.idle_connections as u64),
+                    transport.name()
+                ),
+                kind: Kind::Memory(cli.idle_connections, transport),
+            });
+        }
+    }
+    if cli.held_cap > 0 {
+        list.push(Scenario {
+            group: Group::Held,
+            title: format!("connections held (cap {})", count(cli.held_cap as u64)),
+            kind: Kind::Held(cli.held_cap),
+        });
+    }
+    list
+}
+
+/// `--quick`: sizes for a run of the whole default comparison (five broker columns, then the
+/// durability scenarios) in under three minutes on two cores, for every size the command
+/// line did not set itself. Enough to see that every scenario works on every broker; too
+/// small to quote.
+pub(crate) fn apply_quick(cli: &mut Cli, matches: &ArgMatches) {
+    let unset = |id: &str| matches.value_source(id) != Some(ValueSource::CommandLine);
+    if unset("qos0_messages") {
+        cli.qos0_messages = 10_000;
+    }
+    if unset("qos1_messages") {
+        cli.qos1_messages = 5_000;
+    }
+    if unset("fan") {
+        cli.fan = 10;
+    }
+    if unset("fan_out_messages") {
+        cli.fan_out_messages = 1_000;
+    }
+    if unset("cross_messages") {
+        cli.cross_messages = 2_000;
+    }
+    if unset("latency_secs") {
+        cli.latency_secs = 1;
+    }
+    if unset("idle_connections") {
+        cli.idle_connections = 500;
+    }
+    if unset("held_cap") {
+        cli.held_cap = 1_000;
+    }
+    if unset("timeout_secs") {
+        cli.timeout_secs = 20;
+    }
+    if unset("idle_secs") {
+        cli.idle_secs = 1;
+    }
+    if unset("repeat") {
+        cli.repeat = 1;
+    }
+    // The durability scenarios are part of the default run too.
+    let durability = &mut cli.durability;
+    if unset("durable_messages") {
+        durability.durable_messages = 20_000;
+    }
+    if unset("restart_retained") {
+        durability.restart_retained = 20_000;
+    }
+    if unset("restart_queued") {
+        durability.restart_queued = 5_000;
+    }
+    if unset("fill_timeout_secs") {
+        durability.fill_timeout_secs = 60;
+    }
+    if unset("steady_secs") {
+        durability.steady_secs = 10;
+    }
+    if unset("steady_sample_secs") {
+        durability.steady_sample_secs = 5;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn scenarios_come_in_group_order_with_their_sizes() {
+        let cli = Cli::parse_from(["aviary-bench"]);
+        let titles: Vec<String> = scenarios(&cli).into_iter().map(|s| s.title).collect();
+        assert_eq!(
+            titles,
+            [
+                "p2p TCP QoS 0, 1→1, 100,000 msgs",
+                "p2p TCP QoS 1, 1→1, 50,000 msgs",
+                "fan-out TCP QoS 0, 1→50, 10,000 msgs",
+                "fan-in TCP QoS 0, 50→1, 100,000 msgs",
+                "fan-in TCP QoS 1, 50→1, 50,000 msgs",
+                "p2p WS→WS QoS 0, 1→1, 100,000 msgs",
+                "fan-out WS→WS QoS 0, 1→50, 10,000 msgs",
+                "p2p WS→WS QoS 1, 50,000 msgs",
+                "p2p TCP→WS QoS 1, 10,000 msgs",
+                "p2p WS→TCP QoS 1, 10,000 msgs",
+                "latency TCP QoS 0, 2,000 msg/s for 5 s",
+                "latency TCP QoS 1, 2,000 msg/s for 5 s",
+                "5,000 idle TCP connections",
+                "5,000 idle WS connections",
+                "connections held (cap 15,000)",
+            ]
+        );
+    }
+
+    #[test]
+    fn quick_shrinks_only_what_the_command_line_left_alone() {
+        let args = ["aviary-bench", "--quick", "--fan", "7", "--repeat", "3"];
+        let matches = <Cli as clap::CommandFactory>::command().get_matches_from(args);
+        let mut cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
+        apply_quick(&mut cli, &matches);
+        assert_eq!(cli.qos0_messages, 10_000);
+        assert_eq!(cli.held_cap, 1_000);
+        assert_eq!(cli.fan, 7);
+        assert_eq!(cli.repeat, 3);
+        assert_eq!(cli.durability.steady_secs, 10);
+    }
+}
