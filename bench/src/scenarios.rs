@@ -173,6 +173,7 @@ pub(crate) async fn run_flow(
                 ByteString::from_static("bench/flow")
             },
             topic_per_message: false,
+            topics: None,
             retain: false,
             payload: params.payload,
             window: params.window,
