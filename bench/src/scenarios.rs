@@ -243,6 +243,7 @@ pub(crate) fn client_options(
         bind,
         small_buffers: false,
         persistent: false,
+        recv_buffer: None,
     }
 }
 
