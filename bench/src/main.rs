@@ -10,19 +10,28 @@
 //! with brokers of their own (Aviary in each store mode, Mosquitto with persistence), and add
 //! their own sections to the report.
 //!
+//! The growth curves (`--only growth`, in [`growth`]: routing cost against subscriptions,
+//! throughput against payload size) run after those, with every broker, each in a section
+//! and also as SVG charts.
+//!
 //! The cluster scenarios (`--only cluster`, in [`cluster`]) run only when asked for: they
 //! need nats-server and take minutes. They measure Aviary alone, a cluster of gateways over
 //! NATS JetStream against a single node, in a section of their own.
 
 mod broker;
+mod charts;
 mod client;
 mod cluster;
 mod disk;
 mod durability;
+mod growth;
 mod jobs;
+mod points;
 mod report;
 mod scenarios;
 mod table;
+#[cfg(test)]
+mod testkit;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,6 +44,7 @@ use crate::broker::{BrokerKind, BrokerSpec, RunningBroker};
 use crate::client::{Endpoint, Transport};
 use crate::cluster::ClusterArgs;
 use crate::durability::{DurabilityArgs, Parts};
+use crate::growth::GrowthArgs;
 use crate::jobs::PAYLOAD_HEADER;
 use crate::report::Report;
 use crate::scenarios::{FlowResult, FlowSpec, IdleResult, Params};
@@ -125,6 +135,8 @@ struct Cli {
     durability: DurabilityArgs,
     #[command(flatten)]
     cluster: ClusterArgs,
+    #[command(flatten)]
+    growth: GrowthArgs,
 }
 
 /// The MQTT version of the load.
@@ -163,6 +175,12 @@ enum Group {
     DurabilityRestart,
     /// Store size sampled under a steady load.
     DurabilitySteady,
+    /// Both growth curves below.
+    Growth,
+    /// Broker CPU per publish and throughput against 1k to 100k (or 1M) subscriptions.
+    GrowthSubscriptions,
+    /// QoS 1 throughput against payload size, 16 B to 1 MiB.
+    GrowthPayload,
     /// Cluster mode against a single node: cross-node throughput, latency, takeover and
     /// session resume (only when named: needs nats-server).
     Cluster,
@@ -262,6 +280,11 @@ async fn main() -> Result<()> {
     let parts = Parts::chosen(&cli.only);
     if parts.any() {
         report.sections = durability::run(&cli.durability, parts, &specs, &params, repeat).await;
+    }
+    let curves = growth::Parts::chosen(&cli.only);
+    if curves.subscriptions || curves.payload {
+        let sections = growth::run(&cli.growth, curves, &specs, &params, repeat).await;
+        report.sections.extend(sections);
     }
     if cli.only.contains(&Group::Cluster) {
         match specs.iter().find(|s| s.kind == BrokerKind::Aviary) {
