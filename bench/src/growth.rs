@@ -206,6 +206,6 @@ mod tests {
         assert_eq!(Parts::chosen(&[Group::Growth]), both);
         let payload = Parts::chosen(&[Group::GrowthPayload]);
         assert!(payload.payload && !payload.subscriptions);
-        assert_eq!(Parts::chosen(&[Group::P2p]), Parts::default());
+        assert_eq!(Parts::chosen(&[Group::SlowConsumer]), Parts::default());
     }
 }

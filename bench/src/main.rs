@@ -11,8 +11,9 @@
 //! their own sections to the report.
 //!
 //! The growth curves (`--only growth`, in [`growth`]: routing cost against subscriptions,
-//! throughput against payload size) run after those, with every broker, each in a section
-//! and also as SVG charts.
+//! throughput against payload size) and the slow-consumer scenario (`--only slow-consumer`,
+//! in [`slow`]) run after those, with every broker, each in a section and the curves also as
+//! SVG charts.
 //!
 //! The cluster scenarios (`--only cluster`, in [`cluster`]) run only when asked for: they
 //! need nats-server and take minutes. They measure Aviary alone, a cluster of gateways over
@@ -29,6 +30,7 @@ mod jobs;
 mod points;
 mod report;
 mod scenarios;
+mod slow;
 mod table;
 #[cfg(test)]
 mod testkit;
@@ -48,6 +50,7 @@ use crate::growth::GrowthArgs;
 use crate::jobs::PAYLOAD_HEADER;
 use crate::report::Report;
 use crate::scenarios::{FlowResult, FlowSpec, IdleResult, Params};
+use crate::slow::SlowArgs;
 use crate::table::{footnotes, load_average, preamble, rows, summary};
 
 /// Compare Aviary with Mosquitto on the same machine, in the same run.
@@ -137,6 +140,8 @@ struct Cli {
     cluster: ClusterArgs,
     #[command(flatten)]
     growth: GrowthArgs,
+    #[command(flatten)]
+    slow: SlowArgs,
 }
 
 /// The MQTT version of the load.
@@ -181,6 +186,8 @@ enum Group {
     GrowthSubscriptions,
     /// QoS 1 throughput against payload size, 16 B to 1 MiB.
     GrowthPayload,
+    /// The others' throughput beside a subscriber that stops reading.
+    SlowConsumer,
     /// Cluster mode against a single node: cross-node throughput, latency, takeover and
     /// session resume (only when named: needs nats-server).
     Cluster,
@@ -285,6 +292,10 @@ async fn main() -> Result<()> {
     if curves.subscriptions || curves.payload {
         let sections = growth::run(&cli.growth, curves, &specs, &params, repeat).await;
         report.sections.extend(sections);
+    }
+    if cli.only.is_empty() || cli.only.contains(&Group::SlowConsumer) {
+        let section = slow::run(&cli.slow, &specs, &params, repeat).await;
+        report.sections.push(section);
     }
     if cli.only.contains(&Group::Cluster) {
         match specs.iter().find(|s| s.kind == BrokerKind::Aviary) {
