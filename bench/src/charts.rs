@@ -70,8 +70,10 @@ fn render(
     if x_max <= x_min {
         x_max = x_min + 1.0;
     }
-    // Zero at the bottom, so a flat curve looks flat and not like noise blown up.
-    let y_top = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
+    // Zero at the bottom, so a flat curve looks flat and not like noise blown up; the top a
+    // round number of five round steps.
+    let step = nice_step(y_max * 1.05 / 5.0);
+    let y_top = step * 5.0;
     let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
     let sx = |x: f64| ((fx(x) - x_min) / (x_max - x_min)).mul_add(plot_w, LEFT);
     let sy = |y: f64| (y / y_top).mul_add(-plot_h, TOP + plot_h);
@@ -152,6 +154,19 @@ fn render(
     out
 }
 
+/// The smallest 1, 2, 2.5 or 5 times a power of ten that is at least `v` (1 for nothing).
+fn nice_step(v: f64) -> f64 {
+    if !(v.is_finite() && v > 0.0) {
+        return 1.0;
+    }
+    let power = 10f64.powf(v.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|s| *s >= v * (1.0 - 1e-9));
+    step.unwrap_or(10.0 * power)
+}
+
 /// A tick label: 1k, 1M, 64Ki, 1Mi for round big numbers, else up to two decimals.
 fn short(v: f64) -> String {
     let units = [(1e6, "M"), (1e3, "k"), (1_048_576.0, "Mi"), (1024.0, "Ki")];
@@ -195,6 +210,15 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains("A &lt;exact&gt;"));
         assert!(svg.contains(">1k<") && svg.contains(">100k<"));
+    }
+
+    #[test]
+    fn steps_are_round() {
+        assert_eq!(nice_step(4.3), 5.0);
+        assert_eq!(nice_step(0.9), 1.0);
+        assert_eq!(nice_step(2.2), 2.5);
+        assert_eq!(nice_step(80_000.0), 100_000.0);
+        assert_eq!(nice_step(0.0), 1.0);
     }
 
     #[test]
