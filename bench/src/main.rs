@@ -182,7 +182,7 @@ enum Group {
     DurabilitySteady,
     /// Both growth curves below.
     Growth,
-    /// Broker CPU per publish and throughput against 1k to 100k (or 1M) subscriptions.
+    /// Broker CPU per publish and throughput against 1k to 1M subscriptions.
     GrowthSubscriptions,
     /// QoS 1 throughput against payload size, 16 B to 1 MiB.
     GrowthPayload,

@@ -167,8 +167,8 @@ pub(super) async fn curve(
         for round in 1..=repeat.max(1) {
             for (s, spec) in specs.iter().enumerate() {
                 eprintln!(
-                    "==> [growth] {} B payloads, {} QoS 1 msgs on {} (run {round}/{repeat})",
-                    count(size as usize),
+                    "==> [growth] {} payloads, {} QoS 1 msgs on {} (run {round}/{repeat})",
+                    size_label(size),
                     count(messages as usize),
                     spec.kind
                 );
@@ -179,7 +179,7 @@ pub(super) async fn curve(
             }
         }
         for (s, spec) in specs.iter().enumerate() {
-            let keys = vec![format!("{} B", count(size as usize)), spec.kind.to_string()];
+            let keys = vec![size_label(size), spec.kind.to_string()];
             let medians = table.push(keys, &runs[s]);
             series[s].1.extend(medians[2].map(|v| (f64::from(size), v)));
         }
@@ -209,6 +209,15 @@ pub(super) async fn curve(
     )
 }
 
+/// A payload size for the table: `16 B`, `4 KiB`, `1 MiB`, or bytes when not a round size.
+fn size_label(size: u32) -> String {
+    match size {
+        s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{} MiB", s >> 20),
+        s if s >= 1 << 10 && s % (1 << 10) == 0 => format!("{} KiB", s >> 10),
+        s => format!("{} B", count(s as usize)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +230,14 @@ mod tests {
         assert_eq!(messages_for(65_536, budget, 20_000), 4_096);
         assert_eq!(messages_for(1 << 20, budget, 20_000), 256);
         assert_eq!(messages_for(1 << 20, 1 << 20, 20_000), 100);
+    }
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(size_label(16), "16 B");
+        assert_eq!(size_label(4_096), "4 KiB");
+        assert_eq!(size_label(1 << 20), "1 MiB");
+        assert_eq!(size_label(1_500), "1,500 B");
     }
 
     /// 16 B and 64 KiB payloads, a few hundred messages each: all delivered, none lost.
