@@ -93,23 +93,56 @@ fn flow_of(run: &Run) -> Option<&FlowResult> {
     run.as_ref().ok().map(|(flow, _)| flow)
 }
 
+/// The three runs of a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// The N - 1 readers alone: the baseline the bar is measured against.
+    Alone,
+    /// All N subscribers reading: the broker does the same work per message as with a slow
+    /// one (a delivery or a queue entry per subscriber), so this baseline tells the cost of
+    /// that work from any harm the slow one does.
+    AllReading,
+    /// The N - 1 readers beside one subscriber that never reads.
+    WithSlow,
+}
+
+impl Variant {
+    /// Subscribers that read, of `n`.
+    fn readers(self, n: usize) -> usize {
+        match self {
+            Self::AllReading => n,
+            Self::Alone | Self::WithSlow => n - 1,
+        }
+    }
+
+    /// For the notes.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Alone => "readers alone",
+            Self::AllReading => "all reading",
+            Self::WithSlow => "with a slow one",
+        }
+    }
+}
+
 /// The table's metric columns, in [`measure`]'s order.
-const COLUMNS: [Column; 6] = [
-    Column::up("baseline, msg/s", 0),
-    Column::up("with a slow one, msg/s", 0),
-    Column::up("with / baseline, %", 1),
-    Column::down("lost, baseline", 0),
-    Column::down("lost, with a slow one", 0),
+const COLUMNS: [Column; 7] = [
+    Column::up("per reader, N-1 alone, msg/s", 0),
+    Column::up("per reader, all N reading, msg/s", 0),
+    Column::up("per reader, with a slow one, msg/s", 0),
+    Column::up("with a slow one / N-1 alone, %", 1),
+    Column::up("with a slow one / all N reading, %", 1),
+    Column::down("readers' loss, all runs", 0),
     Column::down("broker RSS after the slow run, MiB", 1),
 ];
 
-/// One run of one flow on a fresh broker: what the readers got, the broker's RSS at the end,
-/// or why there is nothing.
+/// One run of one variant on a fresh broker: what the readers got, the broker's RSS at the
+/// end, or why there is nothing.
 async fn run_once(
     spec: &BrokerSpec,
     args: &SlowArgs,
+    variant: Variant,
     qos: QoS,
-    with_slow: bool,
     params: &Params,
 ) -> Run {
     let mut broker = RunningBroker::start(spec).map_err(|e| format!("{e:#}"))?;
@@ -117,7 +150,8 @@ async fn run_once(
         tcp: broker.mqtt,
         ws_url: broker.ws_url.clone(),
     };
-    let readers = args.slow_subscribers.max(2) - 1;
+    let readers = variant.readers(args.slow_subscribers.max(2));
+    let with_slow = variant == Variant::WithSlow;
     let run = run_point(
         &endpoint,
         readers,
@@ -139,35 +173,39 @@ async fn run_once(
     Ok((flow, rss))
 }
 
-/// One round: the baseline, then the run with a slow subscriber, as table values.
-fn measure(baseline: &Run, slow: &Run) -> Measure {
-    let base_rate = flow_of(baseline).and_then(FlowResult::rate);
-    let slow_rate = flow_of(slow).and_then(FlowResult::rate);
+/// One round's three runs (in [`Variant`]'s order) as table values.
+fn measure(n: usize, runs: &[(Variant, Run); 3]) -> Measure {
+    // Deliveries per second per reading subscriber, so runs with N - 1 and N readers compare.
+    let per_reader =
+        |(variant, run): &(Variant, Run)| Some(flow_of(run)?.rate()? / variant.readers(n) as f64);
+    let [alone, all, slow] = runs.each_ref().map(per_reader);
+    let percent = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b * 100.0);
     let mut notes = Vec::new();
-    for (name, run) in [("baseline", baseline), ("with a slow one", slow)] {
+    let mut lost = Some(0.0);
+    for (variant, run) in runs {
         match run {
-            Err(e) => notes.push(format!("{name}: {e}")),
+            Err(e) => notes.push(format!("{}: {e}", variant.name())),
             Ok((flow, _)) => {
                 if flow.timed_out {
-                    notes.push(format!("{name}: timed out"));
+                    notes.push(format!("{}: timed out", variant.name()));
                 }
                 if let Some(e) = flow.errors.first() {
-                    notes.push(format!("{name}: {e}"));
+                    notes.push(format!("{}: {e}", variant.name()));
                 }
             }
         }
+        lost = lost.zip(flow_of(run)).map(|(sum, f)| sum + f.lost() as f64);
     }
+    let rss = runs[2].1.as_ref().ok().and_then(|(_, rss)| *rss);
     Measure {
         values: vec![
-            base_rate,
-            slow_rate,
-            base_rate.zip(slow_rate).map(|(b, s)| s / b * 100.0),
-            flow_of(baseline).map(|f| f.lost() as f64),
-            flow_of(slow).map(|f| f.lost() as f64),
-            slow.as_ref()
-                .ok()
-                .and_then(|(_, rss)| *rss)
-                .map(|kib| kib as f64 / 1024.0),
+            alone,
+            all,
+            slow,
+            percent(slow, alone),
+            percent(slow, all),
+            lost,
+            rss.map(|kib| kib as f64 / 1024.0),
         ],
         note: (!notes.is_empty()).then(|| notes.join("; ")),
     }
@@ -200,31 +238,37 @@ pub(crate) async fn run(
                     args.slow_subscribers.max(2),
                     spec.kind
                 );
-                let baseline = run_once(spec, args, qos, false, &params).await;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let slow = run_once(spec, args, qos, true, &params).await;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let measure = measure(&baseline, &slow);
+                let mut round_runs = [Variant::Alone, Variant::AllReading, Variant::WithSlow]
+                    .map(|variant| (variant, Err(String::new())));
+                for (variant, run) in &mut round_runs {
+                    *run = run_once(spec, args, *variant, qos, &params).await;
+                    // Let sockets close and the CPU cool down before the next broker starts.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                let measure = measure(args.slow_subscribers.max(2), &round_runs);
                 eprintln!("    {}", measure.summary(&COLUMNS));
                 runs[s].push(measure);
             }
         }
         for (s, spec) in specs.iter().enumerate() {
             let medians = table.push(vec![level.to_string(), spec.kind.to_string()], &runs[s]);
-            verdicts.push(verdict(&spec.kind.to_string(), level, medians[2]));
+            verdicts.push(verdict(&spec.kind.to_string(), level, medians[3]));
         }
     }
-    let readers = args.slow_subscribers.max(2) - 1;
+    let n = args.slow_subscribers.max(2);
     format!(
-        "## Slow consumer\n\nEach run: a fresh broker, one publisher sending {messages} \
-         messages of {payload} B on one topic to {readers} subscribers that read as fast as \
-         they can; in the slow run a further subscriber (4 KiB socket receive buffer) \
-         subscribes first and then never reads its socket, keeping the connection open. \
-         Throughput is the readers' deliveries per second, first to last delivery, with their \
-         loss beside it; the bar: with a slow one ≥ 90 % of the baseline. Median of {repeat} \
-         round(s), each a baseline and a slow run per broker, brokers alternating.\n\n{}\n{}\n",
+        "## Slow consumer\n\nEach round, per broker, three runs on fresh brokers: one publisher \
+         sends {messages} messages of {payload} B on one topic (a) to {readers} subscribers that \
+         read as fast as they can, (b) to all {n} reading, (c) to the {readers} readers and one \
+         more subscriber (4 KiB socket receive buffer) that subscribes first and then never \
+         reads its socket, keeping the connection open. Throughput is per reading subscriber, \
+         deliveries per second first to last delivery, with the readers' loss beside it. The \
+         bar: (c) ≥ 90 % of (a), the readers alone. (b) does the same work per message as (c) \
+         (a delivery, or a queue entry, per subscriber), so (c) / (b) tells that work from any \
+         harm the slow one does. Median of {repeat} round(s), brokers alternating.\n\n{}\n{}\n",
         table.to_markdown(),
         verdicts.join("\n"),
+        readers = n - 1,
         messages = format_value(Some(args.slow_messages as f64), 0),
         payload = args.slow_payload,
     )
@@ -233,10 +277,13 @@ pub(crate) async fn run(
 /// Whether the readers kept within 10 % of their baseline, in a line.
 fn verdict(broker: &str, qos: u8, ratio_percent: Option<f64>) -> String {
     match ratio_percent {
-        Some(r) if r >= 90.0 => {
-            format!("- {broker}, QoS {qos}: {r:.1} % of baseline: within 10 %.")
-        }
-        Some(r) => format!("- {broker}, QoS {qos}: {r:.1} % of baseline: NOT within 10 %."),
+        Some(r) if r >= 90.0 => format!(
+            "- {broker}, QoS {qos}: the readers kept {r:.1} % of their rate alone: within 10 %."
+        ),
+        Some(r) => format!(
+            "- {broker}, QoS {qos}: the readers kept {r:.1} % of their rate alone: NOT within \
+             10 %."
+        ),
         None => format!("- {broker}, QoS {qos}: not measured (see the notes)."),
     }
 }
@@ -251,6 +298,29 @@ mod tests {
         assert!(verdict("Aviary", 1, Some(95.0)).ends_with("within 10 %."));
         assert!(verdict("Aviary", 1, Some(80.0)).contains("NOT"));
         assert!(verdict("Aviary", 0, None).contains("not measured"));
+    }
+
+    #[test]
+    fn rates_compare_per_reader() {
+        let flow = |delivered: u64, expected: u64| FlowResult {
+            expected,
+            delivered,
+            span: Duration::from_secs(1),
+            ..FlowResult::default()
+        };
+        let runs = [
+            (Variant::Alone, Ok((flow(400, 400), None))),
+            (Variant::AllReading, Ok((flow(400, 500), None))),
+            (Variant::WithSlow, Ok((flow(360, 400), Some(2048)))),
+        ];
+        let measure = measure(5, &runs);
+        let v = &measure.values;
+        assert_eq!(&v[..3], [Some(100.0), Some(80.0), Some(90.0)]);
+        assert_eq!(v[3], Some(90.0));
+        assert_eq!(v[4], Some(112.5));
+        assert_eq!(v[5], Some(140.0));
+        assert_eq!(v[6], Some(2.0));
+        assert_eq!(measure.note, None);
     }
 
     /// Three subscribers, one of them never reading: the two readers get every message,
