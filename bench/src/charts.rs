@@ -42,6 +42,78 @@ pub(crate) fn line_chart(
     std::fs::write(path, svg).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Where data goes on the drawing: the axes' ranges and the plot area.
+struct Frame {
+    log_x: bool,
+    x_min: f64,
+    x_max: f64,
+    y_top: f64,
+}
+
+/// The plot area's size.
+const PLOT_W: f64 = WIDTH - LEFT - RIGHT;
+const PLOT_H: f64 = HEIGHT - TOP - BOTTOM;
+
+impl Frame {
+    /// A frame that holds every drawable point of `series`.
+    fn of(series: &[(String, Vec<(f64, f64)>)], log_x: bool) -> Self {
+        let mut frame = Self {
+            log_x,
+            x_min: f64::INFINITY,
+            x_max: f64::NEG_INFINITY,
+            y_top: 0.0,
+        };
+        let mut y_max: f64 = 0.0;
+        for &(x, y) in series
+            .iter()
+            .flat_map(|(_, p)| p)
+            .filter(|p| drawable(log_x, p))
+        {
+            frame.x_min = frame.x_min.min(frame.fx(x));
+            frame.x_max = frame.x_max.max(frame.fx(x));
+            y_max = y_max.max(y);
+        }
+        if !frame.x_min.is_finite() {
+            (frame.x_min, frame.x_max) = (0.0, 1.0);
+        }
+        if frame.x_max <= frame.x_min {
+            frame.x_max = frame.x_min + 1.0;
+        }
+        // Zero at the bottom, so a flat curve looks flat and not like noise blown up; the
+        // top five round steps up.
+        frame.y_top = nice_step(y_max * 1.05 / 5.0) * 5.0;
+        frame
+    }
+
+    /// Whether a point can be drawn in this frame.
+    fn drawable(&self, point: &(f64, f64)) -> bool {
+        drawable(self.log_x, point)
+    }
+
+    fn fx(&self, x: f64) -> f64 {
+        if self.log_x {
+            x.log10()
+        } else {
+            x
+        }
+    }
+
+    /// Drawing coordinates of a data x.
+    fn x(&self, x: f64) -> f64 {
+        ((self.fx(x) - self.x_min) / (self.x_max - self.x_min)).mul_add(PLOT_W, LEFT)
+    }
+
+    /// Drawing coordinates of a data y.
+    fn y(&self, y: f64) -> f64 {
+        (y / self.y_top).mul_add(-PLOT_H, TOP + PLOT_H)
+    }
+}
+
+/// Finite, and on a log axis positive.
+fn drawable(log_x: bool, &(x, y): &(f64, f64)) -> bool {
+    x.is_finite() && y.is_finite() && (!log_x || x > 0.0)
+}
+
 /// The chart as an SVG document.
 fn render(
     title: &str,
@@ -50,34 +122,7 @@ fn render(
     series: &[(String, Vec<(f64, f64)>)],
     log_x: bool,
 ) -> String {
-    let fx = |x: f64| if log_x { x.log10() } else { x };
-    let points = || {
-        series
-            .iter()
-            .flat_map(|(_, p)| p.iter().copied())
-            .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_x || *x > 0.0))
-    };
-    let (mut x_min, mut x_max) = (f64::INFINITY, f64::NEG_INFINITY);
-    let mut y_max: f64 = 0.0;
-    for (x, y) in points() {
-        x_min = x_min.min(fx(x));
-        x_max = x_max.max(fx(x));
-        y_max = y_max.max(y);
-    }
-    if !x_min.is_finite() {
-        (x_min, x_max) = (0.0, 1.0);
-    }
-    if x_max <= x_min {
-        x_max = x_min + 1.0;
-    }
-    // Zero at the bottom, so a flat curve looks flat and not like noise blown up; the top a
-    // round number of five round steps.
-    let step = nice_step(y_max * 1.05 / 5.0);
-    let y_top = step * 5.0;
-    let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
-    let sx = |x: f64| ((fx(x) - x_min) / (x_max - x_min)).mul_add(plot_w, LEFT);
-    let sy = |y: f64| (y / y_top).mul_add(-plot_h, TOP + plot_h);
-
+    let frame = Frame::of(series, log_x);
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
          viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-family=\"sans-serif\" font-size=\"12\">\n\
@@ -86,52 +131,13 @@ fn render(
         WIDTH / 2.0,
         escape(title)
     );
-    let (x0, y0) = (LEFT, TOP + plot_h);
-    let _ = writeln!(
-        out,
-        "<path d=\"M{x0} {TOP} V{y0} H{}\" stroke=\"black\" fill=\"none\"/>",
-        LEFT + plot_w
-    );
-    // y ticks: five steps from zero.
-    for i in 0..=5 {
-        let y = y_top * f64::from(i) / 5.0;
-        let _ = writeln!(
-            out,
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            LEFT - 6.0,
-            sy(y) + 4.0,
-            short(y)
-        );
-    }
-    // x ticks: one at every x some series has.
-    let mut xs: Vec<f64> = points().map(|(x, _)| x).collect();
-    xs.sort_by(f64::total_cmp);
-    xs.dedup();
-    for x in xs {
-        let _ = writeln!(
-            out,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-            sx(x),
-            y0 + 18.0,
-            short(x)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n\
-         <text transform=\"translate(18 {}) rotate(-90)\" text-anchor=\"middle\">{}</text>",
-        LEFT + plot_w / 2.0,
-        HEIGHT - 16.0,
-        escape(x_label),
-        TOP + plot_h / 2.0,
-        escape(y_label)
-    );
+    axes(&mut out, &frame, series, x_label, y_label);
     for (i, (name, data)) in series.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let line: Vec<String> = data
             .iter()
-            .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_x || *x > 0.0))
-            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+            .filter(|p| frame.drawable(p))
+            .map(|&(x, y)| format!("{:.1},{:.1}", frame.x(x), frame.y(y)))
             .collect();
         let _ = writeln!(
             out,
@@ -141,10 +147,9 @@ fn render(
         let ly = 16.0f64.mul_add(i as f64, TOP);
         let _ = writeln!(
             out,
-            "<rect x=\"{}\" y=\"{}\" width=\"14\" height=\"4\" fill=\"{colour}\"/>\
+            "<rect x=\"{}\" y=\"{ly}\" width=\"14\" height=\"4\" fill=\"{colour}\"/>\
              <text x=\"{}\" y=\"{}\">{}</text>",
             WIDTH - RIGHT + 16.0,
-            ly,
             WIDTH - RIGHT + 36.0,
             ly + 5.0,
             escape(name)
@@ -152,6 +157,59 @@ fn render(
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// The axes, their ticks (five round steps on y, every x the data has) and labels.
+fn axes(
+    out: &mut String,
+    frame: &Frame,
+    series: &[(String, Vec<(f64, f64)>)],
+    x_label: &str,
+    y_label: &str,
+) {
+    let bottom = TOP + PLOT_H;
+    let _ = writeln!(
+        out,
+        "<path d=\"M{LEFT} {TOP} V{bottom} H{}\" stroke=\"black\" fill=\"none\"/>",
+        LEFT + PLOT_W
+    );
+    for i in 0..=5 {
+        let y = frame.y_top * f64::from(i) / 5.0;
+        let _ = writeln!(
+            out,
+            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            LEFT - 6.0,
+            frame.y(y) + 4.0,
+            short(y)
+        );
+    }
+    let mut xs: Vec<f64> = series
+        .iter()
+        .flat_map(|(_, p)| p)
+        .filter(|p| frame.drawable(p))
+        .map(|(x, _)| *x)
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    for x in xs {
+        let _ = writeln!(
+            out,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            frame.x(x),
+            bottom + 18.0,
+            short(x)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n\
+         <text transform=\"translate(18 {}) rotate(-90)\" text-anchor=\"middle\">{}</text>",
+        LEFT + PLOT_W / 2.0,
+        HEIGHT - 16.0,
+        escape(x_label),
+        TOP + PLOT_H / 2.0,
+        escape(y_label)
+    );
 }
 
 /// The smallest 1, 2, 2.5 or 5 times a power of ten that is at least `v` (1 for nothing).

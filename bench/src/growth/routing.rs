@@ -58,6 +58,9 @@ fn measure_point(result: &PointResult) -> Measure {
     }
 }
 
+/// The filter shapes, one curve per broker each.
+const SHAPES: [Filters; 2] = [Filters::Exact, Filters::Wildcard];
+
 /// The routing-cost curve: every point on every broker, `repeat` rounds; the section.
 pub(super) async fn curve(
     args: &GrowthArgs,
@@ -69,14 +72,13 @@ pub(super) async fn curve(
         &["Subscriptions", "Filters", "Broker"],
         &SUBSCRIPTION_COLUMNS,
     );
-    let shapes = [Filters::Exact, Filters::Wildcard];
-    let curves = specs.len() * shapes.len();
-    let mut cpu: Vec<Vec<(f64, f64)>> = vec![Vec::new(); curves];
-    let mut rate: Vec<Vec<(f64, f64)>> = vec![Vec::new(); curves];
-    // Per curve, the point at which setup failed: larger ones would fail alike, slower.
-    let mut failed_at: Vec<Option<usize>> = vec![None; curves];
+    // Per shape and broker: the chart's points, and the point at which setup failed (larger
+    // ones would fail alike, only slower).
+    let mut cpu = vec![vec![Vec::new(); specs.len()]; SHAPES.len()];
+    let mut rate = cpu.clone();
+    let mut failed_at = vec![vec![None; specs.len()]; SHAPES.len()];
     for n in subscription_points(args.subscriptions_max) {
-        for (f, &filters) in shapes.iter().enumerate() {
+        for (f, &filters) in SHAPES.iter().enumerate() {
             let point = Point {
                 subscriptions: n,
                 filters,
@@ -85,49 +87,84 @@ pub(super) async fn curve(
                 messages: args.growth_messages.max(1),
                 setup_timeout: Duration::from_secs(args.setup_timeout_secs.max(1)),
             };
-            let mut runs: Vec<Vec<Measure>> = vec![Vec::new(); specs.len()];
-            for round in 1..=repeat.max(1) {
-                for (s, spec) in specs.iter().enumerate() {
-                    let curve = s * shapes.len() + f;
-                    if let Some(at) = failed_at[curve] {
-                        let why = format!("not run: setup failed at {} subscriptions", count(at));
-                        runs[s].push(failed(SUBSCRIPTION_COLUMNS.len(), why));
-                        continue;
-                    }
-                    let title = format!("{} {} subscriptions", count(n), filters.name());
-                    eprintln!(
-                        "==> [growth] {title} on {} (run {round}/{repeat})",
-                        spec.kind
-                    );
-                    let measure = run_subscriptions_point(spec, &point, params).await;
-                    eprintln!("    {}", measure.summary(&SUBSCRIPTION_COLUMNS));
-                    if measure.values[0].is_none() {
-                        failed_at[curve] = Some(n);
-                    }
-                    runs[s].push(measure);
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
+            let runs = rounds(&point, specs, params, repeat, &mut failed_at[f]).await;
             for (s, spec) in specs.iter().enumerate() {
                 let keys = vec![count(n), filters.name().to_owned(), spec.kind.to_string()];
                 let medians = table.push(keys, &runs[s]);
-                let curve = s * shapes.len() + f;
-                cpu[curve].extend(medians[2].map(|v| (n as f64, v)));
-                rate[curve].extend(medians[3].map(|v| (n as f64, v)));
+                cpu[f][s].extend(medians[2].map(|v| (n as f64, v)));
+                rate[f][s].extend(medians[3].map(|v| (n as f64, v)));
             }
         }
     }
-    let names: Vec<String> = specs
-        .iter()
-        .flat_map(|spec| shapes.map(|f| format!("{} {}", spec.kind, f.name())))
-        .collect();
-    let charts = [
+    let charts = charts(args, specs, cpu, rate);
+    section(
+        "Growth: routing cost against subscriptions",
+        &intro(args, params, repeat),
+        &table,
+        &charts,
+    )
+}
+
+/// `repeat` rounds of one point, brokers alternating within each; per broker, its runs. A
+/// broker whose setup failed at a smaller point (`failed_at`) is not run again.
+async fn rounds(
+    point: &Point,
+    specs: &[BrokerSpec],
+    params: &Params,
+    repeat: usize,
+    failed_at: &mut [Option<usize>],
+) -> Vec<Vec<Measure>> {
+    let n = point.subscriptions;
+    let mut runs: Vec<Vec<Measure>> = vec![Vec::new(); specs.len()];
+    for round in 1..=repeat.max(1) {
+        for (s, spec) in specs.iter().enumerate() {
+            if let Some(at) = failed_at[s] {
+                let why = format!("not run: setup failed at {} subscriptions", count(at));
+                runs[s].push(failed(SUBSCRIPTION_COLUMNS.len(), why));
+                continue;
+            }
+            let title = format!("{} {} subscriptions", count(n), point.filters.name());
+            eprintln!(
+                "==> [growth] {title} on {} (run {round}/{repeat})",
+                spec.kind
+            );
+            let measure = run_subscriptions_point(spec, point, params).await;
+            eprintln!("    {}", measure.summary(&SUBSCRIPTION_COLUMNS));
+            if measure.values[0].is_none() {
+                failed_at[s] = Some(n);
+            }
+            runs[s].push(measure);
+            // Let sockets close and the CPU cool down before the next broker starts.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    runs
+}
+
+/// Draws the two charts (CPU per publish, throughput; a line per broker and shape) from
+/// points indexed by shape, then broker; the lines the section shows for them.
+fn charts(
+    args: &GrowthArgs,
+    specs: &[BrokerSpec],
+    cpu: Vec<Vec<Vec<(f64, f64)>>>,
+    rate: Vec<Vec<Vec<(f64, f64)>>>,
+) -> [String; 2] {
+    let lines = |points: Vec<Vec<Vec<(f64, f64)>>>| -> Vec<(String, Vec<(f64, f64)>)> {
+        let mut named = Vec::new();
+        for (f, per_broker) in points.into_iter().enumerate() {
+            for (spec, line) in specs.iter().zip(per_broker) {
+                named.push((format!("{} {}", spec.kind, SHAPES[f].name()), line));
+            }
+        }
+        named
+    };
+    [
         draw(
             &args.chart_dir.join("growth-subscriptions.svg"),
             "Broker CPU per publish against subscriptions",
             "subscriptions",
             "broker CPU per publish, µs",
-            names.iter().cloned().zip(cpu).collect(),
+            lines(cpu),
             true,
         ),
         draw(
@@ -135,33 +172,32 @@ pub(super) async fn curve(
             "Publish throughput against subscriptions",
             "subscriptions",
             "msg/s",
-            names.into_iter().zip(rate).collect(),
+            lines(rate),
             true,
         ),
-    ];
-    let intro = format!(
+    ]
+}
+
+/// What the section measured, said above its table.
+fn intro(args: &GrowthArgs, params: &Params, repeat: usize) -> String {
+    format!(
         "Each run: a fresh broker; {clients} clients subscribe (QoS 1, {per} filters per \
          SUBSCRIBE, all clients at once) to N filters: exact `dev/{{i}}/temp`, or wildcard \
          `dev/{{i}}/+` and `dev/{{i}}/#` alternating. Setup is from the first connect to the \
          last SUBACK. Then one publisher sends {messages} QoS 1 messages of {payload} B \
          (window {window}), message s to `dev/{{k}}/temp` with k = s × 7919 mod N: each matches \
          exactly one subscription, and they spread over all of them. Broker CPU per publish is \
-         the broker's user + system time (`/proc/PID/stat`) over the publishing phase divided \
-         by deliveries; it includes the PUBLISH in, its PUBACK, the delivery and its PUBACK, \
-         which cost the same at every point, so a flat curve means routing does not grow with \
-         subscriptions. Throughput is counted at the subscribers, first to last delivery, \
-         with the loss beside it. Median of {repeat} run(s), brokers alternating per point.",
+         the broker's user + system time (`/proc/PID/stat`, 10 ms ticks) over the publishing \
+         phase divided by deliveries; it includes the PUBLISH in, its PUBACK, the delivery and \
+         its PUBACK, which cost the same at every point, so a flat curve means routing does \
+         not grow with subscriptions. Throughput is counted at the subscribers, first to last \
+         delivery, with the loss beside it. Median of {repeat} run(s), brokers alternating per \
+         point.",
         clients = args.subscription_clients,
         per = args.filters_per_subscribe,
         messages = count(args.growth_messages as usize),
         payload = params.payload,
         window = params.window,
-    );
-    section(
-        "Growth: routing cost against subscriptions",
-        &intro,
-        &table,
-        &charts,
     )
 }
 
