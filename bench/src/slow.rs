@@ -265,12 +265,20 @@ pub(crate) async fn run(
          deliveries per second first to last delivery, with the readers' loss beside it. The \
          bar: (c) ≥ 90 % of (a), the readers alone. (b) does the same work per message as (c) \
          (a delivery, or a queue entry, per subscriber), so (c) / (b) tells that work from any \
-         harm the slow one does. Median of {repeat} round(s), brokers alternating.\n\n{}\n{}\n",
+         harm the slow one does. Median of {repeat} round(s), brokers alternating; the ratios \
+         are medians of each round's own ratio (a round's runs are paired), so they need not \
+         equal the ratio of the medians beside them. Both brokers may queue {queued} messages \
+         per client (`--max-queued`), so the slow one's backlog can hold the whole load: the \
+         RSS column shows what it costs.\n\n{}\n{}\n",
         table.to_markdown(),
         verdicts.join("\n"),
         readers = n - 1,
         messages = format_value(Some(args.slow_messages as f64), 0),
         payload = args.slow_payload,
+        queued = specs.first().map_or_else(
+            || "–".to_owned(),
+            |s| format_value(Some(s.max_queued as f64), 0)
+        ),
     )
 }
 
