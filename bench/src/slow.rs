@@ -4,7 +4,7 @@
 //!
 //! The slow subscriber connects with a 4 KiB receive buffer, so it pushes back on the broker
 //! after a few KiB instead of after the megabytes loopback autotuning would take in, and the
-//! load is far more than both sockets' buffers can hold (50,000 messages of 1 KiB by
+//! load is far more than both sockets' buffers can hold (200,000 messages of 1 KiB by
 //! default): what the broker does with the backlog (queue it, bounded, or drop it) decides
 //! whether the others notice. Every broker in `--brokers` runs the baseline and the slow run
 //! in each round, each in a fresh process; `--only slow-consumer`.
@@ -32,7 +32,7 @@ pub(crate) struct SlowArgs {
     #[arg(long, default_value_t = 5)]
     pub(crate) slow_subscribers: usize,
     /// Slow consumer: messages the one publisher sends.
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = 200_000)]
     pub(crate) slow_messages: u64,
     /// Slow consumer: payload size in bytes.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(16..=65536))]
