@@ -8,8 +8,9 @@
 //! default): what the broker does with the backlog (queue it, bounded, or drop it) decides
 //! whether the others notice. The brokers queue at most `--slow-max-queued` messages per
 //! client here (10,000, Aviary's default), as the design promises a slow subscriber a
-//! bounded queue. Every broker in `--brokers` runs the baseline and the slow run
-//! in each round, each in a fresh process; `--only slow-consumer`.
+//! bounded queue. In each round every broker in `--brokers` runs three flows, each in a
+//! fresh process: the readers alone, all N reading, and the readers beside the slow one;
+//! `--only slow-consumer`.
 
 use std::time::Duration;
 
