@@ -304,17 +304,19 @@ fn aviary_command(
         format!("\n[store]\ndurability = \"{}\"\n{batch}", mode.name())
     });
     // Queue limits as high as Mosquitto's (peers.rs); byte limit out of the way (Mosquitto's
-    // default is none). So are the limits that keep one address from taking every connection:
-    // the load comes from one address, thousands of connections at once, as Mosquitto takes
-    // them by default.
+    // default is none), and so is the packet size (Mosquitto's default is the protocol's
+    // 256 MiB; Aviary's 1 MiB would refuse the 1 MiB payloads of the payload curve). So are
+    // the limits that keep one address from taking every connection: the load comes from
+    // one address, thousands of connections at once, as Mosquitto takes them by default.
     fs::write(
         &config,
         format!(
             "data_dir = {data:?}\n\n[listen]\nmqtt = \"{mqtt}\"\nhttp = \"{ws}\"\n\n[mqtt]\n\
-             max_inflight = {}\nmax_queued_messages = {}\nmax_queued_bytes = {}\n\
+             max_packet_size = {}\nmax_inflight = {}\nmax_queued_messages = {}\nmax_queued_bytes = {}\n\
              max_connections = {UNLIMITED}\nmax_connections_per_address = {UNLIMITED}\n\
              max_connection_rate_per_address = 0\nmax_subscriptions_per_client = {UNLIMITED}\n\n\
              [http]\nmax_connections = {UNLIMITED}\n{store}",
+            aviary_protocol::MAX_PACKET_SIZE,
             spec.inflight,
             spec.max_queued,
             1u64 << 34,

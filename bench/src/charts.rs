@@ -156,13 +156,6 @@ pub(crate) fn bar_chart(
 /// Draws a line chart to `path`: one line (with a dot on each point) per series, in the
 /// given order, x on a logarithmic axis when `log_x` (say, for connection counts that double)
 /// and y from zero. Points with a non-positive x are left out of a logarithmic chart.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "for the growth curves (bench/src/growth*), landing separately"
-    )
-)]
 pub(crate) fn line_chart(
     path: &Path,
     title: &str,

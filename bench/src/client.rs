@@ -79,6 +79,10 @@ pub(crate) struct ClientOptions {
     /// Session Expiry Interval that never runs out (5.0). The broker then keeps the session
     /// and queues QoS 1/2 messages for it while the client is away.
     pub(crate) persistent: bool,
+    /// The socket's receive buffer (SO_RCVBUF), set before connecting: a subscriber that
+    /// stops reading then pushes back on the broker after a few KiB rather than after the
+    /// megabytes loopback autotuning would allow.
+    pub(crate) recv_buffer: Option<u32>,
 }
 
 type WsStream = WebSocketStream<TcpStream>;
@@ -246,6 +250,9 @@ async fn connect_inner(
         socket
             .bind(SocketAddr::new(ip, 0))
             .with_context(|| format!("cannot bind {ip}"))?;
+    }
+    if let Some(size) = options.recv_buffer {
+        socket.set_recv_buffer_size(size)?;
     }
     let stream = socket.connect(endpoint.tcp_for(transport)?).await?;
     // Both brokers set TCP_NODELAY too; without it small packets wait for Nagle.

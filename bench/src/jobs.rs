@@ -192,6 +192,9 @@ pub(crate) struct PublisherJob {
     /// Publish message `n` to `{topic}/{n}` instead, one topic per message (to fill a broker
     /// with retained messages).
     pub(crate) topic_per_message: bool,
+    /// Publish message `n` to `topics[n % len]` instead of `topic`: traffic spread over
+    /// many subscriptions (the routing-cost curve), `None` for the one topic.
+    pub(crate) topics: Option<Arc<[ByteString]>>,
     /// Set the RETAIN flag.
     pub(crate) retain: bool,
     /// Payload size in bytes.
@@ -301,10 +304,12 @@ impl PublisherJob {
                 payloads.put_u32(seq as u32);
                 payloads.put_u64(sent_ns);
                 payloads.put_bytes(0, self.payload.saturating_sub(PAYLOAD_HEADER));
-                let topic = if self.topic_per_message {
-                    format!("{}/{seq}", self.topic).into()
-                } else {
-                    self.topic.clone()
+                let topic = match &self.topics {
+                    Some(topics) if !topics.is_empty() => {
+                        topics[(seq % topics.len() as u64) as usize].clone()
+                    }
+                    _ if self.topic_per_message => format!("{}/{seq}", self.topic).into(),
+                    _ => self.topic.clone(),
                 };
                 let mut publish = Publish::new(topic, payloads.split().freeze());
                 publish.qos = self.qos;

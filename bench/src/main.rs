@@ -13,6 +13,11 @@
 //! with brokers of their own (Aviary in each store mode, Mosquitto with persistence), and add
 //! their own sections to the report.
 //!
+//! The growth curves (`--only growth`, in [`growth`]: routing cost against subscriptions,
+//! throughput against payload size) and the slow-consumer scenario (`--only slow-consumer`,
+//! in [`slow`]) run after those, with every broker, each in a section and the curves also as
+//! SVG charts.
+//!
 //! The cluster scenarios (`--only cluster`, in [`cluster`]) run only when asked for: they
 //! need nats-server and take minutes. They measure Aviary alone, a cluster of gateways over
 //! NATS JetStream against a single node, in a section of their own.
@@ -23,16 +28,21 @@ mod client;
 mod cluster;
 mod disk;
 mod durability;
+mod growth;
 mod jobs;
 mod lineup;
 mod plan;
+mod points;
 mod report;
 mod results;
 mod scenarios;
+mod slow;
 mod stats;
 mod table;
+#[cfg(test)]
+mod testkit;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -43,10 +53,12 @@ use crate::broker::{BrokerKind, BrokerSpec, RunningBroker};
 use crate::client::{Endpoint, Transport};
 use crate::cluster::ClusterArgs;
 use crate::durability::{DurabilityArgs, Parts};
+use crate::growth::GrowthArgs;
 use crate::jobs::PAYLOAD_HEADER;
 use crate::report::Report;
 use crate::results::RunId;
 use crate::scenarios::{FlowResult, FlowSpec, IdleResult, Params};
+use crate::slow::SlowArgs;
 use crate::table::{footnotes, load_average, preamble, rows, summary};
 
 /// Compare Aviary with its peers (Mosquitto, rumqttd, Aedes) on the same machine, in the same
@@ -155,6 +167,10 @@ struct Cli {
     durability: DurabilityArgs,
     #[command(flatten)]
     cluster: ClusterArgs,
+    #[command(flatten)]
+    growth: GrowthArgs,
+    #[command(flatten)]
+    slow: SlowArgs,
 }
 
 /// The MQTT version of the load.
@@ -206,6 +222,14 @@ enum Group {
     DurabilityRestart,
     /// Store size sampled under a steady load.
     DurabilitySteady,
+    /// Both growth curves below.
+    Growth,
+    /// Broker CPU per publish and throughput against 1k to 1M subscriptions.
+    GrowthSubscriptions,
+    /// QoS 1 throughput against payload size, 16 B to 1 MiB.
+    GrowthPayload,
+    /// The others' throughput beside a subscriber that stops reading.
+    SlowConsumer,
     /// Cluster mode against a single node: cross-node throughput, latency, takeover and
     /// session resume (only when named: needs nats-server).
     Cluster,
@@ -339,6 +363,19 @@ async fn main() -> Result<()> {
     if parts.any() {
         report.sections = durability::run(&cli.durability, parts, &specs, &params, repeat).await;
     }
+    let curves = growth::Parts::chosen(&cli.only);
+    if curves.subscriptions || curves.payload {
+        if cli.growth.chart_dir.is_none() {
+            let beside_report = cli.out.parent().map(Path::to_path_buf);
+            cli.growth.chart_dir = Some(beside_report.unwrap_or_default());
+        }
+        let sections = growth::run(&cli.growth, curves, &specs, &params, repeat).await;
+        report.sections.extend(sections);
+    }
+    if cli.only.is_empty() || cli.only.contains(&Group::SlowConsumer) {
+        let section = slow::run(&cli.slow, &specs, &params, repeat).await;
+        report.sections.push(section);
+    }
     if cli.only.contains(&Group::Cluster) {
         match specs.iter().find(|s| s.kind == BrokerKind::Aviary) {
             Some(aviary) => report
@@ -387,10 +424,7 @@ async fn run_one(spec: &BrokerSpec, scenario: &Scenario, params: &Params) -> Out
             cpu: None,
         };
     }
-    let params = &Params {
-        keep_alive: broker::keep_alive(spec.kind),
-        ..params.clone()
-    };
+    let params = &params.for_broker(spec.kind);
     let mut broker = match RunningBroker::start(spec) {
         Ok(broker) => broker,
         Err(e) => {

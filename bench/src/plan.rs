@@ -238,6 +238,26 @@ pub(crate) fn apply_quick(cli: &mut Cli, matches: &ArgMatches) {
     if unset("steady_sample_secs") {
         durability.steady_sample_secs = 5;
     }
+    // So are the growth curves and the slow consumer.
+    let growth = &mut cli.growth;
+    if unset("subscriptions_max") {
+        growth.subscriptions_max = 10_000;
+    }
+    if unset("growth_messages") {
+        growth.growth_messages = 2_000;
+    }
+    if unset("payload_sizes") {
+        growth.payload_sizes = vec![16, 4_096, 65_536];
+    }
+    if unset("payload_messages") {
+        growth.payload_messages = 2_000;
+    }
+    if unset("payload_budget") {
+        growth.payload_budget = 16 << 20;
+    }
+    if unset("slow_messages") {
+        cli.slow.slow_messages = 20_000;
+    }
 }
 
 #[cfg(test)]

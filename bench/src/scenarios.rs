@@ -45,6 +45,16 @@ pub(crate) struct Params {
     pub(crate) keep_alive: u16,
 }
 
+impl Params {
+    /// These settings as `kind` takes them: the keep-alive it accepts.
+    pub(crate) fn for_broker(&self, kind: crate::broker::BrokerKind) -> Self {
+        Self {
+            keep_alive: crate::broker::keep_alive(kind),
+            ..self.clone()
+        }
+    }
+}
+
 /// A message flow: publishers, subscribers, how many messages, over what.
 #[derive(Debug, Clone)]
 pub(crate) struct FlowSpec {
@@ -179,6 +189,7 @@ pub(crate) async fn run_flow(
                 ByteString::from_static("bench/flow")
             },
             topic_per_message: false,
+            topics: None,
             retain: false,
             payload: params.payload,
             window: params.window,
@@ -251,6 +262,7 @@ pub(crate) fn client_options(
         bind,
         small_buffers: false,
         persistent: false,
+        recv_buffer: None,
     }
 }
 

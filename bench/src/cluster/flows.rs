@@ -94,6 +94,7 @@ pub(crate) async fn run(
             qos: flow.qos,
             topic: ByteString::from(topic.clone()),
             topic_per_message: false,
+            topics: None,
             retain: false,
             payload: params.payload,
             window: params.window,

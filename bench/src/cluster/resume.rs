@@ -109,6 +109,7 @@ async fn fill(a: SocketAddr, topic: &str, tag: &str, count: u64, params: &Params
         qos: QoS::AtLeastOnce,
         topic: ByteString::from(topic.to_owned()),
         topic_per_message: false,
+        topics: None,
         retain: false,
         payload: params.payload,
         window: params.window,

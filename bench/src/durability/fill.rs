@@ -77,6 +77,7 @@ pub(super) async fn fill(
             qos: QoS::AtLeastOnce,
             topic: format!("{}/{p}", fill.prefix).into(),
             topic_per_message: fill.retain,
+            topics: None,
             retain: fill.retain,
             payload: params.payload,
             window: params.window,

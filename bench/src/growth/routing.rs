@@ -1,0 +1,229 @@
+//! The routing-cost curve: every subscription count and filter shape on every broker, a
+//! fresh broker per run, brokers alternating within each round; the report section and the
+//! two charts (CPU per publish, throughput).
+
+use std::time::Duration;
+
+use super::subscriptions::{self, Filters, Point, PointResult};
+use super::{count, died, draw, failed, section, start, subscription_points, GrowthArgs};
+use crate::broker::BrokerSpec;
+use crate::points::{Column, Measure, PointTable};
+use crate::scenarios::Params;
+
+/// The subscriptions table's metric columns, in [`measure_point`]'s order.
+const SUBSCRIPTION_COLUMNS: [Column; 6] = [
+    Column::down("setup, s", 2),
+    Column::down("RSS after setup, MiB", 1),
+    Column::down("broker CPU per publish, µs", 2),
+    Column::up("throughput, msg/s", 0),
+    Column::up("delivered", 0),
+    Column::down("lost", 0),
+];
+
+/// One run of one subscriptions point on a fresh broker.
+async fn run_subscriptions_point(spec: &BrokerSpec, point: &Point, params: &Params) -> Measure {
+    let params = &params.for_broker(spec.kind);
+    let (mut broker, endpoint) = match start(spec) {
+        Ok(started) => started,
+        Err(e) => return failed(SUBSCRIPTION_COLUMNS.len(), e),
+    };
+    // The point's own loops have deadlines; this only guards against a bug in them.
+    let guard = point.setup_timeout + params.timeout + Duration::from_secs(60);
+    let run = subscriptions::run_point(&endpoint, point, params, Some(&broker));
+    let mut result = match tokio::time::timeout(guard, run).await {
+        Ok(result) => result,
+        Err(_) => PointResult {
+            error: Some(format!("did not finish within {guard:?}")),
+            ..PointResult::default()
+        },
+    };
+    if let Some(e) = died(&mut broker) {
+        result.error = Some(e);
+    }
+    measure_point(&result)
+}
+
+/// A subscriptions point's numbers, in [`SUBSCRIPTION_COLUMNS`]' order.
+fn measure_point(result: &PointResult) -> Measure {
+    let ran = result.setup.is_some();
+    Measure {
+        values: vec![
+            result.setup.map(|d| d.as_secs_f64()),
+            result.rss_after_setup_kib.map(|kib| kib as f64 / 1024.0),
+            result.cpu_per_publish(),
+            result.flow.rate(),
+            ran.then_some(result.flow.delivered as f64),
+            ran.then_some(result.flow.lost() as f64),
+        ],
+        note: result.error.clone(),
+    }
+}
+
+/// The filter shapes, one curve per broker each.
+const SHAPES: [Filters; 2] = [Filters::Exact, Filters::Wildcard];
+
+/// The routing-cost curve: every point on every broker, `repeat` rounds; the section.
+pub(super) async fn curve(
+    args: &GrowthArgs,
+    specs: &[BrokerSpec],
+    params: &Params,
+    repeat: usize,
+) -> String {
+    let mut table = PointTable::new(
+        &["Subscriptions", "Filters", "Broker"],
+        &SUBSCRIPTION_COLUMNS,
+    );
+    // Per shape and broker: the chart's points, and the point at which setup failed (larger
+    // ones would fail alike, only slower).
+    let mut cpu = vec![vec![Vec::new(); specs.len()]; SHAPES.len()];
+    let mut rate = cpu.clone();
+    let mut failed_at = vec![vec![None; specs.len()]; SHAPES.len()];
+    for n in subscription_points(args.subscriptions_max) {
+        for (f, &filters) in SHAPES.iter().enumerate() {
+            let point = Point {
+                subscriptions: n,
+                filters,
+                clients: args.subscription_clients,
+                per_packet: args.filters_per_subscribe,
+                messages: args.growth_messages.max(1),
+                setup_timeout: Duration::from_secs(args.setup_timeout_secs.max(1)),
+            };
+            let runs = rounds(&point, specs, params, repeat, &mut failed_at[f]).await;
+            for (s, spec) in specs.iter().enumerate() {
+                let keys = vec![count(n), filters.name().to_owned(), spec.kind.to_string()];
+                let medians = table.push(keys, &runs[s]);
+                cpu[f][s].extend(medians[2].map(|v| (n as f64, v)));
+                rate[f][s].extend(medians[3].map(|v| (n as f64, v)));
+            }
+        }
+    }
+    let charts = charts(args, specs, cpu, rate);
+    section(
+        "Growth: routing cost against subscriptions",
+        &intro(args, params, repeat),
+        &table,
+        &charts,
+    )
+}
+
+/// `repeat` rounds of one point, brokers alternating within each; per broker, its runs. A
+/// broker whose setup failed at a smaller point (`failed_at`) is not run again.
+async fn rounds(
+    point: &Point,
+    specs: &[BrokerSpec],
+    params: &Params,
+    repeat: usize,
+    failed_at: &mut [Option<usize>],
+) -> Vec<Vec<Measure>> {
+    let n = point.subscriptions;
+    let mut runs: Vec<Vec<Measure>> = vec![Vec::new(); specs.len()];
+    for round in 1..=repeat.max(1) {
+        for (s, spec) in specs.iter().enumerate() {
+            if let Some(at) = failed_at[s] {
+                let why = format!("not run: setup failed at {} subscriptions", count(at));
+                runs[s].push(failed(SUBSCRIPTION_COLUMNS.len(), why));
+                continue;
+            }
+            let title = format!("{} {} subscriptions", count(n), point.filters.name());
+            eprintln!(
+                "==> [growth] {title} on {} (run {round}/{repeat})",
+                spec.kind
+            );
+            let measure = run_subscriptions_point(spec, point, params).await;
+            eprintln!("    {}", measure.summary(&SUBSCRIPTION_COLUMNS));
+            if measure.values[0].is_none() {
+                failed_at[s] = Some(n);
+            }
+            runs[s].push(measure);
+            // Let sockets close and the CPU cool down before the next broker starts.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    runs
+}
+
+/// Draws the two charts (CPU per publish, throughput; a line per broker and shape) from
+/// points indexed by shape, then broker; the lines the section shows for them.
+fn charts(
+    args: &GrowthArgs,
+    specs: &[BrokerSpec],
+    cpu: Vec<Vec<Vec<(f64, f64)>>>,
+    rate: Vec<Vec<Vec<(f64, f64)>>>,
+) -> [String; 2] {
+    let lines = |points: Vec<Vec<Vec<(f64, f64)>>>| -> Vec<(String, Vec<(f64, f64)>)> {
+        let mut named = Vec::new();
+        for (f, per_broker) in points.into_iter().enumerate() {
+            for (spec, line) in specs.iter().zip(per_broker) {
+                named.push((format!("{} {}", spec.kind, SHAPES[f].name()), line));
+            }
+        }
+        named
+    };
+    [
+        draw(
+            &args
+                .chart_dir
+                .clone()
+                .unwrap_or_default()
+                .join("growth-subscriptions.svg"),
+            "Broker CPU per publish against subscriptions",
+            "subscriptions",
+            "broker CPU per publish, µs",
+            lines(cpu),
+            true,
+        ),
+        draw(
+            &args
+                .chart_dir
+                .clone()
+                .unwrap_or_default()
+                .join("growth-subscriptions-rate.svg"),
+            "Publish throughput against subscriptions",
+            "subscriptions",
+            "msg/s",
+            lines(rate),
+            true,
+        ),
+    ]
+}
+
+/// What the section measured, said above its table.
+fn intro(args: &GrowthArgs, params: &Params, repeat: usize) -> String {
+    format!(
+        "Each run: a fresh broker; {clients} clients subscribe (QoS 1, {per} filters per \
+         SUBSCRIBE, all clients at once) to N filters: exact `dev/{{i}}/temp`, or wildcard \
+         `dev/{{i}}/+` and `dev/{{i}}/#` alternating. Setup is from the first connect to the \
+         last SUBACK. Then one publisher sends {messages} QoS 1 messages of {payload} B \
+         (window {window}), message s to `dev/{{k}}/temp` with k = s × 7919 mod N: each matches \
+         exactly one subscription, and they spread over all of them. Broker CPU per publish is \
+         the broker's user + system time (`/proc/PID/stat`, 10 ms ticks) over the publishing \
+         phase divided by deliveries; it includes the PUBLISH in, its PUBACK, the delivery and \
+         its PUBACK, which cost the same at every point, so a flat curve means routing does \
+         not grow with subscriptions. Throughput is counted at the subscribers, first to last \
+         delivery, with the loss beside it. Median of {repeat} run(s), brokers alternating per \
+         point.",
+        clients = args.subscription_clients,
+        per = args.filters_per_subscribe,
+        messages = count(args.growth_messages as usize),
+        payload = params.payload,
+        window = params.window,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_point_keeps_its_reason_and_no_numbers() {
+        let result = PointResult {
+            error: Some("setup failed after 300.0 s: 3 of 100 clients not subscribed".into()),
+            ..PointResult::default()
+        };
+        let measure = measure_point(&result);
+        assert!(measure.values.iter().all(Option::is_none));
+        assert!(measure
+            .summary(&SUBSCRIPTION_COLUMNS)
+            .contains("setup failed"));
+    }
+}

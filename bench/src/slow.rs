@@ -1,0 +1,367 @@
+//! Slow consumer (issue 13): N subscribers on one topic, one of which stops reading (its TCP
+//! connection stays open, its socket is never read); the others' throughput must stay within
+//! 10 % of a baseline run without the slow one.
+//!
+//! The slow subscriber connects with a 4 KiB receive buffer, so it pushes back on the broker
+//! after a few KiB instead of after the megabytes loopback autotuning would take in, and the
+//! load is far more than both sockets' buffers can hold (200,000 messages of 1 KiB by
+//! default): what the broker does with the backlog (queue it, bounded, or drop it) decides
+//! whether the others notice. The brokers queue at most `--slow-max-queued` messages per
+//! client here (10,000, Aviary's default), as the design promises a slow subscriber a
+//! bounded queue. In each round every broker in `--brokers` runs three flows, each in a
+//! fresh process: the readers alone, all N reading, and the readers beside the slow one;
+//! `--only slow-consumer`.
+
+use std::time::Duration;
+
+use aviary_protocol::QoS;
+
+use crate::broker::{BrokerSpec, RunningBroker};
+use crate::client::{self, Endpoint, Transport};
+use crate::points::{Column, Measure, PointTable};
+use crate::report::format_value;
+use crate::scenarios::{self, client_options, FlowResult, FlowSpec, Params};
+
+/// The topic [`scenarios::run_flow`] publishes on when each publisher does not have its own.
+const FLOW_TOPIC: &str = "bench/flow";
+
+/// The slow subscriber's socket receive buffer, in bytes.
+const SLOW_RECV_BUFFER: u32 = 4 * 1024;
+
+/// Sizes of the slow-consumer scenario.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct SlowArgs {
+    /// Slow consumer: subscribers on the topic, one of which stops reading (at least 2).
+    #[arg(long, default_value_t = 5)]
+    pub(crate) slow_subscribers: usize,
+    /// Slow consumer: messages the one publisher sends.
+    #[arg(long, default_value_t = 200_000)]
+    pub(crate) slow_messages: u64,
+    /// Slow consumer: payload size in bytes.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(16..=65536))]
+    pub(crate) slow_payload: u32,
+    /// Slow consumer: QoS levels to run, publications and subscriptions alike.
+    #[arg(long, value_delimiter = ',', default_values_t = [0, 1],
+          value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub(crate) slow_qos: Vec<u8>,
+    /// Slow consumer: messages each broker may queue per client in this scenario, both
+    /// alike (Aviary's default; the design promises a slow subscriber a bounded queue).
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) slow_max_queued: usize,
+}
+
+/// The flow of the readers: one publisher, `readers` subscribers reading as fast as they can.
+fn spec(readers: usize, messages: u64, qos: QoS) -> FlowSpec {
+    FlowSpec {
+        publishers: 1,
+        subscribers: readers,
+        messages_per_publisher: messages,
+        qos,
+        pub_transport: Transport::Tcp,
+        sub_transport: Transport::Tcp,
+        per_publisher_topics: false,
+        rate: None,
+        record_latency: false,
+        persistent_subscribers: false,
+    }
+}
+
+/// Runs the readers' flow against `endpoint`, with a subscriber that never reads beside
+/// them when `with_slow`; what the readers received.
+pub(crate) async fn run_point(
+    endpoint: &Endpoint,
+    readers: usize,
+    messages: u64,
+    qos: QoS,
+    with_slow: bool,
+    params: &Params,
+) -> anyhow::Result<FlowResult> {
+    let slow = if with_slow {
+        let mut options = client_options(params, "bench-slow".to_owned(), None);
+        options.recv_buffer = Some(SLOW_RECV_BUFFER);
+        let (mut reader, mut writer) = client::connect(endpoint, Transport::Tcp, &options).await?;
+        client::subscribe(&mut reader, &mut writer, FLOW_TOPIC, qos).await?;
+        // Held, never read, until the readers are done.
+        Some((reader, writer))
+    } else {
+        None
+    };
+    let flow = scenarios::run_flow(endpoint, &spec(readers, messages, qos), params).await;
+    drop(slow);
+    flow
+}
+
+/// One flow's outcome: what the readers received and the broker's RSS at the end, or why
+/// there is nothing.
+type Run = Result<(FlowResult, Option<u64>), String>;
+
+/// The readers' flow of a run that finished.
+fn flow_of(run: &Run) -> Option<&FlowResult> {
+    run.as_ref().ok().map(|(flow, _)| flow)
+}
+
+/// The three runs of a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// The N - 1 readers alone: the baseline the bar is measured against.
+    Alone,
+    /// All N subscribers reading: the broker does the same work per message as with a slow
+    /// one (a delivery or a queue entry per subscriber), so this baseline tells the cost of
+    /// that work from any harm the slow one does.
+    AllReading,
+    /// The N - 1 readers beside one subscriber that never reads.
+    WithSlow,
+}
+
+impl Variant {
+    /// Subscribers that read, of `n`.
+    fn readers(self, n: usize) -> usize {
+        match self {
+            Self::AllReading => n,
+            Self::Alone | Self::WithSlow => n - 1,
+        }
+    }
+
+    /// For the notes.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Alone => "readers alone",
+            Self::AllReading => "all reading",
+            Self::WithSlow => "with a slow one",
+        }
+    }
+}
+
+/// The table's metric columns, in [`measure`]'s order.
+const COLUMNS: [Column; 7] = [
+    Column::up("per reader, N-1 alone, msg/s", 0),
+    Column::up("per reader, all N reading, msg/s", 0),
+    Column::up("per reader, with a slow one, msg/s", 0),
+    Column::up("with a slow one / N-1 alone, %", 1),
+    Column::up("with a slow one / all N reading, %", 1),
+    Column::down("readers' loss, with a slow one", 0),
+    Column::down("broker RSS after the slow run, MiB", 1),
+];
+
+/// One run of one variant on a fresh broker: what the readers got, the broker's RSS at the
+/// end, or why there is nothing.
+async fn run_once(
+    spec: &BrokerSpec,
+    args: &SlowArgs,
+    variant: Variant,
+    qos: QoS,
+    params: &Params,
+) -> Run {
+    let params = &params.for_broker(spec.kind);
+    let mut broker = RunningBroker::start(spec).map_err(|e| format!("{e:#}"))?;
+    let endpoint = Endpoint {
+        tcp: broker.mqtt,
+        ws_url: broker.ws_url.clone(),
+    };
+    let readers = variant.readers(args.slow_subscribers.max(2));
+    let with_slow = variant == Variant::WithSlow;
+    let run = run_point(
+        &endpoint,
+        readers,
+        args.slow_messages,
+        qos,
+        with_slow,
+        params,
+    );
+    let guard = params.timeout + Duration::from_secs(60);
+    let flow = match tokio::time::timeout(guard, run).await {
+        Ok(Ok(flow)) => flow,
+        Ok(Err(e)) => return Err(format!("{e:#}")),
+        Err(_) => return Err(format!("did not finish within {guard:?}")),
+    };
+    let rss = broker.rss_kib().ok();
+    broker
+        .check_alive()
+        .map_err(|e| format!("broker died: {e:#}"))?;
+    Ok((flow, rss))
+}
+
+/// One round's three runs (in [`Variant`]'s order) as table values.
+fn measure(n: usize, runs: &[(Variant, Run); 3]) -> Measure {
+    // Deliveries per second per reading subscriber, so runs with N - 1 and N readers compare.
+    let per_reader =
+        |(variant, run): &(Variant, Run)| Some(flow_of(run)?.rate()? / variant.readers(n) as f64);
+    let [alone, all, slow] = runs.each_ref().map(per_reader);
+    let percent = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b * 100.0);
+    let mut notes = Vec::new();
+    for (variant, run) in runs {
+        match run {
+            Err(e) => notes.push(format!("{}: {e}", variant.name())),
+            Ok((flow, _)) => {
+                if flow.timed_out {
+                    notes.push(format!("{}: timed out", variant.name()));
+                }
+                if let Some(e) = flow.errors.first() {
+                    notes.push(format!("{}: {e}", variant.name()));
+                }
+                // The slow run's loss has its column; a baseline's, when any, is said here.
+                if flow.lost() > 0 && *variant != Variant::WithSlow {
+                    notes.push(format!("{}: {} lost", variant.name(), flow.lost()));
+                }
+            }
+        }
+    }
+    let lost = flow_of(&runs[2].1).map(|f| f.lost() as f64);
+    let rss = runs[2].1.as_ref().ok().and_then(|(_, rss)| *rss);
+    Measure {
+        values: vec![
+            alone,
+            all,
+            slow,
+            percent(slow, alone),
+            percent(slow, all),
+            lost,
+            rss.map(|kib| kib as f64 / 1024.0),
+        ],
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
+    }
+}
+
+/// Runs every QoS level on every broker, `repeat` rounds; returns the report section.
+pub(crate) async fn run(
+    args: &SlowArgs,
+    specs: &[BrokerSpec],
+    params: &Params,
+    repeat: usize,
+) -> String {
+    let params = Params {
+        payload: args.slow_payload as usize,
+        ..params.clone()
+    };
+    // The other scenarios let brokers queue far more, so nothing is dropped there; here the
+    // queue limit is what keeps the slow subscriber's backlog from costing the readers.
+    let specs: Vec<BrokerSpec> = specs
+        .iter()
+        .map(|spec| BrokerSpec {
+            max_queued: args.slow_max_queued.max(1),
+            ..spec.clone()
+        })
+        .collect();
+    let mut table = PointTable::new(&["QoS", "Broker"], &COLUMNS);
+    let mut verdicts = Vec::new();
+    for &level in &args.slow_qos {
+        let qos = if level == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
+        let mut runs: Vec<Vec<Measure>> = vec![Vec::new(); specs.len()];
+        for round in 1..=repeat.max(1) {
+            for (s, spec) in specs.iter().enumerate() {
+                eprintln!(
+                    "==> [slow consumer] QoS {level}, {} subscribers on {} (run {round}/{repeat})",
+                    args.slow_subscribers.max(2),
+                    spec.kind
+                );
+                let mut round_runs = [Variant::Alone, Variant::AllReading, Variant::WithSlow]
+                    .map(|variant| (variant, Err(String::new())));
+                for (variant, run) in &mut round_runs {
+                    *run = run_once(spec, args, *variant, qos, &params).await;
+                    // Let sockets close and the CPU cool down before the next broker starts.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                let measure = measure(args.slow_subscribers.max(2), &round_runs);
+                eprintln!("    {}", measure.summary(&COLUMNS));
+                runs[s].push(measure);
+            }
+        }
+        for (s, spec) in specs.iter().enumerate() {
+            let medians = table.push(vec![level.to_string(), spec.kind.to_string()], &runs[s]);
+            verdicts.push(verdict(&spec.kind.to_string(), level, medians[3]));
+        }
+    }
+    let n = args.slow_subscribers.max(2);
+    format!(
+        "## Slow consumer\n\nEach round, per broker, three runs on fresh brokers: one publisher \
+         sends {messages} messages of {payload} B on one topic (a) to {readers} subscribers that \
+         read as fast as they can, (b) to all {n} reading, (c) to the {readers} readers and one \
+         more subscriber (4 KiB socket receive buffer) that subscribes first and then never \
+         reads its socket, keeping the connection open. Throughput is per reading subscriber, \
+         deliveries per second first to last delivery, with the readers' loss beside it. The \
+         bar: (c) ≥ 90 % of (a), the readers alone. (b) does the same work per message as (c) \
+         (a delivery, or a queue entry, per subscriber), so (c) / (b) tells that work from any \
+         harm the slow one does. Median of {repeat} round(s), brokers alternating; the ratios \
+         are medians of each round's own ratio (a round's runs are paired), so they need not \
+         equal the ratio of the medians beside them. Both brokers may queue {queued} messages \
+         per client here (`--slow-max-queued`; the rest of the report lets them queue \
+         `--max-queued`), so beyond that the slow one's messages are dropped, as a broker \
+         with a bounded queue does.\n\n{}\n{}\n",
+        table.to_markdown(),
+        verdicts.join("\n"),
+        readers = n - 1,
+        messages = format_value(Some(args.slow_messages as f64), 0),
+        payload = args.slow_payload,
+        queued = format_value(Some(args.slow_max_queued.max(1) as f64), 0),
+    )
+}
+
+/// Whether the readers kept within 10 % of their baseline, in a line.
+fn verdict(broker: &str, qos: u8, ratio_percent: Option<f64>) -> String {
+    match ratio_percent {
+        Some(r) if r >= 90.0 => format!(
+            "- {broker}, QoS {qos}: the readers kept {r:.1} % of their rate alone: within 10 %."
+        ),
+        Some(r) => format!(
+            "- {broker}, QoS {qos}: the readers kept {r:.1} % of their rate alone: NOT within \
+             10 %."
+        ),
+        None => format!("- {broker}, QoS {qos}: not measured (see the notes)."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{smoke_params, TestBroker};
+
+    #[test]
+    fn the_verdict_names_the_bar() {
+        assert!(verdict("Aviary", 1, Some(95.0)).ends_with("within 10 %."));
+        assert!(verdict("Aviary", 1, Some(80.0)).contains("NOT"));
+        assert!(verdict("Aviary", 0, None).contains("not measured"));
+    }
+
+    #[test]
+    fn rates_compare_per_reader() {
+        let flow = |delivered: u64, expected: u64| FlowResult {
+            expected,
+            delivered,
+            span: Duration::from_secs(1),
+            ..FlowResult::default()
+        };
+        let runs = [
+            (Variant::Alone, Ok((flow(400, 400), None))),
+            (Variant::AllReading, Ok((flow(400, 500), None))),
+            (Variant::WithSlow, Ok((flow(360, 400), Some(2048)))),
+        ];
+        let measure = measure(5, &runs);
+        let v = &measure.values;
+        assert_eq!(&v[..3], [Some(100.0), Some(80.0), Some(90.0)]);
+        assert_eq!(v[3], Some(90.0));
+        assert_eq!(v[4], Some(112.5));
+        assert_eq!(v[5], Some(40.0));
+        assert_eq!(v[6], Some(2.0));
+        assert_eq!(measure.note.as_deref(), Some("all reading: 100 lost"));
+    }
+
+    /// Three subscribers, one of them never reading: the two readers get every message,
+    /// in order, none lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn smoke_readers_get_everything_beside_a_slow_one() {
+        let broker = TestBroker::start().await;
+        let params = smoke_params(1024);
+        let flow = run_point(&broker.endpoint, 2, 5_000, QoS::AtLeastOnce, true, &params)
+            .await
+            .unwrap();
+        assert_eq!(flow.expected, 10_000);
+        assert_eq!(flow.delivered, 10_000);
+        assert_eq!(flow.lost(), 0);
+        assert_eq!(flow.out_of_order, 0);
+        assert!(flow.errors.is_empty(), "{:?}", flow.errors);
+    }
+}
