@@ -45,7 +45,7 @@ mod testkit;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use aviary_protocol::ProtocolVersion;
 use clap::{CommandFactory as _, FromArgMatches as _};
 
@@ -365,9 +365,11 @@ async fn main() -> Result<()> {
     }
     let curves = growth::Parts::chosen(&cli.only);
     if curves.subscriptions || curves.payload {
-        if cli.growth.chart_dir.is_none() {
-            let beside_report = cli.out.parent().map(Path::to_path_buf);
-            cli.growth.chart_dir = Some(beside_report.unwrap_or_default());
+        let beside_report = || cli.out.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = cli.growth.chart_dir.get_or_insert_with(beside_report);
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(&*dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let sections = growth::run(&cli.growth, curves, &specs, &params, repeat).await;
         report.sections.extend(sections);

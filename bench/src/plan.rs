@@ -256,7 +256,14 @@ pub(crate) fn apply_quick(cli: &mut Cli, matches: &ArgMatches) {
         growth.payload_budget = 16 << 20;
     }
     if unset("slow_messages") {
-        cli.slow.slow_messages = 20_000;
+        cli.slow.slow_messages = 10_000;
+    }
+    if unset("slow_qos") {
+        cli.slow.slow_qos = vec![1];
+    }
+    // One Mosquitto column: which setting is faster is a question for a full run.
+    if unset("mosquitto_nodelay") {
+        cli.mosquitto_nodelay = crate::Nodelay::On;
     }
 }
 
