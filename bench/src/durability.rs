@@ -195,7 +195,9 @@ fn guarantees() -> String {
      - **Aviary process** (the default): a PUBACK/PUBREC for a message routed to a persistent \
      session goes out only after the batch holding it is written to the OS (fjall's journal, \
      `PersistMode::Buffer`), so a `kill -9` of the gateway loses nothing acknowledged; a power \
-     loss or kernel crash may lose what the OS had not flushed yet.\n\
+     loss or kernel crash may lose what the OS had not flushed yet. A QoS 1 message whose one \
+     persistent subscriber is connected and acknowledges it within 1 ms is neither written nor \
+     waited for: the publisher's PUBACK then follows the subscriber's.\n\
      - **Aviary fsync**: the same, and each batch is also `fdatasync`ed before its \
      acknowledgements: power-loss safe.\n\
      - **Mosquitto persistence** (`persistence true`, default `autosave_interval` 1,800 s): \

@@ -19,22 +19,6 @@ pub(crate) fn scenarios(cli: &Cli) -> Vec<Scenario> {
     list
 }
 
-/// A flow over TCP on one topic, as fast as the window allows; scenarios change what differs.
-fn flow(publishers: usize, subscribers: usize, messages: u64, qos: QoS) -> FlowSpec {
-    FlowSpec {
-        publishers,
-        subscribers,
-        messages_per_publisher: messages,
-        qos,
-        pub_transport: Transport::Tcp,
-        sub_transport: Transport::Tcp,
-        per_publisher_topics: false,
-        rate: None,
-        record_latency: false,
-        persistent_subscribers: false,
-    }
-}
-
 /// A number for a title, with thousands separators.
 fn count(v: u64) -> String {
     report::format_value(Some(v as f64), 0)
@@ -47,12 +31,12 @@ fn tcp_flows(cli: &Cli) -> Vec<Scenario> {
         Scenario {
             group: Group::P2p,
             title: format!("p2p TCP QoS 0, 1→1, {} msgs", count(cli.qos0_messages)),
-            kind: Kind::Flow(flow(1, 1, cli.qos0_messages, QoS::AtMostOnce)),
+            kind: Kind::Flow(FlowSpec::tcp(1, 1, cli.qos0_messages, QoS::AtMostOnce)),
         },
         Scenario {
             group: Group::P2p,
             title: format!("p2p TCP QoS 1, 1→1, {} msgs", count(cli.qos1_messages)),
-            kind: Kind::Flow(flow(1, 1, cli.qos1_messages, QoS::AtLeastOnce)),
+            kind: Kind::Flow(FlowSpec::tcp(1, 1, cli.qos1_messages, QoS::AtLeastOnce)),
         },
         Scenario {
             group: Group::FanOut,
@@ -60,7 +44,7 @@ fn tcp_flows(cli: &Cli) -> Vec<Scenario> {
                 "fan-out TCP QoS 0, 1→{fan}, {} msgs",
                 count(cli.fan_out_messages)
             ),
-            kind: Kind::Flow(flow(1, fan, cli.fan_out_messages, QoS::AtMostOnce)),
+            kind: Kind::Flow(FlowSpec::tcp(1, fan, cli.fan_out_messages, QoS::AtMostOnce)),
         },
     ];
     for (qos, total) in [
@@ -69,7 +53,7 @@ fn tcp_flows(cli: &Cli) -> Vec<Scenario> {
     ] {
         let spec = FlowSpec {
             per_publisher_topics: true,
-            ..flow(fan, 1, (total / fan as u64).max(1), qos)
+            ..FlowSpec::tcp(fan, 1, (total / fan as u64).max(1), qos)
         };
         list.push(Scenario {
             group: Group::FanIn,
@@ -97,7 +81,11 @@ fn ws_flows(cli: &Cli) -> Vec<Scenario> {
         Scenario {
             group: Group::Ws,
             title: format!("p2p WS→WS QoS 0, 1→1, {} msgs", count(cli.qos0_messages)),
-            kind: Kind::Flow(over(ws, ws, flow(1, 1, cli.qos0_messages, QoS::AtMostOnce))),
+            kind: Kind::Flow(over(
+                ws,
+                ws,
+                FlowSpec::tcp(1, 1, cli.qos0_messages, QoS::AtMostOnce),
+            )),
         },
         Scenario {
             group: Group::Ws,
@@ -108,7 +96,7 @@ fn ws_flows(cli: &Cli) -> Vec<Scenario> {
             kind: Kind::Flow(over(
                 ws,
                 ws,
-                flow(1, fan, cli.fan_out_messages, QoS::AtMostOnce),
+                FlowSpec::tcp(1, fan, cli.fan_out_messages, QoS::AtMostOnce),
             )),
         },
     ];
@@ -125,7 +113,11 @@ fn ws_flows(cli: &Cli) -> Vec<Scenario> {
                 to.name(),
                 count(messages)
             ),
-            kind: Kind::Flow(over(from, to, flow(1, 1, messages, QoS::AtLeastOnce))),
+            kind: Kind::Flow(over(
+                from,
+                to,
+                FlowSpec::tcp(1, 1, messages, QoS::AtLeastOnce),
+            )),
         });
     }
     list
@@ -147,7 +139,7 @@ fn latency_flows(cli: &Cli) -> Vec<Scenario> {
             kind: Kind::Latency(FlowSpec {
                 rate: Some(rate),
                 record_latency: true,
-                ..flow(1, 1, u64::from(rate) * cli.latency_secs.max(1), qos)
+                ..FlowSpec::tcp(1, 1, u64::from(rate) * cli.latency_secs.max(1), qos)
             }),
         })
         .collect()

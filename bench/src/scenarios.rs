@@ -83,6 +83,23 @@ pub(crate) struct FlowSpec {
 }
 
 impl FlowSpec {
+    /// Publishers into subscribers on one topic over TCP, as fast as the window allows: the
+    /// shape most scenarios start from.
+    pub(crate) fn tcp(publishers: usize, subscribers: usize, messages: u64, qos: QoS) -> Self {
+        Self {
+            publishers,
+            subscribers,
+            messages_per_publisher: messages,
+            qos,
+            pub_transport: Transport::Tcp,
+            sub_transport: Transport::Tcp,
+            per_publisher_topics: false,
+            rate: None,
+            record_latency: false,
+            persistent_subscribers: false,
+        }
+    }
+
     /// Deliveries the subscribers should see in total.
     pub(crate) fn expected(&self) -> u64 {
         self.messages_per_publisher * self.publishers as u64 * self.subscribers as u64

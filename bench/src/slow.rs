@@ -52,18 +52,7 @@ pub(crate) struct SlowArgs {
 
 /// The flow of the readers: one publisher, `readers` subscribers reading as fast as they can.
 fn spec(readers: usize, messages: u64, qos: QoS) -> FlowSpec {
-    FlowSpec {
-        publishers: 1,
-        subscribers: readers,
-        messages_per_publisher: messages,
-        qos,
-        pub_transport: Transport::Tcp,
-        sub_transport: Transport::Tcp,
-        per_publisher_topics: false,
-        rate: None,
-        record_latency: false,
-        persistent_subscribers: false,
-    }
+    FlowSpec::tcp(1, readers, messages, qos)
 }
 
 /// Runs the readers' flow against `endpoint`, with a subscriber that never reads beside

@@ -9,7 +9,7 @@ use aviary_protocol::QoS;
 
 use super::{count, died, draw, failed, section, start, GrowthArgs};
 use crate::broker::{BrokerSpec, RunningBroker};
-use crate::client::{Endpoint, Transport};
+use crate::client::Endpoint;
 use crate::points::{Column, Measure, PointTable};
 use crate::scenarios::{self, FlowResult, FlowSpec, Params};
 
@@ -24,18 +24,7 @@ pub(crate) fn messages_for(size: u32, budget_bytes: u64, max_messages: u64) -> u
 
 /// The flow of one point: one publisher, one subscriber, QoS 1.
 pub(crate) fn spec(messages: u64) -> FlowSpec {
-    FlowSpec {
-        publishers: 1,
-        subscribers: 1,
-        messages_per_publisher: messages,
-        qos: QoS::AtLeastOnce,
-        pub_transport: Transport::Tcp,
-        sub_transport: Transport::Tcp,
-        per_publisher_topics: false,
-        rate: None,
-        record_latency: false,
-        persistent_subscribers: false,
-    }
+    FlowSpec::tcp(1, 1, messages, QoS::AtLeastOnce)
 }
 
 /// What one run of a payload point measured.
