@@ -505,6 +505,10 @@ async fn the_cluster_keeps_its_messages_when_a_nats_server_dies() {
     sub.subscribe("failover/#", QoS::AtLeastOnce).await;
     let (mut publisher, _) = Raw::connect_ok(a.mqtt, raw::v5("publisher")).await;
     until_routed(&mut publisher, &mut sub, "failover/probe", QoS::AtLeastOnce).await;
+    // The flow may stall for the whole failover (a CI run once waited more than 10 s for
+    // the next message): each wait has the failover's bound, not the usual one.
+    sub.set_wait(FAILOVER);
+    publisher.set_wait(FAILOVER);
     let reading = tokio::spawn(async move {
         let mut seen = BTreeSet::new();
         while seen.len() < N {

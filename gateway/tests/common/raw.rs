@@ -37,6 +37,8 @@ pub(crate) struct Raw {
     /// The version packets are decoded with; set by [`Raw::connect`].
     pub(crate) version: ProtocolVersion,
     next_id: u16,
+    /// How long [`Raw::recv`] waits for a packet.
+    wait: Duration,
 }
 
 /// `Connect` for MQTT 5 with `client_id`, clean start and a 60 s keep alive.
@@ -102,6 +104,7 @@ impl Raw {
             pending: VecDeque::new(),
             version: ProtocolVersion::V5,
             next_id: 0,
+            wait: WAIT,
         }
     }
 
@@ -201,12 +204,19 @@ impl Raw {
         }
     }
 
+    /// Waits up to `limit` for each packet from now on, rather than [`WAIT`]: for a test
+    /// whose traffic may stall as long as its own bound, across a failover say.
+    pub(crate) fn set_wait(&mut self, limit: Duration) {
+        self.wait = limit;
+    }
+
     /// The next packet; panics if the connection closes or nothing comes.
     pub(crate) async fn recv(&mut self) -> Packet {
-        match self.next_event(WAIT).await {
+        let wait = self.wait;
+        match self.next_event(wait).await {
             Some(Event::Packet(p)) => p,
             Some(Event::Closed) => panic!("connection closed while waiting for a packet"),
-            None => panic!("timed out after {WAIT:?} waiting for a packet"),
+            None => panic!("timed out after {wait:?} waiting for a packet"),
         }
     }
 
