@@ -14,6 +14,7 @@
 //! to B, and the resume on B of a persistent session left on A with queued QoS 1 messages.
 //! The report section shows the medians side by side with the ratio cluster / single node.
 
+mod floor;
 mod flows;
 mod gateway;
 mod nats;
@@ -135,6 +136,14 @@ impl Setup {
                 a: gateways[0].mqtt,
                 b: gateways[1].mqtt,
             },
+        }
+    }
+
+    /// The NATS servers' URLs (cluster only).
+    fn nats_urls(&self) -> Option<Vec<String>> {
+        match self {
+            Self::Single(_) => None,
+            Self::Cluster { nats, .. } => Some(nats.urls()),
         }
     }
 
@@ -339,6 +348,8 @@ async fn run_round(
         }
         steps::takeovers(nodes, args, params, &tag, &mut out).await;
         steps::resume(nodes, args, params, &tag, &mut out).await;
+        let (rate, secs) = (args.cluster_rate, args.cluster_latency_secs);
+        floor::measure(setup.nats_urls().as_deref(), 3, rate, secs, &mut out).await;
         // Last: the node killed here stays dead, and its death is noticed by the others.
         match setup.extra_gateway(aviary, "gw-doomed", &mut out.notes) {
             Some(Ok(doomed)) => {
