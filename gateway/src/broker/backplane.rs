@@ -20,7 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::persist::convert::{self, Clocks};
-use super::publish::{Origin, Source};
+use super::publish::{Origin, Pressure, Source};
 use super::router::ClientKey;
 use super::{Broker, Message, Routing, Will};
 use crate::store::codec;
@@ -40,6 +40,16 @@ pub(crate) const CUT_OFF: aviary_protocol::ReasonCode =
 
 /// Completes when the cluster holds a forwarded QoS 1/2 message.
 pub(crate) type AckWait = Pin<Box<dyn Future<Output = Result<(), ForwardError>> + Send>>;
+
+/// What routing a message published on this node did.
+pub(crate) struct Published {
+    /// How many local subscribers it was queued for.
+    pub(crate) delivered: usize,
+    /// For QoS 1/2 in cluster mode, what the acknowledgement must wait for.
+    pub(crate) wait: Option<AckWait>,
+    /// The local subscribers it left far behind: the publisher waits for them.
+    pub(crate) pressure: Pressure,
+}
 
 /// Carries messages to the other nodes, and this node's interest to where it is routed by.
 pub(crate) trait Backplane: Send + Sync + Debug {
@@ -156,20 +166,24 @@ impl Broker {
     }
 
     /// Routes a message a client of this node published, and hands it to the other nodes.
-    /// Returns how many local subscribers it was queued for, and for QoS 1/2 in cluster mode
-    /// what the acknowledgement must wait for.
+    /// Returns what that did (see [`Published`]).
     pub(crate) fn publish_from(
         &self,
         msg: Arc<Message>,
         publisher: Option<ClientKey>,
-    ) -> (usize, Option<AckWait>) {
-        let count = self.route(&msg, Source::Here(publisher));
+    ) -> Published {
+        let mut pressure = Pressure::new();
+        let delivered = self.route_pressing(&msg, Source::Here(publisher), &mut pressure);
         // `$SYS` describes this node: each node has its own.
         let wait = match self.backplane() {
             Some(b) if !msg.topic.starts_with("$SYS") => b.forward(&msg, publisher),
             _ => None,
         };
-        (count, wait)
+        Published {
+            delivered,
+            wait,
+            pressure,
+        }
     }
 
     /// Routes a QoS 0 message another node published, which NATS delivered for `filter`:

@@ -53,7 +53,7 @@ pub use history::HistoryEntry;
 pub(crate) use message::{Message, Outgoing};
 pub use metrics::Metrics;
 use persist::Persist;
-pub(crate) use publish::Origin;
+pub(crate) use publish::{Origin, Pressure};
 use retained::RetainedStore;
 pub(crate) use router::ClientKey;
 use router::{Subscription, SubscriptionTree};

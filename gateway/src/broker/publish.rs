@@ -6,6 +6,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use tokio::sync::Notify;
+
 /// Where a message being routed comes from.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Source<'a> {
@@ -45,6 +47,10 @@ enum Audience {
     Persistent,
 }
 
+/// The sessions whose queues a message left far behind, each with the room its publisher
+/// waits for before it sends more (see `session::backlog`).
+pub(crate) type Pressure = Vec<(Arc<Session>, Arc<Notify>)>;
+
 use super::metrics::{self, Metrics};
 use super::router::{ClientKey, Delivery};
 use super::{Broker, Enqueued, Message, Outgoing, QueueLimits, Session};
@@ -53,7 +59,7 @@ impl Broker {
     /// Routes a message published on this node (a will, `$SYS`, the REST API) and hands it
     /// to the other nodes, if any. Returns the number of local subscribers it was queued for.
     pub(crate) fn publish(&self, msg: Arc<Message>, publisher: Option<ClientKey>) -> usize {
-        self.publish_from(msg, publisher).0
+        self.publish_from(msg, publisher).delivered
     }
 
     /// Routes a message to the matching subscriptions, and records its history. One published
@@ -61,6 +67,16 @@ impl Broker {
     /// subscriptions to exactly `only`, if set (see [`Broker::publish_live`]), and the
     /// retained store hears of it from the cluster's retained stream instead.
     pub(super) fn route(&self, msg: &Arc<Message>, from: Source<'_>) -> usize {
+        self.route_pressing(msg, from, &mut Pressure::new())
+    }
+
+    /// [`Broker::route`], noting in `pressure` the sessions it left far behind.
+    pub(super) fn route_pressing(
+        &self,
+        msg: &Arc<Message>,
+        from: Source<'_>,
+        pressure: &mut Pressure,
+    ) -> usize {
         let (publisher, only, audience) = match from {
             Source::Here(publisher) => {
                 self.keep_retained(msg);
@@ -97,7 +113,7 @@ impl Broker {
         if let Source::Adopted(sessions) = from {
             targets.retain(|(session, _)| sessions.contains(&session.key));
         }
-        self.deliver(msg, targets)
+        self.deliver(msg, targets, pressure)
     }
 
     /// Keeps (or, with an empty payload, clears) a retained message; nothing for others.
@@ -165,7 +181,12 @@ impl Broker {
     }
 
     /// Queues a message for each target the ACL lets read it; returns how many.
-    fn deliver(&self, msg: &Arc<Message>, targets: Vec<(Arc<Session>, Delivery)>) -> usize {
+    fn deliver(
+        &self,
+        msg: &Arc<Message>,
+        targets: Vec<(Arc<Session>, Delivery)>,
+        pressure: &mut Pressure,
+    ) -> usize {
         let limits = self.queue_limits();
         let auth = &self.shared.auth;
         // Without an ACL every subscriber reads everything: no per-delivery question.
@@ -192,15 +213,24 @@ impl Broker {
                 seq: None,
                 msg: msg.clone(),
             };
-            self.enqueue(&session, out, &limits);
+            if let Some(room) = self.enqueue(&session, out, &limits) {
+                pressure.push((session, room));
+            }
         }
         count
     }
 
-    /// Queues one message for one session and counts what was dropped.
-    pub(crate) fn enqueue(&self, session: &Session, out: Outgoing, limits: &QueueLimits) {
+    /// Queues one message for one session and counts what was dropped. Returns the room to
+    /// wait for if the session's queue runs far behind.
+    pub(crate) fn enqueue(
+        &self,
+        session: &Session,
+        out: Outgoing,
+        limits: &QueueLimits,
+    ) -> Option<Arc<Notify>> {
         let m = &self.shared.metrics;
-        match session.enqueue(out, limits) {
+        let (enqueued, room) = session.enqueue_pressing(out, limits);
+        match enqueued {
             Enqueued::Queued { evicted: 0 } => {}
             Enqueued::Queued { evicted } => {
                 Metrics::add(&m.dropped_queue_full, evicted as u64);
@@ -213,5 +243,6 @@ impl Broker {
             Enqueued::DroppedOffline => Metrics::add(&m.dropped_offline_qos0, 1),
             Enqueued::DroppedTooLarge => Metrics::add(&m.dropped_too_large, 1),
         }
+        room
     }
 }

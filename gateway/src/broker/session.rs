@@ -17,11 +17,13 @@
 //!
 //! The lock is held only for short bookkeeping: a publisher appends to a
 //! subscriber's queue and wakes its writer; the writer takes a batch out
-//! and encodes it after releasing the lock. So a slow subscriber only ever
-//! fills its own bounded queue. No other lock is taken while it is held,
+//! and encodes it after releasing the lock. A subscriber far behind holds
+//! its publishers back for as long as it keeps taking messages
+//! ([`backlog`]); one that stops only ever fills its own bounded queue. No other lock is taken while it is held,
 //! except the retained store's, for reading (a writer pulling retained
 //! messages).
 
+mod backlog;
 mod cursor;
 mod durable;
 mod flow;
@@ -79,6 +81,8 @@ struct SessionState {
     /// The stream sequence up to which the node this session moved from had its messages
     /// (cluster mode): this node's consumer may still bring older ones, which it drops.
     stream_floor: u64,
+    /// Whether its publishers wait for it (see [`backlog`]).
+    backlog: backlog::Backlog,
 }
 
 /// What a CONNECT settled for the connection attaching to a session.
@@ -266,6 +270,8 @@ impl Session {
             return None;
         }
         self.online.store(false, Ordering::Release);
+        // Nothing takes from the queue now: its publishers wait no more.
+        st.backlog.release();
         st.durable.set_expiry(ending.expiry_secs);
         st.durable.set_disconnected_at(Some(Instant::now()));
         self.expiry_changed(&mut st);
@@ -351,7 +357,18 @@ impl Session {
     }
 
     /// Queues a message for delivery, within the queue limits.
+    #[cfg(test)]
     pub(crate) fn enqueue(&self, out: Outgoing, limits: &QueueLimits) -> Enqueued {
+        self.enqueue_pressing(out, limits).0
+    }
+
+    /// [`Session::enqueue`], and the room its publisher should wait for (with
+    /// [`Session::room`]) before it sends more, if the queue runs far behind.
+    pub(crate) fn enqueue_pressing(
+        &self,
+        out: Outgoing,
+        limits: &QueueLimits,
+    ) -> (Enqueued, Option<Arc<Notify>>) {
         let mut st = self.state.lock();
         if out
             .msg
@@ -359,17 +376,19 @@ impl Session {
             .is_some_and(|s| s.get() <= st.stream_floor)
         {
             // Queued already: the node it moved from had it (see `moving`).
-            return Enqueued::Queued { evicted: 0 };
+            return (Enqueued::Queued { evicted: 0 }, None);
         }
         let online = st.link.is_attached();
         let result = st.durable.outbox.enqueue(out, limits, online);
+        let backlog = st.durable.outbox.backlog();
+        let room = st.backlog.press(backlog, limits, online);
         self.flush_journal(&mut st);
         let wake = st.link.waker();
         drop(st);
         if let Some(wake) = wake {
             wake.notify_one();
         }
-        result
+        (result, room)
     }
 
     /// Records a subscription unless it would be a new one past `max`

@@ -17,7 +17,7 @@ use super::acks::{AckError, PendingAcks, Reply, Wait};
 use super::Params;
 use crate::broker::limits;
 use crate::broker::metrics::{Denied, Limit};
-use crate::broker::{Broker, ForwardError, Message, Metrics, Qos2Received, Session};
+use crate::broker::{Broker, ForwardError, Message, Metrics, Pressure, Qos2Received, Session};
 use crate::store::StoreError;
 
 /// How the client ended the connection with a DISCONNECT.
@@ -101,6 +101,9 @@ pub(super) struct Reader<'a, R> {
     read_hint: usize,
     /// PUBACKs and PUBRECs waiting for their messages' commit.
     acks: PendingAcks,
+    /// Subscribers this client's last message left far behind: nothing more is read from
+    /// it until they catch up (see `session::backlog`).
+    pressure: Pressure,
 }
 
 /// Smallest and largest read sizes.
@@ -131,6 +134,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             aliases: HashMap::new(),
             read_hint: MIN_READ,
             acks: PendingAcks::default(),
+            pressure: Pressure::new(),
         }
     }
 
@@ -143,7 +147,10 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
     pub(super) async fn run(&mut self) -> Result<Close, ConnError> {
         let mut deadline = self.keep_alive.map(|ka| Instant::now() + ka);
         loop {
-            while let Some(packet) = self.codec.decode(&mut self.buf)? {
+            while self.pressure.is_empty() {
+                let Some(packet) = self.codec.decode(&mut self.buf)? else {
+                    break;
+                };
                 Metrics::add(&self.broker.metrics().packets_received, 1);
                 if let Some(close) = self.handle(packet)? {
                     return Ok(close);
@@ -152,6 +159,12 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             }
             for reply in self.acks.ready()? {
                 self.send(reply);
+            }
+            if !self.pressure.is_empty() {
+                self.wait_for_room().await?;
+                // The wait counts as activity: the client was not read meanwhile.
+                deadline = self.keep_alive.map(|ka| Instant::now() + ka);
+                continue;
             }
             let spare = self.prepare_read();
             let read = self.rd.read_buf(&mut self.buf);
@@ -178,6 +191,29 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             }
             self.adapt_read(n, spare);
             Metrics::add(&self.broker.metrics().bytes_received, n as u64);
+        }
+    }
+
+    /// Holds this client back, its bytes unread, until the subscribers its messages left far
+    /// behind catch up or are found slow; its acknowledgements still go out meanwhile.
+    async fn wait_for_room(&mut self) -> Result<(), ConnError> {
+        let pressure = std::mem::take(&mut self.pressure);
+        let rooms = async {
+            for (session, room) in pressure {
+                session.room(room).await;
+            }
+        };
+        tokio::pin!(rooms);
+        loop {
+            tokio::select! {
+                () = &mut rooms => return Ok(()),
+                committed = self.acks.next_commit() => {
+                    committed?;
+                    for reply in self.acks.ready()? {
+                        self.send(reply);
+                    }
+                }
+            }
         }
     }
 
@@ -418,9 +454,11 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             0
         } else {
             let msg = Arc::new(Message::from_publish(p, topic, Instant::now()));
-            let (delivered, wait) = self
+            let published = self
                 .broker
                 .publish_from(msg.clone(), Some(self.session.key));
+            let (delivered, wait) = (published.delivered, published.wait);
+            self.pressure = published.pressure;
             // Written to the store: queued for a persistent session, or retained.
             commit = msg.stored.written() || msg.retain;
             cluster = wait;

@@ -65,6 +65,11 @@ impl Session {
     ) -> Batch {
         let mut st = self.state.lock();
         let mut batch = st.take_batch(link_id, max_messages, now, retained);
+        // Progress is a message taken: a writer woken with its window full takes nothing.
+        if !batch.messages.is_empty() {
+            let backlog = st.durable.outbox.backlog();
+            st.backlog.taken(backlog);
+        }
         batch.wait_for_store = self.flush_journal(&mut st);
         batch
     }

@@ -263,6 +263,11 @@ impl Outbox {
         self.queue.len() + self.inflight.len()
     }
 
+    /// Messages and bytes waiting in the queue.
+    pub(crate) fn backlog(&self) -> (usize, usize) {
+        (self.queue.len(), self.queued_bytes)
+    }
+
     /// Messages dropped from the queue so far.
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped

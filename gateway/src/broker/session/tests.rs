@@ -388,4 +388,5 @@ fn a_pull_that_only_skips_pauses_and_resumes() {
     assert_eq!(drain(&s, &store, 7, 100), ["r/z"]);
 }
 
+mod backlog;
 mod wills;
