@@ -54,6 +54,9 @@ pub(crate) enum Action {
 pub(crate) struct PetsState {
     /// Pets by id. Each is shared, so a new state copies only the pets that changed.
     pub(crate) pets: BTreeMap<String, Rc<Pet>>,
+    /// Every pet's id in display order (numeric ids by value, then the others by name). Kept
+    /// up to date as pets appear, so a render never sorts; shared until a pet is added.
+    pub(crate) order: Rc<Vec<String>>,
     /// One alert per pet outside its zone, oldest first.
     pub(crate) alerts: Vec<Alert>,
     /// Bumped on every change; pets carry the value of the change that last touched them.
@@ -80,17 +83,16 @@ impl PetsState {
             }
             Action::Clear => {
                 self.pets.clear();
+                self.order = Rc::default();
                 self.alerts.clear();
                 self.epoch += 1;
             }
         }
     }
 
-    /// Pets sorted for display: numeric ids by value, then the others by name.
-    pub(crate) fn sorted(&self) -> Vec<Rc<Pet>> {
-        let mut pets: Vec<Rc<Pet>> = self.pets.values().cloned().collect();
-        pets.sort_by(|a, b| sort_key(&a.id).cmp(&sort_key(&b.id)));
-        pets
+    /// Pets in display order (see [`Self::order`]).
+    pub(crate) fn sorted(&self) -> impl Iterator<Item = &Rc<Pet>> + '_ {
+        self.order.iter().filter_map(|id| self.pets.get(id))
     }
 
     /// The alerts the user has not closed.
@@ -100,6 +102,11 @@ impl PetsState {
 
     fn pet_mut(&mut self, id: &str) -> &mut Pet {
         let version = self.version;
+        if !self.pets.contains_key(id) {
+            let order = Rc::make_mut(&mut self.order);
+            let at = order.partition_point(|other| sort_key(other) < sort_key(id));
+            order.insert(at, id.to_owned());
+        }
         let pet = self
             .pets
             .entry(id.to_owned())
@@ -128,6 +135,10 @@ impl PetsState {
                 };
                 let pet = self.pet_mut(id);
                 pet.online = Some(status.online);
+                // A will says nothing about the name: keep the one the pet had.
+                if status.name.is_some() {
+                    pet.name = status.name;
+                }
                 if status.online {
                     pet.seen(now);
                 }
@@ -244,8 +255,13 @@ mod tests {
             loc("10", 52.38, 2.0),
             msg("other/topic", "x", 3.0),
         ]));
-        let ids: Vec<String> = state.sorted().iter().map(|p| p.id.clone()).collect();
+        let ids: Vec<String> = state.sorted().map(|p| p.id.clone()).collect();
         assert_eq!(ids, ["2", "10"]);
+        state.apply(Action::Messages(vec![
+            loc("rex", 52.0, 5.0),
+            loc("3", 52.0, 5.0),
+        ]));
+        assert_eq!(*state.order, ["2", "3", "10", "rex"]);
         assert!(state.pets["2"].is_online());
         state.apply(Action::Messages(vec![msg(
             "pets/2/status",
