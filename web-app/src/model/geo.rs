@@ -71,8 +71,8 @@ mod tests {
         assert!((x - 1.0).abs() < 1e-12 && y.abs() < 1e-9, "{x} {y}");
         // Leaflet's EPSG3857.latLngToPoint([52.3676, 4.9041], 0) = (131.48736, 84.134317).
         let (x, y) = LatLng::new(52.3676, 4.9041).world();
-        assert!((x * 256.0 - 131.487_36).abs() < 1e-5, "{}", x * 256.0);
-        assert!((y * 256.0 - 84.134_317).abs() < 1e-5, "{}", y * 256.0);
+        assert!(x.mul_add(256.0, -131.487_36).abs() < 1e-5, "{}", x * 256.0);
+        assert!(y.mul_add(256.0, -84.134_317).abs() < 1e-5, "{}", y * 256.0);
     }
 
     #[test]

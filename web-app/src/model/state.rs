@@ -63,6 +63,8 @@ pub(crate) struct PetsState {
     pub(crate) version: u64,
     /// Bumped by [`Action::Clear`], so the map knows to remove what it drew.
     pub(crate) epoch: u64,
+    /// Bumped whenever a pet's name changes, so a search by name runs again.
+    pub(crate) renames: u64,
 }
 
 impl PetsState {
@@ -135,12 +137,14 @@ impl PetsState {
                 };
                 let pet = self.pet_mut(id);
                 pet.online = Some(status.online);
-                // A will says nothing about the name: keep the one the pet had.
-                if status.name.is_some() {
-                    pet.name = status.name;
-                }
                 if status.online {
                     pet.seen(now);
+                }
+                // A will says nothing about the name: keep the one the pet had.
+                let renamed = status.name.is_some() && pet.name != status.name;
+                if renamed {
+                    pet.name = status.name;
+                    self.renames += 1;
                 }
             }
             Kind::Geofence => {
