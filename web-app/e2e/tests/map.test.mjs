@@ -126,6 +126,17 @@ test("a new fix moves the marker and grows the trail", async () => {
   );
 });
 
+test("clicking the pet's marker on the map selects it", async () => {
+  const { x, y } = await pet();
+  const origin = await page.$eval("#map", (el) => {
+    const box = el.getBoundingClientRect();
+    return { left: box.left, top: box.top };
+  });
+  await page.mouse.click(origin.left + x, origin.top + y);
+  await waitAttr(row, "selected", "true");
+  await waitPet("selected", true);
+});
+
 test("when the tracker's socket dies, its will turns the pet offline", async () => {
   tracker.crash();
   await waitAttr(row, "online", "false");

@@ -38,8 +38,9 @@ pub(crate) struct MapView {
     /// Fit the view to all pets whenever more appear, until the user moves the map.
     auto_fit: bool,
     fitted_pets: usize,
-    /// The state's epoch the pets belong to.
+    /// The state's epoch the pets belong to, and its version at the last sync.
     epoch: u64,
+    synced: u64,
     markers_dirty: bool,
     /// The next marker draw must redraw everything (not only what changed).
     markers_full: bool,
@@ -102,6 +103,7 @@ impl MapView {
             auto_fit: true,
             fitted_pets: 0,
             epoch: 0,
+            synced: 0,
             markers_dirty: true,
             markers_full: true,
             markers_drawn_at: f64::NEG_INFINITY,
@@ -175,8 +177,12 @@ impl MapView {
         if state.epoch != self.epoch {
             self.clear();
             self.epoch = state.epoch;
+            self.synced = 0;
         }
-        for (id, pet) in &state.pets {
+        // Pets untouched since the last sync carry an older version: skip them before any
+        // lookup (under load a frame's batch touches a few dozen pets out of thousands).
+        let since = std::mem::replace(&mut self.synced, state.version);
+        for (id, pet) in state.pets.iter().filter(|(_, pet)| pet.version > since) {
             let Some(position) = pet.position() else {
                 continue;
             };

@@ -43,11 +43,14 @@ impl Projection {
     }
 
     /// Where `at` is in the map's container, in CSS pixels.
+    // wasm32 has no fused multiply-add: `mul_add` is a slow software `fma` there, and this
+    // runs for every pet every frame.
+    #[allow(clippy::suboptimal_flops)]
     pub(crate) fn px(&self, at: LatLng) -> (f64, f64) {
         let (x, y) = at.world();
         (
-            (x - self.ref_world.0).mul_add(self.scale, self.ref_px.0),
-            (y - self.ref_world.1).mul_add(self.scale, self.ref_px.1),
+            (x - self.ref_world.0) * self.scale + self.ref_px.0,
+            (y - self.ref_world.1) * self.scale + self.ref_px.1,
         )
     }
 

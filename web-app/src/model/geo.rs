@@ -34,10 +34,13 @@ impl LatLng {
 
     /// The point a fraction `t` (0 to 1) of the way to `other`; linear, which is exact enough
     /// for the metres between two fixes.
+    // Runs for every gliding pet every frame; wasm32 has no fused multiply-add, so `mul_add`
+    // would be a slow software `fma` call.
+    #[allow(clippy::suboptimal_flops)]
     pub(crate) fn lerp(self, other: Self, t: f64) -> Self {
         Self {
-            lat: (other.lat - self.lat).mul_add(t, self.lat),
-            lng: (other.lng - self.lng).mul_add(t, self.lng),
+            lat: (other.lat - self.lat) * t + self.lat,
+            lng: (other.lng - self.lng) * t + self.lng,
         }
     }
 
