@@ -90,7 +90,12 @@ fn app() -> Html {
     }
     {
         let map = Rc::clone(&map);
-        use_frame(Rc::new(move |ts| map.with(|view| view.animate(ts))));
+        let pump = feed.pump.clone();
+        use_frame(Rc::new(move |ts| {
+            // The messages first: the map then draws them in this same frame.
+            pump.run();
+            map.with(|view| view.animate(ts));
+        }));
     }
     let on_select = {
         let selected = selected.setter();
