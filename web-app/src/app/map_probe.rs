@@ -1,8 +1,8 @@
 //! What the canvases show, for tests and tools (pixels on a canvas have no DOM to query):
 //! the map's element carries `data-pets` (pets placed), `data-markers` (markers drawn) and
 //! `data-clusters` (cluster bubbles drawn) after every frame, and the page gets
-//! `aviaryPet(id)` (where and how a pet is drawn), `aviaryPetIds()` (every pet on the map) and
-//! `aviaryDraws` (how many times the markers were drawn, for `perf.mjs` to report draws a
+//! `aviaryPet(id)` (where and how a pet is drawn), `aviaryPetIds()` (every pet on the map),
+//! `aviaryClusters()` (the bubbles drawn: `{x, y}` in container pixels) and `aviaryDraws` (how many times the markers were drawn, for `perf.mjs` to report draws a
 //! second next to frames a second).
 
 use std::cell::RefCell;
@@ -58,7 +58,27 @@ pub(crate) fn install(view: &Rc<RefCell<Option<MapView>>>) {
             .unwrap_or_else(|| Array::new().into())
         })
     };
+    let clusters = {
+        let weak = Rc::downgrade(view);
+        Closure::<dyn Fn() -> JsValue>::new(move || {
+            with_view(&weak, |view| {
+                view.frame
+                    .targets
+                    .iter()
+                    .filter_map(|target| match target {
+                        Target::Cluster { x, y, .. } => {
+                            Some(obj(&[("x", (*x).into()), ("y", (*y).into())]))
+                        }
+                        Target::Pet { .. } => None,
+                    })
+                    .collect::<Array>()
+                    .into()
+            })
+            .unwrap_or_else(|| Array::new().into())
+        })
+    };
     let global = js_sys::global();
+    let _ = Reflect::set(&global, &"aviaryClusters".into(), &clusters.into_js_value());
     let _ = Reflect::set(&global, &"aviaryPet".into(), &pet.into_js_value());
     let _ = Reflect::set(&global, &"aviaryPetIds".into(), &ids.into_js_value());
 }
