@@ -52,6 +52,8 @@ pub(crate) struct MapView {
     zooming: Rc<Cell<bool>>,
     /// What the last frame drew.
     pub(crate) frame: Frame,
+    /// Whether the mouse is over a marker or cluster (the cursor is a pointer then).
+    pointer: bool,
     on_select: Rc<dyn Fn(String)>,
     _handlers: Vec<Closure<dyn FnMut(JsValue)>>,
 }
@@ -112,43 +114,47 @@ impl MapView {
             moved,
             zooming,
             frame: Frame::default(),
+            pointer: false,
             on_select,
             _handlers: closures,
         })
     }
 
     /// Watches the user: dragging the map stops following the selected pet, dragging or
-    /// zooming stops fitting the view to the pets, and a click selects the pet under it (or
-    /// zooms into a cluster). The view's own moves happen while it is borrowed, so the
+    /// zooming stops fitting the view to the pets, a click selects the pet under it (or
+    /// zooms into a cluster), and the cursor is a pointer over a marker or cluster. The view's own moves happen while it is borrowed, so the
     /// handlers cannot borrow it then and ignore them.
     pub(crate) fn watch_user(view: &Rc<RefCell<Option<Self>>>) {
-        let handler = |react: fn(&mut Self)| {
-            let weak = Rc::downgrade(view);
-            Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| {
-                let Some(view) = weak.upgrade() else { return };
-                let Ok(mut view) = view.try_borrow_mut() else {
-                    return;
-                };
-                if let Some(view) = view.as_mut() {
-                    react(view);
-                }
-            })
-        };
-        let on_drag = handler(|view| {
+        let on_drag = handler_with_event(view, |view, _| {
             view.following = false;
             view.auto_fit = false;
         });
-        let on_zoom = handler(|view| view.auto_fit = false);
+        let on_zoom = handler_with_event(view, |view, _| view.auto_fit = false);
         let on_click = click_handler(Rc::downgrade(view));
+        let on_hover = handler_with_event(view, |view, event| {
+            let point = event.unchecked_into::<MouseEvent>().container_point();
+            let over = view.clicked(point.x(), point.y()).is_some();
+            if over != view.pointer {
+                view.pointer = over;
+                let cursor = if over { "pointer" } else { "" };
+                let _ = view
+                    .map
+                    .get_container()
+                    .style()
+                    .set_property("cursor", cursor);
+            }
+        });
         if let Some(view) = view.borrow_mut().as_mut() {
             for (event, handler) in [
                 ("dragstart", &on_drag),
                 ("zoomstart", &on_zoom),
                 ("click", &on_click),
+                ("mousemove", &on_hover),
             ] {
                 view.map.on_event(event, handler.as_ref().unchecked_ref());
             }
-            view._handlers.extend([on_drag, on_zoom, on_click]);
+            view._handlers
+                .extend([on_drag, on_zoom, on_click, on_hover]);
         }
     }
 
@@ -325,6 +331,23 @@ impl MapView {
         self.markers.remove();
         self.trails.remove();
     }
+}
+
+/// A map event handler that gets the view (when it is not in use) and the event.
+fn handler_with_event(
+    view: &Rc<RefCell<Option<MapView>>>,
+    react: fn(&mut MapView, JsValue),
+) -> Closure<dyn FnMut(JsValue)> {
+    let weak = Rc::downgrade(view);
+    Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+        let Some(view) = weak.upgrade() else { return };
+        let Ok(mut view) = view.try_borrow_mut() else {
+            return;
+        };
+        if let Some(view) = view.as_mut() {
+            react(view, event);
+        }
+    })
 }
 
 /// What a click on the map asks for.

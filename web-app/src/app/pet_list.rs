@@ -5,9 +5,11 @@
 
 use std::rc::Rc;
 
+use wasm_bindgen::prelude::*;
 use web_sys::HtmlElement;
 use yew::prelude::*;
 
+use super::browser;
 use super::pet_row::{PetRef, PetRow, ROW_PX};
 use super::PetsRef;
 
@@ -78,8 +80,18 @@ pub(crate) fn pet_list(props: &PetListProps) -> Html {
         }
     };
     {
+        // Measured once mounted, and again when the window (so maybe the list) is resized.
         let measure = measure.clone();
-        use_effect_with((), move |()| measure());
+        use_effect_with((), move |()| {
+            measure();
+            let on_resize = Closure::<dyn FnMut()>::new(measure);
+            let handler = on_resize.as_ref().unchecked_ref();
+            let _ = browser::window().add_event_listener_with_callback("resize", handler);
+            move || {
+                let handler = on_resize.as_ref().unchecked_ref();
+                let _ = browser::window().remove_event_listener_with_callback("resize", handler);
+            }
+        });
     }
     use_scroll_to_selected(&viewport, props);
     let onscroll = Callback::from(move |_: Event| measure());
