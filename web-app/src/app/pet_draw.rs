@@ -3,12 +3,17 @@
 //! Markers are copied from pre-drawn sprites, one per colour: in headless Chromium's software
 //! canvas, 1,000 sprite copies a frame kept 60 fps at about 40% of the main thread, where
 //! 1,000 anti-aliased circles cost the whole thread (27 fps as one path, 45 fps one by one).
+//! The map view redraws only the areas of markers that changed, so a frame usually copies
+//! far fewer.
 //! Trails and accuracy circles are one path per colour (one `stroke` for hundreds of pets).
 
+use std::cell::RefCell;
 use std::f64::consts::TAU;
+use std::rc::Rc;
 
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageBitmap};
 
 use super::browser::window;
 
@@ -49,9 +54,14 @@ impl Look {
 /// A sprite's side in CSS pixels: the marker and its white rim.
 const SPRITE_PX: f64 = 2.0 * (MARKER_R + 2.0);
 
-/// One pre-drawn marker per [`Look`], at the screen's pixel ratio.
+/// One pre-drawn marker per [`Look`], at the screen's pixel ratio: canvases at first, then
+/// `ImageBitmap`s of them once the browser has made those (asynchronously). A bitmap is
+/// immutable, so copying it needs no snapshot of a source canvas, which a canvas source may.
 #[derive(Debug)]
-pub(crate) struct Sprites([HtmlCanvasElement; 3]);
+pub(crate) struct Sprites {
+    canvases: [HtmlCanvasElement; 3],
+    bitmaps: Rc<RefCell<Option<[ImageBitmap; 3]>>>,
+}
 
 impl Sprites {
     /// Draws the sprites.
@@ -77,19 +87,55 @@ impl Sprites {
             ctx.stroke();
             Ok(canvas)
         };
-        Ok(Self([
+        let canvases = [
             make(Look::Offline)?,
             make(Look::Online)?,
             make(Look::Outside)?,
-        ]))
+        ];
+        let bitmaps = Rc::new(RefCell::new(None));
+        let pending: Result<Vec<_>, JsValue> = canvases
+            .iter()
+            .map(|canvas| window().create_image_bitmap_with_html_canvas_element(canvas))
+            .collect();
+        let slot = Rc::clone(&bitmaps);
+        wasm_bindgen_futures::spawn_local(async move {
+            let mut made = Vec::new();
+            for promise in pending.into_iter().flatten() {
+                match JsFuture::from(promise)
+                    .await
+                    .map(JsCast::dyn_into::<ImageBitmap>)
+                {
+                    Ok(Ok(bitmap)) => made.push(bitmap),
+                    // The canvases stay in use.
+                    _ => return,
+                }
+            }
+            if let Ok(made) = <[ImageBitmap; 3]>::try_from(made) {
+                *slot.borrow_mut() = Some(made);
+            }
+        });
+        Ok(Self { canvases, bitmaps })
     }
 
-    fn of(&self, look: Look) -> &HtmlCanvasElement {
-        match look {
-            Look::Offline => &self.0[0],
-            Look::Online => &self.0[1],
-            Look::Outside => &self.0[2],
-        }
+    /// Copies the sprite of `look` to `(x, y)`, `side` CSS pixels square.
+    fn draw(&self, ctx: &CanvasRenderingContext2d, look: Look, (x, y): (f64, f64), side: f64) {
+        let index = match look {
+            Look::Offline => 0,
+            Look::Online => 1,
+            Look::Outside => 2,
+        };
+        let _ = match &*self.bitmaps.borrow() {
+            Some(bitmaps) => {
+                ctx.draw_image_with_image_bitmap_and_dw_and_dh(&bitmaps[index], x, y, side, side)
+            }
+            None => ctx.draw_image_with_html_canvas_element_and_dw_and_dh(
+                &self.canvases[index],
+                x,
+                y,
+                side,
+                side,
+            ),
+        };
     }
 }
 
@@ -123,13 +169,7 @@ pub(crate) fn markers(
     ctx.set_global_alpha(1.0);
     let half = SPRITE_PX / 2.0;
     for m in marks.iter().filter(|m| !m.selected) {
-        let _ = ctx.draw_image_with_html_canvas_element_and_dw_and_dh(
-            sprites.of(m.look),
-            m.x - half,
-            m.y - half,
-            SPRITE_PX,
-            SPRITE_PX,
-        );
+        sprites.draw(ctx, m.look, (m.x - half, m.y - half), SPRITE_PX);
     }
     ctx.set_line_width(2.0);
     ctx.set_stroke_style_str("#ffffff");
