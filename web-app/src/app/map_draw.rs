@@ -63,7 +63,7 @@ pub(crate) fn markers(
     ctx: &CanvasRenderingContext2d,
     sprites: &Sprites,
     proj: &Projection,
-    dots: &HashMap<String, PetDot>,
+    dots: &HashMap<Rc<str>, PetDot>,
     selected: Option<&str>,
     (last, full): (&Frame, bool),
 ) -> Frame {
@@ -166,7 +166,7 @@ fn cluster<'a>(
 fn changed_areas(
     singles: &[Placed<'_>],
     marks: &[Mark<'_>],
-    dots: &HashMap<String, PetDot>,
+    dots: &HashMap<Rc<str>, PetDot>,
     number: u64,
 ) -> Vec<(f64, f64, f64, f64)> {
     let mut areas = Vec::new();
@@ -223,7 +223,7 @@ fn redraw_areas(
 pub(crate) fn trails(
     ctx: &CanvasRenderingContext2d,
     proj: &Projection,
-    dots: &HashMap<String, PetDot>,
+    dots: &HashMap<Rc<str>, PetDot>,
     selected: Option<&str>,
     clustered: bool,
 ) {

@@ -32,7 +32,7 @@ pub(crate) struct MapView {
     markers: Overlay,
     trails: Overlay,
     sprites: Sprites,
-    pub(crate) pets: HashMap<String, PetDot>,
+    pub(crate) pets: HashMap<Rc<str>, PetDot>,
     pub(crate) selected: Option<String>,
     following: bool,
     /// Fit the view to all pets whenever more appear, until the user moves the map.
@@ -192,11 +192,11 @@ impl MapView {
             let Some(position) = pet.position() else {
                 continue;
             };
-            // A lookup first: most pets exist already, and an entry would copy the id.
-            if !self.pets.contains_key(id) {
-                self.pets.insert(id.clone(), PetDot::new(pet, position));
+            if !self.pets.contains_key(&**id) {
+                let dot = PetDot::new(Rc::clone(id), pet, position);
+                self.pets.insert(Rc::clone(id), dot);
             }
-            let Some(dot) = self.pets.get_mut(id) else {
+            let Some(dot) = self.pets.get_mut(&**id) else {
                 continue;
             };
             if dot.version == pet.version {
@@ -275,7 +275,7 @@ impl MapView {
         if !self.following {
             return;
         }
-        if let Some(dot) = self.selected.as_ref().and_then(|id| self.pets.get(id)) {
+        if let Some(dot) = self.selected.as_deref().and_then(|id| self.pets.get(id)) {
             if dot.gliding() {
                 self.map
                     .pan_to(&latlng(dot.shown), &obj(&[("animate", false.into())]));

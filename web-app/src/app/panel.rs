@@ -70,7 +70,7 @@ pub(crate) fn panel(props: &PanelProps) -> Html {
             }
         })
     };
-    let selected_pet = props.selected.as_ref().and_then(|id| state.pets.get(id));
+    let selected_pet = props.selected.as_deref().and_then(|id| state.pets.get(id));
     let total = state.pets.len();
     html! {
         <aside class="panel">

@@ -47,10 +47,10 @@ pub(crate) struct PetDot {
 }
 
 impl PetDot {
-    /// A pet first seen at `at`.
-    pub(crate) fn new(pet: &Rc<Pet>, at: LatLng) -> Self {
+    /// A pet first seen at `at`; `id` is the state's key for it.
+    pub(crate) fn new(id: Rc<str>, pet: &Rc<Pet>, at: LatLng) -> Self {
         Self {
-            id: Rc::from(pet.id.as_str()),
+            id,
             pet: Rc::clone(pet),
             version: u64::MAX,
             shown: at,

@@ -109,7 +109,7 @@ pub(crate) fn pet_list(props: &PetListProps) -> Html {
                     data-total={ids.len().to_string()}
                     data-first={first.to_string()}
                 >
-                    { for ids[first..end].iter().filter_map(|id| pets.get(id)).map(|pet| html! {
+                    { for ids[first..end].iter().filter_map(|id| pets.get(id.as_str())).map(|pet| html! {
                         <PetRow
                             key={pet.id.clone()}
                             pet={PetRef(Rc::clone(pet))}

@@ -52,8 +52,10 @@ pub(crate) enum Action {
 /// All pets, and the alerts about them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct PetsState {
-    /// Pets by id. Each is shared, so a new state copies only the pets that changed.
-    pub(crate) pets: BTreeMap<String, Rc<Pet>>,
+    /// Pets by id. Each is shared, so a new state copies only the pets that changed; the ids
+    /// are shared too, so copying the map (once per batch of messages, as Yew keeps the
+    /// previous state) allocates its nodes but not one string per pet.
+    pub(crate) pets: BTreeMap<Rc<str>, Rc<Pet>>,
     /// Every pet's id in display order (numeric ids by value, then the others by name). Kept
     /// up to date as pets appear, so a render never sorts; shared until a pet is added.
     pub(crate) order: Rc<Vec<String>>,
@@ -94,7 +96,9 @@ impl PetsState {
 
     /// Pets in display order (see [`Self::order`]).
     pub(crate) fn sorted(&self) -> impl Iterator<Item = &Rc<Pet>> + '_ {
-        self.order.iter().filter_map(|id| self.pets.get(id))
+        self.order
+            .iter()
+            .filter_map(|id| self.pets.get(id.as_str()))
     }
 
     /// The alerts the user has not closed.
@@ -108,11 +112,11 @@ impl PetsState {
             let order = Rc::make_mut(&mut self.order);
             let at = order.partition_point(|other| sort_key(other) < sort_key(id));
             order.insert(at, id.to_owned());
+            self.pets.insert(Rc::from(id), Rc::new(Pet::new(id)));
         }
-        let pet = self
-            .pets
-            .entry(id.to_owned())
-            .or_insert_with(|| Rc::new(Pet::new(id)));
+        let Some(pet) = self.pets.get_mut(id) else {
+            unreachable!("inserted above")
+        };
         let pet = Rc::make_mut(pet);
         pet.version = version;
         pet
