@@ -2,8 +2,9 @@
 //! the map's element carries `data-pets` (pets placed), `data-markers` (markers drawn) and
 //! `data-clusters` (cluster bubbles drawn) after every frame, and the page gets
 //! `aviaryPet(id)` (where and how a pet is drawn), `aviaryPetIds()` (every pet on the map),
-//! `aviaryClusters()` (the bubbles drawn: `{x, y}` in container pixels) and `aviaryDraws` (how many times the markers were drawn, for `perf.mjs` to report draws a
-//! second next to frames a second).
+//! `aviaryClusters()` (the bubbles drawn: `{x, y}` in container pixels) and `aviaryDraws`
+//! (how many marker draw passes ran, for `perf.mjs` to report next to frames a second; a
+//! pass repaints only the markers whose pixels changed, so it may paint nothing).
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
