@@ -1,8 +1,8 @@
 // Signing in to the map of `aviary --demo`: the gateway writes the demo users and ACL, its 25
 // simulated trackers sign in as tracker-pet-N, and the map in headless Chromium must show
 // each owner exactly their own pets (alice 1–12, bob 13–25), nobody's before signing in, and
-// nobody's after a wrong password or signing out. Pets shown are read from the markers'
-// `data-pet` attributes.
+// nobody's after a wrong password or signing out. Pets are drawn on a canvas: the pets shown
+// are the ones the map reports through `aviaryPetIds()` (see web-app/src/app/map_probe.rs).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { artifact, launchBrowser, startGateway } from "../lib.mjs";
@@ -11,7 +11,6 @@ const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => Stri
 const ALICE = range(1, 12);
 const BOB = range(13, 25);
 const FORM = "form.signin";
-const MARKERS = ".pet-marker[data-pet]";
 
 let gateway;
 let browser;
@@ -38,7 +37,7 @@ async function signIn(username, password) {
 
 /** The pet ids of the markers on the map, sorted. */
 async function shownPets() {
-  const ids = await page.$$eval(MARKERS, (els) => els.map((el) => el.dataset.pet));
+  const ids = await page.evaluate(() => window.aviaryPetIds?.() ?? []);
   return ids.sort((a, b) => Number(a) - Number(b));
 }
 
@@ -48,14 +47,14 @@ async function shownPets() {
  */
 async function expectExactly(want, timeout = 30_000) {
   const result = await page.waitForFunction(
-    ({ sel, want }) => {
-      const ids = [...document.querySelectorAll(sel)].map((el) => el.dataset.pet);
+    ({ want }) => {
+      const ids = window.aviaryPetIds?.() ?? [];
       const stray = ids.filter((id) => !want.includes(id));
       if (stray.length > 0) return { stray };
       const unique = new Set(ids);
       return unique.size === want.length && ids.length === want.length ? { done: true } : false;
     },
-    { sel: MARKERS, want },
+    { want },
     { timeout, polling: 100 },
   );
   const { stray } = await result.jsonValue();
@@ -122,7 +121,7 @@ test("alice sees exactly her pets, 1 to 12", async () => {
 test("signing out clears the map and shows the form again", async () => {
   await page.click('button[name="sign-out"]');
   await page.waitForSelector(`${FORM} input[name="username"]`, { timeout: 10_000 });
-  await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 0, MARKERS, {
+  await page.waitForFunction(() => (window.aviaryPetIds?.() ?? []).length === 0, null, {
     timeout: 10_000,
   });
   assert.equal(await page.$$eval(".pet-row", (rows) => rows.length), 0);

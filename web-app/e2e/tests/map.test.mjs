@@ -1,6 +1,7 @@
 // The map app end to end: a real gateway, MQTT.js trackers over TCP, the app in headless
-// Chromium. State is read from the DOM's data attributes (panel rows and marker elements), and
-// positions are checked in pixels against Leaflet's own projection (`window.aviaryMap`).
+// Chromium. State is read from the panel rows' data attributes and, as pets are drawn on
+// canvases, from what the map reports (`window.aviaryPet`); positions are checked in pixels
+// against Leaflet's own projection (`window.aviaryMap`) and against the canvases' paint.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -15,7 +16,6 @@ import {
 const PET = "e2e1";
 const HOME = [52.3702, 4.8952];
 const row = `.pet-row[data-pet-id="${PET}"]`;
-const marker = `.pet-marker[data-pet-id="${PET}"]`;
 
 let gateway;
 let browser;
@@ -44,28 +44,51 @@ async function moveTo(lat, lng) {
   await tracker.moveTo(lat, lng);
 }
 
-/** Waits until the marker is drawn at (lat, lng), within 3 px, glide included. */
+/**
+ * Waits until the pet's marker is drawn at (lat, lng), within 3 px, glide included: where the
+ * map says it draws the pet (`aviaryPet`) must be where Leaflet puts (lat, lng), and the
+ * markers canvas must have paint there.
+ */
 async function markerAt(lat, lng) {
   await page.waitForFunction(
-    ({ sel, lat, lng }) => {
-      const el = document.querySelector(sel);
+    ({ id, lat, lng }) => {
+      const pet = window.aviaryPet?.(id);
       const map = window.aviaryMap;
-      if (!el || !map) return false;
-      const box = el.getBoundingClientRect();
-      const origin = map.getContainer().getBoundingClientRect();
+      if (!pet || !pet.drawn || !map) return false;
       const want = map.latLngToContainerPoint([lat, lng]);
-      const x = box.left + box.width / 2 - origin.left;
-      const y = box.top + box.height / 2 - origin.top;
-      return Math.hypot(x - want.x, y - want.y) < 3;
+      if (Math.hypot(pet.x - want.x, pet.y - want.y) >= 3) return false;
+      return paintAt("canvas.pet-markers", pet.x, pet.y);
     },
-    { sel: marker, lat, lng },
+    { id: PET, lat, lng },
     { timeout: 10_000 },
   );
 }
 
-/** The value of `data-NAME` on the element. */
-async function attr(selector, name) {
-  return page.getAttribute(selector, `data-${name}`, { timeout: 10_000 });
+/** Installs `paintAt(selector, x, y)` in the page: whether a canvas has paint at (x, y). */
+async function installPaintAt() {
+  await page.evaluate(() => {
+    window.paintAt = (selector, x, y) => {
+      const canvas = document.querySelector(selector);
+      if (!canvas) return false;
+      const dpr = canvas.width / canvas.clientWidth;
+      const pixel = canvas.getContext("2d").getImageData(Math.round(x * dpr), Math.round(y * dpr), 1, 1);
+      return pixel.data[3] > 0;
+    };
+  });
+}
+
+/** What the map reports about the pet (`aviaryPet`), or null. */
+async function pet() {
+  return page.evaluate((id) => window.aviaryPet?.(id) ?? null, PET);
+}
+
+/** Waits until the map reports `key` = `value` for the pet. */
+async function waitPet(key, value) {
+  await page.waitForFunction(
+    ({ id, key, value }) => window.aviaryPet?.(id)?.[key] === value,
+    { id: PET, key, value },
+    { timeout: 10_000 },
+  );
 }
 
 async function waitAttr(selector, name, value) {
@@ -76,29 +99,48 @@ test("a tracker's first fix puts its marker on the map, online", async () => {
   tracker = await connectTracker(gateway.mqtt, PET);
   await tracker.online();
   await moveTo(...HOME);
-  await page.waitForSelector(marker, { timeout: 10_000 });
+  await installPaintAt();
+  await page.waitForFunction((id) => window.aviaryPet?.(id) != null, PET, { timeout: 10_000 });
   await waitAttr(row, "online", "true");
-  await waitAttr(marker, "online", "true");
-  assert.equal(Number(await attr(marker, "lat")), HOME[0]);
-  assert.equal(Number(await attr(marker, "lng")), HOME[1]);
+  await waitPet("online", true);
+  assert.equal((await pet()).lat, HOME[0]);
+  assert.equal((await pet()).lng, HOME[1]);
   await markerAt(...HOME);
 });
 
 test("a new fix moves the marker and grows the trail", async () => {
   const next = offset(...HOME, 120, 80);
   await moveTo(...next);
-  await waitAttr(marker, "trail-len", "2");
-  assert.equal(Number(await attr(marker, "lat")), next[0]);
+  await waitPet("trailLen", 2);
+  assert.equal((await pet()).lat, next[0]);
   await markerAt(...next);
-  // The trail is an SVG path with two points.
-  const trails = await page.$$eval("path.pet-trail", (paths) => paths.length);
-  assert.ok(trails >= 1, "a trail is drawn");
+  // The trail is drawn on its canvas: halfway between the two fixes (clear of the marker).
+  await page.waitForFunction(
+    ([a, b]) => {
+      const map = window.aviaryMap;
+      const p = map.latLngToContainerPoint([(a[0] + b[0]) / 2, (a[1] + b[1]) / 2]);
+      return window.paintAt("canvas.pet-trails", p.x, p.y);
+    },
+    [HOME, next],
+    { timeout: 10_000 },
+  );
+});
+
+test("clicking the pet's marker on the map selects it", async () => {
+  const { x, y } = await pet();
+  const origin = await page.$eval("#map", (el) => {
+    const box = el.getBoundingClientRect();
+    return { left: box.left, top: box.top };
+  });
+  await page.mouse.click(origin.left + x, origin.top + y);
+  await waitAttr(row, "selected", "true");
+  await waitPet("selected", true);
 });
 
 test("when the tracker's socket dies, its will turns the pet offline", async () => {
   tracker.crash();
   await waitAttr(row, "online", "false");
-  await waitAttr(marker, "online", "false");
+  await waitPet("online", false);
   assert.match(await page.textContent(`${row} .pet-status`), /offline/);
 });
 
@@ -126,16 +168,17 @@ test("a safe zone set in the panel is retained, and leaving it raises an alert",
   await moveTo(...offset(...last, 400, 0));
   await page.waitForSelector(`.alert[data-alert-pet="${PET}"]`, { timeout: 10_000 });
   await waitAttr(row, "outside", "true");
-  await waitAttr(marker, "outside", "true");
+  await waitPet("outside", true);
   assert.match(await page.textContent(`.alert[data-alert-pet="${PET}"]`), /left its safe zone/);
 });
 
 test("after a reload the trail comes back from the gateway's history", async () => {
   await page.reload();
   await page.waitForSelector('.conn[data-state="connected"]', { timeout: 20_000 });
-  await waitAttr(marker, "trail-len", String(sent.length));
+  await installPaintAt();
+  await waitPet("trailLen", sent.length);
   const latest = sent[sent.length - 1];
-  assert.equal(Number(await attr(marker, "lat")), latest[0]);
+  assert.equal((await pet()).lat, latest[0]);
   await markerAt(...latest);
   // Status and zone come back as retained messages.
   await waitAttr(row, "online", "true");

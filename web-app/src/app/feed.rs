@@ -1,14 +1,15 @@
 //! The live MQTT feed as a hook: connects to the gateway as the signed-in user (or
-//! anonymously), subscribes to the pet topics, and hands incoming messages to the state once
-//! per animation frame. When the target changes (sign-out, or sign-in as someone else) the old
-//! connection goes, and with it every pet it brought.
+//! anonymously), subscribes to the pet topics, and buffers incoming messages until the app's
+//! frame callback pumps them into the state ([`Pump`]), once per animation frame and just
+//! before the map draws. When the target changes (sign-out, or sign-in as someone else) the
+//! old connection goes, and with it every pet it brought.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use yew::prelude::*;
 
-use super::browser::{now_ms, FrameLoop, Interval};
+use super::browser::{now_ms, Interval};
 use super::mqtt::{self, ConnState, Mqtt};
 use crate::model::topic::SUBSCRIPTIONS;
 use crate::model::{Action, Credentials, Incoming, PetsState, Refusal};
@@ -39,6 +40,33 @@ pub(crate) struct Feed {
     pub(crate) total: u64,
     /// The client, to publish with (`None` while not connecting).
     pub(crate) client: Option<MqttHandle>,
+    /// Hands the buffered messages to the state.
+    pub(crate) pump: Pump,
+}
+
+/// Dispatches the messages buffered since the last call as one [`Action::Messages`]: the app
+/// calls it at the start of every animation frame, so the map's draw in that same frame shows
+/// them (one frame loop for both, not one each).
+#[derive(Clone)]
+pub(crate) struct Pump(Rc<dyn Fn()>);
+
+impl Pump {
+    /// Dispatches what is buffered.
+    pub(crate) fn run(&self) {
+        (self.0)();
+    }
+}
+
+impl PartialEq for Pump {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::fmt::Debug for Pump {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pump")
+    }
 }
 
 /// A shared client, compared by identity so it can sit in props.
@@ -58,10 +86,9 @@ struct Inbox {
     total: Cell<u64>,
 }
 
-/// Connects to `target` (while there is one), subscribes to the pet topics, and feeds incoming
-/// messages to `dispatcher` as one [`Action::Messages`] per animation frame, so a thousand
-/// messages a second cost one state change and one render per frame. A refused CONNACK goes to
-/// `on_refused`.
+/// Connects to `target` (while there is one), subscribes to the pet topics, and buffers
+/// incoming messages for [`Feed::pump`], so a thousand messages a second cost one state change
+/// and one render per frame. A refused CONNACK goes to `on_refused`.
 #[hook]
 pub(crate) fn use_feed(
     target: Option<FeedTarget>,
@@ -109,20 +136,20 @@ pub(crate) fn use_feed(
             }
         });
     }
+    let pump = use_memo((), {
+        let inbox = Rc::clone(&inbox);
+        move |()| Pump(Rc::new(move || flush(&inbox, &dispatcher)))
+    });
     {
         let (inbox, rate) = (Rc::clone(&inbox), rate.clone());
         use_effect_with((), move |()| {
-            let frames = FrameLoop::new({
-                let inbox = Rc::clone(&inbox);
-                move |_| flush(&inbox, &dispatcher)
-            });
             let mut last_total = 0;
             let interval = Interval::new(1_000, move || {
                 let total = inbox.total.get();
                 rate.set((total - last_total, total));
                 last_total = total;
             });
-            move || drop((frames, interval))
+            move || drop(interval)
         });
     }
     Feed {
@@ -131,6 +158,7 @@ pub(crate) fn use_feed(
         rate: rate.0,
         total: rate.1,
         client: (*client).clone(),
+        pump: (*pump).clone(),
     }
 }
 

@@ -4,7 +4,7 @@
 use yew::prelude::*;
 
 use super::feed::MqttHandle;
-use super::panel::PetRef;
+use super::pet_row::PetRef;
 use crate::model::topic::{self, Kind};
 use crate::model::{Geofence, LatLng, Pet};
 

@@ -30,6 +30,10 @@ extern "C" {
     pub(crate) fn get_center(this: &Map) -> JsLatLng;
     #[wasm_bindgen(method, js_name = getBounds)]
     pub(crate) fn get_bounds(this: &Map) -> Bounds;
+    #[wasm_bindgen(method, js_name = getSize)]
+    pub(crate) fn get_size(this: &Map) -> Point;
+    #[wasm_bindgen(method, js_name = latLngToContainerPoint)]
+    pub(crate) fn lat_lng_to_container_point(this: &Map, at: &JsValue) -> Point;
     #[wasm_bindgen(method, js_name = createPane)]
     pub(crate) fn create_pane(this: &Map, name: &str) -> web_sys::HtmlElement;
     #[wasm_bindgen(method, js_name = invalidateSize)]
@@ -49,6 +53,20 @@ extern "C" {
     pub(crate) fn lat(this: &JsLatLng) -> f64;
     #[wasm_bindgen(method, getter)]
     pub(crate) fn lng(this: &JsLatLng) -> f64;
+
+    /// `L.Point`, and the `containerPoint` of a map's mouse event.
+    #[derive(Debug, Clone)]
+    pub(crate) type Point;
+    #[wasm_bindgen(method, getter)]
+    pub(crate) fn x(this: &Point) -> f64;
+    #[wasm_bindgen(method, getter)]
+    pub(crate) fn y(this: &Point) -> f64;
+
+    /// A map's mouse event (`click`).
+    #[derive(Debug, Clone)]
+    pub(crate) type MouseEvent;
+    #[wasm_bindgen(method, getter, js_name = containerPoint)]
+    pub(crate) fn container_point(this: &MouseEvent) -> Point;
 
     /// `L.LatLngBounds`.
     #[derive(Debug, Clone)]
@@ -72,19 +90,6 @@ extern "C" {
     /// `layer.on(event, handler)`.
     #[wasm_bindgen(method, js_name = on)]
     pub(crate) fn on_event(this: &Layer, event: &str, handler: &Function);
-
-    /// `L.Marker`.
-    #[wasm_bindgen(extends = Layer)]
-    #[derive(Debug, Clone)]
-    pub(crate) type Marker;
-    #[wasm_bindgen(js_namespace = L, js_name = marker)]
-    pub(crate) fn new_marker(at: &JsValue, options: &JsValue) -> Marker;
-    #[wasm_bindgen(method, js_name = setLatLng)]
-    pub(crate) fn set_lat_lng(this: &Marker, at: &JsValue);
-    #[wasm_bindgen(method, js_name = getElement)]
-    pub(crate) fn get_element(this: &Marker) -> Option<web_sys::HtmlElement>;
-    #[wasm_bindgen(method, js_name = setZIndexOffset)]
-    pub(crate) fn set_z_index_offset(this: &Marker, offset: f64);
 
     /// `L.Circle` (radius in metres).
     #[wasm_bindgen(extends = Layer)]
@@ -110,9 +115,6 @@ extern "C" {
     #[wasm_bindgen(method, js_name = setStyle)]
     pub(crate) fn set_style(this: &Polyline, style: &JsValue);
 
-    /// `L.divIcon(options)`.
-    #[wasm_bindgen(js_namespace = L, js_name = divIcon)]
-    pub(crate) fn div_icon(options: &JsValue) -> JsValue;
     /// `L.tileLayer(url, options)`.
     #[wasm_bindgen(js_namespace = L, js_name = tileLayer)]
     pub(crate) fn tile_layer(url: &str, options: &JsValue) -> Layer;

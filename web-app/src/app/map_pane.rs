@@ -9,8 +9,10 @@ use wasm_bindgen::JsValue;
 use yew::prelude::*;
 
 use super::basemap;
+use super::browser::js_error;
 use super::config::WebConfig;
 use super::leaflet::{self, latlng, obj};
+use super::map_probe;
 use super::map_view::MapView;
 use crate::model::LatLng;
 
@@ -57,7 +59,8 @@ pub(crate) fn map_pane(props: &MapPaneProps) -> Html {
             let basemap = mount(&node, &handle, on_select);
             move || {
                 drop(basemap);
-                if let Some(view) = handle.0.borrow_mut().take() {
+                if let Some(mut view) = handle.0.borrow_mut().take() {
+                    view.remove();
                     view.map().remove_map();
                 }
             }
@@ -118,7 +121,14 @@ fn mount(
         map.as_ref(),
     );
     let on_select: Rc<dyn Fn(String)> = Rc::new(move |id| on_select.emit(id));
-    *handle.0.borrow_mut() = Some(MapView::new(map, on_select));
+    match MapView::new(map, on_select) {
+        Ok(view) => *handle.0.borrow_mut() = Some(view),
+        Err(err) => {
+            web_sys::console::error_1(&format!("map: {}", js_error(&err)).into());
+            return Some(basemap);
+        }
+    }
     MapView::watch_user(&handle.0);
+    map_probe::install(&handle.0);
     Some(basemap)
 }

@@ -8,15 +8,23 @@
 mod alerts;
 mod basemap;
 mod browser;
+mod canvas;
 mod config;
 mod feed;
 mod fence_editor;
 mod hooks;
 mod leaflet;
+mod map_draw;
 mod map_pane;
+mod map_probe;
 mod map_view;
 mod mqtt;
 mod panel;
+mod pet_dot;
+mod pet_draw;
+mod pet_list;
+mod pet_row;
+mod projection;
 mod sign_in;
 mod status_bar;
 
@@ -30,7 +38,7 @@ use self::browser::perf_now;
 use self::feed::{use_feed, FeedTarget};
 use self::hooks::{use_clock, use_config, use_frame, use_history};
 use self::map_pane::{MapHandle, MapPane};
-use self::panel::{Panel, PetList};
+use self::panel::Panel;
 use self::sign_in::{SignIn, UserMenu};
 use self::status_bar::StatusBar;
 use crate::model::{Action, Credentials, PetsState, Refusal, Session, SessionAction};
@@ -82,7 +90,12 @@ fn app() -> Html {
     }
     {
         let map = Rc::clone(&map);
-        use_frame(Rc::new(move |ts| map.with(|view| view.animate(ts))));
+        let pump = feed.pump.clone();
+        use_frame(Rc::new(move |ts| {
+            // The messages first: the map then draws them in this same frame.
+            pump.run();
+            map.with(|view| view.animate(ts));
+        }));
     }
     let on_select = {
         let selected = selected.setter();
@@ -117,8 +130,7 @@ fn app() -> Html {
         }
         _ => None,
     };
-    let sorted = Rc::new(pets.sorted());
-    let online = sorted.iter().filter(|pet| pet.is_online()).count();
+    let online = pets.pets.values().filter(|pet| pet.is_online()).count();
     html! {
         <div class="app">
             <header class="topbar">
@@ -127,7 +139,7 @@ fn app() -> Html {
                     state={feed.state}
                     rate={feed.rate}
                     total={feed.total}
-                    pets={sorted.len()}
+                    pets={pets.pets.len()}
                     online={online}
                     now={now}
                 />
@@ -146,7 +158,7 @@ fn app() -> Html {
                     />
                 </section>
                 <Panel
-                    pets={PetList(sorted)}
+                    pets={PetsRef(pets.clone())}
                     selected={(*selected).clone()}
                     now={now}
                     on_select={on_select}
@@ -157,6 +169,25 @@ fn app() -> Html {
                 <SignIn {error} {busy} on_sign_in={on_sign_in} />
             }
         </div>
+    }
+}
+
+/// The pets' state for props, compared by version: every change bumps it, so comparing it
+/// is enough (and the derived comparison would walk every pet).
+#[derive(Clone)]
+pub(crate) struct PetsRef(pub(crate) UseReducerHandle<PetsState>);
+
+impl PartialEq for PetsRef {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0.version, self.0.epoch) == (other.0.version, other.0.epoch)
+    }
+}
+
+impl std::fmt::Debug for PetsRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PetsRef")
+            .field("version", &self.0.version)
+            .finish_non_exhaustive()
     }
 }
 

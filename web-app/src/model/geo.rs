@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 
 /// Mean Earth radius in metres (the one Leaflet uses for `distance`).
 const EARTH_RADIUS_M: f64 = 6_371_000.0;
+/// The latitude where Web Mercator's square world ends (Leaflet's `MAX_LATITUDE`).
+const MAX_LATITUDE: f64 = 85.051_128_779_8;
 
 /// A WGS 84 position in degrees.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -32,11 +34,24 @@ impl LatLng {
 
     /// The point a fraction `t` (0 to 1) of the way to `other`; linear, which is exact enough
     /// for the metres between two fixes.
+    // Runs for every gliding pet every frame; wasm32 has no fused multiply-add, so `mul_add`
+    // would be a slow software `fma` call.
+    #[allow(clippy::suboptimal_flops)]
     pub(crate) fn lerp(self, other: Self, t: f64) -> Self {
         Self {
-            lat: (other.lat - self.lat).mul_add(t, self.lat),
-            lng: (other.lng - self.lng).mul_add(t, self.lng),
+            lat: (other.lat - self.lat) * t + self.lat,
+            lng: (other.lng - self.lng) * t + self.lng,
         }
+    }
+
+    /// Web Mercator (EPSG:3857, Leaflet's default CRS) in world units: x and y from 0 to 1,
+    /// y growing southwards. Multiplied by `256 * 2^zoom` this is Leaflet's pixel position
+    /// at that zoom, so the map can place thousands of pets without a call into Leaflet each.
+    pub(crate) fn world(self) -> (f64, f64) {
+        let lat = self.lat.clamp(-MAX_LATITUDE, MAX_LATITUDE).to_radians();
+        let x = self.lng / 360.0 + 0.5;
+        let y = 0.5 - (std::f64::consts::FRAC_PI_4 + lat / 2.0).tan().ln() / std::f64::consts::TAU;
+        (x, y)
     }
 
     /// Whether both coordinates are finite and within their ranges.
@@ -51,6 +66,17 @@ impl LatLng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn world_matches_web_mercator() {
+        assert_eq!(LatLng::new(0.0, 0.0).world(), (0.5, 0.5));
+        let (x, y) = LatLng::new(85.1, 180.0).world();
+        assert!((x - 1.0).abs() < 1e-12 && y.abs() < 1e-9, "{x} {y}");
+        // Leaflet's EPSG3857.latLngToPoint([52.3676, 4.9041], 0) = (131.48736, 84.134317).
+        let (x, y) = LatLng::new(52.3676, 4.9041).world();
+        assert!(x.mul_add(256.0, -131.487_36).abs() < 1e-5, "{}", x * 256.0);
+        assert!(y.mul_add(256.0, -84.134_317).abs() < 1e-5, "{}", y * 256.0);
+    }
 
     #[test]
     fn distance_matches_known_values() {

@@ -27,11 +27,15 @@ impl Fix {
     }
 }
 
-/// `pets/{id}/status`: online, or offline (the tracker's last will).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// `pets/{id}/status`: online, or offline (the tracker's last will), and optionally the pet's
+/// name (a tracker may retain `{"online":true,"name":"Biscuit"}`; its will usually has none).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub(crate) struct Status {
     /// Whether the tracker is connected.
     pub(crate) online: bool,
+    /// The pet's name, for the panel and the search box.
+    #[serde(default)]
+    pub(crate) name: Option<String>,
 }
 
 /// `pets/{id}/geofence`: the pet's safe zone, a circle.
@@ -121,8 +125,13 @@ mod tests {
         assert_eq!(f.timestamp, Some(1.7e12));
         assert_eq!(
             status(br#"{"online":false}"#),
-            Some(Status { online: false })
+            Some(Status {
+                online: false,
+                name: None
+            })
         );
+        let named = status(br#"{"online":true,"name":"Biscuit"}"#).unwrap();
+        assert_eq!(named.name.as_deref(), Some("Biscuit"));
         let g = geofence(br#"{"lat":52.0,"lng":4.0,"radius":250}"#).unwrap();
         assert_eq!(g.radius, 250.0);
         let a = activity(br#"{"steps":1200,"calories":45.5,"timestamp":1}"#).unwrap();

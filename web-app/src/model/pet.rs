@@ -21,6 +21,8 @@ pub(crate) struct TrailPoint {
 pub(crate) struct Pet {
     /// The id from the topic, `pets/{id}/...`.
     pub(crate) id: String,
+    /// The name its tracker gave in a status message, if any.
+    pub(crate) name: Option<String>,
     /// The latest status; `None` until a status message arrives.
     pub(crate) online: Option<bool>,
     /// The latest fix.
@@ -42,6 +44,7 @@ impl Pet {
     pub(crate) fn new(id: &str) -> Self {
         Self {
             id: id.to_owned(),
+            name: None,
             online: None,
             fix: None,
             trail: VecDeque::new(),
@@ -50,6 +53,13 @@ impl Pet {
             activity: None,
             version: 0,
         }
+    }
+
+    /// What the panel calls the pet: its name, or "Pet {id}" without one.
+    pub(crate) fn label(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("Pet {}", self.id))
     }
 
     /// Where the pet is, if any fix arrived.

@@ -52,14 +52,21 @@ pub(crate) enum Action {
 /// All pets, and the alerts about them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct PetsState {
-    /// Pets by id. Each is shared, so a new state copies only the pets that changed.
-    pub(crate) pets: BTreeMap<String, Rc<Pet>>,
+    /// Pets by id. Each is shared, so a new state copies only the pets that changed; the ids
+    /// are shared too, so copying the map (once per batch of messages, as Yew keeps the
+    /// previous state) allocates its nodes but not one string per pet.
+    pub(crate) pets: BTreeMap<Rc<str>, Rc<Pet>>,
+    /// Every pet's id in display order (numeric ids by value, then the others by name). Kept
+    /// up to date as pets appear, so a render never sorts; shared until a pet is added.
+    pub(crate) order: Rc<Vec<String>>,
     /// One alert per pet outside its zone, oldest first.
     pub(crate) alerts: Vec<Alert>,
     /// Bumped on every change; pets carry the value of the change that last touched them.
     pub(crate) version: u64,
     /// Bumped by [`Action::Clear`], so the map knows to remove what it drew.
     pub(crate) epoch: u64,
+    /// Bumped whenever a pet's name changes, so a search by name runs again.
+    pub(crate) renames: u64,
 }
 
 impl PetsState {
@@ -80,17 +87,18 @@ impl PetsState {
             }
             Action::Clear => {
                 self.pets.clear();
+                self.order = Rc::default();
                 self.alerts.clear();
                 self.epoch += 1;
             }
         }
     }
 
-    /// Pets sorted for display: numeric ids by value, then the others by name.
-    pub(crate) fn sorted(&self) -> Vec<Rc<Pet>> {
-        let mut pets: Vec<Rc<Pet>> = self.pets.values().cloned().collect();
-        pets.sort_by(|a, b| sort_key(&a.id).cmp(&sort_key(&b.id)));
-        pets
+    /// Pets in display order (see [`Self::order`]).
+    pub(crate) fn sorted(&self) -> impl Iterator<Item = &Rc<Pet>> + '_ {
+        self.order
+            .iter()
+            .filter_map(|id| self.pets.get(id.as_str()))
     }
 
     /// The alerts the user has not closed.
@@ -100,10 +108,15 @@ impl PetsState {
 
     fn pet_mut(&mut self, id: &str) -> &mut Pet {
         let version = self.version;
-        let pet = self
-            .pets
-            .entry(id.to_owned())
-            .or_insert_with(|| Rc::new(Pet::new(id)));
+        if !self.pets.contains_key(id) {
+            let order = Rc::make_mut(&mut self.order);
+            let at = order.partition_point(|other| sort_key(other) < sort_key(id));
+            order.insert(at, id.to_owned());
+            self.pets.insert(Rc::from(id), Rc::new(Pet::new(id)));
+        }
+        let Some(pet) = self.pets.get_mut(id) else {
+            unreachable!("inserted above")
+        };
         let pet = Rc::make_mut(pet);
         pet.version = version;
         pet
@@ -130,6 +143,12 @@ impl PetsState {
                 pet.online = Some(status.online);
                 if status.online {
                     pet.seen(now);
+                }
+                // A will says nothing about the name: keep the one the pet had.
+                let renamed = status.name.is_some() && pet.name != status.name;
+                if renamed {
+                    pet.name = status.name;
+                    self.renames += 1;
                 }
             }
             Kind::Geofence => {
@@ -244,8 +263,13 @@ mod tests {
             loc("10", 52.38, 2.0),
             msg("other/topic", "x", 3.0),
         ]));
-        let ids: Vec<String> = state.sorted().iter().map(|p| p.id.clone()).collect();
+        let ids: Vec<String> = state.sorted().map(|p| p.id.clone()).collect();
         assert_eq!(ids, ["2", "10"]);
+        state.apply(Action::Messages(vec![
+            loc("rex", 52.0, 5.0),
+            loc("3", 52.0, 5.0),
+        ]));
+        assert_eq!(*state.order, ["2", "3", "10", "rex"]);
         assert!(state.pets["2"].is_online());
         state.apply(Action::Messages(vec![msg(
             "pets/2/status",
