@@ -195,6 +195,9 @@ pub(crate) fn apply_quick(cli: &mut Cli, matches: &ArgMatches) {
     if unset("latency_secs") {
         cli.latency_secs = 1;
     }
+    if unset("latency_repeat") {
+        cli.latency_repeat = 1;
+    }
     if unset("idle_connections") {
         cli.idle_connections = 500;
     }
@@ -282,8 +285,8 @@ mod tests {
                 "p2p WS→WS QoS 1, 50,000 msgs",
                 "p2p TCP→WS QoS 1, 10,000 msgs",
                 "p2p WS→TCP QoS 1, 10,000 msgs",
-                "latency TCP QoS 0, 2,000 msg/s for 5 s",
-                "latency TCP QoS 1, 2,000 msg/s for 5 s",
+                "latency TCP QoS 0, 1,000 msg/s for 5 s",
+                "latency TCP QoS 1, 1,000 msg/s for 5 s",
                 "5,000 idle TCP connections",
                 "5,000 idle WS connections",
                 "connections held (cap 15,000)",
