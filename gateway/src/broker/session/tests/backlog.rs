@@ -24,6 +24,12 @@ fn fill_to_high_water(s: &Session) -> Arc<Notify> {
     panic!("no room given up to the queue's limit");
 }
 
+/// A publisher waiting for `room` in a task of its own.
+fn wait_in_background(s: &Arc<Session>, room: Arc<Notify>) -> tokio::task::JoinHandle<()> {
+    let s = s.clone();
+    tokio::spawn(async move { s.room(room).await })
+}
+
 /// Takes one batch of at most `max` messages, as the writer does.
 fn take(s: &Session, max: usize) -> usize {
     s.take_batch(7, max, Instant::now(), &no_retained())
@@ -55,10 +61,7 @@ fn an_offline_session_presses_no_one() {
 async fn the_room_opens_when_the_writer_takes_the_queue_down_to_low_water() {
     let s = Arc::new(online());
     let room = fill_to_high_water(&s);
-    let waiting = tokio::spawn({
-        let s = s.clone();
-        async move { s.room(room).await }
-    });
+    let waiting = wait_in_background(&s, room);
     tokio::task::yield_now().await;
     assert_eq!(take(&s, 1), 1, "3 left: above low water");
     tokio::task::yield_now().await;
@@ -95,10 +98,7 @@ async fn a_writer_that_takes_nothing_for_the_stall_marks_its_subscriber_slow() {
 async fn a_writer_that_progresses_is_waited_for_until_patience_runs_out() {
     let s = Arc::new(online());
     let room = fill_to_high_water(&s);
-    let waiting = tokio::spawn({
-        let s = s.clone();
-        async move { s.room(room).await }
-    });
+    let waiting = wait_in_background(&s, room);
     let started = tokio::time::Instant::now();
     // The writer takes one message per half stall, and the publisher keeps adding: the queue
     // never gets down to low water.
@@ -117,10 +117,7 @@ async fn a_writer_that_progresses_is_waited_for_until_patience_runs_out() {
 async fn the_room_opens_when_the_subscriber_goes() {
     let s = Arc::new(online());
     let room = fill_to_high_water(&s);
-    let waiting = tokio::spawn({
-        let s = s.clone();
-        async move { s.room(room).await }
-    });
+    let waiting = wait_in_background(&s, room);
     tokio::task::yield_now().await;
     assert!(s.detach(7, LOST).is_some());
     tokio::time::timeout(Duration::from_millis(1), waiting)
