@@ -133,7 +133,12 @@ async fn serve_inner<S>(
     // Matched at once: a named local that is only moved from would keep
     // its room in this future for the connection's whole life.
     let Some(handshake::Accepted { rd, opened, params }) = Box::pin(handshake::run(
-        &broker, rd, &mut wr, &mut buf, *info, &shutdown,
+        &broker,
+        rd,
+        &mut wr,
+        &mut buf,
+        unbox(info),
+        &shutdown,
     ))
     .await
     else {
@@ -150,11 +155,21 @@ async fn serve_inner<S>(
 
     let mut reader = Reader::new(&broker, rd, buf, &session, &params);
     let mut writer = Writer::new(&broker, wr, &session, wake, &params);
-    let end = tokio::select! {
-        r = reader.run() => End::Reader(r),
-        r = writer.run() => End::Writer(r),
-        r = &mut kick => End::Kicked(r.unwrap_or(ReasonCode::SESSION_TAKEN_OVER)),
-        _ = shutdown.cancelled() => End::Shutdown,
+    // Shutdown comes as a kick (`Gateway::run` kicks every session once the
+    // token is cancelled), not as a wait on the token here: that wait would
+    // be one more future in every idle connection's task. A session attached
+    // after those kicks went out finds the token cancelled instead.
+    let end = if shutdown.is_cancelled() {
+        End::Shutdown
+    } else {
+        tokio::select! {
+            r = reader.run() => End::Reader(r),
+            r = writer.run() => End::Writer(r),
+            r = &mut kick => match r.unwrap_or(ReasonCode::SESSION_TAKEN_OVER) {
+                ReasonCode::SERVER_SHUTTING_DOWN => End::Shutdown,
+                code => End::Kicked(code),
+            },
+        }
     };
     Box::pin(finish(
         &broker,
@@ -167,6 +182,13 @@ async fn serve_inner<S>(
     ))
     .await;
     broker.client_disconnected(params.link_id);
+}
+
+/// Takes `T` out of its box and frees the box now: `*boxed` in place would
+/// free it only when the binding goes out of scope, for an argument at the
+/// end of the connection.
+fn unbox<T>(boxed: Box<T>) -> T {
+    *boxed
 }
 
 /// Why the connection's main loop ended.
@@ -284,3 +306,5 @@ pub(crate) async fn write_packet<W: AsyncWrite + Unpin>(
     wr.write_all(&out).await?;
     wr.flush().await
 }
+#[cfg(test)]
+mod sizes;
