@@ -5,8 +5,9 @@
 //! So, as Mosquitto does, the buffer is given back once everything in it
 //! is decoded, and a read that starts with nothing pending lands on the
 //! stack first; only the bytes that arrived are copied into a new buffer.
-//! A busy connection, whose reads leave a partial packet behind, keeps
-//! reading straight into its buffer, sized to the traffic.
+//! A busy connection (reads that leave a partial packet behind, or reads
+//! larger than the stack's scratch) reads straight into its buffer, sized
+//! to the traffic.
 
 use std::future::poll_fn;
 use std::io;
@@ -20,6 +21,10 @@ use tokio::io::{AsyncRead, ReadBuf};
 /// Smallest and largest read sizes.
 const MIN_READ: usize = 256;
 const MAX_READ: usize = 64 * 1024;
+/// Largest read that goes through the stack: enough for a quiet connection's
+/// next packets, and a small stack frame. A busy connection, reading more at
+/// once, reads into its buffer directly.
+const SCRATCH: usize = 4 * 1024;
 
 /// Bytes received and not yet decoded, and how much to read at once.
 #[derive(Debug)]
@@ -41,9 +46,12 @@ impl Inbound {
         inbound
     }
 
-    /// Gives the buffer back when everything in it was decoded.
+    /// Gives the buffer back when everything in it was decoded, unless the
+    /// connection is busy (its next read will not go through the stack) and
+    /// the buffer is not much larger than its reads.
     fn release_if_empty(&mut self) {
-        if self.buf.is_empty() && self.buf.capacity() > 0 {
+        let busy = self.read_hint > SCRATCH && self.buf.capacity() <= 4 * self.read_hint;
+        if self.buf.is_empty() && self.buf.capacity() > 0 && !busy {
             self.buf = BytesMut::new();
         }
     }
@@ -62,7 +70,7 @@ impl Inbound {
         rd: Pin<&mut R>,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>> {
-        if self.buf.is_empty() {
+        if self.buf.is_empty() && self.read_hint <= SCRATCH {
             return self.poll_read_to_stack(rd, cx);
         }
         if self.buf.capacity() - self.buf.len() < self.read_hint / 2 {
@@ -82,7 +90,7 @@ impl Inbound {
         rd: Pin<&mut R>,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>> {
-        let mut scratch = [MaybeUninit::<u8>::uninit(); MAX_READ];
+        let mut scratch = [MaybeUninit::<u8>::uninit(); SCRATCH];
         let mut read = ReadBuf::uninit(&mut scratch[..self.read_hint]);
         ready!(rd.poll_read(cx, &mut read))?;
         let n = read.filled().len();
