@@ -187,6 +187,10 @@ async fn serve_inner<S>(
 /// Takes `T` out of its box and frees the box now: `*boxed` in place would
 /// free it only when the binding goes out of scope, for an argument at the
 /// end of the connection.
+#[expect(
+    clippy::boxed_local,
+    reason = "taking the box by value is the point: it is freed on return"
+)]
 fn unbox<T>(boxed: Box<T>) -> T {
     *boxed
 }

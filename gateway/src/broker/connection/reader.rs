@@ -111,6 +111,10 @@ pub(super) struct Reader<'a, R> {
     session_expiry: u32,
     /// Topic aliases the client has set up (MQTT 5); allocated on the
     /// first one, as most clients never set one.
+    #[expect(
+        clippy::box_collection,
+        reason = "an idle connection carries only a pointer"
+    )]
     aliases: Option<Box<HashMap<u16, ByteString>>>,
     /// PUBACKs and PUBRECs waiting for their messages' commit.
     acks: PendingAcks,

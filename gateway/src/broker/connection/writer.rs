@@ -47,6 +47,10 @@ pub(super) struct Writer<'a, W> {
     problem_information: bool,
     /// Topic aliases we assigned for this client (MQTT 5); allocated with
     /// the first, as the writer lives in every idle connection's task.
+    #[expect(
+        clippy::box_collection,
+        reason = "an idle connection carries only a pointer"
+    )]
     aliases: Option<Box<HashMap<ByteString, NonZeroU16>>>,
     alias_max: u16,
     /// The commit `out` must wait for before it is written.
