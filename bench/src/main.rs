@@ -37,6 +37,7 @@ mod report;
 mod results;
 mod scenarios;
 mod slow;
+mod spread;
 mod stats;
 mod table;
 #[cfg(test)]
@@ -143,6 +144,13 @@ struct Cli {
     /// Most connections to open in the connections-held scenario.
     #[arg(long, default_value_t = 15_000)]
     held_cap: usize,
+    /// Idle TCP connections in the spread scenario: opened by several load-generator
+    /// processes, each from its own 127.0.0.x (19,990 fit a broker limited to 20,000 files)
+    #[arg(long, default_value_t = 19_990)]
+    spread_connections: usize,
+    /// Internal: run as one worker of the spread scenario (BROKER,SOURCE,FIRST,COUNT,KEEP_ALIVE)
+    #[arg(long, hide = true)]
+    idle_worker: Option<String>,
     /// Connections opened concurrently in the idle-connection scenarios.
     #[arg(long, default_value_t = 100)]
     connect_concurrency: usize,
@@ -218,6 +226,9 @@ enum Group {
     Memory,
     /// Connections held.
     Held,
+    /// Many idle TCP connections (19,990 by default) from several processes: RSS per
+    /// connection, held and lost.
+    Spread,
     /// All three durability scenarios below.
     Durability,
     /// QoS 1 to a persistent subscriber, Aviary in each store mode, Mosquitto persisting.
@@ -250,6 +261,8 @@ enum Kind {
     Memory(usize, Transport),
     /// Up to N idle connections, counted.
     Held(usize),
+    /// N idle TCP connections from several worker processes, memory measured.
+    Spread(usize),
 }
 
 /// One scenario of the comparison.
@@ -275,7 +288,7 @@ impl Kind {
         match self {
             Self::Flow(flow) | Self::Latency(flow) => vec![flow.pub_transport, flow.sub_transport],
             Self::Memory(_, transport) => vec![*transport],
-            Self::Held(_) => vec![Transport::Tcp],
+            Self::Held(_) | Self::Spread(_) => vec![Transport::Tcp],
         }
     }
 }
@@ -310,6 +323,9 @@ async fn main() -> Result<()> {
     };
     debug_assert!(params.payload >= PAYLOAD_HEADER);
     raise_open_files_limit(cli.held_cap.max(cli.idle_connections));
+    if let Some(arg) = &cli.idle_worker {
+        return spread::worker_main(arg, &params).await;
+    }
 
     let specs = lineup::broker_specs(&cli, params.version)?;
     let scenarios: Vec<Scenario> = plan::scenarios(&cli)
@@ -466,6 +482,9 @@ async fn run_one(spec: &BrokerSpec, scenario: &Scenario, params: &Params) -> Out
                     .await
                     .map(Measured::Idle)
             }
+            Kind::Spread(count) => spread::run_spread(&broker, &endpoint, *count, params)
+                .await
+                .map(Measured::Idle),
         }
     };
     let measured = match tokio::time::timeout(guard, run).await {

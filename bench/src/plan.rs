@@ -168,6 +168,16 @@ fn idle_scenarios(cli: &Cli) -> Vec<Scenario> {
             kind: Kind::Held(cli.held_cap),
         });
     }
+    if cli.spread_connections > 0 {
+        list.push(Scenario {
+            group: Group::Spread,
+            title: format!(
+                "{} idle TCP connections from several processes",
+                count(cli.spread_connections as u64)
+            ),
+            kind: Kind::Spread(cli.spread_connections),
+        });
+    }
     list
 }
 
@@ -203,6 +213,9 @@ pub(crate) fn apply_quick(cli: &mut Cli, matches: &ArgMatches) {
     }
     if unset("held_cap") {
         cli.held_cap = 1_000;
+    }
+    if unset("spread_connections") {
+        cli.spread_connections = 1_000;
     }
     if unset("timeout_secs") {
         cli.timeout_secs = 20;
@@ -290,6 +303,7 @@ mod tests {
                 "5,000 idle TCP connections",
                 "5,000 idle WS connections",
                 "connections held (cap 15,000)",
+                "19,990 idle TCP connections from several processes",
             ]
         );
     }

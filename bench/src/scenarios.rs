@@ -324,31 +324,53 @@ pub(crate) async fn run_idle(
 ) -> Result<IdleResult> {
     // Let the broker finish starting up (threads, allocator arenas) before the baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before_kib = broker.rss_kib()?;
+    // The first 20,000 connections let `connect` pick the source port: it may reuse a
+    // port that an earlier run left in TIME_WAIT towards another broker port, which a
+    // bind before connect may not. Beyond that the ~28,000 ephemeral ports of one source
+    // address run short, so further connections come from 127.0.0.2, 127.0.0.3, ...
+    let source = |i: usize| {
+        (i >= 20_000).then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i / 20_000) as u8)))
+    };
+    let (mut connections, mut result) =
+        open_idle(endpoint, 0..count, transport, params, &source).await;
+    result.rss_before_kib = rss_before_kib;
+    // Let the broker settle (deferred allocations, freed handshake buffers) before measuring.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    result.rss_after_kib = broker.rss_kib()?;
+    result.alive = ping_all(&mut connections).await;
+    drop(connections);
+    Ok(result)
+}
+
+/// Opens the idle connections numbered `ids` (client ids `bench-idle-{i}`), connection `i`
+/// from `source(i)` when that names an address, as many at once as the parameters allow.
+/// Returns the open ones and the counts (RSS left for the caller to fill in).
+pub(crate) async fn open_idle(
+    endpoint: &Endpoint,
+    ids: std::ops::Range<usize>,
+    transport: Transport,
+    params: &Params,
+    source: &(dyn Fn(usize) -> Option<IpAddr> + Sync),
+) -> (Vec<(PacketReader, PacketWriter)>, IdleResult) {
     let mut result = IdleResult {
-        attempted: count,
-        rss_before_kib: broker.rss_kib()?,
+        attempted: ids.len(),
         ..IdleResult::default()
     };
     let deadline = tokio::time::Instant::now() + params.timeout;
     let limit = Arc::new(Semaphore::new(params.connect_concurrency.max(1)));
     let started = Instant::now();
     let mut tasks = JoinSet::new();
-    let mut connections = Vec::with_capacity(count);
-    for i in 0..count {
+    let mut connections = Vec::with_capacity(ids.len());
+    for i in ids {
         let permit = match timeout_at(deadline, Arc::clone(&limit).acquire_owned()).await {
-            Ok(permit) => permit?,
-            Err(_) => {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) | Err(_) => {
                 result.timed_out = true;
                 break;
             }
         };
-        // The first 20,000 connections let `connect` pick the source port: it may reuse a
-        // port that an earlier run left in TIME_WAIT towards another broker port, which a
-        // bind before connect may not. Beyond that the ~28,000 ephemeral ports of one source
-        // address run short, so further connections come from 127.0.0.2, 127.0.0.3, ...
-        let source =
-            (i >= 20_000).then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i / 20_000) as u8)));
-        let mut options = client_options(params, format!("bench-idle-{i}"), source);
+        let mut options = client_options(params, format!("bench-idle-{i}"), source(i));
         options.small_buffers = true;
         let endpoint = endpoint.clone();
         tasks.spawn(async move {
@@ -366,12 +388,7 @@ pub(crate) async fn run_idle(
     }
     result.connect_time = started.elapsed();
     result.opened = connections.len();
-    // Let the broker settle (deferred allocations, freed handshake buffers) before measuring.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    result.rss_after_kib = broker.rss_kib()?;
-    result.alive = ping_all(&mut connections).await;
-    drop(connections);
-    Ok(result)
+    (connections, result)
 }
 
 /// Keeps an opened connection or records why it failed.
@@ -393,7 +410,7 @@ fn collect(
 
 /// Sends PINGREQ on every connection and counts the PINGRESPs that come back within ten
 /// seconds in all.
-async fn ping_all(connections: &mut [(PacketReader, PacketWriter)]) -> usize {
+pub(crate) async fn ping_all(connections: &mut [(PacketReader, PacketWriter)]) -> usize {
     for (_, writer) in connections.iter_mut() {
         let _ = writer.send(&Packet::PingReq).await;
     }

@@ -93,7 +93,7 @@ pub(crate) fn rows(scenario: &Scenario, outcomes: &[(BrokerKind, Outcome)]) -> V
             }
             rows
         }
-        Kind::Memory(..) => vec![
+        Kind::Memory(..) | Kind::Spread(_) => vec![
             row("RSS per idle connection, bytes", Better::Lower, 0, &|o| {
                 idle(o).and_then(|i| i.1).map(|kib| kib * 1024.0)
             }),
@@ -115,6 +115,9 @@ pub(crate) fn rows(scenario: &Scenario, outcomes: &[(BrokerKind, Outcome)]) -> V
                 let summary = idle(o)?.0;
                 let secs = summary.connect_time.as_secs_f64();
                 (secs > 0.0).then(|| summary.opened as f64 / secs)
+            }),
+            row("connections held", Better::Higher, 0, &|o| {
+                Some(idle(o)?.0.alive as f64)
             }),
         ],
         Kind::Held(_) => vec![row(

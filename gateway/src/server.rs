@@ -233,6 +233,9 @@ impl Gateway {
         shutdown.await;
         info!("shutting down: closing connections, sessions are kept");
         token.cancel();
+        // Connections past their handshake wait for a kick, not for the token
+        // (see `connection::serve`); those attached after this see the token.
+        broker.kick_all(aviary_protocol::ReasonCode::SERVER_SHUTTING_DOWN);
         tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
             .await

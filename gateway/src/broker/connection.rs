@@ -9,7 +9,9 @@
 //! can still finish a half-written packet before the final DISCONNECT.
 
 mod acks;
+mod halves;
 mod handshake;
+mod inbound;
 mod reader;
 mod writer;
 
@@ -24,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-use super::{Broker, Ending, Metrics, Session};
+use super::{Broker, Ending, Metrics, Opened, Session};
 use reader::{Close, Reader};
 use writer::Writer;
 
@@ -93,7 +95,7 @@ pub fn serve<S>(
     shutdown: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static
 where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let span = tracing::info_span!(
         "conn",
@@ -101,18 +103,28 @@ where
         transport = info.transport.as_str(),
         client_id = tracing::field::Empty
     );
-    serve_inner(broker, stream, info, shutdown).instrument(span)
+    // The arguments of an `async fn` keep their room in its future for its
+    // whole life, even once moved from: so the stream goes in already in
+    // its final place, and the connection info, needed only until the
+    // handshake, as a pointer.
+    let stream = halves::Shared::new(stream);
+    serve_inner(broker, stream, Box::new(info), shutdown).instrument(span)
 }
 
-async fn serve_inner<S>(broker: Broker, stream: S, info: ConnInfo, shutdown: CancellationToken)
-where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+async fn serve_inner<S>(
+    broker: Broker,
+    stream: halves::Shared<S>,
+    info: Box<ConnInfo>,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // Held until the connection ends: its place in the connection limits.
     let Some(_admitted) = broker.admit(info.remote.ip()) else {
         return;
     };
-    let (rd, mut wr) = tokio::io::split(stream);
+    // Split in place: `tokio::io::split` would allocate, per connection.
+    let (rd, mut wr) = stream.halves();
     // Small: a CONNECT rarely needs more, and the reader grows it on demand.
     let mut buf = BytesMut::with_capacity(256);
     Metrics::add(&broker.metrics().connections_total, 1);
@@ -120,25 +132,44 @@ where
     // they would make every connection's task (mostly idle) that much larger.
     // Matched at once: a named local that is only moved from would keep
     // its room in this future for the connection's whole life.
-    let Some(mut accepted) = Box::pin(handshake::run(
-        &broker, rd, &mut wr, &mut buf, info, &shutdown,
+    let Some(handshake::Accepted { rd, opened, params }) = Box::pin(handshake::run(
+        &broker,
+        rd,
+        &mut wr,
+        &mut buf,
+        unbox(info),
+        &shutdown,
     ))
     .await
     else {
         return;
     };
-    let session = accepted.opened.session.clone();
-    let params = accepted.params;
+    let Opened {
+        session,
+        present,
+        mut kick,
+        wake,
+    } = opened;
     tracing::Span::current().record("client_id", tracing::field::display(&session.client_id));
-    info!(client_id = %session.client_id, version = %params.version, keep_alive = params.keep_alive, present = accepted.opened.present, "client connected");
+    info!(client_id = %session.client_id, version = %params.version, keep_alive = params.keep_alive, present, "client connected");
 
-    let mut reader = Reader::new(&broker, accepted.rd, buf, &session, &params);
-    let mut writer = Writer::new(&broker, wr, &session, accepted.opened.wake.clone(), &params);
-    let end = tokio::select! {
-        r = reader.run() => End::Reader(r),
-        r = writer.run() => End::Writer(r),
-        r = &mut accepted.opened.kick => End::Kicked(r.unwrap_or(ReasonCode::SESSION_TAKEN_OVER)),
-        _ = shutdown.cancelled() => End::Shutdown,
+    let mut reader = Reader::new(&broker, rd, buf, &session, &params);
+    let mut writer = Writer::new(&broker, wr, &session, wake, &params);
+    // Shutdown comes as a kick (`Gateway::run` kicks every session once the
+    // token is cancelled), not as a wait on the token here: that wait would
+    // be one more future in every idle connection's task. A session attached
+    // after those kicks went out finds the token cancelled instead.
+    let end = if shutdown.is_cancelled() {
+        End::Shutdown
+    } else {
+        tokio::select! {
+            r = reader.run() => End::Reader(r),
+            r = writer.run() => End::Writer(r),
+            r = &mut kick => match r.unwrap_or(ReasonCode::SESSION_TAKEN_OVER) {
+                ReasonCode::SERVER_SHUTTING_DOWN => End::Shutdown,
+                code => End::Kicked(code),
+            },
+        }
     };
     Box::pin(finish(
         &broker,
@@ -151,6 +182,17 @@ where
     ))
     .await;
     broker.client_disconnected(params.link_id);
+}
+
+/// Takes `T` out of its box and frees the box now: `*boxed` in place would
+/// free it only when the binding goes out of scope, for an argument at the
+/// end of the connection.
+#[expect(
+    clippy::boxed_local,
+    reason = "taking the box by value is the point: it is freed on return"
+)]
+fn unbox<T>(boxed: Box<T>) -> T {
+    *boxed
 }
 
 /// Why the connection's main loop ended.
@@ -268,3 +310,5 @@ pub(crate) async fn write_packet<W: AsyncWrite + Unpin>(
     wr.write_all(&out).await?;
     wr.flush().await
 }
+#[cfg(test)]
+mod sizes;

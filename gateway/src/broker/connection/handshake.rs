@@ -15,7 +15,7 @@ use std::sync::Arc;
 use aviary_protocol::{
     ByteString, Codec, ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode,
 };
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tracing::{debug, info, warn};
 
@@ -290,7 +290,10 @@ fn accept(
         }
         id
     } else {
-        connect.client_id.clone()
+        // A copy, not a view into the read buffer: the id lives as long as
+        // the session, and a view would keep alive the whole buffer the
+        // CONNECT arrived in (256 bytes and up, per idle connection).
+        ByteString::from(&*connect.client_id)
     };
 
     // Keep alive: MQTT 5 clients are told the server's maximum (Server
@@ -323,8 +326,10 @@ fn accept(
             expires_at: None,
             stored: Default::default(),
             stream_seq: None,
-            topic: w.topic.into_inner(),
-            payload: w.payload,
+            // Copies, for the reason the client id is one: a will may wait
+            // for as long as the session lives.
+            topic: ByteString::from(&*w.topic),
+            payload: Bytes::copy_from_slice(&w.payload),
             qos: w.qos,
             retain: w.retain,
             properties: w.properties.message,

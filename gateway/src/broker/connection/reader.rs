@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU16;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,10 +11,11 @@ use aviary_protocol::{
     Ack, ByteString, Codec, DecodeError, Packet, ProtocolVersion, Publish, QoS, ReasonCode,
 };
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::time::Instant;
+use tokio::io::AsyncRead;
+use tokio::time::{Instant, Sleep};
 
 use super::acks::{AckError, PendingAcks, Reply, Wait};
+use super::inbound::Inbound;
 use super::Params;
 use crate::broker::limits;
 use crate::broker::metrics::{Denied, Limit};
@@ -81,6 +83,14 @@ impl ConnError {
     }
 }
 
+/// Completes when the keep alive runs out; never without one.
+async fn expired(timer: &mut Option<Pin<Box<Sleep>>>) {
+    match timer {
+        Some(timer) => timer.await,
+        None => std::future::pending().await,
+    }
+}
+
 fn protocol(code: ReasonCode, why: &'static str) -> ConnError {
     ConnError::Protocol(code, why)
 }
@@ -88,27 +98,30 @@ fn protocol(code: ReasonCode, why: &'static str) -> ConnError {
 pub(super) struct Reader<'a, R> {
     broker: &'a Broker,
     rd: R,
-    buf: BytesMut,
+    inbound: Inbound,
     codec: Codec,
     session: &'a Arc<Session>,
     link_id: u64,
     version: ProtocolVersion,
     keep_alive: Option<Duration>,
+    /// Fires when the keep alive runs out; boxed, and there only with a
+    /// keep alive, as it is large and the reader lives in every idle
+    /// connection's task.
+    keep_alive_timer: Option<Pin<Box<Sleep>>>,
     session_expiry: u32,
-    /// Topic aliases the client has set up (MQTT 5).
-    aliases: HashMap<u16, ByteString>,
-    /// How much to read at once; adapts to the traffic.
-    read_hint: usize,
+    /// Topic aliases the client has set up (MQTT 5); allocated on the
+    /// first one, as most clients never set one.
+    #[expect(
+        clippy::box_collection,
+        reason = "an idle connection carries only a pointer"
+    )]
+    aliases: Option<Box<HashMap<u16, ByteString>>>,
     /// PUBACKs and PUBRECs waiting for their messages' commit.
     acks: PendingAcks,
     /// Subscribers this client's last message left far behind: nothing more is read from
     /// it until they catch up (see `session::backlog`).
     pressure: Pressure,
 }
-
-/// Smallest and largest read sizes.
-const MIN_READ: usize = 256;
-const MAX_READ: usize = 64 * 1024;
 
 impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
     pub(super) fn new(
@@ -119,20 +132,21 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         params: &Params,
     ) -> Self {
         let max = broker.config().max_packet_size;
+        // The server allows one and a half times the keep alive [MQTT-3.1.2-22].
+        let keep_alive = (params.keep_alive > 0)
+            .then(|| Duration::from_millis(u64::from(params.keep_alive) * 1500));
         Self {
             broker,
             rd,
-            buf,
+            inbound: Inbound::new(buf),
             codec: Codec::new(params.version, max),
             session,
             link_id: params.link_id,
             version: params.version,
-            // The server allows one and a half times the keep alive [MQTT-3.1.2-22].
-            keep_alive: (params.keep_alive > 0)
-                .then(|| Duration::from_millis(u64::from(params.keep_alive) * 1500)),
+            keep_alive,
+            keep_alive_timer: keep_alive.map(|ka| Box::pin(tokio::time::sleep(ka))),
             session_expiry: params.session_expiry,
-            aliases: HashMap::new(),
-            read_hint: MIN_READ,
+            aliases: None,
             acks: PendingAcks::default(),
             pressure: Pressure::new(),
         }
@@ -143,53 +157,53 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
     }
 
     /// Reads and handles packets until the client disconnects or fails.
-    /// Cancel-safe: partial packets stay in `self.buf`.
+    /// Cancel-safe: partial packets stay in `self.inbound`.
     pub(super) async fn run(&mut self) -> Result<Close, ConnError> {
-        let mut deadline = self.keep_alive.map(|ka| Instant::now() + ka);
         loop {
+            let mut received = false;
             while self.pressure.is_empty() {
-                let Some(packet) = self.codec.decode(&mut self.buf)? else {
+                let Some(packet) = self.codec.decode(&mut self.inbound.buf)? else {
                     break;
                 };
                 Metrics::add(&self.broker.metrics().packets_received, 1);
                 if let Some(close) = self.handle(packet)? {
                     return Ok(close);
                 }
-                deadline = self.keep_alive.map(|ka| Instant::now() + ka);
+                received = true;
+            }
+            if let (true, Some(ka), Some(timer)) =
+                (received, self.keep_alive, self.keep_alive_timer.as_mut())
+            {
+                timer.as_mut().reset(Instant::now() + ka);
             }
             for reply in self.acks.ready()? {
                 self.send(reply);
             }
             if !self.pressure.is_empty() {
-                self.wait_for_room().await?;
+                // Boxed: the wait is rare, and would otherwise grow every idle connection's
+                // task by its size.
+                Box::pin(self.wait_for_room()).await?;
                 // The wait counts as activity: the client was not read meanwhile.
-                deadline = self.keep_alive.map(|ka| Instant::now() + ka);
+                if let (Some(ka), Some(timer)) = (self.keep_alive, self.keep_alive_timer.as_mut()) {
+                    timer.as_mut().reset(Instant::now() + ka);
+                }
                 continue;
             }
-            let spare = self.prepare_read();
-            let read = self.rd.read_buf(&mut self.buf);
-            let read = async {
-                match deadline {
-                    Some(at) => tokio::time::timeout_at(at, read)
-                        .await
-                        .map_err(|_| ConnError::KeepAlive(self.keep_alive.unwrap_or_default()))?,
-                    None => read.await,
-                }
-                .map_err(ConnError::from)
-            };
-            // Cancel-safe both ways: a read cut short keeps its bytes in
-            // `self.buf`, and a commit that completes is not lost.
+            // Cancel-safe all ways: a read cut short keeps its bytes in
+            // `self.inbound`, and a commit that completes is not lost.
             let n = tokio::select! {
                 committed = self.acks.next_commit() => {
                     committed?;
                     continue;
                 }
-                n = read => n?,
+                () = expired(&mut self.keep_alive_timer) => {
+                    return Err(ConnError::KeepAlive(self.keep_alive.unwrap_or_default()));
+                }
+                n = self.inbound.read(&mut self.rd) => n?,
             };
             if n == 0 {
                 return Err(ConnError::Eof);
             }
-            self.adapt_read(n, spare);
             Metrics::add(&self.broker.metrics().bytes_received, n as u64);
         }
     }
@@ -214,30 +228,6 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                     }
                 }
             }
-        }
-    }
-
-    /// Makes room for the next read and returns how much there is. An idle
-    /// connection keeps a small buffer (most are idle); a busy one reads
-    /// up to [`MAX_READ`] at a time.
-    fn prepare_read(&mut self) -> usize {
-        if self.buf.is_empty() && self.buf.capacity() > 4 * self.read_hint {
-            // Give back what a burst made us allocate.
-            self.buf = BytesMut::new();
-        }
-        if self.buf.capacity() - self.buf.len() < self.read_hint / 2 {
-            self.buf.reserve(self.read_hint);
-        }
-        self.buf.capacity() - self.buf.len()
-    }
-
-    /// Grows the read size when a read filled the buffer, shrinks it when
-    /// reads come in small.
-    fn adapt_read(&mut self, n: usize, spare: usize) {
-        if n >= spare {
-            self.read_hint = (self.read_hint * 2).min(MAX_READ);
-        } else if n < self.read_hint / 4 {
-            self.read_hint = (self.read_hint / 2).max(MIN_READ);
         }
     }
 
@@ -386,12 +376,15 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             ));
         }
         if p.topic.is_empty() {
-            self.aliases.get(&alias.get()).cloned().ok_or(protocol(
+            let known = self.aliases.as_ref().and_then(|a| a.get(&alias.get()));
+            known.cloned().ok_or(protocol(
                 ReasonCode::PROTOCOL_ERROR,
                 "unknown topic alias [MQTT-3.3.4-7]",
             ))
         } else {
-            self.aliases.insert(alias.get(), p.topic.clone());
+            self.aliases
+                .get_or_insert_default()
+                .insert(alias.get(), p.topic.clone());
             Ok(p.topic.clone())
         }
     }

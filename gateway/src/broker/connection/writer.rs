@@ -45,8 +45,13 @@ pub(super) struct Writer<'a, W> {
     version: ProtocolVersion,
     client_max_packet_size: u32,
     problem_information: bool,
-    /// Topic aliases we assigned for this client (MQTT 5).
-    aliases: HashMap<ByteString, NonZeroU16>,
+    /// Topic aliases we assigned for this client (MQTT 5); allocated with
+    /// the first, as the writer lives in every idle connection's task.
+    #[expect(
+        clippy::box_collection,
+        reason = "an idle connection carries only a pointer"
+    )]
+    aliases: Option<Box<HashMap<ByteString, NonZeroU16>>>,
     alias_max: u16,
     /// The commit `out` must wait for before it is written.
     store_wait: Option<Ticket>,
@@ -72,7 +77,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             version: params.version,
             client_max_packet_size: params.client_max_packet_size,
             problem_information: params.problem_information,
-            aliases: HashMap::new(),
+            aliases: None,
             alias_max: if params.version.is_v5() {
                 params.client_topic_alias_max
             } else {
@@ -222,11 +227,12 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         let mut publish = out.to_publish(packet_id, dup, now);
         let mut new_alias = None;
         if self.alias_max > 0 {
-            if let Some(&alias) = self.aliases.get(&publish.topic) {
+            let aliases = self.aliases.get_or_insert_default();
+            if let Some(&alias) = aliases.get(&publish.topic) {
                 publish.properties.topic_alias = Some(alias);
                 publish.topic = ByteString::new();
-            } else if self.aliases.len() < usize::from(self.alias_max) {
-                let alias = NonZeroU16::new(self.aliases.len() as u16 + 1).expect("non-zero");
+            } else if aliases.len() < usize::from(self.alias_max) {
+                let alias = NonZeroU16::new(aliases.len() as u16 + 1).expect("non-zero");
                 publish.properties.topic_alias = Some(alias);
                 new_alias = Some(alias);
             }
@@ -235,7 +241,9 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         match packet.encoded_len(self.version) {
             Ok(len) if len <= self.client_max_packet_size as usize => {
                 if let (Some(alias), Packet::Publish(p)) = (new_alias, &packet) {
-                    self.aliases.insert(p.topic.clone(), alias);
+                    self.aliases
+                        .get_or_insert_default()
+                        .insert(p.topic.clone(), alias);
                 }
                 self.encode(&packet);
             }

@@ -87,12 +87,18 @@ pub(super) struct Durable {
     /// Messages to send and in flight.
     pub(super) outbox: Outbox,
     /// QoS 2 packet ids received and answered with PUBREC, awaiting PUBREL.
-    incoming_qos2: HashSet<NonZeroU16>,
+    /// Boxed, and only while there are some: every session, idle ones
+    /// included, carries this struct, and most never see QoS 2.
+    #[expect(
+        clippy::box_collection,
+        reason = "an idle session carries only a pointer"
+    )]
+    incoming_qos2: Option<Box<HashSet<NonZeroU16>>>,
     /// Session Expiry Interval in force once the connection ends.
     expiry_secs: u32,
     /// The will of the current connection, or of the last one while it
-    /// waits for its delay.
-    will: Option<Will>,
+    /// waits for its delay. Boxed: most sessions have none.
+    will: Option<Box<Will>>,
     /// When the last connection ended; `None` while one is attached.
     disconnected_at: Option<Instant>,
     /// The username of the current or last connection: the ACL's reads
@@ -114,9 +120,10 @@ impl Durable {
         Self {
             subscriptions: r.subscriptions.iter().cloned().collect(),
             outbox,
-            incoming_qos2: r.incoming_qos2.iter().copied().collect(),
+            incoming_qos2: (!r.incoming_qos2.is_empty())
+                .then(|| Box::new(r.incoming_qos2.iter().copied().collect())),
             expiry_secs: r.expiry_secs,
-            will: r.pending_will.as_ref().map(|(w, _)| w.clone()),
+            will: r.pending_will.as_ref().map(|(w, _)| Box::new(w.clone())),
             disconnected_at: r.disconnected_at,
             username: r.username.clone(),
         }
@@ -131,7 +138,7 @@ impl Durable {
                 .map(|(f, s)| (f.clone(), *s))
                 .collect(),
             expiry_secs: self.expiry_secs,
-            will: self.will.clone(),
+            will: self.will.as_deref().cloned(),
             username: self.username.clone(),
         }
     }
@@ -180,24 +187,36 @@ impl Durable {
         id: NonZeroU16,
         limit: Option<usize>,
     ) -> Qos2Received {
-        if self.incoming_qos2.contains(&id) {
+        let open = self.incoming_qos2.get_or_insert_default();
+        if open.contains(&id) {
             Qos2Received::Duplicate
-        } else if limit.is_some_and(|max| self.incoming_qos2.len() >= max) {
+        } else if limit.is_some_and(|max| open.len() >= max) {
             Qos2Received::TooMany
         } else {
-            self.incoming_qos2.insert(id);
+            open.insert(id);
             Qos2Received::New
         }
     }
 
     /// The incoming QoS 2 exchanges open now.
     pub(super) fn incoming_qos2_open(&self) -> Vec<NonZeroU16> {
-        self.incoming_qos2.iter().copied().collect()
+        self.incoming_qos2
+            .iter()
+            .flat_map(|open| open.iter().copied())
+            .collect()
     }
 
     /// Closes the incoming QoS 2 exchange `id`. False if none was open.
     pub(super) fn incoming_qos2_end(&mut self, id: NonZeroU16) -> bool {
-        self.incoming_qos2.remove(&id)
+        let Some(open) = &mut self.incoming_qos2 else {
+            return false;
+        };
+        let known = open.remove(&id);
+        if open.is_empty() {
+            // Back to nothing held between exchanges.
+            self.incoming_qos2 = None;
+        }
+        known
     }
 
     pub(super) fn set_expiry(&mut self, secs: u32) {
@@ -210,12 +229,12 @@ impl Durable {
 
     /// Sets the will of a new connection, returning the one it replaces.
     pub(super) fn set_will(&mut self, will: Option<Will>) -> Option<Will> {
-        std::mem::replace(&mut self.will, will)
+        std::mem::replace(&mut self.will, will.map(Box::new)).map(|w| *w)
     }
 
     /// Takes the will out: it is being published, or will never be.
     pub(super) fn take_will(&mut self) -> Option<Will> {
-        self.will.take()
+        self.will.take().map(|w| *w)
     }
 
     pub(super) fn will_delay(&self) -> Option<u32> {
@@ -227,7 +246,7 @@ impl Durable {
     pub(super) fn clear(&mut self) -> (Vec<TopicFilter>, Option<Will>) {
         let filters = self.subscriptions.drain().map(|(f, _)| f).collect();
         self.outbox = Outbox::default();
-        self.incoming_qos2.clear();
-        (filters, self.will.take())
+        self.incoming_qos2 = None;
+        (filters, self.will.take().map(|w| *w))
     }
 }

@@ -1,0 +1,23 @@
+//! What an idle connection's task holds: its future is allocated once per
+//! connection and lives as long as it, so its size is most of what an idle
+//! client costs the broker (see `cargo xtask bench`, memory scenarios).
+
+use tokio::net::TcpStream;
+
+use super::*;
+
+/// The bound is the size measured when the read buffer, the keep-alive
+/// timer, the alias maps and the wait for shutdown left the future (a test build; release builds
+/// lay futures out tighter): a change that puts something large back in
+/// shows up here rather than only in the benchmark.
+#[tokio::test]
+async fn an_idle_connection_future_stays_small() {
+    let broker = Broker::new(crate::broker::BrokerConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = TcpStream::connect(addr).await.unwrap();
+    let info = ConnInfo::new(Transport::Tcp, addr);
+    let fut = serve(broker, client, info, CancellationToken::new());
+    let size = std::mem::size_of_val(&fut);
+    assert!(size <= 840, "the connection future grew to {size} bytes");
+}
