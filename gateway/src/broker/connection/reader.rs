@@ -118,9 +118,27 @@ pub(super) struct Reader<'a, R> {
     aliases: Option<Box<HashMap<u16, ByteString>>>,
     /// PUBACKs and PUBRECs waiting for their messages' commit.
     acks: PendingAcks,
-    /// Subscribers this client's last message left far behind: nothing more is read from
-    /// it until they catch up (see `session::backlog`).
-    pressure: Pressure,
+}
+
+/// What handling one packet asks of the read loop.
+enum Next {
+    /// Go on reading.
+    Read,
+    /// The client ended the connection.
+    Close(Close),
+    /// Read nothing more from the client until these subscribers, which its message left far
+    /// behind, catch up (see `session::backlog`).
+    Hold(Pressure),
+}
+
+impl Next {
+    fn hold(pressure: Pressure) -> Self {
+        if pressure.is_empty() {
+            Self::Read
+        } else {
+            Self::Hold(pressure)
+        }
+    }
 }
 
 impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
@@ -148,7 +166,6 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             session_expiry: params.session_expiry,
             aliases: None,
             acks: PendingAcks::default(),
-            pressure: Pressure::new(),
         }
     }
 
@@ -160,34 +177,17 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
     /// Cancel-safe: partial packets stay in `self.inbound`.
     pub(super) async fn run(&mut self) -> Result<Close, ConnError> {
         loop {
-            let mut received = false;
-            while self.pressure.is_empty() {
-                let Some(packet) = self.codec.decode(&mut self.inbound.buf)? else {
-                    break;
-                };
-                Metrics::add(&self.broker.metrics().packets_received, 1);
-                if let Some(close) = self.handle(packet)? {
-                    return Ok(close);
+            match self.take_in()? {
+                Next::Read => {}
+                Next::Close(close) => return Ok(close),
+                Next::Hold(pressure) => {
+                    // Boxed: the wait is rare, and would otherwise grow every idle
+                    // connection's task by its size.
+                    Box::pin(self.wait_for_room(pressure)).await?;
+                    // The wait counts as activity: the client was not read meanwhile.
+                    self.restart_keep_alive();
+                    continue;
                 }
-                received = true;
-            }
-            if let (true, Some(ka), Some(timer)) =
-                (received, self.keep_alive, self.keep_alive_timer.as_mut())
-            {
-                timer.as_mut().reset(Instant::now() + ka);
-            }
-            for reply in self.acks.ready()? {
-                self.send(reply);
-            }
-            if !self.pressure.is_empty() {
-                // Boxed: the wait is rare, and would otherwise grow every idle connection's
-                // task by its size.
-                Box::pin(self.wait_for_room()).await?;
-                // The wait counts as activity: the client was not read meanwhile.
-                if let (Some(ka), Some(timer)) = (self.keep_alive, self.keep_alive_timer.as_mut()) {
-                    timer.as_mut().reset(Instant::now() + ka);
-                }
-                continue;
             }
             // Cancel-safe all ways: a read cut short keeps its bytes in
             // `self.inbound`, and a commit that completes is not lost.
@@ -208,10 +208,41 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         }
     }
 
+    /// Handles the packets read so far, up to one that holds the client back, and sends
+    /// the acknowledgements whose commits are done.
+    fn take_in(&mut self) -> Result<Next, ConnError> {
+        let mut next = Next::Read;
+        let mut received = false;
+        while matches!(next, Next::Read) {
+            let Some(packet) = self.codec.decode(&mut self.inbound.buf)? else {
+                break;
+            };
+            Metrics::add(&self.broker.metrics().packets_received, 1);
+            next = self.handle(packet)?;
+            if let Next::Close(_) = next {
+                return Ok(next);
+            }
+            received = true;
+        }
+        if received {
+            self.restart_keep_alive();
+        }
+        for reply in self.acks.ready()? {
+            self.send(reply);
+        }
+        Ok(next)
+    }
+
+    /// The client was heard from: its keep alive starts over.
+    fn restart_keep_alive(&mut self) {
+        if let (Some(ka), Some(timer)) = (self.keep_alive, self.keep_alive_timer.as_mut()) {
+            timer.as_mut().reset(Instant::now() + ka);
+        }
+    }
+
     /// Holds this client back, its bytes unread, until the subscribers its messages left far
     /// behind catch up or are found slow; its acknowledgements still go out meanwhile.
-    async fn wait_for_room(&mut self) -> Result<(), ConnError> {
-        let pressure = std::mem::take(&mut self.pressure);
+    async fn wait_for_room(&mut self, pressure: Pressure) -> Result<(), ConnError> {
         let rooms = async {
             for (session, room) in pressure {
                 session.room(room).await;
@@ -244,9 +275,9 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         }
     }
 
-    fn handle(&mut self, packet: Packet) -> Result<Option<Close>, ConnError> {
+    fn handle(&mut self, packet: Packet) -> Result<Next, ConnError> {
         match packet {
-            Packet::Publish(p) => self.publish(p)?,
+            Packet::Publish(p) => return self.publish(p).map(Next::hold),
             Packet::PubAck(a) => {
                 if self.session.puback(a.packet_id) {
                     self.session.wake();
@@ -303,7 +334,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             Packet::Disconnect(d) => {
                 return self
                     .disconnect(d.reason_code, d.properties.session_expiry_interval)
-                    .map(Some)
+                    .map(Next::Close)
             }
             Packet::Auth(_) => {
                 // Every CONNECT with an Authentication Method is refused, so
@@ -327,7 +358,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                 ));
             }
         }
-        Ok(None)
+        Ok(Next::Read)
     }
 
     fn disconnect(&mut self, reason: ReasonCode, expiry: Option<u32>) -> Result<Close, ConnError> {
@@ -389,7 +420,8 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         }
     }
 
-    fn publish(&mut self, p: Publish) -> Result<(), ConnError> {
+    /// Routes a PUBLISH; returns the subscribers it left far behind.
+    fn publish(&mut self, p: Publish) -> Result<Pressure, ConnError> {
         let m = self.broker.metrics();
         Metrics::add(&m.messages_received, 1);
         if !p.properties.subscription_identifiers.is_empty() {
@@ -424,7 +456,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                     // A resend of a message already routed: acknowledge
                     // only, so it is delivered exactly once.
                     self.reply(Packet::PubRec(Ack::new(id)));
-                    return Ok(());
+                    return Ok(Pressure::new());
                 }
                 Qos2Received::TooMany => {
                     self.broker.refused(
@@ -441,6 +473,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         // `$SYS` belongs to the broker; clients cannot forge it.
         let refused = topic.starts_with("$SYS") || !self.may_publish(&topic);
         let mut commit = false;
+        let mut pressure = Pressure::new();
         let mut cluster = None;
         let mut stored = None;
         let delivered = if refused {
@@ -451,7 +484,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                 .broker
                 .publish_from(msg.clone(), Some(self.session.key));
             let (delivered, wait) = (published.delivered, published.wait);
-            self.pressure = published.pressure;
+            pressure = published.pressure;
             // Written to the store: queued for a persistent session, or retained.
             commit = msg.stored.written() || msg.retain;
             cluster = wait;
@@ -480,7 +513,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         let ack = match (qos, packet_id) {
             (QoS::AtLeastOnce, Some(id)) => Packet::PubAck(ack(id)),
             (QoS::ExactlyOnce, Some(id)) => Packet::PubRec(ack(id)),
-            _ => return Ok(()),
+            _ => return Ok(pressure),
         };
         let ticket = match (self.broker.persist(), &stored) {
             (Some(persist), Some(msg)) if commit => Some(persist.ack_ticket(msg)?),
@@ -499,6 +532,6 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         } else {
             self.acks.push(ticket, Reply::Packet(ack));
         }
-        Ok(())
+        Ok(pressure)
     }
 }

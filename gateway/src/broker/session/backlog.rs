@@ -38,23 +38,24 @@ pub(crate) const STALL: Duration = Duration::from_millis(20);
 /// slower than its publishers for that long is marked slow too.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(1);
 
-/// A session's side of backpressure, under the session's lock.
+/// A session's side of backpressure, under the session's lock. One pointer, as every session
+/// has one: the state is boxed, and there only while publishers wait or the subscriber is
+/// slow.
 #[derive(Debug, Default)]
-pub(super) struct Backlog {
+pub(super) struct Backlog(Option<Box<State>>);
+
+#[derive(Debug)]
+struct State {
     /// Publishers wait on it; `None` while the queue is below its high-water mark.
-    room: Option<Room>,
+    room: Option<Arc<Notify>>,
+    /// The low-water mark: messages and bytes.
+    low: (usize, usize),
+    /// Batches the writer has taken since the room was made: how a waiting publisher tells
+    /// progress.
+    taken: u64,
     /// The subscriber holds no one back: it stopped taking messages. Cleared once it has
     /// emptied its queue.
     slow: bool,
-    /// Batches its writer has taken: how a waiting publisher tells progress.
-    taken: u64,
-}
-
-#[derive(Debug)]
-struct Room {
-    notify: Arc<Notify>,
-    /// The low-water mark: messages and bytes.
-    low: (usize, usize),
 }
 
 impl Backlog {
@@ -66,7 +67,7 @@ impl Backlog {
         limits: &QueueLimits,
         online: bool,
     ) -> Option<Arc<Notify>> {
-        if !online || self.slow {
+        if !online || self.0.as_ref().is_some_and(|s| s.slow) {
             return None;
         }
         let high = (
@@ -76,44 +77,72 @@ impl Backlog {
         if backlog.0 < high.0.max(1) && backlog.1 < high.1.max(1) {
             return None;
         }
-        let room = self.room.get_or_insert_with(|| Room {
-            notify: Arc::new(Notify::new()),
-            low: (high.0 / 2, high.1 / 2),
+        let state = self.0.get_or_insert_with(|| {
+            Box::new(State {
+                room: None,
+                low: (0, 0),
+                taken: 0,
+                slow: false,
+            })
         });
-        Some(room.notify.clone())
+        let room = state.room.get_or_insert_with(|| {
+            state.low = (high.0 / 2, high.1 / 2);
+            state.taken = 0;
+            Arc::new(Notify::new())
+        });
+        Some(room.clone())
     }
 
     /// The writer took a batch, leaving `backlog`: publishers waiting go on once it is down
     /// to the low-water mark, and a slow subscriber that emptied its queue is slow no more.
     pub(super) fn taken(&mut self, backlog: (usize, usize)) {
-        self.taken = self.taken.wrapping_add(1);
-        if let Some(room) = &self.room {
-            if backlog.0 <= room.low.0 && backlog.1 <= room.low.1 {
-                self.release();
-            }
+        let Some(state) = &mut self.0 else {
+            return;
+        };
+        let mut released = false;
+        if state.room.is_some() {
+            state.taken = state.taken.wrapping_add(1);
+            released = backlog.0 <= state.low.0 && backlog.1 <= state.low.1;
         }
         if backlog.0 == 0 {
-            self.slow = false;
+            state.slow = false;
+        }
+        if released {
+            self.release();
+        } else {
+            self.tidy();
         }
     }
 
     /// Wakes every waiting publisher: the queue has room, or the subscriber went away.
     pub(super) fn release(&mut self) {
-        if let Some(room) = self.room.take() {
-            room.notify.notify_waiters();
+        if let Some(room) = self.0.as_mut().and_then(|s| s.room.take()) {
+            room.notify_waiters();
+        }
+        self.tidy();
+    }
+
+    /// Frees the state once no one waits and the subscriber is not slow.
+    fn tidy(&mut self) {
+        if self.0.as_ref().is_some_and(|s| s.room.is_none() && !s.slow) {
+            self.0 = None;
         }
     }
 
-    /// Whether publishers still wait on `notify`.
-    fn waits_on(&self, notify: &Arc<Notify>) -> bool {
-        self.room
+    /// How many batches the writer has taken while publishers wait on `notify`; `None` once
+    /// they wait no more.
+    fn taken_for(&self, notify: &Arc<Notify>) -> Option<u64> {
+        self.0
             .as_ref()
-            .is_some_and(|r| Arc::ptr_eq(&r.notify, notify))
+            .filter(|s| s.room.as_ref().is_some_and(|r| Arc::ptr_eq(r, notify)))
+            .map(|s| s.taken)
     }
 
     /// The subscriber stopped taking messages: it holds no one back from now on.
     fn give_up(&mut self) {
-        self.slow = true;
+        if let Some(state) = &mut self.0 {
+            state.slow = true;
+        }
         self.release();
     }
 }
@@ -129,22 +158,18 @@ impl Session {
             let notified = room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let taken = {
-                let st = self.state.lock();
-                if !st.backlog.waits_on(&room) {
-                    return;
-                }
-                st.backlog.taken
+            let Some(taken) = self.state.lock().backlog.taken_for(&room) else {
+                return;
             };
             let until = (Instant::now() + STALL).min(deadline);
             if tokio::time::timeout_at(until, notified).await.is_ok() {
                 continue;
             }
             let mut st = self.state.lock();
-            if !st.backlog.waits_on(&room) {
+            let Some(now_taken) = st.backlog.taken_for(&room) else {
                 return;
-            }
-            if st.backlog.taken == taken || Instant::now() >= deadline {
+            };
+            if now_taken == taken || Instant::now() >= deadline {
                 tracing::debug!(client_id = %self.client_id, "slow subscriber: its publishers go on without it");
                 st.backlog.give_up();
                 return;
