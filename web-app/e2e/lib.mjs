@@ -53,6 +53,16 @@ export async function startGateway(extraArgs = []) {
   };
 }
 
+/** A new page of `browser` on the gateway's web app, once it is connected; page errors go to
+ * the console. */
+export async function openConnectedMap(browser, gateway) {
+  const page = await browser.context.newPage();
+  page.on("pageerror", (err) => console.error("page error:", err));
+  await page.goto(gateway.url);
+  await page.waitForSelector('.conn[data-state="connected"]', { timeout: 20_000 });
+  return page;
+}
+
 /** Headless Chromium (Debian's, CHROMIUM overrides) with a fresh profile. */
 export async function launchBrowser() {
   const userDataDir = mkdtempSync(join(tmpdir(), "aviary-chromium-"));

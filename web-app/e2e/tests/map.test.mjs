@@ -10,6 +10,7 @@ import {
   connectTracker,
   launchBrowser,
   offset,
+  openConnectedMap,
   startGateway,
 } from "../lib.mjs";
 
@@ -26,10 +27,7 @@ const sent = [];
 before(async () => {
   gateway = await startGateway();
   browser = await launchBrowser();
-  page = await browser.context.newPage();
-  page.on("pageerror", (err) => console.error("page error:", err));
-  await page.goto(gateway.url);
-  await page.waitForSelector('.conn[data-state="connected"]', { timeout: 20_000 });
+  page = await openConnectedMap(browser, gateway);
 });
 
 after(async () => {

@@ -5,7 +5,14 @@
 // (`data-pets`, `data-markers`, `data-clusters`) and `window.aviaryPet`.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { artifact, connectTracker, launchBrowser, offset, startGateway } from "../lib.mjs";
+import {
+  artifact,
+  connectTracker,
+  launchBrowser,
+  offset,
+  openConnectedMap,
+  startGateway,
+} from "../lib.mjs";
 
 const PETS = 10_000;
 const CENTER = [52.3676, 4.9041];
@@ -21,10 +28,7 @@ let publisher;
 before(async () => {
   gateway = await startGateway();
   browser = await launchBrowser();
-  page = await browser.context.newPage();
-  page.on("pageerror", (err) => console.error("page error:", err));
-  await page.goto(gateway.url);
-  await page.waitForSelector('.conn[data-state="connected"]', { timeout: 20_000 });
+  page = await openConnectedMap(browser, gateway);
   publisher = await connectTracker(gateway.mqtt, "scale");
   for (const [id, name] of Object.entries(NAMED)) {
     await publisher.publish(`pets/${id}/status`, JSON.stringify({ online: true, name }), { retain: true });
