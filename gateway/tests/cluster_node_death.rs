@@ -230,3 +230,75 @@ async fn a_qos_2_stream_to_a_killed_node_resumes_elsewhere_and_nothing_comes_twi
     assert!(twice.is_empty(), "delivered twice: {twice:?}");
     assert_eq!(receiver.delivered.len(), N);
 }
+
+/// The QoS 2 exchanges a publisher had open on a node that died: it resends each PUBLISH
+/// (DUP) to the node it reconnects to, which answers for the dead node's exchanges. Each
+/// message arrives once, whether the dead node had forwarded it to the stream before dying,
+/// or recorded its exchange, or neither.
+#[tokio::test]
+async fn a_killed_nodes_qos_2_publisher_resends_elsewhere_and_each_message_arrives_once() {
+    const SETTLED: usize = 100;
+    const OPEN: usize = 60;
+    const N: usize = SETTLED + OPEN;
+    let nats = NatsCluster::start(3).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = process_node(&nats, "gw-a", dir.path()).await;
+    let b = node(&nats, "gw-b").await;
+    let (mut sub, _) = Raw::connect_ok(b.mqtt, raw::v5("watcher")).await;
+    sub.subscribe("stream/#", QoS::ExactlyOnce).await;
+    let (mut publisher, _) = Raw::connect_ok(a.mqtt, persistent("sensor")).await;
+    until_routed(&mut publisher, &mut sub, "stream/probe", QoS::ExactlyOnce).await;
+    let message = |i: usize| raw::message("stream/n", i.to_string().as_bytes(), QoS::ExactlyOnce);
+    for i in 0..SETTLED {
+        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
+    }
+    // Sent back to back, none of their PUBRECs read: gw-a dies with each of them somewhere
+    // between the socket, its store and the stream.
+    let mut open = Vec::new();
+    for i in SETTLED..N {
+        let mut p = message(i);
+        p.packet_id = Some(publisher.packet_id());
+        publisher.send(Packet::Publish(p.clone())).await;
+        open.push(p);
+    }
+    a.kill9().await;
+
+    let (mut publisher, ack) = within_for(
+        LEASE * 10,
+        "the publisher's session to be adopted",
+        Raw::connect_ok(b.mqtt, persistent("sensor")),
+    )
+    .await;
+    assert!(ack.session_present, "the publisher's session came back");
+    for mut p in open {
+        let id = p.packet_id.expect("a packet id");
+        p.dup = true;
+        publisher.send(Packet::Publish(p)).await;
+        match publisher.recv().await {
+            Packet::PubRec(a) if a.packet_id == id => {
+                assert_eq!(a.reason_code, ReasonCode::SUCCESS, "PUBREC {id}")
+            }
+            other => panic!("expected PUBREC {id}, got {other:?}"),
+        }
+        publisher.send(Packet::PubRel(Ack::new(id))).await;
+        match publisher.recv().await {
+            Packet::PubComp(a) if a.packet_id == id => {}
+            other => panic!("expected PUBCOMP {id}, got {other:?}"),
+        }
+    }
+    // Published after every resend: once it is in, so is any copy gw-a left in the stream.
+    assert_eq!(publisher.publish(message(N)).await, ReasonCode::SUCCESS);
+    let mut receiver = Qos2Receiver::default();
+    within_for(
+        Duration::from_secs(30),
+        "every message",
+        receiver.take(&mut sub, N + 1),
+    )
+    .await;
+    let twice: Vec<_> = receiver.delivered.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "delivered twice: {twice:?}");
+    assert_eq!(
+        receiver.delivered.keys().copied().collect::<Vec<_>>(),
+        (0..=N).collect::<Vec<_>>()
+    );
+}

@@ -23,7 +23,7 @@ use super::persist::convert::{self, Clocks};
 use super::publish::{Origin, Pressure, Source};
 use super::router::ClientKey;
 use super::{Broker, Message, Routing, Will};
-use crate::store::codec;
+use crate::store::{codec, Forwarded};
 
 /// Why the other nodes did not take a message: the publisher is not acknowledged, and sends
 /// it again.
@@ -41,6 +41,19 @@ pub(crate) const CUT_OFF: aviary_protocol::ReasonCode =
 /// Completes when the cluster holds a forwarded QoS 1/2 message.
 pub(crate) type AckWait = Pin<Box<dyn Future<Output = Result<(), ForwardError>> + Send>>;
 
+/// The cluster's side of an incoming QoS 2 exchange: its message goes to the other nodes
+/// under the exchange's token ([`Forwarded`]), and a resend of the PUBLISH, on whichever node
+/// the publisher is connected to then, forwards it again under the same token.
+pub(crate) struct Exchange {
+    /// The node that opened the exchange, and the token.
+    pub(crate) forwarded: Forwarded,
+    /// What the message's first forwarding waits for: the store holding the exchange's
+    /// record, token included, so that a node adopting the session after this one died
+    /// knows the token of any copy that reached the cluster. `None` for a resend, and for a
+    /// session the store does not keep (its client starts over when it reconnects).
+    pub(crate) after: Option<AckWait>,
+}
+
 /// What routing a message published on this node did.
 pub(crate) struct Published {
     /// How many local subscribers it was queued for.
@@ -55,9 +68,18 @@ pub(crate) struct Published {
 pub(crate) trait Backplane: Send + Sync + Debug {
     /// Hands over a message published on this node, by the local client `publisher` if any
     /// (it comes back to this node's persistent sessions through the stream, where No Local
-    /// needs to know). For QoS 1/2 the returned wait completes once the cluster holds it; the
-    /// publisher's PUBACK/PUBREC waits for it.
-    fn forward(&self, msg: &Message, publisher: Option<ClientKey>) -> Option<AckWait>;
+    /// needs to know), at QoS 2 as part of `exchange`. For QoS 1/2 the returned wait
+    /// completes once the cluster holds it; the publisher's PUBACK/PUBREC waits for it.
+    fn forward(
+        &self,
+        msg: &Message,
+        publisher: Option<ClientKey>,
+        exchange: Option<Exchange>,
+    ) -> Option<AckWait>;
+
+    /// How the message of a QoS 2 exchange opened now on this node is forwarded: this node,
+    /// and a token no other exchange of its has.
+    fn forwarding(&self) -> Forwarded;
 
     /// Claims `client_id` for a connection on this node; the connection is accepted once the
     /// wait completes, and a connection elsewhere with the same client id is closed. A session
@@ -165,18 +187,19 @@ impl Broker {
         (result, told)
     }
 
-    /// Routes a message a client of this node published, and hands it to the other nodes.
-    /// Returns what that did (see [`Published`]).
+    /// Routes a message a client of this node published (at QoS 2, as part of `exchange`),
+    /// and hands it to the other nodes. Returns what that did (see [`Published`]).
     pub(crate) fn publish_from(
         &self,
         msg: Arc<Message>,
         publisher: Option<ClientKey>,
+        exchange: Option<Exchange>,
     ) -> Published {
         let mut pressure = Pressure::new();
         let delivered = self.route_pressing(&msg, Source::Here(publisher), &mut pressure);
         // `$SYS` describes this node: each node has its own.
         let wait = match self.backplane() {
-            Some(b) if !msg.topic.starts_with("$SYS") => b.forward(&msg, publisher),
+            Some(b) if !msg.topic.starts_with("$SYS") => b.forward(&msg, publisher, exchange),
             _ => None,
         };
         Published {
@@ -184,6 +207,24 @@ impl Broker {
             wait,
             pressure,
         }
+    }
+
+    /// Forwards again, under its exchange's token, the message of a QoS 2 PUBLISH that a
+    /// client of this node resent: the cluster may not hold the first copy (its node died
+    /// first), and keeps one of the two. Not routed here: where the first copy arrived, this
+    /// node's subscribers have it; where it did not, this copy brings it to them.
+    pub(crate) fn forward_again(
+        &self,
+        msg: &Message,
+        publisher: ClientKey,
+        forwarded: Forwarded,
+    ) -> Option<AckWait> {
+        let exchange = Exchange {
+            forwarded,
+            after: None,
+        };
+        self.backplane()?
+            .forward(msg, Some(publisher), Some(exchange))
     }
 
     /// Routes a QoS 0 message another node published, which NATS delivered for `filter`:

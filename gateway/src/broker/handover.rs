@@ -5,7 +5,8 @@
 //! the protocol and why it loses nothing.
 //!
 //! The bytes are the store's own records (`store::codec`): a session record, then each queue
-//! entry carrying its message, then the open incoming QoS 2 packet ids.
+//! entry carrying its message, then the open incoming QoS 2 packet ids, each with how its
+//! message was forwarded to the other nodes (the value of the store's record for it).
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU16;
@@ -18,7 +19,7 @@ use super::persist::convert::{self, Clocks};
 use super::persist::recovered_session;
 use super::session::{Handed, Inflight};
 use super::{Broker, Outgoing, Session};
-use crate::store::{codec, DeliveryState, MessageId, QueueEntry, SessionRecord};
+use crate::store::{codec, DeliveryState, Forwarded, MessageId, QueueEntry, SessionRecord};
 
 /// Why handed-over bytes are not a session.
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +123,7 @@ impl Broker {
 pub(crate) fn fill_adopted_session(
     session: &Session,
     entries: Vec<QueueEntry>,
-    incoming_qos2: Vec<NonZeroU16>,
+    incoming_qos2: Vec<(NonZeroU16, Option<Forwarded>)>,
     after: u64,
 ) -> Result<(), HandoverError> {
     let (inflight, queued) = sort_entries(entries, Clocks::now())?;
@@ -179,14 +180,20 @@ fn encode(client_id: &ByteString, handed: Handed) -> Vec<u8> {
         put_chunk(&mut buf, &codec::encode_queue_entry(&entry));
     }
     buf.put_u32(handed.incoming_qos2.len() as u32);
-    for id in handed.incoming_qos2 {
+    for (id, forwarded) in handed.incoming_qos2 {
         buf.put_u16(id.get());
+        put_chunk(&mut buf, &codec::encode_forwarded(forwarded.as_ref()));
     }
     buf
 }
 
-/// What [`encode`] made, the record aside: in-flight and queued messages, incoming ids.
-type Decoded = (Vec<Inflight>, Vec<Outgoing>, Vec<NonZeroU16>);
+/// What [`encode`] made, the record aside: in-flight and queued messages, incoming
+/// exchanges.
+type Decoded = (
+    Vec<Inflight>,
+    Vec<Outgoing>,
+    Vec<(NonZeroU16, Option<Forwarded>)>,
+);
 
 fn decode(mut buf: Bytes) -> Result<Decoded, HandoverError> {
     let clocks = Clocks::now();
@@ -206,11 +213,14 @@ fn decode(mut buf: Bytes) -> Result<Decoded, HandoverError> {
         if buf.remaining() < 2 {
             return Err(HandoverError("cut off in its QoS 2 ids".into()));
         }
-        if let Some(id) = NonZeroU16::new(buf.get_u16()) {
-            incoming.insert(id, ());
+        let id = buf.get_u16();
+        let forwarded = codec::decode_forwarded(&take_chunk(&mut buf)?)
+            .map_err(|e| HandoverError(e.0.into()))?;
+        if let Some(id) = NonZeroU16::new(id) {
+            incoming.insert(id, forwarded);
         }
     }
-    Ok((inflight, queued, incoming.into_keys().collect()))
+    Ok((inflight, queued, incoming.into_iter().collect()))
 }
 
 /// Queue entries, each carrying its message, as a session's in-flight and queued messages.
@@ -295,6 +305,10 @@ mod tests {
     #[test]
     fn a_handed_over_session_decodes_to_what_it_held() {
         let id = |n| NonZeroU16::new(n).unwrap();
+        let forwarded = Forwarded {
+            node: "gw-a".into(),
+            token: 12,
+        };
         let handed = Handed {
             parts: RecordParts {
                 subscriptions: Vec::new(),
@@ -309,7 +323,7 @@ mod tests {
                 released: true,
             }],
             queued: vec![out("b", QoS::AtLeastOnce), out("c", QoS::AtMostOnce)],
-            incoming_qos2: vec![id(9), id(2)],
+            incoming_qos2: vec![(id(9), Some(forwarded.clone())), (id(2), None)],
         };
         let bytes = Bytes::from(encode(&"client".into(), handed));
         let record = codec::decode_session(take_chunk(&mut bytes.clone()).unwrap()).unwrap();
@@ -322,7 +336,7 @@ mod tests {
         assert_eq!(topics, ["b", "c"]);
         assert_eq!(queued[0].subscription_ids, inflight[0].out.subscription_ids);
         assert!(queued.iter().all(|o| o.seq.is_none()));
-        assert_eq!(incoming, [id(2), id(9)]);
+        assert_eq!(incoming, [(id(2), None), (id(9), Some(forwarded))]);
         // Cut anywhere, it is an error, not a panic.
         for len in 0..bytes.len() {
             assert!(decode(bytes.slice(..len)).is_err(), "cut at {len}");

@@ -46,7 +46,9 @@ use tokio::time::Instant;
 
 use crate::auth::Authorizer;
 use crate::config::{BrokerConfig, HistoryConfig};
-pub(crate) use backplane::{decode_wire, encode_wire, AckWait, Backplane, ForwardError, CUT_OFF};
+pub(crate) use backplane::{
+    decode_wire, encode_wire, AckWait, Backplane, Exchange, ForwardError, CUT_OFF,
+};
 pub(crate) use handover::{adopt_session, fill_adopted_session};
 use history::History;
 pub use history::HistoryEntry;

@@ -27,10 +27,19 @@ use super::message::StoreSlot;
 use super::session::{Event, Inflight, RecoveredSession};
 use super::{Broker, Message, Outgoing};
 use crate::store::{
-    DeliveryState, MessageId, Op, QueueEntry, SessionRecord, Snapshot, StoreError, StoreHandle,
-    Ticket,
+    DeliveryState, Forwarded, MessageId, Op, QueueEntry, SessionRecord, Snapshot, StoreError,
+    StoreHandle, Ticket,
 };
 pub(crate) use convert::Clocks;
+
+/// What happened to an incoming QoS 2 exchange of a persistent session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Qos2Change {
+    /// It opened; in cluster mode, its message was forwarded so to the other nodes.
+    Opened(Option<Forwarded>),
+    /// PUBREL came, or an error PUBREC ended it.
+    Closed,
+}
 
 /// The broker's store, when it has one (`durability` other than `memory`).
 #[derive(Debug)]
@@ -202,18 +211,23 @@ impl Persist {
     }
 
     /// An incoming QoS 2 exchange of a persistent session opened or closed.
-    pub(crate) fn incoming_qos2(&self, client_id: &ByteString, packet_id: NonZeroU16, open: bool) {
+    pub(crate) fn incoming_qos2(
+        &self,
+        client_id: &ByteString,
+        packet_id: NonZeroU16,
+        change: Qos2Change,
+    ) {
         let client_id = client_id.clone();
-        self.send(vec![if open {
-            Op::PutIncomingQos2 {
+        self.send(vec![match change {
+            Qos2Change::Opened(forwarded) => Op::PutIncomingQos2 {
                 client_id,
                 packet_id,
-            }
-        } else {
-            Op::DeleteIncomingQos2 {
+                forwarded,
+            },
+            Qos2Change::Closed => Op::DeleteIncomingQos2 {
                 client_id,
                 packet_id,
-            }
+            },
         }]);
     }
 

@@ -59,7 +59,7 @@ impl Broker {
     /// Routes a message published on this node (a will, `$SYS`, the REST API) and hands it
     /// to the other nodes, if any. Returns the number of local subscribers it was queued for.
     pub(crate) fn publish(&self, msg: Arc<Message>, publisher: Option<ClientKey>) -> usize {
-        self.publish_from(msg, publisher).delivered
+        self.publish_from(msg, publisher, None).delivered
     }
 
     /// Routes a message to the matching subscriptions, and records its history. One published

@@ -47,7 +47,7 @@ use super::node::{consumer_name, decode, STREAM, STREAM_PREFIX};
 use super::subject::token;
 use super::ClusterError;
 use crate::broker::{Broker, ClientKey};
-use crate::store::{self, QueueEntry, Snapshot};
+use crate::store::{self, Forwarded, QueueEntry, Snapshot};
 
 /// The bucket of adoptions: per dead node, who adopts (or adopted) its sessions.
 const BUCKET: &str = "AVIARY_ADOPTIONS";
@@ -343,11 +343,14 @@ fn stream_seqs(snapshot: &Snapshot) -> HashSet<u64> {
 }
 
 /// Takes `client_id`'s queue out of `snapshot`, each entry carrying its message, and its
-/// incoming QoS 2 ids.
+/// incoming QoS 2 exchanges.
 fn messages_of(
     snapshot: &mut Snapshot,
     client_id: &str,
-) -> (Vec<QueueEntry>, Vec<std::num::NonZeroU16>) {
+) -> (
+    Vec<QueueEntry>,
+    Vec<(std::num::NonZeroU16, Option<Forwarded>)>,
+) {
     let entries = snapshot
         .queues
         .remove(client_id)

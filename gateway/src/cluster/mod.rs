@@ -10,7 +10,8 @@
 //! wills of a dead node's clients ([`wills`], [`orphans`]), a node that stops serving
 //! when cut off from NATS ([`link`]), and each node's store copied into JetStream
 //! ([`replica`]), from which one of the nodes that remain adopts a dead node's persistent
-//! sessions ([`adoption`]).
+//! sessions ([`adoption`]), their open QoS 2 exchanges included, whose messages a resend
+//! forwards again under the exchange's token, kept once by the stream ([`outbound`]).
 
 mod adoption;
 mod consume;

@@ -25,11 +25,13 @@
 //! [`link`]: super::link
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::header::HeaderMap;
 use async_nats::jetstream::{self, consumer, stream};
+use aviary_protocol::ByteString;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -43,7 +45,7 @@ use super::lease::{Addresses, Leases};
 use super::link;
 use super::membership::Membership;
 use super::metrics::ClusterMetrics;
-use super::outbound::{send, Out};
+use super::outbound::{gate, send, stream_headers, Out};
 use super::owners::Owners;
 use super::retained;
 use super::setup::retrying;
@@ -52,9 +54,11 @@ use super::subject::{subject_to_topic, topic_to_subject};
 use super::wills::Wills;
 use super::ClusterError;
 use crate::broker::{
-    decode_wire, encode_wire, AckWait, Backplane, Broker, ClientKey, ForwardError, Message, Will,
+    decode_wire, encode_wire, AckWait, Backplane, Broker, ClientKey, Exchange, ForwardError,
+    Message, Will,
 };
 use crate::config::ClusterConfig;
+use crate::store::Forwarded;
 
 /// Subject prefix of QoS 0 messages (core NATS).
 pub(super) const LIVE: &str = "aviary.t";
@@ -82,29 +86,65 @@ pub(crate) struct Node {
     wills: Arc<Wills>,
     /// What this node counts of its part in the cluster.
     metrics: Arc<ClusterMetrics>,
+    /// This node's name.
+    name: ByteString,
+    /// The next QoS 2 exchange's token: counted from the nanoseconds since the Unix epoch
+    /// when this run started, so that no earlier run of this node gave the same one.
+    tokens: AtomicU64,
     out: mpsc::UnboundedSender<Out>,
+    /// Groups of messages held back until their exchange is stored ([`gate`]).
+    gated: mpsc::UnboundedSender<(AckWait, Vec<Out>)>,
     interest: mpsc::UnboundedSender<Vec<(Box<str>, bool)>>,
     /// Asks the interest task to say when the consumer listens to everything so far.
     sync: mpsc::UnboundedSender<handover::Sync>,
 }
 
 impl Backplane for Node {
-    fn forward(&self, msg: &Message, publisher: Option<ClientKey>) -> Option<AckWait> {
+    fn forward(
+        &self,
+        msg: &Message,
+        publisher: Option<ClientKey>,
+        exchange: Option<Exchange>,
+    ) -> Option<AckWait> {
         let payload = Bytes::from(encode_wire(msg));
         let qos0 = msg.qos == aviary_protocol::QoS::AtMostOnce;
-        let mut waits = Vec::new();
+        // A QoS 2 message counts as published on the node that opened its exchange, where
+        // it was routed: that node's own subscribers have it. A client key means nothing on
+        // another node.
+        let (origin, token, after) = match exchange {
+            Some(Exchange { forwarded, after }) => (forwarded.node, Some(forwarded.token), after),
+            None => (self.name.clone(), None, None),
+        };
+        let publisher = publisher.filter(|_| origin == self.name);
+        let id = |kind: &str| token.map(|t| format!("{origin}-{kind}{t}"));
+        let (mut group, mut waits) = (Vec::new(), Vec::new());
         // Every node's retained store follows the retained stream (see `retained`).
         if msg.retain {
             let subject = topic_to_subject(retained::PREFIX, &msg.topic);
-            waits.push(self.to_stream(subject, payload.clone()));
+            let headers = stream_headers(&origin, None, id("r").as_deref());
+            waits.push(stream_out(&mut group, subject, payload.clone(), headers));
         }
         if qos0 {
-            let subject = topic_to_subject(LIVE, &msg.topic);
-            let _ = self.out.send(Out::Live { subject, payload });
+            group.push(Out::Live {
+                subject: topic_to_subject(LIVE, &msg.topic),
+                payload,
+            });
+        } else {
+            let subject = topic_to_subject(STREAM_PREFIX, &msg.topic);
+            let headers = stream_headers(&origin, publisher, id("q").as_deref());
+            waits.push(stream_out(&mut group, subject, payload, headers));
+        }
+        match after {
+            Some(after) => {
+                let _ = self.gated.send((after, group));
+            }
+            None => group.into_iter().for_each(|o| {
+                let _ = self.out.send(o);
+            }),
+        }
+        if qos0 {
             return None;
         }
-        let subject = topic_to_subject(STREAM_PREFIX, &msg.topic);
-        waits.push(self.to_stream_from(subject, payload, publisher));
         Some(Box::pin(async move {
             for wait in waits {
                 wait.await
@@ -112,6 +152,13 @@ impl Backplane for Node {
             }
             Ok(())
         }))
+    }
+
+    fn forwarding(&self) -> Forwarded {
+        Forwarded {
+            node: self.name.clone(),
+            token: self.tokens.fetch_add(1, Ordering::Relaxed),
+        }
     }
 
     fn claim(&self, client_id: &str, clean_start: bool) -> AckWait {
@@ -169,33 +216,6 @@ impl Node {
         &self.metrics
     }
 
-    /// Queues a message for a stream; the receiver gets JetStream's answer.
-    fn to_stream(
-        &self,
-        subject: String,
-        payload: Bytes,
-    ) -> oneshot::Receiver<Result<(), ForwardError>> {
-        self.to_stream_from(subject, payload, None)
-    }
-
-    /// [`Node::to_stream`] for a message a local client published.
-    fn to_stream_from(
-        &self,
-        subject: String,
-        payload: Bytes,
-        publisher: Option<ClientKey>,
-    ) -> oneshot::Receiver<Result<(), ForwardError>> {
-        let (ack, done) = oneshot::channel();
-        // If the sending task is gone, `ack` is dropped with the message: the wait says so.
-        let _ = self.out.send(Out::Stream {
-            subject,
-            payload,
-            publisher,
-            ack,
-        });
-        done
-    }
-
     /// Connects to NATS, makes sure the stream and this node's consumer exist, attaches to
     /// `broker` and starts the tasks that carry messages both ways.
     pub(crate) async fn start(
@@ -237,6 +257,7 @@ impl Node {
         .await
         .map_err(|e| ClusterError::Stream(e.to_string()))?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let (gated_tx, gated_rx) = mpsc::unbounded_channel();
         let (interest_tx, interest_rx) = mpsc::unbounded_channel();
         let (sync_tx, sync_rx) = mpsc::unbounded_channel();
         let metrics = Arc::new(ClusterMetrics::default());
@@ -277,7 +298,10 @@ impl Node {
             handover,
             wills,
             metrics: metrics.clone(),
-            out: out_tx,
+            name: name.as_str().into(),
+            tokens: AtomicU64::new(started_nanos()),
+            out: out_tx.clone(),
+            gated: gated_tx,
             interest: interest_tx,
             sync: sync_tx.clone(),
         });
@@ -295,6 +319,7 @@ impl Node {
         // Attached first: the wills they publish must reach the other nodes.
         tokio::spawn(orphans.run());
         tokio::spawn(link::watch(link, broker.clone(), shutdown.clone()));
+        tokio::spawn(gate(gated_rx, out_tx, shutdown.clone()));
         tokio::spawn(send(
             client.clone(),
             js,
@@ -326,6 +351,24 @@ impl Node {
         info!(node = %name, nats = %urls, "joined the cluster");
         Ok(node)
     }
+}
+
+/// Adds a stream message to `group`: the receiver gets JetStream's answer. If the sending
+/// task is gone, the message's `ack` is dropped with it, and the receiver says so.
+fn stream_out(
+    group: &mut Vec<Out>,
+    subject: String,
+    payload: Bytes,
+    headers: HeaderMap,
+) -> oneshot::Receiver<Result<(), ForwardError>> {
+    let (ack, done) = oneshot::channel();
+    group.push(Out::Stream {
+        subject,
+        payload,
+        headers,
+        ack,
+    });
+    done
 }
 
 pub(super) fn consumer_name(node: &str) -> String {
@@ -360,6 +403,13 @@ pub(super) async fn pull(
         .heartbeat(Duration::from_secs(1))
         .messages()
         .await
+}
+
+/// Nanoseconds since the Unix epoch, now.
+fn started_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// The node a message from NATS was published on.

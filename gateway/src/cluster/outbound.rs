@@ -7,12 +7,17 @@
 //! carries a `Nats-Msg-Id` unique to this node's run, so JetStream keeps one copy however many
 //! times it was sent. A message sent again may land after messages published after it: order
 //! holds except across a failover.
+//!
+//! The message of a QoS 2 exchange carries the exchange's token in its id instead, which a
+//! resend of the PUBLISH reuses, on any node. Its first copy is held back ([`gate`]) until the
+//! store holds the exchange and its token: a node that adopts the session after this one
+//! died must know the token of any copy that reached the stream.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_nats::header::HeaderMap;
+use async_nats::header::{HeaderMap, NATS_MESSAGE_ID};
 use async_nats::jetstream;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -21,7 +26,7 @@ use tracing::{debug, info};
 
 use super::metrics::ClusterMetrics;
 use super::node::{ORIGIN, PUBLISHER};
-use crate::broker::{ClientKey, ForwardError};
+use crate::broker::{AckWait, ClientKey, ForwardError};
 
 /// How long a stream publish is tried before the publisher is told it failed.
 const RETRY_FOR: Duration = Duration::from_secs(20);
@@ -33,14 +38,23 @@ const MAX_PAUSE: Duration = Duration::from_secs(1);
 pub(super) enum Out {
     /// A QoS 0 message, over core NATS.
     Live { subject: String, payload: Bytes },
-    /// A message for the stream; its acknowledgement goes to `ack`.
+    /// A message for the stream, with its [`stream_headers`]; its acknowledgement goes to
+    /// `ack`.
     Stream {
         subject: String,
         payload: Bytes,
-        /// The local client that published it, for No Local when it comes back.
-        publisher: Option<ClientKey>,
+        headers: HeaderMap,
         ack: oneshot::Sender<Result<(), ForwardError>>,
     },
+}
+
+impl Out {
+    /// Tells whoever waits for a stream message that it was not sent.
+    fn fail(self, error: ForwardError) {
+        if let Out::Stream { ack, .. } = self {
+            let _ = ack.send(Err(error));
+        }
+    }
 }
 
 /// Headers naming the node a message was published on.
@@ -48,6 +62,47 @@ pub(super) fn origin_headers(node: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(ORIGIN, node);
     headers
+}
+
+/// Headers of a stream message: the node it counts as published on, the local client that
+/// published it (for No Local when it comes back), and the id under which the stream keeps
+/// one copy of it (without one, [`send`] gives it one of this run's).
+pub(super) fn stream_headers(
+    origin: &str,
+    publisher: Option<ClientKey>,
+    id: Option<&str>,
+) -> HeaderMap {
+    let mut headers = origin_headers(origin);
+    if let Some(key) = publisher {
+        headers.insert(PUBLISHER, key.to_string().as_str());
+    }
+    if let Some(id) = id {
+        headers.insert(NATS_MESSAGE_ID, id);
+    }
+    headers
+}
+
+/// Passes on each group of messages once what it waits for is done, groups in the order
+/// they came (the QoS 2 messages of one publisher stay in order); if the wait fails, the
+/// group's publishers are told.
+pub(super) async fn gate(
+    mut held: mpsc::UnboundedReceiver<(AckWait, Vec<Out>)>,
+    out: mpsc::UnboundedSender<Out>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let next = tokio::select! {
+            next = held.recv() => next,
+            () = shutdown.cancelled() => None,
+        };
+        let Some((after, group)) = next else { break };
+        match after.await {
+            Ok(()) => group.into_iter().for_each(|o| {
+                let _ = out.send(o);
+            }),
+            Err(e) => group.into_iter().for_each(|o| o.fail(e.clone())),
+        }
+    }
 }
 
 /// Sends what this node publishes, in order; stream acknowledgements are awaited apart.
@@ -82,15 +137,13 @@ pub(super) async fn send(
             Out::Stream {
                 subject,
                 payload,
-                publisher,
+                mut headers,
                 ack,
             } => {
-                let mut headers = origin_headers(&node);
-                if let Some(key) = publisher {
-                    headers.insert(PUBLISHER, key.to_string().as_str());
+                if headers.get(NATS_MESSAGE_ID).is_none() {
+                    let id = format!("{node}-{run}-{}", count.fetch_add(1, Ordering::Relaxed));
+                    headers.insert(NATS_MESSAGE_ID, id.as_str());
                 }
-                let id = format!("{node}-{run}-{}", count.fetch_add(1, Ordering::Relaxed));
-                headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
                 let first = js
                     .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
                     .await;

@@ -26,7 +26,9 @@ use super::{
     StoredWill,
 };
 
+mod exchange;
 mod keys;
+pub(crate) use exchange::*;
 pub(crate) use keys::*;
 
 /// The version byte every record value starts with.

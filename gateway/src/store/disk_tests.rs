@@ -34,6 +34,10 @@ fn everything(client: &str) -> Vec<Op> {
         Op::PutIncomingQos2 {
             client_id,
             packet_id: NonZeroU16::new(5).unwrap(),
+            forwarded: Some(Forwarded {
+                node: "gw-a".into(),
+                token: 7,
+            }),
         },
         Op::PutRetained {
             topic: "r".into(),

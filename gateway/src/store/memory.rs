@@ -76,11 +76,12 @@ fn apply(s: &mut Snapshot, op: &Op) {
         Op::PutIncomingQos2 {
             client_id,
             packet_id,
+            forwarded,
         } => {
             s.incoming_qos2
                 .entry(client_id.clone())
                 .or_default()
-                .insert(*packet_id);
+                .insert(*packet_id, forwarded.clone());
         }
         Op::DeleteIncomingQos2 {
             client_id,

@@ -231,6 +231,8 @@ pub enum Op {
         client_id: ByteString,
         /// The publisher's packet id.
         packet_id: NonZeroU16,
+        /// In cluster mode, how its message was forwarded to the other nodes.
+        forwarded: Option<Forwarded>,
     },
     /// Forgets an incoming QoS 2 packet id (PUBREL received).
     DeleteIncomingQos2 {
@@ -253,6 +255,19 @@ pub enum Op {
     },
 }
 
+/// How a cluster node forwarded the message of an incoming QoS 2 exchange to the other
+/// nodes: the node, and the token its copy in the cluster's stream is known by there. A
+/// resend of the PUBLISH, on whichever node the publisher reconnects to, forwards the message
+/// again under the same token, and the stream keeps one copy of the two: the message goes
+/// out once, whether the first copy made it before its node died or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    /// The node the exchange was opened on.
+    pub node: ByteString,
+    /// Unique among that node's exchanges, across its restarts.
+    pub token: u64,
+}
+
 impl Op {
     /// Whether this op creates its record; see [`Op`].
     pub fn creates(&self) -> bool {
@@ -273,8 +288,9 @@ pub struct Snapshot {
     pub sessions: BTreeMap<ByteString, SessionRecord>,
     /// Each client's queue, ordered by sequence number.
     pub queues: BTreeMap<ByteString, BTreeMap<u64, QueueEntry>>,
-    /// Each client's incoming QoS 2 packet ids awaiting PUBREL.
-    pub incoming_qos2: BTreeMap<ByteString, BTreeSet<NonZeroU16>>,
+    /// Each client's incoming QoS 2 packet ids awaiting PUBREL, each with how its message
+    /// was forwarded to the other nodes (cluster mode).
+    pub incoming_qos2: BTreeMap<ByteString, BTreeMap<NonZeroU16, Option<Forwarded>>>,
     /// Retained messages by topic.
     pub retained: BTreeMap<ByteString, StoredMessage>,
 }

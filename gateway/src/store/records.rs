@@ -36,10 +36,11 @@ pub(super) fn decode_into(
         }
         Kind::Qos2 => {
             let (client_id, packet_id) = codec::decode_qos2_key(key)?;
+            let forwarded = codec::decode_forwarded(&value)?;
             s.incoming_qos2
                 .entry(client_id)
                 .or_default()
-                .insert(packet_id);
+                .insert(packet_id, forwarded);
         }
         Kind::Retained => {
             s.retained.insert(

@@ -142,10 +142,11 @@ pub(super) fn encode(op: &Op) -> Staged {
         Op::PutIncomingQos2 {
             client_id,
             packet_id,
+            forwarded,
         } => (
             Kind::Qos2,
             codec::qos2_key(client_id, *packet_id),
-            Some(Vec::new()),
+            Some(codec::encode_forwarded(forwarded.as_ref())),
         ),
         Op::DeleteIncomingQos2 {
             client_id,

@@ -217,12 +217,21 @@ pub(super) fn queue_entry_moves_through_delivery_states(s: &dyn Store) {
 }
 
 pub(super) fn incoming_qos2_ids_round_trip(s: &dyn Store) {
-    let put = |c: &str, id| Op::PutIncomingQos2 {
+    let put = |c: &str, id, forwarded| Op::PutIncomingQos2 {
         client_id: cid(c),
         packet_id: nz(id),
+        forwarded,
     };
-    s.commit(&[put("c", 1), put("c", 65535), put("d", 1)])
-        .unwrap();
+    let forwarded = Forwarded {
+        node: cid("gw-a"),
+        token: 1 << 40,
+    };
+    s.commit(&[
+        put("c", 1, None),
+        put("c", 65535, Some(forwarded.clone())),
+        put("d", 1, None),
+    ])
+    .unwrap();
     s.commit(&[Op::DeleteIncomingQos2 {
         client_id: cid("c"),
         packet_id: nz(1),
@@ -232,9 +241,9 @@ pub(super) fn incoming_qos2_ids_round_trip(s: &dyn Store) {
     assert_eq!(
         snap.incoming_qos2[&cid("c")]
             .iter()
-            .map(|i| i.get())
+            .map(|(i, f)| (i.get(), f.clone()))
             .collect::<Vec<_>>(),
-        [65535]
+        [(65535, Some(forwarded))]
     );
     assert_eq!(snap.incoming_qos2[&cid("d")].len(), 1);
     s.commit(&[Op::DeleteIncomingQos2 {
@@ -271,6 +280,7 @@ pub(super) fn delete_session_removes_everything_of_that_client_only(s: &dyn Stor
     let qos2 = |c: &str| Op::PutIncomingQos2 {
         client_id: cid(c),
         packet_id: nz(4),
+        forwarded: None,
     };
     let mut ops = vec![put_msg(1)];
     for c in ["dev-1", "dev-10", "dev"] {

@@ -22,7 +22,7 @@
 //! Retained-message cursors live in the outbox but are not state to keep:
 //! they only say how far a new subscription's retained messages have gone.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::num::NonZeroU16;
 use std::sync::Arc;
 
@@ -33,6 +33,7 @@ use super::outbox::{Inflight, Outbox};
 use crate::broker::message::{Message, Outgoing};
 use crate::broker::persist::RecordParts;
 use crate::broker::router::Subscription;
+use crate::store::Forwarded;
 
 /// A will: the message and its MQTT 5 Will Delay Interval (0 for 3.x).
 #[derive(Debug, Clone)]
@@ -45,13 +46,15 @@ pub(crate) struct Will {
 }
 
 /// What became of an incoming QoS 2 PUBLISH's packet id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Qos2Received {
     /// A new exchange: route the message and answer PUBREC.
     New,
     /// A resend of a message already routed: answer PUBREC only, so it is
-    /// delivered exactly once.
-    Duplicate,
+    /// delivered exactly once. In cluster mode, how the exchange's message was
+    /// forwarded to the other nodes, where it may not have arrived: it is
+    /// forwarded again under the same token, which the cluster keeps once.
+    Duplicate(Option<Forwarded>),
     /// More exchanges open than the Receive Maximum allows.
     TooMany,
 }
@@ -68,7 +71,7 @@ pub(crate) struct RecoveredSession {
     /// Messages sent and not fully acknowledged, in the order sent; they
     /// are resent with DUP (or PUBREL, if released) when the client returns.
     pub(crate) inflight: Vec<Inflight>,
-    pub(crate) incoming_qos2: Vec<NonZeroU16>,
+    pub(crate) incoming_qos2: Vec<(NonZeroU16, Option<Forwarded>)>,
     pub(crate) expiry_secs: u32,
     /// When the session expires; `None` for never.
     pub(crate) expires_at: Option<Instant>,
@@ -93,7 +96,7 @@ pub(super) struct Durable {
         clippy::box_collection,
         reason = "an idle session carries only a pointer"
     )]
-    incoming_qos2: Option<Box<HashSet<NonZeroU16>>>,
+    incoming_qos2: Option<Box<HashMap<NonZeroU16, Option<Forwarded>>>>,
     /// Session Expiry Interval in force once the connection ends.
     expiry_secs: u32,
     /// The will of the current connection, or of the last one while it
@@ -121,7 +124,7 @@ impl Durable {
             subscriptions: r.subscriptions.iter().cloned().collect(),
             outbox,
             incoming_qos2: (!r.incoming_qos2.is_empty())
-                .then(|| Box::new(r.incoming_qos2.iter().copied().collect())),
+                .then(|| Box::new(r.incoming_qos2.iter().cloned().collect())),
             expiry_secs: r.expiry_secs,
             will: r.pending_will.as_ref().map(|(w, _)| Box::new(w.clone())),
             disconnected_at: r.disconnected_at,
@@ -180,29 +183,30 @@ impl Durable {
         self.subscriptions.contains_key(filter)
     }
 
-    /// Opens an incoming QoS 2 exchange for `id`, unless it is open already
-    /// or `limit` exchanges are.
+    /// Opens an incoming QoS 2 exchange for `id`, its message `forwarded` so
+    /// to the other nodes, unless it is open already or `limit` exchanges are.
     pub(super) fn incoming_qos2_begin(
         &mut self,
         id: NonZeroU16,
         limit: Option<usize>,
+        forwarded: Option<Forwarded>,
     ) -> Qos2Received {
         let open = self.incoming_qos2.get_or_insert_default();
-        if open.contains(&id) {
-            Qos2Received::Duplicate
+        if let Some(known) = open.get(&id) {
+            Qos2Received::Duplicate(known.clone())
         } else if limit.is_some_and(|max| open.len() >= max) {
             Qos2Received::TooMany
         } else {
-            open.insert(id);
+            open.insert(id, forwarded);
             Qos2Received::New
         }
     }
 
     /// The incoming QoS 2 exchanges open now.
-    pub(super) fn incoming_qos2_open(&self) -> Vec<NonZeroU16> {
+    pub(super) fn incoming_qos2_open(&self) -> Vec<(NonZeroU16, Option<Forwarded>)> {
         self.incoming_qos2
             .iter()
-            .flat_map(|open| open.iter().copied())
+            .flat_map(|open| open.iter().map(|(id, f)| (*id, f.clone())))
             .collect()
     }
 
@@ -211,7 +215,7 @@ impl Durable {
         let Some(open) = &mut self.incoming_qos2 else {
             return false;
         };
-        let known = open.remove(&id);
+        let known = open.remove(&id).is_some();
         if open.is_empty() {
             // Back to nothing held between exchanges.
             self.incoming_qos2 = None;

@@ -7,15 +7,23 @@ use std::num::NonZeroU16;
 use tokio::time::Instant;
 
 use super::{Batch, Qos2Received, Readable, Session, SessionState, SharedRetained};
+use crate::broker::persist::Qos2Change;
+use crate::store::Forwarded;
 
 impl Session {
-    /// An incoming QoS 2 PUBLISH with packet id `id`: opens its exchange
-    /// unless it is a resend, or `limit` exchanges are open already.
-    pub(crate) fn incoming_qos2_begin(&self, id: NonZeroU16, limit: Option<usize>) -> Qos2Received {
+    /// An incoming QoS 2 PUBLISH with packet id `id`: opens its exchange, its
+    /// message `forwarded` so to the other nodes (cluster mode), unless it is a
+    /// resend, or `limit` exchanges are open already.
+    pub(crate) fn incoming_qos2_begin(
+        &self,
+        id: NonZeroU16,
+        limit: Option<usize>,
+        forwarded: Option<Forwarded>,
+    ) -> Qos2Received {
         let mut st = self.state.lock();
-        let received = st.durable.incoming_qos2_begin(id, limit);
+        let received = st.durable.incoming_qos2_begin(id, limit, forwarded.clone());
         if received == Qos2Received::New {
-            self.record_incoming_qos2(&st, id, true);
+            self.record_incoming_qos2(&st, id, Qos2Change::Opened(forwarded));
         }
         received
     }
@@ -26,7 +34,7 @@ impl Session {
         let mut st = self.state.lock();
         let known = st.durable.incoming_qos2_end(id);
         if known {
-            self.record_incoming_qos2(&st, id, false);
+            self.record_incoming_qos2(&st, id, Qos2Change::Closed);
         }
         known
     }
@@ -36,7 +44,7 @@ impl Session {
     pub(crate) fn incoming_qos2_abort(&self, id: NonZeroU16) {
         let mut st = self.state.lock();
         if st.durable.incoming_qos2_end(id) {
-            self.record_incoming_qos2(&st, id, false);
+            self.record_incoming_qos2(&st, id, Qos2Change::Closed);
         }
     }
 

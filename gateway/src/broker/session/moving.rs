@@ -8,7 +8,8 @@ use tokio::time::Instant;
 
 use super::{Discarded, Inflight, Session};
 use crate::broker::message::Outgoing;
-use crate::broker::persist::RecordParts;
+use crate::broker::persist::{Qos2Change, RecordParts};
+use crate::store::Forwarded;
 
 /// What a session takes to another node.
 #[derive(Debug)]
@@ -20,8 +21,8 @@ pub(crate) struct Handed {
     pub(crate) inflight: Vec<Inflight>,
     /// Not sent yet, oldest first.
     pub(crate) queued: Vec<Outgoing>,
-    /// Incoming QoS 2 exchanges awaiting PUBREL.
-    pub(crate) incoming_qos2: Vec<NonZeroU16>,
+    /// Incoming QoS 2 exchanges awaiting PUBREL, with how their messages were forwarded.
+    pub(crate) incoming_qos2: Vec<(NonZeroU16, Option<Forwarded>)>,
 }
 
 impl Session {
@@ -58,7 +59,7 @@ impl Session {
         &self,
         inflight: Vec<Inflight>,
         queued: Vec<Outgoing>,
-        incoming_qos2: Vec<NonZeroU16>,
+        incoming_qos2: Vec<(NonZeroU16, Option<Forwarded>)>,
         after: u64,
     ) {
         let mut st = self.state.lock();
@@ -69,9 +70,9 @@ impl Session {
         // This node's consumer may be behind the old node's: what it still brings from before
         // the marker, the old node had.
         st.stream_floor = st.stream_floor.max(after);
-        for id in incoming_qos2 {
-            st.durable.incoming_qos2_begin(id, None);
-            self.record_incoming_qos2(&st, id, true);
+        for (id, forwarded) in incoming_qos2 {
+            st.durable.incoming_qos2_begin(id, None, forwarded.clone());
+            self.record_incoming_qos2(&st, id, Qos2Change::Opened(forwarded));
         }
         self.flush_journal(&mut st);
     }

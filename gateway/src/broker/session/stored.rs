@@ -6,6 +6,8 @@
 use std::num::NonZeroU16;
 
 use super::{Session, SessionState};
+use crate::broker::persist::Qos2Change;
+use crate::store::Ticket;
 
 impl Session {
     /// Whether this session's changes go to the store: it has one, and the session outlives
@@ -36,11 +38,24 @@ impl Session {
         }
     }
 
-    /// An incoming QoS 2 exchange opened (`open`) or closed, for a persistent session: kept so
-    /// that a PUBLISH resent after a restart is known for a duplicate and not delivered twice.
-    pub(super) fn record_incoming_qos2(&self, st: &SessionState, id: NonZeroU16, open: bool) {
+    /// An incoming QoS 2 exchange opened or closed, for a persistent session: kept so that
+    /// a PUBLISH resent after a restart is known for a duplicate and not delivered twice.
+    pub(super) fn record_incoming_qos2(
+        &self,
+        st: &SessionState,
+        id: NonZeroU16,
+        change: Qos2Change,
+    ) {
         if let (Some(persist), true) = (&self.persist, st.durable.outbox.is_journaled()) {
-            persist.incoming_qos2(&self.client_id, id, open);
+            persist.incoming_qos2(&self.client_id, id, change);
         }
+    }
+
+    /// Completes once the store holds what this session handed it so far; `None` if the
+    /// session is not persistent.
+    pub(crate) fn stored(&self) -> Option<Ticket> {
+        let journaled = self.state.lock().durable.outbox.is_journaled();
+        let persist = self.persist.as_ref().filter(|_| journaled)?;
+        persist.barrier().ok()
     }
 }

@@ -1,6 +1,13 @@
 //! A PUBLISH from the client: its topic (through a topic alias), the ACL, the QoS 2
 //! bookkeeping, routing, and the PUBACK or PUBREC, sent at once or after what it waits for
 //! (the store's commit, the cluster's stream).
+//!
+//! In cluster mode each QoS 2 exchange carries a token ([`Exchange`]): the message goes to
+//! the other nodes under it once the store holds the exchange with its token, and a resend
+//! of the PUBLISH goes to them again under the same token, which the cluster keeps once. A
+//! publisher whose node died with its exchanges open resends them to another node, which
+//! adopted its session, tokens included: each message arrives once, whether the first copy
+//! reached the cluster or not.
 
 use std::num::NonZeroU16;
 use std::sync::Arc;
@@ -13,7 +20,8 @@ use super::{protocol, ConnError, Reader};
 use crate::broker::connection::acks::{Reply, Wait};
 use crate::broker::limits;
 use crate::broker::metrics::{Denied, Limit};
-use crate::broker::{ForwardError, Message, Metrics, Pressure, Qos2Received};
+use crate::broker::{Exchange, ForwardError, Message, Metrics, Pressure, Qos2Received};
+use crate::store::Forwarded;
 
 impl<R: AsyncRead + Unpin> Reader<'_, R> {
     /// Whether the ACL lets this client publish on `topic` (counted when not).
@@ -56,6 +64,31 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
         }
     }
 
+    /// A QoS 2 PUBLISH sent again for exchange `id`, still open: acknowledged and not routed
+    /// again, so that it is delivered once. In cluster mode its message goes to the other
+    /// nodes again first, under the exchange's token (`forwarded`): the node the first copy
+    /// was sent to may have died before the cluster held it.
+    fn resent(
+        &mut self,
+        p: Publish,
+        topic: ByteString,
+        id: NonZeroU16,
+        forwarded: Option<Forwarded>,
+    ) {
+        let wait = match forwarded {
+            Some(forwarded) if !topic.starts_with("$SYS") && self.may_publish(&topic) => {
+                let msg = Message::from_publish(p, topic, Instant::now());
+                self.broker.forward_again(&msg, self.session.key, forwarded)
+            }
+            _ => None,
+        };
+        let ack = Packet::PubRec(Ack::new(id));
+        match wait {
+            None if self.acks.is_empty() => self.reply(ack),
+            wait => self.acks.push(wait.map(Wait::Cluster), Reply::Packet(ack)),
+        }
+    }
+
     /// Routes a PUBLISH; returns the subscribers it left far behind.
     pub(super) fn publish(&mut self, p: Publish) -> Result<Pressure, ConnError> {
         let m = self.broker.metrics();
@@ -78,6 +111,7 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
             ));
         }
         let (qos, packet_id) = (p.qos, p.packet_id);
+        let mut exchange = None;
         if qos == QoS::ExactlyOnce {
             let id = packet_id.expect("QoS 2 has a packet id");
             // Only MQTT 5 clients were told a Receive Maximum; 3.x clients
@@ -86,12 +120,23 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
                 .version
                 .is_v5()
                 .then(|| usize::from(self.broker.config().receive_maximum));
-            match self.session.incoming_qos2_begin(id, limit) {
-                Qos2Received::New => {}
-                Qos2Received::Duplicate => {
-                    // A resend of a message already routed: acknowledge
-                    // only, so it is delivered exactly once.
-                    self.reply(Packet::PubRec(Ack::new(id)));
+            let forwarded = self.broker.backplane().map(|b| b.forwarding());
+            match self
+                .session
+                .incoming_qos2_begin(id, limit, forwarded.clone())
+            {
+                Qos2Received::New => {
+                    exchange = forwarded.map(|forwarded| Exchange {
+                        forwarded,
+                        after: self.session.stored().map(|ticket| {
+                            Box::pin(async move {
+                                ticket.await.map_err(|e| ForwardError(e.to_string()))
+                            }) as _
+                        }),
+                    });
+                }
+                Qos2Received::Duplicate(forwarded) => {
+                    self.resent(p, topic, id, forwarded);
                     return Ok(Pressure::new());
                 }
                 Qos2Received::TooMany => {
@@ -118,7 +163,7 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
             let msg = Arc::new(Message::from_publish(p, topic, Instant::now()));
             let published = self
                 .broker
-                .publish_from(msg.clone(), Some(self.session.key));
+                .publish_from(msg.clone(), Some(self.session.key), exchange);
             let (delivered, wait) = (published.delivered, published.wait);
             pressure = published.pressure;
             // Written to the store: queued for a persistent session, or retained.

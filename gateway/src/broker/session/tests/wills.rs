@@ -4,6 +4,7 @@
 //! QoS 2 bookkeeping, and a session rebuilt from a store's record.
 
 use super::*;
+use crate::store::Forwarded;
 use std::num::NonZeroU16;
 
 fn will(delay_secs: u32) -> Will {
@@ -133,18 +134,25 @@ fn discarding_returns_filters_and_the_will_and_kicks() {
 fn incoming_qos2_ids_open_once_within_the_limit() {
     let s = new_session();
     let id = |n| NonZeroU16::new(n).unwrap();
-    assert_eq!(s.incoming_qos2_begin(id(1), Some(2)), Qos2Received::New);
+    let forwarded = Forwarded {
+        node: "gw-a".into(),
+        token: 41,
+    };
+    let begin = |n, limit| s.incoming_qos2_begin(id(n), limit, None);
     assert_eq!(
-        s.incoming_qos2_begin(id(1), Some(2)),
-        Qos2Received::Duplicate
+        s.incoming_qos2_begin(id(1), Some(2), Some(forwarded.clone())),
+        Qos2Received::New
     );
-    assert_eq!(s.incoming_qos2_begin(id(2), Some(2)), Qos2Received::New);
-    assert_eq!(s.incoming_qos2_begin(id(3), Some(2)), Qos2Received::TooMany);
-    assert_eq!(s.incoming_qos2_begin(id(3), None), Qos2Received::New);
+    // A resend is told how the exchange's message was forwarded, whatever it carries now.
+    assert_eq!(begin(1, Some(2)), Qos2Received::Duplicate(Some(forwarded)));
+    assert_eq!(begin(2, Some(2)), Qos2Received::New);
+    assert_eq!(begin(2, Some(2)), Qos2Received::Duplicate(None));
+    assert_eq!(begin(3, Some(2)), Qos2Received::TooMany);
+    assert_eq!(begin(3, None), Qos2Received::New);
     assert!(s.incoming_qos2_release(id(1)));
     assert!(!s.incoming_qos2_release(id(1)), "released once");
     s.incoming_qos2_abort(id(2));
-    assert_eq!(s.incoming_qos2_begin(id(2), Some(2)), Qos2Received::New);
+    assert_eq!(begin(2, Some(2)), Qos2Received::New);
 }
 
 #[test]
@@ -165,14 +173,23 @@ fn a_recovered_session_resends_in_flight_then_sends_its_queue() {
                 released: false,
             },
         ],
-        incoming_qos2: vec![id(9)],
+        incoming_qos2: vec![(
+            id(9),
+            Some(Forwarded {
+                node: "gw-a".into(),
+                token: 3,
+            }),
+        )],
         expiry_secs: 60,
         ..RecoveredSession::default()
     };
     let s = Session::recover(1, &mut recovered);
     assert!(!s.is_online());
     assert_eq!(s.queued(), 3);
-    assert_eq!(s.incoming_qos2_begin(id(9), None), Qos2Received::Duplicate);
+    assert!(matches!(
+        s.incoming_qos2_begin(id(9), None, None),
+        Qos2Received::Duplicate(Some(Forwarded { token: 3, .. }))
+    ));
     let _kick = attach(&s, 7, 10);
     let b = s.take_batch(7, 100, Instant::now(), &no_retained());
     assert_eq!(b.control, vec![Packet::PubRel(Ack::new(id(5)))]);
