@@ -29,6 +29,9 @@ use crate::broker::message::Outgoing;
 const PULL_BUDGET: usize = 4096;
 
 mod adopt;
+mod journal;
+
+pub(crate) use journal::Event;
 
 /// Bounds of a session's queue.
 #[derive(Debug, Clone, Copy)]
@@ -100,21 +103,6 @@ pub(crate) struct Outbox {
     journal: Option<Vec<Event>>,
     /// The key of the next message the store keeps for this session.
     next_seq: u64,
-}
-
-/// A change to a stored message of the outbox; see [`Outbox::journal`].
-#[derive(Debug)]
-pub(crate) enum Event {
-    /// Queued, to be written with its message; `online`: for a connected receiver, which
-    /// may acknowledge it before the write is committed (see `Persist::journal`).
-    Queued { out: Outgoing, online: bool },
-    /// QoS 2: sent with this packet id, not yet acknowledged (QoS 1 is not recorded as sent;
-    /// see [`Outbox::send`]).
-    Sent(Outgoing, NonZeroU16),
-    /// QoS 2: PUBREC came, PUBREL went.
-    Released(Outgoing, NonZeroU16),
-    /// Delivered, dropped or abandoned: the store forgets it.
-    Done(Outgoing),
 }
 
 impl Outbox {
@@ -190,71 +178,6 @@ impl Outbox {
             self.queued_bytes -= size;
             self.queued_qos0 -= qos0;
         }
-    }
-
-    /// Records `event` in the journal if the session persists and the store
-    /// keeps `out`.
-    fn record(&mut self, event: impl FnOnce() -> Event, out: &Outgoing) {
-        if let (Some(journal), Some(_)) = (&mut self.journal, out.seq) {
-            journal.push(event());
-        }
-    }
-
-    /// Starts (or stops) recording what the store must learn; the keys of
-    /// new messages continue after `next_seq`.
-    pub(crate) fn set_journaled(&mut self, on: bool) {
-        match (on, &self.journal) {
-            (true, None) => self.journal = Some(Vec::new()),
-            (false, Some(_)) => self.journal = None,
-            _ => {}
-        }
-    }
-
-    /// Keys of messages stored from now on follow `out`'s.
-    fn note_seq(&mut self, out: &Outgoing) {
-        if let Some(seq) = out.seq {
-            self.next_seq = self.next_seq.max(seq + 1);
-        }
-    }
-
-    /// Whether the store is told of this outbox's messages.
-    pub(crate) fn is_journaled(&self) -> bool {
-        self.journal.is_some()
-    }
-
-    /// The events recorded since the last call.
-    pub(crate) fn take_journal(&mut self) -> Vec<Event> {
-        self.journal
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
-    }
-
-    /// Every stored message, done with: the session ended.
-    pub(crate) fn release_all(&mut self) -> Vec<Event> {
-        let mut events: Vec<Event> = self.take_journal();
-        let stored = self
-            .queue
-            .drain(..)
-            .chain(self.inflight.drain(..).map(|i| i.out))
-            .filter(|o| o.seq.is_some());
-        events.extend(stored.map(Event::Done));
-        events
-    }
-
-    /// Puts back a message a store kept queued, after those put back before.
-    pub(crate) fn recover_queued(&mut self, out: Outgoing) {
-        self.note_seq(&out);
-        self.account(&out, true);
-        self.queue.push_back(out);
-    }
-
-    /// Puts back a message a store kept in flight, after those put back
-    /// before: the order they are resent in.
-    pub(crate) fn recover_inflight(&mut self, inflight: Inflight) {
-        self.note_seq(&inflight.out);
-        self.next_packet_id = inflight.packet_id.get();
-        self.inflight.push_back(inflight);
     }
 
     /// Messages waiting to be sent, plus those in flight. Retained messages
