@@ -179,6 +179,41 @@ async fn the_wills_of_a_node_killed_and_back_within_its_lease_fire_too() {
     on_b.expect_silence(Duration::from_millis(500)).await;
 }
 
+/// A node stopped in good order keeps its clients' delayed wills in their persistent
+/// sessions, to publish them once back. When one of its clients reconnects elsewhere, those
+/// sessions are adopted there instead, and the node forgets them when it comes back: the
+/// wills fire from the cluster, as a dead node's do.
+#[tokio::test]
+async fn the_delayed_wills_of_a_node_that_left_fire_once_its_sessions_are_adopted() {
+    let nats = NatsCluster::start(1).await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let a = process_node(&nats, "gw-a", dir.path()).await;
+    let b = node(&nats, "gw-b").await;
+    let mut on_b = watcher(&b, "watch-b").await;
+    let (_away, _) = Raw::connect_ok(a.mqtt, with_will(raw::v5("away"), "wills/away", 1)).await;
+    let mut back = raw::v5("back");
+    back.properties.session_expiry_interval = Some(3_600);
+    let (_back, _) = Raw::connect_ok(a.mqtt, back.clone()).await;
+    wait_for_records(&nats, 1).await;
+
+    a.stop().await;
+    let stopped = Instant::now();
+    // "back" comes back on gw-b, which adopts gw-a's sessions to give it its own.
+    back.clean_start = false;
+    let (_back, ack) = within_for(
+        LEASE * 10,
+        "the session to be adopted",
+        Raw::connect_ok(b.mqtt, back),
+    )
+    .await;
+    assert!(ack.session_present, "gw-a's session was adopted on gw-b");
+    let p = within_for(LEASE * 10, "the delayed will", on_b.recv_publish()).await;
+    on_b.ack(&p).await;
+    assert_eq!((&*p.topic, &p.payload[..]), ("wills/away", &b"away"[..]));
+    eprintln!("graceful stop to the delayed will: {:?}", stopped.elapsed());
+    on_b.expect_silence(Duration::from_millis(500)).await;
+}
+
 #[tokio::test]
 async fn losing_the_nats_server_that_leads_the_leases_cuts_no_node_off() {
     let mut nats = NatsCluster::start(3).await;

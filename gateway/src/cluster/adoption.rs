@@ -31,7 +31,7 @@
 //! away: it forgets the sessions its store brought back, which live elsewhere now.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv};
@@ -44,6 +44,7 @@ use super::consume::ack_when_stored;
 use super::handover::{mark_subject, Sync, MARK_PREFIX};
 use super::metrics::ClusterMetrics;
 use super::node::{consumer_name, decode, STREAM, STREAM_PREFIX};
+use super::orphans::Orphans;
 use super::subject::token;
 use super::ClusterError;
 use crate::broker::{Broker, ClientKey};
@@ -72,6 +73,8 @@ pub(super) struct Adoption {
     sync: mpsc::UnboundedSender<Sync>,
     metrics: Arc<ClusterMetrics>,
     lease: Duration,
+    /// Settles the wills of the nodes adopted here: set once the node is up.
+    orphans: OnceLock<Weak<Orphans>>,
 }
 
 /// What [`Adoption::start`] needs.
@@ -103,6 +106,7 @@ impl Adoption {
             sync: p.sync,
             metrics: p.metrics,
             lease: p.lease,
+            orphans: OnceLock::new(),
         };
         let mine = token(&this.node);
         // A bucket just created may have no leader for a moment.
@@ -121,6 +125,11 @@ impl Adoption {
                 .map_err(|e| ClusterError::Stream(e.to_string()))?;
         }
         Ok(Arc::new(this))
+    }
+
+    /// Sets who settles the wills of the nodes adopted here.
+    pub(super) fn settle_with(&self, orphans: &Arc<Orphans>) {
+        let _ = self.orphans.set(Arc::downgrade(orphans));
     }
 
     /// After `dead` failed to answer for a session: once its lease has run out, and its
@@ -169,6 +178,11 @@ impl Adoption {
                     .await
                     .map_err(|e| e.to_string())?;
                 info!(node = %dead, sessions = adopted, "adopted a dead node's sessions");
+                // A node that left in good order kept its delayed wills for its return; it
+                // forgets its sessions then, so they are the cluster's to settle now.
+                if let Some(orphans) = self.orphans.get().and_then(Weak::upgrade) {
+                    orphans.settle_node(&dead);
+                }
                 Ok(self.node.clone())
             }
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists && wait => {

@@ -291,6 +291,7 @@ impl Node {
         let adoption = Adoption::start(&js, parts).await?;
         replicate_store(&js, config.replicas(), &name, broker).await?;
         handover.adopt_with(adoption.clone());
+        adoption.settle_with(&orphans);
         orphans.adopt_with(adoption);
         let node = Arc::new(Self {
             leases,

@@ -11,7 +11,10 @@
 //! A lease given back (a purge) is a node that left in good order, not a death: it published
 //! its clients' wills as it closed their connections, except delayed ones, which wait in the
 //! persistent sessions it keeps, and which it publishes when it is back, as a single broker
-//! does after a restart. Settling them here as well would send them twice.
+//! does after a restart. Settling them here as well would send them twice. Unless one of its
+//! clients reconnects elsewhere meanwhile: its sessions are then adopted there (see
+//! [`super::adoption`]), and forgotten when it is back, so the adopter settles their wills
+//! as a dead node's ([`Orphans::settle_node`]).
 //!
 //! **Settling a will.** For each record in `AVIARY_WILLS` naming the dead node, every node
 //! waits the will's delay, counted from now, the moment the node is known dead (a
@@ -179,6 +182,12 @@ impl Orphans {
                 }
             });
         }
+        self.settle_node(node);
+    }
+
+    /// Settles the will records naming `node`, apart from the caller: there may be many. A
+    /// record being settled here already is left to that.
+    pub(super) fn settle_node(self: &Arc<Self>, node: &str) {
         let (this, node) = (self.clone(), node.to_owned());
         tokio::spawn(async move {
             this.sweep(move |_, record| match record.node == node {
