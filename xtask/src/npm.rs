@@ -100,9 +100,9 @@ pub(crate) fn build(ws: &Workspace) -> Result<Built> {
         "-p",
         "aviary-wasm-client",
         "--lib",
-        // The JavaScript API (a default feature, named so that it is on whatever the default).
+        // The JavaScript API, linked without std (`npm` implies `js`; see wasm-client/Cargo.toml).
         "--features",
-        "js",
+        "npm",
         "--target",
         WASM_TARGET,
     ])

@@ -5,7 +5,8 @@
 //! does not fit, the oldest ones are dropped (and reported, so their promises can reject with
 //! `QUEUE_FULL`): in a live feed fresh data is worth more than stale data.
 
-use std::collections::VecDeque;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 
 use aviary_protocol::Publish;
 
@@ -84,7 +85,7 @@ impl OfflineQueue {
         self.bytes = 0;
         // Taking the whole deque is less code in the package than `drain(..)`, and handing it
         // over as it is less than `Vec::from`, whose `make_contiguous` rotates the ring buffer.
-        std::mem::take(&mut self.items)
+        core::mem::take(&mut self.items)
     }
 
     /// How many messages are queued.

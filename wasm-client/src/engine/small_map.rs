@@ -10,6 +10,8 @@
 //! words, and the deque's ring-buffer code (`make_contiguous`, `wrap_copy`, `ptr_rotate`) was
 //! about 1.5 KB of the package per entry type.
 
+use alloc::vec::Vec;
+
 /// Entries in insertion order; lookups scan from the oldest.
 #[derive(Debug, Clone)]
 pub(crate) struct SmallMap<K, V> {
@@ -59,7 +61,7 @@ impl<K: PartialEq, V> SmallMap<K, V> {
     /// Removes every entry, returning the values oldest first. (Taking the whole list is
     /// less code in the package than `drain(..)`.)
     pub(crate) fn take_all(&mut self) -> Vec<V> {
-        std::mem::take(&mut self.entries)
+        core::mem::take(&mut self.entries)
             .into_iter()
             .map(|(_, v)| v)
             .collect()
