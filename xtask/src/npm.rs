@@ -115,11 +115,15 @@ pub(crate) fn build(ws: &Workspace) -> Result<Built> {
         fs::remove_dir_all(&pkg).with_context(|| format!("removing {}", pkg.display()))?;
     }
     for (target, folder) in BUILDS {
+        let out = dir.join(folder);
         Cmd::new("wasm-bindgen")
             .args(["--target", target, "--out-name", LIB, "--out-dir"])
-            .arg(dir.join(folder).display().to_string())
+            .arg(out.display().to_string())
+            // Every engine the package supports has `TextEncoder.encodeInto`: no fallback.
+            .args(["--encode-into", "always"])
             .arg(wasm.display().to_string())
             .run()?;
+        shorten_import_names(&out)?;
     }
     optimize(ws, &dir)?;
     assemble(ws, &dir)?;
@@ -140,6 +144,24 @@ pub(crate) fn build(ws: &Workspace) -> Result<Built> {
         wasm_gz,
         js_gz,
     })
+}
+
+/// Drops the hashes from the import names of the module in `out` and its glue (see
+/// [`wasm_names`](crate::wasm_names)).
+fn shorten_import_names(out: &Path) -> Result<()> {
+    let mut glue = Vec::new();
+    for entry in fs::read_dir(out)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.ends_with(".js") || name.ends_with(".ts") {
+            glue.push(path);
+        }
+    }
+    let glue: Vec<&Path> = glue.iter().map(PathBuf::as_path).collect();
+    crate::wasm_names::shorten(&out.join(format!("{LIB}_bg.wasm")), &glue)
 }
 
 /// Runs `wasm-opt` ([`WASM_OPT_FLAGS`]) from the npm `binaryen` package (pinned in `wasm-client/tools/`) on
