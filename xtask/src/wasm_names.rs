@@ -1,9 +1,10 @@
-//! Shorter import names for the npm package: wasm-bindgen names each JavaScript import
-//! `__wbg_NAME_HASH`, with sixteen hex digits that gzip cannot compress, once in the module's
-//! import section and once in the JS glue. Dropping the hash (keeping a number where two
-//! imports share a NAME, such as the several `new`s) takes about 2.1 KiB off the gzipped
-//! package. The names are only the contract between the module and its own glue, so both are
-//! rewritten together, right after `wasm-bindgen` wrote them.
+//! Shorter import and export names for the npm package: wasm-bindgen names each JavaScript
+//! import `__wbg_NAME_HASH`, and the closure trampolines it exports carry Rust's symbol hash
+//! (`..._invoke__hHASH`), sixteen hex digits that gzip cannot compress, once in the module and
+//! once in the JS glue. Dropping the hashes (keeping a number where two names would then be
+//! the same, such as the several `new`s) takes about 2.3 KiB off the gzipped package. The
+//! names are only the contract between the module and its own glue, so both are rewritten
+//! together, right after `wasm-bindgen` wrote them.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -14,12 +15,12 @@ use anyhow::{bail, Context as _, Result};
 /// The prefix of wasm-bindgen's generated import names.
 const PREFIX: &str = "__wbg_";
 
-/// Renames the hashed imports of the module `wasm`, and every mention of them in the glue
-/// files `glue` (JavaScript and TypeScript declarations, of whichever wasm-bindgen target).
+/// Renames the hashed imports and exports of the module `wasm`, and every mention of them in
+/// the glue files `glue` (JavaScript and TypeScript declarations, of any wasm-bindgen target).
 pub(crate) fn shorten(wasm: &Path, glue: &[&Path]) -> Result<()> {
     let module = fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
-    let names = short_names(&import_names(&module)?);
-    fs::write(wasm, rename_imports(&module, &names)?)?;
+    let names = short_names(&names(&module)?);
+    fs::write(wasm, rename(&module, &names)?)?;
     for file in glue {
         let text =
             fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
@@ -28,39 +29,41 @@ pub(crate) fn shorten(wasm: &Path, glue: &[&Path]) -> Result<()> {
     Ok(())
 }
 
-/// `__wbg_NAME_0123456789abcdef` -> `__wbg_NAME`, numbered (`__wbg_NAME_1`, ...) when NAME is
-/// shared; names without a hash are left alone.
-fn short_names(imports: &[String]) -> BTreeMap<String, String> {
-    let mut by_base: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for name in imports {
-        if let Some(base) = without_hash(name) {
-            by_base.entry(base).or_default().push(name);
-        }
-    }
-    let taken: Vec<&str> = imports.iter().map(String::as_str).collect();
+/// `__wbg_NAME_0123456789abcdef` -> `__wbg_NAME` and `NAME__h0123456789abcdef_18` ->
+/// `NAME_18`, numbered (`__wbg_NAME_1`, ...) when two would be the same; names without a hash
+/// are left alone.
+fn short_names(names: &[String]) -> BTreeMap<String, String> {
     let mut map = BTreeMap::new();
-    for (base, names) in by_base {
-        for (i, name) in names.iter().enumerate() {
-            let mut short = if i == 0 {
-                base.to_owned()
-            } else {
-                format!("{base}_{i}")
-            };
-            // Never collide with an import that keeps its name.
-            while taken.contains(&short.as_str()) && short != *name {
-                short.push('_');
-            }
-            map.insert((*name).to_owned(), short);
+    let mut taken: Vec<String> = names.to_vec();
+    for name in names {
+        let Some(base) = without_hash(name) else {
+            continue;
+        };
+        let mut short = base.clone();
+        let mut n = 0;
+        while taken.contains(&short) {
+            n += 1;
+            short = format!("{base}_{n}");
         }
+        taken.push(short.clone());
+        map.insert(name.clone(), short);
     }
     map
 }
 
-/// The name without its `_HASH` suffix, if it is a hashed wasm-bindgen import.
-fn without_hash(name: &str) -> Option<&str> {
-    let (base, hash) = name.rsplit_once('_')?;
-    let hashed = hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit());
-    (name.starts_with(PREFIX) && base.len() > PREFIX.len() && hashed).then_some(base)
+/// The name without its hash: `__wbg_NAME_HASH` (wasm-bindgen's imports) or `...__hHASH...`
+/// (Rust's symbol hash, in the closure trampolines' export names).
+fn without_hash(name: &str) -> Option<String> {
+    let is_hash = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(rest) = name.strip_prefix(PREFIX) {
+        let (base, hash) = rest.rsplit_once('_')?;
+        return (!base.is_empty() && is_hash(hash)).then(|| format!("{PREFIX}{base}"));
+    }
+    let at = name.find("__h")?;
+    let hash = name.get(at + 3..at + 19)?;
+    let after = &name[at + 19..];
+    (at > 0 && is_hash(hash) && (after.is_empty() || after.starts_with('_')))
+        .then(|| format!("{}{after}", &name[..at]))
 }
 
 /// Replaces whole identifiers (`[A-Za-z0-9_$]` runs) found in `names`.
@@ -80,46 +83,85 @@ fn rename_identifiers(text: &str, names: &BTreeMap<String, String>) -> String {
     out
 }
 
-// ------------------------------------------------------------------ the module's import section
+// ------------------------------------------------------------ the import and export sections
 
 const IMPORT_SECTION: u8 = 2;
+const EXPORT_SECTION: u8 = 7;
 
-/// The field names of the module's imports, in order.
-fn import_names(module: &[u8]) -> Result<Vec<String>> {
+/// The field names of the module's imports and the names of its exports.
+fn names(module: &[u8]) -> Result<Vec<String>> {
     let mut names = Vec::new();
-    if let Some((_, payload)) = sections(module)?.find(|(id, _)| *id == IMPORT_SECTION) {
-        for import in imports(payload)? {
-            names.push(import.field.to_owned());
+    for (id, payload) in sections(module)? {
+        match id {
+            IMPORT_SECTION => names.extend(imports(payload)?.iter().map(|i| i.field.to_owned())),
+            EXPORT_SECTION => names.extend(exports(payload)?.iter().map(|e| e.name.to_owned())),
+            _ => {}
         }
     }
     Ok(names)
 }
 
-/// The module with its import fields renamed through `names`; every other byte is copied.
-fn rename_imports(module: &[u8], names: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+/// The module with its import fields and export names renamed through `names`; every other
+/// byte is copied.
+fn rename(module: &[u8], names: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+    let new_name = |name: &str| names.get(name).map_or(name, String::as_str).to_owned();
     let mut out = module[..8].to_vec();
     for (id, payload) in sections(module)? {
-        let payload = if id == IMPORT_SECTION {
-            let list = imports(payload)?;
-            let mut new = Vec::new();
-            write_leb(&mut new, list.len() as u32);
-            for import in list {
-                write_name(&mut new, import.module);
-                write_name(
-                    &mut new,
-                    names.get(import.field).map_or(import.field, String::as_str),
-                );
-                new.extend_from_slice(import.desc);
+        let payload = match id {
+            IMPORT_SECTION => {
+                let list = imports(payload)?;
+                let mut new = Vec::new();
+                write_leb(&mut new, list.len() as u32);
+                for import in list {
+                    write_name(&mut new, import.module);
+                    write_name(&mut new, &new_name(import.field));
+                    new.extend_from_slice(import.desc);
+                }
+                new
             }
-            new
-        } else {
-            payload.to_vec()
+            EXPORT_SECTION => {
+                let list = exports(payload)?;
+                let mut new = Vec::new();
+                write_leb(&mut new, list.len() as u32);
+                for export in list {
+                    write_name(&mut new, &new_name(export.name));
+                    new.extend_from_slice(export.desc);
+                }
+                new
+            }
+            _ => payload.to_vec(),
         };
         out.push(id);
         write_leb(&mut out, payload.len() as u32);
         out.extend_from_slice(&payload);
     }
     Ok(out)
+}
+
+struct Export<'a> {
+    name: &'a str,
+    /// The export's kind and index, copied as they are.
+    desc: &'a [u8],
+}
+
+fn exports(payload: &[u8]) -> Result<Vec<Export<'_>>> {
+    let mut r = Reader {
+        bytes: payload,
+        pos: 0,
+    };
+    let count = r.leb()?;
+    let mut list = Vec::new();
+    for _ in 0..count {
+        let name = r.name()?;
+        let start = r.pos;
+        r.byte()?;
+        r.leb()?;
+        list.push(Export {
+            name,
+            desc: &payload[start..r.pos],
+        });
+    }
+    Ok(list)
 }
 
 struct Import<'a> {
@@ -253,30 +295,40 @@ fn write_name(out: &mut Vec<u8>, name: &str) {
 mod tests {
     use super::*;
 
-    fn module_with_imports(fields: &[&str]) -> Vec<u8> {
-        let mut payload = Vec::new();
-        write_leb(&mut payload, fields.len() as u32 + 1);
+    /// A module importing `fields` (functions of type 0, and a memory) and exporting `exports`
+    /// (functions 0, 1, ...), with a section before and after the two.
+    fn module(fields: &[&str], exports: &[&str]) -> Vec<u8> {
+        let mut imports = Vec::new();
+        write_leb(&mut imports, fields.len() as u32 + 1);
         for field in fields {
-            write_name(&mut payload, "./x_bg.js");
-            write_name(&mut payload, field);
-            payload.extend_from_slice(&[0x00, 0x00]);
+            write_name(&mut imports, "./x_bg.js");
+            write_name(&mut imports, field);
+            imports.extend_from_slice(&[0x00, 0x00]);
         }
         // A memory import with a maximum, to exercise the limits.
-        write_name(&mut payload, "env");
-        write_name(&mut payload, "memory");
-        payload.extend_from_slice(&[0x02, 0x01, 0x11, 0x80, 0x01]);
+        write_name(&mut imports, "env");
+        write_name(&mut imports, "memory");
+        imports.extend_from_slice(&[0x02, 0x01, 0x11, 0x80, 0x01]);
+        let mut export_list = Vec::new();
+        write_leb(&mut export_list, exports.len() as u32);
+        for (i, name) in exports.iter().enumerate() {
+            write_name(&mut export_list, name);
+            export_list.extend_from_slice(&[0x00, i as u8]);
+        }
         let mut module = b"\0asm\x01\0\0\0".to_vec();
         // A type section before and a custom section after, copied unchanged.
         module.extend_from_slice(&[0x01, 0x04, 0x01, 0x60, 0x00, 0x00]);
-        module.push(IMPORT_SECTION);
-        write_leb(&mut module, payload.len() as u32);
-        module.extend_from_slice(&payload);
+        for (id, payload) in [(IMPORT_SECTION, imports), (EXPORT_SECTION, export_list)] {
+            module.push(id);
+            write_leb(&mut module, payload.len() as u32);
+            module.extend_from_slice(&payload);
+        }
         module.extend_from_slice(&[0x00, 0x03, 0x01, b'c', 0x07]);
         module
     }
 
     #[test]
-    fn drops_the_hashes_and_numbers_shared_names() {
+    fn drops_the_hashes_and_numbers_names_that_meet() {
         let fields = [
             "__wbg_new_13de428334042d26",
             "__wbg_new_37eb45aaf5eeb820",
@@ -284,29 +336,45 @@ mod tests {
             "__wbindgen_init_externref_table",
             "__wbg_mqttclient_new",
         ];
-        let names = short_names(&fields.map(str::to_owned));
+        let exports = [
+            "mqttclient_on",
+            "wasm_bindgen__convert__closures_____invoke__h1a52a77a768778da",
+            "wasm_bindgen__convert__closures_____invoke__h3c82436b07c3b684",
+            "wasm_bindgen__convert__closures_____invoke__h3c82436b07c3b684_18",
+        ];
+        let all: Vec<String> = fields
+            .iter()
+            .chain(&exports)
+            .map(|s| s.to_string())
+            .collect();
+        let names = short_names(&all);
         assert_eq!(names["__wbg_new_13de428334042d26"], "__wbg_new");
         assert_eq!(names["__wbg_new_37eb45aaf5eeb820"], "__wbg_new_1");
         assert_eq!(names["__wbg_call_a410eb4b59ed5965"], "__wbg_call");
-        assert_eq!(names.len(), 3, "names without a hash are kept: {names:?}");
+        let invoke = "wasm_bindgen__convert__closures_____invoke";
+        assert_eq!(names[exports[1]], invoke);
+        assert_eq!(names[exports[2]], format!("{invoke}_1"));
+        assert_eq!(names[exports[3]], format!("{invoke}_18"));
+        assert_eq!(names.len(), 6, "names without a hash are kept: {names:?}");
 
-        let module = module_with_imports(&fields);
-        let renamed = rename_imports(&module, &names).unwrap();
-        let after = import_names(&renamed).unwrap();
-        assert_eq!(
-            after,
-            [
-                "__wbg_new",
-                "__wbg_new_1",
-                "__wbg_call",
-                "__wbindgen_init_externref_table",
-                "__wbg_mqttclient_new",
-                "memory"
-            ]
-        );
+        let module = module(&fields, &exports);
+        let renamed = rename(&module, &names).unwrap();
+        let after = super::names(&renamed).unwrap();
+        let expected = [
+            "__wbg_new",
+            "__wbg_new_1",
+            "__wbg_call",
+            "__wbindgen_init_externref_table",
+            "__wbg_mqttclient_new",
+            "memory",
+            "mqttclient_on",
+            invoke,
+        ];
+        assert_eq!(after[..8], expected);
+        assert_eq!(after[8..], [format!("{invoke}_1"), format!("{invoke}_18")]);
         // Renaming back gives the original bytes: nothing else was touched.
         let back: BTreeMap<_, _> = names.iter().map(|(k, v)| (v.clone(), k.clone())).collect();
-        assert_eq!(rename_imports(&renamed, &back).unwrap(), module);
+        assert_eq!(rename(&renamed, &back).unwrap(), module);
     }
 
     #[test]
