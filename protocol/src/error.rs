@@ -4,6 +4,7 @@
 
 use crate::text::with_number;
 use crate::{PacketType, ProtocolVersion, ReasonCode, TopicError};
+use alloc::string::String;
 
 /// Why bytes received from a peer are not a valid packet.
 ///

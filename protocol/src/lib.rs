@@ -25,9 +25,15 @@
 //! assert!(buf.is_empty());
 //! ```
 
+// No `std`: the codec needs only `alloc`, and the browser client's package leaves the standard
+// library out entirely (its panic machinery and `core::fmt` were 2.3 KiB of the gzipped npm
+// package; see wasm-client/src/lib.rs). Tests use `std`.
+#![cfg_attr(not(test), no_std)]
 // Without a direction (no `client`, no `server`) only the packets that go both ways are left,
 // and some shared helpers go unused; the builds that matter, `client` and `full`, stay strict.
 #![cfg_attr(not(any(feature = "client", feature = "server")), allow(unused))]
+
+extern crate alloc;
 
 mod codec;
 mod error;

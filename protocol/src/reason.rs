@@ -1,7 +1,7 @@
 //! Reason codes (MQTT 5.0 section 2.4) and their mapping onto the return
 //! codes of MQTT 3.1 and 3.1.1, so the rest of the code handles one model.
 
-use std::fmt;
+use core::fmt;
 
 /// An MQTT 5 reason code. One byte; values below 0x80 mean success.
 ///

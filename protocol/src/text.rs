@@ -5,6 +5,8 @@
 //! errors also have a `message()` built by concatenation from the same pieces their `Display`
 //! uses; the tests check that the two always say the same.
 
+use alloc::string::String;
+
 /// `prefix`, `n` in decimal, then `suffix`.
 pub(crate) fn with_number(prefix: &str, n: usize, suffix: &str) -> String {
     let mut digits = [0u8; 20];

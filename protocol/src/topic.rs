@@ -14,9 +14,11 @@
 //! and 1.5.4 (UTF-8 Encoded Strings); MQTT 3.1.1 section 4.7 (which numbers its rules the same
 //! way, except that the null-character rule is `[MQTT-1.5.3-2]` there).
 
-use std::borrow::Borrow;
-use std::fmt;
-use std::ops::Deref;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use core::borrow::Borrow;
+use core::fmt;
+use core::ops::Deref;
 
 use bytestring::ByteString;
 

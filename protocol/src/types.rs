@@ -1,7 +1,7 @@
 //! Small value types shared by every packet: protocol version, QoS, packet
 //! types and subscription options.
 
-use std::fmt;
+use core::fmt;
 
 use crate::DecodeError;
 

@@ -7,7 +7,7 @@
 //! which has two implementations: the output buffer and a byte counter, so
 //! `encoded_len` and `encode` run the very same code and cannot disagree.
 
-use std::num::NonZeroU16;
+use core::num::NonZeroU16;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
@@ -107,7 +107,7 @@ impl Reader {
 
     /// Everything left: the payload of a PUBLISH.
     pub(crate) fn rest(&mut self) -> Bytes {
-        std::mem::take(&mut self.buf)
+        core::mem::take(&mut self.buf)
     }
 
     /// Fails if any byte is left: every packet has an exact length.

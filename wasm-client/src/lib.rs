@@ -8,6 +8,18 @@
 //!   with wasm-bindgen (the default `js` feature), packaged for npm as `aviary-mqtt` by
 //!   `cargo xtask npm`.
 
+// No `std` outside tests: the crate needs only `alloc`, and the npm package (feature `npm`) is
+// linked without the standard library at all. Its panic machinery formats messages with
+// `core::fmt` for a hook that has nowhere to print on wasm32-unknown-unknown; without std, a
+// panic is a trap and that code (2.3 KiB of the gzipped package) is gone.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+// Every other build links std: native ones, the browser tests' harness, and applications
+// (the Yew web app) that bring it anyway.
+#[cfg(not(any(test, all(target_arch = "wasm32", feature = "npm"))))]
+extern crate std;
+
 pub mod engine;
 // Used by the browser layers only; compiled everywhere so that its tests run natively.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
@@ -30,6 +42,16 @@ mod runtime;
 #[global_allocator]
 static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
     lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
+
+/// A panic in the npm package traps at once (`unreachable`), as std's handler does after its
+/// hook under `panic = "abort"`; that hook's message went to a stderr that wasm32-unknown-unknown
+/// does not have, so nothing a user could see is lost.
+#[cfg(all(target_arch = "wasm32", feature = "npm"))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    core::arch::wasm32::unreachable()
+}
+
 #[cfg(target_arch = "wasm32")]
 mod rust_api;
 

@@ -9,12 +9,18 @@
 //! client.disconnect();
 //! ```
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::string::ToString;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
 
 use aviary_protocol::{
     Publish, QoS, ReasonCode, SubscribeProperties, SubscriptionOptions, TopicFilter, UserProperty,
@@ -70,8 +76,8 @@ struct Slot<T> {
 /// A future completed by the client (an acknowledgement, the first CONNACK).
 pub struct Completion<T>(Rc<RefCell<Slot<T>>>);
 
-impl<T> std::fmt::Debug for Completion<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<T> core::fmt::Debug for Completion<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("Completion")
     }
 }
@@ -164,7 +170,7 @@ impl Hooks for RustHooks {
 impl RustHooks {
     /// Calls every listener. They are taken out while running, so a listener may add another.
     fn emit(&self, event: &ClientEvent) {
-        let mut running = std::mem::take(&mut *self.listeners.borrow_mut());
+        let mut running = core::mem::take(&mut *self.listeners.borrow_mut());
         for listener in &mut running {
             listener(event);
         }
@@ -182,8 +188,8 @@ pub struct Client {
     hooks: Rc<RustHooks>,
 }
 
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Client {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Client")
             .field("connected", &self.is_connected())
             .finish()
@@ -213,7 +219,7 @@ impl Client {
         let client = Self::new(url, options);
         let first: Completion<Result<(), MqttError>> = Completion::pending();
         let signal = Completion(first.0.clone());
-        let settled = Rc::new(std::cell::Cell::new(false));
+        let settled = Rc::new(core::cell::Cell::new(false));
         client.on_event(move |event| {
             if settled.get() {
                 return;
@@ -408,7 +414,7 @@ impl Client {
     }
 }
 
-fn invalid(e: impl std::fmt::Display) -> MqttError {
+fn invalid(e: impl core::fmt::Display) -> MqttError {
     MqttError::new(ErrorKind::InvalidArgument, e.to_string())
 }
 
@@ -418,8 +424,8 @@ pub struct EventStream(Rc<RefCell<StreamState>>);
 /// Buffered events, the waiting task, and whether the client has ended.
 type StreamState = (VecDeque<ClientEvent>, Option<Waker>, bool);
 
-impl std::fmt::Debug for EventStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("EventStream")
     }
 }

@@ -1,6 +1,9 @@
 //! Numbers in messages and ids without `core::fmt`, whose machinery would cost the npm
 //! package kilobytes for a few error messages.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 /// `n` in decimal.
 pub(crate) fn decimal(n: u32) -> String {
     let mut digits = Vec::with_capacity(10);

@@ -19,6 +19,7 @@ mod run;
 mod steps;
 mod test_suite;
 mod tools;
+mod wasm_names;
 mod web;
 mod workspace;
 

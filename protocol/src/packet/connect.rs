@@ -1,5 +1,7 @@
 //! CONNECT (section 3.1) and CONNACK (section 3.2).
 
+#[cfg(feature = "server")]
+use alloc::string::ToString;
 use bytes::Bytes;
 use bytestring::ByteString;
 

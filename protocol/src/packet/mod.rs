@@ -1,6 +1,8 @@
 //! The packet model: one enum for every control packet of every version,
 //! and the dispatch from a fixed header to each packet's decoder and back.
 
+use alloc::boxed::Box;
+
 mod connect;
 mod disconnect;
 mod publish;

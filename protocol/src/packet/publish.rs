@@ -1,7 +1,7 @@
 //! PUBLISH (section 3.3) and its four acknowledgements, PUBACK, PUBREC,
 //! PUBREL and PUBCOMP, which share one layout and one decoder.
 
-use std::num::NonZeroU16;
+use core::num::NonZeroU16;
 
 use bytes::Bytes;
 use bytestring::ByteString;

@@ -1,6 +1,7 @@
 //! SUBSCRIBE, SUBACK, UNSUBSCRIBE and UNSUBACK (sections 3.8 to 3.11).
 
-use std::num::NonZeroU16;
+use alloc::vec::Vec;
+use core::num::NonZeroU16;
 
 #[cfg(feature = "client")]
 use super::connect::check_reason;

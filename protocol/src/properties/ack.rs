@@ -1,7 +1,8 @@
 //! Properties of the acknowledgements, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT
 //! and AUTH.
 
-use std::num::NonZeroU32;
+use alloc::vec::Vec;
+use core::num::NonZeroU32;
 
 use bytes::Bytes;
 use bytestring::ByteString;

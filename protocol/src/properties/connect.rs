@@ -1,7 +1,8 @@
 //! CONNECT and CONNACK properties: what a client asks for and what the
 //! server grants.
 
-use std::num::{NonZeroU16, NonZeroU32};
+use alloc::vec::Vec;
+use core::num::{NonZeroU16, NonZeroU32};
 
 use bytes::Bytes;
 use bytestring::ByteString;

@@ -1,7 +1,8 @@
 //! Properties of an application message: PUBLISH and the will carry the
 //! same message properties, read by one function.
 
-use std::num::{NonZeroU16, NonZeroU32};
+use alloc::vec::Vec;
+use core::num::{NonZeroU16, NonZeroU32};
 
 use bytes::Bytes;
 use bytestring::ByteString;

@@ -3,7 +3,7 @@
 //! given twice, and written through the same `Sink` as the packets, so the
 //! lengths are exact.
 
-use std::num::{NonZeroU16, NonZeroU32};
+use core::num::{NonZeroU16, NonZeroU32};
 
 use bytes::Bytes;
 use bytestring::ByteString;

@@ -5,7 +5,8 @@
 //! bytes on every message of a busy feed. Incoming: the broker may do the same to us, up to the
 //! maximum we announced. Both maps live for one connection only [MQTT-3.3.2-7].
 
-use std::num::NonZeroU16;
+use alloc::vec::Vec;
+use core::num::NonZeroU16;
 
 use aviary_protocol::{ByteString, Publish};
 

@@ -4,7 +4,8 @@
 //! reason code when the broker sent one; people read the message. Messages are built only when
 //! something fails, so the happy path never formats text.
 
-use std::fmt;
+use alloc::string::String;
+use core::fmt;
 
 use aviary_protocol::ReasonCode;
 
@@ -100,4 +101,4 @@ impl fmt::Display for MqttError {
     }
 }
 
-impl std::error::Error for MqttError {}
+impl core::error::Error for MqttError {}

@@ -7,6 +7,8 @@
 //! acknowledgements, keep-alive, reconnect backoff, the offline queue — is decided here, so it is
 //! tested natively with simulated time (see the tests in `machine/tests.rs`).
 
+use alloc::vec::Vec;
+
 mod alias;
 mod backoff;
 mod error;

@@ -1,5 +1,6 @@
 //! Connection options, with MQTT.js's defaults where MQTT.js has one.
 
+use alloc::string::String;
 use aviary_protocol::{ConnectProperties, LastWill, ProtocolVersion};
 use bytes::Bytes;
 

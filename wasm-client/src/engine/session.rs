@@ -5,7 +5,8 @@
 //! Incoming QoS 2 packet ids are remembered between PUBLISH and PUBREL so a redelivered message
 //! is not handed to the application twice.
 
-use std::num::NonZeroU16;
+use alloc::vec::Vec;
+use core::num::NonZeroU16;
 
 use aviary_protocol::{
     Publish, SubscribeProperties, SubscriptionOptions, TopicFilter, Unsubscribe,

@@ -5,19 +5,23 @@
 //! from the front finds those at once, insertion order is kept for free (resending after a
 //! reconnect needs it), and it costs a fraction of `HashMap`'s code: hashbrown and SipHash were
 //! about 10 KB of the npm package.
+//!
+//! A plain `Vec`, not a `VecDeque`: removing the oldest of a handful of entries moves a few
+//! words, and the deque's ring-buffer code (`make_contiguous`, `wrap_copy`, `ptr_rotate`) was
+//! about 1.5 KB of the package per entry type.
 
-use std::collections::VecDeque;
+use alloc::vec::Vec;
 
 /// Entries in insertion order; lookups scan from the oldest.
 #[derive(Debug, Clone)]
 pub(crate) struct SmallMap<K, V> {
-    entries: VecDeque<(K, V)>,
+    entries: Vec<(K, V)>,
 }
 
 impl<K, V> Default for SmallMap<K, V> {
     fn default() -> Self {
         Self {
-            entries: VecDeque::new(),
+            entries: Vec::new(),
         }
     }
 }
@@ -29,7 +33,7 @@ impl<K: PartialEq, V> SmallMap<K, V> {
 
     /// Adds an entry for a key that is not in the map yet (callers hand out fresh keys).
     pub(crate) fn push(&mut self, key: K, value: V) {
-        self.entries.push_back((key, value));
+        self.entries.push((key, value));
     }
 
     /// Whether `key` has an entry.
@@ -46,7 +50,7 @@ impl<K: PartialEq, V> SmallMap<K, V> {
     /// Removes and returns the value for `key`.
     pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
         let i = self.position(key)?;
-        self.entries.remove(i).map(|(_, v)| v)
+        Some(self.entries.remove(i).1)
     }
 
     /// The keys, oldest first.
@@ -54,11 +58,13 @@ impl<K: PartialEq, V> SmallMap<K, V> {
         self.entries.iter().map(|(k, _)| k)
     }
 
-    /// Removes every entry, returning the values oldest first. (Taking the whole deque is
+    /// Removes every entry, returning the values oldest first. (Taking the whole list is
     /// less code in the package than `drain(..)`.)
     pub(crate) fn take_all(&mut self) -> Vec<V> {
-        let entries = Vec::from(std::mem::take(&mut self.entries));
-        entries.into_iter().map(|(_, v)| v).collect()
+        core::mem::take(&mut self.entries)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
     }
 }
 

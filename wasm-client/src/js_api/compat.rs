@@ -9,7 +9,8 @@
 //! `connect()` client, where MQTT.js keeps retrying. Here there is no connect promise, so the
 //! hooks never end the client on a first failure: it reconnects like after any other loss.
 
-use std::rc::Rc;
+use alloc::rc::Rc;
+use alloc::string::String;
 
 use wasm_bindgen::prelude::*;
 

@@ -1,6 +1,7 @@
 //! Rust values to the JavaScript shapes MQTT.js users know: packets as plain objects with
 //! `cmd`, payloads as `Uint8Array`, errors as `Error`s with `code` and `reasonCode`.
 
+use alloc::string::String;
 use aviary_protocol::{
     ConnAckProperties, MessageProperties, Publish, PublishProperties, UserProperty,
 };

@@ -2,8 +2,10 @@
 //! the promises of `connect`, `publish`, `subscribe` and `unsubscribe`, and run the
 //! `transformWsUrl` hook before each connection attempt.
 
-use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
+use alloc::rc::{Rc, Weak};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
 
 use js_sys::{Function, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;

@@ -12,13 +12,18 @@
 //! (`code`, `reasonCode`, `message`). Types for every option, event and packet are written by
 //! hand in [`typescript`], because wasm-bindgen only sees `JsValue`.
 
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
 pub mod compat;
 mod convert;
 mod hooks;
 mod options;
 mod typescript;
 
-use std::rc::Rc;
+use alloc::rc::Rc;
 
 use aviary_protocol::{
     Publish, RetainHandling, SubscribeProperties, SubscriptionOptions, TopicFilter,
@@ -200,8 +205,8 @@ impl MqttClient {
     }
 }
 
-impl std::fmt::Debug for MqttClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for MqttClient {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("MqttClient").finish_non_exhaustive()
     }
 }
@@ -279,7 +284,7 @@ const DEFAULT_END_TIMEOUT_MS: u32 = 5_000;
 fn subscribe_properties(o: &JsValue) -> JsResult<SubscribeProperties> {
     let id = match get_u32(o, "subscriptionIdentifier")? {
         // The protocol's range: a variable byte integer from 1 [MQTT-3.8.2.1.2].
-        Some(n @ 1..=268_435_455) => std::num::NonZeroU32::new(n),
+        Some(n @ 1..=268_435_455) => core::num::NonZeroU32::new(n),
         Some(_) => {
             let msg = "`subscriptionIdentifier` must be an integer from 1 to 268435455";
             return Err(type_error(msg));

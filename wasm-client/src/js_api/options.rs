@@ -1,7 +1,9 @@
 //! Options and arguments from JavaScript objects, read with `Reflect` (no serde: it would
 //! double the size of the package). Mistakes throw a `TypeError` naming the option.
 
-use std::num::{NonZeroU16, NonZeroU32};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::num::{NonZeroU16, NonZeroU32};
 
 use aviary_protocol::{
     ByteString, ConnectProperties, LastWill, MessageProperties, ProtocolVersion, QoS, TopicName,
@@ -46,7 +48,9 @@ fn get_bool(obj: &JsValue, key: &str) -> JsResult<Option<bool>> {
 fn get_number(obj: &JsValue, key: &str, max: u32) -> JsResult<Option<f64>> {
     get(obj, key)
         .map(|v| match v.as_f64() {
-            Some(n) if n >= 0.0 && n <= f64::from(max) && n.fract() == 0.0 => Ok(n),
+            // An integer iff the round trip through `u32` keeps it (in range, so exact);
+            // `f64::fract` needs std.
+            Some(n) if n >= 0.0 && n <= f64::from(max) && f64::from(n as u32) == n => Ok(n),
             _ => Err(type_error(
                 &["`", key, "` must be an integer from 0 to ", &decimal(max)].concat(),
             )),

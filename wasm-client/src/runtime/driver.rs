@@ -6,8 +6,9 @@
 //! for the engine's next deadline. User callbacks run with no borrow held, so they may call
 //! back into the client; a call made while pumping is picked up by the running pump.
 
-use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
+use alloc::rc::{Rc, Weak};
+use alloc::string::String;
+use core::cell::{Cell, RefCell};
 
 #[cfg(feature = "js")]
 use js_sys::Promise;

@@ -25,7 +25,7 @@ impl NetworkWatch {
             return None;
         }
         let target: EventTarget = global.unchecked_into();
-        let on_change = std::rc::Rc::new(on_change);
+        let on_change = alloc::rc::Rc::new(on_change);
         let online = on_change.clone();
         let on_online = Closure::<dyn FnMut()>::new(move || online(true));
         let on_offline = Closure::<dyn FnMut()>::new(move || on_change(false));

@@ -4,6 +4,7 @@
 //! and then closes the socket, so a replaced socket can never report events into the engine
 //! again — one of the ways the client guarantees there is never more than one live socket.
 
+use alloc::string::String;
 use js_sys::{ArrayBuffer, Uint8Array};
 use wasm_bindgen::prelude::*;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
@@ -16,12 +17,16 @@ pub(crate) struct Socket {
     _on_close: Closure<dyn FnMut(CloseEvent)>,
 }
 
-thread_local! {
-    /// One shared, never-dropped `error` handler. An `error` event is always followed by
-    /// `close`, which carries the details; the handler exists because Node's `ws` polyfill
-    /// throws on an unhandled `error` — including one fired after a connecting socket is
-    /// closed and dropped, which is why it must outlive every socket.
-    static IGNORE_ERROR: Closure<dyn FnMut()> = Closure::new(|| {});
+#[wasm_bindgen]
+extern "C" {
+    /// The `error` handler every socket shares: `Function.prototype`, a function that takes
+    /// anything and does nothing. An `error` event is always followed by `close`, which carries
+    /// the details; the handler exists because Node's `ws` polyfill throws on an unhandled
+    /// `error` — including one fired after a connecting socket is closed and dropped, which is
+    /// why it must outlive every socket. A JavaScript function, not a Rust closure: the
+    /// package has no `std`, so no `thread_local!` to keep a closure in.
+    #[wasm_bindgen(thread_local_v2, js_namespace = Function, js_name = prototype)]
+    static IGNORE_ERROR: js_sys::Function;
 }
 
 impl Socket {
@@ -55,7 +60,7 @@ impl Socket {
         ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        IGNORE_ERROR.with(|f| ws.set_onerror(Some(f.as_ref().unchecked_ref())));
+        IGNORE_ERROR.with(|f| ws.set_onerror(Some(f)));
         Ok(Self {
             ws,
             _on_open: on_open,

@@ -6,7 +6,10 @@
 //! the same output buffer, and checks keep-alive once per frame — which is what keeps pings
 //! going when a background tab's timers are throttled but messages still arrive.
 
-use std::num::NonZeroU16;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::num::NonZeroU16;
 
 use aviary_protocol::{
     decode, Ack, ConnAck, DecodeError, Disconnect, Packet, Publish, QoS, ReasonCode, SubAck,

@@ -9,6 +9,7 @@ mod outgoing;
 #[cfg(test)]
 mod tests;
 
+use alloc::vec::Vec;
 use aviary_protocol::topic::validate_topic_name;
 use aviary_protocol::{
     Connect, Disconnect, Packet, Publish, Subscribe, SubscribeProperties, SubscriptionOptions,
@@ -162,7 +163,7 @@ impl Machine {
 
     /// Events since the last call, in order.
     pub fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
+        core::mem::take(&mut self.events)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) next has work, if ever.
@@ -497,7 +498,7 @@ impl Machine {
         Token(self.next_token)
     }
 
-    fn free_id(&mut self) -> Result<std::num::NonZeroU16, MqttError> {
+    fn free_id(&mut self) -> Result<core::num::NonZeroU16, MqttError> {
         self.session.free_id().ok_or_else(|| {
             MqttError::new(
                 ErrorKind::InvalidArgument,
@@ -512,7 +513,7 @@ impl Machine {
 }
 
 fn subscribe_packet(
-    packet_id: std::num::NonZeroU16,
+    packet_id: core::num::NonZeroU16,
     filters: Vec<(TopicFilter, SubscriptionOptions)>,
     properties: SubscribeProperties,
 ) -> Packet {
