@@ -59,7 +59,11 @@ pub fn decode(
     if buf.len() < size {
         // Room for the rest, but not all at once for a huge packet: a few
         // header bytes must not make us allocate the maximum packet size.
-        buf.reserve((size - buf.len()).min(RESERVE_AHEAD));
+        // Past the first steps the room grows with what did arrive, so a
+        // large packet is moved to a larger buffer a few times, not once
+        // per read.
+        let ahead = RESERVE_AHEAD.max(4 * buf.len());
+        buf.reserve((size - buf.len()).min(ahead));
         return Ok(None);
     }
     let mut frame = buf.split_to(size).freeze();

@@ -67,6 +67,19 @@ proptest! {
         prop_assert!(buf.is_empty());
     }
 
+    /// The head and then the payload are the packet: a writer may send a
+    /// PUBLISH's payload from where it is rather than copy it.
+    #[cfg(feature = "server")]
+    #[test]
+    fn head_then_payload_is_the_packet((v, packet) in versioned_packet()) {
+        let mut head = BytesMut::new();
+        packet.encode_head(v, &mut head).unwrap();
+        if let Packet::Publish(p) = &packet {
+            head.extend_from_slice(&p.payload);
+        }
+        prop_assert_eq!(head, encode(&packet, v));
+    }
+
     #[test]
     fn a_stream_decodes_the_same_however_it_is_split(
         (v, packets) in version().prop_flat_map(|v| (Just(v), vec(packet(v), 1..6))),

@@ -12,6 +12,7 @@ mod acks;
 mod halves;
 mod handshake;
 mod inbound;
+mod outbox;
 mod reader;
 mod writer;
 

@@ -312,22 +312,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    /// Takes all the slices into the frame buffer: the connection's writer
+    /// hands large payloads over where they are (this is their one copy
+    /// before the socket), and always whole packets, which frames made in
+    /// one-packet-per-frame mode rely on.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.state != State::Open {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
         // Push back once a frame's worth is waiting, so a slow browser
         // holds up only its own writer.
-        if this
-            .out
-            .as_ref()
-            .is_some_and(|o| o.wr.len() >= this.max_frame as usize)
-        {
+        let max_frame = this.max_frame as usize;
+        if this.out.as_ref().is_some_and(|o| o.wr.len() >= max_frame) {
             ready!(this.poll_send(cx))?;
         }
         let out = this.out.get_or_insert_with(Box::default);
-        out.wr.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
+        let n = bufs.iter().map(|b| b.len()).sum();
+        out.wr.reserve(n);
+        for buf in bufs {
+            out.wr.extend_from_slice(buf);
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -173,6 +173,22 @@ impl Packet {
         Ok(1 + varint_len(n) + n)
     }
 
+    /// Appends the packet as [`encode`](Self::encode) does, but without a
+    /// PUBLISH's payload, which the caller sends right after the bytes
+    /// appended: a large payload then goes out without being copied. Other
+    /// packets are appended whole. On error nothing is appended.
+    #[cfg(feature = "server")]
+    pub fn encode_head(&self, v: ProtocolVersion, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        let n = self.remaining_len(v)?;
+        let Self::Publish(p) = self else {
+            return self.encode(v, dst);
+        };
+        dst.reserve(1 + varint_len(n) + n - p.payload.len());
+        Sink::put_u8(dst, self.first_byte());
+        Sink::put_varint(dst, n)?;
+        p.write_head(v, sink(dst))
+    }
+
     /// Appends the packet, as `v` encodes it, to `dst`. On error nothing is
     /// appended.
     pub fn encode(&self, v: ProtocolVersion, dst: &mut BytesMut) -> Result<(), EncodeError> {

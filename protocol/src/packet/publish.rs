@@ -98,6 +98,17 @@ impl Publish {
         v: ProtocolVersion,
         s: &mut S,
     ) -> Result<(), EncodeError> {
+        self.write_head(v, s)?;
+        s.put_slice(&self.payload);
+        Ok(())
+    }
+
+    /// The variable header: everything of the body before the payload.
+    pub(crate) fn write_head<S: Sink + ?Sized>(
+        &self,
+        v: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         s.put_string(&self.topic)?;
         match (self.qos, self.packet_id) {
             (QoS::AtMostOnce, None) => {}
@@ -116,7 +127,6 @@ impl Publish {
         if v.is_v5() {
             self.properties.write_block(s)?;
         }
-        s.put_slice(&self.payload);
         Ok(())
     }
 }

@@ -1,19 +1,19 @@
 //! The writing half of a connection: takes batches out of the session
 //! (acknowledgements first, then messages within the in-flight window),
-//! encodes them into one buffer and writes it with as few syscalls as the
-//! socket allows.
+//! encodes them into one [`Outbox`] (large payloads by reference) and
+//! writes it with as few syscalls as the socket allows.
 
 use std::collections::HashMap;
 use std::num::NonZeroU16;
 use std::sync::Arc;
 
 use aviary_protocol::{ByteString, Packet, ProtocolVersion};
-use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::debug;
 
+use super::outbox::Outbox;
 use super::Params;
 use crate::broker::metrics::Denied;
 use crate::broker::{Broker, Metrics, Outgoing, Session};
@@ -39,7 +39,9 @@ pub(super) struct Writer<'a, W> {
     /// Wakes this writer: set by the session when there is something to send.
     wake: Arc<Notify>,
     /// Encoded bytes not yet written; kept across cancellation.
-    out: BytesMut,
+    out: Outbox,
+    /// Whether `wr` writes vectored, so large payloads go out from where they are.
+    vectored: bool,
     session: &'a Arc<Session>,
     link_id: u64,
     version: ProtocolVersion,
@@ -65,13 +67,15 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         wake: Arc<Notify>,
         params: &Params,
     ) -> Self {
+        let vectored = wr.is_write_vectored();
         Self {
             broker,
             wr,
             wake,
             // Allocated when there is something to send: most connections
             // are idle most of the time.
-            out: BytesMut::new(),
+            out: Outbox::default(),
+            vectored,
             session,
             link_id: params.link_id,
             version: params.version,
@@ -148,13 +152,13 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
     async fn flush_out(&mut self) -> std::io::Result<()> {
         let n = self.out.len();
         while !self.out.is_empty() {
-            if self.wr.write_buf(&mut self.out).await? == 0 {
+            if self.out.write_to(&mut self.wr).await? == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }
         }
         self.wr.flush().await?;
         // Written out: hand the buffer back rather than keep it while idle.
-        self.out = BytesMut::new();
+        self.out.release();
         Metrics::add(&self.broker.metrics().bytes_sent, n as u64);
         Ok(())
     }
@@ -259,7 +263,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
     }
 
     fn encode(&mut self, packet: &Packet) {
-        if let Err(e) = packet.encode(self.version, &mut self.out) {
+        if let Err(e) = self.out.push(packet, self.version, self.vectored) {
             // Only possible for values we built wrongly; never take the
             // connection down for it.
             tracing::error!(error = %e, packet = %packet.packet_type(), "cannot encode packet");

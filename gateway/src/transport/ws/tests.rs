@@ -78,6 +78,23 @@ async fn written_packets_go_out_coalesced_or_one_per_frame() {
     }
 }
 
+/// The connection's writer hands a large PUBLISH over as its head and its
+/// payload: in one-packet-per-frame mode they still make one frame.
+#[tokio::test]
+async fn a_packet_written_in_slices_is_one_frame() {
+    let (mut ws, mut peer) = stream(false, 4096);
+    let slices = [IoSlice::new(&PACKETS[4..6]), IoSlice::new(&PACKETS[6..])];
+    assert!(ws.is_write_vectored());
+    let n = std::future::poll_fn(|cx| Pin::new(&mut ws).poll_write_vectored(cx, &slices)).await;
+    assert_eq!(n.unwrap(), PACKETS.len() - 4, "every slice taken");
+    ws.flush().await.unwrap();
+    assert_eq!(
+        server_frame(&mut peer).await,
+        (0x82, PACKETS[4..9].to_vec())
+    );
+    assert_eq!(server_frame(&mut peer).await, (0x82, PACKETS[9..].to_vec()));
+}
+
 #[tokio::test]
 async fn large_frames_survive_partial_writes() {
     // A 3-byte pipe: every header and payload goes out in pieces.

@@ -1,0 +1,188 @@
+//! What the writer has encoded and not yet written.
+//!
+//! Small packets are encoded back to back into one buffer, so many go out
+//! per syscall. A large PUBLISH payload is not copied there: the packet's
+//! head is encoded into the buffer, and the payload, a `Bytes` shared with
+//! the publisher's read buffer and every other subscriber, is queued by
+//! reference after it; the socket gets both in one vectored write. Copying
+//! a 1 MiB payload into a write buffer that grows to a whole batch of them
+//! (up to the in-flight window, 100 MiB) cost more than the write itself.
+//! Streams that do not write vectored (the WebSocket, which frames what it
+//! is given) get everything copied into the buffer, as before.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use aviary_protocol::{EncodeError, Packet, ProtocolVersion};
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::AsyncWrite;
+
+/// Smallest payload sent by reference: below it, a copy costs less than
+/// the extra slice of a vectored write (and keeps small packets together).
+const BY_REFERENCE: usize = 8 * 1024;
+/// Most slices handed to one vectored write (the OS takes up to 1,024).
+const MAX_SLICES: usize = 64;
+
+/// Encoded bytes waiting to be written; nothing while idle.
+#[derive(Debug, Default)]
+pub(super) struct Outbox(Option<Box<Pending>>);
+
+/// What an outbox holds, in order: `parts`, then `buf`. Boxed, and there
+/// only while something waits, as the outbox lives in every idle
+/// connection's task.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Written before `buf`: runs of packets frozen out of `buf`, each
+    /// followed by the large payload that ends it.
+    parts: VecDeque<Bytes>,
+    /// The newest encoded packets, copied in.
+    buf: BytesMut,
+}
+
+impl Outbox {
+    pub(super) fn is_empty(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|p| p.parts.is_empty() && p.buf.is_empty())
+    }
+
+    /// Bytes waiting.
+    pub(super) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |p| {
+            p.parts.iter().map(Bytes::len).sum::<usize>() + p.buf.len()
+        })
+    }
+
+    /// Appends `packet`; a large PUBLISH payload by reference if the
+    /// stream writes `vectored`. On error nothing is appended.
+    pub(super) fn push(
+        &mut self,
+        packet: &Packet,
+        v: ProtocolVersion,
+        vectored: bool,
+    ) -> Result<(), EncodeError> {
+        let pending = self.0.get_or_insert_default();
+        match packet {
+            Packet::Publish(p) if vectored && p.payload.len() >= BY_REFERENCE => {
+                packet.encode_head(v, &mut pending.buf)?;
+                pending.parts.push_back(pending.buf.split().freeze());
+                pending.parts.push_back(p.payload.clone());
+                Ok(())
+            }
+            _ => packet.encode(v, &mut pending.buf),
+        }
+    }
+
+    /// Gives the memory back once everything is written: most connections
+    /// are idle most of the time.
+    pub(super) fn release(&mut self) {
+        debug_assert!(self.is_empty());
+        self.0 = None;
+    }
+
+    /// Writes some of what is waiting; returns how many bytes (0: the
+    /// stream takes no more). Cancel-safe: what was written is gone from
+    /// the outbox before the future completes, and nothing else is.
+    pub(super) async fn write_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        wr: &mut W,
+    ) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_write(Pin::new(&mut *wr), cx)).await
+    }
+
+    fn poll_write<W: AsyncWrite>(
+        &mut self,
+        wr: Pin<&mut W>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let Some(pending) = self.0.as_deref_mut() else {
+            return Poll::Ready(Ok(0));
+        };
+        if pending.parts.is_empty() {
+            return tokio_util::io::poll_write_buf(wr, cx, &mut pending.buf);
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let parts = pending.parts.iter().map(|p| &p[..]);
+        let mut count = 0;
+        for (slice, bytes) in slices.iter_mut().zip(parts.chain([&pending.buf[..]])) {
+            *slice = IoSlice::new(bytes);
+            count += 1;
+        }
+        let n = ready!(wr.poll_write_vectored(cx, &slices[..count]))?;
+        pending.advance(n);
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl Pending {
+    /// Drops the first `n` bytes waiting.
+    fn advance(&mut self, mut n: usize) {
+        while let Some(front) = self.parts.front_mut() {
+            if n < front.len() {
+                front.advance(n);
+                return;
+            }
+            n -= front.len();
+            self.parts.pop_front();
+        }
+        self.buf.advance(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aviary_protocol::{Publish, QoS};
+    use std::num::NonZeroU16;
+    use tokio::io::AsyncReadExt;
+
+    fn publish(payload: usize, id: u16) -> Packet {
+        let mut p = Publish::new("t", vec![id as u8; payload]);
+        p.qos = QoS::AtLeastOnce;
+        p.packet_id = NonZeroU16::new(id);
+        Packet::Publish(p)
+    }
+
+    /// The bytes written are the packets encoded one after the other,
+    /// however the stream splits the writes.
+    #[tokio::test]
+    async fn writes_the_packets_in_order() {
+        let v = ProtocolVersion::V3_1_1;
+        let packets = [
+            publish(10, 1),
+            publish(BY_REFERENCE, 2),
+            Packet::PingResp,
+            publish(3 * BY_REFERENCE, 3),
+            publish(5, 4),
+        ];
+        let mut want = BytesMut::new();
+        for p in &packets {
+            p.encode(v, &mut want).unwrap();
+        }
+        for vectored in [true, false] {
+            let mut outbox = Outbox::default();
+            for p in &packets {
+                outbox.push(p, v, vectored).unwrap();
+            }
+            assert_eq!(outbox.len(), want.len());
+            let parts = &outbox.0.as_ref().unwrap().parts;
+            assert_eq!(parts.is_empty(), !vectored, "payloads by reference");
+            // A small pipe: writes stop part-way through parts.
+            let (mut client, mut server) = tokio::io::duplex(1000);
+            let reader = tokio::spawn(async move {
+                let mut got = Vec::new();
+                client.read_to_end(&mut got).await.unwrap();
+                got
+            });
+            while !outbox.is_empty() {
+                assert!(outbox.write_to(&mut server).await.unwrap() > 0);
+            }
+            drop(server);
+            assert_eq!(reader.await.unwrap(), &want[..]);
+            outbox.release();
+        }
+    }
+}
