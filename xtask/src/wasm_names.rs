@@ -145,23 +145,16 @@ struct Export<'a> {
 }
 
 fn exports(payload: &[u8]) -> Result<Vec<Export<'_>>> {
-    let mut r = Reader {
-        bytes: payload,
-        pos: 0,
-    };
-    let count = r.leb()?;
-    let mut list = Vec::new();
-    for _ in 0..count {
+    Reader::vector(payload, |r| {
         let name = r.name()?;
         let start = r.pos;
         r.byte()?;
         r.leb()?;
-        list.push(Export {
+        Ok(Export {
             name,
             desc: &payload[start..r.pos],
-        });
-    }
-    Ok(list)
+        })
+    })
 }
 
 struct Import<'a> {
@@ -190,13 +183,7 @@ fn sections(module: &[u8]) -> Result<impl Iterator<Item = (u8, &[u8])>> {
 }
 
 fn imports(payload: &[u8]) -> Result<Vec<Import<'_>>> {
-    let mut r = Reader {
-        bytes: payload,
-        pos: 0,
-    };
-    let count = r.leb()?;
-    let mut list = Vec::new();
-    for _ in 0..count {
+    Reader::vector(payload, |r| {
         let module = r.name()?;
         let field = r.name()?;
         let start = r.pos;
@@ -217,13 +204,12 @@ fn imports(payload: &[u8]) -> Result<Vec<Import<'_>>> {
             0x03 => drop(r.take(2)?),
             kind => bail!("unknown import kind {kind:#04x}"),
         }
-        list.push(Import {
+        Ok(Import {
             module,
             field,
             desc: &payload[start..r.pos],
-        });
-    }
-    Ok(list)
+        })
+    })
 }
 
 struct Reader<'a> {
@@ -232,6 +218,19 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A vector of a section's payload: its count, then each item as `item` reads it.
+    fn vector<T>(
+        payload: &'a [u8],
+        mut item: impl FnMut(&mut Self) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut r = Reader {
+            bytes: payload,
+            pos: 0,
+        };
+        let count = r.leb()?;
+        (0..count).map(|_| item(&mut r)).collect()
+    }
+
     fn byte(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
     }
