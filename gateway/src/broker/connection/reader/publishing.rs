@@ -20,8 +20,16 @@ use super::{protocol, ConnError, Reader};
 use crate::broker::connection::acks::{Reply, Wait};
 use crate::broker::limits;
 use crate::broker::metrics::{Denied, Limit};
-use crate::broker::{Exchange, ForwardError, Message, Metrics, Pressure, Qos2Received};
-use crate::store::Forwarded;
+use crate::broker::{AckWait, Exchange, ForwardError, Message, Metrics, Pressure, Qos2Received};
+use crate::store::{Forwarded, Ticket};
+
+/// What the QoS 2 bookkeeping made of an incoming PUBLISH.
+enum Opened {
+    /// A new exchange: route the message; in cluster mode, forward it as part of this.
+    New(Option<Exchange>),
+    /// A resend of an exchange still open, which was forwarded so (cluster mode).
+    Resent(Option<Forwarded>),
+}
 
 impl<R: AsyncRead + Unpin> Reader<'_, R> {
     /// Whether the ACL lets this client publish on `topic` (counted when not).
@@ -61,6 +69,59 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
                 .get_or_insert_default()
                 .insert(alias.get(), p.topic.clone());
             Ok(p.topic.clone())
+        }
+    }
+
+    /// Opens the QoS 2 exchange `id` of an incoming PUBLISH, unless it is a resend of one
+    /// open already, or one too many.
+    fn open_exchange(&mut self, id: NonZeroU16) -> Result<Opened, ConnError> {
+        // Only MQTT 5 clients were told a Receive Maximum; 3.x clients
+        // are bounded by their 65,535 packet identifiers alone.
+        let limit = self
+            .version
+            .is_v5()
+            .then(|| usize::from(self.broker.config().receive_maximum));
+        let forwarded = self.broker.backplane().map(|b| b.forwarding());
+        match self
+            .session
+            .incoming_qos2_begin(id, limit, forwarded.clone())
+        {
+            Qos2Received::New => Ok(Opened::New(forwarded.map(|forwarded| Exchange {
+                forwarded,
+                after: self.session.stored().map(|ticket| {
+                    Box::pin(async move { ticket.await.map_err(|e| ForwardError(e.to_string())) })
+                        as _
+                }),
+            }))),
+            Qos2Received::Duplicate(forwarded) => Ok(Opened::Resent(forwarded)),
+            Qos2Received::TooMany => {
+                self.broker.refused(
+                    Limit::Inflight,
+                    format_args!("client {}", self.session.client_id),
+                );
+                Err(protocol(
+                    ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                    "more QoS 2 in flight than Receive Maximum [MQTT-3.3.4-9]",
+                ))
+            }
+        }
+    }
+
+    /// Sends `ack` once the store holds its message (`store`) and the cluster does
+    /// (`cluster`), after the acknowledgements before it.
+    fn acknowledge(&mut self, ack: Packet, store: Option<Ticket>, cluster: Option<AckWait>) {
+        let wait = match (store, cluster) {
+            (store, None) => store.map(Wait::Store),
+            (None, Some(cluster)) => Some(Wait::Cluster(cluster)),
+            (Some(store), Some(cluster)) => Some(Wait::Cluster(Box::pin(async move {
+                store.await.map_err(|e| ForwardError(e.to_string()))?;
+                cluster.await
+            }))),
+        };
+        if wait.is_none() && self.acks.is_empty() {
+            self.reply(ack);
+        } else {
+            self.acks.push(wait, Reply::Packet(ack));
         }
     }
 
@@ -114,40 +175,11 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
         let mut exchange = None;
         if qos == QoS::ExactlyOnce {
             let id = packet_id.expect("QoS 2 has a packet id");
-            // Only MQTT 5 clients were told a Receive Maximum; 3.x clients
-            // are bounded by their 65,535 packet identifiers alone.
-            let limit = self
-                .version
-                .is_v5()
-                .then(|| usize::from(self.broker.config().receive_maximum));
-            let forwarded = self.broker.backplane().map(|b| b.forwarding());
-            match self
-                .session
-                .incoming_qos2_begin(id, limit, forwarded.clone())
-            {
-                Qos2Received::New => {
-                    exchange = forwarded.map(|forwarded| Exchange {
-                        forwarded,
-                        after: self.session.stored().map(|ticket| {
-                            Box::pin(async move {
-                                ticket.await.map_err(|e| ForwardError(e.to_string()))
-                            }) as _
-                        }),
-                    });
-                }
-                Qos2Received::Duplicate(forwarded) => {
+            match self.open_exchange(id)? {
+                Opened::New(opened) => exchange = opened,
+                Opened::Resent(forwarded) => {
                     self.resent(p, topic, id, forwarded);
                     return Ok(Pressure::new());
-                }
-                Qos2Received::TooMany => {
-                    self.broker.refused(
-                        Limit::Inflight,
-                        format_args!("client {}", self.session.client_id),
-                    );
-                    return Err(protocol(
-                        ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
-                        "more QoS 2 in flight than Receive Maximum [MQTT-3.3.4-9]",
-                    ));
                 }
             }
         }
@@ -196,23 +228,11 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
             (QoS::ExactlyOnce, Some(id)) => Packet::PubRec(ack(id)),
             _ => return Ok(pressure),
         };
-        let ticket = match (self.broker.persist(), &stored) {
+        let store = match (self.broker.persist(), &stored) {
             (Some(persist), Some(msg)) if commit => Some(persist.ack_ticket(msg)?),
             _ => None,
         };
-        let ticket = match (ticket, cluster) {
-            (ticket, None) => ticket.map(Wait::Store),
-            (None, Some(cluster)) => Some(Wait::Cluster(cluster)),
-            (Some(ticket), Some(cluster)) => Some(Wait::Cluster(Box::pin(async move {
-                ticket.await.map_err(|e| ForwardError(e.to_string()))?;
-                cluster.await
-            }))),
-        };
-        if ticket.is_none() && self.acks.is_empty() {
-            self.reply(ack);
-        } else {
-            self.acks.push(ticket, Reply::Packet(ack));
-        }
+        self.acknowledge(ack, store, cluster);
         Ok(pressure)
     }
 }
