@@ -3,6 +3,9 @@
 //! connection's parameters, open or resume the session and answer with a
 //! CONNACK in the client's protocol version.
 //!
+//! A CONNECT with an Authentication Method goes through the AUTH exchange of
+//! [`enhanced`] first.
+//!
 //! A failed login is answered after a delay that grows with each failure
 //! from the same address (see `auth::failures`), so a password file cannot
 //! be guessed at line rate; it is counted in `/metrics` and logged without
@@ -18,6 +21,8 @@ use aviary_protocol::{
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tracing::{debug, info, warn};
+
+mod enhanced;
 
 use super::{write_packet, ConnInfo, Params};
 use crate::auth::Refusal;
@@ -48,12 +53,11 @@ where
 {
     let config = broker.config();
     let mut codec = Codec::new(ProtocolVersion::V3_1_1, config.max_packet_size);
+    // The whole sign-in, AUTH exchange included, must be over by then.
+    let deadline = tokio::time::Instant::now() + config.connect_timeout();
     // Shutdown may interrupt the wait for CONNECT, never what follows it:
     // once a session is attached, the connection must be closed properly.
-    let read = tokio::time::timeout(
-        config.connect_timeout(),
-        read_first(&mut rd, &mut codec, buf),
-    );
+    let read = tokio::time::timeout_at(deadline, read_first(&mut rd, &mut codec, buf));
     let first = tokio::select! {
         r = read => r,
         _ = shutdown.cancelled() => return None,
@@ -98,9 +102,27 @@ where
         }
     };
     let version = connect.protocol;
+    let link = enhanced::Link {
+        rd: &mut rd,
+        wr,
+        codec: &mut codec,
+        buf,
+        deadline,
+        shutdown,
+    };
+    let signed_in = match enhanced::exchange(broker, &connect, link).await {
+        Ok(signed_in) => Ok(signed_in),
+        Err(enhanced::Failed::Refused(r)) => Err(r),
+        Err(enhanced::Failed::Lost) => return None,
+    };
+    // The SCRAM server-final message, for the CONNACK.
+    let server_final = signed_in
+        .as_ref()
+        .ok()
+        .and_then(|s| s.as_ref().map(|s| s.server_final.clone()));
     // Signed in first: only then may the connection take its client id (and session) from
     // another node.
-    let admitted = admit(broker, &connect, &info);
+    let admitted = signed_in.and_then(|s| admit(broker, &connect, &info, s));
     if admitted.is_ok() {
         if let Err(e) = claim(broker, &connect).await {
             warn!(error = %e, "connection refused: the cluster did not confirm the client id");
@@ -109,8 +131,13 @@ where
             return None;
         }
     }
+    let method = connect.properties.authentication_method.clone();
     match admitted.and_then(|username| accept(broker, connect, username)) {
-        Ok((ack, opened, params, will_recorded)) => {
+        Ok((mut ack, opened, params, will_recorded)) => {
+            if let Some(data) = server_final {
+                ack.properties.authentication_method = method;
+                ack.properties.authentication_data = Some(data);
+            }
             if !recorded(broker, wr, will_recorded, &opened, &params).await {
                 return None;
             }
@@ -129,7 +156,11 @@ where
             }
             Some(Accepted { rd, opened, params })
         }
-        Err(Refused { code, login }) => {
+        Err(Refused {
+            code,
+            login,
+            reason,
+        }) => {
             if login {
                 // Logged by the Authorizer, at most once in a while per address.
                 Metrics::add(&broker.metrics().login_failures, 1);
@@ -141,7 +172,10 @@ where
             } else {
                 warn!(reason = %code, version = %version, "connection refused");
             }
-            let nack = ConnAck::new(code, false);
+            let mut nack = ConnAck::new(code, false);
+            if version.is_v5() {
+                nack.properties.reason_string = reason.map(ByteString::from_static);
+            }
             let _ = write_packet(wr, &Packet::ConnAck(Box::new(nack)), version).await;
             None
         }
@@ -208,15 +242,20 @@ async fn read_first<R: AsyncRead + Unpin>(
 }
 
 /// Why a CONNECT is refused: the reason to send in the CONNACK, and
-/// whether it is a failed login (counted, slowed down).
+/// whether it is a failed login (counted, slowed down), and what to tell an MQTT 5 client.
 struct Refused {
     code: ReasonCode,
     login: bool,
+    reason: Option<&'static str>,
 }
 
 impl From<ReasonCode> for Refused {
     fn from(code: ReasonCode) -> Self {
-        Self { code, login: false }
+        Self {
+            code,
+            login: false,
+            reason: None,
+        }
     }
 }
 
@@ -242,16 +281,19 @@ fn authenticate(
                 _ => ReasonCode::NOT_AUTHORIZED,
             },
             login: true,
+            reason: None,
         })
 }
 
-/// The checks before a connection may hold a client id: no enhanced authentication, a client
-/// id within limits, and a valid sign-in. The username it signed in as.
-fn admit(broker: &Broker, connect: &Connect, info: &ConnInfo) -> Result<Option<Arc<str>>, Refused> {
-    if connect.properties.authentication_method.is_some() {
-        // No enhanced authentication method is configured.
-        return Err(ReasonCode::BAD_AUTHENTICATION_METHOD.into());
-    }
+/// The checks before a connection may hold a client id: a client id within limits, and a
+/// valid sign-in, by password or by the enhanced authentication already done (`signed_in`).
+/// The username it signed in as.
+fn admit(
+    broker: &Broker,
+    connect: &Connect,
+    info: &ConnInfo,
+    signed_in: Option<enhanced::SignedIn>,
+) -> Result<Option<Arc<str>>, Refused> {
     if connect.client_id.len() > broker.config().max_client_id_length {
         broker.refused(
             Limit::ClientIdLength,
@@ -263,7 +305,10 @@ fn admit(broker: &Broker, connect: &Connect, info: &ConnInfo) -> Result<Option<A
         );
         return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID.into());
     }
-    authenticate(broker, connect, info)
+    match signed_in {
+        Some(s) => Ok(Some(s.username)),
+        None => authenticate(broker, connect, info),
+    }
 }
 
 /// Validates an admitted CONNECT (see [`admit`]) signed in as `username`, and opens the
