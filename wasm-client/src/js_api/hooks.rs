@@ -1,6 +1,7 @@
 //! What the JavaScript API does with the engine's events: call `on(...)` listeners, settle
 //! the promises of `connect`, `publish`, `subscribe` and `unsubscribe`, and run the
-//! `transformWsUrl` hook before each connection attempt.
+//! `transformWsUrl` hook before each connection attempt, and the `authenticate` hook with each
+//! MQTT 5 enhanced authentication challenge.
 
 use alloc::rc::{Rc, Weak};
 use alloc::string::String;
@@ -11,9 +12,9 @@ use js_sys::{Function, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 use super::convert;
-use super::options::{type_error, JsResult};
+use super::options::{to_bytes, type_error, HookFns, JsResult};
 use crate::engine::small_map::SmallMap;
-use crate::engine::{Done, Event, MqttError, Token};
+use crate::engine::{Done, ErrorKind, Event, MqttError, Token};
 use crate::runtime::{Driver, Hooks, UrlChoice};
 
 /// The events `on()` accepts.
@@ -67,6 +68,7 @@ pub(crate) struct JsHooks {
     listeners: RefCell<Listeners>,
     replies: RefCell<SmallMap<Token, (Function, Function, ReplyKind)>>,
     url_hook: Option<Function>,
+    auth_hook: Option<Function>,
     connect: RefCell<Option<Settle>>,
     client: RefCell<JsValue>,
     driver: RefCell<Weak<Driver>>,
@@ -74,11 +76,12 @@ pub(crate) struct JsHooks {
 }
 
 impl JsHooks {
-    pub(crate) fn new(url_hook: Option<Function>) -> Self {
+    pub(crate) fn new(fns: HookFns) -> Self {
         Self {
             listeners: RefCell::new(Rc::new(Vec::new())),
             replies: RefCell::new(SmallMap::default()),
-            url_hook,
+            url_hook: fns.url,
+            auth_hook: fns.authenticate,
             connect: RefCell::new(None),
             client: RefCell::new(JsValue::UNDEFINED),
             driver: RefCell::new(Weak::new()),
@@ -97,6 +100,87 @@ impl JsHooks {
         *self.client.borrow_mut() = client;
         if self.failed_early.get() {
             driver.with(|m, now| m.disconnect(now));
+        }
+    }
+
+    /// Links the hooks to their driver only (a client without a connect promise).
+    pub(crate) fn link(&self, driver: &Rc<Driver>) {
+        *self.driver.borrow_mut() = Rc::downgrade(driver);
+    }
+
+    /// Asks `authenticate(method, data)` for the answer to a challenge and hands it to the
+    /// engine, now or when its promise settles. No hook, a throw, a rejection or an answer
+    /// that is not bytes fails the attempt (the engine drops answers to a lost attempt).
+    fn challenge(&self, attempt: u32, method: &str, data: &[u8]) {
+        let Some(driver) = self.driver.borrow().upgrade() else {
+            return;
+        };
+        let answer = self.auth_hook.as_ref().map(|f| {
+            let data: JsValue = Uint8Array::from(data).into();
+            f.call2(&JsValue::UNDEFINED, &method.into(), &data)
+        });
+        match answer {
+            Some(Ok(v)) if v.has_type::<Promise>() || v.is_instance_of::<Promise>() => {
+                let weak = Rc::downgrade(&driver);
+                let on_ok = Closure::once(move |v: JsValue| {
+                    if let Some(d) = weak.upgrade() {
+                        answer_auth(&d, attempt, &v);
+                    }
+                });
+                let weak = Rc::downgrade(&driver);
+                let on_err = Closure::once(move |_: JsValue| {
+                    if let Some(d) = weak.upgrade() {
+                        d.with(|m, now| m.fail_auth(attempt, now));
+                    }
+                });
+                let _ = v.unchecked_into::<Promise>().then2(&on_ok, &on_err);
+                on_ok.forget();
+                on_err.forget();
+            }
+            Some(Ok(v)) => answer_auth(&driver, attempt, &v),
+            _ => driver.with(|m, now| m.fail_auth(attempt, now)),
+        }
+    }
+
+    /// Hands the CONNACK's Authentication Data (SCRAM's server signature, say) to
+    /// `authenticate(method, data, true)`. A throw or rejection means the broker did not prove
+    /// itself: the client ends and `connect()` rejects; `connect()` resolves only once it passed.
+    fn check_final(&self, hook: &Function, method: &str, data: &[u8]) {
+        let data: JsValue = Uint8Array::from(data).into();
+        let result = hook.call3(&JsValue::UNDEFINED, &method.into(), &data, &JsValue::TRUE);
+        let settle = self.connect.borrow_mut().take();
+        let client = self.client.borrow().clone();
+        let driver = self.driver.borrow().clone();
+        let pass = {
+            let settle = settle.clone();
+            move || {
+                if let Some((resolve, _)) = settle {
+                    let _ = resolve.call1(&JsValue::UNDEFINED, &client);
+                }
+            }
+        };
+        let fail = move || {
+            if let Some(d) = driver.upgrade() {
+                d.with(|m, now| m.disconnect(now));
+            }
+            if let Some((_, reject)) = settle {
+                let e = MqttError::new(
+                    ErrorKind::ConnectionRefused,
+                    "authenticate refused the broker",
+                );
+                let _ = reject.call1(&JsValue::UNDEFINED, &convert::error(&e));
+            }
+        };
+        match result {
+            Ok(v) if v.has_type::<Promise>() || v.is_instance_of::<Promise>() => {
+                let on_ok = Closure::once(move |_: JsValue| pass());
+                let on_err = Closure::once(move |_: JsValue| fail());
+                let _ = v.unchecked_into::<Promise>().then2(&on_ok, &on_err);
+                on_ok.forget();
+                on_err.forget();
+            }
+            Ok(_) => pass(),
+            Err(_) => fail(),
         }
     }
 
@@ -199,6 +283,14 @@ impl JsHooks {
     }
 }
 
+/// Hands the engine the `authenticate` hook's answer `v` (bytes, or a string sent as UTF-8).
+fn answer_auth(driver: &Rc<Driver>, attempt: u32, v: &JsValue) {
+    match to_bytes(v, "the authenticate hook's answer") {
+        Ok(data) => driver.with(|m, now| m.answer_auth(attempt, data, now)),
+        Err(_) => driver.with(|m, now| m.fail_auth(attempt, now)),
+    }
+}
+
 /// `Rc::make_mut` for a `Vec` of non-`Clone` listeners: clones the handles when shared.
 trait MakeMutVec {
     fn make_mut_vec(this: &mut Self) -> &mut Vec<Listener>;
@@ -243,7 +335,14 @@ impl Hooks for JsHooks {
             Event::Message(p) => self.message(&p),
             Event::Completed { token, result } => self.complete(token, result),
             Event::Connected(c) => {
-                self.settle_connect(None);
+                let p = &c.properties;
+                match (&self.auth_hook, &p.authentication_data) {
+                    (Some(hook), Some(data)) => {
+                        let method = p.authentication_method.as_deref().unwrap_or_default();
+                        self.check_final(hook, method, data);
+                    }
+                    _ => self.settle_connect(None),
+                }
                 self.emit(EventKind::Connect, &[convert::connack_packet(&c)]);
             }
             Event::Closed(e) => {
@@ -258,6 +357,11 @@ impl Hooks for JsHooks {
                 self.emit(EventKind::Error, &[convert::error(&e)]);
             }
             Event::Ended => self.emit(EventKind::End, &[]),
+            Event::AuthChallenge {
+                attempt,
+                method,
+                data,
+            } => self.challenge(attempt, &method, &data),
             Event::Open { .. } | Event::CloseSocket | Event::ReconnectScheduled { .. } => {}
         }
     }
