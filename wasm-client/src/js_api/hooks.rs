@@ -109,79 +109,63 @@ impl JsHooks {
     }
 
     /// Asks `authenticate(method, data)` for the answer to a challenge and hands it to the
-    /// engine, now or when its promise settles. No hook, a throw, a rejection or an answer
-    /// that is not bytes fails the attempt (the engine drops answers to a lost attempt).
+    /// engine when it settles. No hook, a throw, a rejection or an answer that is not bytes
+    /// fails the attempt (the engine drops answers to a lost attempt).
     fn challenge(&self, attempt: u32, method: &str, data: &[u8]) {
-        let Some(driver) = self.driver.borrow().upgrade() else {
-            return;
+        let driver = self.driver.borrow().clone();
+        let answer = match &self.auth_hook {
+            Some(f) => f.call2(&JsValue::UNDEFINED, &method.into(), &bytes(data)),
+            None => Err(JsValue::UNDEFINED),
         };
-        let answer = self.auth_hook.as_ref().map(|f| {
-            let data: JsValue = Uint8Array::from(data).into();
-            f.call2(&JsValue::UNDEFINED, &method.into(), &data)
-        });
-        match answer {
-            Some(Ok(v)) if v.has_type::<Promise>() || v.is_instance_of::<Promise>() => {
-                let weak = Rc::downgrade(&driver);
-                let on_ok = Closure::once(move |v: JsValue| {
-                    if let Some(d) = weak.upgrade() {
-                        answer_auth(&d, attempt, &v);
-                    }
-                });
-                let weak = Rc::downgrade(&driver);
-                let on_err = Closure::once(move |_: JsValue| {
-                    if let Some(d) = weak.upgrade() {
-                        d.with(|m, now| m.fail_auth(attempt, now));
-                    }
-                });
-                let _ = v.unchecked_into::<Promise>().then2(&on_ok, &on_err);
-                on_ok.forget();
-                on_err.forget();
-            }
-            Some(Ok(v)) => answer_auth(&driver, attempt, &v),
-            _ => driver.with(|m, now| m.fail_auth(attempt, now)),
-        }
+        let fail = driver.clone();
+        when_settled(
+            answer,
+            move |v| {
+                let Some(d) = driver.upgrade() else { return };
+                match to_bytes(&v, "") {
+                    Ok(data) => d.with(|m, now| m.answer_auth(attempt, data, now)),
+                    Err(_) => d.with(|m, now| m.fail_auth(attempt, now)),
+                }
+            },
+            move || {
+                if let Some(d) = fail.upgrade() {
+                    d.with(|m, now| m.fail_auth(attempt, now));
+                }
+            },
+        );
     }
 
     /// Hands the CONNACK's Authentication Data (SCRAM's server signature, say) to
     /// `authenticate(method, data, true)`. A throw or rejection means the broker did not prove
     /// itself: the client ends and `connect()` rejects; `connect()` resolves only once it passed.
     fn check_final(&self, hook: &Function, method: &str, data: &[u8]) {
-        let data: JsValue = Uint8Array::from(data).into();
-        let result = hook.call3(&JsValue::UNDEFINED, &method.into(), &data, &JsValue::TRUE);
+        let result = hook.call3(
+            &JsValue::UNDEFINED,
+            &method.into(),
+            &bytes(data),
+            &JsValue::TRUE,
+        );
         let settle = self.connect.borrow_mut().take();
         let client = self.client.borrow().clone();
         let driver = self.driver.borrow().clone();
-        let pass = {
-            let settle = settle.clone();
-            move || {
+        let on_fail = settle.clone();
+        when_settled(
+            result,
+            move |_| {
                 if let Some((resolve, _)) = settle {
                     let _ = resolve.call1(&JsValue::UNDEFINED, &client);
                 }
-            }
-        };
-        let fail = move || {
-            if let Some(d) = driver.upgrade() {
-                d.with(|m, now| m.disconnect(now));
-            }
-            if let Some((_, reject)) = settle {
-                let e = MqttError::new(
-                    ErrorKind::ConnectionRefused,
-                    "authenticate refused the broker",
-                );
-                let _ = reject.call1(&JsValue::UNDEFINED, &convert::error(&e));
-            }
-        };
-        match result {
-            Ok(v) if v.has_type::<Promise>() || v.is_instance_of::<Promise>() => {
-                let on_ok = Closure::once(move |_: JsValue| pass());
-                let on_err = Closure::once(move |_: JsValue| fail());
-                let _ = v.unchecked_into::<Promise>().then2(&on_ok, &on_err);
-                on_ok.forget();
-                on_err.forget();
-            }
-            Ok(_) => pass(),
-            Err(_) => fail(),
-        }
+            },
+            move || {
+                if let Some(d) = driver.upgrade() {
+                    d.with(|m, now| m.disconnect(now));
+                }
+                if let Some((_, reject)) = on_fail {
+                    let e = MqttError::new(ErrorKind::ConnectionRefused, "authenticate failed");
+                    let _ = reject.call1(&JsValue::UNDEFINED, &convert::error(&e));
+                }
+            },
+        );
     }
 
     pub(crate) fn await_reply(
@@ -283,12 +267,28 @@ impl JsHooks {
     }
 }
 
-/// Hands the engine the `authenticate` hook's answer `v` (bytes, or a string sent as UTF-8).
-fn answer_auth(driver: &Rc<Driver>, attempt: u32, v: &JsValue) {
-    match to_bytes(v, "the authenticate hook's answer") {
-        Ok(data) => driver.with(|m, now| m.answer_auth(attempt, data, now)),
-        Err(_) => driver.with(|m, now| m.fail_auth(attempt, now)),
-    }
+/// `data` as a new `Uint8Array`.
+fn bytes(data: &[u8]) -> JsValue {
+    Uint8Array::from(data).into()
+}
+
+/// Runs `ok` with what a hook returned (awaited, if a promise) or `err` if it threw or its
+/// promise rejected: one path for sync and async hooks, in a later microtask either way.
+fn when_settled(
+    result: Result<JsValue, JsValue>,
+    ok: impl FnOnce(JsValue) + 'static,
+    err: impl FnOnce() + 'static,
+) {
+    let promise = match result {
+        Ok(v) => Promise::resolve(&v),
+        Err(e) => Promise::reject(&e),
+    };
+    let on_ok = Closure::once(ok);
+    let on_err = Closure::once(move |_: JsValue| err());
+    let _ = promise.then2(&on_ok, &on_err);
+    // Only one of them runs: the other is leaked, as a promise callback that never fires is.
+    on_ok.forget();
+    on_err.forget();
 }
 
 /// `Rc::make_mut` for a `Vec` of non-`Clone` listeners: clones the handles when shared.
