@@ -57,49 +57,10 @@ where
     let deadline = tokio::time::Instant::now() + config.connect_timeout();
     // Shutdown may interrupt the wait for CONNECT, never what follows it:
     // once a session is attached, the connection must be closed properly.
-    let read = tokio::time::timeout_at(deadline, read_first(&mut rd, &mut codec, buf));
-    let first = tokio::select! {
-        r = read => r,
+    let read = read_connect(broker, &mut rd, wr, &mut codec, buf, deadline);
+    let connect = tokio::select! {
+        c = read => c?,
         _ = shutdown.cancelled() => return None,
-    };
-    let connect = match first {
-        Err(_) => {
-            info!(
-                timeout_secs = config.connect_timeout_secs,
-                "no CONNECT in time, closing"
-            );
-            return None;
-        }
-        Ok(Err(Some(DecodeError::UnsupportedProtocolLevel(level)))) => {
-            // A level above 5 is a client newer than us: answer as MQTT 5 does, reason 0x84
-            // Unsupported Protocol Version, which such a client reads. An older level gets the
-            // 3.1.1 form (return code 1), which every 3.x client reads [MQTT-3.1.2-2].
-            warn!(level, "unsupported protocol level, refusing");
-            let form = if level > 5 {
-                ProtocolVersion::V5
-            } else {
-                ProtocolVersion::V3_1_1
-            };
-            let nack = Packet::ConnAck(Box::new(ConnAck::new(
-                ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
-                false,
-            )));
-            let _ = write_packet(wr, &nack, form).await;
-            return None;
-        }
-        Ok(Err(Some(e))) => {
-            warn!(error = %e, "invalid CONNECT, closing");
-            return None;
-        }
-        Ok(Err(None)) => {
-            debug!("connection closed before CONNECT");
-            return None;
-        }
-        Ok(Ok(Packet::Connect(c))) => *c,
-        Ok(Ok(other)) => {
-            warn!(packet = %other.packet_type(), "first packet is not CONNECT, closing [MQTT-3.1.0-1]");
-            return None;
-        }
     };
     let version = connect.protocol;
     let link = enhanced::Link {
@@ -156,30 +117,99 @@ where
             }
             Some(Accepted { rd, opened, params })
         }
-        Err(Refused {
-            code,
-            login,
-            reason,
-        }) => {
-            if login {
-                // Logged by the Authorizer, at most once in a while per address.
-                Metrics::add(&broker.metrics().login_failures, 1);
-                let delay = broker.authorizer().login_failed(info.remote.ip());
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = shutdown.cancelled() => return None,
-                }
-            } else {
-                warn!(reason = %code, version = %version, "connection refused");
-            }
-            let mut nack = ConnAck::new(code, false);
-            if version.is_v5() {
-                nack.properties.reason_string = reason.map(ByteString::from_static);
-            }
-            let _ = write_packet(wr, &Packet::ConnAck(Box::new(nack)), version).await;
+        Err(refused) => {
+            refuse(broker, wr, refused, version, &info, shutdown).await;
             None
         }
     }
+}
+
+/// Answers a refused CONNECT. A failed login is counted and answered after the delay its
+/// address has earned (logged by the Authorizer, at most once in a while per address).
+async fn refuse<W: AsyncWrite + Unpin>(
+    broker: &Broker,
+    wr: &mut W,
+    refused: Refused,
+    version: ProtocolVersion,
+    info: &ConnInfo,
+    shutdown: &CancellationToken,
+) {
+    let Refused {
+        code,
+        login,
+        reason,
+    } = refused;
+    if login {
+        Metrics::add(&broker.metrics().login_failures, 1);
+        let delay = broker.authorizer().login_failed(info.remote.ip());
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => return,
+        }
+    } else {
+        warn!(reason = %code, version = %version, "connection refused");
+    }
+    let mut nack = ConnAck::new(code, false);
+    if version.is_v5() {
+        nack.properties.reason_string = reason.map(ByteString::from_static);
+    }
+    let _ = write_packet(wr, &Packet::ConnAck(Box::new(nack)), version).await;
+}
+
+/// Reads the CONNECT before `deadline` and answers what is not one. `None`: the connection
+/// is refused or lost, and that has been logged.
+async fn read_connect<R, W>(
+    broker: &Broker,
+    rd: &mut R,
+    wr: &mut W,
+    codec: &mut Codec,
+    buf: &mut BytesMut,
+    deadline: tokio::time::Instant,
+) -> Option<Connect>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let first = tokio::time::timeout_at(deadline, read_first(rd, codec, buf)).await;
+    Some(match first {
+        Err(_) => {
+            info!(
+                timeout_secs = broker.config().connect_timeout_secs,
+                "no CONNECT in time, closing"
+            );
+            return None;
+        }
+        Ok(Err(Some(DecodeError::UnsupportedProtocolLevel(level)))) => {
+            // A level above 5 is a client newer than us: answer as MQTT 5 does, reason 0x84
+            // Unsupported Protocol Version, which such a client reads. An older level gets the
+            // 3.1.1 form (return code 1), which every 3.x client reads [MQTT-3.1.2-2].
+            warn!(level, "unsupported protocol level, refusing");
+            let form = if level > 5 {
+                ProtocolVersion::V5
+            } else {
+                ProtocolVersion::V3_1_1
+            };
+            let nack = Packet::ConnAck(Box::new(ConnAck::new(
+                ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
+                false,
+            )));
+            let _ = write_packet(wr, &nack, form).await;
+            return None;
+        }
+        Ok(Err(Some(e))) => {
+            warn!(error = %e, "invalid CONNECT, closing");
+            return None;
+        }
+        Ok(Err(None)) => {
+            debug!("connection closed before CONNECT");
+            return None;
+        }
+        Ok(Ok(Packet::Connect(c))) => *c,
+        Ok(Ok(other)) => {
+            warn!(packet = %other.packet_type(), "first packet is not CONNECT, closing [MQTT-3.1.0-1]");
+            return None;
+        }
+    })
 }
 
 /// In cluster mode, makes this node the one holding the client id, so that a connection
