@@ -12,6 +12,8 @@
 //! supported (`n,,` or `y,,` only), nor `a=` authzid, nor SASLprep: a password is taken as the
 //! bytes the client hashed, as mosquitto takes it. Every message is bounded in size.
 
+use std::sync::OnceLock;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -85,13 +87,23 @@ impl Credentials {
     }
 
     /// Credentials no proof matches, for an unknown user: the exchange goes on as for a known
-    /// one, so the answer does not say which usernames exist. The salt is random per attempt.
-    pub fn decoy(iterations: u32) -> Result<Self, ScramError> {
-        let mut bytes = [0u8; 12 + 2 * LEN];
-        getrandom::fill(&mut bytes).map_err(|_| ScramError::Random)?;
-        let (salt, keys) = bytes.split_at(12);
+    /// one, so the answer does not say which usernames exist. The salt is the same for every
+    /// attempt as `user` (an HMAC of the name under a key random per process), as a real
+    /// user's is, so asking twice tells nothing either.
+    pub fn decoy(user: &str, iterations: u32) -> Result<Self, ScramError> {
+        static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+        let key = match KEY.get() {
+            Some(key) => key,
+            None => {
+                let mut fresh = [0u8; 32];
+                getrandom::fill(&mut fresh).map_err(|_| ScramError::Random)?;
+                KEY.get_or_init(|| fresh)
+            }
+        };
+        let mut keys = [0u8; 2 * LEN];
+        getrandom::fill(&mut keys).map_err(|_| ScramError::Random)?;
         let mut this = Self {
-            salt: salt.to_vec(),
+            salt: hmac(key, &[user.as_bytes()])[..12].to_vec(),
             iterations,
             stored_key: [0; LEN],
             server_key: [0; LEN],

@@ -112,7 +112,7 @@ fn server_nonces_are_fresh() {
 #[test]
 fn a_decoy_takes_no_proof() {
     let first = ClientFirst::parse(b"n,,n=nobody,r=abcdefghijkl").unwrap();
-    let server = ServerFirst::new(&first, Credentials::decoy(101).unwrap()).unwrap();
+    let server = ServerFirst::new(&first, Credentials::decoy("nobody", 101).unwrap()).unwrap();
     let server_first = std::str::from_utf8(server.message()).unwrap();
     assert!(server_first.ends_with(",i=101"), "{server_first}");
     for password in [&b""[..], b"secret"] {
@@ -212,4 +212,12 @@ fn malformed_and_unsupported_messages_are_refused() {
     for (data, expected) in finals {
         assert_eq!(server.finish(data.as_bytes()), Err(expected), "{data}");
     }
+}
+
+#[test]
+fn a_decoys_salt_is_stable_per_user_like_a_real_one() {
+    let salt = |user| Credentials::decoy(user, 101).unwrap().salt;
+    assert_eq!(salt("nobody"), salt("nobody"));
+    assert_ne!(salt("nobody"), salt("someone"));
+    assert_eq!(salt("nobody").len(), 12);
 }

@@ -95,7 +95,9 @@ where
     let credentials = match authorizer.scram_user(&first.username) {
         ScramUser::Known(c) => c,
         // Goes on to fail at the proof, as a wrong password does: no user list by probing.
-        ScramUser::Unknown => Credentials::decoy(DEFAULT_ITERATIONS).map_err(unavailable)?,
+        ScramUser::Unknown => {
+            Credentials::decoy(&first.username, DEFAULT_ITERATIONS).map_err(unavailable)?
+        }
         ScramUser::NoScram => {
             info!(user = %first.username, "SCRAM refused: the user's hash is $6$ (SHA-512), not PBKDF2");
             return Err(not_authorized(
