@@ -57,6 +57,16 @@ pub enum ClientEvent {
         /// Milliseconds until it starts.
         delay_ms: u32,
     },
+    /// MQTT 5 enhanced authentication: the broker's challenge (AUTH 0x18) to a CONNECT that
+    /// named an Authentication Method. Answer with [`Client::answer_auth`] naming `attempt`.
+    AuthChallenge {
+        /// The connection attempt it belongs to.
+        attempt: u32,
+        /// The Authentication Method.
+        method: String,
+        /// The broker's Authentication Data.
+        data: Bytes,
+    },
     /// A refused connection, protocol error or error DISCONNECT from the broker.
     Error(MqttError),
     /// The client stopped for good.
@@ -160,6 +170,15 @@ impl Hooks for RustHooks {
                 delay_ms: u32::try_from(delay_ms).unwrap_or(u32::MAX),
             },
             Event::Error(e) => ClientEvent::Error(e),
+            Event::AuthChallenge {
+                attempt,
+                method,
+                data,
+            } => ClientEvent::AuthChallenge {
+                attempt,
+                method,
+                data,
+            },
             Event::Ended => ClientEvent::Ended,
             Event::Open { .. } | Event::CloseSocket => return,
         };
@@ -371,6 +390,16 @@ impl Client {
     pub fn publish_message(&self, message: Publish) -> Completion<Result<(), MqttError>> {
         let token = self.driver.call(|m, now| m.publish(message, now));
         self.await_token(token, |_| ())
+    }
+
+    /// Answers the [`ClientEvent::AuthChallenge`] of `attempt` (AUTH 0x18 with `data`).
+    pub fn answer_auth(&self, attempt: u32, data: Bytes) {
+        self.driver.with(|m, now| m.answer_auth(attempt, data, now));
+    }
+
+    /// Gives up the challenge of `attempt`: that connection attempt fails as refused.
+    pub fn fail_auth(&self, attempt: u32) {
+        self.driver.with(|m, now| m.fail_auth(attempt, now));
     }
 
     /// Ends the client: DISCONNECT (so the broker discards the will), close the socket, fail

@@ -12,6 +12,7 @@ mod acl;
 mod failures;
 pub mod passwd_cmd;
 pub mod password;
+pub mod scram;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ pub use acl::AclError;
 use acl::{Access, AclFile};
 use failures::LoginFailures;
 use password::{PasswordFile, PasswordFileError};
+use scram::ScramUser;
 
 use crate::config::{AuthConfig, ListenConfig, MetricsAccess, TlsConfig};
 
@@ -177,6 +179,20 @@ impl Authorizer {
             // only where anonymous clients are (it still selects the client's ACL section).
             None if self.anonymous => Ok(Some(user.into())),
             None => Err(Refusal::NotAuthorized),
+        }
+    }
+
+    /// Whether SCRAM-SHA-512 enhanced authentication is offered: whenever a password file is
+    /// configured, unless a client certificate's identity is the username.
+    pub fn scram_available(&self) -> bool {
+        self.password_file.is_some() && !self.identity_as_username
+    }
+
+    /// What SCRAM-SHA-512 needs to check `user`, from the password file in force.
+    pub fn scram_user(&self, user: &str) -> ScramUser {
+        match &self.policy.load().passwords {
+            Some(file) => file.scram(user),
+            None => ScramUser::Unknown,
         }
     }
 

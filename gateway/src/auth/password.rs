@@ -24,6 +24,8 @@ use base64::Engine as _;
 use sha2::{Digest, Sha512};
 use subtle::ConstantTimeEq;
 
+use super::scram::{Credentials, ScramUser};
+
 /// PBKDF2 iterations `mosquitto_passwd` 2.0 writes (`$7$101$...`); we write the same so files
 /// look alike and check at the same cost.
 pub const DEFAULT_ITERATIONS: u32 = 101;
@@ -150,6 +152,19 @@ impl Hash {
         })
     }
 
+    /// What SCRAM-SHA-512 needs to check this user: a `$7$` hash is SCRAM's SaltedPassword
+    /// (see `auth::scram`); a `$6$` one cannot serve, so `None`.
+    pub(crate) fn scram(&self) -> Option<Credentials> {
+        match self {
+            Self::Pbkdf2 {
+                iterations,
+                salt,
+                hash,
+            } => Some(Credentials::from_salted(hash, salt, *iterations)),
+            Self::Sha512 { .. } => None,
+        }
+    }
+
     /// Whether `password` matches. The digests are compared in constant time, so the time taken
     /// says nothing about how many leading bytes matched.
     pub(crate) fn verify(&self, password: &[u8]) -> bool {
@@ -274,6 +289,15 @@ impl PasswordFile {
     /// Whether the file has no users.
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
+    }
+
+    /// What SCRAM-SHA-512 needs to check `user`.
+    pub fn scram(&self, user: &str) -> ScramUser {
+        match self.users.get(user).map(Hash::scram) {
+            Some(Some(credentials)) => ScramUser::Known(credentials),
+            Some(None) => ScramUser::NoScram,
+            None => ScramUser::Unknown,
+        }
     }
 
     /// Whether `user` is in the file and `password` is theirs.

@@ -20,7 +20,9 @@ pub struct AuthConfig {
     /// Let clients in without a username. Unset: only while every listener
     /// is on loopback and no `password_file` is set.
     pub allow_anonymous: Option<bool>,
-    /// A password file in `mosquitto_passwd` format.
+    /// A password file in `mosquitto_passwd` format. Also what MQTT 5 enhanced
+    /// authentication (SCRAM-SHA-512, `auth::scram`) checks: it is offered whenever
+    /// this is set, for the file's `$7$` users.
     pub password_file: Option<PathBuf>,
     /// An ACL file in Mosquitto's `acl_file` format. Unset: everything is
     /// allowed to every client let in.

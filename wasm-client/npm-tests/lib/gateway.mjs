@@ -1,16 +1,16 @@
 // Starts the real gateway (AVIARY_BIN) on port 0 and reads its `listening` line; can restart
 // it on the same ports. Every wait is bounded.
-import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 
 const BIN = process.env.AVIARY_BIN;
 
-function launch(dataDir, mqtt, http) {
+function launch(dataDir, mqtt, http, extra = []) {
   if (!BIN) throw new Error("AVIARY_BIN is not set: run `cargo xtask test`");
-  const child = spawn(BIN, ["--mqtt", mqtt, "--http", http, "--data-dir", dataDir], {
+  const child = spawn(BIN, [...extra, "--mqtt", mqtt, "--http", http, "--data-dir", dataDir], {
     stdio: ["ignore", "pipe", "ignore"],
   });
   return new Promise((resolve, reject) => {
@@ -26,9 +26,10 @@ function launch(dataDir, mqtt, http) {
   });
 }
 
-export async function startGateway() {
+/** Starts the gateway; `args` go first on its command line (e.g. `--config FILE`). */
+export async function startGateway({ args = [] } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), "aviary-npm-test-"));
-  let gw = await launch(dataDir, "127.0.0.1:0", "127.0.0.1:0");
+  let gw = await launch(dataDir, "127.0.0.1:0", "127.0.0.1:0", args);
   const stop = () =>
     new Promise((resolve) => {
       if (gw.child.exitCode !== null || gw.child.signalCode !== null) return resolve();
@@ -43,9 +44,25 @@ export async function startGateway() {
     stop,
     async restart() {
       await stop();
-      gw = await launch(dataDir, gw.mqtt, gw.http);
+      gw = await launch(dataDir, gw.mqtt, gw.http, args);
     },
   };
+}
+
+/**
+ * A gateway whose password file (written by `aviary passwd`) holds `users` ({ name: password }):
+ * password logins and SCRAM-SHA-512 enhanced authentication. Failed logins answered at once.
+ */
+export async function startGatewayWithUsers(users) {
+  const dir = mkdtempSync(join(tmpdir(), "aviary-npm-users-"));
+  const passwd = join(dir, "passwd");
+  for (const [name, password] of Object.entries(users)) {
+    const run = spawnSync(BIN, ["passwd", passwd, name], { input: `${password}\n`, timeout: 20_000 });
+    if (run.status !== 0) throw new Error(`aviary passwd failed: ${run.stderr}`);
+  }
+  const config = join(dir, "aviary.toml");
+  writeFileSync(config, `[auth]\npassword_file = ${JSON.stringify(passwd)}\nlogin_failure_delay_ms = 0\n`);
+  return startGateway({ args: ["--config", config] });
 }
 
 /** Resolves with the first `event` emitted by `emitter` (an aviary or MQTT.js client). */

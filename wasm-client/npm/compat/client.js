@@ -132,6 +132,17 @@ export class MqttClient extends EventEmitter {
     return new Promise((resolve) => this.end(force, options, () => resolve()));
   }
 
+  /**
+   * MQTT 5 enhanced authentication, as in MQTT.js: override to answer the broker's AUTH
+   * challenge `packet` (`{ cmd: "auth", reasonCode: 24, properties: { authenticationMethod,
+   * authenticationData } }`) with `callback(error, authPacket)`, whose
+   * `properties.authenticationData` is sent back. The default answers nothing, which fails
+   * the attempt.
+   */
+  handleAuth(packet, callback) {
+    callback();
+  }
+
   _listenersChanged(event) {
     if (event === "message" || event === "packetreceive") this.#tuneForwarding();
   }

@@ -98,6 +98,13 @@ export interface IClientEndOptions {
   [other: string]: unknown;
 }
 
+/** An AUTH packet (MQTT 5 enhanced authentication). */
+export interface IAuthPacket {
+  cmd?: "auth";
+  reasonCode?: number;
+  properties?: { authenticationMethod?: string; authenticationData?: Uint8Array; reasonString?: string };
+}
+
 export type ISubscriptionMap = Record<string, IClientSubscribeOptions | QoS>;
 export type ISubscriptionGrant = Granted;
 
@@ -139,6 +146,12 @@ export declare class MqttClient {
   listeners<E extends keyof MqttClientEvents>(event: E): MqttClientEvents[E][];
   listenerCount(event: keyof MqttClientEvents): number;
   eventNames(): (keyof MqttClientEvents)[];
+
+  /**
+   * MQTT 5 enhanced authentication, as in MQTT.js: override to answer the broker's AUTH
+   * challenge with `callback(error, { properties: { authenticationData } })`.
+   */
+  handleAuth(packet: IAuthPacket, callback: (error?: Error, packet?: IAuthPacket) => void): void;
 
   /** Starts connecting; only needed with `manualConnect: true`. */
   connect(): this;

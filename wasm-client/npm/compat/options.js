@@ -2,6 +2,8 @@
 // speaks WebSocket, so `mqtt://` becomes `ws://`, as MQTT.js itself does in browsers) and the
 // options object (same names; the few that differ are mapped here, unknown ones ignored).
 
+import { toPayload } from "./payload.js";
+
 /** MQTT.js scheme → WebSocket scheme. */
 const SCHEMES = {
   "ws:": "ws:", "wss:": "wss:",
@@ -53,5 +55,16 @@ export function aviaryOptions(opts, client) {
     // MQTT.js: (url, options, client) => url; aviary-mqtt: (url, attempt) => url.
     o.transformWsUrl = (url) => opts.transformWsUrl(url, opts, client);
   }
+  // MQTT.js answers AUTH challenges with `client.handleAuth(packet, callback)` (overridable).
+  // MQTT.js sees no CONNACK data there (`done`): nothing to check.
+  o.authenticate = (method, data, done) => done ? undefined : new Promise((resolve, reject) => {
+    const packet = { cmd: "auth", reasonCode: 24,
+      properties: { authenticationMethod: method, authenticationData: toPayload(data) } };
+    client.handleAuth(packet, (err, reply) => {
+      const answer = reply?.properties?.authenticationData;
+      if (err || answer === undefined) reject(err ?? new Error("no auth packet to continue"));
+      else resolve(answer);
+    });
+  });
   return o;
 }

@@ -65,6 +65,18 @@ pub enum Event {
     CloseSocket,
     /// The broker accepted the connection.
     Connected(Connected),
+    /// MQTT 5 enhanced authentication: the broker's AUTH 0x18 (Continue authentication)
+    /// challenge, during the handshake. The application answers with
+    /// [`Machine::answer_auth`] (or gives up with [`Machine::fail_auth`]) naming the same
+    /// `attempt`, so that an answer arriving after its connection was lost is dropped.
+    AuthChallenge {
+        /// The connection attempt the challenge belongs to.
+        attempt: u32,
+        /// The Authentication Method (the one the CONNECT named).
+        method: alloc::string::String,
+        /// The broker's Authentication Data.
+        data: bytes::Bytes,
+    },
     /// A message arrived (its topic alias already resolved).
     Message(Publish),
     /// An operation finished.

@@ -25,9 +25,11 @@ use crate::runtime::Driver;
 /// the compat layer checks the URL first). Not part of the documented API.
 #[wasm_bindgen(js_name = createClient, skip_typescript)]
 pub fn create_client(url: String, options: JsValue) -> JsResult<MqttClient> {
-    let (options, url_hook) = parse_options(&options)?;
-    let hooks = Rc::new(JsHooks::new(url_hook));
+    let (options, fns) = parse_options(&options)?;
+    let hooks = Rc::new(JsHooks::new(fns));
     let driver = Driver::start(url, options, hooks.clone());
-    // No `hooks.attach`: it only serves the connect promise, which this client does not have.
+    // No `hooks.attach`, which serves the connect promise this client does not have; the
+    // `authenticate` hook still needs the driver.
+    hooks.link(&driver);
     Ok(MqttClient { driver, hooks })
 }

@@ -119,6 +119,14 @@ fn connack_properties(p: &ConnAckProperties) -> Object {
     set_opt(&obj, "serverKeepAlive", p.server_keep_alive);
     set_opt(
         &obj,
+        "authenticationMethod",
+        p.authentication_method.as_deref(),
+    );
+    if let Some(data) = &p.authentication_data {
+        set(&obj, "authenticationData", Uint8Array::from(&data[..]));
+    }
+    set_opt(
+        &obj,
         "wildcardSubscriptionAvailable",
         p.wildcard_subscription_available,
     );

@@ -1,6 +1,7 @@
 //! What the JavaScript API does with the engine's events: call `on(...)` listeners, settle
 //! the promises of `connect`, `publish`, `subscribe` and `unsubscribe`, and run the
-//! `transformWsUrl` hook before each connection attempt.
+//! `transformWsUrl` hook before each connection attempt, and the `authenticate` hook with each
+//! MQTT 5 enhanced authentication challenge.
 
 use alloc::rc::{Rc, Weak};
 use alloc::string::String;
@@ -11,9 +12,9 @@ use js_sys::{Function, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 use super::convert;
-use super::options::{type_error, JsResult};
+use super::options::{to_bytes, type_error, HookFns, JsResult};
 use crate::engine::small_map::SmallMap;
-use crate::engine::{Done, Event, MqttError, Token};
+use crate::engine::{Done, ErrorKind, Event, MqttError, Token};
 use crate::runtime::{Driver, Hooks, UrlChoice};
 
 /// The events `on()` accepts.
@@ -67,6 +68,7 @@ pub(crate) struct JsHooks {
     listeners: RefCell<Listeners>,
     replies: RefCell<SmallMap<Token, (Function, Function, ReplyKind)>>,
     url_hook: Option<Function>,
+    auth_hook: Option<Function>,
     connect: RefCell<Option<Settle>>,
     client: RefCell<JsValue>,
     driver: RefCell<Weak<Driver>>,
@@ -74,11 +76,12 @@ pub(crate) struct JsHooks {
 }
 
 impl JsHooks {
-    pub(crate) fn new(url_hook: Option<Function>) -> Self {
+    pub(crate) fn new(fns: HookFns) -> Self {
         Self {
             listeners: RefCell::new(Rc::new(Vec::new())),
             replies: RefCell::new(SmallMap::default()),
-            url_hook,
+            url_hook: fns.url,
+            auth_hook: fns.authenticate,
             connect: RefCell::new(None),
             client: RefCell::new(JsValue::UNDEFINED),
             driver: RefCell::new(Weak::new()),
@@ -98,6 +101,71 @@ impl JsHooks {
         if self.failed_early.get() {
             driver.with(|m, now| m.disconnect(now));
         }
+    }
+
+    /// Links the hooks to their driver only (a client without a connect promise).
+    pub(crate) fn link(&self, driver: &Rc<Driver>) {
+        *self.driver.borrow_mut() = Rc::downgrade(driver);
+    }
+
+    /// Asks `authenticate(method, data)` for the answer to a challenge and hands it to the
+    /// engine when it settles. No hook, a throw, a rejection or an answer that is not bytes
+    /// fails the attempt (the engine drops answers to a lost attempt).
+    fn challenge(&self, attempt: u32, method: &str, data: &[u8]) {
+        let driver = self.driver.borrow().clone();
+        let answer = match &self.auth_hook {
+            Some(f) => f.call2(&JsValue::UNDEFINED, &method.into(), &bytes(data)),
+            None => Err(JsValue::UNDEFINED),
+        };
+        let fail = driver.clone();
+        when_settled(
+            answer,
+            move |v| {
+                let Some(d) = driver.upgrade() else { return };
+                match to_bytes(&v, "") {
+                    Ok(data) => d.with(|m, now| m.answer_auth(attempt, data, now)),
+                    Err(_) => d.with(|m, now| m.fail_auth(attempt, now)),
+                }
+            },
+            move || {
+                if let Some(d) = fail.upgrade() {
+                    d.with(|m, now| m.fail_auth(attempt, now));
+                }
+            },
+        );
+    }
+
+    /// Hands the CONNACK's Authentication Data (SCRAM's server signature, say) to
+    /// `authenticate(method, data, true)`. A throw or rejection means the broker did not prove
+    /// itself: the client ends and `connect()` rejects; `connect()` resolves only once it passed.
+    fn check_final(&self, hook: &Function, method: &str, data: &[u8]) {
+        let result = hook.call3(
+            &JsValue::UNDEFINED,
+            &method.into(),
+            &bytes(data),
+            &JsValue::TRUE,
+        );
+        let settle = self.connect.borrow_mut().take();
+        let client = self.client.borrow().clone();
+        let driver = self.driver.borrow().clone();
+        let on_fail = settle.clone();
+        when_settled(
+            result,
+            move |_| {
+                if let Some((resolve, _)) = settle {
+                    let _ = resolve.call1(&JsValue::UNDEFINED, &client);
+                }
+            },
+            move || {
+                if let Some(d) = driver.upgrade() {
+                    d.with(|m, now| m.disconnect(now));
+                }
+                if let Some((_, reject)) = on_fail {
+                    let e = MqttError::new(ErrorKind::ConnectionRefused, "authenticate failed");
+                    let _ = reject.call1(&JsValue::UNDEFINED, &convert::error(&e));
+                }
+            },
+        );
     }
 
     pub(crate) fn await_reply(
@@ -199,6 +267,30 @@ impl JsHooks {
     }
 }
 
+/// `data` as a new `Uint8Array`.
+fn bytes(data: &[u8]) -> JsValue {
+    Uint8Array::from(data).into()
+}
+
+/// Runs `ok` with what a hook returned (awaited, if a promise) or `err` if it threw or its
+/// promise rejected: one path for sync and async hooks, in a later microtask either way.
+fn when_settled(
+    result: Result<JsValue, JsValue>,
+    ok: impl FnOnce(JsValue) + 'static,
+    err: impl FnOnce() + 'static,
+) {
+    let promise = match result {
+        Ok(v) => Promise::resolve(&v),
+        Err(e) => Promise::reject(&e),
+    };
+    let on_ok = Closure::once(ok);
+    let on_err = Closure::once(move |_: JsValue| err());
+    let _ = promise.then2(&on_ok, &on_err);
+    // Only one of them runs: the other is leaked, as a promise callback that never fires is.
+    on_ok.forget();
+    on_err.forget();
+}
+
 /// `Rc::make_mut` for a `Vec` of non-`Clone` listeners: clones the handles when shared.
 trait MakeMutVec {
     fn make_mut_vec(this: &mut Self) -> &mut Vec<Listener>;
@@ -243,7 +335,14 @@ impl Hooks for JsHooks {
             Event::Message(p) => self.message(&p),
             Event::Completed { token, result } => self.complete(token, result),
             Event::Connected(c) => {
-                self.settle_connect(None);
+                let p = &c.properties;
+                match (&self.auth_hook, &p.authentication_data) {
+                    (Some(hook), Some(data)) => {
+                        let method = p.authentication_method.as_deref().unwrap_or_default();
+                        self.check_final(hook, method, data);
+                    }
+                    _ => self.settle_connect(None),
+                }
                 self.emit(EventKind::Connect, &[convert::connack_packet(&c)]);
             }
             Event::Closed(e) => {
@@ -258,6 +357,11 @@ impl Hooks for JsHooks {
                 self.emit(EventKind::Error, &[convert::error(&e)]);
             }
             Event::Ended => self.emit(EventKind::End, &[]),
+            Event::AuthChallenge {
+                attempt,
+                method,
+                data,
+            } => self.challenge(attempt, &method, &data),
             Event::Open { .. } | Event::CloseSocket | Event::ReconnectScheduled { .. } => {}
         }
     }

@@ -49,8 +49,8 @@ use crate::runtime::Driver;
 #[allow(missing_docs)]
 #[wasm_bindgen(skip_typescript, skip_jsdoc)]
 pub fn connect(url: String, options: JsValue) -> JsResult<Promise> {
-    let (options, url_hook) = parse_options(&options)?;
-    let hooks = Rc::new(JsHooks::new(url_hook));
+    let (options, fns) = parse_options(&options)?;
+    let hooks = Rc::new(JsHooks::new(fns));
     let mut promise_parts = None;
     let promise = Promise::new(&mut |resolve, reject| promise_parts = Some((resolve, reject)));
     hooks.await_connect(promise_parts);

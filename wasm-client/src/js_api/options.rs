@@ -189,8 +189,17 @@ fn will(obj: &JsValue) -> JsResult<LastWill> {
     })
 }
 
-/// Client options from a `ConnectOptions` object, plus the `transformWsUrl` hook.
-pub(crate) fn parse_options(js: &JsValue) -> JsResult<(Options, Option<Function>)> {
+/// The application's functions among the options.
+#[derive(Default)]
+pub(crate) struct HookFns {
+    /// `transformWsUrl(url, attempt)`.
+    pub(crate) url: Option<Function>,
+    /// `authenticate(method, data)`: answers MQTT 5 enhanced authentication challenges.
+    pub(crate) authenticate: Option<Function>,
+}
+
+/// Client options from a `ConnectOptions` object, plus the hooks it names.
+pub(crate) fn parse_options(js: &JsValue) -> JsResult<(Options, HookFns)> {
     let mut o = Options::default();
     if let Some(id) = get_string(js, "clientId")? {
         o.client_id = id;
@@ -236,10 +245,17 @@ pub(crate) fn parse_options(js: &JsValue) -> JsResult<(Options, Option<Function>
             o.queue.max_bytes = n as usize;
         }
     }
-    let hook = match get(js, "transformWsUrl") {
-        Some(f) if f.is_function() => Some(f.unchecked_into()),
-        Some(_) => return Err(type_error("`transformWsUrl` must be a function")),
-        None => None,
+    let fns = HookFns {
+        url: function(js, "transformWsUrl", "`transformWsUrl` must be a function")?,
+        authenticate: function(js, "authenticate", "`authenticate` must be a function")?,
     };
-    Ok((o, hook))
+    Ok((o, fns))
+}
+
+fn function(js: &JsValue, key: &str, error: &str) -> JsResult<Option<Function>> {
+    match get(js, key) {
+        Some(f) if f.is_function() => Ok(Some(f.unchecked_into())),
+        Some(_) => Err(type_error(error)),
+        None => Ok(None),
+    }
 }

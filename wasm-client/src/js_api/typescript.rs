@@ -68,6 +68,16 @@ export interface ConnectOptions {
   offlineQueue?: { maxMessages?: number; maxBytes?: number };
   /** Called before every connection attempt; may return a new URL (or a promise of one), e.g. with a fresh token. */
   transformWsUrl?: (url: string, attempt: number) => string | Promise<string> | undefined;
+  /**
+   * MQTT 5 enhanced authentication (with `properties.authenticationMethod`): answers each
+   * AUTH challenge of the broker with the next Authentication Data (bytes, or a string sent as
+   * UTF-8); may be async. A throw or rejection fails the attempt. Called once more with
+   * `done = true` and the CONNACK's Authentication Data (e.g. SCRAM's server signature), if
+   * any: its answer is ignored, but a throw or rejection ends the client and rejects
+   * `connect()`, which resolves only after that check.
+   */
+  authenticate?: (method: string, data: Uint8Array, done?: boolean) =>
+    Uint8Array | string | undefined | Promise<Uint8Array | string | undefined>;
 }
 
 export interface PublishOptions {
@@ -134,6 +144,7 @@ export interface ConnackPacket {
     topicAliasMaximum?: number; reasonString?: string; serverKeepAlive?: number;
     wildcardSubscriptionAvailable?: boolean; sharedSubscriptionAvailable?: boolean;
     userProperties?: UserProperties;
+    authenticationMethod?: string; authenticationData?: Uint8Array;
   };
 }
 

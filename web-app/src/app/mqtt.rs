@@ -129,6 +129,9 @@ impl Mqtt {
                     on_refused(refusal(err));
                 }
                 ClientEvent::Error(err) => warn(&format!("mqtt: {err}")),
+                // The map signs in with a password: it names no authentication method, so no
+                // broker challenges it.
+                ClientEvent::AuthChallenge { .. } => {}
             });
         }
         let network = Rc::new(NetworkWatch::new(move |online| {

@@ -3,6 +3,9 @@
 //! connection's parameters, open or resume the session and answer with a
 //! CONNACK in the client's protocol version.
 //!
+//! A CONNECT with an Authentication Method goes through the AUTH exchange of
+//! [`enhanced`] first.
+//!
 //! A failed login is answered after a delay that grows with each failure
 //! from the same address (see `auth::failures`), so a password file cannot
 //! be guessed at line rate; it is counted in `/metrics` and logged without
@@ -18,6 +21,8 @@ use aviary_protocol::{
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tracing::{debug, info, warn};
+
+mod enhanced;
 
 use super::{write_packet, ConnInfo, Params};
 use crate::auth::Refusal;
@@ -48,20 +53,128 @@ where
 {
     let config = broker.config();
     let mut codec = Codec::new(ProtocolVersion::V3_1_1, config.max_packet_size);
+    // The whole sign-in, AUTH exchange included, must be over by then.
+    let deadline = tokio::time::Instant::now() + config.connect_timeout();
     // Shutdown may interrupt the wait for CONNECT, never what follows it:
     // once a session is attached, the connection must be closed properly.
-    let read = tokio::time::timeout(
-        config.connect_timeout(),
-        read_first(&mut rd, &mut codec, buf),
-    );
-    let first = tokio::select! {
-        r = read => r,
+    let read = read_connect(broker, &mut rd, wr, &mut codec, buf, deadline);
+    let connect = tokio::select! {
+        c = read => c?,
         _ = shutdown.cancelled() => return None,
     };
-    let connect = match first {
+    let version = connect.protocol;
+    let link = enhanced::Link {
+        rd: &mut rd,
+        wr,
+        codec: &mut codec,
+        buf,
+        deadline,
+        shutdown,
+    };
+    let signed_in = match enhanced::exchange(broker, &connect, link).await {
+        Ok(signed_in) => Ok(signed_in),
+        Err(enhanced::Failed::Refused(r)) => Err(r),
+        Err(enhanced::Failed::Lost) => return None,
+    };
+    // The SCRAM server-final message, for the CONNACK.
+    let server_final = signed_in
+        .as_ref()
+        .ok()
+        .and_then(|s| s.as_ref().map(|s| s.server_final.clone()));
+    // Signed in first: only then may the connection take its client id (and session) from
+    // another node.
+    let admitted = signed_in.and_then(|s| admit(broker, &connect, &info, s));
+    if admitted.is_ok() {
+        if let Err(e) = claim(broker, &connect).await {
+            warn!(error = %e, "connection refused: the cluster did not confirm the client id");
+            let nack = ConnAck::new(ReasonCode::SERVER_UNAVAILABLE, false);
+            let _ = write_packet(wr, &Packet::ConnAck(Box::new(nack)), version).await;
+            return None;
+        }
+    }
+    let method = connect.properties.authentication_method.clone();
+    match admitted.and_then(|username| accept(broker, connect, username)) {
+        Ok((mut ack, opened, params, will_recorded)) => {
+            if let Some(data) = server_final {
+                ack.properties.authentication_method = method;
+                ack.properties.authentication_data = Some(data);
+            }
+            if !recorded(broker, wr, will_recorded, &opened, &params).await {
+                return None;
+            }
+            // Registered before the CONNACK goes out, so a client that has
+            // its CONNACK always finds itself in the client list.
+            broker.client_connected(params.link_id, info, version, &opened.session);
+            if let Err(e) = write_packet(wr, &Packet::ConnAck(Box::new(ack)), version).await {
+                debug!(error = %e, "connection lost sending CONNACK");
+                broker.client_disconnected(params.link_id);
+                let ending = Ending {
+                    publish_will: true,
+                    expiry_secs: params.session_expiry,
+                };
+                broker.connection_closed(&opened.session, params.link_id, ending);
+                return None;
+            }
+            Some(Accepted { rd, opened, params })
+        }
+        Err(refused) => {
+            refuse(broker, wr, refused, version, &info, shutdown).await;
+            None
+        }
+    }
+}
+
+/// Answers a refused CONNECT. A failed login is counted and answered after the delay its
+/// address has earned (logged by the Authorizer, at most once in a while per address).
+async fn refuse<W: AsyncWrite + Unpin>(
+    broker: &Broker,
+    wr: &mut W,
+    refused: Refused,
+    version: ProtocolVersion,
+    info: &ConnInfo,
+    shutdown: &CancellationToken,
+) {
+    let Refused {
+        code,
+        login,
+        reason,
+    } = refused;
+    if login {
+        Metrics::add(&broker.metrics().login_failures, 1);
+        let delay = broker.authorizer().login_failed(info.remote.ip());
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => return,
+        }
+    } else {
+        warn!(reason = %code, version = %version, "connection refused");
+    }
+    let mut nack = ConnAck::new(code, false);
+    if version.is_v5() {
+        nack.properties.reason_string = reason.map(ByteString::from_static);
+    }
+    let _ = write_packet(wr, &Packet::ConnAck(Box::new(nack)), version).await;
+}
+
+/// Reads the CONNECT before `deadline` and answers what is not one. `None`: the connection
+/// is refused or lost, and that has been logged.
+async fn read_connect<R, W>(
+    broker: &Broker,
+    rd: &mut R,
+    wr: &mut W,
+    codec: &mut Codec,
+    buf: &mut BytesMut,
+    deadline: tokio::time::Instant,
+) -> Option<Connect>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let first = tokio::time::timeout_at(deadline, read_first(rd, codec, buf)).await;
+    Some(match first {
         Err(_) => {
             info!(
-                timeout_secs = config.connect_timeout_secs,
+                timeout_secs = broker.config().connect_timeout_secs,
                 "no CONNECT in time, closing"
             );
             return None;
@@ -96,56 +209,7 @@ where
             warn!(packet = %other.packet_type(), "first packet is not CONNECT, closing [MQTT-3.1.0-1]");
             return None;
         }
-    };
-    let version = connect.protocol;
-    // Signed in first: only then may the connection take its client id (and session) from
-    // another node.
-    let admitted = admit(broker, &connect, &info);
-    if admitted.is_ok() {
-        if let Err(e) = claim(broker, &connect).await {
-            warn!(error = %e, "connection refused: the cluster did not confirm the client id");
-            let nack = ConnAck::new(ReasonCode::SERVER_UNAVAILABLE, false);
-            let _ = write_packet(wr, &Packet::ConnAck(Box::new(nack)), version).await;
-            return None;
-        }
-    }
-    match admitted.and_then(|username| accept(broker, connect, username)) {
-        Ok((ack, opened, params, will_recorded)) => {
-            if !recorded(broker, wr, will_recorded, &opened, &params).await {
-                return None;
-            }
-            // Registered before the CONNACK goes out, so a client that has
-            // its CONNACK always finds itself in the client list.
-            broker.client_connected(params.link_id, info, version, &opened.session);
-            if let Err(e) = write_packet(wr, &Packet::ConnAck(Box::new(ack)), version).await {
-                debug!(error = %e, "connection lost sending CONNACK");
-                broker.client_disconnected(params.link_id);
-                let ending = Ending {
-                    publish_will: true,
-                    expiry_secs: params.session_expiry,
-                };
-                broker.connection_closed(&opened.session, params.link_id, ending);
-                return None;
-            }
-            Some(Accepted { rd, opened, params })
-        }
-        Err(Refused { code, login }) => {
-            if login {
-                // Logged by the Authorizer, at most once in a while per address.
-                Metrics::add(&broker.metrics().login_failures, 1);
-                let delay = broker.authorizer().login_failed(info.remote.ip());
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = shutdown.cancelled() => return None,
-                }
-            } else {
-                warn!(reason = %code, version = %version, "connection refused");
-            }
-            let nack = ConnAck::new(code, false);
-            let _ = write_packet(wr, &Packet::ConnAck(Box::new(nack)), version).await;
-            None
-        }
-    }
+    })
 }
 
 /// In cluster mode, makes this node the one holding the client id, so that a connection
@@ -208,15 +272,20 @@ async fn read_first<R: AsyncRead + Unpin>(
 }
 
 /// Why a CONNECT is refused: the reason to send in the CONNACK, and
-/// whether it is a failed login (counted, slowed down).
+/// whether it is a failed login (counted, slowed down), and what to tell an MQTT 5 client.
 struct Refused {
     code: ReasonCode,
     login: bool,
+    reason: Option<&'static str>,
 }
 
 impl From<ReasonCode> for Refused {
     fn from(code: ReasonCode) -> Self {
-        Self { code, login: false }
+        Self {
+            code,
+            login: false,
+            reason: None,
+        }
     }
 }
 
@@ -242,16 +311,19 @@ fn authenticate(
                 _ => ReasonCode::NOT_AUTHORIZED,
             },
             login: true,
+            reason: None,
         })
 }
 
-/// The checks before a connection may hold a client id: no enhanced authentication, a client
-/// id within limits, and a valid sign-in. The username it signed in as.
-fn admit(broker: &Broker, connect: &Connect, info: &ConnInfo) -> Result<Option<Arc<str>>, Refused> {
-    if connect.properties.authentication_method.is_some() {
-        // No enhanced authentication method is configured.
-        return Err(ReasonCode::BAD_AUTHENTICATION_METHOD.into());
-    }
+/// The checks before a connection may hold a client id: a client id within limits, and a
+/// valid sign-in, by password or by the enhanced authentication already done (`signed_in`).
+/// The username it signed in as.
+fn admit(
+    broker: &Broker,
+    connect: &Connect,
+    info: &ConnInfo,
+    signed_in: Option<enhanced::SignedIn>,
+) -> Result<Option<Arc<str>>, Refused> {
     if connect.client_id.len() > broker.config().max_client_id_length {
         broker.refused(
             Limit::ClientIdLength,
@@ -263,7 +335,10 @@ fn admit(broker: &Broker, connect: &Connect, info: &ConnInfo) -> Result<Option<A
         );
         return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID.into());
     }
-    authenticate(broker, connect, info)
+    match signed_in {
+        Some(s) => Ok(Some(s.username)),
+        None => authenticate(broker, connect, info),
+    }
 }
 
 /// Validates an admitted CONNECT (see [`admit`]) signed in as `username`, and opens the

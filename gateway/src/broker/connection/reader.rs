@@ -335,12 +335,12 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                     .map(Next::Close)
             }
             Packet::Auth(_) => {
-                // Every CONNECT with an Authentication Method is refused, so
-                // no connection has one. 0x8C is a CONNACK-only reason: it
-                // is not allowed in DISCONNECT (MQTT 5.0 table 3-10).
+                // Enhanced authentication ends at the CONNACK (handshake/enhanced.rs):
+                // re-authentication is not offered, so any AUTH now is refused and
+                // the connection closed (0x8C is CONNACK-only, MQTT 5.0 table 3-10).
                 return Err(protocol(
                     ReasonCode::PROTOCOL_ERROR,
-                    "AUTH without an authentication method in CONNECT [MQTT-4.12.0-7]",
+                    "AUTH after CONNACK: re-authentication is not supported [MQTT-4.12.0-7]",
                 ));
             }
             Packet::Connect(_) => {

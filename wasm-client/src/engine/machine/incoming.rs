@@ -1,4 +1,4 @@
-//! Packets from the broker: CONNACK, incoming messages and their acknowledgements, acks of our
+//! Packets from the broker: CONNACK, AUTH (handled in `auth`), incoming messages and their acknowledgements, acks of our
 //! own operations, PINGRESP and DISCONNECT.
 //!
 //! This is the receive hot path: a WebSocket frame may carry many packets (or part of one), so
@@ -92,6 +92,7 @@ impl Machine {
                     self.on_disconnect(d, now);
                     Ok(())
                 }
+                Packet::Auth(auth) => self.on_auth(auth),
                 _ => Err(self.out_of_place()),
             };
         }
@@ -357,7 +358,7 @@ impl Machine {
     }
 
     /// The broker broke the protocol: tell it why (MQTT 5), report, and reconnect.
-    fn protocol_failure(&mut self, error: MqttError, now: u64) {
+    pub(super) fn protocol_failure(&mut self, error: MqttError, now: u64) {
         if self.options.protocol.is_v5() {
             let code = error.reason_code.unwrap_or(ReasonCode::PROTOCOL_ERROR);
             let _ = self.send(&Packet::Disconnect(Disconnect::new(code)), now);
@@ -380,6 +381,6 @@ fn publish_result(ack: &Ack) -> Result<Done, MqttError> {
     }
 }
 
-fn protocol(msg: &'static str) -> MqttError {
+pub(super) fn protocol(msg: &'static str) -> MqttError {
     MqttError::from_reason(ErrorKind::Protocol, ReasonCode::PROTOCOL_ERROR, Some(msg))
 }

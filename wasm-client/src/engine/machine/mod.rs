@@ -4,6 +4,7 @@
 //! (opening, handshake, connected, waiting to retry, offline, ended) and turns commands into
 //! packets or queued work. Times are milliseconds on the caller's monotonic clock.
 
+mod auth;
 mod incoming;
 mod outgoing;
 #[cfg(test)]

@@ -925,3 +925,6 @@ fn a_graceful_end_also_waits_for_a_suback() {
     let done = h.completions();
     assert!(matches!(&done[..], [(tok, Ok(Done::Subscribed(_)))] if *tok == t));
 }
+
+#[path = "auth_tests.rs"]
+mod auth_tests;
