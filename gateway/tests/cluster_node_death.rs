@@ -10,14 +10,13 @@ mod cluster_common;
 mod common;
 mod ws_common;
 
-use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use aviary_protocol::{Ack, Packet, QoS, ReasonCode};
-use cluster_common::{node, numbers, persistent, process_node, LEASE};
+use cluster_common::{node, numbers, persistent, process_node, Qos2Receiver, LEASE};
 use common::nats::NatsCluster;
 use common::process::GatewayProcess;
-use common::raw::{self, until_routed, Event, Raw};
+use common::raw::{self, until_routed, Raw};
 use common::within_for;
 use ws_common::Gw;
 
@@ -152,49 +151,6 @@ impl Keeper {
             killed.elapsed()
         );
         sub
-    }
-}
-
-/// A QoS 2 receiver as a client library keeps one, across the connections of its session:
-/// a message is delivered when its PUBLISH first comes; one sent again under a packet id it
-/// holds (not yet released) is a resend, acknowledged and not delivered again.
-#[derive(Default)]
-struct Qos2Receiver {
-    held: HashSet<u16>,
-    /// Deliveries per message number.
-    delivered: BTreeMap<usize, usize>,
-}
-
-impl Qos2Receiver {
-    /// Takes what `conn` brings until `n` messages were delivered (true) or it closes.
-    async fn take(&mut self, conn: &mut Raw, n: usize) -> bool {
-        while self.delivered.len() < n {
-            match conn.next_event(Duration::from_secs(10)).await {
-                Some(Event::Packet(Packet::Publish(p))) => {
-                    let id = p.packet_id.expect("a QoS 2 packet id");
-                    if self.held.insert(id.get()) {
-                        let payload = String::from_utf8(p.payload.to_vec()).expect("utf-8");
-                        if payload != "probe" {
-                            let n = payload.parse::<usize>().expect("a number");
-                            *self.delivered.entry(n).or_default() += 1;
-                        }
-                    }
-                    if !conn.try_send(Packet::PubRec(Ack::new(id))).await {
-                        return false;
-                    }
-                }
-                Some(Event::Packet(Packet::PubRel(a))) => {
-                    self.held.remove(&a.packet_id.get());
-                    if !conn.try_send(Packet::PubComp(Ack::new(a.packet_id))).await {
-                        return false;
-                    }
-                }
-                Some(Event::Closed) => return false,
-                Some(Event::Packet(other)) => panic!("unexpected {other:?}"),
-                None => panic!("nothing came for 10 s"),
-            }
-        }
-        true
     }
 }
 

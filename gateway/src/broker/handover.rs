@@ -108,11 +108,23 @@ impl Broker {
             .map(|(_, s)| s)
             .collect();
         for session in &all {
-            let mut discarded = session.discard();
-            discarded.will = None;
-            self.end_session(session, discarded);
+            self.forget(session);
         }
         all.len()
+    }
+
+    /// Forgets this node's session `client_id`, without its will: a stale copy of a dead
+    /// node's session, left by an adoption that did not finish (see `cluster::adoption`).
+    /// True if there was one.
+    pub(crate) fn forget_session(&self, client_id: &str) -> bool {
+        let session = self.shared.sessions.lock().remove(client_id);
+        session.inspect(|s| self.forget(s)).is_some()
+    }
+
+    fn forget(&self, session: &Arc<Session>) {
+        let mut discarded = session.discard();
+        discarded.will = None;
+        self.end_session(session, discarded);
     }
 }
 

@@ -292,7 +292,7 @@ impl Node {
         replicate_store(&js, config.replicas(), &name, broker).await?;
         handover.adopt_with(adoption.clone());
         adoption.settle_with(&orphans);
-        orphans.adopt_with(adoption);
+        orphans.adopt_with(adoption.clone());
         let node = Arc::new(Self {
             leases,
             owners,
@@ -319,6 +319,7 @@ impl Node {
         let reader = client.clone();
         // Attached first: the wills they publish must reach the other nodes.
         tokio::spawn(orphans.run());
+        adoption.resume();
         tokio::spawn(link::watch(link, broker.clone(), shutdown.clone()));
         tokio::spawn(gate(gated_rx, out_tx, shutdown.clone()));
         tokio::spawn(send(

@@ -4,13 +4,15 @@
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
 use crate::common::nats::NatsCluster;
 use crate::common::process::GatewayProcess;
-use crate::common::raw::Raw;
+use aviary_protocol::{Ack, Packet};
+
+use crate::common::raw::{Event, Raw};
 use crate::ws_common::Gw;
 
 /// The lease of every node in these tests: short, so that they wait seconds, not tens of
@@ -63,4 +65,47 @@ pub(crate) async fn numbers(sub: &mut Raw, n: usize) -> BTreeSet<usize> {
         }
     }
     seen
+}
+
+/// A QoS 2 receiver as a client library keeps one, across the connections of its session:
+/// a message is delivered when its PUBLISH first comes; one sent again under a packet id it
+/// holds (not yet released) is a resend, acknowledged and not delivered again.
+#[derive(Default)]
+pub(crate) struct Qos2Receiver {
+    held: HashSet<u16>,
+    /// Deliveries per message number.
+    pub(crate) delivered: BTreeMap<usize, usize>,
+}
+
+impl Qos2Receiver {
+    /// Takes what `conn` brings until `n` messages were delivered (true) or it closes.
+    pub(crate) async fn take(&mut self, conn: &mut Raw, n: usize) -> bool {
+        while self.delivered.len() < n {
+            match conn.next_event(Duration::from_secs(10)).await {
+                Some(Event::Packet(Packet::Publish(p))) => {
+                    let id = p.packet_id.expect("a QoS 2 packet id");
+                    if self.held.insert(id.get()) {
+                        let payload = String::from_utf8(p.payload.to_vec()).expect("utf-8");
+                        if payload != "probe" {
+                            let n = payload.parse::<usize>().expect("a number");
+                            *self.delivered.entry(n).or_default() += 1;
+                        }
+                    }
+                    if !conn.try_send(Packet::PubRec(Ack::new(id))).await {
+                        return false;
+                    }
+                }
+                Some(Event::Packet(Packet::PubRel(a))) => {
+                    self.held.remove(&a.packet_id.get());
+                    if !conn.try_send(Packet::PubComp(Ack::new(a.packet_id))).await {
+                        return false;
+                    }
+                }
+                Some(Event::Closed) => return false,
+                Some(Event::Packet(other)) => panic!("unexpected {other:?}"),
+                None => panic!("nothing came for 10 s"),
+            }
+        }
+        true
+    }
 }
