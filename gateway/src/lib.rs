@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod config;
 pub mod http;
 mod server;
+pub mod signals;
 pub mod simulator;
 pub mod store;
 pub mod transport;

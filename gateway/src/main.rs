@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use aviary::signals::Signals;
 use aviary::simulator::{self, demo_auth, SimConfig, SimCredentials};
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -120,15 +121,17 @@ fn main() -> anyhow::Result<()> {
         // Plain text when piped, so scripts can read the `listening` line.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
+    // Before the runtime: its threads must inherit the blocked signals (see the module).
+    let signals = Signals::install().context("cannot listen for signals")?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
-        Some(Command::Simulate(args)) => runtime.block_on(simulate(args)),
+        Some(Command::Simulate(args)) => runtime.block_on(simulate(args, signals)),
         Some(Command::Passwd(_)) => unreachable!("handled above"),
-        None => runtime.block_on(serve(cli.run)),
+        None => runtime.block_on(serve(cli.run, signals)),
     }
 }
 
-async fn serve(args: RunArgs) -> anyhow::Result<()> {
+async fn serve(args: RunArgs, signals: Signals) -> anyhow::Result<()> {
     let mut config = match &args.config {
         Some(path) => aviary::Config::from_file(path)?,
         None => aviary::Config::default(),
@@ -158,8 +161,8 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     config.validate()?;
     // index.html is committed; the built app is what `cargo xtask web` makes.
     let app_built = config.http.static_dir.join("pkg/aviary-web.js").is_file();
-    let signal = ShutdownSignal::install();
-    let gateway = aviary::Gateway::bind(config).await?;
+    let mut gateway = aviary::Gateway::bind(config).await?;
+    gateway.reload_on(signals.hangups());
     let (mqtt, http) = (gateway.mqtt_addr(), gateway.http_addr());
     let stop = CancellationToken::new();
     if let Some(demo) = &demo {
@@ -179,14 +182,14 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     let shutdown = async move {
-        signal.recv().await;
+        signals.stopped().await;
         stop.cancel();
     };
     gateway.run(shutdown).await;
     Ok(())
 }
 
-async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+async fn simulate(args: SimulateArgs, signals: Signals) -> anyhow::Result<()> {
     let (host, port) = simulator::parse_url(&args.url)?;
     let mut config = SimConfig::new(host, port, args.pets);
     config.interval = args.interval;
@@ -198,69 +201,12 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
                 username_prefix,
                 password,
             });
-    let signal = ShutdownSignal::install();
     let stop = CancellationToken::new();
     let run = tokio::spawn(simulator::run(config, stop.clone()));
-    signal.recv().await;
+    signals.stopped().await;
     stop.cancel();
     run.await.context("simulator task failed")?;
     Ok(())
-}
-
-/// SIGINT (Ctrl-C) and SIGTERM, listened for from the moment it is made. Made before the
-/// listeners open: a signal that comes once the gateway accepts connections (a service
-/// manager, a test) must stop it gracefully, and until a handler is installed the signal's
-/// default action kills the process without flushing anything.
-struct ShutdownSignal {
-    #[cfg(unix)]
-    signals: Vec<tokio::signal::unix::Signal>,
-}
-
-impl ShutdownSignal {
-    fn install() -> Self {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let signals = [
-                ("SIGINT", SignalKind::interrupt()),
-                ("SIGTERM", SignalKind::terminate()),
-            ]
-            .into_iter()
-            .filter_map(|(name, kind)| match signal(kind) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for {name}");
-                    None
-                }
-            })
-            .collect();
-            Self { signals }
-        }
-        #[cfg(not(unix))]
-        Self {}
-    }
-
-    /// Completes on the first signal.
-    async fn recv(self) {
-        #[cfg(unix)]
-        {
-            let waits = self.signals.into_iter().map(|mut s| {
-                Box::pin(async move {
-                    s.recv().await;
-                })
-            });
-            let waits: Vec<_> = waits.collect();
-            if waits.is_empty() {
-                std::future::pending::<()>().await;
-            }
-            futures_util::future::select_all(waits).await;
-        }
-        #[cfg(not(unix))]
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -101,6 +101,8 @@ pub struct Gateway {
     cluster_stop: CancellationToken,
     /// This node's link to the others, in cluster mode.
     cluster: Option<Arc<crate::cluster::Node>>,
+    /// Wakes once per SIGHUP, when the process listens for signals ([`Gateway::reload_on`]).
+    reloads: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Binds one listener and learns its address (port 0 picks one).
@@ -171,7 +173,14 @@ impl Gateway {
             tls,
             cluster_stop,
             cluster,
+            reloads: None,
         })
+    }
+
+    /// Reloads the certificates, the password file and the ACL each time `reloads` wakes:
+    /// the process's SIGHUP (see [`crate::signals`]).
+    pub fn reload_on(&mut self, reloads: Arc<tokio::sync::Notify>) {
+        self.reloads = Some(reloads);
     }
 
     /// The address MQTT over TLS is served on, if it is.
@@ -225,8 +234,9 @@ impl Gateway {
         let tasks = TaskTracker::new();
         info!("listening {}", self.addresses());
         self.broker.spawn_background(token.clone());
-        #[cfg(unix)]
-        tasks.spawn(reload_on_sighup(self.reloaders(), token.clone()));
+        if let Some(reloads) = self.reloads.clone() {
+            tasks.spawn(reload_when(reloads, self.reloaders(), token.clone()));
+        }
         let broker = self.broker.clone();
         let cluster_stop = self.cluster_stop.clone();
         self.spawn_listeners(&token, &tasks);
@@ -324,27 +334,19 @@ impl Reloaders {
     }
 }
 
-/// Calls [`Reloaders::reload`] on every SIGHUP until shutdown.
-#[cfg(unix)]
-async fn reload_on_sighup(reloaders: Reloaders, shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            warn!(error = %e, "cannot listen for SIGHUP: reloading needs a restart");
-            return;
-        }
-    };
+/// Calls [`Reloaders::reload`] each time `reloads` wakes (SIGHUP), until shutdown.
+async fn reload_when(
+    reloads: Arc<tokio::sync::Notify>,
+    reloaders: Reloaders,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
-            got = hangups.recv() => match got {
-                Some(()) => {
-                    info!("SIGHUP: reloading");
-                    reloaders.reload();
-                }
-                None => return,
-            },
+            () = shutdown.cancelled() => return,
+            () = reloads.notified() => {
+                info!("SIGHUP: reloading");
+                reloaders.reload();
+            }
         }
     }
 }
