@@ -65,8 +65,6 @@ pub struct DiskStore {
     commit_lock: Mutex<Replication>,
     /// Where the store keeps a copy, once attached ([`Store::replicate_to`]).
     replica: OnceLock<Arc<dyn Replica>>,
-    /// Declared last: released only after the database is closed.
-    _lock: DirLock,
 }
 
 impl std::fmt::Debug for DiskStore {
@@ -97,7 +95,15 @@ impl DiskStore {
             // bounds both the restart time and the disk a steady queue workload takes.
             .max_journaling_size(64 * 1024 * 1024)
             .open()
-            .map_err(|e| open_error(&path, e))?;
+            .map_err(|e| match e {
+                // Open elsewhere: the lock file names who.
+                fjall::Error::Locked => StoreError::Locked {
+                    path: data_dir.to_owned(),
+                    holder: lock.holder(),
+                },
+                e => open_error(&path, e),
+            })?;
+        lock.opened()?;
         let meta = open_keyspace(&db, &path, "meta")?;
         check_version(&db, &meta, &path, existed)?;
         let [a, b, c, d, e] = Kind::ALL.map(|k| open_keyspace(&db, &path, k.name()));
@@ -112,7 +118,6 @@ impl DiskStore {
             },
             commit_lock: Mutex::new(Replication::default()),
             replica: OnceLock::new(),
-            _lock: lock,
         })
     }
 
