@@ -120,10 +120,22 @@ impl Adoption {
             .await
             .map_err(|e| ClusterError::Stream(e.to_string()))?;
         if let Some(e) = adopted.filter(|e| e.operation == kv::Operation::Put) {
+            // Being adopted right now: forgetting before the adopter is done would let its
+            // final word land on a key this node has purged, and be read at its next start
+            // as an adoption of what it holds by then.
+            let by = match Claim::parse(&e.value) {
+                Some(Claim::Adopting(holders)) => this.adopted_by(&mine).await.map_err(|e| {
+                    ClusterError::Stream(format!(
+                        "this node's sessions are being adopted by {}, and {e}: start it again once that is done",
+                        holders[0]
+                    ))
+                })?,
+                _ => String::from_utf8_lossy(&e.value).into_owned(),
+            };
             let forgotten = this.broker.forget_sessions();
             info!(
                 forgotten,
-                by = %String::from_utf8_lossy(&e.value),
+                %by,
                 "this node's sessions were adopted while it was away: forgot them here"
             );
             super::setup::retrying(BUCKET, || this.adoptions.purge(&mine))
