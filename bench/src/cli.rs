@@ -54,8 +54,9 @@ pub(crate) struct Cli {
     /// Messages the fan-out publisher sends (each reaches every subscriber).
     #[arg(long, default_value_t = 10_000)]
     pub(crate) fan_out_messages: u64,
-    /// QoS 1 messages for each cross-transport flow (TCP -> WS, WS -> TCP).
-    #[arg(long, default_value_t = 10_000)]
+    /// QoS 1 messages for each cross-transport flow (TCP -> WS, WS -> TCP); as many as the
+    /// other QoS 1 pairs: at 10,000 a run lasted 12-25 ms, too short to rank brokers.
+    #[arg(long, default_value_t = 50_000)]
     pub(crate) cross_messages: u64,
     /// Payload size in bytes (16 to 65536; the first 16 carry ids and a timestamp).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(16..=65536))]
