@@ -6,6 +6,17 @@ use crate::text::with_number;
 use crate::{PacketType, ProtocolVersion, ReasonCode, TopicError};
 use alloc::string::String;
 
+/// A decode error's text (a field name, the rule it cites), or `""` with the `terse-errors`
+/// feature: a client that discards decode errors (the browser package) then carries none of
+/// these strings. Every construction of an error with such a text goes through here.
+pub(crate) const fn text(t: &'static str) -> &'static str {
+    if cfg!(feature = "terse-errors") {
+        ""
+    } else {
+        t
+    }
+}
+
 /// Why bytes received from a peer are not a valid packet.
 ///
 /// Every variant closes the connection; [`DecodeError::reason_code`] says

@@ -264,23 +264,23 @@ impl SubscriptionOptions {
     pub(crate) fn from_byte(b: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
         if version.is_v5() {
             if b & 0b1100_0000 != 0 {
-                return Err(DecodeError::Malformed(
+                return Err(DecodeError::Malformed(crate::error::text(
                     "reserved bits of subscription options set [MQTT-3.8.3-5]",
-                ));
+                )));
             }
         } else if b & 0b1111_1100 != 0 {
-            return Err(DecodeError::Malformed(
+            return Err(DecodeError::Malformed(crate::error::text(
                 "reserved bits of requested QoS set [MQTT-3.8.3-4]",
-            ));
+            )));
         }
         let retain_handling = match (b >> 4) & 0b11 {
             0 => RetainHandling::SendAtSubscribe,
             1 => RetainHandling::SendIfNew,
             2 => RetainHandling::DoNotSend,
             _ => {
-                return Err(DecodeError::Protocol(
+                return Err(DecodeError::Protocol(crate::error::text(
                     "retain handling 3 is reserved [MQTT-3.8.3-5]",
-                ))
+                )))
             }
         };
         Ok(Self {

@@ -46,7 +46,7 @@ impl Reader {
         if self.buf.len() < n {
             return Err(DecodeError::Truncated {
                 packet: self.packet,
-                field,
+                field: crate::error::text(field),
             });
         }
         Ok(())
@@ -75,7 +75,7 @@ impl Reader {
             }
             None => Err(DecodeError::Truncated {
                 packet: self.packet,
-                field,
+                field: crate::error::text(field),
             }),
         }
     }

@@ -4,9 +4,9 @@
 //! - [`engine`]: the whole client as a state machine with no I/O (tested natively);
 //! - `runtime` (wasm32 only): the browser's WebSocket, a timer that background-tab throttling
 //!   does not stall, the `online`/`offline` events, driving the engine;
-//! - the APIs on top: [`Client`] for Rust (the Yew web app) and the JavaScript API exported
-//!   with wasm-bindgen (the default `js` feature), packaged for npm as `aviary-mqtt` by
-//!   `cargo xtask npm`.
+//! - the APIs on top: [`Client`] for Rust (the Yew web app) and the JavaScript API (the
+//!   default `js` feature): plain JavaScript in `npm/api.js` over one wasm-bindgen export,
+//!   [`js_api::Engine`], packaged for npm as `aviary-mqtt` by `cargo xtask npm`.
 
 // No `std` outside tests: the crate needs only `alloc`, and the npm package (feature `npm`) is
 // linked without the standard library at all. Its panic machinery formats messages with
@@ -21,6 +21,9 @@ extern crate alloc;
 extern crate std;
 
 pub mod engine;
+// The JavaScript API's wire format; compiled everywhere so that its tests run natively.
+#[cfg_attr(not(all(target_arch = "wasm32", feature = "js")), allow(dead_code))]
+mod fields;
 // Used by the browser layers only; compiled everywhere so that its tests run natively.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod text;
@@ -57,6 +60,7 @@ mod rust_api;
 
 #[cfg(target_arch = "wasm32")]
 pub use rust_api::{Client, ClientEvent, Completion, EventStream, Message};
-/// The JavaScript API; behind the default `js` feature, which Rust users can turn off.
+/// The wasm side of the JavaScript API; behind the default `js` feature, which Rust users can
+/// turn off.
 #[cfg(all(target_arch = "wasm32", feature = "js"))]
 pub mod js_api;

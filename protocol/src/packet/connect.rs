@@ -76,9 +76,9 @@ impl Connect {
         };
         let flags = r.u8("connect flags")?;
         if flags & 0x01 != 0 {
-            return Err(DecodeError::Malformed(
+            return Err(DecodeError::Malformed(crate::error::text(
                 "reserved connect flag is set [MQTT-3.1.2-3]",
-            ));
+            )));
         }
         let will_flag = flags & 0x04 != 0;
         let will_qos = QoS::from_bits((flags >> 3) & 0b11, "in the will [MQTT-3.1.2-12]")?;
@@ -86,19 +86,19 @@ impl Connect {
         let has_password = flags & 0x40 != 0;
         let has_username = flags & 0x80 != 0;
         if !will_flag && will_qos != QoS::AtMostOnce {
-            return Err(DecodeError::Malformed(
+            return Err(DecodeError::Malformed(crate::error::text(
                 "will QoS without will flag [MQTT-3.1.2-11]",
-            ));
+            )));
         }
         if !will_flag && will_retain {
-            return Err(DecodeError::Malformed(
+            return Err(DecodeError::Malformed(crate::error::text(
                 "will retain without will flag [MQTT-3.1.2-13]",
-            ));
+            )));
         }
         if !protocol.is_v5() && has_password && !has_username {
-            return Err(DecodeError::Malformed(
+            return Err(DecodeError::Malformed(crate::error::text(
                 "password flag without user name flag [MQTT-3.1.2-22]",
-            ));
+            )));
         }
         let keep_alive = r.u16("keep alive")?;
         let properties = if protocol.is_v5() {
@@ -203,9 +203,9 @@ impl ConnAck {
     pub(crate) fn read(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let flags = r.u8("acknowledge flags")?;
         if flags & 0xFE != 0 {
-            return Err(DecodeError::Malformed(
+            return Err(DecodeError::Malformed(crate::error::text(
                 "reserved CONNACK flags are set [MQTT-3.2.2-1]",
-            ));
+            )));
         }
         let code = r.u8("reason code")?;
         let reason_code = if version.is_v5() {
@@ -220,9 +220,9 @@ impl ConnAck {
         // "not used" (3.1 section 3.2), so bit 0 means nothing there.
         let session_present = flags & 0x01 != 0 && version != ProtocolVersion::V3_1;
         if session_present && reason_code.is_error() {
-            return Err(DecodeError::Protocol(
+            return Err(DecodeError::Protocol(crate::error::text(
                 "session present with an error code [MQTT-3.2.2-6]",
-            ));
+            )));
         }
         let properties = if version.is_v5() {
             ConnAckProperties::read(r)?

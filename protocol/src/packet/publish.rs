@@ -59,9 +59,9 @@ impl Publish {
         let qos = QoS::from_bits((flags >> 1) & 0b11, "in PUBLISH [MQTT-3.3.1-4]")?;
         let dup = flags & 0x08 != 0;
         if dup && qos == QoS::AtMostOnce {
-            return Err(DecodeError::Malformed(
+            return Err(DecodeError::Malformed(crate::error::text(
                 "DUP set on a QoS 0 PUBLISH [MQTT-3.3.1-2]",
-            ));
+            )));
         }
         let topic = r.string("topic name")?;
         let packet_id = if qos == QoS::AtMostOnce {

@@ -42,16 +42,16 @@ impl Subscribe {
             let filter = TopicFilter::new(r.string("topic filter")?)?;
             let options = SubscriptionOptions::from_byte(r.u8("subscription options")?, version)?;
             if options.no_local && version.is_v5() && filter.shared().is_some() {
-                return Err(DecodeError::Protocol(
+                return Err(DecodeError::Protocol(crate::error::text(
                     "No Local on a shared subscription [MQTT-3.8.3-4]",
-                ));
+                )));
             }
             filters.push((filter, options));
         }
         if filters.is_empty() {
-            return Err(DecodeError::Protocol(
+            return Err(DecodeError::Protocol(crate::error::text(
                 "SUBSCRIBE without a topic filter [MQTT-3.8.3-2]",
-            ));
+            )));
         }
         Ok(Self {
             packet_id,
@@ -112,9 +112,9 @@ impl SubAck {
             )?);
         }
         if reason_codes.is_empty() {
-            return Err(DecodeError::Protocol(
+            return Err(DecodeError::Protocol(crate::error::text(
                 "SUBACK without a reason code [MQTT-3.9.3-1]",
-            ));
+            )));
         }
         Ok(Self {
             packet_id,
@@ -169,9 +169,9 @@ impl Unsubscribe {
             filters.push(TopicFilter::new(r.string("topic filter")?)?);
         }
         if filters.is_empty() {
-            return Err(DecodeError::Protocol(
+            return Err(DecodeError::Protocol(crate::error::text(
                 "UNSUBSCRIBE without a topic filter [MQTT-3.10.3-2]",
-            ));
+            )));
         }
         Ok(Self {
             packet_id,

@@ -52,7 +52,9 @@ impl ConnectProperties {
                 ),
                 id::MAXIMUM_PACKET_SIZE => {
                     let v = NonZeroU32::new(r.u32("maximum packet size")?).ok_or(
-                        DecodeError::Protocol("maximum packet size 0 [MQTT-3.1.2-24]"),
+                        DecodeError::Protocol(crate::error::text(
+                            "maximum packet size 0 [MQTT-3.1.2-24]",
+                        )),
                     )?;
                     once(&mut p.maximum_packet_size, v, id, packet)
                 }
@@ -85,9 +87,9 @@ impl ConnectProperties {
             }
         })?;
         if p.authentication_data.is_some() && p.authentication_method.is_none() {
-            return Err(DecodeError::Protocol(
+            return Err(DecodeError::Protocol(crate::error::text(
                 "authentication data without authentication method [MQTT-3.1.2-28]",
-            ));
+            )));
         }
         Ok(p)
     }
@@ -192,9 +194,9 @@ impl ConnAckProperties {
                         0 => QoS::AtMostOnce,
                         1 => QoS::AtLeastOnce,
                         _ => {
-                            return Err(DecodeError::Protocol(
+                            return Err(DecodeError::Protocol(crate::error::text(
                                 "maximum QoS must be 0 or 1 [MQTT-3.2.2-9]",
-                            ))
+                            )))
                         }
                     };
                     once(&mut p.maximum_qos, q, id, packet)
@@ -204,7 +206,9 @@ impl ConnAckProperties {
                 }
                 id::MAXIMUM_PACKET_SIZE => {
                     let v = NonZeroU32::new(r.u32("maximum packet size")?).ok_or(
-                        DecodeError::Protocol("maximum packet size 0 [MQTT-3.2.2-9]"),
+                        DecodeError::Protocol(crate::error::text(
+                            "maximum packet size 0 [MQTT-3.2.2-9]",
+                        )),
                     )?;
                     once(&mut p.maximum_packet_size, v, id, packet)
                 }

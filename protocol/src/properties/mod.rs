@@ -60,8 +60,11 @@ pub(crate) fn read_block(
     while !block.is_empty() {
         // Identifiers are variable byte integers, but all defined ones fit one byte.
         let id = block.varint("property identifier")?;
-        let id = u8::try_from(id)
-            .map_err(|_| DecodeError::Malformed("unknown property identifier [MQTT-2.2.2]"))?;
+        let id = u8::try_from(id).map_err(|_| {
+            DecodeError::Malformed(crate::error::text(
+                "unknown property identifier [MQTT-2.2.2]",
+            ))
+        })?;
         f(id, &mut block)?;
     }
     Ok(())
@@ -144,9 +147,9 @@ fn flag(r: &mut Reader, field: &'static str) -> Result<bool, DecodeError> {
     match r.u8(field)? {
         0 => Ok(false),
         1 => Ok(true),
-        _ => Err(DecodeError::Protocol(
+        _ => Err(DecodeError::Protocol(crate::error::text(
             "a boolean property must be 0 or 1 [MQTT-2.2.2]",
-        )),
+        ))),
     }
 }
 
@@ -155,7 +158,7 @@ fn non_zero_u16(
     field: &'static str,
     rule: &'static str,
 ) -> Result<NonZeroU16, DecodeError> {
-    NonZeroU16::new(r.u16(field)?).ok_or(DecodeError::Protocol(rule))
+    NonZeroU16::new(r.u16(field)?).ok_or(DecodeError::Protocol(crate::error::text(rule)))
 }
 
 fn user_property(r: &mut Reader) -> Result<UserProperty, DecodeError> {
@@ -167,7 +170,7 @@ fn user_property(r: &mut Reader) -> Result<UserProperty, DecodeError> {
 
 fn subscription_identifier(r: &mut Reader) -> Result<NonZeroU32, DecodeError> {
     NonZeroU32::new(r.varint("subscription identifier")?).ok_or(DecodeError::Protocol(
-        "subscription identifier 0 [MQTT-3.8.2-1]",
+        crate::error::text("subscription identifier 0 [MQTT-3.8.2-1]"),
     ))
 }
 

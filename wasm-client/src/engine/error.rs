@@ -9,33 +9,34 @@ use core::fmt;
 
 use aviary_protocol::ReasonCode;
 
-/// What went wrong, as a stable code.
+/// What went wrong, as a stable code. The JavaScript API passes a kind to JavaScript as its
+/// number (`CODES` in `wasm-client/npm/api.js` lists the codes in this order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     /// The broker refused the connection: CONNACK carried an error reason code.
-    ConnectionRefused,
+    ConnectionRefused = 0,
     /// The transport did not open, or CONNACK did not arrive, within `connectTimeout`.
-    ConnectTimeout,
+    ConnectTimeout = 1,
     /// The broker did not answer a PINGREQ within one keep-alive interval.
-    KeepAliveTimeout,
+    KeepAliveTimeout = 2,
     /// The WebSocket closed or failed.
-    ConnectionLost,
+    ConnectionLost = 3,
     /// The broker closed the connection with a DISCONNECT packet.
-    ServerDisconnect,
+    ServerDisconnect = 4,
     /// The broker sent a malformed packet or broke the protocol.
-    Protocol,
+    Protocol = 5,
     /// PUBACK, PUBREC or PUBCOMP carried an error reason code.
-    PublishFailed,
+    PublishFailed = 6,
     /// SUBACK refused at least one topic filter.
-    SubscribeFailed,
+    SubscribeFailed = 7,
     /// UNSUBACK carried an error reason code.
-    UnsubscribeFailed,
+    UnsubscribeFailed = 8,
     /// The offline queue was full: this message was dropped to make room (oldest first).
-    QueueFull,
+    QueueFull = 9,
     /// The client was ended (`end()` / `disconnect()`) before the operation completed.
-    ClientEnded,
+    ClientEnded = 10,
     /// The caller passed something invalid: a bad topic, QoS, option or an oversized packet.
-    InvalidArgument,
+    InvalidArgument = 11,
 }
 
 impl ErrorKind {

@@ -1,323 +1,284 @@
-//! The JavaScript API (the `aviary-mqtt` npm package), shaped like MQTT.js:
+//! The wasm side of the JavaScript API (the `aviary-mqtt` npm package).
 //!
-//! ```js
-//! const client = await connect("ws://localhost:8080/mqtt", { clientId, keepalive: 30 });
-//! client.on("message", (topic, payload, packet) => { ... });
-//! await client.subscribe("pets/+/location", { qos: 1 });
-//! await client.publish("pets/1/status", JSON.stringify({ online: true }), { qos: 1, retain: true });
-//! await client.end();
-//! ```
-//!
-//! Promises resolve on the broker's acknowledgement and reject with an `MqttError`
-//! (`code`, `reasonCode`, `message`). Types for every option, event and packet are written by
-//! hand in [`typescript`], because wasm-bindgen only sees `JsValue`.
-
-use alloc::borrow::ToOwned;
-use alloc::string::String;
-use alloc::vec;
-use alloc::vec::Vec;
-
-pub mod compat;
-mod convert;
-mod hooks;
-mod options;
-mod typescript;
+//! The API users see — `connect()`, `MqttClient` with `on`/`subscribe`/`publish`/`end`,
+//! MQTT.js-shaped packets, `MqttError` — is plain JavaScript shipped in the package
+//! (`wasm-client/npm/api.js`): it checks the options, keeps the listeners and the promises,
+//! and builds every JavaScript object. It drives one [`Engine`] per client through a narrow
+//! interface of numbers, strings and byte arrays: options and MQTT 5 properties travel as
+//! field lists (`crate::fields`), and the engine reports everything through one callback
+//! ([`sink`]). Built in Rust with `Reflect`, that layer was about a sixth of the module.
+//! Types for every option, event and packet are written by hand in [`typescript`].
 
 use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
 
+use aviary_protocol::properties::id;
 use aviary_protocol::{
-    Publish, RetainHandling, SubscribeProperties, SubscriptionOptions, TopicFilter,
+    LastWill, MessageProperties, ProtocolVersion, Publish, QoS, RetainHandling,
+    SubscribeProperties, SubscriptionOptions, TopicFilter, TopicName, WillProperties,
 };
-use js_sys::{Array, Function, Promise};
+use bytes::Bytes;
 use wasm_bindgen::prelude::*;
 
-use self::hooks::{EventKind, JsHooks, ReplyKind};
-use self::options::{
-    get, get_qos, get_u32, message_properties, parse_options, to_bytes, type_error,
-    user_properties, JsResult,
-};
-use crate::engine::{MqttError, Token};
+use crate::engine::Options;
+use crate::fields::{connect_property, message_property, opt, Reader};
 use crate::runtime::Driver;
 
-// The exported items are documented with plain comments: wasm-bindgen copies doc comments
-// into the package's JavaScript glue (about 1 KiB gzipped), and their documentation for users
-// is the hand-written TypeScript declarations (`typescript.rs`), which editors show.
+mod sink;
+mod typescript;
 
-// Connects to `url` (`ws://` or `wss://`, usually ending in `/mqtt`) and resolves with the
-// client once the broker accepts; rejects with an `MqttError` if the first attempt fails
-// (the client is then ended). Later losses reconnect automatically.
-#[allow(missing_docs)]
-#[wasm_bindgen(skip_typescript, skip_jsdoc)]
-pub fn connect(url: String, options: JsValue) -> JsResult<Promise> {
-    let (options, fns) = parse_options(&options)?;
-    let hooks = Rc::new(JsHooks::new(fns));
-    let mut promise_parts = None;
-    let promise = Promise::new(&mut |resolve, reject| promise_parts = Some((resolve, reject)));
-    hooks.await_connect(promise_parts);
-    let driver = Driver::start(url, options, hooks.clone());
-    let client = MqttClient {
-        driver: driver.clone(),
-        hooks: hooks.clone(),
-    };
-    hooks.attach(&driver, client.into());
-    Ok(promise)
+use sink::JsHooks;
+pub use sink::Sink;
+
+type JsResult<T> = Result<T, JsValue>;
+
+fn type_error(msg: &str) -> JsValue {
+    js_sys::TypeError::new(msg).into()
 }
 
-// A connected client. See the TypeScript declarations for the full contract.
+// One client: the driver and the hooks that report to its JavaScript object. Not part of the
+// documented API (see `npm/api.js`).
+// (Plain comments on the exports: wasm-bindgen would copy doc comments into the glue.)
 #[allow(missing_docs)]
 #[wasm_bindgen(skip_typescript)]
-pub struct MqttClient {
+pub struct Engine {
     driver: Rc<Driver>,
     hooks: Rc<JsHooks>,
 }
 
 #[allow(missing_docs)]
 #[wasm_bindgen]
-impl MqttClient {
-    // Adds a listener for `connect`, `reconnect`, `close`, `offline`, `error`, `end` or
-    // `message`.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn on(&self, event: &str, listener: Function) -> JsResult<()> {
-        self.hooks.add(EventKind::parse(event)?, listener, false);
-        Ok(())
+impl Engine {
+    // Starts connecting to `url` with the options in the field list `fields`; events go to
+    // `sink.e` from now on (the first ones during this call). Throws a `TypeError` for an
+    // invalid will topic, the one option only Rust checks.
+    #[wasm_bindgen(constructor, skip_jsdoc)]
+    pub fn new(url: String, fields: &[u8], sink: Sink) -> JsResult<Engine> {
+        let options = options(fields)?;
+        let hooks = Rc::new(JsHooks::new(sink));
+        let driver = Driver::start(url, options, hooks.clone());
+        Ok(Engine { driver, hooks })
     }
 
-    // Adds a listener called at most once.
+    // Publishes; returns the operation's token (0: failed at once, already reported).
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn once(&self, event: &str, listener: Function) -> JsResult<()> {
-        self.hooks.add(EventKind::parse(event)?, listener, true);
-        Ok(())
-    }
-
-    // Removes a listener added with `on` or `once`.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn off(&self, event: &str, listener: &Function) -> JsResult<()> {
-        self.hooks.remove(EventKind::parse(event)?, listener);
-        Ok(())
-    }
-
-    // Subscribes to a topic filter, an array of them, or an object `{ filter: { qos } }`,
-    // with `{ qos, noLocal, retainAsPublished, retainHandling, subscriptionIdentifier,
-    // userProperties }` (the last two MQTT 5 SUBSCRIBE properties, for the whole call).
-    // Resolves with `[{ topic, qos }]`; rejects if the broker refuses any filter.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn subscribe(&self, topics: JsValue, options: JsValue) -> JsResult<Promise> {
-        let filters = subscriptions(&topics, &options)?;
-        let properties = subscribe_properties(&options)?;
-        let names = filters.iter().map(|(f, _)| f.as_str().to_owned()).collect();
-        let token = self
-            .driver
-            .call(|m, now| m.subscribe_with(filters, properties, now));
-        Ok(self.reply(token, ReplyKind::Subscribe(names)))
-    }
-
-    // Unsubscribes from a topic filter or an array of them, with `{ userProperties }` (MQTT 5).
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn unsubscribe(&self, topics: JsValue, options: JsValue) -> JsResult<Promise> {
-        let mut filters = Vec::new();
-        for t in topic_list(&topics)? {
-            filters.push(topic_filter(t)?);
-        }
-        let props = user_properties(&options)?;
-        let token = self
-            .driver
-            .call(|m, now| m.unsubscribe_with(filters, props, now));
-        Ok(self.reply(token, ReplyKind::Done))
-    }
-
-    // Publishes `payload` (string, `Uint8Array` or `ArrayBuffer`) with `{ qos, retain,
-    // properties }`. Resolves once written (QoS 0), on PUBACK (1) or PUBCOMP (2); while
-    // offline the message waits in the bounded offline queue.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn publish(&self, topic: String, payload: JsValue, options: JsValue) -> JsResult<Promise> {
-        let mut message = Publish::new(topic, to_bytes(&payload, "payload")?);
-        message.qos = get_qos(&options)?;
-        message.retain = get(&options, "retain").is_some_and(|r| r.is_truthy());
-        if let Some(props) = get(&options, "properties") {
-            message.properties.message = message_properties(&props)?;
+    pub fn publish(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+        qos: u8,
+        retain: bool,
+        props: Option<Vec<u8>>,
+    ) -> u32 {
+        let mut message = Publish::new(topic, payload);
+        message.qos = qos_from(u32::from(qos));
+        message.retain = retain;
+        if let Some(props) = props {
+            let mut r = Reader::new(&props);
+            while let Some(id) = r.next_id() {
+                message_property(
+                    &mut message.properties.message,
+                    id,
+                    id::USER_PROPERTY,
+                    &mut r,
+                );
+            }
         }
         let token = self.driver.call(|m, now| m.publish(message, now));
-        Ok(self.reply(token, ReplyKind::Done))
+        self.hooks.token(token)
     }
 
-    // Disconnects cleanly (the broker discards the will) and stops reconnecting. Graceful by
-    // default: outgoing QoS 1/2 messages in flight get `{ timeout }` ms (default 5000) to be
-    // acknowledged first; `end(true)` drops them at once. Resolves once the client has ended;
-    // whatever is still pending rejects with `CLIENT_ENDED`.
+    // Subscribes to the filters of the field list, each with its options byte, with its
+    // MQTT 5 SUBSCRIBE properties. Throws a `TypeError` for an invalid filter.
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn end(&self, force: JsValue, options: JsValue) -> JsResult<Promise> {
-        let timeout = get_u32(&options, "timeout")?.unwrap_or(DEFAULT_END_TIMEOUT_MS);
-        if self.driver.read(|m| m.is_ended()) {
-            return Ok(Promise::resolve(&JsValue::UNDEFINED));
+    pub fn subscribe(&self, fields: &[u8]) -> JsResult<u32> {
+        let mut filters: Vec<(TopicFilter, SubscriptionOptions)> = Vec::new();
+        let mut props = SubscribeProperties::default();
+        let mut r = Reader::new(fields);
+        while let Some(field) = r.next_id() {
+            match field {
+                opt::FILTER => {
+                    let filter = topic_filter(r.string())?;
+                    filters.push((filter, SubscriptionOptions::default()));
+                }
+                opt::FILTER_OPTIONS => {
+                    let o = subscription_options(r.num());
+                    if let Some(last) = filters.last_mut() {
+                        last.1 = o;
+                    }
+                }
+                id::SUBSCRIPTION_IDENTIFIER => {
+                    props.subscription_identifier = core::num::NonZeroU32::new(r.num());
+                }
+                _ => props.user_properties.push(r.user_property()),
+            }
         }
-        let mut resolve = None;
-        let promise = Promise::new(&mut |r, _| resolve = Some(r));
-        if let Some(r) = resolve {
-            // The `end` event settles it, now (nothing in flight) or after the acks.
-            self.hooks.add(EventKind::End, r, true);
+        let token = self
+            .driver
+            .call(|m, now| m.subscribe_with(filters, props, now));
+        Ok(self.hooks.token(token))
+    }
+
+    // Unsubscribes from the filters of the field list, with MQTT 5 user properties.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn unsubscribe(&self, fields: &[u8]) -> JsResult<u32> {
+        let mut filters = Vec::new();
+        let mut users = Vec::new();
+        let mut r = Reader::new(fields);
+        while let Some(field) = r.next_id() {
+            match field {
+                opt::FILTER => filters.push(topic_filter(r.string())?),
+                _ => users.push(r.user_property()),
+            }
         }
-        if force.is_truthy() {
+        let token = self
+            .driver
+            .call(|m, now| m.unsubscribe_with(filters, users, now));
+        Ok(self.hooks.token(token))
+    }
+
+    // Carries out what the last call asked for; the JavaScript side calls it once it has
+    // registered the promise of the token that call returned.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn pump(&self) {
+        self.driver.pump();
+    }
+
+    // Ends the client: at once (`force`), or after what is in flight, for at most `timeout`
+    // ms.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn end(&self, force: bool, timeout: u32) {
+        if force {
             self.driver.with(|m, now| m.disconnect(now));
         } else {
             self.driver.with(|m, now| m.end_gracefully(timeout, now));
         }
-        Ok(promise)
     }
 
-    // Whether the broker has accepted the current connection.
-    #[wasm_bindgen(getter, skip_jsdoc)]
-    pub fn connected(&self) -> bool {
-        self.driver.read(|m| m.is_connected())
+    // Answers the AUTH challenge of `attempt` with `data`, or fails it (`None`).
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn auth(&self, attempt: u32, data: Option<Vec<u8>>) {
+        match data {
+            Some(d) => self
+                .driver
+                .with(|m, now| m.answer_auth(attempt, Bytes::from(d), now)),
+            None => self.driver.with(|m, now| m.fail_auth(attempt, now)),
+        }
     }
 
-    // Whether the client is between connections, trying again.
-    #[wasm_bindgen(getter, skip_jsdoc)]
-    pub fn reconnecting(&self) -> bool {
-        self.driver.read(|m| m.is_reconnecting())
+    // Connected (1), reconnecting (2), ended (4), timer in a worker (8), and the number of
+    // queued publishes from bit 4 up: the client's getters in one call.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn state(&self) -> f64 {
+        let in_worker = u64::from(self.driver.timer_in_worker());
+        let bits = self.driver.read(|m| {
+            u64::from(m.is_connected())
+                | (u64::from(m.is_reconnecting()) << 1)
+                | (u64::from(m.is_ended()) << 2)
+                | ((m.queued() as u64) << 4)
+        });
+        (bits | (in_worker << 3)) as f64
     }
 
-    // Milliseconds until the next connection attempt while waiting out the reconnect backoff
-    // (for a countdown, e.g. read it in the `offline` or `close` listener); `null` while
-    // connected, connecting, offline or ended.
-    #[wasm_bindgen(getter, js_name = nextAttemptInMs, skip_jsdoc)]
-    pub fn next_attempt_in_ms(&self) -> Option<f64> {
+    // Milliseconds until the next attempt while waiting out the backoff, else -1.
+    #[wasm_bindgen(js_name = nextAttempt, skip_jsdoc)]
+    pub fn next_attempt(&self) -> f64 {
         self.driver
             .call(|m, now| m.next_attempt_in(now))
-            .map(|ms| ms as f64)
-    }
-
-    // Publishes waiting in the offline queue.
-    #[wasm_bindgen(getter, js_name = queuedCount, skip_jsdoc)]
-    pub fn queued_count(&self) -> usize {
-        self.driver.read(|m| m.queued())
+            .map_or(-1.0, |ms| ms as f64)
     }
 
     // The client id in use (generated, given, or assigned by the broker).
-    #[wasm_bindgen(getter, js_name = clientId, skip_jsdoc)]
+    #[wasm_bindgen(js_name = clientId, skip_jsdoc)]
     pub fn client_id(&self) -> String {
         self.driver.read(|m| m.options().client_id.clone())
     }
-
-    // Whether keep-alive runs on a Worker timer, immune to background-tab throttling.
-    #[wasm_bindgen(getter, js_name = timerInWorker, skip_jsdoc)]
-    pub fn timer_in_worker(&self) -> bool {
-        self.driver.timer_in_worker()
-    }
 }
 
-impl core::fmt::Debug for MqttClient {
+impl core::fmt::Debug for Engine {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("MqttClient").finish_non_exhaustive()
+        f.debug_struct("Engine").finish_non_exhaustive()
     }
-}
-
-impl MqttClient {
-    /// A promise for `token`. The engine call was made without pumping, so the completion
-    /// (even an immediate one) is delivered after the promise is registered.
-    fn reply(&self, token: Result<Token, MqttError>, kind: ReplyKind) -> Promise {
-        let promise = match token {
-            Ok(token) => {
-                let mut parts = None;
-                let p = Promise::new(&mut |resolve, reject| parts = Some((resolve, reject)));
-                if let Some((resolve, reject)) = parts {
-                    self.hooks.await_reply(token, resolve, reject, kind);
-                }
-                p
-            }
-            Err(e) => Promise::reject(&convert::error(&e)),
-        };
-        self.driver.pump();
-        promise
-    }
-}
-
-// The argument readers below push in plain loops: collecting into a `Result<Vec<_>, _>`
-// costs the package about 0.5 KB per use.
-
-/// Topic strings from a string or an array of strings.
-fn topic_list(topics: &JsValue) -> JsResult<Vec<String>> {
-    if let Some(t) = topics.as_string() {
-        return Ok(vec![t]);
-    }
-    if Array::is_array(topics) {
-        let mut list = Vec::new();
-        // Checked to be an array just above: no need for `Array.from`'s copy (and import).
-        for t in topics.unchecked_ref::<Array>().iter() {
-            list.push(
-                t.as_string()
-                    .ok_or_else(|| type_error("topics must be strings"))?,
-            );
-        }
-        return Ok(list);
-    }
-    Err(type_error("expected a topic string or an array of them"))
 }
 
 fn topic_filter(topic: String) -> JsResult<TopicFilter> {
     TopicFilter::new(topic).map_err(|e| type_error(&e.message()))
 }
 
-/// Subscription options: `qos`, and MQTT.js's `nl` (no local), `rap` (retain as published)
-/// and `rh` (retain handling), each also under its full name (`noLocal`, ...).
-fn subscription_options(o: &JsValue) -> JsResult<SubscriptionOptions> {
-    let flag = |short: &str, long: &str| {
-        get(o, short)
-            .or_else(|| get(o, long))
-            .is_some_and(|v| v.is_truthy())
-    };
-    let mut s = SubscriptionOptions::qos(get_qos(o)?);
-    s.no_local = flag("nl", "noLocal");
-    s.retain_as_published = flag("rap", "retainAsPublished");
-    let rh = get(o, "rh").or_else(|| get(o, "retainHandling"));
-    s.retain_handling = match rh.and_then(|v| v.as_f64()) {
-        Some(1.0) => RetainHandling::SendIfNew,
-        Some(2.0) => RetainHandling::DoNotSend,
+fn qos_from(n: u32) -> QoS {
+    match n {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    }
+}
+
+/// The subscription options byte of SUBSCRIBE: QoS, no local, retain as published, retain
+/// handling.
+fn subscription_options(b: u32) -> SubscriptionOptions {
+    let mut o = SubscriptionOptions::qos(qos_from(b & 3));
+    o.no_local = b & 4 != 0;
+    o.retain_as_published = b & 8 != 0;
+    o.retain_handling = match (b >> 4) & 3 {
+        1 => RetainHandling::SendIfNew,
+        2 => RetainHandling::DoNotSend,
         _ => RetainHandling::SendAtSubscribe,
     };
-    Ok(s)
+    o
 }
 
-/// How long `end()` waits for in-flight messages by default, in ms.
-const DEFAULT_END_TIMEOUT_MS: u32 = 5_000;
-
-/// MQTT 5 SUBSCRIBE properties from `{ subscriptionIdentifier, userProperties }`.
-fn subscribe_properties(o: &JsValue) -> JsResult<SubscribeProperties> {
-    let id = match get_u32(o, "subscriptionIdentifier")? {
-        // The protocol's range: a variable byte integer from 1 [MQTT-3.8.2.1.2].
-        Some(n @ 1..=268_435_455) => core::num::NonZeroU32::new(n),
-        Some(_) => {
-            let msg = "`subscriptionIdentifier` must be an integer from 1 to 268435455";
-            return Err(type_error(msg));
+/// Client options from the field list the JavaScript side checked and wrote.
+fn options(fields: &[u8]) -> JsResult<Options> {
+    let mut o = Options::default();
+    let mut will = None;
+    let (mut will_payload, mut will_qos, mut will_retain) = (Bytes::new(), 0, false);
+    let mut will_props = WillProperties::default();
+    let mut r = Reader::new(fields);
+    while let Some(field) = r.next_id() {
+        match field {
+            opt::CLIENT_ID => o.client_id = r.string(),
+            opt::PROTOCOL_VERSION => {
+                if r.num() == 5 {
+                    o.protocol = ProtocolVersion::V5;
+                }
+            }
+            opt::CLEAN => o.clean_start = r.flag(),
+            opt::KEEPALIVE => o.keep_alive = r.num() as u16,
+            opt::USERNAME => o.username = Some(r.string()),
+            opt::PASSWORD => o.password = Some(Bytes::copy_from_slice(r.bytes())),
+            opt::CONNECT_TIMEOUT => o.connect_timeout_ms = r.num(),
+            opt::RECONNECT_PERIOD => match r.num() {
+                0 => o.reconnect.enabled = false,
+                p => o.reconnect.initial_delay_ms = p,
+            },
+            opt::RECONNECT_MAX_PERIOD => o.reconnect.max_delay_ms = r.num(),
+            opt::RESUBSCRIBE => o.resubscribe = r.flag(),
+            opt::QUEUE_MAX_MESSAGES => o.queue.max_messages = r.num() as usize,
+            opt::QUEUE_MAX_BYTES => o.queue.max_bytes = r.num() as usize,
+            opt::WILL_TOPIC => {
+                let topic = TopicName::new(r.string())
+                    .map_err(|e| type_error(&["will.topic: ", &e.message()].concat()))?;
+                will = Some(topic);
+            }
+            opt::WILL_PAYLOAD => will_payload = Bytes::copy_from_slice(r.bytes()),
+            opt::WILL_QOS => will_qos = r.num(),
+            opt::WILL_RETAIN => will_retain = r.flag(),
+            id::WILL_DELAY_INTERVAL => will_props.will_delay_interval = Some(r.num()),
+            field => {
+                let message: &mut MessageProperties = &mut will_props.message;
+                if !message_property(message, field, opt::WILL_USER_PROPERTY, &mut r) {
+                    connect_property(&mut o.properties, field, &mut r);
+                }
+            }
         }
-        None => None,
-    };
-    Ok(SubscribeProperties {
-        subscription_identifier: id,
-        user_properties: user_properties(o)?,
-    })
-}
-
-fn subscriptions(
-    topics: &JsValue,
-    options: &JsValue,
-) -> JsResult<Vec<(TopicFilter, SubscriptionOptions)>> {
-    let mut filters = Vec::new();
-    if topics.is_string() || Array::is_array(topics) {
-        let opts = subscription_options(options)?;
-        for t in topic_list(topics)? {
-            filters.push((topic_filter(t)?, opts));
-        }
-        return Ok(filters);
     }
-    if topics.is_object() {
-        for e in js_sys::Object::entries(topics.unchecked_ref()).iter() {
-            let e: Array = e.unchecked_into();
-            let t = e.get(0).as_string().unwrap_or_default();
-            filters.push((topic_filter(t)?, subscription_options(&e.get(1))?));
-        }
-        return Ok(filters);
-    }
-    Err(type_error(
-        "expected a topic string, an array of them, or { topic: { qos } }",
-    ))
+    o.will = will.map(|topic| LastWill {
+        topic,
+        payload: will_payload,
+        qos: qos_from(will_qos),
+        retain: will_retain,
+        properties: will_props,
+    });
+    Ok(o)
 }
