@@ -87,6 +87,11 @@ pub(crate) trait Backplane: Send + Sync + Debug {
     /// unless the client starts clean (`clean_start`), which ends it there.
     fn claim(&self, client_id: &str, clean_start: bool) -> AckWait;
 
+    /// Whether this node's last claim of `client_id` still holds: no newer one was made
+    /// elsewhere since. A connection whose claim was overtaken before its session was
+    /// registered here (where a takeover finds it) is closed as taken over.
+    fn holds(&self, client_id: &str) -> bool;
+
     /// Filters that gained their first ordinary subscription on this node, and shared groups
     /// (`$share/{group}/{filter}`) their first member here (`true`), or lost their last
     /// (`false`), in order. Must not block: it is called under the routing lock.

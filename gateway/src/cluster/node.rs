@@ -177,6 +177,10 @@ impl Backplane for Node {
         })
     }
 
+    fn holds(&self, client_id: &str) -> bool {
+        self.owners.holds(client_id)
+    }
+
     fn interest(&self, changes: Vec<(Box<str>, bool)>) {
         let _ = self.interest.send(changes);
     }

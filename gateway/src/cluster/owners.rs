@@ -143,6 +143,12 @@ impl Owners {
         )))
     }
 
+    /// Whether this node's claim of `client_id` stands: not overtaken by a later one from
+    /// another node (see [`Owners::seen`]).
+    pub(super) fn holds(&self, client_id: &str) -> bool {
+        self.claims.lock().contains_key(&token(client_id))
+    }
+
     /// A write to the bucket: if another node took a client id this node holds, later than
     /// this node's claim, this node's connection of it goes.
     fn seen(&self, broker: &Broker, entry: &kv::Entry) {

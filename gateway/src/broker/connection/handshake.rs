@@ -84,14 +84,19 @@ where
     // Signed in first: only then may the connection take its client id (and session) from
     // another node.
     let admitted = signed_in.and_then(|s| admit(broker, &connect, &info, s));
+    let mut claimed = false;
     if admitted.is_ok() {
-        if let Err(e) = claim(broker, &connect).await {
-            warn!(error = %e, "connection refused: the cluster did not confirm the client id");
-            let nack = ConnAck::new(ReasonCode::SERVER_UNAVAILABLE, false);
-            let _ = write_packet(wr, &Packet::ConnAck(Box::new(nack)), version).await;
-            return None;
+        match claim(broker, &connect).await {
+            Ok(c) => claimed = c,
+            Err(e) => {
+                warn!(error = %e, "connection refused: the cluster did not confirm the client id");
+                let nack = ConnAck::new(ReasonCode::SERVER_UNAVAILABLE, false);
+                let _ = write_packet(wr, &Packet::ConnAck(Box::new(nack)), version).await;
+                return None;
+            }
         }
     }
+    let client_id = connect.client_id.clone();
     let method = connect.properties.authentication_method.clone();
     match admitted.and_then(|username| accept(broker, connect, username)) {
         Ok((mut ack, opened, params, will_recorded)) => {
@@ -105,6 +110,11 @@ where
             // Registered before the CONNACK goes out, so a client that has
             // its CONNACK always finds itself in the client list.
             broker.client_connected(params.link_id, info, version, &opened.session);
+            // A newer claim made elsewhere while this session was not registered yet found
+            // nothing here to close: it is closed now, as taken over, after its CONNACK.
+            if claimed && broker.backplane().is_some_and(|b| !b.holds(&client_id)) {
+                broker.kick_client(&client_id, ReasonCode::SESSION_TAKEN_OVER);
+            }
             if let Err(e) = write_packet(wr, &Packet::ConnAck(Box::new(ack)), version).await {
                 debug!(error = %e, "connection lost sending CONNACK");
                 broker.client_disconnected(params.link_id);
@@ -213,11 +223,11 @@ where
 }
 
 /// In cluster mode, makes this node the one holding the client id, so that a connection
-/// with the same id on another node is closed (0x8E). An id the broker will assign or
-/// refuse needs no claim. A node cut off from its cluster takes no client.
-async fn claim(broker: &Broker, connect: &Connect) -> Result<(), crate::broker::ForwardError> {
+/// with the same id on another node is closed (0x8E): whether it claimed. An id the broker
+/// will assign or refuse needs no claim. A node cut off from its cluster takes no client.
+async fn claim(broker: &Broker, connect: &Connect) -> Result<bool, crate::broker::ForwardError> {
     let Some(backplane) = broker.backplane() else {
-        return Ok(());
+        return Ok(false);
     };
     if !backplane.accepting() {
         let why = "this node is cut off from its cluster";
@@ -225,9 +235,12 @@ async fn claim(broker: &Broker, connect: &Connect) -> Result<(), crate::broker::
     }
     let id = &connect.client_id;
     if id.is_empty() || id.len() > broker.config().max_client_id_length {
-        return Ok(());
+        return Ok(false);
     }
-    backplane.claim(id, connect.clean_start).await
+    backplane
+        .claim(id, connect.clean_start)
+        .await
+        .map(|()| true)
 }
 
 /// In cluster mode, waits until the cluster holds the connection's will (see
