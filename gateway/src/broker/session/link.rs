@@ -30,7 +30,8 @@ use tokio::sync::{oneshot, Notify};
 #[derive(Debug, Default)]
 pub(crate) struct WriterWake {
     notify: Notify,
-    /// Set by the connection's own reader; read by its loop right after polling the reader.
+    /// Set by the connection's own reader; taken by its writer, which the connection's loop
+    /// polls right after the reader.
     own: AtomicBool,
 }
 
