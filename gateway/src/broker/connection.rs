@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-use super::{Broker, Ending, Metrics, Opened, Session};
+use super::{Broker, Ending, Metrics, Opened, Session, WriterWake};
 use reader::{Close, Reader};
 use writer::Writer;
 
@@ -158,7 +158,7 @@ async fn serve_inner<S>(
     info!(client_id = %session.client_id, version = %params.version, keep_alive = params.keep_alive, present, "client connected");
 
     let mut reader = Reader::new(&broker, rd, buf, &session, &params);
-    let mut writer = Writer::new(&broker, wr, &session, wake, &params);
+    let mut writer = Writer::new(&broker, wr, &session, &wake, &params);
     // Shutdown comes as a kick (`Gateway::run` kicks every session once the
     // token is cancelled), not as a wait on the token here: that wait would
     // be one more future in every idle connection's task. A session attached
@@ -170,6 +170,7 @@ async fn serve_inner<S>(
             reading: reader.run(),
             writing: writer.run(),
             kick: &mut kick,
+            wake: &wake,
             reader_first: false,
         }
         .await
@@ -201,10 +202,10 @@ fn unbox<T>(boxed: Box<T>) -> T {
 pin_project_lite::pin_project! {
     /// The connection's two halves running side by side, with the kick, as one future.
     ///
-    /// Not `tokio::select!`: the writer is polled again right after the reader, so what the
-    /// reader queued for it (a PUBACK or PUBREC, or room in the window after the client's
-    /// PUBACK) goes out in the same poll, without the wake-up that would make tokio poll the
-    /// task again from the back of the queue and wake another worker thread (see
+    /// Not `tokio::select!`: whenever the reader queued something for its own writer (a PUBACK
+    /// or PUBREC, or room in the window after the client's PUBACK), the writer is polled right
+    /// after it, so that goes out in the same poll, without the wake-up that would make tokio
+    /// poll the task again from the back of the queue and wake another worker thread (see
     /// `session::WriterWake`). Which half goes first alternates, as `select!`'s random order
     /// did, so neither takes the whole cooperative budget of every poll.
     struct Halves<'a, R, W> {
@@ -213,6 +214,7 @@ pin_project_lite::pin_project! {
         #[pin]
         writing: W,
         kick: &'a mut oneshot::Receiver<ReasonCode>,
+        wake: &'a WriterWake,
         reader_first: bool,
     }
 }
@@ -241,10 +243,11 @@ where
         if let Poll::Ready(r) = this.reading.poll(cx) {
             return Poll::Ready(End::Reader(r));
         }
-        // The writer's turn, or its second one: for what the reader just gave it, if anything
-        // (when nothing, a look at a flag and at its `Notify`).
-        if let Poll::Ready(r) = this.writing.poll(cx) {
-            return Poll::Ready(End::Writer(r));
+        // The writer's turn, or a second one for what the reader just gave it.
+        if *this.reader_first || this.wake.has_own() {
+            if let Poll::Ready(r) = this.writing.poll(cx) {
+                return Poll::Ready(End::Writer(r));
+            }
         }
         Poll::Pending
     }

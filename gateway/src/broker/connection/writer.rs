@@ -36,7 +36,7 @@ pub(super) struct Writer<'a, W> {
     broker: &'a Broker,
     wr: W,
     /// Wakes this writer: set by the session when there is something to send.
-    wake: Arc<WriterWake>,
+    wake: &'a WriterWake,
     /// Encoded bytes not yet written; kept across cancellation.
     out: Outbox,
     /// Whether `wr` writes vectored, so large payloads go out from where they are.
@@ -63,7 +63,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         broker: &'a Broker,
         wr: W,
         session: &'a Arc<Session>,
-        wake: Arc<WriterWake>,
+        wake: &'a WriterWake,
         params: &Params,
     ) -> Self {
         let vectored = wr.is_write_vectored();
@@ -97,7 +97,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             if self.out.is_empty() {
                 // Register interest before looking, so a wake-up between
                 // the look and the wait is not lost.
-                let wake = self.wake.clone();
+                let wake = self.wake;
                 let woken = wake.woken();
                 // A wake-up from our own reader is for what this fill takes.
                 wake.take_own();

@@ -47,6 +47,11 @@ impl WriterWake {
         self.own.store(true, Ordering::Relaxed);
     }
 
+    /// Whether the connection's own reader woke the writer since the writer last looked.
+    pub(crate) fn has_own(&self) -> bool {
+        self.own.load(Ordering::Relaxed)
+    }
+
     /// Takes the writer's wake-up from its own reader, if any.
     pub(crate) fn take_own(&self) -> bool {
         self.own.swap(false, Ordering::Relaxed)
