@@ -18,16 +18,19 @@ mod writer;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use aviary_protocol::{ByteString, Disconnect, Packet, ProtocolVersion, ReasonCode};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-use super::{Broker, Ending, Metrics, Opened, Session};
+use super::{Broker, Ending, Metrics, Opened, Session, WriterWake};
 use reader::{Close, Reader};
 use writer::Writer;
 
@@ -155,7 +158,7 @@ async fn serve_inner<S>(
     info!(client_id = %session.client_id, version = %params.version, keep_alive = params.keep_alive, present, "client connected");
 
     let mut reader = Reader::new(&broker, rd, buf, &session, &params);
-    let mut writer = Writer::new(&broker, wr, &session, wake, &params);
+    let mut writer = Writer::new(&broker, wr, &session, &wake, &params);
     // Shutdown comes as a kick (`Gateway::run` kicks every session once the
     // token is cancelled), not as a wait on the token here: that wait would
     // be one more future in every idle connection's task. A session attached
@@ -163,14 +166,14 @@ async fn serve_inner<S>(
     let end = if shutdown.is_cancelled() {
         End::Shutdown
     } else {
-        tokio::select! {
-            r = reader.run() => End::Reader(r),
-            r = writer.run() => End::Writer(r),
-            r = &mut kick => match r.unwrap_or(ReasonCode::SESSION_TAKEN_OVER) {
-                ReasonCode::SERVER_SHUTTING_DOWN => End::Shutdown,
-                code => End::Kicked(code),
-            },
+        Halves {
+            reading: reader.run(),
+            writing: writer.run(),
+            kick: &mut kick,
+            wake: &wake,
+            reader_first: false,
         }
+        .await
     };
     Box::pin(finish(
         &broker,
@@ -194,6 +197,60 @@ async fn serve_inner<S>(
 )]
 fn unbox<T>(boxed: Box<T>) -> T {
     *boxed
+}
+
+pin_project_lite::pin_project! {
+    /// The connection's two halves running side by side, with the kick, as one future.
+    ///
+    /// Not `tokio::select!`: whenever the reader queued something for its own writer (a PUBACK
+    /// or PUBREC, or room in the window after the client's PUBACK), the writer is polled right
+    /// after it, so that goes out in the same poll, without the wake-up that would make tokio
+    /// poll the task again from the back of the queue and wake another worker thread (see
+    /// `session::WriterWake`). Which half goes first alternates, as `select!`'s random order
+    /// did, so neither takes the whole cooperative budget of every poll.
+    struct Halves<'a, R, W> {
+        #[pin]
+        reading: R,
+        #[pin]
+        writing: W,
+        kick: &'a mut oneshot::Receiver<ReasonCode>,
+        wake: &'a WriterWake,
+        reader_first: bool,
+    }
+}
+
+impl<R, W> Future for Halves<'_, R, W>
+where
+    R: Future<Output = Result<Close, reader::ConnError>>,
+    W: Future<Output = std::io::Result<()>>,
+{
+    type Output = End;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<End> {
+        let mut this = self.project();
+        if let Poll::Ready(r) = Pin::new(&mut **this.kick).poll(cx) {
+            return Poll::Ready(match r.unwrap_or(ReasonCode::SESSION_TAKEN_OVER) {
+                ReasonCode::SERVER_SHUTTING_DOWN => End::Shutdown,
+                code => End::Kicked(code),
+            });
+        }
+        *this.reader_first = !*this.reader_first;
+        if !*this.reader_first {
+            if let Poll::Ready(r) = this.writing.as_mut().poll(cx) {
+                return Poll::Ready(End::Writer(r));
+            }
+        }
+        if let Poll::Ready(r) = this.reading.poll(cx) {
+            return Poll::Ready(End::Reader(r));
+        }
+        // The writer's turn, or a second one for what the reader just gave it.
+        if *this.reader_first || this.wake.has_own() {
+            if let Poll::Ready(r) = this.writing.poll(cx) {
+                return Poll::Ready(End::Writer(r));
+            }
+        }
+        Poll::Pending
+    }
 }
 
 /// Why the connection's main loop ended.
@@ -313,3 +370,5 @@ pub(crate) async fn write_packet<W: AsyncWrite + Unpin>(
 }
 #[cfg(test)]
 mod sizes;
+#[cfg(test)]
+mod wakes;

@@ -61,7 +61,7 @@ pub(crate) use router::ClientKey;
 use router::{Subscription, SubscriptionTree};
 pub(crate) use session::{
     Connecting, Ending, Enqueued, Qos2Received, QueueLimits, RetainedCursor, Session,
-    SharedRetained, Will,
+    SharedRetained, Will, WriterWake,
 };
 use timers::Timers;
 use views::ClientEntry;
@@ -119,7 +119,7 @@ pub(crate) struct Opened {
     pub(crate) present: bool,
     pub(crate) kick: tokio::sync::oneshot::Receiver<ReasonCode>,
     /// Wakes the new connection's writer.
-    pub(crate) wake: Arc<tokio::sync::Notify>,
+    pub(crate) wake: Arc<WriterWake>,
 }
 
 impl Broker {

@@ -47,6 +47,7 @@ pub(crate) use cursor::{Readable, RetainedCursor, SharedRetained};
 use durable::Durable;
 pub(crate) use durable::{Qos2Received, RecoveredSession, Will};
 use link::Link;
+pub(crate) use link::WriterWake;
 pub(crate) use moving::Handed;
 pub(crate) use outbox::Inflight;
 pub(crate) use outbox::{Batch, Enqueued, Event, QueueLimits};
@@ -104,7 +105,7 @@ pub(crate) struct Attached {
     /// Fires when the connection must close (takeover, session ended).
     pub(crate) kick: oneshot::Receiver<ReasonCode>,
     /// Wakes the connection's writer.
-    pub(crate) wake: Arc<Notify>,
+    pub(crate) wake: Arc<WriterWake>,
     /// The will of a connection taken over, to publish now. A delayed will
     /// is cancelled instead: a new connection came before its delay ran
     /// out [MQTT-3.1.3-9].
@@ -255,7 +256,7 @@ impl Session {
         let previous = st.durable.set_will(c.will);
         self.online.store(true, Ordering::Release);
         drop(st);
-        wake.notify_one();
+        wake.notify();
         let will = previous.filter(|w| replaced && w.delay_secs == 0);
         Attached { kick, wake, will }
     }
@@ -340,20 +341,20 @@ impl Session {
         self.state.lock().durable.username().cloned()
     }
 
-    /// Wakes the current connection's writer, if there is one.
-    pub(crate) fn wake(&self) {
-        let wake = self.state.lock().link.waker();
-        if let Some(wake) = wake {
-            wake.notify_one();
+    /// Wakes the current connection's writer, if there is one; called by connection
+    /// `link_id`'s own task, which polls its writer next if it is still the current one
+    /// (see [`WriterWake`]).
+    pub(crate) fn wake_from(&self, link_id: u64) {
+        let other = self.state.lock().link.wake_from(link_id);
+        if let Some(wake) = other {
+            wake.notify();
         }
     }
 
-    /// Queues a control packet (an acknowledgement) for connection `link_id`.
+    /// Queues a control packet (an acknowledgement) for connection `link_id`; called by that
+    /// connection's own task, which polls its writer next (see [`WriterWake`]).
     pub(crate) fn send_control(&self, link_id: u64, packet: Packet) {
-        let wake = self.state.lock().link.push_control(link_id, packet);
-        if let Some(wake) = wake {
-            wake.notify_one();
-        }
+        self.state.lock().link.push_control(link_id, packet);
     }
 
     /// Queues a message for delivery, within the queue limits.
@@ -386,7 +387,7 @@ impl Session {
         let wake = st.link.waker();
         drop(st);
         if let Some(wake) = wake {
-            wake.notify_one();
+            wake.notify();
         }
         (result, room)
     }
@@ -425,17 +426,14 @@ impl Session {
     /// messages of the new subscriptions, in one step: the writer cannot
     /// see the cursors without the SUBACK, which it sends first. The
     /// cursors stay with the session even if the connection is gone: a
-    /// resumed session goes on with them.
+    /// resumed session goes on with them. Called by connection `link_id`'s own task, which
+    /// polls its writer next (see [`WriterWake`]).
     pub(crate) fn subscribed(&self, link_id: u64, ack: Packet, cursors: Vec<RetainedCursor>) {
         let mut st = self.state.lock();
         for cursor in cursors {
             st.durable.outbox.start_retained(cursor);
         }
-        let wake = st.link.push_control(link_id, ack);
-        drop(st);
-        if let Some(wake) = wake {
-            wake.notify_one();
-        }
+        st.link.push_control(link_id, ack);
     }
 
     /// Messages waiting to be sent, plus those in flight.

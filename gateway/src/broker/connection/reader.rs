@@ -278,7 +278,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             Packet::Publish(p) => return self.publish(p).map(Next::hold),
             Packet::PubAck(a) => {
                 if self.session.puback(a.packet_id) {
-                    self.session.wake();
+                    self.session.wake_from(self.link_id);
                 }
             }
             Packet::PubRec(a) => {
@@ -291,7 +291,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                         ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
                     )));
                 } else {
-                    self.session.wake();
+                    self.session.wake_from(self.link_id);
                 }
             }
             Packet::PubRel(a) => {
@@ -305,7 +305,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             }
             Packet::PubComp(a) => {
                 if self.session.pubcomp(a.packet_id) {
-                    self.session.wake();
+                    self.session.wake_from(self.link_id);
                 }
             }
             Packet::Subscribe(s) => {

@@ -9,14 +9,13 @@ use std::sync::Arc;
 
 use aviary_protocol::{ByteString, Packet, ProtocolVersion};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::debug;
 
 use super::outbox::Outbox;
 use super::Params;
 use crate::broker::metrics::Denied;
-use crate::broker::{Broker, Metrics, Outgoing, Session};
+use crate::broker::{Broker, Metrics, Outgoing, Session, WriterWake};
 use crate::store::Ticket;
 
 /// Messages taken from the session per batch; bounds the time its lock is
@@ -37,7 +36,7 @@ pub(super) struct Writer<'a, W> {
     broker: &'a Broker,
     wr: W,
     /// Wakes this writer: set by the session when there is something to send.
-    wake: Arc<Notify>,
+    wake: &'a WriterWake,
     /// Encoded bytes not yet written; kept across cancellation.
     out: Outbox,
     /// Whether `wr` writes vectored, so large payloads go out from where they are.
@@ -64,7 +63,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         broker: &'a Broker,
         wr: W,
         session: &'a Arc<Session>,
-        wake: Arc<Notify>,
+        wake: &'a WriterWake,
         params: &Params,
     ) -> Self {
         let vectored = wr.is_write_vectored();
@@ -98,12 +97,16 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             if self.out.is_empty() {
                 // Register interest before looking, so a wake-up between
                 // the look and the wait is not lost.
-                let wake = self.wake.clone();
-                let notified = wake.notified();
+                let wake = self.wake;
+                let woken = wake.woken();
+                // A wake-up from our own reader is for what this fill takes.
+                wake.take_own();
                 match self.fill() {
                     Filled::Some => {}
                     Filled::Nothing => {
-                        notified.await;
+                        // Another task's wake-up, or our own reader's (the connection's loop
+                        // polls this writer right after its reader: see `Halves`).
+                        woken.await;
                         continue;
                     }
                     Filled::NotYet => {
@@ -216,7 +219,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         Metrics::add(&m.messages_sent, sent as u64);
         if batch.more {
             // Let the loop come back for the rest after this write.
-            self.wake.notify_one();
+            self.wake.notify();
         }
         Filled::Some
     }

@@ -1,0 +1,171 @@
+//! A connection's reader hands its own writer work without waking its own task: the SUBACK,
+//! the PUBACK of a PUBLISH, and the next message once a PUBACK from the client frees the
+//! in-flight window all go out in the poll that read what called for them. A task that wakes
+//! itself is polled again by tokio from the back of its worker's queue, after a wake-up of
+//! another worker thread (see `WriterWake`): that was the thread hop on every QoS 1 message.
+//!
+//! The connection's future is polled by hand here, with a waker that counts its wake-ups.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::num::NonZeroU16;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Wake, Waker};
+use std::time::Duration;
+
+use aviary_protocol::{
+    decode, Ack, Packet, ProtocolVersion, Publish, QoS, Subscribe, SubscriptionOptions,
+    TopicFilter, MAX_PACKET_SIZE,
+};
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio_util::sync::CancellationToken;
+
+use super::{serve, ConnInfo, Transport};
+use crate::broker::testing::{self, Client};
+use crate::broker::Broker;
+
+/// Counts the wake-ups of the task it stands for.
+#[derive(Default)]
+struct Wakes(AtomicUsize);
+
+impl Wake for Wakes {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A client whose connection's future this test polls itself.
+struct Polled<F> {
+    conn: Pin<Box<F>>,
+    stream: DuplexStream,
+    buf: BytesMut,
+    wakes: Arc<Wakes>,
+}
+
+impl<F: Future<Output = ()>> Polled<F> {
+    async fn send(&mut self, packet: Packet) {
+        let mut out = BytesMut::new();
+        packet.encode(ProtocolVersion::V5, &mut out).unwrap();
+        self.stream.write_all(&out).await.unwrap();
+    }
+
+    /// Polls the connection once, which must neither end nor wake itself.
+    fn poll_once(&mut self) {
+        let before = self.wakes.0.load(Ordering::SeqCst);
+        let waker = Waker::from(self.wakes.clone());
+        let poll = self.conn.as_mut().poll(&mut Context::from_waker(&waker));
+        assert!(poll.is_pending(), "the connection ended");
+        let after = self.wakes.0.load(Ordering::SeqCst);
+        assert_eq!(after, before, "the connection woke its own task");
+    }
+
+    /// The next packet the connection wrote. Nothing else polls the connection: what is not
+    /// written yet never will be.
+    async fn written(&mut self) -> Packet {
+        loop {
+            if let Some(p) = decode(&mut self.buf, ProtocolVersion::V5, MAX_PACKET_SIZE).unwrap() {
+                return p;
+            }
+            let read = self.stream.read_buf(&mut self.buf);
+            let n = tokio::time::timeout(Duration::from_secs(1), read)
+                .await
+                .expect("the packet was written in the poll")
+                .unwrap();
+            assert!(n > 0, "the connection closed");
+        }
+    }
+}
+
+fn id(n: u16) -> NonZeroU16 {
+    NonZeroU16::new(n).unwrap()
+}
+
+/// Connects `client_id` (MQTT 5, at most `window` messages in flight to it) and reads the
+/// CONNACK.
+async fn connect(
+    broker: &Broker,
+    client_id: &str,
+    window: u16,
+) -> Polled<impl Future<Output = ()>> {
+    let (stream, server) = tokio::io::duplex(64 * 1024);
+    let info = ConnInfo::new(Transport::Tcp, SocketAddr::from(([127, 0, 0, 1], 1)));
+    let conn = serve(broker.clone(), server, info, CancellationToken::new());
+    let mut client = Polled {
+        conn: Box::pin(conn),
+        stream,
+        buf: BytesMut::new(),
+        wakes: Arc::default(),
+    };
+    let mut connect = testing::v5(client_id, 0);
+    connect.properties.receive_maximum = NonZeroU16::new(window);
+    client.send(Packet::Connect(Box::new(connect))).await;
+    client.poll_once();
+    assert!(matches!(client.written().await, Packet::ConnAck(_)));
+    client
+}
+
+#[tokio::test]
+async fn a_puback_goes_out_in_the_poll_that_read_its_publish() {
+    let broker = Broker::new(crate::broker::BrokerConfig::default());
+    let mut publisher = connect(&broker, "publisher", 10).await;
+    for n in 1..=3 {
+        let mut p = Publish::new("t", "hello");
+        p.qos = QoS::AtLeastOnce;
+        p.packet_id = Some(id(n));
+        publisher.send(Packet::Publish(p)).await;
+        publisher.poll_once();
+        match publisher.written().await {
+            Packet::PubAck(ack) => assert_eq!(ack.packet_id, id(n)),
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_suback_and_the_next_message_after_a_puback_go_out_in_the_same_poll() {
+    let broker = Broker::new(crate::broker::BrokerConfig::default());
+    let mut subscriber = connect(&broker, "subscriber", 1).await;
+    let filter = TopicFilter::new("t".to_owned()).unwrap();
+    subscriber
+        .send(Packet::Subscribe(Subscribe {
+            packet_id: id(1),
+            properties: Default::default(),
+            filters: vec![(filter, SubscriptionOptions::qos(QoS::AtLeastOnce))],
+        }))
+        .await;
+    subscriber.poll_once();
+    assert!(matches!(subscriber.written().await, Packet::SubAck(_)));
+
+    // Two messages for a window of one: the second waits for the first's PUBACK.
+    let (mut publisher, _) = Client::connect_ok(&broker, testing::v5("publisher", 0)).await;
+    for n in 1..=2 {
+        let mut p = Publish::new("t", format!("m{n}"));
+        p.qos = QoS::AtLeastOnce;
+        p.packet_id = Some(id(n));
+        publisher.send(Packet::Publish(p)).await;
+        assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
+    }
+    // Woken by the publisher's task, which queued the messages.
+    assert!(subscriber.wakes.0.load(Ordering::SeqCst) > 0);
+    subscriber.poll_once();
+    let first = match subscriber.written().await {
+        Packet::Publish(p) => p,
+        other => panic!("expected PUBLISH, got {other:?}"),
+    };
+    assert_eq!(&first.payload[..], b"m1");
+    subscriber
+        .send(Packet::PubAck(Ack::new(first.packet_id.unwrap())))
+        .await;
+    subscriber.poll_once();
+    match subscriber.written().await {
+        Packet::Publish(p) => assert_eq!(&p.payload[..], b"m2"),
+        other => panic!("expected PUBLISH, got {other:?}"),
+    }
+}
