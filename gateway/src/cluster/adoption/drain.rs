@@ -35,7 +35,7 @@ impl Adoption {
             .await
             .map_err(|e| e.to_string())?;
         let info = match stream.consumer_info(consumer_name(dead)).await {
-            Ok(info) => info.clone(),
+            Ok(info) => info,
             Err(e) if e.kind() == jetstream::context::ConsumerInfoErrorKind::NotFound => {
                 return Ok(())
             }
