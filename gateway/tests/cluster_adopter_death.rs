@@ -185,12 +185,17 @@ impl Cluster {
 
     /// The keeper reconnects to `addr` and finds its session there.
     async fn back_on(&self, addr: std::net::SocketAddr, killed: Instant) -> Raw {
+        // The CONNACK waits for two leases to run out and two adoptions: on a loaded machine
+        // longer than a packet's usual wait.
+        let mut raw = Raw::open(addr).await;
+        raw.set_wait(LEASE * 20);
         let (sub, ack) = within_for(
             LEASE * 20,
             "the session to be adopted",
-            Raw::connect_ok(addr, persistent("keeper")),
+            raw.handshake(persistent("keeper")),
         )
         .await;
+        assert_eq!(ack.reason_code, ReasonCode::SUCCESS, "CONNACK: {ack:?}");
         assert!(ack.session_present, "the session came back");
         eprintln!("adopter killed to the session back: {:?}", killed.elapsed());
         sub
