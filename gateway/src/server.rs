@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
@@ -105,10 +105,26 @@ pub struct Gateway {
     reloads: Option<Arc<tokio::sync::Notify>>,
 }
 
+/// Connections the kernel may hold for a listener before it is accepted (capped by
+/// `net.core.somaxconn`, 4096 on current Linux). Tokio's default of 1024 overflows when
+/// thousands of devices reconnect at once, say after a restart: the dropped SYNs come back
+/// only after the client's 1 s retransmission timeout, then 3 s, 7 s.
+const LISTEN_BACKLOG: u32 = 4096;
+
 /// Binds one listener and learns its address (port 0 picks one).
-async fn listen(what: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
+fn listen(what: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
     let bind_error = |error| Error::Bind { what, addr, error };
-    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(bind_error)?;
+    // What `TcpListener::bind` does too: a restarted gateway rebinds its port at once,
+    // even with connections of its previous life in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true).map_err(bind_error)?;
+    socket.bind(addr).map_err(bind_error)?;
+    let listener = socket.listen(LISTEN_BACKLOG).map_err(bind_error)?;
     let local = listener.local_addr().map_err(bind_error)?;
     Ok((listener, local))
 }
@@ -131,14 +147,14 @@ impl Gateway {
         if let Some(snapshot) = snapshot {
             broker.recover(snapshot)?;
         }
-        let (mqtt, mqtt_addr) = listen("mqtt", config.listen.mqtt).await?;
-        let (http, http_addr) = listen("http", config.listen.http).await?;
+        let (mqtt, mqtt_addr) = listen("mqtt", config.listen.mqtt)?;
+        let (http, http_addr) = listen("http", config.listen.http)?;
         let mqtts = match config.listen.mqtts {
-            Some(addr) => Some(listen("mqtts", addr).await?),
+            Some(addr) => Some(listen("mqtts", addr)?),
             None => None,
         };
         let https = match config.listen.https {
-            Some(addr) => Some(listen("https", addr).await?),
+            Some(addr) => Some(listen("https", addr)?),
             None => None,
         };
         // Last: the node is named after its MQTT port, and its link must see the recovered
