@@ -26,7 +26,6 @@ use std::time::Duration;
 use aviary_protocol::{ByteString, Disconnect, Packet, ProtocolVersion, ReasonCode};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
@@ -89,9 +88,10 @@ const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Serves one connection until it ends. Never returns an error: whatever
 /// goes wrong is logged and ends only this connection.
 ///
-/// Not an `async fn`: that would be one more future around the real one,
-/// holding its own copy of the arguments for the connection's whole life,
-/// and an idle connection costs mostly its task, which is this future.
+/// An idle connection costs mostly its task, which is this future: so it is an `async move`
+/// block and not an `async fn`, whose arguments would each keep a second copy in it (the
+/// argument, and the local it is moved to), and what lives only until the handshake is
+/// boxed or moved out.
 pub fn serve<S>(
     broker: Broker,
     stream: S,
@@ -107,85 +107,71 @@ where
         transport = info.transport.as_str(),
         client_id = tracing::field::Empty
     );
-    // The arguments of an `async fn` keep their room in its future for its
-    // whole life, even once moved from: so the stream goes in already in
-    // its final place, and the connection info, needed only until the
-    // handshake, as a pointer.
+    // The stream goes in already in its final place; the connection info, needed only until
+    // the handshake, as a pointer.
     let stream = halves::Shared::new(stream);
-    serve_inner(broker, stream, Box::new(info), shutdown).instrument(span)
-}
+    let info = Box::new(info);
+    async move {
+        // Held until the connection ends: its place in the connection limits.
+        let Some(_admitted) = broker.admit(info.remote.ip()) else {
+            return;
+        };
+        // Split in place: `tokio::io::split` would allocate, per connection.
+        let (rd, wr) = stream.halves();
+        Metrics::add(&broker.metrics().connections_total, 1);
+        // The handshake and the close are boxed: they live briefly, and inline
+        // they would make every connection's task (mostly idle) that much larger.
+        // Matched at once, down to the fields: a named local that is only moved from would
+        // keep its room in this future for the connection's whole life.
+        let handshake = handshake::run(&broker, rd, wr, unbox(info), &shutdown);
+        let Some(handshake::Accepted {
+            rd,
+            wr,
+            buf,
+            opened:
+                Opened {
+                    session,
+                    present,
+                    wake,
+                },
+            params,
+        }) = Box::pin(handshake).await
+        else {
+            return;
+        };
+        tracing::Span::current().record("client_id", tracing::field::display(&session.client_id));
+        info!(client_id = %session.client_id, version = %params.version, keep_alive = params.keep_alive, present, "client connected");
 
-async fn serve_inner<S>(
-    broker: Broker,
-    stream: halves::Shared<S>,
-    info: Box<ConnInfo>,
-    shutdown: CancellationToken,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    // Held until the connection ends: its place in the connection limits.
-    let Some(_admitted) = broker.admit(info.remote.ip()) else {
-        return;
-    };
-    // Split in place: `tokio::io::split` would allocate, per connection.
-    let (rd, mut wr) = stream.halves();
-    // Small: a CONNECT rarely needs more, and the reader grows it on demand.
-    let mut buf = BytesMut::with_capacity(256);
-    Metrics::add(&broker.metrics().connections_total, 1);
-    // The handshake and the close are boxed: they live briefly, and inline
-    // they would make every connection's task (mostly idle) that much larger.
-    // Matched at once: a named local that is only moved from would keep
-    // its room in this future for the connection's whole life.
-    let Some(handshake::Accepted { rd, opened, params }) = Box::pin(handshake::run(
-        &broker,
-        rd,
-        &mut wr,
-        &mut buf,
-        unbox(info),
-        &shutdown,
-    ))
-    .await
-    else {
-        return;
-    };
-    let Opened {
-        session,
-        present,
-        mut kick,
-        wake,
-    } = opened;
-    tracing::Span::current().record("client_id", tracing::field::display(&session.client_id));
-    info!(client_id = %session.client_id, version = %params.version, keep_alive = params.keep_alive, present, "client connected");
-
-    let mut reader = Reader::new(&broker, rd, buf, &session, &params);
-    let mut writer = Writer::new(&broker, wr, &session, &wake, &params);
-    // Shutdown comes as a kick (`Gateway::run` kicks every session once the
-    // token is cancelled), not as a wait on the token here: that wait would
-    // be one more future in every idle connection's task. A session attached
-    // after those kicks went out finds the token cancelled instead.
-    let end = if shutdown.is_cancelled() {
-        End::Shutdown
-    } else {
-        Halves {
-            reading: reader.run(),
-            writing: writer.run(),
-            kick: &mut kick,
-            wake: &wake,
-            reader_first: false,
-        }
-        .await
-    };
-    Box::pin(finish(
-        &broker,
-        &session,
-        params.version,
-        params.link_id,
-        end,
-        reader,
-        writer,
-    ))
-    .await;
-    broker.client_disconnected(params.link_id);
+        let mut reader = Reader::new(&broker, rd, buf, &session, &params);
+        let mut writer = Writer::new(&broker, wr, &session, &wake, &params);
+        // Shutdown comes as a kick (`Gateway::run` kicks every session once the
+        // token is cancelled), not as a wait on the token here: that wait would
+        // be one more future in every idle connection's task. A session attached
+        // after those kicks went out finds the token cancelled instead.
+        let end = if shutdown.is_cancelled() {
+            End::Shutdown
+        } else {
+            Halves {
+                reading: reader.run(),
+                writing: writer.run(),
+                wake: &wake,
+                reader_first: false,
+            }
+            .await
+        };
+        Box::pin(finish(
+            &broker,
+            &session,
+            params.version,
+            params.link_id,
+            end,
+            reader,
+            writer,
+        ))
+        .await;
+        broker.client_disconnected(params.link_id);
+    }
+    .instrument(span)
 }
 
 /// Takes `T` out of its box and frees the box now: `*boxed` in place would
@@ -200,7 +186,8 @@ fn unbox<T>(boxed: Box<T>) -> T {
 }
 
 pin_project_lite::pin_project! {
-    /// The connection's two halves running side by side, with the kick, as one future.
+    /// The connection's two halves running side by side, with the kick (in `wake`), as one
+    /// future.
     ///
     /// Not `tokio::select!`: whenever the reader queued something for its own writer (a PUBACK
     /// or PUBREC, or room in the window after the client's PUBACK), the writer is polled right
@@ -213,7 +200,6 @@ pin_project_lite::pin_project! {
         reading: R,
         #[pin]
         writing: W,
-        kick: &'a mut oneshot::Receiver<ReasonCode>,
         wake: &'a WriterWake,
         reader_first: bool,
     }
@@ -228,8 +214,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<End> {
         let mut this = self.project();
-        if let Poll::Ready(r) = Pin::new(&mut **this.kick).poll(cx) {
-            return Poll::Ready(match r.unwrap_or(ReasonCode::SESSION_TAKEN_OVER) {
+        if let Poll::Ready(r) = this.wake.poll_kicked(cx) {
+            return Poll::Ready(match r {
                 ReasonCode::SERVER_SHUTTING_DOWN => End::Shutdown,
                 code => End::Kicked(code),
             });

@@ -83,7 +83,6 @@ impl Broker {
         Opened {
             session,
             present,
-            kick: attached.kick,
             wake: attached.wake,
         }
     }

@@ -117,8 +117,7 @@ pub(crate) struct Routing {
 pub(crate) struct Opened {
     pub(crate) session: Arc<Session>,
     pub(crate) present: bool,
-    pub(crate) kick: tokio::sync::oneshot::Receiver<ReasonCode>,
-    /// Wakes the new connection's writer.
+    /// Wakes the new connection's writer, and tells it when to close.
     pub(crate) wake: Arc<WriterWake>,
 }
 

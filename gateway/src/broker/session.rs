@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use aviary_protocol::{ByteString, Packet, ReasonCode, TopicFilter};
 use parking_lot::Mutex;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::message::Outgoing;
@@ -102,9 +102,8 @@ pub(crate) struct Connecting {
 /// What attaching gives the new connection, and what it leaves over.
 #[derive(Debug)]
 pub(crate) struct Attached {
-    /// Fires when the connection must close (takeover, session ended).
-    pub(crate) kick: oneshot::Receiver<ReasonCode>,
-    /// Wakes the connection's writer.
+    /// Wakes the connection's writer, and tells the connection when it must close (takeover,
+    /// session ended).
     pub(crate) wake: Arc<WriterWake>,
     /// The will of a connection taken over, to publish now. A delayed will
     /// is cancelled instead: a new connection came before its delay ran
@@ -248,7 +247,7 @@ impl Session {
     pub(crate) fn attach(&self, c: Connecting) -> Attached {
         let mut st = self.state.lock();
         let resend = st.durable.outbox.has_inflight();
-        let (kick, wake, replaced) = st.link.attach(c.link_id, c.window, resend);
+        let (wake, replaced) = st.link.attach(c.link_id, c.window, resend);
         st.durable.set_expiry(c.expiry_secs);
         st.durable.set_disconnected_at(None);
         st.durable.set_username(c.username);
@@ -258,7 +257,7 @@ impl Session {
         drop(st);
         wake.notify();
         let will = previous.filter(|w| replaced && w.delay_secs == 0);
-        Attached { kick, wake, will }
+        Attached { wake, will }
     }
 
     /// Detaches the connection `link_id` if it is still the current one,

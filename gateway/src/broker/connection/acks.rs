@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use aviary_protocol::Packet;
 
@@ -119,7 +119,13 @@ impl PendingAcks {
     /// Completes when the oldest acknowledgement's commit is done (never, if none waits).
     /// A done ticket is dropped from its place, so it is not polled again.
     pub(super) async fn next_commit(&mut self) -> Result<(), AckError> {
-        poll_fn(|cx| match self.queue.as_mut().and_then(|q| q.front_mut()) {
+        poll_fn(|cx| self.poll_next_commit(cx)).await
+    }
+
+    /// [`PendingAcks::next_commit`] as a poll, for a connection's idle wait, where a future
+    /// would take room in every connection's task.
+    pub(super) fn poll_next_commit(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), AckError>> {
+        match self.queue.as_mut().and_then(|q| q.front_mut()) {
             Some((slot @ Some(_), _)) => {
                 let ticket = slot.as_mut().expect("matched Some");
                 let done = std::task::ready!(Pin::new(ticket).poll(cx));
@@ -128,7 +134,6 @@ impl PendingAcks {
             }
             Some((None, _)) => Poll::Ready(Ok(())),
             None => Poll::Pending,
-        })
-        .await
+        }
     }
 }

@@ -31,26 +31,35 @@ use crate::broker::{Broker, Connecting, Ending, Message, Metrics, Opened, Will};
 use tokio_util::sync::CancellationToken;
 
 /// A connection that completed its handshake.
-pub(super) struct Accepted<R> {
+pub(super) struct Accepted<R, W> {
     pub(super) rd: R,
+    pub(super) wr: W,
+    /// The read buffer, with whatever the client sent after its CONNECT.
+    pub(super) buf: BytesMut,
     pub(super) opened: Opened,
     pub(super) params: Params,
 }
 
 /// Runs the handshake. `None` means the connection was refused or lost,
 /// and has been logged.
+///
+/// The halves and the read buffer come back in [`Accepted`], rather than being borrowed: a
+/// local that was ever borrowed keeps its room in the connection's future for the
+/// connection's whole life, even once moved from.
 pub(super) async fn run<R, W>(
     broker: &Broker,
     mut rd: R,
-    wr: &mut W,
-    buf: &mut BytesMut,
+    mut writer: W,
     info: ConnInfo,
     shutdown: &CancellationToken,
-) -> Option<Accepted<R>>
+) -> Option<Accepted<R, W>>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    // Small: a CONNECT rarely needs more, and the reader grows it on demand.
+    let mut read_buf = BytesMut::with_capacity(256);
+    let (buf, wr) = (&mut read_buf, &mut writer);
     let config = broker.config();
     let mut codec = Codec::new(ProtocolVersion::V3_1_1, config.max_packet_size);
     // The whole sign-in, AUTH exchange included, must be over by then.
@@ -125,7 +134,13 @@ where
                 broker.connection_closed(&opened.session, params.link_id, ending);
                 return None;
             }
-            Some(Accepted { rd, opened, params })
+            Some(Accepted {
+                rd,
+                wr: writer,
+                buf: read_buf,
+                opened,
+                params,
+            })
         }
         Err(refused) => {
             refuse(broker, wr, refused, version, &info, shutdown).await;

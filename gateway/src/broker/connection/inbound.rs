@@ -9,7 +9,6 @@
 //! larger than the stack's scratch) reads straight into its buffer, sized
 //! to the traffic.
 
-use std::future::poll_fn;
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
@@ -49,7 +48,7 @@ impl Inbound {
     /// Gives the buffer back when everything in it was decoded, unless the
     /// connection is busy (its next read will not go through the stack) and
     /// the buffer is not much larger than its reads.
-    fn release_if_empty(&mut self) {
+    pub(super) fn release_if_empty(&mut self) {
         let busy = self.read_hint > SCRATCH && self.buf.capacity() <= 4 * self.read_hint;
         if self.buf.is_empty() && self.buf.capacity() > 0 && !busy {
             self.buf = BytesMut::new();
@@ -59,13 +58,15 @@ impl Inbound {
     /// Reads what the client sent next into the buffer; returns how many
     /// bytes, 0 at end of stream. Cancel-safe: bytes read are in the
     /// buffer before the future completes, and a pending read holds none.
-    pub(super) async fn read<R: AsyncRead + Unpin>(&mut self, rd: &mut R) -> io::Result<usize> {
+    #[cfg(test)]
+    async fn read<R: AsyncRead + Unpin>(&mut self, rd: &mut R) -> io::Result<usize> {
         self.release_if_empty();
-        let n = poll_fn(|cx| self.poll_read(Pin::new(&mut *rd), cx)).await?;
+        let n = std::future::poll_fn(|cx| self.poll_read(Pin::new(&mut *rd), cx)).await?;
         Ok(n)
     }
 
-    fn poll_read<R: AsyncRead>(
+    /// [`Inbound::read`] as a poll; call [`Inbound::release_if_empty`] before the first.
+    pub(super) fn poll_read<R: AsyncRead>(
         &mut self,
         rd: Pin<&mut R>,
         cx: &mut Context<'_>,

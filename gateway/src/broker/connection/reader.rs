@@ -5,8 +5,10 @@
 mod publishing;
 
 use std::collections::HashMap;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use aviary_protocol::{Ack, ByteString, Codec, DecodeError, Packet, ProtocolVersion, ReasonCode};
@@ -81,12 +83,11 @@ impl ConnError {
     }
 }
 
-/// Completes when the keep alive runs out; never without one.
-async fn expired(timer: &mut Option<Pin<Box<Sleep>>>) {
-    match timer {
-        Some(timer) => timer.await,
-        None => std::future::pending().await,
-    }
+/// What ended a connection's idle wait ([`Reader::poll_idle`]).
+enum Woke {
+    Committed(Result<(), AckError>),
+    Expired,
+    Read(std::io::Result<usize>),
 }
 
 fn protocol(code: ReasonCode, why: &'static str) -> ConnError {
@@ -175,35 +176,55 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
     /// Cancel-safe: partial packets stay in `self.inbound`.
     pub(super) async fn run(&mut self) -> Result<Close, ConnError> {
         loop {
-            match self.take_in()? {
-                Next::Read => {}
+            // Settled before any wait: what a `match` on it holds would stay in the future
+            // while it waits, and this future is in every idle connection's task.
+            let hold = match self.take_in()? {
+                Next::Read => None,
                 Next::Close(close) => return Ok(close),
-                Next::Hold(pressure) => {
-                    // Boxed: the wait is rare, and would otherwise grow every idle
-                    // connection's task by its size.
-                    Box::pin(self.wait_for_room(pressure)).await?;
-                    // The wait counts as activity: the client was not read meanwhile.
-                    self.restart_keep_alive();
-                    continue;
-                }
+                Next::Hold(pressure) => Some(pressure),
+            };
+            if let Some(pressure) = hold {
+                // Boxed: the wait is rare, and would otherwise grow every idle
+                // connection's task by its size.
+                Box::pin(self.wait_for_room(pressure)).await?;
+                // The wait counts as activity: the client was not read meanwhile.
+                self.restart_keep_alive();
+                continue;
             }
-            // Cancel-safe all ways: a read cut short keeps its bytes in
-            // `self.inbound`, and a commit that completes is not lost.
-            let n = tokio::select! {
-                committed = self.acks.next_commit() => {
-                    committed?;
-                    continue;
-                }
-                () = expired(&mut self.keep_alive_timer) => {
+            self.inbound.release_if_empty();
+            // One poll of the three, not `select!` of three futures: a connection waits
+            // here nearly all its life, holding only a pointer to itself.
+            match poll_fn(|cx| self.poll_idle(cx)).await {
+                Woke::Committed(committed) => committed?,
+                Woke::Expired => {
                     return Err(ConnError::KeepAlive(self.keep_alive.unwrap_or_default()));
                 }
-                n = self.inbound.read(&mut self.rd) => n?,
-            };
-            if n == 0 {
-                return Err(ConnError::Eof);
+                Woke::Read(n) => {
+                    let n = n?;
+                    if n == 0 {
+                        return Err(ConnError::Eof);
+                    }
+                    Metrics::add(&self.broker.metrics().bytes_received, n as u64);
+                }
             }
-            Metrics::add(&self.broker.metrics().bytes_received, n as u64);
         }
+    }
+
+    /// Waits for an acknowledgement's commit, the keep alive's end or bytes from the client,
+    /// whichever comes first. Cancel-safe all ways: a read cut short keeps its bytes in
+    /// `self.inbound`, and a commit that completes is not lost.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Woke> {
+        if let Poll::Ready(committed) = self.acks.poll_next_commit(cx) {
+            return Poll::Ready(Woke::Committed(committed));
+        }
+        if let Some(timer) = self.keep_alive_timer.as_mut() {
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Woke::Expired);
+            }
+        }
+        self.inbound
+            .poll_read(Pin::new(&mut self.rd), cx)
+            .map(Woke::Read)
     }
 
     /// Handles the packets read so far, up to one that holds the client back, and sends

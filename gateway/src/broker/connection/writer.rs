@@ -95,18 +95,16 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
     pub(super) async fn run(&mut self) -> std::io::Result<()> {
         loop {
             if self.out.is_empty() {
-                // Register interest before looking, so a wake-up between
-                // the look and the wait is not lost.
+                // Taken before looking: a wake-up between the look and the wait is kept
+                // for the wait, so it is not lost.
                 let wake = self.wake;
-                let woken = wake.woken();
-                // A wake-up from our own reader is for what this fill takes.
-                wake.take_own();
+                wake.take();
                 match self.fill() {
                     Filled::Some => {}
                     Filled::Nothing => {
                         // Another task's wake-up, or our own reader's (the connection's loop
                         // polls this writer right after its reader: see `Halves`).
-                        woken.await;
+                        std::future::poll_fn(|cx| wake.poll_woken(cx)).await;
                         continue;
                     }
                     Filled::NotYet => {
@@ -218,8 +216,9 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         }
         Metrics::add(&m.messages_sent, sent as u64);
         if batch.more {
-            // Let the loop come back for the rest after this write.
-            self.wake.notify();
+            // Let the loop come back for the rest after this write (by the flag: a wake-up
+            // of its own running task would only cost a thread hop).
+            self.wake.mark_own();
         }
         Filled::Some
     }

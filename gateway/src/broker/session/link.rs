@@ -8,37 +8,47 @@
 //! moment; if a connection has come and gone since, the deadline is stale
 //! even when it is not cancelled in time, and its driver drops it.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use aviary_protocol::{Packet, ReasonCode};
-use tokio::sync::futures::Notified;
-use tokio::sync::{oneshot, Notify};
+use futures_util::task::AtomicWaker;
 
-/// Wakes one connection's writer: from another task through a [`Notify`], from the
-/// connection's own task (its reader queued an acknowledgement) by a flag.
+/// Wakes one connection: its writer, when there is something to send, and the whole
+/// connection, when it must close (takeover, session ended). One small allocation per
+/// connection, and a pointer in its task: an idle connection waits on nothing else.
 ///
-/// Why two ways: a task that wakes itself while it runs is not polled again at once. Tokio
-/// notes the wake-up, and once the poll returns puts the task at the back of its worker's
-/// queue and wakes another worker thread (a futex or eventfd syscall) to steal it. At a low
-/// message rate that was a thread hop, two context switches and a spurious poll for every
-/// PUBACK the broker sent and every one it received. With the flag, the connection's loop
-/// polls its writer again in the same poll instead (`connection::Halves`).
+/// The writer is woken two ways: from another task through the waker, from the connection's
+/// own task (its reader queued an acknowledgement) by a flag. Why two: a task that wakes
+/// itself while it runs is not polled again at once. Tokio notes the wake-up, and once the
+/// poll returns puts the task at the back of its worker's queue and wakes another worker
+/// thread (a futex or eventfd syscall) to steal it. At a low message rate that was a thread
+/// hop, two context switches and a spurious poll for every PUBACK the broker sent and every
+/// one it received. With the flag, the connection's loop polls its writer again in the same
+/// poll instead (`connection::Halves`).
 #[derive(Debug, Default)]
 pub(crate) struct WriterWake {
-    notify: Notify,
+    /// The connection's task, registered on every poll of its loop.
+    waker: AtomicWaker,
+    /// Another task gave the writer work since it last looked.
+    notified: AtomicBool,
     /// Set by the connection's own reader; taken by its writer, which the connection's loop
     /// polls right after the reader.
     own: AtomicBool,
+    /// Zero until the connection is told to close; then [`KICKED`] with the reason code.
+    kick: AtomicU16,
 }
+
+/// Marks [`WriterWake::kick`] as set, whatever the reason code.
+const KICKED: u16 = 0x100;
 
 impl WriterWake {
     /// Wakes the writer from another task.
     pub(crate) fn notify(&self) {
-        self.notify.notify_one();
+        // Release: the work queued before is seen by the writer that takes the flag.
+        self.notified.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
     /// Wakes the writer from its own connection's task, which polls it before it returns.
@@ -52,40 +62,55 @@ impl WriterWake {
         self.own.load(Ordering::Relaxed)
     }
 
-    /// Takes the writer's wake-up from its own reader, if any.
-    pub(crate) fn take_own(&self) -> bool {
-        self.own.swap(false, Ordering::Relaxed)
+    /// Takes the writer's wake-ups, either way, before it looks for work: one that comes
+    /// while it looks is kept for [`WriterWake::poll_woken`], so it is not lost.
+    pub(crate) fn take(&self) {
+        self.own.store(false, Ordering::Relaxed);
+        self.notified.store(false, Ordering::Relaxed);
     }
 
-    /// The next wake-up, either way. Created before looking for work, so that a wake-up from
-    /// another task in between is not lost (see [`Notify::notified`]).
-    pub(crate) fn woken(&self) -> Woken<'_> {
-        Woken {
-            wake: self,
-            notified: self.notify.notified(),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// Completes on the writer's next wake-up: see [`WriterWake::woken`].
-    #[derive(Debug)]
-    pub(crate) struct Woken<'a> {
-        wake: &'a WriterWake,
-        #[pin]
-        notified: Notified<'a>,
-    }
-}
-
-impl Future for Woken<'_> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.project();
-        if this.wake.take_own() {
+    /// Ready once the writer was woken, either way, since [`WriterWake::take`].
+    pub(crate) fn poll_woken(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.own.swap(false, Ordering::Relaxed) {
             return Poll::Ready(());
         }
-        this.notified.poll(cx)
+        // Registered before the second look, so a wake-up in between is not lost.
+        self.waker.register(cx.waker());
+        match self.notified.swap(false, Ordering::Acquire) {
+            true => Poll::Ready(()),
+            false => Poll::Pending,
+        }
+    }
+
+    /// Tells the connection to close, with `reason` for an MQTT 5 client. Only the first
+    /// reason counts; returns whether this was it.
+    fn kick(&self, reason: ReasonCode) -> bool {
+        let set = KICKED | u16::from(reason.value());
+        let first = self
+            .kick
+            .compare_exchange(0, set, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        self.waker.wake();
+        first
+    }
+
+    /// The reason the connection was told to close, if it was.
+    pub(crate) fn kicked(&self) -> Option<ReasonCode> {
+        match self.kick.load(Ordering::Acquire) {
+            0 => None,
+            // Set only from a `ReasonCode` (`kick`): the low byte is a valid code.
+            k => Some(ReasonCode::from_u8(k as u8).unwrap_or(ReasonCode::UNSPECIFIED_ERROR)),
+        }
+    }
+
+    /// Ready with the reason once the connection is told to close. Polled first on every poll
+    /// of the connection's loop, which keeps the waker current for the writer's wake-ups too.
+    pub(crate) fn poll_kicked(&self, cx: &mut Context<'_>) -> Poll<ReasonCode> {
+        self.waker.register(cx.waker());
+        match self.kicked() {
+            Some(reason) => Poll::Ready(reason),
+            None => Poll::Pending,
+        }
     }
 }
 
@@ -95,8 +120,6 @@ pub(super) struct Conn {
     pub(super) id: u64,
     /// Acknowledgements and responses to send before any new message.
     pub(super) control: Vec<Packet>,
-    /// Fires to make the connection close (takeover, session ended).
-    kick: Option<oneshot::Sender<ReasonCode>>,
     /// In-flight messages must be sent again (a resumed session).
     pub(super) resend: bool,
     /// How many QoS 1/2 messages may be in flight to this client.
@@ -107,10 +130,8 @@ pub(super) struct Conn {
 
 impl Conn {
     /// Tells the connection to close, with `reason` for an MQTT 5 client.
-    fn kick(mut self, reason: ReasonCode) {
-        if let Some(kick) = self.kick.take() {
-            let _ = kick.send(reason);
-        }
+    fn kick(self, reason: ReasonCode) {
+        self.wake.kick(reason);
     }
 }
 
@@ -130,20 +151,18 @@ impl Link {
         id: u64,
         window: usize,
         resend: bool,
-    ) -> (oneshot::Receiver<ReasonCode>, Arc<WriterWake>, bool) {
+    ) -> (Arc<WriterWake>, bool) {
         let replaced = self.close(ReasonCode::SESSION_TAKEN_OVER);
-        let (tx, rx) = oneshot::channel();
         let wake = Arc::new(WriterWake::default());
         self.conn = Some(Conn {
             id,
             control: Vec::new(),
-            kick: Some(tx),
             resend,
             window: window.max(1),
             wake: wake.clone(),
         });
         self.generation += 1;
-        (rx, wake, replaced)
+        (wake, replaced)
     }
 
     /// Detaches connection `id` if it is the current one.
@@ -170,8 +189,7 @@ impl Link {
     /// Tells the current connection, if any, to close with `reason`, leaving it attached: its
     /// end detaches it as any other close would (a client taken over on another node).
     pub(super) fn kick_current(&mut self, reason: ReasonCode) -> bool {
-        let kick = self.conn.as_mut().and_then(|c| c.kick.take());
-        kick.map(|k| k.send(reason)).is_some()
+        self.conn.as_ref().is_some_and(|c| c.wake.kick(reason))
     }
 
     /// The connection `id`, if it is still the current one.
@@ -211,5 +229,83 @@ impl Link {
             conn.control.push(packet);
             conn.wake.mark_own();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Wake, Waker};
+
+    use super::*;
+
+    /// Counts the wake-ups of the task it stands for.
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn task() -> (Arc<Wakes>, Waker) {
+        let wakes = Arc::new(Wakes::default());
+        (wakes.clone(), Waker::from(wakes))
+    }
+
+    #[test]
+    fn a_wake_up_while_the_writer_looks_is_kept_for_its_wait() {
+        let (wakes, waker) = task();
+        let mut cx = Context::from_waker(&waker);
+        let wake = WriterWake::default();
+        wake.notify();
+        wake.take();
+        assert!(
+            wake.poll_woken(&mut cx).is_pending(),
+            "taken before the look"
+        );
+        wake.take();
+        wake.notify(); // while the writer looks
+        assert!(wake.poll_woken(&mut cx).is_ready());
+        assert!(wake.poll_woken(&mut cx).is_pending(), "once");
+        let before = wakes.0.load(Ordering::SeqCst);
+        wake.notify();
+        assert_eq!(
+            wakes.0.load(Ordering::SeqCst),
+            before + 1,
+            "the waiting task is woken"
+        );
+        assert!(wake.poll_woken(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn its_own_reader_wakes_the_writer_without_waking_the_task() {
+        let (wakes, waker) = task();
+        let mut cx = Context::from_waker(&waker);
+        let wake = WriterWake::default();
+        assert!(wake.poll_woken(&mut cx).is_pending());
+        wake.mark_own();
+        assert!(wake.has_own());
+        assert!(wake.poll_woken(&mut cx).is_ready());
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_kick_wakes_the_connection_and_the_first_reason_stays() {
+        let (wakes, waker) = task();
+        let mut cx = Context::from_waker(&waker);
+        let wake = WriterWake::default();
+        assert!(wake.poll_kicked(&mut cx).is_pending());
+        assert!(wake.kick(ReasonCode::SERVER_SHUTTING_DOWN));
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert!(
+            !wake.kick(ReasonCode::SESSION_TAKEN_OVER),
+            "only the first counts"
+        );
+        assert_eq!(
+            wake.poll_kicked(&mut cx),
+            Poll::Ready(ReasonCode::SERVER_SHUTTING_DOWN)
+        );
     }
 }

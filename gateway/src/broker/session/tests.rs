@@ -198,9 +198,11 @@ fn resumed_session_resends_inflight_with_dup_and_pubrel() {
 #[test]
 fn takeover_kicks_the_old_link() {
     let s = Session::new(1, ByteString::from_static("c"));
-    let mut old = attach(&s, 1, 1).kick;
-    let _new = attach(&s, 2, 1);
-    assert_eq!(old.try_recv(), Ok(ReasonCode::SESSION_TAKEN_OVER));
+    let old = attach(&s, 1, 1).wake;
+    assert_eq!(old.kicked(), None);
+    let new = attach(&s, 2, 1).wake;
+    assert_eq!(old.kicked(), Some(ReasonCode::SESSION_TAKEN_OVER));
+    assert_eq!(new.kicked(), None, "each connection has its own");
     assert!(
         s.detach(1, LOST).is_none(),
         "the old connection no longer owns the session"

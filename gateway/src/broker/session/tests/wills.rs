@@ -113,7 +113,7 @@ fn takeover_publishes_only_an_undelayed_will() {
 #[test]
 fn discarding_returns_filters_and_the_will_and_kicks() {
     let s = new_session();
-    let mut kick = connect(&s, 1, Some(will(30)), 60).kick;
+    let wake = connect(&s, 1, Some(will(30)), 60).wake;
     let filter = TopicFilter::new("a/#").unwrap();
     let sub = Subscription {
         options: aviary_protocol::SubscriptionOptions::qos(QoS::AtLeastOnce),
@@ -124,7 +124,7 @@ fn discarding_returns_filters_and_the_will_and_kicks() {
     let d = s.discard();
     assert_eq!(d.filters, [filter]);
     assert!(d.will.is_some(), "the session's end is the will's time");
-    assert_eq!(kick.try_recv(), Ok(ReasonCode::SESSION_TAKEN_OVER));
+    assert_eq!(wake.kicked(), Some(ReasonCode::SESSION_TAKEN_OVER));
     assert_eq!((s.queued(), s.subscription_count()), (0, 0));
     assert!(!s.is_online());
     assert!(s.discard_if_idle(s.generation()).is_none(), "once");
