@@ -100,13 +100,7 @@ impl Broker {
     /// Forgets every session here, without their wills: at start, when another node has
     /// adopted them while this one was away.
     pub(crate) fn forget_sessions(&self) -> usize {
-        let all: Vec<_> = self
-            .shared
-            .sessions
-            .lock()
-            .drain()
-            .map(|(_, s)| s)
-            .collect();
+        let all: Vec<_> = self.shared.sessions.lock().drain().collect();
         for session in &all {
             self.forget(session);
         }

@@ -59,7 +59,7 @@ impl Broker {
                     let s = Session::new(self.next_id(), client_id.clone())
                         .with_store(self.session_store());
                     let s = Arc::new(s);
-                    sessions.insert(client_id, s.clone());
+                    sessions.insert(s.clone());
                     self.shared.routing.write().by_key.insert(s.key, s.clone());
                     (s, false)
                 }
@@ -246,11 +246,7 @@ impl Broker {
     pub(crate) fn restore_session(&self, mut recovered: RecoveredSession) -> Arc<Session> {
         let session = Session::recover(self.next_id(), &mut recovered);
         let session = Arc::new(session.with_store(self.session_store()));
-        let replaced = self
-            .shared
-            .sessions
-            .lock()
-            .insert(session.client_id.clone(), session.clone());
+        let replaced = self.shared.sessions.lock().insert(session.clone());
         if let Some(old) = replaced {
             // A store holds one record per client id; should two come, the
             // later one wins and the earlier one goes without its will.

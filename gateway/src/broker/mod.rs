@@ -17,6 +17,7 @@
 //! is held while writing to a socket.
 
 mod backplane;
+mod by_name;
 pub mod connection;
 mod handover;
 mod history;
@@ -78,7 +79,7 @@ struct Shared {
     config: BrokerConfig,
     routing: RwLock<Routing>,
     retained: SharedRetained,
-    sessions: Mutex<HashMap<ByteString, Arc<Session>>>,
+    sessions: Mutex<by_name::Sessions>,
     /// Will delays and session expiry, for every session.
     timers: Arc<Timers>,
     /// The store, unless durability is `memory`.
@@ -165,7 +166,7 @@ impl Broker {
                 config,
                 routing: RwLock::new(Routing::default()),
                 retained: RwLock::new(RetainedStore::new()),
-                sessions: Mutex::new(HashMap::new()),
+                sessions: Mutex::default(),
                 timers: Arc::default(),
                 persist: store.map(|s| Arc::new(Persist::new(s))),
                 backplane: std::sync::OnceLock::new(),

@@ -11,7 +11,6 @@
 //! is given) get everything copied into the buffer, as before.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -50,7 +49,8 @@ impl Outbox {
     }
 
     /// Bytes waiting.
-    pub(super) fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.0.as_ref().map_or(0, |p| {
             p.parts.iter().map(Bytes::len).sum::<usize>() + p.buf.len()
         })
@@ -85,15 +85,8 @@ impl Outbox {
 
     /// Writes some of what is waiting; returns how many bytes (0: the
     /// stream takes no more). Cancel-safe: what was written is gone from
-    /// the outbox before the future completes, and nothing else is.
-    pub(super) async fn write_to<W: AsyncWrite + Unpin>(
-        &mut self,
-        wr: &mut W,
-    ) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_write(Pin::new(&mut *wr), cx)).await
-    }
-
-    fn poll_write<W: AsyncWrite>(
+    /// the outbox before it returns ready, and nothing else is.
+    pub(super) fn poll_write<W: AsyncWrite>(
         &mut self,
         wr: Pin<&mut W>,
         cx: &mut Context<'_>,
@@ -178,7 +171,12 @@ mod tests {
                 got
             });
             while !outbox.is_empty() {
-                assert!(outbox.write_to(&mut server).await.unwrap() > 0);
+                assert!(
+                    std::future::poll_fn(|cx| outbox.poll_write(Pin::new(&mut server), cx))
+                        .await
+                        .unwrap()
+                        > 0
+                );
             }
             drop(server);
             assert_eq!(reader.await.unwrap(), &want[..]);

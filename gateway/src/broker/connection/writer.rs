@@ -4,8 +4,11 @@
 //! writes it with as few syscalls as the socket allows.
 
 use std::collections::HashMap;
+use std::future::{poll_fn, Future};
 use std::num::NonZeroU16;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
 use aviary_protocol::{ByteString, Packet, ProtocolVersion};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -104,7 +107,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
                     Filled::Nothing => {
                         // Another task's wake-up, or our own reader's (the connection's loop
                         // polls this writer right after its reader: see `Halves`).
-                        std::future::poll_fn(|cx| wake.poll_woken(cx)).await;
+                        poll_fn(|cx| wake.poll_woken(cx)).await;
                         continue;
                     }
                     Filled::NotYet => {
@@ -114,21 +117,33 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
                     }
                 }
             }
-            self.wait_for_store().await?;
-            self.flush_out().await?;
+            poll_fn(|cx| self.poll_send(cx)).await?;
         }
     }
 
-    /// Waits until the store has committed what `self.out` needs committed
-    /// first (QoS 2 messages recorded as sent). Cancel-safe: the ticket
-    /// stays until it is done.
-    async fn wait_for_store(&mut self) -> std::io::Result<()> {
+    /// Sends what `self.out` holds: once the store has committed what it needs committed
+    /// first (QoS 2 messages recorded as sent), writes it all and flushes. Cancel-safe: the
+    /// store's ticket stays until it is done, and what was written is gone from `self.out`.
+    ///
+    /// A poll, not an `async fn`: a connection writing to a slow client waits here, and the
+    /// future of an `async fn` would take room in every connection's task.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         if let Some(ticket) = &mut self.store_wait {
-            let done = ticket.await;
+            let done = ready!(Pin::new(ticket).poll(cx));
             self.store_wait = None;
             done.map_err(std::io::Error::other)?;
         }
-        Ok(())
+        let sent = &self.broker.metrics().bytes_sent;
+        while !self.out.is_empty() {
+            match ready!(self.out.poll_write(Pin::new(&mut self.wr), cx))? {
+                0 => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                n => Metrics::add(sent, n as u64),
+            }
+        }
+        ready!(Pin::new(&mut self.wr).poll_flush(cx))?;
+        // Written out: hand the buffer back rather than keep it while idle.
+        self.out.release();
+        Poll::Ready(Ok(()))
     }
 
     /// Writes out what is pending plus a final packet, then shuts the stream.
@@ -145,23 +160,8 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             }
             self.encode(&p);
         }
-        self.wait_for_store().await?;
-        self.flush_out().await?;
+        poll_fn(|cx| self.poll_send(cx)).await?;
         self.wr.shutdown().await
-    }
-
-    async fn flush_out(&mut self) -> std::io::Result<()> {
-        let n = self.out.len();
-        while !self.out.is_empty() {
-            if self.out.write_to(&mut self.wr).await? == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-        }
-        self.wr.flush().await?;
-        // Written out: hand the buffer back rather than keep it while idle.
-        self.out.release();
-        Metrics::add(&self.broker.metrics().bytes_sent, n as u64);
-        Ok(())
     }
 
     /// Encodes the session's next batch into `self.out`.

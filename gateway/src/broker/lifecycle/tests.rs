@@ -58,7 +58,7 @@ async fn a_reconnect_within_the_delay_cancels_the_will_and_the_expiry() {
     let (c, _) = Client::connect_ok(&broker, with_will(v5("w", 60), 30)).await;
     drop(c);
     settle().await;
-    let session = broker.shared.sessions.lock()["w"].clone();
+    let session = broker.shared.sessions.lock().get("w").unwrap().clone();
     assert!(broker.deadline(&session, Timer::Will).is_some());
     assert!(broker.deadline(&session, Timer::Expiry).is_some());
     tokio::time::sleep(10 * SEC).await;
