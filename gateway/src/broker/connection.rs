@@ -169,7 +169,7 @@ where
             writer,
         ))
         .await;
-        broker.client_disconnected(params.link_id);
+        broker.client_disconnected(&wake.client);
     }
     .instrument(span)
 }

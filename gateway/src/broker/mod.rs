@@ -65,7 +65,7 @@ pub(crate) use session::{
     SharedRetained, Will, WriterWake,
 };
 use timers::Timers;
-use views::ClientEntry;
+pub(crate) use views::ClientFacts;
 pub use views::{ClientSummary, RetainedView};
 
 /// A handle to the broker; cheap to clone, shared by every connection.
@@ -92,8 +92,6 @@ struct Shared {
     gate: Arc<limits::ConnectionGate>,
     /// Refusals by a limit, counted and logged without flooding.
     refusals: limits::RefusalLog,
-    /// Live connections by link id, for the REST API's client list.
-    clients: Mutex<HashMap<u64, ClientEntry>>,
     history: History,
     next_id: AtomicU64,
     metrics: Metrics,
@@ -173,7 +171,6 @@ impl Broker {
                 auth,
                 gate: limits::ConnectionGate::new(),
                 refusals: limits::RefusalLog::default(),
-                clients: Mutex::new(HashMap::new()),
                 history,
                 next_id: AtomicU64::new(1),
                 metrics: Metrics::default(),

@@ -43,6 +43,7 @@ use tokio::time::Instant;
 use super::message::Outgoing;
 use super::persist::Persist;
 use super::router::{ClientKey, Subscription};
+use super::views::ClientFacts;
 pub(crate) use cursor::{Readable, RetainedCursor, SharedRetained};
 use durable::Durable;
 pub(crate) use durable::{Qos2Received, RecoveredSession, Will};
@@ -97,6 +98,8 @@ pub(crate) struct Connecting {
     pub(crate) expiry_secs: u32,
     /// Who the connection signed in as.
     pub(crate) username: Option<Arc<str>>,
+    /// Who its client is, for the REST API.
+    pub(crate) client: ClientFacts,
 }
 
 /// What attaching gives the new connection, and what it leaves over.
@@ -247,7 +250,7 @@ impl Session {
     pub(crate) fn attach(&self, c: Connecting) -> Attached {
         let mut st = self.state.lock();
         let resend = st.durable.outbox.has_inflight();
-        let (wake, replaced) = st.link.attach(c.link_id, c.window, resend);
+        let (wake, replaced) = st.link.attach(c.link_id, c.window, resend, c.client);
         st.durable.set_expiry(c.expiry_secs);
         st.durable.set_disconnected_at(None);
         st.durable.set_username(c.username);
@@ -332,6 +335,11 @@ impl Session {
     /// another node); its end settles the will and expiry as any close does.
     pub(crate) fn kick(&self, reason: ReasonCode) -> bool {
         self.state.lock().link.kick_current(reason)
+    }
+
+    /// What the session holds of the connection attached to it, if one is.
+    pub(crate) fn attached(&self) -> Option<Arc<WriterWake>> {
+        self.state.lock().link.waker()
     }
 
     /// The username the ACL decides this session's reads for: its current

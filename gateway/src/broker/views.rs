@@ -44,12 +44,27 @@ pub struct ClientSummary {
     pub username: Option<Arc<str>>,
 }
 
-#[derive(Debug)]
-pub(super) struct ClientEntry {
-    info: connection::ConnInfo,
-    version: aviary_protocol::ProtocolVersion,
-    since: std::time::SystemTime,
-    session: Arc<Session>,
+/// Who a connected client is, for the REST API's client list. Kept in what the session
+/// holds of its connection ([`WriterWake`]), allocated per connection anyway, rather than in
+/// a table of its own: an idle client costs the broker mostly such things.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientFacts {
+    pub(crate) info: connection::ConnInfo,
+    pub(crate) version: aviary_protocol::ProtocolVersion,
+    pub(crate) since: std::time::SystemTime,
+}
+
+#[cfg(test)]
+impl ClientFacts {
+    /// A client over TCP from 127.0.0.1, for tests of the session alone.
+    pub(crate) fn for_test() -> Self {
+        let remote = std::net::SocketAddr::from(([127, 0, 0, 1], 1883));
+        Self {
+            info: connection::ConnInfo::new(connection::Transport::Tcp, remote),
+            version: aviary_protocol::ProtocolVersion::V5,
+            since: std::time::SystemTime::now(),
+        }
+    }
 }
 
 impl Broker {
@@ -80,53 +95,42 @@ impl Broker {
             .collect()
     }
 
-    /// Records a connection that completed its handshake.
-    pub(crate) fn client_connected(
-        &self,
-        link_id: u64,
-        info: connection::ConnInfo,
-        version: aviary_protocol::ProtocolVersion,
-        session: &Arc<Session>,
-    ) {
+    /// Counts a connection that completed its handshake.
+    pub(crate) fn client_connected(&self, client: &ClientFacts) {
         let m = &self.shared.metrics;
         Metrics::add(&m.clients_connected, 1);
-        Metrics::add(m.connections(info.transport, version), 1);
-        let entry = ClientEntry {
-            info,
-            version,
-            since: std::time::SystemTime::now(),
-            session: session.clone(),
-        };
-        self.shared.clients.lock().insert(link_id, entry);
+        Metrics::add(m.connections(client.info.transport, client.version), 1);
     }
 
-    /// Forgets a connection recorded by [`Broker::client_connected`].
-    pub(crate) fn client_disconnected(&self, link_id: u64) {
-        if let Some(e) = self.shared.clients.lock().remove(&link_id) {
-            let m = &self.shared.metrics;
-            m.clients_connected.fetch_sub(1, Ordering::Relaxed);
-            m.connections(e.info.transport, e.version)
-                .fetch_sub(1, Ordering::Relaxed);
-        }
+    /// Counts a connection counted by [`Broker::client_connected`] out.
+    pub(crate) fn client_disconnected(&self, client: &ClientFacts) {
+        let m = &self.shared.metrics;
+        m.clients_connected.fetch_sub(1, Ordering::Relaxed);
+        m.connections(client.info.transport, client.version)
+            .fetch_sub(1, Ordering::Relaxed);
     }
 
     /// The connected clients.
     pub fn clients(&self) -> Vec<ClientSummary> {
-        let clients = self.shared.clients.lock();
-        let mut list: Vec<ClientSummary> = clients
-            .values()
-            .map(|e| ClientSummary {
-                client_id: e.session.client_id.clone(),
-                transport: e.info.transport,
-                remote: e.info.remote,
-                version: e.version,
-                connected_since: e.since,
-                subscriptions: e.session.subscription_count(),
-                peer_identity: e.info.peer_identity.clone(),
-                username: e.session.username(),
+        // Copied out first: each session has its own lock, not taken under the registry's.
+        let sessions: Vec<Arc<Session>> = self.shared.sessions.lock().values().cloned().collect();
+        let mut list: Vec<ClientSummary> = sessions
+            .iter()
+            .filter_map(|s| {
+                let attached = s.attached()?;
+                let c = &attached.client;
+                Some(ClientSummary {
+                    client_id: s.client_id.clone(),
+                    transport: c.info.transport,
+                    remote: c.info.remote,
+                    version: c.version,
+                    connected_since: c.since,
+                    subscriptions: s.subscription_count(),
+                    peer_identity: c.info.peer_identity.clone(),
+                    username: s.username(),
+                })
             })
             .collect();
-        drop(clients);
         list.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         list
     }

@@ -27,7 +27,7 @@ mod enhanced;
 use super::{write_packet, ConnInfo, Params};
 use crate::auth::Refusal;
 use crate::broker::metrics::Limit;
-use crate::broker::{Broker, Connecting, Ending, Message, Metrics, Opened, Will};
+use crate::broker::{Broker, ClientFacts, Connecting, Ending, Message, Metrics, Opened, Will};
 use tokio_util::sync::CancellationToken;
 
 /// A connection that completed its handshake.
@@ -107,7 +107,7 @@ where
     }
     let client_id = connect.client_id.clone();
     let method = connect.properties.authentication_method.clone();
-    match admitted.and_then(|username| accept(broker, connect, username)) {
+    match admitted.and_then(|username| accept(broker, connect, username, &info)) {
         Ok((mut ack, opened, params, will_recorded)) => {
             if let Some(data) = server_final {
                 ack.properties.authentication_method = method;
@@ -118,7 +118,7 @@ where
             }
             // Registered before the CONNACK goes out, so a client that has
             // its CONNACK always finds itself in the client list.
-            broker.client_connected(params.link_id, info, version, &opened.session);
+            broker.client_connected(&opened.wake.client);
             // A newer claim made elsewhere while this session was not registered yet found
             // nothing here to close: it is closed now, as taken over, after its CONNACK.
             if claimed && broker.backplane().is_some_and(|b| !b.holds(&client_id)) {
@@ -126,7 +126,7 @@ where
             }
             if let Err(e) = write_packet(wr, &Packet::ConnAck(Box::new(ack)), version).await {
                 debug!(error = %e, "connection lost sending CONNACK");
-                broker.client_disconnected(params.link_id);
+                broker.client_disconnected(&opened.wake.client);
                 let ending = Ending {
                     publish_will: true,
                     expiry_secs: params.session_expiry,
@@ -376,6 +376,7 @@ fn accept(
     broker: &Broker,
     connect: Connect,
     username: Option<Arc<str>>,
+    info: &ConnInfo,
 ) -> Result<(ConnAck, Opened, Params, Option<crate::broker::AckWait>), Refused> {
     let config = broker.config();
     let version = connect.protocol;
@@ -453,6 +454,11 @@ fn accept(
         will,
         expiry_secs: session_expiry,
         username,
+        client: ClientFacts {
+            info: info.clone(),
+            version,
+            since: std::time::SystemTime::now(),
+        },
     };
     let opened = broker.open_session(client_id, connect.clean_start, connecting);
 

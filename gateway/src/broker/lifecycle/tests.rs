@@ -265,6 +265,7 @@ fn open(
         }),
         expiry_secs,
         username: None,
+        client: crate::broker::ClientFacts::for_test(),
     };
     let opened = broker.open_session(id.into(), clean_start, connecting);
     (opened.session, link_id)

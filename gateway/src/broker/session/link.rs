@@ -15,6 +15,8 @@ use std::task::{Context, Poll};
 use aviary_protocol::{Packet, ReasonCode};
 use futures_util::task::AtomicWaker;
 
+use crate::broker::ClientFacts;
+
 /// Wakes one connection: its writer, when there is something to send, and the whole
 /// connection, when it must close (takeover, session ended). One small allocation per
 /// connection, and a pointer in its task: an idle connection waits on nothing else.
@@ -27,7 +29,7 @@ use futures_util::task::AtomicWaker;
 /// hop, two context switches and a spurious poll for every PUBACK the broker sent and every
 /// one it received. With the flag, the connection's loop polls its writer again in the same
 /// poll instead (`connection::Halves`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct WriterWake {
     /// The connection's task, registered on every poll of its loop.
     waker: AtomicWaker,
@@ -38,12 +40,24 @@ pub(crate) struct WriterWake {
     own: AtomicBool,
     /// Zero until the connection is told to close; then [`KICKED`] with the reason code.
     kick: AtomicU16,
+    /// Who the connection's client is, for the REST API.
+    pub(crate) client: ClientFacts,
 }
 
 /// Marks [`WriterWake::kick`] as set, whatever the reason code.
 const KICKED: u16 = 0x100;
 
 impl WriterWake {
+    pub(crate) fn new(client: ClientFacts) -> Self {
+        Self {
+            waker: AtomicWaker::new(),
+            notified: AtomicBool::new(false),
+            own: AtomicBool::new(false),
+            kick: AtomicU16::new(0),
+            client,
+        }
+    }
+
     /// Wakes the writer from another task.
     pub(crate) fn notify(&self) {
         // Release: the work queued before is seen by the writer that takes the flag.
@@ -151,9 +165,10 @@ impl Link {
         id: u64,
         window: usize,
         resend: bool,
+        client: ClientFacts,
     ) -> (Arc<WriterWake>, bool) {
         let replaced = self.close(ReasonCode::SESSION_TAKEN_OVER);
-        let wake = Arc::new(WriterWake::default());
+        let wake = Arc::new(WriterWake::new(client));
         self.conn = Some(Conn {
             id,
             control: Vec::new(),
@@ -258,7 +273,7 @@ mod tests {
     fn a_wake_up_while_the_writer_looks_is_kept_for_its_wait() {
         let (wakes, waker) = task();
         let mut cx = Context::from_waker(&waker);
-        let wake = WriterWake::default();
+        let wake = WriterWake::new(ClientFacts::for_test());
         wake.notify();
         wake.take();
         assert!(
@@ -283,7 +298,7 @@ mod tests {
     fn its_own_reader_wakes_the_writer_without_waking_the_task() {
         let (wakes, waker) = task();
         let mut cx = Context::from_waker(&waker);
-        let wake = WriterWake::default();
+        let wake = WriterWake::new(ClientFacts::for_test());
         assert!(wake.poll_woken(&mut cx).is_pending());
         wake.mark_own();
         assert!(wake.has_own());
@@ -295,7 +310,7 @@ mod tests {
     fn a_kick_wakes_the_connection_and_the_first_reason_stays() {
         let (wakes, waker) = task();
         let mut cx = Context::from_waker(&waker);
-        let wake = WriterWake::default();
+        let wake = WriterWake::new(ClientFacts::for_test());
         assert!(wake.poll_kicked(&mut cx).is_pending());
         assert!(wake.kick(ReasonCode::SERVER_SHUTTING_DOWN));
         assert_eq!(wakes.0.load(Ordering::SeqCst), 1);

@@ -51,6 +51,7 @@ fn attach(s: &Session, id: u64, window: usize) -> Attached {
         will: None,
         expiry_secs: 0,
         username: None,
+        client: crate::broker::ClientFacts::for_test(),
     })
 }
 
