@@ -72,6 +72,10 @@ pub(crate) struct ClusterArgs {
     /// QoS 1 messages queued for the session that resumes on B.
     #[arg(long, default_value_t = 1_000)]
     pub(crate) cluster_queued: u64,
+    /// Run only the latency flows and the JetStream floor beside them: a round in seconds
+    /// rather than minutes, for comparing changes to the cross-node path.
+    #[arg(long)]
+    pub(crate) cluster_latency_only: bool,
 }
 
 /// Which setup a run measures.
@@ -337,8 +341,14 @@ async fn run_round(
     let tag = format!("r{round}");
     // Every step bounds its own loops; this only guards against a bug in them.
     let guard = params.timeout * 3 + Duration::from_secs(60);
+    let all = !args.cluster_latency_only;
     let steps = async {
-        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+        let throughput = if all {
+            [QoS::AtMostOnce, QoS::AtLeastOnce].as_slice()
+        } else {
+            &[]
+        };
+        for &qos in throughput {
             let before = setup.cpu();
             let delivered = steps::throughput(nodes, args, qos, params, &tag, &mut out).await;
             cpu_samples(qos, before, setup.cpu(), delivered, &mut out);
@@ -346,10 +356,15 @@ async fn run_round(
         for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
             steps::latency(nodes, args, qos, params, &tag, &mut out).await;
         }
-        steps::takeovers(nodes, args, params, &tag, &mut out).await;
-        steps::resume(nodes, args, params, &tag, &mut out).await;
+        if all {
+            steps::takeovers(nodes, args, params, &tag, &mut out).await;
+            steps::resume(nodes, args, params, &tag, &mut out).await;
+        }
         let (rate, secs) = (args.cluster_rate, args.cluster_latency_secs);
         floor::measure(setup.nats_urls().as_deref(), 3, rate, secs, &mut out).await;
+        if !all {
+            return;
+        }
         // Last: the node killed here stays dead, and its death is noticed by the others.
         match setup.extra_gateway(aviary, "gw-doomed", &mut out.notes) {
             Some(Ok(doomed)) => {

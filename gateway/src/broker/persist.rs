@@ -73,8 +73,18 @@ impl Persist {
 
     /// A ticket that completes once everything sent before it is committed: an
     /// acknowledgement waits for it, so it goes out only for what is safe on disk.
+    /// Complete at once when the writer holds nothing uncommitted: no trip through it.
     pub(crate) fn barrier(&self) -> Result<Ticket, StoreError> {
+        if self.settled() {
+            return Ok(Ticket::done());
+        }
         self.store.send(Vec::new())
+    }
+
+    /// True if everything sent to the store so far is committed: see
+    /// [`StoreHandle::settled`](crate::store::StoreHandle::settled).
+    pub(crate) fn settled(&self) -> bool {
+        self.store.settled()
     }
 
     /// What the acknowledgement of `msg` waits for: the commit of the last write that queued

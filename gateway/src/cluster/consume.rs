@@ -103,10 +103,16 @@ pub(super) async fn consume(
 }
 
 /// Acknowledges `m` to the stream once the local store holds what routing it queued: at once
-/// without a store; otherwise when the store's next commit is done, without holding up the
-/// messages after it. A commit that fails leaves it unacknowledged: the stream sends it again.
+/// without a store, or when the store holds everything already (routing queued nothing
+/// durable, as for clean sessions: no task and no trip through the store's writer per
+/// message); otherwise when the store's next commit is done, without holding up the messages
+/// after it. A commit that fails leaves it unacknowledged: the stream sends it again.
 pub(super) async fn ack_when_stored(broker: &Broker, m: jetstream::Message) {
-    let Some(ticket) = broker.persist().and_then(|p| p.barrier().ok()) else {
+    let Some(ticket) = broker
+        .persist()
+        .filter(|p| !p.settled())
+        .and_then(|p| p.barrier().ok())
+    else {
         return ack(&m).await;
     };
     tokio::spawn(async move {

@@ -60,6 +60,13 @@ enum Request {
     Close(oneshot::Sender<()>),
 }
 
+impl Request {
+    /// Whether the request writes anything (else it is a barrier, or a close).
+    fn carries_ops(&self) -> bool {
+        matches!(self, Request::Ops { ops, .. } if !ops.is_empty())
+    }
+}
+
 /// Counters of the writer task.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterStats {
@@ -80,6 +87,9 @@ struct Counters {
     ops: AtomicU64,
     failed: AtomicU64,
     undone: AtomicU64,
+    /// Requests with operations handed to the writer and not yet committed (or refused):
+    /// at zero, a barrier has nothing to wait for (see [`StoreHandle::settled`]).
+    unsettled: AtomicU64,
 }
 
 /// The broker's handle on the store: submits operations to the writer task.
@@ -109,6 +119,14 @@ impl Future for Ticket {
 }
 
 impl Ticket {
+    /// A ticket already complete: for a barrier with nothing before it to wait for.
+    pub fn done() -> Self {
+        let (done, rx) = oneshot::channel();
+        // The receiver is right here.
+        let _ = done.send(Ok(()));
+        Self(rx)
+    }
+
     /// A ticket that fails with `error`: for a write refused before it reached the writer.
     pub fn failed(error: StoreError) -> Self {
         let (done, rx) = oneshot::channel();
@@ -164,13 +182,11 @@ impl StoreHandle {
     fn send_ticketed(&self, ops: Vec<Op>, consumable: bool) -> Result<Ticket, StoreError> {
         let ops = self.store.prepare(ops)?;
         let (done, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Ops {
-                ops,
-                done: Some(done),
-                consumable,
-            })
-            .map_err(|_| StoreError::Closed)?;
+        self.hand_over(Request::Ops {
+            ops,
+            done: Some(done),
+            consumable,
+        })?;
         Ok(Ticket(rx))
     }
 
@@ -178,13 +194,34 @@ impl StoreHandle {
     /// commit is logged by the writer.
     pub fn send_detached(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         let ops = self.store.prepare(ops)?;
-        self.tx
-            .send(Request::Ops {
-                ops,
-                done: None,
-                consumable: false,
-            })
-            .map_err(|_| StoreError::Closed)
+        self.hand_over(Request::Ops {
+            ops,
+            done: None,
+            consumable: false,
+        })
+    }
+
+    /// Sends `request` to the writer, counted as unsettled (before it is sent, so that the
+    /// writer's count down after its commit never comes first) if it carries operations.
+    fn hand_over(&self, request: Request) -> Result<(), StoreError> {
+        let carries = request.carries_ops();
+        if carries {
+            self.counters.unsettled.fetch_add(1, Ordering::SeqCst);
+        }
+        self.tx.send(request).map_err(|_| {
+            if carries {
+                self.counters.unsettled.fetch_sub(1, Ordering::SeqCst);
+            }
+            StoreError::Closed
+        })
+    }
+
+    /// True if every write handed to the writer so far is committed (or was refused): a
+    /// barrier now would complete at the writer's next turn without writing anything, so
+    /// whoever would wait for one need not. A write sent by this thread before the call is
+    /// always seen. False once the writer is closed, whose barriers fail.
+    pub fn settled(&self) -> bool {
+        !self.tx.is_closed() && self.counters.unsettled.load(Ordering::SeqCst) == 0
     }
 
     /// [`send`](Self::send), for async callers.
@@ -250,6 +287,8 @@ struct Batch {
     /// Writes that later deletes in this batch undo, and the consumable requests waiting
     /// for theirs to be.
     undo: Undo,
+    /// Requests in it that carry operations (see [`Counters::unsettled`]).
+    carrying: u64,
 }
 
 impl Batch {
@@ -259,6 +298,7 @@ impl Batch {
             self.tickets.extend(done);
             return;
         }
+        self.carrying += 1;
         self.requests.push(ops);
         let index = self.requests.len() - 1;
         let (early, done) = if consumable {
@@ -380,6 +420,7 @@ impl Writer {
     async fn commit(&self, batch: Batch) {
         let (n, requests) = (batch.ops, batch.requests.len());
         let undone = batch.undo.undone() as u64;
+        let carrying = batch.carrying;
         self.counters.undone.fetch_add(undone, Ordering::Relaxed);
         let (ops, tickets) = batch.into_parts();
         let result = if n == 0 {
@@ -409,6 +450,10 @@ impl Writer {
                 );
             }
         }
+        // Before the tickets: whoever a ticket wakes may ask whether the store is settled.
+        self.counters
+            .unsettled
+            .fetch_sub(carrying, Ordering::SeqCst);
         for done in tickets {
             // A dropped ticket means its submitter stopped waiting.
             let _ = done.send(result.clone());
@@ -420,6 +465,9 @@ impl Writer {
     fn refuse_the_rest(&mut self) {
         self.rx.close();
         while let Ok(request) = self.rx.try_recv() {
+            if request.carries_ops() {
+                self.counters.unsettled.fetch_sub(1, Ordering::SeqCst);
+            }
             if let Request::Ops {
                 done: Some(done), ..
             } = request

@@ -206,6 +206,32 @@ async fn close_commits_what_is_pending_then_refuses() {
     handle.close().await;
 }
 
+#[tokio::test(start_paused = true)]
+async fn settled_until_a_write_is_sent_and_again_once_it_is_committed_or_failed() {
+    let (handle, store) = start(512, 1);
+    assert!(handle.settled());
+    // A barrier writes nothing: it leaves the store settled.
+    let barrier = handle.send(Vec::new()).unwrap();
+    assert!(handle.settled());
+    barrier.await.unwrap();
+    // Seen at once by the thread that sent it, before the writer ran.
+    handle.submit_detached(vec![put(1)]).await.unwrap();
+    let ticket = handle.send(vec![put(2)]).unwrap();
+    assert!(!handle.settled());
+    ticket.await.unwrap();
+    assert!(handle.settled());
+    // A failed commit settles too: its submitters were told.
+    store.fail.store(true, Ordering::SeqCst);
+    let failed = handle.send(vec![put(3)]).unwrap();
+    assert!(!handle.settled());
+    failed.await.unwrap_err();
+    assert!(handle.settled());
+    // Closed: a barrier would fail, so nothing counts as settled.
+    store.fail.store(false, Ordering::SeqCst);
+    handle.close().await;
+    assert!(!handle.settled());
+}
+
 #[tokio::test]
 async fn open_gives_no_store_for_memory_and_a_working_one_on_disk() {
     let dir = tempfile::tempdir().unwrap();
