@@ -3,10 +3,11 @@
 //! Three layers, each usable on its own:
 //! - [`engine`]: the whole client as a state machine with no I/O (tested natively);
 //! - `runtime` (wasm32 only): the browser's WebSocket, a timer that background-tab throttling
-//!   does not stall, the `online`/`offline` events, driving the engine;
+//!   does not stall, the `online`/`offline` events, driving the engine for the Rust API;
 //! - the APIs on top: [`Client`] for Rust (the Yew web app) and the JavaScript API (the
-//!   default `js` feature): plain JavaScript in `npm/api.js` over one wasm-bindgen export,
-//!   [`js_api::Engine`], packaged for npm as `aviary-mqtt` by `cargo xtask npm`.
+//!   default `js` feature): plain JavaScript in `npm/` (the client in `api.js`, the same
+//!   browser runtime in `runtime.js`) over one wasm-bindgen export, [`js_api::Engine`],
+//!   packaged for npm as `aviary-mqtt` by `cargo xtask npm`.
 
 // No `std` outside tests: the crate needs only `alloc`, and the npm package (feature `npm`) is
 // linked without the standard library at all. Its panic machinery formats messages with

@@ -9,9 +9,9 @@
 //! ([`sink`]). Built in Rust with `Reflect`, that layer was about a sixth of the module.
 //! Types for every option, event and packet are written by hand in [`typescript`].
 
-use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
 
 use aviary_protocol::properties::id;
 use aviary_protocol::{
@@ -19,11 +19,12 @@ use aviary_protocol::{
     SubscribeProperties, SubscriptionOptions, TopicFilter, TopicName, WillProperties,
 };
 use bytes::Bytes;
+use js_sys::Uint8Array;
 use wasm_bindgen::prelude::*;
 
-use crate::engine::Options;
+use crate::engine::{Machine, Options};
 use crate::fields::{connect_property, message_property, opt, Reader};
-use crate::runtime::Driver;
+use crate::runtime::{now_ms, random_seed};
 
 mod sink;
 mod typescript;
@@ -37,28 +38,85 @@ fn type_error(msg: &str) -> JsValue {
     js_sys::TypeError::new(msg).into()
 }
 
-// One client: the driver and the hooks that report to its JavaScript object. Not part of the
+// One client's engine. The JavaScript side owns the WebSocket, the timer and the
+// online/offline watch (`npm/runtime.js`), feeds this what they report, and carries out what
+// the engine asks for through the sink (open or close the socket, send bytes, wake at a
+// time): the npm package carries no browser runtime of its own in wasm. Not part of the
 // documented API (see `npm/api.js`).
 // (Plain comments on the exports: wasm-bindgen would copy doc comments into the glue.)
 #[allow(missing_docs)]
 #[wasm_bindgen(skip_typescript)]
 pub struct Engine {
-    driver: Rc<Driver>,
-    hooks: Rc<JsHooks>,
+    machine: RefCell<Machine>,
+    hooks: JsHooks,
+    pumping: Cell<bool>,
+    // The wake-up the JavaScript timer was last asked for: it is only moved earlier, never
+    // later, so a busy connection does not post to the timer's worker on every frame (an
+    // early wake-up is harmless: the engine checks timestamps).
+    scheduled: Cell<Option<u64>>,
 }
 
 #[allow(missing_docs)]
 #[wasm_bindgen]
 impl Engine {
-    // Starts connecting to `url` with the options in the field list `fields`; events go to
-    // `sink.e` from now on (the first ones during this call). Throws a `TypeError` for an
-    // invalid will topic, the one option only Rust checks.
+    // An engine for the options in the field list `fields`; events go to `sink.e`. It does
+    // nothing until `start`. Throws a `TypeError` for an invalid will topic, the one option
+    // only Rust checks.
     #[wasm_bindgen(constructor, skip_jsdoc)]
-    pub fn new(url: String, fields: &[u8], sink: Sink) -> JsResult<Engine> {
-        let options = options(fields)?;
-        let hooks = Rc::new(JsHooks::new(sink));
-        let driver = Driver::start(url, options, hooks.clone());
-        Ok(Engine { driver, hooks })
+    pub fn new(fields: &[u8], sink: Sink) -> JsResult<Engine> {
+        let mut options = options(fields)?;
+        let seed = random_seed();
+        if options.client_id.is_empty() {
+            // Unique per tab, so two tabs never take over each other's session.
+            options.client_id = ["aviary_", &crate::text::hex(seed, 12)].concat();
+        }
+        Ok(Engine {
+            machine: RefCell::new(Machine::new(options, seed)),
+            hooks: JsHooks::new(sink),
+            pumping: Cell::new(false),
+            scheduled: Cell::new(None),
+        })
+    }
+
+    // Starts connecting; `online` is what the browser says (`navigator.onLine`).
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn start(&self, online: bool) {
+        self.with(|m, now| {
+            m.set_online(online, now);
+            m.start(now);
+        });
+    }
+
+    // The socket the engine asked for is open.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn opened(&self) {
+        self.with(|m, now| m.socket_opened(now));
+    }
+
+    // A binary frame arrived.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn data(&self, frame: Uint8Array) {
+        let len = frame.length() as usize;
+        self.with(|m, now| m.handle_frame(len, |buf| frame.copy_to(buf), now));
+    }
+
+    // The socket closed by itself (or could not be opened), for the reason `detail`.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn closed(&self, detail: &str) {
+        self.with(|m, now| m.socket_closed(detail, now));
+    }
+
+    // The timer fired.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn timeout(&self) {
+        self.scheduled.set(None);
+        self.with(|m, now| m.handle_timeout(now));
+    }
+
+    // The browser went online or offline.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn online(&self, online: bool) {
+        self.with(|m, now| m.set_online(online, now));
     }
 
     // Publishes; returns the operation's token (0: failed at once, already reported).
@@ -85,7 +143,7 @@ impl Engine {
                 );
             }
         }
-        let token = self.driver.call(|m, now| m.publish(message, now));
+        let token = self.call(|m, now| m.publish(message, now));
         self.hooks.token(token)
     }
 
@@ -114,9 +172,7 @@ impl Engine {
                 _ => props.user_properties.push(r.user_property()),
             }
         }
-        let token = self
-            .driver
-            .call(|m, now| m.subscribe_with(filters, props, now));
+        let token = self.call(|m, now| m.subscribe_with(filters, props, now));
         Ok(self.hooks.token(token))
     }
 
@@ -132,17 +188,38 @@ impl Engine {
                 _ => users.push(r.user_property()),
             }
         }
-        let token = self
-            .driver
-            .call(|m, now| m.unsubscribe_with(filters, users, now));
+        let token = self.call(|m, now| m.unsubscribe_with(filters, users, now));
         Ok(self.hooks.token(token))
     }
 
-    // Carries out what the last call asked for; the JavaScript side calls it once it has
-    // registered the promise of the token that call returned.
+    // Carries out everything the engine asked for, until it has nothing more: bytes to send,
+    // the socket to open or close, the other events for the client, then the timer. The
+    // JavaScript side calls it after an operation once it has registered the promise of the
+    // token that operation returned; every other call here pumps by itself. Listeners run
+    // with no borrow held, so they may call back in; a call made while pumping is picked up
+    // by the running pump.
     #[wasm_bindgen(skip_jsdoc)]
     pub fn pump(&self) {
-        self.driver.pump();
+        if self.pumping.replace(true) {
+            return;
+        }
+        loop {
+            let (output, events) = {
+                let mut machine = self.machine.borrow_mut();
+                (machine.take_output(), machine.take_events())
+            };
+            if output.is_none() && events.is_empty() {
+                break;
+            }
+            if let Some(bytes) = output {
+                self.hooks.send(&bytes);
+            }
+            for event in events {
+                self.hooks.event(event);
+            }
+        }
+        self.pumping.set(false);
+        self.rearm();
     }
 
     // Ends the client: at once (`force`), or after what is in flight, for at most `timeout`
@@ -150,9 +227,9 @@ impl Engine {
     #[wasm_bindgen(skip_jsdoc)]
     pub fn end(&self, force: bool, timeout: u32) {
         if force {
-            self.driver.with(|m, now| m.disconnect(now));
+            self.with(|m, now| m.disconnect(now));
         } else {
-            self.driver.with(|m, now| m.end_gracefully(timeout, now));
+            self.with(|m, now| m.end_gracefully(timeout, now));
         }
     }
 
@@ -160,39 +237,65 @@ impl Engine {
     #[wasm_bindgen(skip_jsdoc)]
     pub fn auth(&self, attempt: u32, data: Option<Vec<u8>>) {
         match data {
-            Some(d) => self
-                .driver
-                .with(|m, now| m.answer_auth(attempt, Bytes::from(d), now)),
-            None => self.driver.with(|m, now| m.fail_auth(attempt, now)),
+            Some(d) => self.with(|m, now| m.answer_auth(attempt, Bytes::from(d), now)),
+            None => self.with(|m, now| m.fail_auth(attempt, now)),
         }
     }
 
-    // Connected (1), reconnecting (2), ended (4), timer in a worker (8), and the number of
-    // queued publishes from bit 4 up: the client's getters in one call.
+    // Connected (1), reconnecting (2), ended (4), and the number of queued publishes from
+    // bit 4 up: the client's getters in one call.
     #[wasm_bindgen(skip_jsdoc)]
     pub fn state(&self) -> f64 {
-        let in_worker = u64::from(self.driver.timer_in_worker());
-        let bits = self.driver.read(|m| {
-            u64::from(m.is_connected())
-                | (u64::from(m.is_reconnecting()) << 1)
-                | (u64::from(m.is_ended()) << 2)
-                | ((m.queued() as u64) << 4)
-        });
-        (bits | (in_worker << 3)) as f64
+        let m = self.machine.borrow();
+        let bits = u64::from(m.is_connected())
+            | (u64::from(m.is_reconnecting()) << 1)
+            | (u64::from(m.is_ended()) << 2)
+            | ((m.queued() as u64) << 4);
+        bits as f64
     }
 
     // Milliseconds until the next attempt while waiting out the backoff, else -1.
     #[wasm_bindgen(js_name = nextAttempt, skip_jsdoc)]
     pub fn next_attempt(&self) -> f64 {
-        self.driver
-            .call(|m, now| m.next_attempt_in(now))
+        self.call(|m, now| m.next_attempt_in(now))
             .map_or(-1.0, |ms| ms as f64)
     }
 
     // The client id in use (generated, given, or assigned by the broker).
     #[wasm_bindgen(js_name = clientId, skip_jsdoc)]
     pub fn client_id(&self) -> String {
-        self.driver.read(|m| m.options().client_id.clone())
+        self.machine.borrow().options().client_id.clone()
+    }
+}
+
+impl Engine {
+    /// Runs `f` on the engine at the current time, then pumps.
+    fn with<R>(&self, f: impl FnOnce(&mut Machine, u64) -> R) -> R {
+        let result = self.call(f);
+        self.pump();
+        result
+    }
+
+    /// Runs `f` on the engine without pumping: the caller registers interest in the result
+    /// (a token) first and then calls [`pump`](Self::pump).
+    fn call<R>(&self, f: impl FnOnce(&mut Machine, u64) -> R) -> R {
+        f(&mut self.machine.borrow_mut(), now_ms())
+    }
+
+    /// Asks the JavaScript timer for the engine's next deadline when it is earlier than the
+    /// one asked for, or to cancel when there is none.
+    fn rearm(&self) {
+        let Some(deadline) = self.machine.borrow().poll_timeout() else {
+            if self.scheduled.take().is_some() {
+                self.hooks.timer(None);
+            }
+            return;
+        };
+        if self.scheduled.get().is_some_and(|s| s <= deadline) {
+            return;
+        }
+        self.scheduled.set(Some(deadline));
+        self.hooks.timer(Some(deadline.saturating_sub(now_ms())));
     }
 }
 

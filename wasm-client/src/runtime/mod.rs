@@ -1,7 +1,10 @@
-//! The browser side: WebSocket, timers, clock and network status, driving the [`engine`].
+//! The browser side of the Rust API: WebSocket, timers, clock and network status, driving the
+//! [`engine`].
 //!
 //! Everything here is thin. [`Driver`] owns the engine and feeds it what the browser reports;
-//! the APIs ([`crate::Client`], the JavaScript `MqttClient`) sit on top through [`Hooks`].
+//! [`crate::Client`] sits on top through [`Hooks`]. The JavaScript API uses only the clock:
+//! its socket, timer and network watch are JavaScript (`npm/runtime.js`), which costs the npm
+//! package less than the same through `web-sys`.
 //!
 //! [`engine`]: crate::engine
 
