@@ -56,10 +56,13 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     core::arch::wasm32::unreachable()
 }
 
-#[cfg(target_arch = "wasm32")]
+// Not in the npm build: nothing there uses the Rust API, and though the linker drops its code,
+// the descriptors wasm-bindgen reads for its closures are exports, which keep each closure's
+// shim in the function table (about 2 KB of the module).
+#[cfg(all(target_arch = "wasm32", not(feature = "npm")))]
 mod rust_api;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "npm")))]
 pub use rust_api::{Client, ClientEvent, Completion, EventStream, Message};
 /// The wasm side of the JavaScript API; behind the default `js` feature, which Rust users can
 /// turn off.

@@ -9,10 +9,18 @@
 //! [`engine`]: crate::engine
 
 mod clock;
+// The Rust API's runtime is left out of the npm build altogether (see `rust_api` in lib.rs).
+#[cfg(not(feature = "npm"))]
 mod driver;
+#[cfg(not(feature = "npm"))]
 mod network;
+#[cfg(not(feature = "npm"))]
 mod socket;
+#[cfg(not(feature = "npm"))]
 mod timer;
 
-pub(crate) use clock::{global, now_ms, random_seed};
+#[cfg(not(feature = "npm"))]
+pub(crate) use clock::global;
+pub(crate) use clock::{now_ms, random_seed};
+#[cfg(not(feature = "npm"))]
 pub(crate) use driver::{Driver, Hooks, UrlChoice};
