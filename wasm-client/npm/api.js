@@ -9,7 +9,7 @@
 
 import {
   Fields, MAX32, USER, bytes, fail, get, int, isObject, messageProperties, options, qos,
-  subscriptionOptions, topicList, users,
+  subscriptionOptions, topicList, users, utf8,
 } from "./fields.js";
 import { mqttError, properties } from "./reports.js";
 import { Timer, closeSocket, isOnline, openSocket, watchNetwork } from "./runtime.js";
@@ -17,7 +17,7 @@ import { Timer, closeSocket, isOnline, openSocket, watchNetwork } from "./runtim
 const EVENTS = ["connect", "reconnect", "close", "offline", "error", "end", "message"];
 /** Event kinds of the engine's callback (wasm-client/src/js_api/sink.rs). */
 const MESSAGE = 0, DONE = 1, FAIL = 2, CONNECT = 3, CLOSE = 4, OFFLINE = 5, ERROR = 6, END = 7,
-  AUTH = 8, OPEN = 9, SEND = 10, SHUT = 11, TIMER = 12;
+  AUTH = 8, OPEN = 9, SEND = 10, SHUT = 11, TIMER = 12, INVALID = 13;
 
 /** Runs `ok` with what `call` returned (awaited) or `no` if it threw or rejected, later. */
 function settled(call, ok, no) {
@@ -40,6 +40,8 @@ export function bind(Engine) {
     #replies = new Map();
     /** The error of the operation being called, reported during the call (token 0). */
     #failure = null;
+    /** Why the arguments of the call in progress are invalid, as the engine reported it. */
+    #invalid = null;
     /** `connect()`'s promise until the first CONNACK or failure. */
     #connecting;
     /** The URL of the next attempt, and `transformWsUrl`. */
@@ -63,6 +65,10 @@ export function bind(Engine) {
       this.#connecting = connecting;
       const sink = { e: (...args) => this.#event(...args) };
       const engine = (this.#engine = new Engine(fields, sink));
+      if (this.#invalid !== null) {
+        engine.free();
+        this.#throwInvalid();
+      }
       this.#timer = new Timer(() => engine.timeout());
       this.#unwatch = watchNetwork((online) => engine.online(online));
       engine.start(isOnline());
@@ -121,7 +127,8 @@ export function bind(Engine) {
         messageProperties(f, props, USER);
         list = f.done();
       }
-      return this.#reply(this.#engine.publish(topic, data, q, retain, list));
+      if (typeof topic !== "string") fail("`topic` must be a string");
+      return this.#reply(this.#engine.publish(utf8.encode(topic), data, q, retain, list));
     }
 
     end(force, options) {
@@ -171,6 +178,7 @@ export function bind(Engine) {
 
     /** A promise for the operation `token` (0: the call failed); then lets the engine work. */
     #reply(token, names) {
+      if (this.#invalid !== null) this.#throwInvalid();
       let p;
       if (token === 0) {
         p = Promise.reject(this.#failure);
@@ -180,6 +188,12 @@ export function bind(Engine) {
       }
       this.#engine.pump();
       return p;
+    }
+
+    #throwInvalid() {
+      const message = this.#invalid;
+      this.#invalid = null;
+      fail(message);
     }
 
     #list(event) {
@@ -253,6 +267,9 @@ export function bind(Engine) {
           return this.#dropSocket();
         case TIMER:
           return this.#timer?.schedule(b < 0 ? -1 : a);
+        case INVALID:
+          this.#invalid = str;
+          return;
       }
     }
 
@@ -280,7 +297,7 @@ export function bind(Engine) {
           if (typeof url === "string") this.#href = url;
           this.#openSocket();
         },
-        () => this.#engine.closed("the URL hook failed"),
+        () => this.#closed("the URL hook failed"),
       );
     }
 
@@ -289,12 +306,17 @@ export function bind(Engine) {
       try {
         this.#socket = openSocket(url, () => engine.opened(), (data) => engine.data(data), (detail) => {
           this.#socket = null;
-          engine.closed(detail);
+          this.#closed(detail);
         });
       } catch {
         // A malformed URL throws at once; it fails the attempt like a failed connection.
-        engine.closed(`cannot open a WebSocket to ${url}`);
+        this.#closed(`cannot open a WebSocket to ${url}`);
       }
+    }
+
+    /** Tells the engine the socket closed (or never opened), and why. */
+    #closed(detail) {
+      this.#engine.closed(utf8.encode(detail));
     }
 
     #dropSocket() {

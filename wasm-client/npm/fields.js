@@ -4,7 +4,7 @@
 // naming the option, before anything reaches the engine.
 
 export const MAX32 = 4294967295;
-const utf8 = new TextEncoder();
+export const utf8 = new TextEncoder();
 /** The MQTT 5 User Property identifier. */
 export const USER = 0x26;
 

@@ -32,11 +32,11 @@ mod typescript;
 use sink::JsHooks;
 pub use sink::Sink;
 
-type JsResult<T> = Result<T, JsValue>;
-
-fn type_error(msg: &str) -> JsValue {
-    js_sys::TypeError::new(msg).into()
-}
+/// A mistake in the application's arguments that only Rust checks (an invalid topic): the
+/// JavaScript side throws it as a `TypeError` once the call returns. Reported through the sink
+/// rather than returned as a `JsValue`, which would cost the package wasm-bindgen's glue for
+/// thrown values and an import for the `TypeError`.
+struct Invalid(String);
 
 // One client's engine. The JavaScript side owns the WebSocket, the timer and the
 // online/offline watch (`npm/runtime.js`), feeds this what they report, and carries out what
@@ -60,22 +60,26 @@ pub struct Engine {
 #[wasm_bindgen]
 impl Engine {
     // An engine for the options in the field list `fields`; events go to `sink.e`. It does
-    // nothing until `start`. Throws a `TypeError` for an invalid will topic, the one option
-    // only Rust checks.
+    // nothing until `start`. An invalid will topic, the one option only Rust checks, is
+    // reported as `INVALID` (and the will left out): the caller throws it and frees this.
     #[wasm_bindgen(constructor, skip_jsdoc)]
-    pub fn new(fields: &[u8], sink: Sink) -> JsResult<Engine> {
-        let mut options = options(fields)?;
+    pub fn new(fields: &[u8], sink: Sink) -> Engine {
+        let hooks = JsHooks::new(sink);
+        let mut options = options(fields).unwrap_or_else(|Invalid(e)| {
+            hooks.invalid(&e);
+            Options::default()
+        });
         let seed = random_seed();
         if options.client_id.is_empty() {
             // Unique per tab, so two tabs never take over each other's session.
             options.client_id = ["aviary_", &crate::text::hex(seed, 12)].concat();
         }
-        Ok(Engine {
+        Engine {
             machine: RefCell::new(Machine::new(options, seed)),
-            hooks: JsHooks::new(sink),
+            hooks,
             pumping: Cell::new(false),
             scheduled: Cell::new(None),
-        })
+        }
     }
 
     // Starts connecting; `online` is what the browser says (`navigator.onLine`).
@@ -100,9 +104,11 @@ impl Engine {
         self.with(|m, now| m.handle_frame(len, |buf| frame.copy_to(buf), now));
     }
 
-    // The socket closed by itself (or could not be opened), for the reason `detail`.
+    // The socket closed by itself (or could not be opened), for the reason `detail` (UTF-8:
+    // strings cross as bytes, so the glue needs no string encoder of its own).
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn closed(&self, detail: &str) {
+    pub fn closed(&self, detail: &[u8]) {
+        let detail = core::str::from_utf8(detail).unwrap_or_default();
         self.with(|m, now| m.socket_closed(detail, now));
     }
 
@@ -119,16 +125,18 @@ impl Engine {
         self.with(|m, now| m.set_online(online, now));
     }
 
-    // Publishes; returns the operation's token (0: failed at once, already reported).
+    // Publishes to `topic` (UTF-8); returns the operation's token (0: failed at once, already
+    // reported).
     #[wasm_bindgen(skip_jsdoc)]
     pub fn publish(
         &self,
-        topic: String,
+        topic: Vec<u8>,
         payload: Vec<u8>,
         qos: u8,
         retain: bool,
         props: Option<Vec<u8>>,
     ) -> u32 {
+        let topic = String::from_utf8(topic).unwrap_or_default();
         let mut message = Publish::new(topic, payload);
         message.qos = qos_from(u32::from(qos));
         message.retain = retain;
@@ -148,48 +156,17 @@ impl Engine {
     }
 
     // Subscribes to the filters of the field list, each with its options byte, with its
-    // MQTT 5 SUBSCRIBE properties. Throws a `TypeError` for an invalid filter.
+    // MQTT 5 SUBSCRIBE properties. An invalid filter is reported as `INVALID` (token 0).
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn subscribe(&self, fields: &[u8]) -> JsResult<u32> {
-        let mut filters: Vec<(TopicFilter, SubscriptionOptions)> = Vec::new();
-        let mut props = SubscribeProperties::default();
-        let mut r = Reader::new(fields);
-        while let Some(field) = r.next_id() {
-            match field {
-                opt::FILTER => {
-                    let filter = topic_filter(r.string())?;
-                    filters.push((filter, SubscriptionOptions::default()));
-                }
-                opt::FILTER_OPTIONS => {
-                    let o = subscription_options(r.num());
-                    if let Some(last) = filters.last_mut() {
-                        last.1 = o;
-                    }
-                }
-                id::SUBSCRIPTION_IDENTIFIER => {
-                    props.subscription_identifier = core::num::NonZeroU32::new(r.num());
-                }
-                _ => props.user_properties.push(r.user_property()),
-            }
-        }
-        let token = self.call(|m, now| m.subscribe_with(filters, props, now));
-        Ok(self.hooks.token(token))
+    pub fn subscribe(&self, fields: &[u8]) -> u32 {
+        self.checked(|| self.subscribe_fields(fields))
     }
 
-    // Unsubscribes from the filters of the field list, with MQTT 5 user properties.
+    // Unsubscribes from the filters of the field list, with MQTT 5 user properties. An invalid
+    // filter is reported as `INVALID` (token 0).
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn unsubscribe(&self, fields: &[u8]) -> JsResult<u32> {
-        let mut filters = Vec::new();
-        let mut users = Vec::new();
-        let mut r = Reader::new(fields);
-        while let Some(field) = r.next_id() {
-            match field {
-                opt::FILTER => filters.push(topic_filter(r.string())?),
-                _ => users.push(r.user_property()),
-            }
-        }
-        let token = self.call(|m, now| m.unsubscribe_with(filters, users, now));
-        Ok(self.hooks.token(token))
+    pub fn unsubscribe(&self, fields: &[u8]) -> u32 {
+        self.checked(|| self.unsubscribe_fields(fields))
     }
 
     // Carries out everything the engine asked for, until it has nothing more: bytes to send,
@@ -269,6 +246,54 @@ impl Engine {
 }
 
 impl Engine {
+    /// The token `f` returns, or 0 after reporting why its arguments are invalid.
+    fn checked(&self, f: impl FnOnce() -> Result<u32, Invalid>) -> u32 {
+        f().unwrap_or_else(|Invalid(e)| {
+            self.hooks.invalid(&e);
+            0
+        })
+    }
+
+    fn subscribe_fields(&self, fields: &[u8]) -> Result<u32, Invalid> {
+        let mut filters: Vec<(TopicFilter, SubscriptionOptions)> = Vec::new();
+        let mut props = SubscribeProperties::default();
+        let mut r = Reader::new(fields);
+        while let Some(field) = r.next_id() {
+            match field {
+                opt::FILTER => {
+                    let filter = topic_filter(r.string())?;
+                    filters.push((filter, SubscriptionOptions::default()));
+                }
+                opt::FILTER_OPTIONS => {
+                    let o = subscription_options(r.num());
+                    if let Some(last) = filters.last_mut() {
+                        last.1 = o;
+                    }
+                }
+                id::SUBSCRIPTION_IDENTIFIER => {
+                    props.subscription_identifier = core::num::NonZeroU32::new(r.num());
+                }
+                _ => props.user_properties.push(r.user_property()),
+            }
+        }
+        let token = self.call(|m, now| m.subscribe_with(filters, props, now));
+        Ok(self.hooks.token(token))
+    }
+
+    fn unsubscribe_fields(&self, fields: &[u8]) -> Result<u32, Invalid> {
+        let mut filters = Vec::new();
+        let mut users = Vec::new();
+        let mut r = Reader::new(fields);
+        while let Some(field) = r.next_id() {
+            match field {
+                opt::FILTER => filters.push(topic_filter(r.string())?),
+                _ => users.push(r.user_property()),
+            }
+        }
+        let token = self.call(|m, now| m.unsubscribe_with(filters, users, now));
+        Ok(self.hooks.token(token))
+    }
+
     /// Runs `f` on the engine at the current time, then pumps.
     fn with<R>(&self, f: impl FnOnce(&mut Machine, u64) -> R) -> R {
         let result = self.call(f);
@@ -305,8 +330,8 @@ impl core::fmt::Debug for Engine {
     }
 }
 
-fn topic_filter(topic: String) -> JsResult<TopicFilter> {
-    TopicFilter::new(topic).map_err(|e| type_error(&e.message()))
+fn topic_filter(topic: String) -> Result<TopicFilter, Invalid> {
+    TopicFilter::new(topic).map_err(|e| Invalid(e.message()))
 }
 
 fn qos_from(n: u32) -> QoS {
@@ -332,7 +357,7 @@ fn subscription_options(b: u32) -> SubscriptionOptions {
 }
 
 /// Client options from the field list the JavaScript side checked and wrote.
-fn options(fields: &[u8]) -> JsResult<Options> {
+fn options(fields: &[u8]) -> Result<Options, Invalid> {
     let mut o = Options::default();
     let mut will = None;
     let (mut will_payload, mut will_qos, mut will_retain) = (Bytes::new(), 0, false);
@@ -361,7 +386,7 @@ fn options(fields: &[u8]) -> JsResult<Options> {
             opt::QUEUE_MAX_BYTES => o.queue.max_bytes = r.num() as usize,
             opt::WILL_TOPIC => {
                 let topic = TopicName::new(r.string())
-                    .map_err(|e| type_error(&["will.topic: ", &e.message()].concat()))?;
+                    .map_err(|e| Invalid(["will.topic: ", &e.message()].concat()))?;
                 will = Some(topic);
             }
             opt::WILL_PAYLOAD => will_payload = Bytes::copy_from_slice(r.bytes()),

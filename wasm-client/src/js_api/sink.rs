@@ -50,6 +50,8 @@ mod kind {
     /// Wake the engine (`Engine.timeout`) in `a` ms, replacing the earlier wake-up; `b` -1:
     /// cancel it.
     pub(super) const TIMER: u32 = 12;
+    /// The call's arguments are invalid: `text` says why; the call throws it as a `TypeError`.
+    pub(super) const INVALID: u32 = 13;
 }
 
 /// The token of a [`kind::FAIL`] for the call in progress (the engine's tokens start at 1).
@@ -67,6 +69,11 @@ impl JsHooks {
 
     fn report(&self, kind: u32, a: u32, b: i32, text: &str, bytes: &[u8]) {
         self.sink.emit(kind, a, b, text, bytes, &[]);
+    }
+
+    /// Reports that the call in progress has invalid arguments, for the reason `message`.
+    pub(crate) fn invalid(&self, message: &str) {
+        self.report(kind::INVALID, 0, 0, message, &[]);
     }
 
     /// Asks for `bytes` to be written to the socket.
