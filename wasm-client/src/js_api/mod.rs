@@ -65,10 +65,7 @@ impl Engine {
     #[wasm_bindgen(constructor, skip_jsdoc)]
     pub fn new(fields: &[u8], sink: Sink) -> Engine {
         let hooks = JsHooks::new(sink);
-        let mut options = options(fields).unwrap_or_else(|Invalid(e)| {
-            hooks.invalid(&e);
-            Options::default()
-        });
+        let mut options = options(fields, &hooks);
         let seed = random_seed();
         if options.client_id.is_empty() {
             // Unique per tab, so two tabs never take over each other's session.
@@ -356,8 +353,9 @@ fn subscription_options(b: u32) -> SubscriptionOptions {
     o
 }
 
-/// Client options from the field list the JavaScript side checked and wrote.
-fn options(fields: &[u8]) -> Result<Options, Invalid> {
+/// Client options from the field list the JavaScript side checked and wrote; an invalid will
+/// topic is reported to `hooks` (and the will left out).
+fn options(fields: &[u8], hooks: &JsHooks) -> Options {
     let mut o = Options::default();
     let mut will = None;
     let (mut will_payload, mut will_qos, mut will_retain) = (Bytes::new(), 0, false);
@@ -384,11 +382,10 @@ fn options(fields: &[u8]) -> Result<Options, Invalid> {
             opt::RESUBSCRIBE => o.resubscribe = r.flag(),
             opt::QUEUE_MAX_MESSAGES => o.queue.max_messages = r.num() as usize,
             opt::QUEUE_MAX_BYTES => o.queue.max_bytes = r.num() as usize,
-            opt::WILL_TOPIC => {
-                let topic = TopicName::new(r.string())
-                    .map_err(|e| Invalid(["will.topic: ", &e.message()].concat()))?;
-                will = Some(topic);
-            }
+            opt::WILL_TOPIC => match TopicName::new(r.string()) {
+                Ok(topic) => will = Some(topic),
+                Err(e) => hooks.invalid(&["will.topic: ", &e.message()].concat()),
+            },
             opt::WILL_PAYLOAD => will_payload = Bytes::copy_from_slice(r.bytes()),
             opt::WILL_QOS => will_qos = r.num(),
             opt::WILL_RETAIN => will_retain = r.flag(),
@@ -408,5 +405,5 @@ fn options(fields: &[u8]) -> Result<Options, Invalid> {
         retain: will_retain,
         properties: will_props,
     });
-    Ok(o)
+    o
 }
