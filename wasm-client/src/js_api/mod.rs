@@ -25,6 +25,7 @@ use wasm_bindgen::prelude::*;
 use crate::engine::{Machine, Options};
 use crate::fields::{connect_property, message_property, opt, Reader};
 use crate::runtime::{now_ms, random_seed};
+use crate::text::{concat, hex};
 
 mod sink;
 mod typescript;
@@ -69,7 +70,7 @@ impl Engine {
         let seed = random_seed();
         if options.client_id.is_empty() {
             // Unique per tab, so two tabs never take over each other's session.
-            options.client_id = ["aviary_", &crate::text::hex(seed, 12)].concat();
+            options.client_id = concat(&["aviary_", &hex(seed, 12)]);
         }
         Engine {
             machine: RefCell::new(Machine::new(options, seed)),
@@ -384,7 +385,7 @@ fn options(fields: &[u8], hooks: &JsHooks) -> Options {
             opt::QUEUE_MAX_BYTES => o.queue.max_bytes = r.num() as usize,
             opt::WILL_TOPIC => match TopicName::new(r.string()) {
                 Ok(topic) => will = Some(topic),
-                Err(e) => hooks.invalid(&["will.topic: ", &e.message()].concat()),
+                Err(e) => hooks.invalid(&concat(&["will.topic: ", &e.message()])),
             },
             opt::WILL_PAYLOAD => will_payload = Bytes::copy_from_slice(r.bytes()),
             opt::WILL_QOS => will_qos = r.num(),

@@ -54,7 +54,7 @@ impl Driver {
         let seed = random_seed();
         if options.client_id.is_empty() {
             // Unique per tab, so two tabs never take over each other's session.
-            options.client_id = ["aviary_", &crate::text::hex(seed, 12)].concat();
+            options.client_id = crate::text::concat(&["aviary_", &crate::text::hex(seed, 12)]);
         }
         let driver = Rc::new_cyclic(|weak: &Weak<Driver>| {
             let timer_weak = weak.clone();
@@ -193,7 +193,7 @@ impl Driver {
             Ok(socket) => *self.socket.borrow_mut() = Some(socket),
             Err(_) => {
                 // A malformed URL throws synchronously; report it like a failed connection.
-                let detail = ["cannot open a WebSocket to ", &url].concat();
+                let detail = crate::text::concat(&["cannot open a WebSocket to ", &url]);
                 self.machine.borrow_mut().socket_closed(&detail, now_ms());
             }
         }
