@@ -2,7 +2,7 @@
 //! specification it enforces, so a log line tells an operator exactly what a
 //! misbehaving client did, and maps to the MQTT 5 reason code to send back.
 
-use crate::text::with_number;
+use crate::text::{concat, with_number};
 use crate::{PacketType, ProtocolVersion, ReasonCode, TopicError};
 use alloc::string::String;
 
@@ -179,7 +179,6 @@ impl EncodeError {
     /// The same text as `Display`, put together without `core::fmt`: the browser client shows
     /// it, and its package would pay for the formatting machinery (see `text.rs`).
     pub fn message(&self) -> String {
-        let concat = |parts: &[&str]| parts.concat();
         match self {
             Self::FieldTooLong(n) => with_number(
                 "a string or binary field of ",

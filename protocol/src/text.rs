@@ -21,12 +21,19 @@ pub(crate) fn with_number(prefix: &str, n: usize, suffix: &str) -> String {
             break;
         }
     }
-    let mut s = String::with_capacity(prefix.len() + digits.len() - start + suffix.len());
-    s.push_str(prefix);
-    for &d in &digits[start..] {
-        s.push(char::from(d));
+    // ASCII digits: always valid UTF-8.
+    let number = core::str::from_utf8(&digits[start..]).unwrap_or_default();
+    concat(&[prefix, number, suffix])
+}
+
+/// `parts` one after the other. Not `[&str]::concat`, whose generic join (with its overflow
+/// check and panic message) is several times the size of these few lines in the browser
+/// client's package.
+pub(crate) fn concat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        s.push_str(part);
     }
-    s.push_str(suffix);
     s
 }
 
@@ -39,5 +46,11 @@ mod tests {
         for n in [0, 7, 10, 65_535, 268_435_456, usize::MAX] {
             assert_eq!(with_number("<", n, ">"), format!("<{n}>"));
         }
+    }
+
+    #[test]
+    fn concat_joins_in_order() {
+        assert_eq!(concat(&["a", "", "bc", "d"]), "abcd");
+        assert_eq!(concat(&[]), "");
     }
 }

@@ -143,7 +143,7 @@ pub fn validate_topic_filter(s: &str) -> Result<(), TopicError> {
     let filter = if s == SHARE_PREFIX {
         return Err(TopicError::InvalidShareName);
     } else if let Some(rest) = s.strip_prefix("$share/") {
-        let (name, filter) = rest.split_once('/').unwrap_or((rest, ""));
+        let (name, filter) = split_level(rest);
         validate_share_name(name)?;
         if filter.is_empty() {
             return Err(TopicError::EmptySharedFilter);
@@ -155,16 +155,37 @@ pub fn validate_topic_filter(s: &str) -> Result<(), TopicError> {
     validate_filter_levels(filter)
 }
 
+/// `s` split at its first `/` (which is dropped), or all of `s` and `""` without one. A byte
+/// scan, exact for the ASCII `/`: `str::split_once` would bring its character searcher into
+/// the browser client's package for this one split. (`get`, not indexing: a `/` is always a
+/// character boundary, and indexing would link the panic message for one that is not, with
+/// the formatting code it needs.)
+fn split_level(s: &str) -> (&str, &str) {
+    match s.bytes().position(|b| b == b'/') {
+        Some(i) => (s.get(..i).unwrap_or(s), s.get(i + 1..).unwrap_or("")),
+        None => (s, ""),
+    }
+}
+
 /// A ShareName is at least one character and has no `/`, `+` or `#` [MQTT-4.8.2-1]
-/// [MQTT-4.8.2-2]. (`/` cannot occur: the caller splits at the first one.)
+/// [MQTT-4.8.2-2]. (`/` cannot occur: the caller splits at the first one.) A wildcard is
+/// reported before a NUL. One byte scan, exact for these ASCII characters (see
+/// [`validate_topic_name`]): `str`'s multi-character search cost the browser client's
+/// package its own searcher.
 fn validate_share_name(name: &str) -> Result<(), TopicError> {
-    if name.is_empty() || name.contains(['+', '#']) {
-        return Err(TopicError::InvalidShareName);
+    let mut nul = false;
+    for &b in name.as_bytes() {
+        match b {
+            b'+' | b'#' => return Err(TopicError::InvalidShareName),
+            0 => nul = true,
+            _ => {}
+        }
     }
-    if name.contains('\0') {
-        return Err(TopicError::NullCharacter);
+    match (name.is_empty(), nul) {
+        (true, _) => Err(TopicError::InvalidShareName),
+        (_, true) => Err(TopicError::NullCharacter),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Checks the wildcard placement of a (non-shared) filter and that it has no U+0000.
@@ -358,7 +379,8 @@ impl TopicFilter {
     /// where filter is the inner filter as a &str.
     pub fn shared(&self) -> Option<(&str, &str)> {
         // Validation guarantees a second `/` and non-empty parts after the prefix.
-        self.0.strip_prefix("$share/")?.split_once('/')
+        let (name, filter) = split_level(self.0.strip_prefix("$share/")?);
+        Some((name, filter))
     }
 
     /// The filter used for matching: the inner filter for a shared subscription, the whole
@@ -553,6 +575,8 @@ mod tests {
             ("$share/name", EmptySharedFilter),
             ("$share/name/", EmptySharedFilter),
             ("$share/n\0/x", NullCharacter),
+            // A wildcard in the ShareName is reported before a NUL, wherever each is.
+            ("$share/\0+/x", InvalidShareName),
             ("$share/g/a+", MisplacedSingleLevelWildcard),
             ("$share/g/#/a", MisplacedMultiLevelWildcard),
         ];

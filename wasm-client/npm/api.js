@@ -1,239 +1,23 @@
 // aviary-mqtt's JavaScript API: `connect()` and the `MqttClient` it resolves with, shaped like
-// MQTT.js. Plain JavaScript over the wasm `Engine` (wasm-client/src/js_api): this file checks
-// the options and writes them as field lists (wasm-client/src/fields.rs), keeps listeners and
-// promises, and builds the packets and `MqttError`s from what the engine reports through one
-// callback, `e(kind, a, b, text, bytes, more)`. Each build's entry binds it to its `Engine`.
-// Built in Rust through `Reflect`, the same work was about a sixth of the .wasm.
+// MQTT.js. Plain JavaScript over the wasm `Engine` (wasm-client/src/js_api): the options are
+// checked and written as field lists by fields.js; this file keeps listeners and promises,
+// runs the socket and timer of runtime.js for the engine, and turns what the engine reports
+// through one callback, `e(kind, a, b, text, bytes, more)`, into events (reports.js builds the
+// packets' properties and the `MqttError`s). Each build's entry binds it to its `Engine`; the
+// package ships these modules as one minified `api.js`. Built in Rust through `Reflect` and
+// web-sys, the same work was about a sixth of the .wasm.
 
-const MAX32 = 4294967295;
-const utf8 = new TextEncoder();
-const text = new TextDecoder();
+import {
+  Fields, MAX32, USER, bytes, fail, get, int, isObject, messageProperties, options, qos,
+  subscriptionOptions, topicList, users, utf8,
+} from "./fields.js";
+import { mqttError, properties } from "./reports.js";
+import { Timer, closeSocket, isOnline, openSocket, watchNetwork } from "./runtime.js";
 
-/** `ErrorKind` of the engine, by number (wasm-client/src/engine/error.rs). */
-const CODES = ["CONNECTION_REFUSED", "CONNECT_TIMEOUT", "KEEPALIVE_TIMEOUT", "CONNECTION_LOST",
-  "SERVER_DISCONNECT", "PROTOCOL_ERROR", "PUBLISH_FAILED", "SUBSCRIBE_FAILED",
-  "UNSUBSCRIBE_FAILED", "QUEUE_FULL", "CLIENT_ENDED", "INVALID_ARGUMENT"];
 const EVENTS = ["connect", "reconnect", "close", "offline", "error", "end", "message"];
 /** Event kinds of the engine's callback (wasm-client/src/js_api/sink.rs). */
 const MESSAGE = 0, DONE = 1, FAIL = 2, CONNECT = 3, CLOSE = 4, OFFLINE = 5, ERROR = 6, END = 7,
-  AUTH = 8, URL = 9;
-/** MQTT 5 properties the engine reports: name and kind (0 number, 1 flag, 2 string, 3 bytes). */
-const PROPERTIES = {
-  0x01: ["payloadFormatIndicator", 1], 0x02: ["messageExpiryInterval", 0],
-  0x03: ["contentType", 2], 0x08: ["responseTopic", 2], 0x09: ["correlationData", 3],
-  0x0b: ["subscriptionIdentifier", 0], 0x11: ["sessionExpiryInterval", 0],
-  0x12: ["assignedClientIdentifier", 2], 0x13: ["serverKeepAlive", 0],
-  0x15: ["authenticationMethod", 2], 0x16: ["authenticationData", 3],
-  0x1f: ["reasonString", 2], 0x21: ["receiveMaximum", 0], 0x22: ["topicAliasMaximum", 0],
-  0x24: ["maximumQoS", 0], 0x25: ["retainAvailable", 1], 0x27: ["maximumPacketSize", 0],
-  0x28: ["wildcardSubscriptionAvailable", 1], 0x2a: ["sharedSubscriptionAvailable", 1],
-};
-const USER = 0x26;
-
-/** A field list: an identifier byte, then a 4-byte number or a 4-byte length and bytes. */
-class Fields {
-  #b = [];
-
-  #u32(n) {
-    this.#b.push(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
-  }
-
-  #raw(v) {
-    this.#u32(v.length);
-    for (const x of v) this.#b.push(x);
-  }
-
-  num(id, n) {
-    if (n === undefined) return;
-    this.#b.push(id);
-    this.#u32(n);
-  }
-
-  flag(id, v) {
-    if (v !== undefined) this.num(id, v ? 1 : 0);
-  }
-
-  bytes(id, v) {
-    if (v === undefined) return;
-    this.#b.push(id);
-    this.#raw(v);
-  }
-
-  str(id, s) {
-    if (s !== undefined) this.bytes(id, utf8.encode(s));
-  }
-
-  /** A user property: one identifier, then the name and the value. */
-  user(id, k, v) {
-    this.str(id, k);
-    this.#raw(utf8.encode(v));
-  }
-
-  done() {
-    return new Uint8Array(this.#b);
-  }
-}
-
-const isObject = (o) => typeof o === "object" && o !== null;
-/** `o[key]`, or undefined when absent or null, or when `o` is no object. */
-const get = (o, key) => (isObject(o) ? o[key] ?? undefined : undefined);
-const fail = (message) => {
-  throw new TypeError(message);
-};
-
-function int(o, key, max) {
-  const v = get(o, key);
-  if (v === undefined || (typeof v === "number" && v >= 0 && v <= max && Number.isInteger(v))) return v;
-  fail(`\`${key}\` must be an integer from 0 to ${max}`);
-}
-
-function typed(o, key, type) {
-  const v = get(o, key);
-  if (v === undefined || typeof v === type) return v;
-  fail(`\`${key}\` must be a ${type}`);
-}
-
-const qos = (o) => int(o, "qos", 2) ?? 0;
-
-/** Bytes from a string (UTF-8), a Uint8Array, any other view, an ArrayBuffer or nothing. */
-function bytes(v, what) {
-  if (typeof v === "string") return utf8.encode(v);
-  if (v instanceof Uint8Array) return v;
-  if (v instanceof ArrayBuffer) return new Uint8Array(v);
-  if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-  if (v == null) return new Uint8Array(0);
-  fail(`${what} must be a string, Uint8Array or ArrayBuffer`);
-}
-
-/** `{ key: value | value[] }` as user properties, in order. */
-function users(f, id, o) {
-  const map = get(o, "userProperties");
-  if (map === undefined) return;
-  for (const [k, v] of Object.entries(map)) {
-    for (const x of Array.isArray(v) ? v : [v]) {
-      if (typeof x !== "string") fail("user property values must be strings");
-      f.user(id, k, x);
-    }
-  }
-}
-
-function messageProperties(f, o, userId) {
-  f.flag(0x01, typed(o, "payloadFormatIndicator", "boolean"));
-  f.num(0x02, int(o, "messageExpiryInterval", MAX32));
-  f.str(0x03, typed(o, "contentType", "string"));
-  f.str(0x08, typed(o, "responseTopic", "string"));
-  const data = get(o, "correlationData");
-  if (data !== undefined) f.bytes(0x09, bytes(data, "correlationData"));
-  users(f, userId, o);
-}
-
-function connectProperties(f, o) {
-  f.num(0x11, int(o, "sessionExpiryInterval", MAX32));
-  f.num(0x21, int(o, "receiveMaximum", 65535));
-  f.num(0x27, int(o, "maximumPacketSize", MAX32));
-  f.num(0x22, int(o, "topicAliasMaximum", 65535));
-  f.flag(0x19, typed(o, "requestResponseInformation", "boolean"));
-  f.flag(0x17, typed(o, "requestProblemInformation", "boolean"));
-  users(f, USER, o);
-  f.str(0x15, typed(o, "authenticationMethod", "string"));
-  const data = get(o, "authenticationData");
-  if (data !== undefined) f.bytes(0x16, bytes(data, "authenticationData"));
-}
-
-function will(f, w) {
-  const topic = typed(w, "topic", "string") ?? fail("`will.topic` is required");
-  f.str(0x90, topic); // the engine checks it is a valid topic name
-  f.bytes(0x91, bytes(get(w, "payload"), "will.payload"));
-  f.num(0x92, qos(w));
-  f.flag(0x93, typed(w, "retain", "boolean"));
-  const props = get(w, "properties");
-  messageProperties(f, props, 0xa6);
-  f.num(0x18, int(props, "willDelayInterval", MAX32));
-}
-
-/** The engine's field list for `connect()` options, and the hooks they name. */
-function options(js) {
-  const f = new Fields();
-  f.str(0x80, typed(js, "clientId", "string"));
-  const version = int(js, "protocolVersion", 5);
-  if (version !== undefined && version !== 4 && version !== 5) fail("`protocolVersion` must be 4 or 5");
-  f.num(0x81, version);
-  const cleanStart = typed(js, "cleanStart", "boolean");
-  f.flag(0x82, cleanStart ?? typed(js, "clean", "boolean"));
-  f.num(0x83, int(js, "keepalive", 65535));
-  f.str(0x84, typed(js, "username", "string"));
-  const password = get(js, "password");
-  if (password !== undefined) f.bytes(0x85, bytes(password, "password"));
-  const w = get(js, "will");
-  if (w !== undefined) will(f, w);
-  const props = get(js, "properties");
-  if (props !== undefined) connectProperties(f, props);
-  f.num(0x86, int(js, "connectTimeout", MAX32));
-  f.num(0x87, int(js, "reconnectPeriod", MAX32));
-  f.num(0x88, int(js, "reconnectMaxPeriod", MAX32));
-  f.flag(0x89, typed(js, "resubscribe", "boolean"));
-  const queue = get(js, "offlineQueue");
-  f.num(0x8a, int(queue, "maxMessages", MAX32));
-  f.num(0x8b, int(queue, "maxBytes", MAX32));
-  return {
-    fields: f.done(),
-    url: typed(js, "transformWsUrl", "function"),
-    auth: typed(js, "authenticate", "function"),
-  };
-}
-
-function topicList(topics) {
-  if (typeof topics === "string") return [topics];
-  if (!Array.isArray(topics)) fail("expected a topic string or an array of them");
-  for (const t of topics) if (typeof t !== "string") fail("topics must be strings");
-  return topics;
-}
-
-/** SUBSCRIBE's options byte from `{ qos, nl | noLocal, rap | retainAsPublished, rh | retainHandling }`. */
-function subscriptionOptions(o) {
-  const flag = (short, long) => Boolean(get(o, short) ?? get(o, long));
-  let b = qos(o);
-  if (flag("nl", "noLocal")) b |= 4;
-  if (flag("rap", "retainAsPublished")) b |= 8;
-  const rh = get(o, "rh") ?? get(o, "retainHandling");
-  return rh === 1 || rh === 2 ? b | (rh << 4) : b;
-}
-
-/** MQTT 5 properties from the engine's field list, as MQTT.js shows them. */
-function properties(list) {
-  const out = {};
-  const view = new DataView(list.buffer, list.byteOffset, list.byteLength);
-  let at = 0;
-  const num = () => view.getUint32((at += 4) - 4);
-  const raw = () => {
-    const n = num();
-    return list.subarray(at, (at += n));
-  };
-  while (at < list.length) {
-    const id = list[at++];
-    if (id === USER) {
-      // Repeated names become arrays, as in MQTT.js.
-      const map = (out.userProperties ??= {});
-      const k = text.decode(raw()), v = text.decode(raw()), old = map[k];
-      map[k] = old === undefined ? v : Array.isArray(old) ? (old.push(v), old) : [old, v];
-      continue;
-    }
-    const [name, kind] = PROPERTIES[id];
-    const v = kind < 2 ? (kind ? num() !== 0 : num()) : kind === 2 ? text.decode(raw()) : raw().slice();
-    // Only subscription identifiers repeat: one is a number, several an array.
-    out[name] = out[name] === undefined ? v : [].concat(out[name], v);
-  }
-  return out;
-}
-
-/** An `Error` named "MqttError" with the engine's `code` and, if any, `reasonCode`. */
-function mqttError(code, message) {
-  const e = new Error(message);
-  e.name = "MqttError";
-  e.code = CODES[code & 255];
-  if (code >> 8) e.reasonCode = (code >> 8) - 1;
-  return e;
-}
+  AUTH = 8, OPEN = 9, SEND = 10, SHUT = 11, TIMER = 12, INVALID = 13;
 
 /** Runs `ok` with what `call` returned (awaited) or `no` if it threw or rejected, later. */
 function settled(call, ok, no) {
@@ -256,22 +40,38 @@ export function bind(Engine) {
     #replies = new Map();
     /** The error of the operation being called, reported during the call (token 0). */
     #failure = null;
+    /** Why the arguments of the call in progress are invalid, as the engine reported it. */
+    #invalid = null;
     /** `connect()`'s promise until the first CONNACK or failure. */
     #connecting;
-    #failedEarly = false;
+    /** The URL of the next attempt, and `transformWsUrl`. */
+    #href;
     #url;
     #auth;
+    /** The connection attempt the engine last asked for (see `#open`). */
+    #attempt = 0;
+    /** The WebSocket, while there is one; the timer and the network watch until the end. */
+    #socket = null;
+    #timer;
+    #unwatch;
+    #freed = false;
 
     /** Use `connect()`. */
     constructor(url, opts, connecting) {
       const { fields, url: urlHook, auth } = options(opts);
+      this.#href = url;
       this.#url = urlHook;
       this.#auth = auth;
       this.#connecting = connecting;
       const sink = { e: (...args) => this.#event(...args) };
-      this.#engine = new Engine(url, fields, sink);
-      // A malformed URL fails the first attempt during `new Engine`.
-      if (this.#failedEarly) this.#engine.end(true, 0);
+      const engine = (this.#engine = new Engine(fields, sink));
+      if (this.#invalid !== null) {
+        engine.free();
+        this.#throwInvalid();
+      }
+      this.#timer = new Timer(() => engine.timeout());
+      this.#unwatch = watchNetwork((online) => engine.online(online));
+      engine.start(isOnline());
     }
 
     on(event, listener) {
@@ -327,7 +127,8 @@ export function bind(Engine) {
         messageProperties(f, props, USER);
         list = f.done();
       }
-      return this.#reply(this.#engine.publish(topic, data, q, retain, list));
+      if (typeof topic !== "string") fail("`topic` must be a string");
+      return this.#reply(this.#engine.publish(utf8.encode(topic), data, q, retain, list));
     }
 
     end(force, options) {
@@ -339,8 +140,11 @@ export function bind(Engine) {
       return ended;
     }
 
+    /** Releases the engine's wasm memory: now if the client has ended, else once it ends (a
+     * connected client keeps working even when the application drops it). */
     free() {
-      this.#engine.free();
+      this.#freed = true;
+      if (!this.#timer) this.#engine.free();
     }
 
     get connected() {
@@ -365,7 +169,7 @@ export function bind(Engine) {
     }
 
     get timerInWorker() {
-      return (this.#state() & 8) !== 0;
+      return this.#timer?.inWorker ?? false;
     }
 
     #state() {
@@ -374,6 +178,7 @@ export function bind(Engine) {
 
     /** A promise for the operation `token` (0: the call failed); then lets the engine work. */
     #reply(token, names) {
+      if (this.#invalid !== null) this.#throwInvalid();
       let p;
       if (token === 0) {
         p = Promise.reject(this.#failure);
@@ -383,6 +188,12 @@ export function bind(Engine) {
       }
       this.#engine.pump();
       return p;
+    }
+
+    #throwInvalid() {
+      const message = this.#invalid;
+      this.#invalid = null;
+      fail(message);
     }
 
     #list(event) {
@@ -439,18 +250,91 @@ export function bind(Engine) {
           return this.#emit("error", e);
         }
         case END:
-          return this.#emit("end");
+          this.#emit("end");
+          return this.#shutDown();
         case AUTH:
           return this.#challenge(a, str, bytes.slice());
-        case URL:
-          if (a > 1) this.#emit("reconnect");
+        case OPEN:
+          return this.#open(a);
+        case SEND:
           try {
-            const hook = this.#url;
-            return hook?.(str, a);
+            this.#socket?.send(bytes);
           } catch {
-            return undefined; // the current URL, as if there were no hook
+            // Already closing: the close event that follows reports the loss.
           }
+          return;
+        case SHUT:
+          return this.#dropSocket();
+        case TIMER:
+          return this.#timer?.schedule(b < 0 ? -1 : a);
+        case INVALID:
+          this.#invalid = str;
+          return;
       }
+    }
+
+    /**
+     * Opens the socket for connection attempt `attempt`, at the URL `transformWsUrl` returns
+     * (a string, or a promise of one: token refresh and the like), else at the current one.
+     */
+    #open(attempt) {
+      this.#attempt = attempt;
+      if (attempt > 1) this.#emit("reconnect");
+      let next;
+      try {
+        next = this.#url?.(this.#href, attempt);
+      } catch {
+        // the current URL, as if there were no hook
+      }
+      if (!(next instanceof Promise)) {
+        if (typeof next === "string") this.#href = next;
+        return this.#openSocket();
+      }
+      next.then(
+        (url) => {
+          // Ignore a promise that resolves after its attempt was abandoned.
+          if (this.#attempt !== attempt || this.#socket || !this.#timer) return;
+          if (typeof url === "string") this.#href = url;
+          this.#openSocket();
+        },
+        () => this.#closed("the URL hook failed"),
+      );
+    }
+
+    #openSocket() {
+      const url = this.#href, engine = this.#engine;
+      try {
+        this.#socket = openSocket(url, () => engine.opened(), (data) => engine.data(data), (detail) => {
+          this.#socket = null;
+          this.#closed(detail);
+        });
+      } catch {
+        // A malformed URL throws at once; it fails the attempt like a failed connection.
+        this.#closed(`cannot open a WebSocket to ${url}`);
+      }
+    }
+
+    /** Tells the engine the socket closed (or never opened), and why. */
+    #closed(detail) {
+      this.#engine.closed(utf8.encode(detail));
+    }
+
+    #dropSocket() {
+      const ws = this.#socket;
+      this.#socket = null;
+      if (ws) closeSocket(ws);
+    }
+
+    /** Releases the socket, the timer and the network watch once the client has ended. */
+    #shutDown() {
+      this.#dropSocket();
+      this.#timer?.stop();
+      this.#timer = null;
+      this.#unwatch?.();
+      this.#unwatch = null;
+      // Called from inside the engine, which must not be freed under its own feet.
+      const engine = this.#engine;
+      if (this.#freed) queueMicrotask(() => engine.free());
     }
 
     #take(token) {
@@ -495,8 +379,7 @@ export function bind(Engine) {
       this.#connecting = null;
       if (!error) return s.resolve(this);
       s.reject(error);
-      if (this.#engine) this.#engine.end(true, 0);
-      else this.#failedEarly = true;
+      this.#engine.end(true, 0);
     }
 
     /**

@@ -3,10 +3,11 @@
 //! Three layers, each usable on its own:
 //! - [`engine`]: the whole client as a state machine with no I/O (tested natively);
 //! - `runtime` (wasm32 only): the browser's WebSocket, a timer that background-tab throttling
-//!   does not stall, the `online`/`offline` events, driving the engine;
+//!   does not stall, the `online`/`offline` events, driving the engine for the Rust API;
 //! - the APIs on top: [`Client`] for Rust (the Yew web app) and the JavaScript API (the
-//!   default `js` feature): plain JavaScript in `npm/api.js` over one wasm-bindgen export,
-//!   [`js_api::Engine`], packaged for npm as `aviary-mqtt` by `cargo xtask npm`.
+//!   default `js` feature): plain JavaScript in `npm/` (the client in `api.js`, the same
+//!   browser runtime in `runtime.js`) over one wasm-bindgen export, [`js_api::Engine`],
+//!   packaged for npm as `aviary-mqtt` by `cargo xtask npm`.
 
 // No `std` outside tests: the crate needs only `alloc`, and the npm package (feature `npm`) is
 // linked without the standard library at all. Its panic machinery formats messages with
@@ -55,10 +56,13 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     core::arch::wasm32::unreachable()
 }
 
-#[cfg(target_arch = "wasm32")]
+// Not in the npm build: nothing there uses the Rust API, and though the linker drops its code,
+// the descriptors wasm-bindgen reads for its closures are exports, which keep each closure's
+// shim in the function table (about 2 KB of the module).
+#[cfg(all(target_arch = "wasm32", not(feature = "npm")))]
 mod rust_api;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "npm")))]
 pub use rust_api::{Client, ClientEvent, Completion, EventStream, Message};
 /// The wasm side of the JavaScript API; behind the default `js` feature, which Rust users can
 /// turn off.

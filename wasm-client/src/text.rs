@@ -4,7 +4,8 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-/// `n` in decimal.
+/// `n` in decimal (the Rust API's socket close messages; the npm build has none).
+#[cfg_attr(all(target_arch = "wasm32", feature = "npm"), allow(dead_code))]
 pub(crate) fn decimal(n: u32) -> String {
     let mut digits = Vec::with_capacity(10);
     let mut rest = n;
@@ -20,11 +21,22 @@ pub(crate) fn decimal(n: u32) -> String {
 
 /// The low `count` hexadecimal digits of `n`, zero-padded, most significant first.
 pub(crate) fn hex(n: u64, count: u32) -> String {
-    (0..count)
+    // Built as bytes, not chars: pushing a `char` brings its UTF-8 encoder into the package.
+    let digits: Vec<u8> = (0..count)
         .rev()
-        // Masked to four bits, so the cast cannot truncate.
-        .map(|i| digit(((n >> (4 * i)) & 0xF) as u32))
-        .collect()
+        .map(|i| b"0123456789abcdef"[((n >> (4 * i)) & 0xF) as usize])
+        .collect();
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+/// `parts` one after the other. Not `[&str]::concat`, whose generic join (with its overflow
+/// check and panic message) is several times the size of these few lines in the package.
+pub(crate) fn concat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        s.push_str(part);
+    }
+    s
 }
 
 fn digit(d: u32) -> char {
@@ -43,5 +55,6 @@ mod tests {
         let seed = 0x1234_5678_9abc_def0_u64;
         assert_eq!(hex(seed, 12), format!("{:012x}", seed & 0xFFFF_FFFF_FFFF));
         assert_eq!(hex(0xa, 12), "00000000000a");
+        assert_eq!(concat(&["aviary_", "", "00ff"]), "aviary_00ff");
     }
 }

@@ -25,7 +25,8 @@ use crate::workspace::Workspace;
 /// The library's file stem (`[lib] name` of `wasm-client`).
 const LIB: &str = "aviary_mqtt";
 const PACKAGE: &str = "aviary-mqtt";
-/// The package's JavaScript API, shared by every build (from `wasm-client/npm/`).
+/// The package's JavaScript API, shared by every build: `wasm-client/npm/api.js` and the
+/// modules it imports, bundled into one file of this name by [`bundle_api`].
 const API: &str = "api.js";
 /// wasm-bindgen targets and the package folders they go to.
 const BUILDS: &[(&str, &str)] = &[("web", "web"), ("bundler", "bundler"), ("nodejs", "node")];
@@ -246,6 +247,20 @@ fn minify(ws: &Workspace, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Bundles `wasm-client/npm/api.js` and its modules (fields, reports, runtime) into the
+/// package's one `api.js`, ES module format, with esbuild (pinned in `wasm-client/tools/`):
+/// the sources stay split by concern, and a page loads one file (minified by [`minify`]).
+fn bundle_api(ws: &Workspace, dir: &Path) -> Result<()> {
+    let esbuild = ws
+        .path(npm_projects::WASM_TOOLS)
+        .join("node_modules/.bin/esbuild");
+    Cmd::new(esbuild.display().to_string())
+        .arg(ws.path("wasm-client/npm").join(API).display().to_string())
+        .args(["--bundle", "--format=esm", "--log-level=warning"])
+        .arg(format!("--outfile={}", dir.join(API).display()))
+        .run()
+}
+
 /// Adds package.json (with the workspace version), README, the entry wrappers and the
 /// MQTT.js-compatible entry point.
 fn assemble(ws: &Workspace, dir: &Path) -> Result<()> {
@@ -254,7 +269,7 @@ fn assemble(ws: &Workspace, dir: &Path) -> Result<()> {
     let manifest = template.replace("__VERSION__", env!("CARGO_PKG_VERSION"));
     fs::write(dir.join("package.json"), manifest)?;
     fs::copy(ws.path("wasm-client/README.md"), dir.join("README.md"))?;
-    fs::copy(npm.join(API), dir.join(API))?;
+    bundle_api(ws, dir)?;
     fs::copy(npm.join("node-index.mjs"), dir.join("node/index.mjs"))?;
     fs::copy(npm.join("node-package.json"), dir.join("node/package.json"))?;
     fs::copy(npm.join("bundler-index.js"), dir.join("bundler/index.js"))?;

@@ -24,7 +24,7 @@ pub struct AckProperties {
 impl AckProperties {
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
-        read_block(r, |id, r| match id {
+        read_block(r, &mut |id, r| match id {
             id::REASON_STRING => string_once(r, &mut p.reason_string, id, "reason string"),
             id::USER_PROPERTY => {
                 p.user_properties.push(user_property(r)?);
@@ -65,7 +65,7 @@ impl SubscribeProperties {
     #[cfg(feature = "server")]
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
-        read_block(r, |id, r| match id {
+        read_block(r, &mut |id, r| match id {
             id::SUBSCRIPTION_IDENTIFIER => once(
                 &mut p.subscription_identifier,
                 subscription_identifier(r)?,
@@ -97,7 +97,7 @@ impl PropertyBlock for SubscribeProperties {
 #[cfg(feature = "server")]
 pub(crate) fn read_user_properties(r: &mut Reader) -> Result<Vec<UserProperty>, DecodeError> {
     let mut v = Vec::new();
-    read_block(r, |id, r| match id {
+    read_block(r, &mut |id, r| match id {
         id::USER_PROPERTY => {
             v.push(user_property(r)?);
             Ok(())
@@ -137,7 +137,7 @@ pub struct DisconnectProperties {
 impl DisconnectProperties {
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
-        read_block(r, |id, r| {
+        read_block(r, &mut |id, r| {
             let packet = r.packet();
             match id {
                 id::SESSION_EXPIRY_INTERVAL => {
@@ -188,7 +188,7 @@ pub struct AuthProperties {
 impl AuthProperties {
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
-        read_block(r, |id, r| {
+        read_block(r, &mut |id, r| {
             let packet = r.packet();
             match id {
                 id::AUTHENTICATION_METHOD => {

@@ -38,7 +38,7 @@ impl ConnectProperties {
     #[cfg(feature = "server")]
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
-        read_block(r, |id, r| {
+        read_block(r, &mut |id, r| {
             let packet = r.packet();
             match id {
                 id::SESSION_EXPIRY_INTERVAL => {
@@ -177,7 +177,7 @@ impl ConnAckProperties {
     #[cfg(feature = "client")]
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
-        read_block(r, |id, r| {
+        read_block(r, &mut |id, r| {
             let packet = r.packet();
             match id {
                 id::SESSION_EXPIRY_INTERVAL => {

@@ -88,7 +88,7 @@ pub struct PublishProperties {
 impl PublishProperties {
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
-        read_block(r, |id, r| {
+        read_block(r, &mut |id, r| {
             if message_property(&mut p.message, id, r)? {
                 return Ok(());
             }
@@ -144,7 +144,7 @@ impl WillProperties {
     #[cfg(feature = "server")]
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
-        read_block(r, |id, r| {
+        read_block(r, &mut |id, r| {
             if message_property(&mut p.message, id, r)? {
                 return Ok(());
             }

@@ -51,9 +51,13 @@ pub mod id {
 
 /// Reads a property block (length, then properties) and hands each property
 /// identifier to `f`, which reads the value or rejects the property.
+///
+/// `f` is a `dyn` closure so that this loop is compiled once rather than once per packet
+/// kind (the browser client's package was smaller by that much). It costs one indirect call
+/// per property, and none for the usual empty block of a PUBLISH.
 pub(crate) fn read_block(
     r: &mut Reader,
-    mut f: impl FnMut(u8, &mut Reader) -> Result<(), DecodeError>,
+    f: &mut dyn FnMut(u8, &mut Reader) -> Result<(), DecodeError>,
 ) -> Result<(), DecodeError> {
     let len = r.varint("property length")? as usize;
     let mut block = r.sub(len, "properties")?;

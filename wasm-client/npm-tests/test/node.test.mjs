@@ -92,9 +92,13 @@ test("errors are typed: invalid arguments, refused hosts, bad options", async ()
     return e instanceof Error;
   });
   assert.throws(() => client.subscribe("a/#/b"), TypeError);
+  assert.throws(() => client.unsubscribe(["ok", "a/#/b"]), TypeError);
+  // The client keeps working after a call it refused.
+  assert.deepEqual(await client.subscribe("ok/+"), [{ topic: "ok/+", qos: 0 }]);
   await client.end();
   await assert.rejects(client.publish("a", "x"), { code: "CLIENT_ENDED" });
   assert.throws(() => connect(gw.wsUrl, { keepalive: -1 }), TypeError);
+  assert.throws(() => connect(gw.wsUrl, { will: { topic: "pets/+/status" } }), /will\.topic/);
   assert.throws(() => connect(gw.wsUrl, { protocolVersion: 3 }), /protocolVersion/);
   await assert.rejects(
     connect("ws://127.0.0.1:9/mqtt", { reconnectPeriod: 0 }),

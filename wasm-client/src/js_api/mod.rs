@@ -9,9 +9,9 @@
 //! ([`sink`]). Built in Rust with `Reflect`, that layer was about a sixth of the module.
 //! Types for every option, event and packet are written by hand in [`typescript`].
 
-use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
 
 use aviary_protocol::properties::id;
 use aviary_protocol::{
@@ -19,11 +19,13 @@ use aviary_protocol::{
     SubscribeProperties, SubscriptionOptions, TopicFilter, TopicName, WillProperties,
 };
 use bytes::Bytes;
+use js_sys::Uint8Array;
 use wasm_bindgen::prelude::*;
 
-use crate::engine::Options;
+use crate::engine::{Machine, Options};
 use crate::fields::{connect_property, message_property, opt, Reader};
-use crate::runtime::Driver;
+use crate::runtime::{now_ms, random_seed};
+use crate::text::{concat, hex};
 
 mod sink;
 mod typescript;
@@ -31,46 +33,108 @@ mod typescript;
 use sink::JsHooks;
 pub use sink::Sink;
 
-type JsResult<T> = Result<T, JsValue>;
+/// A mistake in the application's arguments that only Rust checks (an invalid topic): the
+/// JavaScript side throws it as a `TypeError` once the call returns. Reported through the sink
+/// rather than returned as a `JsValue`, which would cost the package wasm-bindgen's glue for
+/// thrown values and an import for the `TypeError`.
+struct Invalid(String);
 
-fn type_error(msg: &str) -> JsValue {
-    js_sys::TypeError::new(msg).into()
-}
-
-// One client: the driver and the hooks that report to its JavaScript object. Not part of the
+// One client's engine. The JavaScript side owns the WebSocket, the timer and the
+// online/offline watch (`npm/runtime.js`), feeds this what they report, and carries out what
+// the engine asks for through the sink (open or close the socket, send bytes, wake at a
+// time): the npm package carries no browser runtime of its own in wasm. Not part of the
 // documented API (see `npm/api.js`).
 // (Plain comments on the exports: wasm-bindgen would copy doc comments into the glue.)
 #[allow(missing_docs)]
 #[wasm_bindgen(skip_typescript)]
 pub struct Engine {
-    driver: Rc<Driver>,
-    hooks: Rc<JsHooks>,
+    machine: RefCell<Machine>,
+    hooks: JsHooks,
+    pumping: Cell<bool>,
+    // The wake-up the JavaScript timer was last asked for: it is only moved earlier, never
+    // later, so a busy connection does not post to the timer's worker on every frame (an
+    // early wake-up is harmless: the engine checks timestamps).
+    scheduled: Cell<Option<u64>>,
 }
 
 #[allow(missing_docs)]
 #[wasm_bindgen]
 impl Engine {
-    // Starts connecting to `url` with the options in the field list `fields`; events go to
-    // `sink.e` from now on (the first ones during this call). Throws a `TypeError` for an
-    // invalid will topic, the one option only Rust checks.
+    // An engine for the options in the field list `fields`; events go to `sink.e`. It does
+    // nothing until `start`. An invalid will topic, the one option only Rust checks, is
+    // reported as `INVALID` (and the will left out): the caller throws it and frees this.
     #[wasm_bindgen(constructor, skip_jsdoc)]
-    pub fn new(url: String, fields: &[u8], sink: Sink) -> JsResult<Engine> {
-        let options = options(fields)?;
-        let hooks = Rc::new(JsHooks::new(sink));
-        let driver = Driver::start(url, options, hooks.clone());
-        Ok(Engine { driver, hooks })
+    pub fn new(fields: &[u8], sink: Sink) -> Engine {
+        let hooks = JsHooks::new(sink);
+        let mut options = options(fields, &hooks);
+        let seed = random_seed();
+        if options.client_id.is_empty() {
+            // Unique per tab, so two tabs never take over each other's session.
+            options.client_id = concat(&["aviary_", &hex(seed, 12)]);
+        }
+        Engine {
+            machine: RefCell::new(Machine::new(options, seed)),
+            hooks,
+            pumping: Cell::new(false),
+            scheduled: Cell::new(None),
+        }
     }
 
-    // Publishes; returns the operation's token (0: failed at once, already reported).
+    // Starts connecting; `online` is what the browser says (`navigator.onLine`).
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn start(&self, online: bool) {
+        self.with(|m, now| {
+            m.set_online(online, now);
+            m.start(now);
+        });
+    }
+
+    // The socket the engine asked for is open.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn opened(&self) {
+        self.with(|m, now| m.socket_opened(now));
+    }
+
+    // A binary frame arrived.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn data(&self, frame: Uint8Array) {
+        let len = frame.length() as usize;
+        self.with(|m, now| m.handle_frame(len, |buf| frame.copy_to(buf), now));
+    }
+
+    // The socket closed by itself (or could not be opened), for the reason `detail` (UTF-8:
+    // strings cross as bytes, so the glue needs no string encoder of its own).
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn closed(&self, detail: &[u8]) {
+        let detail = core::str::from_utf8(detail).unwrap_or_default();
+        self.with(|m, now| m.socket_closed(detail, now));
+    }
+
+    // The timer fired.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn timeout(&self) {
+        self.scheduled.set(None);
+        self.with(|m, now| m.handle_timeout(now));
+    }
+
+    // The browser went online or offline.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn online(&self, online: bool) {
+        self.with(|m, now| m.set_online(online, now));
+    }
+
+    // Publishes to `topic` (UTF-8); returns the operation's token (0: failed at once, already
+    // reported).
     #[wasm_bindgen(skip_jsdoc)]
     pub fn publish(
         &self,
-        topic: String,
+        topic: Vec<u8>,
         payload: Vec<u8>,
         qos: u8,
         retain: bool,
         props: Option<Vec<u8>>,
     ) -> u32 {
+        let topic = String::from_utf8(topic).unwrap_or_default();
         let mut message = Publish::new(topic, payload);
         message.qos = qos_from(u32::from(qos));
         message.retain = retain;
@@ -85,14 +149,110 @@ impl Engine {
                 );
             }
         }
-        let token = self.driver.call(|m, now| m.publish(message, now));
+        let token = self.call(|m, now| m.publish(message, now));
         self.hooks.token(token)
     }
 
     // Subscribes to the filters of the field list, each with its options byte, with its
-    // MQTT 5 SUBSCRIBE properties. Throws a `TypeError` for an invalid filter.
+    // MQTT 5 SUBSCRIBE properties. An invalid filter is reported as `INVALID` (token 0).
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn subscribe(&self, fields: &[u8]) -> JsResult<u32> {
+    pub fn subscribe(&self, fields: &[u8]) -> u32 {
+        self.checked(|| self.subscribe_fields(fields))
+    }
+
+    // Unsubscribes from the filters of the field list, with MQTT 5 user properties. An invalid
+    // filter is reported as `INVALID` (token 0).
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn unsubscribe(&self, fields: &[u8]) -> u32 {
+        self.checked(|| self.unsubscribe_fields(fields))
+    }
+
+    // Carries out everything the engine asked for, until it has nothing more: bytes to send,
+    // the socket to open or close, the other events for the client, then the timer. The
+    // JavaScript side calls it after an operation once it has registered the promise of the
+    // token that operation returned; every other call here pumps by itself. Listeners run
+    // with no borrow held, so they may call back in; a call made while pumping is picked up
+    // by the running pump.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn pump(&self) {
+        if self.pumping.replace(true) {
+            return;
+        }
+        loop {
+            let (output, events) = {
+                let mut machine = self.machine.borrow_mut();
+                (machine.take_output(), machine.take_events())
+            };
+            if output.is_none() && events.is_empty() {
+                break;
+            }
+            if let Some(bytes) = output {
+                self.hooks.send(&bytes);
+            }
+            for event in events {
+                self.hooks.event(event);
+            }
+        }
+        self.pumping.set(false);
+        self.rearm();
+    }
+
+    // Ends the client: at once (`force`), or after what is in flight, for at most `timeout`
+    // ms.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn end(&self, force: bool, timeout: u32) {
+        if force {
+            self.with(|m, now| m.disconnect(now));
+        } else {
+            self.with(|m, now| m.end_gracefully(timeout, now));
+        }
+    }
+
+    // Answers the AUTH challenge of `attempt` with `data`, or fails it (`None`).
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn auth(&self, attempt: u32, data: Option<Vec<u8>>) {
+        match data {
+            Some(d) => self.with(|m, now| m.answer_auth(attempt, Bytes::from(d), now)),
+            None => self.with(|m, now| m.fail_auth(attempt, now)),
+        }
+    }
+
+    // Connected (1), reconnecting (2), ended (4), and the number of queued publishes from
+    // bit 4 up: the client's getters in one call.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn state(&self) -> f64 {
+        let m = self.machine.borrow();
+        let bits = u64::from(m.is_connected())
+            | (u64::from(m.is_reconnecting()) << 1)
+            | (u64::from(m.is_ended()) << 2)
+            | ((m.queued() as u64) << 4);
+        bits as f64
+    }
+
+    // Milliseconds until the next attempt while waiting out the backoff, else -1.
+    #[wasm_bindgen(js_name = nextAttempt, skip_jsdoc)]
+    pub fn next_attempt(&self) -> f64 {
+        self.call(|m, now| m.next_attempt_in(now))
+            .map_or(-1.0, |ms| ms as f64)
+    }
+
+    // The client id in use (generated, given, or assigned by the broker).
+    #[wasm_bindgen(js_name = clientId, skip_jsdoc)]
+    pub fn client_id(&self) -> String {
+        self.machine.borrow().options().client_id.clone()
+    }
+}
+
+impl Engine {
+    /// The token `f` returns, or 0 after reporting why its arguments are invalid.
+    fn checked(&self, f: impl FnOnce() -> Result<u32, Invalid>) -> u32 {
+        f().unwrap_or_else(|Invalid(e)| {
+            self.hooks.invalid(&e);
+            0
+        })
+    }
+
+    fn subscribe_fields(&self, fields: &[u8]) -> Result<u32, Invalid> {
         let mut filters: Vec<(TopicFilter, SubscriptionOptions)> = Vec::new();
         let mut props = SubscribeProperties::default();
         let mut r = Reader::new(fields);
@@ -114,15 +274,11 @@ impl Engine {
                 _ => props.user_properties.push(r.user_property()),
             }
         }
-        let token = self
-            .driver
-            .call(|m, now| m.subscribe_with(filters, props, now));
+        let token = self.call(|m, now| m.subscribe_with(filters, props, now));
         Ok(self.hooks.token(token))
     }
 
-    // Unsubscribes from the filters of the field list, with MQTT 5 user properties.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn unsubscribe(&self, fields: &[u8]) -> JsResult<u32> {
+    fn unsubscribe_fields(&self, fields: &[u8]) -> Result<u32, Invalid> {
         let mut filters = Vec::new();
         let mut users = Vec::new();
         let mut r = Reader::new(fields);
@@ -132,67 +288,37 @@ impl Engine {
                 _ => users.push(r.user_property()),
             }
         }
-        let token = self
-            .driver
-            .call(|m, now| m.unsubscribe_with(filters, users, now));
+        let token = self.call(|m, now| m.unsubscribe_with(filters, users, now));
         Ok(self.hooks.token(token))
     }
 
-    // Carries out what the last call asked for; the JavaScript side calls it once it has
-    // registered the promise of the token that call returned.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn pump(&self) {
-        self.driver.pump();
+    /// Runs `f` on the engine at the current time, then pumps.
+    fn with<R>(&self, f: impl FnOnce(&mut Machine, u64) -> R) -> R {
+        let result = self.call(f);
+        self.pump();
+        result
     }
 
-    // Ends the client: at once (`force`), or after what is in flight, for at most `timeout`
-    // ms.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn end(&self, force: bool, timeout: u32) {
-        if force {
-            self.driver.with(|m, now| m.disconnect(now));
-        } else {
-            self.driver.with(|m, now| m.end_gracefully(timeout, now));
+    /// Runs `f` on the engine without pumping: the caller registers interest in the result
+    /// (a token) first and then calls [`pump`](Self::pump).
+    fn call<R>(&self, f: impl FnOnce(&mut Machine, u64) -> R) -> R {
+        f(&mut self.machine.borrow_mut(), now_ms())
+    }
+
+    /// Asks the JavaScript timer for the engine's next deadline when it is earlier than the
+    /// one asked for, or to cancel when there is none.
+    fn rearm(&self) {
+        let Some(deadline) = self.machine.borrow().poll_timeout() else {
+            if self.scheduled.take().is_some() {
+                self.hooks.timer(None);
+            }
+            return;
+        };
+        if self.scheduled.get().is_some_and(|s| s <= deadline) {
+            return;
         }
-    }
-
-    // Answers the AUTH challenge of `attempt` with `data`, or fails it (`None`).
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn auth(&self, attempt: u32, data: Option<Vec<u8>>) {
-        match data {
-            Some(d) => self
-                .driver
-                .with(|m, now| m.answer_auth(attempt, Bytes::from(d), now)),
-            None => self.driver.with(|m, now| m.fail_auth(attempt, now)),
-        }
-    }
-
-    // Connected (1), reconnecting (2), ended (4), timer in a worker (8), and the number of
-    // queued publishes from bit 4 up: the client's getters in one call.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn state(&self) -> f64 {
-        let in_worker = u64::from(self.driver.timer_in_worker());
-        let bits = self.driver.read(|m| {
-            u64::from(m.is_connected())
-                | (u64::from(m.is_reconnecting()) << 1)
-                | (u64::from(m.is_ended()) << 2)
-                | ((m.queued() as u64) << 4)
-        });
-        (bits | (in_worker << 3)) as f64
-    }
-
-    // Milliseconds until the next attempt while waiting out the backoff, else -1.
-    #[wasm_bindgen(js_name = nextAttempt, skip_jsdoc)]
-    pub fn next_attempt(&self) -> f64 {
-        self.driver
-            .call(|m, now| m.next_attempt_in(now))
-            .map_or(-1.0, |ms| ms as f64)
-    }
-
-    // The client id in use (generated, given, or assigned by the broker).
-    #[wasm_bindgen(js_name = clientId, skip_jsdoc)]
-    pub fn client_id(&self) -> String {
-        self.driver.read(|m| m.options().client_id.clone())
+        self.scheduled.set(Some(deadline));
+        self.hooks.timer(Some(deadline.saturating_sub(now_ms())));
     }
 }
 
@@ -202,8 +328,8 @@ impl core::fmt::Debug for Engine {
     }
 }
 
-fn topic_filter(topic: String) -> JsResult<TopicFilter> {
-    TopicFilter::new(topic).map_err(|e| type_error(&e.message()))
+fn topic_filter(topic: String) -> Result<TopicFilter, Invalid> {
+    TopicFilter::new(topic).map_err(|e| Invalid(e.message()))
 }
 
 fn qos_from(n: u32) -> QoS {
@@ -228,8 +354,9 @@ fn subscription_options(b: u32) -> SubscriptionOptions {
     o
 }
 
-/// Client options from the field list the JavaScript side checked and wrote.
-fn options(fields: &[u8]) -> JsResult<Options> {
+/// Client options from the field list the JavaScript side checked and wrote; an invalid will
+/// topic is reported to `hooks` (and the will left out).
+fn options(fields: &[u8], hooks: &JsHooks) -> Options {
     let mut o = Options::default();
     let mut will = None;
     let (mut will_payload, mut will_qos, mut will_retain) = (Bytes::new(), 0, false);
@@ -256,11 +383,10 @@ fn options(fields: &[u8]) -> JsResult<Options> {
             opt::RESUBSCRIBE => o.resubscribe = r.flag(),
             opt::QUEUE_MAX_MESSAGES => o.queue.max_messages = r.num() as usize,
             opt::QUEUE_MAX_BYTES => o.queue.max_bytes = r.num() as usize,
-            opt::WILL_TOPIC => {
-                let topic = TopicName::new(r.string())
-                    .map_err(|e| type_error(&["will.topic: ", &e.message()].concat()))?;
-                will = Some(topic);
-            }
+            opt::WILL_TOPIC => match TopicName::new(r.string()) {
+                Ok(topic) => will = Some(topic),
+                Err(e) => hooks.invalid(&concat(&["will.topic: ", &e.message()])),
+            },
             opt::WILL_PAYLOAD => will_payload = Bytes::copy_from_slice(r.bytes()),
             opt::WILL_QOS => will_qos = r.num(),
             opt::WILL_RETAIN => will_retain = r.flag(),
@@ -280,5 +406,5 @@ fn options(fields: &[u8]) -> JsResult<Options> {
         retain: will_retain,
         properties: will_props,
     });
-    Ok(o)
+    o
 }

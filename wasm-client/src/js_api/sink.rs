@@ -1,16 +1,15 @@
-//! The engine's events, handed to the package's JavaScript client (`npm/api.js`) through one
-//! callback, `sink.e(kind, a, b, text, bytes, more)`, in numbers, a string and byte views.
-//! Listeners, promises, packet objects and `MqttError`s are all built on the JavaScript side,
-//! where they cost a fraction of what building them through `Reflect` from Rust did.
+//! The engine's events and requests, handed to the package's JavaScript client (`npm/api.js`)
+//! through one callback, `sink.e(kind, a, b, text, bytes, more)`, in numbers, a string and
+//! byte views. Listeners, promises, packet objects and `MqttError`s are all built on the
+//! JavaScript side, where they cost a fraction of what building them through `Reflect` from
+//! Rust did; the socket and the timer live there too (`npm/runtime.js`).
 
 use alloc::vec::Vec;
 
-use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
 use crate::engine::{Done, Event, MqttError};
 use crate::fields::Writer;
-use crate::runtime::{Hooks, UrlChoice};
 
 #[wasm_bindgen]
 extern "C" {
@@ -18,17 +17,9 @@ extern "C" {
     pub type Sink;
 
     /// `bytes` and `more` are views of wasm memory, valid only during the call: the
-    /// JavaScript side copies what it keeps. Returns what the `URL` event's hook returned.
+    /// JavaScript side copies what it keeps.
     #[wasm_bindgen(method, js_name = e)]
-    fn emit(
-        this: &Sink,
-        kind: u32,
-        a: u32,
-        b: i32,
-        text: &str,
-        bytes: &[u8],
-        more: &[u8],
-    ) -> JsValue;
+    fn emit(this: &Sink, kind: u32, a: u32, b: i32, text: &str, bytes: &[u8], more: &[u8]);
 }
 
 /// The event kinds; `KIND` in `npm/api.js` numbers them the same way.
@@ -50,8 +41,17 @@ mod kind {
     pub(super) const END: u32 = 7;
     /// An AUTH challenge: `a` attempt, `text` method, `bytes` data.
     pub(super) const AUTH: u32 = 8;
-    /// A connection attempt is about to start: `a` attempt, `text` current URL.
-    pub(super) const URL: u32 = 9;
+    /// Open a WebSocket (there is none open): `a` attempt, counting from 1.
+    pub(super) const OPEN: u32 = 9;
+    /// Send `bytes` as one binary frame on the socket, if there is one.
+    pub(super) const SEND: u32 = 10;
+    /// Close the socket now; its own close event must not be reported back.
+    pub(super) const SHUT: u32 = 11;
+    /// Wake the engine (`Engine.timeout`) in `a` ms, replacing the earlier wake-up; `b` -1:
+    /// cancel it.
+    pub(super) const TIMER: u32 = 12;
+    /// The call's arguments are invalid: `text` says why; the call throws it as a `TypeError`.
+    pub(super) const INVALID: u32 = 13;
 }
 
 /// The token of a [`kind::FAIL`] for the call in progress (the engine's tokens start at 1).
@@ -67,12 +67,31 @@ impl JsHooks {
         Self { sink }
     }
 
-    fn send(&self, kind: u32, a: u32, b: i32, text: &str, bytes: &[u8]) -> JsValue {
-        self.sink.emit(kind, a, b, text, bytes, &[])
+    fn report(&self, kind: u32, a: u32, b: i32, text: &str, bytes: &[u8]) {
+        self.sink.emit(kind, a, b, text, bytes, &[]);
+    }
+
+    /// Reports that the call in progress has invalid arguments, for the reason `message`.
+    pub(crate) fn invalid(&self, message: &str) {
+        self.report(kind::INVALID, 0, 0, message, &[]);
+    }
+
+    /// Asks for `bytes` to be written to the socket.
+    pub(crate) fn send(&self, bytes: &[u8]) {
+        self.report(kind::SEND, 0, 0, "", bytes);
+    }
+
+    /// Asks for a wake-up in `delay_ms` (`None`: no wake-up).
+    pub(crate) fn timer(&self, delay_ms: Option<u64>) {
+        match delay_ms {
+            // Clamped: a deadline 49 days away may as well be a wake-up then.
+            Some(ms) => self.report(kind::TIMER, ms.min(u64::from(u32::MAX)) as u32, 0, "", &[]),
+            None => self.report(kind::TIMER, 0, -1, "", &[]),
+        }
     }
 
     fn error(&self, kind: u32, token: u32, e: &MqttError) {
-        self.send(kind, token, error_code(e), &e.message, &[]);
+        self.report(kind, token, error_code(e), &e.message, &[]);
     }
 
     /// The engine's token for an operation, or [`NOW`] after reporting why the call failed.
@@ -103,10 +122,10 @@ impl JsHooks {
         match result {
             Ok(Done::Subscribed(codes)) => {
                 let codes: Vec<u8> = codes.iter().map(|c| c.value()).collect();
-                self.send(kind::DONE, token, 0, "", &codes);
+                self.report(kind::DONE, token, 0, "", &codes);
             }
             Ok(_) => {
-                self.send(kind::DONE, token, 0, "", &[]);
+                self.report(kind::DONE, token, 0, "", &[]);
             }
             Err(e) => self.error(kind::FAIL, token, &e),
         }
@@ -120,19 +139,9 @@ fn error_code(e: &MqttError) -> i32 {
     e.kind as i32 | (reason << 8)
 }
 
-impl Hooks for JsHooks {
-    fn url(&self, attempt: u32, current: &str) -> UrlChoice {
-        let v = self.send(kind::URL, attempt, 0, current, &[]);
-        if let Some(url) = v.as_string() {
-            UrlChoice::New(url)
-        } else if v.has_type::<Promise>() || v.is_instance_of::<Promise>() {
-            UrlChoice::Later(v.unchecked_into())
-        } else {
-            UrlChoice::Same
-        }
-    }
-
-    fn event(&self, event: Event) {
+impl JsHooks {
+    /// Reports `event`, or asks for what it requests.
+    pub(crate) fn event(&self, event: Event) {
         match event {
             Event::Message(p) => self.message(&p),
             Event::Completed { token, result } => self.completed(token.0, result),
@@ -144,23 +153,25 @@ impl Hooks for JsHooks {
             }
             Event::Closed(Some(e)) => self.error(kind::CLOSE, 0, &e),
             Event::Closed(None) => {
-                self.send(kind::CLOSE, 0, -1, "", &[]);
+                self.report(kind::CLOSE, 0, -1, "", &[]);
             }
             Event::Offline => {
-                self.send(kind::OFFLINE, 0, 0, "", &[]);
+                self.report(kind::OFFLINE, 0, 0, "", &[]);
             }
             Event::Error(e) => self.error(kind::ERROR, 0, &e),
             Event::Ended => {
-                self.send(kind::END, 0, 0, "", &[]);
+                self.report(kind::END, 0, 0, "", &[]);
             }
             Event::AuthChallenge {
                 attempt,
                 method,
                 data,
             } => {
-                self.send(kind::AUTH, attempt, 0, &method, &data);
+                self.report(kind::AUTH, attempt, 0, &method, &data);
             }
-            Event::Open { .. } | Event::CloseSocket | Event::ReconnectScheduled { .. } => {}
+            Event::Open { attempt } => self.report(kind::OPEN, attempt, 0, "", &[]),
+            Event::CloseSocket => self.report(kind::SHUT, 0, 0, "", &[]),
+            Event::ReconnectScheduled { .. } => {}
         }
     }
 }

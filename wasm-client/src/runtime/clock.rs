@@ -9,14 +9,16 @@ extern "C" {
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
     fn performance_now() -> f64;
 
-    /// `globalThis` (browsers, workers and Node alike). Read directly rather than through
-    /// `js_sys::global()`, whose fallbacks for older engines (`self`, `window`, `global`) cost
-    /// the package four imports and their glue.
+    /// `globalThis` (browsers, workers and Node alike), for the Rust API's runtime. Read
+    /// directly rather than through `js_sys::global()`, whose fallbacks for older engines
+    /// (`self`, `window`, `global`) cost four imports and their glue.
+    #[cfg(not(feature = "npm"))]
     #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
     static GLOBAL_THIS: JsValue;
 }
 
 /// The global object.
+#[cfg(not(feature = "npm"))]
 pub(crate) fn global() -> JsValue {
     GLOBAL_THIS.with(JsValue::clone)
 }

@@ -1,4 +1,6 @@
-//! The driver: one engine, at most one socket, one timer, and the hooks of the API on top.
+//! The driver: one engine, at most one socket, one timer, and the hooks of the Rust API on
+//! top. (The npm package's JavaScript API does the same in JavaScript, `npm/runtime.js`, so
+//! none of this is in its module.)
 //!
 //! Every browser callback (socket open/message/close, timer, online/offline) and every API
 //! call ends in [`Driver::pump`], which writes the engine's output to the socket, carries out
@@ -9,11 +11,6 @@
 use alloc::rc::{Rc, Weak};
 use alloc::string::String;
 use core::cell::{Cell, RefCell};
-
-#[cfg(feature = "js")]
-use js_sys::Promise;
-#[cfg(feature = "js")]
-use wasm_bindgen::prelude::*;
 
 use super::network::{is_online, NetworkWatch};
 use super::socket::Socket;
@@ -27,10 +24,6 @@ pub(crate) enum UrlChoice {
     Same,
     /// Use this URL from now on.
     New(String),
-    /// Ask again when this promise resolves to a URL string (token refresh and the like);
-    /// only the JavaScript API's `transformWsUrl` returns one.
-    #[cfg(feature = "js")]
-    Later(Promise),
 }
 
 /// What the API layer does with the engine's events.
@@ -52,7 +45,6 @@ pub(crate) struct Driver {
     network: RefCell<Option<NetworkWatch>>,
     scheduled: Cell<Option<u64>>,
     pumping: Cell<bool>,
-    attempt: Cell<u32>,
     alive: RefCell<Option<Rc<Driver>>>,
 }
 
@@ -62,7 +54,7 @@ impl Driver {
         let seed = random_seed();
         if options.client_id.is_empty() {
             // Unique per tab, so two tabs never take over each other's session.
-            options.client_id = ["aviary_", &crate::text::hex(seed, 12)].concat();
+            options.client_id = crate::text::concat(&["aviary_", &crate::text::hex(seed, 12)]);
         }
         let driver = Rc::new_cyclic(|weak: &Weak<Driver>| {
             let timer_weak = weak.clone();
@@ -85,7 +77,6 @@ impl Driver {
                 })),
                 scheduled: Cell::new(None),
                 pumping: Cell::new(false),
-                attempt: Cell::new(0),
                 alive: RefCell::new(None),
             }
         });
@@ -159,40 +150,14 @@ impl Driver {
         self.rearm();
     }
 
-    /// Asks the hooks for the URL, then opens the socket (now or when a promise resolves).
+    /// Asks the hooks for the URL, then opens the socket.
     fn open(self: &Rc<Self>, attempt: u32) {
-        self.attempt.set(attempt);
         let current = self.url.borrow().clone();
         match self.hooks.url(attempt, &current) {
             UrlChoice::Same => self.open_socket(),
             UrlChoice::New(url) => {
                 *self.url.borrow_mut() = url;
                 self.open_socket();
-            }
-            #[cfg(feature = "js")]
-            UrlChoice::Later(promise) => {
-                let weak = Rc::downgrade(self);
-                let on_url = Closure::once(move |url: JsValue| {
-                    let Some(d) = weak.upgrade() else { return };
-                    // Ignore a promise that resolves after its attempt was abandoned.
-                    if d.attempt.get() != attempt || d.socket.borrow().is_some() {
-                        return;
-                    }
-                    if let Some(url) = url.as_string() {
-                        *d.url.borrow_mut() = url;
-                    }
-                    d.open_socket();
-                    d.pump();
-                });
-                let weak = Rc::downgrade(self);
-                let on_error = Closure::once(move |_err: JsValue| {
-                    if let Some(d) = weak.upgrade() {
-                        d.with(|m, now| m.socket_closed("the URL hook failed", now));
-                    }
-                });
-                let _ = promise.then2(&on_url, &on_error);
-                on_url.forget();
-                on_error.forget();
             }
         }
     }
@@ -228,7 +193,7 @@ impl Driver {
             Ok(socket) => *self.socket.borrow_mut() = Some(socket),
             Err(_) => {
                 // A malformed URL throws synchronously; report it like a failed connection.
-                let detail = ["cannot open a WebSocket to ", &url].concat();
+                let detail = crate::text::concat(&["cannot open a WebSocket to ", &url]);
                 self.machine.borrow_mut().socket_closed(&detail, now_ms());
             }
         }

@@ -51,9 +51,9 @@ impl Socket {
             let reason = event.reason();
             let code = crate::text::decimal(u32::from(event.code()));
             let detail = if reason.is_empty() {
-                ["WebSocket closed (code ", &code, ")"].concat()
+                crate::text::concat(&["WebSocket closed (code ", &code, ")"])
             } else {
-                ["WebSocket closed (code ", &code, ": ", &reason, ")"].concat()
+                crate::text::concat(&["WebSocket closed (code ", &code, ": ", &reason, ")"])
             };
             on_close(detail);
         });
