@@ -60,7 +60,7 @@ impl Broker {
                         .with_store(self.session_store());
                     let s = Arc::new(s);
                     sessions.insert(s.clone());
-                    self.shared.routing.write().by_key.insert(s.key, s.clone());
+                    self.shared.routing.write().by_key.insert(s.clone());
                     (s, false)
                 }
             };
@@ -255,7 +255,7 @@ impl Broker {
             self.end_session(&old, discarded);
         }
         self.with_routing(|routing| {
-            routing.by_key.insert(session.key, session.clone());
+            routing.by_key.insert(session.clone());
             for (filter, subscription) in &recovered.subscriptions {
                 routing.tree.subscribe(session.key, filter, *subscription);
             }

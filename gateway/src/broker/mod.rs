@@ -17,7 +17,6 @@
 //! is held while writing to a socket.
 
 mod backplane;
-mod by_name;
 pub mod connection;
 mod handover;
 mod history;
@@ -27,6 +26,7 @@ mod message;
 pub mod metrics;
 mod persist;
 mod publish;
+mod registry;
 pub(crate) mod retained;
 pub(crate) mod router;
 mod session;
@@ -34,7 +34,6 @@ mod sys;
 mod timers;
 mod views;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,7 +78,7 @@ struct Shared {
     config: BrokerConfig,
     routing: RwLock<Routing>,
     retained: SharedRetained,
-    sessions: Mutex<by_name::Sessions>,
+    sessions: Mutex<registry::Sessions>,
     /// Will delays and session expiry, for every session.
     timers: Arc<Timers>,
     /// The store, unless durability is `memory`.
@@ -108,7 +107,7 @@ impl Drop for Shared {
 #[derive(Debug, Default)]
 pub(crate) struct Routing {
     tree: SubscriptionTree,
-    by_key: HashMap<ClientKey, Arc<Session>>,
+    by_key: registry::Registry<registry::ByKey>,
 }
 
 /// A session opened for a new connection.

@@ -23,6 +23,7 @@
 //! they only say how far a new subscription's retained messages have gone.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::num::NonZeroU16;
 use std::sync::Arc;
 
@@ -83,10 +84,16 @@ pub(crate) struct RecoveredSession {
     pub(crate) username: Option<Arc<str>>,
 }
 
+/// A session's subscriptions by filter. Hashed without a per-map random key, whose 16 bytes
+/// every session would carry: the filters are the client's own, and so would be the only
+/// table a client that picked colliding filters could slow down (within its subscription
+/// limit).
+type Subscriptions = HashMap<TopicFilter, Subscription, BuildHasherDefault<DefaultHasher>>;
+
 /// The durable part of a session; see the module documentation.
 #[derive(Debug, Default)]
 pub(super) struct Durable {
-    subscriptions: HashMap<TopicFilter, Subscription>,
+    subscriptions: Subscriptions,
     /// Messages to send and in flight.
     pub(super) outbox: Outbox,
     /// QoS 2 packet ids received and answered with PUBREC, awaiting PUBREL.

@@ -137,7 +137,7 @@ impl SessionState {
         if std::mem::take(&mut conn.resend) {
             outbox.resend(&mut batch);
         }
-        let window = conn.window;
+        let window = usize::from(conn.window);
         outbox.fill(&mut batch, window, max_messages, now, retained);
         batch
     }

@@ -137,7 +137,7 @@ pub(super) struct Conn {
     /// In-flight messages must be sent again (a resumed session).
     pub(super) resend: bool,
     /// How many QoS 1/2 messages may be in flight to this client.
-    pub(super) window: usize,
+    pub(super) window: u16,
     /// Wakes this connection's writer.
     pub(super) wake: Arc<WriterWake>,
 }
@@ -173,7 +173,8 @@ impl Link {
             id,
             control: Vec::new(),
             resend,
-            window: window.max(1),
+            // No more than 65,535 messages can be in flight: one per packet identifier.
+            window: u16::try_from(window.max(1)).unwrap_or(u16::MAX),
             wake: wake.clone(),
         });
         self.generation += 1;

@@ -395,10 +395,10 @@ mod backlog;
 mod wills;
 
 /// Every session, idle ones included, is one allocation of this struct (in
-/// an `Arc`, 16 bytes more): at most 432 bytes keeps it in jemalloc's
-/// 448-byte size class rather than the 512 one.
+/// an `Arc`, 16 bytes more): at most 368 bytes keeps it in jemalloc's
+/// 384-byte size class rather than the 448 one.
 #[test]
 fn a_session_fits_its_size_class() {
     let size = std::mem::size_of::<Session>();
-    assert!(size <= 432, "Session grew to {size} bytes");
+    assert!(size <= 368, "Session grew to {size} bytes");
 }

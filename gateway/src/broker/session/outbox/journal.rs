@@ -35,7 +35,7 @@ impl Outbox {
     /// new messages continue after `next_seq`.
     pub(crate) fn set_journaled(&mut self, on: bool) {
         match (on, &self.journal) {
-            (true, None) => self.journal = Some(Vec::new()),
+            (true, None) => self.journal = Some(Box::default()),
             (false, Some(_)) => self.journal = None,
             _ => {}
         }
@@ -57,7 +57,7 @@ impl Outbox {
     pub(crate) fn take_journal(&mut self) -> Vec<Event> {
         self.journal
             .as_mut()
-            .map(std::mem::take)
+            .map(|journal| std::mem::take(&mut **journal))
             .unwrap_or_default()
     }
 
