@@ -56,8 +56,10 @@ impl Broker {
                         }
                         ended = Some((old, discarded));
                     }
-                    let s = Session::new(self.next_id(), client_id.clone())
-                        .with_store(self.session_store());
+                    // Moved, not cloned: the first clone of a copied id allocates its
+                    // shared header, 32 bytes per session.
+                    let s =
+                        Session::new(self.next_id(), client_id).with_store(self.session_store());
                     let s = Arc::new(s);
                     sessions.insert(s.clone());
                     self.shared.routing.write().by_key.insert(s.clone());

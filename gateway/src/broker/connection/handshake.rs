@@ -454,11 +454,7 @@ fn accept(
         will,
         expiry_secs: session_expiry,
         username,
-        client: ClientFacts {
-            info: info.clone(),
-            version,
-            since: std::time::SystemTime::now(),
-        },
+        client: ClientFacts::new(info, version),
     };
     let opened = broker.open_session(client_id, connect.clean_start, connecting);
 
