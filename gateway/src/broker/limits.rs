@@ -177,8 +177,10 @@ pub(crate) fn check_topic(topic: &str, c: &BrokerConfig) -> Result<(), Limit> {
     if topic.len() > c.max_topic_length {
         return Err(Limit::TopicLength);
     }
-    // Counting stops as soon as the limit is passed: a 10,000-level filter costs no more.
-    if topic.split('/').nth(c.max_topic_levels).is_some() {
+    // Levels are one more than the separators. A byte count, as this runs on every PUBLISH:
+    // splitting into levels cost several times more.
+    let separators = topic.bytes().filter(|&b| b == b'/').count();
+    if separators >= c.max_topic_levels {
         return Err(Limit::TopicLevels);
     }
     Ok(())

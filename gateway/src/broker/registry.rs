@@ -4,17 +4,21 @@
 //! id, 16 for a key), and an idle client costs the broker mostly such entries.
 
 use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use super::router::KeyHashing;
 use super::{ClientKey, Session};
 
 /// The field of a session a [`Registry`] finds it by.
 pub(super) trait KeyOf {
     type Key: ?Sized + Hash + Eq;
+    /// How the key is hashed: SipHash for what clients choose, a cheaper hash for the rest.
+    type Hashing: BuildHasher + Default;
     fn key_of(session: &Session) -> &Self::Key;
 }
 
@@ -24,6 +28,7 @@ pub(super) struct ByName;
 
 impl KeyOf for ByName {
     type Key = str;
+    type Hashing = RandomState;
     fn key_of(session: &Session) -> &str {
         &session.client_id
     }
@@ -35,6 +40,7 @@ pub(super) struct ByKey;
 
 impl KeyOf for ByKey {
     type Key = ClientKey;
+    type Hashing = KeyHashing;
     fn key_of(session: &Session) -> &ClientKey {
         &session.key
     }
@@ -72,18 +78,18 @@ impl Borrow<ClientKey> for Entry<ByKey> {
 }
 
 /// Sessions by their `K` field.
-pub(super) struct Registry<K>(HashSet<Entry<K>>);
+pub(super) struct Registry<K: KeyOf>(HashSet<Entry<K>, K::Hashing>);
 
 /// Every session of this node, by client id.
 pub(super) type Sessions = Registry<ByName>;
 
-impl<K> Default for Registry<K> {
+impl<K: KeyOf> Default for Registry<K> {
     fn default() -> Self {
-        Self(HashSet::new())
+        Self(HashSet::default())
     }
 }
 
-impl<K> fmt::Debug for Registry<K> {
+impl<K: KeyOf> fmt::Debug for Registry<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("sessions", &self.0.len())

@@ -16,6 +16,7 @@
 //! (No Local) and 4.8.2 (shared subscriptions).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroU32;
 
 use aviary_protocol::{QoS, SubscriptionOptions, TopicFilter};
@@ -23,6 +24,35 @@ use subscribers::{share_name, Subscribers};
 
 /// Who subscribed: an opaque, cheap session key chosen by the broker.
 pub(crate) type ClientKey = u64;
+
+/// Hashes a [`ClientKey`] with one multiplication (Fibonacci hashing). Keys come from the
+/// broker's own counter, never from clients, so SipHash's defence against chosen keys buys
+/// nothing here, and the routing map is looked up once per delivery.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used for a key; anything else still hashes correctly.
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // 2^64 / golden ratio: consecutive keys land far apart in the high bits the table's
+        // control bytes use, and the multiplication by an odd number keeps the low bits the
+        // bucket index uses a permutation.
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Builds [`KeyHasher`]s: for maps and sets keyed by [`ClientKey`].
+pub(crate) type KeyHashing = BuildHasherDefault<KeyHasher>;
 
 /// One subscription as stored in the tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,8 +153,9 @@ impl Node {
 
 /// Splits the first level off a topic: `a/b/c` gives `("a", Some("b/c"))`, `a` `("a", None)`.
 fn split_level(rest: &str) -> (&str, Option<&str>) {
-    match rest.split_once('/') {
-        Some((level, tail)) => (level, Some(tail)),
+    // A byte scan: levels are short, and `str::split_once` set up a searcher on every call.
+    match rest.bytes().position(|b| b == b'/') {
+        Some(at) => (&rest[..at], Some(&rest[at + 1..])),
         None => (rest, None),
     }
 }

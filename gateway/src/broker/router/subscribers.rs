@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aviary_protocol::TopicFilter;
 
-use super::{ClientKey, Subscription};
+use super::{ClientKey, KeyHashing, Subscription};
 
 /// The subscriptions of one filter at one node: ordinary, and per shared group.
 #[derive(Debug, Default)]
 pub(super) struct Subscribers {
     /// Ordinary subscriptions, one per client.
-    pub(super) direct: HashMap<ClientKey, Subscription>,
+    pub(super) direct: HashMap<ClientKey, Subscription, KeyHashing>,
     /// Shared subscriptions `$share/{group}/{filter}`. A filter rarely has more than a few
     /// groups, so a scan by name beats a map.
     pub(super) shared: Vec<SharedGroup>,
