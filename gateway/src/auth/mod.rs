@@ -203,7 +203,9 @@ impl Authorizer {
 
     /// Whether an ACL is in force (without one, everything is allowed).
     pub fn has_acl(&self) -> bool {
-        self.policy.load().acl.is_some()
+        // The configured path first: asked on every PUBLISH and every delivery, and without
+        // an ACL file the policy is not worth loading.
+        self.acl_file.is_some() && self.policy.load().acl.is_some()
     }
 
     /// May this client publish on `topic`?

@@ -31,12 +31,14 @@ pub(crate) struct Message {
 }
 
 impl Message {
-    /// The message of a PUBLISH whose topic alias has been resolved.
-    pub(crate) fn from_publish(p: Publish, topic: ByteString, now: Instant) -> Self {
+    /// The message of a PUBLISH whose topic alias has been resolved, received now.
+    pub(crate) fn from_publish(p: Publish, topic: ByteString) -> Self {
         let properties = p.properties.message;
+        // The clock is read only for a message that expires: most do not, and a clock read
+        // per PUBLISH showed in the publish path's profile.
         let expires_at = properties
             .message_expiry_interval
-            .map(|secs| now + std::time::Duration::from_secs(u64::from(secs)));
+            .map(|secs| Instant::now() + std::time::Duration::from_secs(u64::from(secs)));
         Self {
             topic,
             payload: p.payload,

@@ -47,6 +47,9 @@ enum Audience {
     Persistent,
 }
 
+/// A session a message goes to, and how.
+type Target = (Arc<Session>, Delivery);
+
 /// The sessions whose queues a message left far behind, each with the room its publisher
 /// waits for before it sends more (see `session::backlog`).
 pub(crate) type Pressure = Vec<(Arc<Session>, Arc<Notify>)>;
@@ -54,6 +57,8 @@ pub(crate) type Pressure = Vec<(Arc<Session>, Arc<Notify>)>;
 use super::metrics::{self, Metrics};
 use super::router::{ClientKey, Delivery};
 use super::{Broker, Enqueued, Message, Outgoing, QueueLimits, Session};
+
+mod scratch;
 
 impl Broker {
     /// Routes a message published on this node (a will, `$SYS`, the REST API) and hands it
@@ -102,10 +107,12 @@ impl Broker {
         if only.is_none() && audience != Audience::Persistent && once_here {
             self.shared.history.record(&msg.topic, &msg.payload);
         }
-        let mut targets = match from {
-            Source::Shared { group, filter } => self.group_target(msg, group, filter),
-            _ => self.targets(msg, publisher, only),
+        let group = match from {
+            Source::Shared { group, filter } => Some((group, filter)),
+            _ => None,
         };
+        let mut targets = scratch::targets();
+        self.targets(msg, publisher, only, group, &mut targets);
         if audience != Audience::All {
             let persistent = audience == Audience::Persistent;
             targets.retain(|(session, _)| session.is_persistent() == persistent);
@@ -113,7 +120,9 @@ impl Broker {
         if let Source::Adopted(sessions) = from {
             targets.retain(|(session, _)| sessions.contains(&session.key));
         }
-        self.deliver(msg, targets, pressure)
+        let delivered = self.deliver(msg, targets.drain(..), pressure);
+        scratch::give_back_targets(targets);
+        delivered
     }
 
     /// Keeps (or, with an empty payload, clears) a retained message; nothing for others.
@@ -135,56 +144,41 @@ impl Broker {
         }
     }
 
-    /// The sessions a message goes to, collected under the routing read lock.
+    /// The sessions a message goes to, collected under the routing read lock into `out`:
+    /// the subscription tree's deliveries for `msg`, or with `group` the member of that
+    /// shared group on `filter` that gets it, if the group has members here.
     fn targets(
         &self,
         msg: &Message,
         publisher: Option<ClientKey>,
         only: Option<&str>,
-    ) -> Vec<(Arc<Session>, Delivery)> {
-        let mut deliveries: Vec<Delivery> = Vec::new();
+        group: Option<(&str, &str)>,
+        out: &mut Vec<Target>,
+    ) {
+        let mut deliveries = scratch::deliveries();
         let routing = self.shared.routing.read();
         let is_online = |k: ClientKey| routing.by_key.get(&k).is_some_and(|s| s.is_online());
-        match only {
-            Some(filter) => {
-                routing
-                    .tree
-                    .matches_filter(filter, &msg.topic, is_online, &mut deliveries)
+        let tree = &routing.tree;
+        match (group, only) {
+            (Some((group, filter)), _) => {
+                tree.matches_group(group, filter, &msg.topic, is_online, &mut deliveries);
             }
-            None => routing
-                .tree
-                .matches(&msg.topic, publisher, is_online, &mut deliveries),
+            (None, Some(filter)) => {
+                tree.matches_filter(filter, &msg.topic, is_online, &mut deliveries);
+            }
+            (None, None) => tree.matches(&msg.topic, publisher, is_online, &mut deliveries),
         }
-        deliveries
-            .into_iter()
-            .filter_map(|d| Some((routing.by_key.get(&d.client)?.clone(), d)))
-            .collect()
-    }
-
-    /// The member of a shared group that gets a message, if the group has members here.
-    fn group_target(
-        &self,
-        msg: &Message,
-        group: &str,
-        filter: &str,
-    ) -> Vec<(Arc<Session>, Delivery)> {
-        let mut deliveries = Vec::new();
-        let routing = self.shared.routing.read();
-        let is_online = |k: ClientKey| routing.by_key.get(&k).is_some_and(|s| s.is_online());
-        routing
-            .tree
-            .matches_group(group, filter, &msg.topic, is_online, &mut deliveries);
-        deliveries
-            .into_iter()
-            .filter_map(|d| Some((routing.by_key.get(&d.client)?.clone(), d)))
-            .collect()
+        let found = deliveries.drain(..);
+        out.extend(found.filter_map(|d| Some((routing.by_key.get(&d.client)?.clone(), d))));
+        drop(routing);
+        scratch::give_back_deliveries(deliveries);
     }
 
     /// Queues a message for each target the ACL lets read it; returns how many.
     fn deliver(
         &self,
         msg: &Arc<Message>,
-        targets: Vec<(Arc<Session>, Delivery)>,
+        targets: impl Iterator<Item = Target>,
         pressure: &mut Pressure,
     ) -> usize {
         let limits = self.queue_limits();

@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use aviary_protocol::{Ack, ByteString, Packet, Publish, QoS, ReasonCode};
 use tokio::io::AsyncRead;
-use tokio::time::Instant;
 
 use super::{protocol, ConnError, Reader};
 use crate::broker::connection::acks::{Reply, Wait};
@@ -138,7 +137,7 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
     ) {
         let wait = match forwarded {
             Some(forwarded) if !topic.starts_with("$SYS") && self.may_publish(&topic) => {
-                let msg = Message::from_publish(p, topic, Instant::now());
+                let msg = Message::from_publish(p, topic);
                 self.broker.forward_again(&msg, self.session.key, forwarded)
             }
             _ => None,
@@ -192,7 +191,7 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
         let delivered = if refused {
             0
         } else {
-            let msg = Arc::new(Message::from_publish(p, topic, Instant::now()));
+            let msg = Arc::new(Message::from_publish(p, topic));
             let published = self
                 .broker
                 .publish_from(msg.clone(), Some(self.session.key), exchange);
