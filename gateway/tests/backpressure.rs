@@ -18,7 +18,14 @@ const EACH: usize = 2_500;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishers_faster_than_their_subscriber_are_held_back_not_dropped_on() {
-    let gw = TestGateway::start_with(|c| c.max_queued_messages = 100).await;
+    let gw = TestGateway::start_with(|c| {
+        c.max_queued_messages = 100;
+        // This tests holding back, not slow detection (`robustness.rs`): on a machine
+        // starved of CPU, a subscriber that reads can still go 20 ms without taking a batch.
+        c.slow_subscriber_stall_ms = 10_000;
+        c.slow_subscriber_patience_ms = 60_000;
+    })
+    .await;
     let mut subscriber = V4::connect_id(gw.addr, "sink").await;
     subscriber
         .subscribe("fan/#", rumqttc::QoS::AtMostOnce)

@@ -61,7 +61,7 @@ pub(crate) use router::ClientKey;
 use router::{Subscription, SubscriptionTree};
 pub(crate) use session::{
     Connecting, Ending, Enqueued, Qos2Received, QueueLimits, RetainedCursor, Session,
-    SharedRetained, Will, WriterWake,
+    SharedRetained, SlowAfter, Will, WriterWake,
 };
 use timers::Timers;
 pub(crate) use views::ClientFacts;
@@ -243,6 +243,10 @@ impl Broker {
             max_messages: c.max_queued_messages,
             max_bytes: c.max_queued_bytes,
             qos0_offline: c.queue_qos0_offline,
+            slow: SlowAfter {
+                stall: Duration::from_millis(c.slow_subscriber_stall_ms),
+                patience: Duration::from_millis(c.slow_subscriber_patience_ms),
+            },
         }
     }
 

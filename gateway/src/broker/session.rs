@@ -44,6 +44,7 @@ use super::message::Outgoing;
 use super::persist::Persist;
 use super::router::{ClientKey, Subscription};
 use super::views::ClientFacts;
+pub(crate) use backlog::SlowAfter;
 pub(crate) use cursor::{Readable, RetainedCursor, SharedRetained};
 use durable::Durable;
 pub(crate) use durable::{Qos2Received, RecoveredSession, Will};

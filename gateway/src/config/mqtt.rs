@@ -26,6 +26,12 @@ pub struct BrokerConfig {
     pub max_queued_bytes: usize,
     /// Also queue QoS 0 messages for offline persistent sessions.
     pub queue_qos0_offline: bool,
+    /// Milliseconds a subscriber's connection may take nothing while its queue holds its
+    /// publishers back before it is marked slow and holds no one back (see backpressure).
+    pub slow_subscriber_stall_ms: u64,
+    /// Milliseconds a subscriber may keep a publisher waiting, however it progresses,
+    /// before it is marked slow.
+    pub slow_subscriber_patience_ms: u64,
     /// Seconds a new connection has to send its CONNECT.
     pub connect_timeout_secs: u64,
     /// Largest keep alive allowed; larger (or 0) is replaced by this and,
@@ -63,6 +69,8 @@ impl Default for BrokerConfig {
             max_queued_messages: 10_000,
             max_queued_bytes: 64 * 1024 * 1024,
             queue_qos0_offline: false,
+            slow_subscriber_stall_ms: 20,
+            slow_subscriber_patience_ms: 1_000,
             connect_timeout_secs: 10,
             max_keep_alive: 0,
             max_session_expiry_secs: u32::MAX,

@@ -30,13 +30,19 @@ use super::{QueueLimits, Session};
 const HIGH_MESSAGES: usize = 4096;
 /// Most bytes a session's queue holds before it holds its publishers back.
 const HIGH_BYTES: usize = 4 << 20;
-/// How long a subscriber's writer may take nothing while publishers wait before the
-/// subscriber is marked slow. A writer with a reading client takes a batch every few
-/// microseconds; one blocked on a full socket takes nothing.
-pub(crate) const STALL: Duration = Duration::from_millis(20);
-/// The longest a publisher waits for one subscriber, however it progresses: a subscriber
-/// slower than its publishers for that long is marked slow too.
-pub(crate) const PATIENCE: Duration = Duration::from_secs(1);
+/// When a subscriber that holds its publishers back is marked slow (`[mqtt]`
+/// `slow_subscriber_stall_ms` and `slow_subscriber_patience_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlowAfter {
+    /// How long its writer may take nothing while publishers wait (default 20 ms). A writer
+    /// with a reading client takes a batch every few microseconds; one blocked on a full
+    /// socket takes nothing. A machine starved of CPU for longer looks the same, so tests of
+    /// holding back (not of slow detection) raise it.
+    pub(crate) stall: Duration,
+    /// The longest a publisher waits for it, however it progresses (default 1 s): a
+    /// subscriber slower than its publishers for that long is marked slow too.
+    pub(crate) patience: Duration,
+}
 
 /// A session's side of backpressure, under the session's lock. One pointer, as every session
 /// has one: the state is boxed, and there only while publishers wait or the subscriber is
@@ -53,6 +59,8 @@ struct State {
     /// Batches the writer has taken since the room was made: how a waiting publisher tells
     /// progress.
     taken: u64,
+    /// When it counts as slow.
+    slow_after: SlowAfter,
     /// The subscriber holds no one back: it stopped taking messages. Cleared once it has
     /// emptied its queue.
     slow: bool,
@@ -82,9 +90,11 @@ impl Backlog {
                 room: None,
                 low: (0, 0),
                 taken: 0,
+                slow_after: limits.slow,
                 slow: false,
             })
         });
+        state.slow_after = limits.slow;
         let room = state.room.get_or_insert_with(|| {
             state.low = (high.0 / 2, high.1 / 2);
             state.taken = 0;
@@ -129,13 +139,13 @@ impl Backlog {
         }
     }
 
-    /// How many batches the writer has taken while publishers wait on `notify`; `None` once
-    /// they wait no more.
-    fn taken_for(&self, notify: &Arc<Notify>) -> Option<u64> {
+    /// How many batches the writer has taken while publishers wait on `notify`, and when it
+    /// counts as slow; `None` once they wait no more.
+    fn taken_for(&self, notify: &Arc<Notify>) -> Option<(u64, SlowAfter)> {
         self.0
             .as_ref()
             .filter(|s| s.room.as_ref().is_some_and(|r| Arc::ptr_eq(r, notify)))
-            .map(|s| s.taken)
+            .map(|s| (s.taken, s.slow_after))
     }
 
     /// The subscriber stopped taking messages: it holds no one back from now on.
@@ -149,24 +159,25 @@ impl Backlog {
 
 impl Session {
     /// Waits until this session's queue is down to its low-water mark, its client has gone,
-    /// or it is found slow: its writer took nothing for [`STALL`], or [`PATIENCE`] ran out.
-    /// `room` is what [`Session::enqueue_pressing`] gave.
+    /// or it is found slow: its writer took nothing for [`SlowAfter::stall`], or
+    /// [`SlowAfter::patience`] ran out. `room` is what [`Session::enqueue_pressing`] gave.
     pub(crate) async fn room(&self, room: Arc<Notify>) {
-        let deadline = Instant::now() + PATIENCE;
+        let mut deadline = None;
         loop {
             // Enabled before looking, so that a wake-up in between is not missed.
             let notified = room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let Some(taken) = self.state.lock().backlog.taken_for(&room) else {
+            let Some((taken, slow_after)) = self.state.lock().backlog.taken_for(&room) else {
                 return;
             };
-            let until = (Instant::now() + STALL).min(deadline);
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + slow_after.patience);
+            let until = (Instant::now() + slow_after.stall).min(deadline);
             if tokio::time::timeout_at(until, notified).await.is_ok() {
                 continue;
             }
             let mut st = self.state.lock();
-            let Some(now_taken) = st.backlog.taken_for(&room) else {
+            let Some((now_taken, _)) = st.backlog.taken_for(&room) else {
                 return;
             };
             if now_taken == taken || Instant::now() >= deadline {

@@ -20,6 +20,7 @@ use std::num::NonZeroU16;
 use aviary_protocol::{Ack, Packet, QoS, TopicFilter};
 use tokio::time::Instant;
 
+use super::backlog::SlowAfter;
 use super::cursor::{Pulled, Readable, RetainedCursor, SharedRetained};
 use crate::broker::message::Outgoing;
 
@@ -39,6 +40,8 @@ pub(crate) struct QueueLimits {
     pub(crate) max_messages: usize,
     pub(crate) max_bytes: usize,
     pub(crate) qos0_offline: bool,
+    /// When a subscriber holding publishers back counts as slow (see `backlog`).
+    pub(crate) slow: SlowAfter,
 }
 
 /// What became of an enqueued message.

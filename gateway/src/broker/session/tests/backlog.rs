@@ -5,13 +5,16 @@
 //! subscriber holds no one back until it has emptied its queue.
 
 use super::*;
-use crate::broker::session::backlog::{PATIENCE, STALL};
+
+const STALL: Duration = SLOW.stall;
+const PATIENCE: Duration = SLOW.patience;
 
 /// High water at 4 messages (half of 8), low water at 2.
 const QUEUE: QueueLimits = QueueLimits {
     max_messages: 8,
     max_bytes: 1 << 20,
     qos0_offline: false,
+    slow: SLOW,
 };
 
 /// Queues QoS 0 messages until one past the high-water mark gives a room.
