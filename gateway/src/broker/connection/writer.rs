@@ -244,22 +244,24 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             }
         }
         let packet = Packet::Publish(publish);
-        match packet.encoded_len(self.version) {
-            Ok(len) if len <= self.client_max_packet_size as usize => {
-                if let (Some(alias), Packet::Publish(p)) = (new_alias, &packet) {
-                    self.aliases
-                        .get_or_insert_default()
-                        .insert(p.topic.clone(), alias);
-                }
-                self.encode(&packet);
+        let limit = self.client_max_packet_size as usize;
+        let pushed = self
+            .out
+            .push_within(&packet, self.version, self.vectored, limit);
+        // An encoding error means a packet too large for MQTT itself (above 256 MiB).
+        if pushed.unwrap_or(false) {
+            if let (Some(alias), Packet::Publish(p)) = (new_alias, &packet) {
+                self.aliases
+                    .get_or_insert_default()
+                    .insert(p.topic.clone(), alias);
             }
-            _ => {
-                // Too large for this client: drop it as if delivered [MQTT-3.1.2-25].
-                debug!(topic = %out.msg.topic, "message exceeds the client's maximum packet size, dropped");
-                Metrics::add(&self.broker.metrics().dropped_too_large, 1);
-                if let Some(id) = packet_id {
-                    self.session.abandon(id);
-                }
+            Metrics::add(&self.broker.metrics().packets_sent, 1);
+        } else {
+            // Too large for this client: drop it as if delivered [MQTT-3.1.2-25].
+            debug!(topic = %out.msg.topic, "message exceeds the client's maximum packet size, dropped");
+            Metrics::add(&self.broker.metrics().dropped_too_large, 1);
+            if let Some(id) = packet_id {
+                self.session.abandon(id);
             }
         }
     }
