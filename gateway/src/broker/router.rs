@@ -1,7 +1,8 @@
 //! The subscription tree: which sessions a PUBLISH goes to.
 //!
 //! Subscriptions live in a trie over filter levels (split on `/`), at the node where their filter
-//! ends. A node keeps its literal children in a map and its `+` and `#` children apart. Matching
+//! ends. A node keeps its literal children in a short list or, past a few, a map
+//! ([`children`]), and its `+` and `#` children apart. Matching
 //! walks the topic's levels once, following the literal and the `+` child and picking up the `#`
 //! children's subscribers on the way: its cost depends on the topic's depth and the number of
 //! matches, not on how many subscriptions there are.
@@ -15,11 +16,11 @@
 //! Spec: MQTT 5.0 sections 4.7 (topic filters), 3.3.4 (overlapping subscriptions), 3.8.3.1
 //! (No Local) and 4.8.2 (shared subscriptions).
 
-use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroU32;
 
 use aviary_protocol::{QoS, SubscriptionOptions, TopicFilter};
+use children::Children;
 use subscribers::{share_name, Subscribers};
 
 /// Who subscribed: an opaque, cheap session key chosen by the broker.
@@ -114,8 +115,8 @@ const ROOT: NodeId = 0;
 /// One level of the trie.
 #[derive(Debug, Default)]
 struct Node {
-    /// Children by literal level. SipHash (std's default) on purpose: levels come from clients.
-    children: HashMap<Box<str>, NodeId>,
+    /// Children by literal level.
+    children: Children,
     /// The `+` child.
     single: Option<NodeId>,
     /// The `#` child, always a leaf.
@@ -130,7 +131,7 @@ impl Node {
         match level {
             "+" => self.single,
             "#" => self.multi,
-            _ => self.children.get(level).copied(),
+            _ => self.children.get(level),
         }
     }
 
@@ -139,8 +140,8 @@ impl Node {
         match (level, child) {
             ("+", child) => self.single = child,
             ("#", child) => self.multi = child,
-            (_, Some(child)) => _ = self.children.insert(level.into(), child),
-            (_, None) => _ = self.children.remove(level),
+            (_, Some(child)) => self.children.insert(level, child),
+            (_, None) => self.children.remove(level),
         }
     }
 
@@ -333,7 +334,7 @@ impl SubscriptionTree {
             return None;
         };
         let (level, tail) = split_level(rest);
-        let literal = node.children.get(level).map(|&child| (child, tail));
+        let literal = node.children.get(level).map(|child| (child, tail));
         let single = node.single.filter(|_| wildcards).map(|child| (child, tail));
         if let (Some(_), Some(single)) = (literal, single) {
             branches.push(single);
@@ -479,6 +480,7 @@ fn merge_by_client(out: &mut Vec<Delivery>, start: usize) {
     out.truncate(kept + 1);
 }
 
+mod children;
 mod cluster;
 mod subscribers;
 #[cfg(test)]

@@ -34,7 +34,7 @@ impl SubscriptionTree {
                 ROOT => level.to_owned(),
                 _ => format!("{path}/{level}"),
             };
-            for (level, &child) in &node.children {
+            for (level, child) in node.children.iter() {
                 stack.push((child, join(level)));
             }
             for (level, child) in [("+", node.single), ("#", node.multi)] {
