@@ -97,9 +97,12 @@ impl Reader {
     }
 
     /// A UTF-8 encoded string (section 1.5.4): well-formed, no U+0000.
+    #[allow(clippy::manual_contains)] // on purpose: see the loop below
     pub(crate) fn string(&mut self, field: &'static str) -> Result<ByteString, DecodeError> {
         let raw = self.binary(field)?;
-        if raw.contains(&0) {
+        // A byte loop, not `contains` (memchr): topics are short, and the browser package
+        // then carries no memchr.
+        if raw.iter().any(|&b| b == 0) {
             return Err(DecodeError::NullCharacter);
         }
         ByteString::try_from(raw).map_err(|_| DecodeError::InvalidUtf8)
