@@ -19,7 +19,6 @@ use aviary_protocol::{
     SubscribeProperties, SubscriptionOptions, TopicFilter, TopicName, WillProperties,
 };
 use bytes::Bytes;
-use js_sys::Uint8Array;
 use wasm_bindgen::prelude::*;
 
 use crate::engine::{Machine, Options};
@@ -95,11 +94,13 @@ impl Engine {
         self.with(|m, now| m.socket_opened(now));
     }
 
-    // A binary frame arrived.
+    // A binary frame arrived. As bytes the glue copies into wasm memory, not as a
+    // `Uint8Array` copied by js-sys: its `copy_to` brought two imports, their glue and a
+    // length assertion with its panic message into the package, for one more copy of each
+    // frame saved.
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn data(&self, frame: Uint8Array) {
-        let len = frame.length() as usize;
-        self.with(|m, now| m.handle_frame(len, |buf| frame.copy_to(buf), now));
+    pub fn data(&self, frame: &[u8]) {
+        self.with(|m, now| m.handle_bytes(frame, now));
     }
 
     // The socket closed by itself (or could not be opened), for the reason `detail` (UTF-8:
