@@ -17,7 +17,7 @@ import { Timer, closeSocket, isOnline, openSocket, watchNetwork } from "./runtim
 const EVENTS = ["connect", "reconnect", "close", "offline", "error", "end", "message"];
 /** Event kinds of the engine's callback (wasm-client/src/js_api/sink.rs). */
 const MESSAGE = 0, DONE = 1, FAIL = 2, CONNECT = 3, CLOSE = 4, OFFLINE = 5, ERROR = 6, END = 7,
-  AUTH = 8, OPEN = 9, SEND = 10, SHUT = 11, TIMER = 12, INVALID = 13;
+  AUTH = 8, OPEN = 9, SEND = 10, SHUT = 11, TIMER = 12, INVALID = 13, CLIENT_ID = 14;
 
 /** Runs `ok` with what `call` returned (awaited) or `no` if it threw or rejected, later. */
 function settled(call, ok, no) {
@@ -55,6 +55,8 @@ export function bind(Engine) {
     #timer;
     #unwatch;
     #freed = false;
+    /** The client id in use: reported by the engine at the start, or assigned by the broker. */
+    #clientId = "";
 
     /** Use `connect()`. */
     constructor(url, opts, connecting) {
@@ -165,7 +167,7 @@ export function bind(Engine) {
     }
 
     get clientId() {
-      return this.#engine.clientId();
+      return this.#clientId;
     }
 
     get timerInWorker() {
@@ -270,6 +272,9 @@ export function bind(Engine) {
         case INVALID:
           this.#invalid = str;
           return;
+        case CLIENT_ID:
+          this.#clientId = str;
+          return;
       }
     }
 
@@ -363,6 +368,8 @@ export function bind(Engine) {
 
     #connected(sessionPresent, props) {
       const packet = { cmd: "connack", sessionPresent, reasonCode: 0, returnCode: 0, properties: props };
+      // The engine reconnects with the id the broker assigned, so it is the one in use now.
+      this.#clientId = props.assignedClientIdentifier ?? this.#clientId;
       const data = props.authenticationData;
       if (this.#auth && data) this.#checkServer(props.authenticationMethod ?? "", data.slice());
       else this.#settle();

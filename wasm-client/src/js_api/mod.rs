@@ -71,6 +71,7 @@ impl Engine {
             // Unique per tab, so two tabs never take over each other's session.
             options.client_id = concat(&["aviary_", &hex(seed, 12)]);
         }
+        hooks.client_id(&options.client_id);
         Engine {
             machine: RefCell::new(Machine::new(options, seed)),
             hooks,
@@ -235,12 +236,6 @@ impl Engine {
     pub fn next_attempt(&self) -> f64 {
         self.call(|m, now| m.next_attempt_in(now))
             .map_or(-1.0, |ms| ms as f64)
-    }
-
-    // The client id in use (generated, given, or assigned by the broker).
-    #[wasm_bindgen(js_name = clientId, skip_jsdoc)]
-    pub fn client_id(&self) -> String {
-        self.machine.borrow().options().client_id.clone()
     }
 }
 
