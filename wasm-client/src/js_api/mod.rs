@@ -11,7 +11,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::{Cell, RefCell};
+use core::cell::{Cell, RefCell, RefMut};
 
 use aviary_protocol::properties::id;
 use aviary_protocol::{
@@ -182,7 +182,7 @@ impl Engine {
         }
         loop {
             let (output, events) = {
-                let mut machine = self.machine.borrow_mut();
+                let mut machine = self.machine();
                 (machine.take_output(), machine.take_events())
             };
             if output.is_none() && events.is_empty() {
@@ -223,7 +223,7 @@ impl Engine {
     // bit 4 up: the client's getters in one call.
     #[wasm_bindgen(skip_jsdoc)]
     pub fn state(&self) -> f64 {
-        let m = self.machine.borrow();
+        let m = self.machine();
         let bits = u64::from(m.is_connected())
             | (u64::from(m.is_reconnecting()) << 1)
             | (u64::from(m.is_ended()) << 2)
@@ -288,6 +288,14 @@ impl Engine {
         Ok(self.hooks.token(token))
     }
 
+    /// The engine, for one step. No borrow is ever held while JavaScript runs (listeners
+    /// are called from `pump` with none), so a second one cannot happen; if one did, it traps
+    /// as `RefCell`'s panic does in the npm build, without that panic's message and location.
+    fn machine(&self) -> RefMut<'_, Machine> {
+        let m = self.machine.try_borrow_mut();
+        m.unwrap_or_else(|_| core::arch::wasm32::unreachable())
+    }
+
     /// Runs `f` on the engine at the current time, then pumps.
     fn with<R>(&self, f: impl FnOnce(&mut Machine, u64) -> R) -> R {
         let result = self.call(f);
@@ -298,13 +306,13 @@ impl Engine {
     /// Runs `f` on the engine without pumping: the caller registers interest in the result
     /// (a token) first and then calls [`pump`](Self::pump).
     fn call<R>(&self, f: impl FnOnce(&mut Machine, u64) -> R) -> R {
-        f(&mut self.machine.borrow_mut(), now_ms())
+        f(&mut self.machine(), now_ms())
     }
 
     /// Asks the JavaScript timer for the engine's next deadline when it is earlier than the
     /// one asked for, or to cancel when there is none.
     fn rearm(&self) {
-        let Some(deadline) = self.machine.borrow().poll_timeout() else {
+        let Some(deadline) = self.machine().poll_timeout() else {
             if self.scheduled.take().is_some() {
                 self.hooks.timer(None);
             }
