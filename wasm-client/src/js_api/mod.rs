@@ -29,6 +29,24 @@ use crate::text::{concat, hex};
 mod sink;
 mod typescript;
 
+/// The codes of [`Engine::signal`]; `SIGNAL` in `npm/api.js` numbers them the same way.
+mod signal {
+    /// The socket the engine asked for is open.
+    pub(super) const OPENED: u32 = 0;
+    /// The timer fired.
+    pub(super) const TIMEOUT: u32 = 1;
+    /// The browser went online.
+    pub(super) const ONLINE: u32 = 2;
+    /// The browser went offline.
+    pub(super) const OFFLINE: u32 = 3;
+    /// Start connecting; the browser is online (`navigator.onLine`).
+    pub(super) const START_ONLINE: u32 = 4;
+    /// Start connecting; the browser is offline (the first attempt waits for the network).
+    pub(super) const START_OFFLINE: u32 = 5;
+    /// Carry out what the engine asks for (see [`Engine::pump`](super::Engine::pump)).
+    pub(super) const PUMP: u32 = 6;
+}
+
 use sink::JsHooks;
 pub use sink::Sink;
 
@@ -80,19 +98,26 @@ impl Engine {
         }
     }
 
-    // Starts connecting; `online` is what the browser says (`navigator.onLine`).
+    // What the browser reports without data (the socket opened, the timer fired, the network
+    // changed, start), and the pump, in one export rather than five: each export cost the
+    // package a shim, a wrapper and glue. The codes are in `signal` above.
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn start(&self, online: bool) {
-        self.with(|m, now| {
-            m.set_online(online, now);
-            m.start(now);
+    pub fn signal(&self, code: u32) {
+        match code {
+            signal::PUMP => return self.pump(),
+            signal::TIMEOUT => self.scheduled.set(None),
+            _ => {}
+        }
+        self.with(|m, now| match code {
+            signal::OPENED => m.socket_opened(now),
+            signal::TIMEOUT => m.handle_timeout(now),
+            signal::ONLINE | signal::OFFLINE => m.set_online(code == signal::ONLINE, now),
+            signal::START_ONLINE | signal::START_OFFLINE => {
+                m.set_online(code == signal::START_ONLINE, now);
+                m.start(now);
+            }
+            _ => {}
         });
-    }
-
-    // The socket the engine asked for is open.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn opened(&self) {
-        self.with(|m, now| m.socket_opened(now));
     }
 
     // A binary frame arrived. As bytes the glue copies into wasm memory, not as a
@@ -110,19 +135,6 @@ impl Engine {
     pub fn closed(&self, detail: &[u8]) {
         let detail = core::str::from_utf8(detail).unwrap_or_default();
         self.with(|m, now| m.socket_closed(detail, now));
-    }
-
-    // The timer fired.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn timeout(&self) {
-        self.scheduled.set(None);
-        self.with(|m, now| m.handle_timeout(now));
-    }
-
-    // The browser went online or offline.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn online(&self, online: bool) {
-        self.with(|m, now| m.set_online(online, now));
     }
 
     // Publishes to `topic` (UTF-8); returns the operation's token (0: failed at once, already
@@ -169,36 +181,6 @@ impl Engine {
         self.checked(|| self.unsubscribe_fields(fields))
     }
 
-    // Carries out everything the engine asked for, until it has nothing more: bytes to send,
-    // the socket to open or close, the other events for the client, then the timer. The
-    // JavaScript side calls it after an operation once it has registered the promise of the
-    // token that operation returned; every other call here pumps by itself. Listeners run
-    // with no borrow held, so they may call back in; a call made while pumping is picked up
-    // by the running pump.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn pump(&self) {
-        if self.pumping.replace(true) {
-            return;
-        }
-        loop {
-            let (output, events) = {
-                let mut machine = self.machine();
-                (machine.take_output(), machine.take_events())
-            };
-            if output.is_none() && events.is_empty() {
-                break;
-            }
-            if let Some(bytes) = output {
-                self.hooks.send(&bytes);
-            }
-            for event in events {
-                self.hooks.event(event);
-            }
-        }
-        self.pumping.set(false);
-        self.rearm();
-    }
-
     // Ends the client: at once (`force`), or after what is in flight, for at most `timeout`
     // ms.
     #[wasm_bindgen(skip_jsdoc)]
@@ -240,6 +222,35 @@ impl Engine {
 }
 
 impl Engine {
+    /// Carries out everything the engine asked for, until it has nothing more: bytes to send,
+    /// the socket to open or close, the other events for the client, then the timer. The
+    /// JavaScript side asks for it (`signal(PUMP)`) after an operation once it has registered
+    /// the promise of the token that operation returned; every other call here pumps by
+    /// itself. Listeners run with no borrow held, so they may call back in; a call made while
+    /// pumping is picked up by the running pump.
+    fn pump(&self) {
+        if self.pumping.replace(true) {
+            return;
+        }
+        loop {
+            let (output, events) = {
+                let mut machine = self.machine();
+                (machine.take_output(), machine.take_events())
+            };
+            if output.is_none() && events.is_empty() {
+                break;
+            }
+            if let Some(bytes) = output {
+                self.hooks.send(&bytes);
+            }
+            for event in events {
+                self.hooks.event(event);
+            }
+        }
+        self.pumping.set(false);
+        self.rearm();
+    }
+
     /// The token `f` returns, or 0 after reporting why its arguments are invalid.
     fn checked(&self, f: impl FnOnce() -> Result<u32, Invalid>) -> u32 {
         f().unwrap_or_else(|Invalid(e)| {
