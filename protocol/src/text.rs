@@ -9,20 +9,23 @@ use alloc::string::String;
 
 /// `prefix`, `n` in decimal, then `suffix`.
 pub(crate) fn with_number(prefix: &str, n: usize, suffix: &str) -> String {
+    // Filled from the end; 20 digits hold any `usize`. Iterators and `get`, not indexing,
+    // which linked a bounds check's panic and message into the browser client's package.
     let mut digits = [0u8; 20];
-    let mut start = digits.len();
+    let mut len = 0;
     let mut rest = n;
-    loop {
-        start -= 1;
+    for slot in digits.iter_mut().rev() {
         // `rest % 10` is a single digit, so the cast cannot truncate.
-        digits[start] = b'0' + (rest % 10) as u8;
+        *slot = b'0' + (rest % 10) as u8;
+        len += 1;
         rest /= 10;
         if rest == 0 {
             break;
         }
     }
+    let digits = digits.get(digits.len() - len..).unwrap_or_default();
     // ASCII digits: always valid UTF-8.
-    let number = core::str::from_utf8(&digits[start..]).unwrap_or_default();
+    let number = core::str::from_utf8(digits).unwrap_or_default();
     concat(&[prefix, number, suffix])
 }
 

@@ -191,8 +191,11 @@ fn validate_share_name(name: &str) -> Result<(), TopicError> {
 /// Checks the wildcard placement of a (non-shared) filter and that it has no U+0000.
 fn validate_filter_levels(s: &str) -> Result<(), TopicError> {
     let bytes = s.as_bytes();
-    let starts_level = |i: usize| i == 0 || bytes[i - 1] == b'/';
-    let ends_level = |i: usize| i + 1 == bytes.len() || bytes[i + 1] == b'/';
+    // `get`, not indexing, though neither can be out of bounds: indexing linked the bounds
+    // check's panic and its message into the browser client's package.
+    let is_slash = |j: Option<usize>| j.and_then(|j| bytes.get(j)).is_none_or(|&b| b == b'/');
+    let starts_level = |i: usize| is_slash(i.checked_sub(1));
+    let ends_level = |i: usize| is_slash(Some(i + 1));
     for (i, &b) in bytes.iter().enumerate() {
         match b {
             0 => return Err(TopicError::NullCharacter),

@@ -52,19 +52,28 @@ impl Reader {
         Ok(())
     }
 
+    /// The next `N` bytes. Taken as an array with `get` and `try_from` rather than with
+    /// `Buf::get_u16` and the like, whose `copy_to_slice` brought a length-mismatch panic and
+    /// its message into the browser client's package.
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+        self.need(N, field)?;
+        // `need` has checked the length: the fallback is never taken.
+        let head = self.buf.get(..N).and_then(|b| <[u8; N]>::try_from(b).ok());
+        self.buf.advance(N);
+        Ok(head.unwrap_or([0; N]))
+    }
+
     pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
-        self.need(1, field)?;
-        Ok(self.buf.get_u8())
+        let [b] = self.array(field)?;
+        Ok(b)
     }
 
     pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
-        self.need(2, field)?;
-        Ok(self.buf.get_u16())
+        self.array(field).map(u16::from_be_bytes)
     }
 
     pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
-        self.need(4, field)?;
-        Ok(self.buf.get_u32())
+        self.array(field).map(u32::from_be_bytes)
     }
 
     pub(crate) fn varint(&mut self, field: &'static str) -> Result<u32, DecodeError> {
@@ -97,9 +106,12 @@ impl Reader {
     }
 
     /// A UTF-8 encoded string (section 1.5.4): well-formed, no U+0000.
+    #[allow(clippy::manual_contains)] // on purpose: see the loop below
     pub(crate) fn string(&mut self, field: &'static str) -> Result<ByteString, DecodeError> {
         let raw = self.binary(field)?;
-        if raw.contains(&0) {
+        // A byte loop, not `contains` (memchr): topics are short, and the browser package
+        // then carries no memchr.
+        if raw.iter().any(|&b| b == 0) {
             return Err(DecodeError::NullCharacter);
         }
         ByteString::try_from(raw).map_err(|_| DecodeError::InvalidUtf8)

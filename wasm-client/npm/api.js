@@ -17,7 +17,9 @@ import { Timer, closeSocket, isOnline, openSocket, watchNetwork } from "./runtim
 const EVENTS = ["connect", "reconnect", "close", "offline", "error", "end", "message"];
 /** Event kinds of the engine's callback (wasm-client/src/js_api/sink.rs). */
 const MESSAGE = 0, DONE = 1, FAIL = 2, CONNECT = 3, CLOSE = 4, OFFLINE = 5, ERROR = 6, END = 7,
-  AUTH = 8, OPEN = 9, SEND = 10, SHUT = 11, TIMER = 12, INVALID = 13;
+  AUTH = 8, OPEN = 9, SEND = 10, SHUT = 11, TIMER = 12, INVALID = 13, CLIENT_ID = 14;
+/** What `Engine.signal` is told (wasm-client/src/js_api/mod.rs, `signal`). */
+const OPENED = 0, TIMEOUT = 1, NET_UP = 2, NET_DOWN = 3, START_UP = 4, START_DOWN = 5, PUMP = 6;
 
 /** Runs `ok` with what `call` returned (awaited) or `no` if it threw or rejected, later. */
 function settled(call, ok, no) {
@@ -55,6 +57,8 @@ export function bind(Engine) {
     #timer;
     #unwatch;
     #freed = false;
+    /** The client id in use: reported by the engine at the start, or assigned by the broker. */
+    #clientId = "";
 
     /** Use `connect()`. */
     constructor(url, opts, connecting) {
@@ -69,9 +73,9 @@ export function bind(Engine) {
         engine.free();
         this.#throwInvalid();
       }
-      this.#timer = new Timer(() => engine.timeout());
-      this.#unwatch = watchNetwork((online) => engine.online(online));
-      engine.start(isOnline());
+      this.#timer = new Timer(() => engine.signal(TIMEOUT));
+      this.#unwatch = watchNetwork((online) => engine.signal(online ? NET_UP : NET_DOWN));
+      engine.signal(isOnline() ? START_UP : START_DOWN);
     }
 
     on(event, listener) {
@@ -165,7 +169,7 @@ export function bind(Engine) {
     }
 
     get clientId() {
-      return this.#engine.clientId();
+      return this.#clientId;
     }
 
     get timerInWorker() {
@@ -186,7 +190,7 @@ export function bind(Engine) {
       } else {
         p = new Promise((resolve, reject) => this.#replies.set(token, { resolve, reject, names }));
       }
-      this.#engine.pump();
+      this.#engine.signal(PUMP);
       return p;
     }
 
@@ -270,6 +274,9 @@ export function bind(Engine) {
         case INVALID:
           this.#invalid = str;
           return;
+        case CLIENT_ID:
+          this.#clientId = str;
+          return;
       }
     }
 
@@ -304,7 +311,7 @@ export function bind(Engine) {
     #openSocket() {
       const url = this.#href, engine = this.#engine;
       try {
-        this.#socket = openSocket(url, () => engine.opened(), (data) => engine.data(data), (detail) => {
+        this.#socket = openSocket(url, () => engine.signal(OPENED), (data) => engine.data(data), (detail) => {
           this.#socket = null;
           this.#closed(detail);
         });
@@ -363,6 +370,8 @@ export function bind(Engine) {
 
     #connected(sessionPresent, props) {
       const packet = { cmd: "connack", sessionPresent, reasonCode: 0, returnCode: 0, properties: props };
+      // The engine reconnects with the id the broker assigned, so it is the one in use now.
+      this.#clientId = props.assignedClientIdentifier ?? this.#clientId;
       const data = props.authenticationData;
       if (this.#auth && data) this.#checkServer(props.authenticationMethod ?? "", data.slice());
       else this.#settle();

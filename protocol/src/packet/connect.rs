@@ -254,14 +254,16 @@ impl ConnAck {
     }
 }
 
-/// Checks a received reason code against those the packet may carry.
+/// Checks a received reason code against those the packet may carry. A byte loop, not
+/// `contains`, which is memchr for bytes: the browser client's package then links no memchr.
+#[allow(clippy::manual_contains)] // on purpose, as said above
 pub(crate) fn check_reason(
     code: u8,
     allowed: &[u8],
     packet: PacketType,
 ) -> Result<ReasonCode, DecodeError> {
     match ReasonCode::from_u8(code) {
-        Some(rc) if allowed.contains(&code) => Ok(rc),
+        Some(rc) if allowed.iter().any(|&a| a == code) => Ok(rc),
         _ => Err(DecodeError::InvalidReasonCode { code, packet }),
     }
 }

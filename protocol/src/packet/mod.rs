@@ -61,17 +61,15 @@ impl Packet {
         }
     }
 
-    /// Decodes a packet body whose fixed header has been read. `version` is
-    /// the connection's; a CONNECT carries its own.
+    /// Decodes a packet body whose fixed header has been read and checked (its flags too:
+    /// see [`decode`](crate::decode)). `version` is the connection's; a CONNECT carries its
+    /// own.
     pub(crate) fn read(
         packet: PacketType,
         flags: u8,
         body: Reader,
         version: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
-        if packet != PacketType::Publish && flags != packet.required_flags() {
-            return Err(DecodeError::InvalidFlags { packet, flags });
-        }
         let mut r = body;
         // Each side compiles only the decoders of what it receives (see the crate features).
         let p = match packet {
@@ -83,10 +81,16 @@ impl Packet {
             PacketType::Publish => {
                 return Ok(Self::Publish(Publish::read(flags, &mut r, version)?))
             }
-            PacketType::PubAck => Self::PubAck(Ack::read(&mut r, version)?),
-            PacketType::PubRec => Self::PubRec(Ack::read(&mut r, version)?),
-            PacketType::PubRel => Self::PubRel(Ack::read(&mut r, version)?),
-            PacketType::PubComp => Self::PubComp(Ack::read(&mut r, version)?),
+            // One read for the four: each call is a copy of the moves around it.
+            PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp => {
+                let ack = Ack::read(&mut r, version)?;
+                match packet {
+                    PacketType::PubAck => Self::PubAck(ack),
+                    PacketType::PubRec => Self::PubRec(ack),
+                    PacketType::PubRel => Self::PubRel(ack),
+                    _ => Self::PubComp(ack),
+                }
+            }
             #[cfg(feature = "server")]
             PacketType::Subscribe => Self::Subscribe(Subscribe::read(&mut r, version)?),
             #[cfg(feature = "client")]

@@ -159,7 +159,10 @@ impl DisconnectProperties {
 
     /// True when nothing is set.
     pub fn is_empty(&self) -> bool {
-        *self == Self::default()
+        self.session_expiry_interval.is_none()
+            && self.reason_string.is_none()
+            && self.user_properties.is_empty()
+            && self.server_reference.is_none()
     }
 }
 
@@ -210,7 +213,10 @@ impl AuthProperties {
 
     /// True when nothing is set.
     pub fn is_empty(&self) -> bool {
-        *self == Self::default()
+        self.authentication_method.is_none()
+            && self.authentication_data.is_none()
+            && self.reason_string.is_none()
+            && self.user_properties.is_empty()
     }
 }
 

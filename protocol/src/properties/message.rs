@@ -60,6 +60,17 @@ pub struct MessageProperties {
 }
 
 impl MessageProperties {
+    /// True when nothing is set. Field by field: comparing with a default value built for the
+    /// purpose was larger code in the browser package.
+    pub fn is_empty(&self) -> bool {
+        self.payload_format_indicator.is_none()
+            && self.message_expiry_interval.is_none()
+            && self.content_type.is_none()
+            && self.response_topic.is_none()
+            && self.correlation_data.is_none()
+            && self.user_properties.is_empty()
+    }
+
     fn write<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_flag(
             s,
@@ -111,7 +122,9 @@ impl PublishProperties {
 
     /// True when nothing is set, the common case: the block is one zero byte.
     pub fn is_empty(&self) -> bool {
-        *self == Self::default()
+        self.message.is_empty()
+            && self.topic_alias.is_none()
+            && self.subscription_identifiers.is_empty()
     }
 }
 

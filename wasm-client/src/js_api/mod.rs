@@ -11,7 +11,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::{Cell, RefCell};
+use core::cell::{Cell, RefCell, RefMut};
 
 use aviary_protocol::properties::id;
 use aviary_protocol::{
@@ -19,7 +19,6 @@ use aviary_protocol::{
     SubscribeProperties, SubscriptionOptions, TopicFilter, TopicName, WillProperties,
 };
 use bytes::Bytes;
-use js_sys::Uint8Array;
 use wasm_bindgen::prelude::*;
 
 use crate::engine::{Machine, Options};
@@ -29,6 +28,24 @@ use crate::text::{concat, hex};
 
 mod sink;
 mod typescript;
+
+/// The codes of [`Engine::signal`]; `SIGNAL` in `npm/api.js` numbers them the same way.
+mod signal {
+    /// The socket the engine asked for is open.
+    pub(super) const OPENED: u32 = 0;
+    /// The timer fired.
+    pub(super) const TIMEOUT: u32 = 1;
+    /// The browser went online.
+    pub(super) const ONLINE: u32 = 2;
+    /// The browser went offline.
+    pub(super) const OFFLINE: u32 = 3;
+    /// Start connecting; the browser is online (`navigator.onLine`).
+    pub(super) const START_ONLINE: u32 = 4;
+    /// Start connecting; the browser is offline (the first attempt waits for the network).
+    pub(super) const START_OFFLINE: u32 = 5;
+    /// Carry out what the engine asks for (see [`Engine::pump`](super::Engine::pump)).
+    pub(super) const PUMP: u32 = 6;
+}
 
 use sink::JsHooks;
 pub use sink::Sink;
@@ -72,6 +89,7 @@ impl Engine {
             // Unique per tab, so two tabs never take over each other's session.
             options.client_id = concat(&["aviary_", &hex(seed, 12)]);
         }
+        hooks.client_id(&options.client_id);
         Engine {
             machine: RefCell::new(Machine::new(options, seed)),
             hooks,
@@ -80,26 +98,35 @@ impl Engine {
         }
     }
 
-    // Starts connecting; `online` is what the browser says (`navigator.onLine`).
+    // What the browser reports without data (the socket opened, the timer fired, the network
+    // changed, start), and the pump, in one export rather than five: each export cost the
+    // package a shim, a wrapper and glue. The codes are in `signal` above.
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn start(&self, online: bool) {
-        self.with(|m, now| {
-            m.set_online(online, now);
-            m.start(now);
+    pub fn signal(&self, code: u32) {
+        match code {
+            signal::PUMP => return self.pump(),
+            signal::TIMEOUT => self.scheduled.set(None),
+            _ => {}
+        }
+        self.with(|m, now| match code {
+            signal::OPENED => m.socket_opened(now),
+            signal::TIMEOUT => m.handle_timeout(now),
+            signal::ONLINE | signal::OFFLINE => m.set_online(code == signal::ONLINE, now),
+            signal::START_ONLINE | signal::START_OFFLINE => {
+                m.set_online(code == signal::START_ONLINE, now);
+                m.start(now);
+            }
+            _ => {}
         });
     }
 
-    // The socket the engine asked for is open.
+    // A binary frame arrived. As bytes the glue copies into wasm memory, not as a
+    // `Uint8Array` copied by js-sys: its `copy_to` brought two imports, their glue and a
+    // length assertion with its panic message into the package, for one more copy of each
+    // frame saved.
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn opened(&self) {
-        self.with(|m, now| m.socket_opened(now));
-    }
-
-    // A binary frame arrived.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn data(&self, frame: Uint8Array) {
-        let len = frame.length() as usize;
-        self.with(|m, now| m.handle_frame(len, |buf| frame.copy_to(buf), now));
+    pub fn data(&self, frame: &[u8]) {
+        self.with(|m, now| m.handle_bytes(frame, now));
     }
 
     // The socket closed by itself (or could not be opened), for the reason `detail` (UTF-8:
@@ -108,19 +135,6 @@ impl Engine {
     pub fn closed(&self, detail: &[u8]) {
         let detail = core::str::from_utf8(detail).unwrap_or_default();
         self.with(|m, now| m.socket_closed(detail, now));
-    }
-
-    // The timer fired.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn timeout(&self) {
-        self.scheduled.set(None);
-        self.with(|m, now| m.handle_timeout(now));
-    }
-
-    // The browser went online or offline.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn online(&self, online: bool) {
-        self.with(|m, now| m.set_online(online, now));
     }
 
     // Publishes to `topic` (UTF-8); returns the operation's token (0: failed at once, already
@@ -167,36 +181,6 @@ impl Engine {
         self.checked(|| self.unsubscribe_fields(fields))
     }
 
-    // Carries out everything the engine asked for, until it has nothing more: bytes to send,
-    // the socket to open or close, the other events for the client, then the timer. The
-    // JavaScript side calls it after an operation once it has registered the promise of the
-    // token that operation returned; every other call here pumps by itself. Listeners run
-    // with no borrow held, so they may call back in; a call made while pumping is picked up
-    // by the running pump.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn pump(&self) {
-        if self.pumping.replace(true) {
-            return;
-        }
-        loop {
-            let (output, events) = {
-                let mut machine = self.machine.borrow_mut();
-                (machine.take_output(), machine.take_events())
-            };
-            if output.is_none() && events.is_empty() {
-                break;
-            }
-            if let Some(bytes) = output {
-                self.hooks.send(&bytes);
-            }
-            for event in events {
-                self.hooks.event(event);
-            }
-        }
-        self.pumping.set(false);
-        self.rearm();
-    }
-
     // Ends the client: at once (`force`), or after what is in flight, for at most `timeout`
     // ms.
     #[wasm_bindgen(skip_jsdoc)]
@@ -221,7 +205,7 @@ impl Engine {
     // bit 4 up: the client's getters in one call.
     #[wasm_bindgen(skip_jsdoc)]
     pub fn state(&self) -> f64 {
-        let m = self.machine.borrow();
+        let m = self.machine();
         let bits = u64::from(m.is_connected())
             | (u64::from(m.is_reconnecting()) << 1)
             | (u64::from(m.is_ended()) << 2)
@@ -235,15 +219,38 @@ impl Engine {
         self.call(|m, now| m.next_attempt_in(now))
             .map_or(-1.0, |ms| ms as f64)
     }
-
-    // The client id in use (generated, given, or assigned by the broker).
-    #[wasm_bindgen(js_name = clientId, skip_jsdoc)]
-    pub fn client_id(&self) -> String {
-        self.machine.borrow().options().client_id.clone()
-    }
 }
 
 impl Engine {
+    /// Carries out everything the engine asked for, until it has nothing more: bytes to send,
+    /// the socket to open or close, the other events for the client, then the timer. The
+    /// JavaScript side asks for it (`signal(PUMP)`) after an operation once it has registered
+    /// the promise of the token that operation returned; every other call here pumps by
+    /// itself. Listeners run with no borrow held, so they may call back in; a call made while
+    /// pumping is picked up by the running pump.
+    fn pump(&self) {
+        if self.pumping.replace(true) {
+            return;
+        }
+        loop {
+            let (output, events) = {
+                let mut machine = self.machine();
+                (machine.take_output(), machine.take_events())
+            };
+            if output.is_none() && events.is_empty() {
+                break;
+            }
+            if let Some(bytes) = output {
+                self.hooks.send(&bytes);
+            }
+            for event in events {
+                self.hooks.event(event);
+            }
+        }
+        self.pumping.set(false);
+        self.rearm();
+    }
+
     /// The token `f` returns, or 0 after reporting why its arguments are invalid.
     fn checked(&self, f: impl FnOnce() -> Result<u32, Invalid>) -> u32 {
         f().unwrap_or_else(|Invalid(e)| {
@@ -292,6 +299,14 @@ impl Engine {
         Ok(self.hooks.token(token))
     }
 
+    /// The engine, for one step. No borrow is ever held while JavaScript runs (listeners
+    /// are called from `pump` with none), so a second one cannot happen; if one did, it traps
+    /// as `RefCell`'s panic does in the npm build, without that panic's message and location.
+    fn machine(&self) -> RefMut<'_, Machine> {
+        let m = self.machine.try_borrow_mut();
+        m.unwrap_or_else(|_| core::arch::wasm32::unreachable())
+    }
+
     /// Runs `f` on the engine at the current time, then pumps.
     fn with<R>(&self, f: impl FnOnce(&mut Machine, u64) -> R) -> R {
         let result = self.call(f);
@@ -302,13 +317,13 @@ impl Engine {
     /// Runs `f` on the engine without pumping: the caller registers interest in the result
     /// (a token) first and then calls [`pump`](Self::pump).
     fn call<R>(&self, f: impl FnOnce(&mut Machine, u64) -> R) -> R {
-        f(&mut self.machine.borrow_mut(), now_ms())
+        f(&mut self.machine(), now_ms())
     }
 
     /// Asks the JavaScript timer for the engine's next deadline when it is earlier than the
     /// one asked for, or to cancel when there is none.
     fn rearm(&self) {
-        let Some(deadline) = self.machine.borrow().poll_timeout() else {
+        let Some(deadline) = self.machine().poll_timeout() else {
             if self.scheduled.take().is_some() {
                 self.hooks.timer(None);
             }

@@ -52,6 +52,10 @@ mod kind {
     pub(super) const TIMER: u32 = 12;
     /// The call's arguments are invalid: `text` says why; the call throws it as a `TypeError`.
     pub(super) const INVALID: u32 = 13;
+    /// The client id the engine connects with (given or generated): `text`. The JavaScript
+    /// side keeps it, and takes a broker-assigned one from CONNACK's properties as the engine
+    /// does: no export and glue for a getter.
+    pub(super) const CLIENT_ID: u32 = 14;
 }
 
 /// The token of a [`kind::FAIL`] for the call in progress (the engine's tokens start at 1).
@@ -74,6 +78,11 @@ impl JsHooks {
     /// Reports that the call in progress has invalid arguments, for the reason `message`.
     pub(crate) fn invalid(&self, message: &str) {
         self.report(kind::INVALID, 0, 0, message, &[]);
+    }
+
+    /// Reports the client id in use, before the first connection.
+    pub(crate) fn client_id(&self, id: &str) {
+        self.report(kind::CLIENT_ID, 0, 0, id, &[]);
     }
 
     /// Asks for `bytes` to be written to the socket.

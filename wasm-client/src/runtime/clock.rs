@@ -9,6 +9,12 @@ extern "C" {
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
     fn performance_now() -> f64;
 
+    /// `Math.random()`. Imported here rather than through js-sys: with its `Uint8Array` gone
+    /// from the JavaScript API, this was the npm build's last use of js-sys, whose descriptors
+    /// kept dozens of unused closure shims in the module's function table.
+    #[wasm_bindgen(js_namespace = Math, js_name = random)]
+    fn math_random() -> f64;
+
     /// `globalThis` (browsers, workers and Node alike), for the Rust API's runtime. Read
     /// directly rather than through `js_sys::global()`, whose fallbacks for older engines
     /// (`self`, `window`, `global`) cost four imports and their glue.
@@ -30,5 +36,5 @@ pub(crate) fn now_ms() -> u64 {
 
 /// 53 random bits from `Math.random()`, to seed jitter and client ids.
 pub(crate) fn random_seed() -> u64 {
-    (js_sys::Math::random() * (1u64 << 53) as f64) as u64
+    (math_random() * (1u64 << 53) as f64) as u64
 }

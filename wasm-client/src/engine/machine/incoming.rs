@@ -24,18 +24,32 @@ use crate::engine::{Connected, Done, ErrorKind, Event, MqttError};
 impl Machine {
     /// Bytes arrived on the WebSocket: decode and handle every complete packet.
     pub fn handle_bytes(&mut self, bytes: &[u8], now: u64) {
-        self.handle_frame(bytes.len(), |buf| buf.copy_from_slice(bytes), now);
+        // Appended, not written through `handle_frame`'s slice: the npm package, which only
+        // calls this, then links no slice indexing and its panic message.
+        if self.receiving() {
+            self.recv.extend_from_slice(bytes);
+            self.decode_received(now);
+        }
     }
 
     /// Like [`handle_bytes`](Self::handle_bytes) for `len` bytes that `fill` writes straight
     /// into the receive buffer: the browser copies a frame out of its `ArrayBuffer` once.
     pub fn handle_frame(&mut self, len: usize, fill: impl FnOnce(&mut [u8]), now: u64) {
-        if !matches!(self.phase, Phase::Handshake { .. } | Phase::Connected) {
-            return;
+        if self.receiving() {
+            let start = self.recv.len();
+            self.recv.resize(start + len, 0);
+            fill(&mut self.recv[start..]);
+            self.decode_received(now);
         }
-        let start = self.recv.len();
-        self.recv.resize(start + len, 0);
-        fill(&mut self.recv[start..]);
+    }
+
+    /// Whether received bytes are handled now: during the handshake and once connected.
+    fn receiving(&self) -> bool {
+        matches!(self.phase, Phase::Handshake { .. } | Phase::Connected)
+    }
+
+    /// Decodes and handles every complete packet in the receive buffer.
+    fn decode_received(&mut self, now: u64) {
         let max = self
             .options
             .properties
@@ -48,7 +62,7 @@ impl Machine {
                     if let Err(error) = self.on_packet(packet, now) {
                         self.protocol_failure(error, now);
                     }
-                    if !matches!(self.phase, Phase::Handshake { .. } | Phase::Connected) {
+                    if !self.receiving() {
                         return;
                     }
                 }
