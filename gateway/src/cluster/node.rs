@@ -256,7 +256,8 @@ impl Node {
             .map_err(|e| ClusterError::Stream(e.to_string()))?;
         let durable = consumer_name(&name);
         let consumer: consumer::PullConsumer = retrying("this node's consumer", || {
-            stream.get_or_create_consumer(&durable, consumer_config(&name, Vec::new()))
+            let config = consumer_config(&name, consumer::AckPolicy::All, Vec::new());
+            stream.get_or_create_consumer(&durable, config)
         })
         .await
         .map_err(|e| ClusterError::Stream(e.to_string()))?;
@@ -319,6 +320,8 @@ impl Node {
             shutdown.clone(),
         )
         .await?;
+        // A consumer made before acknowledgements went in batches keeps its explicit ones.
+        let acks = consumer.cached_info().config.ack_policy;
         let filters = broker.attach_backplane(node.clone());
         let reader = client.clone();
         // Attached first: the wills they publish must reach the other nodes.
@@ -340,20 +343,21 @@ impl Node {
                 shared: SharedGroups::new(echo, stream.clone(), broker.clone()),
                 stream,
                 node: name.clone(),
+                acks,
                 broker: broker.clone(),
                 live: HashMap::new(),
                 shutdown: shutdown.clone(),
             }
             .run(filters, interest_rx, sync_rx),
         );
-        tokio::spawn(super::consume::consume(
+        let consumer = super::consume::Consumer {
             consumer,
-            reader,
+            client: reader,
             metrics,
-            name.clone(),
-            broker.clone(),
-            shutdown,
-        ));
+            node: name.clone(),
+            broker: broker.clone(),
+        };
+        tokio::spawn(consumer.run(shutdown));
         info!(node = %name, nats = %urls, "joined the cluster");
         Ok(node)
     }
@@ -383,13 +387,19 @@ pub(super) fn consumer_name(node: &str) -> String {
 
 /// The consumer's configuration: the subjects of this node's filters, and always its
 /// handover markers (which also keep the filter from being empty, which would mean all).
-pub(super) fn consumer_config(node: &str, mut subjects: Vec<String>) -> consumer::pull::Config {
+/// `acks`: `All` for a new consumer (see [`super::acks`]); an existing consumer's own, which
+/// JetStream does not let change.
+pub(super) fn consumer_config(
+    node: &str,
+    acks: consumer::AckPolicy,
+    mut subjects: Vec<String>,
+) -> consumer::pull::Config {
     subjects.push(mark_subject(node));
     // JetStream refuses overlapping filter subjects, which overlapping MQTT filters make.
     let subjects = cover(STREAM_PREFIX, subjects);
     consumer::pull::Config {
         durable_name: Some(consumer_name(node)),
-        ack_policy: consumer::AckPolicy::Explicit,
+        ack_policy: acks,
         deliver_policy: consumer::DeliverPolicy::New,
         filter_subjects: subjects,
         max_ack_pending: 10_000,
