@@ -254,13 +254,6 @@ impl Node {
         let stream = retrying(STREAM, || js.get_or_create_stream(stream_config.clone()))
             .await
             .map_err(|e| ClusterError::Stream(e.to_string()))?;
-        let durable = consumer_name(&name);
-        let consumer: consumer::PullConsumer = retrying("this node's consumer", || {
-            let config = consumer_config(&name, consumer::AckPolicy::All, Vec::new());
-            stream.get_or_create_consumer(&durable, config)
-        })
-        .await
-        .map_err(|e| ClusterError::Stream(e.to_string()))?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (gated_tx, gated_rx) = mpsc::unbounded_channel();
         let (interest_tx, interest_rx) = mpsc::unbounded_channel();
@@ -294,6 +287,14 @@ impl Node {
         };
         // Before the store's copy: sessions adopted elsewhere while this node was away go.
         let adoption = Adoption::start(&js, parts).await?;
+        // After: a node adopted while away drops a consumer its adopter left (see there).
+        let durable = consumer_name(&name);
+        let consumer: consumer::PullConsumer = retrying("this node's consumer", || {
+            let config = consumer_config(&name, consumer::AckPolicy::All, Vec::new());
+            stream.get_or_create_consumer(&durable, config)
+        })
+        .await
+        .map_err(|e| ClusterError::Stream(e.to_string()))?;
         replicate_store(&js, config.replicas(), &name, broker).await?;
         handover.adopt_with(adoption.clone());
         adoption.settle_with(&orphans);
