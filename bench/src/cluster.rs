@@ -351,10 +351,21 @@ async fn run_round(
         for &qos in throughput {
             let before = setup.cpu();
             let delivered = steps::throughput(nodes, args, qos, params, &tag, &mut out).await;
-            cpu_samples(qos, before, setup.cpu(), delivered, &mut out);
+            let label = format!("QoS {} throughput", qos as u8);
+            cpu_samples(&label, before, setup.cpu(), delivered, &mut out);
         }
         for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+            // CPU per message moves far less with the machine's other load than a tail does:
+            // what an A/B of the cross-node path reads first.
+            let before = setup.cpu();
             steps::latency(nodes, args, qos, params, &tag, &mut out).await;
+            let sent = u64::from(args.cluster_rate.max(1)) * args.cluster_latency_secs.max(1);
+            let label = format!(
+                "QoS {} latency at {} msg/s",
+                qos as u8,
+                format_value(Some(f64::from(args.cluster_rate)), 0)
+            );
+            cpu_samples(&label, before, setup.cpu(), sent, &mut out);
         }
         if all {
             steps::takeovers(nodes, args, params, &tag, &mut out).await;
@@ -383,10 +394,10 @@ async fn run_round(
     out
 }
 
-/// Server CPU per delivered message in a throughput flow, gateways and nats-servers apart:
-/// where a cluster spends what a single node does not.
+/// Server CPU per message in a flow (`label`), gateways and nats-servers apart: where a
+/// cluster spends what a single node does not.
 fn cpu_samples(
-    qos: QoS,
+    label: &str,
     before: (Option<Duration>, Option<Duration>),
     after: (Option<Duration>, Option<Duration>),
     delivered: u64,
@@ -396,15 +407,14 @@ fn cpu_samples(
         let used = a?.checked_sub(b?)?;
         (delivered > 0).then(|| used.as_secs_f64() * 1e6 / delivered as f64)
     };
-    let q = qos as u8;
     round.samples.push(section::Sample::new(
-        format!("QoS {q} throughput: gateway CPU, µs/msg"),
+        format!("{label}: gateway CPU, µs/msg"),
         crate::report::Better::Lower,
         2,
         per_message(before.0, after.0),
     ));
     round.samples.push(section::Sample::new(
-        format!("QoS {q} throughput: nats-server CPU, µs/msg"),
+        format!("{label}: nats-server CPU, µs/msg"),
         crate::report::Better::Lower,
         2,
         per_message(before.1, after.1),

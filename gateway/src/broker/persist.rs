@@ -87,6 +87,12 @@ impl Persist {
         self.store.settled()
     }
 
+    /// Writes ever sent to the store: see
+    /// [`StoreHandle::handed`](crate::store::StoreHandle::handed).
+    pub(crate) fn writes(&self) -> u64 {
+        self.store.handed()
+    }
+
     /// What the acknowledgement of `msg` waits for: the commit of the last write that queued
     /// it, or, if there is none to reuse (a retained message, written apart), a barrier. Saves
     /// an empty request through the writer per acknowledgement.

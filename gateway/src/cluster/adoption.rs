@@ -26,6 +26,9 @@
 //! adopter takes over its unfinished adoptions too (by compare-and-set), leaving out the
 //! stale copies of their sessions in the dead adopter's log ([`take_over`]). An adopter
 //! killed and restarted before anyone noticed finds its own claim at start and does the same.
+//! One that dies after step 5's word and before the dead node's consumer and log are gone
+//! leaves them: whoever adopts it drops them again (as does the adopter, restarted), unless
+//! the adopted node is back, which drops its old consumer itself.
 //!
 //! `AVIARY_CLIENTS` still names the dead node for the adopted client ids: the wills of its
 //! clients are settled as before (see [`super::orphans`]), and a client that reconnects, to
@@ -133,6 +136,9 @@ impl Adoption {
                 _ => String::from_utf8_lossy(&e.value).into_owned(),
             };
             let forgotten = this.broker.forget_sessions();
+            // Its adopter drops it, but may have died first: one left holds what was taken
+            // in already, and would bring it to this node's new clients. Made again later.
+            drop_consumer(js, &this.node).await;
             info!(
                 forgotten,
                 %by,
@@ -189,13 +195,14 @@ impl Adoption {
         match self.adoptions.create(&key, claim.encode()).await {
             Ok(_) => {
                 info!(node = %dead, "a node is gone: adopting its persistent sessions");
-                let inherited = self.inherit(&dead).await?;
+                let left = self.inherit(&dead).await?;
                 let mut work = vec![Adoptee {
                     node: dead,
                     previous: Vec::new(),
                 }];
-                work.extend(inherited);
+                work.extend(left.unfinished);
                 self.finish(work).await?;
+                self.sweep(&left.finished).await;
                 Ok(self.node.clone())
             }
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists && wait => {
@@ -211,14 +218,19 @@ impl Adoption {
     pub(super) fn resume(self: &Arc<Self>) {
         let this = self.clone();
         tokio::spawn(async move {
-            let work = match this.unfinished(&this.node, false).await {
-                Ok(work) if work.is_empty() => return,
-                Ok(work) => work,
+            let work = match this.left_by(&this.node, false).await {
+                Ok(left) => {
+                    this.sweep(&left.finished).await;
+                    left.unfinished
+                }
                 Err(e) => {
                     warn!(error = %e, "cannot look for adoptions left unfinished");
                     return;
                 }
             };
+            if work.is_empty() {
+                return;
+            }
             info!(
                 nodes = work.len(),
                 "adopting again what this node's previous run left unfinished"
@@ -229,20 +241,21 @@ impl Adoption {
         });
     }
 
-    /// The adoptions `dead` held and left unfinished, taken over here.
-    async fn inherit(&self, dead: &str) -> Result<Vec<Adoptee>, String> {
-        let inherited = self.unfinished(dead, true).await?;
-        for adoptee in &inherited {
+    /// What `dead`'s adoptions left: the unfinished ones, taken over here.
+    async fn inherit(&self, dead: &str) -> Result<Left, String> {
+        let left = self.left_by(dead, true).await?;
+        for adoptee in &left.unfinished {
             info!(node = %adoptee.node, from = %dead, "taking over an adoption a dead node left unfinished");
         }
-        Ok(inherited)
+        Ok(left)
     }
 
-    /// The adoptions `holder` holds: each claimed for this node by compare-and-set (if
-    /// `claim`: another may be first), which leaves out the ones it lost.
-    async fn unfinished(&self, holder: &str, claim: bool) -> Result<Vec<Adoptee>, String> {
+    /// What `holder`'s adoptions left: the ones it holds, each claimed for this node by
+    /// compare-and-set (if `claim`: another may be first), which leaves out the ones it lost;
+    /// and the nodes whose adoption it finished.
+    async fn left_by(&self, holder: &str, claim: bool) -> Result<Left, String> {
         let mut keys = self.adoptions.keys().await.map_err(|e| e.to_string())?;
-        let mut found = Vec::new();
+        let (mut found, mut finished) = (Vec::new(), Vec::new());
         while let Some(key) = keys.next().await {
             let key = key.map_err(|e| e.to_string())?;
             let Some(entry) = self
@@ -253,11 +266,16 @@ impl Adoption {
             else {
                 continue;
             };
-            let Some(Claim::Adopting(holders)) = Claim::parse(&entry.value) else {
+            let (Some(node), Some(said)) = (untoken(&key), Claim::parse(&entry.value)) else {
                 continue;
             };
-            let (Some(node), true) = (untoken(&key), holders[0] == holder) else {
-                continue;
+            let holders = match said {
+                Claim::Adopting(holders) if holders[0] == holder => holders,
+                Claim::Adopted(adopter) if adopter == holder => {
+                    finished.push(node);
+                    continue;
+                }
+                _ => continue,
             };
             let previous = match claim {
                 true => holders,
@@ -277,7 +295,22 @@ impl Adoption {
             }
             found.push(Adoptee { node, previous });
         }
-        Ok(found)
+        Ok(Left {
+            unfinished: found,
+            finished,
+        })
+    }
+
+    /// Drops again the consumer and log of each of `finished`, adopted by a node that may
+    /// have died between saying so and dropping them (which [`forget`](Self::forget) does
+    /// last): left, the consumer would keep the stream holding what matches its filters.
+    /// Not those of a node back meanwhile, which drops its own (see [`Adoption::start`]).
+    async fn sweep(&self, finished: &[String]) {
+        for node in finished {
+            if !self.alive(node).await {
+                self.forget(node).await;
+            }
+        }
     }
 
     /// Steps 2 to 5 for `work`, claimed here.
@@ -321,16 +354,26 @@ impl Adoption {
 
     /// Step 5's end: the dead node's consumer and log go.
     async fn forget(&self, dead: &str) {
-        match self.js.get_stream(STREAM).await {
-            Ok(stream) => {
-                if let Err(e) = stream.delete_consumer(&consumer_name(dead)).await {
-                    debug!(node = %dead, error = %e, "the dead node's consumer did not go");
-                }
-            }
-            Err(e) => debug!(error = %e, "cannot open the message stream"),
-        }
+        drop_consumer(&self.js, dead).await;
         if let Err(e) = super::replica::drop_log(&self.js, self.replicas, dead).await {
             warn!(node = %dead, error = %e, "the dead node's log did not go");
         }
+    }
+}
+
+/// What a node's adoptions left (see [`Adoption::left_by`]).
+struct Left {
+    unfinished: Vec<Adoptee>,
+    finished: Vec<String>,
+}
+
+/// Deletes `node`'s stream consumer, if it has one.
+async fn drop_consumer(js: &jetstream::Context, node: &str) {
+    match js.get_stream(STREAM).await {
+        Ok(stream) => match stream.delete_consumer(&consumer_name(node)).await {
+            Ok(_) => debug!(%node, "dropped a node's stream consumer"),
+            Err(e) => debug!(%node, error = %e, "the node's stream consumer did not go"),
+        },
+        Err(e) => debug!(error = %e, "cannot open the message stream"),
     }
 }

@@ -1,7 +1,10 @@
 //! This node's durable consumer of the message stream: each message routed here once, in the
 //! stream's order, and acknowledged once the local store (and its copy in JetStream) holds
 //! what routing queued, so that a node that dies leaves in its consumer exactly what it had
-//! not taken in (see [`super::adoption`]).
+//! not taken in (see [`super::adoption`]). A consumer with `AckPolicy::All` (created so since
+//! acknowledgements go in batches) is acknowledged in stream order, several messages at a
+//! time ([`super::acks`]); one made earlier with explicit acknowledgements keeps one per
+//! message.
 
 use std::num::NonZeroU64;
 use std::sync::Arc;
@@ -12,71 +15,150 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::acks::{Acks, Admit, Event, Routed};
 use super::handover::{self, mark_subject, MARK_PREFIX};
 use super::metrics::ClusterMetrics;
 use super::node::{decode, origin, pull, PUBLISHER, STREAM_PREFIX};
 use crate::broker::{Broker, ClientKey, Origin};
 
-/// Routes what this node's consumer brings, once each, and acknowledges it once the local
-/// store holds what it queued.
-pub(super) async fn consume(
-    consumer: consumer::PullConsumer,
-    client: async_nats::Client,
-    metrics: Arc<ClusterMetrics>,
-    node: String,
-    broker: Broker,
-    shutdown: CancellationToken,
-) {
-    let mut pulling = None;
-    while !shutdown.is_cancelled() {
-        let messages = match &mut pulling {
-            Some(messages) => messages,
-            None => match pull(&consumer).await {
-                Ok(messages) => pulling.insert(messages),
-                Err(e) => {
-                    warn!(error = %e, "cannot read this node's stream consumer; trying again");
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                        () = shutdown.cancelled() => {}
+/// This node's consumer and what it needs to route and acknowledge.
+pub(super) struct Consumer {
+    pub(super) consumer: consumer::PullConsumer,
+    pub(super) client: async_nats::Client,
+    pub(super) metrics: Arc<ClusterMetrics>,
+    pub(super) node: String,
+    pub(super) broker: Broker,
+}
+
+/// What the loop woke up for. A message is large, but this lives for one turn of the loop
+/// and is never stored: boxing it would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
+enum Woke {
+    Message(Option<Result<jetstream::Message, consumer::pull::MessagesError>>),
+    Acks(Event),
+}
+
+impl Consumer {
+    /// Routes what this node's consumer brings, once each, and acknowledges it once the
+    /// local store holds what it queued.
+    pub(super) async fn run(mut self, shutdown: CancellationToken) {
+        let batched = self.consumer.cached_info().config.ack_policy == consumer::AckPolicy::All;
+        let mut acks = Acks::new();
+        if batched {
+            // Nothing left by an earlier run: no fence to wait behind.
+            if let Ok(info) = self.consumer.info().await {
+                acks.server_pending(info.num_ack_pending as u64);
+            }
+        }
+        let mut pulling = None;
+        while !shutdown.is_cancelled() {
+            let messages = match &mut pulling {
+                Some(messages) => messages,
+                None => match pull(&self.consumer).await {
+                    Ok(messages) => pulling.insert(messages),
+                    Err(e) => {
+                        warn!(error = %e, "cannot read this node's stream consumer; trying again");
+                        pause(Duration::from_millis(500), &shutdown).await;
+                        continue;
                     }
+                },
+            };
+            let woke = tokio::select! {
+                next = messages.next() => Woke::Message(next),
+                event = acks.next() => Woke::Acks(event),
+                () = shutdown.cancelled() => Woke::Message(None),
+            };
+            // A failed pull (a server or leader change) may end the stream: pull again. What
+            // it had fetched and not handed out comes again later, nothing is lost.
+            let m = match woke {
+                Woke::Acks(event) => {
+                    self.settle(&mut acks, event).await;
                     continue;
                 }
-            },
-        };
-        let next = tokio::select! {
-            next = messages.next() => next,
-            () = shutdown.cancelled() => None,
-        };
-        // A failed pull (a server or leader change) may end the stream: pull again. What it
-        // had fetched and not handed out comes again later, nothing is lost.
-        let m = match next {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                debug!(error = %e, "stream consumer hiccup: pulling again");
-                pulling = None;
-                // Not at once: a consumer without a leader answers at once, "no responders".
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
-                    () = shutdown.cancelled() => {}
+                Woke::Message(Some(Ok(m))) => m,
+                Woke::Message(Some(Err(e))) => {
+                    debug!(error = %e, "stream consumer hiccup: pulling again");
+                    pulling = None;
+                    acks.pull_failed();
+                    // Not at once: a consumer without a leader answers at once, "no responders".
+                    pause(Duration::from_millis(200), &shutdown).await;
+                    continue;
                 }
-                continue;
+                Woke::Message(None) => {
+                    pulling = None;
+                    acks.pull_failed();
+                    continue;
+                }
+            };
+            if batched {
+                self.take_in(&mut acks, m).await;
+            } else {
+                self.route(&m).await;
+                ack_when_stored(&self.broker, m).await;
             }
-            None => {
-                pulling = None;
-                continue;
-            }
+        }
+        if let Some(m) = acks.take(true) {
+            ack(&m).await;
+        }
+    }
+
+    /// Routes `m` unless it is handled already, and acknowledges what may be.
+    async fn take_in(&self, acks: &mut Acks<jetstream::Message>, m: jetstream::Message) {
+        let Ok(seq) = m.info().map(|i| i.stream_sequence) else {
+            // Not from the consumer (no acknowledgement subject): nothing to acknowledge.
+            self.route(&m).await;
+            return;
         };
+        match acks.admit(seq, m) {
+            Admit::Route(m) => {
+                let writes = self.broker.persist().map(|p| p.writes());
+                let routed = match self.route(&m).await {
+                    true => Routed::Handled { durable: true },
+                    false => self.stored(writes),
+                };
+                acks.routed(seq, m, routed);
+            }
+            Admit::Ack(m) => ack(&m).await,
+            Admit::Held => {}
+        }
+        if let Some(m) = acks.take(false) {
+            ack(&m).await;
+        }
+    }
+
+    /// A commit ended, or it is time to acknowledge what waits (and, while the fence holds,
+    /// to ask the server whether a message is missing).
+    async fn settle(&mut self, acks: &mut Acks<jetstream::Message>, event: Event) {
+        let due = match event {
+            Event::Committed(seq, done) => {
+                acks.committed(seq, done);
+                false
+            }
+            Event::Due => true,
+        };
+        if due && acks.fenced() {
+            match self.consumer.info().await {
+                Ok(info) => acks.server_pending(info.num_ack_pending as u64),
+                Err(e) => debug!(error = %e, "cannot read this node's consumer"),
+            }
+        }
+        if let Some(m) = acks.take(due) {
+            ack(&m).await;
+        }
+    }
+
+    /// Routes one message to the local subscribers (a handover marker addressed here hands
+    /// its session over). True for a marker: acknowledged as soon as what came before it.
+    async fn route(&self, m: &jetstream::Message) -> bool {
         if m.subject.starts_with(MARK_PREFIX) {
             // Another node's filter may take in markers addressed to this one's neighbours.
-            if *m.subject == *mark_subject(&node) {
-                handover::marked(&client, &broker, &metrics, m.payload.clone()).await;
+            if *m.subject == *mark_subject(&self.node) {
+                handover::marked(&self.client, &self.broker, &self.metrics, m.payload.clone())
+                    .await;
             }
-            if let Err(e) = m.ack().await {
-                debug!(error = %e, "marker acknowledgement failed");
-            }
-            continue;
+            return true;
         }
-        let from = if origin(m.headers.as_ref()) == Some(node.as_str()) {
+        let from = if origin(m.headers.as_ref()) == Some(self.node.as_str()) {
             Origin::Here(
                 m.headers
                     .as_ref()
@@ -92,13 +174,45 @@ pub(super) async fn consume(
                     .info()
                     .ok()
                     .and_then(|i| NonZeroU64::new(i.stream_sequence));
-                broker.publish_streamed(msg, from);
+                self.broker.publish_streamed(msg, from);
             }
             Err(e) => {
                 warn!(subject = %m.subject, error = %e, "dropped a message from the stream")
             }
         }
-        ack_when_stored(&broker, m).await;
+        false
+    }
+
+    /// What the acknowledgement of a message waits for, once routing it is done: nothing if
+    /// it wrote nothing to the store (`writes` is the store's count before), else its commit.
+    fn stored(&self, writes: Option<u64>) -> Routed {
+        let Some(p) = self.broker.persist().filter(|p| writes != Some(p.writes())) else {
+            return Routed::Handled { durable: false };
+        };
+        if p.settled() {
+            return Routed::Handled { durable: true };
+        }
+        match p.barrier() {
+            Ok(ticket) => {
+                Routed::Committing(Box::pin(async move {
+                    ticket
+                    .await
+                    .map_err(|e| warn!(error = %e, "not acknowledged to the stream: the store failed"))
+                    .is_ok()
+                }))
+            }
+            Err(e) => {
+                warn!(error = %e, "not acknowledged to the stream: the store is closed");
+                Routed::Failed
+            }
+        }
+    }
+}
+
+async fn pause(wait: Duration, shutdown: &CancellationToken) {
+    tokio::select! {
+        () = tokio::time::sleep(wait) => {}
+        () = shutdown.cancelled() => {}
     }
 }
 

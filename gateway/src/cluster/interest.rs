@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use async_nats::jetstream::stream;
+use async_nats::jetstream::{consumer, stream};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -27,6 +27,8 @@ pub(super) struct Interest {
     pub(super) shared: SharedGroups,
     pub(super) stream: stream::Stream,
     pub(super) node: String,
+    /// The consumer's acknowledgement policy, which an update must keep.
+    pub(super) acks: consumer::AckPolicy,
     pub(super) broker: Broker,
     /// Per filter, the tasks reading its core subscriptions.
     pub(super) live: HashMap<Box<str>, Vec<JoinHandle<()>>>,
@@ -110,7 +112,7 @@ impl Interest {
             .collect();
         subjects.sort();
         subjects.dedup();
-        let config = consumer_config(&self.node, subjects);
+        let config = consumer_config(&self.node, self.acks, subjects);
         if let Err(e) = self.stream.update_consumer(config).await {
             warn!(error = %e, "cannot update this node's stream consumer");
         }

@@ -13,6 +13,7 @@
 //! sessions ([`adoption`]), their open QoS 2 exchanges included, whose messages a resend
 //! forwards again under the exchange's token, kept once by the stream ([`outbound`]).
 
+mod acks;
 mod adoption;
 mod consume;
 mod cover;

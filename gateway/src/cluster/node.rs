@@ -254,12 +254,6 @@ impl Node {
         let stream = retrying(STREAM, || js.get_or_create_stream(stream_config.clone()))
             .await
             .map_err(|e| ClusterError::Stream(e.to_string()))?;
-        let durable = consumer_name(&name);
-        let consumer: consumer::PullConsumer = retrying("this node's consumer", || {
-            stream.get_or_create_consumer(&durable, consumer_config(&name, Vec::new()))
-        })
-        .await
-        .map_err(|e| ClusterError::Stream(e.to_string()))?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (gated_tx, gated_rx) = mpsc::unbounded_channel();
         let (interest_tx, interest_rx) = mpsc::unbounded_channel();
@@ -293,6 +287,14 @@ impl Node {
         };
         // Before the store's copy: sessions adopted elsewhere while this node was away go.
         let adoption = Adoption::start(&js, parts).await?;
+        // After: a node adopted while away drops a consumer its adopter left (see there).
+        let durable = consumer_name(&name);
+        let consumer: consumer::PullConsumer = retrying("this node's consumer", || {
+            let config = consumer_config(&name, consumer::AckPolicy::All, Vec::new());
+            stream.get_or_create_consumer(&durable, config)
+        })
+        .await
+        .map_err(|e| ClusterError::Stream(e.to_string()))?;
         replicate_store(&js, config.replicas(), &name, broker).await?;
         handover.adopt_with(adoption.clone());
         adoption.settle_with(&orphans);
@@ -319,6 +321,8 @@ impl Node {
             shutdown.clone(),
         )
         .await?;
+        // A consumer made before acknowledgements went in batches keeps its explicit ones.
+        let acks = consumer.cached_info().config.ack_policy;
         let filters = broker.attach_backplane(node.clone());
         let reader = client.clone();
         // Attached first: the wills they publish must reach the other nodes.
@@ -340,20 +344,21 @@ impl Node {
                 shared: SharedGroups::new(echo, stream.clone(), broker.clone()),
                 stream,
                 node: name.clone(),
+                acks,
                 broker: broker.clone(),
                 live: HashMap::new(),
                 shutdown: shutdown.clone(),
             }
             .run(filters, interest_rx, sync_rx),
         );
-        tokio::spawn(super::consume::consume(
+        let consumer = super::consume::Consumer {
             consumer,
-            reader,
+            client: reader,
             metrics,
-            name.clone(),
-            broker.clone(),
-            shutdown,
-        ));
+            node: name.clone(),
+            broker: broker.clone(),
+        };
+        tokio::spawn(consumer.run(shutdown));
         info!(node = %name, nats = %urls, "joined the cluster");
         Ok(node)
     }
@@ -383,13 +388,19 @@ pub(super) fn consumer_name(node: &str) -> String {
 
 /// The consumer's configuration: the subjects of this node's filters, and always its
 /// handover markers (which also keep the filter from being empty, which would mean all).
-pub(super) fn consumer_config(node: &str, mut subjects: Vec<String>) -> consumer::pull::Config {
+/// `acks`: `All` for a new consumer (see [`super::acks`]); an existing consumer's own, which
+/// JetStream does not let change.
+pub(super) fn consumer_config(
+    node: &str,
+    acks: consumer::AckPolicy,
+    mut subjects: Vec<String>,
+) -> consumer::pull::Config {
     subjects.push(mark_subject(node));
     // JetStream refuses overlapping filter subjects, which overlapping MQTT filters make.
     let subjects = cover(STREAM_PREFIX, subjects);
     consumer::pull::Config {
         durable_name: Some(consumer_name(node)),
-        ack_policy: consumer::AckPolicy::Explicit,
+        ack_policy: acks,
         deliver_policy: consumer::DeliverPolicy::New,
         filter_subjects: subjects,
         max_ack_pending: 10_000,

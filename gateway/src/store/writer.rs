@@ -90,6 +90,8 @@ struct Counters {
     /// Requests with operations handed to the writer and not yet committed (or refused):
     /// at zero, a barrier has nothing to wait for (see [`StoreHandle::settled`]).
     unsettled: AtomicU64,
+    /// Requests with operations ever handed to the writer (see [`StoreHandle::handed`]).
+    handed: AtomicU64,
 }
 
 /// The broker's handle on the store: submits operations to the writer task.
@@ -207,6 +209,7 @@ impl StoreHandle {
         let carries = request.carries_ops();
         if carries {
             self.counters.unsettled.fetch_add(1, Ordering::SeqCst);
+            self.counters.handed.fetch_add(1, Ordering::SeqCst);
         }
         self.tx.send(request).map_err(|_| {
             if carries {
@@ -222,6 +225,14 @@ impl StoreHandle {
     /// always seen. False once the writer is closed, whose barriers fail.
     pub fn settled(&self) -> bool {
         !self.tx.is_closed() && self.counters.unsettled.load(Ordering::SeqCst) == 0
+    }
+
+    /// How many requests with operations were ever handed to the writer: a caller that reads
+    /// the same count before and after some work knows the work wrote nothing (a write sent
+    /// by this thread is always counted by the time `send` returns; other threads' writes
+    /// only make the count move when nothing of the caller's was written).
+    pub fn handed(&self) -> u64 {
+        self.counters.handed.load(Ordering::SeqCst)
     }
 
     /// [`send`](Self::send), for async callers.
