@@ -111,8 +111,9 @@ impl Broker {
             Source::Shared { group, filter } => Some((group, filter)),
             _ => None,
         };
-        let mut targets = scratch::targets();
-        self.targets(msg, publisher, only, group, &mut targets);
+        let mut scratch = scratch::take();
+        self.targets(msg, publisher, only, group, &mut scratch);
+        let targets = &mut scratch.targets;
         if audience != Audience::All {
             let persistent = audience == Audience::Persistent;
             targets.retain(|(session, _)| session.is_persistent() == persistent);
@@ -121,7 +122,7 @@ impl Broker {
             targets.retain(|(session, _)| sessions.contains(&session.key));
         }
         let delivered = self.deliver(msg, targets.drain(..), pressure);
-        scratch::give_back_targets(targets);
+        scratch::give_back(scratch);
         delivered
     }
 
@@ -144,7 +145,8 @@ impl Broker {
         }
     }
 
-    /// The sessions a message goes to, collected under the routing read lock into `out`:
+    /// The sessions a message goes to, collected under the routing read lock into
+    /// `scratch.targets`:
     /// the subscription tree's deliveries for `msg`, or with `group` the member of that
     /// shared group on `filter` that gets it, if the group has members here.
     fn targets(
@@ -153,25 +155,24 @@ impl Broker {
         publisher: Option<ClientKey>,
         only: Option<&str>,
         group: Option<(&str, &str)>,
-        out: &mut Vec<Target>,
+        scratch: &mut scratch::Scratch,
     ) {
-        let mut deliveries = scratch::deliveries();
+        let deliveries = &mut scratch.deliveries;
         let routing = self.shared.routing.read();
         let is_online = |k: ClientKey| routing.by_key.get(&k).is_some_and(|s| s.is_online());
         let tree = &routing.tree;
         match (group, only) {
             (Some((group, filter)), _) => {
-                tree.matches_group(group, filter, &msg.topic, is_online, &mut deliveries);
+                tree.matches_group(group, filter, &msg.topic, is_online, deliveries);
             }
             (None, Some(filter)) => {
-                tree.matches_filter(filter, &msg.topic, is_online, &mut deliveries);
+                tree.matches_filter(filter, &msg.topic, is_online, deliveries);
             }
-            (None, None) => tree.matches(&msg.topic, publisher, is_online, &mut deliveries),
+            (None, None) => tree.matches(&msg.topic, publisher, is_online, deliveries),
         }
         let found = deliveries.drain(..);
-        out.extend(found.filter_map(|d| Some((routing.by_key.get(&d.client)?.clone(), d))));
-        drop(routing);
-        scratch::give_back_deliveries(deliveries);
+        let sessions = found.filter_map(|d| Some((routing.by_key.get(&d.client)?.clone(), d)));
+        scratch.targets.extend(sessions);
     }
 
     /// Queues a message for each target the ACL lets read it; returns how many.

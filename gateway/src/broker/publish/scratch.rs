@@ -3,10 +3,10 @@
 //! for each PUBLISH: that was about a tenth of the broker's instructions per message in
 //! fan-in.
 //!
-//! A vector is taken out of its slot for the time it is used and put back after, so a route
-//! within a route (none today) would only allocate afresh, never share one. A vector that
-//! grew past [`KEPT`] entries (a message to thousands of subscribers) is dropped instead of
-//! put back, so no thread keeps a large one for good.
+//! The vectors are taken out of their slot for the time they are used and put back after, so
+//! a route within a route (none today) would only allocate afresh, never share them. If one
+//! grew past [`KEPT`] entries (a message to thousands of subscribers), both are dropped
+//! instead of put back, so no thread keeps a large one for good.
 
 use std::cell::Cell;
 
@@ -16,36 +16,36 @@ use super::Target;
 /// The most entries a vector may hold room for and still be kept.
 const KEPT: usize = 1024;
 
+/// Both vectors, in one thread-local slot: each access to a slot cost tens of instructions.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    /// The subscription tree's deliveries.
+    pub(super) deliveries: Vec<Delivery>,
+    /// The sessions they are for.
+    pub(super) targets: Vec<Target>,
+}
+
 thread_local! {
-    static DELIVERIES: Cell<Vec<Delivery>> = const { Cell::new(Vec::new()) };
-    static TARGETS: Cell<Vec<Target>> = const { Cell::new(Vec::new()) };
+    static SCRATCH: Cell<Scratch> = const {
+        Cell::new(Scratch { deliveries: Vec::new(), targets: Vec::new() })
+    };
 }
 
-/// An empty vector for the tree's deliveries.
-pub(super) fn deliveries() -> Vec<Delivery> {
-    DELIVERIES.take()
+/// The vectors for one message, empty.
+pub(super) fn take() -> Scratch {
+    SCRATCH.take()
 }
 
-/// Returns the deliveries' vector, emptied, for the next message.
-pub(super) fn give_back_deliveries(v: Vec<Delivery>) {
-    give_back(&DELIVERIES, v);
-}
-
-/// An empty vector for the sessions a message goes to.
-pub(super) fn targets() -> Vec<Target> {
-    TARGETS.take()
-}
-
-/// Returns the targets' vector, emptied, for the next message.
-pub(super) fn give_back_targets(v: Vec<Target>) {
-    give_back(&TARGETS, v);
-}
-
-fn give_back<T>(slot: &'static std::thread::LocalKey<Cell<Vec<T>>>, mut v: Vec<T>) {
-    if v.capacity() <= KEPT {
-        v.clear();
-        slot.set(v);
+/// Returns the vectors, emptied, for the next message; one grown past [`KEPT`] is dropped.
+pub(super) fn give_back(mut s: Scratch) {
+    for kept in [s.deliveries.capacity(), s.targets.capacity()] {
+        if kept > KEPT {
+            return;
+        }
     }
+    s.deliveries.clear();
+    s.targets.clear();
+    SCRATCH.set(s);
 }
 
 #[cfg(test)]
@@ -63,31 +63,31 @@ mod tests {
     }
 
     #[test]
-    fn a_vector_comes_back_empty_with_its_room() {
-        let mut v = deliveries();
-        v.extend((0..10).map(delivery));
-        let room = v.capacity();
-        give_back_deliveries(v);
-        let again = deliveries();
-        assert!(again.is_empty());
-        assert_eq!(again.capacity(), room);
+    fn the_vectors_come_back_empty_with_their_room() {
+        let mut s = take();
+        s.deliveries.extend((0..10).map(delivery));
+        let room = s.deliveries.capacity();
+        give_back(s);
+        let again = take();
+        assert!(again.deliveries.is_empty());
+        assert_eq!(again.deliveries.capacity(), room);
     }
 
     #[test]
     fn a_vector_grown_large_is_not_kept() {
-        let mut v = deliveries();
-        v.extend((0..KEPT as u64 + 1).map(delivery));
-        give_back_deliveries(v);
-        assert_eq!(deliveries().capacity(), 0);
+        let mut s = take();
+        s.deliveries.extend((0..KEPT as u64 + 1).map(delivery));
+        give_back(s);
+        assert_eq!(take().deliveries.capacity(), 0);
     }
 
     #[test]
-    fn a_vector_in_use_is_not_handed_out_twice() {
-        let mut outer = deliveries();
-        outer.push(delivery(1));
-        let inner = deliveries();
-        assert!(inner.is_empty());
-        give_back_deliveries(inner);
-        assert_eq!(outer.len(), 1);
+    fn vectors_in_use_are_not_handed_out_twice() {
+        let mut outer = take();
+        outer.deliveries.push(delivery(1));
+        let inner = take();
+        assert!(inner.deliveries.is_empty());
+        give_back(inner);
+        assert_eq!(outer.deliveries.len(), 1);
     }
 }
