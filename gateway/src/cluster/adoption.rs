@@ -119,9 +119,7 @@ impl Adoption {
         };
         let mine = token(&this.node);
         // A bucket just created may have no leader for a moment.
-        let adopted = super::setup::retrying(BUCKET, || this.adoptions.entry(&mine))
-            .await
-            .map_err(|e| ClusterError::Stream(e.to_string()))?;
+        let adopted = super::setup::step(BUCKET, || this.adoptions.entry(&mine)).await?;
         if let Some(e) = adopted.filter(|e| e.operation == kv::Operation::Put) {
             // Being adopted right now: forgetting before the adopter is done would let its
             // final word land on a key this node has purged, and be read at its next start
@@ -144,9 +142,7 @@ impl Adoption {
                 %by,
                 "this node's sessions were adopted while it was away: forgot them here"
             );
-            super::setup::retrying(BUCKET, || this.adoptions.purge(&mine))
-                .await
-                .map_err(|e| ClusterError::Stream(e.to_string()))?;
+            super::setup::step(BUCKET, || this.adoptions.purge(&mine)).await?;
         }
         Ok(Arc::new(this))
     }

@@ -53,9 +53,7 @@ async fn bucket(
         num_replicas: usize::from(replicas),
         ..Default::default()
     };
-    setup::retrying(name, || js.create_or_update_key_value(config.clone()))
-        .await
-        .map_err(|e| ClusterError::Stream(e.to_string()))
+    setup::step(name, || js.create_or_update_key_value(config.clone())).await
 }
 
 /// Why a node could not join its cluster.

@@ -48,7 +48,7 @@ use super::metrics::ClusterMetrics;
 use super::outbound::{gate, send, stream_headers, Out};
 use super::owners::Owners;
 use super::retained;
-use super::setup::retrying;
+use super::setup::step;
 use super::shared::SharedGroups;
 use super::subject::{subject_to_topic, topic_to_subject};
 use super::wills::Wills;
@@ -251,9 +251,7 @@ impl Node {
             max_age: STREAM_MAX_AGE,
             ..Default::default()
         };
-        let stream = retrying(STREAM, || js.get_or_create_stream(stream_config.clone()))
-            .await
-            .map_err(|e| ClusterError::Stream(e.to_string()))?;
+        let stream = step(STREAM, || js.get_or_create_stream(stream_config.clone())).await?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (gated_tx, gated_rx) = mpsc::unbounded_channel();
         let (interest_tx, interest_rx) = mpsc::unbounded_channel();
@@ -289,12 +287,11 @@ impl Node {
         let adoption = Adoption::start(&js, parts).await?;
         // After: a node adopted while away drops a consumer its adopter left (see there).
         let durable = consumer_name(&name);
-        let consumer: consumer::PullConsumer = retrying("this node's consumer", || {
+        let consumer: consumer::PullConsumer = step("this node's consumer", || {
             let config = consumer_config(&name, consumer::AckPolicy::All, Vec::new());
             stream.get_or_create_consumer(&durable, config)
         })
-        .await
-        .map_err(|e| ClusterError::Stream(e.to_string()))?;
+        .await?;
         replicate_store(&js, config.replicas(), &name, broker).await?;
         handover.adopt_with(adoption.clone());
         adoption.settle_with(&orphans);

@@ -57,10 +57,7 @@ impl Owners {
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, ClusterError> {
         let kv = super::bucket(js, BUCKET, replicas, std::time::Duration::ZERO).await?;
-        let mut watch = kv
-            .watch_all()
-            .await
-            .map_err(|e| ClusterError::Stream(e.to_string()))?;
+        let mut watch = super::setup::step(BUCKET, || kv.watch_all()).await?;
         let owners = Arc::new(Self {
             kv,
             node,

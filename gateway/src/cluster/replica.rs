@@ -178,9 +178,7 @@ async fn open_stream(
         num_replicas: usize::from(replicas),
         ..Default::default()
     };
-    super::setup::retrying(STREAM, || js.get_or_create_stream(config.clone()))
-        .await
-        .map_err(|e| ClusterError::Stream(e.to_string()))
+    super::setup::step(STREAM, || js.get_or_create_stream(config.clone())).await
 }
 
 /// Drops `node`'s log: its sessions were adopted elsewhere.

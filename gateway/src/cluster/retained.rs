@@ -42,27 +42,20 @@ pub(super) async fn follow(
         num_replicas: usize::from(replicas),
         ..Default::default()
     };
-    let mut stream = super::setup::retrying(STREAM, || js.get_or_create_stream(config.clone()))
-        .await
-        .map_err(|e| ClusterError::Stream(e.to_string()))?;
-    let stored = stream
-        .info()
-        .await
-        .map_err(|e| ClusterError::Stream(e.to_string()))?
+    let stream = super::setup::step(STREAM, || js.get_or_create_stream(config.clone())).await?;
+    let stored = super::setup::step(STREAM, || stream.get_info())
+        .await?
         .state
         .messages;
-    let consumer: consumer::OrderedPullConsumer = stream
-        .create_consumer(consumer::pull::OrderedConfig {
+    let consumer: consumer::OrderedPullConsumer = super::setup::step(STREAM, || {
+        stream.create_consumer(consumer::pull::OrderedConfig {
             deliver_policy: consumer::DeliverPolicy::LastPerSubject,
             filter_subject: format!("{PREFIX}.>"),
             ..Default::default()
         })
-        .await
-        .map_err(|e| ClusterError::Stream(e.to_string()))?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| ClusterError::Stream(e.to_string()))?;
+    })
+    .await?;
+    let mut messages = super::setup::step(STREAM, || consumer.clone().messages()).await?;
     let mut caught_up = stored == 0;
     let catch_up = async {
         while !caught_up {

@@ -10,10 +10,24 @@ use std::time::Duration;
 
 use tracing::warn;
 
+use super::ClusterError;
+
 /// How long a node waits for the NATS cluster to take its setup.
 pub(super) const PATIENCE: Duration = Duration::from_secs(30);
 /// The pause between attempts.
 const PAUSE: Duration = Duration::from_millis(250);
+
+/// [`retrying`], with the last failure as a [`ClusterError`] that names the step.
+pub(super) async fn step<T, E, F, Fut>(what: &str, step: F) -> Result<T, ClusterError>
+where
+    E: Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    retrying(what, step)
+        .await
+        .map_err(|e| ClusterError::Stream(format!("{what}: {e}")))
+}
 
 /// Runs `step` until it succeeds, for up to [`PATIENCE`]; `what` names it in the log.
 pub(super) async fn retrying<T, E, F, Fut>(what: &str, mut step: F) -> Result<T, E>
@@ -68,5 +82,12 @@ mod tests {
         .await;
         assert_eq!(failed, Err(format!("no {calls}")));
         assert!(started.elapsed() <= PATIENCE && started.elapsed() >= PATIENCE - 2 * PAUSE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_that_gives_up_names_itself() {
+        let failed = step("AVIARY_RETAINED", || async { Err::<(), _>("timed out") }).await;
+        let message = failed.expect_err("never works").to_string();
+        assert!(message.contains("AVIARY_RETAINED: timed out"), "{message}");
     }
 }
