@@ -49,12 +49,13 @@ pub use bytestring::ByteString;
 pub use codec::{decode, Codec, MAX_PACKET_SIZE};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
-    Ack, Auth, ConnAck, Connect, Disconnect, LastWill, Packet, Publish, SubAck, Subscribe,
-    UnsubAck, Unsubscribe,
+    Ack, Auth, ConnAck, Connect, Disconnect, LastWill, Packet, Publish, PublishRef, SubAck,
+    Subscribe, UnsubAck, Unsubscribe,
 };
 pub use properties::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
-    MessageProperties, PublishProperties, SubscribeProperties, UserProperty, WillProperties,
+    MessageProperties, PublishProperties, PublishPropertiesRef, SubscribeProperties, UserProperty,
+    WillProperties,
 };
 pub use reason::ReasonCode;
 pub use topic::{matches, TopicError, TopicFilter, TopicName};

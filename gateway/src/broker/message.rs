@@ -5,7 +5,9 @@
 use std::num::{NonZeroU16, NonZeroU32};
 use std::sync::Arc;
 
-use aviary_protocol::{ByteString, MessageProperties, Publish, PublishProperties, QoS};
+use aviary_protocol::{
+    ByteString, MessageProperties, Publish, PublishPropertiesRef, PublishRef, QoS,
+};
 use bytes::Bytes;
 use tokio::time::Instant;
 
@@ -91,33 +93,46 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
-    /// The PUBLISH to send, with the remaining expiry forwarded
-    /// [MQTT-3.3.2-6] and the given packet id and DUP flag.
-    pub(crate) fn to_publish(
+    /// The PUBLISH to send, borrowed from the shared message, with the remaining expiry
+    /// forwarded [MQTT-3.3.2-6] and the given packet id and DUP flag. With a `topic_alias`,
+    /// the topic goes too only if the alias is `new` on this connection [MQTT-3.3.2-12].
+    pub(crate) fn publish(
         &self,
         packet_id: Option<NonZeroU16>,
         dup: bool,
         now: Instant,
-    ) -> Publish {
-        let mut message = self.msg.properties.clone();
-        if let Some(at) = self.msg.expires_at {
-            let left = at.saturating_duration_since(now);
-            // Round up, so a message never arrives "expired now".
-            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-            message.message_expiry_interval = Some(u32::try_from(secs).unwrap_or(u32::MAX));
-        }
-        Publish {
+        topic_alias: Option<NonZeroU16>,
+        new: bool,
+    ) -> PublishRef<'_> {
+        let topic = if topic_alias.is_some() && !new {
+            ""
+        } else {
+            &self.msg.topic
+        };
+        PublishRef {
             dup,
             qos: self.qos,
             retain: self.retain,
-            topic: self.msg.topic.clone(),
+            topic,
             packet_id,
-            properties: PublishProperties {
-                message,
-                topic_alias: None,
-                subscription_identifiers: self.subscription_ids.clone(),
+            properties: PublishPropertiesRef {
+                message: &self.msg.properties,
+                message_expiry_interval: self.expiry_left(now),
+                topic_alias,
+                subscription_identifiers: &self.subscription_ids,
             },
-            payload: self.msg.payload.clone(),
+            payload: &self.msg.payload,
         }
+    }
+
+    /// What is left of the Message Expiry Interval at `now`, rounded up, so a message never
+    /// arrives "expired now".
+    fn expiry_left(&self, now: Instant) -> Option<u32> {
+        let Some(at) = self.msg.expires_at else {
+            return self.msg.properties.message_expiry_interval;
+        };
+        let left = at.saturating_duration_since(now);
+        let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        Some(u32::try_from(secs).unwrap_or(u32::MAX))
     }
 }

@@ -10,7 +10,7 @@ mod subscribe;
 
 pub use connect::{ConnAck, Connect, LastWill};
 pub use disconnect::{Auth, Disconnect};
-pub use publish::{Ack, Publish};
+pub use publish::{Ack, Publish, PublishRef};
 pub use subscribe::{SubAck, Subscribe, UnsubAck, Unsubscribe};
 
 use bytes::BytesMut;
@@ -183,14 +183,10 @@ impl Packet {
     /// packets are appended whole. On error nothing is appended.
     #[cfg(feature = "server")]
     pub fn encode_head(&self, v: ProtocolVersion, dst: &mut BytesMut) -> Result<(), EncodeError> {
-        let n = self.remaining_len(v)?;
-        let Self::Publish(p) = self else {
-            return self.encode(v, dst);
-        };
-        dst.reserve(1 + varint_len(n) + n - p.payload.len());
-        Sink::put_u8(dst, self.first_byte());
-        Sink::put_varint(dst, n)?;
-        p.write_head(v, sink(dst))
+        match self {
+            Self::Publish(p) => p.borrowed().encode_head(v, dst),
+            _ => self.encode(v, dst),
+        }
     }
 
     /// Appends the packet, as `v` encodes it, to `dst`. On error nothing is

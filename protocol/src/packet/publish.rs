@@ -7,8 +7,13 @@ use bytes::Bytes;
 use bytestring::ByteString;
 
 use super::connect::check_reason;
-use crate::properties::{AckProperties, PropertyBlock, PublishProperties};
+#[cfg(feature = "server")]
+use bytes::BytesMut;
+
+use crate::properties::{AckProperties, PropertyBlock, PublishProperties, PublishPropertiesRef};
 use crate::reason::allowed;
+#[cfg(feature = "server")]
+use crate::wire::{varint_len, Counter, MAX_VARINT};
 use crate::wire::{Reader, Sink};
 use crate::{
     topic, DecodeError, EncodeError, PacketType, ProtocolVersion, QoS, ReasonCode, TopicError,
@@ -98,18 +103,57 @@ impl Publish {
         v: ProtocolVersion,
         s: &mut S,
     ) -> Result<(), EncodeError> {
+        self.borrowed().write(v, s)
+    }
+
+    /// The same PUBLISH, borrowed, as it is written.
+    pub fn borrowed(&self) -> PublishRef<'_> {
+        PublishRef {
+            dup: self.dup,
+            qos: self.qos,
+            retain: self.retain,
+            topic: &self.topic,
+            packet_id: self.packet_id,
+            properties: self.properties.borrowed(),
+            payload: &self.payload,
+        }
+    }
+}
+
+/// A PUBLISH made of borrowed parts: what a server sends once per delivery, encoded
+/// straight from the message it shares between subscribers and what differs per
+/// subscriber, without building (and dropping) an owned [`Publish`] for each.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishRef<'a> {
+    /// Re-delivery of an earlier attempt.
+    pub dup: bool,
+    /// Quality of service.
+    pub qos: QoS,
+    /// Retain flag.
+    pub retain: bool,
+    /// Topic name; empty when a topic alias stands for it.
+    pub topic: &'a str,
+    /// Packet identifier, present exactly when `qos` is 1 or 2.
+    pub packet_id: Option<NonZeroU16>,
+    /// MQTT 5 properties.
+    pub properties: PublishPropertiesRef<'a>,
+    /// The application message.
+    pub payload: &'a Bytes,
+}
+
+impl PublishRef<'_> {
+    fn write<S: Sink + ?Sized>(&self, v: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
         self.write_head(v, s)?;
-        s.put_slice(&self.payload);
+        s.put_slice(self.payload);
         Ok(())
     }
 
-    /// The variable header: everything of the body before the payload.
-    pub(crate) fn write_head<S: Sink + ?Sized>(
+    fn write_head<S: Sink + ?Sized>(
         &self,
         v: ProtocolVersion,
         s: &mut S,
     ) -> Result<(), EncodeError> {
-        s.put_string(&self.topic)?;
+        s.put_string(self.topic)?;
         match (self.qos, self.packet_id) {
             (QoS::AtMostOnce, None) => {}
             (QoS::AtMostOnce, Some(_)) => {
@@ -128,6 +172,52 @@ impl Publish {
             self.properties.write_block(s)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(feature = "server")]
+impl PublishRef<'_> {
+    fn first_byte(&self) -> u8 {
+        (PacketType::Publish as u8) << 4
+            | u8::from(self.dup) << 3
+            | (self.qos as u8) << 1
+            | u8::from(self.retain)
+    }
+
+    /// The remaining length: the body, payload included.
+    fn remaining_len(&self, v: ProtocolVersion) -> Result<usize, EncodeError> {
+        let mut c = Counter::default();
+        self.write_head(v, &mut c)?;
+        let n = c.0 + self.payload.len();
+        if n > MAX_VARINT as usize {
+            return Err(EncodeError::VarIntTooLarge(n));
+        }
+        Ok(n)
+    }
+
+    /// Bytes this packet takes on the wire, fixed header included.
+    pub fn encoded_len(&self, v: ProtocolVersion) -> Result<usize, EncodeError> {
+        let n = self.remaining_len(v)?;
+        Ok(1 + varint_len(n) + n)
+    }
+
+    /// Appends the packet, as `v` encodes it, to `dst`. On error nothing is appended.
+    pub fn encode(&self, v: ProtocolVersion, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        let n = self.remaining_len(v)?;
+        dst.reserve(1 + varint_len(n) + n);
+        Sink::put_u8(dst, self.first_byte());
+        Sink::put_varint(dst, n)?;
+        self.write(v, dst)
+    }
+
+    /// Appends the packet without its payload, which the caller sends right after: a large
+    /// payload then goes out without being copied. On error nothing is appended.
+    pub fn encode_head(&self, v: ProtocolVersion, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        let n = self.remaining_len(v)?;
+        dst.reserve(1 + varint_len(n) + n - self.payload.len());
+        Sink::put_u8(dst, self.first_byte());
+        Sink::put_varint(dst, n)?;
+        self.write_head(v, dst)
     }
 }
 
@@ -190,5 +280,79 @@ impl Ack {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "server"))]
+mod tests {
+    use super::*;
+    use crate::{MessageProperties, Packet};
+    use core::num::NonZeroU32;
+
+    fn message() -> Publish {
+        let mut p = Publish::new("pets/1/location", &b"{\"lat\":1}"[..]);
+        p.qos = QoS::AtLeastOnce;
+        p.packet_id = NonZeroU16::new(7);
+        p.properties.message = MessageProperties {
+            payload_format_indicator: Some(true),
+            message_expiry_interval: Some(60),
+            content_type: Some("application/json".into()),
+            user_properties: vec![("k".into(), "v".into())],
+            ..Default::default()
+        };
+        p
+    }
+
+    /// A PUBLISH built from borrowed parts is the bytes of the owned one it stands for,
+    /// with what differs per delivery (expiry left, alias, subscription ids) in its place.
+    #[test]
+    fn a_borrowed_publish_encodes_as_the_owned_one() {
+        let mut owned = message();
+        let shared = owned.properties.message.clone();
+        owned.properties.message.message_expiry_interval = Some(59);
+        owned.properties.topic_alias = NonZeroU16::new(3);
+        owned.properties.subscription_identifiers = vec![NonZeroU32::new(200).unwrap()];
+        let ids = owned.properties.subscription_identifiers.clone();
+        let borrowed = PublishRef {
+            properties: PublishPropertiesRef {
+                message: &shared,
+                message_expiry_interval: Some(59),
+                topic_alias: NonZeroU16::new(3),
+                subscription_identifiers: &ids,
+            },
+            ..owned.borrowed()
+        };
+        for v in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+            let (mut want, mut got, mut head) = (BytesMut::new(), BytesMut::new(), BytesMut::new());
+            Packet::Publish(owned.clone()).encode(v, &mut want).unwrap();
+            borrowed.encode(v, &mut got).unwrap();
+            assert_eq!(got, want, "{v:?}");
+            assert_eq!(borrowed.encoded_len(v).unwrap(), want.len());
+            borrowed.encode_head(v, &mut head).unwrap();
+            assert_eq!(&want[..head.len()], &head[..]);
+            assert_eq!(&want[head.len()..], &owned.payload[..]);
+        }
+    }
+
+    /// An expiry left of none, with a message that had one, writes none: the interval
+    /// written is the borrowed one, never the shared message's.
+    #[test]
+    fn the_expiry_written_is_the_one_given() {
+        let shared = message();
+        let borrowed = PublishRef {
+            properties: PublishPropertiesRef {
+                message_expiry_interval: None,
+                ..shared.properties.borrowed()
+            },
+            ..shared.borrowed()
+        };
+        let mut want = shared.clone();
+        want.properties.message.message_expiry_interval = None;
+        let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+        Packet::Publish(want)
+            .encode(ProtocolVersion::V5, &mut a)
+            .unwrap();
+        borrowed.encode(ProtocolVersion::V5, &mut b).unwrap();
+        assert_eq!(a, b);
     }
 }

@@ -72,12 +72,22 @@ impl MessageProperties {
     }
 
     fn write<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
+        self.write_with_expiry(self.message_expiry_interval, s)
+    }
+
+    /// Writes the properties with `expiry` as the Message Expiry Interval, whatever this
+    /// set holds: a server forwards what is left of it [MQTT-3.3.2-6].
+    fn write_with_expiry<S: Sink + ?Sized>(
+        &self,
+        expiry: Option<u32>,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         put_flag(
             s,
             id::PAYLOAD_FORMAT_INDICATOR,
             self.payload_format_indicator,
         );
-        put_u32(s, id::MESSAGE_EXPIRY_INTERVAL, self.message_expiry_interval);
+        put_u32(s, id::MESSAGE_EXPIRY_INTERVAL, expiry);
         put_str(s, id::CONTENT_TYPE, self.content_type.as_ref())?;
         put_str(s, id::RESPONSE_TOPIC, self.response_topic.as_ref())?;
         put_bin(s, id::CORRELATION_DATA, self.correlation_data.as_ref())?;
@@ -126,17 +136,50 @@ impl PublishProperties {
             && self.topic_alias.is_none()
             && self.subscription_identifiers.is_empty()
     }
+
+    /// The same properties, borrowed, as they are written.
+    pub fn borrowed(&self) -> PublishPropertiesRef<'_> {
+        PublishPropertiesRef {
+            message: &self.message,
+            message_expiry_interval: self.message.message_expiry_interval,
+            topic_alias: self.topic_alias,
+            subscription_identifiers: &self.subscription_identifiers,
+        }
+    }
 }
 
-impl PropertyBlock for PublishProperties {
+/// PUBLISH properties borrowed from where a server keeps them: the message's own, shared by
+/// every subscriber, and what differs per delivery. Both [`PublishProperties`] and
+/// [`PublishRef`](crate::PublishRef) are written through it, so there is one encoder.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishPropertiesRef<'a> {
+    /// The application message's properties; their Message Expiry Interval is not written.
+    pub message: &'a MessageProperties,
+    /// The Message Expiry Interval written instead: what is left of it when forwarded.
+    pub message_expiry_interval: Option<u32>,
+    /// Topic alias on this connection.
+    pub topic_alias: Option<NonZeroU16>,
+    /// Identifiers of the subscriptions that matched.
+    pub subscription_identifiers: &'a [NonZeroU32],
+}
+
+impl PropertyBlock for PublishPropertiesRef<'_> {
     fn is_empty_block(&self) -> bool {
-        self.is_empty()
+        self.message_expiry_interval.is_none()
+            && self.topic_alias.is_none()
+            && self.subscription_identifiers.is_empty()
+            && self.message.payload_format_indicator.is_none()
+            && self.message.content_type.is_none()
+            && self.message.response_topic.is_none()
+            && self.message.correlation_data.is_none()
+            && self.message.user_properties.is_empty()
     }
 
     fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {
-        self.message.write(s)?;
+        self.message
+            .write_with_expiry(self.message_expiry_interval, s)?;
         put_u16(s, id::TOPIC_ALIAS, self.topic_alias.map(NonZeroU16::get));
-        for sid in &self.subscription_identifiers {
+        for sid in self.subscription_identifiers {
             s.put_u8(id::SUBSCRIPTION_IDENTIFIER);
             s.put_varint(sid.get() as usize)?;
         }

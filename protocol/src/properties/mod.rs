@@ -263,4 +263,4 @@ mod message;
 pub(crate) use ack::read_user_properties;
 pub use ack::{AckProperties, AuthProperties, DisconnectProperties, SubscribeProperties};
 pub use connect::{ConnAckProperties, ConnectProperties};
-pub use message::{MessageProperties, PublishProperties, WillProperties};
+pub use message::{MessageProperties, PublishProperties, PublishPropertiesRef, WillProperties};

@@ -15,7 +15,7 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use aviary_protocol::{EncodeError, Packet, ProtocolVersion};
+use aviary_protocol::{EncodeError, Packet, ProtocolVersion, PublishRef};
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::AsyncWrite;
 
@@ -64,45 +64,46 @@ impl Outbox {
         v: ProtocolVersion,
         vectored: bool,
     ) -> Result<(), EncodeError> {
-        self.push_within(packet, v, vectored, usize::MAX).map(drop)
+        if let Packet::Publish(p) = packet {
+            return self
+                .push_publish(&p.borrowed(), v, vectored, usize::MAX)
+                .map(drop);
+        }
+        packet.encode(v, &mut self.0.get_or_insert_default().buf)
     }
 
-    /// Appends `packet` as [`push`](Self::push) does if it takes at most `limit` bytes (the
-    /// client's Maximum Packet Size); returns whether it did. A small packet is encoded and
+    /// Appends a PUBLISH as [`push`](Self::push) does if it takes at most `limit` bytes (the
+    /// client's Maximum Packet Size); returns whether it did. A small one is encoded and
     /// then measured, taken back if too large: measuring first walked every packet a third
     /// time (the encoder measures its body once itself).
-    pub(super) fn push_within(
+    pub(super) fn push_publish(
         &mut self,
-        packet: &Packet,
+        p: &PublishRef<'_>,
         v: ProtocolVersion,
         vectored: bool,
         limit: usize,
     ) -> Result<bool, EncodeError> {
         let pending = self.0.get_or_insert_default();
-        match packet {
-            Packet::Publish(p) if p.payload.len() >= BY_REFERENCE.min(limit) => {
-                if packet.encoded_len(v)? > limit {
-                    return Ok(false);
-                }
-                if !vectored {
-                    packet.encode(v, &mut pending.buf)?;
-                    return Ok(true);
-                }
-                packet.encode_head(v, &mut pending.buf)?;
-                pending.parts.push_back(pending.buf.split().freeze());
-                pending.parts.push_back(p.payload.clone());
-                Ok(true)
+        if p.payload.len() >= BY_REFERENCE.min(limit) {
+            if p.encoded_len(v)? > limit {
+                return Ok(false);
             }
-            _ => {
-                let start = pending.buf.len();
-                packet.encode(v, &mut pending.buf)?;
-                if pending.buf.len() - start > limit {
-                    pending.buf.truncate(start);
-                    return Ok(false);
-                }
-                Ok(true)
+            if !vectored {
+                p.encode(v, &mut pending.buf)?;
+                return Ok(true);
             }
+            p.encode_head(v, &mut pending.buf)?;
+            pending.parts.push_back(pending.buf.split().freeze());
+            pending.parts.push_back(p.payload.clone());
+            return Ok(true);
         }
+        let start = pending.buf.len();
+        p.encode(v, &mut pending.buf)?;
+        if pending.buf.len() - start > limit {
+            pending.buf.truncate(start);
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// Gives the memory back once everything is written: most connections
@@ -168,6 +169,21 @@ mod tests {
         Packet::Publish(p)
     }
 
+    fn pushed_within(
+        outbox: &mut Outbox,
+        p: &Packet,
+        v: ProtocolVersion,
+        vectored: bool,
+        limit: usize,
+    ) -> bool {
+        let Packet::Publish(p) = p else {
+            unreachable!("a PUBLISH")
+        };
+        outbox
+            .push_publish(&p.borrowed(), v, vectored, limit)
+            .unwrap()
+    }
+
     /// A packet above the limit is left out, whichever way it would have gone, and what was
     /// there before stays; one at the limit goes in.
     #[test]
@@ -178,9 +194,9 @@ mod tests {
             outbox.push(&Packet::PingResp, v, vectored).unwrap();
             let big = publish(payload, 1);
             let size = big.encoded_len(v).unwrap();
-            assert!(!outbox.push_within(&big, v, vectored, size - 1).unwrap());
+            assert!(!pushed_within(&mut outbox, &big, v, vectored, size - 1));
             assert_eq!(outbox.len(), 2, "only the PINGRESP");
-            assert!(outbox.push_within(&big, v, vectored, size).unwrap());
+            assert!(pushed_within(&mut outbox, &big, v, vectored, size));
             assert_eq!(outbox.len(), 2 + size);
         }
     }

@@ -230,30 +230,27 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         dup: bool,
         now: Instant,
     ) {
-        let mut publish = out.to_publish(packet_id, dup, now);
-        let mut new_alias = None;
+        let (mut topic_alias, mut new_alias) = (None, None);
         if self.alias_max > 0 {
             let aliases = self.aliases.get_or_insert_default();
-            if let Some(&alias) = aliases.get(&publish.topic) {
-                publish.properties.topic_alias = Some(alias);
-                publish.topic = ByteString::new();
+            if let Some(&alias) = aliases.get(&out.msg.topic) {
+                topic_alias = Some(alias);
             } else if aliases.len() < usize::from(self.alias_max) {
                 let alias = NonZeroU16::new(aliases.len() as u16 + 1).expect("non-zero");
-                publish.properties.topic_alias = Some(alias);
-                new_alias = Some(alias);
+                (topic_alias, new_alias) = (Some(alias), Some(alias));
             }
         }
-        let packet = Packet::Publish(publish);
+        let publish = out.publish(packet_id, dup, now, topic_alias, new_alias.is_some());
         let limit = self.client_max_packet_size as usize;
         let pushed = self
             .out
-            .push_within(&packet, self.version, self.vectored, limit);
+            .push_publish(&publish, self.version, self.vectored, limit);
         // An encoding error means a packet too large for MQTT itself (above 256 MiB).
         if pushed.unwrap_or(false) {
-            if let (Some(alias), Packet::Publish(p)) = (new_alias, &packet) {
+            if let Some(alias) = new_alias {
                 self.aliases
                     .get_or_insert_default()
-                    .insert(p.topic.clone(), alias);
+                    .insert(out.msg.topic.clone(), alias);
             }
             Metrics::add(&self.broker.metrics().packets_sent, 1);
         } else {
