@@ -146,9 +146,8 @@ impl Broker {
     }
 
     /// The sessions a message goes to, collected under the routing read lock into
-    /// `scratch.targets`:
-    /// the subscription tree's deliveries for `msg`, or with `group` the member of that
-    /// shared group on `filter` that gets it, if the group has members here.
+    /// `scratch.targets`: the subscription tree's deliveries for `msg`, or with `group` the
+    /// member of that shared group on `filter` that gets it, if the group has members here.
     fn targets(
         &self,
         msg: &Message,

@@ -3,7 +3,7 @@
 //! names the key and the line, never a panic.
 
 mod cluster;
-mod mqtt;
+pub(crate) mod mqtt;
 mod sections;
 mod security;
 

@@ -7,6 +7,11 @@ use serde::Deserialize;
 
 use super::ConfigError;
 
+/// The default of `slow_subscriber_stall_ms`.
+pub(crate) const SLOW_SUBSCRIBER_STALL_MS: u64 = 20;
+/// The default of `slow_subscriber_patience_ms`.
+pub(crate) const SLOW_SUBSCRIBER_PATIENCE_MS: u64 = 1_000;
+
 /// MQTT behaviour and limits of the broker core.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -69,8 +74,8 @@ impl Default for BrokerConfig {
             max_queued_messages: 10_000,
             max_queued_bytes: 64 * 1024 * 1024,
             queue_qos0_offline: false,
-            slow_subscriber_stall_ms: 20,
-            slow_subscriber_patience_ms: 1_000,
+            slow_subscriber_stall_ms: SLOW_SUBSCRIBER_STALL_MS,
+            slow_subscriber_patience_ms: SLOW_SUBSCRIBER_PATIENCE_MS,
             connect_timeout_secs: 10,
             max_keep_alive: 0,
             max_session_expiry_secs: u32::MAX,

@@ -38,10 +38,8 @@ pub(super) fn take() -> Scratch {
 
 /// Returns the vectors, emptied, for the next message; one grown past [`KEPT`] is dropped.
 pub(super) fn give_back(mut s: Scratch) {
-    for kept in [s.deliveries.capacity(), s.targets.capacity()] {
-        if kept > KEPT {
-            return;
-        }
+    if s.deliveries.capacity() > KEPT || s.targets.capacity() > KEPT {
+        return;
     }
     s.deliveries.clear();
     s.targets.clear();

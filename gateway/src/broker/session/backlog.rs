@@ -44,6 +44,18 @@ pub(crate) struct SlowAfter {
     pub(crate) patience: Duration,
 }
 
+impl SlowAfter {
+    /// As `[mqtt]` has it by default.
+    #[cfg(test)]
+    pub(crate) const DEFAULT: Self = {
+        use crate::config::mqtt::{SLOW_SUBSCRIBER_PATIENCE_MS, SLOW_SUBSCRIBER_STALL_MS};
+        Self {
+            stall: Duration::from_millis(SLOW_SUBSCRIBER_STALL_MS),
+            patience: Duration::from_millis(SLOW_SUBSCRIBER_PATIENCE_MS),
+        }
+    };
+}
+
 /// A session's side of backpressure, under the session's lock. One pointer, as every session
 /// has one: the state is boxed, and there only while publishers wait or the subscriber is
 /// slow.

@@ -37,17 +37,11 @@ fn out(qos: QoS, payload: &'static [u8]) -> Outgoing {
     }
 }
 
-/// The defaults of `[mqtt]` `slow_subscriber_stall_ms` and `slow_subscriber_patience_ms`.
-const SLOW: SlowAfter = SlowAfter {
-    stall: Duration::from_millis(20),
-    patience: Duration::from_secs(1),
-};
-
 const LIMITS: QueueLimits = QueueLimits {
     max_messages: 3,
     max_bytes: 1000,
     qos0_offline: false,
-    slow: SLOW,
+    slow: SlowAfter::DEFAULT,
 };
 
 /// Attaches link `id` with an in-flight `window`, no will and no expiry.

@@ -101,10 +101,7 @@ mod tests {
             max_messages: 100,
             max_bytes: 1 << 20,
             qos0_offline: true,
-            slow: crate::broker::SlowAfter {
-                stall: std::time::Duration::from_millis(20),
-                patience: std::time::Duration::from_secs(1),
-            },
+            slow: crate::broker::SlowAfter::DEFAULT,
         };
         let mut outbox = Outbox::default();
         outbox.set_journaled(true);

@@ -6,15 +6,15 @@
 
 use super::*;
 
-const STALL: Duration = SLOW.stall;
-const PATIENCE: Duration = SLOW.patience;
+const STALL: Duration = SlowAfter::DEFAULT.stall;
+const PATIENCE: Duration = SlowAfter::DEFAULT.patience;
 
 /// High water at 4 messages (half of 8), low water at 2.
 const QUEUE: QueueLimits = QueueLimits {
     max_messages: 8,
     max_bytes: 1 << 20,
     qos0_offline: false,
-    slow: SLOW,
+    slow: SlowAfter::DEFAULT,
 };
 
 /// Queues QoS 0 messages until one past the high-water mark gives a room.
