@@ -68,6 +68,8 @@ const BUCKET: &str = "AVIARY_ADOPTIONS";
 const WAIT: Duration = Duration::from_secs(30);
 /// How often a waiting node looks again.
 const POLL: Duration = Duration::from_millis(100);
+/// How long an adopter keeps trying to finish adoptions claimed here.
+const RETRY: Duration = Duration::from_secs(120);
 
 /// This node's side of adoptions.
 #[derive(Debug)]
@@ -84,6 +86,9 @@ pub(super) struct Adoption {
     lease: Duration,
     /// Settles the wills of the nodes adopted here: set once the node is up.
     orphans: OnceLock<Weak<Orphans>>,
+    /// Held from a claim to its adoption's end, and while adoptions left unfinished are
+    /// done again, so that no adoption is taken over twice at once here.
+    finishing: tokio::sync::Mutex<()>,
 }
 
 /// What [`Adoption::start`] needs.
@@ -116,6 +121,7 @@ impl Adoption {
             metrics: p.metrics,
             lease: p.lease,
             orphans: OnceLock::new(),
+            finishing: tokio::sync::Mutex::new(()),
         };
         let mine = token(&this.node);
         // A bucket just created may have no leader for a moment.
@@ -188,20 +194,21 @@ impl Adoption {
     pub(super) async fn adopt(self: Arc<Self>, dead: String, wait: bool) -> Result<String, String> {
         let key = token(&dead);
         let claim = Claim::adopting(&self.node, &[]);
+        let finishing = self.finishing.lock().await;
         match self.adoptions.create(&key, claim.encode()).await {
             Ok(_) => {
                 info!(node = %dead, "a node is gone: adopting its persistent sessions");
-                let left = self.inherit(&dead).await?;
-                let mut work = vec![Adoptee {
-                    node: dead,
-                    previous: Vec::new(),
-                }];
-                work.extend(left.unfinished);
-                self.finish(work).await?;
-                self.sweep(&left.finished).await;
-                Ok(self.node.clone())
+                let adopted = self.adopt_claimed(dead).await;
+                drop(finishing);
+                if adopted.is_err() {
+                    // Claimed here and unfinished: done again in the background, as after
+                    // a restart, rather than left claimed until this node restarts or dies.
+                    self.resume();
+                }
+                adopted.map(|()| self.node.clone())
             }
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists && wait => {
+                drop(finishing);
                 self.adopted_by(&key).await
             }
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(String::new()),
@@ -209,32 +216,45 @@ impl Adoption {
         }
     }
 
-    /// At start, after a restart quick enough that no node noticed this one was gone: the
-    /// adoptions its previous run left unfinished, done again (in the background).
+    /// Adopts `dead`, claimed here, and what it left unfinished of its own adoptions.
+    async fn adopt_claimed(&self, dead: String) -> Result<(), String> {
+        let left = self.inherit(&dead).await?;
+        let mut work = vec![Adoptee {
+            node: dead,
+            previous: Vec::new(),
+        }];
+        work.extend(left.unfinished);
+        self.finish(work).await?;
+        self.sweep(&left.finished).await;
+        Ok(())
+    }
+
+    /// The adoptions claimed here and unfinished, done again in the background, tried
+    /// for up to [`RETRY`]: at start, after a restart quick enough that no node noticed this
+    /// one was gone, and after an adoption failed part-way.
     pub(super) fn resume(self: &Arc<Self>) {
         let this = self.clone();
         tokio::spawn(async move {
-            let work = match this.left_by(&this.node, false).await {
-                Ok(left) => {
-                    this.sweep(&left.finished).await;
-                    left.unfinished
-                }
-                Err(e) => {
-                    warn!(error = %e, "cannot look for adoptions left unfinished");
-                    return;
-                }
-            };
-            if work.is_empty() {
-                return;
-            }
-            info!(
-                nodes = work.len(),
-                "adopting again what this node's previous run left unfinished"
-            );
-            if let Err(e) = this.finish(work).await {
-                warn!(error = %e, "the adoptions left unfinished were not done");
+            let what = "finishing the adoptions claimed here";
+            if let Err(e) = super::setup::retrying_for(what, RETRY, || this.finish_left()).await {
+                warn!(error = %e, "adoptions claimed here are unfinished; the next start tries again");
             }
         });
+    }
+
+    /// The adoptions claimed here: the finished ones swept, the unfinished ones done.
+    async fn finish_left(&self) -> Result<(), String> {
+        let _finishing = self.finishing.lock().await;
+        let left = self.left_by(&self.node, false).await?;
+        self.sweep(&left.finished).await;
+        if left.unfinished.is_empty() {
+            return Ok(());
+        }
+        info!(
+            nodes = left.unfinished.len(),
+            "adopting again what this node left unfinished"
+        );
+        self.finish(left.unfinished).await
     }
 
     /// What `dead`'s adoptions left: the unfinished ones, taken over here.

@@ -1,8 +1,9 @@
 //! Setting up Aviary's streams, consumers and buckets when a node starts, while the NATS
 //! cluster may still be settling: started together (say by one compose file), or loaded, its
-//! servers can answer "no suitable peers", "peer offline" or "no stream found" for a few
-//! seconds after they look healthy. Each step is tried again until it works or [`PATIENCE`]
-//! runs out; only then does the node refuse to start, with the last answer.
+//! servers can answer "no suitable peers", "peer offline" or "no stream found" (or not answer
+//! in time) for a few seconds after they look healthy. Each step is tried again until it
+//! works or [`PATIENCE`] runs out; only then does the node refuse to start, with the last
+//! answer. Work that may fail the same way later (an adoption) is retried alike.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -30,20 +31,34 @@ where
 }
 
 /// Runs `step` until it succeeds, for up to [`PATIENCE`]; `what` names it in the log.
-pub(super) async fn retrying<T, E, F, Fut>(what: &str, mut step: F) -> Result<T, E>
+pub(super) async fn retrying<T, E, F, Fut>(what: &str, step: F) -> Result<T, E>
 where
     E: Display,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
+    retrying_for(what, PATIENCE, step).await
+}
+
+/// Runs `step` until it succeeds, for up to `patience`; `what` names it in the log.
+pub(super) async fn retrying_for<T, E, F, Fut>(
+    what: &str,
+    patience: Duration,
+    mut step: F,
+) -> Result<T, E>
+where
+    E: Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
     let mut warned = false;
     loop {
         match step().await {
             Ok(value) => return Ok(value),
             Err(e) if tokio::time::Instant::now() + PAUSE < deadline => {
                 if !warned {
-                    warn!(error = %e, "{what}: the NATS cluster is not ready yet; trying again");
+                    warn!(error = %e, "{what} failed; trying again for up to {patience:?}");
                     warned = true;
                 }
                 tokio::time::sleep(PAUSE).await;
