@@ -242,9 +242,11 @@ function median(values) {
 function summarize(which, bests) {
   const rates = bests.map((b) => b?.rate ?? 0);
   const delivered = bests.map((b) => b?.delivered ?? 0);
-  const runs = bests.map((b) => (b ? `${fmt(b.rate)} at ${fmt(b.delivered)} ${b.received}/${b.sent}` : "none passed"));
-  console.log(`${which}: median ${fmt(median(rates))} msg/s paced, median ${fmt(median(delivered))} msg/s ` +
-    `at the subscriber (runs, paced at subscriber received/sent: ${runs.join("; ")})`);
+  const runs = bests.map((b) => (b
+    ? `${fmt(b.rate)} paced / ${fmt(b.delivered)} at the subscriber, ${b.received}/${b.sent} received`
+    : "none passed"));
+  console.log(`${which}: median ${fmt(median(rates))} msg/s paced, ${fmt(median(delivered))} msg/s ` +
+    `at the subscriber; runs: ${runs.join("; ")}`);
 }
 
 function printSizes() {
