@@ -8,12 +8,19 @@
 // rate up (x1.25 from START_RATE) until a trial fails, then bisects between the last passing
 // and the first failing rate. A trial sends TRIAL_MS worth of messages (at most MESSAGES),
 // waits until the page's count stops growing, and passes if
+//   - the publisher sent at 95 % of the paced rate or more (the gateway holds back publishers
+//     of a subscriber whose queue runs behind, so a slower send means the subscriber did not
+//     take the paced rate),
 //   - at least 99.9 % of what was sent reached the callback, and
 //   - the subscriber kept pace: its rate, counted from its first delivery to its last (as the
 //     broker bench in bench/ counts it), is at least 95 % of the rate the publisher sent at.
-// The second condition matters: the WebSocket path (gateway, kernel, browser) buffers seconds
+// The last condition matters: the WebSocket path (gateway, kernel, browser) buffers seconds
 // of messages, so a subscriber at a third of the sending rate still receives every message of
 // a short trial, only late; received/sent alone would pass it.
+// A failed rate is tried once more before it counts as failed: on a shared 2-core machine a
+// stall of 20 ms in the browser or the gateway is enough for the gateway to mark the
+// subscriber slow and drop its QoS 0 messages (by design), and one such stall should not end
+// the search. A rate just above what the client takes fails both times.
 // A client's figure for a round is its highest passing rate, printed with the subscriber's rate
 // and received/sent beside it. Rounds interleave the clients (aviary-mqtt, MQTT.js,
 // aviary-mqtt, ...) and the medians are reported. Every loop is bounded in count and in time.
@@ -39,14 +46,15 @@ const START_RATE = Number(process.env.START_RATE ?? 10_000);
 
 /** A trial passes when at least this share of what was sent reached the callback. */
 const PASS = 0.999;
-/** ... and when the subscriber's rate is at least this share of the publisher's. */
+/** ... and when the publisher's rate is at least this share of the paced rate, and the
+ * subscriber's at least this share of the publisher's. */
 const KEEP_UP = 0.95;
 /** Factor between rates while the search climbs (or descends, when START_RATE fails). */
 const STEP = 1.25;
 /** The bisection stops once failing / passing is at most this (two steps after one STEP). */
 const RESOLUTION = 1.06;
 /** Bounds of the search: trials per client per round, and the rates it may try. */
-const MAX_TRIALS = 24;
+const MAX_TRIALS = 32;
 const MIN_RATE = 500;
 const MAX_RATE = 2_000_000;
 /** Longest burst the publisher writes at once when it has fallen behind its schedule. */
@@ -188,6 +196,7 @@ async function trial(page, gw, which, rate) {
 /** Why a trial failed, or null if it passed. */
 function failure(t, planned) {
   if (t.sent < planned) return `the publisher sent only ${t.sent} of ${planned} in time`;
+  if (t.offered < KEEP_UP * t.rate) return "held back: publisher < 95 % of the paced rate";
   if (t.received < PASS * t.sent) return "lost > 0.1 %";
   if (t.delivered < KEEP_UP * t.offered) return "fell behind: subscriber < 95 % of the sending rate";
   return null;
@@ -206,18 +215,20 @@ function nextRate(passing, failing) {
 
 /** One client's search for its highest passing rate; logs every trial. */
 async function search(page, gw, which) {
-  let best, failing, rate = START_RATE;
+  let best, failing, rate = START_RATE, retried = false;
   for (let n = 0; n < MAX_TRIALS && rate !== null; n += 1) {
     const t = await trial(page, gw, which, rate);
     const passed = t.failure === null;
-    console.log(`    ${which.padEnd(12)} ${describe(t)}${passed ? "" : `  FAIL: ${t.failure}`}`);
+    const again = !passed && !retried;
+    console.log(`    ${which.padEnd(12)} ${describe(t)}` +
+      `${passed ? "" : `  FAIL: ${t.failure}${again ? " (trying once more)" : ""}`}`);
+    if (again) {
+      retried = true;
+      continue;
+    }
+    retried = false;
     if (passed && (best === undefined || t.rate > best.rate)) best = t;
     if (!passed && (failing === undefined || t.rate < failing)) failing = t.rate;
-    // A publisher that cannot keep its schedule is the limit, not the client: stop climbing.
-    if (passed && t.offered < 0.9 * t.rate) {
-      console.log(`    ${which.padEnd(12)} the publisher fell behind its schedule: stopping here`);
-      break;
-    }
     rate = nextRate(best?.rate, failing);
   }
   return best;
@@ -281,7 +292,8 @@ async function main() {
     await page.goto(`http://127.0.0.1:${server.address().port}/`);
     await page.waitForFunction(() => document.title === "ready", null, { timeout: 20_000 });
     console.log(`QoS 0, ${PAYLOAD}-byte payloads, paced from ${fmt(START_RATE)} msg/s (x${STEP}, then bisected); ` +
-      `trials of ${TRIAL_MS} ms (at most ${MAX_MESSAGES} messages); pass: >= 99.9 % received and the subscriber at >= 95 % of the sending rate; ` +
+      `trials of ${TRIAL_MS} ms (at most ${MAX_MESSAGES} messages); pass: publisher at >= 95 % of the paced rate, ` +
+      `>= 99.9 % received, subscriber at >= 95 % of the publisher's rate; a failed rate is tried twice; ` +
       `${ROUNDS} rounds, clients interleaved, same page, same gateway`);
     const bests = Object.fromEntries(Object.keys(CLIENTS).map((c) => [c, []]));
     for (let round = 1; round <= ROUNDS; round += 1) {
