@@ -114,6 +114,7 @@ function disconnect(socket) {
   socket.end(Buffer.from([0xe0, 0]));
 }
 
+/** Milliseconds on a monotonic clock (wall-clock steps would distort the pacing). */
 function now() {
   return Number(process.hrtime.bigint()) / 1e6;
 }
