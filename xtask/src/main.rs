@@ -74,9 +74,12 @@ Commands:
                     wasm-client/pkg/ and pack it (wasm-client/pkg/aviary-mqtt-*.tgz);
                     prints its gzipped size. Installs the pinned wasm-bindgen-cli
                     and binaryen's wasm-opt (wasm-client/tools) if missing.
-  browser-bench     Measure incoming QoS 0 messages/s delivered to a JavaScript
-                    callback in headless Chromium: aviary-mqtt vs MQTT.js on the
-                    same page and release gateway (MESSAGES, PAYLOAD, ROUNDS).
+  browser-bench     Measure the highest paced QoS 0 rate (msg/s) at which at least
+                    99.9% of messages reach a JavaScript callback in headless
+                    Chromium: aviary-mqtt vs MQTT.js interleaved on the same page
+                    and release gateway, medians of ROUNDS, received/sent beside
+                    every rate. Environment: ROUNDS (3), PAYLOAD (64), TRIAL_MS
+                    (2000), MESSAGES per trial at most (200000), START_RATE (10000).
   help              Show this text.
 ";
 
