@@ -19,9 +19,11 @@ use parking_lot::Mutex;
 
 use crate::store::{MessageId, Ticket};
 
-/// Where a message stands in the store. Empty until a persistent session queues it.
+/// Where a message stands in the store. Empty until a persistent session queues it, and then
+/// boxed: every message has a slot, and most never reach the store (16 bytes instead of 104
+/// in each message, which put a routed message in a smaller allocation class).
 #[derive(Debug, Default)]
-pub(crate) struct StoreSlot(Mutex<Slot>);
+pub(crate) struct StoreSlot(Mutex<Option<Box<Slot>>>);
 
 #[derive(Debug, Default)]
 struct Slot {
@@ -53,24 +55,24 @@ pub(crate) struct Reference {
 impl StoreSlot {
     /// A slot for a record the store already holds, with no references yet: for recovery.
     pub(crate) fn recovered(id: MessageId) -> Self {
-        Self(Mutex::new(Slot {
+        Self(Mutex::new(Some(Box::new(Slot {
             live: Some((id, 0)),
             inline: None,
             written: true,
             recovered: true,
             ticket: None,
-        }))
+        }))))
     }
 
     /// A slot for a message a recovered queue entry carries: `client_id`'s at `seq`.
     pub(crate) fn recovered_inline(client_id: ByteString, seq: u64, id: MessageId) -> Self {
-        Self(Mutex::new(Slot {
+        Self(Mutex::new(Some(Box::new(Slot {
             live: None,
             inline: Some((client_id, seq, id)),
             written: true,
             recovered: true,
             ticket: None,
-        }))
+        }))))
     }
 
     /// Takes a reference for `client_id`'s queue entry at `seq`: the message's first goes
@@ -82,6 +84,7 @@ impl StoreSlot {
         next_id: impl FnOnce() -> MessageId,
     ) -> Reference {
         let mut slot = self.0.lock();
+        let slot = slot.get_or_insert_default();
         if !slot.written {
             slot.written = true;
             let id = next_id();
@@ -115,7 +118,7 @@ impl StoreSlot {
 
     /// Counts a recovered entry that refers to the live record (allocates nothing).
     pub(crate) fn recovered_reference(&self) {
-        if let Some((_, refs)) = &mut self.0.lock().live {
+        if let Some((_, refs)) = self.0.lock().as_mut().and_then(|s| s.live.as_mut()) {
             *refs += 1;
         }
     }
@@ -124,6 +127,7 @@ impl StoreSlot {
     /// so the caller deletes it. An entry carrying the message takes it along.
     pub(crate) fn release(&self, client_id: &ByteString, seq: u64) -> Option<MessageId> {
         let mut slot = self.0.lock();
+        let slot = slot.as_mut()?;
         if slot.carried_by(client_id, seq) {
             slot.inline = None;
             return None;
@@ -142,6 +146,7 @@ impl StoreSlot {
     /// a session holding a reference always finds its own.
     pub(crate) fn held(&self, client_id: &ByteString, seq: u64) -> Option<(MessageId, bool)> {
         let slot = self.0.lock();
+        let slot = slot.as_ref()?;
         match &slot.inline {
             Some((_, _, id)) if slot.carried_by(client_id, seq) => Some((*id, true)),
             _ => slot.live.map(|(id, _)| (id, false)),
@@ -150,7 +155,7 @@ impl StoreSlot {
 
     /// The id of a recovered record that no queue entry took, to be deleted.
     pub(crate) fn unreferenced(&self) -> Option<MessageId> {
-        match self.0.lock().live {
+        match self.0.lock().as_ref()?.live {
             Some((id, 0)) => Some(id),
             _ => None,
         }
@@ -158,23 +163,23 @@ impl StoreSlot {
 
     /// Whether the message was ever written to the store.
     pub(crate) fn written(&self) -> bool {
-        self.0.lock().written
+        self.0.lock().as_ref().is_some_and(|s| s.written)
     }
 
     /// Keeps the ticket of a write that queued the message, in place of an earlier one.
     pub(crate) fn set_ticket(&self, ticket: Ticket) {
-        self.0.lock().ticket = Some(ticket);
+        self.0.lock().get_or_insert_default().ticket = Some(ticket);
     }
 
     /// The ticket of the last write that queued the message, if one is left: see
     /// [`Slot::ticket`].
     pub(crate) fn take_ticket(&self) -> Option<Ticket> {
-        self.0.lock().ticket.take()
+        self.0.lock().as_mut()?.ticket.take()
     }
 
     /// Whether the message was read back from the store at start.
     pub(crate) fn recovered_from_store(&self) -> bool {
-        self.0.lock().recovered
+        self.0.lock().as_ref().is_some_and(|s| s.recovered)
     }
 }
 
