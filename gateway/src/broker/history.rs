@@ -24,7 +24,7 @@ pub struct HistoryEntry {
 /// The history store.
 #[derive(Debug)]
 pub(crate) struct History {
-    filters: Vec<String>,
+    filters: Vec<Filter>,
     per_topic: usize,
     max_topics: usize,
     topics: Mutex<HashMap<ByteString, VecDeque<HistoryEntry>>>,
@@ -33,7 +33,7 @@ pub(crate) struct History {
 impl History {
     pub(crate) fn new(filters: Vec<String>, per_topic: usize, max_topics: usize) -> Self {
         Self {
-            filters,
+            filters: filters.into_iter().map(Filter::new).collect(),
             per_topic,
             max_topics,
             topics: Mutex::new(HashMap::new()),
@@ -42,7 +42,7 @@ impl History {
 
     /// Remembers the message if its topic is one we keep history for.
     pub(crate) fn record(&self, topic: &ByteString, payload: &Bytes) {
-        if self.per_topic == 0 || !self.filters.iter().any(|f| matches(f, topic)) {
+        if self.per_topic == 0 || !self.filters.iter().any(|f| f.matches(topic)) {
             return;
         }
         let entry = HistoryEntry {
@@ -80,6 +80,33 @@ impl History {
     }
 }
 
+/// A history filter, with the literal text every topic it matches starts with: looked at
+/// for every PUBLISH, most of which a comparison of that prefix rules out.
+#[derive(Debug)]
+struct Filter {
+    filter: String,
+    prefix: usize,
+}
+
+impl Filter {
+    fn new(filter: String) -> Self {
+        let wildcard = filter.find(['+', '#']).unwrap_or(filter.len());
+        // `a/#` matches `a` too: its prefix stops before the separator.
+        let prefix = match filter[wildcard..].starts_with('#') {
+            true => wildcard.saturating_sub(1),
+            false => wildcard,
+        };
+        Self { filter, prefix }
+    }
+
+    fn matches(&self, topic: &str) -> bool {
+        topic
+            .as_bytes()
+            .starts_with(&self.filter.as_bytes()[..self.prefix])
+            && matches(&self.filter, topic)
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -108,6 +135,30 @@ mod tests {
         let payloads: Vec<_> = got.iter().map(|e| e.payload.clone()).collect();
         assert_eq!(payloads, ["c", "d", "e"]);
         assert!(h.query("pets/+/status", 100, 0).is_empty());
+    }
+
+    /// The prefix that rules topics out early never rules out one the filter matches.
+    #[test]
+    fn a_filters_prefix_rules_out_only_what_it_does_not_match() {
+        let cases = [
+            ("pets/+/location", "pets/1/location", true),
+            ("pets/+/location", "pets/1", false),
+            ("pets/#", "pets", true),
+            ("pets/#", "pets/1/status", true),
+            ("pets/#", "petsx", false),
+            ("#", "anything/at/all", true),
+            ("#", "$SYS/x", false),
+            ("+/x", "a/x", true),
+            ("a/b", "a/b", true),
+            ("a/b", "a/bc", false),
+        ];
+        for (filter, topic, want) in cases {
+            assert_eq!(
+                Filter::new(filter.into()).matches(topic),
+                want,
+                "{filter} {topic}"
+            );
+        }
     }
 
     #[test]
