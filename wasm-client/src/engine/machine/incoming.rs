@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use core::num::NonZeroU16;
 
 use aviary_protocol::{
-    decode, Ack, ConnAck, DecodeError, Disconnect, Packet, Publish, QoS, ReasonCode, SubAck,
+    decode_slice, Ack, ConnAck, DecodeError, Disconnect, Packet, Publish, QoS, ReasonCode, SubAck,
     SubscribeProperties, SubscriptionOptions, TopicFilter, UnsubAck, MAX_PACKET_SIZE,
 };
 
@@ -55,9 +55,16 @@ impl Machine {
             .properties
             .maximum_packet_size
             .map_or(MAX_PACKET_SIZE, |m| m.get());
+        // What the packets decoded so far took, consumed once at the end: a frame may carry
+        // many packets, and moving the rest of the buffer after each would be quadratic.
+        let mut taken = 0;
         loop {
-            match decode(&mut self.recv, self.options.protocol, max) {
-                Ok(Some(packet)) => {
+            let Some(rest) = self.recv.get(taken..) else {
+                return;
+            };
+            match decode_slice(rest, self.options.protocol, max) {
+                Ok(Some((packet, size))) => {
+                    taken += size;
                     self.keep_alive.on_received();
                     if let Err(error) = self.on_packet(packet, now) {
                         self.protocol_failure(error, now);
@@ -88,6 +95,7 @@ impl Machine {
                 }
             }
         }
+        self.recv.drain(..taken);
         // Acknowledgements may have emptied what a graceful end waits for.
         self.finish_closing(now);
         if self.phase == Phase::Connected {

@@ -16,7 +16,6 @@ use aviary_protocol::{
     Connect, Disconnect, Packet, Publish, Subscribe, SubscribeProperties, SubscriptionOptions,
     TopicFilter, Unsubscribe, UserProperty, MAX_PACKET_SIZE,
 };
-use bytes::{Bytes, BytesMut};
 
 use super::alias::{IncomingAliases, OutgoingAliases};
 use super::backoff::{Backoff, Rng};
@@ -80,8 +79,10 @@ pub struct Machine {
     out_aliases: OutgoingAliases,
     in_aliases: IncomingAliases,
     server: ServerLimits,
-    recv: BytesMut,
-    out: BytesMut,
+    /// Received bytes not yet decoded, and output not yet taken: plain vectors, so the npm
+    /// package carries none of `BytesMut`'s code.
+    recv: Vec<u8>,
+    out: Vec<u8>,
     events: Vec<Event>,
     next_token: u32,
 }
@@ -105,8 +106,8 @@ impl Machine {
             out_aliases: OutgoingAliases::default(),
             in_aliases: IncomingAliases::default(),
             server: ServerLimits::default(),
-            recv: BytesMut::new(),
-            out: BytesMut::new(),
+            recv: Vec::new(),
+            out: Vec::new(),
             events: Vec::new(),
             next_token: 0,
         }
@@ -158,8 +159,8 @@ impl Machine {
     }
 
     /// Output to write to the socket, as one buffer (one WebSocket frame) for everything queued.
-    pub fn take_output(&mut self) -> Option<Bytes> {
-        (!self.out.is_empty()).then(|| self.out.split().freeze())
+    pub fn take_output(&mut self) -> Option<Vec<u8>> {
+        (!self.out.is_empty()).then(|| core::mem::take(&mut self.out))
     }
 
     /// Events since the last call, in order.
