@@ -5,7 +5,6 @@
 //! does not fit, the oldest ones are dropped (and reported, so their promises can reject with
 //! `QUEUE_FULL`): in a live feed fresh data is worth more than stale data.
 
-use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use aviary_protocol::Publish;
@@ -30,9 +29,18 @@ impl Queued {
 }
 
 /// A bounded FIFO of [`Queued`] publishes.
+///
+/// Two vectors rather than a `VecDeque`: new messages go on the back of `back`, the oldest come
+/// off the end of `front`, which holds them newest first and is refilled from `back` (reversed)
+/// when it runs out, so each message is moved once. `Vec<Queued>` is compiled into the package
+/// anyway, and the ring buffer's code (with its range checks and their panic messages) was not
+/// needed for anything else.
 #[derive(Debug)]
 pub struct OfflineQueue {
-    items: VecDeque<Queued>,
+    /// The oldest messages, newest first: the next to go is the last.
+    front: Vec<Queued>,
+    /// The newest messages, oldest first.
+    back: Vec<Queued>,
     bytes: usize,
     limits: QueueLimits,
 }
@@ -41,7 +49,8 @@ impl OfflineQueue {
     /// An empty queue with these bounds.
     pub fn new(limits: QueueLimits) -> Self {
         Self {
-            items: VecDeque::new(),
+            front: Vec::new(),
+            back: Vec::new(),
             bytes: 0,
             limits,
         }
@@ -55,47 +64,50 @@ impl OfflineQueue {
             return None;
         }
         let mut dropped = Vec::new();
-        while self.items.len() >= self.limits.max_messages
-            || self.bytes + size > self.limits.max_bytes
-        {
+        while self.len() >= self.limits.max_messages || self.bytes + size > self.limits.max_bytes {
             match self.pop() {
                 Some(old) => dropped.push(old),
                 None => break,
             }
         }
         self.bytes += size;
-        self.items.push_back(item);
+        self.back.push(item);
         Some(dropped)
     }
 
     /// The oldest message, if any.
     pub fn front(&self) -> Option<&Queued> {
-        self.items.front()
+        self.front.last().or(self.back.first())
     }
 
     /// Removes the oldest message.
     pub fn pop(&mut self) -> Option<Queued> {
-        let item = self.items.pop_front()?;
+        if self.front.is_empty() {
+            core::mem::swap(&mut self.front, &mut self.back);
+            self.front.reverse();
+        }
+        let item = self.front.pop()?;
         self.bytes -= item.size();
         Some(item)
     }
 
     /// Removes everything, oldest first.
-    pub fn drain(&mut self) -> VecDeque<Queued> {
+    pub fn drain(&mut self) -> Vec<Queued> {
         self.bytes = 0;
-        // Taking the whole deque is less code in the package than `drain(..)`, and handing it
-        // over as it is less than `Vec::from`, whose `make_contiguous` rotates the ring buffer.
-        core::mem::take(&mut self.items)
+        let mut all = core::mem::take(&mut self.front);
+        all.reverse();
+        all.append(&mut self.back);
+        all
     }
 
     /// How many messages are queued.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.front.len() + self.back.len()
     }
 
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.front.is_empty() && self.back.is_empty()
     }
 }
 
@@ -123,8 +135,31 @@ mod tests {
         assert!(q.push(item(1, b"a")).unwrap().is_empty());
         assert!(q.push(item(2, b"b")).unwrap().is_empty());
         assert_eq!(tokens(&q.push(item(3, b"c")).unwrap()), [1]);
-        assert_eq!(tokens(&Vec::from(q.drain())), [2, 3]);
+        assert_eq!(tokens(&q.drain()), [2, 3]);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn interleaved_pushes_and_pops_keep_the_order() {
+        let mut q = OfflineQueue::new(QueueLimits {
+            max_messages: 100,
+            max_bytes: 1_000,
+        });
+        q.push(item(1, b"a")).unwrap();
+        q.push(item(2, b"b")).unwrap();
+        assert_eq!(q.front().map(|f| f.token.0), Some(1));
+        assert_eq!(q.pop().map(|f| f.token.0), Some(1));
+        q.push(item(3, b"c")).unwrap();
+        assert_eq!(q.front().map(|f| f.token.0), Some(2));
+        assert_eq!(q.pop().map(|f| f.token.0), Some(2));
+        q.push(item(4, b"d")).unwrap();
+        q.push(item(5, b"e")).unwrap();
+        assert_eq!(q.pop().map(|f| f.token.0), Some(3));
+        q.push(item(6, b"f")).unwrap();
+        assert_eq!(q.len(), 3);
+        assert_eq!(tokens(&q.drain()), [4, 5, 6]);
+        assert!(q.is_empty());
+        assert!(q.pop().is_none());
     }
 
     #[test]

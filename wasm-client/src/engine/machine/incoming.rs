@@ -95,7 +95,17 @@ impl Machine {
                 }
             }
         }
-        self.recv.drain(..taken);
+        // Usually the whole buffer; otherwise the start of a packet stays for the next frame.
+        // Not `drain`, whose range check brings a panic path into the package.
+        if taken == self.recv.len() {
+            self.recv.clear();
+        } else if taken > 0 {
+            self.recv = self
+                .recv
+                .get(taken..)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
+        }
         // Acknowledgements may have emptied what a graceful end waits for.
         self.finish_closing(now);
         if self.phase == Phase::Connected {
