@@ -19,7 +19,8 @@ const EVENTS = ["connect", "reconnect", "close", "offline", "error", "end", "mes
 const MESSAGE = 0, DONE = 1, FAIL = 2, CONNECT = 3, CLOSE = 4, OFFLINE = 5, ERROR = 6, END = 7,
   AUTH = 8, OPEN = 9, SEND = 10, SHUT = 11, TIMER = 12, INVALID = 13, CLIENT_ID = 14;
 /** What `Engine.signal` is told (wasm-client/src/js_api/mod.rs, `signal`). */
-const OPENED = 0, TIMEOUT = 1, NET_UP = 2, NET_DOWN = 3, START_UP = 4, START_DOWN = 5, PUMP = 6;
+const OPENED = 0, TIMEOUT = 1, NET_UP = 2, NET_DOWN = 3, START_UP = 4, START_DOWN = 5, PUMP = 6,
+  END_NOW = 7, END_GRACEFULLY = 8;
 
 /** Runs `ok` with what `call` returned (awaited) or `no` if it threw or rejected, later. */
 function settled(call, ok, no) {
@@ -110,14 +111,14 @@ export function bind(Engine) {
       if (id === 0 || id > 268435455) fail("`subscriptionIdentifier` must be an integer from 1 to 268435455");
       f.num(0x0b, id);
       users(f, USER, options);
-      return this.#reply(this.#engine.subscribe(f.done()), names);
+      return this.#reply(this.#engine.subscribe(f.done(), false), names);
     }
 
     unsubscribe(topics, options) {
       const f = new Fields();
       for (const t of topicList(topics)) f.str(0xc0, t);
       users(f, USER, options);
-      return this.#reply(this.#engine.unsubscribe(f.done()));
+      return this.#reply(this.#engine.subscribe(f.done(), true));
     }
 
     publish(topic, payload, options) {
@@ -140,7 +141,7 @@ export function bind(Engine) {
       if (this.#state() & 4) return Promise.resolve();
       // The `end` event settles it, now (nothing in flight) or after the acknowledgements.
       const ended = new Promise((resolve) => this.#add("end", resolve, true));
-      this.#engine.end(Boolean(force), timeout);
+      this.#engine.signal(force ? END_NOW : END_GRACEFULLY, timeout);
       return ended;
     }
 
@@ -160,12 +161,12 @@ export function bind(Engine) {
     }
 
     get nextAttemptInMs() {
-      const ms = this.#engine.nextAttempt();
+      const ms = this.#engine.state(1);
       return ms < 0 ? undefined : ms;
     }
 
     get queuedCount() {
-      return Math.floor(this.#engine.state() / 16);
+      return Math.floor(this.#engine.state(0) / 16);
     }
 
     get clientId() {
@@ -177,7 +178,7 @@ export function bind(Engine) {
     }
 
     #state() {
-      return this.#engine.state() % 16;
+      return this.#engine.state(0) % 16;
     }
 
     /** A promise for the operation `token` (0: the call failed); then lets the engine work. */
@@ -323,7 +324,7 @@ export function bind(Engine) {
 
     /** Tells the engine the socket closed (or never opened), and why. */
     #closed(detail) {
-      this.#engine.closed(utf8.encode(detail));
+      this.#engine.input(0, utf8.encode(detail));
     }
 
     #dropSocket() {
@@ -388,7 +389,7 @@ export function bind(Engine) {
       this.#connecting = null;
       if (!error) return s.resolve(this);
       s.reject(error);
-      this.#engine.end(true, 0);
+      this.#engine.signal(END_NOW);
     }
 
     /**
@@ -406,9 +407,9 @@ export function bind(Engine) {
           } catch {
             // not bytes: fails the attempt
           }
-          this.#engine.auth(attempt, answer);
+          this.#engine.input(attempt, answer);
         },
-        () => this.#engine.auth(attempt, undefined),
+        () => this.#engine.input(attempt, undefined),
       );
     }
 
@@ -425,7 +426,7 @@ export function bind(Engine) {
         () => hook(method, data, true),
         () => s?.resolve(this),
         () => {
-          this.#engine.end(true, 0);
+          this.#engine.signal(END_NOW);
           s?.reject(mqttError(0, "authenticate failed"));
         },
       );

@@ -45,6 +45,10 @@ mod signal {
     pub(super) const START_OFFLINE: u32 = 5;
     /// Carry out what the engine asks for (see [`Engine::pump`](super::Engine::pump)).
     pub(super) const PUMP: u32 = 6;
+    /// End at once (`Engine.end` with `force`).
+    pub(super) const END_NOW: u32 = 7;
+    /// End once what is in flight is acknowledged, waiting at most `arg` ms.
+    pub(super) const END_GRACEFULLY: u32 = 8;
 }
 
 use sink::JsHooks;
@@ -99,10 +103,11 @@ impl Engine {
     }
 
     // What the browser reports without data (the socket opened, the timer fired, the network
-    // changed, start), and the pump, in one export rather than five: each export cost the
-    // package a shim, a wrapper and glue. The codes are in `signal` above.
+    // changed, start), the pump and the application's `end`, in one export rather than
+    // seven: each export cost the package a shim, a wrapper and glue. The codes are in
+    // `signal` above; `arg` is the timeout of a graceful end, unused by the others.
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn signal(&self, code: u32) {
+    pub fn signal(&self, code: u32, arg: u32) {
         match code {
             signal::PUMP => return self.pump(),
             signal::TIMEOUT => self.scheduled.set(None),
@@ -116,6 +121,8 @@ impl Engine {
                 m.set_online(code == signal::START_ONLINE, now);
                 m.start(now);
             }
+            signal::END_NOW => m.disconnect(now),
+            signal::END_GRACEFULLY => m.end_gracefully(arg, now),
             _ => {}
         });
     }
@@ -127,14 +134,6 @@ impl Engine {
     #[wasm_bindgen(skip_jsdoc)]
     pub fn data(&self, frame: &[u8]) {
         self.with(|m, now| m.handle_bytes(frame, now));
-    }
-
-    // The socket closed by itself (or could not be opened), for the reason `detail` (UTF-8:
-    // strings cross as bytes, so the glue needs no string encoder of its own).
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn closed(&self, detail: &[u8]) {
-        let detail = core::str::from_utf8(detail).unwrap_or_default();
-        self.with(|m, now| m.socket_closed(detail, now));
     }
 
     // Publishes to `topic` (UTF-8); returns the operation's token (0: failed at once, already
@@ -168,56 +167,52 @@ impl Engine {
     }
 
     // Subscribes to the filters of the field list, each with its options byte, with its
-    // MQTT 5 SUBSCRIBE properties. An invalid filter is reported as `INVALID` (token 0).
+    // MQTT 5 SUBSCRIBE properties; or, with `un`, unsubscribes from them, with MQTT 5 user
+    // properties (one export for both). An invalid filter is reported as `INVALID` (token 0).
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn subscribe(&self, fields: &[u8]) -> u32 {
-        self.checked(|| self.subscribe_fields(fields))
+    pub fn subscribe(&self, fields: &[u8], un: bool) -> u32 {
+        self.checked(|| {
+            if un {
+                self.unsubscribe_fields(fields)
+            } else {
+                self.subscribe_fields(fields)
+            }
+        })
     }
 
-    // Unsubscribes from the filters of the field list, with MQTT 5 user properties. An invalid
-    // filter is reported as `INVALID` (token 0).
+    // What the browser reports with bytes, other than frames, in one export: with `attempt`
+    // 0, the socket closed by itself (or could not be opened) for the reason `data` (UTF-8:
+    // strings cross as bytes, so the glue needs no string encoder of its own); otherwise the
+    // answer `data` to the AUTH challenge of `attempt`, or `None` to fail it.
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn unsubscribe(&self, fields: &[u8]) -> u32 {
-        self.checked(|| self.unsubscribe_fields(fields))
-    }
-
-    // Ends the client: at once (`force`), or after what is in flight, for at most `timeout`
-    // ms.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn end(&self, force: bool, timeout: u32) {
-        if force {
-            self.with(|m, now| m.disconnect(now));
-        } else {
-            self.with(|m, now| m.end_gracefully(timeout, now));
+    pub fn input(&self, attempt: u32, data: Option<Vec<u8>>) {
+        match (attempt, data) {
+            (0, detail) => {
+                let detail = detail.unwrap_or_default();
+                let detail = core::str::from_utf8(&detail).unwrap_or_default();
+                self.with(|m, now| m.socket_closed(detail, now));
+            }
+            (_, Some(d)) => self.with(|m, now| m.answer_auth(attempt, Bytes::from(d), now)),
+            (_, None) => self.with(|m, now| m.fail_auth(attempt, now)),
         }
     }
 
-    // Answers the AUTH challenge of `attempt` with `data`, or fails it (`None`).
+    // The client's getters in one call. `what` 0: connected (1), reconnecting (2), ended (4),
+    // and the number of queued publishes from bit 4 up; otherwise the milliseconds until the
+    // next attempt while waiting out the backoff, else -1.
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn auth(&self, attempt: u32, data: Option<Vec<u8>>) {
-        match data {
-            Some(d) => self.with(|m, now| m.answer_auth(attempt, Bytes::from(d), now)),
-            None => self.with(|m, now| m.fail_auth(attempt, now)),
+    pub fn state(&self, what: u32) -> f64 {
+        if what != 0 {
+            return self
+                .call(|m, now| m.next_attempt_in(now))
+                .map_or(-1.0, |ms| ms as f64);
         }
-    }
-
-    // Connected (1), reconnecting (2), ended (4), and the number of queued publishes from
-    // bit 4 up: the client's getters in one call.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn state(&self) -> f64 {
         let m = self.machine();
         let bits = u64::from(m.is_connected())
             | (u64::from(m.is_reconnecting()) << 1)
             | (u64::from(m.is_ended()) << 2)
             | ((m.queued() as u64) << 4);
         bits as f64
-    }
-
-    // Milliseconds until the next attempt while waiting out the backoff, else -1.
-    #[wasm_bindgen(js_name = nextAttempt, skip_jsdoc)]
-    pub fn next_attempt(&self) -> f64 {
-        self.call(|m, now| m.next_attempt_in(now))
-            .map_or(-1.0, |ms| ms as f64)
     }
 }
 
