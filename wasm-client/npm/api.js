@@ -20,7 +20,7 @@ const MESSAGE = 0, DONE = 1, FAIL = 2, CONNECT = 3, CLOSE = 4, OFFLINE = 5, ERRO
   AUTH = 8, OPEN = 9, SEND = 10, SHUT = 11, TIMER = 12, INVALID = 13, CLIENT_ID = 14;
 /** What `Engine.signal` is told (wasm-client/src/js_api/mod.rs, `signal`). */
 const OPENED = 0, TIMEOUT = 1, NET_UP = 2, NET_DOWN = 3, START_UP = 4, START_DOWN = 5, PUMP = 6,
-  END_NOW = 7, END_GRACEFULLY = 8;
+  END_NOW = 7, END_GRACEFULLY = 8, STATE = 9, NEXT_ATTEMPT = 10;
 
 /** Runs `ok` with what `call` returned (awaited) or `no` if it threw or rejected, later. */
 function settled(call, ok, no) {
@@ -161,12 +161,12 @@ export function bind(Engine) {
     }
 
     get nextAttemptInMs() {
-      const ms = this.#engine.state(1);
+      const ms = this.#engine.signal(NEXT_ATTEMPT);
       return ms < 0 ? undefined : ms;
     }
 
     get queuedCount() {
-      return Math.floor(this.#engine.state(0) / 16);
+      return Math.floor(this.#engine.signal(STATE) / 16);
     }
 
     get clientId() {
@@ -178,7 +178,7 @@ export function bind(Engine) {
     }
 
     #state() {
-      return this.#engine.state(0) % 16;
+      return this.#engine.signal(STATE) % 16;
     }
 
     /** A promise for the operation `token` (0: the call failed); then lets the engine work. */

@@ -49,6 +49,11 @@ mod signal {
     pub(super) const END_NOW: u32 = 7;
     /// End once what is in flight is acknowledged, waiting at most `arg` ms.
     pub(super) const END_GRACEFULLY: u32 = 8;
+    /// Returns connected (1), reconnecting (2), ended (4), and the number of queued publishes
+    /// from bit 4 up: the client's getters in one call.
+    pub(super) const STATE: u32 = 9;
+    /// Returns the milliseconds until the next attempt while waiting out the backoff, else -1.
+    pub(super) const NEXT_ATTEMPT: u32 = 10;
 }
 
 use sink::JsHooks;
@@ -103,28 +108,39 @@ impl Engine {
     }
 
     // What the browser reports without data (the socket opened, the timer fired, the network
-    // changed, start), the pump and the application's `end`, in one export rather than
-    // seven: each export cost the package a shim, a wrapper and glue. The codes are in
-    // `signal` above; `arg` is the timeout of a graceful end, unused by the others.
+    // changed, start), the pump, the application's `end` and the client's getters, in one
+    // export rather than nine: each export cost the package a shim, a wrapper and glue. The
+    // codes are in `signal` above; `arg` is the timeout of a graceful end, unused by the
+    // others. Returns the getters' values, 0 for the rest.
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn signal(&self, code: u32, arg: u32) {
+    pub fn signal(&self, code: u32, arg: u32) -> f64 {
         match code {
-            signal::PUMP => return self.pump(),
-            signal::TIMEOUT => self.scheduled.set(None),
-            _ => {}
-        }
-        self.with(|m, now| match code {
-            signal::OPENED => m.socket_opened(now),
-            signal::TIMEOUT => m.handle_timeout(now),
-            signal::ONLINE | signal::OFFLINE => m.set_online(code == signal::ONLINE, now),
-            signal::START_ONLINE | signal::START_OFFLINE => {
-                m.set_online(code == signal::START_ONLINE, now);
-                m.start(now);
+            signal::PUMP => self.pump(),
+            signal::STATE => return self.state(),
+            signal::NEXT_ATTEMPT => {
+                return self
+                    .call(|m, now| m.next_attempt_in(now))
+                    .map_or(-1.0, |ms| ms as f64)
             }
-            signal::END_NOW => m.disconnect(now),
-            signal::END_GRACEFULLY => m.end_gracefully(arg, now),
-            _ => {}
-        });
+            _ => {
+                if code == signal::TIMEOUT {
+                    self.scheduled.set(None);
+                }
+                self.with(|m, now| match code {
+                    signal::OPENED => m.socket_opened(now),
+                    signal::TIMEOUT => m.handle_timeout(now),
+                    signal::ONLINE | signal::OFFLINE => m.set_online(code == signal::ONLINE, now),
+                    signal::START_ONLINE | signal::START_OFFLINE => {
+                        m.set_online(code == signal::START_ONLINE, now);
+                        m.start(now);
+                    }
+                    signal::END_NOW => m.disconnect(now),
+                    signal::END_GRACEFULLY => m.end_gracefully(arg, now),
+                    _ => {}
+                });
+            }
+        }
+        0.0
     }
 
     // A binary frame arrived. As bytes the glue copies into wasm memory, not as a
@@ -196,17 +212,12 @@ impl Engine {
             (_, None) => self.with(|m, now| m.fail_auth(attempt, now)),
         }
     }
+}
 
-    // The client's getters in one call. `what` 0: connected (1), reconnecting (2), ended (4),
-    // and the number of queued publishes from bit 4 up; otherwise the milliseconds until the
-    // next attempt while waiting out the backoff, else -1.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn state(&self, what: u32) -> f64 {
-        if what != 0 {
-            return self
-                .call(|m, now| m.next_attempt_in(now))
-                .map_or(-1.0, |ms| ms as f64);
-        }
+impl Engine {
+    /// Connected (1), reconnecting (2), ended (4), and the number of queued publishes from
+    /// bit 4 up.
+    fn state(&self) -> f64 {
         let m = self.machine();
         let bits = u64::from(m.is_connected())
             | (u64::from(m.is_reconnecting()) << 1)
@@ -214,9 +225,7 @@ impl Engine {
             | ((m.queued() as u64) << 4);
         bits as f64
     }
-}
 
-impl Engine {
     /// Carries out everything the engine asked for, until it has nothing more: bytes to send,
     /// the socket to open or close, the other events for the client, then the timer. The
     /// JavaScript side asks for it (`signal(PUMP)`) after an operation once it has registered
