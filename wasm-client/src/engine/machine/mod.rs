@@ -213,8 +213,7 @@ impl Machine {
         self.server = ServerLimits::default();
         self.keep_alive = KeepAlive::new(self.options.keep_alive, now);
         self.phase = Phase::Handshake { deadline };
-        let connect = self.connect_packet();
-        if let Err(error) = self.send(&Packet::from(connect), now) {
+        if let Err(error) = self.send_connect(now) {
             // Only the application's options can make CONNECT unencodable: retrying won't help.
             self.events.push(Event::Error(error.clone()));
             self.events.push(Event::CloseSocket);
@@ -408,18 +407,32 @@ impl Machine {
         self.phase = Phase::Opening { deadline };
     }
 
-    fn connect_packet(&self) -> Connect {
-        let o = &self.options;
+    /// Sends CONNECT, built from the options. The will, the password and the MQTT 5
+    /// properties are moved into the packet and back out once it is encoded, not cloned: the
+    /// clones of those structures were code in the npm package for nothing.
+    fn send_connect(&mut self, now: u64) -> Result<(), MqttError> {
+        let o = &mut self.options;
+        let v5 = o.protocol.is_v5();
         let mut connect = Connect::new(o.protocol, o.client_id.clone());
         connect.clean_start = o.clean_start;
         connect.keep_alive = o.keep_alive;
-        connect.will.clone_from(&o.will);
+        connect.will = o.will.take();
         connect.username = o.username.clone().map(Into::into);
-        connect.password.clone_from(&o.password);
-        if o.protocol.is_v5() {
-            connect.properties = o.properties.clone();
+        connect.password = o.password.take();
+        if v5 {
+            connect.properties = core::mem::take(&mut o.properties);
         }
-        connect
+        let packet = Packet::from(connect);
+        let sent = self.send(&packet, now);
+        if let Packet::Connect(c) = packet {
+            let o = &mut self.options;
+            o.will = c.will;
+            o.password = c.password;
+            if v5 {
+                o.properties = c.properties;
+            }
+        }
+        sent
     }
 
     /// The connection is gone: report it, then wait to retry or end.
