@@ -101,7 +101,9 @@ fn header(buf: &[u8], max_packet_size: u32) -> Result<Option<Header>, DecodeErro
         return Err(DecodeError::InvalidFlags { packet, flags });
     }
     if packet == PacketType::Publish && flags & 0b0110 == 0b0110 {
-        return Err(DecodeError::InvalidQoS("in PUBLISH [MQTT-3.3.1-4]"));
+        return Err(DecodeError::InvalidQoS(crate::error::text(
+            "in PUBLISH [MQTT-3.3.1-4]",
+        )));
     }
     let Some((remaining, len_bytes)) = read_varint(rest)? else {
         return Ok(None);
