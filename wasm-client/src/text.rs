@@ -22,10 +22,13 @@ pub(crate) fn decimal(n: u32) -> String {
 /// The low `count` hexadecimal digits of `n`, zero-padded, most significant first.
 pub(crate) fn hex(n: u64, count: u32) -> String {
     // Built as bytes, not chars: pushing a `char` brings its UTF-8 encoder into the package.
-    let digits: Vec<u8> = (0..count)
-        .rev()
-        .map(|i| b"0123456789abcdef"[((n >> (4 * i)) & 0xF) as usize])
-        .collect();
+    // A plain loop: the reversed range's iterator adapters were code of their own.
+    let mut digits = Vec::with_capacity(count as usize);
+    let mut shift = 4 * count;
+    while shift > 0 {
+        shift -= 4;
+        digits.push(b"0123456789abcdef"[((n >> shift) & 0xF) as usize]);
+    }
     String::from_utf8(digits).unwrap_or_default()
 }
 

@@ -31,8 +31,9 @@ impl Queued {
 /// A bounded FIFO of [`Queued`] publishes.
 ///
 /// Two vectors rather than a `VecDeque`: new messages go on the back of `back`, the oldest come
-/// off the end of `front`, which holds them newest first and is refilled from `back` (reversed)
-/// when it runs out, so each message is moved once. `Vec<Queued>` is compiled into the package
+/// off the end of `front`, which holds them newest first and is refilled from `back` by
+/// popping and pushing (which reverses it, with no code but `push` and `pop`) when it runs
+/// out, so each message is moved once. `Vec<Queued>` is compiled into the package
 /// anyway, and the ring buffer's code (with its range checks and their panic messages) was not
 /// needed for anything else.
 #[derive(Debug)]
@@ -83,8 +84,9 @@ impl OfflineQueue {
     /// Removes the oldest message.
     pub fn pop(&mut self) -> Option<Queued> {
         if self.front.is_empty() {
-            core::mem::swap(&mut self.front, &mut self.back);
-            self.front.reverse();
+            while let Some(item) = self.back.pop() {
+                self.front.push(item);
+            }
         }
         let item = self.front.pop()?;
         self.bytes -= item.size();
@@ -93,10 +95,10 @@ impl OfflineQueue {
 
     /// Removes everything, oldest first.
     pub fn drain(&mut self) -> Vec<Queued> {
-        self.bytes = 0;
-        let mut all = core::mem::take(&mut self.front);
-        all.reverse();
-        all.append(&mut self.back);
+        let mut all = Vec::with_capacity(self.len());
+        while let Some(item) = self.pop() {
+            all.push(item);
+        }
         all
     }
 

@@ -45,7 +45,7 @@ mod signal {
     pub(super) const START_OFFLINE: u32 = 5;
     /// Carry out what the engine asks for (see [`Engine::pump`](super::Engine::pump)).
     pub(super) const PUMP: u32 = 6;
-    /// End at once (`Engine.end` with `force`).
+    /// End at once (`MqttClient.end` with `force`).
     pub(super) const END_NOW: u32 = 7;
     /// End once what is in flight is acknowledged, waiting at most `arg` ms.
     pub(super) const END_GRACEFULLY: u32 = 8;
