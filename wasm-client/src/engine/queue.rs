@@ -93,15 +93,6 @@ impl OfflineQueue {
         Some(item)
     }
 
-    /// Removes everything, oldest first.
-    pub fn drain(&mut self) -> Vec<Queued> {
-        let mut all = Vec::with_capacity(self.len());
-        while let Some(item) = self.pop() {
-            all.push(item);
-        }
-        all
-    }
-
     /// How many messages are queued.
     pub fn len(&self) -> usize {
         self.front.len() + self.back.len()
@@ -124,6 +115,11 @@ mod tests {
         }
     }
 
+    /// Everything queued, oldest first, as the client takes it when it ends.
+    fn drain(q: &mut OfflineQueue) -> Vec<Queued> {
+        core::iter::from_fn(|| q.pop()).collect()
+    }
+
     fn tokens(items: &[Queued]) -> Vec<u32> {
         items.iter().map(|q| q.token.0).collect()
     }
@@ -137,7 +133,7 @@ mod tests {
         assert!(q.push(item(1, b"a")).unwrap().is_empty());
         assert!(q.push(item(2, b"b")).unwrap().is_empty());
         assert_eq!(tokens(&q.push(item(3, b"c")).unwrap()), [1]);
-        assert_eq!(tokens(&q.drain()), [2, 3]);
+        assert_eq!(tokens(&drain(&mut q)), [2, 3]);
         assert!(q.is_empty());
     }
 
@@ -159,7 +155,7 @@ mod tests {
         assert_eq!(q.pop().map(|f| f.token.0), Some(3));
         q.push(item(6, b"f")).unwrap();
         assert_eq!(q.len(), 3);
-        assert_eq!(tokens(&q.drain()), [4, 5, 6]);
+        assert_eq!(tokens(&drain(&mut q)), [4, 5, 6]);
         assert!(q.is_empty());
         assert!(q.pop().is_none());
     }

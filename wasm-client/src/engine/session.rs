@@ -110,8 +110,8 @@ impl Session {
             .collect()
     }
 
-    /// Removes every pending operation (the client ended), in sending order.
-    pub(crate) fn drain(&mut self) -> Vec<Pending> {
+    /// Removes every pending operation (the client ended), in sending order, with its id.
+    pub(crate) fn drain(&mut self) -> Vec<(u16, Pending)> {
         self.publishes = 0;
         self.pending.take_all()
     }

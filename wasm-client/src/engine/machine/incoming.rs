@@ -343,7 +343,7 @@ impl Machine {
         };
         for ((filter, options), code) in filters.into_iter().zip(&ack.reason_codes) {
             if !code.is_error() {
-                self.subscriptions.retain(|(f, ..)| *f != filter);
+                self.forget_subscriptions(core::slice::from_ref(&filter));
                 self.subscriptions
                     .push((filter, options, properties.clone()));
             }

@@ -343,8 +343,7 @@ impl Machine {
         if self.phase == Phase::Connected {
             self.send(&Packet::Unsubscribe(packet.clone()), now)?;
         }
-        self.subscriptions
-            .retain(|(f, ..)| !packet.filters.iter().any(|u| u == f));
+        self.forget_subscriptions(&packet.filters);
         let token = self.token();
         self.session
             .insert(id, Pending::Unsubscribe { packet, token });
@@ -396,6 +395,13 @@ impl Machine {
             Phase::Idle | Phase::Waiting { .. } | Phase::Offline => {}
         }
         self.end();
+    }
+
+    /// Drops the acknowledged subscriptions to these filters. One function for unsubscribing
+    /// and for a filter subscribed again: each `retain` closure was a copy of `retain`.
+    pub(super) fn forget_subscriptions(&mut self, filters: &[TopicFilter]) {
+        self.subscriptions
+            .retain(|(f, ..)| !filters.iter().any(|u| u == f));
     }
 
     fn open(&mut self, now: u64) {
@@ -470,7 +476,7 @@ impl Machine {
     fn end(&mut self) {
         self.phase = Phase::Ended;
         let ended = || MqttError::new(ErrorKind::ClientEnded, "the client was ended");
-        for pending in self.session.drain() {
+        for (_, pending) in self.session.drain() {
             let token = match pending {
                 Pending::Publish { token, .. } | Pending::Unsubscribe { token, .. } => Some(token),
                 Pending::Subscribe { token, .. } => token,
@@ -479,7 +485,7 @@ impl Machine {
                 self.complete(token, Err(ended()));
             }
         }
-        for item in self.queue.drain() {
+        while let Some(item) = self.queue.pop() {
             self.complete(item.token, Err(ended()));
         }
         self.events.push(Event::Ended);
