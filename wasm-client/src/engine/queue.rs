@@ -57,23 +57,30 @@ impl OfflineQueue {
         }
     }
 
-    /// Appends `item`, dropping the oldest messages until it fits. Returns what was dropped, or
-    /// `None` (queueing nothing) if `item` is bigger than the whole queue may be.
-    pub fn push(&mut self, item: Queued) -> Option<Vec<Queued>> {
-        let size = item.size();
-        if size > self.limits.max_bytes || self.limits.max_messages == 0 {
-            return None;
+    /// Whether `item` may be queued at all: it is not bigger than the whole queue may be.
+    pub fn admits(&self, item: &Queued) -> bool {
+        item.size() <= self.limits.max_bytes && self.limits.max_messages > 0
+    }
+
+    /// Removes and returns the oldest message while the queue has no room for `item`; `None`
+    /// once it fits. The caller reports each one dropped, then [`push`](Self::push)es.
+    /// (Handed over one at a time rather than collected: the vector of them, and the
+    /// iteration over it, were code of their own in the package.)
+    pub fn evict_for(&mut self, item: &Queued) -> Option<Queued> {
+        let full = self.len() >= self.limits.max_messages
+            || self.bytes + item.size() > self.limits.max_bytes;
+        if full {
+            self.pop()
+        } else {
+            None
         }
-        let mut dropped = Vec::new();
-        while self.len() >= self.limits.max_messages || self.bytes + size > self.limits.max_bytes {
-            match self.pop() {
-                Some(old) => dropped.push(old),
-                None => break,
-            }
-        }
-        self.bytes += size;
+    }
+
+    /// Appends `item`, which [`admits`](Self::admits) accepted and
+    /// [`evict_for`](Self::evict_for) made room for.
+    pub fn push(&mut self, item: Queued) {
+        self.bytes += item.size();
         self.back.push(item);
-        Some(dropped)
     }
 
     /// The oldest message, if any.
@@ -115,6 +122,17 @@ mod tests {
         }
     }
 
+    /// Queues `item` as the client does: `None` (queueing nothing) if it is bigger than the
+    /// whole queue may be, else what was dropped to make room, oldest first.
+    fn push(q: &mut OfflineQueue, item: Queued) -> Option<Vec<Queued>> {
+        if !q.admits(&item) {
+            return None;
+        }
+        let dropped = core::iter::from_fn(|| q.evict_for(&item)).collect();
+        q.push(item);
+        Some(dropped)
+    }
+
     /// Everything queued, oldest first, as the client takes it when it ends.
     fn drain(q: &mut OfflineQueue) -> Vec<Queued> {
         core::iter::from_fn(|| q.pop()).collect()
@@ -130,9 +148,9 @@ mod tests {
             max_messages: 2,
             max_bytes: 1_000,
         });
-        assert!(q.push(item(1, b"a")).unwrap().is_empty());
-        assert!(q.push(item(2, b"b")).unwrap().is_empty());
-        assert_eq!(tokens(&q.push(item(3, b"c")).unwrap()), [1]);
+        assert!(push(&mut q, item(1, b"a")).unwrap().is_empty());
+        assert!(push(&mut q, item(2, b"b")).unwrap().is_empty());
+        assert_eq!(tokens(&push(&mut q, item(3, b"c")).unwrap()), [1]);
         assert_eq!(tokens(&drain(&mut q)), [2, 3]);
         assert!(q.is_empty());
     }
@@ -143,17 +161,17 @@ mod tests {
             max_messages: 100,
             max_bytes: 1_000,
         });
-        q.push(item(1, b"a")).unwrap();
-        q.push(item(2, b"b")).unwrap();
+        push(&mut q, item(1, b"a")).unwrap();
+        push(&mut q, item(2, b"b")).unwrap();
         assert_eq!(q.front().map(|f| f.token.0), Some(1));
         assert_eq!(q.pop().map(|f| f.token.0), Some(1));
-        q.push(item(3, b"c")).unwrap();
+        push(&mut q, item(3, b"c")).unwrap();
         assert_eq!(q.front().map(|f| f.token.0), Some(2));
         assert_eq!(q.pop().map(|f| f.token.0), Some(2));
-        q.push(item(4, b"d")).unwrap();
-        q.push(item(5, b"e")).unwrap();
+        push(&mut q, item(4, b"d")).unwrap();
+        push(&mut q, item(5, b"e")).unwrap();
         assert_eq!(q.pop().map(|f| f.token.0), Some(3));
-        q.push(item(6, b"f")).unwrap();
+        push(&mut q, item(6, b"f")).unwrap();
         assert_eq!(q.len(), 3);
         assert_eq!(tokens(&drain(&mut q)), [4, 5, 6]);
         assert!(q.is_empty());
@@ -166,9 +184,9 @@ mod tests {
             max_messages: 100,
             max_bytes: 10,
         });
-        q.push(item(1, b"aaa")).unwrap(); // 4 bytes with the topic
-        q.push(item(2, b"bbb")).unwrap();
-        assert_eq!(tokens(&q.push(item(3, b"cccccc")).unwrap()), [1, 2]);
+        push(&mut q, item(1, b"aaa")).unwrap(); // 4 bytes with the topic
+        push(&mut q, item(2, b"bbb")).unwrap();
+        assert_eq!(tokens(&push(&mut q, item(3, b"cccccc")).unwrap()), [1, 2]);
         assert_eq!(q.len(), 1);
     }
 
@@ -178,8 +196,8 @@ mod tests {
             max_messages: 100,
             max_bytes: 4,
         });
-        q.push(item(1, b"a")).unwrap();
-        assert!(q.push(item(2, b"toolong")).is_none());
+        push(&mut q, item(1, b"a")).unwrap();
+        assert!(push(&mut q, item(2, b"toolong")).is_none());
         assert_eq!(q.len(), 1, "the queue is untouched");
     }
 }

@@ -257,21 +257,16 @@ impl Machine {
             self.send_publish(publish, token, now)?;
         } else {
             let item = Queued { publish, token };
-            match self.queue.push(item) {
-                Some(dropped) => {
-                    for old in dropped {
-                        let error = MqttError::new(
-                            ErrorKind::QueueFull,
-                            "dropped from the full offline queue",
-                        );
-                        self.complete(old.token, Err(error));
-                    }
-                }
-                None => {
-                    let msg = "message is larger than the offline queue";
-                    return Err(MqttError::new(ErrorKind::QueueFull, msg));
-                }
+            if !self.queue.admits(&item) {
+                let msg = "message is larger than the offline queue";
+                return Err(MqttError::new(ErrorKind::QueueFull, msg));
             }
+            while let Some(old) = self.queue.evict_for(&item) {
+                let error =
+                    MqttError::new(ErrorKind::QueueFull, "dropped from the full offline queue");
+                self.complete(old.token, Err(error));
+            }
+            self.queue.push(item);
         }
         Ok(token)
     }
