@@ -21,7 +21,7 @@ use aviary_protocol::{
 use bytes::Bytes;
 use wasm_bindgen::prelude::*;
 
-use crate::engine::{Machine, Options};
+use crate::engine::{Event, Machine, Options};
 use crate::fields::{connect_property, message_property, opt, Reader};
 use crate::runtime::{now_ms, random_seed};
 use crate::text::{concat, hex};
@@ -247,8 +247,11 @@ impl Engine {
             if let Some(bytes) = output {
                 self.hooks.send(&bytes);
             }
-            for event in events {
-                self.hooks.event(event);
+            // Taken out one by one, not by `into_iter`, whose iterator over events was code of
+            // its own in the package; the placeholder left behind owns nothing.
+            let mut events = events;
+            for event in &mut events {
+                self.hooks.event(core::mem::replace(event, Event::Offline));
             }
         }
         self.pumping.set(false);

@@ -249,7 +249,10 @@ impl Machine {
                 None => groups.push((properties.clone(), vec![entry])),
             }
         }
-        for (properties, filters) in groups {
+        // Taken out by index rather than by `into_iter`, whose iterator for this element type
+        // was code of its own in the package.
+        for group in &mut groups {
+            let (properties, filters) = core::mem::take(group);
             let Ok(id) = self.free_id() else { return };
             let packet = subscribe_packet(id, filters.clone(), properties.clone());
             if self.send(&packet, now).is_ok() {
@@ -341,11 +344,13 @@ impl Machine {
         else {
             return;
         };
-        for ((filter, options), code) in filters.into_iter().zip(&ack.reason_codes) {
+        // By reference (the filters are cheap clones of shared bytes): iterating the vector by
+        // value was an iterator of its own in the package.
+        for ((filter, options), code) in filters.iter().zip(&ack.reason_codes) {
             if !code.is_error() {
-                self.forget_subscriptions(core::slice::from_ref(&filter));
+                self.forget_subscriptions(core::slice::from_ref(filter));
                 self.subscriptions
-                    .push((filter, options, properties.clone()));
+                    .push((filter.clone(), *options, properties.clone()));
             }
         }
         let Some(token) = token else { return };
