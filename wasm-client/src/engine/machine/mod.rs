@@ -471,8 +471,11 @@ impl Machine {
     fn end(&mut self) {
         self.phase = Phase::Ended;
         let ended = || MqttError::new(ErrorKind::ClientEnded, "the client was ended");
-        for (_, pending) in self.session.drain() {
-            let token = match pending {
+        // By reference, and the operations dropped with their vector: iterating it by value was
+        // an iterator of its own in the package.
+        let pending = self.session.drain();
+        for (_, pending) in &pending {
+            let token = match *pending {
                 Pending::Publish { token, .. } | Pending::Unsubscribe { token, .. } => Some(token),
                 Pending::Subscribe { token, .. } => token,
             };
