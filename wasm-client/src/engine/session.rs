@@ -200,4 +200,19 @@ mod tests {
         s.release_qos2(id);
         assert!(s.receive_qos2(id));
     }
+
+    #[test]
+    fn releasing_one_qos2_id_keeps_the_others() {
+        let mut s = Session::default();
+        let ids: Vec<NonZeroU16> = (1..=4).filter_map(NonZeroU16::new).collect();
+        for &id in &ids {
+            assert!(s.receive_qos2(id));
+        }
+        s.release_qos2(ids[1]);
+        s.release_qos2(ids[3]);
+        assert!(!s.receive_qos2(ids[0]), "still held");
+        assert!(!s.receive_qos2(ids[2]), "still held");
+        assert!(s.receive_qos2(ids[1]), "released");
+        assert!(s.receive_qos2(ids[3]), "released");
+    }
 }
