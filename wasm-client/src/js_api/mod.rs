@@ -24,7 +24,7 @@ use wasm_bindgen::prelude::*;
 use crate::engine::{Event, Machine, Options};
 use crate::fields::{connect_property, message_property, opt, Reader};
 use crate::runtime::{now_ms, random_seed};
-use crate::text::{concat, hex};
+use crate::text::hex;
 
 mod sink;
 mod typescript;
@@ -96,7 +96,7 @@ impl Engine {
         let seed = random_seed();
         if options.client_id.is_empty() {
             // Unique per tab, so two tabs never take over each other's session.
-            options.client_id = concat(&["aviary_", &hex(seed, 12)]);
+            options.client_id = hex("aviary_", seed, 12);
         }
         hooks.client_id(&options.client_id);
         Engine {
@@ -407,7 +407,11 @@ fn options(fields: &[u8], hooks: &JsHooks) -> Options {
             opt::QUEUE_MAX_BYTES => o.queue.max_bytes = r.num() as usize,
             opt::WILL_TOPIC => match TopicName::new(r.string()) {
                 Ok(topic) => will = Some(topic),
-                Err(e) => hooks.invalid(&concat(&["will.topic: ", &e.message()])),
+                Err(e) => {
+                    let mut message = String::from("will.topic: ");
+                    message.push_str(&e.message());
+                    hooks.invalid(&message);
+                }
             },
             opt::WILL_PAYLOAD => will_payload = Bytes::copy_from_slice(r.bytes()),
             opt::WILL_QOS => will_qos = r.num(),
