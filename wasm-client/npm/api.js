@@ -20,7 +20,9 @@ const MESSAGE = 0, DONE = 1, FAIL = 2, CONNECT = 3, CLOSE = 4, OFFLINE = 5, ERRO
   AUTH = 8, OPEN = 9, SEND = 10, SHUT = 11, TIMER = 12, INVALID = 13, CLIENT_ID = 14;
 /** What `Engine.signal` is told (wasm-client/src/js_api/mod.rs, `signal`). */
 const OPENED = 0, TIMEOUT = 1, NET_UP = 2, NET_DOWN = 3, START_UP = 4, START_DOWN = 5, PUMP = 6,
-  END_NOW = 7, END_GRACEFULLY = 8, STATE = 9, NEXT_ATTEMPT = 10;
+  END_NOW = 7, END_GRACEFULLY = 8, STATE = 9, NEXT_ATTEMPT = 10, AUTH_FAILED = 11;
+/** The field list of a publish without properties. */
+const NO_FIELDS = new Uint8Array(0);
 
 /** Runs `ok` with what `call` returned (awaited) or `no` if it threw or rejected, later. */
 function settled(call, ok, no) {
@@ -126,7 +128,7 @@ export function bind(Engine) {
       const q = qos(options);
       const retain = Boolean(get(options, "retain"));
       const props = get(options, "properties");
-      let list;
+      let list = NO_FIELDS;
       if (props !== undefined) {
         const f = new Fields();
         messageProperties(f, props, USER);
@@ -407,9 +409,10 @@ export function bind(Engine) {
           } catch {
             // not bytes: fails the attempt
           }
-          this.#engine.input(attempt, answer);
+          if (answer) this.#engine.input(attempt, answer);
+          else this.#engine.signal(AUTH_FAILED, attempt);
         },
-        () => this.#engine.input(attempt, undefined),
+        () => this.#engine.signal(AUTH_FAILED, attempt),
       );
     }
 

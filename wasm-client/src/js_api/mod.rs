@@ -54,6 +54,8 @@ mod signal {
     pub(super) const STATE: u32 = 9;
     /// Returns the milliseconds until the next attempt while waiting out the backoff, else -1.
     pub(super) const NEXT_ATTEMPT: u32 = 10;
+    /// Fail the AUTH challenge of attempt `arg` (the `authenticate` hook gave no answer).
+    pub(super) const AUTH_FAILED: u32 = 11;
 }
 
 use sink::JsHooks;
@@ -135,6 +137,7 @@ impl Engine {
                         m.start(now);
                     }
                     signal::END_NOW => m.disconnect(now),
+                    signal::AUTH_FAILED => m.fail_auth(arg, now),
                     signal::END_GRACEFULLY => m.end_gracefully(arg, now),
                     _ => {}
                 });
@@ -161,22 +164,22 @@ impl Engine {
         payload: Vec<u8>,
         qos: u8,
         retain: bool,
-        props: Option<Vec<u8>>,
+        props: &[u8],
     ) -> u32 {
         let topic = String::from_utf8(topic).unwrap_or_default();
         let mut message = Publish::new(topic, payload);
         message.qos = qos_from(u32::from(qos));
         message.retain = retain;
-        if let Some(props) = props {
-            let mut r = Reader::new(&props);
-            while let Some(id) = r.next_id() {
-                message_property(
-                    &mut message.properties.message,
-                    id,
-                    id::USER_PROPERTY,
-                    &mut r,
-                );
-            }
+        // An empty field list when there are no properties: no `Option` crossing, whose
+        // conversion was glue of its own.
+        let mut r = Reader::new(props);
+        while let Some(id) = r.next_id() {
+            message_property(
+                &mut message.properties.message,
+                id,
+                id::USER_PROPERTY,
+                &mut r,
+            );
         }
         let token = self.call(|m, now| m.publish(message, now));
         self.hooks.token(token)
@@ -199,17 +202,16 @@ impl Engine {
     // What the browser reports with bytes, other than frames, in one export: with `attempt`
     // 0, the socket closed by itself (or could not be opened) for the reason `data` (UTF-8:
     // strings cross as bytes, so the glue needs no string encoder of its own); otherwise the
-    // answer `data` to the AUTH challenge of `attempt`, or `None` to fail it.
+    // answer `data` to the AUTH challenge of `attempt` (failing it is `signal`'s
+    // `AUTH_FAILED`: no `Option` crossing, whose conversion was glue of its own).
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn input(&self, attempt: u32, data: Option<Vec<u8>>) {
-        match (attempt, data) {
-            (0, detail) => {
-                let detail = detail.unwrap_or_default();
-                let detail = core::str::from_utf8(&detail).unwrap_or_default();
-                self.with(|m, now| m.socket_closed(detail, now));
-            }
-            (_, Some(d)) => self.with(|m, now| m.answer_auth(attempt, Bytes::from(d), now)),
-            (_, None) => self.with(|m, now| m.fail_auth(attempt, now)),
+    pub fn input(&self, attempt: u32, data: &[u8]) {
+        if attempt == 0 {
+            let detail = core::str::from_utf8(data).unwrap_or_default();
+            self.with(|m, now| m.socket_closed(detail, now));
+        } else {
+            let data = Bytes::copy_from_slice(data);
+            self.with(|m, now| m.answer_auth(attempt, data, now));
         }
     }
 }
