@@ -33,7 +33,65 @@ pub fn decode(
     version: ProtocolVersion,
     max_packet_size: u32,
 ) -> Result<Option<Packet>, DecodeError> {
-    let Some(&first) = buf.first() else {
+    let Some(head) = header(buf, max_packet_size)? else {
+        return Ok(None);
+    };
+    if buf.len() < head.size {
+        // Room for the rest, but not all at once for a huge packet: a few
+        // header bytes must not make us allocate the maximum packet size.
+        // Past the first steps the room grows with what did arrive, so a
+        // large packet is moved to a larger buffer a few times, not once
+        // per read.
+        let ahead = RESERVE_AHEAD.max(4 * buf.len());
+        buf.reserve((head.size - buf.len()).min(ahead));
+        return Ok(None);
+    }
+    let mut frame = buf.split_to(head.size).freeze();
+    frame.advance(head.len);
+    Packet::read(
+        head.packet,
+        head.flags,
+        Reader::new(frame, head.packet),
+        version,
+    )
+    .map(Some)
+}
+
+/// Like [`decode`], for a receive buffer kept as plain bytes (the browser client's, whose
+/// package then carries none of `BytesMut`'s code): reads the packet at the start of `buf`
+/// and returns it with the number of bytes it took, which the caller consumes. The packet's
+/// body is copied out of `buf`, so its strings and payload do not borrow it.
+#[cfg(feature = "client")]
+pub fn decode_slice(
+    buf: &[u8],
+    version: ProtocolVersion,
+    max_packet_size: u32,
+) -> Result<Option<(Packet, usize)>, DecodeError> {
+    let Some(head) = header(buf, max_packet_size)? else {
+        return Ok(None);
+    };
+    // `get` rather than indexing: the browser package then links no slice panic.
+    let Some(body) = buf.get(head.len..head.size) else {
+        return Ok(None);
+    };
+    let body = Reader::new(bytes::Bytes::copy_from_slice(body), head.packet);
+    let packet = Packet::read(head.packet, head.flags, body, version)?;
+    Ok(Some((packet, head.size)))
+}
+
+/// A fixed header that has been read and checked.
+struct Header {
+    packet: PacketType,
+    flags: u8,
+    /// Bytes of the fixed header.
+    len: usize,
+    /// Bytes of the whole packet.
+    size: usize,
+}
+
+/// Reads and checks the fixed header at the start of `buf`; `Ok(None)` until it is whole.
+fn header(buf: &[u8], max_packet_size: u32) -> Result<Option<Header>, DecodeError> {
+    let Some((&first, rest)) = buf.split_first() else {
         return Ok(None);
     };
     // Refuse a bad packet type or flags at once rather than after its body.
@@ -43,32 +101,27 @@ pub fn decode(
         return Err(DecodeError::InvalidFlags { packet, flags });
     }
     if packet == PacketType::Publish && flags & 0b0110 == 0b0110 {
-        return Err(DecodeError::InvalidQoS("in PUBLISH [MQTT-3.3.1-4]"));
+        return Err(DecodeError::InvalidQoS(crate::error::text(
+            "in PUBLISH [MQTT-3.3.1-4]",
+        )));
     }
-    let Some((remaining, len_bytes)) = read_varint(&buf[1..])? else {
+    let Some((remaining, len_bytes)) = read_varint(rest)? else {
         return Ok(None);
     };
-    let header = 1 + len_bytes;
-    let size = header + remaining as usize;
+    let len = 1 + len_bytes;
+    let size = len + remaining as usize;
     if size > max_packet_size as usize {
         return Err(DecodeError::PacketTooLarge {
             size,
             max: max_packet_size,
         });
     }
-    if buf.len() < size {
-        // Room for the rest, but not all at once for a huge packet: a few
-        // header bytes must not make us allocate the maximum packet size.
-        // Past the first steps the room grows with what did arrive, so a
-        // large packet is moved to a larger buffer a few times, not once
-        // per read.
-        let ahead = RESERVE_AHEAD.max(4 * buf.len());
-        buf.reserve((size - buf.len()).min(ahead));
-        return Ok(None);
-    }
-    let mut frame = buf.split_to(size).freeze();
-    frame.advance(header);
-    Packet::read(packet, flags, Reader::new(frame, packet), version).map(Some)
+    Ok(Some(Header {
+        packet,
+        flags,
+        len,
+        size,
+    }))
 }
 
 /// The codec state of one connection: its protocol version and the largest

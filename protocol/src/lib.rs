@@ -46,6 +46,8 @@ mod types;
 mod wire;
 
 pub use bytestring::ByteString;
+#[cfg(feature = "client")]
+pub use codec::decode_slice;
 pub use codec::{decode, Codec, MAX_PACKET_SIZE};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{

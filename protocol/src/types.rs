@@ -88,7 +88,7 @@ impl QoS {
             0 => Ok(Self::AtMostOnce),
             1 => Ok(Self::AtLeastOnce),
             2 => Ok(Self::ExactlyOnce),
-            _ => Err(DecodeError::InvalidQoS(rule)),
+            _ => Err(DecodeError::InvalidQoS(crate::error::text(rule))),
         }
     }
 }

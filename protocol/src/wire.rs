@@ -222,6 +222,24 @@ impl Sink for BytesMut {
     }
 }
 
+/// The browser client's output buffer: a plain vector, so its package carries none of
+/// `BytesMut`'s code.
+#[cfg(feature = "client")]
+impl Sink for alloc::vec::Vec<u8> {
+    fn put_u8(&mut self, v: u8) {
+        self.push(v);
+    }
+    fn put_u16(&mut self, v: u16) {
+        self.extend_from_slice(&v.to_be_bytes());
+    }
+    fn put_u32(&mut self, v: u32) {
+        self.extend_from_slice(&v.to_be_bytes());
+    }
+    fn put_slice(&mut self, s: &[u8]) {
+        self.extend_from_slice(s);
+    }
+}
+
 /// How the encoders reach a sink: statically with the server side compiled in (see [`Sink`]).
 #[cfg(feature = "server")]
 pub(crate) fn sink<S: Sink>(s: &mut S) -> &mut S {

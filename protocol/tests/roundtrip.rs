@@ -136,3 +136,37 @@ proptest! {
         }
     }
 }
+
+// The browser client's entry points, over plain vectors: the same results as `decode` and
+// `encode` over `BytesMut`.
+#[cfg(feature = "client")]
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn decode_slice_agrees_with_decode(
+        (v, packet) in versioned_packet(),
+        flips in vec((any::<Index>(), 0..=255u8), 0..3),
+        cut in any::<Index>(),
+        max in prop_oneof![Just(MAX_PACKET_SIZE), 0..300u32],
+    ) {
+        let mut bytes = encode(&packet, v).to_vec();
+        for (i, x) in flips {
+            let i = i.index(bytes.len());
+            bytes[i] ^= x;
+        }
+        bytes.truncate(cut.index(bytes.len() + 1));
+        let mut buf = BytesMut::from(&bytes[..]);
+        let expected = decode(&mut buf, v, max).map(|p| p.map(|p| (p, bytes.len() - buf.len())));
+        prop_assert_eq!(aviary_protocol::decode_slice(&bytes, v, max), expected);
+    }
+
+    #[test]
+    fn encode_vec_agrees_with_encode((v, packet) in versioned_packet()) {
+        let mut out = Vec::new();
+        let got = packet.encode_vec(v, &mut out);
+        let mut buf = BytesMut::new();
+        prop_assert_eq!(got, packet.encode(v, &mut buf));
+        prop_assert_eq!(&out[..], &buf[..]);
+    }
+}

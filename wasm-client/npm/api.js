@@ -19,7 +19,10 @@ const EVENTS = ["connect", "reconnect", "close", "offline", "error", "end", "mes
 const MESSAGE = 0, DONE = 1, FAIL = 2, CONNECT = 3, CLOSE = 4, OFFLINE = 5, ERROR = 6, END = 7,
   AUTH = 8, OPEN = 9, SEND = 10, SHUT = 11, TIMER = 12, INVALID = 13, CLIENT_ID = 14;
 /** What `Engine.signal` is told (wasm-client/src/js_api/mod.rs, `signal`). */
-const OPENED = 0, TIMEOUT = 1, NET_UP = 2, NET_DOWN = 3, START_UP = 4, START_DOWN = 5, PUMP = 6;
+const OPENED = 0, TIMEOUT = 1, NET_UP = 2, NET_DOWN = 3, START_UP = 4, START_DOWN = 5, PUMP = 6,
+  END_NOW = 7, END_GRACEFULLY = 8, STATE = 9, NEXT_ATTEMPT = 10, AUTH_FAILED = 11;
+/** The field list of a publish without properties. */
+const NO_FIELDS = new Uint8Array(0);
 
 /** Runs `ok` with what `call` returned (awaited) or `no` if it threw or rejected, later. */
 function settled(call, ok, no) {
@@ -110,14 +113,14 @@ export function bind(Engine) {
       if (id === 0 || id > 268435455) fail("`subscriptionIdentifier` must be an integer from 1 to 268435455");
       f.num(0x0b, id);
       users(f, USER, options);
-      return this.#reply(this.#engine.subscribe(f.done()), names);
+      return this.#reply(this.#engine.subscribe(f.done(), false), names);
     }
 
     unsubscribe(topics, options) {
       const f = new Fields();
       for (const t of topicList(topics)) f.str(0xc0, t);
       users(f, USER, options);
-      return this.#reply(this.#engine.unsubscribe(f.done()));
+      return this.#reply(this.#engine.subscribe(f.done(), true));
     }
 
     publish(topic, payload, options) {
@@ -125,7 +128,7 @@ export function bind(Engine) {
       const q = qos(options);
       const retain = Boolean(get(options, "retain"));
       const props = get(options, "properties");
-      let list;
+      let list = NO_FIELDS;
       if (props !== undefined) {
         const f = new Fields();
         messageProperties(f, props, USER);
@@ -140,7 +143,7 @@ export function bind(Engine) {
       if (this.#state() & 4) return Promise.resolve();
       // The `end` event settles it, now (nothing in flight) or after the acknowledgements.
       const ended = new Promise((resolve) => this.#add("end", resolve, true));
-      this.#engine.end(Boolean(force), timeout);
+      this.#engine.signal(force ? END_NOW : END_GRACEFULLY, timeout);
       return ended;
     }
 
@@ -160,12 +163,12 @@ export function bind(Engine) {
     }
 
     get nextAttemptInMs() {
-      const ms = this.#engine.nextAttempt();
+      const ms = this.#engine.signal(NEXT_ATTEMPT);
       return ms < 0 ? undefined : ms;
     }
 
     get queuedCount() {
-      return Math.floor(this.#engine.state() / 16);
+      return Math.floor(this.#engine.signal(STATE) / 16);
     }
 
     get clientId() {
@@ -177,7 +180,7 @@ export function bind(Engine) {
     }
 
     #state() {
-      return this.#engine.state() % 16;
+      return this.#engine.signal(STATE) % 16;
     }
 
     /** A promise for the operation `token` (0: the call failed); then lets the engine work. */
@@ -323,7 +326,7 @@ export function bind(Engine) {
 
     /** Tells the engine the socket closed (or never opened), and why. */
     #closed(detail) {
-      this.#engine.closed(utf8.encode(detail));
+      this.#engine.input(0, utf8.encode(detail));
     }
 
     #dropSocket() {
@@ -388,7 +391,7 @@ export function bind(Engine) {
       this.#connecting = null;
       if (!error) return s.resolve(this);
       s.reject(error);
-      this.#engine.end(true, 0);
+      this.#engine.signal(END_NOW);
     }
 
     /**
@@ -406,9 +409,10 @@ export function bind(Engine) {
           } catch {
             // not bytes: fails the attempt
           }
-          this.#engine.auth(attempt, answer);
+          if (answer) this.#engine.input(attempt, answer);
+          else this.#engine.signal(AUTH_FAILED, attempt);
         },
-        () => this.#engine.auth(attempt, undefined),
+        () => this.#engine.signal(AUTH_FAILED, attempt),
       );
     }
 
@@ -425,7 +429,7 @@ export function bind(Engine) {
         () => hook(method, data, true),
         () => s?.resolve(this),
         () => {
-          this.#engine.end(true, 0);
+          this.#engine.signal(END_NOW);
           s?.reject(mqttError(0, "authenticate failed"));
         },
       );

@@ -19,18 +19,25 @@ pub(crate) fn decimal(n: u32) -> String {
     digits.iter().rev().collect()
 }
 
-/// The low `count` hexadecimal digits of `n`, zero-padded, most significant first.
-pub(crate) fn hex(n: u64, count: u32) -> String {
+/// `prefix`, then the low `count` hexadecimal digits of `n`, zero-padded, most significant
+/// first. (With its prefix, so that the client id needs no `concat`, which the npm package
+/// then does without.)
+pub(crate) fn hex(prefix: &str, n: u64, count: u32) -> String {
     // Built as bytes, not chars: pushing a `char` brings its UTF-8 encoder into the package.
-    let digits: Vec<u8> = (0..count)
-        .rev()
-        .map(|i| b"0123456789abcdef"[((n >> (4 * i)) & 0xF) as usize])
-        .collect();
+    // A plain loop: the reversed range's iterator adapters were code of their own.
+    let mut digits = Vec::with_capacity(prefix.len() + count as usize);
+    digits.extend_from_slice(prefix.as_bytes());
+    let mut shift = 4 * count;
+    while shift > 0 {
+        shift -= 4;
+        digits.push(b"0123456789abcdef"[((n >> shift) & 0xF) as usize]);
+    }
     String::from_utf8(digits).unwrap_or_default()
 }
 
-/// `parts` one after the other. Not `[&str]::concat`, whose generic join (with its overflow
+/// `parts` one after the other (the Rust API's messages; the npm build has none). Not `[&str]::concat`, whose generic join (with its overflow
 /// check and panic message) is several times the size of these few lines in the package.
+#[cfg_attr(all(target_arch = "wasm32", feature = "npm"), allow(dead_code))]
 pub(crate) fn concat(parts: &[&str]) -> String {
     let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
     for part in parts {
@@ -53,8 +60,11 @@ mod tests {
             assert_eq!(decimal(n), n.to_string());
         }
         let seed = 0x1234_5678_9abc_def0_u64;
-        assert_eq!(hex(seed, 12), format!("{:012x}", seed & 0xFFFF_FFFF_FFFF));
-        assert_eq!(hex(0xa, 12), "00000000000a");
+        assert_eq!(
+            hex("", seed, 12),
+            format!("{:012x}", seed & 0xFFFF_FFFF_FFFF)
+        );
+        assert_eq!(hex("aviary_", 0xa, 12), "aviary_00000000000a");
         assert_eq!(concat(&["aviary_", "", "00ff"]), "aviary_00ff");
     }
 }

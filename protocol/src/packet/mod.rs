@@ -198,6 +198,21 @@ impl Packet {
         Sink::put_varint(dst, n)?;
         self.write_body(v, sink(dst))
     }
+
+    /// Appends the packet, as [`encode`](Self::encode) does, to a plain vector (the browser
+    /// client's output buffer). On error nothing is appended.
+    #[cfg(feature = "client")]
+    pub fn encode_vec(
+        &self,
+        v: ProtocolVersion,
+        dst: &mut alloc::vec::Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        let n = self.remaining_len(v)?;
+        dst.reserve(1 + varint_len(n) + n);
+        Sink::put_u8(dst, self.first_byte());
+        Sink::put_varint(dst, n)?;
+        self.write_body(v, sink(dst))
+    }
 }
 
 macro_rules! from_packet {

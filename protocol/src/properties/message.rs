@@ -63,8 +63,12 @@ impl MessageProperties {
     /// True when nothing is set. Field by field: comparing with a default value built for the
     /// purpose was larger code in the browser package.
     pub fn is_empty(&self) -> bool {
+        self.message_expiry_interval.is_none() && self.is_empty_but_expiry()
+    }
+
+    /// True when nothing but (perhaps) the Message Expiry Interval is set.
+    fn is_empty_but_expiry(&self) -> bool {
         self.payload_format_indicator.is_none()
-            && self.message_expiry_interval.is_none()
             && self.content_type.is_none()
             && self.response_topic.is_none()
             && self.correlation_data.is_none()
@@ -168,11 +172,7 @@ impl PropertyBlock for PublishPropertiesRef<'_> {
         self.message_expiry_interval.is_none()
             && self.topic_alias.is_none()
             && self.subscription_identifiers.is_empty()
-            && self.message.payload_format_indicator.is_none()
-            && self.message.content_type.is_none()
-            && self.message.response_topic.is_none()
-            && self.message.correlation_data.is_none()
-            && self.message.user_properties.is_empty()
+            && self.message.is_empty_but_expiry()
     }
 
     fn write_properties<S: Sink + ?Sized>(&self, s: &mut S) -> Result<(), EncodeError> {

@@ -53,3 +53,10 @@ test("a broker signature the hook rejects ends the client and rejects connect()"
   assert.equal(r.code, "CONNECTION_REFUSED");
   assert.equal(r.seen.length, 1);
 });
+
+test("a hook that gives no answer to the challenge fails the attempt and rejects connect()", async () => {
+  const r = await login("alice", "wonder-land", { failChallenge: true });
+  assert.equal(r.ok, false, JSON.stringify(r));
+  assert.equal(r.code, "CONNECTION_REFUSED");
+  assert.equal(r.reasonCode, 0x87);
+});

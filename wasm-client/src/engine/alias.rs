@@ -90,8 +90,9 @@ impl IncomingAliases {
                 .and_then(Option::clone)
                 .ok_or(AliasError::Unknown)?;
         } else {
-            if self.topics.len() <= i {
-                self.topics.resize(i + 1, None);
+            // Pushes, not `resize`, whose fill by cloning was code of its own.
+            while self.topics.len() <= i {
+                self.topics.push(None);
             }
             if let Some(slot) = self.topics.get_mut(i) {
                 *slot = Some(publish.topic.clone());

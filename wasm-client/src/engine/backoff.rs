@@ -55,10 +55,9 @@ impl Backoff {
 
     /// The delay before the next attempt, in ms; each call widens the window.
     pub fn next_delay(&mut self, rng: &mut Rng) -> u64 {
-        let window = self
-            .initial_ms
-            .saturating_mul(1u64 << self.failures.min(30))
-            .min(self.max_ms);
+        // A shift, not `saturating_mul`: `initial_ms` fits 32 bits, so shifted by at most 30
+        // it cannot overflow, and the package then carries no 128-bit multiplication.
+        let window = (self.initial_ms << self.failures.min(30)).min(self.max_ms);
         self.failures = self.failures.saturating_add(1);
         let half = window / 2;
         half + (rng.next_f64() * (window - half) as f64) as u64

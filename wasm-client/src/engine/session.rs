@@ -103,15 +103,18 @@ impl Session {
 
     /// The packet ids of all pending operations, in the order they were first sent.
     pub(crate) fn ids_in_order(&self) -> Vec<NonZeroU16> {
-        self.pending
-            .keys()
-            .copied()
-            .filter_map(NonZeroU16::new)
-            .collect()
+        // A loop, not `collect`, whose iterator specialisation was code of its own.
+        let mut ids = Vec::new();
+        for &key in self.pending.keys() {
+            if let Some(id) = NonZeroU16::new(key) {
+                ids.push(id);
+            }
+        }
+        ids
     }
 
-    /// Removes every pending operation (the client ended), in sending order.
-    pub(crate) fn drain(&mut self) -> Vec<Pending> {
+    /// Removes every pending operation (the client ended), in sending order, with its id.
+    pub(crate) fn drain(&mut self) -> Vec<(u16, Pending)> {
         self.publishes = 0;
         self.pending.take_all()
     }
@@ -128,7 +131,16 @@ impl Session {
 
     /// Forgets an incoming QoS 2 id once PUBREL arrived.
     pub(crate) fn release_qos2(&mut self, id: NonZeroU16) {
-        self.incoming_qos2.retain(|&i| i != id.get());
+        // The ids are unique and their order does not matter: the last one takes the place of
+        // the one released (`retain` was a copy of its own for this element type).
+        let ids = &mut self.incoming_qos2;
+        if let Some(i) = ids.iter().position(|&x| x == id.get()) {
+            if let Some(last) = ids.pop() {
+                if let Some(slot) = ids.get_mut(i) {
+                    *slot = last;
+                }
+            }
+        }
     }
 
     /// Forgets incoming QoS 2 state: the broker kept no session, so it will not send PUBREL.
@@ -187,5 +199,20 @@ mod tests {
         assert!(!s.receive_qos2(id));
         s.release_qos2(id);
         assert!(s.receive_qos2(id));
+    }
+
+    #[test]
+    fn releasing_one_qos2_id_keeps_the_others() {
+        let mut s = Session::default();
+        let ids: Vec<NonZeroU16> = (1..=4).filter_map(NonZeroU16::new).collect();
+        for &id in &ids {
+            assert!(s.receive_qos2(id));
+        }
+        s.release_qos2(ids[1]);
+        s.release_qos2(ids[3]);
+        assert!(!s.receive_qos2(ids[0]), "still held");
+        assert!(!s.receive_qos2(ids[2]), "still held");
+        assert!(s.receive_qos2(ids[1]), "released");
+        assert!(s.receive_qos2(ids[3]), "released");
     }
 }

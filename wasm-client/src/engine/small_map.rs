@@ -58,13 +58,11 @@ impl<K: PartialEq, V> SmallMap<K, V> {
         self.entries.iter().map(|(k, _)| k)
     }
 
-    /// Removes every entry, returning the values oldest first. (Taking the whole list is
-    /// less code in the package than `drain(..)`.)
-    pub(crate) fn take_all(&mut self) -> Vec<V> {
+    /// Removes every entry, returning them oldest first. (Taking the whole list is less code
+    /// in the package than `drain(..)`, and handing the entries over as they are less than
+    /// collecting their values, which was an in-place collect of its own.)
+    pub(crate) fn take_all(&mut self) -> Vec<(K, V)> {
         core::mem::take(&mut self.entries)
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect()
     }
 }
 
@@ -83,7 +81,7 @@ mod tests {
         assert_eq!(m.remove(&3), Some(30));
         assert_eq!(m.remove(&3), None);
         assert_eq!(m.keys().copied().collect::<Vec<_>>(), [9, 5]);
-        assert_eq!(m.take_all(), [90, 50]);
+        assert_eq!(m.take_all(), [(9, 90), (5, 50)]);
         assert!(!m.contains(&9));
     }
 }

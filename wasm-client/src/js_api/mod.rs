@@ -21,10 +21,10 @@ use aviary_protocol::{
 use bytes::Bytes;
 use wasm_bindgen::prelude::*;
 
-use crate::engine::{Machine, Options};
+use crate::engine::{Event, Machine, Options};
 use crate::fields::{connect_property, message_property, opt, Reader};
 use crate::runtime::{now_ms, random_seed};
-use crate::text::{concat, hex};
+use crate::text::hex;
 
 mod sink;
 mod typescript;
@@ -45,6 +45,17 @@ mod signal {
     pub(super) const START_OFFLINE: u32 = 5;
     /// Carry out what the engine asks for (see [`Engine::pump`](super::Engine::pump)).
     pub(super) const PUMP: u32 = 6;
+    /// End at once (`MqttClient.end` with `force`).
+    pub(super) const END_NOW: u32 = 7;
+    /// End once what is in flight is acknowledged, waiting at most `arg` ms.
+    pub(super) const END_GRACEFULLY: u32 = 8;
+    /// Returns connected (1), reconnecting (2), ended (4), and the number of queued publishes
+    /// from bit 4 up: the client's getters in one call.
+    pub(super) const STATE: u32 = 9;
+    /// Returns the milliseconds until the next attempt while waiting out the backoff, else -1.
+    pub(super) const NEXT_ATTEMPT: u32 = 10;
+    /// Fail the AUTH challenge of attempt `arg` (the `authenticate` hook gave no answer).
+    pub(super) const AUTH_FAILED: u32 = 11;
 }
 
 use sink::JsHooks;
@@ -87,7 +98,7 @@ impl Engine {
         let seed = random_seed();
         if options.client_id.is_empty() {
             // Unique per tab, so two tabs never take over each other's session.
-            options.client_id = concat(&["aviary_", &hex(seed, 12)]);
+            options.client_id = hex("aviary_", seed, 12);
         }
         hooks.client_id(&options.client_id);
         Engine {
@@ -99,25 +110,40 @@ impl Engine {
     }
 
     // What the browser reports without data (the socket opened, the timer fired, the network
-    // changed, start), and the pump, in one export rather than five: each export cost the
-    // package a shim, a wrapper and glue. The codes are in `signal` above.
+    // changed, start), the pump, the application's `end` and the client's getters, in one
+    // export rather than nine: each export cost the package a shim, a wrapper and glue. The
+    // codes are in `signal` above; `arg` is the timeout of a graceful end, unused by the
+    // others. Returns the getters' values, 0 for the rest.
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn signal(&self, code: u32) {
+    pub fn signal(&self, code: u32, arg: u32) -> f64 {
         match code {
-            signal::PUMP => return self.pump(),
-            signal::TIMEOUT => self.scheduled.set(None),
-            _ => {}
-        }
-        self.with(|m, now| match code {
-            signal::OPENED => m.socket_opened(now),
-            signal::TIMEOUT => m.handle_timeout(now),
-            signal::ONLINE | signal::OFFLINE => m.set_online(code == signal::ONLINE, now),
-            signal::START_ONLINE | signal::START_OFFLINE => {
-                m.set_online(code == signal::START_ONLINE, now);
-                m.start(now);
+            signal::PUMP => self.pump(),
+            signal::STATE => return self.state(),
+            signal::NEXT_ATTEMPT => {
+                return self
+                    .call(|m, now| m.next_attempt_in(now))
+                    .map_or(-1.0, |ms| ms as f64)
             }
-            _ => {}
-        });
+            _ => {
+                if code == signal::TIMEOUT {
+                    self.scheduled.set(None);
+                }
+                self.with(|m, now| match code {
+                    signal::OPENED => m.socket_opened(now),
+                    signal::TIMEOUT => m.handle_timeout(now),
+                    signal::ONLINE | signal::OFFLINE => m.set_online(code == signal::ONLINE, now),
+                    signal::START_ONLINE | signal::START_OFFLINE => {
+                        m.set_online(code == signal::START_ONLINE, now);
+                        m.start(now);
+                    }
+                    signal::END_NOW => m.disconnect(now),
+                    signal::AUTH_FAILED => m.fail_auth(arg, now),
+                    signal::END_GRACEFULLY => m.end_gracefully(arg, now),
+                    _ => {}
+                });
+            }
+        }
+        0.0
     }
 
     // A binary frame arrived. As bytes the glue copies into wasm memory, not as a
@@ -129,14 +155,6 @@ impl Engine {
         self.with(|m, now| m.handle_bytes(frame, now));
     }
 
-    // The socket closed by itself (or could not be opened), for the reason `detail` (UTF-8:
-    // strings cross as bytes, so the glue needs no string encoder of its own).
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn closed(&self, detail: &[u8]) {
-        let detail = core::str::from_utf8(detail).unwrap_or_default();
-        self.with(|m, now| m.socket_closed(detail, now));
-    }
-
     // Publishes to `topic` (UTF-8); returns the operation's token (0: failed at once, already
     // reported).
     #[wasm_bindgen(skip_jsdoc)]
@@ -146,65 +164,62 @@ impl Engine {
         payload: Vec<u8>,
         qos: u8,
         retain: bool,
-        props: Option<Vec<u8>>,
+        props: &[u8],
     ) -> u32 {
         let topic = String::from_utf8(topic).unwrap_or_default();
         let mut message = Publish::new(topic, payload);
         message.qos = qos_from(u32::from(qos));
         message.retain = retain;
-        if let Some(props) = props {
-            let mut r = Reader::new(&props);
-            while let Some(id) = r.next_id() {
-                message_property(
-                    &mut message.properties.message,
-                    id,
-                    id::USER_PROPERTY,
-                    &mut r,
-                );
-            }
+        // An empty field list when there are no properties: no `Option` crossing, whose
+        // conversion was glue of its own.
+        let mut r = Reader::new(props);
+        while let Some(id) = r.next_id() {
+            message_property(
+                &mut message.properties.message,
+                id,
+                id::USER_PROPERTY,
+                &mut r,
+            );
         }
         let token = self.call(|m, now| m.publish(message, now));
         self.hooks.token(token)
     }
 
     // Subscribes to the filters of the field list, each with its options byte, with its
-    // MQTT 5 SUBSCRIBE properties. An invalid filter is reported as `INVALID` (token 0).
+    // MQTT 5 SUBSCRIBE properties; or, with `un`, unsubscribes from them, with MQTT 5 user
+    // properties (one export for both). An invalid filter is reported as `INVALID` (token 0).
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn subscribe(&self, fields: &[u8]) -> u32 {
-        self.checked(|| self.subscribe_fields(fields))
+    pub fn subscribe(&self, fields: &[u8], un: bool) -> u32 {
+        self.checked(|| {
+            if un {
+                self.unsubscribe_fields(fields)
+            } else {
+                self.subscribe_fields(fields)
+            }
+        })
     }
 
-    // Unsubscribes from the filters of the field list, with MQTT 5 user properties. An invalid
-    // filter is reported as `INVALID` (token 0).
+    // What the browser reports with bytes, other than frames, in one export: with `attempt`
+    // 0, the socket closed by itself (or could not be opened) for the reason `data` (UTF-8:
+    // strings cross as bytes, so the glue needs no string encoder of its own); otherwise the
+    // answer `data` to the AUTH challenge of `attempt` (failing it is `signal`'s
+    // `AUTH_FAILED`: no `Option` crossing, whose conversion was glue of its own).
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn unsubscribe(&self, fields: &[u8]) -> u32 {
-        self.checked(|| self.unsubscribe_fields(fields))
-    }
-
-    // Ends the client: at once (`force`), or after what is in flight, for at most `timeout`
-    // ms.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn end(&self, force: bool, timeout: u32) {
-        if force {
-            self.with(|m, now| m.disconnect(now));
+    pub fn input(&self, attempt: u32, data: &[u8]) {
+        if attempt == 0 {
+            let detail = core::str::from_utf8(data).unwrap_or_default();
+            self.with(|m, now| m.socket_closed(detail, now));
         } else {
-            self.with(|m, now| m.end_gracefully(timeout, now));
+            let data = Bytes::copy_from_slice(data);
+            self.with(|m, now| m.answer_auth(attempt, data, now));
         }
     }
+}
 
-    // Answers the AUTH challenge of `attempt` with `data`, or fails it (`None`).
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn auth(&self, attempt: u32, data: Option<Vec<u8>>) {
-        match data {
-            Some(d) => self.with(|m, now| m.answer_auth(attempt, Bytes::from(d), now)),
-            None => self.with(|m, now| m.fail_auth(attempt, now)),
-        }
-    }
-
-    // Connected (1), reconnecting (2), ended (4), and the number of queued publishes from
-    // bit 4 up: the client's getters in one call.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn state(&self) -> f64 {
+impl Engine {
+    /// Connected (1), reconnecting (2), ended (4), and the number of queued publishes from
+    /// bit 4 up.
+    fn state(&self) -> f64 {
         let m = self.machine();
         let bits = u64::from(m.is_connected())
             | (u64::from(m.is_reconnecting()) << 1)
@@ -213,15 +228,6 @@ impl Engine {
         bits as f64
     }
 
-    // Milliseconds until the next attempt while waiting out the backoff, else -1.
-    #[wasm_bindgen(js_name = nextAttempt, skip_jsdoc)]
-    pub fn next_attempt(&self) -> f64 {
-        self.call(|m, now| m.next_attempt_in(now))
-            .map_or(-1.0, |ms| ms as f64)
-    }
-}
-
-impl Engine {
     /// Carries out everything the engine asked for, until it has nothing more: bytes to send,
     /// the socket to open or close, the other events for the client, then the timer. The
     /// JavaScript side asks for it (`signal(PUMP)`) after an operation once it has registered
@@ -243,8 +249,11 @@ impl Engine {
             if let Some(bytes) = output {
                 self.hooks.send(&bytes);
             }
-            for event in events {
-                self.hooks.event(event);
+            // Taken out one by one, not by `into_iter`, whose iterator over events was code of
+            // its own in the package; the placeholder left behind owns nothing.
+            let mut events = events;
+            for event in &mut events {
+                self.hooks.event(core::mem::replace(event, Event::Offline));
             }
         }
         self.pumping.set(false);
@@ -400,7 +409,11 @@ fn options(fields: &[u8], hooks: &JsHooks) -> Options {
             opt::QUEUE_MAX_BYTES => o.queue.max_bytes = r.num() as usize,
             opt::WILL_TOPIC => match TopicName::new(r.string()) {
                 Ok(topic) => will = Some(topic),
-                Err(e) => hooks.invalid(&concat(&["will.topic: ", &e.message()])),
+                Err(e) => {
+                    let mut message = String::from("will.topic: ");
+                    message.push_str(&e.message());
+                    hooks.invalid(&message);
+                }
             },
             opt::WILL_PAYLOAD => will_payload = Bytes::copy_from_slice(r.bytes()),
             opt::WILL_QOS => will_qos = r.num(),

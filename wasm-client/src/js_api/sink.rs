@@ -130,7 +130,12 @@ impl JsHooks {
     fn completed(&self, token: u32, result: Result<Done, MqttError>) {
         match result {
             Ok(Done::Subscribed(codes)) => {
-                let codes: Vec<u8> = codes.iter().map(|c| c.value()).collect();
+                // A loop, not `collect`, whose iterator specialisation was code of its own.
+                let mut bytes = Vec::with_capacity(codes.len());
+                for code in &codes {
+                    bytes.push(code.value());
+                }
+                let codes = bytes;
                 self.report(kind::DONE, token, 0, "", &codes);
             }
             Ok(_) => {

@@ -54,7 +54,7 @@ impl Driver {
         let seed = random_seed();
         if options.client_id.is_empty() {
             // Unique per tab, so two tabs never take over each other's session.
-            options.client_id = crate::text::concat(&["aviary_", &crate::text::hex(seed, 12)]);
+            options.client_id = crate::text::hex("aviary_", seed, 12);
         }
         let driver = Rc::new_cyclic(|weak: &Weak<Driver>| {
             let timer_weak = weak.clone();

@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use core::num::NonZeroU16;
 
 use aviary_protocol::{
-    decode, Ack, ConnAck, DecodeError, Disconnect, Packet, Publish, QoS, ReasonCode, SubAck,
+    decode_slice, Ack, ConnAck, DecodeError, Disconnect, Packet, Publish, QoS, ReasonCode, SubAck,
     SubscribeProperties, SubscriptionOptions, TopicFilter, UnsubAck, MAX_PACKET_SIZE,
 };
 
@@ -55,9 +55,16 @@ impl Machine {
             .properties
             .maximum_packet_size
             .map_or(MAX_PACKET_SIZE, |m| m.get());
+        // What the packets decoded so far took, consumed once at the end: a frame may carry
+        // many packets, and moving the rest of the buffer after each would be quadratic.
+        let mut taken = 0;
         loop {
-            match decode(&mut self.recv, self.options.protocol, max) {
-                Ok(Some(packet)) => {
+            let Some(rest) = self.recv.get(taken..) else {
+                return;
+            };
+            match decode_slice(rest, self.options.protocol, max) {
+                Ok(Some((packet, size))) => {
+                    taken += size;
                     self.keep_alive.on_received();
                     if let Err(error) = self.on_packet(packet, now) {
                         self.protocol_failure(error, now);
@@ -87,6 +94,17 @@ impl Machine {
                     return self.protocol_failure(error, now);
                 }
             }
+        }
+        // Usually the whole buffer; otherwise the start of a packet stays for the next frame.
+        // Not `drain`, whose range check brings a panic path into the package.
+        if taken == self.recv.len() {
+            self.recv.clear();
+        } else if taken > 0 {
+            self.recv = self
+                .recv
+                .get(taken..)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
         }
         // Acknowledgements may have emptied what a graceful end waits for.
         self.finish_closing(now);
@@ -231,7 +249,10 @@ impl Machine {
                 None => groups.push((properties.clone(), vec![entry])),
             }
         }
-        for (properties, filters) in groups {
+        // Taken out by index rather than by `into_iter`, whose iterator for this element type
+        // was code of its own in the package.
+        for group in &mut groups {
+            let (properties, filters) = core::mem::take(group);
             let Ok(id) = self.free_id() else { return };
             let packet = subscribe_packet(id, filters.clone(), properties.clone());
             if self.send(&packet, now).is_ok() {
@@ -323,11 +344,13 @@ impl Machine {
         else {
             return;
         };
-        for ((filter, options), code) in filters.into_iter().zip(&ack.reason_codes) {
+        // By reference (the filters are cheap clones of shared bytes): iterating the vector by
+        // value was an iterator of its own in the package.
+        for ((filter, options), code) in filters.iter().zip(&ack.reason_codes) {
             if !code.is_error() {
-                self.subscriptions.retain(|(f, ..)| *f != filter);
+                self.forget_subscriptions(core::slice::from_ref(filter));
                 self.subscriptions
-                    .push((filter, options, properties.clone()));
+                    .push((filter.clone(), *options, properties.clone()));
             }
         }
         let Some(token) = token else { return };

@@ -16,7 +16,6 @@ use aviary_protocol::{
     Connect, Disconnect, Packet, Publish, Subscribe, SubscribeProperties, SubscriptionOptions,
     TopicFilter, Unsubscribe, UserProperty, MAX_PACKET_SIZE,
 };
-use bytes::{Bytes, BytesMut};
 
 use super::alias::{IncomingAliases, OutgoingAliases};
 use super::backoff::{Backoff, Rng};
@@ -80,8 +79,10 @@ pub struct Machine {
     out_aliases: OutgoingAliases,
     in_aliases: IncomingAliases,
     server: ServerLimits,
-    recv: BytesMut,
-    out: BytesMut,
+    /// Received bytes not yet decoded, and output not yet taken: plain vectors, so the npm
+    /// package carries none of `BytesMut`'s code.
+    recv: Vec<u8>,
+    out: Vec<u8>,
     events: Vec<Event>,
     next_token: u32,
 }
@@ -105,8 +106,8 @@ impl Machine {
             out_aliases: OutgoingAliases::default(),
             in_aliases: IncomingAliases::default(),
             server: ServerLimits::default(),
-            recv: BytesMut::new(),
-            out: BytesMut::new(),
+            recv: Vec::new(),
+            out: Vec::new(),
             events: Vec::new(),
             next_token: 0,
         }
@@ -158,8 +159,8 @@ impl Machine {
     }
 
     /// Output to write to the socket, as one buffer (one WebSocket frame) for everything queued.
-    pub fn take_output(&mut self) -> Option<Bytes> {
-        (!self.out.is_empty()).then(|| self.out.split().freeze())
+    pub fn take_output(&mut self) -> Option<Vec<u8>> {
+        (!self.out.is_empty()).then(|| core::mem::take(&mut self.out))
     }
 
     /// Events since the last call, in order.
@@ -212,8 +213,7 @@ impl Machine {
         self.server = ServerLimits::default();
         self.keep_alive = KeepAlive::new(self.options.keep_alive, now);
         self.phase = Phase::Handshake { deadline };
-        let connect = self.connect_packet();
-        if let Err(error) = self.send(&Packet::from(connect), now) {
+        if let Err(error) = self.send_connect(now) {
             // Only the application's options can make CONNECT unencodable: retrying won't help.
             self.events.push(Event::Error(error.clone()));
             self.events.push(Event::CloseSocket);
@@ -257,21 +257,16 @@ impl Machine {
             self.send_publish(publish, token, now)?;
         } else {
             let item = Queued { publish, token };
-            match self.queue.push(item) {
-                Some(dropped) => {
-                    for old in dropped {
-                        let error = MqttError::new(
-                            ErrorKind::QueueFull,
-                            "dropped from the full offline queue",
-                        );
-                        self.complete(old.token, Err(error));
-                    }
-                }
-                None => {
-                    let msg = "message is larger than the offline queue";
-                    return Err(MqttError::new(ErrorKind::QueueFull, msg));
-                }
+            if !self.queue.admits(&item) {
+                let msg = "message is larger than the offline queue";
+                return Err(MqttError::new(ErrorKind::QueueFull, msg));
             }
+            while let Some(old) = self.queue.evict_for(&item) {
+                let error =
+                    MqttError::new(ErrorKind::QueueFull, "dropped from the full offline queue");
+                self.complete(old.token, Err(error));
+            }
+            self.queue.push(item);
         }
         Ok(token)
     }
@@ -343,8 +338,7 @@ impl Machine {
         if self.phase == Phase::Connected {
             self.send(&Packet::Unsubscribe(packet.clone()), now)?;
         }
-        self.subscriptions
-            .retain(|(f, ..)| !packet.filters.iter().any(|u| u == f));
+        self.forget_subscriptions(&packet.filters);
         let token = self.token();
         self.session
             .insert(id, Pending::Unsubscribe { packet, token });
@@ -398,6 +392,13 @@ impl Machine {
         self.end();
     }
 
+    /// Drops the acknowledged subscriptions to these filters. One function for unsubscribing
+    /// and for a filter subscribed again: each `retain` closure was a copy of `retain`.
+    pub(super) fn forget_subscriptions(&mut self, filters: &[TopicFilter]) {
+        self.subscriptions
+            .retain(|(f, ..)| !filters.iter().any(|u| u == f));
+    }
+
     fn open(&mut self, now: u64) {
         self.attempts += 1;
         self.events.push(Event::Open {
@@ -407,18 +408,32 @@ impl Machine {
         self.phase = Phase::Opening { deadline };
     }
 
-    fn connect_packet(&self) -> Connect {
-        let o = &self.options;
+    /// Sends CONNECT, built from the options. The will, the password and the MQTT 5
+    /// properties are moved into the packet and back out once it is encoded, not cloned: the
+    /// clones of those structures were code in the npm package for nothing.
+    fn send_connect(&mut self, now: u64) -> Result<(), MqttError> {
+        let o = &mut self.options;
+        let v5 = o.protocol.is_v5();
         let mut connect = Connect::new(o.protocol, o.client_id.clone());
         connect.clean_start = o.clean_start;
         connect.keep_alive = o.keep_alive;
-        connect.will.clone_from(&o.will);
+        connect.will = o.will.take();
         connect.username = o.username.clone().map(Into::into);
-        connect.password.clone_from(&o.password);
-        if o.protocol.is_v5() {
-            connect.properties = o.properties.clone();
+        connect.password = o.password.take();
+        if v5 {
+            connect.properties = core::mem::take(&mut o.properties);
         }
-        connect
+        let packet = Packet::from(connect);
+        let sent = self.send(&packet, now);
+        if let Packet::Connect(c) = packet {
+            let o = &mut self.options;
+            o.will = c.will;
+            o.password = c.password;
+            if v5 {
+                o.properties = c.properties;
+            }
+        }
+        sent
     }
 
     /// The connection is gone: report it, then wait to retry or end.
@@ -456,8 +471,11 @@ impl Machine {
     fn end(&mut self) {
         self.phase = Phase::Ended;
         let ended = || MqttError::new(ErrorKind::ClientEnded, "the client was ended");
-        for pending in self.session.drain() {
-            let token = match pending {
+        // By reference, and the operations dropped with their vector: iterating it by value was
+        // an iterator of its own in the package.
+        let pending = self.session.drain();
+        for (_, pending) in &pending {
+            let token = match *pending {
                 Pending::Publish { token, .. } | Pending::Unsubscribe { token, .. } => Some(token),
                 Pending::Subscribe { token, .. } => token,
             };
@@ -465,7 +483,7 @@ impl Machine {
                 self.complete(token, Err(ended()));
             }
         }
-        for item in self.queue.drain() {
+        while let Some(item) = self.queue.pop() {
             self.complete(item.token, Err(ended()));
         }
         self.events.push(Event::Ended);

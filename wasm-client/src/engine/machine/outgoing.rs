@@ -58,7 +58,7 @@ impl Machine {
     /// Encodes a packet into the output, or leaves the output untouched on error.
     pub(super) fn send(&mut self, packet: &Packet, now: u64) -> Result<(), MqttError> {
         let start = self.out.len();
-        if let Err(e) = packet.encode(self.options.protocol, &mut self.out) {
+        if let Err(e) = packet.encode_vec(self.options.protocol, &mut self.out) {
             self.out.truncate(start);
             return Err(invalid(e));
         }

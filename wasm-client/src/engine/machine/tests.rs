@@ -156,6 +156,35 @@ fn connect_carries_the_options_and_connack_reports_connected() {
 }
 
 #[test]
+fn every_attempt_sends_the_same_connect() {
+    // The will, the password and the properties are moved into CONNECT and back: a second
+    // attempt must still carry them.
+    let mut options = Options {
+        protocol: ProtocolVersion::V5,
+        client_id: "tab-1".into(),
+        password: Some("p".into()),
+        will: Some(LastWill {
+            topic: TopicName::new("pets/1/status").unwrap(),
+            payload: "gone".into(),
+            qos: QoS::AtLeastOnce,
+            retain: true,
+            properties: Default::default(),
+        }),
+        ..Options::default()
+    };
+    options.properties.session_expiry_interval = Some(60);
+    options.properties.user_properties = vec![("k".into(), "v".into())];
+    let mut h = Harness::new(options);
+    let first = h.open();
+    h.m.socket_closed("lost", h.now);
+    h.fire_timer();
+    h.m.socket_opened(h.now);
+    let again = h.sent();
+    assert_eq!(again, [first]);
+    assert_eq!(h.m.options().properties.session_expiry_interval, Some(60));
+}
+
+#[test]
 fn a_refused_connack_is_an_error_with_its_reason_code_then_a_retry() {
     let mut h = Harness::v5();
     h.open();
