@@ -34,10 +34,16 @@ pub(crate) struct KeyHasher(u64);
 
 impl Hasher for KeyHasher {
     fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used for a key; anything else still hashes correctly.
+        // Only `write_u64` (a key) and `write_usize` (a discriminant beside one) are used;
+        // anything else still hashes correctly.
         for &b in bytes {
             self.write_u64(u64::from(b));
         }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        // An enum's discriminant, next to a key: one step, not one per byte.
+        self.write_u64(n as u64);
     }
 
     fn write_u64(&mut self, n: u64) {

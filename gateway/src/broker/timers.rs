@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::router::ClientKey;
+use super::router::{ClientKey, KeyHashing};
 use super::session::Session;
 
 /// Most deadlines the driver acts on before letting other tasks run.
@@ -63,8 +63,9 @@ struct Entry {
 struct Deadlines {
     /// Every deadline, in the order they fall due.
     order: BTreeSet<(Instant, ClientKey, Timer)>,
-    /// The same deadlines by session, to replace and cancel them.
-    entries: HashMap<(ClientKey, Timer), Entry>,
+    /// The same deadlines by session, to replace and cancel them: keyed by the broker's own
+    /// keys, so hashed with one multiplication (each connection sets and clears several).
+    entries: HashMap<(ClientKey, Timer), Entry, KeyHashing>,
     /// The broker is gone: the driver stops.
     closed: bool,
 }
