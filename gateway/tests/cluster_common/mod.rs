@@ -16,8 +16,11 @@ use crate::common::raw::{Event, Raw};
 use crate::ws_common::Gw;
 
 /// The lease of every node in these tests: short, so that they wait seconds, not tens of
-/// them, for a dead node to be noticed.
-pub(crate) const LEASE: Duration = Duration::from_millis(2_000);
+/// them, for a dead node to be noticed; not shorter, as a node cuts itself off when it cannot
+/// renew its lease for four fifths of it (see `cluster::link`). At 2 s, that was 1.6 s, and a
+/// JetStream put stalled that long once on the loaded 2-core CI machine: a live node cut
+/// itself off mid-test (DISCONNECT 0x9C to its publisher).
+pub(crate) const LEASE: Duration = Duration::from_millis(3_000);
 
 /// An in-process node of the cluster on `nats`.
 pub(crate) async fn node(nats: &NatsCluster, name: &str) -> Gw {
