@@ -167,6 +167,8 @@ export class Page {
   /** Navigates and waits for the load event (bounded). */
   async navigate(url, ms = COMMAND_MS) {
     const loaded = this.connection.once("Page.loadEventFired", this.sessionId, ms, `load of ${url}`);
+    // Awaited below; this only keeps a failed navigation from leaving it unhandled.
+    loaded.catch(() => {});
     const r = await this.send("Page.navigate", { url }, ms);
     if (r.errorText) throw new Error(`navigation to ${url}: ${r.errorText}`);
     await loaded;
