@@ -78,8 +78,12 @@ Commands:
                     99.9% of messages reach a JavaScript callback in headless
                     Chromium: aviary-mqtt vs MQTT.js interleaved on the same page
                     and release gateway, medians of ROUNDS, received/sent beside
-                    every rate. Environment: ROUNDS (3), PAYLOAD (64), TRIAL_MS
-                    (2000), MESSAGES per trial at most (200000), START_RATE (10000).
+                    every rate; also connect time (cold, warm) and JS heap and wasm
+                    memory after connect and during a flood. Chromium is driven over
+                    its DevTools pipe (no Playwright). Environment: ROUNDS (3),
+                    PAYLOADS (64,1024), TRIAL_MS (2000), MESSAGES per trial at most
+                    (1000000), START_RATE (10000), CONNECT_RUNS fresh browsers per
+                    client (3), WARM_RUNS reloads each (5).
   help              Show this text.
 ";
 

@@ -1,6 +1,11 @@
 // Incoming QoS 0 messages per second delivered to a JavaScript callback in headless Chromium,
-// for aviary-mqtt and MQTT.js on the same page and gateway. Run by `cargo xtask browser-bench`;
-// a measurement, not a test.
+// for aviary-mqtt and MQTT.js on the same page and gateway, at 64-byte and 1 KiB payloads, with
+// each client's connect time and memory. Run by `cargo xtask browser-bench`; a measurement,
+// not a test.
+//
+// Chromium is spawned directly and driven over its DevTools pipe (bench/cdp.mjs) with only the
+// Runtime and Page domains enabled: Playwright enables Network, which mirrors every WebSocket
+// frame to the driver and cut MQTT.js's rate about threefold (issue 14).
 //
 // Method. The gateway drops QoS 0 messages for a subscriber that falls behind (its bounded
 // queue, by design), so a publisher writing as fast as it can measures mostly loss. Instead a
@@ -25,8 +30,21 @@
 // and received/sent beside it. Rounds interleave the clients (aviary-mqtt, MQTT.js,
 // aviary-mqtt, ...) and the medians are reported. Every loop is bounded in count and in time.
 //
-// Environment: ROUNDS (3), PAYLOAD bytes (64), TRIAL_MS (2000), MESSAGES per trial at most
-// (1000000), START_RATE msg/s (10000).
+// Connect time (bench/connect.html, which loads only one client): from navigation start
+// (performance.timeOrigin) to the client's `connect`, read in the page with performance.now().
+// Cold is the first navigation of a fresh Chromium on a fresh profile (nothing cached); warm
+// is a reload of the same page (scripts and .wasm from the HTTP cache). CONNECT_RUNS fresh
+// browsers per client, interleaved, each reloaded WARM_RUNS times; medians are reported.
+// Memory: the page's JS heap in use (Runtime.getHeapUsage usedSize) after a full GC
+// (HeapProfiler.collectGarbage) once the client is connected, beside the empty page's; and
+// aviary-mqtt's wasm memory (the WebAssembly.Memory that the package's init() returns among
+// the module's exports: buffer.byteLength). During a flood: the highest of both, sampled every
+// SAMPLE_MS on the bench page (which loads both clients) during one more trial per client at
+// its median passing rate.
+//
+// Environment: ROUNDS (3), PAYLOADS bytes, comma-separated (64,1024), TRIAL_MS (2000),
+// MESSAGES per trial at most (1000000), START_RATE msg/s (10000), CONNECT_RUNS (3),
+// WARM_RUNS (5).
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
 import { connect as tcpConnect } from "node:net";
@@ -35,14 +53,17 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { chromium } from "playwright-core";
+import { Browser, within } from "./cdp.mjs";
 import { startGateway } from "../lib/gateway.mjs";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
-const PAYLOAD = Number(process.env.PAYLOAD ?? 64);
+const PAYLOADS = (process.env.PAYLOADS ?? "64,1024").split(",").map(Number);
 const TRIAL_MS = Number(process.env.TRIAL_MS ?? 2000);
 const MAX_MESSAGES = Number(process.env.MESSAGES ?? 1_000_000);
 const START_RATE = Number(process.env.START_RATE ?? 10_000);
+const CONNECT_RUNS = Number(process.env.CONNECT_RUNS ?? 3);
+const WARM_RUNS = Number(process.env.WARM_RUNS ?? 5);
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 /** A trial passes when at least this share of what was sent reached the callback. */
 const PASS = 0.999;
@@ -64,10 +85,16 @@ const MAX_BURST_MS = 10;
 const POLL_MS = 100;
 const IDLE_MS = 1000;
 const DRAIN_MAX_MS = 15_000;
+/** How often heap and wasm memory are read during a flood. */
+const SAMPLE_MS = 250;
+/** Longest wait for a page to load and its client to connect. */
+const CONNECT_MAX_MS = 20_000;
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
 const CLIENTS = { "aviary-mqtt": "subscribeAviary", "MQTT.js": "subscribeMqttjs" };
+/** The client parameter of bench/connect.html. */
+const CONNECT_PAGE = { "aviary-mqtt": "aviary", "MQTT.js": "mqttjs" };
 
 function serve() {
   const server = createServer(async (req, res) => {
@@ -75,7 +102,11 @@ function serve() {
     const file = path === "/" ? "bench/page.html" : normalize(path).replace(/^\/+/, "");
     try {
       const body = await readFile(join(ROOT, file));
-      res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
+      // Cacheable, so that a warm load (a reload) takes the scripts and .wasm from the cache.
+      res.writeHead(200, {
+        "content-type": TYPES[extname(file)] ?? "application/octet-stream",
+        "cache-control": "max-age=3600",
+      });
       res.end(body);
     } catch { res.writeHead(404).end(); }
   });
@@ -165,20 +196,42 @@ async function waitForDeliveries(page, sent) {
 
 /** The page's count of the current trial (bounded: a flooded page may answer late). */
 function pageStats(page) {
-  return within(page.evaluate(() => window.stats()), 10_000, "the page's count");
+  return page.evaluate("window.stats()", 10_000);
 }
 
-/** One trial: a fresh subscription on a fresh topic, `rate` msg/s for TRIAL_MS. */
-async function trial(page, gw, which, rate) {
+/**
+ * Reads the page's JS heap in use and aviary-mqtt's wasm memory every SAMPLE_MS until `stop()`
+ * is called (at most 10 minutes of samples); resolves with the highest of each.
+ */
+function sampleMemory(page) {
+  let running = true;
+  const done = (async () => {
+    const peak = { heap: 0, wasm: 0 };
+    for (let n = 0; running && n < 2400; n += 1) {
+      peak.heap = Math.max(peak.heap, await page.heapUsed());
+      peak.wasm = Math.max(peak.wasm, await page.evaluate("window.wasmBytes()"));
+      await sleep(SAMPLE_MS);
+    }
+    return peak;
+  })();
+  return { stop: () => { running = false; return done; } };
+}
+
+/**
+ * One trial: a fresh subscription on a fresh topic, `rate` msg/s of `payload`-byte messages
+ * for TRIAL_MS. With `sample`, the page's memory is read during it (result.peak).
+ */
+async function trial(page, gw, which, rate, payload, sample = false) {
   const count = Math.max(1, Math.min(MAX_MESSAGES, Math.round((rate * TRIAL_MS) / 1000)));
   const topic = `bench/${Math.random().toString(36).slice(2)}`;
-  await within(page.evaluate(([fn, url, t]) => window[fn](url, t), [CLIENTS[which], gw.wsUrl, topic]),
-    20_000, `${which} to subscribe`);
+  await page.evaluate(`window.${CLIENTS[which]}(${JSON.stringify(gw.wsUrl)}, ${JSON.stringify(topic)})`);
   const publisher = await connectPublisher(gw.mqttUrl.replace("mqtt://", ""));
   try {
-    const packet = publishPacket(topic, Buffer.alloc(PAYLOAD, 0x61));
+    const packet = publishPacket(topic, Buffer.alloc(payload, 0x61));
+    const sampler = sample ? sampleMemory(page) : null;
     const sending = await sendPaced(publisher, packet, count, rate);
     const stats = await waitForDeliveries(page, sending.sent);
+    const peak = await sampler?.stop();
     const ms = stats.last - stats.first;
     const result = {
       rate,
@@ -186,11 +239,12 @@ async function trial(page, gw, which, rate) {
       received: stats.count,
       offered: sending.ms > 0 ? (sending.sent * 1000) / sending.ms : 0,
       delivered: stats.count > 1 && ms > 0 ? (stats.count * 1000) / ms : 0,
+      peak,
     };
     return { ...result, failure: failure(result, count) };
   } finally {
     disconnect(publisher);
-    await within(page.evaluate(() => window.unsubscribe()), 10_000, `${which} to disconnect`);
+    await page.evaluate("window.unsubscribe()", 10_000);
   }
 }
 
@@ -215,10 +269,10 @@ function nextRate(passing, failing) {
 }
 
 /** One client's search for its highest passing rate; logs every trial. */
-async function search(page, gw, which) {
+async function search(page, gw, which, payload) {
   let best, failing, rate = START_RATE, retried = false;
   for (let n = 0; n < MAX_TRIALS && rate !== null; n += 1) {
-    const t = await trial(page, gw, which, rate);
+    const t = await trial(page, gw, which, rate, payload);
     const passed = t.failure === null;
     const again = !passed && !retried;
     console.log(`    ${which.padEnd(12)} ${describe(t)}` +
@@ -250,65 +304,178 @@ function median(values) {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
-/** Medians over the rounds; a round where even MIN_RATE failed counts as 0. */
-function summarize(which, bests) {
-  const rates = bests.map((b) => b?.rate ?? 0);
-  const delivered = bests.map((b) => b?.delivered ?? 0);
+/** The median round's best trial (a round where even MIN_RATE failed counts as rate 0). */
+function medianRound(bests) {
+  const sorted = [...bests].sort((a, b) => (a?.rate ?? 0) - (b?.rate ?? 0));
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+/** One line per client and payload: the median round, and every round. */
+function summarize(which, payload, bests) {
+  const m = medianRound(bests);
   const runs = bests.map((b) => (b
     ? `${fmt(b.rate)} paced / ${fmt(b.delivered)} at the subscriber, ${b.received}/${b.sent} received`
     : "none passed"));
-  console.log(`${which}: median ${fmt(median(rates))} msg/s paced, ${fmt(median(delivered))} msg/s ` +
+  console.log(`${which} ${payload} B: median ${fmt(m?.rate ?? 0)} msg/s paced, ${fmt(m?.delivered ?? 0)} msg/s ` +
     `at the subscriber; runs: ${runs.join("; ")}`);
 }
 
-function printSizes() {
+/** Gzipped sizes (KiB) of what a page loads for each client. */
+function sizes() {
   const gz = (f) => gzipSync(readFileSync(join(ROOT, f)), { level: 9 }).length;
   const wasm = gz("node_modules/aviary-mqtt/web/aviary_mqtt_bg.wasm");
   // The JavaScript a page loads: the glue and the API it imports, gzipped as one bundle.
   const glue = gzipSync(Buffer.concat(["web/aviary_mqtt.js", "api.js"].map((f) =>
     readFileSync(join(ROOT, "node_modules/aviary-mqtt", f)))), { level: 9 }).length;
   const mqttjs = gz("node_modules/mqtt/dist/mqtt.min.js");
-  console.log(`size, gzip -9: aviary-mqtt ${((wasm + glue) / 1024).toFixed(1)} KiB (.wasm ${(wasm / 1024).toFixed(1)} + JS ${(glue / 1024).toFixed(1)}); MQTT.js mqtt.min.js ${(mqttjs / 1024).toFixed(1)} KiB`);
+  const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
+  return {
+    "aviary-mqtt": `${kib(wasm + glue)} (.wasm ${kib(wasm)} + JS ${kib(glue)})`,
+    "MQTT.js": `${kib(mqttjs)} (mqtt.min.js)`,
+  };
 }
 
-/** Awaits a promise, failing after `ms`. */
-function within(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+/** The URL of the connect page for `which` (or the empty page, "none"). */
+function connectUrl(origin, gw, client) {
+  return `${origin}/bench/connect.html?client=${client}&url=${encodeURIComponent(gw.wsUrl)}`;
 }
 
-async function main() {
-  const gw = await startGateway();
-  const server = await serve();
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+/**
+ * Starts a navigation (`navigate()`: Page.navigate or Page.reload) and waits for the page's
+ * report of its client's `connect`; returns the milliseconds from navigation start.
+ */
+async function connectTime(page, navigate) {
+  const report = page.nextReport("aviary-bench-connect", CONNECT_MAX_MS, "the client's connect");
+  // Awaited below; this only keeps a failed navigation from leaving it unhandled.
+  report.catch(() => {});
+  await navigate();
+  const [ms, error] = await report;
+  if (ms < 0) throw new Error(`connect page: ${error}`);
+  return ms;
+}
+
+/**
+ * One fresh Chromium on a fresh profile: the cold connect (its first navigation), WARM_RUNS
+ * reloads, then the heap after a GC and the wasm memory, with the client still connected.
+ */
+async function connectRun(origin, gw, client) {
+  const browser = await Browser.launch(CHROMIUM);
   try {
     const page = await browser.newPage();
-    await page.goto(`http://127.0.0.1:${server.address().port}/`);
-    await page.waitForFunction(() => document.title === "ready", null, { timeout: 20_000 });
-    console.log(`QoS 0, ${PAYLOAD}-byte payloads, paced from ${fmt(START_RATE)} msg/s (x${STEP}, then bisected); ` +
+    const url = connectUrl(origin, gw, client);
+    const cold = await connectTime(page, () => page.send("Page.navigate", { url }));
+    const warm = [];
+    for (let n = 0; n < WARM_RUNS; n += 1) warm.push(await connectTime(page, () => page.send("Page.reload")));
+    const heap = await page.heapUsed({ gc: true });
+    const wasm = await page.evaluate("window.wasm ? window.wasm.memory.buffer.byteLength : 0");
+    return { cold, warm: median(warm), heap, wasm };
+  } finally {
+    await browser.close();
+  }
+}
+
+/** CONNECT_RUNS runs per client, interleaved, and the empty page's as a baseline; medians. */
+async function measureConnect(origin, gw) {
+  const clients = [...Object.keys(CONNECT_PAGE), "empty page"];
+  const runs = Object.fromEntries(clients.map((c) => [c, []]));
+  for (let n = 0; n < CONNECT_RUNS; n += 1) {
+    for (const which of clients) {
+      const r = await connectRun(origin, gw, CONNECT_PAGE[which] ?? "none");
+      runs[which].push(r);
+      console.log(`  connect ${which.padEnd(12)} cold ${r.cold.toFixed(1)} ms, warm ${r.warm.toFixed(1)} ms ` +
+        `(median of ${WARM_RUNS}), heap after GC ${mb(r.heap)}, wasm ${mb(r.wasm)}`);
+    }
+  }
+  const med = (rs, key) => median(rs.map((r) => r[key]));
+  return Object.fromEntries(clients.map((c) => [c, {
+    cold: med(runs[c], "cold"), warm: med(runs[c], "warm"), heap: med(runs[c], "heap"),
+    wasm: med(runs[c], "wasm"), colds: runs[c].map((r) => r.cold), warms: runs[c].map((r) => r.warm),
+  }]));
+}
+
+function mb(bytes) {
+  return `${(bytes / 1e6).toFixed(2)} MB`;
+}
+
+/** The rate search for every payload, ROUNDS rounds, clients interleaved; then a sampled flood. */
+async function measureThroughput(page, gw) {
+  const results = {};
+  for (const payload of PAYLOADS) {
+    console.log(`QoS 0, ${payload}-byte payloads, paced from ${fmt(START_RATE)} msg/s (x${STEP}, then bisected); ` +
       `trials of ${TRIAL_MS} ms (at most ${MAX_MESSAGES} messages); pass: publisher at >= 95 % of the paced rate, ` +
       `>= 99.9 % received, subscriber at >= 95 % of the publisher's rate; a failed rate is tried twice; ` +
       `${ROUNDS} rounds, clients interleaved, same page, same gateway`);
     const bests = Object.fromEntries(Object.keys(CLIENTS).map((c) => [c, []]));
     for (let round = 1; round <= ROUNDS; round += 1) {
-      console.log(`round ${round}/${ROUNDS}`);
+      console.log(`round ${round}/${ROUNDS}, ${payload} B`);
       for (const which of Object.keys(CLIENTS)) {
-        const best = await search(page, gw, which);
+        const best = await search(page, gw, which, payload);
         bests[which].push(best);
         console.log(`  ${which.padEnd(12)} highest passing: ${best ? describe(best) : "none"}`);
       }
     }
-    for (const [which, bs] of Object.entries(bests)) summarize(which, bs);
-    printSizes();
+    results[payload] = {};
+    for (const [which, bs] of Object.entries(bests)) {
+      summarize(which, payload, bs);
+      const m = medianRound(bs);
+      // Memory during a flood: one more trial at the client's median passing rate, sampled.
+      const flood = await trial(page, gw, which, m?.rate ?? MIN_RATE, payload, true);
+      console.log(`  flood ${which.padEnd(12)} ${describe(flood)}; peak heap ${mb(flood.peak.heap)}, ` +
+        `wasm ${mb(flood.peak.wasm)}${flood.failure ? ` (this trial: ${flood.failure})` : ""}`);
+      results[payload][which] = { median: m, runs: bs, flood };
+    }
+  }
+  return results;
+}
+
+/** The summary table (and the ratio of the medians). */
+function printTable(sizeOf, connect, throughput) {
+  const rows = [["", ...Object.keys(CLIENTS)]];
+  const row = (label, f) => rows.push([label, ...Object.keys(CLIENTS).map(f)]);
+  row("size, gzip -9", (c) => sizeOf[c]);
+  for (const payload of PAYLOADS) {
+    row(`msg/s into a callback, ${payload} B (median round: received/sent)`, (c) => {
+      const m = throughput[payload][c].median;
+      return m ? `${fmt(m.rate)} (${fmt(m.delivered)} at the subscriber; ${m.received}/${m.sent})` : "none passed";
+    });
+  }
+  row("connect, cold / warm (median ms)", (c) => `${connect[c].cold.toFixed(0)} / ${connect[c].warm.toFixed(0)}`);
+  const empty = connect["empty page"].heap;
+  row(`JS heap after connect, after GC (empty page ${mb(empty)})`,
+    (c) => `${mb(connect[c].heap)} (+${mb(connect[c].heap - empty)})`);
+  for (const payload of PAYLOADS) {
+    row(`JS heap during a ${payload} B flood (peak; bench page, both clients loaded)`,
+      (c) => mb(throughput[payload][c].flood.peak.heap));
+  }
+  row("wasm memory after connect / peak during floods",
+    (c) => (c === "aviary-mqtt"
+      ? `${mb(connect[c].wasm)} / ${PAYLOADS.map((p) => mb(throughput[p][c].flood.peak.wasm)).join(", ")}`
+      : "none"));
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) console.log(r.map((cell, i) => cell.padEnd(widths[i])).join(" | "));
+  for (const payload of PAYLOADS) {
+    const a = throughput[payload]["aviary-mqtt"].median?.rate ?? 0;
+    const b = throughput[payload]["MQTT.js"].median?.rate ?? 0;
+    console.log(`ratio aviary-mqtt / MQTT.js, ${payload} B: ${b > 0 ? `${(a / b).toFixed(2)}x` : "n/a"}`);
+  }
+}
+
+async function main() {
+  const gw = await startGateway();
+  const server = await serve();
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  let browser;
+  try {
+    console.log(`Connect time and memory: ${CONNECT_RUNS} fresh browsers per client, ${WARM_RUNS} reloads each`);
+    const connect = await measureConnect(origin, gw);
+    browser = await Browser.launch(CHROMIUM);
+    const page = await browser.newPage();
+    await page.navigate(`${origin}/`);
+    await page.waitFor(`document.title === "ready"`, 20_000, "the bench page");
+    const throughput = await measureThroughput(page, gw);
+    printTable(sizes(), connect, throughput);
   } finally {
-    await browser.close();
+    await browser?.close();
     server.close();
     await gw.stop();
   }
