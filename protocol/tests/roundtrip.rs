@@ -67,17 +67,17 @@ proptest! {
         prop_assert!(buf.is_empty());
     }
 
-    /// The head and then the payload are the packet: a writer may send a
-    /// PUBLISH's payload from where it is rather than copy it.
+    /// A PUBLISH's head and then its payload are the packet: a writer may send the payload
+    /// from where it is rather than copy it.
     #[cfg(feature = "server")]
     #[test]
     fn head_then_payload_is_the_packet((v, packet) in versioned_packet()) {
-        let mut head = BytesMut::new();
-        packet.encode_head(v, &mut head).unwrap();
         if let Packet::Publish(p) = &packet {
+            let mut head = BytesMut::new();
+            p.borrowed().encode_head(v, &mut head).unwrap();
             head.extend_from_slice(&p.payload);
+            prop_assert_eq!(head, encode(&packet, v));
         }
-        prop_assert_eq!(head, encode(&packet, v));
     }
 
     #[test]

@@ -177,18 +177,6 @@ impl Packet {
         Ok(1 + varint_len(n) + n)
     }
 
-    /// Appends the packet as [`encode`](Self::encode) does, but without a
-    /// PUBLISH's payload, which the caller sends right after the bytes
-    /// appended: a large payload then goes out without being copied. Other
-    /// packets are appended whole. On error nothing is appended.
-    #[cfg(feature = "server")]
-    pub fn encode_head(&self, v: ProtocolVersion, dst: &mut BytesMut) -> Result<(), EncodeError> {
-        match self {
-            Self::Publish(p) => p.borrowed().encode_head(v, dst),
-            _ => self.encode(v, dst),
-        }
-    }
-
     /// Appends the packet, as `v` encodes it, to `dst`. On error nothing is
     /// appended.
     pub fn encode(&self, v: ProtocolVersion, dst: &mut BytesMut) -> Result<(), EncodeError> {
