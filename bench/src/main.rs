@@ -41,6 +41,7 @@ mod slow;
 mod spread;
 mod stats;
 mod table;
+mod targets;
 #[cfg(test)]
 mod testkit;
 

@@ -188,6 +188,10 @@ impl Report {
             for line in &self.footnotes {
                 let _ = writeln!(out, "{line}");
             }
+            let targets = crate::targets::section(&self.rows);
+            if !targets.is_empty() {
+                let _ = write!(out, "\n{targets}");
+            }
         }
         for section in &self.sections {
             let _ = write!(out, "\n{section}");
