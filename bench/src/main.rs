@@ -135,6 +135,7 @@ async fn main() -> Result<()> {
     };
     debug_assert!(params.payload >= PAYLOAD_HEADER);
     raise_open_files_limit(cli.held_cap.max(cli.idle_connections));
+    warn_of_inherited_descriptors();
     if let Some(arg) = &cli.idle_worker {
         return spread::worker_main(arg, &params).await;
     }
@@ -252,6 +253,47 @@ fn raise_open_files_limit(connections: usize) {
         Ok(_) => {}
         Err(e) => eprintln!("warning: cannot raise the open-files limit: {e}"),
     }
+}
+
+/// Warns of file descriptors this process inherited open across `exec` (beyond stdin, stdout
+/// and stderr): every broker started from here inherits them too, and each takes the place of
+/// a connection under the open-files limit. Aviary holds 10 of its own (3 standard, 2 listeners,
+/// tokio's epoll, its duplicate and its eventfd, the store's lock and journal), so 19,990
+/// connections fill a limit of 20,000 exactly; one inherited descriptor, say a terminal tool's
+/// pipe, and the last connections wait in the listen queue until they time out. Closing them in
+/// the shell (`cargo xtask bench 10>&- 251>&-`) keeps them from the brokers.
+fn warn_of_inherited_descriptors() {
+    let inherited = inherited_descriptors();
+    if !inherited.is_empty() {
+        eprintln!(
+            "warning: file descriptors {inherited:?} were inherited open and pass on to every \
+             broker, each in the place of a connection under the open-files limit; close them \
+             in the shell that starts the benchmark (`N>&-`)"
+        );
+    }
+}
+
+/// This process's descriptors above 2 without close-on-exec, from `/proc/self/fdinfo`.
+fn inherited_descriptors() -> Vec<u32> {
+    /// `O_CLOEXEC` in the octal `flags:` line of `fdinfo`.
+    const CLOEXEC: u32 = 0o2_000_000;
+    let Ok(entries) = std::fs::read_dir("/proc/self/fdinfo") else {
+        return Vec::new();
+    };
+    let mut fds: Vec<u32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|fd| *fd > 2)
+        .filter(|fd| {
+            let info =
+                std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
+            info.lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+                .is_some_and(|flags| flags & CLOEXEC == 0)
+        })
+        .collect();
+    fds.sort_unstable();
+    fds
 }
 
 /// Starts a fresh broker, runs one scenario against it, and stops it.

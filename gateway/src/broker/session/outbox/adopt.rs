@@ -10,9 +10,9 @@
 
 use aviary_protocol::QoS;
 
-use super::{Event, Inflight, Outbox, Outgoing};
+use super::{Active, Event, Inflight, Outgoing};
 
-impl Outbox {
+impl Active {
     /// Puts the old node's in-flight and queued messages first, then what this outbox queued
     /// after the marker at stream sequence `after`, writing the new order to the store.
     pub(crate) fn adopt(&mut self, inflight: Vec<Inflight>, queued: Vec<Outgoing>, after: u64) {

@@ -4,7 +4,7 @@
 
 use std::num::NonZeroU16;
 
-use super::{Inflight, Outbox};
+use super::{Active, Inflight};
 use crate::broker::message::Outgoing;
 
 /// A change to a stored message of the outbox; see [`Outbox::journal`].
@@ -22,7 +22,7 @@ pub(crate) enum Event {
     Done(Outgoing),
 }
 
-impl Outbox {
+impl Active {
     /// Records `event` in the journal if the session persists and the store
     /// keeps `out`.
     pub(super) fn record(&mut self, event: impl FnOnce() -> Event, out: &Outgoing) {
@@ -34,10 +34,8 @@ impl Outbox {
     /// Starts (or stops) recording what the store must learn; the keys of
     /// new messages continue after `next_seq`.
     pub(crate) fn set_journaled(&mut self, on: bool) {
-        match (on, &self.journal) {
-            (true, None) => self.journal = Some(Box::default()),
-            (false, Some(_)) => self.journal = None,
-            _ => {}
+        if on != self.is_journaled() {
+            self.journal = on.then(Box::default);
         }
     }
 
