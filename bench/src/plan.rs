@@ -12,8 +12,9 @@ use crate::{Cli, Group, Kind, Scenario};
 
 /// Every scenario, in the order they run.
 pub(crate) fn scenarios(cli: &Cli) -> Vec<Scenario> {
-    let mut list = tcp_flows(cli);
-    list.extend(ws_flows(cli));
+    let mut list = flows(cli, Transport::Tcp);
+    list.extend(flows(cli, Transport::Ws));
+    list.extend(cross_flows(cli));
     list.extend(latency_flows(cli));
     list.extend(idle_scenarios(cli));
     list
@@ -24,41 +25,63 @@ fn count(v: u64) -> String {
     report::format_value(Some(v as f64), 0)
 }
 
-/// Point-to-point, fan-out and fan-in over TCP.
-fn tcp_flows(cli: &Cli) -> Vec<Scenario> {
+/// How a transport reads in a title: `TCP`, or `WS→WS` (both ends over WebSocket).
+fn both_ends(transport: Transport) -> String {
+    match transport {
+        Transport::Tcp => transport.name().to_owned(),
+        Transport::Ws => format!("{0}→{0}", transport.name()),
+    }
+}
+
+/// Every cell of point-to-point, fan-out and fan-in × QoS 0 and 1, publishers and subscribers
+/// all over `transport`. Over TCP each shape is its own group; over WebSocket all are `ws`.
+fn flows(cli: &Cli, transport: Transport) -> Vec<Scenario> {
     let fan = cli.fan.max(1);
-    let mut list = vec![
-        Scenario {
-            group: Group::P2p,
-            title: format!("p2p TCP QoS 0, 1→1, {} msgs", count(cli.qos0_messages)),
-            kind: Kind::Flow(FlowSpec::tcp(1, 1, cli.qos0_messages, QoS::AtMostOnce)),
-        },
-        Scenario {
-            group: Group::P2p,
-            title: format!("p2p TCP QoS 1, 1→1, {} msgs", count(cli.qos1_messages)),
-            kind: Kind::Flow(FlowSpec::tcp(1, 1, cli.qos1_messages, QoS::AtLeastOnce)),
-        },
-        Scenario {
-            group: Group::FanOut,
-            title: format!(
-                "fan-out TCP QoS 0, 1→{fan}, {} msgs",
-                count(cli.fan_out_messages)
-            ),
-            kind: Kind::Flow(FlowSpec::tcp(1, fan, cli.fan_out_messages, QoS::AtMostOnce)),
-        },
-    ];
+    let over = both_ends(transport);
+    let group = |tcp_group: Group| match transport {
+        Transport::Tcp => tcp_group,
+        Transport::Ws => Group::Ws,
+    };
+    let on = |spec: FlowSpec| FlowSpec {
+        pub_transport: transport,
+        sub_transport: transport,
+        ..spec
+    };
+    let mut list = Vec::new();
     for (qos, total) in [
         (QoS::AtMostOnce, cli.qos0_messages),
         (QoS::AtLeastOnce, cli.qos1_messages),
     ] {
-        let spec = FlowSpec {
+        let q = qos as u8;
+        list.push(Scenario {
+            group: group(Group::P2p),
+            title: format!("p2p {over} QoS {q}, 1→1, {} msgs", count(total)),
+            kind: Kind::Flow(on(FlowSpec::tcp(1, 1, total, qos))),
+        });
+    }
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+        list.push(Scenario {
+            group: group(Group::FanOut),
+            title: format!(
+                "fan-out {over} QoS {}, 1→{fan}, {} msgs",
+                qos as u8,
+                count(cli.fan_out_messages)
+            ),
+            kind: Kind::Flow(on(FlowSpec::tcp(1, fan, cli.fan_out_messages, qos))),
+        });
+    }
+    for (qos, total) in [
+        (QoS::AtMostOnce, cli.qos0_messages),
+        (QoS::AtLeastOnce, cli.qos1_messages),
+    ] {
+        let spec = on(FlowSpec {
             per_publisher_topics: true,
             ..FlowSpec::tcp(fan, 1, (total / fan as u64).max(1), qos)
-        };
+        });
         list.push(Scenario {
-            group: Group::FanIn,
+            group: group(Group::FanIn),
             title: format!(
-                "fan-in TCP QoS {}, {fan}→1, {} msgs",
+                "fan-in {over} QoS {}, {fan}→1, {} msgs",
                 qos as u8,
                 count(spec.expected())
             ),
@@ -68,81 +91,54 @@ fn tcp_flows(cli: &Cli) -> Vec<Scenario> {
     list
 }
 
-/// Over WebSocket: point-to-point QoS 0, fan-out, then QoS 1 within and across transports.
-fn ws_flows(cli: &Cli) -> Vec<Scenario> {
-    let fan = cli.fan.max(1);
-    let over = |from: Transport, to: Transport, spec: FlowSpec| FlowSpec {
-        pub_transport: from,
-        sub_transport: to,
-        ..spec
-    };
-    let ws = Transport::Ws;
-    let mut list = vec![
-        Scenario {
-            group: Group::Ws,
-            title: format!("p2p WS→WS QoS 0, 1→1, {} msgs", count(cli.qos0_messages)),
-            kind: Kind::Flow(over(
-                ws,
-                ws,
-                FlowSpec::tcp(1, 1, cli.qos0_messages, QoS::AtMostOnce),
-            )),
-        },
-        Scenario {
-            group: Group::Ws,
-            title: format!(
-                "fan-out WS→WS QoS 0, 1→{fan}, {} msgs",
-                count(cli.fan_out_messages)
-            ),
-            kind: Kind::Flow(over(
-                ws,
-                ws,
-                FlowSpec::tcp(1, fan, cli.fan_out_messages, QoS::AtMostOnce),
-            )),
-        },
-    ];
-    for (from, to, messages) in [
-        (ws, ws, cli.qos1_messages),
-        (Transport::Tcp, ws, cli.cross_messages),
-        (ws, Transport::Tcp, cli.cross_messages),
-    ] {
-        list.push(Scenario {
+/// QoS 1 point-to-point from one transport to the other: devices to browsers and back.
+fn cross_flows(cli: &Cli) -> Vec<Scenario> {
+    let (tcp, ws) = (Transport::Tcp, Transport::Ws);
+    [(tcp, ws), (ws, tcp)]
+        .into_iter()
+        .map(|(from, to)| Scenario {
             group: Group::Ws,
             title: format!(
                 "p2p {}→{} QoS 1, {} msgs",
                 from.name(),
                 to.name(),
-                count(messages)
+                count(cli.cross_messages)
             ),
-            kind: Kind::Flow(over(
-                from,
-                to,
-                FlowSpec::tcp(1, 1, messages, QoS::AtLeastOnce),
-            )),
-        });
-    }
-    list
-}
-
-/// Latency percentiles at a fixed rate, over TCP.
-fn latency_flows(cli: &Cli) -> Vec<Scenario> {
-    let rate = cli.rate.max(1);
-    [QoS::AtMostOnce, QoS::AtLeastOnce]
-        .into_iter()
-        .map(|qos| Scenario {
-            group: Group::Latency,
-            title: format!(
-                "latency TCP QoS {}, {} msg/s for {} s",
-                qos as u8,
-                count(u64::from(cli.rate)),
-                cli.latency_secs
-            ),
-            kind: Kind::Latency(FlowSpec {
-                rate: Some(rate),
-                record_latency: true,
-                ..FlowSpec::tcp(1, 1, u64::from(rate) * cli.latency_secs.max(1), qos)
+            kind: Kind::Flow(FlowSpec {
+                pub_transport: from,
+                sub_transport: to,
+                ..FlowSpec::tcp(1, 1, cli.cross_messages, QoS::AtLeastOnce)
             }),
         })
         .collect()
+}
+
+/// Latency percentiles at a fixed rate, over TCP and over WebSocket.
+fn latency_flows(cli: &Cli) -> Vec<Scenario> {
+    let rate = cli.rate.max(1);
+    let mut list = Vec::new();
+    for transport in [Transport::Tcp, Transport::Ws] {
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+            list.push(Scenario {
+                group: Group::Latency,
+                title: format!(
+                    "latency {} QoS {}, {} msg/s for {} s",
+                    transport.name(),
+                    qos as u8,
+                    count(u64::from(cli.rate)),
+                    cli.latency_secs
+                ),
+                kind: Kind::Latency(FlowSpec {
+                    rate: Some(rate),
+                    record_latency: true,
+                    pub_transport: transport,
+                    sub_transport: transport,
+                    ..FlowSpec::tcp(1, 1, u64::from(rate) * cli.latency_secs.max(1), qos)
+                }),
+            });
+        }
+    }
+    list
 }
 
 /// Memory per idle connection over TCP and over WebSocket, and connections held.
@@ -291,21 +287,69 @@ mod tests {
                 "p2p TCP QoS 0, 1→1, 100,000 msgs",
                 "p2p TCP QoS 1, 1→1, 50,000 msgs",
                 "fan-out TCP QoS 0, 1→50, 10,000 msgs",
+                "fan-out TCP QoS 1, 1→50, 10,000 msgs",
                 "fan-in TCP QoS 0, 50→1, 100,000 msgs",
                 "fan-in TCP QoS 1, 50→1, 50,000 msgs",
                 "p2p WS→WS QoS 0, 1→1, 100,000 msgs",
+                "p2p WS→WS QoS 1, 1→1, 50,000 msgs",
                 "fan-out WS→WS QoS 0, 1→50, 10,000 msgs",
-                "p2p WS→WS QoS 1, 50,000 msgs",
+                "fan-out WS→WS QoS 1, 1→50, 10,000 msgs",
+                "fan-in WS→WS QoS 0, 50→1, 100,000 msgs",
+                "fan-in WS→WS QoS 1, 50→1, 50,000 msgs",
                 "p2p TCP→WS QoS 1, 50,000 msgs",
                 "p2p WS→TCP QoS 1, 50,000 msgs",
                 "latency TCP QoS 0, 1,000 msg/s for 5 s",
                 "latency TCP QoS 1, 1,000 msg/s for 5 s",
+                "latency WS QoS 0, 1,000 msg/s for 5 s",
+                "latency WS QoS 1, 1,000 msg/s for 5 s",
                 "5,000 idle TCP connections",
                 "5,000 idle WS connections",
                 "connections held (cap 15,000)",
                 "19,990 idle TCP connections from several processes",
             ]
         );
+    }
+
+    /// Every message flow of the comparison, small, against an in-process gateway: messages
+    /// flow, all of them arrive, in order, none twice. (The idle scenarios measure a broker
+    /// process's memory; `spread` has its own smoke test.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn smoke_every_flow_delivers_everything() {
+        let cli = Cli::parse_from([
+            "aviary-bench",
+            "--qos0-messages",
+            "300",
+            "--qos1-messages",
+            "300",
+            "--fan",
+            "3",
+            "--fan-out-messages",
+            "100",
+            "--cross-messages",
+            "200",
+            "--rate",
+            "200",
+            "--latency-secs",
+            "1",
+        ]);
+        let broker = crate::testkit::TestBroker::start().await;
+        let params = crate::testkit::smoke_params(64);
+        let mut flows = 0;
+        for scenario in scenarios(&cli) {
+            let (Kind::Flow(spec) | Kind::Latency(spec)) = &scenario.kind else {
+                continue;
+            };
+            let result = crate::scenarios::run_flow(&broker.endpoint, spec, &params)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e:#}", scenario.title));
+            let title = &scenario.title;
+            assert!(result.errors.is_empty(), "{title}: {:?}", result.errors);
+            assert!(!result.timed_out, "{title}: timed out");
+            assert_eq!(result.delivered, spec.expected(), "{title}");
+            assert_eq!((result.lost(), result.out_of_order), (0, 0), "{title}");
+            flows += 1;
+        }
+        assert_eq!(flows, 18, "every flow and latency scenario ran");
     }
 
     #[test]

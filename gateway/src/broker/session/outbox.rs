@@ -103,12 +103,14 @@ pub(crate) struct Outbox(Option<Box<Active>>);
 impl Deref for Outbox {
     type Target = Active;
 
+    #[inline]
     fn deref(&self) -> &Active {
         self.0.as_deref().unwrap_or(&EMPTY)
     }
 }
 
 impl DerefMut for Outbox {
+    #[inline]
     fn deref_mut(&mut self) -> &mut Active {
         self.0.get_or_insert_with(Box::default)
     }
@@ -124,6 +126,7 @@ impl Outbox {
     }
 
     /// See [`Active::fill`].
+    #[inline]
     pub(crate) fn fill(
         &mut self,
         batch: &mut Batch,
@@ -209,6 +212,8 @@ static EMPTY: Active = Active {
 
 impl Active {
     /// Queues a message within `limits`, evicting older ones if need be.
+    // Inline: on every delivery, which inlined it before the outbox was boxed.
+    #[inline]
     pub(crate) fn enqueue(
         &mut self,
         out: Outgoing,
@@ -259,6 +264,8 @@ impl Active {
 
     /// Takes the queued message at `idx` out, keeping the byte counts and
     /// the cursors' places in the queue right.
+    // Inline: on every delivery, which inlined it before the outbox was boxed.
+    #[inline]
     fn remove_queued(&mut self, idx: usize) -> Option<Outgoing> {
         let out = self.queue.remove(idx)?;
         self.account(&out, false);
