@@ -40,8 +40,7 @@ pub(crate) struct Params {
     pub(crate) idle: Duration,
     /// Connections opened at the same time in the idle-connection scenarios.
     pub(crate) connect_concurrency: usize,
-    /// Keep alive of every client, in seconds; 0 turns it off, so idle connections need no
-    /// PINGREQ (see [`crate::broker::keep_alive`] for the broker that refuses 0).
+    /// Keep alive of every client, in seconds (see [`crate::broker::keep_alive`]).
     pub(crate) keep_alive: u16,
 }
 

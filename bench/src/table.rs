@@ -294,9 +294,9 @@ pub(crate) fn footnotes() -> Vec<String> {
         "Limits: Aviary and Mosquitto get the same in-flight window and queue length. rumqttd \
          0.20 has a fixed outgoing window of 100, no per-client queue (a commit log per topic \
          instead) and never sets TCP_NODELAY (bench/peers/rumqttd.toml). Aedes has no \
-         per-client window or queue and sets TCP_NODELAY (bench/peers/aedes/server.js). rumqttd \
-         refuses keep alive 0, which the load announces to the others (no PINGREQ needed), so \
-         its clients announce 30 minutes. \
+         per-client window or queue and sets TCP_NODELAY (bench/peers/aedes/server.js). Every \
+         client announces a keep alive of 30 minutes: armed, as devices' are, so each broker \
+         keeps what it needs to enforce it, and longer than any scenario (no PINGREQ needed). \
          \"not offered\": the broker cannot serve that load (rumqttd's WebSocket listener and \
          Aedes speak MQTT 3.1.1 only).",
         "Each scenario runs on a fresh broker process, one broker after the other, never two at \
