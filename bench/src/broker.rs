@@ -24,7 +24,7 @@ mod peers;
 mod restart;
 
 pub(crate) use peers::{
-    aedes_server_js, find_mosquitto, keep_alive, not_offered, rumqttd_default, RUMQTTD_VERSION,
+    aedes_server_js, find_mosquitto, not_offered, rumqttd_default, KEEP_ALIVE, RUMQTTD_VERSION,
 };
 pub(crate) use restart::{Restart, Stop};
 

@@ -306,7 +306,7 @@ async fn run_one(spec: &BrokerSpec, scenario: &Scenario, params: &Params) -> Out
             cpu: None,
         };
     }
-    let params = &params.for_broker(spec.kind);
+    let params = &params.for_brokers();
     let mut broker = match RunningBroker::start(spec) {
         Ok(broker) => broker,
         Err(e) => {

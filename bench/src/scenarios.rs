@@ -40,15 +40,16 @@ pub(crate) struct Params {
     pub(crate) idle: Duration,
     /// Connections opened at the same time in the idle-connection scenarios.
     pub(crate) connect_concurrency: usize,
-    /// Keep alive of every client, in seconds (see [`crate::broker::keep_alive`]).
+    /// Keep alive of every client, in seconds (see [`crate::broker::KEEP_ALIVE`]).
     pub(crate) keep_alive: u16,
 }
 
 impl Params {
-    /// These settings as `kind` takes them: the keep-alive it accepts.
-    pub(crate) fn for_broker(&self, kind: crate::broker::BrokerKind) -> Self {
+    /// These settings as the comparison's scenarios run them against a broker: with the keep
+    /// alive armed ([`crate::broker::KEEP_ALIVE`]).
+    pub(crate) fn for_brokers(&self) -> Self {
         Self {
-            keep_alive: crate::broker::keep_alive(kind),
+            keep_alive: crate::broker::KEEP_ALIVE,
             ..self.clone()
         }
     }

@@ -141,7 +141,7 @@ async fn run_once(
     qos: QoS,
     params: &Params,
 ) -> Run {
-    let params = &params.for_broker(spec.kind);
+    let params = &params.for_brokers();
     let mut broker = RunningBroker::start(spec).map_err(|e| format!("{e:#}"))?;
     let endpoint = Endpoint {
         tcp: broker.mqtt,

@@ -57,14 +57,12 @@ pub(crate) fn not_offered(
     }
 }
 
-/// The keep alive (seconds) the load's clients announce to `kind`: 30 minutes to every
-/// broker. Armed, as a device's keep alive is, so each broker keeps whatever it keeps per
-/// connection to enforce it (a timer, a timestamp), and longer than any scenario, so idle
-/// connections need no PINGREQ. (Keep alive 0, which MQTT allows, would spare the brokers
-/// that timer and flatter their bytes per idle connection; rumqttd refuses it anyway.)
-pub(crate) fn keep_alive(_kind: BrokerKind) -> u16 {
-    1800
-}
+/// The keep alive (seconds) the load's clients announce: 30 minutes, to every broker. Armed,
+/// as a device's keep alive is, so each broker keeps whatever it keeps per connection to
+/// enforce it (a timer, a timestamp), and longer than any scenario, so idle connections need no
+/// PINGREQ. (Keep alive 0, which MQTT allows, would spare the brokers that timer and flatter
+/// their bytes per idle connection; rumqttd refuses it anyway.)
+pub(crate) const KEEP_ALIVE: u16 = 1800;
 
 /// The arguments that make a broker print its version, for the report's preamble.
 pub(crate) fn version_args(kind: BrokerKind) -> &'static [&'static str] {

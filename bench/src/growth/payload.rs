@@ -110,7 +110,7 @@ async fn run_payload_point(
     messages: u64,
     params: &Params,
 ) -> Measure {
-    let params = &params.for_broker(spec.kind);
+    let params = &params.for_brokers();
     let (mut broker, endpoint) = match start(spec) {
         Ok(started) => started,
         Err(e) => return failed(PAYLOAD_COLUMNS.len(), e),

@@ -22,7 +22,7 @@ const SUBSCRIPTION_COLUMNS: [Column; 6] = [
 
 /// One run of one subscriptions point on a fresh broker.
 async fn run_subscriptions_point(spec: &BrokerSpec, point: &Point, params: &Params) -> Measure {
-    let params = &params.for_broker(spec.kind);
+    let params = &params.for_brokers();
     let (mut broker, endpoint) = match start(spec) {
         Ok(started) => started,
         Err(e) => return failed(SUBSCRIPTION_COLUMNS.len(), e),

@@ -7,7 +7,7 @@ use std::num::NonZeroU16;
 use super::{Active, Inflight};
 use crate::broker::message::Outgoing;
 
-/// A change to a stored message of the outbox; see [`Outbox::journal`].
+/// A change to a stored message of the outbox; see [`Active::journal`].
 #[derive(Debug)]
 pub(crate) enum Event {
     /// Queued, to be written with its message; `online`: for a connected receiver, which
