@@ -13,6 +13,7 @@ use async_nats::jetstream::{self, consumer, context::ConsumerInfoErrorKind};
 use cluster_common::{node, process_node, LEASE};
 use common::nats::NatsCluster;
 use common::within_for;
+use futures_util::StreamExt;
 
 /// The message stream and the adoptions bucket (see `cluster::node`, `cluster::adoption`).
 const STREAM: &str = "AVIARY_MESSAGES";
@@ -79,7 +80,24 @@ async fn the_adopter_of_a_dead_adopter_drops_what_its_finished_adoptions_left() 
     .await;
     let kv = js.get_key_value(ADOPTIONS).await.expect("the bucket");
     let said = kv.get("gw-b").await.expect("read gw-b's adoption");
-    assert_eq!(said.as_deref(), Some(&b"adopted:gw-a"[..]));
+    assert_eq!(said.as_deref(), Some(&b"adopted:gw-a\ndropped"[..]));
+    // gw-x's sessions still live where gw-b's went; what gw-b left of it is gone.
+    within_for(
+        LEASE * 5,
+        "gw-x's key to say its leftovers are dropped",
+        async {
+            while kv
+                .get("gw-x")
+                .await
+                .expect("read gw-x's adoption")
+                .as_deref()
+                != Some(&b"adopted:gw-b\ndropped"[..])
+            {
+                tokio::time::sleep(LEASE / 10).await;
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -98,4 +116,61 @@ async fn a_node_back_after_its_adoption_drops_the_consumer_its_adopter_left() {
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_node_back_waits_while_a_live_node_drops_its_leftovers() {
+    let nats = NatsCluster::start(3).await;
+    let _a = node(&nats, "gw-a").await;
+    let js = js(&nats).await;
+    // gw-a adopted gw-y and is dropping what gw-y left, holding gw-y's key.
+    leave_leftovers(&js, "gw-y", "gw-a").await;
+    let kv = js.get_key_value(ADOPTIONS).await.expect("the bucket");
+    let held = kv
+        .put("gw-y", "adopted:gw-a\ndropping:gw-a".into())
+        .await
+        .expect("hold gw-y's key");
+    // gw-y's reads of its key, whichever way the KV reads go.
+    let client = async_nats::connect(nats.urls()).await.expect("connect");
+    let mut direct = client
+        .subscribe(format!("$JS.API.DIRECT.GET.KV_{ADOPTIONS}.>"))
+        .await
+        .expect("watch direct reads");
+    let mut plain = client
+        .subscribe(format!("$JS.API.STREAM.MSG.GET.KV_{ADOPTIONS}"))
+        .await
+        .expect("watch reads");
+    client.flush().await.expect("flush");
+    let start = node(&nats, "gw-y");
+    tokio::pin!(start);
+    // It reads the key again and again while gw-a holds it, and does not start.
+    within_for(LEASE * 5, "gw-y to wait on its held key", async {
+        let mut reads = 0;
+        while reads < 3 {
+            let read = tokio::select! {
+                _ = &mut start => panic!("gw-y started while a live node dropped its leftovers"),
+                Some(m) = direct.next() => m,
+                Some(m) = plain.next() => m,
+            };
+            let about = String::from_utf8_lossy(&read.payload).into_owned() + &read.subject;
+            reads += usize::from(about.contains(".gw-y"));
+        }
+    })
+    .await;
+    // Had gw-y made its consumer already, this would take it: the drop gw-a would do.
+    let stream = js.get_stream(STREAM).await.expect("the message stream");
+    stream
+        .delete_consumer("node-gw-y")
+        .await
+        .expect("drop gw-y's leftover consumer");
+    kv.update("gw-y", "adopted:gw-a\ndropped".into(), held)
+        .await
+        .expect("say the leftovers are dropped");
+    let _y = within_for(LEASE * 5, "gw-y to start", start).await;
+    assert_eq!(
+        consumer_policy(&js, "gw-y").await,
+        Some(consumer::AckPolicy::All),
+        "gw-y has a consumer of its own"
+    );
+    assert_eq!(kv.get("gw-y").await.expect("read gw-y's key"), None);
 }

@@ -19,7 +19,7 @@
 //!    to the adopted sessions only, but for what the dead node's store holds already
 //!    ([`drain`]).
 //! 5. **Settle.** Once its own store holds it all, the adoption is marked done; then the dead
-//!    node's consumer and log go.
+//!    node's consumer and log go, under the key's hold ([`leftovers`]).
 //!
 //! Until step 5 nothing of the dead node's is changed, so an adoption can start again from
 //! the beginning: an adopter that dies in it leaves its claim, and the node that adopts the
@@ -28,7 +28,7 @@
 //! killed and restarted before anyone noticed finds its own claim at start and does the same.
 //! One that dies after step 5's word and before the dead node's consumer and log are gone
 //! leaves them: whoever adopts it drops them again (as does the adopter, restarted), unless
-//! the adopted node is back, which drops its old consumer itself.
+//! the adopted node is back first, which drops its old consumer itself.
 //!
 //! `AVIARY_CLIENTS` still names the dead node for the adopted client ids: the wills of its
 //! clients are settled as before (see [`super::orphans`]), and a client that reconnects, to
@@ -37,10 +37,12 @@
 //! as from any live node.
 //!
 //! A node that finds its own name in `AVIARY_ADOPTIONS` at start was adopted while it was
-//! away: it forgets the sessions its store brought back, which live elsewhere now.
+//! away: it forgets the sessions its store brought back, which live elsewhere now ([`back`]).
 
+mod back;
 mod claim;
 mod drain;
+mod leftovers;
 mod take_over;
 
 use std::sync::{Arc, OnceLock, Weak};
@@ -51,11 +53,11 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use self::claim::Claim;
+use self::claim::{Claim, Leftovers};
+use self::leftovers::Finished;
 use self::take_over::Adoptee;
 use super::handover::Sync;
 use super::metrics::ClusterMetrics;
-use super::node::{consumer_name, STREAM};
 use super::orphans::Orphans;
 use super::subject::{token, untoken};
 use super::ClusterError;
@@ -123,32 +125,12 @@ impl Adoption {
             orphans: OnceLock::new(),
             finishing: tokio::sync::Mutex::new(()),
         };
-        let mine = token(&this.node);
-        // A bucket just created may have no leader for a moment.
-        let adopted = super::setup::step(BUCKET, || this.adoptions.entry(&mine)).await?;
-        if let Some(e) = adopted.filter(|e| e.operation == kv::Operation::Put) {
-            // Being adopted right now: forgetting before the adopter is done would let its
-            // final word land on a key this node has purged, and be read at its next start
-            // as an adoption of what it holds by then.
-            let by = match Claim::parse(&e.value) {
-                Some(Claim::Adopting(holders)) => this.adopted_by(&mine).await.map_err(|e| {
-                    ClusterError::Stream(format!(
-                        "this node's sessions are being adopted by {}, and {e}: start it again once that is done",
-                        holders[0]
-                    ))
-                })?,
-                _ => String::from_utf8_lossy(&e.value).into_owned(),
-            };
-            let forgotten = this.broker.forget_sessions();
-            // Its adopter drops it, but may have died first: one left holds what was taken
-            // in already, and would bring it to this node's new clients. Made again later.
-            drop_consumer(js, &this.node).await;
+        if let Some(back) = this.back().await? {
             info!(
-                forgotten,
-                %by,
+                forgotten = back.forgotten,
+                by = %back.by,
                 "this node's sessions were adopted while it was away: forgot them here"
             );
-            super::setup::step(BUCKET, || this.adoptions.purge(&mine)).await?;
         }
         Ok(Arc::new(this))
     }
@@ -287,8 +269,16 @@ impl Adoption {
             };
             let holders = match said {
                 Claim::Adopting(holders) if holders[0] == holder => holders,
-                Claim::Adopted(adopter) if adopter == holder => {
-                    finished.push(node);
+                // Left by the holder when it died, in its word or in its hands.
+                Claim::Adopted { adopter, leftovers }
+                    if matches!(&leftovers, Leftovers::Left if adopter == holder)
+                        || matches!(&leftovers, Leftovers::Dropping(by) if by == holder) =>
+                {
+                    finished.push(Finished {
+                        node,
+                        adopter,
+                        revision: entry.revision,
+                    });
                     continue;
                 }
                 _ => continue,
@@ -317,37 +307,25 @@ impl Adoption {
         })
     }
 
-    /// Drops again the consumer and log of each of `finished`, adopted by a node that may
-    /// have died between saying so and dropping them (which [`forget`](Self::forget) does
-    /// last): left, the consumer would keep the stream holding what matches its filters.
-    /// Not those of a node back meanwhile, which drops its own (see [`Adoption::start`]).
-    async fn sweep(&self, finished: &[String]) {
-        for node in finished {
-            if !self.alive(node).await {
-                self.forget(node).await;
-            }
-        }
-    }
-
     /// Steps 2 to 5 for `work`, claimed here.
     async fn finish(&self, work: Vec<Adoptee>) -> Result<(), String> {
         let adopted = self.take_over(&work).await?;
-        let done = Claim::Adopted(self.node.clone()).encode();
+        // Done, and the leftovers held here to be dropped next.
+        let done = Claim::adopted(&self.node, Leftovers::Dropping(self.node.clone())).encode();
+        let mut revisions = Vec::with_capacity(work.len());
         for adoptee in &work {
-            self.adoptions
-                .put(token(&adoptee.node), done.clone())
-                .await
-                .map_err(|e| e.to_string())?;
+            let put = self.adoptions.put(token(&adoptee.node), done.clone());
+            revisions.push(put.await.map_err(|e| e.to_string())?);
         }
         let nodes: Vec<&str> = work.iter().map(|a| a.node.as_str()).collect();
         info!(?nodes, sessions = adopted, "adopted dead nodes' sessions");
-        for adoptee in &work {
+        for (adoptee, revision) in work.iter().zip(revisions) {
             // A node that left in good order kept its delayed wills for its return; it
             // forgets its sessions then, so they are the cluster's to settle now.
             if let Some(orphans) = self.orphans.get().and_then(Weak::upgrade) {
                 orphans.settle_node(&adoptee.node);
             }
-            self.forget(&adoptee.node).await;
+            self.drop_held(&adoptee.node, &self.node, revision).await;
         }
         Ok(())
     }
@@ -357,7 +335,9 @@ impl Adoption {
         let waiting = async {
             loop {
                 let entry = self.adoptions.get(key).await.map_err(|e| e.to_string())?;
-                if let Some(Claim::Adopted(adopter)) = entry.as_deref().and_then(Claim::parse) {
+                if let Some(Claim::Adopted { adopter, .. }) =
+                    entry.as_deref().and_then(Claim::parse)
+                {
                     return Ok(adopter);
                 }
                 tokio::time::sleep(POLL).await;
@@ -367,29 +347,10 @@ impl Adoption {
             .await
             .map_err(|_| format!("no adoption done within {WAIT:?}"))?
     }
-
-    /// Step 5's end: the dead node's consumer and log go.
-    async fn forget(&self, dead: &str) {
-        drop_consumer(&self.js, dead).await;
-        if let Err(e) = super::replica::drop_log(&self.js, self.replicas, dead).await {
-            warn!(node = %dead, error = %e, "the dead node's log did not go");
-        }
-    }
 }
 
 /// What a node's adoptions left (see [`Adoption::left_by`]).
 struct Left {
     unfinished: Vec<Adoptee>,
-    finished: Vec<String>,
-}
-
-/// Deletes `node`'s stream consumer, if it has one.
-async fn drop_consumer(js: &jetstream::Context, node: &str) {
-    match js.get_stream(STREAM).await {
-        Ok(stream) => match stream.delete_consumer(&consumer_name(node)).await {
-            Ok(_) => debug!(%node, "dropped a node's stream consumer"),
-            Err(e) => debug!(%node, error = %e, "the node's stream consumer did not go"),
-        },
-        Err(e) => debug!(error = %e, "cannot open the message stream"),
-    }
+    finished: Vec<Finished>,
 }
