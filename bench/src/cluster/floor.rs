@@ -1,7 +1,9 @@
 //! The floor under cross-node QoS 1: JetStream alone, with no gateway, measured on the same
 //! NATS servers in the same run. A stream set up as Aviary's message stream is (file storage,
-//! R3, interest retention), one durable pull consumer with explicit acknowledgements, as each
-//! gateway node has, and a publisher paced at the latency flows' rate. Each message carries
+//! R3, interest retention), one durable pull consumer acknowledged as each gateway node's is
+//! (`AckPolicy::All`, one acknowledgement per [`ACK_BATCH`] messages or [`ACK_DELAY`], as
+//! `gateway/src/cluster/acks.rs` does for messages that wrote nothing to the store), and a
+//! publisher paced at the latency flows' rate. Each message carries
 //! its send time; the latency is publish to delivery, and the publish acknowledgement's
 //! latency (what a gateway's PUBACK waits for) is reported beside it.
 //!
@@ -23,6 +25,10 @@ const SUBJECTS: &str = "aviary-bench.floor.>";
 const CONSUMER: &str = "floor";
 /// How long any one message or acknowledgement may take before the probe gives up.
 const WAIT: Duration = Duration::from_secs(30);
+/// A gateway node's acknowledgement batching (`cluster::acks::BATCH` and `DELAY`): each
+/// acknowledgement costs every server a replicated write, so the floor batches alike.
+const ACK_BATCH: usize = 64;
+const ACK_DELAY: Duration = Duration::from_millis(20);
 
 /// Latencies of one probe, in nanoseconds, sorted.
 struct Measured {
@@ -127,7 +133,7 @@ async fn flow(
             CONSUMER,
             consumer::pull::Config {
                 durable_name: Some(CONSUMER.to_owned()),
-                ack_policy: consumer::AckPolicy::Explicit,
+                ack_policy: consumer::AckPolicy::All,
                 deliver_policy: consumer::DeliverPolicy::New,
                 max_ack_pending: 10_000,
                 ..Default::default()
@@ -140,6 +146,7 @@ async fn flow(
     let start = Instant::now();
     let publishing = tokio::spawn(publish(js.clone(), start, rate.max(1), total));
     let mut delivered = Vec::with_capacity(total as usize);
+    let (mut unacknowledged, mut last_ack) = (0, Instant::now());
     while (delivered.len() as u64) < total {
         let m = match tokio::time::timeout(WAIT, messages.next()).await {
             Ok(Some(m)) => m.map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -156,7 +163,14 @@ async fn flow(
             .map(u64::from_le_bytes)
             .context("a message without its send time")?;
         delivered.push((start.elapsed().as_nanos() as u64).saturating_sub(sent));
-        m.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        // A gateway acknowledges after the delay even with no message after it; here the
+        // next message, a millisecond later at the latency flows' rate, stands in for it.
+        unacknowledged += 1;
+        let last = delivered.len() as u64 == total;
+        if unacknowledged >= ACK_BATCH || last_ack.elapsed() >= ACK_DELAY || last {
+            m.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            (unacknowledged, last_ack) = (0, Instant::now());
+        }
     }
     let mut acknowledged = publishing.await??;
     delivered.sort_unstable();
