@@ -18,6 +18,7 @@ use common::nats::NatsCluster;
 use common::process::GatewayProcess;
 use common::raw::{self, until_routed, Raw};
 use common::within_for;
+use futures_util::StreamExt;
 use ws_common::Gw;
 
 #[tokio::test]
@@ -95,11 +96,78 @@ async fn a_killed_nodes_persistent_session_resumes_on_another_node_with_its_mess
     assert_eq!(&p.payload[..], N.to_string().as_bytes());
 }
 
+/// An adoption that fails part-way is done again (`Adoption::resume`), not left claimed
+/// until the adopter restarts. The fault is real and placed by hand: a record no store can
+/// read, in gw-a's log in JetStream, on which every attempt to replay it fails; once it is
+/// deleted, the next attempt adopts the session whole.
+#[tokio::test]
+async fn an_adoption_that_fails_part_way_is_done_again() {
+    const N: usize = 100;
+    let mut k = Keeper::start("pets/+/location", QoS::AtLeastOnce).await;
+    drop(k.sub.take());
+    let mut publisher = k.publisher.take().expect("the tracker");
+    let message = |i: usize| {
+        raw::message(
+            "pets/7/location",
+            i.to_string().as_bytes(),
+            QoS::AtLeastOnce,
+        )
+    };
+    for i in 0..N / 2 {
+        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
+    }
+    let client = async_nats::connect(k.nats.urls()).await.expect("connect");
+    let js = async_nats::jetstream::new(client.clone());
+    let garbage = js
+        .publish("aviary.store.gw-a", "not a log record".into())
+        .await
+        .expect("send the bad record")
+        .await
+        .expect("the bad record stored")
+        .sequence;
+    // Each attempt reads gw-a's log through a consumer of its own.
+    let mut reads = client
+        .subscribe("$JS.API.CONSUMER.CREATE.>")
+        .await
+        .expect("watch reads of the logs");
+    client.flush().await.expect("flush");
+    let killed = k.kill_a().await;
+    for i in N / 2..N {
+        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
+    }
+    // The first attempt fails on the record, and another follows.
+    within_for(LEASE * 10, "two attempts to adopt gw-a", async {
+        let mut attempts = 0;
+        while attempts < 2 {
+            let read = reads.next().await.expect("the watch ends");
+            let about = String::from_utf8_lossy(&read.payload).into_owned() + &read.subject;
+            attempts += usize::from(
+                read.subject.contains("AVIARY_STORES") && about.contains("aviary.store.gw-a"),
+            );
+        }
+    })
+    .await;
+    js.get_stream("AVIARY_STORES")
+        .await
+        .expect("the logs' stream")
+        .delete_message(garbage)
+        .await
+        .expect("delete the bad record");
+    let mut sub = k.back_on_b(killed).await;
+    let seen = within_for(
+        Duration::from_secs(30),
+        "every acknowledged message",
+        numbers(&mut sub, N),
+    )
+    .await;
+    assert_eq!(seen, (0..N).collect());
+}
+
 /// Two nodes, gw-a a process of its own (to be killed) and gw-b in-process; a persistent
 /// session ("keeper") on gw-a subscribed to a filter, and a publisher ("tracker") on gw-b
 /// whose messages reach it.
 struct Keeper {
-    _nats: NatsCluster,
+    nats: NatsCluster,
     _dir: tempfile::TempDir,
     a: Option<GatewayProcess>,
     b: Gw,
@@ -121,7 +189,7 @@ impl Keeper {
         let probe = filter.replace('+', "0");
         until_routed(&mut publisher, &mut sub, &probe, qos).await;
         Self {
-            _nats: nats,
+            nats,
             _dir: dir,
             a: Some(a),
             b,
