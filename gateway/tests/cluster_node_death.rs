@@ -207,13 +207,19 @@ impl Keeper {
 
     /// The keeper reconnects to gw-b and finds its session there.
     async fn back_on_b(&self, killed: Instant) -> Raw {
-        let (sub, ack) = within_for(
+        // The CONNACK waits for the lease to run out and the adoption (or its next attempt):
+        // on a loaded machine longer than a packet's usual wait.
+        let mut raw = Raw::open(self.b.mqtt).await;
+        raw.set_wait(LEASE * 10);
+        let (mut sub, ack) = within_for(
             LEASE * 10,
             "the session to be adopted",
-            Raw::connect_ok(self.b.mqtt, self.connect.clone()),
+            raw.handshake(self.connect.clone()),
         )
         .await;
+        assert_eq!(ack.reason_code, ReasonCode::SUCCESS, "CONNACK: {ack:?}");
         assert!(ack.session_present, "the session came back");
+        sub.set_wait(common::WAIT);
         eprintln!(
             "SIGKILL to the session back on gw-b: {:?}",
             killed.elapsed()
