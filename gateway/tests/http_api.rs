@@ -178,11 +178,9 @@ async fn retained_messages_are_listed() {
     let (mut c, _) = Raw::connect_ok(gw.mqtt, raw::v5("retainer")).await;
     let mut text = raw::message("r/text", "héllo".as_bytes(), QoS::AtLeastOnce);
     text.retain = true;
-    text.properties.message.content_type = Some("text/plain".into());
-    text.properties
-        .message
-        .user_properties
-        .push(("unit".into(), "m".into()));
+    let props = text.properties.message.to_mut();
+    props.content_type = Some("text/plain".into());
+    props.user_properties.push(("unit".into(), "m".into()));
     let mut binary = raw::message("r/bin", &[0xFF, 0x00, 0xFE], QoS::AtMostOnce);
     binary.retain = true;
     let mut other = raw::message("other/x", b"x", QoS::AtLeastOnce);

@@ -151,14 +151,14 @@ async fn expired_messages_are_dropped_and_the_interval_counts_down() {
     let (mut publisher, _) = Raw::connect_ok(gw.addr, raw::v5("expiry-pub")).await;
     for (topic, secs) in [("me/short", 1), ("me/long", 100)] {
         let mut p = raw::message(topic, b"x", QoS::AtLeastOnce);
-        p.properties.message.message_expiry_interval = Some(secs);
+        p.properties.message.to_mut().message_expiry_interval = Some(secs);
         publisher.publish(p).await;
     }
     // Retained ones expire too (section 3.3.2.3.3).
     for (topic, secs) in [("mr/short", 1), ("mr/long", 100)] {
         let mut p = raw::message(topic, b"r", QoS::AtLeastOnce);
         p.retain = true;
-        p.properties.message.message_expiry_interval = Some(secs);
+        p.properties.message.to_mut().message_expiry_interval = Some(secs);
         publisher.publish(p).await;
     }
     // Proving a negative: the short one must run out while queued.
@@ -298,11 +298,11 @@ async fn message_properties_pass_through_unchanged() {
         ],
     };
     let mut msg = raw::message("pp/t", br#"{"a":1}"#, QoS::AtLeastOnce);
-    msg.properties.message = properties.clone();
+    msg.properties.message = properties.clone().into();
     p.publish(msg).await;
     let got = s.recv_publish().await;
     assert_eq!(
-        got.properties.message, properties,
+        *got.properties.message, properties,
         "[MQTT-3.3.2-17] [MQTT-3.3.2-18]"
     );
     assert_eq!(got.payload, &br#"{"a":1}"#[..]);

@@ -132,11 +132,9 @@ async fn mqtt5_over_websocket() {
     c.subscribe("v5/#", QoS::AtLeastOnce).await;
     let mut m = message("v5/t", b"{\"lat\":1}", QoS::AtLeastOnce);
     m.packet_id = Some(c.packet_id());
-    m.properties.message.content_type = Some("application/json".into());
-    m.properties
-        .message
-        .user_properties
-        .push(("k".into(), "v".into()));
+    let props = m.properties.message.to_mut();
+    props.content_type = Some("application/json".into());
+    props.user_properties.push(("k".into(), "v".into()));
     c.send(Packet::Publish(m)).await;
     let (mut puback, mut delivered) = (None, None);
     while puback.is_none() || delivered.is_none() {

@@ -56,8 +56,8 @@ pub use packet::{
 };
 pub use properties::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
-    MessageProperties, PublishProperties, PublishPropertiesRef, SubscribeProperties, UserProperty,
-    WillProperties,
+    MessageProperties, PublishProperties, PublishPropertiesRef, Sparse, SubscribeProperties,
+    UserProperty, WillProperties,
 };
 pub use reason::ReasonCode;
 pub use topic::{matches, TopicError, TopicFilter, TopicName};

@@ -226,8 +226,9 @@ mod tests {
     #[test]
     fn a_written_list_reads_back() {
         let mut p = PublishProperties::default();
-        p.message.content_type = Some("text/plain".into());
-        p.message.user_properties = alloc::vec![("k".into(), "v".into()), ("k".into(), "w".into())];
+        let m = p.message.to_mut();
+        m.content_type = Some("text/plain".into());
+        m.user_properties = alloc::vec![("k".into(), "v".into()), ("k".into(), "w".into())];
         p.subscription_identifiers = alloc::vec![NonZeroU32::new(7).unwrap()];
         let mut w = Writer::default();
         w.publish(&p);
@@ -240,7 +241,7 @@ mod tests {
                 ids.push(r.num());
             }
         }
-        assert_eq!(back, p.message);
+        assert_eq!(back, *p.message);
         assert_eq!(ids, [7]);
     }
 

@@ -113,7 +113,7 @@ impl Broker {
                 topic,
                 payload: m.payload.clone(),
                 qos: m.qos,
-                properties: m.properties.clone(),
+                properties: (*m.properties).clone(),
             })
             .collect()
     }

@@ -219,7 +219,7 @@ impl Wills {
 mod tests {
     use super::*;
     use crate::broker::Message;
-    use aviary_protocol::{ByteString, MessageProperties, QoS};
+    use aviary_protocol::{ByteString, QoS};
 
     fn message(topic: &str, payload: &[u8], qos: QoS, retain: bool) -> Arc<Message> {
         Arc::new(Message {
@@ -227,7 +227,7 @@ mod tests {
             payload: Bytes::copy_from_slice(payload),
             qos,
             retain,
-            properties: MessageProperties::default(),
+            properties: Default::default(),
             expires_at: None,
             stored: Default::default(),
             stream_seq: None,

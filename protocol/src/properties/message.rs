@@ -59,6 +59,26 @@ pub struct MessageProperties {
     pub user_properties: Vec<UserProperty>,
 }
 
+/// The set of a message that has none: what an absent [`Sparse`] set reads as.
+static NO_MESSAGE_PROPERTIES: MessageProperties = MessageProperties {
+    payload_format_indicator: None,
+    message_expiry_interval: None,
+    content_type: None,
+    response_topic: None,
+    correlation_data: None,
+    user_properties: Vec::new(),
+};
+
+impl Empty for MessageProperties {
+    fn empty() -> &'static Self {
+        &NO_MESSAGE_PROPERTIES
+    }
+
+    fn is_empty(&self) -> bool {
+        MessageProperties::is_empty(self)
+    }
+}
+
 impl MessageProperties {
     /// True when nothing is set. Field by field: comparing with a default value built for the
     /// purpose was larger code in the browser package.
@@ -102,8 +122,11 @@ impl MessageProperties {
 /// PUBLISH properties (section 3.3.2.3).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PublishProperties {
-    /// The application message's own properties, forwarded to subscribers.
-    pub message: MessageProperties,
+    /// The application message's own properties, forwarded to subscribers. Nearly always
+    /// absent, so behind a pointer in a build with the server side: inline they were most of
+    /// a [`Publish`](crate::Publish)'s size, copied with it on every move. Read through it;
+    /// set them with [`Sparse::to_mut`] or `.into()`.
+    pub message: Sparse<MessageProperties>,
     /// Topic alias: stands for the topic name on this connection.
     pub topic_alias: Option<NonZeroU16>,
     /// Identifiers of the subscriptions that matched (server to client only).
@@ -113,23 +136,21 @@ pub struct PublishProperties {
 impl PublishProperties {
     pub(crate) fn read(r: &mut Reader) -> Result<Self, DecodeError> {
         let mut p = Self::default();
-        read_block(r, &mut |id, r| {
-            if message_property(&mut p.message, id, r)? {
-                return Ok(());
+        read_block(r, &mut |id, r| match id {
+            id::TOPIC_ALIAS => once(
+                &mut p.topic_alias,
+                non_zero_u16(r, "topic alias", "topic alias 0 [MQTT-3.3.2-8]")?,
+                id,
+                r.packet(),
+            ),
+            id::SUBSCRIPTION_IDENTIFIER => {
+                p.subscription_identifiers.push(subscription_identifier(r)?);
+                Ok(())
             }
-            match id {
-                id::TOPIC_ALIAS => once(
-                    &mut p.topic_alias,
-                    non_zero_u16(r, "topic alias", "topic alias 0 [MQTT-3.3.2-8]")?,
-                    id,
-                    r.packet(),
-                ),
-                id::SUBSCRIPTION_IDENTIFIER => {
-                    p.subscription_identifiers.push(subscription_identifier(r)?);
-                    Ok(())
-                }
-                _ => Err(misplaced(id, r.packet())),
-            }
+            // The message's set is allocated by its first property (or by a misplaced one,
+            // which fails the packet anyway); a topic alias alone allocates nothing.
+            _ if message_property(p.message.to_mut(), id, r)? => Ok(()),
+            _ => Err(misplaced(id, r.packet())),
         })?;
         Ok(p)
     }

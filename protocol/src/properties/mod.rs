@@ -258,9 +258,11 @@ fn put_user<S: Sink + ?Sized>(s: &mut S, props: &[UserProperty]) -> Result<(), E
 mod ack;
 mod connect;
 mod message;
+mod sparse;
 
 #[cfg(feature = "server")]
 pub(crate) use ack::read_user_properties;
 pub use ack::{AckProperties, AuthProperties, DisconnectProperties, SubscribeProperties};
 pub use connect::{ConnAckProperties, ConnectProperties};
 pub use message::{MessageProperties, PublishProperties, PublishPropertiesRef, WillProperties};
+pub use sparse::{Empty, Sparse};

@@ -148,7 +148,7 @@ pub(crate) fn publish_properties() -> impl Strategy<Value = PublishProperties> {
         vec(subscription_id(), 0..3),
     )
         .prop_map(|(message, topic_alias, ids)| PublishProperties {
-            message,
+            message: message.into(),
             topic_alias,
             subscription_identifiers: ids,
         })

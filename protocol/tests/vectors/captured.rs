@@ -437,11 +437,12 @@ pub(crate) fn reordered() -> Vec<Vector> {
     badauth.properties.authentication_method = Some(s("SCRAM"));
 
     let mut activity = publish("pets/1/activity", br#"{"steps":1}"#, 1, 1, false);
-    activity.properties.message.user_properties = vec![(s("a"), s("b"))];
-    activity.properties.message.message_expiry_interval = Some(30);
+    let m = activity.properties.message.to_mut();
+    m.user_properties = vec![(s("a"), s("b"))];
+    m.message_expiry_interval = Some(30);
 
     let mut request = publish("pets/1/location", b"{}", 2, 1, false);
-    let m = &mut request.properties.message;
+    let m = request.properties.message.to_mut();
     m.content_type = Some(s("application/json"));
     m.payload_format_indicator = Some(true);
     m.response_topic = Some(s("pets/1/reply"));

@@ -233,12 +233,13 @@ fn mqtt_5_connect() -> Vec<Vector> {
 fn mqtt_5_publish() -> Vec<Vector> {
     let mut full = publish("a", b"hi", 0, 0, false);
     let p = &mut full.properties;
-    p.message.payload_format_indicator = Some(true);
-    p.message.message_expiry_interval = Some(30);
-    p.message.content_type = Some(s("json"));
-    p.message.response_topic = Some(s("a/b/c"));
-    p.message.correlation_data = Some(b(&[1, 2]));
-    p.message.user_properties = vec![(s("k"), s("v"))];
+    let m = p.message.to_mut();
+    m.payload_format_indicator = Some(true);
+    m.message_expiry_interval = Some(30);
+    m.content_type = Some(s("json"));
+    m.response_topic = Some(s("a/b/c"));
+    m.correlation_data = Some(b(&[1, 2]));
+    m.user_properties = vec![(s("k"), s("v"))];
     p.topic_alias = NonZeroU16::new(5);
     p.subscription_identifiers = [1, 128, 268_435_455]
         .into_iter()

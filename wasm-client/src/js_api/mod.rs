@@ -175,7 +175,7 @@ impl Engine {
         let mut r = Reader::new(props);
         while let Some(id) = r.next_id() {
             message_property(
-                &mut message.properties.message,
+                message.properties.message.to_mut(),
                 id,
                 id::USER_PROPERTY,
                 &mut r,

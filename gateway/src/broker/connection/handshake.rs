@@ -436,7 +436,7 @@ fn accept(
             payload: Bytes::copy_from_slice(&w.payload),
             qos: w.qos,
             retain: w.retain,
-            properties: w.properties.message,
+            properties: w.properties.message.into(),
         };
         Will {
             message: Arc::new(msg),

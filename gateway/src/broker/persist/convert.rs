@@ -91,7 +91,7 @@ pub(crate) fn stored_message(msg: &Message, clocks: Clocks) -> StoredMessage {
         payload: msg.payload.clone(),
         qos: msg.qos,
         retain: msg.retain,
-        properties: msg.properties.clone(),
+        properties: (*msg.properties).clone(),
         expires_at_unix_ms: msg.expires_at.map(|at| clocks.to_unix_ms(at)),
         stream_seq: msg.stream_seq.map(std::num::NonZeroU64::get),
     }
@@ -104,7 +104,7 @@ pub(crate) fn message(stored: StoredMessage, clocks: Clocks) -> Message {
         payload: stored.payload,
         qos: stored.qos,
         retain: stored.retain,
-        properties: stored.properties,
+        properties: stored.properties.into(),
         expires_at: stored.expires_at_unix_ms.map(|ms| clocks.to_instant(ms)),
         stored: Default::default(),
         stream_seq: stored.stream_seq.and_then(std::num::NonZeroU64::new),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::*;
 use crate::broker::retained::RetainedStore;
 use crate::broker::Message;
-use aviary_protocol::{Ack, MessageProperties, QoS, SubAck};
+use aviary_protocol::{Ack, QoS, SubAck};
 use bytes::Bytes;
 use outbox::Outbox;
 use parking_lot::RwLock;
@@ -20,7 +20,7 @@ fn message(topic: &str, payload: &[u8], qos: QoS) -> Arc<Message> {
         payload: Bytes::copy_from_slice(payload),
         qos,
         retain: false,
-        properties: MessageProperties::default(),
+        properties: Default::default(),
         expires_at: None,
         stored: Default::default(),
         stream_seq: None,
