@@ -86,7 +86,9 @@ pub(super) async fn curve(
                 clients: args.subscription_clients,
                 per_packet: args.filters_per_subscribe,
                 messages: args.growth_messages.max(1),
+                rounds: args.growth_rounds as usize,
                 setup_timeout: Duration::from_secs(args.setup_timeout_secs.max(1)),
+                hook: args.growth_hook.clone(),
             };
             let runs = rounds(&point, specs, params, repeat, &mut failed_at[f]).await;
             for (s, spec) in specs.iter().enumerate() {
@@ -193,17 +195,20 @@ fn intro(args: &GrowthArgs, params: &Params, repeat: usize) -> String {
         "Each run: a fresh broker; {clients} clients subscribe (QoS 1, {per} filters per \
          SUBSCRIBE, all clients at once) to N filters: exact `dev/{{i}}/temp`, or wildcard \
          `dev/{{i}}/+` and `dev/{{i}}/#` alternating. Setup is from the first connect to the \
-         last SUBACK. Then one publisher sends {messages} QoS 1 messages of {payload} B \
-         (window {window}), message s to `dev/{{k}}/temp` with k = s × 7919 mod N: each matches \
-         exactly one subscription, and they spread over all of them. Broker CPU per publish is \
-         the broker's user + system time (`/proc/PID/stat`, 10 ms ticks) over the publishing \
-         phase divided by deliveries; it includes the PUBLISH in, its PUBACK, the delivery and \
-         its PUBACK, which cost the same at every point, so a flat curve means routing does \
-         not grow with subscriptions. Throughput is counted at the subscribers, first to last \
-         delivery, with the loss beside it. Median of {repeat} run(s), brokers alternating per \
-         point.",
+         last SUBACK. Then {rounds} round(s), each a publisher of its own sending {messages} \
+         QoS 1 messages of {payload} B (window {window}), message s (counted over all rounds) \
+         to `dev/{{k}}/temp` with k = s × 7919 mod N: each matches exactly one subscription, \
+         and they spread over all of them. Broker CPU per publish is the broker's user + \
+         system time (`/proc/PID/stat`, 10 ms ticks) over a round divided by the round's \
+         PUBLISHes, the median of the rounds (over the whole phase per delivery if any was \
+         lost); it includes the PUBLISH in, its PUBACK, the delivery and its PUBACK, which \
+         cost the same at every point, so a flat curve means routing does not grow with \
+         subscriptions. Throughput is counted at the subscribers, first to last delivery of \
+         all rounds, with the loss beside it. Median of {repeat} run(s), brokers alternating \
+         per point.",
         clients = args.subscription_clients,
         per = args.filters_per_subscribe,
+        rounds = args.growth_rounds,
         messages = count(args.growth_messages as usize),
         payload = params.payload,
         window = params.window,
