@@ -28,7 +28,8 @@ async fn run_subscriptions_point(spec: &BrokerSpec, point: &Point, params: &Para
         Err(e) => return failed(SUBSCRIPTION_COLUMNS.len(), e),
     };
     // The point's own loops have deadlines; this only guards against a bug in them.
-    let guard = point.setup_timeout + params.timeout + Duration::from_secs(60);
+    let guard =
+        point.setup_timeout + params.timeout * point.rounds.max(1) as u32 + Duration::from_secs(60);
     let run = subscriptions::run_point(&endpoint, point, params, Some(&broker));
     let mut result = match tokio::time::timeout(guard, run).await {
         Ok(result) => result,

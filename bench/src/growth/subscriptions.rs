@@ -218,7 +218,9 @@ async fn publish(
     let rounds = point.rounds.max(1);
     let (topics, owed) = targets(point, held.len());
     let base = Instant::now();
-    let deadline = tokio::time::Instant::now() + params.timeout;
+    // Each round has the scenario timeout to itself, as the one round had: a broker slow
+    // enough to need most of it is not cut off by the rounds added for the median.
+    let deadline = tokio::time::Instant::now() + params.timeout * rounds as u32;
     let done = Arc::new(AtomicUsize::new(0));
     let sub_tasks: Vec<_> = held
         .into_iter()
@@ -245,7 +247,8 @@ async fn publish(
     let mut before = cpu_time();
     let mut publishers = Vec::with_capacity(rounds);
     for (round, topics) in topics.chunks(point.messages.max(1) as usize).enumerate() {
-        let sent = publish_round(endpoint, round, topics, params, deadline, base).await;
+        let round_deadline = (tokio::time::Instant::now() + params.timeout).min(deadline);
+        let sent = publish_round(endpoint, round, topics, params, round_deadline, base).await;
         // However the round went, the holders are owed no more of its messages.
         done.fetch_add(1, Ordering::Release);
         let (stats, writer) = match sent {
