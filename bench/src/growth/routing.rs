@@ -122,9 +122,10 @@ const PROFILED: &str = "Under callgrind, in the publishing phase alone, routing 
      count moves by 2 %. What grows is cache misses: routing misses the last-level cache 0.4 \
      times per publish at 1,000 subscriptions and 10 times at 1,000,000, a chain of dependent \
      loads into a tree that no cache holds; at about 350 ns each (a DRAM load, and in this VM a \
-     nested page walk, which callgrind does not simulate) they account for the growth in CPU \
-     time past 100,000 subscriptions. Fewer cache lines per level would about halve it; no \
-     layout makes it flat. The profile, and what it would take: \
+     nested page walk, which callgrind does not simulate) ten are the 3 to 5 µs that 1,000,000 \
+     subscriptions add in this machine's runs, whose figures also move by a third from run to \
+     run. Fewer cache lines per level would about halve it; no layout makes it flat. The \
+     profile, and what it would take: \
      [PROFILE.md](PROFILE.md#routing-cost-against-subscriptions).";
 
 /// The issue's target against this run: Aviary's CPU per publish at the smallest and the
