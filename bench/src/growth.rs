@@ -51,6 +51,15 @@ pub(crate) struct GrowthArgs {
     /// subscription.
     #[arg(long, default_value_t = 20_000)]
     pub(crate) growth_messages: u64,
+    /// Subscriptions curve: publishing rounds of `--growth-messages` each per run, on the
+    /// same subscriptions; the CPU per publish is the median of the rounds'.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub(crate) growth_rounds: u64,
+    /// Subscriptions curve: a shell command run, and waited for, after each run's setup and
+    /// before its publishing: for a profiler, say `callgrind_control -i on` with the broker
+    /// under `valgrind --tool=callgrind --instr-atstart=no` (see bench/PROFILE.md).
+    #[arg(long)]
+    pub(crate) growth_hook: Option<String>,
     /// Subscriptions curve: seconds the setup of one point may take before it is reported
     /// as failed.
     #[arg(long, default_value_t = 120)]

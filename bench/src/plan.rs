@@ -250,6 +250,9 @@ pub(crate) fn apply_quick(cli: &mut Cli, matches: &ArgMatches) {
     if unset("growth_messages") {
         growth.growth_messages = 2_000;
     }
+    if unset("growth_rounds") {
+        growth.growth_rounds = 1;
+    }
     if unset("payload_sizes") {
         growth.payload_sizes = vec![16, 4_096, 65_536];
     }
