@@ -64,22 +64,11 @@ async fn a_killed_nodes_persistent_session_resumes_on_another_node_with_its_mess
     let mut k = Keeper::start("pets/+/location", QoS::AtLeastOnce).await;
     drop(k.sub.take());
     let mut publisher = k.publisher.take().expect("the tracker");
-    let message = |i: usize| {
-        raw::message(
-            "pets/7/location",
-            i.to_string().as_bytes(),
-            QoS::AtLeastOnce,
-        )
-    };
     // Half queued on gw-a while the owner is away, then gw-a dies without a word; the other
     // half is published while it is dead.
-    for i in 0..N / 2 {
-        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
-    }
+    track(&mut publisher, 0..N / 2).await;
     let killed = k.kill_a().await;
-    for i in N / 2..N {
-        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
-    }
+    track(&mut publisher, N / 2..N).await;
 
     // The phone reconnects to gw-b: its session, subscription and queue are there.
     let mut sub = k.back_on_b(killed).await;
@@ -91,7 +80,7 @@ async fn a_killed_nodes_persistent_session_resumes_on_another_node_with_its_mess
     .await;
     assert_eq!(seen, (0..N).collect());
     // And the subscription holds for what comes next.
-    assert_eq!(publisher.publish(message(N)).await, ReasonCode::SUCCESS);
+    track(&mut publisher, N..N + 1).await;
     let p = sub.recv_publish().await;
     assert_eq!(&p.payload[..], N.to_string().as_bytes());
 }
@@ -103,28 +92,41 @@ async fn a_killed_nodes_persistent_session_resumes_on_another_node_with_its_mess
 #[tokio::test]
 async fn an_adoption_that_fails_part_way_is_done_again() {
     const N: usize = 100;
+    const LOG: &str = "aviary.store.gw-a";
     let mut k = Keeper::start("pets/+/location", QoS::AtLeastOnce).await;
     drop(k.sub.take());
     let mut publisher = k.publisher.take().expect("the tracker");
-    let message = |i: usize| {
-        raw::message(
-            "pets/7/location",
-            i.to_string().as_bytes(),
-            QoS::AtLeastOnce,
-        )
-    };
-    for i in 0..N / 2 {
-        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
-    }
     let client = async_nats::connect(k.nats.urls()).await.expect("connect");
     let js = async_nats::jetstream::new(client.clone());
     let garbage = js
-        .publish("aviary.store.gw-a", "not a log record".into())
+        .publish(LOG, "not a log record".into())
         .await
         .expect("send the bad record")
         .await
         .expect("the bad record stored")
         .sequence;
+    track(&mut publisher, 0..N / 2).await;
+    // Not last in the log: a read that began before the record goes still finds its end.
+    let logs = js
+        .get_stream("AVIARY_STORES")
+        .await
+        .expect("the logs' stream");
+    within_for(
+        LEASE * 5,
+        "gw-a's log to go on past the bad record",
+        async {
+            while logs
+                .get_last_raw_message_by_subject(LOG)
+                .await
+                .expect("read the log")
+                .sequence
+                <= garbage
+            {
+                tokio::time::sleep(LEASE / 30).await;
+            }
+        },
+    )
+    .await;
     // Each attempt reads gw-a's log through a consumer of its own.
     let mut reads = client
         .subscribe("$JS.API.CONSUMER.CREATE.>")
@@ -132,25 +134,18 @@ async fn an_adoption_that_fails_part_way_is_done_again() {
         .expect("watch reads of the logs");
     client.flush().await.expect("flush");
     let killed = k.kill_a().await;
-    for i in N / 2..N {
-        assert_eq!(publisher.publish(message(i)).await, ReasonCode::SUCCESS);
-    }
+    track(&mut publisher, N / 2..N).await;
     // The first attempt fails on the record, and another follows.
     within_for(LEASE * 10, "two attempts to adopt gw-a", async {
         let mut attempts = 0;
         while attempts < 2 {
             let read = reads.next().await.expect("the watch ends");
             let about = String::from_utf8_lossy(&read.payload).into_owned() + &read.subject;
-            attempts += usize::from(
-                read.subject.contains("AVIARY_STORES") && about.contains("aviary.store.gw-a"),
-            );
+            attempts += usize::from(read.subject.contains("AVIARY_STORES") && about.contains(LOG));
         }
     })
     .await;
-    js.get_stream("AVIARY_STORES")
-        .await
-        .expect("the logs' stream")
-        .delete_message(garbage)
+    logs.delete_message(garbage)
         .await
         .expect("delete the bad record");
     let mut sub = k.back_on_b(killed).await;
@@ -161,6 +156,18 @@ async fn an_adoption_that_fails_part_way_is_done_again() {
     )
     .await;
     assert_eq!(seen, (0..N).collect());
+}
+
+/// Publishes the numbers in `range` as the tracker's locations, QoS 1, each acknowledged.
+async fn track(publisher: &mut Raw, range: std::ops::Range<usize>) {
+    for i in range {
+        let p = raw::message(
+            "pets/7/location",
+            i.to_string().as_bytes(),
+            QoS::AtLeastOnce,
+        );
+        assert_eq!(publisher.publish(p).await, ReasonCode::SUCCESS);
+    }
 }
 
 /// Two nodes, gw-a a process of its own (to be killed) and gw-b in-process; a persistent
@@ -207,11 +214,12 @@ impl Keeper {
 
     /// The keeper reconnects to gw-b and finds its session there.
     async fn back_on_b(&self, killed: Instant) -> Raw {
-        // The CONNACK waits for the lease to run out and the adoption (or its next attempt):
-        // on a loaded machine longer than a packet's usual wait.
+        // The CONNACK waits for the lease to run out and the adoption (or its next attempt),
+        // and the adopted queue follows: on a loaded machine longer than a packet's usual
+        // wait. The callers bound the whole.
         let mut raw = Raw::open(self.b.mqtt).await;
         raw.set_wait(LEASE * 10);
-        let (mut sub, ack) = within_for(
+        let (sub, ack) = within_for(
             LEASE * 10,
             "the session to be adopted",
             raw.handshake(self.connect.clone()),
@@ -219,7 +227,6 @@ impl Keeper {
         .await;
         assert_eq!(ack.reason_code, ReasonCode::SUCCESS, "CONNACK: {ack:?}");
         assert!(ack.session_present, "the session came back");
-        sub.set_wait(common::WAIT);
         eprintln!(
             "SIGKILL to the session back on gw-b: {:?}",
             killed.elapsed()
