@@ -72,13 +72,7 @@ async fn a_killed_nodes_persistent_session_resumes_on_another_node_with_its_mess
 
     // The phone reconnects to gw-b: its session, subscription and queue are there.
     let mut sub = k.back_on_b(killed).await;
-    let seen = within_for(
-        Duration::from_secs(30),
-        "every acknowledged message",
-        numbers(&mut sub, N),
-    )
-    .await;
-    assert_eq!(seen, (0..N).collect());
+    every_one(&mut sub, N).await;
     // And the subscription holds for what comes next.
     track(&mut publisher, N..N + 1).await;
     let p = sub.recv_publish().await;
@@ -149,13 +143,18 @@ async fn an_adoption_that_fails_part_way_is_done_again() {
         .await
         .expect("delete the bad record");
     let mut sub = k.back_on_b(killed).await;
+    every_one(&mut sub, N).await;
+}
+
+/// Waits for the numbers 0 to `n` on `sub`, each once: every acknowledged message.
+async fn every_one(sub: &mut Raw, n: usize) {
     let seen = within_for(
         Duration::from_secs(30),
         "every acknowledged message",
-        numbers(&mut sub, N),
+        numbers(sub, n),
     )
     .await;
-    assert_eq!(seen, (0..N).collect());
+    assert_eq!(seen, (0..n).collect());
 }
 
 /// Publishes the numbers in `range` as the tracker's locations, QoS 1, each acknowledged.
