@@ -185,7 +185,7 @@ async fn serve(args: RunArgs, signals: Signals) -> anyhow::Result<()> {
         signals.stopped().await;
         stop.cancel();
     };
-    gateway.run(shutdown).await;
+    gateway.run(shutdown).await?;
     Ok(())
 }
 

@@ -22,7 +22,7 @@ use crate::store::{self, StoreError, StoreHandle};
 use crate::transport;
 use crate::transport::tls::{TlsAcceptor, TlsError};
 
-/// Why the gateway could not start.
+/// Why the gateway could not start, or had to stop.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A listener address could not be bound.
@@ -56,6 +56,10 @@ pub enum Error {
     /// Cluster mode is configured and the node could not join.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// This cluster node found, once back from a lapse of its lease, that another node
+    /// adopted its sessions meanwhile: serving them here would split the brain.
+    #[error("{0}; started again, it forgets the sessions adopted elsewhere")]
+    Fenced(String),
 }
 
 /// What to do about a listener that could not be bound, naming the flag and config key that
@@ -244,8 +248,9 @@ impl Gateway {
         &self.broker
     }
 
-    /// Serves until `shutdown` completes, then closes every connection.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+    /// Serves until `shutdown` completes, then closes every connection. Stops by itself,
+    /// with [`Error::Fenced`], if its cluster node is fenced (see `cluster::link`).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let token = CancellationToken::new();
         let tasks = TaskTracker::new();
         info!("listening {}", self.addresses());
@@ -255,8 +260,18 @@ impl Gateway {
         }
         let broker = self.broker.clone();
         let cluster_stop = self.cluster_stop.clone();
+        let node = self.cluster.clone();
+        let fenced = async move {
+            match node {
+                Some(node) => node.fenced().await,
+                None => std::future::pending().await,
+            }
+        };
         self.spawn_listeners(&token, &tasks);
-        shutdown.await;
+        let outcome = tokio::select! {
+            () = shutdown => Ok(()),
+            why = fenced => Err(Error::Fenced(why)),
+        };
         info!("shutting down: closing connections, sessions are kept");
         token.cancel();
         // Connections past their handshake wait for a kick, not for the token
@@ -272,6 +287,7 @@ impl Gateway {
         cluster_stop.cancel();
         // Last: the connections' final writes (sessions left, wills set) are in.
         broker.close_store().await;
+        outcome
     }
 
     /// Starts serving every listener, each in a task of `tasks`.
@@ -369,6 +385,5 @@ async fn reload_when(
 
 /// Binds and runs a gateway until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    Gateway::bind(config).await?.run(shutdown).await;
-    Ok(())
+    Gateway::bind(config).await?.run(shutdown).await
 }

@@ -124,7 +124,7 @@ impl Cluster {
         }
     }
 
-    /// Waits for gw-a's adoption to be claimed and kills the claimant with SIGKILL: its name,
+    /// Waits for gw-a's adoption to be claimed and confirmed, and kills the claimant with SIGKILL: its name,
     /// and when. Fails if the adoption was done before the kill.
     async fn kill_the_adopter(&mut self) -> (String, Instant) {
         let mut watch = self.adoptions.watch_with_history(KEY).await.expect("watch");
@@ -135,7 +135,8 @@ impl Cluster {
                     .await
                     .expect("the watch goes on")
                     .expect("an entry");
-                if entry.operation == kv::Operation::Put {
+                // A claim not yet confirmed (`claiming:`) copies nothing: waited past.
+                if entry.operation == kv::Operation::Put && !entry.value.starts_with(b"claiming:") {
                     return String::from_utf8(entry.value.to_vec()).expect("utf-8");
                 }
             }

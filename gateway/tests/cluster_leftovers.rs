@@ -10,10 +10,9 @@ mod common;
 mod ws_common;
 
 use async_nats::jetstream::{self, consumer, context::ConsumerInfoErrorKind};
-use cluster_common::{node, process_node, LEASE};
+use cluster_common::{node, process_node, KeyReads, LEASE};
 use common::nats::NatsCluster;
 use common::within_for;
-use futures_util::StreamExt;
 
 /// The message stream and the adoptions bucket (see `cluster::node`, `cluster::adoption`).
 const STREAM: &str = "AVIARY_MESSAGES";
@@ -130,33 +129,13 @@ async fn a_node_back_waits_while_a_live_node_drops_its_leftovers() {
         .put("gw-y", "adopted:gw-a\ndropping:gw-a".into())
         .await
         .expect("hold gw-y's key");
-    // gw-y's reads of its key, whichever way the KV reads go.
     let client = async_nats::connect(nats.urls()).await.expect("connect");
-    let mut direct = client
-        .subscribe(format!("$JS.API.DIRECT.GET.KV_{ADOPTIONS}.>"))
-        .await
-        .expect("watch direct reads");
-    let mut plain = client
-        .subscribe(format!("$JS.API.STREAM.MSG.GET.KV_{ADOPTIONS}"))
-        .await
-        .expect("watch reads");
-    client.flush().await.expect("flush");
+    let mut reads = KeyReads::watch(&client, ADOPTIONS).await;
     let start = node(&nats, "gw-y");
     tokio::pin!(start);
     // It reads the key again and again while gw-a holds it, and does not start.
-    within_for(LEASE * 5, "gw-y to wait on its held key", async {
-        let mut reads = 0;
-        while reads < 3 {
-            let read = tokio::select! {
-                _ = &mut start => panic!("gw-y started while a live node dropped its leftovers"),
-                Some(m) = direct.next() => m,
-                Some(m) = plain.next() => m,
-            };
-            let about = String::from_utf8_lossy(&read.payload).into_owned() + &read.subject;
-            reads += usize::from(about.contains(".gw-y"));
-        }
-    })
-    .await;
+    let started = "gw-y started while a live node dropped its leftovers";
+    reads.while_pending(&mut start, "gw-y", started).await;
     // Had gw-y made its consumer already, this would take it: the drop gw-a would do.
     let stream = js.get_stream(STREAM).await.expect("the message stream");
     stream

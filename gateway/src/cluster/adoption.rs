@@ -7,7 +7,8 @@
 //! Between the two, nothing is missing. One node adopts a dead node whole:
 //!
 //! 1. **Claim.** The first to create the dead node's key in `AVIARY_ADOPTIONS` adopts it;
-//!    the others wait for its word there (`adopted:<node>`, see [`claim`]).
+//!    the others wait for its word there (`adopted:<node>`, see [`claim`]). The claim holds
+//!    once the node is known to hold no lease after it was written ([`confirm`]).
 //! 2. **Open.** The adopter replays the dead node's log and opens each session it held,
 //!    offline and subscribed, then waits until its own consumer listens to their filters:
 //!    from then on every stream message for them reaches it too.
@@ -41,6 +42,7 @@
 
 mod back;
 mod claim;
+mod confirm;
 mod drain;
 mod leftovers;
 mod take_over;
@@ -54,6 +56,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use self::claim::{Claim, Leftovers};
+use self::confirm::Claimed;
 use self::leftovers::Finished;
 use self::take_over::Adoptee;
 use super::handover::Sync;
@@ -163,7 +166,9 @@ impl Adoption {
     /// Whether `node` holds its lease (or the bucket cannot say).
     async fn alive(&self, node: &str) -> bool {
         match self.nodes.entry(node).await {
-            Ok(e) => e.is_some_and(|e| e.operation == kv::Operation::Put),
+            Ok(e) => e.is_some_and(|e| {
+                e.operation == kv::Operation::Put && super::lease::is_lease(&e.value)
+            }),
             Err(e) => {
                 debug!(%node, error = %e, "cannot read a node's lease");
                 true
@@ -175,10 +180,22 @@ impl Adoption {
     /// its adoption is done (or at once, if it is another's and `wait` is false).
     pub(super) async fn adopt(self: Arc<Self>, dead: String, wait: bool) -> Result<String, String> {
         let key = token(&dead);
-        let claim = Claim::adopting(&self.node, &[]);
-        let finishing = self.finishing.lock().await;
-        match self.adoptions.create(&key, claim.encode()).await {
-            Ok(_) => {
+        // Each server of the bucket drops a lease that ran out on its own clock: one read
+        // may find it gone while the leader, which decides the mark, still holds it. A node
+        // alive renews far more often than this waits.
+        let settled = tokio::time::Instant::now() + self.lease / 2;
+        let (finishing, claimed) = loop {
+            let finishing = self.finishing.lock().await;
+            match self.claim(&dead, &key).await? {
+                Claimed::Withdrawn if tokio::time::Instant::now() < settled => {
+                    drop(finishing);
+                    tokio::time::sleep(POLL).await;
+                }
+                claimed => break (finishing, claimed),
+            }
+        };
+        match claimed {
+            Claimed::Confirmed => {
                 info!(node = %dead, "a node is gone: adopting its persistent sessions");
                 let adopted = self.adopt_claimed(dead).await;
                 drop(finishing);
@@ -189,12 +206,12 @@ impl Adoption {
                 }
                 adopted.map(|()| self.node.clone())
             }
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists && wait => {
+            Claimed::Withdrawn => Err(format!("{dead} holds its lease again")),
+            Claimed::Taken if wait => {
                 drop(finishing);
                 self.adopted_by(&key).await
             }
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(String::new()),
-            Err(e) => Err(e.to_string()),
+            Claimed::Taken => Ok(String::new()),
         }
     }
 
@@ -268,6 +285,16 @@ impl Adoption {
                 continue;
             };
             let holders = match said {
+                // Never confirmed, so nothing of the node's was copied: withdrawn.
+                Claim::Claiming(by) if by == holder => {
+                    let withdrawn = self
+                        .adoptions
+                        .delete_expect_revision(&key, Some(entry.revision));
+                    if withdrawn.await.is_ok() {
+                        info!(%node, "withdrew a claim its holder never confirmed");
+                    }
+                    continue;
+                }
                 Claim::Adopting(holders) if holders[0] == holder => holders,
                 // Left by the holder when it died, in its word or in its hands.
                 Claim::Adopted { adopter, leftovers }

@@ -5,6 +5,11 @@
 //! nodes is the bucket's keys. The value says where the node serves and how many clients it
 //! has, for `GET /api/v1/cluster`.
 //!
+//! A node that claims a dead node's sessions first writes a *mark* under its name, by
+//! compare-and-set against the lease being gone, and takes it away the same way once its
+//! claim is written: a lease renewed in between (the node was back) makes it withdraw the
+//! claim (see `adoption::confirm`). A mark is not a lease: nobody reads it as a live node.
+//!
 //! Each renewal, or its failure, is what the node's [`Link`] judges the link by. A failed
 //! renewal is tried again soon rather than a fifth of a lease later, so that a short hiccup
 //! of NATS does not cut the node off. Renewals are that frequent (a few bytes each) because
@@ -34,6 +39,18 @@ const READ_WAIT: Duration = Duration::from_secs(3);
 const TAKE_WAIT: Duration = Duration::from_secs(15);
 /// How long a leaving node waits for its last writes, then for its lease to be given back.
 const LEAVE_WAIT: Duration = Duration::from_secs(2);
+/// How a mark begins; a lease is JSON, which begins with `{`.
+const MARK: &str = "gone:";
+
+/// The mark `by` writes under a dead node's name while it claims the node's sessions.
+pub(super) fn mark(by: &str) -> bytes::Bytes {
+    format!("{MARK}{by}").into()
+}
+
+/// Whether a value of the bucket is a lease (and not a mark).
+pub(super) fn is_lease(value: &[u8]) -> bool {
+    !value.starts_with(MARK.as_bytes())
+}
 
 /// A live node, as its lease describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,7 +144,7 @@ impl Leases {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        self.link.renewed();
+        self.link.taken();
         Ok(())
     }
 
@@ -152,7 +169,11 @@ impl Leases {
                     if std::mem::take(&mut failing) {
                         info!("this node's lease is renewed again");
                     }
-                    self.link.renewed();
+                    if self.link.renewed() {
+                        // Perhaps taken for dead meanwhile: the node stays cut off until it
+                        // has made sure nobody claimed its sessions (see `adoption::confirm`).
+                        self.link.returning.notify_one();
+                    }
                     next = every;
                 }
                 Err(e) => {
@@ -197,7 +218,8 @@ impl Leases {
         while let Some(key) = keys.next().await {
             let key = key.map_err(|e| e.to_string())?;
             // A lease that ran out between the listing and the read is simply gone.
-            if let Some(value) = self.kv.get(&key).await.map_err(|e| e.to_string())? {
+            let value = self.kv.get(&key).await.map_err(|e| e.to_string())?;
+            if let Some(value) = value.filter(|v| is_lease(v)) {
                 match serde_json::from_slice::<NodeInfo>(&value) {
                     Ok(info) => nodes.push(info),
                     Err(e) => warn!(%key, error = %e, "a node lease that does not parse"),

@@ -18,6 +18,14 @@
 //! seconds (about 6 s measured when the leader's server is killed), and every node fails
 //! alike meanwhile, so the grace is four fifths of a lease: as long as it can be while still
 //! ending before the lease does. A reconnect asks for a renewal at once.
+//!
+//! **Back after the grace.** A lease renewed again after the grace ran out (the node was cut
+//! off, or its process was frozen past it) may have run out meanwhile, and another node may
+//! have claimed this one's sessions. So the node stays cut off, disconnecting whatever is
+//! still connected, until it has made sure by compare-and-set that nobody did (see
+//! `adoption::confirm`). If somebody did, its sessions live elsewhere now and those here are
+//! stale: the node is **fenced**, and the gateway stops with an error that says so, to be
+//! started again (which forgets them) rather than serve them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,9 +58,14 @@ pub(crate) struct Link {
     pub(super) renew_now: Notify,
     /// Tells the wills' task that the node is back after being cut off.
     pub(super) back: Notify,
+    /// Tells the adoption's task that the lease was renewed after the grace ran out.
+    pub(super) returning: Notify,
     /// The client ids disconnected when the node cut itself off, whose wills it left
     /// unpublished (the cluster settles them: see `orphans`).
     left: Mutex<Vec<String>>,
+    /// Why the node is fenced, once it is.
+    fenced: Mutex<Option<String>>,
+    fenced_now: CancellationToken,
 }
 
 #[derive(Debug)]
@@ -61,8 +74,10 @@ struct State {
     connected: bool,
     /// When the lease was last renewed.
     renewed: Instant,
-    /// Whether the node has cut itself off (and not yet renewed its lease since).
+    /// Whether the node has cut itself off (and not yet rejoined since).
     cut_off: bool,
+    /// Cut off at a late renewal, its clients not yet disconnected.
+    unkicked: bool,
 }
 
 impl Link {
@@ -74,10 +89,14 @@ impl Link {
                 connected: true,
                 renewed: Instant::now(),
                 cut_off: false,
+                unkicked: false,
             }),
             renew_now: Notify::new(),
             back: Notify::new(),
+            returning: Notify::new(),
             left: Mutex::new(Vec::new()),
+            fenced: Mutex::new(None),
+            fenced_now: CancellationToken::new(),
         })
     }
 
@@ -97,16 +116,54 @@ impl Link {
         }
     }
 
-    /// The lease was renewed: the node is (back) in the cluster.
-    pub(super) fn renewed(&self) {
+    /// The lease was taken at start.
+    pub(super) fn taken(&self) {
         let mut st = self.state.lock();
         st.renewed = Instant::now();
         st.connected = true;
-        if std::mem::take(&mut st.cut_off) {
-            drop(st);
+    }
+
+    /// The lease was renewed. True if that came after the grace ran out: the node is cut
+    /// off (if it was not yet) until [`Link::rejoined`] (see the module's notes).
+    pub(super) fn renewed(&self) -> bool {
+        let mut st = self.state.lock();
+        let late = st.cut_off || st.renewed.elapsed() >= self.grace(st.connected);
+        st.renewed = Instant::now();
+        st.connected = true;
+        if late && !st.cut_off {
+            st.cut_off = true;
+            st.unkicked = true;
+        }
+        late
+    }
+
+    /// Nobody claimed this node's sessions while its lease went unrenewed: it is back in the
+    /// cluster.
+    pub(super) fn rejoined(&self) {
+        if std::mem::take(&mut self.state.lock().cut_off) {
             info!("lease renewed: back in the cluster, taking clients again");
             self.back.notify_one();
         }
+    }
+
+    /// This node's sessions were adopted elsewhere while its lease went unrenewed: it stays
+    /// cut off, and the gateway stops.
+    pub(super) fn fence(&self, why: String) {
+        self.state.lock().cut_off = true;
+        *self.fenced.lock() = Some(why);
+        self.fenced_now.cancel();
+    }
+
+    /// Waits until the node is fenced: why.
+    pub(crate) async fn fenced(&self) -> String {
+        self.fenced_now.cancelled().await;
+        self.fenced.lock().clone().unwrap_or_default()
+    }
+
+    /// Whether the node was cut off at a late renewal and its clients not yet disconnected;
+    /// they are now the caller's to disconnect.
+    fn take_unkicked(&self) -> bool {
+        std::mem::take(&mut self.state.lock().unkicked)
     }
 
     /// Whether this node may take a client now.
@@ -125,6 +182,7 @@ impl Link {
     pub(crate) fn state(&self) -> &'static str {
         let st = self.state.lock();
         match (st.cut_off, st.connected) {
+            _ if self.fenced_now.is_cancelled() => "fenced",
             (true, _) => "cut off",
             (false, true) => "up",
             (false, false) => "disconnected",
@@ -205,17 +263,61 @@ pub(super) async fn watch(link: Arc<Link>, broker: Broker, shutdown: Cancellatio
             _ = tick.tick() => {}
             () = shutdown.cancelled() => return,
         }
-        if link.cut_off_if_overdue() {
+        if link.cut_off_if_overdue() || link.take_unkicked() {
             let kicked = link.kick_all(&broker);
             warn!(
                 kicked,
                 "lease not renewed within the grace period: cut off from the cluster, \
-                 disconnecting every client and refusing new ones until NATS is back"
+                 disconnecting every client and refusing new ones until it is back"
             );
             last_kick = Instant::now();
         } else if link.is_cut_off() && last_kick.elapsed() >= KICK_AGAIN {
             link.kick_all(&broker);
             last_kick = Instant::now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: Duration = Duration::from_secs(10);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_within_the_grace_keeps_the_node_up() {
+        let link = Link::new(LEASE);
+        tokio::time::advance(LEASE / 5).await;
+        assert!(!link.renewed());
+        assert!(link.accepting());
+        assert!(!link.take_unkicked());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_after_the_grace_cuts_the_node_off_until_it_rejoins() {
+        let link = Link::new(LEASE);
+        // Frozen past the grace: nothing noticed it, the renewal is the first to.
+        tokio::time::advance(LEASE).await;
+        assert!(link.renewed(), "late");
+        assert!(!link.accepting());
+        assert!(link.take_unkicked(), "its clients are to be disconnected");
+        assert!(!link.take_unkicked());
+        // Renewals go on while it checks: still late, still cut off.
+        assert!(link.renewed());
+        assert!(!link.accepting());
+        link.rejoined();
+        assert!(link.accepting());
+        assert!(!link.renewed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fenced_node_stays_cut_off_and_says_why() {
+        let link = Link::new(LEASE);
+        tokio::time::advance(LEASE).await;
+        assert!(link.renewed());
+        link.fence("adopted by gw-b".to_owned());
+        assert_eq!(link.fenced().await, "adopted by gw-b");
+        assert_eq!(link.state(), "fenced");
+        assert!(!link.accepting());
     }
 }

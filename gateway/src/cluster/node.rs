@@ -215,6 +215,11 @@ impl Node {
         &self.leases
     }
 
+    /// Waits until this node is fenced (see [`link`]): why. The gateway must stop then.
+    pub(crate) async fn fenced(&self) -> String {
+        self.leases.link().fenced().await
+    }
+
     /// What this node counts of its part in the cluster.
     pub(crate) fn metrics(&self) -> &ClusterMetrics {
         &self.metrics
@@ -325,6 +330,7 @@ impl Node {
         // Attached first: the wills they publish must reach the other nodes.
         tokio::spawn(orphans.run());
         adoption.resume();
+        tokio::spawn(adoption.follow_returns(link.clone(), shutdown.clone()));
         tokio::spawn(link::watch(link, broker.clone(), shutdown.clone()));
         tokio::spawn(gate(gated_rx, out_tx, shutdown.clone()));
         tokio::spawn(send(

@@ -118,12 +118,17 @@ impl Orphans {
                 entry = next(&mut watch) => match entry {
                     Some(Ok(e)) if e.key == me => {}
                     Some(Ok(e)) if e.operation == kv::Operation::Put => {
-                        seen.insert(e.key, Instant::now());
+                        // A mark is a claim on a node already found gone, not a renewal.
+                        if super::lease::is_lease(&e.value) {
+                            seen.insert(e.key, Instant::now());
+                        }
                     }
-                    // Given back: the node left in good order (see the module's notes).
+                    // Given back: the node left in good order (see the module's notes); or a
+                    // mark taken away.
                     Some(Ok(e)) => {
-                        seen.remove(&e.key);
-                        info!(node = %e.key, "a node left the cluster");
+                        if seen.remove(&e.key).is_some() {
+                            info!(node = %e.key, "a node left the cluster");
+                        }
                     }
                     Some(Err(e)) => debug!(error = %e, "node lease watch hiccup"),
                     None => watch = None,

@@ -13,6 +13,7 @@ use crate::common::process::GatewayProcess;
 use aviary_protocol::{Ack, Packet};
 
 use crate::common::raw::{Event, Raw};
+use crate::common::within_for;
 use crate::ws_common::Gw;
 
 /// The lease of every node in these tests: short, so that they wait seconds, not tens of
@@ -110,5 +111,51 @@ impl Qos2Receiver {
             }
         }
         true
+    }
+}
+
+/// A node's reads of its key in a key-value bucket, whichever way they go (direct gets, or
+/// the stream leader's message gets): to see a starting node wait on what its key says.
+pub(crate) struct KeyReads {
+    direct: async_nats::Subscriber,
+    plain: async_nats::Subscriber,
+}
+
+impl KeyReads {
+    /// Starts watching the reads of `bucket`'s keys.
+    pub(crate) async fn watch(client: &async_nats::Client, bucket: &str) -> Self {
+        let direct = client
+            .subscribe(format!("$JS.API.DIRECT.GET.KV_{bucket}.>"))
+            .await
+            .expect("watch direct reads");
+        let plain = client
+            .subscribe(format!("$JS.API.STREAM.MSG.GET.KV_{bucket}"))
+            .await
+            .expect("watch reads");
+        client.flush().await.expect("flush");
+        Self { direct, plain }
+    }
+
+    /// Waits until `key` was read 3 times while `start` (a node starting) is still pending;
+    /// panics with `started` if it completes first.
+    pub(crate) async fn while_pending<F>(&mut self, start: &mut F, key: &str, started: &str)
+    where
+        F: std::future::Future + Unpin,
+    {
+        use futures_util::StreamExt;
+        let key = format!(".{key}");
+        within_for(LEASE * 5, "a starting node to wait on its key", async {
+            let mut reads = 0;
+            while reads < 3 {
+                let read = tokio::select! {
+                    _ = &mut *start => panic!("{started}"),
+                    Some(m) = self.direct.next() => m,
+                    Some(m) = self.plain.next() => m,
+                };
+                let about = String::from_utf8_lossy(&read.payload).into_owned() + &read.subject;
+                reads += usize::from(about.contains(&key));
+            }
+        })
+        .await;
     }
 }

@@ -86,9 +86,12 @@ impl TestGateway {
         let addr = gateway.mqtt_addr();
         let broker = gateway.broker().clone();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(gateway.run(async {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(async move {
+            let ran = gateway.run(async {
+                let _ = rx.await;
+            });
+            ran.await.expect("the gateway stopped with an error");
+        });
         Self {
             addr,
             broker,

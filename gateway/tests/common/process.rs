@@ -3,9 +3,11 @@
 //!
 //! Readiness is the gateway's `listening mqtt=… http=…` line; every wait is bounded.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -16,9 +18,15 @@ use super::within_for;
 /// How long a gateway may take to start, recovery included.
 const START: Duration = Duration::from_secs(30);
 
+/// How many of its last output lines a gateway process keeps for [`GatewayProcess::exited`].
+const KEPT_LINES: usize = 200;
+
 /// A running gateway process; killed (SIGKILL) when dropped.
 pub(crate) struct GatewayProcess {
     child: Child,
+    /// Its last output lines (its log), and the task that reads them.
+    lines: Arc<Mutex<VecDeque<String>>>,
+    reading: tokio::task::JoinHandle<()>,
     /// MQTT over TCP.
     pub(crate) mqtt: SocketAddr,
     /// HTTP (web app, WebSocket, API).
@@ -70,9 +78,21 @@ impl GatewayProcess {
         })
         .await;
         // Keep draining, or the gateway would block on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let kept = Arc::new(Mutex::new(VecDeque::new()));
+        let keeping = kept.clone();
+        let reading = tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut kept = keeping.lock().expect("the kept lines");
+                if kept.len() == KEPT_LINES {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
+            }
+        });
         Self {
             child,
+            lines: kept,
+            reading,
             mqtt,
             http,
             mqtts,
@@ -96,6 +116,24 @@ impl GatewayProcess {
             .await
             .expect("wait for the gateway");
         assert!(status.success(), "the gateway stopped with {status}");
+    }
+
+    /// Waits up to `within` for the process to exit by itself: its status, and its last
+    /// output lines.
+    pub(crate) async fn exited(mut self, within: Duration) -> (ExitStatus, Vec<String>) {
+        let status = within_for(within, "the gateway to exit", self.child.wait())
+            .await
+            .expect("wait for the gateway");
+        // Its output ends with it: read to the end.
+        let _ = within_for(START, "the gateway's last lines", &mut self.reading).await;
+        let lines = self
+            .lines
+            .lock()
+            .expect("the kept lines")
+            .iter()
+            .cloned()
+            .collect();
+        (status, lines)
     }
 
     /// Sends SIGKILL and waits for the process to be gone: no shutdown code runs.

@@ -1,5 +1,7 @@
 //! A node back at start, finding its own name in `AVIARY_ADOPTIONS`: its sessions were
-//! adopted while it was away, or are being adopted now.
+//! adopted while it was away, or are being adopted now, or claimed by a node that may yet
+//! withdraw (see [`super::confirm`]; the key is read after the lease is written, and settled
+//! by compare-and-set).
 //!
 //! It forgets the sessions its store brought back, which live elsewhere now, and drops its
 //! old stream consumer (which holds what it was given before it died, and would bring that
@@ -9,10 +11,10 @@
 //! start as an adoption of what it holds by then; and a live node dropping its leftovers,
 //! whose drop would otherwise take the new consumer and log (see [`super::leftovers`]).
 
-use async_nats::jetstream::kv;
 use tracing::debug;
 
 use super::claim::{Claim, Leftovers};
+use super::confirm::Own;
 use super::leftovers::drop_consumer;
 use super::{Adoption, POLL, WAIT};
 use crate::cluster::subject::token;
@@ -33,20 +35,13 @@ impl Adoption {
         let deadline = tokio::time::Instant::now() + WAIT;
         let mut forgotten = 0;
         loop {
-            // A bucket just created may have no leader for a moment.
-            let read = crate::cluster::setup::step(super::BUCKET, || self.adoptions.entry(&mine));
-            let Some(entry) = read.await?.filter(|e| e.operation == kv::Operation::Put) else {
+            let (entry, claim) = match self.own().await? {
                 // Never adopted.
-                return Ok(None);
+                Own::Yes => return Ok(None),
+                Own::Claimed(entry, claim) => (entry, claim),
             };
-            let claim = Claim::parse(&entry.value).ok_or_else(|| {
-                ClusterError::Stream(format!(
-                    "{} holds {:?} under this node's name, which is not an adoption: remove it",
-                    super::BUCKET,
-                    String::from_utf8_lossy(&entry.value)
-                ))
-            })?;
             let adopter = match claim {
+                Claim::Claiming(by) => Err(format!("being claimed by {by}")),
                 Claim::Adopting(holders) => Err(format!("being adopted by {}", holders[0])),
                 Claim::Adopted {
                     leftovers: Leftovers::Dropping(by),

@@ -1,6 +1,7 @@
-//! What `AVIARY_ADOPTIONS` says of a dead node: who is adopting its sessions, and who held
-//! that adoption before and died in it; or who adopted them, and what became of what the
-//! dead node left in JetStream.
+//! What `AVIARY_ADOPTIONS` says of a dead node: who claims its sessions and has yet to
+//! confirm the claim ([`super::confirm`]); who is adopting them, and who held that adoption
+//! before and died in it; or who adopted them, and what became of what the dead node left in
+//! JetStream.
 //!
 //! An adoption under way leaves copies of the dead node's sessions in its adopter's store.
 //! If the adopter dies too, the node that adopts it takes over the unfinished adoption and
@@ -14,6 +15,7 @@
 
 use bytes::Bytes;
 
+const CLAIMING: &str = "claiming:";
 const ADOPTING: &str = "adopting:";
 const ADOPTED: &str = "adopted:";
 const DROPPING: &str = "dropping:";
@@ -24,6 +26,9 @@ const SEP: char = '\n';
 /// The value under a dead node's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Claim {
+    /// Claimed by this node, which has yet to make sure the dead node held no lease since
+    /// (see [`super::confirm`]): nothing of the dead node's is copied yet.
+    Claiming(String),
     /// Being adopted: by the first holder; the others held it before, newest first, and died.
     Adopting(Vec<String>),
     /// Adopted: its sessions live in `adopter` now.
@@ -64,6 +69,9 @@ impl Claim {
     /// Reads a value; `None` if it is not one of ours.
     pub(super) fn parse(value: &[u8]) -> Option<Self> {
         let value = std::str::from_utf8(value).ok()?;
+        if let Some(by) = value.strip_prefix(CLAIMING) {
+            return (!by.is_empty() && !by.contains(SEP)).then(|| Self::Claiming(by.to_owned()));
+        }
         if let Some(holders) = value.strip_prefix(ADOPTING) {
             let holders: Vec<String> = holders.split(SEP).map(str::to_owned).collect();
             return (!holders.iter().any(String::is_empty)).then_some(Self::Adopting(holders));
@@ -86,6 +94,7 @@ impl Claim {
 
     pub(super) fn encode(&self) -> Bytes {
         Bytes::from(match self {
+            Self::Claiming(by) => format!("{CLAIMING}{by}"),
             Self::Adopting(holders) => {
                 let sep = SEP.to_string();
                 format!("{ADOPTING}{}", holders.join(&sep))
@@ -106,6 +115,7 @@ mod tests {
     #[test]
     fn claims_read_back_as_written() {
         for claim in [
+            Claim::Claiming("gw-b".to_owned()),
             Claim::adopting("gw-b", &[]),
             Claim::adopting("gw-c", &["gw-b".to_owned(), "gw-x".to_owned()]),
             Claim::adopted("gw-b", Leftovers::Left),
@@ -143,6 +153,8 @@ mod tests {
             b"adopted:gw-a\ndropping:gw-b\ngw-c",
             b"adopted:gw-a\nsomething",
             b"adopting:a\n",
+            b"claiming:",
+            b"claiming:gw-a\ngw-b",
             b"other",
             b"\xff",
         ] {
