@@ -134,6 +134,7 @@ impl Adoption {
     /// revision read, which a claim not seen makes fail: then it reads again.
     pub(super) async fn own(&self) -> Result<Own, ClusterError> {
         let mine = token(&self.node);
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             // A bucket just created may have no leader for a moment.
             let read = crate::cluster::setup::step(super::BUCKET, || self.adoptions.entry(&mine));
@@ -158,7 +159,16 @@ impl Adoption {
                         .await
                     {
                         Ok(()) => return Ok(Own::Yes),
-                        Err(e) => debug!(error = %e, "this node's key changed: reading it again"),
+                        Err(e) if tokio::time::Instant::now() >= deadline => {
+                            let why =
+                                format!("cannot settle this node's key in {}: {e}", super::BUCKET);
+                            return Err(ClusterError::Stream(why));
+                        }
+                        Err(e) => {
+                            // Changed meanwhile, or JetStream is not answering: not at once.
+                            debug!(error = %e, "this node's key changed: reading it again");
+                            tokio::time::sleep(POLL).await;
+                        }
                     }
                 }
             }
