@@ -63,8 +63,8 @@ pub(crate) struct Link {
     /// The client ids disconnected when the node cut itself off, whose wills it left
     /// unpublished (the cluster settles them: see `orphans`).
     left: Mutex<Vec<String>>,
-    /// Why the node is fenced, once it is.
-    fenced: Mutex<Option<String>>,
+    /// Why the node is fenced, once it is; set once, before `fenced_now` fires.
+    fenced: std::sync::OnceLock<String>,
     fenced_now: CancellationToken,
 }
 
@@ -95,7 +95,7 @@ impl Link {
             back: Notify::new(),
             returning: Notify::new(),
             left: Mutex::new(Vec::new()),
-            fenced: Mutex::new(None),
+            fenced: std::sync::OnceLock::new(),
             fenced_now: CancellationToken::new(),
         })
     }
@@ -150,14 +150,14 @@ impl Link {
     /// cut off, and the gateway stops.
     pub(super) fn fence(&self, why: String) {
         self.state.lock().cut_off = true;
-        *self.fenced.lock() = Some(why);
+        let _ = self.fenced.set(why);
         self.fenced_now.cancel();
     }
 
     /// Waits until the node is fenced: why.
     pub(crate) async fn fenced(&self) -> String {
         self.fenced_now.cancelled().await;
-        self.fenced.lock().clone().unwrap_or_default()
+        self.fenced.get().cloned().unwrap_or_default()
     }
 
     /// Whether the node was cut off at a late renewal and its clients not yet disconnected;
