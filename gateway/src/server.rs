@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::broker::Broker;
+use crate::broker::{Broker, WeakBroker};
 use crate::config::{Config, ConfigError};
 use crate::http::{self, AppState, HandshakeFailures, HttpServer};
 use crate::store::{self, StoreError, StoreHandle};
@@ -57,9 +57,19 @@ pub enum Error {
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
     /// This cluster node found, once back from a lapse of its lease, that another node
-    /// adopted its sessions meanwhile: serving them here would split the brain.
-    #[error("{0}; started again, it forgets the sessions adopted elsewhere")]
-    Fenced(String),
+    /// adopted its sessions meanwhile, and could not start again in this process (see
+    /// [`Gateway::run`]): its previous life did not let go of the store.
+    #[error(
+        "{why}; the gateway could not start again: {held} tasks of its previous life still \
+         held the store after {RESTART_WAIT:?}. Start it again: it forgets the sessions \
+         adopted elsewhere"
+    )]
+    Fenced {
+        /// Why the node was fenced, naming the adopter.
+        why: String,
+        /// How many handles on the old broker were left.
+        held: usize,
+    },
 }
 
 /// What to do about a listener that could not be bound, naming the flag and config key that
@@ -248,9 +258,50 @@ impl Gateway {
         &self.broker
     }
 
-    /// Serves until `shutdown` completes, then closes every connection. Stops by itself,
-    /// with [`Error::Fenced`], if its cluster node is fenced (see `cluster::link`).
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    /// Serves until `shutdown` completes, then closes every connection.
+    ///
+    /// A cluster node that finds, back from a lapse of its lease, that another node adopted
+    /// its sessions meanwhile is fenced (see `cluster::link`): serving them here would split
+    /// the brain. Its gateway then ends this life as at shutdown and starts again in this
+    /// process, as a restart would: on the same addresses and data dir, it forgets the
+    /// sessions adopted elsewhere and takes clients as any node does.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let again = self.config_again();
+            let reloads = self.reloads.clone();
+            let life = self.broker.downgrade();
+            let why = match self.serve(shutdown.as_mut()).await {
+                Life::Stopped => return Ok(()),
+                Life::Fenced(why) => why,
+            };
+            warn!(%why, "fenced: starting again, without the sessions adopted elsewhere");
+            let start = async {
+                ended(&life, &why).await?;
+                Gateway::bind(again).await
+            };
+            self = tokio::select! {
+                gateway = start => gateway?,
+                () = shutdown.as_mut() => return Ok(()),
+            };
+            self.reloads = reloads;
+        }
+    }
+
+    /// What [`Gateway::run`] starts again with: the addresses bound now (port 0 picked
+    /// them), where clients know the gateway, and which name a cluster node by default.
+    fn config_again(&self) -> Config {
+        let mut config = self.config.clone();
+        config.listen.mqtt = self.mqtt_addr;
+        config.listen.http = self.http_addr;
+        config.listen.mqtts = self.mqtts_addr();
+        config.listen.https = self.https_addr();
+        config
+    }
+
+    /// One life of the gateway: serves until `shutdown` completes or its cluster node is
+    /// fenced, then closes every connection.
+    async fn serve(self, shutdown: impl Future<Output = ()>) -> Life {
         let token = CancellationToken::new();
         let tasks = TaskTracker::new();
         info!("listening {}", self.addresses());
@@ -269,8 +320,8 @@ impl Gateway {
         };
         self.spawn_listeners(&token, &tasks);
         let outcome = tokio::select! {
-            () = shutdown => Ok(()),
-            why = fenced => Err(Error::Fenced(why)),
+            () = shutdown => Life::Stopped,
+            why = fenced => Life::Fenced(why),
         };
         info!("shutting down: closing connections, sessions are kept");
         token.cancel();
@@ -381,6 +432,33 @@ async fn reload_when(
             }
         }
     }
+}
+
+/// How a life of the gateway ended (see [`Gateway::run`]).
+enum Life {
+    /// Shutdown: the gateway stops.
+    Stopped,
+    /// Fenced, for this reason: the gateway starts again.
+    Fenced(String),
+}
+
+/// How long a fenced gateway waits for its previous life to let go of the broker, and so of
+/// the store it reopens: the cluster link's tasks stop on their own once told to.
+const RESTART_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until the previous life's broker is gone.
+async fn ended(life: &WeakBroker, why: &str) -> Result<(), Error> {
+    let deadline = tokio::time::Instant::now() + RESTART_WAIT;
+    while life.holders() > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::Fenced {
+                why: why.to_owned(),
+                held: life.holders(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
 }
 
 /// Binds and runs a gateway until `shutdown` completes.

@@ -422,6 +422,29 @@ impl Broker {
     pub fn spawn_background(&self, shutdown: tokio_util::sync::CancellationToken) {
         sys::spawn(self.clone(), shutdown);
     }
+
+    /// A handle that does not keep the broker alive: it says when the last clone is gone,
+    /// and with it the store (which a gateway starting again in this process reopens).
+    pub(crate) fn downgrade(&self) -> WeakBroker {
+        WeakBroker(Arc::downgrade(&self.shared))
+    }
+}
+
+/// See [`Broker::downgrade`]. What the cluster link's parts that the broker holds (through
+/// its backplane) keep of it: a strong handle there would keep both alive for good.
+#[derive(Debug, Clone)]
+pub(crate) struct WeakBroker(std::sync::Weak<Shared>);
+
+impl WeakBroker {
+    /// The broker, unless it is gone (the gateway stopped).
+    pub(crate) fn upgrade(&self) -> Option<Broker> {
+        self.0.upgrade().map(|shared| Broker { shared })
+    }
+
+    /// How many clones of the broker are left.
+    pub(crate) fn holders(&self) -> usize {
+        self.0.strong_count()
+    }
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ use super::metrics::ClusterMetrics;
 use super::orphans::Orphans;
 use super::subject::{token, untoken};
 use super::ClusterError;
-use crate::broker::{Broker, ClientKey};
+use crate::broker::{Broker, ClientKey, WeakBroker};
 
 /// The bucket of adoptions: per dead node, who adopts (or adopted) its sessions.
 const BUCKET: &str = "AVIARY_ADOPTIONS";
@@ -85,7 +85,8 @@ pub(super) struct Adoption {
     adoptions: kv::Store,
     /// `AVIARY_NODES`: a node whose lease is there is alive.
     nodes: kv::Store,
-    broker: Broker,
+    /// Held through the broker's backplane: weak (see [`WeakBroker`]).
+    broker: WeakBroker,
     sync: mpsc::UnboundedSender<Sync>,
     metrics: Arc<ClusterMetrics>,
     lease: Duration,
@@ -121,7 +122,7 @@ impl Adoption {
             js: js.clone(),
             adoptions,
             nodes: p.nodes,
-            broker: p.broker,
+            broker: p.broker.downgrade(),
             sync: p.sync,
             metrics: p.metrics,
             lease: p.lease,
@@ -373,6 +374,13 @@ impl Adoption {
         tokio::time::timeout(WAIT, waiting)
             .await
             .map_err(|_| format!("no adoption done within {WAIT:?}"))?
+    }
+}
+
+impl Adoption {
+    /// The broker, unless the gateway is stopping.
+    fn broker(&self) -> Result<Broker, &'static str> {
+        self.broker.upgrade().ok_or("the gateway is stopping")
     }
 }
 

@@ -33,7 +33,7 @@ use tracing::{debug, info, warn};
 use super::adoption::Adoption;
 use super::metrics::ClusterMetrics;
 use super::subject::token;
-use crate::broker::Broker;
+use crate::broker::{Broker, WeakBroker};
 
 /// Subject prefix of handover markers, inside the message stream's subjects. No topic maps to
 /// it: an escape is `_` and two hex digits.
@@ -59,7 +59,8 @@ pub(super) type Sync = oneshot::Sender<()>;
 pub(super) struct Handover {
     client: async_nats::Client,
     js: jetstream::Context,
-    broker: Broker,
+    /// Held through the broker's backplane: weak (see [`WeakBroker`]).
+    broker: WeakBroker,
     sync: mpsc::UnboundedSender<Sync>,
     metrics: Arc<ClusterMetrics>,
     /// This node's name.
@@ -103,7 +104,7 @@ impl Handover {
         Ok(Arc::new(Self {
             client,
             js,
-            broker,
+            broker: broker.downgrade(),
             sync,
             metrics,
             node: node.to_owned(),
@@ -147,7 +148,11 @@ impl Handover {
         if clean_start || record.is_empty() {
             return;
         }
-        let session = match self.broker.open_moving_session(record) {
+        // Gone: the gateway is stopping.
+        let Some(broker) = self.broker.upgrade() else {
+            return;
+        };
+        let session = match broker.open_moving_session(record) {
             Ok(s) => s,
             Err(e) => {
                 warn!(%client_id, %from, error = %e, "session not moved");

@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 
 use super::link::Link;
 use super::ClusterError;
-use crate::broker::{Broker, Metrics};
+use crate::broker::{Broker, Metrics, WeakBroker};
 
 /// The bucket of node leases.
 pub(super) const BUCKET: &str = "AVIARY_NODES";
@@ -82,7 +82,8 @@ pub(crate) struct Leases {
     kv: kv::Store,
     node: String,
     addrs: Addresses,
-    broker: Broker,
+    /// Held through the broker's backplane: weak (see [`WeakBroker`]).
+    broker: WeakBroker,
     /// How long a lease lasts.
     lease: Duration,
     link: Arc<Link>,
@@ -113,7 +114,7 @@ impl Leases {
             kv,
             node: setup.node,
             addrs: setup.addrs,
-            broker,
+            broker: broker.downgrade(),
             lease: setup.lease,
             link: setup.link,
         });
@@ -191,7 +192,8 @@ impl Leases {
             node: self.node.clone(),
             mqtt: self.addrs.mqtt,
             http: self.addrs.http,
-            clients: Metrics::get(&self.broker.metrics().clients_connected),
+            clients: (self.broker.upgrade())
+                .map_or(0, |b| Metrics::get(&b.metrics().clients_connected)),
             renewed_unix_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),

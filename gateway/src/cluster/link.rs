@@ -24,8 +24,8 @@
 //! have claimed this one's sessions. So the node stays cut off, disconnecting whatever is
 //! still connected, until it has made sure by compare-and-set that nobody did (see
 //! `adoption::confirm`). If somebody did, its sessions live elsewhere now and those here are
-//! stale: the node is **fenced**, and the gateway stops with an error that says so, to be
-//! started again (which forgets them) rather than serve them.
+//! stale: the node is **fenced**, and the gateway starts again in its process, as a restart
+//! would (which forgets them), rather than serve them (see `Gateway::run`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -147,7 +147,7 @@ impl Link {
     }
 
     /// This node's sessions were adopted elsewhere while its lease went unrenewed: it stays
-    /// cut off, and the gateway stops.
+    /// cut off, and the gateway starts again.
     pub(super) fn fence(&self, why: String) {
         self.state.lock().cut_off = true;
         let _ = self.fenced.set(why);

@@ -215,7 +215,7 @@ impl Node {
         &self.leases
     }
 
-    /// Waits until this node is fenced (see [`link`]): why. The gateway must stop then.
+    /// Waits until this node is fenced (see [`link`]): why. The gateway must start again then.
     pub(crate) async fn fenced(&self) -> String {
         self.leases.link().fenced().await
     }

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,15 +18,16 @@ use super::within_for;
 /// How long a gateway may take to start, recovery included.
 const START: Duration = Duration::from_secs(30);
 
-/// How many of its last output lines a gateway process keeps for [`GatewayProcess::exited`].
+/// How many of its last output lines a gateway process keeps for [`GatewayProcess::said`].
 const KEPT_LINES: usize = 200;
 
 /// A running gateway process; killed (SIGKILL) when dropped.
 pub(crate) struct GatewayProcess {
     child: Child,
-    /// Its last output lines (its log), and the task that reads them.
+    /// Its last output lines (its log), kept by a task that reads them.
     lines: Arc<Mutex<VecDeque<String>>>,
-    reading: tokio::task::JoinHandle<()>,
+    /// Wakes at each line.
+    new_line: Arc<tokio::sync::Notify>,
     /// MQTT over TCP.
     pub(crate) mqtt: SocketAddr,
     /// HTTP (web app, WebSocket, API).
@@ -80,19 +81,22 @@ impl GatewayProcess {
         // Keep draining, or the gateway would block on a full pipe.
         let kept = Arc::new(Mutex::new(VecDeque::new()));
         let keeping = kept.clone();
-        let reading = tokio::spawn(async move {
+        let new_line = Arc::new(tokio::sync::Notify::new());
+        let waking = new_line.clone();
+        tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 let mut kept = keeping.lock().expect("the kept lines");
                 if kept.len() == KEPT_LINES {
                     kept.pop_front();
                 }
                 kept.push_back(line);
+                waking.notify_waiters();
             }
         });
         Self {
             child,
             lines: kept,
-            reading,
+            new_line,
             mqtt,
             http,
             mqtts,
@@ -102,6 +106,22 @@ impl GatewayProcess {
     /// The process id, which a refusal to share the data dir should name.
     pub(crate) fn pid(&self) -> u32 {
         self.child.id().expect("the gateway is running")
+    }
+
+    /// Waits up to `within` until the gateway has printed, in this order, a line with each
+    /// of `texts`: those lines.
+    pub(crate) async fn said(&self, texts: &[&str], within: Duration) -> Vec<String> {
+        let what = format!("the gateway to say {texts:?}");
+        within_for(within, &what, async {
+            loop {
+                let next = self.new_line.notified();
+                if let Some(found) = in_order(&self.lines.lock().expect("the kept lines"), texts) {
+                    return found;
+                }
+                next.await;
+            }
+        })
+        .await
     }
 
     /// Sends SIGTERM and waits for a graceful exit (connections closed, store flushed).
@@ -118,24 +138,6 @@ impl GatewayProcess {
         assert!(status.success(), "the gateway stopped with {status}");
     }
 
-    /// Waits up to `within` for the process to exit by itself: its status, and its last
-    /// output lines.
-    pub(crate) async fn exited(mut self, within: Duration) -> (ExitStatus, Vec<String>) {
-        let status = within_for(within, "the gateway to exit", self.child.wait())
-            .await
-            .expect("wait for the gateway");
-        // Its output ends with it: read to the end.
-        let _ = within_for(START, "the gateway's last lines", &mut self.reading).await;
-        let lines = self
-            .lines
-            .lock()
-            .expect("the kept lines")
-            .iter()
-            .cloned()
-            .collect();
-        (status, lines)
-    }
-
     /// Sends SIGKILL and waits for the process to be gone: no shutdown code runs.
     pub(crate) async fn kill9(mut self) {
         self.child.start_kill().expect("SIGKILL the gateway");
@@ -143,6 +145,15 @@ impl GatewayProcess {
             .await
             .expect("wait for the gateway");
     }
+}
+
+/// The lines of `lines` that hold each of `texts`, in that order, if all do.
+fn in_order(lines: &VecDeque<String>, texts: &[&str]) -> Option<Vec<String>> {
+    let mut rest = lines.iter();
+    texts
+        .iter()
+        .map(|text| rest.find(|l| l.contains(text)).cloned())
+        .collect()
 }
 
 /// Runs the gateway on `data_dir` expecting it to refuse to start: returns everything it

@@ -63,7 +63,10 @@ impl Adoption {
                 }
             };
             // Both before the key goes: a node that dies in between does them again.
-            forgotten += self.broker.forget_sessions();
+            let broker = self
+                .broker()
+                .map_err(|e| ClusterError::Stream(e.to_owned()))?;
+            forgotten += broker.forget_sessions();
             drop_consumer(&self.js, &self.node).await;
             match self
                 .adoptions

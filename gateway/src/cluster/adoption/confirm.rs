@@ -190,7 +190,7 @@ impl Adoption {
             match self.returned().await {
                 Ok(None) => link.rejoined(),
                 Ok(Some(why)) => {
-                    error!("{why}: this node stops; start it again");
+                    error!("{why}: this node is fenced");
                     link.fence(why);
                     return;
                 }

@@ -77,7 +77,7 @@ impl Adoption {
                     continue;
                 }
                 match decode(&m.subject, m.message.payload.clone(), STREAM_PREFIX) {
-                    Ok(msg) => routed += self.broker.publish_adopted(msg, sessions),
+                    Ok(msg) => routed += self.broker()?.publish_adopted(msg, sessions),
                     Err(e) => {
                         warn!(subject = %m.subject, error = %e, "dropped a message from the stream")
                     }

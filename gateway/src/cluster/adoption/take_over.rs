@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tracing::warn;
 
 use super::{Adoption, ClientKey};
-use crate::broker::Session;
+use crate::broker::{Broker, Session};
 use crate::cluster::handover::mark_subject;
 use crate::cluster::metrics::ClusterMetrics;
 use crate::cluster::replica;
@@ -46,7 +46,8 @@ impl Adoption {
             snapshots.push(store::replay(log).map_err(|e| e.to_string())?);
         }
         drop_stale_copies(work, &mut snapshots);
-        let mut opened: Vec<Opened> = snapshots.into_iter().map(|s| self.open(s)).collect();
+        let broker = self.broker()?;
+        let mut opened: Vec<Opened> = (snapshots.into_iter()).map(|s| open(&broker, s)).collect();
         // From here on, this node's consumer brings every stream message for them too.
         let (synced, confirmed) = tokio::sync::oneshot::channel();
         self.sync.send(synced).map_err(|_| "the node is stopping")?;
@@ -78,33 +79,33 @@ impl Adoption {
             count += o.sessions.len();
         }
         // The adoption is done only once this node's store (and so its log) holds it all.
-        if let Some(persist) = self.broker.persist() {
+        if let Some(persist) = broker.persist() {
             let ticket = persist.barrier().map_err(|e| e.to_string())?;
             ticket.await.map_err(|e| e.to_string())?;
         }
         Ok(count)
     }
+}
 
-    /// Opens here, offline and subscribed, the sessions of `snapshot`, once any stale copy
-    /// of them left here by this node's previous run is gone.
-    fn open(&self, mut snapshot: Snapshot) -> Opened {
-        let queued = stream_seqs(&snapshot);
-        let mut sessions = Vec::with_capacity(snapshot.sessions.len());
-        for record in std::mem::take(&mut snapshot.sessions).into_values() {
-            let client_id = record.client_id.clone();
-            if self.broker.forget_session(&client_id) {
-                warn!(%client_id, "dropped a stale copy of a dead node's session, left by an adoption this node did not finish");
-            }
-            match self.broker.open_adopted_session(record) {
-                Ok(session) => sessions.push(session),
-                Err(e) => warn!(%client_id, error = %e, "a dead node's session was not adopted"),
-            }
+/// Opens here, offline and subscribed, the sessions of `snapshot`, once any stale copy
+/// of them left here by this node's previous run is gone.
+fn open(broker: &Broker, mut snapshot: Snapshot) -> Opened {
+    let queued = stream_seqs(&snapshot);
+    let mut sessions = Vec::with_capacity(snapshot.sessions.len());
+    for record in std::mem::take(&mut snapshot.sessions).into_values() {
+        let client_id = record.client_id.clone();
+        if broker.forget_session(&client_id) {
+            warn!(%client_id, "dropped a stale copy of a dead node's session, left by an adoption this node did not finish");
         }
-        Opened {
-            sessions,
-            snapshot,
-            queued,
+        match broker.open_adopted_session(record) {
+            Ok(session) => sessions.push(session),
+            Err(e) => warn!(%client_id, error = %e, "a dead node's session was not adopted"),
         }
+    }
+    Opened {
+        sessions,
+        snapshot,
+        queued,
     }
 }
 
