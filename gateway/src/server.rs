@@ -323,7 +323,11 @@ impl Gateway {
             () = shutdown => Life::Stopped,
             why = fenced => Life::Fenced(why),
         };
-        info!("shutting down: closing connections, sessions are kept");
+        match outcome {
+            Life::Stopped => info!("shutting down: closing connections, sessions are kept"),
+            // Those adopted elsewhere are forgotten at the start that follows.
+            Life::Fenced(_) => info!("fenced: closing connections"),
+        }
         token.cancel();
         // Connections past their handshake wait for a kick, not for the token
         // (see `connection::serve`); those attached after this see the token.
