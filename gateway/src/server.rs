@@ -188,7 +188,9 @@ impl Gateway {
                 &broker,
                 cluster_stop.clone(),
             )
-            .await?;
+            .await
+            // What it started stops, and lets go of the broker (see `start_again`).
+            .inspect_err(|_| cluster_stop.cancel())?;
             cluster = Some(node);
         }
         Ok(Self {
@@ -278,7 +280,7 @@ impl Gateway {
             warn!(%why, "fenced: starting again, without the sessions adopted elsewhere");
             let start = async {
                 ended(&life, &why).await?;
-                Gateway::bind(again).await
+                start_again(again).await
             };
             self = tokio::select! {
                 gateway = start => gateway?,
@@ -465,7 +467,68 @@ async fn ended(life: &WeakBroker, why: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The first pause of [`start_again`] after a failed attempt, and the longest.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const MAX_RETRY: Duration = Duration::from_secs(10);
+
+/// Starts a fenced gateway again as at start, trying again while what failed may pass: NATS
+/// unreachable (partitions that heal often come back for a moment first) or the store not
+/// yet let go of by a failed attempt's tasks. A gateway that served before has the right
+/// configuration: unlike a first start, it waits for the cluster rather than exit.
+async fn start_again(config: Config) -> Result<Gateway, Error> {
+    let mut pause = FIRST_RETRY;
+    loop {
+        match Gateway::bind(config.clone()).await {
+            Err(e) if e.may_pass() => {
+                warn!(error = %e, "cannot start again yet, trying again in {pause:?}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_RETRY);
+            }
+            started => return started,
+        }
+    }
+}
+
+impl Error {
+    /// Whether starting again may succeed later, with nothing changed: the cluster was not
+    /// reachable, or the store was still held in this process.
+    fn may_pass(&self) -> bool {
+        matches!(
+            self,
+            Error::Cluster(_) | Error::Store(StoreError::Locked { .. })
+        )
+    }
+}
+
 /// Binds and runs a gateway until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     Gateway::bind(config).await?.run(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fenced_gateway_waits_for_the_cluster_and_the_store_not_for_a_bad_setup() {
+        let cluster = Error::Cluster(crate::cluster::ClusterError::Connect {
+            urls: "nats://127.0.0.1:4222".into(),
+            error: "connection refused".into(),
+        });
+        let held = Error::Store(StoreError::Locked {
+            path: "/tmp/aviary-data".into(),
+            holder: format!("pid {}", std::process::id()),
+        });
+        assert!(cluster.may_pass() && held.may_pass());
+        let taken = Error::Bind {
+            what: "mqtt",
+            addr: "127.0.0.1:1883".parse().unwrap(),
+            error: std::io::ErrorKind::AddrInUse.into(),
+        };
+        let fenced = Error::Fenced {
+            why: "adopted by gw-b".into(),
+            held: 1,
+        };
+        assert!(!taken.may_pass() && !fenced.may_pass());
+    }
 }
