@@ -139,6 +139,11 @@ impl Adoption {
         Ok(Arc::new(this))
     }
 
+    /// The broker, unless the gateway is stopping.
+    fn broker(&self) -> Result<Broker, &'static str> {
+        self.broker.upgrade().ok_or("the gateway is stopping")
+    }
+
     /// Sets who settles the wills of the nodes adopted here.
     pub(super) fn settle_with(&self, orphans: &Arc<Orphans>) {
         let _ = self.orphans.set(Arc::downgrade(orphans));
@@ -374,13 +379,6 @@ impl Adoption {
         tokio::time::timeout(WAIT, waiting)
             .await
             .map_err(|_| format!("no adoption done within {WAIT:?}"))?
-    }
-}
-
-impl Adoption {
-    /// The broker, unless the gateway is stopping.
-    fn broker(&self) -> Result<Broker, &'static str> {
-        self.broker.upgrade().ok_or("the gateway is stopping")
     }
 }
 
