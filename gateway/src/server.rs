@@ -64,9 +64,9 @@ pub enum Error {
     /// adopted its sessions meanwhile, and could not start again in this process (see
     /// [`Gateway::run`]): its previous life did not let go of the store.
     #[error(
-        "{why}; the gateway could not start again: {held} tasks of its previous life still \
-         held the store after {RESTART_WAIT:?}. Start it again: it forgets the sessions \
-         adopted elsewhere"
+        "{why}; the gateway could not start again: {held} handles on its previous life's \
+         broker, and so on the store, were still held after {RESTART_WAIT:?}. Start it \
+         again: it forgets the sessions adopted elsewhere"
     )]
     Fenced {
         /// Why the node was fenced, naming the adopter.

@@ -192,7 +192,9 @@ impl Leases {
             node: self.node.clone(),
             mqtt: self.addrs.mqtt,
             http: self.addrs.http,
-            clients: (self.broker.upgrade())
+            clients: self
+                .broker
+                .upgrade()
                 .map_or(0, |b| Metrics::get(&b.metrics().clients_connected)),
             renewed_unix_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)

@@ -47,7 +47,7 @@ impl Adoption {
         }
         drop_stale_copies(work, &mut snapshots);
         let broker = self.broker()?;
-        let mut opened: Vec<Opened> = (snapshots.into_iter()).map(|s| open(&broker, s)).collect();
+        let mut opened: Vec<Opened> = snapshots.into_iter().map(|s| open(&broker, s)).collect();
         // From here on, this node's consumer brings every stream message for them too.
         let (synced, confirmed) = tokio::sync::oneshot::channel();
         self.sync.send(synced).map_err(|_| "the node is stopping")?;
