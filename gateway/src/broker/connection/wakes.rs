@@ -94,7 +94,17 @@ async fn connect(
     client_id: &str,
     window: u16,
 ) -> Polled<impl Future<Output = ()>> {
-    let (stream, server) = tokio::io::duplex(64 * 1024);
+    connect_through(broker, client_id, window, 64 * 1024).await
+}
+
+/// [`connect`], through a socket that holds `buffer` bytes the client has not read.
+async fn connect_through(
+    broker: &Broker,
+    client_id: &str,
+    window: u16,
+    buffer: usize,
+) -> Polled<impl Future<Output = ()>> {
+    let (stream, server) = tokio::io::duplex(buffer);
     let info = ConnInfo::new(Transport::Tcp, SocketAddr::from(([127, 0, 0, 1], 1)));
     let conn = serve(broker.clone(), server, info, CancellationToken::new());
     let mut client = Polled {
@@ -167,5 +177,58 @@ async fn the_suback_and_the_next_message_after_a_puback_go_out_in_the_same_poll(
     match subscriber.written().await {
         Packet::Publish(p) => assert_eq!(&p.payload[..], b"m2"),
         other => panic!("expected PUBLISH, got {other:?}"),
+    }
+}
+
+/// Sends a QoS 1 message on `topic` and waits for its PUBACK: routed by then.
+async fn publish_acked(publisher: &mut Client, topic: &str, n: u16, payload: &[u8]) {
+    let mut p = Publish::new(topic, payload.to_vec());
+    p.qos = QoS::AtLeastOnce;
+    p.packet_id = Some(id(n));
+    publisher.send(Packet::Publish(p)).await;
+    assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
+}
+
+#[tokio::test]
+async fn a_writer_blocked_on_a_full_socket_is_not_woken_for_every_message_queued() {
+    let broker = Broker::new(crate::broker::BrokerConfig::default());
+    let mut subscriber = connect_through(&broker, "subscriber", 10, 4096).await;
+    let filter = TopicFilter::new("t".to_owned()).unwrap();
+    subscriber
+        .send(Packet::Subscribe(Subscribe {
+            packet_id: id(1),
+            properties: Default::default(),
+            filters: vec![(filter, SubscriptionOptions::qos(QoS::AtMostOnce))],
+        }))
+        .await;
+    subscriber.poll_once();
+    assert!(matches!(subscriber.written().await, Packet::SubAck(_)));
+
+    // More than the socket holds: the writer blocks on it, with messages left to write.
+    let (mut publisher, _) = Client::connect_ok(&broker, testing::v5("publisher", 0)).await;
+    let payload = [7u8; 1024];
+    for n in 1..=8 {
+        publish_acked(&mut publisher, "t", n, &payload).await;
+    }
+    subscriber.poll_once();
+    let blocked = subscriber.wakes.0.load(Ordering::SeqCst);
+    for n in 9..=108 {
+        publish_acked(&mut publisher, "t", n, &payload).await;
+        // As tokio would poll it if it were woken: the poll registers the task's waker again.
+        subscriber.poll_once();
+    }
+    assert_eq!(
+        subscriber.wakes.0.load(Ordering::SeqCst),
+        blocked,
+        "messages queued while the writer was blocked on its socket woke its task"
+    );
+
+    // The client reads again: the socket's room wakes the writer, and all 108 arrive.
+    for n in 1..=108u32 {
+        subscriber.poll_once();
+        match subscriber.written().await {
+            Packet::Publish(p) => assert_eq!(p.payload.len(), 1024, "message {n}"),
+            other => panic!("expected PUBLISH {n}, got {other:?}"),
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! moment; if a connection has come and gone since, the deadline is stale
 //! even when it is not cancelled in time, and its driver drops it.
 
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -29,12 +29,18 @@ use crate::broker::ClientFacts;
 /// hop, two context switches and a spurious poll for every PUBACK the broker sent and every
 /// one it received. With the flag, the connection's loop polls its writer again in the same
 /// poll instead (`connection::Halves`).
+///
+/// Another task wakes the connection only while its writer waits for work. A writer blocked on
+/// a full socket looks at the session again once the socket takes more; waking its task for
+/// every message queued meanwhile polled a connection that could do nothing, once per message
+/// to a subscriber that stopped reading, on the cores its readers needed.
 #[derive(Debug)]
 pub(crate) struct WriterWake {
     /// The connection's task, registered on every poll of its loop.
     waker: AtomicWaker,
-    /// Another task gave the writer work since it last looked.
-    notified: AtomicBool,
+    /// [`NOTIFIED`] and [`WAITING`]: whether another task gave the writer work since it last
+    /// looked, and whether it waits for work, so that a notification must wake the task.
+    work: AtomicU8,
     /// Set by the connection's own reader; taken by its writer, which the connection's loop
     /// polls right after the reader.
     own: AtomicBool,
@@ -47,22 +53,32 @@ pub(crate) struct WriterWake {
 /// Marks [`WriterWake::kick`] as set, whatever the reason code.
 const KICKED: u16 = 0x100;
 
+/// In [`WriterWake::work`]: another task gave the writer work since it last looked.
+const NOTIFIED: u8 = 1;
+/// In [`WriterWake::work`]: the writer found nothing to do and waits to be woken.
+const WAITING: u8 = 2;
+
 impl WriterWake {
     pub(crate) fn new(client: ClientFacts) -> Self {
         Self {
             waker: AtomicWaker::new(),
-            notified: AtomicBool::new(false),
+            work: AtomicU8::new(0),
             own: AtomicBool::new(false),
             kick: AtomicU16::new(0),
             client,
         }
     }
 
-    /// Wakes the writer from another task.
+    /// Wakes the writer from another task, if it waits for work: a writer that is busy, or
+    /// blocked on its socket, looks at the session again before it waits.
     pub(crate) fn notify(&self) {
-        // Release: the work queued before is seen by the writer that takes the flag.
-        self.notified.store(true, Ordering::Release);
-        self.waker.wake();
+        // One read-modify-write against the writer's in `poll_woken`: of the two, the later
+        // sees the earlier, so either the writer sees the work or this sees it waiting.
+        let before = self.work.fetch_or(NOTIFIED, Ordering::AcqRel);
+        // Only the first notification of a wait wakes the task; the rest find NOTIFIED set.
+        if before == WAITING {
+            self.waker.wake();
+        }
     }
 
     /// Wakes the writer from its own connection's task, which polls it before it returns.
@@ -80,7 +96,8 @@ impl WriterWake {
     /// while it looks is kept for [`WriterWake::poll_woken`], so it is not lost.
     pub(crate) fn take(&self) {
         self.own.store(false, Ordering::Relaxed);
-        self.notified.store(false, Ordering::Relaxed);
+        // No longer waiting either: it is about to look.
+        self.work.store(0, Ordering::Relaxed);
     }
 
     /// Ready once the writer was woken, either way, since [`WriterWake::take`].
@@ -88,12 +105,16 @@ impl WriterWake {
         if self.own.swap(false, Ordering::Relaxed) {
             return Poll::Ready(());
         }
-        // Registered before the second look, so a wake-up in between is not lost.
+        // Registered before the wait is announced, so the notification it lets through
+        // finds the waker.
         self.waker.register(cx.waker());
-        match self.notified.swap(false, Ordering::Acquire) {
-            true => Poll::Ready(()),
-            false => Poll::Pending,
+        if self.work.fetch_or(WAITING, Ordering::AcqRel) & NOTIFIED == 0 {
+            return Poll::Pending;
         }
+        // Taken, and no longer waiting: a notification that comes now finds the writer about
+        // to look, as after `take`.
+        self.work.store(0, Ordering::Relaxed);
+        Poll::Ready(())
     }
 
     /// Tells the connection to close, with `reason` for an MQTT 5 client. Only the first
@@ -293,6 +314,25 @@ mod tests {
             "the waiting task is woken"
         );
         assert!(wake.poll_woken(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn only_a_writer_waiting_for_work_is_woken_and_once() {
+        let (wakes, waker) = task();
+        let mut cx = Context::from_waker(&waker);
+        let wake = WriterWake::new(ClientFacts::for_test());
+        // Registered by the connection's loop on every poll, as `Halves` does.
+        assert!(wake.poll_kicked(&mut cx).is_pending());
+        wake.take(); // the writer looks, then writes (or waits on its socket)
+        wake.notify();
+        wake.notify();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "busy: not woken");
+        assert!(wake.poll_woken(&mut cx).is_ready(), "the work is seen");
+        wake.take();
+        assert!(wake.poll_woken(&mut cx).is_pending());
+        wake.notify();
+        wake.notify();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "waiting: woken once");
     }
 
     #[test]
