@@ -268,6 +268,9 @@ pub(crate) fn apply_quick(cli: &mut Cli, matches: &ArgMatches) {
     if unset("slow_qos") {
         cli.slow.slow_qos = vec![1];
     }
+    if unset("slow_repeat") {
+        cli.slow.slow_repeat = 1;
+    }
     // One Mosquitto column: which setting is faster is a question for a full run.
     if unset("mosquitto_nodelay") {
         cli.mosquitto_nodelay = crate::Nodelay::On;

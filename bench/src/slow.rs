@@ -44,6 +44,10 @@ pub(crate) struct SlowArgs {
     #[arg(long, value_delimiter = ',', default_values_t = [0, 1],
           value_parser = clap::value_parser!(u8).range(0..=1))]
     pub(crate) slow_qos: Vec<u8>,
+    /// Slow consumer: rounds at least, whatever `--repeat` says: the readers' rate moves by
+    /// more than the 10 % bar from one run to the next on a busy 2-core machine.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) slow_repeat: usize,
     /// Slow consumer: messages each broker may queue per client in this scenario, both
     /// alike (Aviary's default; the design promises a slow subscriber a bounded queue).
     #[arg(long, default_value_t = 10_000)]
@@ -80,13 +84,23 @@ pub(crate) async fn run_point(
     flow
 }
 
-/// One flow's outcome: what the readers received and the broker's RSS at the end, or why
-/// there is nothing.
-type Run = Result<(FlowResult, Option<u64>), String>;
+/// What one run of a variant gave.
+#[derive(Debug)]
+struct Outcome {
+    /// What the readers received.
+    flow: FlowResult,
+    /// The broker's RSS at the end, in KiB.
+    rss: Option<u64>,
+    /// The broker's CPU time (user + system) during the flow.
+    cpu: Option<Duration>,
+}
+
+/// One flow's outcome, or why there is nothing.
+type Run = Result<Outcome, String>;
 
 /// The readers' flow of a run that finished.
 fn flow_of(run: &Run) -> Option<&FlowResult> {
-    run.as_ref().ok().map(|(flow, _)| flow)
+    run.as_ref().ok().map(|o| &o.flow)
 }
 
 /// The three runs of a round.
@@ -122,12 +136,14 @@ impl Variant {
 }
 
 /// The table's metric columns, in [`measure`]'s order.
-const COLUMNS: [Column; 7] = [
+const COLUMNS: [Column; 9] = [
     Column::up("per reader, N-1 alone, msg/s", 0),
     Column::up("per reader, all N reading, msg/s", 0),
     Column::up("per reader, with a slow one, msg/s", 0),
     Column::up("with a slow one / N-1 alone, %", 1),
     Column::up("with a slow one / all N reading, %", 1),
+    Column::down("broker CPU per message published, N-1 alone, µs", 2),
+    Column::down("broker CPU per message published, with a slow one, µs", 2),
     Column::down("readers' loss, with a slow one", 0),
     Column::down("broker RSS after the slow run, MiB", 1),
 ];
@@ -158,16 +174,22 @@ async fn run_once(
         params,
     );
     let guard = params.timeout + Duration::from_secs(60);
+    let cpu_before = broker.cpu_time().ok();
     let flow = match tokio::time::timeout(guard, run).await {
         Ok(Ok(flow)) => flow,
         Ok(Err(e)) => return Err(format!("{e:#}")),
         Err(_) => return Err(format!("did not finish within {guard:?}")),
     };
     let rss = broker.rss_kib().ok();
+    // The broker's CPU per message published: what one more subscriber costs it, which the
+    // machine's noise moves far less than the readers' rate.
+    let cpu = cpu_before
+        .zip(broker.cpu_time().ok())
+        .map(|(before, after)| after.saturating_sub(before));
     broker
         .check_alive()
         .map_err(|e| format!("broker died: {e:#}"))?;
-    Ok((flow, rss))
+    Ok(Outcome { flow, rss, cpu })
 }
 
 /// One round's three runs (in [`Variant`]'s order) as table values.
@@ -181,7 +203,7 @@ fn measure(n: usize, runs: &[(Variant, Run); 3]) -> Measure {
     for (variant, run) in runs {
         match run {
             Err(e) => notes.push(format!("{}: {e}", variant.name())),
-            Ok((flow, _)) => {
+            Ok(Outcome { flow, .. }) => {
                 if flow.timed_out {
                     notes.push(format!("{}: timed out", variant.name()));
                 }
@@ -196,7 +218,14 @@ fn measure(n: usize, runs: &[(Variant, Run); 3]) -> Measure {
         }
     }
     let lost = flow_of(&runs[2].1).map(|f| f.lost() as f64);
-    let rss = runs[2].1.as_ref().ok().and_then(|(_, rss)| *rss);
+    let rss = runs[2].1.as_ref().ok().and_then(|o| o.rss);
+    let cpu_per_message = |run: &Run| {
+        let o = run.as_ref().ok()?;
+        (o.flow.sent > 0).then(|| {
+            o.cpu
+                .map(|cpu| cpu.as_secs_f64() * 1e6 / o.flow.sent as f64)
+        })?
+    };
     Measure {
         values: vec![
             alone,
@@ -204,6 +233,8 @@ fn measure(n: usize, runs: &[(Variant, Run); 3]) -> Measure {
             slow,
             percent(slow, alone),
             percent(slow, all),
+            cpu_per_message(&runs[0].1),
+            cpu_per_message(&runs[2].1),
             lost,
             rss.map(|kib| kib as f64 / 1024.0),
         ],
@@ -231,6 +262,7 @@ pub(crate) async fn run(
             ..spec.clone()
         })
         .collect();
+    let repeat = repeat.max(args.slow_repeat).max(1);
     let mut table = PointTable::new(&["QoS", "Broker"], &COLUMNS);
     let mut verdicts = Vec::new();
     for &level in &args.slow_qos {
@@ -240,7 +272,7 @@ pub(crate) async fn run(
             QoS::AtLeastOnce
         };
         let mut runs: Vec<Vec<Measure>> = vec![Vec::new(); specs.len()];
-        for round in 1..=repeat.max(1) {
+        for round in 1..=repeat {
             for (s, spec) in specs.iter().enumerate() {
                 eprintln!(
                     "==> [slow consumer] QoS {level}, {} subscribers on {} (run {round}/{repeat})",
@@ -249,7 +281,14 @@ pub(crate) async fn run(
                 );
                 let mut round_runs = [Variant::Alone, Variant::AllReading, Variant::WithSlow]
                     .map(|variant| (variant, Err(String::new())));
-                for (variant, run) in &mut round_runs {
+                // Every other round runs them backwards, so that a machine getting busier or
+                // quieter during a round does not favour the same variant every time.
+                let mut order = [0, 1, 2];
+                if round % 2 == 0 {
+                    order.reverse();
+                }
+                for i in order {
+                    let (variant, run) = &mut round_runs[i];
                     *run = run_once(spec, args, *variant, qos, &params).await;
                     // Let sockets close and the CPU cool down before the next broker starts.
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -274,7 +313,11 @@ pub(crate) async fn run(
          deliveries per second first to last delivery, with the readers' loss beside it. The \
          bar: (c) ≥ 90 % of (a), the readers alone. (b) does the same work per message as (c) \
          (a delivery, or a queue entry, per subscriber), so (c) / (b) tells that work from any \
-         harm the slow one does. Median of {repeat} round(s), brokers alternating; the ratios \
+         harm the slow one does. The broker's CPU time per message published, beside the \
+         rates, tells what the slow one costs the broker itself: on this shared 2-core machine \
+         the readers' rate also moves with the load generator and the neighbours. Median of \
+         {repeat} round(s), brokers alternating, the three runs in reverse order every other \
+         round; the ratios \
          are medians of each round's own ratio (a round's runs are paired), so they need not \
          equal the ratio of the medians beside them. Both brokers may queue {queued} messages \
          per client here (`--slow-max-queued`; the rest of the report lets them queue \
@@ -320,21 +363,32 @@ mod tests {
         let flow = |delivered: u64, expected: u64| FlowResult {
             expected,
             delivered,
+            sent: 100,
             span: Duration::from_secs(1),
             ..FlowResult::default()
         };
+        let outcome = |flow, rss, cpu_ms| {
+            Ok(Outcome {
+                flow,
+                rss,
+                cpu: Some(Duration::from_millis(cpu_ms)),
+            })
+        };
         let runs = [
-            (Variant::Alone, Ok((flow(400, 400), None))),
-            (Variant::AllReading, Ok((flow(400, 500), None))),
-            (Variant::WithSlow, Ok((flow(360, 400), Some(2048)))),
+            (Variant::Alone, outcome(flow(400, 400), None, 30)),
+            (Variant::AllReading, outcome(flow(400, 500), None, 40)),
+            (Variant::WithSlow, outcome(flow(360, 400), Some(2048), 33)),
         ];
         let measure = measure(5, &runs);
         let v = &measure.values;
         assert_eq!(&v[..3], [Some(100.0), Some(80.0), Some(90.0)]);
         assert_eq!(v[3], Some(90.0));
         assert_eq!(v[4], Some(112.5));
-        assert_eq!(v[5], Some(40.0));
-        assert_eq!(v[6], Some(2.0));
+        // 100 messages published (each run's `sent`): 30 ms and 33 ms of CPU.
+        assert_eq!(v[5], Some(300.0));
+        assert_eq!(v[6], Some(330.0));
+        assert_eq!(v[7], Some(40.0));
+        assert_eq!(v[8], Some(2.0));
         assert_eq!(measure.note.as_deref(), Some("all reading: 100 lost"));
     }
 
