@@ -30,6 +30,7 @@ use crate::broker::message::Outgoing;
 const PULL_BUDGET: usize = 4096;
 
 mod adopt;
+mod ids;
 mod journal;
 mod lazy;
 
@@ -97,6 +98,9 @@ pub(crate) struct Active {
     queued_qos0: usize,
     inflight: VecDeque<Inflight>,
     next_packet_id: u16,
+    /// In flight are ids not handed out here in turn, or the count came round to the
+    /// oldest's: a new id is looked for among them all (see `ids`).
+    mixed_ids: bool,
     /// Retained messages still to send, one cursor per new subscription, in
     /// the order of the SUBSCRIBEs.
     cursors: Vec<RetainedCursor>,
@@ -227,17 +231,6 @@ impl Active {
     /// Stops sending the retained messages of `filter` (unsubscribed).
     pub(crate) fn stop_retained(&mut self, filter: &TopicFilter) {
         self.cursors.retain(|c| c.filter() != filter);
-    }
-
-    pub(super) fn alloc_packet_id(&mut self) -> NonZeroU16 {
-        loop {
-            self.next_packet_id = self.next_packet_id.wrapping_add(1);
-            if let Some(id) = NonZeroU16::new(self.next_packet_id) {
-                if !self.inflight.iter().any(|i| i.packet_id == id) {
-                    return id;
-                }
-            }
-        }
     }
 
     /// Adds every in-flight message to `batch` again, in the original
@@ -450,5 +443,6 @@ impl Active {
     #[cfg(test)]
     pub(super) fn set_last_packet_id(&mut self, id: u16) {
         self.next_packet_id = id;
+        self.mixed_ids = true;
     }
 }

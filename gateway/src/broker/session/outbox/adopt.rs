@@ -40,6 +40,7 @@ impl Active {
                 }
             }
             self.next_packet_id = self.next_packet_id.max(i.packet_id.get());
+            self.mix_ids();
             self.inflight.push_back(i);
         }
         for mut out in queued.into_iter().chain(held) {

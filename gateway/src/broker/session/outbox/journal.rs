@@ -83,6 +83,7 @@ impl Active {
     pub(crate) fn recover_inflight(&mut self, inflight: Inflight) {
         self.note_seq(&inflight.out);
         self.next_packet_id = inflight.packet_id.get();
+        self.mix_ids();
         self.inflight.push_back(inflight);
     }
 }

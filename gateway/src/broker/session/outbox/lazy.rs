@@ -99,6 +99,7 @@ static EMPTY: Active = Active {
     queued_qos0: 0,
     inflight: VecDeque::new(),
     next_packet_id: 0,
+    mixed_ids: false,
     cursors: Vec::new(),
     dropped: 0,
     journal: None,
