@@ -392,10 +392,10 @@ impl Session {
         let backlog = st.durable.outbox.backlog();
         let room = st.backlog.press(backlog, limits, online);
         self.flush_journal(&mut st);
-        let wake = st.link.waker();
+        let wake = st.link.notify_writer();
         drop(st);
         if let Some(wake) = wake {
-            wake.notify();
+            wake.wake_task();
         }
         (result, room)
     }

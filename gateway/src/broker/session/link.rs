@@ -72,13 +72,23 @@ impl WriterWake {
     /// Wakes the writer from another task, if it waits for work: a writer that is busy, or
     /// blocked on its socket, looks at the session again before it waits.
     pub(crate) fn notify(&self) {
+        if self.note() {
+            self.waker.wake();
+        }
+    }
+
+    /// Wakes the connection's task: after [`Link::notify_writer`] said the writer waits.
+    pub(crate) fn wake_task(&self) {
+        self.waker.wake();
+    }
+
+    /// Tells the writer it has work; true if it waits for it, and its task must be woken.
+    fn note(&self) -> bool {
         // One read-modify-write against the writer's in `poll_woken`: of the two, the later
         // sees the earlier, so either the writer sees the work or this sees it waiting.
         let before = self.work.fetch_or(NOTIFIED, Ordering::AcqRel);
         // Only the first notification of a wait wakes the task; the rest find NOTIFIED set.
-        if before == WAITING {
-            self.waker.wake();
-        }
+        before == WAITING
     }
 
     /// Wakes the writer from its own connection's task, which polls it before it returns.
@@ -237,6 +247,14 @@ impl Link {
     /// The current connection's wake-up, if there is a connection.
     pub(super) fn waker(&self) -> Option<Arc<WriterWake>> {
         self.conn.as_ref().map(|c| c.wake.clone())
+    }
+
+    /// Tells the current connection's writer, if any, that it has work; returns its wake-up
+    /// to fire once the session's lock is released if the writer waits for work. A busy
+    /// writer, as in a steady stream, costs no reference count.
+    pub(super) fn notify_writer(&self) -> Option<Arc<WriterWake>> {
+        let conn = self.conn.as_ref()?;
+        conn.wake.note().then(|| conn.wake.clone())
     }
 
     /// Wakes the current connection's writer by the flag if it is connection `id`, whose own
