@@ -106,6 +106,24 @@ impl Outbox {
         Ok(true)
     }
 
+    /// Makes room at once for PUBLISHes with these topic and payload lengths (properties
+    /// aside): grown packet by packet, the buffer was copied over and over as it doubled,
+    /// about one more copy of every byte of a batch.
+    pub(super) fn reserve_publishes(
+        &mut self,
+        sizes: impl Iterator<Item = (usize, usize)>,
+        vectored: bool,
+    ) {
+        // Fixed header (at most 5), topic length, packet id, MQTT 5 property length.
+        const HEAD: usize = 5 + 2 + 2 + 1;
+        let copied = |(topic, payload): (usize, usize)| {
+            let by_reference = vectored && payload >= BY_REFERENCE;
+            HEAD + topic + if by_reference { 0 } else { payload }
+        };
+        let room: usize = sizes.map(copied).sum();
+        self.0.get_or_insert_default().buf.reserve(room);
+    }
+
     /// Gives the memory back once everything is written: most connections
     /// are idle most of the time.
     pub(super) fn release(&mut self) {

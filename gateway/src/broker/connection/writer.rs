@@ -105,6 +105,11 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
                 match self.fill() {
                     Filled::Some => {}
                     Filled::Nothing => {
+                        // Idle: hand the buffer back rather than keep it while waiting. Not
+                        // after every write: a busy writer's next batch would grow a new one
+                        // by reallocation, copying it over and over (about a copy of every
+                        // byte sent, for 1 KiB payloads).
+                        self.out.release();
                         // Another task's wake-up, or our own reader's (the connection's loop
                         // polls this writer right after its reader: see `Halves`).
                         poll_fn(|cx| wake.poll_woken(cx)).await;
@@ -141,8 +146,6 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             }
         }
         ready!(Pin::new(&mut self.wr).poll_flush(cx))?;
-        // Written out: hand the buffer back rather than keep it while idle.
-        self.out.release();
         Poll::Ready(Ok(()))
     }
 
@@ -211,6 +214,11 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             self.encode(&p);
         }
         let sent = batch.messages.len();
+        let sizes = batch.messages.iter().map(|(out, _, _)| {
+            let msg = &out.msg;
+            (msg.topic.len(), msg.payload.len())
+        });
+        self.out.reserve_publishes(sizes, self.vectored);
         for (out, packet_id, dup) in batch.messages {
             self.encode_message(&out, packet_id, dup, now);
         }
