@@ -176,7 +176,12 @@ impl Active {
     // Inline: on every delivery, which inlined it before the outbox was boxed.
     #[inline]
     fn remove_queued(&mut self, idx: usize) -> Option<Outgoing> {
-        let out = self.queue.remove(idx)?;
+        // The oldest, as nearly always (a full queue drops it): `remove(0)` goes through a
+        // general shift of nothing.
+        let out = match idx {
+            0 => self.queue.pop_front(),
+            _ => self.queue.remove(idx),
+        }?;
         self.account(&out, false);
         for cursor in &mut self.cursors {
             if idx < cursor.ahead {

@@ -25,6 +25,8 @@ pub(crate) enum Event {
 impl Active {
     /// Records `event` in the journal if the session persists and the store
     /// keeps `out`.
+    // Inline: on every delivery and drop, where most sessions have no journal.
+    #[inline]
     pub(super) fn record(&mut self, event: impl FnOnce() -> Event, out: &Outgoing) {
         if let (Some(journal), Some(_)) = (&mut self.journal, out.seq) {
             journal.push(event());
