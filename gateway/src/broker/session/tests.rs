@@ -27,7 +27,8 @@ fn message(topic: &str, payload: &[u8], qos: QoS) -> Arc<Message> {
     })
 }
 
-fn out(qos: QoS, payload: &'static [u8]) -> Outgoing {
+/// A message on topic `t` for one subscriber; also for the outbox's own tests.
+pub(super) fn out(qos: QoS, payload: &'static [u8]) -> Outgoing {
     Outgoing {
         msg: message("t", payload, qos),
         qos,

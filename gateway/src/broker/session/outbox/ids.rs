@@ -48,34 +48,16 @@ impl Active {
 mod tests {
     use std::collections::HashSet;
     use std::num::NonZeroU16;
-    use std::sync::Arc;
 
     use aviary_protocol::QoS;
-    use bytes::Bytes;
 
     use super::super::{Active, Inflight};
-    use crate::broker::message::{Message, Outgoing};
+    use crate::broker::session::tests::out;
 
     fn inflight(id: NonZeroU16) -> Inflight {
-        let msg = Message {
-            topic: "t".into(),
-            payload: Bytes::from_static(b"x"),
-            qos: QoS::AtLeastOnce,
-            retain: false,
-            properties: Default::default(),
-            expires_at: None,
-            stored: Default::default(),
-            stream_seq: None,
-        };
         Inflight {
             packet_id: id,
-            out: Outgoing {
-                msg: Arc::new(msg),
-                qos: QoS::AtLeastOnce,
-                retain: false,
-                subscription_ids: Vec::new(),
-                seq: None,
-            },
+            out: out(QoS::AtLeastOnce, b"x"),
             released: false,
         }
     }
