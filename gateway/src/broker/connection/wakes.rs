@@ -66,6 +66,20 @@ impl<F: Future<Output = ()>> Polled<F> {
         assert_eq!(after, before, "the connection woke its own task");
     }
 
+    /// Subscribes to `filter` and reads the SUBACK, which goes out in the poll that read the
+    /// SUBSCRIBE.
+    async fn subscribe(&mut self, filter: &str, qos: QoS) {
+        let filter = TopicFilter::new(filter.to_owned()).unwrap();
+        self.send(Packet::Subscribe(Subscribe {
+            packet_id: id(1),
+            properties: Default::default(),
+            filters: vec![(filter, SubscriptionOptions::qos(qos))],
+        }))
+        .await;
+        self.poll_once();
+        assert!(matches!(self.written().await, Packet::SubAck(_)));
+    }
+
     /// The next packet the connection wrote. Nothing else polls the connection: what is not
     /// written yet never will be.
     async fn written(&mut self) -> Packet {
@@ -142,16 +156,7 @@ async fn a_puback_goes_out_in_the_poll_that_read_its_publish() {
 async fn the_suback_and_the_next_message_after_a_puback_go_out_in_the_same_poll() {
     let broker = Broker::new(crate::broker::BrokerConfig::default());
     let mut subscriber = connect(&broker, "subscriber", 1).await;
-    let filter = TopicFilter::new("t".to_owned()).unwrap();
-    subscriber
-        .send(Packet::Subscribe(Subscribe {
-            packet_id: id(1),
-            properties: Default::default(),
-            filters: vec![(filter, SubscriptionOptions::qos(QoS::AtLeastOnce))],
-        }))
-        .await;
-    subscriber.poll_once();
-    assert!(matches!(subscriber.written().await, Packet::SubAck(_)));
+    subscriber.subscribe("t", QoS::AtLeastOnce).await;
 
     // Two messages for a window of one: the second waits for the first's PUBACK.
     let (mut publisher, _) = Client::connect_ok(&broker, testing::v5("publisher", 0)).await;
@@ -193,16 +198,7 @@ async fn publish_acked(publisher: &mut Client, topic: &str, n: u16, payload: &[u
 async fn a_writer_blocked_on_a_full_socket_is_not_woken_for_every_message_queued() {
     let broker = Broker::new(crate::broker::BrokerConfig::default());
     let mut subscriber = connect_through(&broker, "subscriber", 10, 4096).await;
-    let filter = TopicFilter::new("t".to_owned()).unwrap();
-    subscriber
-        .send(Packet::Subscribe(Subscribe {
-            packet_id: id(1),
-            properties: Default::default(),
-            filters: vec![(filter, SubscriptionOptions::qos(QoS::AtMostOnce))],
-        }))
-        .await;
-    subscriber.poll_once();
-    assert!(matches!(subscriber.written().await, Packet::SubAck(_)));
+    subscriber.subscribe("t", QoS::AtMostOnce).await;
 
     // More than the socket holds: the writer blocks on it, with messages left to write.
     let (mut publisher, _) = Client::connect_ok(&broker, testing::v5("publisher", 0)).await;
