@@ -221,10 +221,8 @@ fn measure(n: usize, runs: &[(Variant, Run); 3]) -> Measure {
     let rss = runs[2].1.as_ref().ok().and_then(|o| o.rss);
     let cpu_per_message = |run: &Run| {
         let o = run.as_ref().ok()?;
-        (o.flow.sent > 0).then(|| {
-            o.cpu
-                .map(|cpu| cpu.as_secs_f64() * 1e6 / o.flow.sent as f64)
-        })?
+        let cpu = o.cpu?;
+        (o.flow.sent > 0).then(|| cpu.as_secs_f64() * 1e6 / o.flow.sent as f64)
     };
     Measure {
         values: vec![
