@@ -73,7 +73,7 @@ impl WriterWake {
     /// blocked on its socket, looks at the session again before it waits.
     pub(crate) fn notify(&self) {
         if self.note() {
-            self.waker.wake();
+            self.wake_task();
         }
     }
 

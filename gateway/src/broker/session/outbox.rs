@@ -448,6 +448,6 @@ impl Active {
     #[cfg(test)]
     pub(super) fn set_last_packet_id(&mut self, id: u16) {
         self.next_packet_id = id;
-        self.mixed_ids = true;
+        self.mix_ids();
     }
 }
