@@ -9,10 +9,12 @@
 //! before the body is waited for, so a peer cannot make us buffer a packet
 //! we are going to refuse.
 
+use core::num::NonZeroU16;
+
 use bytes::{Buf, BytesMut};
 
 use crate::wire::{read_varint, Reader};
-use crate::{DecodeError, EncodeError, Packet, PacketType, ProtocolVersion};
+use crate::{Ack, DecodeError, EncodeError, Packet, PacketType, ProtocolVersion};
 
 /// The largest packet MQTT can express: 1 + 4 + 268,435,455 bytes.
 pub const MAX_PACKET_SIZE: u32 = 268_435_460;
@@ -46,6 +48,10 @@ pub fn decode(
         buf.reserve((head.size - buf.len()).min(ahead));
         return Ok(None);
     }
+    if let Some(ack) = short_ack(&head, buf)? {
+        buf.advance(head.size);
+        return Ok(Some(ack));
+    }
     let mut frame = buf.split_to(head.size).freeze();
     frame.advance(head.len);
     Packet::read(
@@ -77,6 +83,41 @@ pub fn decode_slice(
     let body = Reader::new(bytes::Bytes::copy_from_slice(body), head.packet);
     let packet = Packet::read(head.packet, head.flags, body, version)?;
     Ok(Some((packet, head.size)))
+}
+
+/// An acknowledgement that is only a packet id (PUBACK, PUBREC, PUBREL or PUBCOMP: always in
+/// MQTT 3.1.1, and in MQTT 5 for success without properties), read in place: a subscriber
+/// sends one for every QoS 1 or 2 message, and splitting each off the buffer into a frame of
+/// its own cost more than the rest of its decoding.
+fn short_ack(head: &Header, buf: &[u8]) -> Result<Option<Packet>, DecodeError> {
+    if head.size != head.len + 2 {
+        return Ok(None);
+    }
+    let wrap = match head.packet {
+        PacketType::PubAck => Packet::PubAck,
+        PacketType::PubRec => Packet::PubRec,
+        PacketType::PubRel => Packet::PubRel,
+        PacketType::PubComp => Packet::PubComp,
+        _ => return Ok(None),
+    };
+    let id = match buf.get(head.len..head.size) {
+        Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
+        _ => return Ok(None),
+    };
+    let id = NonZeroU16::new(id).ok_or(DecodeError::ZeroPacketId)?;
+    Ok(Some(wrap(Ack::new(id))))
+}
+
+/// The packet id of the PUBACK at the start of `buf`, if it starts with one that is only a
+/// packet id (always so in MQTT 3.1.1; in MQTT 5, a success without properties): four bytes
+/// that need no decoding. A sender of QoS 1 messages gets one for each, often many in one
+/// read, and can take a run of them off its buffer at once. `None` for anything else, a
+/// PUBACK with packet id 0 included, which [`decode`] refuses.
+pub fn short_puback(buf: &[u8]) -> Option<NonZeroU16> {
+    match *buf {
+        [0x40, 0x02, hi, lo, ..] => NonZeroU16::new(u16::from_be_bytes([hi, lo])),
+        _ => None,
+    }
 }
 
 /// A fixed header that has been read and checked.
@@ -155,5 +196,28 @@ impl Codec {
     /// Appends `packet` to `dst` in this connection's version.
     pub fn encode(&self, packet: &Packet, dst: &mut BytesMut) -> Result<(), EncodeError> {
         packet.encode(self.version, dst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_pubacks_are_read_in_place_and_nothing_else_is() {
+        assert_eq!(
+            short_puback(&[0x40, 0x02, 0x01, 0x02]),
+            NonZeroU16::new(0x0102)
+        );
+        assert_eq!(
+            short_puback(&[0x40, 0x02, 0x00, 0x07, 0x40]),
+            NonZeroU16::new(7)
+        );
+        // Packet id 0: left for `decode`, which refuses it.
+        assert_eq!(short_puback(&[0x40, 0x02, 0x00, 0x00]), None);
+        // Incomplete, with a reason code, or another acknowledgement.
+        assert_eq!(short_puback(&[0x40, 0x02, 0x00]), None);
+        assert_eq!(short_puback(&[0x40, 0x03, 0x00, 0x07, 0x10]), None);
+        assert_eq!(short_puback(&[0x50, 0x02, 0x00, 0x07]), None);
     }
 }

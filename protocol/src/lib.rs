@@ -48,7 +48,7 @@ mod wire;
 pub use bytestring::ByteString;
 #[cfg(feature = "client")]
 pub use codec::decode_slice;
-pub use codec::{decode, Codec, MAX_PACKET_SIZE};
+pub use codec::{decode, short_puback, Codec, MAX_PACKET_SIZE};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
     Ack, Auth, ConnAck, Connect, Disconnect, LastWill, Packet, Publish, PublishRef, SubAck,

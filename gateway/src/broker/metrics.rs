@@ -162,9 +162,12 @@ impl Limit {
 }
 
 impl Metrics {
-    /// Adds `n` to a counter.
+    /// Adds `n` to a counter. Adding nothing leaves it alone: even a relaxed add takes the
+    /// counter's cache line from whichever core touched it last.
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+        if n != 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     /// The gauge of open connections for this transport and version.

@@ -33,6 +33,34 @@ fn three_packets_in_one_read_then_none() {
 }
 
 #[test]
+fn acknowledgements_in_one_read_are_taken_one_by_one() {
+    // A subscriber's read: PUBACK 1, PUBREC 2, PUBACK 3 with a reason code (MQTT 5), PUBCOMP
+    // 4, then half of PUBREL 5. The short ones are read in place, the one with a reason code
+    // in full, and the partial one is left for the next read.
+    let read = unhex("40020001 50020002 4003000310 70020004 6202");
+    let mut buf = BytesMut::from(&read[..]);
+    let mut got = Vec::new();
+    while let Some(packet) = decode(&mut buf, V5, MAX_PACKET_SIZE).unwrap() {
+        let (Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a)) =
+            packet
+        else {
+            panic!("not an acknowledgement: {packet:?}");
+        };
+        let consumed = read.len() - buf.len();
+        got.push((consumed, a.packet_id.get(), a.reason_code.value()));
+    }
+    assert_eq!(
+        got,
+        [(4, 1, 0x00), (8, 2, 0x00), (13, 3, 0x10), (17, 4, 0x00)]
+    );
+    assert_eq!(&buf[..], &unhex("6202")[..]);
+    buf.extend_from_slice(&unhex("0005"));
+    let rel = decode(&mut buf, V5, MAX_PACKET_SIZE).unwrap();
+    assert!(matches!(rel, Some(Packet::PubRel(a)) if a.packet_id.get() == 5));
+    assert!(buf.is_empty());
+}
+
+#[test]
 fn every_vector_fed_byte_by_byte() {
     for v in all_exact() {
         let bytes = unhex(v.hex);

@@ -6,13 +6,16 @@ mod publishing;
 
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
+use std::num::NonZeroU16;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use aviary_protocol::{Ack, ByteString, Codec, DecodeError, Packet, ProtocolVersion, ReasonCode};
-use bytes::BytesMut;
+use aviary_protocol::{
+    short_puback, Ack, ByteString, Codec, DecodeError, Packet, ProtocolVersion, ReasonCode,
+};
+use bytes::{Buf, BytesMut};
 use tokio::io::AsyncRead;
 use tokio::time::{Instant, Sleep};
 
@@ -117,6 +120,17 @@ pub(super) struct Reader<'a, R> {
     aliases: Option<Box<HashMap<u16, ByteString>>>,
     /// PUBACKs and PUBRECs waiting for their messages' commit.
     acks: PendingAcks,
+}
+
+/// Most PUBACKs taken off the buffer as one run (see [`Reader::take_pubacks`]).
+const PUBACK_RUN: usize = 64;
+
+/// Packets taken from one read, for the metrics.
+#[derive(Default)]
+struct Received {
+    packets: u64,
+    /// Of those, PUBLISH packets.
+    messages: u64,
 }
 
 /// What handling one packet asks of the read loop.
@@ -230,26 +244,61 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
     /// Handles the packets read so far, up to one that holds the client back, and sends
     /// the acknowledgements whose commits are done.
     fn take_in(&mut self) -> Result<Next, ConnError> {
-        let mut next = Next::Read;
-        let mut received = false;
-        while matches!(next, Next::Read) {
-            let Some(packet) = self.codec.decode(&mut self.inbound.buf)? else {
-                break;
-            };
-            Metrics::add(&self.broker.metrics().packets_received, 1);
-            next = self.handle(packet)?;
-            if let Next::Close(_) = next {
-                return Ok(next);
-            }
-            received = true;
+        let mut counts = Received::default();
+        let next = self.handle_read(&mut counts);
+        // Counted once per read, not per packet: every worker thread adds to these.
+        let m = self.broker.metrics();
+        Metrics::add(&m.packets_received, counts.packets);
+        Metrics::add(&m.messages_received, counts.messages);
+        let next = next?;
+        if let Next::Close(_) = next {
+            return Ok(next);
         }
-        if received {
+        if counts.packets > 0 {
             self.restart_keep_alive();
         }
         for reply in self.acks.ready()? {
             self.send(reply);
         }
         Ok(next)
+    }
+
+    /// Handles the packets read so far, up to one that holds the client back or closes the
+    /// connection, counting them in `counts`.
+    fn handle_read(&mut self, counts: &mut Received) -> Result<Next, ConnError> {
+        let mut next = Next::Read;
+        while matches!(next, Next::Read) {
+            let pubacks = self.take_pubacks();
+            if pubacks > 0 {
+                counts.packets += pubacks;
+                continue;
+            }
+            let Some(packet) = self.codec.decode(&mut self.inbound.buf)? else {
+                break;
+            };
+            counts.packets += 1;
+            counts.messages += u64::from(matches!(packet, Packet::Publish(_)));
+            next = self.handle(packet)?;
+        }
+        Ok(next)
+    }
+
+    /// Takes the run of plain PUBACKs at the front of the buffer, up to [`PUBACK_RUN`] of
+    /// them, and completes their deliveries under one lock of the session, without decoding
+    /// each into a packet. Returns how many it took.
+    fn take_pubacks(&mut self) -> u64 {
+        let mut ids = [NonZeroU16::MIN; PUBACK_RUN];
+        let mut n = 0;
+        let run = self.inbound.buf.chunks_exact(4).map_while(short_puback);
+        for (slot, id) in ids.iter_mut().zip(run) {
+            *slot = id;
+            n += 1;
+        }
+        if n > 0 {
+            self.inbound.buf.advance(4 * n);
+            self.session.pubacks(self.link_id, &ids[..n]);
+        }
+        n as u64
     }
 
     /// The client was heard from: its keep alive starts over.
@@ -297,11 +346,7 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
     fn handle(&mut self, packet: Packet) -> Result<Next, ConnError> {
         match packet {
             Packet::Publish(p) => return self.publish(p).map(Next::hold),
-            Packet::PubAck(a) => {
-                if self.session.puback(a.packet_id) {
-                    self.session.wake_from(self.link_id);
-                }
-            }
+            Packet::PubAck(a) => self.session.pubacks(self.link_id, &[a.packet_id]),
             Packet::PubRec(a) => {
                 let known = self.session.pubrec(a.packet_id, a.reason_code.is_error());
                 if known {

@@ -228,3 +228,47 @@ async fn a_writer_blocked_on_a_full_socket_is_not_woken_for_every_message_queued
         }
     }
 }
+
+#[tokio::test]
+async fn a_run_of_pubacks_in_one_read_refills_the_window_in_that_poll() {
+    let broker = Broker::new(crate::broker::BrokerConfig::default());
+    let mut subscriber = connect(&broker, "subscriber", 3).await;
+    subscriber.subscribe("t", QoS::AtLeastOnce).await;
+    let (mut publisher, _) = Client::connect_ok(&broker, testing::v5("publisher", 0)).await;
+    for n in 1..=6 {
+        publish_acked(&mut publisher, "t", n, format!("m{n}").as_bytes()).await;
+    }
+    subscriber.poll_once();
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        match subscriber.written().await {
+            Packet::Publish(p) => {
+                assert_eq!(p.payload, format!("m{n}").as_bytes());
+                ids.push(p.packet_id.unwrap());
+            }
+            other => panic!("expected PUBLISH {n}, got {other:?}"),
+        }
+    }
+
+    // One read: a run of plain PUBACKs, one of them for an id not in flight (ignored), then
+    // one with a reason code, which ends the run and is decoded in full.
+    let mut read = BytesMut::new();
+    let acks = [
+        Ack::new(ids[0]),
+        Ack::new(id(999)),
+        Ack::new(ids[1]),
+        Ack::with_reason(ids[2], aviary_protocol::ReasonCode::UNSPECIFIED_ERROR),
+    ];
+    for ack in acks {
+        let packet = Packet::PubAck(ack);
+        packet.encode(ProtocolVersion::V5, &mut read).unwrap();
+    }
+    subscriber.stream.write_all(&read).await.unwrap();
+    subscriber.poll_once();
+    for n in 4..=6 {
+        match subscriber.written().await {
+            Packet::Publish(p) => assert_eq!(p.payload, format!("m{n}").as_bytes()),
+            other => panic!("expected PUBLISH {n}, got {other:?}"),
+        }
+    }
+}

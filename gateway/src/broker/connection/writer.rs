@@ -161,7 +161,9 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
                 d.properties.reason_string = None;
                 d.properties.user_properties.clear();
             }
-            self.encode(&p);
+            if self.encode(&p) {
+                Metrics::add(&self.broker.metrics().packets_sent, 1);
+            }
         }
         poll_fn(|cx| self.poll_send(cx)).await?;
         self.wr.shutdown().await
@@ -207,11 +209,12 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
                 Filled::Nothing
             };
         }
+        let mut packets = 0;
         for mut p in batch.control {
             if !self.problem_information {
                 strip_problem_information(&mut p);
             }
-            self.encode(&p);
+            packets += u64::from(self.encode(&p));
         }
         let sent = batch.messages.len();
         let sizes = batch.messages.iter().map(|(out, _, _)| {
@@ -220,8 +223,10 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         });
         self.out.reserve_publishes(sizes, self.vectored);
         for (out, packet_id, dup) in batch.messages {
-            self.encode_message(&out, packet_id, dup, now);
+            packets += u64::from(self.encode_message(&out, packet_id, dup, now));
         }
+        // Counted once per batch, not per packet: every worker thread adds to these.
+        Metrics::add(&m.packets_sent, packets);
         Metrics::add(&m.messages_sent, sent as u64);
         if batch.more {
             // Let the loop come back for the rest after this write (by the flag: a wake-up
@@ -231,13 +236,14 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         Filled::Some
     }
 
+    /// Encodes one message for this client; false if it was too large for it and dropped.
     fn encode_message(
         &mut self,
         out: &Outgoing,
         packet_id: Option<NonZeroU16>,
         dup: bool,
         now: Instant,
-    ) {
+    ) -> bool {
         let (mut topic_alias, mut new_alias) = (None, None);
         if self.alias_max > 0 {
             let aliases = self.aliases.get_or_insert_default();
@@ -260,7 +266,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
                     .get_or_insert_default()
                     .insert(out.msg.topic.clone(), alias);
             }
-            Metrics::add(&self.broker.metrics().packets_sent, 1);
+            true
         } else {
             // Too large for this client: drop it as if delivered [MQTT-3.1.2-25].
             debug!(topic = %out.msg.topic, "message exceeds the client's maximum packet size, dropped");
@@ -268,17 +274,19 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             if let Some(id) = packet_id {
                 self.session.abandon(id);
             }
+            false
         }
     }
 
-    fn encode(&mut self, packet: &Packet) {
+    /// Encodes a packet that is not a message; false if it could not be.
+    fn encode(&mut self, packet: &Packet) -> bool {
         if let Err(e) = self.out.push(packet, self.version, self.vectored) {
             // Only possible for values we built wrongly; never take the
             // connection down for it.
             tracing::error!(error = %e, packet = %packet.packet_type(), "cannot encode packet");
-            return;
+            return false;
         }
-        Metrics::add(&self.broker.metrics().packets_sent, 1);
+        true
     }
 }
 

@@ -83,11 +83,34 @@ impl Session {
     }
 
     /// PUBACK: a QoS 1 delivery is complete. False if none was in flight.
+    #[cfg(test)]
     pub(crate) fn puback(&self, id: NonZeroU16) -> bool {
         let mut st = self.state.lock();
         let known = st.durable.outbox.puback(id);
         self.flush_journal(&mut st);
         known
+    }
+
+    /// PUBACKs from connection `link_id`'s client, in the order received: each completes a
+    /// QoS 1 delivery in flight (one not in flight is ignored), and the room they make wakes
+    /// the writer. One lock for a whole run of them: a client acknowledges every message, in
+    /// runs as long as the batches it was sent.
+    pub(crate) fn pubacks(&self, link_id: u64, ids: &[NonZeroU16]) {
+        let mut st = self.state.lock();
+        let mut known = false;
+        for &id in ids {
+            known |= st.durable.outbox.puback(id);
+        }
+        self.flush_journal(&mut st);
+        let other = if known {
+            st.link.wake_from(link_id)
+        } else {
+            None
+        };
+        drop(st);
+        if let Some(wake) = other {
+            wake.notify();
+        }
     }
 
     /// PUBREC: a QoS 2 message was received. Returns whether to answer

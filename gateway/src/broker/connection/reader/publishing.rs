@@ -19,7 +19,7 @@ use super::{protocol, ConnError, Reader};
 use crate::broker::connection::acks::{Reply, Wait};
 use crate::broker::limits;
 use crate::broker::metrics::{Denied, Limit};
-use crate::broker::{AckWait, Exchange, ForwardError, Message, Metrics, Pressure, Qos2Received};
+use crate::broker::{AckWait, Exchange, ForwardError, Message, Pressure, Qos2Received};
 use crate::store::{Forwarded, Ticket};
 
 /// What the QoS 2 bookkeeping made of an incoming PUBLISH.
@@ -151,8 +151,6 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
 
     /// Routes a PUBLISH; returns the subscribers it left far behind.
     pub(super) fn publish(&mut self, p: Publish) -> Result<Pressure, ConnError> {
-        let m = self.broker.metrics();
-        Metrics::add(&m.messages_received, 1);
         if !p.properties.subscription_identifiers.is_empty() {
             return Err(protocol(
                 ReasonCode::PROTOCOL_ERROR,
