@@ -106,15 +106,29 @@ impl Reader {
     }
 
     /// A UTF-8 encoded string (section 1.5.4): well-formed, no U+0000.
-    #[allow(clippy::manual_contains)] // on purpose: see the loop below
     pub(crate) fn string(&mut self, field: &'static str) -> Result<ByteString, DecodeError> {
+        self.string_and_wildcards(field).map(|(s, _)| s)
+    }
+
+    /// [`Reader::string`], and whether it holds a topic wildcard (`+` or `#`): a PUBLISH's
+    /// topic name must not, and one pass over its bytes finds both that and U+0000.
+    pub(crate) fn string_and_wildcards(
+        &mut self,
+        field: &'static str,
+    ) -> Result<(ByteString, bool), DecodeError> {
         let raw = self.binary(field)?;
-        // A byte loop, not `contains` (memchr): topics are short, and the browser package
-        // then carries no memchr.
-        if raw.iter().any(|&b| b == 0) {
-            return Err(DecodeError::NullCharacter);
+        // A byte loop, not memchr: topics are short, and the browser package then carries no
+        // memchr. All three are ASCII, so they never occur inside a multi-byte sequence.
+        let mut wildcard = false;
+        for &b in raw.iter() {
+            match b {
+                0 => return Err(DecodeError::NullCharacter),
+                b'+' | b'#' => wildcard = true,
+                _ => {}
+            }
         }
-        ByteString::try_from(raw).map_err(|_| DecodeError::InvalidUtf8)
+        let s = ByteString::try_from(raw).map_err(|_| DecodeError::InvalidUtf8)?;
+        Ok((s, wildcard))
     }
 
     /// Everything left: the payload of a PUBLISH.

@@ -15,9 +15,7 @@ use crate::reason::allowed;
 #[cfg(feature = "server")]
 use crate::wire::{varint_len, Counter, MAX_VARINT};
 use crate::wire::{Reader, Sink};
-use crate::{
-    topic, DecodeError, EncodeError, PacketType, ProtocolVersion, QoS, ReasonCode, TopicError,
-};
+use crate::{DecodeError, EncodeError, PacketType, ProtocolVersion, QoS, ReasonCode, TopicError};
 
 /// An application message on its way from a client to the server or back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +66,7 @@ impl Publish {
                 "DUP set on a QoS 0 PUBLISH [MQTT-3.3.1-2]",
             )));
         }
-        let topic = r.string("topic name")?;
+        let (topic, wildcard) = r.string_and_wildcards("topic name")?;
         let packet_id = if qos == QoS::AtMostOnce {
             None
         } else {
@@ -84,8 +82,10 @@ impl Publish {
             if properties.topic_alias.is_none() {
                 return Err(TopicError::Empty.into());
             }
-        } else {
-            topic::validate_topic_name(&topic)?;
+        } else if wildcard {
+            // The rest of `topic::validate_topic_name`: no U+0000 was checked above, and a
+            // two-byte length cannot exceed the longest topic.
+            return Err(TopicError::WildcardInTopicName.into());
         }
         Ok(Self {
             dup,
