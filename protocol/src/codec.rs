@@ -93,19 +93,16 @@ fn short_ack(head: &Header, buf: &[u8]) -> Result<Option<Packet>, DecodeError> {
     if head.size != head.len + 2 {
         return Ok(None);
     }
-    let wrap = match head.packet {
-        PacketType::PubAck => Packet::PubAck,
-        PacketType::PubRec => Packet::PubRec,
-        PacketType::PubRel => Packet::PubRel,
-        PacketType::PubComp => Packet::PubComp,
-        _ => return Ok(None),
-    };
+    use PacketType::{PubAck, PubComp, PubRec, PubRel};
+    if !matches!(head.packet, PubAck | PubRec | PubRel | PubComp) {
+        return Ok(None);
+    }
     let id = match buf.get(head.len..head.size) {
         Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
         _ => return Ok(None),
     };
     let id = NonZeroU16::new(id).ok_or(DecodeError::ZeroPacketId)?;
-    Ok(Some(wrap(Ack::new(id))))
+    Ok(Some(Packet::acknowledgement(head.packet, Ack::new(id))))
 }
 
 /// The packet id of the PUBACK at the start of `buf`, if it starts with one that is only a

@@ -61,6 +61,17 @@ impl Packet {
         }
     }
 
+    /// `ack` as a packet of type `packet`, which must be PUBACK, PUBREC, PUBREL or PUBCOMP
+    /// (anything else makes a PUBCOMP).
+    pub(crate) fn acknowledgement(packet: PacketType, ack: Ack) -> Self {
+        match packet {
+            PacketType::PubAck => Self::PubAck(ack),
+            PacketType::PubRec => Self::PubRec(ack),
+            PacketType::PubRel => Self::PubRel(ack),
+            _ => Self::PubComp(ack),
+        }
+    }
+
     /// Decodes a packet body whose fixed header has been read and checked (its flags too:
     /// see [`decode`](crate::decode)). `version` is the connection's; a CONNECT carries its
     /// own.
@@ -84,12 +95,7 @@ impl Packet {
             // One read for the four: each call is a copy of the moves around it.
             PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp => {
                 let ack = Ack::read(&mut r, version)?;
-                match packet {
-                    PacketType::PubAck => Self::PubAck(ack),
-                    PacketType::PubRec => Self::PubRec(ack),
-                    PacketType::PubRel => Self::PubRel(ack),
-                    _ => Self::PubComp(ack),
-                }
+                Self::acknowledgement(packet, ack)
             }
             #[cfg(feature = "server")]
             PacketType::Subscribe => Self::Subscribe(Subscribe::read(&mut r, version)?),

@@ -287,6 +287,10 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
     /// them, and completes their deliveries under one lock of the session, without decoding
     /// each into a packet. Returns how many it took.
     fn take_pubacks(&mut self) -> u64 {
+        // Most packets of a publisher are not: they pay one look, not the run's set-up.
+        if short_puback(&self.inbound.buf).is_none() {
+            return 0;
+        }
         let mut ids = [NonZeroU16::MIN; PUBACK_RUN];
         let mut n = 0;
         let run = self.inbound.buf.chunks_exact(4).map_while(short_puback);
