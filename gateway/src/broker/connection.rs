@@ -29,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-use super::{Broker, Ending, Metrics, Opened, Session, WriterWake};
+use super::{take_turn, Broker, Ending, Metrics, Opened, Session, WriterWake};
 use reader::{Close, Reader};
 use writer::Writer;
 
@@ -193,8 +193,10 @@ pin_project_lite::pin_project! {
     /// or PUBREC, or room in the window after the client's PUBACK), the writer is polled right
     /// after it, so that goes out in the same poll, without the wake-up that would make tokio
     /// poll the task again from the back of the queue and wake another worker thread (see
-    /// `session::WriterWake`). Which half goes first alternates, as `select!`'s random order
-    /// did, so neither takes the whole cooperative budget of every poll.
+    /// `session::WriterWake`). Unless the reader read a few messages, which woke other
+    /// connections (their subscribers): then those write first, and this writer after them,
+    /// by [`defer`]. Which half goes first alternates, as `select!`'s random order did, so
+    /// neither takes the whole cooperative budget of every poll.
     struct Halves<'a, R, W> {
         #[pin]
         reading: R,
@@ -226,17 +228,40 @@ where
                 return Poll::Ready(End::Writer(r));
             }
         }
+        take_turn();
         if let Poll::Ready(r) = this.reading.poll(cx) {
             return Poll::Ready(End::Reader(r));
         }
+        let own = this.wake.has_own();
+        if own && take_turn().is_small_delivery() {
+            // The reader routed a message or two to subscribers and queued its own client's
+            // acknowledgements. The subscribers' deliveries go first: each write to a loopback
+            // or LAN socket costs the writing thread the receiver's wake-up too, and the
+            // PUBACK can wait that long where the delivery is what the latency is made of.
+            // Not for a batch: its publisher waits for the PUBACKs to send more, and the
+            // extra turn would cost each batch a poll and a look at the I/O driver.
+            defer(cx);
+            return Poll::Pending;
+        }
         // The writer's turn, or a second one for what the reader just gave it.
-        if *this.reader_first || this.wake.has_own() {
+        if *this.reader_first || own {
             if let Poll::Ready(r) = this.writing.poll(cx) {
                 return Poll::Ready(End::Writer(r));
             }
         }
         Poll::Pending
     }
+}
+
+/// Has tokio poll this task again once the worker has run the tasks queued now, the ones its
+/// reader just woke among them. `yield_now`'s wake-up is deferred until the worker runs out of
+/// queued tasks or checks its I/O driver (every 61 polls), so the wait is bounded; a task
+/// waking itself would instead go to the back of the queue and wake a second worker thread
+/// to steal it (see `WriterWake`).
+fn defer(cx: &mut Context<'_>) {
+    let yielded = std::pin::pin!(tokio::task::yield_now());
+    // Always pending on its first poll; the wake-up is registered, the future not needed.
+    let _ = yielded.poll(cx);
 }
 
 /// Why the connection's main loop ended.

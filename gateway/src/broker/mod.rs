@@ -60,8 +60,8 @@ use retained::RetainedStore;
 pub(crate) use router::ClientKey;
 use router::{Subscription, SubscriptionTree};
 pub(crate) use session::{
-    Connecting, Ending, Enqueued, Qos2Received, QueueLimits, RetainedCursor, Session,
-    SharedRetained, SlowAfter, Will, WriterWake,
+    note_messages_read, take_turn, Connecting, Ending, Enqueued, Qos2Received, QueueLimits,
+    RetainedCursor, Session, SharedRetained, SlowAfter, Will, WriterWake,
 };
 use timers::Timers;
 pub(crate) use views::ClientFacts;

@@ -49,7 +49,7 @@ pub(crate) use cursor::{Readable, RetainedCursor, SharedRetained};
 use durable::Durable;
 pub(crate) use durable::{Qos2Received, RecoveredSession, Will};
 use link::Link;
-pub(crate) use link::WriterWake;
+pub(crate) use link::{note_messages_read, take_turn, WriterWake};
 pub(crate) use moving::Handed;
 pub(crate) use outbox::Inflight;
 pub(crate) use outbox::{Batch, Enqueued, Event, QueueLimits};

@@ -22,7 +22,7 @@ use tokio::time::{Instant, Sleep};
 use super::acks::{AckError, PendingAcks, Reply, Wait};
 use super::inbound::Inbound;
 use super::Params;
-use crate::broker::{Broker, ForwardError, Metrics, Pressure, Session};
+use crate::broker::{note_messages_read, Broker, ForwardError, Metrics, Pressure, Session};
 use crate::store::StoreError;
 
 /// How the client ended the connection with a DISCONNECT.
@@ -250,6 +250,9 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         let m = self.broker.metrics();
         Metrics::add(&m.packets_received, counts.packets);
         Metrics::add(&m.messages_received, counts.messages);
+        if counts.messages > 0 {
+            note_messages_read(counts.messages);
+        }
         let next = next?;
         if let Next::Close(_) = next {
             return Ok(next);

@@ -1,6 +1,7 @@
 //! A connection's reader hands its own writer work without waking its own task: the SUBACK,
 //! the PUBACK of a PUBLISH, and the next message once a PUBACK from the client frees the
-//! in-flight window all go out in the poll that read what called for them. A task that wakes
+//! in-flight window all go out in the poll that read what called for them (a PUBACK after the
+//! deliveries of its PUBLISH, when that woke subscribers: see `defer`). A task that wakes
 //! itself is polled again by tokio from the back of its worker's queue, after a wake-up of
 //! another worker thread (see `WriterWake`): that was the thread hop on every QoS 1 message.
 //!
@@ -80,6 +81,12 @@ impl<F: Future<Output = ()>> Polled<F> {
         assert!(matches!(self.written().await, Packet::SubAck(_)));
     }
 
+    /// Whether the connection has written nothing the test has not read yet.
+    fn nothing_written(&mut self) -> bool {
+        use futures_util::FutureExt;
+        self.buf.is_empty() && self.stream.read_buf(&mut self.buf).now_or_never().is_none()
+    }
+
     /// The next packet the connection wrote. Nothing else polls the connection: what is not
     /// written yet never will be.
     async fn written(&mut self) -> Packet {
@@ -148,6 +155,64 @@ async fn a_puback_goes_out_in_the_poll_that_read_its_publish() {
         match publisher.written().await {
             Packet::PubAck(ack) => assert_eq!(ack.packet_id, id(n)),
             other => panic!("expected PUBACK, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_puback_waits_until_the_subscriber_it_woke_had_its_turn() {
+    let broker = Broker::new(crate::broker::BrokerConfig::default());
+    let mut subscriber = connect(&broker, "subscriber", 10).await;
+    subscriber.subscribe("t", QoS::AtLeastOnce).await;
+    let mut publisher = connect(&broker, "publisher", 10).await;
+    let mut p = Publish::new("t", "hello");
+    p.qos = QoS::AtLeastOnce;
+    p.packet_id = Some(id(1));
+    publisher.send(Packet::Publish(p)).await;
+    let woken = subscriber.wakes.0.load(Ordering::SeqCst);
+    publisher.poll_once();
+    assert!(subscriber.wakes.0.load(Ordering::SeqCst) > woken);
+    assert!(
+        publisher.nothing_written(),
+        "the PUBACK went out before the subscriber's delivery"
+    );
+
+    subscriber.poll_once();
+    assert!(matches!(subscriber.written().await, Packet::Publish(_)));
+    // Tokio wakes the publisher's task once its worker has run what it had queued, as this
+    // test's task yields.
+    let deferred = publisher.wakes.0.load(Ordering::SeqCst);
+    tokio::task::yield_now().await;
+    assert_eq!(publisher.wakes.0.load(Ordering::SeqCst), deferred + 1);
+    publisher.poll_once();
+    match publisher.written().await {
+        Packet::PubAck(ack) => assert_eq!(ack.packet_id, id(1)),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_batch_of_publishes_is_acknowledged_in_the_poll_that_read_it() {
+    let broker = Broker::new(crate::broker::BrokerConfig::default());
+    let mut subscriber = connect(&broker, "subscriber", 10).await;
+    subscriber.subscribe("t", QoS::AtLeastOnce).await;
+    let mut publisher = connect(&broker, "publisher", 10).await;
+    // More than a few, in one read: a pipelining publisher waits for these PUBACKs.
+    let mut batch = BytesMut::new();
+    for n in 1..=5 {
+        let mut p = Publish::new("t", "hello");
+        p.qos = QoS::AtLeastOnce;
+        p.packet_id = Some(id(n));
+        Packet::Publish(p)
+            .encode(ProtocolVersion::V5, &mut batch)
+            .unwrap();
+    }
+    publisher.stream.write_all(&batch).await.unwrap();
+    publisher.poll_once();
+    for n in 1..=5 {
+        match publisher.written().await {
+            Packet::PubAck(ack) => assert_eq!(ack.packet_id, id(n)),
+            other => panic!("expected PUBACK {n}, got {other:?}"),
         }
     }
 }

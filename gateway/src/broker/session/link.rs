@@ -8,6 +8,7 @@
 //! moment; if a connection has come and gone since, the deadline is stale
 //! even when it is not cancelled in time, and its driver drops it.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -50,6 +51,52 @@ pub(crate) struct WriterWake {
     pub(crate) client: ClientFacts,
 }
 
+/// What the connection task running on this thread did in its reader's turn: how many
+/// messages it read, and whether it woke other connections' writers (it routed messages to
+/// subscribers). Counted per thread, as a task runs on one thread for the length of a poll.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Turn {
+    messages: u64,
+    woke_other: bool,
+}
+
+impl Turn {
+    /// At most [`FEW_MESSAGES`] messages, delivered to others who now wait for their turn to
+    /// write: messages whose latency counts, as a client publishing at its own pace sends
+    /// them; not a batch, whose publisher waits for its PUBACKs to send more.
+    pub(crate) fn is_small_delivery(self) -> bool {
+        self.woke_other && (1..=FEW_MESSAGES).contains(&self.messages)
+    }
+}
+
+/// What a [`Turn`] may read to count as small. A publisher at 1,000 msg/s sends one or two
+/// per turn (two when its timer's tick came late); one that pipelines, a window's worth
+/// (100 in the bench) as soon as its PUBACKs come back.
+const FEW_MESSAGES: u64 = 4;
+
+thread_local! {
+    static TURN: Cell<Turn> = const {
+        Cell::new(Turn {
+            messages: 0,
+            woke_other: false,
+        })
+    };
+}
+
+/// Ends the turn on this thread: what it did since the last call.
+pub(crate) fn take_turn() -> Turn {
+    TURN.take()
+}
+
+/// Counts messages read in this thread's turn.
+pub(crate) fn note_messages_read(n: u64) {
+    let turn = TURN.get();
+    TURN.set(Turn {
+        messages: turn.messages + n,
+        ..turn
+    });
+}
+
 /// Marks [`WriterWake::kick`] as set, whatever the reason code.
 const KICKED: u16 = 0x100;
 
@@ -79,6 +126,11 @@ impl WriterWake {
 
     /// Wakes the connection's task: after [`Link::notify_writer`] said the writer waits.
     pub(crate) fn wake_task(&self) {
+        let turn = TURN.get();
+        TURN.set(Turn {
+            woke_other: true,
+            ..turn
+        });
         self.waker.wake();
     }
 
