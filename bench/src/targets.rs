@@ -73,11 +73,13 @@ const FAN_IN_MISS: &str = "Fan-in reads 50 sockets to write one: about 3,600 ins
      tree's walk and merge (about 575), for example a cache of each topic's matches.";
 
 /// Why latency p99 over WebSocket misses Mosquitto's.
-const WS_LATENCY_MISS: &str = "Over WebSocket Aviary's p50 was 10-40 % above Mosquitto's in \
-     most full runs, where over TCP it is level or below: the broker executes the same \
-     instructions and system calls per message on both transports (callgrind, strace), so \
-     the time goes elsewhere, not found yet. Next: timestamps at the broker's read and \
-     write, to split the latency between broker and kernel.";
+const WS_LATENCY_MISS: &str = "Over WebSocket at QoS 1 Aviary's p50 was 10-70 % above \
+     Mosquitto's in earlier runs: the broker wrote the publisher's PUBACK before the \
+     subscriber's delivery, and the load generator, which holds both clients, handled the \
+     PUBACK first. Since ea9d64e the delivery goes first (WS QoS 1 p50 105 -> 70 µs, p99 273 \
+     -> 221 µs against the build before, medians of 9 runs: PROFILE.md). What is left moves \
+     by more from one run to the next than the brokers differ: rerun with \
+     `--latency-repeat 9` on an idle machine.";
 
 /// Why broker CPU per message misses 0.5 µs in fan-out, where full runs meet it.
 const FAN_OUT_MISS: &str = "Fan-out encodes one PUBLISH per distinct (QoS, properties) and \

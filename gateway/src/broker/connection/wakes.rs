@@ -147,10 +147,7 @@ async fn a_puback_goes_out_in_the_poll_that_read_its_publish() {
     let broker = Broker::new(crate::broker::BrokerConfig::default());
     let mut publisher = connect(&broker, "publisher", 10).await;
     for n in 1..=3 {
-        let mut p = Publish::new("t", "hello");
-        p.qos = QoS::AtLeastOnce;
-        p.packet_id = Some(id(n));
-        publisher.send(Packet::Publish(p)).await;
+        publisher.send(Packet::Publish(qos1("t", n))).await;
         publisher.poll_once();
         match publisher.written().await {
             Packet::PubAck(ack) => assert_eq!(ack.packet_id, id(n)),
@@ -159,16 +156,31 @@ async fn a_puback_goes_out_in_the_poll_that_read_its_publish() {
     }
 }
 
+/// A QoS 1 PUBLISH on `topic` with packet id `n`.
+fn qos1(topic: &str, n: u16) -> Publish {
+    let mut p = Publish::new(topic, "hello");
+    p.qos = QoS::AtLeastOnce;
+    p.packet_id = Some(id(n));
+    p
+}
+
+/// A subscriber to `t` at QoS 1, then a publisher, both connected and polled by the test.
+async fn subscriber_and_publisher(
+    broker: &Broker,
+) -> (
+    Polled<impl Future<Output = ()>>,
+    Polled<impl Future<Output = ()>>,
+) {
+    let mut subscriber = connect(broker, "subscriber", 10).await;
+    subscriber.subscribe("t", QoS::AtLeastOnce).await;
+    (subscriber, connect(broker, "publisher", 10).await)
+}
+
 #[tokio::test]
 async fn a_puback_waits_until_the_subscriber_it_woke_had_its_turn() {
     let broker = Broker::new(crate::broker::BrokerConfig::default());
-    let mut subscriber = connect(&broker, "subscriber", 10).await;
-    subscriber.subscribe("t", QoS::AtLeastOnce).await;
-    let mut publisher = connect(&broker, "publisher", 10).await;
-    let mut p = Publish::new("t", "hello");
-    p.qos = QoS::AtLeastOnce;
-    p.packet_id = Some(id(1));
-    publisher.send(Packet::Publish(p)).await;
+    let (mut subscriber, mut publisher) = subscriber_and_publisher(&broker).await;
+    publisher.send(Packet::Publish(qos1("t", 1))).await;
     let woken = subscriber.wakes.0.load(Ordering::SeqCst);
     publisher.poll_once();
     assert!(subscriber.wakes.0.load(Ordering::SeqCst) > woken);
@@ -194,16 +206,11 @@ async fn a_puback_waits_until_the_subscriber_it_woke_had_its_turn() {
 #[tokio::test]
 async fn a_batch_of_publishes_is_acknowledged_in_the_poll_that_read_it() {
     let broker = Broker::new(crate::broker::BrokerConfig::default());
-    let mut subscriber = connect(&broker, "subscriber", 10).await;
-    subscriber.subscribe("t", QoS::AtLeastOnce).await;
-    let mut publisher = connect(&broker, "publisher", 10).await;
+    let (_subscriber, mut publisher) = subscriber_and_publisher(&broker).await;
     // More than a few, in one read: a pipelining publisher waits for these PUBACKs.
     let mut batch = BytesMut::new();
     for n in 1..=5 {
-        let mut p = Publish::new("t", "hello");
-        p.qos = QoS::AtLeastOnce;
-        p.packet_id = Some(id(n));
-        Packet::Publish(p)
+        Packet::Publish(qos1("t", n))
             .encode(ProtocolVersion::V5, &mut batch)
             .unwrap();
     }
