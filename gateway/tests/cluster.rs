@@ -6,6 +6,7 @@
 //! A node learns of a new subscription on another node through NATS, a moment after the
 //! SUBACK: each test waits for that by sending probes until one arrives, never by sleeping.
 
+mod cluster_common;
 mod common;
 mod security_common;
 mod ws_common;
@@ -14,6 +15,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aviary_protocol::{Packet, QoS, ReasonCode};
+use cluster_common::{failover_pair, FAILOVER};
 use common::nats::NatsCluster;
 use common::raw::{self, until_routed, Raw};
 use common::within;
@@ -480,27 +482,11 @@ async fn a_shared_group_spread_over_nodes_gets_each_message_once() {
     );
 }
 
-/// How long a NATS failover may take in the tests: JetStream's leader elections take a few
-/// seconds, on a loaded machine more.
-const FAILOVER: Duration = Duration::from_secs(30);
-
 #[tokio::test]
 async fn the_cluster_keeps_its_messages_when_a_nats_server_dies() {
     const N: usize = 300;
     let mut nats = NatsCluster::start(3).await;
-    // gw-a talks to server 0 first, which dies; gw-b never to it.
-    let a = Gw::start_with(|c| {
-        c.cluster.nats = vec![nats.url(0), nats.url(1)];
-        c.cluster.node = Some("gw-a".to_owned());
-        c.cluster.replicas = Some(3);
-    })
-    .await;
-    let b = Gw::start_with(|c| {
-        c.cluster.nats = vec![nats.url(2), nats.url(1)];
-        c.cluster.node = Some("gw-b".to_owned());
-        c.cluster.replicas = Some(3);
-    })
-    .await;
+    let (a, b) = failover_pair(&nats).await;
     let (mut sub, _) = Raw::connect_ok(b.mqtt, raw::v5("subscriber")).await;
     sub.subscribe("failover/#", QoS::AtLeastOnce).await;
     let (mut publisher, _) = Raw::connect_ok(a.mqtt, raw::v5("publisher")).await;

@@ -11,13 +11,15 @@
 //! when cut off from NATS ([`link`]), and each node's store copied into JetStream
 //! ([`replica`]), from which one of the nodes that remain adopts a dead node's persistent
 //! sessions ([`adoption`]), their open QoS 2 exchanges included, whose messages a resend
-//! forwards again under the exchange's token, kept once by the stream ([`outbound`]).
+//! forwards again under the exchange's token, kept once by the stream ([`outbound`]). A
+//! publisher's messages keep their order when a NATS server fails under them ([`inflight`]).
 
 mod acks;
 mod adoption;
 mod consume;
 mod cover;
 mod handover;
+mod inflight;
 mod interest;
 mod lease;
 mod link;

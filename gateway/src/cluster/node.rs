@@ -117,12 +117,27 @@ impl Backplane for Node {
         };
         let publisher = publisher.filter(|_| origin == self.name);
         let id = |kind: &str| token.map(|t| format!("{origin}-{kind}{t}"));
+        // A QoS 2 message keeps its place behind the one before it on its line (see
+        // `inflight`): its publisher's on the topic, or the topic's retained ones from here.
+        let line = |subject: &str, publisher: Option<ClientKey>| {
+            token.map(|_| match publisher {
+                Some(key) => Arc::from(format!("{subject} {origin} {key}")),
+                None => Arc::from(format!("{subject} {origin}")),
+            })
+        };
         let (mut group, mut waits) = (Vec::new(), Vec::new());
         // Every node's retained store follows the retained stream (see `retained`).
         if msg.retain {
             let subject = topic_to_subject(retained::PREFIX, &msg.topic);
             let headers = stream_headers(&origin, None, id("r").as_deref());
-            waits.push(stream_out(&mut group, subject, payload.clone(), headers));
+            let line = line(&subject, None);
+            waits.push(stream_out(
+                &mut group,
+                subject,
+                payload.clone(),
+                headers,
+                line,
+            ));
         }
         if qos0 {
             group.push(Out::Live {
@@ -132,7 +147,8 @@ impl Backplane for Node {
         } else {
             let subject = topic_to_subject(STREAM_PREFIX, &msg.topic);
             let headers = stream_headers(&origin, publisher, id("q").as_deref());
-            waits.push(stream_out(&mut group, subject, payload, headers));
+            let line = line(&subject, publisher);
+            waits.push(stream_out(&mut group, subject, payload, headers, line));
         }
         match after {
             Some(after) => {
@@ -374,12 +390,14 @@ fn stream_out(
     subject: String,
     payload: Bytes,
     headers: HeaderMap,
+    line: Option<Arc<str>>,
 ) -> oneshot::Receiver<Result<(), ForwardError>> {
     let (ack, done) = oneshot::channel();
     group.push(Out::Stream {
         subject,
         payload,
         headers,
+        line,
         ack,
     });
     done

@@ -1,50 +1,50 @@
 //! What this node publishes to NATS, in the order it was published: one task sends it all,
-//! and the stream's acknowledgements are awaited apart, so many are in flight at once.
+//! stream messages many at a time, and keeps those not yet stored in an [`InFlight`] window.
 //!
 //! A stream publish that fails (a NATS server died, the stream's leader is being elected
-//! again) is sent again, with backoff, for up to [`RETRY_FOR`]: the publisher's PUBACK waits
-//! meanwhile, rather than the publisher being disconnected by a failover. Each message
-//! carries a `Nats-Msg-Id` unique to this node's run, so JetStream keeps one copy however many
-//! times it was sent. A message sent again may land after messages published after it: order
-//! holds except across a failover.
+//! again) is sent again, with backoff, for up to [`RETRY_FOR`](super::inflight::RETRY_FOR):
+//! the publisher's PUBACK waits meanwhile, rather than the publisher being disconnected by a
+//! failover. The messages sent after it go again after it, so each one's last copy keeps its
+//! place (the window's module says how). Each message carries a `Nats-Msg-Id` unique to this
+//! node's run, so JetStream keeps one copy of what is sent again under the same id.
 //!
 //! The message of a QoS 2 exchange carries the exchange's token in its id instead, which a
 //! resend of the PUBLISH reuses, on any node. Its first copy is held back ([`gate`]) until the
 //! store holds the exchange and its token: a node that adopts the session after this one
 //! died must know the token of any copy that reached the stream.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_nats::header::{HeaderMap, NATS_MESSAGE_ID};
 use async_nats::jetstream;
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use futures_util::stream::FuturesUnordered;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::debug;
 
+use super::inflight::{Ack, InFlight};
 use super::metrics::ClusterMetrics;
 use super::node::{ORIGIN, PUBLISHER};
 use crate::broker::{AckWait, ClientKey, ForwardError};
-
-/// How long a stream publish is tried before the publisher is told it failed.
-const RETRY_FOR: Duration = Duration::from_secs(20);
-/// The first pause before sending again; it doubles up to [`MAX_PAUSE`].
-const FIRST_PAUSE: Duration = Duration::from_millis(50);
-const MAX_PAUSE: Duration = Duration::from_secs(1);
 
 /// What the sending task is asked to do.
 pub(super) enum Out {
     /// A QoS 0 message, over core NATS.
     Live { subject: String, payload: Bytes },
     /// A message for the stream, with its [`stream_headers`]; its acknowledgement goes to
-    /// `ack`.
+    /// `ack`. A message with an id of its own has a `line` (see [`InFlight`]).
     Stream {
         subject: String,
         payload: Bytes,
         headers: HeaderMap,
-        ack: oneshot::Sender<Result<(), ForwardError>>,
+        line: Option<Arc<str>>,
+        ack: Ack,
     },
 }
 
@@ -105,7 +105,18 @@ pub(super) async fn gate(
     }
 }
 
-/// Sends what this node publishes, in order; stream acknowledgements are awaited apart.
+/// What the sender keeps of a stream message, to send it (again).
+struct Stream {
+    subject: String,
+    headers: HeaderMap,
+    payload: Bytes,
+}
+
+/// A stream publish's answer: the message's number in the window, and whether it is stored.
+type Answer = Pin<Box<dyn Future<Output = (u64, Result<(), String>)> + Send>>;
+
+/// Sends what this node publishes, in order, stream messages many at a time; [`InFlight`]
+/// says what to send again after a failure.
 pub(super) async fn send(
     client: async_nats::Client,
     js: jetstream::Context,
@@ -118,99 +129,56 @@ pub(super) async fn send(
     let run = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let count = AtomicU64::new(0);
+    let mut count = 0_u64;
+    let mut window: InFlight<Stream> = InFlight::new(metrics);
+    let mut answers: FuturesUnordered<Answer> = FuturesUnordered::new();
     loop {
-        let next = tokio::select! {
-            next = out.recv() => next,
-            () = shutdown.cancelled() => None,
-        };
-        let Some(next) = next else { break };
-        match next {
-            Out::Live { subject, payload } => {
-                if let Err(e) = client
-                    .publish_with_headers(subject, origin_headers(&node), payload)
-                    .await
-                {
-                    debug!(error = %e, "QoS 0 message not sent to the cluster");
-                }
+        for due in window.ready(Instant::now()) {
+            let stream = window.message_mut(due.seq);
+            if due.new_id || stream.headers.get(NATS_MESSAGE_ID).is_none() {
+                count += 1;
+                let id = format!("{node}-{run}-{count}");
+                stream.headers.insert(NATS_MESSAGE_ID, id.as_str());
             }
-            Out::Stream {
-                subject,
-                payload,
-                mut headers,
-                ack,
-            } => {
-                if headers.get(NATS_MESSAGE_ID).is_none() {
-                    let id = format!("{node}-{run}-{}", count.fetch_add(1, Ordering::Relaxed));
-                    headers.insert(NATS_MESSAGE_ID, id.as_str());
-                }
-                let first = js
-                    .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
-                    .await;
-                let message = Message {
-                    metrics: metrics.clone(),
-                    js: js.clone(),
-                    subject,
-                    headers,
-                    payload,
-                };
-                tokio::spawn(async move {
-                    let _ = ack.send(message.confirm(first).await);
-                });
-            }
-        }
-    }
-}
-
-/// A stream message, kept to be sent again.
-struct Message {
-    metrics: Arc<ClusterMetrics>,
-    js: jetstream::Context,
-    subject: String,
-    headers: HeaderMap,
-    payload: Bytes,
-}
-
-type Sent = Result<jetstream::context::PublishAckFuture, jetstream::context::PublishError>;
-
-impl Message {
-    /// Waits for JetStream to hold the message, sending it again while it fails, for up to
-    /// [`RETRY_FOR`].
-    async fn confirm(self, first: Sent) -> Result<(), ForwardError> {
-        let deadline = tokio::time::Instant::now() + RETRY_FOR;
-        let mut pause = FIRST_PAUSE;
-        let mut sent = first;
-        let mut attempts = 1;
-        loop {
-            let error = match sent {
-                Ok(pending) => match pending.await {
-                    Ok(_) => {
-                        if attempts > 1 {
-                            ClusterMetrics::count(&self.metrics.publishes_retried);
-                            info!(subject = %self.subject, attempts, "taken by the stream after a retry");
-                        }
-                        return Ok(());
-                    }
-                    Err(e) => e.to_string(),
-                },
-                Err(e) => e.to_string(),
-            };
-            if tokio::time::Instant::now() + pause > deadline {
-                ClusterMetrics::count(&self.metrics.publishes_failed);
-                return Err(ForwardError(format!("after {attempts} attempts: {error}")));
-            }
-            debug!(subject = %self.subject, %error, "the stream did not take a message; sending it again");
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(MAX_PAUSE);
-            attempts += 1;
-            sent = self
-                .js
+            let sent = js
                 .publish_with_headers(
-                    self.subject.clone(),
-                    self.headers.clone(),
-                    self.payload.clone(),
+                    stream.subject.clone(),
+                    stream.headers.clone(),
+                    stream.payload.clone(),
                 )
                 .await;
+            match sent {
+                Ok(pending) => answers.push(Box::pin(async move {
+                    (due.seq, pending.await.map(drop).map_err(|e| e.to_string()))
+                })),
+                Err(e) => window.settled(due.seq, Err(e.to_string()), Instant::now()),
+            }
+        }
+        let resume = window.wake_at();
+        tokio::select! {
+            next = out.recv() => match next {
+                Some(Out::Live { subject, payload }) => {
+                    if let Err(e) = client
+                        .publish_with_headers(subject, origin_headers(&node), payload)
+                        .await
+                    {
+                        debug!(error = %e, "QoS 0 message not sent to the cluster");
+                    }
+                }
+                Some(Out::Stream { subject, payload, headers, line, ack }) => {
+                    let stream = Stream { subject, headers, payload };
+                    window.push(stream, ack, line, Instant::now());
+                }
+                None => break,
+            },
+            Some((seq, answer)) = answers.next(), if !answers.is_empty() => {
+                if let Err(error) = &answer {
+                    debug!(%error, "the stream did not take a message; it goes again");
+                }
+                window.settled(seq, answer, Instant::now());
+            }
+            () = sleep_until(resume.unwrap_or_else(Instant::now)), if resume.is_some() => {}
+            () = shutdown.cancelled() => break,
         }
     }
 }

@@ -33,6 +33,25 @@ pub(crate) async fn node(nats: &NatsCluster, name: &str) -> Gw {
     .await
 }
 
+/// How long a NATS failover may take in the tests: JetStream's leader elections take a few
+/// seconds, on a loaded machine more.
+pub(crate) const FAILOVER: Duration = Duration::from_secs(30);
+
+/// Two in-process nodes for a NATS failover (default lease): gw-a talks to server 0 first,
+/// which the test kills; gw-b never to it.
+pub(crate) async fn failover_pair(nats: &NatsCluster) -> (Gw, Gw) {
+    let start = |name: &'static str, urls: Vec<String>| {
+        Gw::start_with(move |c| {
+            c.cluster.nats = urls;
+            c.cluster.node = Some(name.to_owned());
+            c.cluster.replicas = Some(3);
+        })
+    };
+    let a = start("gw-a", vec![nats.url(0), nats.url(1)]).await;
+    let b = start("gw-b", vec![nats.url(2), nats.url(1)]).await;
+    (a, b)
+}
+
 /// A node of the cluster on `nats` as a process of its own, to be killed with SIGKILL.
 pub(crate) async fn process_node(nats: &NatsCluster, name: &str, dir: &Path) -> GatewayProcess {
     let urls: Vec<String> = nats.urls().iter().map(|u| format!("{u:?}")).collect();
