@@ -147,15 +147,16 @@ impl<M> InFlight<M> {
             }
         }
         let mut due = Vec::new();
-        let mut held = VecDeque::new();
-        while let Some(seq) = self.unsent.pop_front() {
+        // Held ones go round to the back, in their order, and the deque keeps its buffer.
+        for _ in 0..self.unsent.len() {
+            let seq = self.unsent.pop_front().expect("counted");
             let i = self.index(seq);
             let first_of_line = match &self.entries[i].line {
                 Some(line) => self.lines[line].front() == Some(&seq),
                 None => true,
             };
             if !first_of_line {
-                held.push_back(seq);
+                self.unsent.push_back(seq);
                 continue;
             }
             let entry = &mut self.entries[i];
@@ -167,7 +168,6 @@ impl<M> InFlight<M> {
             self.sent += 1;
             due.push(Due { seq, new_id });
         }
-        self.unsent = held;
         due
     }
 
