@@ -141,22 +141,27 @@ impl Replica for JetStreamLog {
 }
 
 impl Log {
-    /// Sends `records` (the first with message id `first_id`, then on), all before awaiting
-    /// their acknowledgements: the log position of the first.
+    /// Sends `records` (the first with message id `first_id`, then on), each once the one
+    /// before is stored: the log position of the first.
+    ///
+    /// One at a time, because a group's records must stay in order (replay joins them up to
+    /// the one marked last). Sent together, a record that failed in a failover while the next
+    /// was stored would land after it when sent again, and corrupt its group. Sent again
+    /// after a failure, the records already stored are kept once, in place, by their ids.
+    /// Most groups are one record; a snapshot, or a commit of big messages, takes several of
+    /// up to 256 KiB (`store::replica::CHUNK`).
     async fn try_append(&self, records: &[Bytes], first_id: u64) -> Result<u64, String> {
-        let mut acks = Vec::with_capacity(records.len());
+        let mut first = None;
         for (n, record) in (first_id..).zip(records) {
             let mut headers = HeaderMap::new();
             headers.insert(NATS_MESSAGE_ID, format!("{}-{n}", self.run).as_str());
             let ack = self
                 .js
                 .publish_with_headers(self.subject.clone(), headers, record.clone())
-                .await;
-            acks.push(ack.map_err(|e| e.to_string())?);
-        }
-        let mut first = None;
-        for ack in acks {
-            let ack = ack.await.map_err(|e| e.to_string())?;
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())?;
             first.get_or_insert(ack.sequence);
         }
         first.ok_or_else(|| "nothing to append".to_owned())
