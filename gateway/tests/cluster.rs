@@ -14,7 +14,8 @@ mod ws_common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use aviary_protocol::{Packet, QoS, ReasonCode};
+use aviary_protocol::{Packet, ProtocolVersion, QoS, ReasonCode};
+use bytes::BytesMut;
 use cluster_common::{failover_pair, FAILOVER};
 use common::nats::NatsCluster;
 use common::raw::{self, until_routed, Raw};
@@ -87,6 +88,54 @@ async fn a_subscriber_on_one_node_receives_what_another_node_publishes() {
     assert_eq!(got, want);
     // Exactly once: nothing more comes.
     sub.expect_silence(Duration::from_millis(500)).await;
+}
+
+#[tokio::test]
+async fn a_burst_of_qos0_messages_crosses_nodes_in_order_several_to_a_nats_message() {
+    const N: usize = 5_000;
+    let nats = NatsCluster::start(3).await;
+    let a = node(&nats, "gw-a").await;
+    let b = node(&nats, "gw-b").await;
+    let (mut sub, _) = Raw::connect_ok(b.mqtt, raw::v5("subscriber")).await;
+    sub.subscribe("burst/#", QoS::AtMostOnce).await;
+    let (mut publisher, _) = Raw::connect_ok(a.mqtt, raw::v5("publisher")).await;
+    until_routed(&mut publisher, &mut sub, "burst/probe", QoS::AtMostOnce).await;
+
+    // In one write: node A takes them in faster than it sends them to NATS.
+    let mut burst = BytesMut::new();
+    for i in 0..N {
+        let p = raw::message("burst/one", i.to_string().as_bytes(), QoS::AtMostOnce);
+        Packet::Publish(p)
+            .encode(ProtocolVersion::V5, &mut burst)
+            .expect("encodes");
+    }
+    publisher.send_raw(&burst).await;
+    for i in 0..N {
+        let p = sub.recv_publish().await;
+        assert_eq!(&*p.topic, "burst/one");
+        assert_eq!(
+            &p.payload[..],
+            i.to_string().as_bytes(),
+            "each once, in publishing order"
+        );
+    }
+    sub.expect_silence(Duration::from_millis(300)).await;
+
+    let metrics = a.http().get("/metrics").await.text().to_owned();
+    let counter = |name: &str| -> u64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).expect(name);
+        line.rsplit(' ').next().unwrap().parse().expect("a count")
+    };
+    let (sent, batches) = (
+        counter("aviary_cluster_live_messages_total"),
+        counter("aviary_cluster_live_batches_total"),
+    );
+    eprintln!("gw-a sent {sent} QoS 0 messages in {batches} NATS messages");
+    assert!(sent >= N as u64, "{sent} of {N} counted");
+    assert!(
+        batches * 2 <= sent,
+        "{sent} messages in {batches} NATS messages"
+    );
 }
 
 /// The retained topics a new subscription to `filter` on `gw` receives, sorted. A sentinel

@@ -37,6 +37,9 @@ pub(crate) struct CrossFlow {
     pub(crate) rate: Option<u32>,
     /// Keep each delivery's latency.
     pub(crate) record_latency: bool,
+    /// Each message on a topic of its own (`bench/{tag}/{n}`, the subscriber takes
+    /// `bench/{tag}/+`), as from many devices: nothing for a node to send together.
+    pub(crate) topic_per_message: bool,
     /// Unique per run: topic and client ids, so nothing of an earlier run interferes.
     pub(crate) tag: String,
 }
@@ -62,7 +65,11 @@ pub(crate) async fn run(
     let (mut reader, mut writer) = client::connect(&endpoint(b), Transport::Tcp, &options)
         .await
         .context("the subscriber cannot connect to node B")?;
-    client::subscribe(&mut reader, &mut writer, &topic, flow.qos).await?;
+    let (filter, probe_topic) = match flow.topic_per_message {
+        true => (format!("{topic}/+"), format!("{topic}/probe")),
+        false => (topic.clone(), topic.clone()),
+    };
+    client::subscribe(&mut reader, &mut writer, &filter, flow.qos).await?;
     let mut publishers = Vec::with_capacity(flow.publishers);
     for i in 0..flow.publishers {
         let options = client_options(params, format!("{}-pub-{i}", flow.tag), None);
@@ -72,7 +79,7 @@ pub(crate) async fn run(
         publishers.push(connection);
     }
     let probe = publishers.first_mut().context("a flow needs a publisher")?;
-    warm_up(&topic, &mut probe.1, &mut reader).await?;
+    warm_up(&probe_topic, &mut probe.1, &mut reader).await?;
 
     let deadline = tokio::time::Instant::now() + params.timeout;
     let done = Arc::new(AtomicUsize::new(0));
@@ -93,7 +100,7 @@ pub(crate) async fn run(
             messages: flow.messages,
             qos: flow.qos,
             topic: ByteString::from(topic.clone()),
-            topic_per_message: false,
+            topic_per_message: flow.topic_per_message,
             topics: None,
             retain: false,
             payload: params.payload,

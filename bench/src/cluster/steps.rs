@@ -21,6 +21,9 @@ pub(crate) struct Nodes {
     pub(crate) b: SocketAddr,
 }
 
+/// What names the flows with a topic per message.
+pub(crate) const SPREAD: &str = ", a topic per message";
+
 /// A number for notes, with thousands separators.
 fn count(v: u64) -> String {
     format_value(Some(v as f64), 0)
@@ -31,17 +34,21 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Full-speed cross-node flow at `qos`: throughput, and loss beside it. Returns the
-/// deliveries, for the CPU per message.
+/// Full-speed cross-node flow at `qos`, on one topic or (`topic_per_message`) a topic per
+/// message: throughput, and loss beside it. Returns the deliveries, for the CPU per message.
 pub(crate) async fn throughput(
     nodes: Nodes,
     args: &ClusterArgs,
-    qos: QoS,
+    (qos, topic_per_message): (QoS, bool),
     params: &Params,
     tag: &str,
     round: &mut Round,
 ) -> u64 {
     let q = qos as u8;
+    let (what, spread) = match topic_per_message {
+        true => (format!("QoS {q} throughput{SPREAD}"), "s"),
+        false => (format!("QoS {q} throughput"), ""),
+    };
     let messages = match qos {
         QoS::AtMostOnce => args.cluster_qos0_messages,
         _ => args.cluster_qos1_messages,
@@ -52,18 +59,19 @@ pub(crate) async fn throughput(
         qos,
         rate: None,
         record_latency: false,
-        tag: format!("{tag}-tput{q}"),
+        topic_per_message,
+        tag: format!("{tag}-tput{q}{spread}"),
     };
     let result = flows::run(nodes.a, nodes.b, &flow, params).await;
-    let result = note_flow(&format!("QoS {q} throughput"), result, round);
+    let result = note_flow(&what, result, round);
     round.samples.push(Sample::new(
-        format!("QoS {q} throughput A→B, msg/s"),
+        format!("{what} A→B, msg/s"),
         Better::Higher,
         0,
         result.as_ref().and_then(FlowResult::rate),
     ));
     round.samples.push(Sample::new(
-        format!("QoS {q} loss (sent vs received), %"),
+        format!("{what}: loss (sent vs received), %"),
         Better::Lower,
         2,
         result.as_ref().and_then(loss_percent),
@@ -88,6 +96,7 @@ pub(crate) async fn latency(
         qos,
         rate: Some(rate),
         record_latency: true,
+        topic_per_message: false,
         tag: format!("{tag}-lat{q}"),
     };
     let result = flows::run(nodes.a, nodes.b, &flow, params).await;

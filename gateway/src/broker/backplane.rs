@@ -117,13 +117,13 @@ pub(crate) trait Backplane: Send + Sync + Debug {
 
 /// A message as it travels between nodes: the store's encoding, expiry as wall-clock time.
 pub(crate) fn encode_wire(msg: &Message) -> Vec<u8> {
-    codec::encode_message(&convert::stored_message(msg, Clocks::now()))
+    codec::encode_message(&convert::stored_message_with(msg, Clocks::now))
 }
 
 /// The message [`encode_wire`] made, or why it is not one.
 pub(crate) fn decode_wire(bytes: Bytes) -> Result<Message, String> {
     let stored = codec::decode_message(bytes).map_err(|e| e.0.to_owned())?;
-    Ok(convert::message(stored, Clocks::now()))
+    Ok(convert::message_with(stored, Clocks::now))
 }
 
 impl Broker {

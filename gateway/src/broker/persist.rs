@@ -261,7 +261,7 @@ impl Persist {
     /// A retained message was set (call under the retained store's write lock).
     pub(crate) fn retained_set(&self, msg: &Message) {
         if Self::keeps_retained(&msg.topic) {
-            let message = convert::stored_message(msg, Clocks::now());
+            let message = convert::stored_message_with(msg, Clocks::now);
             self.send(vec![Op::PutRetained {
                 topic: msg.topic.clone(),
                 message,

@@ -138,6 +138,11 @@ impl<M> InFlight<M> {
         self.resume_at
     }
 
+    /// Whether [`InFlight::ready`] may have something to send or to recover from.
+    pub(super) fn has_work(&self) -> bool {
+        self.failed || !self.unsent.is_empty()
+    }
+
     /// What to send now, in order; each is then in flight until [`InFlight::settled`].
     pub(super) fn ready(&mut self, now: Instant) -> Vec<Due> {
         if self.failed {

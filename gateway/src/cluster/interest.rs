@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::handover::Sync;
-use super::node::{consumer_config, decode, LIVE, STREAM_PREFIX};
+use super::live::unbatch;
+use super::node::{consumer_config, LIVE, STREAM_PREFIX};
 use super::shared::SharedGroups;
 use super::subject::filter_to_subjects;
 use crate::broker::Broker;
@@ -119,12 +120,14 @@ impl Interest {
     }
 }
 
-/// A QoS 0 message from another node, for the subscribers of `filter`.
+/// QoS 0 messages from another node, for the subscribers of `filter`.
 fn deliver_live(broker: &Broker, filter: &str, m: async_nats::Message) {
-    match decode(&m.subject, m.payload, LIVE) {
-        Ok(msg) => {
-            broker.publish_live(msg, filter);
+    for msg in unbatch(&m.subject, m.payload, LIVE) {
+        match msg {
+            Ok(msg) => {
+                broker.publish_live(msg, filter);
+            }
+            Err(e) => warn!(subject = %m.subject, error = %e, "dropped a message from NATS"),
         }
-        Err(e) => warn!(subject = %m.subject, error = %e, "dropped a message from NATS"),
     }
 }

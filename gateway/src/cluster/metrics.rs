@@ -1,5 +1,6 @@
 //! What this node counts of its part in the cluster, for `GET /metrics`: sessions moved in
-//! and out, and stream publishes that needed a retry or failed. Each node reports its own.
+//! and out, stream publishes that needed a retry or failed, and QoS 0 messages sent with
+//! the NATS messages that carried them. Each node reports its own.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,6 +15,10 @@ pub(crate) struct ClusterMetrics {
     pub(crate) publishes_retried: AtomicU64,
     /// Stream publishes given up on: their publisher was not acknowledged.
     pub(crate) publishes_failed: AtomicU64,
+    /// QoS 0 messages sent to the other nodes.
+    pub(crate) live_messages: AtomicU64,
+    /// The NATS messages that carried them (see `live`).
+    pub(crate) live_batches: AtomicU64,
 }
 
 impl ClusterMetrics {
@@ -22,7 +27,7 @@ impl ClusterMetrics {
     }
 
     /// `(name, help, value)` of each counter.
-    pub(crate) fn counters(&self) -> [(&'static str, &'static str, u64); 4] {
+    pub(crate) fn counters(&self) -> [(&'static str, &'static str, u64); 6] {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             (
@@ -44,6 +49,16 @@ impl ClusterMetrics {
                 "aviary_cluster_publishes_failed_total",
                 "QoS 1/2 messages the stream did not take: their publishers were not acknowledged.",
                 get(&self.publishes_failed),
+            ),
+            (
+                "aviary_cluster_live_messages_total",
+                "QoS 0 messages this node sent to the other nodes.",
+                get(&self.live_messages),
+            ),
+            (
+                "aviary_cluster_live_batches_total",
+                "NATS messages that carried them: several messages on one topic go in one.",
+                get(&self.live_batches),
             ),
         ]
     }

@@ -23,6 +23,7 @@ mod inflight;
 mod interest;
 mod lease;
 mod link;
+mod live;
 mod membership;
 mod metrics;
 mod node;

@@ -1,10 +1,11 @@
 //! One gateway node on NATS: the [`Backplane`] that carries this node's messages to the
 //! others and theirs to it.
 //!
-//! - **Out.** A message published here goes to NATS once, under its topic's subject, with
-//!   this node's name in a header: QoS 0 over core NATS (`aviary.t.…`), QoS 1/2 into the
-//!   `AVIARY_MESSAGES` stream (`aviary.q.…`), whose acknowledgement the publisher's
-//!   PUBACK/PUBREC waits for. A retained message also goes into the retained stream
+//! - **Out.** A message published here goes to NATS once, under its topic's subject: QoS 0
+//!   over core NATS (`aviary.t.…`, several of a topic in one NATS message when they queue
+//!   up, see [`live`](super::live)), QoS 1/2 into the `AVIARY_MESSAGES` stream (`aviary.q.…`)
+//!   with this node's name in a header, whose acknowledgement the publisher's PUBACK/PUBREC
+//!   waits for. A retained message also goes into the retained stream
 //!   ([`retained`]). One task sends them all, in the order they were
 //!   published; the acknowledgements are awaited apart, so many are in flight at once.
 //! - **In, QoS 0.** One core subscription per subject of each filter this node has

@@ -15,6 +15,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -29,13 +30,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::inflight::{Ack, InFlight};
+use super::live::Batch;
 use super::metrics::ClusterMetrics;
 use super::node::{ORIGIN, PUBLISHER};
 use crate::broker::{AckWait, ClientKey, ForwardError};
 
 /// What the sending task is asked to do.
 pub(super) enum Out {
-    /// A QoS 0 message, over core NATS.
+    /// A QoS 0 message, over core NATS (in a [`Batch`] with those queued behind it).
     Live { subject: String, payload: Bytes },
     /// A message for the stream, with its [`stream_headers`]; its acknowledgement goes to
     /// `ack`. A message with an id of its own has a `line` (see [`InFlight`]).
@@ -57,13 +59,6 @@ impl Out {
     }
 }
 
-/// Headers naming the node a message was published on.
-pub(super) fn origin_headers(node: &str) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(ORIGIN, node);
-    headers
-}
-
 /// Headers of a stream message: the node it counts as published on, the local client that
 /// published it (for No Local when it comes back), and the id under which the stream keeps
 /// one copy of it (without one, [`send`] gives it one of this run's).
@@ -72,7 +67,8 @@ pub(super) fn stream_headers(
     publisher: Option<ClientKey>,
     id: Option<&str>,
 ) -> HeaderMap {
-    let mut headers = origin_headers(origin);
+    let mut headers = HeaderMap::new();
+    headers.insert(ORIGIN, origin);
     if let Some(key) = publisher {
         headers.insert(PUBLISHER, key.to_string().as_str());
     }
@@ -130,55 +126,94 @@ pub(super) async fn send(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let mut count = 0_u64;
-    let mut window: InFlight<Stream> = InFlight::new(metrics);
+    let mut window: InFlight<Stream> = InFlight::new(metrics.clone());
     let mut answers: FuturesUnordered<Answer> = FuturesUnordered::new();
+    // A message a QoS 0 batch did not take, to handle before the next from the channel.
+    let mut held: Option<Out> = None;
     loop {
-        for due in window.ready(Instant::now()) {
-            let stream = window.message_mut(due.seq);
-            if due.new_id || stream.headers.get(NATS_MESSAGE_ID).is_none() {
-                count += 1;
-                let id = format!("{node}-{run}-{count}");
-                stream.headers.insert(NATS_MESSAGE_ID, id.as_str());
-            }
-            let sent = js
-                .publish_with_headers(
-                    stream.subject.clone(),
-                    stream.headers.clone(),
-                    stream.payload.clone(),
-                )
-                .await;
-            match sent {
-                Ok(pending) => answers.push(Box::pin(async move {
-                    (due.seq, pending.await.map(drop).map_err(|e| e.to_string()))
-                })),
-                Err(e) => window.settled(due.seq, Err(e.to_string()), Instant::now()),
+        // The clock is read only when the window has work: not per QoS 0 batch.
+        if window.has_work() {
+            for due in window.ready(Instant::now()) {
+                let stream = window.message_mut(due.seq);
+                if due.new_id || stream.headers.get(NATS_MESSAGE_ID).is_none() {
+                    count += 1;
+                    let id = format!("{node}-{run}-{count}");
+                    stream.headers.insert(NATS_MESSAGE_ID, id.as_str());
+                }
+                let sent = js
+                    .publish_with_headers(
+                        stream.subject.clone(),
+                        stream.headers.clone(),
+                        stream.payload.clone(),
+                    )
+                    .await;
+                match sent {
+                    Ok(pending) => answers.push(Box::pin(async move {
+                        (due.seq, pending.await.map(drop).map_err(|e| e.to_string()))
+                    })),
+                    Err(e) => window.settled(due.seq, Err(e.to_string()), Instant::now()),
+                }
             }
         }
         let resume = window.wake_at();
-        tokio::select! {
-            next = out.recv() => match next {
-                Some(Out::Live { subject, payload }) => {
-                    if let Err(e) = client
-                        .publish_with_headers(subject, origin_headers(&node), payload)
-                        .await
-                    {
-                        debug!(error = %e, "QoS 0 message not sent to the cluster");
-                    }
+        let woke = match held.take() {
+            Some(next) => Woke::Out(Some(next)),
+            None => tokio::select! {
+                next = out.recv() => Woke::Out(next),
+                Some((seq, answer)) = answers.next(), if !answers.is_empty() => {
+                    Woke::Answer(seq, answer)
                 }
-                Some(Out::Stream { subject, payload, headers, line, ack }) => {
-                    let stream = Stream { subject, headers, payload };
-                    window.push(stream, ack, line, Instant::now());
+                () = sleep_until(resume.unwrap_or_else(Instant::now)), if resume.is_some() => {
+                    Woke::Resume
                 }
-                None => break,
+                () = shutdown.cancelled() => Woke::Out(None),
             },
-            Some((seq, answer)) = answers.next(), if !answers.is_empty() => {
+        };
+        match woke {
+            Woke::Out(Some(Out::Live { subject, payload })) => {
+                let mut batch = Batch::new(subject, &payload);
+                held = batch.fill(&mut out);
+                metrics
+                    .live_messages
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                ClusterMetrics::count(&metrics.live_batches);
+                let (subject, payload) = batch.finish();
+                if let Err(e) = client.publish(subject, payload).await {
+                    debug!(error = %e, "QoS 0 messages not sent to the cluster");
+                }
+            }
+            Woke::Out(Some(Out::Stream {
+                subject,
+                payload,
+                headers,
+                line,
+                ack,
+            })) => {
+                let stream = Stream {
+                    subject,
+                    headers,
+                    payload,
+                };
+                window.push(stream, ack, line, Instant::now());
+            }
+            Woke::Out(None) => break,
+            Woke::Answer(seq, answer) => {
                 if let Err(error) = &answer {
                     debug!(%error, "the stream did not take a message; it goes again");
                 }
                 window.settled(seq, answer, Instant::now());
             }
-            () = sleep_until(resume.unwrap_or_else(Instant::now)), if resume.is_some() => {}
-            () = shutdown.cancelled() => break,
+            Woke::Resume => {}
         }
     }
+}
+
+/// What the sending task woke up for.
+enum Woke {
+    /// The next message to send, or `None` to stop.
+    Out(Option<Out>),
+    /// A stream message's answer.
+    Answer(u64, Result<(), String>),
+    /// The pause after a failure is over.
+    Resume,
 }

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::consume::ack_when_stored;
+use super::live::unbatch;
 use super::node::{decode, pull as pull_stream, LIVE, STREAM_PREFIX};
 use super::subject::{filter_to_subjects, token};
 use crate::broker::Broker;
@@ -74,11 +75,13 @@ impl SharedGroups {
                         (self.broker.clone(), group.clone(), filter.clone());
                     tasks.push(tokio::spawn(async move {
                         while let Some(m) = sub.next().await {
-                            match decode(&m.subject, m.payload, LIVE) {
-                                Ok(msg) => {
-                                    broker.publish_shared(msg, &group, &filter);
+                            for msg in unbatch(&m.subject, m.payload, LIVE) {
+                                match msg {
+                                    Ok(msg) => {
+                                        broker.publish_shared(msg, &group, &filter);
+                                    }
+                                    Err(e) => warn!(subject = %m.subject, error = %e, "dropped a message from NATS"),
                                 }
-                                Err(e) => warn!(subject = %m.subject, error = %e, "dropped a message from NATS"),
                             }
                         }
                     }));
