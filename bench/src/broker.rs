@@ -366,7 +366,7 @@ fn free_port() -> Result<SocketAddr> {
 }
 
 /// A `Key:   1234 kB` line of `/proc/PID/status`, in KiB.
-fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
+pub(crate) fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
     status
         .lines()
         .find_map(|line| line.strip_prefix(key))?

@@ -29,10 +29,10 @@ use std::time::Duration;
 
 use aviary_protocol::QoS;
 
-use self::section::Round;
+use self::section::{Round, Sample};
 use self::setup::{Kind, Setup, NATS_VERSION};
 use crate::broker::BrokerSpec;
-use crate::report::format_value;
+use crate::report::{format_value, Better};
 use crate::scenarios::Params;
 use crate::table::load_average;
 
@@ -195,6 +195,15 @@ async fn run_round(
             let spread = if flow.1 { steps::SPREAD } else { "" };
             let label = format!("QoS {} throughput{spread}", flow.0 as u8);
             cpu_samples(&label, before, setup.cpu(), delivered, &mut out);
+        }
+        if all {
+            // A publisher faster than the cluster must be held back, not queued for.
+            out.samples.push(Sample::new(
+                "gateways' peak RSS after the throughput flows, MiB".to_owned(),
+                Better::Lower,
+                1,
+                setup.peak_rss_mib(),
+            ));
         }
         for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
             // CPU per message moves far less with the machine's other load than a tail does:

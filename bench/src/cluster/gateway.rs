@@ -156,6 +156,12 @@ pub(crate) fn proc_cpu(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// The most resident memory process `pid` has had (`VmHWM`), in KiB.
+pub(crate) fn proc_peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    crate::broker::parse_status_kib(&status, "VmHWM:")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,6 +122,16 @@ impl Setup {
         }
     }
 
+    /// The most resident memory any gateway (or the single node) has had so far, in MiB.
+    pub(super) fn peak_rss_mib(&self) -> Option<f64> {
+        let pids = match self {
+            Self::Single(broker) => vec![broker.pid()],
+            Self::Cluster { gateways, .. } => gateways.iter().map(Gateway::pid).collect(),
+        };
+        let peaks: Option<Vec<u64>> = pids.into_iter().map(gateway::proc_peak_rss_kib).collect();
+        Some(peaks?.into_iter().max()? as f64 / 1024.0)
+    }
+
     /// Fails if any process of the setup has exited.
     pub(super) fn check_alive(&mut self) -> Result<()> {
         match self {

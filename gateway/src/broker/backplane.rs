@@ -20,7 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::persist::convert::{self, Clocks};
-use super::publish::{Origin, Pressure, Source};
+use super::publish::{Origin, Pressure, Room, Source};
 use super::router::ClientKey;
 use super::{Broker, Message, Routing, Will};
 use crate::store::{codec, Forwarded};
@@ -60,7 +60,8 @@ pub(crate) struct Published {
     pub(crate) delivered: usize,
     /// For QoS 1/2 in cluster mode, what the acknowledgement must wait for.
     pub(crate) wait: Option<AckWait>,
-    /// The local subscribers it left far behind: the publisher waits for them.
+    /// The local subscribers it left far behind, and the cluster's link if it is far
+    /// behind: the publisher waits for them.
     pub(crate) pressure: Pressure,
 }
 
@@ -76,6 +77,11 @@ pub(crate) trait Backplane: Send + Sync + Debug {
         publisher: Option<ClientKey>,
         exchange: Option<Exchange>,
     ) -> Option<AckWait>;
+
+    /// While the messages this node has handed over and not yet sent queue up past a bound,
+    /// what completes once they are down again: a client publishing here waits for it
+    /// before it sends more, as for a local subscriber far behind.
+    fn room(&self) -> Option<Room>;
 
     /// How the message of a QoS 2 exchange opened now on this node is forwarded: this node,
     /// and a token no other exchange of its has.
@@ -204,7 +210,13 @@ impl Broker {
         let delivered = self.route_pressing(&msg, Source::Here(publisher), &mut pressure);
         // `$SYS` describes this node: each node has its own.
         let wait = match self.backplane() {
-            Some(b) if !msg.topic.starts_with("$SYS") => b.forward(&msg, publisher, exchange),
+            Some(b) if !msg.topic.starts_with("$SYS") => {
+                let wait = b.forward(&msg, publisher, exchange);
+                if let Some(room) = b.room() {
+                    pressure.link(room);
+                }
+                wait
+            }
             _ => None,
         };
         Published {

@@ -55,7 +55,7 @@ pub use history::HistoryEntry;
 pub(crate) use message::{Message, Outgoing};
 pub use metrics::Metrics;
 use persist::Persist;
-pub(crate) use publish::{Origin, Pressure};
+pub(crate) use publish::{Origin, Pressure, Room};
 use retained::RetainedStore;
 pub(crate) use router::ClientKey;
 use router::{Subscription, SubscriptionTree};

@@ -50,15 +50,14 @@ enum Audience {
 /// A session a message goes to, and how.
 type Target = (Arc<Session>, Delivery);
 
-/// The sessions whose queues a message left far behind, each with the room its publisher
-/// waits for before it sends more (see `session::backlog`).
-pub(crate) type Pressure = Vec<(Arc<Session>, Arc<Notify>)>;
-
 use super::metrics::{self, Metrics};
 use super::router::{ClientKey, Delivery};
 use super::{Broker, Enqueued, Message, Outgoing, QueueLimits, Session};
 
+mod pressure;
 mod scratch;
+
+pub(crate) use pressure::{Pressure, Room};
 
 impl Broker {
     /// Routes a message published on this node (a will, `$SYS`, the REST API) and hands it

@@ -81,6 +81,11 @@ impl Batch {
         self.count
     }
 
+    /// The bytes of its messages, as they were handed to the sending task.
+    pub(super) fn message_bytes(&self) -> usize {
+        self.buf.len() - 1 - 4 * self.count
+    }
+
     /// The NATS subject and payload.
     pub(super) fn finish(self) -> (String, Bytes) {
         (self.subject, self.buf.freeze())
@@ -184,6 +189,7 @@ mod tests {
         let mut batch = Batch::new(subject.clone(), &wire("a/b", "1"));
         let stopped_at = batch.fill(&mut rx);
         assert!(matches!(stopped_at, Some(Out::Live { subject, .. }) if subject.ends_with(".c")));
+        assert_eq!(batch.message_bytes(), 3 * wire("a/b", "1").len());
         let (sent_on, payload) = batch.finish();
         assert_eq!(sent_on, subject);
         assert_eq!(

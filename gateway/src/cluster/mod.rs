@@ -16,6 +16,7 @@
 
 mod acks;
 mod adoption;
+mod backlog;
 mod consume;
 mod cover;
 mod handover;

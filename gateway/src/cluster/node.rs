@@ -39,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::adoption::{self, Adoption};
+use super::backlog::Backlog;
 use super::cover::cover;
 use super::handover::{self, mark_subject, Handover};
 use super::interest::Interest;
@@ -56,7 +57,7 @@ use super::wills::Wills;
 use super::ClusterError;
 use crate::broker::{
     decode_wire, encode_wire, AckWait, Backplane, Broker, ClientKey, Exchange, ForwardError,
-    Message, Will,
+    Message, Room, Will,
 };
 use crate::config::ClusterConfig;
 use crate::store::Forwarded;
@@ -93,6 +94,8 @@ pub(crate) struct Node {
     /// when this run started, so that no earlier run of this node gave the same one.
     tokens: AtomicU64,
     out: mpsc::UnboundedSender<Out>,
+    /// The QoS 0 bytes in `out`: its clients wait while there are too many.
+    backlog: Arc<Backlog>,
     /// Groups of messages held back until their exchange is stored ([`gate`]).
     gated: mpsc::UnboundedSender<(AckWait, Vec<Out>)>,
     interest: mpsc::UnboundedSender<Vec<(Box<str>, bool)>>,
@@ -141,6 +144,7 @@ impl Backplane for Node {
             ));
         }
         if qos0 {
+            self.backlog.add(payload.len());
             group.push(Out::Live {
                 subject: topic_to_subject(LIVE, &msg.topic),
                 payload,
@@ -169,6 +173,10 @@ impl Backplane for Node {
             }
             Ok(())
         }))
+    }
+
+    fn room(&self) -> Option<Room> {
+        self.backlog.room()
     }
 
     fn forwarding(&self) -> Forwarded {
@@ -279,6 +287,7 @@ impl Node {
         let (interest_tx, interest_rx) = mpsc::unbounded_channel();
         let (sync_tx, sync_rx) = mpsc::unbounded_channel();
         let metrics = Arc::new(ClusterMetrics::default());
+        let backlog = Arc::new(Backlog::default());
         let handover = Handover::start(
             client.clone(),
             js.clone(),
@@ -327,6 +336,7 @@ impl Node {
             name: name.as_str().into(),
             tokens: AtomicU64::new(started_nanos()),
             out: out_tx.clone(),
+            backlog: backlog.clone(),
             gated: gated_tx,
             interest: interest_tx,
             sync: sync_tx.clone(),
@@ -356,6 +366,7 @@ impl Node {
             name.clone(),
             out_rx,
             metrics.clone(),
+            backlog,
             shutdown.clone(),
         ));
         tokio::spawn(

@@ -29,6 +29,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use super::backlog::Backlog;
 use super::inflight::{Ack, InFlight};
 use super::live::Batch;
 use super::metrics::ClusterMetrics;
@@ -119,6 +120,7 @@ pub(super) async fn send(
     node: String,
     mut out: mpsc::UnboundedReceiver<Out>,
     metrics: Arc<ClusterMetrics>,
+    backlog: Arc<Backlog>,
     shutdown: CancellationToken,
 ) {
     // This run's message ids: the node's name, when it started, and a count.
@@ -173,6 +175,7 @@ pub(super) async fn send(
             Woke::Out(Some(Out::Live { subject, payload })) => {
                 let mut batch = Batch::new(subject, &payload);
                 held = batch.fill(&mut out);
+                backlog.taken(batch.message_bytes());
                 metrics
                     .live_messages
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);

@@ -140,7 +140,7 @@ enum Next {
     /// The client ended the connection.
     Close(Close),
     /// Read nothing more from the client until these subscribers, which its message left far
-    /// behind, catch up (see `session::backlog`).
+    /// behind, catch up (see `session::backlog`), and the cluster's link has room.
     Hold(Pressure),
 }
 
@@ -316,13 +316,10 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
     }
 
     /// Holds this client back, its bytes unread, until the subscribers its messages left far
-    /// behind catch up or are found slow; its acknowledgements still go out meanwhile.
+    /// behind catch up or are found slow, and the cluster's link has room; its
+    /// acknowledgements still go out meanwhile.
     async fn wait_for_room(&mut self, pressure: Pressure) -> Result<(), ConnError> {
-        let rooms = async {
-            for (session, room) in pressure {
-                session.room(room).await;
-            }
-        };
+        let rooms = pressure.relieved();
         tokio::pin!(rooms);
         loop {
             tokio::select! {
