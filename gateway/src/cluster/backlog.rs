@@ -7,9 +7,10 @@
 //! bounds are in bytes because payloads differ in size by orders of magnitude: wide enough
 //! for a burst of some ten thousand small messages not to wait (milliseconds of sending),
 //! and narrow because each queued byte costs the node several more (the queue's slots, the
-//! subject, the allocator's pages). In a bench run flooding node A with 2 million QoS 0
-//! messages, its peak RSS was 144 MiB with a bound of 4 MiB, 47 with 1 MiB and 20 with
-//! 256 KiB, at the same rate across nodes.
+//! subject). Flooding node A with 2 million QoS 0 messages in a bench run took its RSS to
+//! 332 MiB without a bound and to 21 MiB with this one, the allocator returning freed pages
+//! at once (`_RJEM_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0`); with its default decay,
+//! the pages it keeps for reuse put the peak at 47–111 MiB, the same after 6 million.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

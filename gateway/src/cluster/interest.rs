@@ -23,7 +23,8 @@ use crate::broker::Broker;
 /// Keeps this node's NATS interest in step with its subscriptions: core subscriptions for
 /// QoS 0 messages, and the consumer's filters for the stream.
 pub(super) struct Interest {
-    pub(super) client: async_nats::Client,
+    /// The connection of QoS 0 messages (see [`live`](super::live)).
+    pub(super) connection: async_nats::Client,
     /// The shared groups this node has members of.
     pub(super) shared: SharedGroups,
     pub(super) stream: stream::Stream,
@@ -87,7 +88,7 @@ impl Interest {
     async fn subscribe(&mut self, filter: Box<str>) {
         let mut tasks = Vec::new();
         for subject in filter_to_subjects(LIVE, &filter) {
-            match self.client.subscribe(subject.clone()).await {
+            match self.connection.subscribe(subject.clone()).await {
                 Ok(mut sub) => {
                     let broker = self.broker.clone();
                     let filter = filter.clone();

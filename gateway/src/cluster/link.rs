@@ -220,6 +220,13 @@ impl Link {
     }
 }
 
+/// How long a connection to NATS waits before its `attempts`-th try to reconnect: doubling
+/// from 2 ms, at most [`RECONNECT_DELAY_MAX`].
+pub(super) fn reconnect_delay(attempts: usize) -> Duration {
+    let exp = u32::try_from(attempts).unwrap_or(u32::MAX).min(16);
+    Duration::from_millis(2_u64.pow(exp)).min(RECONNECT_DELAY_MAX)
+}
+
 /// Connects to the cluster's NATS servers, with a [`Link`] that hears what the connection
 /// goes through.
 pub(super) async fn connect(
@@ -237,10 +244,7 @@ pub(super) async fn connect(
             events.event(&event);
             async {}
         })
-        .reconnect_delay_callback(|attempts| {
-            let exp = u32::try_from(attempts).unwrap_or(u32::MAX).min(16);
-            Duration::from_millis(2_u64.pow(exp)).min(RECONNECT_DELAY_MAX)
-        })
+        .reconnect_delay_callback(reconnect_delay)
         .connect(config.nats.as_slice())
         .await
         .map_err(|e| ClusterError::Connect {

@@ -17,20 +17,40 @@
 //! as [`encode_wire`](crate::broker::encode_wire) wrote them. No NATS headers: the subject
 //! says the topic, and the node a message came from is not needed (the connection asks NATS
 //! not to echo this node's own messages).
+//!
+//! QoS 0 goes both ways on a connection of its own ([`connect`]): the NATS client keeps up to
+//! its subscription capacity of messages per subscription that the node has not read yet, and
+//! its default (65,536) of batches could hold gigabytes for a node that falls behind. This one
+//! holds [`BACKLOG`] per subscription and drops the rest, as QoS 0 allows; the connection of
+//! the streams and buckets, whose messages must not be dropped, keeps the default.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::warn;
 
+use super::link;
 use super::outbound::Out;
 use super::subject::subject_to_topic;
+use super::ClusterError;
 use crate::broker::{decode_wire, Message};
+use crate::config::ClusterConfig;
 
 /// The first byte of a batch: the layout's version.
 const FORMAT: u8 = 1;
 /// At most this many bytes of messages in one batch (a lone message may be larger).
-const MAX_BYTES: usize = 64 * 1024;
+const MAX_BYTES: usize = 16 * 1024;
+/// NATS messages a QoS 0 subscription holds for the node to read: at most 64 MiB of full
+/// batches, and milliseconds of traffic.
+const BACKLOG: usize = 4096;
 /// At most this many messages in one batch.
 pub(super) const MAX_MESSAGES: usize = 64;
+/// At most one warning per this long that the node drops QoS 0 messages.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// QoS 0 messages on one subject, on their way into one NATS message.
 pub(super) struct Batch {
@@ -44,6 +64,7 @@ impl Batch {
     pub(super) fn new(subject: String, wire: &[u8]) -> Self {
         let mut batch = Self {
             subject,
+            // Room for a few more: most batches that take more take many.
             buf: BytesMut::with_capacity(1 + 4 + wire.len()),
             count: 0,
         };
@@ -143,6 +164,47 @@ fn next_message(
         ));
     }
     Ok(msg)
+}
+
+/// A connection for QoS 0 between nodes (`role` names it in the NATS server's view), which
+/// hears its own messages only with `echo`; a subscription the node falls behind on drops
+/// messages past [`BACKLOG`].
+pub(super) async fn connect(
+    config: &ClusterConfig,
+    node: &str,
+    role: &str,
+    echo: bool,
+) -> Result<async_nats::Client, ClusterError> {
+    let warned: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let mut options = async_nats::ConnectOptions::new()
+        .name(format!("aviary {node} {role}"))
+        .connection_timeout(Duration::from_secs(5))
+        .subscription_capacity(BACKLOG)
+        // Back as soon as the node's main connection is.
+        .reconnect_delay_callback(link::reconnect_delay)
+        .event_callback(move |event| {
+            if let async_nats::Event::SlowConsumer(_) = event {
+                let mut last = warned.lock();
+                if last.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+                    *last = Some(Instant::now());
+                    warn!(
+                        "this node falls behind the QoS 0 messages of the other nodes \
+                         and drops some (this is said at most every 10 s)"
+                    );
+                }
+            }
+            async {}
+        });
+    if !echo {
+        options = options.no_echo();
+    }
+    options
+        .connect(config.nats.as_slice())
+        .await
+        .map_err(|e| ClusterError::Connect {
+            urls: config.nats.join(", "),
+            error: e.to_string(),
+        })
 }
 
 #[cfg(test)]

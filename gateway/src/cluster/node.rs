@@ -45,6 +45,7 @@ use super::handover::{self, mark_subject, Handover};
 use super::interest::Interest;
 use super::lease::{Addresses, Leases};
 use super::link;
+use super::live;
 use super::membership::Membership;
 use super::metrics::ClusterMetrics;
 use super::outbound::{gate, send, stream_headers, Out};
@@ -261,16 +262,10 @@ impl Node {
     ) -> Result<Arc<Self>, ClusterError> {
         let urls = config.nats.join(", ");
         let (client, link) = link::connect(config, &name).await?;
-        // For shared groups, whose members here must hear this node's own messages too.
-        let echo = async_nats::ConnectOptions::new()
-            .name(format!("aviary {name} shared"))
-            .connection_timeout(Duration::from_secs(5))
-            .connect(config.nats.as_slice())
-            .await
-            .map_err(|e| ClusterError::Connect {
-                urls: urls.clone(),
-                error: e.to_string(),
-            })?;
+        // QoS 0 both ways; and for shared groups, whose members here must hear this node's
+        // own messages too.
+        let live = live::connect(config, &name, "live", false).await?;
+        let echo = live::connect(config, &name, "shared", true).await?;
         let js = jetstream::new(client.clone());
         let stream_config = stream::Config {
             name: STREAM.to_owned(),
@@ -289,7 +284,7 @@ impl Node {
         let metrics = Arc::new(ClusterMetrics::default());
         let backlog = Arc::new(Backlog::default());
         let handover = Handover::start(
-            client.clone(),
+            live.clone(),
             js.clone(),
             &name,
             broker.clone(),
@@ -361,7 +356,7 @@ impl Node {
         tokio::spawn(link::watch(link, broker.clone(), shutdown.clone()));
         tokio::spawn(gate(gated_rx, out_tx, shutdown.clone()));
         tokio::spawn(send(
-            client.clone(),
+            live.clone(),
             js,
             name.clone(),
             out_rx,
@@ -371,7 +366,7 @@ impl Node {
         ));
         tokio::spawn(
             Interest {
-                client,
+                connection: live,
                 shared: SharedGroups::new(echo, stream.clone(), broker.clone()),
                 stream,
                 node: name.clone(),
