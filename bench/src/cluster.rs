@@ -71,6 +71,10 @@ pub(crate) struct ClusterArgs {
     /// rather than minutes, for comparing changes to the cross-node path.
     #[arg(long)]
     pub(crate) cluster_latency_only: bool,
+    /// Keep each cluster run's directory (the gateways' logs, the NATS servers' data and
+    /// logs) rather than remove it; the run's notes say where it is.
+    #[arg(long)]
+    pub(crate) cluster_keep: bool,
 }
 
 /// Runs every round on both setups and returns the report section.
@@ -308,7 +312,9 @@ fn intro(args: &ClusterArgs, params: &Params, repeat: usize, load_before: &str) 
          the last queued message; a run's takeovers give its median and max. CPU: user + \
          system time of the gateways (on the single node: the one Aviary) and of the \
          nats-servers over a whole throughput flow, connecting and warm-up included, per \
-         delivered message."
+         delivered message. Peak RSS: the largest VmHWM of the gateways once the throughput \
+         flows are over; it counts the pages the allocator keeps for reuse after a flood, \
+         not only what the gateways hold."
             .to_owned(),
         format!(
             "- {}; rounds interleaved (single node first in odd rounds, cluster first in even \

@@ -47,8 +47,12 @@ impl Setup {
         }
         let dir = tempfile::Builder::new()
             .prefix("aviary-bench-cluster-")
+            .disable_cleanup(args.cluster_keep)
             .tempdir()
             .context("cannot create a temporary directory")?;
+        if args.cluster_keep {
+            notes.push(format!("kept in {}", dir.path().display()));
+        }
         let nats = NatsCluster::start(&nats_binary(args)?, dir.path(), 3)?;
         let urls = nats.urls();
         let mut gateways = Vec::new();
