@@ -115,7 +115,7 @@ type Answer = Pin<Box<dyn Future<Output = (u64, Result<(), String>)> + Send>>;
 /// Sends what this node publishes, in order, stream messages many at a time; [`InFlight`]
 /// says what to send again after a failure.
 pub(super) async fn send(
-    client: async_nats::Client,
+    live: async_nats::Client,
     js: jetstream::Context,
     node: String,
     mut out: mpsc::UnboundedReceiver<Out>,
@@ -123,46 +123,35 @@ pub(super) async fn send(
     backlog: Arc<Backlog>,
     shutdown: CancellationToken,
 ) {
-    // This run's message ids: the node's name, when it started, and a count.
-    let run = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let mut count = 0_u64;
-    let mut window: InFlight<Stream> = InFlight::new(metrics.clone());
-    let mut answers: FuturesUnordered<Answer> = FuturesUnordered::new();
+    let mut sender = Sender {
+        live,
+        js,
+        // This run's message ids: the node's name, when it started, and a count.
+        run: format!(
+            "{node}-{}",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ),
+        count: 0,
+        window: InFlight::new(metrics.clone()),
+        answers: FuturesUnordered::new(),
+        metrics,
+        backlog,
+    };
     // A message a QoS 0 batch did not take, to handle before the next from the channel.
     let mut held: Option<Out> = None;
     loop {
         // The clock is read only when the window has work: not per QoS 0 batch.
-        if window.has_work() {
-            for due in window.ready(Instant::now()) {
-                let stream = window.message_mut(due.seq);
-                if due.new_id || stream.headers.get(NATS_MESSAGE_ID).is_none() {
-                    count += 1;
-                    let id = format!("{node}-{run}-{count}");
-                    stream.headers.insert(NATS_MESSAGE_ID, id.as_str());
-                }
-                let sent = js
-                    .publish_with_headers(
-                        stream.subject.clone(),
-                        stream.headers.clone(),
-                        stream.payload.clone(),
-                    )
-                    .await;
-                match sent {
-                    Ok(pending) => answers.push(Box::pin(async move {
-                        (due.seq, pending.await.map(drop).map_err(|e| e.to_string()))
-                    })),
-                    Err(e) => window.settled(due.seq, Err(e.to_string()), Instant::now()),
-                }
-            }
+        if sender.window.has_work() {
+            sender.send_ready().await;
         }
-        let resume = window.wake_at();
+        let resume = sender.window.wake_at();
         let woke = match held.take() {
             Some(next) => Woke::Out(Some(next)),
             None => tokio::select! {
                 next = out.recv() => Woke::Out(next),
-                Some((seq, answer)) = answers.next(), if !answers.is_empty() => {
+                Some((seq, answer)) = sender.answers.next(), if !sender.answers.is_empty() => {
                     Woke::Answer(seq, answer)
                 }
                 () = sleep_until(resume.unwrap_or_else(Instant::now)), if resume.is_some() => {
@@ -175,15 +164,7 @@ pub(super) async fn send(
             Woke::Out(Some(Out::Live { subject, payload })) => {
                 let mut batch = Batch::new(subject, &payload);
                 held = batch.fill(&mut out);
-                backlog.taken(batch.message_bytes());
-                metrics
-                    .live_messages
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                ClusterMetrics::count(&metrics.live_batches);
-                let (subject, payload) = batch.finish();
-                if let Err(e) = client.publish(subject, payload).await {
-                    debug!(error = %e, "QoS 0 messages not sent to the cluster");
-                }
+                sender.send_live(batch).await;
             }
             Woke::Out(Some(Out::Stream {
                 subject,
@@ -197,16 +178,75 @@ pub(super) async fn send(
                     headers,
                     payload,
                 };
-                window.push(stream, ack, line, Instant::now());
+                sender.window.push(stream, ack, line, Instant::now());
             }
             Woke::Out(None) => break,
             Woke::Answer(seq, answer) => {
                 if let Err(error) = &answer {
                     debug!(%error, "the stream did not take a message; it goes again");
                 }
-                window.settled(seq, answer, Instant::now());
+                sender.window.settled(seq, answer, Instant::now());
             }
             Woke::Resume => {}
+        }
+    }
+}
+
+/// The sending task's state.
+struct Sender {
+    /// The connection of QoS 0 messages.
+    live: async_nats::Client,
+    js: jetstream::Context,
+    /// The node and its start: the prefix of this run's message ids.
+    run: String,
+    /// Message ids given so far.
+    count: u64,
+    window: InFlight<Stream>,
+    answers: FuturesUnordered<Answer>,
+    metrics: Arc<ClusterMetrics>,
+    backlog: Arc<Backlog>,
+}
+
+impl Sender {
+    /// Sends the stream messages the window has ready; their answers come in `answers`.
+    async fn send_ready(&mut self) {
+        for due in self.window.ready(Instant::now()) {
+            let stream = self.window.message_mut(due.seq);
+            if due.new_id || stream.headers.get(NATS_MESSAGE_ID).is_none() {
+                self.count += 1;
+                let id = format!("{}-{}", self.run, self.count);
+                stream.headers.insert(NATS_MESSAGE_ID, id.as_str());
+            }
+            let sent = self
+                .js
+                .publish_with_headers(
+                    stream.subject.clone(),
+                    stream.headers.clone(),
+                    stream.payload.clone(),
+                )
+                .await;
+            match sent {
+                Ok(pending) => self.answers.push(Box::pin(async move {
+                    (due.seq, pending.await.map(drop).map_err(|e| e.to_string()))
+                })),
+                Err(e) => self
+                    .window
+                    .settled(due.seq, Err(e.to_string()), Instant::now()),
+            }
+        }
+    }
+
+    /// Sends a batch of QoS 0 messages, taken off the queue.
+    async fn send_live(&mut self, batch: Batch) {
+        self.backlog.taken(batch.message_bytes());
+        let messages = batch.len() as u64;
+        self.metrics
+            .live_messages
+            .fetch_add(messages, Ordering::Relaxed);
+        ClusterMetrics::count(&self.metrics.live_batches);
+        let (subject, payload) = batch.finish();
+        if let Err(e) = self.live.publish(subject, payload).await {
+            debug!(error = %e, "QoS 0 messages not sent to the cluster");
         }
     }
 }
