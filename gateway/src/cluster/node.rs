@@ -284,7 +284,7 @@ impl Node {
         let metrics = Arc::new(ClusterMetrics::default());
         let backlog = Arc::new(Backlog::default());
         let handover = Handover::start(
-            live.clone(),
+            client.clone(),
             js.clone(),
             &name,
             broker.clone(),
