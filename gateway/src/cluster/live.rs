@@ -34,10 +34,11 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use super::link;
+use super::node::decode_on;
 use super::outbound::Out;
 use super::subject::subject_to_topic;
 use super::ClusterError;
-use crate::broker::{decode_wire, Message};
+use crate::broker::Message;
 use crate::config::ClusterConfig;
 
 /// The first byte of a batch: the layout's version.
@@ -157,14 +158,7 @@ fn next_message(
             payload.remaining()
         ));
     }
-    let msg = decode_wire(payload.split_to(len))?;
-    if *msg.topic != **topic {
-        return Err(format!(
-            "the payload's topic {:?} is not the subject's",
-            &*msg.topic
-        ));
-    }
-    Ok(msg)
+    decode_on(topic, payload.split_to(len))
 }
 
 /// A connection for QoS 0 between nodes (`role` names it in the NATS server's view), which

@@ -465,6 +465,11 @@ pub(super) fn origin(headers: Option<&HeaderMap>) -> Option<&str> {
 /// The message of a subject and payload from another node.
 pub(super) fn decode(subject: &str, payload: Bytes, prefix: &str) -> Result<Message, String> {
     let topic = subject_to_topic(prefix, subject).map_err(|e| e.to_string())?;
+    decode_on(&topic, payload)
+}
+
+/// The message of `payload`, which came on the subject of `topic`.
+pub(super) fn decode_on(topic: &str, payload: Bytes) -> Result<Message, String> {
     let msg = decode_wire(payload)?;
     if *msg.topic != *topic {
         return Err(format!(
