@@ -23,6 +23,10 @@
 //!   pull, and at start, acknowledgements stop at the last message seen (the *fence*) until
 //!   the server counts no more messages awaiting acknowledgement than this node holds: it
 //!   counts every one this node holds, so any missing one would show.
+//! - **Messages read again from the stream.** A delivery lost on its way here is filled in
+//!   from the stream (see [`super::replay`]): such a message is handled like the others, but
+//!   has no delivery to acknowledge it. It is covered by the next acknowledgement of a
+//!   delivery after it, as `AckPolicy::All` acknowledges by stream sequence.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -84,8 +88,9 @@ enum State {
 
 struct Entry<M> {
     seq: u64,
-    /// The newest delivery of the message: what acknowledges it.
-    message: M,
+    /// The newest delivery of the message: what acknowledges it. None for one read again
+    /// from the stream and not delivered since.
+    message: Option<M>,
     state: State,
     durable: bool,
 }
@@ -95,9 +100,13 @@ struct Entry<M> {
 pub(super) struct Acks<M> {
     /// The highest stream sequence an acknowledgement was sent for.
     sent: u64,
-    /// The end of the handled run not acknowledged yet, and how many messages it holds.
+    /// The end of the handled run (every message up to it is handled).
+    handled: u64,
+    /// The newest delivery in the handled run not acknowledged yet: what acknowledges it.
     ready: Option<(u64, M)>,
+    /// How many messages the run holds, and how many of them come after `ready`.
     ready_count: usize,
+    after_ready: usize,
     /// The run holds a message that wrote to the store: acknowledge it at once.
     urgent: bool,
     /// Messages routed and not yet in the run, by stream sequence.
@@ -118,8 +127,10 @@ impl<M> Acks<M> {
     pub(super) fn new() -> Self {
         Self {
             sent: 0,
+            handled: 0,
             ready: None,
             ready_count: 0,
+            after_ready: 0,
             urgent: false,
             pending: VecDeque::new(),
             commits: FuturesUnordered::new(),
@@ -135,8 +146,8 @@ impl<M> Acks<M> {
         if seq <= self.sent {
             return Admit::Ack(message);
         }
-        if let Some((end, ready)) = self.ready.as_mut().filter(|(end, _)| seq <= *end) {
-            if seq == *end {
+        if seq <= self.handled {
+            if let Some((_, ready)) = self.ready.as_mut().filter(|(end, _)| seq == *end) {
                 // Acknowledged by its newest delivery, as the server last sent it.
                 *ready = message;
             }
@@ -145,15 +156,25 @@ impl<M> Acks<M> {
         match self.find(seq) {
             Ok(i) if self.pending[i].state == State::Failed => Admit::Route(message),
             Ok(i) => {
-                self.pending[i].message = message;
+                self.pending[i].message = Some(message);
                 Admit::Held
             }
             Err(_) => Admit::Route(message),
         }
     }
 
-    /// Records how routing the message of stream sequence `seq` ended.
-    pub(super) fn routed(&mut self, seq: u64, message: M, routed: Routed) {
+    /// Whether the message of stream sequence `seq`, read again from the stream, is handled
+    /// or under way already (else route it, and say how with [`Acks::routed`]).
+    pub(super) fn holds(&self, seq: u64) -> bool {
+        seq <= self.handled
+            || self
+                .find(seq)
+                .is_ok_and(|i| self.pending[i].state != State::Failed)
+    }
+
+    /// Records how routing the message of stream sequence `seq` ended; `message` is its
+    /// delivery, None for one read again from the stream.
+    pub(super) fn routed(&mut self, seq: u64, message: Option<M>, routed: Routed) {
         let (state, durable) = match routed {
             Routed::Handled { durable } => (State::Handled, durable),
             Routed::Committing(commit) => {
@@ -215,16 +236,18 @@ impl<M> Acks<M> {
     /// The message to acknowledge now, if any: the run's end, if it must go at once (or
     /// `due`: its time has come).
     pub(super) fn take(&mut self, due: bool) -> Option<M> {
-        if !(due || self.urgent || self.ready_count >= BATCH) {
-            return None;
-        }
-        let (end, message) = self.ready.take()?;
-        self.sent = end;
-        self.ready_count = 0;
-        self.urgent = false;
-        self.due = None;
+        let now = due || self.urgent || self.ready_count >= BATCH;
+        let taken = self.ready.take_if(|_| now).map(|(end, message)| {
+            self.sent = end;
+            // Those read again after it wait for the next delivery's acknowledgement.
+            self.ready_count = self.after_ready;
+            self.urgent &= self.after_ready > 0;
+            self.due = None;
+            message
+        });
+        // Also when nothing went: the fence is checked again until it goes.
         self.arm();
-        Some(message)
+        taken
     }
 
     /// Waits for a commit to end or for the time to acknowledge (or to check the fence).
@@ -255,7 +278,14 @@ impl<M> Acks<M> {
             };
             self.urgent |= e.durable;
             self.ready_count += 1;
-            self.ready = Some((e.seq, e.message));
+            self.handled = e.seq;
+            match e.message {
+                Some(message) => {
+                    self.ready = Some((e.seq, message));
+                    self.after_ready = 0;
+                }
+                None => self.after_ready += 1,
+            }
         }
         self.arm();
     }

@@ -15,7 +15,7 @@ fn open() -> Acks<u64> {
 /// Admits and routes `seq` as handled.
 fn handled(acks: &mut Acks<u64>, seq: u64, durable: bool) {
     match acks.admit(seq, seq) {
-        Admit::Route(m) => acks.routed(seq, m, Routed::Handled { durable }),
+        Admit::Route(m) => acks.routed(seq, Some(m), Routed::Handled { durable }),
         _ => panic!("{seq} should be routed"),
     }
 }
@@ -26,7 +26,7 @@ fn committing(acks: &mut Acks<u64>, seq: u64) -> oneshot::Sender<bool> {
     match acks.admit(seq, seq) {
         Admit::Route(m) => acks.routed(
             seq,
-            m,
+            Some(m),
             Routed::Committing(Box::pin(async move { commit.await.unwrap_or(false) })),
         ),
         _ => panic!("{seq} should be routed"),
@@ -103,7 +103,7 @@ async fn a_failed_commit_holds_everything_until_it_comes_again_and_only_it_is_ro
     assert_eq!(acks.take(true), None, "3 is handled, but 2 is not");
     // After the acknowledgement wait, the stream sends both again, with newer tags.
     assert!(matches!(acks.admit(2, 20), Admit::Route(20)));
-    acks.routed(2, 20, Routed::Handled { durable: true });
+    acks.routed(2, Some(20), Routed::Handled { durable: true });
     // 3 was not acknowledged, but it was handled: not routed twice.
     assert!(matches!(acks.admit(3, 30), Admit::Held));
     assert_eq!(
@@ -158,4 +158,57 @@ async fn a_message_handled_and_not_yet_acknowledged_is_not_routed_again() {
         "its commit is under way"
     );
     drop(commit);
+}
+
+/// Routes `seq`, read again from the stream, as handled: it has no delivery of its own.
+fn replayed(acks: &mut Acks<u64>, seq: u64) {
+    assert!(!acks.holds(seq), "{seq} should be routed");
+    acks.routed(seq, None, Routed::Handled { durable: false });
+}
+
+#[tokio::test(start_paused = true)]
+async fn messages_read_again_are_covered_by_the_next_delivery_after_them() {
+    let mut acks = open();
+    handled(&mut acks, 1, false);
+    acks.pull_failed();
+    // Deliveries 2 and 3 were lost on the way; 4 revealed it and they were read again.
+    replayed(&mut acks, 2);
+    replayed(&mut acks, 3);
+    assert!(acks.holds(3), "handled");
+    handled(&mut acks, 4, false);
+    assert_eq!(acks.take(true), Some(1), "up to the fence");
+    acks.server_pending(3);
+    assert!(!acks.fenced(), "2, 3 and 4 pending, and held");
+    assert_eq!(acks.take(true), Some(4), "one acknowledgement covers them");
+    assert!(
+        matches!(acks.admit(3, 30), Admit::Ack(30)),
+        "covered: its late delivery is acknowledged again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_read_again_waits_for_a_delivery_after_it() {
+    let mut acks = open();
+    handled(&mut acks, 1, false);
+    replayed(&mut acks, 2);
+    assert_eq!(acks.take(true), Some(1), "2 cannot acknowledge itself");
+    assert!(acks.holds(2));
+    assert!(matches!(acks.admit(2, 20), Admit::Held), "not routed twice");
+    handled(&mut acks, 3, false);
+    assert_eq!(acks.take(true), Some(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fence_is_checked_again_while_it_holds_with_nothing_new_coming() {
+    let mut acks = Acks::new();
+    handled(&mut acks, 5, false);
+    for _ in 0..3 {
+        let started = Instant::now();
+        assert!(matches!(acks.next().await, Event::Due));
+        assert_eq!(started.elapsed(), FENCE_CHECK);
+        acks.server_pending(2);
+        assert_eq!(acks.take(true), None, "one is missing");
+    }
+    acks.server_pending(1);
+    assert_eq!(acks.take(true), Some(5));
 }

@@ -4,26 +4,31 @@
 //! not taken in (see [`super::adoption`]). A consumer with `AckPolicy::All` (created so since
 //! acknowledgements go in batches) is acknowledged in stream order, several messages at a
 //! time ([`super::acks`]); one made earlier with explicit acknowledgements keeps one per
-//! message.
+//! message. Deliveries lost on their way here are read again from the stream, before
+//! anything newer is routed ([`super::replay`]).
 
 use std::num::NonZeroU64;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::acks::{Acks, Admit, Event, Routed};
 use super::handover::{self, mark_subject, MARK_PREFIX};
 use super::metrics::ClusterMetrics;
 use super::node::{decode, origin, pull, PUBLISHER, STREAM_PREFIX};
+use super::replay::{filters, Deliveries, Reader};
 use crate::broker::{Broker, ClientKey, Origin};
 
 /// This node's consumer and what it needs to route and acknowledge.
 pub(super) struct Consumer {
     pub(super) consumer: consumer::PullConsumer,
+    /// The stream it consumes, to read again what was lost on the way.
+    pub(super) stream: jetstream::stream::Stream,
     pub(super) client: async_nats::Client,
     pub(super) metrics: Arc<ClusterMetrics>,
     pub(super) node: String,
@@ -51,6 +56,7 @@ impl Consumer {
             }
         }
         let mut pulling = None;
+        let mut deliveries = Deliveries::default();
         while !shutdown.is_cancelled() {
             let messages = match &mut pulling {
                 Some(messages) => messages,
@@ -91,6 +97,13 @@ impl Consumer {
                 }
             };
             if batched {
+                let lost = m
+                    .info()
+                    .ok()
+                    .and_then(|i| deliveries.note(i.consumer_sequence, i.stream_sequence));
+                if let Some(lost) = lost {
+                    self.read_again(&mut acks, lost).await;
+                }
                 self.take_in(&mut acks, m).await;
             } else {
                 self.route(&m).await;
@@ -111,18 +124,59 @@ impl Consumer {
         };
         match acks.admit(seq, m) {
             Admit::Route(m) => {
-                let writes = self.broker.persist().map(|p| p.writes());
-                let routed = match self.route(&m).await {
-                    true => Routed::Handled { durable: true },
-                    false => self.stored(writes),
-                };
-                acks.routed(seq, m, routed);
+                let routed = self.handle(&m).await;
+                acks.routed(seq, Some(m), routed);
             }
             Admit::Ack(m) => ack(&m).await,
             Admit::Held => {}
         }
         if let Some(m) = acks.take(false) {
             ack(&m).await;
+        }
+    }
+
+    /// Routes `m` and says what its acknowledgement waits for.
+    async fn handle(&self, m: &jetstream::Message) -> Routed {
+        let writes = self.broker.persist().map(|p| p.writes());
+        match self.route(m).await {
+            true => Routed::Handled { durable: true },
+            false => self.stored(writes),
+        }
+    }
+
+    /// Reads the stream's messages in `lost` again, with this node's filters, and routes
+    /// those not handled yet (see [`super::replay`]). If that fails, what was lost comes
+    /// again after the acknowledgement wait: late, but not lost, as the fence keeps the
+    /// acknowledgements from covering it.
+    async fn read_again(&self, acks: &mut Acks<jetstream::Message>, lost: Range<u64>) {
+        let reading = async {
+            let info = self.consumer.get_info().await.map_err(|e| e.to_string())?;
+            let mut reader =
+                Reader::open(&self.stream, filters(&info.config), lost.clone(), REREAD).await?;
+            let mut routed = 0usize;
+            let read = async {
+                while let Some((seq, m)) = reader.next().await? {
+                    if !acks.holds(seq) {
+                        let how = self.handle(&m).await;
+                        acks.routed(seq, None, how);
+                        routed += 1;
+                    }
+                }
+                Ok::<_, String>(routed)
+            }
+            .await;
+            reader.close().await;
+            read
+        };
+        match tokio::time::timeout(REREAD, reading).await {
+            Ok(Ok(routed)) => info!(
+                from = lost.start,
+                to = lost.end,
+                routed,
+                "read again from the stream what was lost on its way to this node"
+            ),
+            Ok(Err(e)) => warn!(error = %e, "cannot read again what was lost; it comes later"),
+            Err(_) => warn!(within = ?REREAD, "reading again what was lost took too long"),
         }
     }
 
@@ -208,6 +262,9 @@ impl Consumer {
         }
     }
 }
+
+/// How long reading lost deliveries again may take.
+const REREAD: Duration = Duration::from_secs(10);
 
 async fn pause(wait: Duration, shutdown: &CancellationToken) {
     tokio::select! {

@@ -31,6 +31,7 @@ mod node;
 mod orphans;
 mod outbound;
 mod owners;
+mod replay;
 pub mod replica;
 mod retained;
 mod setup;

@@ -349,6 +349,7 @@ impl Node {
         let acks = consumer.cached_info().config.ack_policy;
         let filters = broker.attach_backplane(node.clone());
         let reader = client.clone();
+        let reading = stream.clone();
         // Attached first: the wills they publish must reach the other nodes.
         tokio::spawn(orphans.run());
         adoption.resume();
@@ -379,6 +380,7 @@ impl Node {
         );
         let consumer = super::consume::Consumer {
             consumer,
+            stream: reading,
             client: reader,
             metrics,
             node: name.clone(),

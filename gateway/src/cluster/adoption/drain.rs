@@ -1,7 +1,7 @@
 //! Step 4 of an adoption (see [`super`]): what the dead node's consumer held before the
 //! adopter's marker goes to the adopted sessions.
 //!
-//! The consumer is read, not consumed: a consumer of its own reads the stream, with
+//! The consumer is read, not consumed: a consumer of its own ([`Reader`]) reads the stream, with
 //! the dead node's filters, from just past what the dead node acknowledged (its ack floor)
 //! up to the marker. Nothing is acknowledged to the dead node's consumer, so an adopter that
 //! dies here leaves it whole, and whoever takes the adoption over reads it again from the
@@ -11,13 +11,13 @@
 
 use std::collections::HashSet;
 
-use async_nats::jetstream::{self, consumer};
-use futures_util::StreamExt;
+use async_nats::jetstream;
 use tracing::{debug, warn};
 
 use super::{Adoption, ClientKey, WAIT};
 use crate::cluster::handover::MARK_PREFIX;
 use crate::cluster::node::{consumer_name, decode, STREAM, STREAM_PREFIX};
+use crate::cluster::replay::{filters, Reader};
 
 impl Adoption {
     /// Routes what `dead`'s consumer holds before `marker` to the adopted `sessions`, but for
@@ -46,33 +46,11 @@ impl Adoption {
             return Ok(());
         }
         // Its filters always name its markers, the adopter's among them: the read ends there.
-        let mut filter_subjects = info.config.filter_subjects;
-        if !info.config.filter_subject.is_empty() {
-            filter_subjects.push(info.config.filter_subject);
-        }
-        // Not an ordered consumer: a consumer of a stream with interest retention must have
-        // its replicas. Without acknowledgements, so it takes nothing from the dead node's.
-        let replicas = stream.cached_info().config.num_replicas;
-        let reader: consumer::PullConsumer = stream
-            .create_consumer(consumer::pull::Config {
-                filter_subjects,
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence },
-                ack_policy: consumer::AckPolicy::None,
-                num_replicas: replicas,
-                inactive_threshold: WAIT,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut messages = reader.messages().await.map_err(|e| e.to_string())?;
+        let filters = filters(&info.config);
+        let mut reader = Reader::open(&stream, filters, start_sequence..marker, WAIT).await?;
         let mut routed = 0usize;
         let reading = async {
-            while let Some(m) = messages.next().await {
-                let m = m.map_err(|e| e.to_string())?;
-                let seq = m.info().map_err(|e| e.to_string())?.stream_sequence;
-                if seq >= marker {
-                    return Ok(());
-                }
+            while let Some((seq, m)) = reader.next().await? {
                 if queued.contains(&seq) || m.subject.starts_with(MARK_PREFIX) {
                     continue;
                 }
@@ -83,13 +61,13 @@ impl Adoption {
                     }
                 }
             }
-            Err("the stream ended before the marker".to_owned())
+            match reader.reached_end() {
+                true => Ok(()),
+                false => Err("the stream ended before the marker".to_owned()),
+            }
         };
         let read = tokio::time::timeout(WAIT, reading).await;
-        drop(messages);
-        if let Err(e) = stream.delete_consumer(&reader.cached_info().name).await {
-            debug!(error = %e, "the reading consumer did not go; it goes once inactive");
-        }
+        reader.close().await;
         read.map_err(|_| {
             format!("{dead}'s consumer was not read up to the marker within {WAIT:?}")
         })??;
