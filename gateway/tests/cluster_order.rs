@@ -109,11 +109,22 @@ async fn across_a_nats_failover(qos: QoS) -> Vec<usize> {
     let arrived = within_for(FAILOVER, "every message to arrive", reading)
         .await
         .expect("reader");
-    let metrics = a.http().get("/metrics").await.text().to_owned();
-    let retried = metrics
-        .lines()
-        .find(|l| l.starts_with("aviary_cluster_publishes_retried_total"));
-    eprintln!("gw-a: {retried:?}; {} copies of {N} arrived", arrived.len());
+    let counter = |metrics: &str, name: &str| {
+        let line = metrics.lines().find(|l| l.starts_with(name));
+        line.and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+    };
+    let retried = counter(
+        a.http().get("/metrics").await.text(),
+        "aviary_cluster_publishes_retried_total",
+    );
+    let reread = counter(
+        b.http().get("/metrics").await.text(),
+        "aviary_cluster_messages_reread_total",
+    );
+    eprintln!(
+        "gw-a sent {retried:?} messages again, gw-b read {reread:?} again; {} copies of {N} arrived",
+        arrived.len()
+    );
     arrived
 }
 

@@ -145,39 +145,60 @@ impl Consumer {
     }
 
     /// Reads the stream's messages in `lost` again, with this node's filters, and routes
-    /// those not handled yet (see [`super::replay`]). If that fails, what was lost comes
-    /// again after the acknowledgement wait: late, but not lost, as the fence keeps the
-    /// acknowledgements from covering it.
+    /// those not handled yet (see [`super::replay`]). A read that fails (the loss came with a
+    /// failover, whose elections may still be under way) is tried again, for up to
+    /// [`REREAD`]. If none succeeds, what was lost comes again after the acknowledgement
+    /// wait: late, but not lost, as the fence keeps the acknowledgements from covering it.
     async fn read_again(&self, acks: &mut Acks<jetstream::Message>, lost: Range<u64>) {
-        let reading = async {
-            let info = self.consumer.get_info().await.map_err(|e| e.to_string())?;
-            let mut reader =
-                Reader::open(&self.stream, filters(&info.config), lost.clone(), REREAD).await?;
-            let mut routed = 0usize;
-            let read = async {
-                while let Some((seq, m)) = reader.next().await? {
-                    if !acks.holds(seq) {
-                        let how = self.handle(&m).await;
-                        acks.routed(seq, None, how);
-                        routed += 1;
-                    }
+        let deadline = tokio::time::Instant::now() + REREAD;
+        let mut routed = 0;
+        for attempt in 1.. {
+            let read = self.read_range(acks, lost.clone(), &mut routed);
+            let failed = match tokio::time::timeout_at(deadline, read).await {
+                Ok(Ok(())) => {
+                    let (from, to) = (lost.start, lost.end);
+                    info!(
+                        from,
+                        to, routed, attempt, "read again what was lost on the way"
+                    );
+                    return;
                 }
-                Ok::<_, String>(routed)
+                Ok(Err(e)) => e,
+                Err(_) => "out of time".to_owned(),
+            };
+            if tokio::time::Instant::now() + REREAD_PAUSE >= deadline {
+                warn!(error = %failed, routed, "cannot read again what was lost; it comes later");
+                return;
             }
-            .await;
-            reader.close().await;
-            read
-        };
-        match tokio::time::timeout(REREAD, reading).await {
-            Ok(Ok(routed)) => info!(
-                from = lost.start,
-                to = lost.end,
-                routed,
-                "read again from the stream what was lost on its way to this node"
-            ),
-            Ok(Err(e)) => warn!(error = %e, "cannot read again what was lost; it comes later"),
-            Err(_) => warn!(within = ?REREAD, "reading again what was lost took too long"),
+            debug!(error = %failed, attempt, "reading again what was lost failed; trying again");
+            tokio::time::sleep(REREAD_PAUSE).await;
         }
+    }
+
+    /// One read of `range` (see [`Consumer::read_again`]); `routed` counts what it routed.
+    async fn read_range(
+        &self,
+        acks: &mut Acks<jetstream::Message>,
+        range: Range<u64>,
+        routed: &mut usize,
+    ) -> Result<(), String> {
+        let info = self.consumer.get_info().await.map_err(|e| e.to_string())?;
+        let mut reader = Reader::open(&self.stream, filters(&info.config), range, REREAD).await?;
+        let read = async {
+            while let Some((seq, m)) = reader.next().await? {
+                // A read tried again skips what the failed one routed.
+                if !acks.holds(seq) {
+                    let how = self.handle(&m).await;
+                    acks.routed(seq, None, how);
+                    ClusterMetrics::count(&self.metrics.reread);
+                    *routed += 1;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        reader.close().await;
+        read
     }
 
     /// A commit ended, or it is time to acknowledge what waits (and, while the fence holds,
@@ -263,8 +284,10 @@ impl Consumer {
     }
 }
 
-/// How long reading lost deliveries again may take.
+/// How long reading lost deliveries again may take, tries included.
 const REREAD: Duration = Duration::from_secs(10);
+/// The pause between two tries.
+const REREAD_PAUSE: Duration = Duration::from_millis(200);
 
 async fn pause(wait: Duration, shutdown: &CancellationToken) {
     tokio::select! {

@@ -1,6 +1,7 @@
 //! What this node counts of its part in the cluster, for `GET /metrics`: sessions moved in
-//! and out, stream publishes that needed a retry or failed, and QoS 0 messages sent with
-//! the NATS messages that carried them. Each node reports its own.
+//! and out, stream publishes that needed a retry or failed, stream messages read again after
+//! their delivery was lost, and QoS 0 messages sent with the NATS messages that carried them.
+//! Each node reports its own.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,6 +16,9 @@ pub(crate) struct ClusterMetrics {
     pub(crate) publishes_retried: AtomicU64,
     /// Stream publishes given up on: their publisher was not acknowledged.
     pub(crate) publishes_failed: AtomicU64,
+    /// Stream messages routed after being read again: their delivery was lost on its way
+    /// (see `replay`).
+    pub(crate) reread: AtomicU64,
     /// QoS 0 messages sent to the other nodes.
     pub(crate) live_messages: AtomicU64,
     /// The NATS messages that carried them (see `live`).
@@ -27,7 +31,7 @@ impl ClusterMetrics {
     }
 
     /// `(name, help, value)` of each counter.
-    pub(crate) fn counters(&self) -> [(&'static str, &'static str, u64); 6] {
+    pub(crate) fn counters(&self) -> [(&'static str, &'static str, u64); 7] {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             (
@@ -49,6 +53,11 @@ impl ClusterMetrics {
                 "aviary_cluster_publishes_failed_total",
                 "QoS 1/2 messages the stream did not take: their publishers were not acknowledged.",
                 get(&self.publishes_failed),
+            ),
+            (
+                "aviary_cluster_messages_reread_total",
+                "QoS 1/2 messages read again from the stream: a dying NATS server lost them on their way here.",
+                get(&self.reread),
             ),
             (
                 "aviary_cluster_live_messages_total",
