@@ -284,8 +284,10 @@ impl Consumer {
     }
 }
 
-/// How long reading lost deliveries again may take, tries included.
-const REREAD: Duration = Duration::from_secs(10);
+/// How long reading lost deliveries again may take, tries included: a failover's elections
+/// may take several seconds, and past the consumer's acknowledgement wait (30 s) the server
+/// sends them again anyway.
+const REREAD: Duration = Duration::from_secs(25);
 /// The pause between two tries.
 const REREAD_PAUSE: Duration = Duration::from_millis(200);
 

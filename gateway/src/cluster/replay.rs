@@ -21,6 +21,8 @@ use async_nats::jetstream::{self, consumer, stream::Stream};
 use futures_util::StreamExt;
 use tracing::debug;
 
+use super::node::pull;
+
 /// Follows the delivery numbers of a consumer, to notice deliveries that never arrived.
 #[derive(Debug, Default)]
 pub(super) struct Deliveries {
@@ -81,7 +83,9 @@ impl Reader {
             })
             .await
             .map_err(|e| e.to_string())?;
-        let messages = reader.messages().await.map_err(|e| e.to_string())?;
+        // With heartbeats every second: a reader made while JetStream still elects leaders
+        // may get no answer, and the client's default would notice only after 30 s.
+        let messages = pull(&reader).await.map_err(|e| e.to_string())?;
         Ok(Self {
             stream: stream.clone(),
             name: reader.cached_info().name.clone(),
