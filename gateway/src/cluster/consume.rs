@@ -19,8 +19,9 @@ use tracing::{debug, info, warn};
 
 use super::acks::{Acks, Admit, Event, Routed};
 use super::handover::{self, mark_subject, MARK_PREFIX};
+use super::messages::{pull, PUBLISHER, STREAM_PREFIX};
 use super::metrics::ClusterMetrics;
-use super::node::{decode, origin, pull, PUBLISHER, STREAM_PREFIX};
+use super::node::{decode, origin};
 use super::replay::{filters, Deliveries, Reader};
 use crate::broker::{Broker, ClientKey, Origin};
 
@@ -102,7 +103,7 @@ impl Consumer {
                     .ok()
                     .and_then(|i| deliveries.note(i.consumer_sequence, i.stream_sequence));
                 if let Some(lost) = lost {
-                    self.read_again(&mut acks, lost).await;
+                    self.read_again(&mut acks, lost, &shutdown).await;
                 }
                 self.take_in(&mut acks, m).await;
             } else {
@@ -149,29 +150,33 @@ impl Consumer {
     /// failover, whose elections may still be under way) is tried again, for up to
     /// [`REREAD`]. If none succeeds, what was lost comes again after the acknowledgement
     /// wait: late, but not lost, as the fence keeps the acknowledgements from covering it.
-    async fn read_again(&self, acks: &mut Acks<jetstream::Message>, lost: Range<u64>) {
+    async fn read_again(
+        &self,
+        acks: &mut Acks<jetstream::Message>,
+        lost: Range<u64>,
+        shutdown: &CancellationToken,
+    ) {
         let deadline = tokio::time::Instant::now() + REREAD;
         let mut routed = 0;
         for attempt in 1.. {
             let read = self.read_range(acks, lost.clone(), &mut routed);
             let failed = match tokio::time::timeout_at(deadline, read).await {
                 Ok(Ok(())) => {
-                    let (from, to) = (lost.start, lost.end);
                     info!(
-                        from,
-                        to, routed, attempt, "read again what was lost on the way"
+                        ?lost,
+                        routed, attempt, "read again what was lost on the way"
                     );
                     return;
                 }
                 Ok(Err(e)) => e,
                 Err(_) => "out of time".to_owned(),
             };
-            if tokio::time::Instant::now() + REREAD_PAUSE >= deadline {
+            if shutdown.is_cancelled() || tokio::time::Instant::now() + REREAD_PAUSE >= deadline {
                 warn!(error = %failed, routed, "cannot read again what was lost; it comes later");
                 return;
             }
             debug!(error = %failed, attempt, "reading again what was lost failed; trying again");
-            tokio::time::sleep(REREAD_PAUSE).await;
+            pause(REREAD_PAUSE, shutdown).await;
         }
     }
 

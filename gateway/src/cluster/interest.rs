@@ -15,7 +15,8 @@ use tracing::warn;
 
 use super::handover::Sync;
 use super::live::unbatch;
-use super::node::{consumer_config, LIVE, STREAM_PREFIX};
+use super::messages::{consumer_config, STREAM_PREFIX};
+use super::node::LIVE;
 use super::shared::SharedGroups;
 use super::subject::filter_to_subjects;
 use crate::broker::Broker;

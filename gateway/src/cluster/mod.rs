@@ -26,6 +26,7 @@ mod lease;
 mod link;
 mod live;
 mod membership;
+mod messages;
 mod metrics;
 mod node;
 mod orphans;

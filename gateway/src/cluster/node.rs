@@ -28,10 +28,10 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_nats::header::HeaderMap;
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream;
 use aviary_protocol::ByteString;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -40,18 +40,17 @@ use tracing::info;
 
 use super::adoption::{self, Adoption};
 use super::backlog::Backlog;
-use super::cover::cover;
-use super::handover::{self, mark_subject, Handover};
+use super::handover::{self, Handover};
 use super::interest::Interest;
 use super::lease::{Addresses, Leases};
 use super::link;
 use super::live;
 use super::membership::Membership;
+use super::messages::{self, ORIGIN, STREAM_PREFIX};
 use super::metrics::ClusterMetrics;
 use super::outbound::{gate, send, stream_headers, Out};
 use super::owners::Owners;
 use super::retained;
-use super::setup::step;
 use super::shared::SharedGroups;
 use super::subject::{subject_to_topic, topic_to_subject};
 use super::wills::Wills;
@@ -65,16 +64,6 @@ use crate::store::Forwarded;
 
 /// Subject prefix of QoS 0 messages (core NATS).
 pub(super) const LIVE: &str = "aviary.t";
-/// Subject prefix of the stream's messages.
-pub(super) const STREAM_PREFIX: &str = "aviary.q";
-/// The stream of QoS 1/2 and retained messages.
-pub(super) const STREAM: &str = "AVIARY_MESSAGES";
-/// The header naming the node a message was published on.
-pub(super) const ORIGIN: &str = "Aviary-Node";
-/// The header naming, on its own node, the client that published a message.
-pub(super) const PUBLISHER: &str = "Aviary-Publisher";
-/// How long a message may wait in the stream for a node that was away.
-const STREAM_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// This node's link to NATS. Cheap to share; stops its tasks when `shutdown` fires.
 #[derive(Debug)]
@@ -267,16 +256,7 @@ impl Node {
         let live = live::connect(config, &name, "live", false).await?;
         let echo = live::connect(config, &name, "shared", true).await?;
         let js = jetstream::new(client.clone());
-        let stream_config = stream::Config {
-            name: STREAM.to_owned(),
-            subjects: vec![format!("{STREAM_PREFIX}.>")],
-            retention: stream::RetentionPolicy::Interest,
-            storage: stream::StorageType::File,
-            num_replicas: usize::from(config.replicas()),
-            max_age: STREAM_MAX_AGE,
-            ..Default::default()
-        };
-        let stream = step(STREAM, || js.get_or_create_stream(stream_config.clone())).await?;
+        let stream = messages::open(&js, config.replicas()).await?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (gated_tx, gated_rx) = mpsc::unbounded_channel();
         let (interest_tx, interest_rx) = mpsc::unbounded_channel();
@@ -312,12 +292,7 @@ impl Node {
         // Before the store's copy: sessions adopted elsewhere while this node was away go.
         let adoption = Adoption::start(&js, parts).await?;
         // After: a node adopted while away drops a consumer its adopter left (see there).
-        let durable = consumer_name(&name);
-        let consumer: consumer::PullConsumer = step("this node's consumer", || {
-            let config = consumer_config(&name, consumer::AckPolicy::All, Vec::new());
-            stream.get_or_create_consumer(&durable, config)
-        })
-        .await?;
+        let consumer = messages::node_consumer(&stream, &name).await?;
         replicate_store(&js, config.replicas(), &name, broker).await?;
         handover.adopt_with(adoption.clone());
         adoption.settle_with(&orphans);
@@ -410,46 +385,6 @@ fn stream_out(
         ack,
     });
     done
-}
-
-pub(super) fn consumer_name(node: &str) -> String {
-    format!("node-{node}")
-}
-
-/// The consumer's configuration: the subjects of this node's filters, and always its
-/// handover markers (which also keep the filter from being empty, which would mean all).
-/// `acks`: `All` for a new consumer (see [`super::acks`]); an existing consumer's own, which
-/// JetStream does not let change.
-pub(super) fn consumer_config(
-    node: &str,
-    acks: consumer::AckPolicy,
-    mut subjects: Vec<String>,
-) -> consumer::pull::Config {
-    subjects.push(mark_subject(node));
-    // JetStream refuses overlapping filter subjects, which overlapping MQTT filters make.
-    let subjects = cover(STREAM_PREFIX, subjects);
-    consumer::pull::Config {
-        durable_name: Some(consumer_name(node)),
-        ack_policy: acks,
-        deliver_policy: consumer::DeliverPolicy::New,
-        filter_subjects: subjects,
-        max_ack_pending: 10_000,
-        ..Default::default()
-    }
-}
-
-/// Starts pulling from `consumer`, with heartbeats every second: a pull lost with its
-/// server (which then sends no heartbeat) is noticed within a few seconds, not the default
-/// 30, and pulled again.
-pub(super) async fn pull(
-    consumer: &consumer::PullConsumer,
-) -> Result<consumer::pull::Stream, consumer::StreamError> {
-    consumer
-        .stream()
-        .expires(Duration::from_secs(5))
-        .heartbeat(Duration::from_secs(1))
-        .messages()
-        .await
 }
 
 /// Nanoseconds since the Unix epoch, now.

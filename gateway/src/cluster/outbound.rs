@@ -32,8 +32,8 @@ use tracing::debug;
 use super::backlog::Backlog;
 use super::inflight::{Ack, InFlight};
 use super::live::Batch;
+use super::messages::{ORIGIN, PUBLISHER};
 use super::metrics::ClusterMetrics;
-use super::node::{ORIGIN, PUBLISHER};
 use crate::broker::{AckWait, ClientKey, ForwardError};
 
 /// What the sending task is asked to do.

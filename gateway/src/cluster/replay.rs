@@ -21,7 +21,7 @@ use async_nats::jetstream::{self, consumer, stream::Stream};
 use futures_util::StreamExt;
 use tracing::debug;
 
-use super::node::pull;
+use super::messages::pull;
 
 /// Follows the delivery numbers of a consumer, to notice deliveries that never arrived.
 #[derive(Debug, Default)]

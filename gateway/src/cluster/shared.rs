@@ -25,7 +25,8 @@ use tracing::{debug, warn};
 
 use super::consume::ack_when_stored;
 use super::live::unbatch;
-use super::node::{decode, pull as pull_stream, LIVE, STREAM_PREFIX};
+use super::messages::{pull as pull_stream, STREAM_PREFIX};
+use super::node::{decode, LIVE};
 use super::subject::{filter_to_subjects, token};
 use crate::broker::Broker;
 

@@ -16,7 +16,8 @@ use tracing::{debug, warn};
 
 use super::{Adoption, ClientKey, WAIT};
 use crate::cluster::handover::MARK_PREFIX;
-use crate::cluster::node::{consumer_name, decode, STREAM, STREAM_PREFIX};
+use crate::cluster::messages::{consumer_name, STREAM, STREAM_PREFIX};
+use crate::cluster::node::decode;
 use crate::cluster::replay::{filters, Reader};
 
 impl Adoption {

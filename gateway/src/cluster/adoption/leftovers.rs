@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 
 use super::claim::{Claim, Leftovers};
 use super::Adoption;
-use crate::cluster::node::{consumer_name, STREAM};
+use crate::cluster::messages::{consumer_name, STREAM};
 use crate::cluster::subject::token;
 
 /// An adopted node whose leftovers are to be dropped here: what its key said, at which
