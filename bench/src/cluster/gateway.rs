@@ -144,18 +144,6 @@ fn listening_mqtt(log: &str) -> Option<SocketAddr> {
         .and_then(|addr| addr.parse().ok())
 }
 
-/// User + system CPU time of process `pid` (fields 14 and 15 of /proc/PID/stat, in clock
-/// ticks of 1/100 s; the command name in field 2 may hold spaces, so fields are counted after
-/// its closing parenthesis).
-pub(crate) fn proc_cpu(pid: u32) -> Option<Duration> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(Duration::from_millis((utime + stime) * 10))
-}
-
 /// The most resident memory process `pid` has had (`VmHWM`), in KiB.
 pub(crate) fn proc_peak_rss_kib(pid: u32) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

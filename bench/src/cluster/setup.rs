@@ -115,7 +115,8 @@ impl Setup {
     /// (`None` on the single node, which has none).
     pub(super) fn cpu(&self) -> (Option<Duration>, Option<Duration>) {
         let sum = |pids: &mut dyn Iterator<Item = u32>| {
-            pids.map(gateway::proc_cpu).sum::<Option<Duration>>()
+            pids.map(|pid| crate::broker::process_cpu(pid).ok())
+                .sum::<Option<Duration>>()
         };
         match self {
             Self::Single(broker) => (broker.cpu_time().ok(), None),

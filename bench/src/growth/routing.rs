@@ -255,7 +255,7 @@ fn intro(args: &GrowthArgs, params: &Params, repeat: usize) -> String {
          QoS 1 messages of {payload} B (window {window}), message s (counted over all rounds) \
          to `dev/{{k}}/temp` with k = s × 7919 mod N: each matches exactly one subscription, \
          and they spread over all of them. Broker CPU per publish is the broker's user + \
-         system time (`/proc/PID/stat`, 10 ms ticks) over a round divided by the round's \
+         system time (the kernel's CPU clock of the process) over a round divided by the round's \
          PUBLISHes, the median of the rounds (over the whole phase per delivery if any was \
          lost); it includes the PUBLISH in, its PUBACK, the delivery and its PUBACK, which \
          cost the same at every point, so a flat curve means routing does not grow with \
