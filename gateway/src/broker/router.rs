@@ -21,6 +21,7 @@ use std::num::NonZeroU32;
 
 use aviary_protocol::{QoS, SubscriptionOptions, TopicFilter};
 use children::Children;
+use collector::Collector;
 use subscribers::{share_name, Subscribers};
 
 /// Who subscribed: an opaque, cheap session key chosen by the broker.
@@ -380,114 +381,9 @@ impl SubscriptionTree {
     }
 }
 
-/// Gathers the deliveries of one [`SubscriptionTree::matches`] call.
-///
-/// Shared groups deliver at once. Ordinary subscriber sets are only noted during the walk: a
-/// client may be in several of them, and merging is cheapest with all of them in hand.
-struct Collector<'t, 'o, F> {
-    /// The client that published, for No Local.
-    publisher: Option<ClientKey>,
-    /// Whether a shared group member is online.
-    is_online: F,
-    /// Whether shared groups are served here: on a single node, not in a cluster.
-    groups: bool,
-    /// Where the deliveries go.
-    out: &'o mut Vec<Delivery>,
-    /// The matching set with the most ordinary subscribers.
-    largest: Option<&'t Subscribers>,
-    /// The other matching sets with ordinary subscribers; unallocated unless there are any.
-    others: Vec<&'t Subscribers>,
-}
-
-impl<'t, F: Fn(ClientKey) -> bool> Collector<'t, '_, F> {
-    /// Takes in one matching filter's subscribers, if it has any.
-    fn collect(&mut self, subscribers: Option<&'t Subscribers>) {
-        let Some(subscribers) = subscribers else {
-            return;
-        };
-        if self.groups {
-            for group in &subscribers.shared {
-                let (client, sub) = group.pick(&self.is_online);
-                self.out.push(Delivery::new(client, sub, true));
-            }
-        }
-        if subscribers.direct.is_empty() {
-            return;
-        }
-        match self.largest {
-            Some(largest) if largest.direct.len() >= subscribers.direct.len() => {
-                self.others.push(subscribers);
-            }
-            previous => {
-                self.others.extend(previous);
-                self.largest = Some(subscribers);
-            }
-        }
-    }
-
-    /// Adds one delivery per client with ordinary subscriptions [MQTT-3.3.4-2] [MQTT-3.3.4-3].
-    ///
-    /// The largest set holds each client once, so only the smaller sets are sorted and merged,
-    /// and then looked up in the largest: O(large + small * log(small)), where sorting every
-    /// delivery would make each PUBLISH that a `#` subscriber also sees cost O(n * log(n)).
-    fn finish(self) {
-        let Some(largest) = self.largest else {
-            return;
-        };
-        let (publisher, out) = (self.publisher, self.out);
-        // [MQTT-3.8.3-3]: not back to the publisher, if it asked for No Local.
-        let wanted = |(&client, sub): (&ClientKey, &Subscription)| {
-            let own = sub.options.no_local && publisher == Some(client);
-            (!own).then(|| Delivery::new(client, sub, false))
-        };
-        let start = out.len();
-        let smaller = self.others.iter().flat_map(|set| &set.direct);
-        out.extend(smaller.filter_map(wanted));
-        merge_by_client(out, start);
-        let mut overlaps = 0;
-        for delivery in &mut out[start..] {
-            let also = largest.direct.get_key_value(&delivery.client);
-            if let Some(mut also) = also.and_then(wanted) {
-                delivery.absorb(&mut also);
-                overlaps += 1;
-            }
-        }
-        let merged = start..out.len();
-        out.reserve(largest.direct.len());
-        for entry in &largest.direct {
-            // Skip the clients merged above; only looked for when there are any.
-            let by_client = |delivery: &Delivery| delivery.client;
-            let seen = || out[merged.clone()].binary_search_by_key(entry.0, by_client);
-            if overlaps == 0 || seen().is_err() {
-                out.extend(wanted(entry));
-            }
-        }
-    }
-}
-
-/// Sorts `out[start..]` by client and merges the deliveries to the same client, in place.
-fn merge_by_client(out: &mut Vec<Delivery>, start: usize) {
-    if out.len() - start < 2 {
-        return;
-    }
-    out[start..].sort_unstable_by_key(|delivery| delivery.client);
-    // Like `Vec::dedup_by`, but on a tail: `kept` is the last delivery of the merged prefix.
-    let mut kept = start;
-    for next in start + 1..out.len() {
-        let (merged, rest) = out.split_at_mut(next);
-        let (last, candidate) = (&mut merged[kept], &mut rest[0]);
-        if last.client == candidate.client {
-            last.absorb(candidate);
-        } else {
-            kept += 1;
-            out.swap(kept, next);
-        }
-    }
-    out.truncate(kept + 1);
-}
-
 mod children;
 mod cluster;
+mod collector;
 mod subscribers;
 #[cfg(test)]
 mod tests;
