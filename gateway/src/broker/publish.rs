@@ -166,7 +166,10 @@ impl Broker {
             (None, Some(filter)) => {
                 tree.matches_filter(filter, &msg.topic, is_online, deliveries);
             }
-            (None, None) => tree.matches(&msg.topic, publisher, is_online, deliveries),
+            (None, None) => {
+                let cache = &mut scratch.matches;
+                cache.matches(tree, &msg.topic, publisher, is_online, deliveries);
+            }
         }
         let found = deliveries.drain(..);
         let sessions = found.filter_map(|d| Some((routing.by_key.get(&d.client)?.clone(), d)));

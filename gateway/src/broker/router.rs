@@ -18,6 +18,7 @@
 
 use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aviary_protocol::{QoS, SubscriptionOptions, TopicFilter};
 use children::Children;
@@ -113,6 +114,25 @@ impl Delivery {
     }
 }
 
+/// What a match's deliveries depend on besides the tree and the topic: whether another
+/// match of the same topic may deliver otherwise ([`cache`] keeps only those that cannot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Matched {
+    /// A shared group picked one of its members: the next message may go to another.
+    pub(crate) picked: bool,
+    /// A matching subscription asked for No Local: the deliveries hold for this publisher.
+    pub(crate) no_local: bool,
+}
+
+/// Every change to any tree takes the next stamp, so that a stamp names one state of one
+/// tree. Starts at 1: 0 names none.
+static STAMPS: AtomicU64 = AtomicU64::new(1);
+
+fn next_stamp() -> u64 {
+    // Only unique, not ordered: a tree's stamp is read and written under the routing lock.
+    STAMPS.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Index of a node in the arena.
 type NodeId = usize;
 
@@ -186,6 +206,8 @@ pub(crate) struct SubscriptionTree {
     /// (a single node), and shared groups are served here; a cluster serves them across nodes
     /// (see [`cluster`]), so matching leaves them out.
     interest: Option<Vec<(Box<str>, bool)>>,
+    /// This state of the tree, renewed by every change that may change what a topic matches.
+    stamp: u64,
 }
 
 impl Default for SubscriptionTree {
@@ -202,7 +224,19 @@ impl SubscriptionTree {
             free: Vec::new(),
             len: 0,
             interest: None,
+            stamp: next_stamp(),
         }
+    }
+
+    /// This state of the tree: equal stamps, equal deliveries for every topic and publisher
+    /// (shared groups' turns aside).
+    pub(crate) fn stamp(&self) -> u64 {
+        self.stamp
+    }
+
+    /// Notes a change that may change what a topic matches.
+    fn changed(&mut self) {
+        self.stamp = next_stamp();
     }
 
     /// Number of subscriptions, each member of a shared group counted.
@@ -226,6 +260,7 @@ impl SubscriptionTree {
                 None => self.add_child(id, level),
             };
         }
+        self.changed();
         let group = share_name(filter);
         let subscribers = self.nodes[id].subscribers.get_or_insert_with(Box::default);
         let first = !subscribers.has(group);
@@ -263,6 +298,7 @@ impl SubscriptionTree {
             self.note_interest(filter, false);
         }
         self.len -= 1;
+        self.changed();
         self.prune(id, &trail);
         true
     }
@@ -296,14 +332,14 @@ impl SubscriptionTree {
     /// Cost: one map lookup per level (two where a `+` child branches off too), plus O(matches)
     /// when a single filter with ordinary subscribers matches. With several, see
     /// `Collector::finish`. Allocates only for a branching walk, several matching filters,
-    /// identifiers, or a growing `out`.
+    /// identifiers, or a growing `out`. Returns what else the deliveries depend on.
     pub(crate) fn matches(
         &self,
         topic: &str,
         publisher: Option<ClientKey>,
         is_online: impl Fn(ClientKey) -> bool,
         out: &mut Vec<Delivery>,
-    ) {
+    ) -> Matched {
         let mut collector = Collector {
             publisher,
             is_online,
@@ -311,6 +347,7 @@ impl SubscriptionTree {
             out,
             largest: None,
             others: Vec::new(),
+            picked: false,
         };
         // `+` branches still to walk; unallocated while the topic follows a single path.
         let mut branches = Vec::new();
@@ -319,7 +356,7 @@ impl SubscriptionTree {
         while let Some((id, rest)) = next.or_else(|| branches.pop()) {
             next = self.step(id, rest, true, &mut collector, &mut branches);
         }
-        collector.finish();
+        collector.finish()
     }
 
     /// Visits a node: collects its `#` child's subscribers (if `wildcards`), and its own at the
@@ -381,6 +418,7 @@ impl SubscriptionTree {
     }
 }
 
+pub(crate) mod cache;
 mod children;
 mod cluster;
 mod collector;

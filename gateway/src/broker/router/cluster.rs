@@ -17,6 +17,8 @@ impl SubscriptionTree {
     /// ordinary subscriptions, and every shared group as `$share/{group}/{filter}`. From now
     /// on shared groups are left to the cluster.
     pub(crate) fn track_interest(&mut self) -> Vec<Box<str>> {
+        // Shared groups are no longer matched here.
+        self.changed();
         self.interest = Some(Vec::new());
         let mut filters = Vec::new();
         let mut stack = vec![(ROOT, String::new())];
@@ -82,6 +84,7 @@ impl SubscriptionTree {
             out,
             largest: None,
             others: Vec::new(),
+            picked: false,
         };
         collector.collect(self.nodes[id].subscribers.as_deref());
         collector.finish();

@@ -2,7 +2,9 @@
 //! as the walk reaches them; ordinary subscribers are merged at the end, one delivery per
 //! client [MQTT-3.3.4-2] [MQTT-3.3.4-3].
 
-use super::{ClientKey, Delivery, Subscribers, Subscription};
+use std::cell::Cell;
+
+use super::{ClientKey, Delivery, Matched, Subscribers, Subscription};
 
 /// Gathers the deliveries of one [`SubscriptionTree::matches`](super::SubscriptionTree::matches)
 /// call.
@@ -22,6 +24,8 @@ pub(super) struct Collector<'t, 'o, F> {
     pub(super) largest: Option<&'t Subscribers>,
     /// The other matching sets with ordinary subscribers; unallocated unless there are any.
     pub(super) others: Vec<&'t Subscribers>,
+    /// Whether a shared group picked a member.
+    pub(super) picked: bool,
 }
 
 impl<'t, F: Fn(ClientKey) -> bool> Collector<'t, '_, F> {
@@ -34,6 +38,7 @@ impl<'t, F: Fn(ClientKey) -> bool> Collector<'t, '_, F> {
             for group in &subscribers.shared {
                 let (client, sub) = group.pick(&self.is_online);
                 self.out.push(Delivery::new(client, sub, true));
+                self.picked = true;
             }
         }
         if subscribers.direct.is_empty() {
@@ -55,13 +60,21 @@ impl<'t, F: Fn(ClientKey) -> bool> Collector<'t, '_, F> {
     /// The largest set holds each client once, so only the smaller sets are sorted and merged,
     /// and then looked up in the largest: O(large + small * log(small)), where sorting every
     /// delivery would make each PUBLISH that a `#` subscriber also sees cost O(n * log(n)).
-    pub(super) fn finish(self) {
+    ///
+    /// Returns what else the deliveries depend on ([`Matched`]).
+    pub(super) fn finish(self) -> Matched {
+        let picked = self.picked;
         let Some(largest) = self.largest else {
-            return;
+            return Matched {
+                picked,
+                no_local: false,
+            };
         };
         let (publisher, out) = (self.publisher, self.out);
+        let no_local = Cell::new(false);
         // [MQTT-3.8.3-3]: not back to the publisher, if it asked for No Local.
         let wanted = |(&client, sub): (&ClientKey, &Subscription)| {
+            no_local.set(no_local.get() | sub.options.no_local);
             let own = sub.options.no_local && publisher == Some(client);
             (!own).then(|| Delivery::new(client, sub, false))
         };
@@ -86,6 +99,10 @@ impl<'t, F: Fn(ClientKey) -> bool> Collector<'t, '_, F> {
             if overlaps == 0 || seen().is_err() {
                 out.extend(wanted(entry));
             }
+        }
+        Matched {
+            picked,
+            no_local: no_local.get(),
         }
     }
 }

@@ -437,6 +437,34 @@ proptest! {
         }
         prop_assert_eq!((tree.len(), tree.node_count()), (0, 0));
     }
+
+    /// The cache of recent matches, with subscriptions changing between messages: every
+    /// message, cached or not, goes where the model says.
+    #[test]
+    fn cached_matches_agree_with_a_linear_scan(
+        steps in prop::collection::vec(prop_oneof![
+            (0u64..4, filters(), prop::option::weighted(0.75, subscriptions()))
+                .prop_map(|(client, f, op)| Err((client, f, op))),
+            (topics(), prop::option::of(0u64..4)).prop_map(Ok),
+        ], 1..80),
+    ) {
+        let mut tree = SubscriptionTree::new();
+        let mut model = Model::default();
+        let mut cache = super::cache::MatchCache::default();
+        for step in steps {
+            match step {
+                Err((client, f, Some(s))) => _ = (tree.subscribe(client, &f, s), model.subscribe(client, f, s)),
+                Err((client, f, None)) => _ = (tree.unsubscribe(client, &f), model.unsubscribe(client, &f)),
+                // Twice: the second may come from the cache.
+                Ok((topic, publisher)) => for _ in 0..2 {
+                    let mut out = Vec::new();
+                    cache.matches(&tree, &topic, publisher, |_| true, &mut out);
+                    let expected = normalized(model.matches(&topic, publisher));
+                    prop_assert_eq!(normalized(out), expected, "{}", topic);
+                },
+            }
+        }
+    }
 }
 
 #[test]
