@@ -66,11 +66,13 @@ const CPU: &str = "broker CPU, µs/msg";
 const P99: &str = "latency p99, µs";
 
 /// Why broker CPU per message misses 0.5 µs in fan-in.
-const FAN_IN_MISS: &str = "Fan-in reads 50 sockets to write one: about 3,600 instructions per \
-     message in the broker (callgrind) and a third of its CPU in the kernel's receive path. \
-     The profile and what each change bought: [PROFILE.md](PROFILE.md). Next: the PUBLISH's \
-     decoding (about 650 instructions with the split of its frame) and the subscription \
-     tree's walk and merge (about 575), for example a cache of each topic's matches.";
+const FAN_IN_MISS: &str = "Fan-in reads 50 sockets to write one: about 2,700 instructions per \
+     message in the broker (callgrind, since the match cache and LTO; 3,570 before) and a \
+     third of its CPU in the kernel's receive path. One run moves by about 10 % with the \
+     machine's noise: repeat it (`--repeat 5`). The profile and what each change bought: \
+     [PROFILE.md](PROFILE.md). Next: the PUBLISH's decoding and the split of its frame off the \
+     read buffer (about 500 instructions), queueing for the subscriber and waking its writer \
+     across threads.";
 
 /// Why latency p99 over WebSocket misses Mosquitto's.
 const WS_LATENCY_MISS: &str = "Over WebSocket at QoS 1 Aviary's p50 was 10-70 % above \
