@@ -110,7 +110,11 @@ impl Kind {
 #[derive(Debug)]
 struct Outcome {
     measured: Result<Measured, String>,
+    /// The broker's CPU time the report divides by deliveries: over the message flow alone
+    /// for a flow, over the whole scenario otherwise.
     cpu: Option<Duration>,
+    /// The broker's CPU time over the whole scenario, connection setup included.
+    scenario_cpu: Option<Duration>,
 }
 
 #[tokio::main]
@@ -304,6 +308,7 @@ async fn run_one(spec: &BrokerSpec, scenario: &Scenario, params: &Params) -> Out
         return Outcome {
             measured: Ok(Measured::NotOffered(why)),
             cpu: None,
+            scenario_cpu: None,
         };
     }
     let params = &params.for_brokers();
@@ -313,6 +318,7 @@ async fn run_one(spec: &BrokerSpec, scenario: &Scenario, params: &Params) -> Out
             return Outcome {
                 measured: Err(format!("{e:#}")),
                 cpu: None,
+                scenario_cpu: None,
             }
         }
     };
@@ -325,9 +331,11 @@ async fn run_one(spec: &BrokerSpec, scenario: &Scenario, params: &Params) -> Out
     let guard = params.timeout + Duration::from_secs(60);
     let run = async {
         match &scenario.kind {
-            Kind::Flow(flow) | Kind::Latency(flow) => scenarios::run_flow(&endpoint, flow, params)
-                .await
-                .map(Measured::Flow),
+            Kind::Flow(flow) | Kind::Latency(flow) => {
+                scenarios::run_flow_metered(&endpoint, flow, params, Some(broker.pid()))
+                    .await
+                    .map(Measured::Flow)
+            }
             Kind::Memory(count, transport) => {
                 scenarios::run_idle(&broker, &endpoint, *count, *transport, params)
                     .await
@@ -348,7 +356,7 @@ async fn run_one(spec: &BrokerSpec, scenario: &Scenario, params: &Params) -> Out
         Ok(Err(e)) => Err(format!("{e:#}")),
         Err(_) => Err(format!("did not finish within {guard:?}")),
     };
-    let cpu = match (cpu_before, broker.cpu_time().ok()) {
+    let scenario_cpu = match (cpu_before, broker.cpu_time().ok()) {
         (Some(before), Some(after)) => Some(after.saturating_sub(before)),
         _ => None,
     };
@@ -356,5 +364,13 @@ async fn run_one(spec: &BrokerSpec, scenario: &Scenario, params: &Params) -> Out
         Ok(()) => measured,
         Err(e) => Err(format!("broker died: {e:#}")),
     };
-    Outcome { measured, cpu }
+    let cpu = match &measured {
+        Ok(Measured::Flow(flow)) => flow.broker_cpu,
+        _ => scenario_cpu,
+    };
+    Outcome {
+        measured,
+        cpu,
+        scenario_cpu,
+    }
 }

@@ -345,10 +345,17 @@ mod tests {
             let (Kind::Flow(spec) | Kind::Latency(spec)) = &scenario.kind else {
                 continue;
             };
-            let result = crate::scenarios::run_flow(&broker.endpoint, spec, &params)
+            // The broker runs in this process: its CPU clock is this process's.
+            let pid = Some(std::process::id());
+            let result = crate::scenarios::run_flow_metered(&broker.endpoint, spec, &params, pid)
                 .await
                 .unwrap_or_else(|e| panic!("{}: {e:#}", scenario.title));
             let title = &scenario.title;
+            let cpu = result.broker_cpu;
+            assert!(
+                cpu.is_some_and(|c| c > std::time::Duration::ZERO),
+                "{title}: CPU {cpu:?}"
+            );
             assert!(result.errors.is_empty(), "{title}: {:?}", result.errors);
             assert!(!result.timed_out, "{title}: timed out");
             assert_eq!(result.delivered, spec.expected(), "{title}");

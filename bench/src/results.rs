@@ -56,6 +56,7 @@ pub(crate) fn json_lines(
                 "broker": kind.slug(),
                 "metrics": metrics,
                 "broker_cpu_s": outcome.cpu.map(|cpu| cpu.as_secs_f64()),
+                "scenario_cpu_s": outcome.scenario_cpu.map(|cpu| cpu.as_secs_f64()),
             });
             line["measured"] = measured(&outcome.measured);
             line.to_string()
@@ -187,6 +188,7 @@ mod tests {
                 Outcome {
                     measured: Ok(Measured::Idle(idle)),
                     cpu: Some(Duration::from_millis(30)),
+                    scenario_cpu: Some(Duration::from_millis(30)),
                 },
             ),
             (
@@ -194,6 +196,7 @@ mod tests {
                 Outcome {
                     measured: Ok(Measured::NotOffered("MQTT 3.1.1 only")),
                     cpu: None,
+                    scenario_cpu: None,
                 },
             ),
             (
@@ -201,6 +204,7 @@ mod tests {
                 Outcome {
                     measured: Err("boom".to_owned()),
                     cpu: None,
+                    scenario_cpu: None,
                 },
             ),
         ];
@@ -246,6 +250,7 @@ mod tests {
             downgraded: 3,
             latencies_ns: vec![1, 2],
             errors: vec!["late".to_owned()],
+            broker_cpu: Some(Duration::from_millis(40)),
         };
         let value = measured(&Ok(Measured::Flow(flow)));
         assert_eq!(value["lost"], 10);
