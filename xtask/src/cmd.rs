@@ -73,6 +73,15 @@ impl Cmd {
         Ok(())
     }
 
+    /// Echoes the command and replaces this process with it (Unix `exec`), so that a signal
+    /// for this process reaches the command itself. Returns only if it could not start.
+    pub(crate) fn exec(&self) -> anyhow::Error {
+        use std::os::unix::process::CommandExt as _;
+        self.echo();
+        let error = self.to_command().exec();
+        anyhow::Error::new(error).context(self.spawn_error())
+    }
+
     /// Runs the command silently and returns its standard output, or an error naming the
     /// command (with its standard error) when it fails.
     pub(crate) fn read(&self) -> Result<String> {

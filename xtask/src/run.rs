@@ -45,10 +45,13 @@ pub(crate) fn run(args: &[String], demo: bool) -> Result<()> {
             eprintln!("==> demo users: {DEMO_SIGN_IN}");
         }
     }
-    workspace
+    // Replaced by cargo, which replaces itself with the gateway: the gateway then holds this
+    // process's id, so SIGINT or SIGTERM for `cargo xtask demo` stops it gracefully. As a
+    // child, it outlived an xtask signalled alone (only a terminal's Ctrl-C reached both).
+    Err(workspace
         .cargo(["run", "--release", "-p", "aviary", "--"])
         .args(gateway_args)
-        .run()
+        .exec())
 }
 
 /// The value of `--flag VALUE` or `--flag=VALUE`, the last one winning like in most parsers.
