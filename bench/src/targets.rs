@@ -68,8 +68,8 @@ const P99: &str = "latency p99, µs";
 /// Why broker CPU per message misses 0.5 µs in fan-in.
 const FAN_IN_MISS: &str = "Fan-in reads 50 sockets to write one: about 2,670 instructions per \
      message in the broker (callgrind, since the match cache and LTO; 3,570 before) and a \
-     fifth of its CPU in the kernel (2,000,000 messages: 0.70 s user, 0.17 s system). One run moves by about 10 % with the \
-     machine's noise: repeat it (`--repeat 5`). The profile and what each change bought: \
+     fifth of its CPU in the kernel (2,000,000 messages: 0.70 s user, 0.17 s system). One run \
+     moves by about 10 % with the machine's noise: repeat it (`--repeat 5`). The profile and what each change bought: \
      [PROFILE.md](PROFILE.md). Next: the PUBLISH's decoding and the split of its frame off the \
      read buffer (about 500 instructions), queueing for the subscriber and waking its writer \
      across threads.";
