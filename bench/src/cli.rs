@@ -85,6 +85,11 @@ pub(crate) struct Cli {
     /// on a few dozen samples, and the machine's noise moves it more than the brokers do.
     #[arg(long, default_value_t = 5)]
     pub(crate) latency_repeat: usize,
+    /// Runs of each QoS 0 fan-in and fan-out scenario at least, whatever `--repeat` says: the
+    /// broker-CPU targets rest on them, and one run measures only a few tens of milliseconds
+    /// of CPU, which a moment of load elsewhere on the machine can double.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) cpu_repeat: usize,
     /// Idle connections for the memory-per-connection scenario.
     #[arg(long, default_value_t = 5_000)]
     pub(crate) idle_connections: usize,

@@ -83,6 +83,9 @@ struct Scenario {
     group: Group,
     title: String,
     kind: Kind,
+    /// Runs at least, whatever `--repeat` says: the scenarios a target rests on (latency,
+    /// broker CPU) are repeated by default, as one run of them moves with the machine's noise.
+    min_runs: usize,
 }
 
 /// What one broker did in one scenario.
@@ -159,10 +162,7 @@ async fn main() -> Result<()> {
     let total = scenarios.len();
     let repeat = cli.repeat.max(1);
     for (n, scenario) in scenarios.iter().enumerate() {
-        let repeat = match scenario.group {
-            Group::Latency => repeat.max(cli.latency_repeat),
-            _ => repeat,
-        };
+        let repeat = repeat.max(scenario.min_runs);
         let mut runs = Vec::with_capacity(repeat);
         for round in 1..=repeat {
             let mut outcomes = Vec::new();

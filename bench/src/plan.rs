@@ -47,6 +47,11 @@ fn flows(cli: &Cli, transport: Transport) -> Vec<Scenario> {
         sub_transport: transport,
         ..spec
     };
+    // The broker-CPU targets are on QoS 0 fan-in and fan-out: those run `--cpu-repeat` times.
+    let cpu_runs = |qos| match qos {
+        QoS::AtMostOnce => cli.cpu_repeat,
+        _ => 1,
+    };
     let mut list = Vec::new();
     for (qos, total) in [
         (QoS::AtMostOnce, cli.qos0_messages),
@@ -57,6 +62,7 @@ fn flows(cli: &Cli, transport: Transport) -> Vec<Scenario> {
             group: group(Group::P2p),
             title: format!("p2p {over} QoS {q}, 1→1, {} msgs", count(total)),
             kind: Kind::Flow(on(FlowSpec::tcp(1, 1, total, qos))),
+            min_runs: 1,
         });
     }
     for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
@@ -68,6 +74,7 @@ fn flows(cli: &Cli, transport: Transport) -> Vec<Scenario> {
                 count(cli.fan_out_messages)
             ),
             kind: Kind::Flow(on(FlowSpec::tcp(1, fan, cli.fan_out_messages, qos))),
+            min_runs: cpu_runs(qos),
         });
     }
     for (qos, total) in [
@@ -86,6 +93,7 @@ fn flows(cli: &Cli, transport: Transport) -> Vec<Scenario> {
                 count(spec.expected())
             ),
             kind: Kind::Flow(spec),
+            min_runs: cpu_runs(qos),
         });
     }
     list
@@ -109,6 +117,7 @@ fn cross_flows(cli: &Cli) -> Vec<Scenario> {
                 sub_transport: to,
                 ..FlowSpec::tcp(1, 1, cli.cross_messages, QoS::AtLeastOnce)
             }),
+            min_runs: 1,
         })
         .collect()
 }
@@ -135,6 +144,7 @@ fn latency_flows(cli: &Cli) -> Vec<Scenario> {
                     sub_transport: transport,
                     ..FlowSpec::tcp(1, 1, u64::from(rate) * cli.latency_secs.max(1), qos)
                 }),
+                min_runs: cli.latency_repeat,
             });
         }
     }
@@ -154,6 +164,7 @@ fn idle_scenarios(cli: &Cli) -> Vec<Scenario> {
                     transport.name()
                 ),
                 kind: Kind::Memory(cli.idle_connections, transport),
+                min_runs: 1,
             });
         }
     }
@@ -162,6 +173,7 @@ fn idle_scenarios(cli: &Cli) -> Vec<Scenario> {
             group: Group::Held,
             title: format!("connections held (cap {})", count(cli.held_cap as u64)),
             kind: Kind::Held(cli.held_cap),
+            min_runs: 1,
         });
     }
     if cli.spread_connections > 0 {
@@ -172,6 +184,7 @@ fn idle_scenarios(cli: &Cli) -> Vec<Scenario> {
                 count(cli.spread_connections as u64)
             ),
             kind: Kind::Spread(cli.spread_connections),
+            min_runs: 1,
         });
     }
     list
@@ -203,6 +216,9 @@ pub(crate) fn apply_quick(cli: &mut Cli, matches: &ArgMatches) {
     }
     if unset("latency_repeat") {
         cli.latency_repeat = 1;
+    }
+    if unset("cpu_repeat") {
+        cli.cpu_repeat = 1;
     }
     if unset("idle_connections") {
         cli.idle_connections = 500;
@@ -375,6 +391,23 @@ mod tests {
         assert_eq!(cli.held_cap, 1_000);
         assert_eq!(cli.fan, 7);
         assert_eq!(cli.repeat, 3);
+        assert_eq!((cli.cpu_repeat, cli.latency_repeat), (1, 1));
         assert_eq!(cli.durability.steady_secs, 10);
+    }
+
+    #[test]
+    fn the_scenarios_behind_cpu_and_latency_targets_repeat() {
+        let cli = Cli::parse_from(["aviary-bench", "--cpu-repeat", "4", "--latency-repeat", "6"]);
+        for scenario in scenarios(&cli) {
+            let title = &scenario.title;
+            let cpu_target = (title.starts_with("fan-in") || title.starts_with("fan-out"))
+                && title.contains("QoS 0");
+            let expected = match scenario.group {
+                Group::Latency => 6,
+                _ if cpu_target => 4,
+                _ => 1,
+            };
+            assert_eq!(scenario.min_runs, expected, "{title}");
+        }
     }
 }

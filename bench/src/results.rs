@@ -167,6 +167,7 @@ mod tests {
             group: Group::Memory,
             title: "10 idle TCP connections".to_owned(),
             kind: Kind::Memory(10, Transport::Tcp),
+            min_runs: 1,
         }
     }
 

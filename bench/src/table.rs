@@ -235,14 +235,7 @@ pub(crate) fn preamble(
         "- Load: {} MQTT {}, {}-byte payloads, publisher window {} unacked QoS 1, brokers' \
          in-flight window {} and queue {} messages per client (where a broker has the setting; \
          see the notes below the table), scenario timeout {} s.",
-        if cli.repeat > 1 {
-            format!(
-                "median of {} runs per broker and scenario, brokers taking turns;",
-                cli.repeat
-            )
-        } else {
-            "one run per broker and scenario;".to_owned()
-        },
+        runs_line(cli),
         params.version,
         params.payload,
         params.window,
@@ -251,6 +244,22 @@ pub(crate) fn preamble(
         params.timeout.as_secs(),
     ));
     lines
+}
+
+/// How many runs each number is the median of: `--repeat`, and more for the scenarios a
+/// target rests on.
+fn runs_line(cli: &Cli) -> String {
+    let at_least = |runs: usize| runs.max(cli.repeat.max(1));
+    let base = match cli.repeat.max(1) {
+        1 => "one run per broker and scenario".to_owned(),
+        n => format!("median of {n} runs per broker and scenario, brokers taking turns"),
+    };
+    format!(
+        "{base} (the median of {} for QoS 0 fan-in and fan-out, which the CPU target rests on, \
+         and of {} for latency);",
+        at_least(cli.cpu_repeat),
+        at_least(cli.latency_repeat)
+    )
 }
 
 /// The CPU model, core count and memory, from `/proc`.
