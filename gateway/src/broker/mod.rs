@@ -6,15 +6,16 @@
 //! wait in the broker's [`timers`], fired by one task.
 //!
 //! Locking: one read-mostly lock guards the subscription tree and the map
-//! from session keys to sessions, taken for reading on every PUBLISH only
-//! to collect the targets; each session has its own small lock for its
-//! state. Lock order, where two are held: the client-id map (`sessions`),
-//! then a session or the routing lock; the client list, then a session; a
-//! session, then the retained store (a writer pulling a new subscription's
-//! retained messages). The timers' lock is a leaf: taken under any of
-//! these, never the other way round. A publish (a will's too) holds none
-//! of the registry locks while it enqueues to its subscribers, and no lock
-//! is held while writing to a socket.
+//! from session keys to sessions ([`routing`]), taken for reading by a
+//! PUBLISH only to collect the targets, and not at all when its worker
+//! thread matched the topic lately; each session has its own small lock for
+//! its state. Lock order, where two are held: the client-id map
+//! (`sessions`), then a session or the routing lock; the client list, then
+//! a session; a session, then the retained store (a writer pulling a new
+//! subscription's retained messages). The timers' lock is a leaf: taken
+//! under any of these, never the other way round. A publish (a will's too)
+//! holds none of the registry locks while it enqueues to its subscribers,
+//! and no lock is held while writing to a socket.
 
 mod backplane;
 pub mod connection;
@@ -29,6 +30,7 @@ mod publish;
 mod registry;
 pub(crate) mod retained;
 pub(crate) mod router;
+mod routing;
 mod session;
 mod sys;
 mod timers;
@@ -58,7 +60,8 @@ use persist::Persist;
 pub(crate) use publish::{Origin, Pressure, Room};
 use retained::RetainedStore;
 pub(crate) use router::ClientKey;
-use router::{Subscription, SubscriptionTree};
+use router::Subscription;
+use routing::{Routing, RoutingLock};
 pub(crate) use session::{
     note_messages_read, take_turn, Connecting, Ending, Enqueued, Qos2Received, QueueLimits,
     RetainedCursor, Session, SharedRetained, SlowAfter, Will, WriterWake,
@@ -76,7 +79,7 @@ pub struct Broker {
 #[derive(Debug)]
 struct Shared {
     config: BrokerConfig,
-    routing: RwLock<Routing>,
+    routing: RoutingLock,
     retained: SharedRetained,
     sessions: Mutex<registry::Sessions>,
     /// Will delays and session expiry, for every session.
@@ -102,12 +105,6 @@ impl Drop for Shared {
         // Stops the timers' driver, which holds the broker only weakly.
         self.timers.close();
     }
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Routing {
-    tree: SubscriptionTree,
-    by_key: registry::Registry<registry::ByKey>,
 }
 
 /// A session opened for a new connection.
@@ -161,7 +158,7 @@ impl Broker {
         Self {
             shared: Arc::new(Shared {
                 config,
-                routing: RwLock::new(Routing::default()),
+                routing: RoutingLock::default(),
                 retained: RwLock::new(RetainedStore::new()),
                 sessions: Mutex::default(),
                 timers: Arc::default(),

@@ -111,16 +111,20 @@ impl Broker {
             _ => None,
         };
         let mut scratch = scratch::take();
-        self.targets(msg, publisher, only, group, &mut scratch);
-        let targets = &mut scratch.targets;
-        if audience != Audience::All {
-            let persistent = audience == Audience::Persistent;
-            targets.retain(|(session, _)| session.is_persistent() == persistent);
-        }
-        if let Source::Adopted(sessions) = from {
-            targets.retain(|(session, _)| sessions.contains(&session.key));
-        }
-        let delivered = self.deliver(msg, targets.drain(..), pressure);
+        let targets = self.targets(msg, publisher, only, group, &mut scratch);
+        let adopted = match from {
+            Source::Adopted(sessions) => Some(sessions),
+            _ => None,
+        };
+        let wanted = |(session, _): &&Target| {
+            let heard = match audience {
+                Audience::All => true,
+                Audience::Transient => !session.is_persistent(),
+                Audience::Persistent => session.is_persistent(),
+            };
+            heard && adopted.is_none_or(|sessions| sessions.contains(&session.key))
+        };
+        let delivered = self.deliver(msg, targets.iter().filter(wanted), pressure);
         scratch::give_back(scratch);
         delivered
     }
@@ -144,43 +148,62 @@ impl Broker {
         }
     }
 
-    /// The sessions a message goes to, collected under the routing read lock into
-    /// `scratch.targets`: the subscription tree's deliveries for `msg`, or with `group` the
-    /// member of that shared group on `filter` that gets it, if the group has members here.
-    fn targets(
+    /// The sessions a message goes to: the subscription tree's deliveries for `msg` with
+    /// their sessions, or with `group` the member of that shared group on `filter` that gets
+    /// it, if the group has members here. From this thread's cache of recent matches when it
+    /// holds the topic for the routing state as it is (no lock then); otherwise collected
+    /// under the routing read lock into `scratch.targets`.
+    fn targets<'s>(
         &self,
         msg: &Message,
         publisher: Option<ClientKey>,
         only: Option<&str>,
         group: Option<(&str, &str)>,
-        scratch: &mut scratch::Scratch,
-    ) {
-        let deliveries = &mut scratch.deliveries;
+        scratch: &'s mut scratch::Scratch,
+    ) -> &'s [Target] {
+        let scratch::Scratch {
+            deliveries,
+            targets,
+            matches,
+        } = scratch;
+        let topic = &*msg.topic;
+        let cached = (group.is_none() && only.is_none()).then(|| {
+            let stamp = self.shared.routing.stamp();
+            matches.lookup(stamp, topic, publisher)
+        });
+        if let Some(Ok(at)) = cached {
+            return matches.entry(at);
+        }
         let routing = self.shared.routing.read();
         let is_online = |k: ClientKey| routing.by_key.get(&k).is_some_and(|s| s.is_online());
         let tree = &routing.tree;
-        match (group, only) {
+        let matched = match (group, only) {
             (Some((group, filter)), _) => {
-                tree.matches_group(group, filter, &msg.topic, is_online, deliveries);
+                tree.matches_group(group, filter, topic, is_online, deliveries);
+                None
             }
             (None, Some(filter)) => {
-                tree.matches_filter(filter, &msg.topic, is_online, deliveries);
+                tree.matches_filter(filter, topic, is_online, deliveries);
+                None
             }
-            (None, None) => {
-                let cache = &mut scratch.matches;
-                cache.matches(tree, &msg.topic, publisher, is_online, deliveries);
-            }
-        }
+            (None, None) => Some(tree.matches(topic, publisher, is_online, deliveries)),
+        };
         let found = deliveries.drain(..);
         let sessions = found.filter_map(|d| Some((routing.by_key.get(&d.client)?.clone(), d)));
-        scratch.targets.extend(sessions);
+        targets.extend(sessions);
+        if let (Some(matched), Some(Err(miss))) = (matched, cached) {
+            // The stamp of the state just read: stable while the read lock is held.
+            let stamp = self.shared.routing.stamp();
+            matches.keep(miss, stamp, topic, publisher, matched, targets);
+        }
+        targets
     }
 
     /// Queues a message for each target the ACL lets read it; returns how many.
-    fn deliver(
+    fn deliver<'t>(
         &self,
         msg: &Arc<Message>,
-        targets: impl Iterator<Item = Target>,
+        targets: impl Iterator<Item = &'t Target>,
         pressure: &mut Pressure,
     ) -> usize {
         let limits = self.queue_limits();
@@ -205,12 +228,12 @@ impl Broker {
                 // The RETAIN flag is cleared on established subscriptions
                 // unless Retain As Published [MQTT-3.3.1-12, MQTT-3.3.1-13].
                 retain: msg.retain && d.retain_as_published,
-                subscription_ids: d.identifiers,
+                subscription_ids: d.identifiers.clone(),
                 seq: None,
                 msg: msg.clone(),
             };
-            if let Some(room) = self.enqueue(&session, out, &limits) {
-                pressure.push((session, room));
+            if let Some(room) = self.enqueue(session, out, &limits) {
+                pressure.push((session.clone(), room));
             }
         }
         count
@@ -242,3 +265,6 @@ impl Broker {
         room
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,7 @@
 //! Nodes sit in an arena (`Vec<Node>` indexed by position, with a free list), and every walk is a
 //! loop: topics and filters may have 32,768 levels, and one deep filter must neither overflow a
 //! worker's stack nor make dropping the tree recurse. Matching runs under the routing read lock
-//! on every PUBLISH, so it takes `&self`; the one thing it changes, a shared group's round-robin
+//! on every PUBLISH that its thread's [`cache`] does not hold, so it takes `&self`; the one thing it changes, a shared group's round-robin
 //! cursor, is atomic.
 //!
 //! Spec: MQTT 5.0 sections 4.7 (topic filters), 3.3.4 (overlapping subscriptions), 3.8.3.1
@@ -18,7 +18,6 @@
 
 use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use aviary_protocol::{QoS, SubscriptionOptions, TopicFilter};
 use children::Children;
@@ -124,15 +123,6 @@ pub(crate) struct Matched {
     pub(crate) no_local: bool,
 }
 
-/// Every change to any tree takes the next stamp, so that a stamp names one state of one
-/// tree. Starts at 1: 0 names none.
-static STAMPS: AtomicU64 = AtomicU64::new(1);
-
-fn next_stamp() -> u64 {
-    // Only unique, not ordered: a tree's stamp is read and written under the routing lock.
-    STAMPS.fetch_add(1, Ordering::Relaxed)
-}
-
 /// Index of a node in the arena.
 type NodeId = usize;
 
@@ -206,8 +196,6 @@ pub(crate) struct SubscriptionTree {
     /// (a single node), and shared groups are served here; a cluster serves them across nodes
     /// (see [`cluster`]), so matching leaves them out.
     interest: Option<Vec<(Box<str>, bool)>>,
-    /// This state of the tree, renewed by every change that may change what a topic matches.
-    stamp: u64,
 }
 
 impl Default for SubscriptionTree {
@@ -224,19 +212,7 @@ impl SubscriptionTree {
             free: Vec::new(),
             len: 0,
             interest: None,
-            stamp: next_stamp(),
         }
-    }
-
-    /// This state of the tree: equal stamps, equal deliveries for every topic and publisher
-    /// (shared groups' turns aside).
-    pub(crate) fn stamp(&self) -> u64 {
-        self.stamp
-    }
-
-    /// Notes a change that may change what a topic matches.
-    fn changed(&mut self) {
-        self.stamp = next_stamp();
     }
 
     /// Number of subscriptions, each member of a shared group counted.
@@ -260,7 +236,6 @@ impl SubscriptionTree {
                 None => self.add_child(id, level),
             };
         }
-        self.changed();
         let group = share_name(filter);
         let subscribers = self.nodes[id].subscribers.get_or_insert_with(Box::default);
         let first = !subscribers.has(group);
@@ -298,7 +273,6 @@ impl SubscriptionTree {
             self.note_interest(filter, false);
         }
         self.len -= 1;
-        self.changed();
         self.prune(id, &trail);
         true
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use aviary_protocol::{
     decode, ConnAck, Connect, Disconnect, LastWill, Packet, ProtocolVersion, QoS, ReasonCode,
-    Subscribe, SubscriptionOptions, TopicFilter, TopicName, MAX_PACKET_SIZE,
+    Subscribe, SubscriptionOptions, TopicFilter, TopicName, Unsubscribe, MAX_PACKET_SIZE,
 };
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -110,10 +110,14 @@ impl Client {
             .expect("a packet from the broker")
     }
 
+    fn next_packet_id(&mut self) -> NonZeroU16 {
+        self.next_id += 1;
+        NonZeroU16::new(self.next_id).expect("non-zero")
+    }
+
     /// Subscribes to `filter` at QoS 1 and waits for the SUBACK.
     pub(crate) async fn subscribe(&mut self, filter: &str) {
-        self.next_id += 1;
-        let packet_id = NonZeroU16::new(self.next_id).expect("non-zero");
+        let packet_id = self.next_packet_id();
         let filter = TopicFilter::new(filter.to_owned()).expect("valid filter");
         let sub = Subscribe {
             packet_id,
@@ -124,6 +128,22 @@ impl Client {
         match self.recv().await {
             Packet::SubAck(ack) if ack.packet_id == packet_id => {}
             other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+
+    /// Unsubscribes from `filter` and waits for the UNSUBACK.
+    pub(crate) async fn unsubscribe(&mut self, filter: &str) {
+        let packet_id = self.next_packet_id();
+        let filter = TopicFilter::new(filter.to_owned()).expect("valid filter");
+        let unsubscribe = Unsubscribe {
+            packet_id,
+            user_properties: Vec::new(),
+            filters: vec![filter],
+        };
+        self.send(Packet::Unsubscribe(unsubscribe)).await;
+        match self.recv().await {
+            Packet::UnsubAck(ack) if ack.packet_id == packet_id => {}
+            other => panic!("expected UNSUBACK, got {other:?}"),
         }
     }
 

@@ -26,8 +26,8 @@ pub(super) struct Scratch {
     pub(super) deliveries: Vec<Delivery>,
     /// The sessions they are for.
     pub(super) targets: Vec<Target>,
-    /// The deliveries of topics matched lately.
-    pub(super) matches: MatchCache,
+    /// The deliveries of topics matched lately, with their sessions.
+    pub(super) matches: MatchCache<Target>,
 }
 
 thread_local! {

@@ -3,17 +3,25 @@
 //! each time: with one subscriber, that walk and merge were a sixth of the broker's
 //! instructions per message in fan-in.
 //!
-//! An entry holds for one state of one tree (its [`stamp`](SubscriptionTree::stamp)), so any
+//! An entry holds for one state of the routing (its stamp, which the caller gives), so any
 //! subscribe or unsubscribe anywhere retires every entry at once, without a list of what
 //! it touched. Kept only are the deliveries that the next message on the topic gets too: none
 //! picked from a shared group (whose turn moves on), and, where a subscription asked for No
-//! Local, only for the same publisher.
+//! Local, only for the same publisher. What an entry holds is the caller's: the broker keeps
+//! each delivery with its session, so that a hit needs neither the routing lock nor a lookup
+//! of the session.
 //!
 //! The cache is direct-mapped, a slot per topic hash: a lookup is a hash and one comparison,
 //! and topics that share a slot only miss, whatever clients choose as topics. A topic takes a
 //! slot the second time in a row it misses there, so a stream of topics that never come back
-//! (a million devices, each on its own topic) leaves the slots alone and costs a hash.
+//! (a million devices, each on its own topic) leaves the slots alone and costs a hash. When
+//! the stamp moves on, the entries filled since are emptied at the next lookup, so what they
+//! hold (sessions, for the broker) is not kept alive by a retired entry for long.
 
+#[cfg(not(test))]
+use super::ClientKey;
+use super::Matched;
+#[cfg(test)]
 use super::{ClientKey, Delivery, SubscriptionTree};
 
 /// Slots per thread: a power of two.
@@ -24,9 +32,23 @@ const SLOTS: usize = 1024;
 const MOST: usize = 16;
 
 /// The recent matches of one thread; empty (unallocated) until its first lookup.
-#[derive(Debug, Default)]
-pub(crate) struct MatchCache {
-    slots: Vec<Slot>,
+#[derive(Debug)]
+pub(crate) struct MatchCache<T> {
+    slots: Vec<Slot<T>>,
+    /// The stamp of the last lookup: when another comes, the entries filled are retired.
+    stamp: u64,
+    /// The slots filled since the stamp last moved on.
+    filled: Vec<usize>,
+}
+
+impl<T> Default for MatchCache<T> {
+    fn default() -> Self {
+        Self {
+            slots: Vec::new(),
+            stamp: 0,
+            filled: Vec::new(),
+        }
+    }
 }
 
 /// For whom an entry's deliveries hold.
@@ -40,18 +62,18 @@ enum For {
 
 /// One slot: an entry, and the topic that missed here last.
 #[derive(Debug)]
-struct Slot {
+struct Slot<T> {
     /// The hash of the topic that missed here last, which takes the slot if it misses again.
     seen: u64,
-    /// The tree state the entry was matched in; 0 (no tree's) while the slot is empty.
+    /// The routing state the entry was matched in; 0 (no state's) while the slot is empty.
     stamp: u64,
     hash: u64,
     topic: String,
     whom: For,
-    deliveries: Vec<Delivery>,
+    deliveries: Vec<T>,
 }
 
-impl Default for Slot {
+impl<T> Default for Slot<T> {
     fn default() -> Self {
         Self {
             seen: 0,
@@ -64,7 +86,7 @@ impl Default for Slot {
     }
 }
 
-impl Slot {
+impl<T> Slot<T> {
     fn holds(&self, stamp: u64, hash: u64, topic: &str, publisher: Option<ClientKey>) -> bool {
         let whom = match self.whom {
             For::Anyone => true,
@@ -74,36 +96,65 @@ impl Slot {
     }
 }
 
-impl MatchCache {
-    /// Appends to `out` whom to send a PUBLISH on `topic` to, as
-    /// [`SubscriptionTree::matches`] does, from this cache when it holds them for `tree` as it
-    /// is now.
-    pub(crate) fn matches(
+/// A lookup that missed: where the match, once made, may be kept.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Miss {
+    hash: u64,
+}
+
+impl<T: Clone> MatchCache<T> {
+    /// The slot holding the deliveries of a PUBLISH on `topic` by `publisher` in the routing
+    /// state `stamp` (read them with [`MatchCache::entry`]), or where to keep them.
+    pub(crate) fn lookup(
         &mut self,
-        tree: &SubscriptionTree,
+        stamp: u64,
         topic: &str,
         publisher: Option<ClientKey>,
-        is_online: impl Fn(ClientKey) -> bool,
-        out: &mut Vec<Delivery>,
-    ) {
+    ) -> Result<usize, Miss> {
         if self.slots.is_empty() {
             self.slots.resize_with(SLOTS, Slot::default);
         }
-        let (hash, stamp) = (hash(topic), tree.stamp());
-        let slot = &mut self.slots[index(hash)];
-        if slot.holds(stamp, hash, topic, publisher) {
-            out.extend_from_slice(&slot.deliveries);
+        if stamp != self.stamp {
+            self.retire();
+            self.stamp = stamp;
+        }
+        let hash = hash(topic);
+        let at = index(hash);
+        match self.slots[at].holds(stamp, hash, topic, publisher) {
+            true => Ok(at),
+            false => Err(Miss { hash }),
+        }
+    }
+
+    /// The deliveries held in slot `at`, as [`MatchCache::lookup`] found it.
+    pub(crate) fn entry(&self, at: usize) -> &[T] {
+        &self.slots[at].deliveries
+    }
+
+    /// Keeps `found`, the deliveries of a PUBLISH on `topic` by `publisher` matched in the
+    /// routing state `stamp` after `miss`, if the next one on the topic would get them too
+    /// and the topic missed its slot twice in a row.
+    pub(crate) fn keep(
+        &mut self,
+        miss: Miss,
+        stamp: u64,
+        topic: &str,
+        publisher: Option<ClientKey>,
+        matched: Matched,
+        found: &[T],
+    ) {
+        let hash = miss.hash;
+        if matched.picked || found.len() > MOST || stamp != self.stamp {
             return;
         }
-        let start = out.len();
-        let matched = tree.matches(topic, publisher, is_online, out);
-        let found = &out[start..];
-        if matched.picked || found.len() > MOST {
-            return;
-        }
+        let at = index(hash);
+        let slot = &mut self.slots[at];
         if slot.seen != hash {
             slot.seen = hash;
             return;
+        }
+        if slot.stamp == 0 {
+            self.filled.push(at);
         }
         slot.stamp = stamp;
         slot.hash = hash;
@@ -116,6 +167,39 @@ impl MatchCache {
         slot.topic.push_str(topic);
         slot.deliveries.clear();
         slot.deliveries.extend_from_slice(found);
+    }
+
+    /// Empties the entries filled since the stamp last moved on: they can never hit again.
+    fn retire(&mut self) {
+        for at in self.filled.drain(..) {
+            let slot = &mut self.slots[at];
+            slot.stamp = 0;
+            slot.deliveries.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+impl MatchCache<Delivery> {
+    /// Appends to `out` whom to send a PUBLISH on `topic` to, as
+    /// [`SubscriptionTree::matches`] does, from this cache when it holds them for `tree` in
+    /// state `stamp`: the cache used as the broker uses it, without the sessions.
+    pub(crate) fn matches(
+        &mut self,
+        (tree, stamp): (&SubscriptionTree, u64),
+        topic: &str,
+        publisher: Option<ClientKey>,
+        is_online: impl Fn(ClientKey) -> bool,
+        out: &mut Vec<Delivery>,
+    ) {
+        match self.lookup(stamp, topic, publisher) {
+            Ok(at) => out.extend_from_slice(self.entry(at)),
+            Err(miss) => {
+                let start = out.len();
+                let matched = tree.matches(topic, publisher, is_online, out);
+                self.keep(miss, stamp, topic, publisher, matched, &out[start..]);
+            }
+        }
     }
 }
 
@@ -158,35 +242,61 @@ mod tests {
         }
     }
 
-    fn subscribe(tree: &mut SubscriptionTree, client: ClientKey, filter: &str) {
-        tree.subscribe(client, &TopicFilter::new(filter).unwrap(), sub(false));
+    /// A tree with a stamp that every change renews, as the broker's routing lock does.
+    struct State {
+        tree: SubscriptionTree,
+        stamp: u64,
+    }
+
+    impl State {
+        fn new(stamp: u64) -> Self {
+            Self {
+                tree: SubscriptionTree::new(),
+                stamp,
+            }
+        }
+
+        fn change(&mut self, f: impl FnOnce(&mut SubscriptionTree)) {
+            f(&mut self.tree);
+            self.stamp += 1;
+        }
+
+        fn subscribe_with(&mut self, client: ClientKey, filter: &str, no_local: bool) {
+            let filter = TopicFilter::new(filter).unwrap();
+            self.change(|t| _ = t.subscribe(client, &filter, sub(no_local)));
+        }
+    }
+
+    fn subscribe(state: &mut State, client: ClientKey, filter: &str) {
+        state.subscribe_with(client, filter, false);
     }
 
     /// The clients a PUBLISH on `topic` goes to, through `cache`.
     fn clients(
-        cache: &mut MatchCache,
-        tree: &SubscriptionTree,
+        cache: &mut MatchCache<Delivery>,
+        state: &State,
         topic: &str,
         publisher: Option<ClientKey>,
     ) -> Vec<ClientKey> {
         let mut out = Vec::new();
-        cache.matches(tree, topic, publisher, |_| true, &mut out);
+        let routing = (&state.tree, state.stamp);
+        cache.matches(routing, topic, publisher, |_| true, &mut out);
         let mut clients: Vec<_> = out.iter().map(|d| d.client).collect();
         clients.sort_unstable();
         clients
     }
 
     /// The slot holding `topic`, if one does.
-    fn entry<'c>(cache: &'c MatchCache, topic: &str) -> Option<&'c Slot> {
+    fn entry<'c>(cache: &'c MatchCache<Delivery>, topic: &str) -> Option<&'c Slot<Delivery>> {
         let slot = cache.slots.get(index(hash(topic)))?;
         (slot.stamp != 0 && slot.topic == topic).then_some(slot)
     }
 
     #[test]
     fn a_topic_is_kept_when_it_comes_back_and_then_served_from_the_cache() {
-        let mut tree = SubscriptionTree::new();
+        let mut tree = State::new(1);
         subscribe(&mut tree, 1, "pets/+/location");
-        let mut cache = MatchCache::default();
+        let mut cache = MatchCache::<Delivery>::default();
         assert_eq!(clients(&mut cache, &tree, "pets/rex/location", None), [1]);
         assert!(
             entry(&cache, "pets/rex/location").is_none(),
@@ -202,9 +312,9 @@ mod tests {
 
     #[test]
     fn any_change_to_the_tree_retires_every_entry() {
-        let mut tree = SubscriptionTree::new();
+        let mut tree = State::new(1);
         subscribe(&mut tree, 1, "a/b");
-        let mut cache = MatchCache::default();
+        let mut cache = MatchCache::<Delivery>::default();
         for _ in 0..3 {
             assert_eq!(clients(&mut cache, &tree, "a/b", None), [1]);
         }
@@ -214,10 +324,10 @@ mod tests {
         subscribe(&mut tree, 3, "a/+");
         assert_eq!(clients(&mut cache, &tree, "a/b", None), [1, 3]);
         assert_eq!(clients(&mut cache, &tree, "a/b", None), [1, 3]);
-        tree.unsubscribe(1, &TopicFilter::new("a/b").unwrap());
+        tree.change(|t| _ = t.unsubscribe(1, &TopicFilter::new("a/b").unwrap()));
         assert_eq!(clients(&mut cache, &tree, "a/b", None), [3]);
-        // Another tree (another broker in this process) never reads this one's entries.
-        let other = SubscriptionTree::new();
+        // Another broker's routing, with a stamp of its own, never reads this one's entries.
+        let other = State::new(1_000);
         assert_eq!(
             clients(&mut cache, &other, "a/b", None),
             Vec::<ClientKey>::new()
@@ -225,11 +335,30 @@ mod tests {
     }
 
     #[test]
+    fn entries_are_emptied_once_the_stamp_moves_on() {
+        let mut tree = State::new(1);
+        subscribe(&mut tree, 1, "a/b");
+        let mut cache = MatchCache::<Delivery>::default();
+        for _ in 0..2 {
+            clients(&mut cache, &tree, "a/b", None);
+        }
+        let at = index(hash("a/b"));
+        assert_eq!(cache.slots[at].deliveries.len(), 1);
+        subscribe(&mut tree, 2, "x");
+        clients(&mut cache, &tree, "x", None);
+        assert!(
+            cache.slots[at].deliveries.is_empty(),
+            "what it held is let go"
+        );
+        assert!(cache.filled.is_empty());
+    }
+
+    #[test]
     fn no_local_entries_hold_for_their_publisher_only() {
-        let mut tree = SubscriptionTree::new();
-        tree.subscribe(1, &TopicFilter::new("chat").unwrap(), sub(true));
+        let mut tree = State::new(1);
+        tree.subscribe_with(1, "chat", true);
         subscribe(&mut tree, 2, "chat");
-        let mut cache = MatchCache::default();
+        let mut cache = MatchCache::<Delivery>::default();
         for _ in 0..3 {
             assert_eq!(clients(&mut cache, &tree, "chat", Some(1)), [2]);
         }
@@ -239,10 +368,10 @@ mod tests {
 
     #[test]
     fn shared_groups_take_turns_and_are_never_kept() {
-        let mut tree = SubscriptionTree::new();
+        let mut tree = State::new(1);
         subscribe(&mut tree, 1, "$share/g/jobs");
         subscribe(&mut tree, 2, "$share/g/jobs");
-        let mut cache = MatchCache::default();
+        let mut cache = MatchCache::<Delivery>::default();
         let turns: Vec<_> = (0..4)
             .map(|_| clients(&mut cache, &tree, "jobs", None))
             .collect();
@@ -252,9 +381,9 @@ mod tests {
 
     #[test]
     fn topics_sharing_a_slot_take_it_only_on_a_second_miss_in_a_row() {
-        let mut tree = SubscriptionTree::new();
+        let mut tree = State::new(1);
         subscribe(&mut tree, 1, "#");
-        let mut cache = MatchCache::default();
+        let mut cache = MatchCache::<Delivery>::default();
         let slot = index(hash("t/0"));
         let rival = (1..)
             .map(|n| format!("t/{n}"))
@@ -272,11 +401,11 @@ mod tests {
 
     #[test]
     fn large_matches_are_not_kept() {
-        let mut tree = SubscriptionTree::new();
+        let mut tree = State::new(1);
         for client in 0..=MOST as ClientKey {
             subscribe(&mut tree, client, "fleet/#");
         }
-        let mut cache = MatchCache::default();
+        let mut cache = MatchCache::<Delivery>::default();
         for _ in 0..3 {
             assert_eq!(clients(&mut cache, &tree, "fleet/a", None).len(), MOST + 1);
         }

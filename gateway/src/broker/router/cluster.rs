@@ -17,8 +17,8 @@ impl SubscriptionTree {
     /// ordinary subscriptions, and every shared group as `$share/{group}/{filter}`. From now
     /// on shared groups are left to the cluster.
     pub(crate) fn track_interest(&mut self) -> Vec<Box<str>> {
-        // Shared groups are no longer matched here.
-        self.changed();
+        // Shared groups are no longer matched here (a change under the routing write lock,
+        // which retires every cached match).
         self.interest = Some(Vec::new());
         let mut filters = Vec::new();
         let mut stack = vec![(ROOT, String::new())];
