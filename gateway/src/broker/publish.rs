@@ -172,7 +172,11 @@ impl Broker {
             matches.lookup(stamp, topic, publisher)
         });
         if let Some(Ok(at)) = cached {
-            return matches.entry(at);
+            // A session gone since has a new stamp too; skipping one that is gone is what a
+            // lookup in the session map would do.
+            let live = matches.entry(at).iter();
+            targets.extend(live.filter_map(|(s, d)| Some((s.upgrade()?, d.clone()))));
+            return targets;
         }
         let routing = self.shared.routing.read();
         let is_online = |k: ClientKey| routing.by_key.get(&k).is_some_and(|s| s.is_online());
@@ -194,7 +198,8 @@ impl Broker {
         if let (Some(matched), Some(Err(miss))) = (matched, cached) {
             // The stamp of the state just read: stable while the read lock is held.
             let stamp = self.shared.routing.stamp();
-            matches.keep(miss, stamp, topic, publisher, matched, targets);
+            let found = targets.iter().map(|(s, d)| (Arc::downgrade(s), d.clone()));
+            matches.keep(miss, stamp, topic, publisher, matched, found);
         }
         targets
     }

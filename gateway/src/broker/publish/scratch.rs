@@ -9,9 +9,11 @@
 //! empty ones put back, so no thread keeps a large one for good.
 
 use std::cell::Cell;
+use std::sync::Weak;
 
 use super::super::router::cache::MatchCache;
 use super::super::router::Delivery;
+use super::super::Session;
 use super::Target;
 
 /// The most entries a vector may hold room for and still be kept.
@@ -26,8 +28,9 @@ pub(super) struct Scratch {
     pub(super) deliveries: Vec<Delivery>,
     /// The sessions they are for.
     pub(super) targets: Vec<Target>,
-    /// The deliveries of topics matched lately, with their sessions.
-    pub(super) matches: MatchCache<Target>,
+    /// The deliveries of topics matched lately, with their sessions. Weak: a thread-local
+    /// must not keep a session, and the store it holds, alive past its broker.
+    pub(super) matches: MatchCache<(Weak<Session>, Delivery)>,
 }
 
 thread_local! {

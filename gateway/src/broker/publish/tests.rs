@@ -67,3 +67,19 @@ async fn an_unsubscribe_stops_a_cached_topic() {
         .await;
     assert_eq!(s.recv_topic().await, "u", "nothing on t after the UNSUBACK");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_threads_cache_does_not_keep_an_ended_session_alive() {
+    let broker = Broker::new(BrokerConfig::default());
+    let (mut publisher, _) = Client::connect_ok(&broker, v5("p", 0)).await;
+    let (mut s, _) = Client::connect_ok(&broker, v5("s", 0)).await;
+    s.subscribe("t").await;
+    let session = broker.shared.sessions.lock().get("s").cloned();
+    let session = std::sync::Arc::downgrade(&session.expect("s has a session"));
+    three_times(&mut publisher, &mut s, "t").await;
+    // Ends with its connection (expiry 0): a session (and its store) must not linger in this
+    // thread's cache of matches, which held the topic for it.
+    s.disconnect(None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    assert!(session.upgrade().is_none(), "the session is gone");
+}

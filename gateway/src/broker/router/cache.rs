@@ -8,15 +8,16 @@
 //! it touched. Kept only are the deliveries that the next message on the topic gets too: none
 //! picked from a shared group (whose turn moves on), and, where a subscription asked for No
 //! Local, only for the same publisher. What an entry holds is the caller's: the broker keeps
-//! each delivery with its session, so that a hit needs neither the routing lock nor a lookup
-//! of the session.
+//! each delivery with a weak reference to its session, so that a hit needs neither the
+//! routing lock nor a lookup of the session, and a thread's cache never keeps a session (and
+//! the store it holds) alive.
 //!
 //! The cache is direct-mapped, a slot per topic hash: a lookup is a hash and one comparison,
 //! and topics that share a slot only miss, whatever clients choose as topics. A topic takes a
 //! slot the second time in a row it misses there, so a stream of topics that never come back
 //! (a million devices, each on its own topic) leaves the slots alone and costs a hash. When
-//! the stamp moves on, the entries filled since are emptied at the next lookup, so what they
-//! hold (sessions, for the broker) is not kept alive by a retired entry for long.
+//! the stamp moves on, the entries filled since are emptied at the next lookup, so a retired
+//! entry does not hold its memory for long.
 
 #[cfg(not(test))]
 use super::ClientKey;
@@ -102,7 +103,7 @@ pub(crate) struct Miss {
     hash: u64,
 }
 
-impl<T: Clone> MatchCache<T> {
+impl<T> MatchCache<T> {
     /// The slot holding the deliveries of a PUBLISH on `topic` by `publisher` in the routing
     /// state `stamp` (read them with [`MatchCache::entry`]), or where to keep them.
     pub(crate) fn lookup(
@@ -141,7 +142,7 @@ impl<T: Clone> MatchCache<T> {
         topic: &str,
         publisher: Option<ClientKey>,
         matched: Matched,
-        found: &[T],
+        found: impl ExactSizeIterator<Item = T>,
     ) {
         let hash = miss.hash;
         if matched.picked || found.len() > MOST || stamp != self.stamp {
@@ -166,7 +167,7 @@ impl<T: Clone> MatchCache<T> {
         slot.topic.clear();
         slot.topic.push_str(topic);
         slot.deliveries.clear();
-        slot.deliveries.extend_from_slice(found);
+        slot.deliveries.extend(found);
     }
 
     /// Empties the entries filled since the stamp last moved on: they can never hit again.
@@ -197,7 +198,8 @@ impl MatchCache<Delivery> {
             Err(miss) => {
                 let start = out.len();
                 let matched = tree.matches(topic, publisher, is_online, out);
-                self.keep(miss, stamp, topic, publisher, matched, &out[start..]);
+                let found = out[start..].iter().cloned();
+                self.keep(miss, stamp, topic, publisher, matched, found);
             }
         }
     }
