@@ -24,13 +24,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::ws_frame::{self, code, Decoder};
 
-/// Smallest and largest raw reads. The bytes a read may fill are zeroed
-/// first (no `unsafe` here to read into uninitialised memory), so the size
-/// follows the traffic rather than the room the caller offers: zeroing
-/// 64 KiB for every 100-byte read would cost more than the read.
-const MIN_READ: u32 = 1024;
-const MAX_READ: u32 = 64 * 1024;
-
 /// A WebSocket carrying MQTT, seen as a byte stream.
 #[derive(Debug)]
 pub struct WsStream<S> {
@@ -40,8 +33,6 @@ pub struct WsStream<S> {
     out: Option<Box<Outgoing>>,
     /// Largest outgoing frame when coalescing.
     max_frame: u32,
-    /// How much the next raw read asks for; adapts to the traffic.
-    read_size: u32,
     /// Several packets per frame, up to `max_frame` bytes.
     coalesce: bool,
     state: State,
@@ -84,7 +75,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
             decoder: Decoder::new(max_message),
             out: None,
             max_frame: u32::try_from(max_frame).unwrap_or(u32::MAX),
-            read_size: MIN_READ,
             coalesce,
             state: State::Open,
         }
@@ -142,18 +132,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<bool>> {
-        let want = buf.remaining().min(self.read_size as usize);
-        let raw = buf.initialize_unfilled_to(want);
-        let mut read = ReadBuf::new(raw);
-        ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
-        let n = read.filled().len();
-        // Grow when a read filled what it asked for, shrink when reads
-        // come in small.
-        if n == want {
-            self.read_size = (self.read_size * 2).min(MAX_READ);
-        } else if n < self.read_size as usize / 4 {
-            self.read_size = (self.read_size / 2).max(MIN_READ);
-        }
+        // Straight into the caller's buffer, which may be uninitialised: the socket's own
+        // read fills it (no zeroing first), and the frames are unmasked and joined in place.
+        // How much the caller offers is its business (the connection's reader adapts it to
+        // the traffic).
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.io).poll_read(cx, buf))?;
+        let n = buf.filled().len() - before;
         if n == 0 {
             // The client went away without a close frame.
             self.state = State::PeerClosed;
@@ -161,14 +146,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
         }
         // Replies to control frames; no allocation unless there are some.
         let mut replies = Vec::new();
-        let decoded = self.decoder.decode(&mut raw[..n], &mut replies);
+        let decoded = self
+            .decoder
+            .decode(&mut buf.filled_mut()[before..], &mut replies);
         if !replies.is_empty() {
             let out = self.out.get_or_insert_with(Box::default);
             out.control.extend_from_slice(&replies);
         }
+        // Of the raw bytes, only the data they carried stays filled: the payload the decoder
+        // moved to their front.
+        buf.set_filled(before + decoded.as_ref().map_or(0, |d| d.data));
         match decoded {
             Ok(decoded) => {
-                buf.advance(decoded.data);
                 if decoded.closed {
                     self.state = State::PeerClosed;
                 }
