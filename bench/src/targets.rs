@@ -65,14 +65,22 @@ const PER_IDLE: &str = "RSS per idle connection, bytes";
 const CPU: &str = "broker CPU, µs/msg";
 const P99: &str = "latency p99, µs";
 
-/// Why broker CPU per message misses 0.5 µs in fan-in.
-const FAN_IN_MISS: &str = "Fan-in reads 50 sockets to write one: about 2,670 instructions per \
-     message in the broker (callgrind, since the match cache and LTO; 3,570 before) and a \
-     fifth of its CPU in the kernel (2,000,000 messages: 0.70 s user, 0.17 s system). One run \
-     moves by about 10 % with the machine's noise: repeat it (`--repeat 5`). The profile and what each change bought: \
-     [PROFILE.md](PROFILE.md). Next: the PUBLISH's decoding and the split of its frame off the \
-     read buffer (about 500 instructions), queueing for the subscriber and waking its writer \
-     across threads.";
+/// Why broker CPU per message misses 0.5 µs in fan-in over TCP.
+const FAN_IN_MISS: &str = "Fan-in reads 50 sockets to write one: about 2,540 instructions per \
+     message in the broker (callgrind; 3,570 before the match cache, LTO and the lock-free \
+     cache hit) and a fifth of its CPU in the kernel (2,000,000 messages: 0.70 s user, 0.17 s \
+     system). The medians are of `--cpu-repeat` runs; one run moves by 10-20 % with the \
+     machine's noise. The profile and what each change bought: [PROFILE.md](PROFILE.md). \
+     Next: the message's allocation, freed on the writer's thread (about 175 instructions in \
+     jemalloc), the PUBLISH's decoding (about 500) and the subscriber's queue, whose lock and \
+     count both publishers' threads write.";
+
+/// Why broker CPU per message misses 0.5 µs in fan-in over WebSocket.
+const WS_FAN_IN_MISS: &str = "Over WebSocket, fan-in costs about 200 instructions per message \
+     more than over TCP (callgrind: about 2,740): the frames are unmasked and joined in place \
+     and the deliveries framed on the way out. Reads no longer zero the buffer first (83 \
+     instructions per message until fd015ab). The rest is the TCP fan-in's cost: see the TCP \
+     row and [PROFILE.md](PROFILE.md).";
 
 /// Why latency p99 over WebSocket misses Mosquitto's.
 const WS_LATENCY_MISS: &str = "Over WebSocket at QoS 1 Aviary's p50 was 10-70 % above \
@@ -187,7 +195,7 @@ fn targets() -> Vec<Target> {
                 bound: 0.5,
                 unit: "µs",
             },
-            miss: FAN_IN_MISS,
+            miss: WS_FAN_IN_MISS,
         },
         Target {
             what: "Broker CPU per delivered QoS 0 message at most 0.5 µs: fan-out, WebSocket",
