@@ -60,7 +60,9 @@ fn spec(readers: usize, messages: u64, qos: QoS) -> FlowSpec {
 }
 
 /// Runs the readers' flow against `endpoint`, with a subscriber that never reads beside
-/// them when `with_slow`; what the readers received.
+/// them when `with_slow`; what the readers received, and with `broker_pid` the broker's CPU
+/// over the flow (every client connected and subscribed, the slow one too, to the last
+/// delivery), as the throughput scenarios count it.
 pub(crate) async fn run_point(
     endpoint: &Endpoint,
     readers: usize,
@@ -68,6 +70,7 @@ pub(crate) async fn run_point(
     qos: QoS,
     with_slow: bool,
     params: &Params,
+    broker_pid: Option<u32>,
 ) -> anyhow::Result<FlowResult> {
     let slow = if with_slow {
         let mut options = client_options(params, "bench-slow".to_owned(), None);
@@ -79,7 +82,8 @@ pub(crate) async fn run_point(
     } else {
         None
     };
-    let flow = scenarios::run_flow(endpoint, &spec(readers, messages, qos), params).await;
+    let spec = spec(readers, messages, qos);
+    let flow = scenarios::run_flow_metered(endpoint, &spec, params, broker_pid).await;
     drop(slow);
     flow
 }
@@ -172,9 +176,9 @@ async fn run_once(
         qos,
         with_slow,
         params,
+        Some(broker.pid()),
     );
     let guard = params.timeout + Duration::from_secs(60);
-    let cpu_before = broker.cpu_time().ok();
     let flow = match tokio::time::timeout(guard, run).await {
         Ok(Ok(flow)) => flow,
         Ok(Err(e)) => return Err(format!("{e:#}")),
@@ -183,9 +187,7 @@ async fn run_once(
     let rss = broker.rss_kib().ok();
     // The broker's CPU per message published: what one more subscriber costs it, which the
     // machine's noise moves far less than the readers' rate.
-    let cpu = cpu_before
-        .zip(broker.cpu_time().ok())
-        .map(|(before, after)| after.saturating_sub(before));
+    let cpu = flow.broker_cpu;
     broker
         .check_alive()
         .map_err(|e| format!("broker died: {e:#}"))?;
@@ -313,7 +315,9 @@ pub(crate) async fn run(
          (a delivery, or a queue entry, per subscriber), so (c) / (b) tells that work from any \
          harm the slow one does. The broker's CPU time per message published, beside the \
          rates, tells what the slow one costs the broker itself: on this shared 2-core machine \
-         the readers' rate also moves with the load generator and the neighbours. Median of \
+         the readers' rate also moves with the load generator and the neighbours. It is \
+         counted over the flow, from when every client is connected and subscribed to the \
+         last delivery, as in the throughput table. Median of \
          {repeat} round(s), brokers alternating, the three runs in reverse order every other \
          round; the ratios \
          are medians of each round's own ratio (a round's runs are paired), so they need not \
@@ -396,9 +400,17 @@ mod tests {
     async fn smoke_readers_get_everything_beside_a_slow_one() {
         let broker = TestBroker::start().await;
         let params = smoke_params(1024);
-        let flow = run_point(&broker.endpoint, 2, 5_000, QoS::AtLeastOnce, true, &params)
-            .await
-            .unwrap();
+        let flow = run_point(
+            &broker.endpoint,
+            2,
+            5_000,
+            QoS::AtLeastOnce,
+            true,
+            &params,
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(flow.expected, 10_000);
         assert_eq!(flow.delivered, 10_000);
         assert_eq!(flow.lost(), 0);
