@@ -19,11 +19,9 @@
 //! the stamp moves on, the entries filled since are emptied at the next lookup, so a retired
 //! entry does not hold its memory for long.
 
-#[cfg(not(test))]
-use super::ClientKey;
-use super::Matched;
+use super::{ClientKey, Matched};
 #[cfg(test)]
-use super::{ClientKey, Delivery, SubscriptionTree};
+use super::{Delivery, SubscriptionTree};
 
 /// Slots per thread: a power of two.
 const SLOTS: usize = 1024;
