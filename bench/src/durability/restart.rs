@@ -266,9 +266,10 @@ fn section(
          graceful; kill -9: a crash) and started on the same data directory. Target: under \
          5 s to accepting connections. \"CPU time until ready\": user + system time of the \
          new process (the kernel's CPU clock of the process) when Aviary printed its \
-         `listening` line or Mosquitto first accepted a connection; it counts no time spent waiting for a core \
-         that other load holds, so it varies less than the wall-clock times (a busy machine \
-         still slows it: caches and SMT siblings are shared). \"Got back\" counts deliveries after the restart: the \
+         `listening` line or Mosquitto first accepted a connection; it counts no time spent \
+         waiting for a core that other load holds, so it varies less than the wall-clock \
+         times (a busy machine still slows it: caches and SMT siblings are shared). \"Got \
+         back\" counts deliveries after the restart: the \
          subscriber resumes its session, then a new one subscribes to `retained/#` at QoS 1. \
          Disk writes: the broker's `write_bytes` in `/proc/PID/io` during the fill, divided \
          by the messages acknowledged.\n",

@@ -98,7 +98,8 @@ impl PointResult {
     ///
     /// A burst of load from elsewhere on the machine moves one round's figure; the median of
     /// several does not move with one such burst. When messages were lost the rounds' figures
-    /// do not hold (what was sent was not all routed), and the whole phase's CPU is divided by the deliveries instead, as it always was.
+    /// do not hold (what was sent was not all routed), and the whole phase's CPU is divided by
+    /// the deliveries instead, as it always was.
     pub(crate) fn cpu_per_publish(&self) -> Option<f64> {
         let total: Duration = self.cpu.iter().map(|(cpu, _)| *cpu).sum();
         if self.cpu.is_empty() || self.flow.delivered == 0 {

@@ -9,9 +9,9 @@
 //!
 //! Nodes sit in an arena (`Vec<Node>` indexed by position, with a free list), and every walk is a
 //! loop: topics and filters may have 32,768 levels, and one deep filter must neither overflow a
-//! worker's stack nor make dropping the tree recurse. Matching runs under the routing read lock
-//! on every PUBLISH that its thread's [`cache`] does not hold, so it takes `&self`; the one thing it changes, a shared group's round-robin
-//! cursor, is atomic.
+//! worker's stack nor make dropping the tree recurse. Matching runs under the routing read lock on
+//! every PUBLISH that its thread's [`cache`] does not hold, so it takes `&self`; the one thing it
+//! changes, a shared group's round-robin cursor, is atomic.
 //!
 //! Spec: MQTT 5.0 sections 4.7 (topic filters), 3.3.4 (overlapping subscriptions), 3.8.3.1
 //! (No Local) and 4.8.2 (shared subscriptions).
