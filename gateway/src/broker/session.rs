@@ -392,7 +392,10 @@ impl Session {
         let backlog = st.durable.outbox.backlog();
         let room = st.backlog.press(backlog, limits, online);
         self.flush_journal(&mut st);
-        let wake = st.link.notify_writer();
+        let outbox = &st.durable.outbox;
+        let wake = st
+            .link
+            .notify_writer(|window| outbox.waits_for_window(window));
         drop(st);
         if let Some(wake) = wake {
             wake.wake_task();

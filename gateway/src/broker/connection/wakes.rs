@@ -302,6 +302,53 @@ async fn a_writer_blocked_on_a_full_socket_is_not_woken_for_every_message_queued
 }
 
 #[tokio::test]
+async fn a_writer_with_a_full_window_is_not_woken_for_every_message_queued() {
+    let broker = Broker::new(crate::broker::BrokerConfig::default());
+    // A socket that holds everything: the client takes it all and acknowledges none.
+    let mut subscriber = connect(&broker, "subscriber", 3).await;
+    subscriber.subscribe("t", QoS::AtLeastOnce).await;
+    let (mut publisher, _) = Client::connect_ok(&broker, testing::v5("publisher", 0)).await;
+    for n in 1..=3 {
+        publish_acked(&mut publisher, "t", n, format!("m{n}").as_bytes()).await;
+    }
+    subscriber.poll_once();
+    let mut first = None;
+    for n in 1..=3 {
+        match subscriber.written().await {
+            Packet::Publish(p) => {
+                assert_eq!(p.payload, format!("m{n}").as_bytes());
+                first = first.or(p.packet_id);
+            }
+            other => panic!("expected PUBLISH {n}, got {other:?}"),
+        }
+    }
+    let full = subscriber.wakes.0.load(Ordering::SeqCst);
+    for n in 4..=103 {
+        publish_acked(&mut publisher, "t", n, b"queued").await;
+        subscriber.poll_once();
+    }
+    assert_eq!(
+        subscriber.wakes.0.load(Ordering::SeqCst),
+        full,
+        "messages queued while the in-flight window was full woke the writer's task"
+    );
+    assert!(subscriber.nothing_written(), "sent past the window");
+
+    // An acknowledgement frees the window: the poll that reads it sends the next message.
+    let first = first.expect("a QoS 1 message has a packet identifier");
+    subscriber.send(Packet::PubAck(Ack::new(first))).await;
+    subscriber.poll_once();
+    match subscriber.written().await {
+        Packet::Publish(p) => assert_eq!(&p.payload[..], b"queued"),
+        other => panic!("expected the first queued PUBLISH, got {other:?}"),
+    }
+    assert!(
+        subscriber.nothing_written(),
+        "one acknowledgement, one more message"
+    );
+}
+
+#[tokio::test]
 async fn a_run_of_pubacks_in_one_read_refills_the_window_in_that_poll() {
     let broker = Broker::new(crate::broker::BrokerConfig::default());
     let mut subscriber = connect(&broker, "subscriber", 3).await;

@@ -301,11 +301,23 @@ impl Link {
         self.conn.as_ref().map(|c| c.wake.clone())
     }
 
-    /// Tells the current connection's writer, if any, that it has work; returns its wake-up
-    /// to fire once the session's lock is released if the writer waits for work. A busy
-    /// writer, as in a steady stream, costs no reference count.
-    pub(super) fn notify_writer(&self) -> Option<Arc<WriterWake>> {
+    /// Tells the current connection's writer, if any, that a message was queued; returns its
+    /// wake-up to fire once the session's lock is released if the writer waits for work. A
+    /// busy writer, as in a steady stream, costs no reference count.
+    ///
+    /// Not while the queue's front waits for the in-flight window (`waits_for_window`, given
+    /// the connection's window): the writer could send nothing more. Only an acknowledgement
+    /// frees the window, and the connection's own reader takes it and wakes its writer by the
+    /// flag. Waking the task for every message queued behind a full window polled a writer
+    /// that could do nothing, once per message to a QoS 1 subscriber that stopped reading.
+    pub(super) fn notify_writer(
+        &self,
+        waits_for_window: impl FnOnce(usize) -> bool,
+    ) -> Option<Arc<WriterWake>> {
         let conn = self.conn.as_ref()?;
+        if waits_for_window(usize::from(conn.window)) {
+            return None;
+        }
         conn.wake.note().then(|| conn.wake.clone())
     }
 

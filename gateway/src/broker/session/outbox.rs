@@ -219,6 +219,14 @@ impl Active {
         self.dropped
     }
 
+    /// Whether the front of the queue waits for the in-flight window (`window` messages):
+    /// until an acknowledgement frees it, nothing queued goes out, as messages go in order.
+    pub(crate) fn waits_for_window(&self, window: usize) -> bool {
+        self.queue
+            .front()
+            .is_some_and(|front| front.qos != QoS::AtMostOnce && self.inflight.len() >= window)
+    }
+
     /// Whether any QoS 1/2 message awaits its acknowledgement.
     pub(crate) fn has_inflight(&self) -> bool {
         !self.inflight.is_empty()
@@ -281,13 +289,12 @@ impl Active {
     /// Moves the front of the queue into `batch`. False if the queue is
     /// empty or its front must wait for the window.
     fn pop_queued(&mut self, batch: &mut Batch, window: usize, now: Instant) -> bool {
-        let Some(front) = self.queue.front() else {
-            return false;
-        };
-        if front.qos != QoS::AtMostOnce && self.inflight.len() >= window {
+        if self.waits_for_window(window) {
             return false;
         }
-        let out = self.remove_queued(0).expect("front exists");
+        let Some(out) = self.remove_queued(0) else {
+            return false;
+        };
         if out.msg.is_expired(now) {
             self.record(|| Event::Done(out.clone()), &out);
             batch.expired += 1;
