@@ -301,27 +301,40 @@ async fn a_writer_blocked_on_a_full_socket_is_not_woken_for_every_message_queued
     }
 }
 
-#[tokio::test]
-async fn a_writer_with_a_full_window_is_not_woken_for_every_message_queued() {
-    let broker = Broker::new(crate::broker::BrokerConfig::default());
-    // A socket that holds everything: the client takes it all and acknowledges none.
-    let mut subscriber = connect(&broker, "subscriber", 3).await;
+/// A QoS 1 subscriber with a window of 3, a publisher that sent it `published` messages
+/// ("m1", "m2", ...), and the packet identifiers of the 3 the subscriber read, in flight.
+async fn window_of_three(
+    broker: &Broker,
+    published: u16,
+) -> (Polled<impl Future<Output = ()>>, Client, Vec<NonZeroU16>) {
+    let mut subscriber = connect(broker, "subscriber", 3).await;
     subscriber.subscribe("t", QoS::AtLeastOnce).await;
-    let (mut publisher, _) = Client::connect_ok(&broker, testing::v5("publisher", 0)).await;
-    for n in 1..=3 {
+    let (mut publisher, _) = Client::connect_ok(broker, testing::v5("publisher", 0)).await;
+    for n in 1..=published {
         publish_acked(&mut publisher, "t", n, format!("m{n}").as_bytes()).await;
     }
     subscriber.poll_once();
-    let mut first = None;
+    let mut ids = Vec::new();
     for n in 1..=3 {
         match subscriber.written().await {
             Packet::Publish(p) => {
                 assert_eq!(p.payload, format!("m{n}").as_bytes());
-                first = first.or(p.packet_id);
+                ids.push(
+                    p.packet_id
+                        .expect("a QoS 1 message has a packet identifier"),
+                );
             }
             other => panic!("expected PUBLISH {n}, got {other:?}"),
         }
     }
+    (subscriber, publisher, ids)
+}
+
+#[tokio::test]
+async fn a_writer_with_a_full_window_is_not_woken_for_every_message_queued() {
+    let broker = Broker::new(crate::broker::BrokerConfig::default());
+    // A socket that holds everything: the client takes it all and acknowledges none.
+    let (mut subscriber, mut publisher, ids) = window_of_three(&broker, 3).await;
     let full = subscriber.wakes.0.load(Ordering::SeqCst);
     for n in 4..=103 {
         publish_acked(&mut publisher, "t", n, b"queued").await;
@@ -335,8 +348,7 @@ async fn a_writer_with_a_full_window_is_not_woken_for_every_message_queued() {
     assert!(subscriber.nothing_written(), "sent past the window");
 
     // An acknowledgement frees the window: the poll that reads it sends the next message.
-    let first = first.expect("a QoS 1 message has a packet identifier");
-    subscriber.send(Packet::PubAck(Ack::new(first))).await;
+    subscriber.send(Packet::PubAck(Ack::new(ids[0]))).await;
     subscriber.poll_once();
     match subscriber.written().await {
         Packet::Publish(p) => assert_eq!(&p.payload[..], b"queued"),
@@ -351,23 +363,7 @@ async fn a_writer_with_a_full_window_is_not_woken_for_every_message_queued() {
 #[tokio::test]
 async fn a_run_of_pubacks_in_one_read_refills_the_window_in_that_poll() {
     let broker = Broker::new(crate::broker::BrokerConfig::default());
-    let mut subscriber = connect(&broker, "subscriber", 3).await;
-    subscriber.subscribe("t", QoS::AtLeastOnce).await;
-    let (mut publisher, _) = Client::connect_ok(&broker, testing::v5("publisher", 0)).await;
-    for n in 1..=6 {
-        publish_acked(&mut publisher, "t", n, format!("m{n}").as_bytes()).await;
-    }
-    subscriber.poll_once();
-    let mut ids = Vec::new();
-    for n in 1..=3 {
-        match subscriber.written().await {
-            Packet::Publish(p) => {
-                assert_eq!(p.payload, format!("m{n}").as_bytes());
-                ids.push(p.packet_id.unwrap());
-            }
-            other => panic!("expected PUBLISH {n}, got {other:?}"),
-        }
-    }
+    let (mut subscriber, _publisher, ids) = window_of_three(&broker, 6).await;
 
     // One read: a run of plain PUBACKs, one of them for an id not in flight (ignored), then
     // one with a reason code, which ends the run and is decoded in full.
