@@ -224,7 +224,13 @@ impl Active {
     pub(crate) fn waits_for_window(&self, window: usize) -> bool {
         self.queue
             .front()
-            .is_some_and(|front| front.qos != QoS::AtMostOnce && self.inflight.len() >= window)
+            .is_some_and(|front| self.must_wait(front.qos, window))
+    }
+
+    /// Whether a message of `qos` must wait for the in-flight window (`window` messages): QoS
+    /// 1 and 2 messages do while it is full; QoS 0 ones never take a place in it.
+    fn must_wait(&self, qos: QoS, window: usize) -> bool {
+        qos != QoS::AtMostOnce && self.inflight.len() >= window
     }
 
     /// Whether any QoS 1/2 message awaits its acknowledgement.
@@ -324,7 +330,7 @@ impl Active {
         let pulled = cursor.pull(&store, now, PULL_BUDGET, readable, |out| {
             let room = batch.messages.len() < max;
             // Wait for the window rather than send a later message first.
-            let fits = out.qos == QoS::AtMostOnce || self.inflight.len() < window;
+            let fits = !self.must_wait(out.qos, window);
             if room && fits {
                 self.send(out, batch);
             }
