@@ -22,6 +22,9 @@ use crate::points::{Column, Measure, PointTable};
 use crate::report::format_value;
 use crate::scenarios::{self, client_options, FlowResult, FlowSpec, Params};
 
+mod verdict;
+use verdict::{aviary_miss, verdict, BAR};
+
 /// The topic [`scenarios::run_flow`] publishes on when each publisher does not have its own.
 const FLOW_TOPIC: &str = "bench/flow";
 
@@ -263,6 +266,7 @@ pub(crate) async fn run(
         })
         .collect();
     let repeat = repeat.max(args.slow_repeat).max(1);
+    let n = args.slow_subscribers.max(2);
     let mut table = PointTable::new(&["QoS", "Broker"], &COLUMNS);
     let mut verdicts = Vec::new();
     for &level in &args.slow_qos {
@@ -276,8 +280,7 @@ pub(crate) async fn run(
             for (s, spec) in specs.iter().enumerate() {
                 eprintln!(
                     "==> [slow consumer] QoS {level}, {} subscribers on {} (run {round}/{repeat})",
-                    args.slow_subscribers.max(2),
-                    spec.kind
+                    n, spec.kind
                 );
                 let mut round_runs = [Variant::Alone, Variant::AllReading, Variant::WithSlow]
                     .map(|variant| (variant, Err(String::new())));
@@ -293,7 +296,7 @@ pub(crate) async fn run(
                     // Let sockets close and the CPU cool down before the next broker starts.
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                let measure = measure(args.slow_subscribers.max(2), &round_runs);
+                let measure = measure(n, &round_runs);
                 eprintln!("    {}", measure.summary(&COLUMNS));
                 runs[s].push(measure);
             }
@@ -303,11 +306,10 @@ pub(crate) async fn run(
             let rounds: Vec<f64> = runs[s].iter().filter_map(|m| m.values[3]).collect();
             verdicts.push(verdict(&spec.kind.to_string(), level, medians[3], &rounds));
             if spec.kind == BrokerKind::Aviary && medians[3].is_some_and(|r| r < BAR) {
-                verdicts.push(aviary_miss(&medians, &rounds, args.slow_subscribers.max(2)));
+                verdicts.push(aviary_miss(&medians, &rounds, n));
             }
         }
     }
-    let n = args.slow_subscribers.max(2);
     format!(
         "## Slow consumer\n\nEach round, per broker, three runs on fresh brokers: one publisher \
          sends {messages} messages of {payload} B on one topic (a) to {readers} subscribers that \
@@ -338,127 +340,10 @@ pub(crate) async fn run(
     )
 }
 
-/// The bar: the readers beside the slow one keep at least this share of their rate alone, %.
-const BAR: f64 = 90.0;
-
-/// Whether the readers kept within 10 % of their baseline, in a line, with each round's own
-/// ratio (`rounds`): on this machine they spread wider than the bar.
-fn verdict(broker: &str, qos: u8, ratio_percent: Option<f64>, rounds: &[f64]) -> String {
-    let rounds = match rounds {
-        [] | [_] => String::new(),
-        _ => {
-            let each: Vec<String> = rounds.iter().map(|r| format!("{r:.1}")).collect();
-            format!(" (rounds: {} %)", each.join(", "))
-        }
-    };
-    match ratio_percent {
-        Some(r) if r >= BAR => format!(
-            "- {broker}, QoS {qos}: the readers kept {r:.1} % of their rate alone{rounds}: \
-             within 10 %."
-        ),
-        Some(r) => format!(
-            "- {broker}, QoS {qos}: the readers kept {r:.1} % of their rate alone{rounds}: \
-             NOT within 10 %."
-        ),
-        None => format!("- {broker}, QoS {qos}: not measured (see the notes)."),
-    }
-}
-
-/// Why Aviary's readers kept less than the bar, from the run's own medians (`COLUMNS`'
-/// order) and rounds' ratios, and what meeting it would take: issue 13 asks a missed target
-/// to show both.
-fn aviary_miss(medians: &[Option<f64>], rounds: &[f64], n: usize) -> String {
-    let value = |i: usize, digits: usize| format_value(medians[i], digits);
-    let extra = medians[5]
-        .zip(medians[6])
-        .filter(|(alone, _)| *alone > 0.0)
-        .map_or_else(String::new, |(alone, slow)| {
-            format!(" ({:+.0} %)", (slow / alone - 1.0) * 100.0)
-        });
-    let spread = rounds.iter().copied().fold(f64::NAN, f64::max)
-        - rounds.iter().copied().fold(f64::NAN, f64::min);
-    let noise = if spread > 100.0 - BAR {
-        format!(
-            " The rounds above also spread wider than the bar ({spread:.1} points): the \
-             readers' rate moves by more than 10 % from one run to the next here."
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        "  - Why: the slow one cost the broker {slow_cpu} µs of CPU per message published, \
-         against {alone_cpu} with the readers alone{extra}, and beside it the readers kept \
-         {against_all} % of their rate with all {n} reading: it costs them about what one \
-         more reading subscriber does, on two cores the load generator shares with the \
-         broker. The profile (`bench/PROFILE.md`, \"Instructions per delivery\"): its queue \
-         entry and the eviction of its oldest message are 316 instructions per message \
-         published at QoS 0 and 372 at QoS 1, against 926 and 1,231 for a fifth reader; the \
-         rest is memory. Its queue keeps 10,000 \
-         messages, each through 10,000 newer ones, so each new one is written to memory that \
-         has left the caches, and the publisher's receive buffers, which the queued payloads \
-         share, cannot be reused in place (the RSS column). A build that dropped the newest \
-         message instead (as Mosquitto does) cost nothing beside the slow one, but a client \
-         that catches up would get messages 10,000 behind, so Aviary drops the oldest.\n  \
-         - What it would take: less broker work per queued message (one queue lock and one \
-         wake-up per subscriber for a read's worth of messages, not per message), or the \
-         load generator on cores of its own.{noise}",
-        slow_cpu = value(6, 2),
-        alone_cpu = value(5, 2),
-        against_all = value(4, 1),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testkit::{smoke_params, TestBroker};
-
-    #[test]
-    fn the_verdict_names_the_bar() {
-        assert!(verdict("Aviary", 1, Some(95.0), &[]).ends_with("within 10 %."));
-        assert!(verdict("Aviary", 1, Some(80.0), &[]).contains("NOT"));
-        assert!(verdict("Aviary", 0, None, &[]).contains("not measured"));
-        let line = verdict("Aviary", 1, Some(87.1), &[87.1, 84.8, 90.8]);
-        assert!(
-            line.contains("87.1 % of their rate alone (rounds: 87.1, 84.8, 90.8 %): NOT"),
-            "{line}"
-        );
-    }
-
-    #[test]
-    fn a_miss_of_aviarys_says_what_the_slow_one_cost_from_the_run() {
-        let medians = [
-            Some(413_498.0),
-            Some(364_136.0),
-            Some(366_480.0),
-            Some(87.1),
-            Some(102.3),
-            Some(2.40),
-            Some(2.66),
-            Some(0.0),
-            Some(39.5),
-        ];
-        let why = aviary_miss(&medians, &[87.1, 84.8, 90.8], 5);
-        assert!(
-            why.contains("2.66 µs of CPU per message published"),
-            "{why}"
-        );
-        assert!(
-            why.contains("against 2.40 with the readers alone (+11 %)"),
-            "{why}"
-        );
-        assert!(
-            why.contains("kept 102.3 % of their rate with all 5 reading"),
-            "{why}"
-        );
-        assert!(why.contains("What it would take"), "{why}");
-        assert!(!why.contains("spread wider"), "6 points apart: {why}");
-        let noisy = aviary_miss(&medians, &[87.1, 57.2, 99.8], 5);
-        assert!(
-            noisy.contains("spread wider than the bar (42.6 points)"),
-            "{noisy}"
-        );
-    }
 
     #[test]
     fn rates_compare_per_reader() {
