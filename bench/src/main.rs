@@ -27,6 +27,7 @@ mod charts;
 mod cli;
 mod client;
 mod cluster;
+mod cores;
 mod disk;
 mod durability;
 mod growth;

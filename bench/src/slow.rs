@@ -10,19 +10,22 @@
 //! client here (10,000, Aviary's default), as the design promises a slow subscriber a
 //! bounded queue. In each round every broker in `--brokers` runs three flows, each in a
 //! fresh process: the readers alone, all N reading, and the readers beside the slow one;
-//! `--only slow-consumer`.
+//! `--only slow-consumer`. A round during which the host moved the machine's cores is run
+//! again (`rounds`, `crate::cores`).
 
 use std::time::Duration;
 
 use aviary_protocol::QoS;
 
-use crate::broker::{BrokerKind, BrokerSpec, RunningBroker};
+use crate::broker::{BrokerKind, BrokerSpec};
 use crate::client::{self, Endpoint, Transport};
 use crate::points::{Column, Measure, PointTable};
 use crate::report::format_value;
 use crate::scenarios::{self, client_options, FlowResult, FlowSpec, Params};
 
+mod rounds;
 mod verdict;
+use rounds::rounds;
 use verdict::{aviary_miss, verdict, BAR};
 
 /// The topic [`scenarios::run_flow`] publishes on when each publisher does not have its own.
@@ -55,6 +58,13 @@ pub(crate) struct SlowArgs {
     /// alike (Aviary's default; the design promises a slow subscriber a bounded queue).
     #[arg(long, default_value_t = 10_000)]
     pub(crate) slow_max_queued: usize,
+}
+
+impl SlowArgs {
+    /// Subscribers on the topic, the slow one among them: at least 2.
+    fn subscribers(&self) -> usize {
+        self.slow_subscribers.max(2)
+    }
 }
 
 /// The flow of the readers: one publisher, `readers` subscribers reading as fast as they can.
@@ -155,56 +165,20 @@ const COLUMNS: [Column; 9] = [
     Column::down("broker RSS after the slow run, MiB", 1),
 ];
 
-/// One run of one variant on a fresh broker: what the readers got, the broker's RSS at the
-/// end, or why there is nothing.
-async fn run_once(
-    spec: &BrokerSpec,
-    args: &SlowArgs,
-    variant: Variant,
-    qos: QoS,
-    params: &Params,
-) -> Run {
-    let params = &params.for_brokers();
-    let mut broker = RunningBroker::start(spec).map_err(|e| format!("{e:#}"))?;
-    let endpoint = Endpoint {
-        tcp: broker.mqtt,
-        ws_url: broker.ws_url.clone(),
-    };
-    let readers = variant.readers(args.slow_subscribers.max(2));
-    let with_slow = variant == Variant::WithSlow;
-    let run = run_point(
-        &endpoint,
-        readers,
-        args.slow_messages,
-        qos,
-        with_slow,
-        params,
-        Some(broker.pid()),
-    );
-    let guard = params.timeout + Duration::from_secs(60);
-    let flow = match tokio::time::timeout(guard, run).await {
-        Ok(Ok(flow)) => flow,
-        Ok(Err(e)) => return Err(format!("{e:#}")),
-        Err(_) => return Err(format!("did not finish within {guard:?}")),
-    };
-    let rss = broker.rss_kib().ok();
-    // The broker's CPU per message published: what one more subscriber costs it, which the
-    // machine's noise moves far less than the readers' rate.
-    let cpu = flow.broker_cpu;
-    broker
-        .check_alive()
-        .map_err(|e| format!("broker died: {e:#}"))?;
-    Ok(Outcome { flow, rss, cpu })
-}
-
-/// One round's three runs (in [`Variant`]'s order) as table values.
-fn measure(n: usize, runs: &[(Variant, Run); 3]) -> Measure {
+/// One round's three runs (in [`Variant`]'s order) as table values; `moved` says where the
+/// cores were when the host moved them during the round.
+fn measure(n: usize, runs: &[(Variant, Run); 3], moved: Option<&str>) -> Measure {
     // Deliveries per second per reading subscriber, so runs with N - 1 and N readers compare.
     let per_reader =
         |(variant, run): &(Variant, Run)| Some(flow_of(run)?.rate()? / variant.readers(n) as f64);
     let [alone, all, slow] = runs.each_ref().map(per_reader);
     let percent = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b * 100.0);
     let mut notes = Vec::new();
+    if let Some(cores) = moved {
+        notes.push(format!(
+            "the host moved the cores during the round ({cores})"
+        ));
+    }
     for (variant, run) in runs {
         match run {
             Err(e) => notes.push(format!("{}: {e}", variant.name())),
@@ -266,7 +240,7 @@ pub(crate) async fn run(
         })
         .collect();
     let repeat = repeat.max(args.slow_repeat).max(1);
-    let n = args.slow_subscribers.max(2);
+    let n = args.subscribers();
     let mut table = PointTable::new(&["QoS", "Broker"], &COLUMNS);
     let mut verdicts = Vec::new();
     for &level in &args.slow_qos {
@@ -275,36 +249,20 @@ pub(crate) async fn run(
         } else {
             QoS::AtLeastOnce
         };
-        let mut runs: Vec<Vec<Measure>> = vec![Vec::new(); specs.len()];
-        for round in 1..=repeat {
-            for (s, spec) in specs.iter().enumerate() {
-                eprintln!(
-                    "==> [slow consumer] QoS {level}, {} subscribers on {} (run {round}/{repeat})",
-                    n, spec.kind
-                );
-                let mut round_runs = [Variant::Alone, Variant::AllReading, Variant::WithSlow]
-                    .map(|variant| (variant, Err(String::new())));
-                // Every other round runs them backwards, so that a machine getting busier or
-                // quieter during a round does not favour the same variant every time.
-                let mut order = [0, 1, 2];
-                if round % 2 == 0 {
-                    order.reverse();
-                }
-                for i in order {
-                    let (variant, run) = &mut round_runs[i];
-                    *run = run_once(spec, args, *variant, qos, &params).await;
-                    // Let sockets close and the CPU cool down before the next broker starts.
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                let measure = measure(n, &round_runs);
-                eprintln!("    {}", measure.summary(&COLUMNS));
-                runs[s].push(measure);
-            }
-        }
-        for (s, spec) in specs.iter().enumerate() {
-            let medians = table.push(vec![level.to_string(), spec.kind.to_string()], &runs[s]);
-            let rounds: Vec<f64> = runs[s].iter().filter_map(|m| m.values[3]).collect();
-            verdicts.push(verdict(&spec.kind.to_string(), level, medians[3], &rounds));
+        let brokers = rounds(&specs, args, &params, qos, repeat).await;
+        for (spec, done) in specs.iter().zip(brokers) {
+            let medians = table.push(
+                vec![level.to_string(), spec.kind.to_string()],
+                &done.measures,
+            );
+            let rounds: Vec<f64> = done.ratios.iter().map(|r| r.percent).collect();
+            verdicts.push(verdict(
+                &spec.kind.to_string(),
+                level,
+                medians[3],
+                &done.ratios,
+                done.again,
+            ));
             if spec.kind == BrokerKind::Aviary && medians[3].is_some_and(|r| r < BAR) {
                 verdicts.push(aviary_miss(&medians, &rounds, n));
             }
@@ -327,7 +285,13 @@ pub(crate) async fn run(
          {repeat} round(s), brokers alternating, the three runs in reverse order every other \
          round; the ratios \
          are medians of each round's own ratio (a round's runs are paired), so they need not \
-         equal the ratio of the medians beside them. Both brokers may queue {queued} messages \
+         equal the ratio of the medians beside them. Before and after each run the bench \
+         times a cache line's round trip between the machine's two cores \
+         (`bench/src/cores.rs`): the host of this virtual machine moves its cores between \
+         places about 55 and 320 ns apart, which moves every broker's CPU per message by up to \
+         2×, so a round whose round trips differ by more than 2× is run again (at most \
+         {repeat} times per broker and QoS), and each round's ratio is listed with its round \
+         trips. Both brokers may queue {queued} messages \
          per client here (`--slow-max-queued`; the rest of the report lets them queue \
          `--max-queued`), so beyond that the slow one's messages are dropped, as a broker \
          with a bounded queue does.\n\n{}\n{}\n",
@@ -366,7 +330,7 @@ mod tests {
             (Variant::AllReading, outcome(flow(400, 500), None, 40)),
             (Variant::WithSlow, outcome(flow(360, 400), Some(2048), 33)),
         ];
-        let measure = measure(5, &runs);
+        let measure = measure(5, &runs, None);
         let v = &measure.values;
         assert_eq!(&v[..3], [Some(100.0), Some(80.0), Some(90.0)]);
         assert_eq!(v[3], Some(90.0));

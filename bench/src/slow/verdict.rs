@@ -7,14 +7,37 @@ use crate::report::format_value;
 /// The bar: the readers beside the slow one keep at least this share of their rate alone, %.
 pub(super) const BAR: f64 = 90.0;
 
+/// A round's ratio of the readers' rate beside the slow one to their rate alone, and where
+/// the host had the cores meanwhile ([`crate::cores::describe`]).
+#[derive(Debug, Clone)]
+pub(super) struct RoundRatio {
+    pub(super) percent: f64,
+    pub(super) cores: String,
+}
+
 /// Whether the readers kept within 10 % of their baseline, in a line, with each round's own
-/// ratio (`rounds`): on this machine they spread wider than the bar.
-pub(super) fn verdict(broker: &str, qos: u8, ratio_percent: Option<f64>, rounds: &[f64]) -> String {
+/// ratio and cores (`rounds`): on this machine they spread wider than the bar, and `again`
+/// rounds were run again because the host moved the cores during them.
+pub(super) fn verdict(
+    broker: &str,
+    qos: u8,
+    ratio_percent: Option<f64>,
+    rounds: &[RoundRatio],
+    again: usize,
+) -> String {
+    let again = match again {
+        0 => String::new(),
+        1 => "; 1 more was run again, the host having moved the cores during it".to_owned(),
+        k => format!("; {k} more were run again, the host having moved the cores during them"),
+    };
     let rounds = match rounds {
-        [] | [_] => String::new(),
+        [] | [_] if again.is_empty() => String::new(),
         _ => {
-            let each: Vec<String> = rounds.iter().map(|r| format!("{r:.1}")).collect();
-            format!(" (rounds: {} %)", each.join(", "))
+            let each: Vec<String> = rounds
+                .iter()
+                .map(|r| format!("{:.1} % at {}", r.percent, r.cores))
+                .collect();
+            format!(" (rounds: {}{again})", each.join(", "))
         }
     };
     match ratio_percent {
@@ -46,7 +69,8 @@ pub(super) fn aviary_miss(medians: &[Option<f64>], rounds: &[f64], n: usize) -> 
     let noise = if spread > 100.0 - BAR {
         format!(
             " The rounds above also spread wider than the bar ({spread:.1} points): the \
-             readers' rate moves by more than 10 % from one run to the next here."
+             readers' rate moves by more than 10 % from one run to the next here, the more so \
+             as the host moves the cores (the round trips beside each round)."
         )
     } else {
         String::new()
@@ -80,12 +104,28 @@ mod tests {
 
     #[test]
     fn the_verdict_names_the_bar() {
-        assert!(verdict("Aviary", 1, Some(95.0), &[]).ends_with("within 10 %."));
-        assert!(verdict("Aviary", 1, Some(80.0), &[]).contains("NOT"));
-        assert!(verdict("Aviary", 0, None, &[]).contains("not measured"));
-        let line = verdict("Aviary", 1, Some(87.1), &[87.1, 84.8, 90.8]);
+        assert!(verdict("Aviary", 1, Some(95.0), &[], 0).ends_with("within 10 %."));
+        assert!(verdict("Aviary", 1, Some(80.0), &[], 0).contains("NOT"));
+        assert!(verdict("Aviary", 0, None, &[], 0).contains("not measured"));
+        let at = |percent, cores: &str| RoundRatio {
+            percent,
+            cores: cores.to_owned(),
+        };
+        let rounds = [at(87.1, "55 ns"), at(84.8, "55–63 ns"), at(90.8, "320 ns")];
+        let line = verdict("Aviary", 1, Some(87.1), &rounds, 0);
         assert!(
-            line.contains("87.1 % of their rate alone (rounds: 87.1, 84.8, 90.8 %): NOT"),
+            line.contains(
+                "87.1 % of their rate alone (rounds: 87.1 % at 55 ns, 84.8 % at 55–63 ns, \
+                 90.8 % at 320 ns): NOT"
+            ),
+            "{line}"
+        );
+        let line = verdict("Aviary", 1, Some(87.1), &rounds[..1], 2);
+        assert!(
+            line.contains(
+                "(rounds: 87.1 % at 55 ns; 2 more were run again, the host having moved the \
+                 cores during them): NOT"
+            ),
             "{line}"
         );
     }
