@@ -289,9 +289,9 @@ pub(crate) async fn run(
          times a cache line's round trip between the machine's two cores \
          (`bench/src/cores.rs`): the host of this virtual machine moves its cores between \
          places about 55 and 320 ns apart, which moves every broker's CPU per message by up to \
-         2×, so a round whose round trips differ by more than 2× is run again (at most \
-         {repeat} times per broker and QoS), and each round's ratio is listed with its round \
-         trips. Both brokers may queue {queued} messages \
+         2×, so a round whose round trips differ by more than 2× is run again (per broker \
+         and QoS, at most as many times as there are rounds), and each round's ratio is \
+         listed with its round trips. Both brokers may queue {queued} messages \
          per client here (`--slow-max-queued`; the rest of the report lets them queue \
          `--max-queued`), so beyond that the slow one's messages are dropped, as a broker \
          with a bounded queue does.\n\n{}\n{}\n",
