@@ -255,10 +255,9 @@ impl Broker {
         let m = &self.shared.metrics;
         let (enqueued, room) = session.enqueue_pressing(out, limits);
         match enqueued {
-            Enqueued::Queued { evicted: 0 } => {}
-            Enqueued::Queued { evicted } => {
+            Enqueued::Queued { evicted: 0, .. } => {}
+            Enqueued::Queued { evicted, dropped } => {
                 Metrics::add(&m.dropped_queue_full, evicted as u64);
-                let dropped = session.dropped();
                 // Log the first drop and then every 1000th, not every one.
                 if dropped == evicted as u64 || dropped % 1000 < evicted as u64 {
                     tracing::warn!(client_id = %session.client_id, dropped, "session queue full: dropping oldest messages");

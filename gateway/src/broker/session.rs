@@ -385,7 +385,14 @@ impl Session {
             .is_some_and(|s| s.get() <= st.stream_floor)
         {
             // Queued already: the node it moved from had it (see `moving`).
-            return (Enqueued::Queued { evicted: 0 }, None);
+            let dropped = st.durable.outbox.dropped();
+            return (
+                Enqueued::Queued {
+                    evicted: 0,
+                    dropped,
+                },
+                None,
+            );
         }
         let online = st.link.is_attached();
         let result = st.durable.outbox.enqueue(out, limits, online);
@@ -453,6 +460,7 @@ impl Session {
     }
 
     /// Messages dropped from this session's queue so far.
+    #[cfg(test)]
     pub(crate) fn dropped(&self) -> u64 {
         self.state.lock().durable.outbox.dropped()
     }

@@ -50,8 +50,10 @@ pub(crate) struct QueueLimits {
 /// What became of an enqueued message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Enqueued {
-    /// Queued; `evicted` older messages were dropped to make room.
-    Queued { evicted: usize },
+    /// Queued; `evicted` older messages were dropped to make room, and `dropped` in all so
+    /// far (for the log, read under the lock that queued it rather than by taking it again
+    /// for every message a full queue drops).
+    Queued { evicted: usize, dropped: u64 },
     /// A QoS 0 message for an offline session, not queued by configuration.
     DroppedOffline,
     /// Larger than the whole queue's byte limit.
@@ -168,7 +170,10 @@ impl Active {
         }
         self.account(&out, true);
         self.queue.push_back(out);
-        Enqueued::Queued { evicted }
+        Enqueued::Queued {
+            evicted,
+            dropped: self.dropped,
+        }
     }
 
     /// Takes the queued message at `idx` out, keeping the byte counts and

@@ -131,7 +131,10 @@ fn offline_qos0_is_not_queued_but_qos1_is() {
     );
     assert_eq!(
         s.enqueue(out(QoS::AtLeastOnce, b"a"), &LIMITS),
-        Enqueued::Queued { evicted: 0 }
+        Enqueued::Queued {
+            evicted: 0,
+            dropped: 0
+        }
     );
     assert_eq!(s.queued(), 1);
 }
@@ -144,7 +147,10 @@ fn full_queue_evicts_qos0_first_then_oldest() {
     s.enqueue(out(QoS::AtLeastOnce, b"3"), &LIMITS);
     assert_eq!(
         s.enqueue(out(QoS::AtLeastOnce, b"4"), &LIMITS),
-        Enqueued::Queued { evicted: 1 }
+        Enqueued::Queued {
+            evicted: 1,
+            dropped: 1
+        }
     );
     let queued = |s: &Session| -> Vec<Bytes> {
         let st = s.state.lock();
