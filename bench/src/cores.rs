@@ -135,7 +135,9 @@ mod tests {
 
     #[test]
     fn a_round_trip_is_timed_on_two_cores_and_none_on_one() {
-        let probe = round_trip();
+        // A probe gives up when a thread is not scheduled for `GIVE_UP`: the other tests run
+        // beside this one, so a few tries.
+        let probe = (0..5).find_map(|_| round_trip());
         if two_cpus().is_some() {
             let d = probe.expect("two CPUs: a round trip");
             assert!(d > Duration::ZERO && d < GIVE_UP, "{d:?}");
