@@ -46,7 +46,7 @@ pub(crate) fn round_trip() -> Option<Duration> {
                 return_ball(&ball.0, &stop.0);
             }
         });
-        let server = s.spawn(|| pin(here).then(|| serve(&ball.0, &stop.0)).flatten());
+        let server = s.spawn(|| pin(here).then(|| serve(&ball.0)).flatten());
         let timed = server.join().ok().flatten();
         stop.0.store(true, Ordering::Release);
         let _ = returner.join();
@@ -86,8 +86,9 @@ fn pin(cpu: usize) -> bool {
 }
 
 /// Sends the ball (odd numbers) and waits for it back (the next even one), `BATCHES` times
-/// `TRIPS`; the median batch's time per trip, or `None` after `GIVE_UP`.
-fn serve(ball: &AtomicU64, stop: &AtomicBool) -> Option<Duration> {
+/// `TRIPS`; the median batch's time per trip, or `None` after `GIVE_UP`. The stop flag is
+/// the returner's alone: it is raised once this has returned.
+fn serve(ball: &AtomicU64) -> Option<Duration> {
     let deadline = Instant::now() + GIVE_UP;
     let mut sent = 1;
     let mut batches = Vec::with_capacity(BATCHES);
@@ -98,9 +99,7 @@ fn serve(ball: &AtomicU64, stop: &AtomicBool) -> Option<Duration> {
             let mut spins = 0u32;
             while ball.load(Ordering::Acquire) != sent + 1 {
                 spins = spins.wrapping_add(1);
-                if spins.is_multiple_of(4096)
-                    && (Instant::now() > deadline || stop.load(Ordering::Relaxed))
-                {
+                if spins.is_multiple_of(4096) && Instant::now() > deadline {
                     return None;
                 }
                 spin_loop();
