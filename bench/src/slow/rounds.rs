@@ -132,15 +132,15 @@ pub(super) async fn rounds(
                 );
                 // Every other round runs them backwards, so that a machine getting busier or
                 // quieter during a round does not favour the same variant every time.
-                let round = run_round(spec, args, qos, params, round % 2 == 0).await;
-                let moved = !cores::unmoved(&round.cores);
-                let place = cores::describe(&round.cores);
+                let ran = run_round(spec, args, qos, params, round % 2 == 0).await;
+                let moved = !cores::unmoved(&ran.cores);
+                let place = cores::describe(&ran.cores);
                 if moved && done.again < repeat {
                     done.again += 1;
                     eprintln!("    the host moved the cores during the round ({place}): again");
                     continue;
                 }
-                let measure = measure(n, &round.runs, moved.then_some(place.as_str()));
+                let measure = measure(n, &ran.runs, moved.then_some(place.as_str()));
                 eprintln!("    {} (cores: {place})", measure.summary(&COLUMNS));
                 if let Some(percent) = measure.values[3] {
                     done.ratios.push(RoundRatio {
