@@ -281,6 +281,9 @@ pub(crate) fn apply_quick(cli: &mut Cli, matches: &ArgMatches) {
     if unset("slow_messages") {
         cli.slow.slow_messages = 10_000;
     }
+    if unset("slow_seconds") {
+        cli.slow.slow_seconds = 0.0;
+    }
     if unset("slow_qos") {
         cli.slow.slow_qos = vec![1];
     }

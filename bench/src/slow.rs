@@ -4,9 +4,13 @@
 //!
 //! The slow subscriber connects with a 4 KiB receive buffer, so it pushes back on the broker
 //! after a few KiB instead of after the megabytes loopback autotuning would take in, and the
-//! load is far more than both sockets' buffers can hold (200,000 messages of 1 KiB by
-//! default): what the broker does with the backlog (queue it, bounded, or drop it) decides
-//! whether the others notice. The brokers queue at most `--slow-max-queued` messages per
+//! load is far more than both sockets' buffers can hold (1 KiB messages, as many as the
+//! readers alone take in 2 s, at least 200,000, by default): what the broker does with the
+//! backlog (queue it, bounded, or drop it) decides whether the others notice. The runs last
+//! seconds, not a fraction of one, because the bar is about the readers' steady rate: in
+//! the first tens of milliseconds the slow one is found slow and its queue fills, and a run
+//! of 200,000 messages on a fast broker is half a second, whose rate moves by more than the
+//! bar from one run to the next. The brokers queue at most `--slow-max-queued` messages per
 //! client here (10,000, Aviary's default), as the design promises a slow subscriber a
 //! bounded queue. In each round every broker in `--brokers` runs three flows, each in a
 //! fresh process: the readers alone, all N reading, and the readers beside the slow one;
@@ -40,9 +44,14 @@ pub(crate) struct SlowArgs {
     /// Slow consumer: subscribers on the topic, one of which stops reading (at least 2).
     #[arg(long, default_value_t = 5)]
     pub(crate) slow_subscribers: usize,
-    /// Slow consumer: messages the one publisher sends.
+    /// Slow consumer: messages the one publisher sends in a run, at least (see
+    /// `--slow-seconds`).
     #[arg(long, default_value_t = 200_000)]
     pub(crate) slow_messages: u64,
+    /// Slow consumer: each broker's runs send as many messages as its readers alone take in
+    /// this many seconds, measured on a first run of `--slow-messages` (0: that many, always).
+    #[arg(long, default_value_t = 2.0)]
+    pub(crate) slow_seconds: f64,
     /// Slow consumer: payload size in bytes.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(16..=65536))]
     pub(crate) slow_payload: u32,
@@ -243,6 +252,7 @@ pub(crate) async fn run(
     let n = args.subscribers();
     let mut table = PointTable::new(&["QoS", "Broker"], &COLUMNS);
     let mut verdicts = Vec::new();
+    let mut sizes = Vec::new();
     for &level in &args.slow_qos {
         let qos = if level == 0 {
             QoS::AtMostOnce
@@ -250,6 +260,17 @@ pub(crate) async fn run(
             QoS::AtLeastOnce
         };
         let brokers = rounds(&specs, args, &params, qos, repeat).await;
+        let sized = specs.iter().zip(&brokers).map(|(spec, done)| {
+            format!(
+                "{} {}",
+                spec.kind,
+                format_value(Some(done.messages as f64), 0)
+            )
+        });
+        sizes.push(format!(
+            "QoS {level}: {}",
+            sized.collect::<Vec<_>>().join(", ")
+        ));
         for (spec, done) in specs.iter().zip(brokers) {
             let medians = table.push(
                 vec![level.to_string(), spec.kind.to_string()],
@@ -270,7 +291,7 @@ pub(crate) async fn run(
     }
     format!(
         "## Slow consumer\n\nEach round, per broker, three runs on fresh brokers: one publisher \
-         sends {messages} messages of {payload} B on one topic (a) to {readers} subscribers that \
+         sends messages of {payload} B on one topic (a) to {readers} subscribers that \
          read as fast as they can, (b) to all {n} reading, (c) to the {readers} readers and one \
          more subscriber (4 KiB socket receive buffer) that subscribes first and then never \
          reads its socket, keeping the connection open. Throughput is per reading subscriber, \
@@ -294,11 +315,17 @@ pub(crate) async fn run(
          listed with its round trips. Both brokers may queue {queued} messages \
          per client here (`--slow-max-queued`; the rest of the report lets them queue \
          `--max-queued`), so beyond that the slow one's messages are dropped, as a broker \
-         with a bounded queue does.\n\n{}\n{}\n",
+         with a bounded queue does. Each broker's runs send as many messages as its readers \
+         alone took in {seconds} s on a first run of {least} (and at least that many): the \
+         bar is about the readers' steady rate, and in a run of a fraction of a second the \
+         slow one's start (found slow, its queue filling) weighs as much as the bar, and the \
+         machine's noise more.\n\n{}\n{}\n- Messages per run: {}.\n",
         table.to_markdown(),
         verdicts.join("\n"),
+        sizes.join("; "),
         readers = n - 1,
-        messages = format_value(Some(args.slow_messages as f64), 0),
+        seconds = args.slow_seconds.max(0.0),
+        least = format_value(Some(args.slow_messages as f64), 0),
         payload = args.slow_payload,
         queued = format_value(Some(args.slow_max_queued.max(1) as f64), 0),
     )

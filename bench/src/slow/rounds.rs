@@ -1,6 +1,7 @@
 //! The slow consumer's runs: one variant on a fresh broker, a round of the three with the
 //! cores timed around each run, and a QoS level's rounds on every broker, each run again
-//! while the host moved the cores during it (see [`crate::cores`]).
+//! while the host moved the cores during it (see [`crate::cores`]), all of a broker's runs
+//! sized on a first one to last about `--slow-seconds`.
 
 use std::time::Duration;
 
@@ -15,6 +16,10 @@ use crate::scenarios::Params;
 use super::verdict::RoundRatio;
 use super::{measure, run_point, Outcome, Run, SlowArgs, Variant, COLUMNS};
 
+/// Most messages a run sends, however fast the broker: bounds a run's time (about 10 s at
+/// Aviary's rate here).
+const MAX_MESSAGES: u64 = 5_000_000;
+
 /// One run of one variant on a fresh broker: what the readers got, the broker's RSS at the
 /// end, or why there is nothing.
 async fn run_once(
@@ -23,6 +28,7 @@ async fn run_once(
     variant: Variant,
     qos: QoS,
     params: &Params,
+    messages: u64,
 ) -> Run {
     let params = &params.for_brokers();
     let mut broker = RunningBroker::start(spec).map_err(|e| format!("{e:#}"))?;
@@ -35,7 +41,7 @@ async fn run_once(
     let run = run_point(
         &endpoint,
         readers,
-        args.slow_messages,
+        messages,
         qos,
         with_slow,
         params,
@@ -73,6 +79,7 @@ async fn run_round(
     qos: QoS,
     params: &Params,
     backwards: bool,
+    messages: u64,
 ) -> Round {
     let mut runs = [Variant::Alone, Variant::AllReading, Variant::WithSlow]
         .map(|variant| (variant, Err(String::new())));
@@ -84,12 +91,48 @@ async fn run_round(
     for i in order {
         timed.extend(time_cores().await);
         let (variant, run) = &mut runs[i];
-        *run = run_once(spec, args, *variant, qos, params).await;
+        *run = run_once(spec, args, *variant, qos, params, messages).await;
         timed.extend(time_cores().await);
         // Let sockets close and the CPU cool down before the next broker starts.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Round { runs, cores: timed }
+}
+
+/// How many messages each run on `spec` sends: as many as its readers alone take in
+/// `--slow-seconds`, measured on a first run of `--slow-messages`, and at least that many.
+async fn size_runs(spec: &BrokerSpec, args: &SlowArgs, qos: QoS, params: &Params) -> u64 {
+    let least = args.slow_messages;
+    if args.slow_seconds.is_nan() || args.slow_seconds <= 0.0 {
+        return least;
+    }
+    eprintln!(
+        "==> [slow consumer] QoS {}, sizing the runs on {}: the readers alone, {least} messages",
+        qos as u8, spec.kind
+    );
+    let run = run_once(spec, args, Variant::Alone, qos, params, least).await;
+    let readers = Variant::Alone.readers(args.subscribers()) as f64;
+    let rate = match &run {
+        Ok(outcome) => outcome.flow.rate().map(|r| r / readers),
+        Err(e) => {
+            eprintln!("    no rate ({e}): {least} messages per run");
+            None
+        }
+    };
+    let messages = rate.map_or(least, |rate| sized(rate, args.slow_seconds, least));
+    if let Some(rate) = rate {
+        eprintln!("    {rate:.0} msg/s per reader: {messages} messages per run");
+    }
+    // As between the runs of a round.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    messages
+}
+
+/// Messages for a run of `seconds` at `rate` per second, rounded up to ten thousand, at least
+/// `least` and at most [`MAX_MESSAGES`] (or `least`, if more).
+fn sized(rate: f64, seconds: f64, least: u64) -> u64 {
+    let wanted = (rate * seconds / 10_000.0).ceil() as u64 * 10_000;
+    wanted.clamp(least, MAX_MESSAGES.max(least))
 }
 
 /// [`cores::round_trip`], off the runtime's threads.
@@ -109,6 +152,8 @@ pub(super) struct Rounds {
     pub(super) ratios: Vec<RoundRatio>,
     /// Rounds run again because the host moved the cores during them.
     pub(super) again: usize,
+    /// Messages each run sent (see [`size_runs`]).
+    pub(super) messages: u64,
 }
 
 /// `repeat` rounds at `qos` on every broker, alternating, each round run again while the host
@@ -122,7 +167,13 @@ pub(super) async fn rounds(
     repeat: usize,
 ) -> Vec<Rounds> {
     let n = args.subscribers();
-    let mut brokers: Vec<Rounds> = specs.iter().map(|_| Rounds::default()).collect();
+    let mut brokers: Vec<Rounds> = Vec::with_capacity(specs.len());
+    for spec in specs {
+        brokers.push(Rounds {
+            messages: size_runs(spec, args, qos, params).await,
+            ..Rounds::default()
+        });
+    }
     for round in 1..=repeat {
         for (spec, done) in specs.iter().zip(&mut brokers) {
             loop {
@@ -132,7 +183,8 @@ pub(super) async fn rounds(
                 );
                 // Every other round runs them backwards, so that a machine getting busier or
                 // quieter during a round does not favour the same variant every time.
-                let ran = run_round(spec, args, qos, params, round % 2 == 0).await;
+                let backwards = round % 2 == 0;
+                let ran = run_round(spec, args, qos, params, backwards, done.messages).await;
                 let moved = !cores::unmoved(&ran.cores);
                 let place = cores::describe(&ran.cores);
                 if moved && done.again < repeat {
@@ -154,4 +206,21 @@ pub(super) async fn rounds(
         }
     }
     brokers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_sized_to_the_seconds_within_bounds() {
+        // 440,000 msg/s for 2 s, in tens of thousands.
+        assert_eq!(sized(440_000.0, 2.0, 200_000), 880_000);
+        assert_eq!(sized(440_001.0, 2.0, 200_000), 890_000);
+        // A slow broker still sends the least...
+        assert_eq!(sized(27_000.0, 2.0, 200_000), 200_000);
+        // ...and a fast one no more than the most, unless the least is more.
+        assert_eq!(sized(1e9, 2.0, 200_000), MAX_MESSAGES);
+        assert_eq!(sized(1e9, 2.0, 2 * MAX_MESSAGES), 2 * MAX_MESSAGES);
+    }
 }
