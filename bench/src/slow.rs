@@ -151,6 +151,12 @@ impl Variant {
         }
     }
 
+    /// Deliveries per second per reading subscriber, so runs with N - 1 and N readers
+    /// compare; none for a run that failed or delivered nothing.
+    fn rate_per_reader(self, n: usize, run: &Run) -> Option<f64> {
+        Some(flow_of(run)?.rate()? / self.readers(n) as f64)
+    }
+
     /// For the notes.
     fn name(self) -> &'static str {
         match self {
@@ -177,10 +183,9 @@ const COLUMNS: [Column; 9] = [
 /// One round's three runs (in [`Variant`]'s order) as table values; `moved` says where the
 /// cores were when the host moved them during the round.
 fn measure(n: usize, runs: &[(Variant, Run); 3], moved: Option<&str>) -> Measure {
-    // Deliveries per second per reading subscriber, so runs with N - 1 and N readers compare.
-    let per_reader =
-        |(variant, run): &(Variant, Run)| Some(flow_of(run)?.rate()? / variant.readers(n) as f64);
-    let [alone, all, slow] = runs.each_ref().map(per_reader);
+    let [alone, all, slow] = runs
+        .each_ref()
+        .map(|(variant, run)| variant.rate_per_reader(n, run));
     let percent = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b * 100.0);
     let mut notes = Vec::new();
     if let Some(cores) = moved {

@@ -111,14 +111,10 @@ async fn size_runs(spec: &BrokerSpec, args: &SlowArgs, qos: QoS, params: &Params
         qos as u8, spec.kind
     );
     let run = run_once(spec, args, Variant::Alone, qos, params, least).await;
-    let readers = Variant::Alone.readers(args.subscribers()) as f64;
-    let rate = match &run {
-        Ok(outcome) => outcome.flow.rate().map(|r| r / readers),
-        Err(e) => {
-            eprintln!("    no rate ({e}): {least} messages per run");
-            None
-        }
-    };
+    let rate = Variant::Alone.rate_per_reader(args.subscribers(), &run);
+    if let Err(e) = &run {
+        eprintln!("    no rate ({e}): {least} messages per run");
+    }
     let messages = rate.map_or(least, |rate| sized(rate, args.slow_seconds, least));
     if let Some(rate) = rate {
         eprintln!("    {rate:.0} msg/s per reader: {messages} messages per run");
