@@ -74,6 +74,27 @@ impl SlowArgs {
     fn subscribers(&self) -> usize {
         self.slow_subscribers.max(2)
     }
+
+    /// Whether each broker's runs are sized on a first run to last `--slow-seconds` (not for
+    /// 0, as `--quick` sets, or anything but a positive number).
+    fn sizes_runs(&self) -> bool {
+        self.slow_seconds > 0.0
+    }
+
+    /// The report's sentence on how many messages a run sends, and why.
+    fn sizing_text(&self) -> String {
+        let least = format_value(Some(self.slow_messages as f64), 0);
+        if !self.sizes_runs() {
+            return format!("Each run sends {least} messages.");
+        }
+        format!(
+            "Each broker's runs send as many messages as its readers alone took in {} s on a \
+             first run of {least} (and at least that many): the bar is about the readers' \
+             steady rate, and in a run of a fraction of a second the slow one's start (found \
+             slow, its queue filling) weighs as much as the bar, and the machine's noise more.",
+            self.slow_seconds
+        )
+    }
 }
 
 /// The flow of the readers: one publisher, `readers` subscribers reading as fast as they can.
@@ -320,17 +341,12 @@ pub(crate) async fn run(
          listed with its round trips. Both brokers may queue {queued} messages \
          per client here (`--slow-max-queued`; the rest of the report lets them queue \
          `--max-queued`), so beyond that the slow one's messages are dropped, as a broker \
-         with a bounded queue does. Each broker's runs send as many messages as its readers \
-         alone took in {seconds} s on a first run of {least} (and at least that many): the \
-         bar is about the readers' steady rate, and in a run of a fraction of a second the \
-         slow one's start (found slow, its queue filling) weighs as much as the bar, and the \
-         machine's noise more.\n\n{}\n{}\n- Messages per run: {}.\n",
+         with a bounded queue does. {sizing}\n\n{}\n{}\n- Messages per run: {}.\n",
         table.to_markdown(),
         verdicts.join("\n"),
         sizes.join("; "),
         readers = n - 1,
-        seconds = args.slow_seconds.max(0.0),
-        least = format_value(Some(args.slow_messages as f64), 0),
+        sizing = args.sizing_text(),
         payload = args.slow_payload,
         queued = format_value(Some(args.slow_max_queued.max(1) as f64), 0),
     )
@@ -338,8 +354,24 @@ pub(crate) async fn run(
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser as _;
+
     use super::*;
     use crate::testkit::{smoke_params, TestBroker};
+
+    #[test]
+    fn the_report_says_how_runs_are_sized() {
+        let sized = crate::cli::Cli::parse_from(["aviary-bench"]).slow;
+        assert!(sized.sizes_runs());
+        let text = sized.sizing_text();
+        assert!(
+            text.contains("took in 2 s on a first run of 200,000"),
+            "{text}"
+        );
+        let fixed = crate::cli::Cli::parse_from(["aviary-bench", "--slow-seconds", "0"]).slow;
+        assert!(!fixed.sizes_runs());
+        assert_eq!(fixed.sizing_text(), "Each run sends 200,000 messages.");
+    }
 
     #[test]
     fn rates_compare_per_reader() {

@@ -103,7 +103,7 @@ async fn run_round(
 /// `--slow-seconds`, measured on a first run of `--slow-messages`, and at least that many.
 async fn size_runs(spec: &BrokerSpec, args: &SlowArgs, qos: QoS, params: &Params) -> u64 {
     let least = args.slow_messages;
-    if args.slow_seconds.is_nan() || args.slow_seconds <= 0.0 {
+    if !args.sizes_runs() {
         return least;
     }
     eprintln!(
