@@ -20,7 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::persist::convert::{self, Clocks};
-use super::publish::{Origin, Pressure, Room, Source};
+use super::publish::{Origin, Room, Source, Staged};
 use super::router::ClientKey;
 use super::{Broker, Message, Routing, Will};
 use crate::store::{codec, Forwarded};
@@ -60,9 +60,6 @@ pub(crate) struct Published {
     pub(crate) delivered: usize,
     /// For QoS 1/2 in cluster mode, what the acknowledgement must wait for.
     pub(crate) wait: Option<AckWait>,
-    /// The local subscribers it left far behind, and the cluster's link if it is far
-    /// behind: the publisher waits for them.
-    pub(crate) pressure: Pressure,
 }
 
 /// Carries messages to the other nodes, and this node's interest to where it is routed by.
@@ -199,31 +196,29 @@ impl Broker {
     }
 
     /// Routes a message a client of this node published (at QoS 2, as part of `exchange`),
-    /// and hands it to the other nodes. Returns what that did (see [`Published`]).
+    /// and hands it to the other nodes. Returns what that did (see [`Published`]); `out`
+    /// holds what is staged for the local subscribers, and what the publisher waits for:
+    /// the subscribers it left far behind, and the cluster's link if it is far behind.
     pub(crate) fn publish_from(
         &self,
         msg: Arc<Message>,
         publisher: Option<ClientKey>,
         exchange: Option<Exchange>,
+        out: &mut Staged<'_>,
     ) -> Published {
-        let mut pressure = Pressure::new();
-        let delivered = self.route_pressing(&msg, Source::Here(publisher), &mut pressure);
+        let delivered = self.route_staged(&msg, Source::Here(publisher), out);
         // `$SYS` describes this node: each node has its own.
         let wait = match self.backplane() {
             Some(b) if !msg.topic.starts_with("$SYS") => {
                 let wait = b.forward(&msg, publisher, exchange);
                 if let Some(room) = b.room() {
-                    pressure.link(room);
+                    out.pressure().link(room);
                 }
                 wait
             }
             _ => None,
         };
-        Published {
-            delivered,
-            wait,
-            pressure,
-        }
+        Published { delivered, wait }
     }
 
     /// Forwards again, under its exchange's token, the message of a QoS 2 PUBLISH that a

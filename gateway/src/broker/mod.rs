@@ -57,14 +57,14 @@ pub use history::HistoryEntry;
 pub(crate) use message::{Message, Outgoing};
 pub use metrics::Metrics;
 use persist::Persist;
-pub(crate) use publish::{Origin, Pressure, Room};
+pub(crate) use publish::{Origin, Pressure, Room, Staged};
 use retained::RetainedStore;
 pub(crate) use router::ClientKey;
 use router::Subscription;
 use routing::{Routing, RoutingLock};
 pub(crate) use session::{
-    note_messages_read, take_turn, Connecting, Ending, Enqueued, Qos2Received, QueueLimits,
-    RetainedCursor, Session, SharedRetained, SlowAfter, Will, WriterWake,
+    note_messages_read, take_turn, Connecting, Ending, Qos2Received, QueueLimits, RetainedCursor,
+    RunQueued, Session, SharedRetained, SlowAfter, Will, WriterWake,
 };
 use timers::Timers;
 pub(crate) use views::ClientFacts;

@@ -52,18 +52,21 @@ type Target = (Arc<Session>, Delivery);
 
 use super::metrics::{self, Metrics};
 use super::router::{ClientKey, Delivery};
-use super::{Broker, Enqueued, Message, Outgoing, QueueLimits, Session};
+use super::{Broker, Message, Outgoing, QueueLimits, RunQueued, Session};
 
 mod pressure;
 mod scratch;
+mod staged;
 
 pub(crate) use pressure::{Pressure, Room};
+pub(crate) use staged::Staged;
 
 impl Broker {
     /// Routes a message published on this node (a will, `$SYS`, the REST API) and hands it
     /// to the other nodes, if any. Returns the number of local subscribers it was queued for.
     pub(crate) fn publish(&self, msg: Arc<Message>, publisher: Option<ClientKey>) -> usize {
-        self.publish_from(msg, publisher, None).delivered
+        let mut out = Staged::at_once(self);
+        self.publish_from(msg, publisher, None, &mut out).delivered
     }
 
     /// Routes a message to the matching subscriptions, and records its history. One published
@@ -71,15 +74,16 @@ impl Broker {
     /// subscriptions to exactly `only`, if set (see [`Broker::publish_live`]), and the
     /// retained store hears of it from the cluster's retained stream instead.
     pub(super) fn route(&self, msg: &Arc<Message>, from: Source<'_>) -> usize {
-        self.route_pressing(msg, from, &mut Pressure::new())
+        self.route_staged(msg, from, &mut Staged::at_once(self))
     }
 
-    /// [`Broker::route`], noting in `pressure` the sessions it left far behind.
-    pub(super) fn route_pressing(
+    /// [`Broker::route`], adding the message to `out`'s run when it matches as the run's
+    /// messages do (see [`Staged`]), and noting in it the sessions it left far behind.
+    pub(super) fn route_staged(
         &self,
         msg: &Arc<Message>,
         from: Source<'_>,
-        pressure: &mut Pressure,
+        out: &mut Staged<'_>,
     ) -> usize {
         let (publisher, only, audience) = match from {
             Source::Here(publisher) => {
@@ -106,12 +110,15 @@ impl Broker {
         if only.is_none() && audience != Audience::Persistent && once_here {
             self.shared.history.record(&msg.topic, &msg.payload);
         }
+        if let Some(delivered) = out.join(msg, publisher) {
+            return delivered;
+        }
         let group = match from {
             Source::Shared { group, filter } => Some((group, filter)),
             _ => None,
         };
         let mut scratch = scratch::take();
-        let targets = self.targets(msg, publisher, only, group, &mut scratch);
+        let (targets, stamp) = self.targets(msg, publisher, only, group, &mut scratch);
         let adopted = match from {
             Source::Adopted(sessions) => Some(sessions),
             _ => None,
@@ -124,7 +131,9 @@ impl Broker {
             };
             heard && adopted.is_none_or(|sessions| sessions.contains(&session.key))
         };
-        let delivered = self.deliver(msg, targets.iter().filter(wanted), pressure);
+        let wanted = targets.iter().filter(wanted);
+        let staged = stamp.and_then(|stamp| out.open(msg, (stamp, publisher), wanted.clone()));
+        let delivered = staged.unwrap_or_else(|| self.deliver(msg, wanted, out.pressure()));
         scratch::give_back(scratch);
         delivered
     }
@@ -152,7 +161,9 @@ impl Broker {
     /// their sessions, or with `group` the member of that shared group on `filter` that gets
     /// it, if the group has members here. From this thread's cache of recent matches when it
     /// holds the topic for the routing state as it is (no lock then); otherwise collected
-    /// under the routing read lock into `scratch.targets`.
+    /// under the routing read lock into `scratch.targets`. With them, the stamp of the
+    /// routing state they were matched in, if every message on the topic from `publisher`
+    /// in that state goes to them too (no shared group picked a member).
     fn targets<'s>(
         &self,
         msg: &Message,
@@ -160,23 +171,22 @@ impl Broker {
         only: Option<&str>,
         group: Option<(&str, &str)>,
         scratch: &'s mut scratch::Scratch,
-    ) -> &'s [Target] {
+    ) -> (&'s [Target], Option<u64>) {
         let scratch::Scratch {
             deliveries,
             targets,
             matches,
         } = scratch;
         let topic = &*msg.topic;
-        let cached = (group.is_none() && only.is_none()).then(|| {
-            let stamp = self.shared.routing.stamp();
-            matches.lookup(stamp, topic, publisher)
-        });
+        let mut stamp = self.shared.routing.stamp();
+        let cached =
+            (group.is_none() && only.is_none()).then(|| matches.lookup(stamp, topic, publisher));
         if let Some(Ok(at)) = cached {
             // A session gone since has a new stamp too; skipping one that is gone is what a
             // lookup in the session map would do.
             let live = matches.entry(at).iter();
             targets.extend(live.filter_map(|(s, d)| Some((s.upgrade()?, d.clone()))));
-            return targets;
+            return (targets, Some(stamp));
         }
         let routing = self.shared.routing.read();
         let is_online = |k: ClientKey| routing.by_key.get(&k).is_some_and(|s| s.is_online());
@@ -195,13 +205,14 @@ impl Broker {
         let found = deliveries.drain(..);
         let sessions = found.filter_map(|d| Some((routing.by_key.get(&d.client)?.clone(), d)));
         targets.extend(sessions);
+        // The stamp of the state just read: stable while the read lock is held.
+        stamp = self.shared.routing.stamp();
         if let (Some(matched), Some(Err(miss))) = (matched, cached) {
-            // The stamp of the state just read: stable while the read lock is held.
-            let stamp = self.shared.routing.stamp();
             let found = targets.iter().map(|(s, d)| (Arc::downgrade(s), d.clone()));
             matches.keep(miss, stamp, topic, publisher, matched, found);
         }
-        targets
+        let alike = matched.is_some_and(|m| !m.picked);
+        (targets, alike.then_some(stamp))
     }
 
     /// Queues a message for each target the ACL lets read it; returns how many.
@@ -212,61 +223,78 @@ impl Broker {
         pressure: &mut Pressure,
     ) -> usize {
         let limits = self.queue_limits();
-        let auth = &self.shared.auth;
-        // Without an ACL every subscriber reads everything: no per-delivery question.
-        let acl = auth.has_acl();
         let mut count = 0;
         for (session, d) in targets {
-            if acl
-                && !auth.can_read(
-                    session.username().as_deref(),
-                    &session.client_id,
-                    &msg.topic,
-                )
-            {
-                self.shared.metrics.denied(metrics::Denied::Delivery);
+            if !self.may_read(session, &msg.topic) {
                 continue;
             }
             count += 1;
-            let out = Outgoing {
-                qos: msg.qos.min(d.qos),
-                // The RETAIN flag is cleared on established subscriptions
-                // unless Retain As Published [MQTT-3.3.1-12, MQTT-3.3.1-13].
-                retain: msg.retain && d.retain_as_published,
-                subscription_ids: d.identifiers.clone(),
-                seq: None,
-                msg: msg.clone(),
-            };
-            if let Some(room) = self.enqueue(session, out, &limits) {
+            let out = outgoing(msg.clone(), d);
+            if let Some(room) = self.enqueue_run(session, [out], &limits) {
                 pressure.push((session.clone(), room));
             }
         }
         count
     }
 
-    /// Queues one message for one session and counts what was dropped. Returns the room to
-    /// wait for if the session's queue runs far behind.
-    pub(crate) fn enqueue(
+    /// Whether the ACL lets `session` read `topic` (counted when not).
+    fn may_read(&self, session: &Session, topic: &str) -> bool {
+        let auth = &self.shared.auth;
+        // Without an ACL every subscriber reads everything: no per-delivery question.
+        if !auth.has_acl() {
+            return true;
+        }
+        let user = session.username();
+        let ok = auth.can_read(user.as_deref(), &session.client_id, topic);
+        if !ok {
+            self.shared.metrics.denied(metrics::Denied::Delivery);
+        }
+        ok
+    }
+
+    /// Queues messages for one session, in order, and counts what was dropped. Returns the
+    /// room to wait for if the session's queue runs far behind.
+    pub(crate) fn enqueue_run(
         &self,
         session: &Session,
-        out: Outgoing,
+        outs: impl IntoIterator<Item = Outgoing>,
         limits: &QueueLimits,
     ) -> Option<Arc<Notify>> {
         let m = &self.shared.metrics;
-        let (enqueued, room) = session.enqueue_pressing(out, limits);
-        match enqueued {
-            Enqueued::Queued { evicted: 0, .. } => {}
-            Enqueued::Queued { evicted, dropped } => {
-                Metrics::add(&m.dropped_queue_full, evicted as u64);
-                // Log the first drop and then every 1000th, not every one.
-                if dropped == evicted as u64 || dropped % 1000 < evicted as u64 {
-                    tracing::warn!(client_id = %session.client_id, dropped, "session queue full: dropping oldest messages");
-                }
+        let (queued, room) = session.enqueue_run(outs, limits);
+        let RunQueued {
+            evicted,
+            dropped,
+            offline,
+            too_large,
+        } = queued;
+        if evicted > 0 {
+            Metrics::add(&m.dropped_queue_full, evicted as u64);
+            // Log the first drop and then every 1000th, not every one.
+            if dropped == evicted as u64 || dropped % 1000 < evicted as u64 {
+                tracing::warn!(client_id = %session.client_id, dropped, "session queue full: dropping oldest messages");
             }
-            Enqueued::DroppedOffline => Metrics::add(&m.dropped_offline_qos0, 1),
-            Enqueued::DroppedTooLarge => Metrics::add(&m.dropped_too_large, 1),
+        }
+        if offline > 0 {
+            Metrics::add(&m.dropped_offline_qos0, offline as u64);
+        }
+        if too_large > 0 {
+            Metrics::add(&m.dropped_too_large, too_large as u64);
         }
         room
+    }
+}
+
+/// `msg` as it goes to a subscriber with delivery `d`.
+fn outgoing(msg: Arc<Message>, d: &Delivery) -> Outgoing {
+    Outgoing {
+        qos: msg.qos.min(d.qos),
+        // The RETAIN flag is cleared on established subscriptions
+        // unless Retain As Published [MQTT-3.3.1-12, MQTT-3.3.1-13].
+        retain: msg.retain && d.retain_as_published,
+        subscription_ids: d.identifiers.clone(),
+        seq: None,
+        msg,
     }
 }
 

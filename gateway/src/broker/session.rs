@@ -30,6 +30,7 @@ mod flow;
 mod link;
 mod moving;
 mod outbox;
+mod queueing;
 mod stored;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +38,6 @@ use std::sync::Arc;
 
 use aviary_protocol::{ByteString, Packet, ReasonCode, TopicFilter};
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::message::Outgoing;
@@ -53,6 +53,7 @@ pub(crate) use link::{note_messages_read, take_turn, WriterWake};
 pub(crate) use moving::Handed;
 pub(crate) use outbox::Inflight;
 pub(crate) use outbox::{Batch, Enqueued, Event, QueueLimits};
+pub(crate) use queueing::RunQueued;
 
 /// A session, shared by the registry, the router's deliveries, the timers
 /// and the connection serving it.
@@ -363,51 +364,6 @@ impl Session {
     /// connection's own task, which polls its writer next (see [`WriterWake`]).
     pub(crate) fn send_control(&self, link_id: u64, packet: Packet) {
         self.state.lock().link.push_control(link_id, packet);
-    }
-
-    /// Queues a message for delivery, within the queue limits.
-    #[cfg(test)]
-    pub(crate) fn enqueue(&self, out: Outgoing, limits: &QueueLimits) -> Enqueued {
-        self.enqueue_pressing(out, limits).0
-    }
-
-    /// [`Session::enqueue`], and the room its publisher should wait for (with
-    /// [`Session::room`]) before it sends more, if the queue runs far behind.
-    pub(crate) fn enqueue_pressing(
-        &self,
-        out: Outgoing,
-        limits: &QueueLimits,
-    ) -> (Enqueued, Option<Arc<Notify>>) {
-        let mut st = self.state.lock();
-        if out
-            .msg
-            .stream_seq
-            .is_some_and(|s| s.get() <= st.stream_floor)
-        {
-            // Queued already: the node it moved from had it (see `moving`).
-            let dropped = st.durable.outbox.dropped();
-            return (
-                Enqueued::Queued {
-                    evicted: 0,
-                    dropped,
-                },
-                None,
-            );
-        }
-        let online = st.link.is_attached();
-        let result = st.durable.outbox.enqueue(out, limits, online);
-        let backlog = st.durable.outbox.backlog();
-        let room = st.backlog.press(backlog, limits, online);
-        self.flush_journal(&mut st);
-        let outbox = &st.durable.outbox;
-        let wake = st
-            .link
-            .notify_writer(|window| outbox.waits_for_window(window));
-        drop(st);
-        if let Some(wake) = wake {
-            wake.wake_task();
-        }
-        (result, room)
     }
 
     /// Records a subscription unless it would be a new one past `max`

@@ -82,8 +82,16 @@ impl Client {
     }
 
     pub(crate) async fn send(&mut self, packet: Packet) {
+        self.send_all([packet]).await;
+    }
+
+    /// Sends `packets` in one write, for the broker to take in one read (up to the
+    /// duplex stream's 64 KiB).
+    pub(crate) async fn send_all(&mut self, packets: impl IntoIterator<Item = Packet>) {
         let mut out = BytesMut::new();
-        packet.encode(self.version, &mut out).expect("encodes");
+        for packet in packets {
+            packet.encode(self.version, &mut out).expect("encodes");
+        }
         self.stream.write_all(&out).await.expect("duplex write");
     }
 

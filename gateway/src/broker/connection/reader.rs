@@ -22,7 +22,7 @@ use tokio::time::{Instant, Sleep};
 use super::acks::{AckError, PendingAcks, Reply, Wait};
 use super::inbound::Inbound;
 use super::Params;
-use crate::broker::{note_messages_read, Broker, ForwardError, Metrics, Pressure, Session};
+use crate::broker::{note_messages_read, Broker, ForwardError, Metrics, Pressure, Session, Staged};
 use crate::store::StoreError;
 
 /// How the client ended the connection with a DISCONNECT.
@@ -268,32 +268,39 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
 
     /// Handles the packets read so far, up to one that holds the client back or closes the
     /// connection, counting them in `counts`.
+    /// The messages' deliveries are staged and queued per subscriber (see [`Staged`]): at the
+    /// end of the read, and before any other packet is handled.
     fn handle_read(&mut self, counts: &mut Received) -> Result<Next, ConnError> {
+        let mut out = Staged::runs(self.broker);
         let mut next = Next::Read;
-        while matches!(next, Next::Read) {
-            let pubacks = self.take_pubacks();
-            if pubacks > 0 {
-                counts.packets += pubacks;
+        while matches!(next, Next::Read) && !out.presses() {
+            if short_puback(&self.inbound.buf).is_some() {
+                out.flush();
+                counts.packets += self.take_pubacks();
                 continue;
             }
             let Some(packet) = self.codec.decode(&mut self.inbound.buf)? else {
                 break;
             };
             counts.packets += 1;
-            counts.messages += u64::from(matches!(packet, Packet::Publish(_)));
-            next = self.handle(packet)?;
+            if matches!(packet, Packet::Publish(_)) {
+                counts.messages += 1;
+            } else {
+                out.flush();
+            }
+            next = self.handle(packet, &mut out)?;
         }
-        Ok(next)
+        let pressure = out.finish();
+        Ok(match next {
+            Next::Read => Next::hold(pressure),
+            next => next,
+        })
     }
 
     /// Takes the run of plain PUBACKs at the front of the buffer, up to [`PUBACK_RUN`] of
     /// them, and completes their deliveries under one lock of the session, without decoding
     /// each into a packet. Returns how many it took.
     fn take_pubacks(&mut self) -> u64 {
-        // Most packets of a publisher are not: they pay one look, not the run's set-up.
-        if short_puback(&self.inbound.buf).is_none() {
-            return 0;
-        }
         let mut ids = [NonZeroU16::MIN; PUBACK_RUN];
         let mut n = 0;
         let run = self.inbound.buf.chunks_exact(4).map_while(short_puback);
@@ -347,9 +354,10 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         }
     }
 
-    fn handle(&mut self, packet: Packet) -> Result<Next, ConnError> {
+    /// Acts on one packet; a PUBLISH's deliveries are staged in `out`.
+    fn handle(&mut self, packet: Packet, out: &mut Staged<'_>) -> Result<Next, ConnError> {
         match packet {
-            Packet::Publish(p) => return self.publish(p).map(Next::hold),
+            Packet::Publish(p) => self.publish(p, out)?,
             Packet::PubAck(a) => self.session.pubacks(self.link_id, &[a.packet_id]),
             Packet::PubRec(a) => {
                 let known = self.session.pubrec(a.packet_id, a.reason_code.is_error());

@@ -56,6 +56,27 @@ impl SlowAfter {
     };
 }
 
+impl QueueLimits {
+    /// The high-water mark, messages and bytes: half the queue's limits, at most
+    /// [`HIGH_MESSAGES`] and [`HIGH_BYTES`].
+    fn high_water(&self) -> (usize, usize) {
+        (
+            (self.max_messages / 2).min(HIGH_MESSAGES),
+            (self.max_bytes / 2).min(HIGH_BYTES),
+        )
+    }
+
+    /// The most messages a publisher queues for a session in one run (see
+    /// `publish::staged`), at most `most`. A publisher sees that it passed the high-water
+    /// mark only once its run is queued, so each publisher may overshoot the mark by a run:
+    /// a run is an eighth of the way from the mark to the queue's limit, and several
+    /// publishers at once stay short of dropping (a queue of 100 messages takes runs of 6).
+    pub(crate) fn run_length(&self, most: usize) -> usize {
+        let slack = self.max_messages - self.high_water().0;
+        (slack / 8).clamp(1, most)
+    }
+}
+
 /// A session's side of backpressure, under the session's lock. One pointer, as every session
 /// has one: the state is boxed, and there only while publishers wait or the subscriber is
 /// slow.
@@ -90,10 +111,7 @@ impl Backlog {
         if !online || self.0.as_ref().is_some_and(|s| s.slow) {
             return None;
         }
-        let high = (
-            (limits.max_messages / 2).min(HIGH_MESSAGES),
-            (limits.max_bytes / 2).min(HIGH_BYTES),
-        );
+        let high = limits.high_water();
         if backlog.0 < high.0.max(1) && backlog.1 < high.1.max(1) {
             return None;
         }

@@ -19,7 +19,7 @@ use super::{protocol, ConnError, Reader};
 use crate::broker::connection::acks::{Reply, Wait};
 use crate::broker::limits;
 use crate::broker::metrics::{Denied, Limit};
-use crate::broker::{AckWait, Exchange, ForwardError, Message, Pressure, Qos2Received};
+use crate::broker::{AckWait, Exchange, ForwardError, Message, Qos2Received, Staged};
 use crate::store::{Forwarded, Ticket};
 
 /// What the QoS 2 bookkeeping made of an incoming PUBLISH.
@@ -149,8 +149,9 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
         }
     }
 
-    /// Routes a PUBLISH; returns the subscribers it left far behind.
-    pub(super) fn publish(&mut self, p: Publish) -> Result<Pressure, ConnError> {
+    /// Routes a PUBLISH, its deliveries staged in `out` (see [`Staged`]), which also gathers
+    /// the subscribers it left far behind.
+    pub(super) fn publish(&mut self, p: Publish, out: &mut Staged<'_>) -> Result<(), ConnError> {
         if !p.properties.subscription_identifiers.is_empty() {
             return Err(protocol(
                 ReasonCode::PROTOCOL_ERROR,
@@ -176,25 +177,23 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
                 Opened::New(opened) => exchange = opened,
                 Opened::Resent(forwarded) => {
                     self.resent(p, topic, id, forwarded);
-                    return Ok(Pressure::new());
+                    return Ok(());
                 }
             }
         }
         // `$SYS` belongs to the broker; clients cannot forge it.
         let refused = topic.starts_with("$SYS") || !self.may_publish(&topic);
         let mut commit = false;
-        let mut pressure = Pressure::new();
         let mut cluster = None;
         let mut stored = None;
         let delivered = if refused {
             0
         } else {
             let msg = Arc::new(Message::from_publish(p, topic));
-            let published = self
-                .broker
-                .publish_from(msg.clone(), Some(self.session.key), exchange);
+            let published =
+                self.broker
+                    .publish_from(msg.clone(), Some(self.session.key), exchange, out);
             let (delivered, wait) = (published.delivered, published.wait);
-            pressure = published.pressure;
             // Written to the store: queued for a persistent session, or retained.
             commit = msg.stored.written() || msg.retain;
             cluster = wait;
@@ -223,13 +222,13 @@ impl<R: AsyncRead + Unpin> Reader<'_, R> {
         let ack = match (qos, packet_id) {
             (QoS::AtLeastOnce, Some(id)) => Packet::PubAck(ack(id)),
             (QoS::ExactlyOnce, Some(id)) => Packet::PubRec(ack(id)),
-            _ => return Ok(pressure),
+            _ => return Ok(()),
         };
         let store = match (self.broker.persist(), &stored) {
             (Some(persist), Some(msg)) if commit => Some(persist.ack_ticket(msg)?),
             _ => None,
         };
         self.acknowledge(ack, store, cluster);
-        Ok(pressure)
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! subscriber holds no one back until it has emptied its queue.
 
 use super::*;
+use tokio::sync::Notify;
 
 const STALL: Duration = SlowAfter::DEFAULT.stall;
 const PATIENCE: Duration = SlowAfter::DEFAULT.patience;
@@ -154,4 +155,19 @@ async fn a_full_window_is_no_progress() {
         () = looking => unreachable!(),
     }
     assert_eq!(started.elapsed(), STALL);
+}
+
+#[test]
+fn a_run_overshoots_the_high_water_mark_by_an_eighth_of_the_slack_at_most() {
+    let run = |max_messages| QueueLimits {
+        max_messages,
+        ..QUEUE
+    };
+    // 8 messages: the mark at 4, 4 to spare: runs of one, as before runs.
+    assert_eq!(run(8).run_length(64), 1);
+    // 100: the mark at 50, 50 to spare.
+    assert_eq!(run(100).run_length(64), 6);
+    // The default 10,000: the mark at 4,096; runs as long as asked.
+    assert_eq!(run(10_000).run_length(64), 64);
+    assert_eq!(run(1).run_length(64), 1);
 }
