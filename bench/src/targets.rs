@@ -66,14 +66,17 @@ const CPU: &str = "broker CPU, µs/msg";
 const P99: &str = "latency p99, µs";
 
 /// Why broker CPU per message misses 0.5 µs in fan-in over TCP.
-const FAN_IN_MISS: &str = "Fan-in reads 50 sockets to write one: about 2,540 instructions per \
+const FAN_IN_MISS: &str = "Fan-in reads 50 sockets to write one: about 2,200 instructions per \
      message in the broker (callgrind; 3,570 before the match cache, LTO and the lock-free \
-     cache hit) and a fifth of its CPU in the kernel (2,000,000 messages: 0.70 s user, 0.17 s \
-     system). The medians are of `--cpu-repeat` runs; one run moves by 10-20 % with the \
-     machine's noise. The profile and what each change bought: [PROFILE.md](PROFILE.md). \
-     Next: the message's allocation, freed on the writer's thread (about 175 instructions in \
-     jemalloc), the PUBLISH's decoding (about 500) and the subscriber's queue, whose lock and \
-     count both publishers' threads write.";
+     cache hit, 2,530 before a read's messages went to their subscriber in runs). On a host \
+     whose cores pass a cache line in 100-300 ns, what each message costs the two cores to \
+     share weighs more than its instructions: the runs (4091def) take the subscriber's lock \
+     and wake its writer once per run of up to 64 messages, which brought fan-in from \
+     0.82-0.85 to 0.39-0.53 µs in paired runs. The medians are of `--cpu-repeat` runs; one \
+     run moves by 10-20 % with the machine's noise. The profile and what each change bought: \
+     [PROFILE.md](PROFILE.md). Next: the read buffer's count, shared by every message cut \
+     from one read and dropped on the writer's thread (11 % of the CPU in perf), the \
+     message's allocation, freed there too, and the PUBLISH's decoding (about 460).";
 
 /// Why broker CPU per message misses 0.5 µs in fan-in over WebSocket.
 const WS_FAN_IN_MISS: &str = "Over WebSocket, fan-in costs about 200 instructions per message \

@@ -15,8 +15,8 @@
 //! timers hold them (`super::timers`), and act through
 //! [`Session::take_pending_will`] and [`Session::discard_if_idle`].
 //!
-//! The lock is held only for short bookkeeping: a publisher appends to a
-//! subscriber's queue and wakes its writer; the writer takes a batch out
+//! The lock is held only for short bookkeeping: a publisher appends a run
+//! of messages to a subscriber's queue and wakes its writer ([`queueing`]); the writer takes a batch out
 //! and encodes it after releasing the lock. A subscriber far behind holds
 //! its publishers back for as long as it keeps taking messages
 //! ([`backlog`]); one that stops only ever fills its own bounded queue. No other lock is taken while it is held,

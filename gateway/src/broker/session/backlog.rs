@@ -190,7 +190,7 @@ impl Backlog {
 impl Session {
     /// Waits until this session's queue is down to its low-water mark, its client has gone,
     /// or it is found slow: its writer took nothing for [`SlowAfter::stall`], or
-    /// [`SlowAfter::patience`] ran out. `room` is what [`Session::enqueue_pressing`] gave.
+    /// [`SlowAfter::patience`] ran out. `room` is what [`Session::enqueue_run`] gave.
     pub(crate) async fn room(&self, room: Arc<Notify>) {
         let mut deadline = None;
         loop {

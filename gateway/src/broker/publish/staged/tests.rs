@@ -121,7 +121,9 @@ async fn a_run_is_queued_even_when_a_packet_after_it_ends_the_connection() {
     for n in 0..10 {
         assert_eq!(next(&mut subscriber).await, ("t".into(), n.to_string()));
     }
-    let after = subscriber.recv_within(std::time::Duration::from_secs(5)).await;
+    let after = subscriber
+        .recv_within(std::time::Duration::from_secs(5))
+        .await;
     assert!(after.is_none(), "not the refused one: {after:?}");
 }
 
