@@ -89,9 +89,11 @@ pub(super) fn aviary_miss(medians: &[Option<f64>], rounds: &[f64], n: usize) -> 
          share, cannot be reused in place (the RSS column). A build that dropped the newest \
          message instead (as Mosquitto does) cost nothing beside the slow one, but a client \
          that catches up would get messages 10,000 behind, so Aviary drops the oldest.\n  \
-         - What it would take: less broker work per queued message (one queue lock and one \
-         wake-up per subscriber for a read's worth of messages, not per message), or the \
-         load generator on cores of its own.{noise}",
+         - What it would take: the slow one's queue entries and evictions touching memory \
+         that stays in the caches (a queue of message references, not of whole entries; \
+         the evicted messages' lines fetched ahead), as the queue lock and the wake-up \
+         already come once per run of a read's messages (4091def); or the load generator \
+         on cores of its own.{noise}",
         slow_cpu = value(6, 2),
         alone_cpu = value(5, 2),
         against_all = value(4, 1),
