@@ -113,6 +113,8 @@ impl Broker {
         if let Some(delivered) = out.join(msg, publisher) {
             return delivered;
         }
+        // Staged or not, this message goes after the run before it.
+        out.flush();
         let group = match from {
             Source::Shared { group, filter } => Some((group, filter)),
             _ => None,

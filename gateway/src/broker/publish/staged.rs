@@ -127,15 +127,15 @@ impl<'b> Staged<'b> {
 
     /// Starts a run with `msg`, matched in routing state `stamp` to `targets`, if runs are
     /// formed and none of them must be queued at once; returns how many subscribers the ACL
-    /// lets it go to. `None` leaves `msg` to be queued at once. The run before is queued
-    /// first in either case.
+    /// lets it go to. `None` leaves `msg` to be queued at once. The run before must have
+    /// been queued ([`Staged::flush`]).
     pub(super) fn open<'t>(
         &mut self,
         msg: &Arc<Message>,
         (stamp, publisher): (u64, Option<ClientKey>),
         targets: impl Iterator<Item = &'t Target> + Clone,
     ) -> Option<usize> {
-        self.flush();
+        debug_assert!(self.run.key.is_none(), "the run before is queued first");
         let stored = |(session, d): &&Target| {
             session.is_persistent() && msg.qos.min(d.qos) != QoS::AtMostOnce
         };

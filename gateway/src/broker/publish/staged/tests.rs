@@ -177,3 +177,22 @@ fn delivery(qos: QoS) -> Delivery {
         shared: false,
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_goes_before_a_message_a_shared_group_decided() {
+    let broker = Broker::new(BrokerConfig::default());
+    let (mut publisher, mut subscriber) = pair(&broker, "x").await;
+    // A shared group's pick is made per message, so that message is never staged: it must
+    // not overtake the run before it.
+    subscriber.subscribe("$share/g/a").await;
+    let topics = ["x", "x", "x", "a", "x"];
+    let packets = topics.iter().enumerate();
+    let packets = packets.map(|(n, topic)| numbered(topic, QoS::AtMostOnce, n));
+    publisher.send_all(packets.collect::<Vec<_>>()).await;
+    for (n, topic) in topics.iter().enumerate() {
+        assert_eq!(
+            next(&mut subscriber).await,
+            (topic.to_string(), n.to_string())
+        );
+    }
+}
