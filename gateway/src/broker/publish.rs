@@ -135,7 +135,7 @@ impl Broker {
         };
         let wanted = targets.iter().filter(wanted);
         let staged = stamp.and_then(|stamp| out.open(msg, (stamp, publisher), wanted.clone()));
-        let delivered = staged.unwrap_or_else(|| self.deliver(msg, wanted, out.pressure()));
+        let delivered = staged.unwrap_or_else(|| self.deliver(msg, wanted, out));
         scratch::give_back(scratch);
         delivered
     }
@@ -217,23 +217,18 @@ impl Broker {
         (targets, alike.then_some(stamp))
     }
 
-    /// Queues a message for each target the ACL lets read it; returns how many.
+    /// Queues a message now for each target the ACL lets read it; returns how many.
     fn deliver<'t>(
         &self,
         msg: &Arc<Message>,
         targets: impl Iterator<Item = &'t Target>,
-        pressure: &mut Pressure,
+        out: &mut Staged<'_>,
     ) -> usize {
-        let limits = self.queue_limits();
         let mut count = 0;
         for (session, d) in targets {
-            if !self.may_read(session, &msg.topic) {
-                continue;
-            }
-            count += 1;
-            let out = outgoing(msg.clone(), d);
-            if let Some(room) = self.enqueue_run(session, [out], &limits) {
-                pressure.push((session.clone(), room));
+            if self.may_read(session, &msg.topic) {
+                count += 1;
+                out.queue(session, [outgoing(msg.clone(), d)]);
             }
         }
         count

@@ -26,7 +26,7 @@ use aviary_protocol::QoS;
 
 use super::{Pressure, Target};
 use crate::broker::router::ClientKey;
-use crate::broker::{metrics, Broker, Message, QueueLimits};
+use crate::broker::{metrics, Broker, Message, Outgoing, QueueLimits, Session};
 
 /// The most messages in a run: the writers of its subscribers wait for the run to be
 /// queued, so it must not hold them back for a whole read. Fewer for short queues (see
@@ -161,31 +161,44 @@ impl<'b> Staged<'b> {
 
     /// Queues the run for each of its subscribers.
     pub(crate) fn flush(&mut self) {
-        let run = &mut self.run;
-        if run.key.take().is_none() {
+        if self.run.key.take().is_none() {
             return;
         }
-        let limits = &self.limits;
-        let last = run.targets.len().saturating_sub(1);
-        for (i, (session, d)) in run.targets.iter().enumerate() {
-            let room = if i == last {
+        // Taken out to be queued from, and put back emptied with their room.
+        let mut targets = std::mem::take(&mut self.run.targets);
+        let mut messages = std::mem::take(&mut self.run.messages);
+        let last = targets.len().saturating_sub(1);
+        for (i, (session, d)) in targets.iter().enumerate() {
+            if i == last {
                 // The last takes the run's own references to the messages.
-                let outs = run.messages.drain(..).map(|msg| super::outgoing(msg, d));
-                self.broker.enqueue_run(session, outs, limits)
+                self.queue(
+                    session,
+                    messages.drain(..).map(|msg| super::outgoing(msg, d)),
+                );
             } else {
-                let outs = run
-                    .messages
-                    .iter()
-                    .map(|msg| super::outgoing(msg.clone(), d));
-                self.broker.enqueue_run(session, outs, limits)
-            };
-            if let Some(room) = room {
-                self.pressure.push((session.clone(), room));
+                let outs = messages.iter().map(|msg| super::outgoing(msg.clone(), d));
+                self.queue(session, outs);
             }
         }
-        run.targets.clear();
-        run.messages.clear();
-        run.denied = 0;
+        targets.clear();
+        messages.clear();
+        self.run = Run {
+            key: None,
+            targets,
+            messages,
+            denied: 0,
+        };
+    }
+
+    /// Queues `outs` for `session` now, noting its room if it is far behind.
+    pub(super) fn queue(
+        &mut self,
+        session: &Arc<Session>,
+        outs: impl IntoIterator<Item = Outgoing>,
+    ) {
+        if let Some(room) = self.broker.enqueue_run(session, outs, &self.limits) {
+            self.pressure.push((session.clone(), room));
+        }
     }
 
     /// Queues what is staged; returns what the publisher waits for.

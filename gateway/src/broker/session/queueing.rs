@@ -29,10 +29,8 @@ pub(crate) struct RunQueued {
 impl RunQueued {
     fn add(&mut self, enqueued: Enqueued) {
         match enqueued {
-            Enqueued::Queued { evicted, dropped } => {
-                self.evicted += evicted;
-                self.dropped = dropped;
-            }
+            // `dropped` is read once the run is queued (`Session::enqueue_run`).
+            Enqueued::Queued { evicted, .. } => self.evicted += evicted,
             Enqueued::DroppedOffline => self.offline += 1,
             Enqueued::DroppedTooLarge => self.too_large += 1,
         }

@@ -37,6 +37,13 @@ async fn next(c: &mut Client) -> (String, String) {
     }
 }
 
+/// The next PUBLISH packets are on `topic`, numbered `numbers` in order.
+async fn expect_numbered(c: &mut Client, topic: &str, numbers: std::ops::Range<usize>) {
+    for n in numbers {
+        assert_eq!(next(c).await, (topic.to_owned(), n.to_string()));
+    }
+}
+
 async fn pair(broker: &Broker, filter: &str) -> (Client, Client) {
     let (publisher, _) = Client::connect_ok(broker, v5("p", 0)).await;
     let (mut subscriber, _) = Client::connect_ok(broker, v5("s", 0)).await;
@@ -88,9 +95,7 @@ async fn each_message_of_a_run_says_whether_anyone_matched() {
             other => panic!("expected PUBACK, got {other:?}"),
         }
     }
-    for n in 5..10 {
-        assert_eq!(next(&mut subscriber).await, ("t".into(), n.to_string()));
-    }
+    expect_numbered(&mut subscriber, "t", 5..10).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -102,9 +107,7 @@ async fn a_run_is_queued_before_the_disconnect_after_it() {
     publisher
         .send_all(messages.chain([Packet::Disconnect(bye)]))
         .await;
-    for n in 0..10 {
-        assert_eq!(next(&mut subscriber).await, ("t".into(), n.to_string()));
-    }
+    expect_numbered(&mut subscriber, "t", 0..10).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -118,9 +121,7 @@ async fn a_run_is_queued_even_when_a_packet_after_it_ends_the_connection() {
     refused.properties.subscription_identifiers = vec![NonZeroU32::MIN];
     let refused = Packet::Publish(refused);
     publisher.send_all(messages.chain([refused])).await;
-    for n in 0..10 {
-        assert_eq!(next(&mut subscriber).await, ("t".into(), n.to_string()));
-    }
+    expect_numbered(&mut subscriber, "t", 0..10).await;
     let after = subscriber
         .recv_within(std::time::Duration::from_secs(5))
         .await;
