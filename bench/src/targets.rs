@@ -85,14 +85,23 @@ const WS_FAN_IN_MISS: &str = "Over WebSocket, fan-in costs about 200 instruction
      instructions per message until fd015ab). The rest is the TCP fan-in's cost: see the TCP \
      row and [PROFILE.md](PROFILE.md).";
 
+/// Why latency p99 at 1,000 msg/s misses Mosquitto's: what the broker does per message is
+/// already less than Mosquitto does.
+const LATENCY_MISS: &str = "At this rate the broker idles between messages, and a message \
+     costs it 3 system calls (recvfrom, writev, epoll_wait: `strace -c` over 3,000 messages) \
+     against Mosquitto's 11, with no other thread woken. The p99 rests on the 50 slowest of \
+     5,000 messages, which the machine's scheduling decides: in medians of 9 runs of one build \
+     the brokers' p50s were within 6 µs and which p99 was lower flipped from one row and one \
+     run to the next ([PROFILE.md](PROFILE.md), \"Latency at 1,000 msg/s: system calls\"). \
+     Rerun with `--latency-repeat 9` on an idle machine.";
+
 /// Why latency p99 over WebSocket misses Mosquitto's.
 const WS_LATENCY_MISS: &str = "Over WebSocket at QoS 1 Aviary's p50 was 10-70 % above \
      Mosquitto's in earlier runs: the broker wrote the publisher's PUBACK before the \
-     subscriber's delivery, and the load generator, which holds both clients, handled the \
-     PUBACK first. Since ea9d64e the delivery goes first (WS QoS 1 p50 105 -> 70 µs, p99 273 \
-     -> 221 µs against the build before, medians of 9 runs: PROFILE.md). What is left moves \
-     by more from one run to the next than the brokers differ: rerun with \
-     `--latency-repeat 9` on an idle machine.";
+     subscriber's delivery. Since ea9d64e the delivery goes first (WS QoS 1 p50 105 -> 70 µs \
+     against the build before, medians of 9 runs). What is left is as over TCP (see its row): \
+     a p99 that the machine's scheduling decides, the brokers' rank flipping from one run to \
+     the next. Rerun with `--latency-repeat 9` on an idle machine.";
 
 /// Why broker CPU per message misses 0.5 µs in fan-out, where full runs meet it.
 const FAN_OUT_MISS: &str = "Fan-out encodes one PUBLISH per distinct (QoS, properties) and \
@@ -117,9 +126,7 @@ fn targets() -> Vec<Target> {
                 row: Pick::new("latency TCP QoS 0", P99),
                 unit: "µs",
             },
-            miss: "At this rate the broker is idle between messages: its p99 is the \
-                   machine's scheduling noise, which moves it by more than the brokers \
-                   differ. Rerun on an idle machine.",
+            miss: LATENCY_MISS,
         },
         Target {
             what: "Latency p99 at 1,000 msg/s over TCP, QoS 1: no worse than Mosquitto's",
@@ -127,7 +134,7 @@ fn targets() -> Vec<Target> {
                 row: Pick::new("latency TCP QoS 1", P99),
                 unit: "µs",
             },
-            miss: "As for QoS 0: scheduling noise. Rerun on an idle machine.",
+            miss: LATENCY_MISS,
         },
         Target {
             what: "Latency p99 at 1,000 msg/s over WebSocket, QoS 0: no worse than Mosquitto's",
