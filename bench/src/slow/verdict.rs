@@ -80,20 +80,20 @@ pub(super) fn aviary_miss(medians: &[Option<f64>], rounds: &[f64], n: usize) -> 
          against {alone_cpu} with the readers alone{extra}, and beside it the readers kept \
          {against_all} % of their rate with all {n} reading: it costs them about what one \
          more reading subscriber does, on two cores the load generator shares with the \
-         broker. The profile (`bench/PROFILE.md`, \"Instructions per delivery\"): its queue \
-         entry and the eviction of its oldest message are 316 instructions per message \
-         published at QoS 0 and 372 at QoS 1, against 926 and 1,231 for a fifth reader; the \
-         rest is memory. Its queue keeps 10,000 \
-         messages, each through 10,000 newer ones, so each new one is written to memory that \
-         has left the caches, and the publisher's receive buffers, which the queued payloads \
-         share, cannot be reused in place (the RSS column). A build that dropped the newest \
-         message instead (as Mosquitto does) cost nothing beside the slow one, but a client \
-         that catches up would get messages 10,000 behind, so Aviary drops the oldest.\n  \
-         - What it would take: the slow one's queue entries and evictions touching memory \
-         that stays in the caches (a queue of message references, not of whole entries; \
-         the evicted messages' lines fetched ahead), as the queue lock and the wake-up \
-         already come once per run of a read's messages (4091def); or the load generator \
-         on cores of its own.{noise}",
+         broker. The profile (`bench/PROFILE.md`, \"Where the slow one's cache misses \
+         are\"): its queue entry and the eviction of its oldest message are about 300 \
+         instructions per message published, against about 900 for a fifth reader; the \
+         rest is memory. Its queue keeps the newest 10,000 messages of 1 KiB, 10 MiB that \
+         every new message passes through on a core whose L2 holds 2: in callgrind's \
+         simulation of that cache, 25 more misses per message, 19 of them the writers' \
+         copies of payloads into send buffers that the stream pushed out, and 3 the \
+         eviction itself. A build that dropped the newest message instead (as Mosquitto \
+         does) cost nothing beside the slow one, but a client that catches up would get \
+         messages 10,000 behind, so Aviary drops the oldest.\n  \
+         - What it would take: the evicted entries fetched ahead (a prefetch, which needs \
+         the `unsafe` the workspace forbids), which would hide the eviction's 3 misses but \
+         not the stream's; a smaller queue (`[mqtt] max_queued_messages`) for a subscriber that \
+         may fall behind; or the load generator on cores of its own.{noise}",
         slow_cpu = value(6, 2),
         alone_cpu = value(5, 2),
         against_all = value(4, 1),
