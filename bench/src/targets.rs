@@ -68,15 +68,20 @@ const P99: &str = "latency p99, µs";
 /// Why broker CPU per message misses 0.5 µs in fan-in over TCP.
 const FAN_IN_MISS: &str = "Fan-in reads 50 sockets to write one: about 2,200 instructions per \
      message in the broker (callgrind; 3,570 before the match cache, LTO and the lock-free \
-     cache hit, 2,530 before a read's messages went to their subscriber in runs). On a host \
-     whose cores pass a cache line in 100-300 ns, what each message costs the two cores to \
-     share weighs more than its instructions: the runs (4091def) take the subscriber's lock \
-     and wake its writer once per run of up to 64 messages, which brought fan-in from \
-     0.82-0.85 to 0.39-0.53 µs in paired runs. The medians are of `--cpu-repeat` runs; one \
-     run moves by 10-20 % with the machine's noise. The profile and what each change bought: \
-     [PROFILE.md](PROFILE.md). Next: the read buffer's count, shared by every message cut \
-     from one read and dropped on the writer's thread (11 % of the CPU in perf), the \
-     message's allocation, freed there too, and the PUBLISH's decoding (about 460).";
+     cache hit, 2,530 before a read's messages went to their subscriber in runs, which took the \
+     subscriber's lock and woke its writer once per run: 0.82-0.85 to 0.39-0.53 µs in paired \
+     runs). What a message costs now is less its instructions than the cache lines the two \
+     cores pass to each other for it: its allocation, freed on the subscriber's thread and \
+     handed back to the publisher's; its queue entry; the read buffer's count, shared by every \
+     message cut from one read (14 % of the broker's CPU in perf); and the packet's bytes. How \
+     fast the host passes a line decides the figure: the same build gave medians of 0.48 to \
+     0.63 µs within an hour. Tried and not kept: small messages copied out of the read buffer \
+     (0.66 against 0.60 µs), a message in a smaller allocation class (no difference). What it \
+     would take: a QoS 0 message to one subscriber that crosses to the writer as its encoded \
+     bytes, with no allocation or count of its own, which is a new queue between reader and \
+     writer; a build that only left the read buffer unshared (an upper bound, its deliveries \
+     wrong) ran 6 % below the build before over TCP and 17 % over WebSocket. The profile and \
+     what each change bought: [PROFILE.md](PROFILE.md).";
 
 /// Why broker CPU per message misses 0.5 µs in fan-in over WebSocket.
 const WS_FAN_IN_MISS: &str = "Over WebSocket, fan-in costs about 200 instructions per message \
