@@ -275,8 +275,10 @@ impl Sink for BytesMut {
 }
 
 /// The browser client's output buffer: a plain vector, so its package carries none of
-/// `BytesMut`'s code.
-#[cfg(feature = "client")]
+/// `BytesMut`'s code; and the server's buffer of QoS 0 deliveries encoded by their
+/// publishers' threads, which a session keeps empty-handed until the first (`Vec::new` is
+/// `const`, `BytesMut::new` is not).
+#[cfg(any(feature = "client", feature = "server"))]
 impl Sink for alloc::vec::Vec<u8> {
     fn put_u8(&mut self, v: u8) {
         self.push(v);

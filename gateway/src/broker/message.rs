@@ -111,6 +111,29 @@ impl Outgoing {
         } else {
             &self.msg.topic
         };
+        self.publish_ref(topic, packet_id, dup, self.expiry_left(now), topic_alias)
+    }
+
+    /// The PUBLISH of a QoS 0 delivery encoded as it is routed (no packet id, no topic
+    /// alias), if no time it waits could change it: `None` for a message that expires, whose
+    /// interval left is reckoned when it is sent.
+    pub(crate) fn publish_now(&self) -> Option<PublishRef<'_>> {
+        if self.qos != QoS::AtMostOnce || self.msg.expires_at.is_some() {
+            return None;
+        }
+        let expiry = self.msg.properties.message_expiry_interval;
+        Some(self.publish_ref(&self.msg.topic, None, false, expiry, None))
+    }
+
+    #[inline]
+    fn publish_ref<'a>(
+        &'a self,
+        topic: &'a str,
+        packet_id: Option<NonZeroU16>,
+        dup: bool,
+        message_expiry_interval: Option<u32>,
+        topic_alias: Option<NonZeroU16>,
+    ) -> PublishRef<'a> {
         PublishRef {
             dup,
             qos: self.qos,
@@ -119,7 +142,7 @@ impl Outgoing {
             packet_id,
             properties: PublishPropertiesRef {
                 message: &self.msg.properties,
-                message_expiry_interval: self.expiry_left(now),
+                message_expiry_interval,
                 topic_alias,
                 subscription_identifiers: &self.subscription_ids,
             },

@@ -63,8 +63,8 @@ pub(crate) use router::ClientKey;
 use router::Subscription;
 use routing::{Routing, RoutingLock};
 pub(crate) use session::{
-    note_messages_read, take_turn, Connecting, Ending, Qos2Received, QueueLimits, RetainedCursor,
-    RunQueued, Session, SharedRetained, SlowAfter, Will, WriterWake,
+    note_messages_read, take_turn, Connecting, Direct, Ending, Qos2Received, QueueLimits,
+    RetainedCursor, RunQueued, Session, SharedRetained, SlowAfter, Will, WriterWake,
 };
 use timers::Timers;
 pub(crate) use views::ClientFacts;

@@ -17,7 +17,9 @@
 //!
 //! The lock is held only for short bookkeeping: a publisher appends a run
 //! of messages to a subscriber's queue and wakes its writer ([`queueing`]); the writer takes a batch out
-//! and encodes it after releasing the lock. A subscriber far behind holds
+//! and encodes it after releasing the lock. A QoS 0 delivery that nothing queued waits
+//! ahead of is the exception: its publisher encodes it, under the lock, into the bytes the
+//! writer takes next (`outbox::direct`). A subscriber far behind holds
 //! its publishers back for as long as it keeps taking messages
 //! ([`backlog`]); one that stops only ever fills its own bounded queue. No other lock is taken while it is held,
 //! except the retained store's, for reading (a writer pulling retained
@@ -52,7 +54,7 @@ use link::Link;
 pub(crate) use link::{note_messages_read, take_turn, WriterWake};
 pub(crate) use moving::Handed;
 pub(crate) use outbox::Inflight;
-pub(crate) use outbox::{Batch, Enqueued, Event, QueueLimits};
+pub(crate) use outbox::{Batch, Direct, Enqueued, Event, QueueLimits};
 pub(crate) use queueing::RunQueued;
 
 /// A session, shared by the registry, the router's deliveries, the timers
@@ -102,6 +104,8 @@ pub(crate) struct Connecting {
     pub(crate) username: Option<Arc<str>>,
     /// Who its client is, for the REST API.
     pub(crate) client: ClientFacts,
+    /// How it takes QoS 0 deliveries encoded by their publishers.
+    pub(crate) direct: Direct,
 }
 
 /// What attaching gives the new connection, and what it leaves over.
@@ -252,7 +256,11 @@ impl Session {
     pub(crate) fn attach(&self, c: Connecting) -> Attached {
         let mut st = self.state.lock();
         let resend = st.durable.outbox.has_inflight();
-        let (wake, replaced) = st.link.attach(c.link_id, c.window, resend, c.client);
+        let (wake, replaced) = st
+            .link
+            .attach(c.link_id, c.window, resend, (c.client, c.direct));
+        // Encoded for the connection before, in its terms.
+        st.durable.outbox.drop_encoded();
         st.durable.set_expiry(c.expiry_secs);
         st.durable.set_disconnected_at(None);
         st.durable.set_username(c.username);
@@ -274,6 +282,7 @@ impl Session {
         if !st.link.detach(link_id) {
             return None;
         }
+        st.durable.outbox.drop_encoded();
         self.online.store(false, Ordering::Release);
         // Nothing takes from the queue now: its publishers wait no more.
         st.backlog.release();

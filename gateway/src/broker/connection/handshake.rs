@@ -28,7 +28,9 @@ mod enhanced;
 use admission::{admit, Refused};
 
 use super::{write_packet, ConnInfo, Params};
-use crate::broker::{Broker, ClientFacts, Connecting, Ending, Message, Metrics, Opened, Will};
+use crate::broker::{
+    Broker, ClientFacts, Connecting, Direct, Ending, Message, Metrics, Opened, Will,
+};
 use tokio_util::sync::CancellationToken;
 
 /// A connection that completed its handshake.
@@ -379,6 +381,11 @@ fn accept(
         .backplane()
         .and_then(|b| b.will_set(&client_id, will.as_ref(), session_expiry));
     let link_id = broker.next_id();
+    let client_max_packet_size = connect
+        .properties
+        .maximum_packet_size
+        .map_or(u32::MAX, NonZeroU32::get);
+    let client_topic_alias_max = connect.properties.topic_alias_maximum.unwrap_or(0);
     let connecting = Connecting {
         link_id,
         window,
@@ -386,6 +393,12 @@ fn accept(
         expiry_secs: session_expiry,
         username,
         client: ClientFacts::new(info, version),
+        // The writer assigns topic aliases to an MQTT 5 client that takes them.
+        direct: Direct::new(
+            version,
+            client_max_packet_size,
+            v5 && client_topic_alias_max > 0,
+        ),
     };
     let opened = broker.open_session(client_id, connect.clean_start, connecting);
 
@@ -418,11 +431,8 @@ fn accept(
         link_id,
         keep_alive,
         session_expiry,
-        client_max_packet_size: connect
-            .properties
-            .maximum_packet_size
-            .map_or(u32::MAX, NonZeroU32::get),
-        client_topic_alias_max: connect.properties.topic_alias_maximum.unwrap_or(0),
+        client_max_packet_size,
+        client_topic_alias_max,
         problem_information: connect
             .properties
             .request_problem_information

@@ -106,6 +106,21 @@ impl Outbox {
         Ok(true)
     }
 
+    /// Appends packets encoded elsewhere (QoS 0 deliveries, by their publishers' threads):
+    /// taken over as the buffer when it is empty, copied in after what it holds otherwise.
+    pub(super) fn push_encoded(&mut self, bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        let pending = self.0.get_or_insert_default();
+        if pending.buf.is_empty() {
+            // Through `Bytes`, the one way to a `BytesMut` that keeps the vector's memory.
+            pending.buf = BytesMut::from(Bytes::from(bytes));
+        } else {
+            pending.buf.extend_from_slice(&bytes);
+        }
+    }
+
     /// Makes room at once for PUBLISHes with these topic and payload lengths (properties
     /// aside): grown packet by packet, the buffer was copied over and over as it doubled,
     /// about one more copy of every byte of a batch.
@@ -217,6 +232,19 @@ mod tests {
             assert!(pushed_within(&mut outbox, &big, v, vectored, size));
             assert_eq!(outbox.len(), 2 + size);
         }
+    }
+
+    /// Packets encoded elsewhere go after what waits, or are the buffer when nothing does.
+    #[test]
+    fn encoded_bytes_go_after_what_waits() {
+        let v = ProtocolVersion::V3_1_1;
+        let mut outbox = Outbox::default();
+        outbox.push_encoded(b"ab".to_vec());
+        outbox.push(&Packet::PingResp, v, true).unwrap();
+        outbox.push_encoded(b"cd".to_vec());
+        outbox.push_encoded(Vec::new());
+        let buf = &outbox.0.as_ref().unwrap().buf;
+        assert_eq!(&buf[..], b"ab\xd0\x00cd");
     }
 
     /// The bytes written are the packets encoded one after the other,

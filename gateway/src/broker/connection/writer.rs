@@ -1,7 +1,7 @@
 //! The writing half of a connection: takes batches out of the session
-//! (acknowledgements first, then messages within the in-flight window),
-//! encodes them into one [`Outbox`] (large payloads by reference) and
-//! writes it with as few syscalls as the socket allows.
+//! (acknowledgements first, then the QoS 0 deliveries their publishers encoded, then
+//! messages within the in-flight window), encodes them into one [`Outbox`] (large payloads
+//! by reference) and writes it with as few syscalls as the socket allows.
 
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
@@ -216,7 +216,11 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             }
             packets += u64::from(self.encode(&p));
         }
-        let sent = batch.messages.len();
+        // Encoded by their publishers: after the control packets, ahead of anything queued.
+        let encoded = batch.encoded.messages;
+        self.out.push_encoded(batch.encoded.bytes);
+        packets += encoded as u64;
+        let sent = encoded + batch.messages.len();
         let sizes = batch.messages.iter().map(|(out, _, _)| {
             let msg = &out.msg;
             (msg.topic.len(), msg.payload.len())

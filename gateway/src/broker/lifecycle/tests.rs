@@ -266,6 +266,7 @@ fn open(
         expiry_secs,
         username: None,
         client: crate::broker::ClientFacts::for_test(),
+        direct: crate::broker::Direct::NONE,
     };
     let opened = broker.open_session(id.into(), clean_start, connecting);
     (opened.session, link_id)

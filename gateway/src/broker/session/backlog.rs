@@ -59,7 +59,7 @@ impl SlowAfter {
 impl QueueLimits {
     /// The high-water mark, messages and bytes: half the queue's limits, at most
     /// [`HIGH_MESSAGES`] and [`HIGH_BYTES`].
-    fn high_water(&self) -> (usize, usize) {
+    pub(super) fn high_water(&self) -> (usize, usize) {
         (
             (self.max_messages / 2).min(HIGH_MESSAGES),
             (self.max_bytes / 2).min(HIGH_BYTES),

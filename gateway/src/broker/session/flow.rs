@@ -74,7 +74,7 @@ impl Session {
         let mut st = self.state.lock();
         let mut batch = st.take_batch(link_id, max_messages, now, retained);
         // Progress is a message taken: a writer woken with its window full takes nothing.
-        if !batch.messages.is_empty() {
+        if !batch.messages.is_empty() || batch.encoded.messages > 0 {
             let backlog = st.durable.outbox.backlog();
             st.backlog.taken(backlog);
         }
@@ -141,9 +141,9 @@ impl Session {
 
 impl SessionState {
     /// Takes the next batch for connection `link_id`: control packets, then
-    /// (on a resumed session) every in-flight message again, then new
-    /// messages, queued or retained, as far as the in-flight window and the
-    /// batch size allow.
+    /// (on a resumed session) every in-flight message again, then the deliveries encoded
+    /// by their publishers, then new messages, queued or retained, as far as the in-flight
+    /// window and the batch size allow.
     fn take_batch(
         &mut self,
         link_id: u64,
@@ -160,6 +160,7 @@ impl SessionState {
         if std::mem::take(&mut conn.resend) {
             outbox.resend(&mut batch);
         }
+        outbox.take_encoded(&mut batch);
         let window = usize::from(conn.window);
         outbox.fill(&mut batch, window, max_messages, now, retained);
         batch

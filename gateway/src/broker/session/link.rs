@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use aviary_protocol::{Packet, ReasonCode};
 use futures_util::task::AtomicWaker;
 
+use super::outbox::Direct;
 use crate::broker::ClientFacts;
 
 /// Wakes one connection: its writer, when there is something to send, and the whole
@@ -221,6 +222,8 @@ pub(super) struct Conn {
     pub(super) resend: bool,
     /// How many QoS 1/2 messages may be in flight to this client.
     pub(super) window: u16,
+    /// How it takes QoS 0 deliveries encoded by their publishers (see `outbox::direct`).
+    direct: Direct,
     /// Wakes this connection's writer.
     pub(super) wake: Arc<WriterWake>,
 }
@@ -248,7 +251,7 @@ impl Link {
         id: u64,
         window: usize,
         resend: bool,
-        client: ClientFacts,
+        (client, direct): (ClientFacts, Direct),
     ) -> (Arc<WriterWake>, bool) {
         let replaced = self.close(ReasonCode::SESSION_TAKEN_OVER);
         let wake = Arc::new(WriterWake::new(client));
@@ -258,6 +261,7 @@ impl Link {
             resend,
             // No more than 65,535 messages can be in flight: one per packet identifier.
             window: u16::try_from(window.max(1)).unwrap_or(u16::MAX),
+            direct,
             wake: wake.clone(),
         });
         self.generation += 1;
@@ -331,6 +335,13 @@ impl Link {
             return None;
         }
         Some(conn.wake.clone())
+    }
+
+    /// How the current connection takes deliveries encoded by their publishers, if it takes
+    /// them now: not while its in-flight messages wait to be sent again, which go first.
+    pub(super) fn direct(&self) -> Option<Direct> {
+        let conn = self.conn.as_ref()?;
+        (!conn.resend && conn.direct.is_some()).then_some(conn.direct)
     }
 
     pub(super) fn is_attached(&self) -> bool {
@@ -435,6 +446,14 @@ mod tests {
     fn a_wake_fits_its_size_class() {
         let size = std::mem::size_of::<WriterWake>();
         assert!(size <= 96, "WriterWake grew to {size} bytes");
+    }
+
+    /// Inline in every session's state, idle ones included: the connection's terms for
+    /// encoded deliveries fit in what was padding.
+    #[test]
+    fn a_connection_s_link_stays_small() {
+        let size = std::mem::size_of::<Conn>();
+        assert!(size <= 48, "Conn grew to {size} bytes");
     }
 
     #[test]

@@ -30,10 +30,12 @@ use crate::broker::message::Outgoing;
 const PULL_BUDGET: usize = 4096;
 
 mod adopt;
+mod direct;
 mod ids;
 mod journal;
 mod lazy;
 
+pub(crate) use direct::{Direct, Encoded};
 pub(crate) use journal::Event;
 pub(crate) use lazy::Outbox;
 
@@ -73,6 +75,8 @@ pub(crate) struct Inflight {
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
     pub(crate) control: Vec<Packet>,
+    /// Deliveries their publishers encoded, sent after `control` and before `messages`.
+    pub(crate) encoded: Encoded,
     /// Messages with their packet id (None for QoS 0) and DUP flag.
     pub(crate) messages: Vec<(Outgoing, Option<NonZeroU16>, bool)>,
     /// Messages dropped because they expired while queued.
@@ -88,13 +92,16 @@ pub(crate) struct Batch {
 impl Batch {
     /// Nothing to write (though `more` may ask to be called again).
     pub(crate) fn is_empty(&self) -> bool {
-        self.control.is_empty() && self.messages.is_empty()
+        self.control.is_empty() && self.messages.is_empty() && self.encoded.messages == 0
     }
 }
 
 /// An outbox's state, once it has one ([`Outbox`] holds it).
 #[derive(Debug, Default)]
 pub(crate) struct Active {
+    /// QoS 0 deliveries encoded by their publishers, ahead of everything queued (see
+    /// `direct`).
+    encoded: Encoded,
     queue: VecDeque<Outgoing>,
     queued_bytes: usize,
     queued_qos0: usize,
@@ -214,9 +221,14 @@ impl Active {
         self.queue.len() + self.inflight.len()
     }
 
-    /// Messages and bytes waiting in the queue.
+    /// Messages and bytes waiting in the queue, and encoded for the writer: what holds
+    /// publishers back past the high-water mark (see `backlog`).
     pub(crate) fn backlog(&self) -> (usize, usize) {
-        (self.queue.len(), self.queued_bytes)
+        let encoded = &self.encoded;
+        (
+            self.queue.len() + encoded.messages,
+            self.queued_bytes + encoded.bytes.len(),
+        )
     }
 
     /// Messages dropped from the queue so far.

@@ -40,7 +40,9 @@ impl RunQueued {
 impl Session {
     /// Queues `outs` in order, within the queue limits, and wakes the writer once. Returns
     /// what became of them, and the room their publisher should wait for (with
-    /// [`Session::room`]) before it sends more, if the queue runs far behind.
+    /// [`Session::room`]) before it sends more, if the queue runs far behind. A QoS 0
+    /// delivery that nothing queued waits ahead of is encoded for the writer instead, here,
+    /// on the publisher's thread (see `outbox::direct`).
     pub(crate) fn enqueue_run(
         &self,
         outs: impl IntoIterator<Item = Outgoing>,
@@ -48,6 +50,7 @@ impl Session {
     ) -> (RunQueued, Option<Arc<Notify>>) {
         let mut st = self.state.lock();
         let online = st.link.is_attached();
+        let direct = st.link.direct();
         let mut queued = RunQueued::default();
         let mut any = false;
         for out in outs {
@@ -60,7 +63,11 @@ impl Session {
                 continue;
             }
             any = true;
-            queued.add(st.durable.outbox.enqueue(out, limits, online));
+            let outbox = &mut st.durable.outbox;
+            if direct.is_some_and(|to| outbox.send_direct(&out, to, limits)) {
+                continue;
+            }
+            queued.add(outbox.enqueue(out, limits, online));
         }
         queued.dropped = st.durable.outbox.dropped();
         let room = if any {

@@ -54,6 +54,7 @@ fn attach(s: &Session, id: u64, window: usize) -> Attached {
         expiry_secs: 0,
         username: None,
         client: crate::broker::ClientFacts::for_test(),
+        direct: crate::broker::Direct::NONE,
     })
 }
 
@@ -400,6 +401,7 @@ fn a_pull_that_only_skips_pauses_and_resumes() {
 }
 
 mod backlog;
+mod direct;
 mod wills;
 
 /// Every session, idle ones included, is one allocation of this struct (in

@@ -1,7 +1,7 @@
 //! A session's outbox as one pointer until the session is first sent something.
 //!
 //! Every session, idle ones included, has an outbox, and its empty queue, window and cursors
-//! would be 136 bytes of each (what an idle connection holds is in `bench/PROFILE.md`).
+//! would be 168 bytes of each (what an idle connection holds is in `bench/PROFILE.md`).
 
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
@@ -9,7 +9,7 @@ use std::ops::{Deref, DerefMut};
 use aviary_protocol::TopicFilter;
 use tokio::time::Instant;
 
-use super::{Active, Batch, Event, Readable, SharedRetained};
+use super::{Active, Batch, Encoded, Event, Readable, SharedRetained};
 
 /// The outgoing side of a session; see the parent module's documentation.
 ///
@@ -61,6 +61,20 @@ impl Outbox {
         }
     }
 
+    /// See [`Active::take_encoded`].
+    pub(crate) fn take_encoded(&mut self, batch: &mut Batch) {
+        if let Some(active) = &mut self.0 {
+            active.take_encoded(batch);
+        }
+    }
+
+    /// See [`Active::drop_encoded`].
+    pub(crate) fn drop_encoded(&mut self) {
+        if let Some(active) = &mut self.0 {
+            active.drop_encoded();
+        }
+    }
+
     /// See [`Active::stop_retained`].
     pub(crate) fn stop_retained(&mut self, filter: &TopicFilter) {
         if let Some(active) = &mut self.0 {
@@ -94,6 +108,7 @@ impl Outbox {
 
 /// What an outbox without state reads as; the same as `Active::default()`.
 static EMPTY: Active = Active {
+    encoded: Encoded::new(),
     queue: VecDeque::new(),
     queued_bytes: 0,
     queued_qos0: 0,

@@ -23,6 +23,7 @@ fn connect(s: &Session, id: u64, will: Option<Will>, expiry_secs: u32) -> Attach
         expiry_secs,
         username: None,
         client: crate::broker::ClientFacts::for_test(),
+        direct: crate::broker::Direct::NONE,
     })
 }
 
