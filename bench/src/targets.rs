@@ -66,26 +66,19 @@ const CPU: &str = "broker CPU, µs/msg";
 const P99: &str = "latency p99, µs";
 
 /// Why broker CPU per message misses 0.5 µs in fan-in over TCP.
-const FAN_IN_MISS: &str = "Fan-in reads 50 sockets to write one: about 2,200 instructions per \
+const FAN_IN_MISS: &str = "Fan-in reads 50 sockets to write one: about 1,780 instructions per \
      message in the broker (callgrind; 3,570 before the match cache, LTO and the lock-free \
-     cache hit, 2,530 before a read's messages went to their subscriber in runs, which took the \
-     subscriber's lock and woke its writer once per run: 0.82-0.85 to 0.39-0.53 µs in paired \
-     runs). What a message costs now is less its instructions than the cache lines the two \
-     cores pass to each other for it: its allocation, freed on the subscriber's thread and \
-     handed back to the publisher's; its queue entry; the read buffer's count, shared by every \
-     message cut from one read (14 % of the broker's CPU in perf); and the packet's bytes. How \
-     fast the host passes a line decides the figure: the same build gave medians of 0.48 to \
-     0.63 µs within an hour. Tried and not kept: small messages copied out of the read buffer \
-     (0.66 against 0.60 µs), a message in a smaller allocation class (no difference). What it \
-     would take: a QoS 0 message to one subscriber that crosses to the writer as its encoded \
-     bytes, with no allocation or count of its own, which is a new queue between reader and \
-     writer; a build that only left the read buffer unshared (an upper bound, its deliveries \
-     wrong) ran 6 % below the build before over TCP and 17 % over WebSocket. The profile and \
-     what each change bought: [PROFILE.md](PROFILE.md).";
+     cache hit, 2,530 before a read's messages went to their subscriber in runs, 2,190 before \
+     a QoS 0 message to one subscriber was encoded by its publisher into the buffer the \
+     writer sends, freed on its own thread: 0.53 to 0.45 µs in paired runs). What a message \
+     costs is as much the cache lines the two cores pass to each other for it as its \
+     instructions, and how fast the host passes a line moves the figure: one build gave \
+     medians of 0.48 to 0.63 µs within an hour. Rerun with `--only fan-in --cpu-repeat 11`. \
+     The profile and what each change bought: [PROFILE.md](PROFILE.md).";
 
 /// Why broker CPU per message misses 0.5 µs in fan-in over WebSocket.
 const WS_FAN_IN_MISS: &str = "Over WebSocket, fan-in costs about 200 instructions per message \
-     more than over TCP (callgrind: about 2,740): the frames are unmasked and joined in place \
+     more than over TCP (callgrind at 8a2f2e2: 2,739 against 2,537): the frames are unmasked and joined in place \
      and the deliveries framed on the way out. Reads no longer zero the buffer first (83 \
      instructions per message until fd015ab). The rest is the TCP fan-in's cost: see the TCP \
      row and [PROFILE.md](PROFILE.md).";

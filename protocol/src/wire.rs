@@ -275,10 +275,8 @@ impl Sink for BytesMut {
 }
 
 /// The browser client's output buffer: a plain vector, so its package carries none of
-/// `BytesMut`'s code; and the server's buffer of QoS 0 deliveries encoded by their
-/// publishers' threads, which a session keeps empty-handed until the first (`Vec::new` is
-/// `const`, `BytesMut::new` is not).
-#[cfg(any(feature = "client", feature = "server"))]
+/// `BytesMut`'s code.
+#[cfg(feature = "client")]
 impl Sink for alloc::vec::Vec<u8> {
     fn put_u8(&mut self, v: u8) {
         self.push(v);

@@ -221,14 +221,15 @@ impl Broker {
     fn deliver<'t>(
         &self,
         msg: &Arc<Message>,
-        targets: impl Iterator<Item = &'t Target>,
+        targets: impl Iterator<Item = &'t Target> + Clone,
         out: &mut Staged<'_>,
     ) -> usize {
+        let sole = targets.clone().count() == 1;
         let mut count = 0;
         for (session, d) in targets {
             if self.may_read(session, &msg.topic) {
                 count += 1;
-                out.queue(session, [outgoing(msg.clone(), d)]);
+                out.queue(session, [outgoing(msg.clone(), d)], sole);
             }
         }
         count
@@ -249,16 +250,17 @@ impl Broker {
         ok
     }
 
-    /// Queues messages for one session, in order, and counts what was dropped. Returns the
-    /// room to wait for if the session's queue runs far behind.
+    /// Queues messages for one session, in order (`sole`: theirs alone), and counts what was
+    /// dropped. Returns the room to wait for if the session's queue runs far behind.
     pub(crate) fn enqueue_run(
         &self,
         session: &Session,
         outs: impl IntoIterator<Item = Outgoing>,
         limits: &QueueLimits,
+        sole: bool,
     ) -> Option<Arc<Notify>> {
         let m = &self.shared.metrics;
-        let (queued, room) = session.enqueue_run(outs, limits);
+        let (queued, room) = session.enqueue_run(outs, limits, sole);
         let RunQueued {
             evicted,
             dropped,

@@ -205,27 +205,6 @@ impl PublishRef<'_> {
     pub fn encode(&self, v: ProtocolVersion, dst: &mut BytesMut) -> Result<(), EncodeError> {
         let n = self.remaining_len(v)?;
         dst.reserve(1 + varint_len(n) + n);
-        self.write_packet(v, n, dst)
-    }
-
-    /// [`encode`](Self::encode) into a plain vector. On error nothing is appended.
-    pub fn encode_vec(
-        &self,
-        v: ProtocolVersion,
-        dst: &mut alloc::vec::Vec<u8>,
-    ) -> Result<(), EncodeError> {
-        let n = self.remaining_len(v)?;
-        dst.reserve(1 + varint_len(n) + n);
-        self.write_packet(v, n, dst)
-    }
-
-    /// The whole packet, whose remaining length `n` is known, into room made for it.
-    fn write_packet<S: Sink>(
-        &self,
-        v: ProtocolVersion,
-        n: usize,
-        dst: &mut S,
-    ) -> Result<(), EncodeError> {
         Sink::put_u8(dst, self.first_byte());
         Sink::put_varint(dst, n)?;
         self.write(v, dst)
@@ -361,10 +340,6 @@ mod tests {
             Packet::Publish(owned.clone()).encode(v, &mut want).unwrap();
             borrowed.encode(v, &mut got).unwrap();
             assert_eq!(got, want, "{v:?}");
-            let mut vec = b"before".to_vec();
-            borrowed.encode_vec(v, &mut vec).unwrap();
-            assert_eq!(&vec[..6], b"before");
-            assert_eq!(&vec[6..], &want[..], "{v:?}, into a vector");
             assert_eq!(borrowed.encoded_len(v).unwrap(), want.len());
             borrowed.encode_head(v, &mut head).unwrap();
             assert_eq!(&want[..head.len()], &head[..]);

@@ -39,6 +39,9 @@ struct Pending {
     parts: VecDeque<Bytes>,
     /// The newest encoded packets, copied in.
     buf: BytesMut,
+    /// A buffer written out, its room kept, for the session to encode the next deliveries
+    /// into (see `session::outbox::direct`).
+    spare: BytesMut,
 }
 
 impl Outbox {
@@ -107,18 +110,37 @@ impl Outbox {
     }
 
     /// Appends packets encoded elsewhere (QoS 0 deliveries, by their publishers' threads):
-    /// taken over as the buffer when it is empty, copied in after what it holds otherwise.
-    pub(super) fn push_encoded(&mut self, bytes: Vec<u8>) {
+    /// taken as the buffer when it is empty, copied in after what it holds otherwise. The
+    /// buffer left over, emptied, is kept as the spare.
+    pub(super) fn push_encoded(&mut self, bytes: Option<BytesMut>) {
+        let Some(mut bytes) = bytes else {
+            return;
+        };
         if bytes.is_empty() {
+            // Nothing encoded: the spare comes back as it went, and the buffer keeps its room
+            // (swapped, every other batch would grow one anew). Nothing to keep it for if
+            // nothing waits.
+            if let Some(pending) = &mut self.0 {
+                pending.spare = bytes;
+            }
             return;
         }
         let pending = self.0.get_or_insert_default();
         if pending.buf.is_empty() {
-            // Through `Bytes`, the one way to a `BytesMut` that keeps the vector's memory.
-            pending.buf = BytesMut::from(Bytes::from(bytes));
+            std::mem::swap(&mut pending.buf, &mut bytes);
         } else {
             pending.buf.extend_from_slice(&bytes);
         }
+        bytes.clear();
+        pending.spare = bytes;
+    }
+
+    /// The spare buffer (see [`push_encoded`](Self::push_encoded)), or a new one, empty.
+    pub(super) fn take_spare(&mut self) -> BytesMut {
+        self.0
+            .as_mut()
+            .map(|p| std::mem::take(&mut p.spare))
+            .unwrap_or_default()
     }
 
     /// Makes room at once for PUBLISHes with these topic and payload lengths (properties
@@ -239,12 +261,26 @@ mod tests {
     fn encoded_bytes_go_after_what_waits() {
         let v = ProtocolVersion::V3_1_1;
         let mut outbox = Outbox::default();
-        outbox.push_encoded(b"ab".to_vec());
+        outbox.push_encoded(None);
+        outbox.push_encoded(Some(BytesMut::new()));
+        assert!(outbox.0.is_none(), "nothing kept for nothing");
+        outbox.push_encoded(Some(BytesMut::from(&b"ab"[..])));
+        assert_eq!(
+            outbox.take_spare().capacity(),
+            0,
+            "the buffer it took the place of"
+        );
         outbox.push(&Packet::PingResp, v, true).unwrap();
-        outbox.push_encoded(b"cd".to_vec());
-        outbox.push_encoded(Vec::new());
-        let buf = &outbox.0.as_ref().unwrap().buf;
-        assert_eq!(&buf[..], b"ab\xd0\x00cd");
+        let with_room = BytesMut::with_capacity(100);
+        outbox.push_encoded(Some(with_room));
+        outbox.push_encoded(Some(BytesMut::from(&b"cd"[..])));
+        assert_eq!(&outbox.0.as_ref().unwrap().buf[..], b"ab\xd0\x00cd");
+        let spare = outbox.take_spare();
+        assert!(
+            spare.is_empty() && spare.capacity() >= 2,
+            "the one copied from, emptied"
+        );
+        assert_eq!(outbox.take_spare().capacity(), 0, "taken once");
     }
 
     /// The bytes written are the packets encoded one after the other,

@@ -183,9 +183,14 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             denied.set(denied.get() + u64::from(!ok));
             ok
         };
-        let batch =
-            self.session
-                .take_batch_readable(self.link_id, BATCH, now, (retained, &readable));
+        let spare = self.out.take_spare();
+        let batch = self.session.take_batch_readable(
+            self.link_id,
+            BATCH,
+            now,
+            (retained, &readable),
+            spare,
+        );
         if denied.get() > 0 {
             self.broker
                 .metrics()

@@ -168,16 +168,15 @@ impl<'b> Staged<'b> {
         let mut targets = std::mem::take(&mut self.run.targets);
         let mut messages = std::mem::take(&mut self.run.messages);
         let last = targets.len().saturating_sub(1);
+        let sole = targets.len() == 1;
         for (i, (session, d)) in targets.iter().enumerate() {
             if i == last {
                 // The last takes the run's own references to the messages.
-                self.queue(
-                    session,
-                    messages.drain(..).map(|msg| super::outgoing(msg, d)),
-                );
+                let outs = messages.drain(..).map(|msg| super::outgoing(msg, d));
+                self.queue(session, outs, sole);
             } else {
                 let outs = messages.iter().map(|msg| super::outgoing(msg.clone(), d));
-                self.queue(session, outs);
+                self.queue(session, outs, sole);
             }
         }
         targets.clear();
@@ -190,13 +189,15 @@ impl<'b> Staged<'b> {
         };
     }
 
-    /// Queues `outs` for `session` now, noting its room if it is far behind.
+    /// Queues `outs` for `session` now, noting its room if it is far behind; `sole` if
+    /// their messages go to this session alone (see [`Session::enqueue_run`]).
     pub(super) fn queue(
         &mut self,
         session: &Arc<Session>,
         outs: impl IntoIterator<Item = Outgoing>,
+        sole: bool,
     ) {
-        if let Some(room) = self.broker.enqueue_run(session, outs, &self.limits) {
+        if let Some(room) = self.broker.enqueue_run(session, outs, &self.limits, sole) {
             self.pressure.push((session.clone(), room));
         }
     }

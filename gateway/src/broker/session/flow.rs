@@ -4,6 +4,7 @@
 
 use std::num::NonZeroU16;
 
+use bytes::BytesMut;
 use tokio::time::Instant;
 
 use super::{Batch, Qos2Received, Readable, Session, SessionState, SharedRetained};
@@ -59,20 +60,24 @@ impl Session {
         now: Instant,
         retained: &SharedRetained,
     ) -> Batch {
-        self.take_batch_readable(link_id, max_messages, now, (retained, &|_| true))
+        let spare = BytesMut::new();
+        self.take_batch_readable(link_id, max_messages, now, (retained, &|_| true), spare)
     }
 
     /// [`Session::take_batch`], leaving out the retained messages whose
-    /// topics the subscriber may not read.
+    /// topics the subscriber may not read. `spare` is the writer's buffer for the
+    /// deliveries their publishers encode next (see `outbox::direct`), empty; the batch
+    /// gives it back if it does not keep it.
     pub(crate) fn take_batch_readable(
         &self,
         link_id: u64,
         max_messages: usize,
         now: Instant,
         retained: (&SharedRetained, Readable<'_>),
+        spare: BytesMut,
     ) -> Batch {
         let mut st = self.state.lock();
-        let mut batch = st.take_batch(link_id, max_messages, now, retained);
+        let mut batch = st.take_batch(link_id, max_messages, now, retained, spare);
         // Progress is a message taken: a writer woken with its window full takes nothing.
         if !batch.messages.is_empty() || batch.encoded.messages > 0 {
             let backlog = st.durable.outbox.backlog();
@@ -150,6 +155,7 @@ impl SessionState {
         max_messages: usize,
         now: Instant,
         retained: (&SharedRetained, Readable<'_>),
+        spare: BytesMut,
     ) -> Batch {
         let mut batch = Batch::default();
         let Some(conn) = self.link.current(link_id) else {
@@ -160,7 +166,7 @@ impl SessionState {
         if std::mem::take(&mut conn.resend) {
             outbox.resend(&mut batch);
         }
-        outbox.take_encoded(&mut batch);
+        outbox.take_encoded(&mut batch, spare);
         let window = usize::from(conn.window);
         outbox.fill(&mut batch, window, max_messages, now, retained);
         batch

@@ -227,7 +227,7 @@ impl Active {
         let encoded = &self.encoded;
         (
             self.queue.len() + encoded.messages,
-            self.queued_bytes + encoded.bytes.len(),
+            self.queued_bytes + encoded.len(),
         )
     }
 

@@ -40,17 +40,22 @@ impl RunQueued {
 impl Session {
     /// Queues `outs` in order, within the queue limits, and wakes the writer once. Returns
     /// what became of them, and the room their publisher should wait for (with
-    /// [`Session::room`]) before it sends more, if the queue runs far behind. A QoS 0
-    /// delivery that nothing queued waits ahead of is encoded for the writer instead, here,
-    /// on the publisher's thread (see `outbox::direct`).
+    /// [`Session::room`]) before it sends more, if the queue runs far behind.
+    ///
+    /// `sole`: the messages go to this session alone. A QoS 0 delivery of theirs that
+    /// nothing queued waits ahead of is then encoded for the writer instead, here, on the
+    /// publisher's thread (see `outbox::direct`). A message that goes to many stays one
+    /// shared message, queued for each: encoded for each, its bytes would be held once per
+    /// subscriber.
     pub(crate) fn enqueue_run(
         &self,
         outs: impl IntoIterator<Item = Outgoing>,
         limits: &QueueLimits,
+        sole: bool,
     ) -> (RunQueued, Option<Arc<Notify>>) {
         let mut st = self.state.lock();
         let online = st.link.is_attached();
-        let direct = st.link.direct();
+        let direct = st.link.direct().filter(|_| sole);
         let mut queued = RunQueued::default();
         let mut any = false;
         for out in outs {
@@ -107,7 +112,7 @@ impl Session {
         out: Outgoing,
         limits: &QueueLimits,
     ) -> (Enqueued, Option<Arc<Notify>>) {
-        let (queued, room) = self.enqueue_run([out], limits);
+        let (queued, room) = self.enqueue_run([out], limits, false);
         let enqueued = if queued.offline > 0 {
             Enqueued::DroppedOffline
         } else if queued.too_large > 0 {

@@ -9,6 +9,10 @@
 //! so while nothing queued is ahead of it, its publisher encodes it under the session's lock
 //! and drops the message on its own thread; the writer takes the bytes as they are.
 //!
+//! Only for a message that goes to this subscriber alone (fan-in, a pair): one that goes to
+//! many stays one message, shared by their queues, as its bytes would otherwise be held once
+//! per subscriber, and encoded on the publisher's thread alone rather than by the writers.
+//!
 //! What keeps this right:
 //! - order: only while the queue and the retained cursors are empty, so that everything
 //!   queued was routed after everything encoded, and the writer sends the encoded bytes
@@ -26,6 +30,7 @@
 //!   large is queued, and the writer drops it and counts it as it does any other.
 
 use aviary_protocol::ProtocolVersion;
+use bytes::BytesMut;
 
 use super::{Active, Batch, QueueLimits};
 use crate::broker::message::Outgoing;
@@ -82,18 +87,27 @@ impl Direct {
 }
 
 /// Deliveries encoded by their publishers, in order, and how many.
+///
+/// The writer hands back the buffer it has written out (its room kept) each time it takes
+/// one, so that in a steady stream the two buffers go back and forth and nothing is
+/// allocated or grown; a session whose writer found nothing new keeps none.
 #[derive(Debug, Default)]
 pub(crate) struct Encoded {
-    pub(crate) bytes: Vec<u8>,
+    pub(crate) bytes: Option<BytesMut>,
     pub(crate) messages: usize,
 }
 
 impl Encoded {
     pub(crate) const fn new() -> Self {
         Self {
-            bytes: Vec::new(),
+            bytes: None,
             messages: 0,
         }
+    }
+
+    /// Bytes encoded.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.as_ref().map_or(0, BytesMut::len)
     }
 }
 
@@ -103,31 +117,48 @@ impl Active {
     // Inline: once per message of a run, under the subscriber's lock.
     #[inline]
     pub(crate) fn send_direct(&mut self, out: &Outgoing, to: Direct, limits: &QueueLimits) -> bool {
-        let (high_messages, high_bytes) = limits.high_water();
-        let Encoded { bytes, messages } = &mut self.encoded;
-        let full = *messages >= high_messages || bytes.len() >= high_bytes;
-        if full || !self.queue.is_empty() || !self.cursors.is_empty() {
-            return false;
-        }
         let Some(publish) = out.publish_now() else {
             return false;
         };
+        let (high_messages, high_bytes) = limits.high_water();
+        let full = self.encoded.messages >= high_messages || self.encoded.len() >= high_bytes;
+        if full || !self.queue.is_empty() || !self.cursors.is_empty() {
+            return false;
+        }
+        let bytes = self.encoded.bytes.get_or_insert_with(BytesMut::new);
         if bytes.capacity() == 0 {
             bytes.reserve(FIRST);
         }
         let start = bytes.len();
-        let encoded = publish.encode_vec(to.version(), bytes).is_ok();
+        let encoded = publish.encode(to.version(), bytes).is_ok();
         if !encoded || bytes.len() - start > to.limit() {
             bytes.truncate(start);
             return false;
         }
-        *messages += 1;
+        self.encoded.messages += 1;
         true
     }
 
-    /// Hands the encoded deliveries to `batch`; the next one encoded starts a new buffer.
-    pub(crate) fn take_encoded(&mut self, batch: &mut Batch) {
-        batch.encoded = std::mem::take(&mut self.encoded);
+    /// Hands the encoded deliveries to `batch`, keeping the writer's `spare` buffer (empty,
+    /// its room kept) for the next ones. With none since the writer last looked, `spare`
+    /// goes back in `batch` and the session keeps no buffer: its writer may be about to wait.
+    pub(crate) fn take_encoded(&mut self, batch: &mut Batch, spare: BytesMut) {
+        if self.encoded.messages == 0 {
+            self.encoded.bytes = None;
+            batch.encoded.bytes = Some(spare);
+            return;
+        }
+        let room = Encoded {
+            bytes: Some(spare),
+            messages: 0,
+        };
+        batch.encoded = std::mem::replace(&mut self.encoded, room);
+    }
+
+    /// The room the session keeps for encoded deliveries.
+    #[cfg(test)]
+    pub(crate) fn encoding_room(&self) -> usize {
+        self.encoded.bytes.as_ref().map_or(0, BytesMut::capacity)
     }
 
     /// Forgets what was encoded for a connection that has gone.

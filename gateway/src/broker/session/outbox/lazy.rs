@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 
 use aviary_protocol::TopicFilter;
+use bytes::BytesMut;
 use tokio::time::Instant;
 
 use super::{Active, Batch, Encoded, Event, Readable, SharedRetained};
@@ -62,9 +63,10 @@ impl Outbox {
     }
 
     /// See [`Active::take_encoded`].
-    pub(crate) fn take_encoded(&mut self, batch: &mut Batch) {
-        if let Some(active) = &mut self.0 {
-            active.take_encoded(batch);
+    pub(crate) fn take_encoded(&mut self, batch: &mut Batch, spare: BytesMut) {
+        match &mut self.0 {
+            Some(active) => active.take_encoded(batch, spare),
+            None => batch.encoded.bytes = Some(spare),
         }
     }
 

@@ -42,21 +42,29 @@ fn wire(payloads: &[&[u8]]) -> Vec<u8> {
     b.to_vec()
 }
 
+/// The runs' messages go to the session alone.
+const SOLE: bool = true;
+
 fn take(s: &Session, link: u64) -> Batch {
     s.take_batch(link, 10, Instant::now(), &no_retained())
+}
+
+/// The encoded bytes a batch carries.
+fn encoded(batch: &Batch) -> &[u8] {
+    batch.encoded.bytes.as_deref().unwrap_or_default()
 }
 
 #[test]
 fn qos0_deliveries_go_encoded_in_order() {
     let s = direct_online(u32::MAX);
     let run = [out(QoS::AtMostOnce, b"a"), out(QoS::AtMostOnce, b"b")];
-    let (queued, room) = s.enqueue_run(run, &ROOMY);
+    let (queued, room) = s.enqueue_run(run, &ROOMY, SOLE);
     assert_eq!(queued, RunQueued::default());
     assert!(room.is_none());
     assert_eq!(s.queued(), 0, "nothing queued");
     let batch = take(&s, 7);
     assert_eq!(batch.encoded.messages, 2);
-    assert_eq!(batch.encoded.bytes, wire(&[b"a", b"b"]));
+    assert_eq!(encoded(&batch), wire(&[b"a", b"b"]));
     assert!(batch.messages.is_empty());
     assert!(take(&s, 7).is_empty(), "taken once");
 }
@@ -72,13 +80,13 @@ fn behind_a_queued_message_qos0_queues_too() {
         out(QoS::AtLeastOnce, b"b"),
         out(QoS::AtMostOnce, b"c"),
     ];
-    s.enqueue_run(run, &LIMITS);
+    s.enqueue_run(run, &LIMITS, SOLE);
     assert_eq!(s.queued(), 2);
     let batch = take(&s, 7);
-    assert_eq!(batch.encoded.bytes, wire(&[b"a"]));
+    assert_eq!(encoded(&batch), wire(&[b"a"]));
     assert_eq!(payloads(&batch), ["b", "c"]);
-    s.enqueue_run([out(QoS::AtMostOnce, b"d")], &LIMITS);
-    assert_eq!(take(&s, 7).encoded.bytes, wire(&[b"d"]));
+    s.enqueue_run([out(QoS::AtMostOnce, b"d")], &LIMITS, SOLE);
+    assert_eq!(encoded(&take(&s, 7)), wire(&[b"d"]));
 }
 
 /// A new subscription's retained messages go before what is routed after its SUBSCRIBE:
@@ -88,34 +96,38 @@ fn retained_messages_being_sent_go_first() {
     let s = direct_online(u32::MAX);
     let store = retained(2, QoS::AtMostOnce);
     subscribe(&s, &store, "r/#", QoS::AtMostOnce);
-    s.enqueue_run([out(QoS::AtMostOnce, b"new")], &LIMITS);
+    s.enqueue_run([out(QoS::AtMostOnce, b"new")], &LIMITS, SOLE);
     assert_eq!(s.queued(), 1);
     assert_eq!(drain(&s, &store, 7, 10), ["r/0", "r/1", "new"]);
 }
 
 /// Queued instead: a message that expires (its interval left is reckoned when sent), one
-/// larger than the client takes (its writer drops and counts it), and any for a connection
-/// that takes none.
+/// larger than the client takes (its writer drops and counts it), any for a connection
+/// that takes none, and one that goes to other subscribers too.
 #[test]
 fn what_cannot_go_encoded_is_queued() {
     let big = wire(&[b"0123456789"]).len() as u32;
     let s = direct_online(big - 1);
-    s.enqueue_run([out(QoS::AtMostOnce, b"0123456789")], &LIMITS);
+    s.enqueue_run([out(QoS::AtMostOnce, b"0123456789")], &LIMITS, SOLE);
     assert_eq!(s.queued(), 1, "too large for the client");
     let s = direct_online(big);
-    s.enqueue_run([out(QoS::AtMostOnce, b"0123456789")], &LIMITS);
+    s.enqueue_run([out(QoS::AtMostOnce, b"0123456789")], &LIMITS, SOLE);
     assert_eq!(s.queued(), 0, "at the client's limit");
 
     let s = direct_online(u32::MAX);
     let mut expiring = out(QoS::AtMostOnce, b"e");
     let msg = Arc::get_mut(&mut expiring.msg).unwrap();
     msg.expires_at = Some(Instant::now() + Duration::from_secs(60));
-    s.enqueue_run([expiring], &LIMITS);
+    s.enqueue_run([expiring], &LIMITS, SOLE);
     assert_eq!(s.queued(), 1, "expiring");
 
     let s = online();
-    s.enqueue_run([out(QoS::AtMostOnce, b"a")], &LIMITS);
+    s.enqueue_run([out(QoS::AtMostOnce, b"a")], &LIMITS, SOLE);
     assert_eq!(s.queued(), 1, "a connection that takes none");
+
+    let s = direct_online(u32::MAX);
+    s.enqueue_run([out(QoS::AtMostOnce, b"a")], &LIMITS, !SOLE);
+    assert_eq!(s.queued(), 1, "a message for many stays one, shared");
 }
 
 /// Encoded messages count as queued ones: at the high-water mark (half the queue's limits)
@@ -124,7 +136,7 @@ fn what_cannot_go_encoded_is_queued() {
 fn encoded_messages_are_bounded_as_queued_ones() {
     let s = direct_online(u32::MAX);
     let run = [0; 60].map(|_| out(QoS::AtMostOnce, b"m"));
-    let (_, room) = s.enqueue_run(run, &ROOMY);
+    let (_, room) = s.enqueue_run(run, &ROOMY, SOLE);
     assert!(room.is_some(), "past the high-water mark: held back");
     assert_eq!(s.queued(), 10, "50 encoded, the rest queued");
     let batch = take(&s, 7);
@@ -133,7 +145,7 @@ fn encoded_messages_are_bounded_as_queued_ones() {
 
     let large: &'static [u8] = vec![7; 400 * 1024].leak();
     let run = [0; 3].map(|_| out(QoS::AtMostOnce, large));
-    s.enqueue_run(run, &ROOMY);
+    s.enqueue_run(run, &ROOMY, SOLE);
     assert_eq!(s.queued(), 1, "the third is past half the byte limit");
 }
 
@@ -141,12 +153,12 @@ fn encoded_messages_are_bounded_as_queued_ones() {
 #[test]
 fn encoded_deliveries_go_with_their_connection() {
     let s = direct_online(u32::MAX);
-    s.enqueue_run([out(QoS::AtMostOnce, b"a")], &LIMITS);
+    s.enqueue_run([out(QoS::AtMostOnce, b"a")], &LIMITS, SOLE);
     assert!(s.detach(7, LOST).is_some());
     attach_direct(&s, 8, u32::MAX);
     assert!(take(&s, 8).is_empty());
 
-    s.enqueue_run([out(QoS::AtMostOnce, b"b")], &LIMITS);
+    s.enqueue_run([out(QoS::AtMostOnce, b"b")], &LIMITS, SOLE);
     attach_direct(&s, 9, u32::MAX);
     assert!(take(&s, 9).is_empty(), "taken over");
 }
@@ -156,15 +168,43 @@ fn encoded_deliveries_go_with_their_connection() {
 #[test]
 fn messages_in_flight_are_resent_before_anything_is_encoded() {
     let s = direct_online(u32::MAX);
-    s.enqueue_run([out(QoS::AtLeastOnce, b"a")], &LIMITS);
+    s.enqueue_run([out(QoS::AtLeastOnce, b"a")], &LIMITS, SOLE);
     assert_eq!(payloads(&take(&s, 7)), ["a"]);
     assert!(s.detach(7, LOST).is_some());
     attach_direct(&s, 8, u32::MAX);
-    s.enqueue_run([out(QoS::AtMostOnce, b"b")], &LIMITS);
+    s.enqueue_run([out(QoS::AtMostOnce, b"b")], &LIMITS, SOLE);
     let batch = take(&s, 8);
     assert_eq!(batch.encoded.messages, 0);
     assert_eq!(payloads(&batch), ["a", "b"]);
     assert!(batch.messages[0].2, "DUP");
-    s.enqueue_run([out(QoS::AtMostOnce, b"c")], &LIMITS);
-    assert_eq!(take(&s, 8).encoded.bytes, wire(&[b"c"]));
+    s.enqueue_run([out(QoS::AtMostOnce, b"c")], &LIMITS, SOLE);
+    assert_eq!(encoded(&take(&s, 8)), wire(&[b"c"]));
+}
+
+/// In a steady stream the writer's spare buffer takes the next deliveries, so nothing is
+/// allocated; once the writer finds nothing new, the session keeps no room.
+#[test]
+fn the_writer_s_spare_takes_the_next_and_an_idle_session_keeps_no_room() {
+    let s = direct_online(u32::MAX);
+    let store = no_retained();
+    let take_with =
+        |spare: BytesMut| s.take_batch_readable(7, 10, Instant::now(), (&store, &|_| true), spare);
+    s.enqueue_run([out(QoS::AtMostOnce, b"a")], &ROOMY, SOLE);
+    let spare = BytesMut::with_capacity(4096);
+    let at = spare.as_ptr();
+    assert_eq!(take_with(spare).encoded.messages, 1);
+    s.enqueue_run([out(QoS::AtMostOnce, b"b")], &ROOMY, SOLE);
+    let batch = take_with(BytesMut::with_capacity(2048));
+    assert_eq!(encoded(&batch), wire(&[b"b"]));
+    assert_eq!(encoded(&batch).as_ptr(), at, "encoded into the spare");
+    let room = s.state.lock().durable.outbox.encoding_room();
+    assert!(room >= 2048, "the next spare kept: {room}");
+
+    let batch = take_with(BytesMut::with_capacity(10));
+    assert_eq!(batch.encoded.messages, 0);
+    assert!(
+        batch.encoded.bytes.unwrap().capacity() >= 10,
+        "the spare comes back"
+    );
+    assert_eq!(s.state.lock().durable.outbox.encoding_room(), 0);
 }
