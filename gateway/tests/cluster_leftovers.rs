@@ -9,10 +9,11 @@ mod cluster_common;
 mod common;
 mod ws_common;
 
-use async_nats::jetstream::{self, consumer, context::ConsumerInfoErrorKind};
+use async_nats::jetstream::{self, consumer, context::ConsumerInfoErrorKind, kv};
 use cluster_common::{node, process_node, KeyReads, LEASE};
 use common::nats::NatsCluster;
 use common::within_for;
+use ws_common::Gw;
 
 /// The message stream and the adoptions bucket (see `cluster::node`, `cluster::adoption`).
 const STREAM: &str = "AVIARY_MESSAGES";
@@ -58,6 +59,40 @@ async fn consumer_policy(js: &jetstream::Context, node: &str) -> Option<consumer
         Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => None,
         Err(e) => panic!("reading node-{node}: {e}"),
     }
+}
+
+/// Starts in-process node `name` and waits for its start-up sweep (see
+/// `cluster::adoption::Adoption::resume`) to be done, so that what the test plants later is
+/// not taken by it: the sweep, in the background, drops whatever the node's finished
+/// adoptions left when it lists them. Seen done once a key it finds there, left by it
+/// before it started (gw-s), says so: the bucket is made as a node makes it.
+async fn swept_at_start(
+    nats: &NatsCluster,
+    js: &jetstream::Context,
+    name: &str,
+) -> (Gw, kv::Store) {
+    let kv = js
+        .create_key_value(kv::Config {
+            bucket: ADOPTIONS.to_owned(),
+            history: 1,
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("the adoptions bucket");
+    kv.put("gw-s", format!("adopted:{name}").into())
+        .await
+        .expect("an adoption's last word");
+    let gw = node(nats, name).await;
+    let dropped = format!("adopted:{name}\ndropped");
+    within_for(LEASE * 5, "the node's start-up sweep", async {
+        while kv.get("gw-s").await.expect("read gw-s").as_deref() != Some(dropped.as_bytes()) {
+            tokio::time::sleep(LEASE / 10).await;
+        }
+    })
+    .await;
+    (gw, kv)
 }
 
 #[tokio::test]
@@ -120,11 +155,10 @@ async fn a_node_back_after_its_adoption_drops_the_consumer_its_adopter_left() {
 #[tokio::test]
 async fn a_node_back_waits_while_a_live_node_drops_its_leftovers() {
     let nats = NatsCluster::start(3).await;
-    let _a = node(&nats, "gw-a").await;
     let js = js(&nats).await;
+    let (_a, kv) = swept_at_start(&nats, &js, "gw-a").await;
     // gw-a adopted gw-y and is dropping what gw-y left, holding gw-y's key.
     leave_leftovers(&js, "gw-y", "gw-a").await;
-    let kv = js.get_key_value(ADOPTIONS).await.expect("the bucket");
     let held = kv
         .put("gw-y", "adopted:gw-a\ndropping:gw-a".into())
         .await
