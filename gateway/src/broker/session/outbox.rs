@@ -146,10 +146,19 @@ impl Active {
             return Enqueued::DroppedTooLarge;
         }
         let mut evicted = 0;
-        while self.queue.len() >= limits.max_messages || self.queued_bytes + size > limits.max_bytes
+        // Deliveries encoded for the writer count: they wait to be sent as queued ones do.
+        while self.queue.len() + self.encoded.messages >= limits.max_messages
+            || self.queued_bytes + self.encoded.len() + size > limits.max_bytes
         {
-            // Make room: the oldest QoS 0 message goes first, as it carries
-            // no delivery promise; otherwise the oldest message.
+            // Make room: the oldest QoS 0 messages go first, as they carry no delivery
+            // promise. Those encoded are the oldest of all (nothing was queued ahead of
+            // them), and go together, being one run of bytes; then the oldest queued QoS 0
+            // message; otherwise the oldest message.
+            if self.encoded.messages > 0 {
+                evicted += self.encoded.messages;
+                self.drop_encoded();
+                continue;
+            }
             let idx = if self.queued_qos0 > 0 {
                 self.queue
                     .iter()
@@ -215,10 +224,10 @@ impl Active {
         }
     }
 
-    /// Messages waiting to be sent, plus those in flight. Retained messages
-    /// not pulled yet are not counted: they are not held here.
+    /// Messages waiting to be sent (queued, or encoded for the writer), plus those in
+    /// flight. Retained messages not pulled yet are not counted: they are not held here.
     pub(crate) fn queued(&self) -> usize {
-        self.queue.len() + self.inflight.len()
+        self.queue.len() + self.encoded.messages + self.inflight.len()
     }
 
     /// Messages and bytes waiting in the queue, and encoded for the writer: what holds

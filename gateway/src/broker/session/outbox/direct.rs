@@ -21,10 +21,11 @@
 //!   Maximum Packet Size), and are dropped with it, as what its socket's buffer held is;
 //!   not for a connection that assigns topic aliases (only its writer knows them), nor
 //!   while in-flight messages wait to be sent again, which go first;
-//! - the bounds: encoded messages count as queued ones for backpressure, which holds
-//!   publishers back at the queue's high-water mark; past that mark (a slow subscriber holds
-//!   no one back), messages queue as before, under the queue's limits, which drop the
-//!   oldest queued first. An encoded message is as good as handed to the writer;
+//! - the bounds: encoded messages count as queued ones, for backpressure, which holds
+//!   publishers back at the queue's high-water mark, and for the queue's limits. Past that
+//!   mark (a slow subscriber holds no one back) messages queue as before, and when the
+//!   queue must make room, the encoded ones go first, all together: they are the oldest,
+//!   and QoS 0;
 //! - the message: a QoS 0 delivery of a message that does not expire (the interval left is
 //!   reckoned when it is sent), encoded within the client's Maximum Packet Size; one too
 //!   large is queued, and the writer drops it and counts it as it does any other.
@@ -161,7 +162,14 @@ impl Active {
         self.encoded.bytes.as_ref().map_or(0, BytesMut::capacity)
     }
 
-    /// Forgets what was encoded for a connection that has gone.
+    /// Deliveries encoded and not yet taken by the writer.
+    #[cfg(test)]
+    pub(crate) fn encoded_messages(&self) -> usize {
+        self.encoded.messages
+    }
+
+    /// Forgets what was encoded: for a connection that has gone, or to make room in the
+    /// queue.
     pub(crate) fn drop_encoded(&mut self) {
         self.encoded = Encoded::new();
     }

@@ -49,6 +49,12 @@ fn take(s: &Session, link: u64) -> Batch {
     s.take_batch(link, 10, Instant::now(), &no_retained())
 }
 
+/// Messages waiting for the writer: queued (and in flight), and encoded.
+fn waiting(s: &Session) -> (usize, usize) {
+    let encoded = s.state.lock().durable.outbox.encoded_messages();
+    (s.queued() - encoded, encoded)
+}
+
 /// The encoded bytes a batch carries.
 fn encoded(batch: &Batch) -> &[u8] {
     batch.encoded.bytes.as_deref().unwrap_or_default()
@@ -61,7 +67,7 @@ fn qos0_deliveries_go_encoded_in_order() {
     let (queued, room) = s.enqueue_run(run, &ROOMY, SOLE);
     assert_eq!(queued, RunQueued::default());
     assert!(room.is_none());
-    assert_eq!(s.queued(), 0, "nothing queued");
+    assert_eq!(waiting(&s), (0, 2), "nothing queued");
     let batch = take(&s, 7);
     assert_eq!(batch.encoded.messages, 2);
     assert_eq!(encoded(&batch), wire(&[b"a", b"b"]));
@@ -81,7 +87,7 @@ fn behind_a_queued_message_qos0_queues_too() {
         out(QoS::AtMostOnce, b"c"),
     ];
     s.enqueue_run(run, &LIMITS, SOLE);
-    assert_eq!(s.queued(), 2);
+    assert_eq!(waiting(&s), (2, 1));
     let batch = take(&s, 7);
     assert_eq!(encoded(&batch), wire(&[b"a"]));
     assert_eq!(payloads(&batch), ["b", "c"]);
@@ -97,7 +103,7 @@ fn retained_messages_being_sent_go_first() {
     let store = retained(2, QoS::AtMostOnce);
     subscribe(&s, &store, "r/#", QoS::AtMostOnce);
     s.enqueue_run([out(QoS::AtMostOnce, b"new")], &LIMITS, SOLE);
-    assert_eq!(s.queued(), 1);
+    assert_eq!(waiting(&s), (1, 0));
     assert_eq!(drain(&s, &store, 7, 10), ["r/0", "r/1", "new"]);
 }
 
@@ -109,25 +115,25 @@ fn what_cannot_go_encoded_is_queued() {
     let big = wire(&[b"0123456789"]).len() as u32;
     let s = direct_online(big - 1);
     s.enqueue_run([out(QoS::AtMostOnce, b"0123456789")], &LIMITS, SOLE);
-    assert_eq!(s.queued(), 1, "too large for the client");
+    assert_eq!(waiting(&s), (1, 0), "too large for the client");
     let s = direct_online(big);
     s.enqueue_run([out(QoS::AtMostOnce, b"0123456789")], &LIMITS, SOLE);
-    assert_eq!(s.queued(), 0, "at the client's limit");
+    assert_eq!(waiting(&s), (0, 1), "at the client's limit");
 
     let s = direct_online(u32::MAX);
     let mut expiring = out(QoS::AtMostOnce, b"e");
     let msg = Arc::get_mut(&mut expiring.msg).unwrap();
     msg.expires_at = Some(Instant::now() + Duration::from_secs(60));
     s.enqueue_run([expiring], &LIMITS, SOLE);
-    assert_eq!(s.queued(), 1, "expiring");
+    assert_eq!(waiting(&s), (1, 0), "expiring");
 
     let s = online();
     s.enqueue_run([out(QoS::AtMostOnce, b"a")], &LIMITS, SOLE);
-    assert_eq!(s.queued(), 1, "a connection that takes none");
+    assert_eq!(waiting(&s), (1, 0), "a connection that takes none");
 
     let s = direct_online(u32::MAX);
     s.enqueue_run([out(QoS::AtMostOnce, b"a")], &LIMITS, !SOLE);
-    assert_eq!(s.queued(), 1, "a message for many stays one, shared");
+    assert_eq!(waiting(&s), (1, 0), "a message for many stays one, shared");
 }
 
 /// Encoded messages count as queued ones: at the high-water mark (half the queue's limits)
@@ -138,7 +144,7 @@ fn encoded_messages_are_bounded_as_queued_ones() {
     let run = [0; 60].map(|_| out(QoS::AtMostOnce, b"m"));
     let (_, room) = s.enqueue_run(run, &ROOMY, SOLE);
     assert!(room.is_some(), "past the high-water mark: held back");
-    assert_eq!(s.queued(), 10, "50 encoded, the rest queued");
+    assert_eq!(waiting(&s), (10, 50), "50 encoded, the rest queued");
     let batch = take(&s, 7);
     assert_eq!(batch.encoded.messages, 50);
     assert_eq!(batch.messages.len(), 10);
@@ -146,7 +152,32 @@ fn encoded_messages_are_bounded_as_queued_ones() {
     let large: &'static [u8] = vec![7; 400 * 1024].leak();
     let run = [0; 3].map(|_| out(QoS::AtMostOnce, large));
     s.enqueue_run(run, &ROOMY, SOLE);
-    assert_eq!(s.queued(), 1, "the third is past half the byte limit");
+    assert_eq!(
+        waiting(&s),
+        (1, 0),
+        "the two encoded made room for the third"
+    );
+}
+
+/// Encoded messages count in the queue's limits too: when a full queue makes room, they go
+/// first, all together (the oldest, and QoS 0), so a slow subscriber keeps at most what
+/// the limits say, and the newest of it.
+#[test]
+fn a_full_queue_drops_the_encoded_messages_first() {
+    let s = direct_online(u32::MAX);
+    let limits = QueueLimits {
+        max_messages: 10,
+        ..ROOMY
+    };
+    let payloads_in: [&'static [u8]; 12] = [
+        b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8", b"9", b"10", b"11",
+    ];
+    let (queued, _) = s.enqueue_run(payloads_in.map(|p| out(QoS::AtMostOnce, p)), &limits, SOLE);
+    assert_eq!(queued.evicted, 5, "the 5 encoded, at the high-water mark");
+    assert_eq!(waiting(&s), (7, 0));
+    let batch = s.take_batch(7, 20, Instant::now(), &no_retained());
+    assert_eq!(batch.encoded.messages, 0);
+    assert_eq!(payloads(&batch), ["5", "6", "7", "8", "9", "10", "11"]);
 }
 
 /// What was encoded for a connection goes with it: its successor gets nothing of it.
