@@ -167,10 +167,12 @@ impl Active {
             } else {
                 0
             };
-            if let Some(gone) = self.remove_queued(idx) {
-                self.record(|| Event::Done(gone.clone()), &gone);
-                evicted += 1;
-            }
+            let Some(gone) = self.remove_queued(idx) else {
+                // Nothing left to drop (cannot be: an empty queue is within the limits).
+                break;
+            };
+            self.record(|| Event::Done(gone.clone()), &gone);
+            evicted += 1;
         }
         self.dropped += evicted as u64;
         let mut out = out;
