@@ -92,8 +92,9 @@ pub(super) fn aviary_miss(medians: &[Option<f64>], rounds: &[f64], n: usize) -> 
          messages 10,000 behind, so Aviary drops the oldest.\n  \
          - What it would take: the evicted entries fetched ahead (a prefetch, which needs \
          the `unsafe` the workspace forbids), which would hide the eviction's 3 misses but \
-         not the stream's; a smaller queue (`[mqtt] max_queued_messages`) for a subscriber that \
-         may fall behind; or the load generator on cores of its own.{noise}",
+         not the stream's; not a smaller queue (`[mqtt] max_queued_messages`), which keeps \
+         three quarters of the misses at a tenth of the size (PROFILE.md, same section); or \
+         the load generator on cores of its own.{noise}",
         slow_cpu = value(6, 2),
         alone_cpu = value(5, 2),
         against_all = value(4, 1),
