@@ -29,6 +29,7 @@ use crate::broker::message::Outgoing;
 /// lock, even when most entries are skipped (replaced since, or expired).
 const PULL_BUDGET: usize = 4096;
 
+mod acks;
 mod adopt;
 mod direct;
 mod ids;
@@ -146,10 +147,11 @@ impl Active {
             return Enqueued::DroppedTooLarge;
         }
         let mut evicted = 0;
-        // Deliveries encoded for the writer count: they wait to be sent as queued ones do.
-        while self.queue.len() + self.encoded.messages >= limits.max_messages
-            || self.queued_bytes + self.encoded.len() + size > limits.max_bytes
-        {
+        // The backlog: deliveries encoded for the writer count, waiting as queued ones do.
+        let full = |(messages, bytes): (usize, usize)| {
+            messages >= limits.max_messages || bytes + size > limits.max_bytes
+        };
+        while full(self.backlog()) {
             // Make room: the oldest QoS 0 messages go first, as they carry no delivery
             // promise. Those encoded are the oldest of all (nothing was queued ahead of
             // them), and go together, being one run of bytes; then the oldest queued QoS 0
@@ -229,11 +231,11 @@ impl Active {
     /// Messages waiting to be sent (queued, or encoded for the writer), plus those in
     /// flight. Retained messages not pulled yet are not counted: they are not held here.
     pub(crate) fn queued(&self) -> usize {
-        self.queue.len() + self.encoded.messages + self.inflight.len()
+        self.backlog().0 + self.inflight.len()
     }
 
-    /// Messages and bytes waiting in the queue, and encoded for the writer: what holds
-    /// publishers back past the high-water mark (see `backlog`).
+    /// Messages and bytes waiting in the queue, and encoded for the writer: what the queue's
+    /// limits bound, and what holds publishers back past the high-water mark (see `backlog`).
     pub(crate) fn backlog(&self) -> (usize, usize) {
         let encoded = &self.encoded;
         (
@@ -397,77 +399,6 @@ impl Active {
             released: false,
         });
         batch.messages.push((out, Some(packet_id), false));
-    }
-
-    fn inflight_position(&self, id: NonZeroU16, released: bool) -> Option<usize> {
-        self.inflight
-            .iter()
-            .position(|i| i.packet_id == id && i.released == released)
-    }
-
-    /// PUBACK: a QoS 1 delivery is complete.
-    pub(crate) fn puback(&mut self, id: NonZeroU16) -> bool {
-        match self.inflight_position(id, false) {
-            Some(pos) if self.inflight[pos].out.qos == QoS::AtLeastOnce => {
-                self.complete(pos);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// PUBREC: a QoS 2 message was received. Returns whether to answer
-    /// PUBREL; an error reason ends the exchange [MQTT-4.3.3-4].
-    pub(crate) fn pubrec(&mut self, id: NonZeroU16, failed: bool) -> bool {
-        let Some(pos) = self
-            .inflight
-            .iter()
-            .position(|i| i.packet_id == id && i.out.qos == QoS::ExactlyOnce)
-        else {
-            return false;
-        };
-        if failed {
-            self.complete(pos);
-            return false;
-        }
-        self.inflight[pos].released = true;
-        let out = self.inflight[pos].out.clone();
-        self.record(|| Event::Released(out.clone(), id), &out);
-        true
-    }
-
-    /// PUBCOMP: a QoS 2 delivery is complete.
-    pub(crate) fn pubcomp(&mut self, id: NonZeroU16) -> bool {
-        match self.inflight_position(id, true) {
-            Some(pos) => {
-                self.complete(pos);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Forgets an in-flight message that could not be sent (too large for
-    /// the client), as if it had been acknowledged [MQTT-3.1.2-25].
-    pub(crate) fn abandon(&mut self, id: NonZeroU16) {
-        if let Some(pos) = self.inflight.iter().position(|i| i.packet_id == id) {
-            self.complete(pos);
-        }
-    }
-
-    /// Ends the delivery of the in-flight message at `pos`: acknowledged,
-    /// refused or abandoned, the store forgets it.
-    fn complete(&mut self, pos: usize) {
-        // Acknowledgements mostly come in the order sent: the oldest goes by `pop_front`,
-        // which `remove(0)` would reach only through a general shift of nothing.
-        let done = if pos == 0 {
-            self.inflight.pop_front()
-        } else {
-            self.inflight.remove(pos)
-        };
-        if let Some(done) = done {
-            self.record(|| Event::Done(done.out.clone()), &done.out);
-        }
     }
 
     /// The messages in flight, in the order sent.
