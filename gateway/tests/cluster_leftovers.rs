@@ -86,13 +86,18 @@ async fn swept_at_start(
         .expect("an adoption's last word");
     let gw = node(nats, name).await;
     let dropped = format!("adopted:{name}\ndropped");
-    within_for(LEASE * 5, "the node's start-up sweep", async {
-        while kv.get("gw-s").await.expect("read gw-s").as_deref() != Some(dropped.as_bytes()) {
+    until_key_says(&kv, "gw-s", dropped.as_bytes(), "the node's start-up sweep").await;
+    (gw, kv)
+}
+
+/// Waits, for up to 5 leases, until `key` of `kv` says `value`; `what` names the wait.
+async fn until_key_says(kv: &kv::Store, key: &str, value: &[u8], what: &str) {
+    within_for(LEASE * 5, what, async {
+        while kv.get(key).await.expect("read a key").as_deref() != Some(value) {
             tokio::time::sleep(LEASE / 10).await;
         }
     })
     .await;
-    (gw, kv)
 }
 
 #[tokio::test]
@@ -116,20 +121,12 @@ async fn the_adopter_of_a_dead_adopter_drops_what_its_finished_adoptions_left() 
     let said = kv.get("gw-b").await.expect("read gw-b's adoption");
     assert_eq!(said.as_deref(), Some(&b"adopted:gw-a\ndropped"[..]));
     // gw-x's sessions still live where gw-b's went; what gw-b left of it is gone.
-    within_for(
-        LEASE * 5,
+    let dropped = b"adopted:gw-b\ndropped";
+    until_key_says(
+        &kv,
+        "gw-x",
+        dropped,
         "gw-x's key to say its leftovers are dropped",
-        async {
-            while kv
-                .get("gw-x")
-                .await
-                .expect("read gw-x's adoption")
-                .as_deref()
-                != Some(&b"adopted:gw-b\ndropped"[..])
-            {
-                tokio::time::sleep(LEASE / 10).await;
-            }
-        },
     )
     .await;
 }
