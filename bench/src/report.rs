@@ -29,7 +29,7 @@ impl Better {
     }
 
     /// Whether `a` is at least as good as `b`.
-    fn at_least(self, a: f64, b: f64) -> bool {
+    pub(crate) fn at_least(self, a: f64, b: f64) -> bool {
         match self {
             Self::Higher => a >= b,
             Self::Lower => a <= b,
@@ -61,6 +61,10 @@ pub(crate) struct Row {
     pub(crate) goal: Goal,
     /// Each broker's value, for the brokers that measured one.
     pub(crate) values: BTreeMap<BrokerKind, f64>,
+    /// Of a row merged from repeated runs ([`median_rows`]): each broker's value in each run,
+    /// in the order of the runs (none where that run measured none); `values` holds their
+    /// medians. Empty for a single run.
+    pub(crate) runs: BTreeMap<BrokerKind, Vec<Option<f64>>>,
     /// Decimals to show.
     pub(crate) decimals: usize,
     /// Loss, timeouts, errors: anything that qualifies the numbers.
@@ -76,6 +80,7 @@ impl Row {
             better,
             goal: Goal::BestPeer,
             values: BTreeMap::new(),
+            runs: BTreeMap::new(),
             decimals,
             notes: String::new(),
         }
@@ -292,8 +297,8 @@ impl Report {
 }
 
 /// Merges the rows of repeated runs of one scenario: each number becomes the median of its
-/// runs (the lower middle one for an even count, so it is a value that was measured), and the
-/// notes of every run are kept.
+/// runs (the lower middle one for an even count, so it is a value that was measured), with the
+/// runs' own values beside it, and the notes of every run are kept.
 pub(crate) fn median_rows(runs: Vec<Vec<Row>>) -> Vec<Row> {
     let mut runs = runs.into_iter();
     let Some(mut merged) = runs.next() else {
@@ -305,22 +310,26 @@ pub(crate) fn median_rows(runs: Vec<Vec<Row>>) -> Vec<Row> {
     }
     for (i, row) in merged.iter_mut().enumerate() {
         let others: Vec<&Row> = rest.iter().filter_map(|run| run.get(i)).collect();
-        let mut samples: BTreeMap<BrokerKind, Vec<f64>> = BTreeMap::new();
-        for one in std::iter::once(&*row).chain(others.iter().copied()) {
-            for (kind, value) in &one.values {
-                samples.entry(*kind).or_default().push(*value);
-            }
+        let all = || std::iter::once(&*row).chain(others.iter().copied());
+        let mut runs: BTreeMap<BrokerKind, Vec<Option<f64>>> = BTreeMap::new();
+        for kind in all().flat_map(|one| one.values.keys()) {
+            runs.entry(*kind)
+                .or_insert_with(|| all().map(|one| one.value(*kind)).collect());
         }
         let mut notes: Vec<String> = Vec::new();
-        for one in std::iter::once(&*row).chain(others.iter().copied()) {
+        for one in all() {
             if !one.notes.is_empty() && !notes.contains(&one.notes) {
                 notes.push(one.notes.clone());
             }
         }
-        row.values = samples
-            .into_iter()
-            .filter_map(|(kind, mut values)| Some((kind, median(&mut values)?)))
+        row.values = runs
+            .iter()
+            .filter_map(|(kind, values)| {
+                let mut measured: Vec<f64> = values.iter().flatten().copied().collect();
+                Some((*kind, median(&mut measured)?))
+            })
             .collect();
+        row.runs = runs;
         row.notes = notes.join(" / ");
     }
     merged
@@ -355,6 +364,12 @@ mod tests {
         assert_eq!(merged[0].value(BrokerKind::Aviary), Some(2.0));
         assert_eq!(merged[0].value(BrokerKind::Mosquitto), Some(20.0));
         assert_eq!(merged[0].notes, "Aviary: lost 1");
+        let runs = |kind| merged[0].runs[&kind].clone();
+        assert_eq!(
+            runs(BrokerKind::Aviary),
+            [Some(3.0), Some(1.0), None, Some(2.0)]
+        );
+        assert_eq!(runs(BrokerKind::Mosquitto).iter().flatten().count(), 4);
         assert!(median_rows(Vec::new()).is_empty());
     }
 

@@ -90,7 +90,7 @@ const LATENCY_MISS: &str = "At this rate the broker idles between messages, and 
      against Mosquitto's 11, with no other thread woken. The p99 rests on the 50 slowest of \
      5,000 messages, which the machine's scheduling decides: in medians of 9 runs of one build \
      the brokers' p50s were within 6 µs and which p99 was lower flipped from one row and one \
-     run to the next ([PROFILE.md](PROFILE.md), \"Latency at 1,000 msg/s: system calls\"). \
+     run to the next, as the runs beside the figure show ([PROFILE.md](PROFILE.md), \"Latency at 1,000 msg/s: system calls\"). \
      Rerun with `--latency-repeat 9` on an idle machine.";
 
 /// Why latency p99 over WebSocket misses Mosquitto's.
@@ -261,9 +261,10 @@ fn judge(check: &Check, rows: &[Row]) -> Option<(String, bool)> {
             let shown = |v| format_value(Some(v), picked.decimals);
             Some((
                 format!(
-                    "{} {unit} against {kind}'s {} {unit}",
+                    "{} {unit} against {kind}'s {} {unit}{}",
                     shown(value),
-                    shown(mosquitto)
+                    shown(mosquitto),
+                    runs_in_turn(picked, kind).unwrap_or_default()
                 ),
                 value <= mosquitto,
             ))
@@ -290,6 +291,42 @@ fn judge(check: &Check, rows: &[Row]) -> Option<(String, bool)> {
             ))
         }
     }
+}
+
+/// Aviary's and `mosquitto`'s value in each run of a repeated row, and in how many of the runs
+/// that measured both Aviary's was no worse: a median of five hides how far the runs spread,
+/// and with it whether the verdict is the brokers' or the machine's. The two took turns, so a
+/// run's two values were measured a few seconds apart.
+fn runs_in_turn(row: &Row, mosquitto: BrokerKind) -> Option<String> {
+    let (aviary, theirs) = (
+        row.runs.get(&BrokerKind::Aviary)?,
+        row.runs.get(&mosquitto)?,
+    );
+    let both: Vec<(f64, f64)> = aviary
+        .iter()
+        .zip(theirs)
+        .filter_map(|(a, m)| Some(((*a)?, (*m)?)))
+        .collect();
+    if both.len() < 2 {
+        return None;
+    }
+    let no_worse = both
+        .iter()
+        .filter(|(a, m)| row.better.at_least(*a, *m))
+        .count();
+    let list = |values: &[Option<f64>]| {
+        let shown: Vec<String> = values
+            .iter()
+            .map(|v| format_value(*v, row.decimals))
+            .collect();
+        shown.join(", ")
+    };
+    Some(format!(
+        " (runs in turn: Aviary {}; {mosquitto} {}; Aviary no worse in {no_worse} of {})",
+        list(aviary),
+        list(theirs),
+        both.len()
+    ))
 }
 
 /// The section listing the issue's targets, or nothing when no row of this run judges any.
@@ -375,6 +412,35 @@ mod tests {
         let section = section(&rows);
         assert!(
             section.contains("| 150 µs against Mosquitto (Nagle)'s 140 µs | ✗ |"),
+            "{section}"
+        );
+    }
+
+    #[test]
+    fn latency_shows_its_runs_in_turn() {
+        let mut p99 = row(
+            "latency WS QoS 0, 1,000 msg/s for 5 s",
+            P99,
+            &[(Aviary, 1_156.0), (Mosquitto, 686.0)],
+        );
+        p99.runs = [
+            (
+                Aviary,
+                vec![Some(2_053.0), Some(4_899.0), Some(1_156.0), None],
+            ),
+            (
+                Mosquitto,
+                vec![Some(686.0), Some(330.0), Some(2_925.0), Some(416.0)],
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let section = section(&[p99]);
+        assert!(
+            section.contains(
+                "| 1,156 µs against Mosquitto's 686 µs (runs in turn: Aviary 2,053, 4,899, \
+                 1,156, –; Mosquitto 686, 330, 2,925, 416; Aviary no worse in 1 of 3) | ✗ |"
+            ),
             "{section}"
         );
     }
