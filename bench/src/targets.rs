@@ -90,8 +90,9 @@ const LATENCY_MISS: &str = "At this rate the broker idles between messages, and 
      against Mosquitto's 11, with no other thread woken. The p99 rests on the 50 slowest of \
      5,000 messages, which the machine's scheduling decides: in medians of 9 runs of one build \
      the brokers' p50s were within 6 µs and which p99 was lower flipped from one row and one \
-     run to the next, as the runs beside the figure show ([PROFILE.md](PROFILE.md), \"Latency at 1,000 msg/s: system calls\"). \
-     Rerun with `--latency-repeat 9` on an idle machine.";
+     run to the next, as the runs beside the figure show ([PROFILE.md](PROFILE.md), \
+     \"Latency at 1,000 msg/s: system calls\"). Rerun with `--latency-repeat 9` on an idle \
+     machine.";
 
 /// Why latency p99 over WebSocket misses Mosquitto's.
 const WS_LATENCY_MISS: &str = "Over WebSocket at QoS 1 Aviary's p50 was 10-70 % above \
@@ -266,7 +267,7 @@ fn judge(check: &Check, rows: &[Row]) -> Option<(String, bool)> {
                     shown(mosquitto),
                     runs_in_turn(picked, kind).unwrap_or_default()
                 ),
-                value <= mosquitto,
+                picked.better.at_least(value, mosquitto),
             ))
         }
         Check::HeldUnder { held, rss, mib } => {
