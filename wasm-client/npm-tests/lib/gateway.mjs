@@ -1,12 +1,25 @@
 // Starts the real gateway (AVIARY_BIN) on port 0 and reads its `listening` line; can restart
 // it on the same ports. Every wait is bounded.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 
 const BIN = process.env.AVIARY_BIN;
+
+// The folders made here (data dirs, password files), removed when this process exits: a
+// gateway is stopped and restarted on the same data within a test file, so `stop` keeps them.
+const made = [];
+process.on("exit", () => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+function tempDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
 
 function launch(dataDir, mqtt, http, extra = []) {
   if (!BIN) throw new Error("AVIARY_BIN is not set: run `cargo xtask test`");
@@ -28,7 +41,7 @@ function launch(dataDir, mqtt, http, extra = []) {
 
 /** Starts the gateway; `args` go first on its command line (e.g. `--config FILE`). */
 export async function startGateway({ args = [] } = {}) {
-  const dataDir = mkdtempSync(join(tmpdir(), "aviary-npm-test-"));
+  const dataDir = tempDir("aviary-npm-test-");
   let gw = await launch(dataDir, "127.0.0.1:0", "127.0.0.1:0", args);
   const stop = () =>
     new Promise((resolve) => {
@@ -54,7 +67,7 @@ export async function startGateway({ args = [] } = {}) {
  * password logins and SCRAM-SHA-512 enhanced authentication. Failed logins answered at once.
  */
 export async function startGatewayWithUsers(users) {
-  const dir = mkdtempSync(join(tmpdir(), "aviary-npm-users-"));
+  const dir = tempDir("aviary-npm-users-");
   const passwd = join(dir, "passwd");
   for (const [name, password] of Object.entries(users)) {
     const run = spawnSync(BIN, ["passwd", passwd, name], { input: `${password}\n`, timeout: 20_000 });
