@@ -16,6 +16,7 @@ pub mod simulator;
 pub mod store;
 pub mod transport;
 
+pub use broker::connection::runtime;
 pub use broker::Broker;
 pub use config::{BrokerConfig, Config, ConfigError};
 pub use server::{run, Error, Gateway};

@@ -123,7 +123,8 @@ fn main() -> anyhow::Result<()> {
         .init();
     // Before the runtime: its threads must inherit the blocked signals (see the module).
     let signals = Signals::install().context("cannot listen for signals")?;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    // Its workers wake a connection that deferred its writer (see `broker::connection`).
+    let runtime = aviary::runtime().context("cannot start the async runtime")?;
     match cli.command {
         Some(Command::Simulate(args)) => runtime.block_on(simulate(args, signals)),
         Some(Command::Passwd(_)) => unreachable!("handled above"),

@@ -9,6 +9,7 @@
 //! can still finish a half-written packet before the final DISCONNECT.
 
 mod acks;
+mod defer;
 mod halves;
 mod handshake;
 mod inbound;
@@ -30,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use super::{take_turn, Broker, Ending, Metrics, Opened, Session, WriterWake};
+pub use defer::runtime;
+use defer::{defer, resume_deferred};
 use reader::{Close, Reader};
 use writer::Writer;
 
@@ -215,6 +218,9 @@ where
     type Output = End;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<End> {
+        // A connection that deferred its writer to the tasks polled next goes right after
+        // this poll (see `defer`).
+        resume_deferred(cx);
         let mut this = self.project();
         if let Poll::Ready(r) = this.wake.poll_kicked(cx) {
             return Poll::Ready(match r {
@@ -251,17 +257,6 @@ where
         }
         Poll::Pending
     }
-}
-
-/// Has tokio poll this task again once the worker has run the tasks queued now, the ones its
-/// reader just woke among them. `yield_now`'s wake-up is deferred until the worker runs out of
-/// queued tasks or checks its I/O driver (every 61 polls), so the wait is bounded; a task
-/// waking itself would instead go to the back of the queue and wake a second worker thread
-/// to steal it (see `WriterWake`).
-fn defer(cx: &mut Context<'_>) {
-    let yielded = std::pin::pin!(tokio::task::yield_now());
-    // Always pending on its first poll; the wake-up is registered, the future not needed.
-    let _ = yielded.poll(cx);
 }
 
 /// Why the connection's main loop ended.

@@ -204,6 +204,36 @@ async fn a_puback_waits_until_the_subscriber_it_woke_had_its_turn() {
 }
 
 #[tokio::test]
+async fn on_the_gateways_workers_the_subscribers_poll_resumes_the_publisher() {
+    // As on the gateway's runtime: the deferral waits for the next connection polled here,
+    // not for tokio's `yield_now`, which would wake a second worker (see `defer`).
+    super::defer::hook_this_thread();
+    let broker = Broker::new(crate::broker::BrokerConfig::default());
+    let (mut subscriber, mut publisher) = subscriber_and_publisher(&broker).await;
+    publisher.send(Packet::Publish(qos1("t", 1))).await;
+    let deferred = publisher.wakes.0.load(Ordering::SeqCst);
+    publisher.poll_once();
+    assert!(
+        publisher.nothing_written(),
+        "the PUBACK went out before the subscriber's delivery"
+    );
+    assert_eq!(publisher.wakes.0.load(Ordering::SeqCst), deferred);
+
+    subscriber.poll_once();
+    assert_eq!(
+        publisher.wakes.0.load(Ordering::SeqCst),
+        deferred + 1,
+        "the subscriber's poll did not resume the publisher"
+    );
+    assert!(matches!(subscriber.written().await, Packet::Publish(_)));
+    publisher.poll_once();
+    match publisher.written().await {
+        Packet::PubAck(ack) => assert_eq!(ack.packet_id, id(1)),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn a_batch_of_publishes_is_acknowledged_in_the_poll_that_read_it() {
     let broker = Broker::new(crate::broker::BrokerConfig::default());
     let (_subscriber, mut publisher) = subscriber_and_publisher(&broker).await;
