@@ -86,11 +86,12 @@ const WS_FAN_IN_MISS: &str = "Over WebSocket, fan-in costs about 200 instruction
 /// Why latency p99 at 1,000 msg/s misses Mosquitto's: what the broker does per message is
 /// already less than Mosquitto does.
 const LATENCY_MISS: &str = "At this rate the broker idles between messages, and a message \
-     costs it 3 system calls (recvfrom, writev, epoll_wait: `strace -c` over 3,000 messages) \
-     against Mosquitto's 11, with no other thread woken. The p99 rests on the 50 slowest of \
-     5,000 messages, which the machine's scheduling decides: in medians of 9 runs of one build \
-     the brokers' p50s were within 6 µs and which p99 was lower flipped from one row and one \
-     run to the next, as the runs beside the figure show ([PROFILE.md](PROFILE.md), \
+     costs it 3 system calls at QoS 0 (recvfrom, writev, epoll_wait: `strace -f -c` over 3,000 \
+     messages) and 6 at QoS 1 (with the PUBACKs both ways), against Mosquitto's 11 and 20, with \
+     no other thread woken. The p99 rests on the 50 slowest of 5,000 messages, which the \
+     machine's scheduling decides: in medians of 9 runs of one build the brokers' p50s were \
+     within 6 µs and which p99 was lower flipped from one row and one run to the next, as the \
+     runs beside the figure show ([PROFILE.md](PROFILE.md), \
      \"Latency at 1,000 msg/s: system calls\"). Rerun with `--latency-repeat 9` on an idle \
      machine.";
 
