@@ -38,7 +38,7 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_start(|| HOOKED.set(true))
-        .on_thread_park(wake_deferred)
+        .on_thread_park(|| wake_waiting(None))
         .build()
 }
 
@@ -46,13 +46,10 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// have had their poll on this thread.
 pub(super) fn defer(cx: &mut Context<'_>) {
     if HOOKED.get() {
-        // One connection defers per poll; an earlier one still waiting (its subscribers were
-        // polled elsewhere) goes now rather than wait for this one's.
-        if let Some(earlier) = DEFERRED.replace(Some(cx.waker().clone())) {
-            if !earlier.will_wake(cx.waker()) {
-                earlier.wake();
-            }
-        }
+        // None is waiting in practice: `Halves` resumed it as this poll began. Were one there,
+        // it goes now rather than be dropped.
+        resume_deferred(cx);
+        DEFERRED.set(Some(cx.waker().clone()));
         return;
     }
     let yielded = std::pin::pin!(tokio::task::yield_now());
@@ -64,17 +61,15 @@ pub(super) fn defer(cx: &mut Context<'_>) {
 /// goes to the worker's LIFO slot and is polled right after this poll. Not the task being
 /// polled: it is polled now.
 pub(super) fn resume_deferred(cx: &Context<'_>) {
-    if let Some(waiting) = DEFERRED.take() {
-        if !waiting.will_wake(cx.waker()) {
-            waiting.wake();
-        }
-    }
+    wake_waiting(Some(cx.waker()));
 }
 
-/// Wakes the connection left deferred on this thread, if any.
-fn wake_deferred() {
+/// Wakes the connection left deferred on this thread, if any, unless it is `polled`.
+fn wake_waiting(polled: Option<&Waker>) {
     if let Some(waiting) = DEFERRED.take() {
-        waiting.wake();
+        if polled.is_none_or(|polled| !waiting.will_wake(polled)) {
+            waiting.wake();
+        }
     }
 }
 
