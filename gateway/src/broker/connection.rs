@@ -145,7 +145,7 @@ where
         tracing::Span::current().record("client_id", tracing::field::display(&session.client_id));
         info!(client_id = %session.client_id, version = %params.version, keep_alive = params.keep_alive, present, "client connected");
 
-        let mut reader = Reader::new(&broker, rd, buf, &session, &params);
+        let mut reader = Reader::new(&broker, rd, buf, &session, &wake, &params);
         let mut writer = Writer::new(&broker, wr, &session, &wake, &params);
         // Shutdown comes as a kick (`Gateway::run` kicks every session once the
         // token is cancelled), not as a wait on the token here: that wait would
@@ -279,6 +279,13 @@ async fn finish<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let end = match end {
+        // The broker's keep alives closed the connection (see `broker::keep_alive`).
+        End::Kicked(ReasonCode::KEEP_ALIVE_TIMEOUT) => {
+            End::Reader(Err(reader.keep_alive_expired()))
+        }
+        end => end,
+    };
     let mut expiry = reader.session_expiry();
     // The will is the session's; whether it is due is settled here.
     let mut publish_will = true;

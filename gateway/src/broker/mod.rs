@@ -21,6 +21,7 @@ mod backplane;
 pub mod connection;
 mod handover;
 mod history;
+mod keep_alive;
 mod lifecycle;
 pub(crate) mod limits;
 mod message;
@@ -54,6 +55,8 @@ pub(crate) use backplane::{
 pub(crate) use handover::{adopt_session, fill_adopted_session};
 use history::History;
 pub use history::HistoryEntry;
+use keep_alive::KeepAlives;
+pub(crate) use keep_alive::Watch;
 pub(crate) use message::{Message, Outgoing};
 pub use metrics::Metrics;
 use persist::Persist;
@@ -84,6 +87,8 @@ struct Shared {
     sessions: Mutex<registry::Sessions>,
     /// Will delays and session expiry, for every session.
     timers: Arc<Timers>,
+    /// Keep alives, for every connection.
+    keep_alives: Arc<KeepAlives>,
     /// The store, unless durability is `memory`.
     persist: Option<Arc<Persist>>,
     /// The other nodes, in cluster mode.
@@ -102,8 +107,9 @@ struct Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        // Stops the timers' driver, which holds the broker only weakly.
+        // Stops the drivers, which hold the broker only weakly or not at all.
         self.timers.close();
+        self.keep_alives.close();
     }
 }
 
@@ -162,6 +168,7 @@ impl Broker {
                 retained: RwLock::new(RetainedStore::new()),
                 sessions: Mutex::default(),
                 timers: Arc::default(),
+                keep_alives: Arc::default(),
                 persist: store.map(|s| Arc::new(Persist::new(s))),
                 backplane: std::sync::OnceLock::new(),
                 auth,
@@ -173,6 +180,11 @@ impl Broker {
                 started: Instant::now(),
             }),
         }
+    }
+
+    /// Every connection's keep alive.
+    pub(crate) fn keep_alives(&self) -> &Arc<KeepAlives> {
+        &self.shared.keep_alives
     }
 
     /// The configuration in force.

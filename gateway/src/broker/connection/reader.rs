@@ -5,7 +5,7 @@
 mod publishing;
 
 use std::collections::HashMap;
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::num::NonZeroU16;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,12 +17,14 @@ use aviary_protocol::{
 };
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncRead;
-use tokio::time::{Instant, Sleep};
 
 use super::acks::{AckError, PendingAcks, Reply, Wait};
 use super::inbound::Inbound;
 use super::Params;
-use crate::broker::{note_messages_read, Broker, ForwardError, Metrics, Pressure, Session, Staged};
+use crate::broker::keep_alive::HELD;
+use crate::broker::{
+    note_messages_read, Broker, ForwardError, Metrics, Pressure, Session, Staged, Watch, WriterWake,
+};
 use crate::store::StoreError;
 
 /// How the client ended the connection with a DISCONNECT.
@@ -89,7 +91,6 @@ impl ConnError {
 /// What ended a connection's idle wait ([`Reader::poll_idle`]).
 enum Woke {
     Committed(Result<(), AckError>),
-    Expired,
     Read(std::io::Result<usize>),
 }
 
@@ -105,11 +106,12 @@ pub(super) struct Reader<'a, R> {
     session: &'a Arc<Session>,
     link_id: u64,
     version: ProtocolVersion,
-    keep_alive: Option<Duration>,
-    /// Fires when the keep alive runs out; boxed, and there only with a
-    /// keep alive, as it is large and the reader lives in every idle
-    /// connection's task.
-    keep_alive_timer: Option<Pin<Box<Sleep>>>,
+    /// The connection's wake-up, which holds its keep alive's deadline.
+    wake: &'a WriterWake,
+    /// Its place among the broker's keep alives, with a keep alive (see
+    /// `broker::keep_alive`): the broker's driver closes the connection once the deadline
+    /// this reader moves on every read has passed.
+    keep_alive: Option<Watch>,
     session_expiry: u32,
     /// Topic aliases the client has set up (MQTT 5); allocated on the
     /// first one, as most clients never set one.
@@ -154,18 +156,27 @@ impl Next {
     }
 }
 
+impl<R> Drop for Reader<'_, R> {
+    fn drop(&mut self) {
+        if let Some(watch) = &self.keep_alive {
+            self.broker.keep_alives().unwatch(self.wake, watch);
+        }
+    }
+}
+
 impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
     pub(super) fn new(
         broker: &'a Broker,
         rd: R,
         buf: BytesMut,
         session: &'a Arc<Session>,
+        wake: &'a Arc<WriterWake>,
         params: &Params,
     ) -> Self {
         let max = broker.config().max_packet_size;
-        // The server allows one and a half times the keep alive [MQTT-3.1.2-22].
         let keep_alive = (params.keep_alive > 0)
-            .then(|| Duration::from_millis(u64::from(params.keep_alive) * 1500));
+            .then(|| broker.keep_alives().watch(wake, params.keep_alive))
+            .flatten();
         Self {
             broker,
             rd,
@@ -174,8 +185,8 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             session,
             link_id: params.link_id,
             version: params.version,
+            wake,
             keep_alive,
-            keep_alive_timer: keep_alive.map(|ka| Box::pin(tokio::time::sleep(ka))),
             session_expiry: params.session_expiry,
             aliases: None,
             acks: PendingAcks::default(),
@@ -184,6 +195,16 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
 
     pub(super) fn session_expiry(&self) -> u32 {
         self.session_expiry
+    }
+
+    /// Why the connection ends when the broker's keep alives closed it.
+    pub(super) fn keep_alive_expired(&self) -> ConnError {
+        ConnError::KeepAlive(
+            self.keep_alive
+                .as_ref()
+                .map(Watch::limit)
+                .unwrap_or_default(),
+        )
     }
 
     /// Reads and handles packets until the client disconnects or fails.
@@ -198,11 +219,16 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                 Next::Hold(pressure) => Some(pressure),
             };
             if let Some(pressure) = hold {
+                // The client is not read meanwhile: its silence is ours.
+                self.wake.set_keep_alive_deadline(HELD);
                 // Boxed: the wait is rare, and would otherwise grow every idle
                 // connection's task by its size.
-                Box::pin(self.wait_for_room(pressure)).await?;
+                let waited = Box::pin(self.wait_for_room(pressure)).await;
                 // The wait counts as activity: the client was not read meanwhile.
-                self.restart_keep_alive();
+                if let Some(watch) = &self.keep_alive {
+                    self.broker.keep_alives().resumed(self.wake, watch);
+                }
+                waited?;
                 continue;
             }
             self.inbound.release_if_empty();
@@ -210,9 +236,6 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
             // here nearly all its life, holding only a pointer to itself.
             match poll_fn(|cx| self.poll_idle(cx)).await {
                 Woke::Committed(committed) => committed?,
-                Woke::Expired => {
-                    return Err(ConnError::KeepAlive(self.keep_alive.unwrap_or_default()));
-                }
                 Woke::Read(n) => {
                     let n = n?;
                     if n == 0 {
@@ -224,17 +247,12 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
         }
     }
 
-    /// Waits for an acknowledgement's commit, the keep alive's end or bytes from the client,
-    /// whichever comes first. Cancel-safe all ways: a read cut short keeps its bytes in
-    /// `self.inbound`, and a commit that completes is not lost.
+    /// Waits for an acknowledgement's commit or bytes from the client, whichever comes
+    /// first. Cancel-safe both ways: a read cut short keeps its bytes in `self.inbound`, and
+    /// a commit that completes is not lost.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Woke> {
         if let Poll::Ready(committed) = self.acks.poll_next_commit(cx) {
             return Poll::Ready(Woke::Committed(committed));
-        }
-        if let Some(timer) = self.keep_alive_timer.as_mut() {
-            if timer.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Woke::Expired);
-            }
         }
         self.inbound
             .poll_read(Pin::new(&mut self.rd), cx)
@@ -316,9 +334,9 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
     }
 
     /// The client was heard from: its keep alive starts over.
-    fn restart_keep_alive(&mut self) {
-        if let (Some(ka), Some(timer)) = (self.keep_alive, self.keep_alive_timer.as_mut()) {
-            timer.as_mut().reset(Instant::now() + ka);
+    fn restart_keep_alive(&self) {
+        if let Some(watch) = &self.keep_alive {
+            self.broker.keep_alives().heard(self.wake, watch);
         }
     }
 

@@ -9,7 +9,7 @@
 //! even when it is not cancelled in time, and its driver drops it.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -17,6 +17,7 @@ use aviary_protocol::{Packet, ReasonCode};
 use futures_util::task::AtomicWaker;
 
 use super::outbox::Direct;
+use crate::broker::keep_alive::HELD;
 use crate::broker::ClientFacts;
 
 /// Wakes one connection: its writer, when there is something to send, and the whole
@@ -48,6 +49,9 @@ pub(crate) struct WriterWake {
     own: AtomicBool,
     /// Zero until the connection is told to close; then [`KICKED`] with the reason code.
     kick: AtomicU16,
+    /// The tick by which the client must be heard from again (see `broker::keep_alive`):
+    /// set by the connection's reader, read by the keep alives' driver.
+    keep_alive_deadline: AtomicU32,
     /// Who the connection's client is, for the REST API.
     pub(crate) client: ClientFacts,
 }
@@ -113,6 +117,7 @@ impl WriterWake {
             work: AtomicU8::new(0),
             own: AtomicBool::new(false),
             kick: AtomicU16::new(0),
+            keep_alive_deadline: AtomicU32::new(HELD),
             client,
         }
     }
@@ -190,6 +195,23 @@ impl WriterWake {
             .is_ok();
         self.waker.wake();
         first
+    }
+
+    /// Tells the connection to close: its client was not heard from in time [MQTT-3.1.2-22].
+    pub(crate) fn keep_alive_expired(&self) {
+        self.kick(ReasonCode::KEEP_ALIVE_TIMEOUT);
+    }
+
+    /// Moves the keep alive's deadline (a tick, see `broker::keep_alive`).
+    pub(crate) fn set_keep_alive_deadline(&self, tick: u32) {
+        // Relaxed: a deadline seen late only makes the driver look again, or close a
+        // connection whose client was silent for the whole limit but for this instant.
+        self.keep_alive_deadline.store(tick, Ordering::Relaxed);
+    }
+
+    /// The keep alive's deadline, a tick.
+    pub(crate) fn keep_alive_deadline(&self) -> u32 {
+        self.keep_alive_deadline.load(Ordering::Relaxed)
     }
 
     /// The reason the connection was told to close, if it was.
