@@ -95,6 +95,11 @@ const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// block and not an `async fn`, whose arguments would each keep a second copy in it (the
 /// argument, and the local it is moved to), and what lives only until the handshake is
 /// boxed or moved out.
+///
+/// Its log span (`conn`, with the client's address and front door) covers the handshake and
+/// the close, not the time between: a span alive for the connection's life would cost every
+/// idle connection the subscriber's record of it (at the default log level) and every poll
+/// an enter and exit. Events in between name their client themselves.
 pub fn serve<S>(
     broker: Broker,
     stream: S,
@@ -104,12 +109,6 @@ pub fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let span = tracing::info_span!(
-        "conn",
-        remote = %info.remote,
-        transport = info.transport.as_str(),
-        client_id = tracing::field::Empty
-    );
     // The stream goes in already in its final place; the connection info, needed only until
     // the handshake, as a pointer.
     let stream = halves::Shared::new(stream);
@@ -126,7 +125,8 @@ where
         // they would make every connection's task (mostly idle) that much larger.
         // Matched at once, down to the fields: a named local that is only moved from would
         // keep its room in this future for the connection's whole life.
-        let handshake = handshake::run(&broker, rd, wr, unbox(info), &shutdown);
+        let span = conn_span(info.remote, info.transport);
+        let handshake = handshake::run(&broker, rd, wr, unbox(info), &shutdown).instrument(span);
         let Some(handshake::Accepted {
             rd,
             wr,
@@ -142,8 +142,8 @@ where
         else {
             return;
         };
-        tracing::Span::current().record("client_id", tracing::field::display(&session.client_id));
-        info!(client_id = %session.client_id, version = %params.version, keep_alive = params.keep_alive, present, "client connected");
+        let facts = &wake.client;
+        info!(client_id = %session.client_id, remote = %facts.remote, transport = facts.transport.as_str(), version = %params.version, keep_alive = params.keep_alive, present, "client connected");
 
         let mut reader = Reader::new(&broker, rd, buf, &session, &wake, &params);
         let mut writer = Writer::new(&broker, wr, &session, &wake, &params);
@@ -162,19 +162,23 @@ where
             }
             .await
         };
-        Box::pin(finish(
-            &broker,
-            &session,
-            params.version,
-            params.link_id,
-            end,
-            reader,
-            writer,
-        ))
-        .await;
+        let span = conn_span(wake.client.remote, wake.client.transport);
+        span.record("client_id", tracing::field::display(&session.client_id));
+        let (version, link_id) = (params.version, params.link_id);
+        let finish = finish(&broker, &session, version, link_id, end, reader, writer);
+        Box::pin(finish.instrument(span)).await;
         broker.client_disconnected(&wake.client);
     }
-    .instrument(span)
+}
+
+/// The span of a connection's handshake and close.
+fn conn_span(remote: SocketAddr, transport: Transport) -> tracing::Span {
+    tracing::info_span!(
+        "conn",
+        remote = %remote,
+        transport = transport.as_str(),
+        client_id = tracing::field::Empty
+    )
 }
 
 /// Takes `T` out of its box and frees the box now: `*boxed` in place would

@@ -278,7 +278,8 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
             true
         } else {
             // Too large for this client: drop it as if delivered [MQTT-3.1.2-25].
-            debug!(topic = %out.msg.topic, "message exceeds the client's maximum packet size, dropped");
+            let client_id = &self.session.client_id;
+            debug!(%client_id, topic = %out.msg.topic, "message exceeds the client's maximum packet size, dropped");
             Metrics::add(&self.broker.metrics().dropped_too_large, 1);
             if let Some(id) = packet_id {
                 self.session.abandon(id);
@@ -292,7 +293,8 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         if let Err(e) = self.out.push(packet, self.version, self.vectored) {
             // Only possible for values we built wrongly; never take the
             // connection down for it.
-            tracing::error!(error = %e, packet = %packet.packet_type(), "cannot encode packet");
+            let client_id = &self.session.client_id;
+            tracing::error!(%client_id, error = %e, packet = %packet.packet_type(), "cannot encode packet");
             return false;
         }
         true
