@@ -9,8 +9,10 @@ use super::*;
 /// The bound is the size measured in a test build (release builds lay futures out tighter)
 /// once the handshake handed back the halves and the read buffer instead of borrowing them,
 /// the reader's idle wait became one poll of its three sources and the kick and the writer's
-/// wake-up became flags beside one waker (832 bytes before): a change that puts something
-/// large back in shows up here rather than only in the benchmark.
+/// wake-up became flags beside one waker (832 bytes before), and since the keep alive's timer
+/// moved to the broker's table and the log span to the handshake and the close (576 before;
+/// 496 in a release build): a change that puts something large back in shows up here rather
+/// than only in the benchmark.
 #[tokio::test]
 async fn an_idle_connection_future_stays_small() {
     let broker = Broker::new(crate::broker::BrokerConfig::default());
@@ -20,5 +22,5 @@ async fn an_idle_connection_future_stays_small() {
     let info = ConnInfo::new(Transport::Tcp, addr);
     let fut = serve(broker, client, info, CancellationToken::new());
     let size = std::mem::size_of_val(&fut);
-    assert!(size <= 576, "the connection future grew to {size} bytes");
+    assert!(size <= 512, "the connection future grew to {size} bytes");
 }
