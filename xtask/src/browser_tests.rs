@@ -179,6 +179,10 @@ pub(crate) fn build_gateway(ws: &Workspace) -> Result<PathBuf> {
 pub(crate) fn wasm_tests(ws: &Workspace) -> Result<()> {
     let binary = build_gateway(ws)?;
     let supervisor = Supervisor::start(binary, scratch(ws, "wasm-client-test-data")?)?;
+    // The runner stops chromedriver without letting it clean up: Chromium's profile and
+    // singleton folders, made in the temporary directory, stayed in /tmp after every run.
+    // Here they go in one folder of our own, removed afterwards.
+    let tmp = scratch(ws, "wasm-client-test-tmp")?;
     let result = ws
         .cargo_locked([
             "test",
@@ -191,8 +195,10 @@ pub(crate) fn wasm_tests(ws: &Workspace) -> Result<()> {
         .env("AVIARY_WS_URL", supervisor.ws_url())
         .env("AVIARY_CONTROL_URL", supervisor.control.clone())
         .env("CHROMEDRIVER", CHROMEDRIVER.binary)
+        .env("TMPDIR", tmp.display().to_string())
         .run();
     drop(supervisor);
+    let _ = std::fs::remove_dir_all(&tmp);
     result
 }
 
