@@ -131,8 +131,8 @@ impl KeepAlives {
         deadline
     }
 
-    /// The client is read again after [`HELD`]: heard from now, and the driver, which may
-    /// have had no other deadline to wait for, is told when.
+    /// The client is read again after [`WriterWake::hold_keep_alive`]: heard from now, and
+    /// the driver, which may have had no other deadline to wait for, is told when.
     pub(crate) fn resumed(&self, wake: &WriterWake, watch: &Watch) {
         // Under the lock, as the driver sweeps and then says when it wakes: either its sweep
         // sees this deadline, or this sees when it wakes. Holds are rare.

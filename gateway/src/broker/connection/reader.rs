@@ -21,7 +21,6 @@ use tokio::io::AsyncRead;
 use super::acks::{AckError, PendingAcks, Reply, Wait};
 use super::inbound::Inbound;
 use super::Params;
-use crate::broker::keep_alive::HELD;
 use crate::broker::{
     note_messages_read, Broker, ForwardError, Metrics, Pressure, Session, Staged, Watch, WriterWake,
 };
@@ -219,15 +218,12 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
                 Next::Hold(pressure) => Some(pressure),
             };
             if let Some(pressure) = hold {
-                // The client is not read meanwhile: its silence is ours.
-                self.wake.set_keep_alive_deadline(HELD);
+                // The client is not read meanwhile: its silence is ours, not its own.
+                self.hold_keep_alive();
                 // Boxed: the wait is rare, and would otherwise grow every idle
                 // connection's task by its size.
                 let waited = Box::pin(self.wait_for_room(pressure)).await;
-                // The wait counts as activity: the client was not read meanwhile.
-                if let Some(watch) = &self.keep_alive {
-                    self.broker.keep_alives().resumed(self.wake, watch);
-                }
+                self.resume_keep_alive();
                 waited?;
                 continue;
             }
@@ -337,6 +333,20 @@ impl<'a, R: AsyncRead + Unpin> Reader<'a, R> {
     fn restart_keep_alive(&self) {
         if let Some(watch) = &self.keep_alive {
             self.broker.keep_alives().heard(self.wake, watch);
+        }
+    }
+
+    /// The client is held back, its bytes unread: no keep alive runs out meanwhile.
+    fn hold_keep_alive(&self) {
+        if self.keep_alive.is_some() {
+            self.wake.hold_keep_alive();
+        }
+    }
+
+    /// The client is read again after [`Reader::hold_keep_alive`]: its keep alive starts over.
+    fn resume_keep_alive(&self) {
+        if let Some(watch) = &self.keep_alive {
+            self.broker.keep_alives().resumed(self.wake, watch);
         }
     }
 

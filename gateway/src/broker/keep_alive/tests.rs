@@ -58,7 +58,7 @@ async fn a_connection_held_back_is_not_closed_until_it_is_read_again() {
     let (alives, start) = (Arc::new(KeepAlives::default()), Instant::now());
     let wake = conn();
     let watch = alives.watch(&wake, 1).unwrap();
-    wake.set_keep_alive_deadline(HELD);
+    wake.hold_keep_alive();
     at(10_000, start).await;
     assert!(
         !closed(&wake),

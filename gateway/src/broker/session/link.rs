@@ -209,6 +209,12 @@ impl WriterWake {
         self.keep_alive_deadline.store(tick, Ordering::Relaxed);
     }
 
+    /// The connection's client is held back, its packets not read: its keep alive does not
+    /// run out until the next deadline is set.
+    pub(crate) fn hold_keep_alive(&self) {
+        self.set_keep_alive_deadline(HELD);
+    }
+
     /// The keep alive's deadline, a tick.
     pub(crate) fn keep_alive_deadline(&self) -> u32 {
         self.keep_alive_deadline.load(Ordering::Relaxed)
