@@ -34,6 +34,7 @@ mod moving;
 mod outbox;
 mod queueing;
 mod stored;
+mod wake;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,11 +52,11 @@ pub(crate) use cursor::{Readable, RetainedCursor, SharedRetained};
 use durable::Durable;
 pub(crate) use durable::{Qos2Received, RecoveredSession, Will};
 use link::Link;
-pub(crate) use link::{note_messages_read, take_turn, WriterWake};
 pub(crate) use moving::Handed;
 pub(crate) use outbox::Inflight;
 pub(crate) use outbox::{Batch, Direct, Enqueued, Event, QueueLimits};
 pub(crate) use queueing::RunQueued;
+pub(crate) use wake::{note_messages_read, take_turn, WriterWake};
 
 /// A session, shared by the registry, the router's deliveries, the timers
 /// and the connection serving it.
