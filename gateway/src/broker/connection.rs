@@ -109,13 +109,13 @@ pub fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // The stream goes in already in its final place; the connection info, needed only until
-    // the handshake, as a pointer.
+    // The stream goes in already in its final place; the connection info and the shutdown
+    // token, needed only until the handshake, as one pointer.
     let stream = halves::Shared::new(stream);
-    let info = Box::new(info);
+    let start = Box::new(handshake::Start { info, shutdown });
     async move {
         // Held until the connection ends: its place in the connection limits.
-        let Some(_admitted) = broker.admit(info.remote.ip()) else {
+        let Some(_admitted) = broker.admit(start.info.remote.ip()) else {
             return;
         };
         // Split in place: `tokio::io::split` would allocate, per connection.
@@ -125,8 +125,8 @@ where
         // they would make every connection's task (mostly idle) that much larger.
         // Matched at once, down to the fields: a named local that is only moved from would
         // keep its room in this future for the connection's whole life.
-        let span = conn_span(info.remote, info.transport);
-        let handshake = handshake::run(&broker, rd, wr, unbox(info), &shutdown).instrument(span);
+        let span = conn_span(start.info.remote, start.info.transport);
+        let handshake = handshake::run(&broker, rd, wr, unbox(start)).instrument(span);
         let Some(handshake::Accepted {
             rd,
             wr,
@@ -138,20 +138,21 @@ where
                     wake,
                 },
             params,
+            shutting_down,
         }) = Box::pin(handshake).await
         else {
             return;
         };
-        let facts = &wake.client;
-        info!(client_id = %session.client_id, remote = %facts.remote, transport = facts.transport.as_str(), version = %params.version, keep_alive = params.keep_alive, present, "client connected");
-
-        let mut reader = Reader::new(&broker, rd, buf, &session, &wake, &params);
-        let mut writer = Writer::new(&broker, wr, &session, &wake, &params);
+        // `params` goes by value from here on: a local ever borrowed would keep its room in
+        // this future for the connection's whole life.
+        log_connected(&session, &wake, params, present);
+        let mut reader = Reader::new(&broker, rd, buf, &session, &wake, params);
+        let mut writer = Writer::new(&broker, wr, &session, &wake, params);
         // Shutdown comes as a kick (`Gateway::run` kicks every session once the
         // token is cancelled), not as a wait on the token here: that wait would
         // be one more future in every idle connection's task. A session attached
-        // after those kicks went out finds the token cancelled instead.
-        let end = if shutdown.is_cancelled() {
+        // after those kicks went out found the token cancelled instead.
+        let end = if shutting_down {
             End::Shutdown
         } else {
             Halves {
@@ -164,11 +165,16 @@ where
         };
         let span = conn_span(wake.client.remote, wake.client.transport);
         span.record("client_id", tracing::field::display(&session.client_id));
-        let (version, link_id) = (params.version, params.link_id);
-        let finish = finish(&broker, &session, version, link_id, end, reader, writer);
+        let finish = finish(&broker, &session, end, reader, writer);
         Box::pin(finish.instrument(span)).await;
         broker.client_disconnected(&wake.client);
     }
+}
+
+/// The log line of a connection past its CONNACK.
+fn log_connected(session: &Session, wake: &WriterWake, params: Params, present: bool) {
+    let facts = &wake.client;
+    info!(client_id = %session.client_id, remote = %facts.remote, transport = facts.transport.as_str(), version = %params.version, keep_alive = params.keep_alive, present, "client connected");
 }
 
 /// The span of a connection's handshake and close.
@@ -274,8 +280,6 @@ enum End {
 async fn finish<R, W>(
     broker: &Broker,
     session: &Arc<Session>,
-    version: ProtocolVersion,
-    link_id: u64,
     end: End,
     reader: Reader<'_, R>,
     mut writer: Writer<'_, W>,
@@ -283,6 +287,7 @@ async fn finish<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let (version, link_id) = writer.link();
     let end = match end {
         // The broker's keep alives closed the connection (see `broker::keep_alive`).
         End::Kicked(ReasonCode::KEEP_ALIVE_TIMEOUT) => {
@@ -355,7 +360,7 @@ async fn finish<R, W>(
 }
 
 /// What the handshake settled for the rest of the connection.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Params {
     pub(crate) version: ProtocolVersion,
     pub(crate) link_id: u64,

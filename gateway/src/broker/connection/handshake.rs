@@ -33,6 +33,13 @@ use crate::broker::{
 };
 use tokio_util::sync::CancellationToken;
 
+/// What a connection's handshake starts from, beside the stream.
+pub(super) struct Start {
+    pub(super) info: ConnInfo,
+    /// Interrupts the wait for CONNECT.
+    pub(super) shutdown: CancellationToken,
+}
+
 /// A connection that completed its handshake.
 pub(super) struct Accepted<R, W> {
     pub(super) rd: R,
@@ -41,6 +48,9 @@ pub(super) struct Accepted<R, W> {
     pub(super) buf: BytesMut,
     pub(super) opened: Opened,
     pub(super) params: Params,
+    /// The gateway was shutting down when the CONNACK went out: the session attached after
+    /// the kicks of shutdown went out, and the connection closes at once.
+    pub(super) shutting_down: bool,
 }
 
 /// Runs the handshake. `None` means the connection was refused or lost,
@@ -53,13 +63,14 @@ pub(super) async fn run<R, W>(
     broker: &Broker,
     mut rd: R,
     mut writer: W,
-    info: ConnInfo,
-    shutdown: &CancellationToken,
+    start: Start,
 ) -> Option<Accepted<R, W>>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let Start { info, shutdown } = start;
+    let shutdown = &shutdown;
     // Small: a CONNECT rarely needs more, and the reader grows it on demand.
     let mut read_buf = BytesMut::with_capacity(256);
     let (buf, wr) = (&mut read_buf, &mut writer);
@@ -143,6 +154,7 @@ where
                 buf: read_buf,
                 opened,
                 params,
+                shutting_down: shutdown.is_cancelled(),
             })
         }
         Err(refused) => {

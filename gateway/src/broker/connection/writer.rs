@@ -67,7 +67,7 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         wr: W,
         session: &'a Arc<Session>,
         wake: &'a WriterWake,
-        params: &Params,
+        params: Params,
     ) -> Self {
         let vectored = wr.is_write_vectored();
         Self {
@@ -93,36 +93,50 @@ impl<'a, W: AsyncWrite + Unpin> Writer<'a, W> {
         }
     }
 
+    /// The protocol version and the link id of the connection this writer serves.
+    pub(super) fn link(&self) -> (ProtocolVersion, u64) {
+        (self.version, self.link_id)
+    }
+
     /// Sends whatever the session has for this connection, forever.
     /// Cancel-safe: unwritten bytes stay in `self.out`.
-    pub(super) async fn run(&mut self) -> std::io::Result<()> {
-        loop {
-            if self.out.is_empty() {
-                // Taken before looking: a wake-up between the look and the wait is kept
-                // for the wait, so it is not lost.
-                let wake = self.wake;
-                wake.take();
-                match self.fill() {
-                    Filled::Some => {}
-                    Filled::Nothing => {
-                        // Idle: hand the buffer back rather than keep it while waiting. Not
-                        // after every write: a busy writer's next batch would grow a new one
-                        // by reallocation, copying it over and over (about a copy of every
-                        // byte sent, for 1 KiB payloads).
-                        self.out.release();
-                        // Another task's wake-up, or our own reader's (the connection's loop
-                        // polls this writer right after its reader: see `Halves`).
-                        poll_fn(|cx| wake.poll_woken(cx)).await;
-                        continue;
-                    }
-                    Filled::NotYet => {
-                        // Let the other tasks run before looking again.
-                        tokio::task::yield_now().await;
-                        continue;
+    ///
+    /// An `async move` block and not an `async fn`, whose `self` would take room twice in
+    /// this future, which is in every idle connection's task.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its `self` twice, 8 bytes of every idle connection"
+    )]
+    pub(super) fn run(&mut self) -> impl Future<Output = std::io::Result<()>> + use<'_, 'a, W> {
+        async move {
+            loop {
+                if self.out.is_empty() {
+                    // Taken before looking: a wake-up between the look and the wait is kept
+                    // for the wait, so it is not lost.
+                    self.wake.take();
+                    match self.fill() {
+                        Filled::Some => {}
+                        Filled::Nothing => {
+                            // Idle: hand the buffer back rather than keep it while waiting. Not
+                            // after every write: a busy writer's next batch would grow a new one
+                            // by reallocation, copying it over and over (about a copy of every
+                            // byte sent, for 1 KiB payloads).
+                            self.out.release();
+                            // Another task's wake-up, or our own reader's (the connection's loop
+                            // polls this writer right after its reader: see `Halves`).
+                            poll_fn(|cx| self.wake.poll_woken(cx)).await;
+                            continue;
+                        }
+                        Filled::NotYet => {
+                            // Let the other tasks run before looking again. Boxed: rare, and
+                            // inline its future would take room in every idle connection's task.
+                            Box::pin(tokio::task::yield_now()).await;
+                            continue;
+                        }
                     }
                 }
+                poll_fn(|cx| self.poll_send(cx)).await?;
             }
-            poll_fn(|cx| self.poll_send(cx)).await?;
         }
     }
 
