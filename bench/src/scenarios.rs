@@ -348,10 +348,8 @@ pub(crate) async fn run_idle(
     // Let the broker finish starting up (threads, allocator arenas) before the baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before_kib = broker.rss_kib()?;
-    // The first 20,000 connections let `connect` pick the source port: it may reuse a
-    // port that an earlier run left in TIME_WAIT towards another broker port, which a
-    // bind before connect may not. Beyond that the ~28,000 ephemeral ports of one source
-    // address run short, so further connections come from 127.0.0.2, 127.0.0.3, ...
+    // One source address has about 28,000 ephemeral ports, so beyond 20,000 connections
+    // further ones come from 127.0.0.2, 127.0.0.3, ...
     let source = |i: usize| {
         (i >= 20_000).then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i / 20_000) as u8)))
     };
