@@ -20,15 +20,15 @@
 //! Locking: the table's lock is a leaf, held only to add, remove or look over entries; the
 //! connections are told to close after it is released.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use slab::Slab;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::driver::Driver;
 use super::WriterWake;
 
 /// The keep alive's resolution, in milliseconds: a connection closes at most this late.
@@ -49,10 +49,9 @@ pub(crate) struct KeepAlives {
     table: Mutex<Table>,
     /// The tick the driver sleeps until; [`u64::MAX`] while it waits for a change only.
     wakes_at: AtomicU64,
-    /// Wakes the driver: a deadline earlier than it sleeps for, or close.
-    changed: Notify,
-    /// Whether the driver task has been started.
-    driver: AtomicBool,
+    /// The task that closes connections, woken by a deadline earlier than it sleeps for, or
+    /// close.
+    driver: Driver,
 }
 
 #[derive(Debug, Default)]
@@ -84,8 +83,7 @@ impl Default for KeepAlives {
             start: Instant::now(),
             table: Mutex::default(),
             wakes_at: AtomicU64::new(u64::MAX),
-            changed: Notify::new(),
-            driver: AtomicBool::new(false),
+            driver: Driver::default(),
         }
     }
 }
@@ -145,7 +143,7 @@ impl KeepAlives {
     /// Wakes the driver if it sleeps past `deadline`.
     fn wake_driver_by(&self, deadline: u64) {
         if deadline < self.wakes_at.load(Ordering::Acquire) {
-            self.changed.notify_one();
+            self.driver.wake();
         }
     }
 
@@ -177,7 +175,7 @@ impl KeepAlives {
         let watched = std::mem::take(&mut table.watched);
         drop(table);
         drop(watched);
-        self.changed.notify_one();
+        self.driver.wake();
     }
 
     /// Ticks since `start`. On every read with a keep alive: no 128-bit division.
@@ -189,14 +187,7 @@ impl KeepAlives {
     /// Starts the driver, unless it runs already. It holds the table, not the broker, and
     /// stops when the table is closed.
     fn start_driver(self: &Arc<Self>) {
-        if self.driver.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(self.clone().run())),
-            // No runtime: the next watch, made from one, starts it.
-            Err(_) => self.driver.store(false, Ordering::Release),
-        }
+        self.driver.start(|| self.clone().run());
     }
 
     /// The driver: closes the connections whose deadline passed and sleeps until the earliest
@@ -217,18 +208,9 @@ impl KeepAlives {
             for wake in expired {
                 wake.keep_alive_expired();
             }
-            // A change signalled since the look above is not lost: the notification is kept
-            // until this waits for it.
-            match next {
-                Some(tick) => {
-                    let at = self.start + Duration::from_millis(tick.saturating_mul(TICK_MS));
-                    tokio::select! {
-                        () = tokio::time::sleep_until(at) => {}
-                        () = self.changed.notified() => {}
-                    }
-                }
-                None => self.changed.notified().await,
-            }
+            let at =
+                next.map(|tick| self.start + Duration::from_millis(tick.saturating_mul(TICK_MS)));
+            self.driver.sleep(at).await;
         }
     }
 }

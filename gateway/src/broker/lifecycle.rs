@@ -1,6 +1,6 @@
 //! Sessions coming and going: a CONNECT opens or resumes one; the end of a
 //! connection leaves a will and an expiry to wait for; the broker's
-//! [`Timers`] fire them; recovery rebuilds the sessions a store kept.
+//! [`Timers`](super::timers::Timers) fire them; recovery rebuilds the sessions a store kept.
 //!
 //! Locks: the registry (`sessions`) may be held while taking one session's
 //! lock, the routing lock or the timers' lock, never the other way round.
@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::metrics::Denied;
 use super::session::{Connecting, Discarded, Ending, RecoveredSession, Will};
-use super::timers::{Due, Timer, Timers};
+use super::timers::{Due, Timer};
 use super::{Broker, Opened, Session};
 
 impl Broker {
@@ -199,26 +199,15 @@ impl Broker {
     /// Starts the one task that fires deadlines, unless it runs already.
     /// It holds the broker weakly, and stops once the broker is dropped.
     fn start_timer_driver(&self) {
-        let timers: &Arc<Timers> = &self.shared.timers;
-        if !timers.claim_driver() {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            // No runtime yet: the next deadline set from one starts it.
-            timers.release_driver();
-            return;
-        };
-        let (timers, shared) = (timers.clone(), Arc::downgrade(&self.shared));
-        runtime.spawn(async move {
-            timers
-                .run(|due| match shared.upgrade() {
-                    Some(shared) => {
-                        Broker { shared }.fire(due);
-                        true
-                    }
-                    None => false,
-                })
-                .await;
+        self.shared.timers.start_driver(|| {
+            let shared = Arc::downgrade(&self.shared);
+            move |due| match shared.upgrade() {
+                Some(shared) => {
+                    Broker { shared }.fire(due);
+                    true
+                }
+                None => false,
+            }
         });
     }
 

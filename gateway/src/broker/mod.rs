@@ -19,6 +19,7 @@
 
 mod backplane;
 pub mod connection;
+mod driver;
 mod handover;
 mod history;
 mod keep_alive;

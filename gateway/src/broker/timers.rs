@@ -19,13 +19,12 @@
 //! releasing it.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::driver::Driver;
 use super::router::{ClientKey, KeyHashing};
 use super::session::Session;
 
@@ -100,10 +99,8 @@ impl Deadlines {
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
     deadlines: Mutex<Deadlines>,
-    /// Wakes the driver: an earlier deadline than it sleeps for, or close.
-    changed: Notify,
-    /// Whether the driver task has been started.
-    driver: AtomicBool,
+    /// The task that fires them, woken by an earlier deadline than it sleeps for, or close.
+    driver: Driver,
 }
 
 impl Timers {
@@ -123,7 +120,7 @@ impl Timers {
         let earliest = d.order.first() == Some(&(at, key, timer));
         drop(d);
         if earliest {
-            self.changed.notify_one();
+            self.driver.wake();
         }
     }
 
@@ -158,17 +155,19 @@ impl Timers {
         let entries = std::mem::take(entries);
         drop(d);
         drop(entries);
-        self.changed.notify_one();
+        self.driver.wake();
     }
 
-    /// True for the one caller that is to start the driver.
-    pub(crate) fn claim_driver(&self) -> bool {
-        !self.driver.swap(true, Ordering::AcqRel)
-    }
-
-    /// Gives the claim back: the driver could not be started (no runtime).
-    pub(crate) fn release_driver(&self) {
-        self.driver.store(false, Ordering::Release);
+    /// Starts the driver (see [`Timers::run`]) unless it runs already, with the `fire` that
+    /// `make_fire` makes only then.
+    pub(crate) fn start_driver<F>(self: &Arc<Self>, make_fire: impl FnOnce() -> F)
+    where
+        F: FnMut(Vec<Due>) -> bool + Send + 'static,
+    {
+        self.driver.start(|| {
+            let (timers, fire) = (self.clone(), make_fire());
+            async move { timers.run(fire).await }
+        });
     }
 
     /// The driver: sleeps until the earliest deadline (or a change), hands
@@ -190,17 +189,7 @@ impl Timers {
                 tokio::task::yield_now().await;
                 continue;
             }
-            // A change signalled since the look above is not lost: the
-            // notification is kept until this waits for it.
-            match next {
-                Some(at) => {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(at) => {}
-                        () = self.changed.notified() => {}
-                    }
-                }
-                None => self.changed.notified().await,
-            }
+            self.driver.sleep(next).await;
         }
     }
 }

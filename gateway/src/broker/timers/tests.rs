@@ -137,12 +137,3 @@ async fn the_driver_stops_when_its_broker_is_gone() {
     let task = tokio::spawn(async move { t.run(|_| false).await });
     task.await.expect("stopped once `fire` said so");
 }
-
-#[test]
-fn only_one_driver_is_claimed() {
-    let timers = Timers::default();
-    assert!(timers.claim_driver());
-    assert!(!timers.claim_driver());
-    timers.release_driver();
-    assert!(timers.claim_driver());
-}
