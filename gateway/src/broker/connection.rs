@@ -174,7 +174,7 @@ where
 /// The log line of a connection past its CONNACK.
 fn log_connected(session: &Session, wake: &WriterWake, params: Params, present: bool) {
     let facts = &wake.client;
-    info!(client_id = %session.client_id, remote = %facts.remote, transport = facts.transport.as_str(), version = %params.version, keep_alive = params.keep_alive, present, "client connected");
+    info!(client_id = %session.client_id, remote = %facts.remote, transport = %facts.transport.as_str(), version = %params.version, keep_alive = params.keep_alive, present, "client connected");
 }
 
 /// The span of a connection's handshake and close.
@@ -182,7 +182,7 @@ fn conn_span(remote: SocketAddr, transport: Transport) -> tracing::Span {
     tracing::info_span!(
         "conn",
         remote = %remote,
-        transport = transport.as_str(),
+        transport = %transport.as_str(),
         client_id = tracing::field::Empty
     )
 }
