@@ -16,25 +16,17 @@ use std::time::Duration;
 
 use aviary_protocol::{Packet, ProtocolVersion, QoS, ReasonCode};
 use bytes::BytesMut;
-use cluster_common::{failover_pair, FAILOVER};
+use cluster_common::{failover_pair, persistent, receive, steady_node, FAILOVER};
 use common::nats::NatsCluster;
 use common::raw::{self, until_routed, Raw};
 use common::within;
 use ws_common::Gw;
 
-async fn node(nats: &NatsCluster, name: &str) -> Gw {
-    Gw::start_with(|c| {
-        c.cluster.nats = nats.urls();
-        c.cluster.node = Some(name.to_owned());
-    })
-    .await
-}
-
 #[tokio::test]
 async fn a_subscriber_on_one_node_receives_what_another_node_publishes() {
     let nats = NatsCluster::start(3).await;
-    let a = node(&nats, "gw-a").await;
-    let b = node(&nats, "gw-b").await;
+    let a = steady_node(&nats, "gw-a").await;
+    let b = steady_node(&nats, "gw-b").await;
     let (mut sub, _) = Raw::connect_ok(b.mqtt, raw::v5("subscriber")).await;
     sub.subscribe("pets/+/location", QoS::ExactlyOnce).await;
     sub.subscribe("odd/#", QoS::AtLeastOnce).await;
@@ -94,8 +86,8 @@ async fn a_subscriber_on_one_node_receives_what_another_node_publishes() {
 async fn a_burst_of_qos0_messages_crosses_nodes_in_order_several_to_a_nats_message() {
     const N: usize = 5_000;
     let nats = NatsCluster::start(3).await;
-    let a = node(&nats, "gw-a").await;
-    let b = node(&nats, "gw-b").await;
+    let a = steady_node(&nats, "gw-a").await;
+    let b = steady_node(&nats, "gw-b").await;
     let (mut sub, _) = Raw::connect_ok(b.mqtt, raw::v5("subscriber")).await;
     sub.subscribe("burst/#", QoS::AtMostOnce).await;
     let (mut publisher, _) = Raw::connect_ok(a.mqtt, raw::v5("publisher")).await;
@@ -174,9 +166,9 @@ async fn retain(gw: &Gw, others: &[&Gw], topic: &str, payload: &[u8], qos: QoS) 
 #[tokio::test]
 async fn retained_messages_are_seen_on_every_node_and_cleared_everywhere() {
     let nats = NatsCluster::start(3).await;
-    let a = node(&nats, "gw-a").await;
-    let b = node(&nats, "gw-b").await;
-    let c = node(&nats, "gw-c").await;
+    let a = steady_node(&nats, "gw-a").await;
+    let b = steady_node(&nats, "gw-b").await;
+    let c = steady_node(&nats, "gw-c").await;
     // Nobody subscribed anywhere: the retained stream alone carries them.
     retain(&a, &[&b, &c], "pets/1/status", b"home", QoS::AtMostOnce).await;
     assert_eq!(
@@ -196,7 +188,7 @@ async fn retained_messages_are_seen_on_every_node_and_cleared_everywhere() {
     }
     // A node that joins later, with an empty store of its own, finds them.
     retain(&a, &[&b, &c], "pets/2/status", b"home", QoS::AtLeastOnce).await;
-    let d = node(&nats, "gw-d").await;
+    let d = steady_node(&nats, "gw-d").await;
     assert_eq!(
         d.broker.retained_messages(Some("pets/#")).len(),
         1,
@@ -232,8 +224,8 @@ async fn cluster_view(gw: &Gw) -> (String, Vec<(String, u64)>) {
 #[tokio::test]
 async fn the_cluster_view_lists_the_live_nodes_and_their_clients() {
     let nats = NatsCluster::start(3).await;
-    let a = node(&nats, "gw-a").await;
-    let b = node(&nats, "gw-b").await;
+    let a = steady_node(&nats, "gw-a").await;
+    let b = steady_node(&nats, "gw-b").await;
     let names = |nodes: &[(String, u64)]| nodes.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     let (this, nodes) = cluster_view(&a).await;
     assert_eq!(this, "gw-a");
@@ -261,8 +253,8 @@ async fn the_cluster_view_lists_the_live_nodes_and_their_clients() {
 #[tokio::test]
 async fn one_client_id_is_connected_once_across_the_cluster() {
     let nats = NatsCluster::start(3).await;
-    let a = node(&nats, "gw-a").await;
-    let b = node(&nats, "gw-b").await;
+    let a = steady_node(&nats, "gw-a").await;
+    let b = steady_node(&nats, "gw-b").await;
     let connects: Vec<_> = (0..100)
         .map(|i| {
             let addr = if i % 2 == 0 { a.mqtt } else { b.mqtt };
@@ -293,152 +285,6 @@ async fn one_client_id_is_connected_once_across_the_cluster() {
     assert_eq!(alive, 1, "exactly one connection stays open");
 }
 
-/// A CONNECT for a session that outlives its connection by an hour.
-fn persistent(client_id: &str) -> aviary_protocol::Connect {
-    let mut connect = raw::v5(client_id);
-    connect.clean_start = false;
-    connect.properties.session_expiry_interval = Some(3_600);
-    connect
-}
-
-/// The payloads of the next `n` messages, each acknowledged.
-async fn receive(sub: &mut Raw, n: usize) -> Vec<String> {
-    let mut got = Vec::with_capacity(n);
-    within("the queued messages", async {
-        while got.len() < n {
-            let p = sub.recv_publish().await;
-            sub.ack(&p).await;
-            got.push(String::from_utf8(p.payload.to_vec()).expect("utf-8"));
-        }
-    })
-    .await;
-    got
-}
-
-#[tokio::test]
-async fn a_persistent_session_moves_with_its_client() {
-    let nats = NatsCluster::start(3).await;
-    let a = node(&nats, "gw-a").await;
-    let b = node(&nats, "gw-b").await;
-    let (mut sub, ack) = Raw::connect_ok(a.mqtt, persistent("mover")).await;
-    assert!(!ack.session_present);
-    sub.subscribe("moving/#", QoS::AtLeastOnce).await;
-    let (mut publisher, _) = Raw::connect_ok(b.mqtt, raw::v5("publisher")).await;
-    until_routed(&mut publisher, &mut sub, "moving/probe", QoS::AtLeastOnce).await;
-    sub.disconnect(ReasonCode::SUCCESS).await;
-
-    // Queued on A while the client is away; every one acknowledged to the publisher.
-    for i in 0..1_000 {
-        let p = raw::message("moving/n", i.to_string().as_bytes(), QoS::AtLeastOnce);
-        assert_eq!(publisher.publish(p).await, ReasonCode::SUCCESS);
-    }
-    let (mut sub, ack) = Raw::connect_ok(b.mqtt, persistent("mover")).await;
-    assert!(ack.session_present, "the session came along");
-    let expected: Vec<String> = (0..1_000).map(|i| i.to_string()).collect();
-    assert_eq!(receive(&mut sub, 1_000).await, expected, "all, in order");
-    sub.expect_silence(Duration::from_millis(300)).await;
-
-    // The subscription moved too: a message published on A now comes to B.
-    let (mut on_a, _) = Raw::connect_ok(a.mqtt, raw::v5("publisher-a")).await;
-    let p = raw::message("moving/after", b"after", QoS::AtLeastOnce);
-    assert_eq!(on_a.publish(p).await, ReasonCode::SUCCESS);
-    assert_eq!(receive(&mut sub, 1).await, ["after"]);
-    sub.expect_silence(Duration::from_millis(300)).await;
-
-    // Each node's /metrics says which node it is and counts its moves.
-    let metrics = |gw: &Gw| {
-        let http = gw.http();
-        async move { http.get("/metrics").await.text().to_owned() }
-    };
-    let (on_a, on_b) = (metrics(&a).await, metrics(&b).await);
-    assert!(
-        on_a.contains("aviary_cluster_node{node=\"gw-a\",state=\"up\"} 1"),
-        "{on_a}"
-    );
-    assert!(
-        on_a.contains("aviary_cluster_sessions_moved_out_total 1"),
-        "{on_a}"
-    );
-    assert!(
-        on_b.contains("aviary_cluster_sessions_moved_in_total 1"),
-        "{on_b}"
-    );
-}
-
-#[tokio::test]
-async fn messages_published_while_a_session_moves_are_not_lost() {
-    let (deliveries, hops) = hop_while_publishing(QoS::AtLeastOnce).await;
-    // QoS 1 may deliver again what was in flight when a connection dropped: a few, not many.
-    assert!(
-        deliveries - HOP_MESSAGES <= 10 * hops,
-        "{deliveries} deliveries for {HOP_MESSAGES} messages"
-    );
-}
-
-#[tokio::test]
-async fn qos_2_messages_arrive_once_while_a_session_moves() {
-    let (deliveries, _) = hop_while_publishing(QoS::ExactlyOnce).await;
-    assert_eq!(deliveries, HOP_MESSAGES, "each message exactly once");
-}
-
-const HOP_MESSAGES: usize = 600;
-
-/// A client hops between two nodes while `HOP_MESSAGES` messages are published at `qos`:
-/// each arrives (the test fails otherwise). Returns how many deliveries the client took in
-/// (each one completed: acknowledged, or at QoS 2 released and completed) and how many times
-/// it moved. Messages the server sent but the client never read before hanging up are not
-/// counted: they were never received, and come again.
-async fn hop_while_publishing(qos: QoS) -> (usize, usize) {
-    const N: usize = HOP_MESSAGES;
-    let nats = NatsCluster::start(3).await;
-    let a = node(&nats, "gw-a").await;
-    let b = node(&nats, "gw-b").await;
-    let (mut sub, _) = Raw::connect_ok(a.mqtt, persistent("hopper")).await;
-    sub.subscribe("hop/#", qos).await;
-    let (mut publisher, _) = Raw::connect_ok(b.mqtt, raw::v5("publisher")).await;
-    until_routed(&mut publisher, &mut sub, "hop/probe", qos).await;
-    drop(sub);
-    let publishing = tokio::spawn(async move {
-        for i in 0..N {
-            let p = raw::message("hop/n", i.to_string().as_bytes(), qos);
-            assert_eq!(publisher.publish(p).await, ReasonCode::SUCCESS);
-        }
-    });
-    // The client hops between the nodes while the messages come, hanging up without a
-    // word each time, as a phone changing networks does.
-    let (mut seen, mut deliveries, mut hops) = (BTreeSet::new(), 0, 0);
-    within("every message across the moves", async {
-        while seen.len() < N {
-            let addr = if hops % 2 == 0 { b.mqtt } else { a.mqtt };
-            let (mut sub, ack) = Raw::connect_ok(addr, persistent("hopper")).await;
-            assert!(ack.session_present, "hop {hops}: the session came along");
-            hops += 1;
-            let mut here = 0;
-            while here < 100 {
-                match sub.next_event(Duration::from_secs(2)).await {
-                    Some(common::raw::Event::Packet(Packet::Publish(p))) => {
-                        sub.ack(&p).await;
-                        let payload = String::from_utf8(p.payload.to_vec()).expect("utf-8");
-                        if payload != "probe" {
-                            seen.insert(payload.parse::<usize>().expect("a number"));
-                            deliveries += 1;
-                        }
-                        here += 1;
-                    }
-                    None => break,
-                    Some(other) => panic!("unexpected {other:?}"),
-                }
-            }
-        }
-    })
-    .await;
-    publishing.await.expect("publisher");
-    assert_eq!(seen, (0..N).collect::<BTreeSet<_>>());
-    assert!(hops >= 3, "the client moved {hops} times");
-    eprintln!("{deliveries} deliveries of {N} messages over {hops} moves");
-    (deliveries, hops)
-}
-
 /// The payloads `worker` has received within `quiet` of each other, each acknowledged.
 async fn drain(worker: &mut Raw, quiet: Duration) -> Vec<String> {
     let mut got = Vec::new();
@@ -454,9 +300,9 @@ async fn drain(worker: &mut Raw, quiet: Duration) -> Vec<String> {
 async fn a_shared_group_spread_over_nodes_gets_each_message_once() {
     const N: usize = 300;
     let nats = NatsCluster::start(3).await;
-    let a = node(&nats, "gw-a").await;
-    let b = node(&nats, "gw-b").await;
-    let c = node(&nats, "gw-c").await;
+    let a = steady_node(&nats, "gw-a").await;
+    let b = steady_node(&nats, "gw-b").await;
+    let c = steady_node(&nats, "gw-c").await;
     let mut workers = Vec::new();
     for (i, gw) in [&a, &b, &c].into_iter().enumerate() {
         let (mut w, _) = Raw::connect_ok(gw.mqtt, raw::v5(&format!("worker-{i}"))).await;
@@ -621,8 +467,8 @@ async fn a_failed_sign_in_takes_nothing_from_another_node() {
 #[tokio::test]
 async fn overlapping_filters_on_one_node_each_get_their_messages() {
     let nats = NatsCluster::start(3).await;
-    let a = node(&nats, "gw-a").await;
-    let b = node(&nats, "gw-b").await;
+    let a = steady_node(&nats, "gw-a").await;
+    let b = steady_node(&nats, "gw-b").await;
     let (mut wide, _) = Raw::connect_ok(b.mqtt, raw::v5("wide")).await;
     wide.subscribe("t/#", QoS::AtLeastOnce).await;
     let (mut publisher, _) = Raw::connect_ok(a.mqtt, raw::v5("publisher")).await;

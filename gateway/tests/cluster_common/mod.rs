@@ -1,5 +1,6 @@
-//! Nodes of a test cluster with short leases, in-process or as processes of their own (to be
-//! killed with SIGKILL), for the tests of node failure.
+//! What the cluster tests share: nodes of a test cluster, in-process or as processes of their
+//! own (to be killed with SIGKILL), with short leases for the tests of node failure, and the
+//! clients' side of sessions and deliveries.
 
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -29,6 +30,16 @@ pub(crate) async fn node(nats: &NatsCluster, name: &str) -> Gw {
         c.cluster.nats = nats.urls();
         c.cluster.node = Some(name.to_owned());
         c.cluster.lease_ms = Some(LEASE.as_millis() as u64);
+    })
+    .await
+}
+
+/// An in-process node of the cluster on `nats` with the default lease, for the tests where no
+/// node dies: a JetStream put stalled on a loaded machine does not cut it off (see `LEASE`).
+pub(crate) async fn steady_node(nats: &NatsCluster, name: &str) -> Gw {
+    Gw::start_with(|c| {
+        c.cluster.nats = nats.urls();
+        c.cluster.node = Some(name.to_owned());
     })
     .await
 }
@@ -73,6 +84,20 @@ pub(crate) fn persistent(client_id: &str) -> aviary_protocol::Connect {
     connect.clean_start = false;
     connect.properties.session_expiry_interval = Some(3_600);
     connect
+}
+
+/// The payloads of the next `n` messages, each acknowledged.
+pub(crate) async fn receive(sub: &mut Raw, n: usize) -> Vec<String> {
+    let mut got = Vec::with_capacity(n);
+    crate::common::within("the queued messages", async {
+        while got.len() < n {
+            let p = sub.recv_publish().await;
+            sub.ack(&p).await;
+            got.push(String::from_utf8(p.payload.to_vec()).expect("utf-8"));
+        }
+    })
+    .await;
+    got
 }
 
 /// The numbers `sub` receives, each acknowledged, until it has `n` different ones; routing
