@@ -87,9 +87,9 @@ const WS_FAN_IN_MISS: &str = "Over WebSocket, fan-in costs about 200 instruction
 /// already less than Mosquitto does.
 const LATENCY_MISS: &str = "At this rate the broker idles between messages, and a message \
      costs it 3 system calls at QoS 0 over either transport (recvfrom, writev, epoll_wait: \
-     `strace -f` over 3,000 messages over TCP, and over this scenario's 5,000 over WebSocket) \
-     and 6 at QoS 1 (with the PUBACKs both ways), against Mosquitto's 11 and 20, with \
-     no other thread woken. The p99 rests on the 50 slowest of 5,000 messages, which the \
+     `strace -f -c` over 3,000 messages over TCP, `strace -f` over this scenario's 5,000 over \
+     WebSocket), with no other thread woken, and 6 at QoS 1 (with the PUBACKs both ways), \
+     against Mosquitto's 11 and 20. The p99 rests on the 50 slowest of 5,000 messages, which the \
      machine's scheduling decides: in medians of 9 runs of one build the brokers' p50s were \
      within 6 µs and which p99 was lower flipped from one row and one run to the next, as the \
      runs beside the figure show ([PROFILE.md](PROFILE.md), \
