@@ -187,11 +187,7 @@ fn in_flight_messages_are_resent_with_dup_after_reconnect() {
     h.sent();
     h.broker(Packet::PubRec(Ack::new(id(2))));
     h.sent();
-    h.m.socket_closed("gone", h.now);
-    h.fire_timer();
-    h.m.socket_opened(h.now);
-    h.sent();
-    h.broker(ConnAck::new(ReasonCode::SUCCESS, true).into());
+    h.reconnect(true);
     let sent = h.sent();
     assert!(matches!(&sent[0], Packet::Publish(p) if p.dup && p.packet_id == Some(id(1))));
     assert_eq!(sent[1], Packet::PubRel(Ack::new(id(2))));
@@ -212,11 +208,7 @@ fn subscriptions_are_restored_only_when_the_broker_kept_no_session() {
         reason_codes: vec![ReasonCode::GRANTED_QOS_1],
     }));
     for (session_present, resubscribed) in [(true, false), (false, true)] {
-        h.m.socket_closed("gone", h.now);
-        h.fire_timer();
-        h.m.socket_opened(h.now);
-        h.sent();
-        h.broker(ConnAck::new(ReasonCode::SUCCESS, session_present).into());
+        h.reconnect(session_present);
         let sent = h.sent();
         let found = sent
             .iter()
@@ -250,11 +242,7 @@ fn subscribe_properties_are_sent_and_kept_for_the_resubscription() {
     );
     h.broker(suback(1, vec![ReasonCode::GRANTED_QOS_1]));
     h.broker(suback(2, vec![ReasonCode::GRANTED_QOS_0]));
-    h.m.socket_closed("gone", h.now);
-    h.fire_timer();
-    h.m.socket_opened(h.now);
-    h.sent();
-    h.broker(ConnAck::new(ReasonCode::SUCCESS, false).into());
+    h.reconnect(false);
     // One SUBSCRIBE per set of properties: the identifier stays with its own filter.
     let sent = h.sent();
     let subs: Vec<_> = sent

@@ -58,6 +58,16 @@ impl Harness {
         self.m.take_events()
     }
 
+    /// Loses the connection, lets the retry fire and accepts the new one, the broker saying
+    /// whether it kept the session; what the client sends after the CONNACK is left unread.
+    fn reconnect(&mut self, session_present: bool) {
+        self.m.socket_closed("gone", self.now);
+        self.fire_timer();
+        self.m.socket_opened(self.now);
+        self.sent(); // the CONNECT
+        self.broker(ConnAck::new(ReasonCode::SUCCESS, session_present).into());
+    }
+
     fn broker(&mut self, packet: Packet) {
         let mut buf = BytesMut::new();
         packet.encode(self.version, &mut buf).unwrap();
